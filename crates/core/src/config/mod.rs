@@ -1,0 +1,306 @@
+//! Configuration: `RawConfig` (serde) → [`validate`] (no I/O, every problem at
+//! once, each with its path) → [`Config`].
+
+mod credentials;
+pub mod raw;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use credentials::parse_shared_credentials;
+pub use raw::RawConfig;
+pub use validate::validate;
+
+use crate::endpoint::Endpoint;
+
+/// One thing wrong with a configuration, at a path such as
+/// `backends[1].endpoint` (or `line 3, column 7` for a syntax error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { path: path.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in one configuration file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    /// The file the problems are in, as the user named it.
+    pub file: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}: {p}", self.file)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses and validates a configuration text. `base_dir` is the directory
+/// relative paths resolve against; `env` looks up environment variables (to
+/// report credentials variables that are not set).
+pub fn load_str(
+    text: &str,
+    file: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let fail = |problems| ConfigError { file: file.to_string(), problems };
+    let raw = parse(text).map_err(|p| fail(vec![p]))?;
+    let (raw, unknown) = raw;
+    match validate(raw, base_dir, env) {
+        Ok(config) if unknown.is_empty() => Ok(config),
+        Ok(_) => Err(fail(unknown)),
+        Err(mut problems) => {
+            let mut all = unknown;
+            all.append(&mut problems);
+            Err(fail(all))
+        }
+    }
+}
+
+/// Parses TOML into [`RawConfig`], collecting every unknown key as a problem.
+pub fn parse(text: &str) -> Result<(RawConfig, Vec<Problem>), Problem> {
+    let mut unknown = Vec::new();
+    let de = toml::Deserializer::parse(text).map_err(|e| toml_problem(text, &e))?;
+    let raw: RawConfig = serde_ignored::deserialize(de, |path| {
+        unknown.push(Problem::new(render_path(&path), "unknown key (check the spelling; see examples/cutover.toml)"));
+    })
+    .map_err(|e| toml_problem(text, &e))?;
+    Ok((raw, unknown))
+}
+
+fn toml_problem(text: &str, e: &toml::de::Error) -> Problem {
+    let message = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            Problem::new(format!("line {line}, column {col}"), message)
+        }
+        None => Problem::new("(file)", message),
+    }
+}
+
+fn render_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", render_path(parent)),
+        P::Map { parent, key } => {
+            let p = render_path(parent);
+            if p.is_empty() { key.clone() } else { format!("{p}.{key}") }
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => render_path(parent),
+    }
+}
+
+/// A validated configuration. Paths are absolute (resolved against the
+/// configuration file's directory).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub state: StateConfig,
+    pub api: Option<ApiConfig>,
+    pub probe: ProbeConfig,
+    pub policy: PolicyConfig,
+    pub runbooks: RunbooksConfig,
+    pub fallback: FallbackConfig,
+    pub backends: Vec<BackendConfig>,
+    pub gateway: Option<GatewayConfig>,
+}
+
+impl Config {
+    pub fn backend(&self, name: &str) -> Option<&BackendConfig> {
+        self.backends.iter().find(|b| b.name == name)
+    }
+
+    pub fn primary(&self) -> &BackendConfig {
+        self.backends.iter().find(|b| b.role == Role::Primary).expect("validated: one primary")
+    }
+
+    pub fn backend_names(&self) -> Vec<&str> {
+        self.backends.iter().map(|b| b.name.as_str()).collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StateConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    pub tokens: Vec<ApiToken>,
+}
+
+/// A bearer token, known only by the SHA-256 of its value.
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    pub name: String,
+    pub role: TokenRole,
+    /// Lowercase hex SHA-256 of the token.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TokenRole {
+    Viewer,
+    Approver,
+    Admin,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Key prefix under which probe objects are written.
+    pub prefix: String,
+    /// Size in bytes of each probe object.
+    pub object_size: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PolicyConfig {
+    /// `None`: the built-in default policy.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunbooksConfig {
+    /// `None`: the built-in runbook.
+    pub failover: Option<PathBuf>,
+    pub fallback: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FallbackConfig {
+    pub stable_for: Duration,
+    pub min_dwell: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Secondary,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Secondary => "secondary",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    pub name: String,
+    pub endpoint: Endpoint,
+    pub region: String,
+    pub bucket: String,
+    pub role: Role,
+    pub path_style: bool,
+    pub residency: Option<String>,
+    pub credentials: CredentialsRef,
+    pub validate: BackendValidateConfig,
+}
+
+/// Where a backend's credentials come from. The values themselves are read
+/// when the backend is built, never stored in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialsRef {
+    Env {
+        access_key_id_env: String,
+        secret_access_key_env: String,
+        session_token_env: Option<String>,
+    },
+    /// An AWS shared-credentials file and the profile in it.
+    File {
+        path: PathBuf,
+        profile: String,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BackendValidateConfig {
+    pub sse: Option<Sse>,
+    /// A latency above this fails the latency check of `cutover validate`.
+    pub max_latency: Option<Duration>,
+}
+
+/// Server-side encryption to exercise in the smoke suite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sse {
+    /// `x-amz-server-side-encryption: AES256`.
+    Aes256,
+    /// `aws:kms`, with an optional key id.
+    Kms { key_id: Option<String> },
+    /// Customer-provided keys (SSE-C).
+    CustomerKey,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    pub region: String,
+    pub clients: Vec<GatewayClient>,
+    pub buckets: Vec<GatewayBucket>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayClient {
+    pub access_key_id: String,
+    pub secret: SecretRef,
+}
+
+/// Where one secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketMode {
+    ActivePassive,
+    ReadThrough,
+    DualWrite,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    All,
+    ActiveJournal,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayBucket {
+    pub name: String,
+    pub mode: BucketMode,
+    pub ack: Ack,
+    /// The backends this bucket spans (all backends when not configured).
+    pub backends: Vec<String>,
+}

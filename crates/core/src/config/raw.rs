@@ -1,0 +1,116 @@
+//! The configuration file as written: serde types with every field optional or
+//! defaulted, and enum-like values as strings, so that [`super::validate`] can
+//! report every problem at once with its path.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    pub state: Option<RawState>,
+    pub api: Option<RawApi>,
+    pub probe: Option<RawProbe>,
+    pub policy: Option<RawPolicy>,
+    pub runbooks: Option<RawRunbooks>,
+    pub fallback: Option<RawFallback>,
+    #[serde(default)]
+    pub backends: Vec<RawBackend>,
+    pub gateway: Option<RawGateway>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawState {
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawApi {
+    pub listen: Option<String>,
+    #[serde(default)]
+    pub tokens: Vec<RawToken>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawToken {
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawProbe {
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub prefix: Option<String>,
+    pub object_size: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawPolicy {
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRunbooks {
+    pub failover: Option<String>,
+    pub fallback: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawFallback {
+    pub stable_for: Option<String>,
+    pub min_dwell: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawBackend {
+    pub name: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub bucket: Option<String>,
+    pub role: Option<String>,
+    pub path_style: Option<bool>,
+    pub residency: Option<String>,
+    pub credentials: Option<RawCredentials>,
+    pub validate: Option<RawBackendValidate>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCredentials {
+    pub access_key_id_env: Option<String>,
+    pub secret_access_key_env: Option<String>,
+    pub session_token_env: Option<String>,
+    pub file: Option<String>,
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawBackendValidate {
+    pub sse: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    pub max_latency: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawGateway {
+    pub listen: Option<String>,
+    pub region: Option<String>,
+    #[serde(default)]
+    pub clients: Vec<RawGatewayClient>,
+    #[serde(default)]
+    pub buckets: Vec<RawGatewayBucket>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawGatewayClient {
+    pub access_key_id: Option<String>,
+    pub secret_access_key_env: Option<String>,
+    pub secret_access_key_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawGatewayBucket {
+    pub name: Option<String>,
+    pub mode: Option<String>,
+    pub ack: Option<String>,
+    pub backends: Option<Vec<String>>,
+}

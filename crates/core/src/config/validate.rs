@@ -1,0 +1,429 @@
+//! Semantic validation of a [`RawConfig`], without I/O.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::*;
+use super::*;
+use crate::duration::parse_duration;
+
+/// Collects problems while validating.
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem::new(path, message));
+    }
+
+    /// Parses an optional duration, reporting a problem and returning the
+    /// default when it is malformed or not positive.
+    fn duration(&mut self, path: &str, value: Option<&String>, default: Duration) -> Duration {
+        let Some(text) = value else { return default };
+        match parse_duration(text) {
+            Ok(d) if d.is_zero() => {
+                self.push(path, format!("{text:?} must be greater than zero"));
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.push(path, e);
+                default
+            }
+        }
+    }
+
+    fn required<'a>(&mut self, path: &str, value: Option<&'a String>, hint: &str) -> Option<&'a str> {
+        match value.map(|s| s.trim()) {
+            Some(v) if !v.is_empty() => Some(v),
+            Some(_) => {
+                self.push(path, format!("must not be empty ({hint})"));
+                None
+            }
+            None => {
+                self.push(path, format!("missing ({hint})"));
+                None
+            }
+        }
+    }
+
+    fn socket_addr(&mut self, path: &str, value: Option<&String>, default: &str) -> SocketAddr {
+        let text = value.map(String::as_str).unwrap_or(default);
+        text.parse().unwrap_or_else(|_| {
+            self.push(path, format!("{text:?} is not an address:port (write e.g. \"127.0.0.1:8080\")"));
+            default.parse().expect("default address")
+        })
+    }
+}
+
+/// Validates a parsed configuration. Returns every problem at once.
+pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<Problem>> {
+    let mut p = Problems(Vec::new());
+    let resolve = |s: &str| -> PathBuf { base_dir.join(s) };
+
+    let state =
+        StateConfig { path: resolve(raw.state.as_ref().and_then(|s| s.path.as_deref()).unwrap_or("cutover.db")) };
+
+    let api = raw.api.map(|a| {
+        let listen = p.socket_addr("api.listen", a.listen.as_ref(), "127.0.0.1:8080");
+        let mut names = HashSet::new();
+        let tokens = a
+            .tokens
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let at = format!("api.tokens[{i}]");
+                let name = p.required(&format!("{at}.name"), t.name.as_ref(), "the actor recorded in the audit log");
+                if let Some(n) = name
+                    && !names.insert(n.to_string())
+                {
+                    p.push(format!("{at}.name"), format!("{n:?} is used by another token"));
+                }
+                let role = match t.role.as_deref() {
+                    Some("viewer") => Some(TokenRole::Viewer),
+                    Some("approver") => Some(TokenRole::Approver),
+                    Some("admin") => Some(TokenRole::Admin),
+                    Some(other) => {
+                        p.push(format!("{at}.role"), format!("{other:?} is not a role (viewer, approver or admin)"));
+                        None
+                    }
+                    None => {
+                        p.push(format!("{at}.role"), "missing (viewer, approver or admin)");
+                        None
+                    }
+                };
+                let sha = match t.sha256.as_deref() {
+                    Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => Some(h.to_ascii_lowercase()),
+                    Some(_) => {
+                        p.push(format!("{at}.sha256"), "must be the 64 hex digits of the token's SHA-256 (e.g. `printf %s \"$TOKEN\" | sha256sum`)");
+                        None
+                    }
+                    None => {
+                        p.push(format!("{at}.sha256"), "missing (the hex SHA-256 of the bearer token)");
+                        None
+                    }
+                };
+                Some(ApiToken { name: name?.to_string(), role: role?, sha256: sha? })
+            })
+            .collect();
+        ApiConfig { listen, tokens }
+    });
+
+    let rp = raw.probe.unwrap_or_default();
+    let probe = ProbeConfig {
+        interval: p.duration("probe.interval", rp.interval.as_ref(), Duration::from_secs(1)),
+        timeout: p.duration("probe.timeout", rp.timeout.as_ref(), Duration::from_secs(2)),
+        prefix: rp.prefix.clone().unwrap_or_else(|| ".cutover-probe/".into()),
+        object_size: rp.object_size.unwrap_or(1024) as usize,
+    };
+    if probe.prefix.is_empty() || probe.prefix.starts_with('/') {
+        p.push(
+            "probe.prefix",
+            format!("{:?} must be a non-empty key prefix that does not start with '/'", probe.prefix),
+        );
+    }
+    if !(1..=5 * 1024 * 1024).contains(&probe.object_size) {
+        p.push("probe.object_size", format!("{} bytes is out of range (1 to 5242880)", probe.object_size));
+    }
+
+    let policy = PolicyConfig { path: raw.policy.and_then(|x| x.path).map(|s| resolve(&s)) };
+    let rr = raw.runbooks.unwrap_or_default();
+    let runbooks =
+        RunbooksConfig { failover: rr.failover.map(|s| resolve(&s)), fallback: rr.fallback.map(|s| resolve(&s)) };
+    let rf = raw.fallback.unwrap_or_default();
+    let fallback = FallbackConfig {
+        stable_for: p.duration("fallback.stable_for", rf.stable_for.as_ref(), Duration::from_secs(600)),
+        min_dwell: p.duration("fallback.min_dwell", rf.min_dwell.as_ref(), Duration::from_secs(300)),
+    };
+
+    let backends = validate_backends(&mut p, raw.backends, base_dir, env);
+    let names: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
+    let gateway = raw.gateway.map(|g| validate_gateway(&mut p, g, &names, base_dir, env));
+
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    Ok(Config { state, api, probe, policy, runbooks, fallback, backends, gateway })
+}
+
+fn validate_backends(
+    p: &mut Problems,
+    raw: Vec<RawBackend>,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<BackendConfig> {
+    if raw.is_empty() {
+        p.push("backends", "no backends configured (add at least one [[backends]] table)");
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, b) in raw.iter().enumerate() {
+        let at = format!("backends[{i}]");
+        let name = p.required(&format!("{at}.name"), b.name.as_ref(), "a unique name such as \"primary\"");
+        if let Some(n) = name {
+            let valid = n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid {
+                p.push(format!("{at}.name"), format!("{n:?} may contain only lowercase letters, digits and '-'"));
+            } else if !seen.insert(n.to_string()) {
+                p.push(format!("{at}.name"), format!("{n:?} is the name of another backend too"));
+            }
+        }
+        let endpoint = p
+            .required(
+                &format!("{at}.endpoint"),
+                b.endpoint.as_ref(),
+                "the S3 URL, e.g. \"https://s3.us-east-1.amazonaws.com\"",
+            )
+            .and_then(|e| match Endpoint::parse(e) {
+                Ok(e) => Some(e),
+                Err(msg) => {
+                    p.push(format!("{at}.endpoint"), msg);
+                    None
+                }
+            });
+        let region = p.required(&format!("{at}.region"), b.region.as_ref(), "the SigV4 region, e.g. \"us-east-1\"");
+        let bucket = p.required(&format!("{at}.bucket"), b.bucket.as_ref(), "the backend's bucket name");
+        if let Some(bk) = bucket
+            && let Err(msg) = check_bucket_name(bk)
+        {
+            p.push(format!("{at}.bucket"), msg);
+        }
+        let role = match b.role.as_deref() {
+            Some("primary") => Some(Role::Primary),
+            Some("secondary") | None => Some(Role::Secondary),
+            Some(other) => {
+                p.push(format!("{at}.role"), format!("{other:?} is not a role (\"primary\" or \"secondary\")"));
+                None
+            }
+        };
+        let credentials = validate_credentials(p, &format!("{at}.credentials"), b.credentials.as_ref(), base_dir, env);
+        let validate =
+            b.validate.as_ref().map(|v| validate_backend_checks(p, &format!("{at}.validate"), v)).unwrap_or_default();
+        if let (Some(name), Some(endpoint), Some(region), Some(bucket), Some(role), Some(credentials)) =
+            (name, endpoint, region, bucket, role, credentials)
+        {
+            out.push(BackendConfig {
+                name: name.to_string(),
+                endpoint,
+                region: region.to_string(),
+                bucket: bucket.to_string(),
+                role,
+                path_style: b.path_style.unwrap_or(true),
+                residency: b.residency.clone(),
+                credentials,
+                validate,
+            });
+        }
+    }
+    let primaries: Vec<usize> =
+        raw.iter().enumerate().filter(|(_, b)| b.role.as_deref() == Some("primary")).map(|(i, _)| i).collect();
+    match primaries.len() {
+        0 if !raw.is_empty() => p.push("backends", "no backend has role = \"primary\" (exactly one must)"),
+        0 | 1 => {}
+        _ => {
+            let list: Vec<String> = primaries.iter().map(|i| format!("backends[{i}]")).collect();
+            p.push(
+                "backends",
+                format!("{} backends have role = \"primary\" ({}); exactly one may", primaries.len(), list.join(", ")),
+            );
+        }
+    }
+    out
+}
+
+fn validate_credentials(
+    p: &mut Problems,
+    at: &str,
+    c: Option<&RawCredentials>,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<CredentialsRef> {
+    let Some(c) = c else {
+        p.push(at, "missing (write credentials = { access_key_id_env = \"...\", secret_access_key_env = \"...\" } or { file = \"...\", profile = \"...\" })");
+        return None;
+    };
+    let uses_env = c.access_key_id_env.is_some() || c.secret_access_key_env.is_some() || c.session_token_env.is_some();
+    let uses_file = c.file.is_some() || c.profile.is_some();
+    let mut check_env = |key: &str, var: &str| {
+        if var.is_empty() {
+            p.push(format!("{at}.{key}"), "must name an environment variable");
+        } else if env(var).is_none_or(|v| v.is_empty()) {
+            p.push(format!("{at}.{key}"), format!("environment variable {var} is not set"));
+        }
+    };
+    match (uses_env, uses_file) {
+        (true, true) => {
+            p.push(at, "use either the *_env keys or file/profile, not both");
+            None
+        }
+        (true, false) => {
+            let (Some(id), Some(secret)) = (&c.access_key_id_env, &c.secret_access_key_env) else {
+                let missing = if c.access_key_id_env.is_none() { "access_key_id_env" } else { "secret_access_key_env" };
+                p.push(
+                    format!("{at}.{missing}"),
+                    "missing (both access_key_id_env and secret_access_key_env are needed)",
+                );
+                return None;
+            };
+            check_env("access_key_id_env", id);
+            check_env("secret_access_key_env", secret);
+            if let Some(t) = &c.session_token_env {
+                check_env("session_token_env", t);
+            }
+            Some(CredentialsRef::Env {
+                access_key_id_env: id.clone(),
+                secret_access_key_env: secret.clone(),
+                session_token_env: c.session_token_env.clone(),
+            })
+        }
+        (false, true) => {
+            let Some(file) = c.file.as_deref().filter(|f| !f.is_empty()) else {
+                p.push(format!("{at}.file"), "missing (the path of an AWS shared-credentials file)");
+                return None;
+            };
+            Some(CredentialsRef::File {
+                path: base_dir.join(file),
+                profile: c.profile.clone().unwrap_or_else(|| "default".into()),
+            })
+        }
+        (false, false) => {
+            p.push(at, "empty (give access_key_id_env and secret_access_key_env, or file)");
+            None
+        }
+    }
+}
+
+fn validate_backend_checks(p: &mut Problems, at: &str, v: &RawBackendValidate) -> BackendValidateConfig {
+    let sse = match v.sse.as_deref() {
+        None => None,
+        Some("AES256") => Some(Sse::Aes256),
+        Some("aws:kms") => Some(Sse::Kms { key_id: v.sse_kms_key_id.clone() }),
+        Some("SSE-C") => Some(Sse::CustomerKey),
+        Some(other) => {
+            p.push(format!("{at}.sse"), format!("{other:?} is not supported (\"AES256\", \"aws:kms\" or \"SSE-C\")"));
+            None
+        }
+    };
+    if v.sse_kms_key_id.is_some() && !matches!(sse, Some(Sse::Kms { .. })) {
+        p.push(format!("{at}.sse_kms_key_id"), "only meaningful with sse = \"aws:kms\"");
+    }
+    let max_latency = v
+        .max_latency
+        .as_ref()
+        .map(|_| p.duration(&format!("{at}.max_latency"), v.max_latency.as_ref(), Duration::ZERO));
+    BackendValidateConfig { sse, max_latency }
+}
+
+fn validate_gateway(
+    p: &mut Problems,
+    g: RawGateway,
+    backends: &[&str],
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> GatewayConfig {
+    let listen = p.socket_addr("gateway.listen", g.listen.as_ref(), "127.0.0.1:9000");
+    let region = g.region.clone().unwrap_or_else(|| "us-east-1".into());
+    if g.clients.is_empty() {
+        p.push(
+            "gateway.clients",
+            "no clients configured; the gateway is never an open proxy (add [[gateway.clients]])",
+        );
+    }
+    let clients = g
+        .clients
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let at = format!("gateway.clients[{i}]");
+            let id = p.required(
+                &format!("{at}.access_key_id"),
+                c.access_key_id.as_ref(),
+                "the key id applications sign with",
+            );
+            let secret = match (&c.secret_access_key_env, &c.secret_access_key_file) {
+                (Some(var), None) => {
+                    if env(var).is_none_or(|v| v.is_empty()) {
+                        p.push(format!("{at}.secret_access_key_env"), format!("environment variable {var} is not set"));
+                    }
+                    Some(SecretRef::Env(var.clone()))
+                }
+                (None, Some(file)) => Some(SecretRef::File(base_dir.join(file))),
+                (Some(_), Some(_)) => {
+                    p.push(&at, "give secret_access_key_env or secret_access_key_file, not both");
+                    None
+                }
+                (None, None) => {
+                    p.push(&at, "missing secret_access_key_env (or secret_access_key_file)");
+                    None
+                }
+            };
+            Some(GatewayClient { access_key_id: id?.to_string(), secret: secret? })
+        })
+        .collect();
+    let buckets = g
+        .buckets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| {
+            let at = format!("gateway.buckets[{i}]");
+            let name = p.required(&format!("{at}.name"), b.name.as_ref(), "the bucket name applications use");
+            if let Some(n) = name
+                && let Err(msg) = check_bucket_name(n)
+            {
+                p.push(format!("{at}.name"), msg);
+            }
+            let mode = match b.mode.as_deref() {
+                None | Some("active-passive") => Some(BucketMode::ActivePassive),
+                Some("read-through") => Some(BucketMode::ReadThrough),
+                Some("dual-write") => Some(BucketMode::DualWrite),
+                Some(other) => {
+                    p.push(
+                        format!("{at}.mode"),
+                        format!("{other:?} is not a mode (active-passive, read-through or dual-write)"),
+                    );
+                    None
+                }
+            };
+            let ack = match b.ack.as_deref() {
+                None => Some(Ack::ActiveJournal),
+                Some(a) if mode != Some(BucketMode::DualWrite) => {
+                    p.push(format!("{at}.ack"), format!("ack = {a:?} is only meaningful with mode = \"dual-write\""));
+                    None
+                }
+                Some("all") => Some(Ack::All),
+                Some("active-journal") => Some(Ack::ActiveJournal),
+                Some(other) => {
+                    p.push(format!("{at}.ack"), format!("{other:?} is not an ack policy (all or active-journal)"));
+                    None
+                }
+            };
+            let spans: Vec<String> = match &b.backends {
+                Some(list) => {
+                    for (j, n) in list.iter().enumerate() {
+                        if !backends.contains(&n.as_str()) {
+                            p.push(format!("{at}.backends[{j}]"), format!("{n:?} is not a configured backend"));
+                        }
+                    }
+                    list.clone()
+                }
+                None => backends.iter().map(|s| s.to_string()).collect(),
+            };
+            Some(GatewayBucket { name: name?.to_string(), mode: mode?, ack: ack?, backends: spans })
+        })
+        .collect();
+    GatewayConfig { listen, region, clients, buckets }
+}
+
+/// Checks the S3 bucket naming rules that every provider shares.
+fn check_bucket_name(name: &str) -> Result<(), String> {
+    let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    let ok_ends =
+        name.starts_with(|c: char| c.is_ascii_alphanumeric()) && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !(3..=63).contains(&name.len()) || !ok_chars || !ok_ends {
+        return Err(format!(
+            "{name:?} is not a valid bucket name (3 to 63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit)"
+        ));
+    }
+    Ok(())
+}

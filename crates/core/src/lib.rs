@@ -1,0 +1,15 @@
+//! Domain types and configuration of cutover. Nothing in this crate performs I/O
+//! (reading environment variables to check that credentials are set is the one
+//! exception, done through a caller-supplied lookup function).
+
+pub mod config;
+pub mod duration;
+pub mod endpoint;
+pub mod outcome;
+pub mod secret;
+
+pub use config::{Config, Problem};
+pub use duration::parse_duration;
+pub use endpoint::Endpoint;
+pub use outcome::Outcome;
+pub use secret::Secret;

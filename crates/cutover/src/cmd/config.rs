@@ -1,0 +1,52 @@
+//! `cutover config check`: parse and validate, print every problem.
+
+use cutover_core::Problem;
+use cutover_core::config::CredentialsRef;
+use serde_json::json;
+
+use crate::Failure;
+use crate::cli::Global;
+use crate::load;
+
+pub fn check(global: &Global, json: bool) -> Result<(), Failure> {
+    let path = load::config_path(global);
+    let file = path.display().to_string();
+    let problems = match load::load_file(&path) {
+        Err(e) => e.problems,
+        Ok(config) => {
+            // Credentials files are read here (a local file, no network) so
+            // that a missing file or profile is found before a failover needs it.
+            let mut problems = Vec::new();
+            for (i, b) in config.backends.iter().enumerate() {
+                if let CredentialsRef::File { .. } = b.credentials
+                    && let Err(e) = cutover_s3::resolve_credentials(b)
+                {
+                    let detail = e.to_string();
+                    let detail = detail.strip_prefix(&format!("{}: ", b.name)).unwrap_or(&detail).to_string();
+                    problems.push(Problem::new(format!("backends[{i}].credentials.file"), detail));
+                }
+            }
+            if problems.is_empty() {
+                if json {
+                    println!("{}", json!({"ok": true, "file": file, "problems": []}));
+                } else {
+                    let list: Vec<String> = config
+                        .backends
+                        .iter()
+                        .map(|b| format!("{} ({}, {})", b.name, b.role.as_str(), b.endpoint))
+                        .collect();
+                    println!("{file}: ok; {} backends: {}", list.len(), list.join(", "));
+                }
+                return Ok(());
+            }
+            problems
+        }
+    };
+    if json {
+        let list: Vec<_> = problems.iter().map(|p| json!({"path": p.path, "message": p.message})).collect();
+        println!("{}", json!({"ok": false, "file": file, "problems": list}));
+        return Err(Failure::Usage(format!("{file}: {} problem(s)", problems.len())));
+    }
+    let text: Vec<String> = problems.iter().map(|p| format!("{file}: {p}")).collect();
+    Err(Failure::Usage(text.join("\n")))
+}

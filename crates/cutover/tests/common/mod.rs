@@ -1,0 +1,146 @@
+//! Helpers for tests that run the real `cutover` binary against real S3 servers.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use cutover_lab::garage::Garage;
+use cutover_lab::s3sfs::S3sFs;
+
+/// One backend as the tests configure it.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub name: String,
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub role: &'static str,
+    pub key_id: String,
+    pub secret: String,
+    pub extra: String,
+}
+
+impl Backend {
+    pub fn garage(name: &str, role: &'static str, g: &Garage) -> Self {
+        Self {
+            name: name.into(),
+            endpoint: g.endpoint(),
+            region: "garage".into(),
+            bucket: g.bucket.clone(),
+            role,
+            key_id: g.key_id.clone(),
+            secret: g.secret.clone(),
+            extra: String::new(),
+        }
+    }
+
+    pub fn s3sfs(name: &str, role: &'static str, s: &S3sFs) -> Self {
+        Self {
+            name: name.into(),
+            endpoint: s.endpoint(),
+            region: "us-east-1".into(),
+            bucket: s.bucket.clone(),
+            role,
+            key_id: s.key_id.clone(),
+            secret: s.secret.clone(),
+            extra: String::new(),
+        }
+    }
+
+    fn env_prefix(&self) -> String {
+        self.name.to_uppercase().replace('-', "_")
+    }
+}
+
+/// A configuration file in a temporary directory, and the environment that
+/// holds its credentials.
+#[derive(Debug)]
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl Setup {
+    pub fn new(backends: &[Backend], extra_toml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut toml = String::from("[probe]\ninterval = \"1s\"\ntimeout = \"2s\"\n\n");
+        toml.push_str(extra_toml);
+        let mut env = Vec::new();
+        for b in backends {
+            let p = b.env_prefix();
+            toml.push_str(&format!(
+                "\n[[backends]]\nname = \"{}\"\nendpoint = \"{}\"\nregion = \"{}\"\nbucket = \"{}\"\nrole = \"{}\"\npath_style = true\n\
+                 credentials = {{ access_key_id_env = \"{p}_KEY_ID\", secret_access_key_env = \"{p}_SECRET\" }}\n{}\n",
+                b.name, b.endpoint, b.region, b.bucket, b.role, b.extra
+            ));
+            env.push((format!("{p}_KEY_ID"), b.key_id.clone()));
+            env.push((format!("{p}_SECRET"), b.secret.clone()));
+        }
+        let config = dir.path().join("cutover.toml");
+        std::fs::write(&config, toml).unwrap();
+        Self { dir, config, env }
+    }
+
+    /// Runs `cutover --config <this> ARGS`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        cmd.arg("--config").arg(&self.config).args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        Run::from(cmd.output().unwrap())
+    }
+}
+
+/// What a command printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// The JSON documents printed on stdout, one per line.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}\n{self:?}")))
+            .collect()
+    }
+
+    pub fn assert_no_secret(&self, secret: &str) {
+        assert!(!self.stdout.contains(secret), "secret in stdout: {}", self.stdout);
+        assert!(!self.stderr.contains(secret), "secret in stderr: {}", self.stderr);
+    }
+}
+
+/// Runs `cutover ARGS` with no configuration file argument.
+pub fn cutover(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    Run::from(cmd.output().unwrap())
+}
+
+pub fn start_garage() -> Garage {
+    Garage::start("app-data").unwrap_or_else(|e| panic!("starting Garage: {e}"))
+}
+
+pub fn start_s3sfs() -> S3sFs {
+    S3sFs::start("app-data").unwrap_or_else(|e| panic!("starting s3s-fs: {e}"))
+}

@@ -1,0 +1,55 @@
+//! Real S3 servers for tests, benchmarks and the demo.
+//!
+//! - [`garage::Garage`]: a single-node Garage process on free loopback ports,
+//!   set up with `garage layout assign/apply`, `bucket create`, `key import`,
+//!   `bucket allow`; it can be paused (SIGSTOP), resumed, killed and restarted.
+//! - [`s3sfs::S3sFs`]: an s3s-fs server in this process, on a temporary
+//!   directory, that can be made to stop answering.
+//!
+//! Every server lives on 127.0.0.1 only and is stopped when dropped.
+
+pub mod garage;
+pub mod s3sfs;
+
+use std::net::TcpListener;
+
+/// Why a lab server could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// The `garage` binary is not installed.
+    #[error("garage binary not found (set GARAGE_BIN, or run `cargo install garage --locked`, as .ci/run does)")]
+    GarageMissing,
+    /// A command or file operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A server did not become ready.
+    #[error("{0}")]
+    NotReady(String),
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
+}
+
+/// A Garage-style access key id (`GK` + 24 hex digits) and secret (64 hex digits).
+pub fn new_key() -> (String, String) {
+    let mut id = [0u8; 12];
+    let mut secret = [0u8; 32];
+    fastrand::fill(&mut id);
+    fastrand::fill(&mut secret);
+    (format!("GK{}", hex::encode(id)), hex::encode(secret))
+}
+
+/// Sends a signal to a process with the `kill` command.
+pub fn signal(pid: u32, sig: &str) -> Result<(), LabError> {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .map_err(|source| LabError::Io { what: format!("kill -{sig} {pid}"), source })?;
+    if status.success() { Ok(()) } else { Err(LabError::NotReady(format!("kill -{sig} {pid} failed"))) }
+}

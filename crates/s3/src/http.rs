@@ -1,0 +1,209 @@
+//! The HTTP/1.1 transport under the S3 client: our own connector (DNS, TCP
+//! with `TCP_NODELAY`, optional TLS) so that every failure is classified into a
+//! typed [`Outcome`] at the place it happens, plus a small connection pool.
+
+use std::error::Error as StdError;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cutover_core::{Endpoint, Outcome};
+use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+/// The request body type: a whole buffer or a stream.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// A body from bytes in memory.
+pub fn full(data: impl Into<Bytes>) -> Body {
+    Full::new(data.into()).map_err(|never| match never {}).boxed()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+/// A transport failure: the typed outcome and a description without secrets.
+#[derive(Debug, Clone)]
+pub struct TransportError {
+    pub outcome: Outcome,
+    pub detail: String,
+}
+
+impl TransportError {
+    fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
+        Self { outcome, detail: detail.into() }
+    }
+}
+
+/// Classifies an error from the connection or hyper by walking its sources.
+pub fn classify(err: &(dyn StdError + 'static)) -> TransportError {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            let outcome = match io.kind() {
+                io::ErrorKind::ConnectionRefused => Outcome::ConnectRefused,
+                io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::UnexpectedEof => Outcome::ConnectionReset,
+                io::ErrorKind::TimedOut => Outcome::Timeout,
+                _ if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => Outcome::Tls,
+                _ => Outcome::Io(io.kind().to_string()),
+            };
+            return TransportError::new(outcome, err.to_string());
+        }
+        if e.is::<rustls::Error>() {
+            return TransportError::new(Outcome::Tls, err.to_string());
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>()
+            && (h.is_closed() || h.is_incomplete_message() || h.is_canceled())
+            && e.source().is_none()
+        {
+            return TransportError::new(Outcome::ConnectionReset, err.to_string());
+        }
+        cur = e.source();
+    }
+    TransportError::new(Outcome::Io(err.to_string()), err.to_string())
+}
+
+/// Opens HTTP/1.1 connections to one endpoint and keeps idle ones for reuse.
+#[derive(Clone)]
+pub struct Connector {
+    endpoint: Endpoint,
+    connect_timeout: Duration,
+    tls: Option<tokio_rustls::TlsConnector>,
+    /// `None`: every request opens a fresh connection (probes).
+    pool: Option<Arc<Mutex<Vec<SendRequest<Body>>>>>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("endpoint", &self.endpoint.to_string())
+            .field("pooled", &self.pool.is_some())
+            .finish()
+    }
+}
+
+const MAX_IDLE: usize = 64;
+
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
+}
+
+impl Connector {
+    pub fn new(endpoint: Endpoint, connect_timeout: Duration, pooled: bool) -> Self {
+        let tls = endpoint.tls.then(|| tokio_rustls::TlsConnector::from(tls_config()));
+        let pool = pooled.then(|| Arc::new(Mutex::new(Vec::new())));
+        Self { endpoint, connect_timeout, tls, pool }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// A ready connection: an idle pooled one, or a new one to `host`
+    /// (the virtual-host name or the endpoint's host).
+    pub async fn checkout(&self, host: &str) -> Result<SendRequest<Body>, TransportError> {
+        if let Some(pool) = &self.pool {
+            let mut idle = pool.lock().expect("pool lock");
+            while let Some(s) = idle.pop() {
+                if s.is_ready() {
+                    return Ok(s);
+                }
+            }
+        }
+        self.connect(host).await
+    }
+
+    /// Returns a connection for reuse once its response has been read.
+    pub fn checkin(&self, sender: SendRequest<Body>) {
+        if let Some(pool) = &self.pool
+            && !sender.is_closed()
+        {
+            let mut idle = pool.lock().expect("pool lock");
+            if idle.len() < MAX_IDLE {
+                idle.push(sender);
+            }
+        }
+    }
+
+    async fn connect(&self, host: &str) -> Result<SendRequest<Body>, TransportError> {
+        let port = self.endpoint.port;
+        let addrs: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => match tokio::time::timeout(self.connect_timeout, tokio::net::lookup_host((host, port))).await {
+                Err(_) => return Err(TransportError::new(Outcome::Dns, format!("resolving {host} timed out"))),
+                Ok(Err(e)) => return Err(TransportError::new(Outcome::Dns, format!("resolving {host}: {e}"))),
+                Ok(Ok(a)) => a.collect(),
+            },
+        };
+        if addrs.is_empty() {
+            return Err(TransportError::new(Outcome::Dns, format!("{host} has no address")));
+        }
+        let mut last = None;
+        for addr in addrs {
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+                Err(_) => last = Some(TransportError::new(Outcome::Timeout, format!("connecting to {addr} timed out"))),
+                Ok(Err(e)) => {
+                    last = Some(TransportError { detail: format!("connecting to {addr}: {e}"), ..classify(&e) })
+                }
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    return self.handshake(stream, host).await;
+                }
+            }
+        }
+        Err(last.expect("at least one address"))
+    }
+
+    async fn handshake(&self, stream: TcpStream, host: &str) -> Result<SendRequest<Body>, TransportError> {
+        match &self.tls {
+            None => spawn_http1(stream).await,
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| TransportError::new(Outcome::Tls, format!("{host}: {e}")))?;
+                let stream = tokio::time::timeout(self.connect_timeout, tls.connect(name, stream))
+                    .await
+                    .map_err(|_| TransportError::new(Outcome::Timeout, format!("TLS handshake with {host} timed out")))?
+                    .map_err(|e| TransportError {
+                        outcome: Outcome::Tls,
+                        detail: format!("TLS handshake with {host}: {e}"),
+                    })?;
+                spawn_http1(stream).await
+            }
+        }
+    }
+}
+
+async fn spawn_http1<T>(io: T) -> Result<SendRequest<Body>, TransportError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|e| classify(&e))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "backend connection ended");
+        }
+    });
+    Ok(sender)
+}
