@@ -31,6 +31,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run cutover end to end on embedded backends (needs nothing installed).
+    Demo,
     /// Run the synthetic probe cycle (PUT, GET + checksum, HEAD, DELETE) against backends.
     Probe(ProbeArgs),
     /// Run the smoke-test suite against one backend.

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Config { command: ConfigCommand::Check { json } } => cmd::config::check(&cli.global, json),
+        Command::Demo => cmd::demo::run(),
         Command::Probe(args) => cmd::probe::run(&cli.global, args),
         Command::Validate(args) => cmd::validate::run(&cli.global, args),
     };

@@ -1,0 +1,178 @@
+//! `cutover config check`: every problem at once, with its path; exit 2.
+
+mod common;
+
+use common::cutover;
+
+const SECRET: &str = "very-secret-value-0123456789";
+
+fn write(dir: &tempfile::TempDir, text: &str) -> String {
+    let p = dir.path().join("cutover.toml");
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+fn backend(name: &str, role: &str, endpoint: &str) -> String {
+    format!(
+        "[[backends]]\nname = \"{name}\"\nendpoint = \"{endpoint}\"\nregion = \"r\"\nbucket = \"app-data\"\nrole = \"{role}\"\n\
+         credentials = {{ access_key_id_env = \"K\", secret_access_key_env = \"S\" }}\n"
+    )
+}
+
+const ENV: [(&str, &str); 2] = [("K", "id"), ("S", SECRET)];
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/cutover.toml");
+    let run = cutover(
+        &["--config", example, "config", "check"],
+        &[("PRIMARY_KEY_ID", "id"), ("PRIMARY_SECRET", SECRET), ("GATEWAY_APP_SECRET", SECRET)],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("ok; 2 backends"), "{run:?}");
+    run.assert_no_secret(SECRET);
+    run.assert_no_secret("example-secret-not-real");
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[probe]\ninterval = \"fast\"\ntimout = \"2s\"\n\n{}{}{}\
+         [[backends]]\nname = \"Bad_Name\"\nendpoint = \"http://x\"\nregion = \"r\"\nbucket = \"B\"\n\
+         credentials = {{ access_key_id_env = \"UNSET_KEY_VAR_FOR_TEST\", secret_access_key_env = \"S\" }}\n",
+        backend("primary", "primary", "htp://x"),
+        backend("primary", "primary", "http://127.0.0.1:1"),
+        backend("third", "tertiary", "http://127.0.0.1:2"),
+    );
+    let path = write(&dir, &text);
+    let run = cutover(&["--config", &path, "config", "check"], &ENV);
+    assert_eq!(run.code, 2, "{run:?}");
+    let expected = [
+        "probe.timout: unknown key",
+        "probe.interval: \"fast\" is not a duration",
+        "backends[0].endpoint: \"htp://x\" is not an http(s) URL",
+        "backends[1].name: \"primary\" is the name of another backend too",
+        "backends[2].role: \"tertiary\" is not a role",
+        "backends[3].name: \"Bad_Name\" may contain only lowercase letters",
+        "backends[3].bucket: \"B\" is not a valid bucket name",
+        "backends[3].credentials.access_key_id_env: environment variable UNSET_KEY_VAR_FOR_TEST is not set",
+        "backends: 2 backends have role = \"primary\" (backends[0], backends[1])",
+    ];
+    for e in expected {
+        assert!(run.stderr.contains(e), "missing {e:?} in:\n{}", run.stderr);
+    }
+    assert!(run.stderr.lines().all(|l| l.starts_with(&path)), "every line names the file: {}", run.stderr);
+    run.assert_no_secret(SECRET);
+}
+
+#[test]
+fn no_primary_and_no_backends_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, &backend("a", "secondary", "http://127.0.0.1:1"));
+    let run = cutover(&["--config", &path, "config", "check"], &ENV);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("no backend has role = \"primary\""), "{run:?}");
+    let path = write(&dir, "[probe]\ninterval = \"1s\"\n");
+    let run = cutover(&["--config", &path, "config", "check"], &ENV);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("backends: no backends configured"), "{run:?}");
+}
+
+#[test]
+fn a_syntax_error_names_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "[probe]\ninterval = \"1s\"\ntimeout = 2s\n");
+    let run = cutover(&["--config", &path, "config", "check"], &ENV);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("line 3, column"), "{run:?}");
+}
+
+#[test]
+fn a_wrong_type_names_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, &format!("{}path_style = \"yes\"\n", backend("p", "primary", "http://127.0.0.1:1")));
+    let run = cutover(&["--config", &path, "config", "check"], &ENV);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("line 8, column") && run.stderr.contains("bool"), "{run:?}");
+}
+
+#[test]
+fn a_missing_file_is_a_usage_error_with_a_hint() {
+    let run = cutover(&["--config", "/nonexistent/cutover.toml", "config", "check"], &[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("/nonexistent/cutover.toml") && run.stderr.contains("not found"), "{run:?}");
+}
+
+#[test]
+fn the_config_file_comes_from_cutover_config_when_not_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, &backend("p", "primary", "http://127.0.0.1:1"));
+    let mut env = ENV.to_vec();
+    env.push(("CUTOVER_CONFIG", &path));
+    let run = cutover(&["config", "check"], &env);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.starts_with(&path));
+}
+
+#[test]
+fn a_credentials_file_without_the_profile_is_caught_without_printing_values() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("creds"),
+        format!("[other]\naws_access_key_id = X\naws_secret_access_key = {SECRET}\n"),
+    )
+    .unwrap();
+    let text = "[[backends]]\nname = \"p\"\nendpoint = \"http://127.0.0.1:1\"\nregion = \"r\"\nbucket = \"app-data\"\n\
+                role = \"primary\"\ncredentials = { file = \"creds\", profile = \"prod\" }\n";
+    let path = write(&dir, text);
+    let run = cutover(&["--config", &path, "config", "check"], &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("backends[0].credentials.file") && run.stderr.contains("profile [prod] not found"),
+        "{run:?}"
+    );
+    run.assert_no_secret(SECRET);
+}
+
+#[test]
+fn json_output_lists_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, &backend("p", "primary", "ftp://x"));
+    let run = cutover(&["--config", &path, "config", "check", "--json"], &ENV);
+    assert_eq!(run.code, 2);
+    let doc: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["problems"][0]["path"], "backends[0].endpoint");
+}
+
+#[test]
+fn gateway_and_api_keys_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[api]\nlisten = \"nowhere\"\n[[api.tokens]]\nname = \"x\"\nrole = \"god\"\nsha256 = \"abc\"\n\n{}\
+         [gateway]\nlisten = \"127.0.0.1:9000\"\n[[gateway.clients]]\naccess_key_id = \"APP\"\nsecret_access_key_env = \"UNSET_GW_SECRET_VAR\"\n\
+         [[gateway.buckets]]\nname = \"app\"\nmode = \"mirror\"\nack = \"all\"\nbackends = [\"p\", \"q\"]\n",
+        backend("p", "primary", "http://127.0.0.1:1")
+    );
+    let path = write(&dir, &text);
+    let run = cutover(&["--config", &path, "config", "check"], &ENV);
+    assert_eq!(run.code, 2);
+    for e in [
+        "api.listen: \"nowhere\" is not an address:port",
+        "api.tokens[0].role: \"god\" is not a role",
+        "api.tokens[0].sha256: must be the 64 hex digits",
+        "gateway.clients[0].secret_access_key_env: environment variable UNSET_GW_SECRET_VAR is not set",
+        "gateway.buckets[0].mode: \"mirror\" is not a mode",
+        "gateway.buckets[0].backends[1]: \"q\" is not a configured backend",
+    ] {
+        assert!(run.stderr.contains(e), "missing {e:?} in:\n{}", run.stderr);
+    }
+}
+
+#[test]
+fn bad_command_line_usage_exits_2() {
+    assert_eq!(cutover(&["probe", "--once", "--watch"], &[]).code, 2);
+    assert_eq!(cutover(&["no-such-command"], &[]).code, 2);
+    assert_eq!(cutover(&["validate"], &[]).code, 2);
+}
