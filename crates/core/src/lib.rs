@@ -7,6 +7,7 @@ pub mod duration;
 pub mod endpoint;
 pub mod outcome;
 pub mod secret;
+pub mod time;
 
 pub use config::{Config, Problem};
 pub use duration::parse_duration;

@@ -1,0 +1,5 @@
+//! cutover's control loop, one module per stage: detect (the health state
+//! machine), verify (quorum over vantages), decide (a Rego policy).
+
+pub mod health;
+pub mod policy;

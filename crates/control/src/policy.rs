@@ -1,0 +1,252 @@
+//! Decisions by a Rego policy, evaluated in-process (regorus).
+//!
+//! The policy reads the input document of [`crate::input`] and defines
+//! `data.cutover.decision = {"action", "target", "reason"}`. An evaluation
+//! error or a malformed result is an error here; the controller turns it into
+//! "hold and alert", never a failover.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The shipped default policy (`policies/failover.rego`).
+pub const DEFAULT_POLICY: &str = include_str!("../../../policies/failover.rego");
+/// The tests of the default policy (`policies/failover_test.rego`).
+pub const DEFAULT_POLICY_TESTS: &str = include_str!("../../../policies/failover_test.rego");
+
+/// Why a policy could not be loaded or evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A policy file could not be read.
+    #[error("policy {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A policy does not compile; the message names file, line and column.
+    #[error("policy does not compile: {message}")]
+    Compile { message: String },
+    /// Evaluation failed (a runtime error in the policy, or bad input).
+    #[error("policy evaluation failed: {message}")]
+    Eval { message: String },
+    /// The policy's decision is not `{"action", "target", "reason"}` with a known action.
+    #[error("policy returned an invalid decision: {message}")]
+    BadDecision { message: String },
+}
+
+/// What the policy says to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Failover,
+    AwaitApproval,
+    Hold,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Failover => "failover",
+            Action::AwaitApproval => "await_approval",
+            Action::Hold => "hold",
+        }
+    }
+}
+
+/// A decision: action, target backend and the reason in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub action: Action,
+    pub target: Option<String>,
+    pub reason: String,
+}
+
+/// A loaded, compiled policy and the SHA-256 of its sources.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    engine: regorus::Engine,
+    sha256: String,
+    /// Where it came from: a path, or "built-in".
+    pub origin: String,
+}
+
+impl Policy {
+    /// The policy at `path`, or the built-in default.
+    pub fn load(path: Option<&Path>) -> Result<Self, PolicyError> {
+        match path {
+            None => Self::from_sources(&[("built-in:failover.rego".into(), DEFAULT_POLICY.into())], "built-in"),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| PolicyError::Read { path: p.display().to_string(), source })?;
+                Self::from_sources(&[(p.display().to_string(), text)], &p.display().to_string())
+            }
+        }
+    }
+
+    /// Compiles named sources into one policy.
+    pub fn from_sources(sources: &[(String, String)], origin: &str) -> Result<Self, PolicyError> {
+        let mut engine = regorus::Engine::new();
+        let mut hash = Sha256::new();
+        for (name, text) in sources {
+            hash.update(text.as_bytes());
+            engine
+                .add_policy(name.clone(), text.clone())
+                .map_err(|e| PolicyError::Compile { message: e.to_string() })?;
+        }
+        // Evaluate once on an empty input so that errors in rule bodies that
+        // the parser accepts (unknown functions, conflicts) surface at load.
+        engine.set_input(regorus::Value::new_object());
+        engine
+            .eval_rule("data.cutover.decision".into())
+            .map_err(|e| PolicyError::Compile { message: e.to_string() })?;
+        Ok(Self { engine, sha256: hex::encode(hash.finalize()), origin: origin.to_string() })
+    }
+
+    /// Hex SHA-256 of the policy sources, recorded with every decision.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Evaluates `data.cutover.decision` on `input`.
+    pub fn decide(&self, input: &Value) -> Result<Decision, PolicyError> {
+        let mut engine = self.engine.clone();
+        engine.set_input_json(&input.to_string()).map_err(|e| PolicyError::Eval { message: e.to_string() })?;
+        let v = engine
+            .eval_rule("data.cutover.decision".into())
+            .map_err(|e| PolicyError::Eval { message: e.to_string() })?;
+        let json = v.to_json_str().map_err(|e| PolicyError::BadDecision { message: e.to_string() })?;
+        let doc: Value =
+            serde_json::from_str(&json).map_err(|e| PolicyError::BadDecision { message: format!("{e}: {json}") })?;
+        parse_decision(&doc)
+    }
+}
+
+fn parse_decision(doc: &Value) -> Result<Decision, PolicyError> {
+    let bad = |m: String| PolicyError::BadDecision { message: m };
+    let action = match doc.get("action").and_then(Value::as_str) {
+        Some("failover") => Action::Failover,
+        Some("await_approval") => Action::AwaitApproval,
+        Some("hold") => Action::Hold,
+        other => return Err(bad(format!("action {other:?} is not failover, await_approval or hold (in {doc})"))),
+    };
+    let target = match doc.get("target") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => return Err(bad(format!("target {other} is not a backend name"))),
+    };
+    if action != Action::Hold && target.is_none() {
+        return Err(bad(format!("{} without a target", action.as_str())));
+    }
+    let reason = doc.get("reason").and_then(Value::as_str).unwrap_or("").to_string();
+    Ok(Decision { action, target, reason })
+}
+
+/// The result of one `test_` rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestResult {
+    pub name: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The `.rego` files of a directory (or one file), sorted.
+pub fn rego_files(path: &Path) -> Result<Vec<PathBuf>, PolicyError> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let read = |source| PolicyError::Read { path: path.display().to_string(), source };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(read)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rego"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Runs every `test_*` rule in `sources`, as `opa test` does: a test passes
+/// when its rule is true.
+pub fn run_tests(sources: &[(String, String)]) -> Result<Vec<TestResult>, PolicyError> {
+    let mut engine = regorus::Engine::new();
+    for (name, text) in sources {
+        engine.add_policy(name.clone(), text.clone()).map_err(|e| PolicyError::Compile { message: e.to_string() })?;
+    }
+    let mut results = Vec::new();
+    for (_, text) in sources {
+        let Some(package) = text.lines().find_map(|l| l.trim().strip_prefix("package ")) else { continue };
+        let package = package.trim();
+        let mut seen = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("test_") else { continue };
+            let name: String = format!(
+                "test_{}",
+                rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>()
+            );
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let full = format!("data.{package}.{name}");
+            let mut e = engine.clone();
+            e.set_input(regorus::Value::new_object());
+            let r = match e.eval_rule(full.clone()) {
+                Ok(v) if v == regorus::Value::from(true) => TestResult { name: full, ok: true, error: None },
+                Ok(v) if v == regorus::Value::Undefined => {
+                    TestResult { name: full, ok: false, error: Some("undefined (a condition was false)".into()) }
+                }
+                Ok(v) => TestResult { name: full, ok: false, error: Some(format!("evaluated to {v}")) },
+                Err(err) => TestResult { name: full, ok: false, error: Some(err.to_string()) },
+            };
+            results.push(r);
+        }
+    }
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_passes_its_own_tests() {
+        let results = run_tests(&[
+            ("failover.rego".into(), DEFAULT_POLICY.into()),
+            ("failover_test.rego".into(), DEFAULT_POLICY_TESTS.into()),
+        ])
+        .unwrap();
+        assert!(results.len() >= 10, "{results:?}");
+        for r in &results {
+            assert!(r.ok, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn a_policy_that_does_not_compile_names_file_and_line() {
+        let e = Policy::from_sources(&[("bad.rego".into(), "package cutover\n\ndecision := {\n".into())], "bad.rego")
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("bad.rego"), "{msg}");
+        assert!(msg.contains(':'), "{msg}");
+    }
+
+    #[test]
+    fn a_malformed_decision_is_an_error_not_a_failover() {
+        let p = Policy::from_sources(
+            &[("p.rego".into(), "package cutover\nimport rego.v1\ndecision := {\"action\": \"panic\"}\n".into())],
+            "p",
+        )
+        .unwrap();
+        assert!(matches!(p.decide(&serde_json::json!({})), Err(PolicyError::BadDecision { .. })));
+    }
+
+    #[test]
+    fn decisions_carry_the_policy_hash() {
+        let p = Policy::load(None).unwrap();
+        assert_eq!(p.sha256().len(), 64);
+        let d = p.decide(&serde_json::json!({"active": "a", "incident": {"backend": "b"}, "backends": []})).unwrap();
+        assert_eq!(d.action, Action::Hold);
+    }
+}

@@ -1,0 +1,289 @@
+//! cutover's state in one SQLite file (WAL): the active backend, incidents
+//! with their timelines, decisions with the hash of the policy that made
+//! them, health history, and an append-only audit log whose entries are
+//! hash-chained so that any edit or deletion is detected.
+
+mod audit;
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use cutover_core::time::rfc3339;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use audit::{AuditEntry, AuditError};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed (open, schema, query).
+    #[error("state store {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A stored JSON document did not parse.
+    #[error("state store {path}: corrupt JSON in {what}: {source}")]
+    Json {
+        path: String,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY, backend TEXT NOT NULL, state TEXT NOT NULL,
+    opened_at TEXT NOT NULL, closed_at TEXT, decision TEXT);
+CREATE TABLE IF NOT EXISTS timeline (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, incident TEXT NOT NULL, at TEXT NOT NULL,
+    kind TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS timeline_incident ON timeline(incident, id);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, incident TEXT NOT NULL, at TEXT NOT NULL,
+    action TEXT NOT NULL, target TEXT, reason TEXT NOT NULL, policy_sha256 TEXT NOT NULL, input TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS health_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, backend TEXT NOT NULL, vantage TEXT NOT NULL,
+    from_state TEXT NOT NULL, to_state TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+";
+
+/// The key of the active backend in `kv`; the gateway reads it too.
+pub const ACTIVE_BACKEND: &str = "active_backend";
+
+/// An incident as the API and CLI show it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Incident {
+    pub id: String,
+    pub backend: String,
+    pub state: String,
+    pub opened_at: String,
+    pub closed_at: Option<String>,
+    /// `{"action", "target", "reason"}` of the latest decision, or null.
+    pub decision: Value,
+}
+
+/// One event in an incident's timeline.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TimelineEvent {
+    pub at: String,
+    pub kind: String,
+    pub detail: Value,
+}
+
+/// A decision to record.
+#[derive(Debug, Clone)]
+pub struct DecisionRecord<'a> {
+    pub incident: &'a str,
+    pub action: &'a str,
+    pub target: Option<&'a str>,
+    pub reason: &'a str,
+    pub policy_sha256: &'a str,
+    pub input: &'a Value,
+}
+
+/// The state store. One writer process at a time (the controller).
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: String,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let p = path.display().to_string();
+        let err = |source| StoreError::Sqlite { path: p.clone(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Self { conn, path: p })
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError::Sqlite { path: self.path.clone(), source }
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn.query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(self.err())
+    }
+
+    pub fn set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                [key, value],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// The active backend, if one was ever set.
+    pub fn active_backend(&self) -> Result<Option<String>, StoreError> {
+        self.get(ACTIVE_BACKEND)
+    }
+
+    pub fn set_active_backend(&self, name: &str) -> Result<(), StoreError> {
+        self.set(ACTIVE_BACKEND, name)
+    }
+
+    /// Opens an incident; returns its id.
+    pub fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError> {
+        let ts = rfc3339(at);
+        let id = format!("inc-{}-{:04x}", ts[..19].replace(['-', ':'], "").replace('T', "-"), fastrand_u16());
+        self.conn
+            .execute(
+                "INSERT INTO incidents (id, backend, state, opened_at) VALUES (?1, ?2, 'open', ?3)",
+                params![id, backend, ts],
+            )
+            .map_err(self.err())?;
+        Ok(id)
+    }
+
+    pub fn set_incident_state(&self, id: &str, state: &str, closed: Option<SystemTime>) -> Result<(), StoreError> {
+        let closed = closed.map(rfc3339);
+        self.conn
+            .execute(
+                "UPDATE incidents SET state = ?2, closed_at = COALESCE(?3, closed_at) WHERE id = ?1",
+                params![id, state, closed],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// The open (not closed) incident of a backend, if any.
+    pub fn open_incident_for(&self, backend: &str) -> Result<Option<Incident>, StoreError> {
+        let mut all =
+            self.query_incidents("WHERE backend = ?1 AND closed_at IS NULL ORDER BY opened_at DESC", &[&backend])?;
+        Ok(if all.is_empty() { None } else { Some(all.remove(0)) })
+    }
+
+    pub fn incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        self.query_incidents("ORDER BY opened_at DESC", &[])
+    }
+
+    pub fn open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        self.query_incidents("WHERE closed_at IS NULL ORDER BY opened_at DESC", &[])
+    }
+
+    pub fn incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
+        Ok(self.query_incidents("WHERE id = ?1", &[&id])?.into_iter().next())
+    }
+
+    fn query_incidents(&self, tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Incident>, StoreError> {
+        let sql = format!("SELECT id, backend, state, opened_at, closed_at, decision FROM incidents {tail}");
+        let mut stmt = self.conn.prepare(&sql).map_err(self.err())?;
+        let rows = stmt
+            .query_map(args, |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, Option<String>>(5)?))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, backend, state, opened_at, closed_at, decision) = row.map_err(self.err())?;
+            let decision = match decision {
+                Some(d) => serde_json::from_str(&d).map_err(|source| StoreError::Json {
+                    path: self.path.clone(),
+                    what: "incidents.decision",
+                    source,
+                })?,
+                None => Value::Null,
+            };
+            out.push(Incident { id, backend, state, opened_at, closed_at, decision });
+        }
+        Ok(out)
+    }
+
+    /// Appends an event to an incident's timeline.
+    pub fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO timeline (incident, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![incident, rfc3339(at), kind, detail.to_string()],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    pub fn timeline(&self, incident: &str) -> Result<Vec<TimelineEvent>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, kind, detail FROM timeline WHERE incident = ?1 ORDER BY id")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([incident], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, kind, detail) = row.map_err(self.err())?;
+            let detail = serde_json::from_str(&detail).unwrap_or(Value::String(detail));
+            out.push(TimelineEvent { at, kind, detail });
+        }
+        Ok(out)
+    }
+
+    /// Records a decision (with the full policy input as evidence) and makes
+    /// it the incident's current decision.
+    pub fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError> {
+        let ts = rfc3339(at);
+        self.conn
+            .execute(
+                "INSERT INTO decisions (incident, at, action, target, reason, policy_sha256, input) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![d.incident, ts, d.action, d.target, d.reason, d.policy_sha256, d.input.to_string()],
+            )
+            .map_err(self.err())?;
+        let summary = serde_json::json!({"action": d.action, "target": d.target, "reason": d.reason});
+        self.conn
+            .execute("UPDATE incidents SET decision = ?2 WHERE id = ?1", params![d.incident, summary.to_string()])
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// Number of `failover` decisions since `since`.
+    pub fn failovers_since(&self, since: SystemTime) -> Result<u32, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM decisions WHERE action = 'failover' AND at >= ?1", [rfc3339(since)], |r| {
+                r.get(0)
+            })
+            .map_err(self.err())
+    }
+
+    pub fn record_health(
+        &self,
+        at: SystemTime,
+        backend: &str,
+        vantage: &str,
+        from: &str,
+        to: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO health_history (at, backend, vantage, from_state, to_state, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![rfc3339(at), backend, vantage, from, to, reason],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+}
+
+fn fastrand_u16() -> u16 {
+    // Low bits of the clock are enough to tell incidents opened in the same second apart.
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    (n ^ (n >> 16)) as u16
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+# cutover's default failover policy.
+#
+# Input: the document described in docs/policy.md (incident, evidence per vantage, quorum,
+# verification, signals, backends with health and residency, history, limits).
+# Output: data.cutover.decision = {"action": "failover" | "await_approval" | "hold", "target", "reason"}.
+package cutover
+
+import rego.v1
+
+default decision := {"action": "hold", "target": null, "reason": "no rule matched; holding"}
+
+# The backend in trouble.
+source := b if {
+	some b in input.backends
+	b.name == input.incident.backend
+}
+
+# Data stays where it may live: a target must share the source's residency label, if it has one.
+residency_ok(b) if not source.residency
+residency_ok(b) if b.residency == source.residency
+
+# Healthy backends we may move to, in configuration order.
+candidates := [b.name |
+	some b in input.backends
+	b.name != input.incident.backend
+	b.health == "healthy"
+	residency_ok(b)
+]
+
+# A Prometheus signal that is available and says all is well disagrees with the probes.
+# (Status pages lag real outages; a calm status page is not counted as disagreement.)
+signal_disagrees if {
+	input.signals.prometheus.status == "ok"
+	input.signals.prometheus.firing == false
+}
+
+# Full evidence: down by quorum, verified by an independent re-check, not only latency,
+# and no signal disagreeing.
+confirmed if {
+	input.evidence.quorum.met
+	input.evidence.verify.failed
+	not input.evidence.latency_only
+	not signal_disagrees
+}
+
+# Some evidence, not enough to act alone.
+partial if {
+	input.evidence.quorum.down >= 1
+	not confirmed
+}
+
+rate_limited if input.history.failovers_last_hour >= input.limits.max_failovers_per_hour
+
+is_active if input.incident.backend == input.active
+
+decision := {
+	"action": "hold",
+	"target": null,
+	"reason": sprintf("%s is not the active backend (%s is); nothing to fail over", [input.incident.backend, input.active]),
+} if {
+	not is_active
+} else := {
+	"action": "hold",
+	"target": null,
+	"reason": sprintf("%s is down but no healthy backend with matching residency is available", [input.incident.backend]),
+} if {
+	count(candidates) == 0
+} else := {
+	"action": "failover",
+	"target": candidates[0],
+	"reason": sprintf("%s confirmed down by %d of %d vantages (quorum %d) and verified; %s is healthy", [
+		input.incident.backend, input.evidence.quorum.down, input.evidence.quorum.reporting,
+		input.evidence.quorum.required, candidates[0],
+	]),
+} if {
+	confirmed
+	not rate_limited
+} else := {
+	"action": "await_approval",
+	"target": candidates[0],
+	"reason": sprintf("%s confirmed down, but %d failovers in the last hour reach the limit of %d", [
+		input.incident.backend, input.history.failovers_last_hour, input.limits.max_failovers_per_hour,
+	]),
+} if {
+	confirmed
+} else := {
+	"action": "await_approval",
+	"target": candidates[0],
+	"reason": sprintf("partial evidence against %s: %d of %d reporting vantages see it down (quorum %d)%s%s", [
+		input.incident.backend, input.evidence.quorum.down, input.evidence.quorum.reporting,
+		input.evidence.quorum.required, latency_note, signal_note,
+	]),
+} if {
+	partial
+}
+
+latency_note := "; latency only" if input.evidence.latency_only
+else := ""
+
+signal_note := "; the Prometheus signal disagrees" if signal_disagrees
+else := ""
