@@ -194,7 +194,7 @@ pub fn run_tests(sources: &[(String, String)]) -> Result<Vec<TestResult>, Policy
             e.set_input(regorus::Value::new_object());
             let r = match e.eval_rule(full.clone()) {
                 Ok(v) if v == regorus::Value::from(true) => TestResult { name: full, ok: true, error: None },
-                Ok(v) if v == regorus::Value::Undefined => {
+                Ok(regorus::Value::Undefined) => {
                     TestResult { name: full, ok: false, error: Some("undefined (a condition was false)".into()) }
                 }
                 Ok(v) => TestResult { name: full, ok: false, error: Some(format!("evaluated to {v}")) },
