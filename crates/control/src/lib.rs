@@ -1,5 +1,7 @@
 //! cutover's control loop, one module per stage: detect (the health state
 //! machine), verify (quorum over vantages), decide (a Rego policy).
 
+pub mod controller;
 pub mod health;
+pub mod metrics;
 pub mod policy;

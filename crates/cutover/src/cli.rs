@@ -31,6 +31,23 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run the controller: probe, verify, decide, switch; serve the API.
+    Run,
+    /// Evaluate or test Rego policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Show incidents from the state store.
+    Incidents {
+        #[command(subcommand)]
+        command: IncidentsCommand,
+    },
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run cutover end to end on embedded backends (needs nothing installed).
     Demo,
     /// Run the synthetic probe cycle (PUT, GET + checksum, HEAD, DELETE) against backends.
@@ -47,6 +64,42 @@ pub enum ConfigCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print the decision of a policy for an input document, as JSON.
+    Eval {
+        /// The input document (JSON; see docs/policy.md).
+        #[arg(long)]
+        input: PathBuf,
+        /// The policy file [default: the built-in policy].
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Run the `test_` rules of the policies in DIR (default: the built-in policy and its tests).
+    Test { dir: Option<PathBuf> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentsCommand {
+    /// List incidents, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one incident with its timeline.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain; name the first bad entry (exit 1).
+    Verify,
 }
 
 #[derive(Debug, Args)]

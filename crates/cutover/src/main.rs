@@ -1,6 +1,7 @@
 //! `cutover`: one binary that runs the whole recovery playbook for
 //! S3-compatible object stores. This crate only wires the stages together.
 
+mod api;
 mod cli;
 mod cmd;
 mod load;
@@ -36,6 +37,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config { command: ConfigCommand::Check { json } } => cmd::config::check(&cli.global, json),
         Command::Demo => cmd::demo::run(),
+        Command::Run => cmd::run::run(&cli.global),
+        Command::Policy { command } => cmd::policy::run(command),
+        Command::Incidents { command } => cmd::state::incidents(&cli.global, command),
+        Command::Audit { command } => cmd::state::audit(&cli.global, command),
         Command::Probe(args) => cmd::probe::run(&cli.global, args),
         Command::Validate(args) => cmd::validate::run(&cli.global, args),
     };

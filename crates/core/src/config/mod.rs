@@ -128,6 +128,38 @@ pub struct Config {
     pub fallback: FallbackConfig,
     pub backends: Vec<BackendConfig>,
     pub gateway: Option<GatewayConfig>,
+    pub detect: DetectConfig,
+    pub verify: VerifyConfig,
+}
+
+/// Thresholds of the health state machine (`[detect]`).
+#[derive(Debug, Clone)]
+pub struct DetectConfig {
+    /// Consecutive failed probes needed for Down.
+    pub failures: u32,
+    /// Minimum length of a failing streak before Down.
+    pub confirm_after: Duration,
+    /// A probe in flight this long counts as a failure at once.
+    pub slow_after: Duration,
+    /// Error rate over the window that marks an intermittent (brownout) backend.
+    pub error_rate: f64,
+    pub window: usize,
+    /// p95 latency over the window above which a backend is suspect (latency-only evidence).
+    pub p95_latency: Option<Duration>,
+    pub recover_successes: u32,
+    pub recover_after: Duration,
+}
+
+/// Verification before a decision (`[verify]`).
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    /// Vantages that must see a backend down for full evidence.
+    pub quorum: usize,
+    /// Re-check period while a backend is suspect.
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// An agent silent this long is "unknown" and does not count.
+    pub agent_timeout: Duration,
 }
 
 impl Config {
@@ -167,6 +199,8 @@ pub struct ApiToken {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TokenRole {
     Viewer,
+    /// A probe agent: may post evidence.
+    Agent,
     Approver,
     Admin,
 }
@@ -185,6 +219,8 @@ pub struct ProbeConfig {
 pub struct PolicyConfig {
     /// `None`: the built-in default policy.
     pub path: Option<PathBuf>,
+    /// Passed to the policy as `limits.max_failovers_per_hour`.
+    pub max_failovers_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Default)]

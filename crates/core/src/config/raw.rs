@@ -15,6 +15,28 @@ pub struct RawConfig {
     #[serde(default)]
     pub backends: Vec<RawBackend>,
     pub gateway: Option<RawGateway>,
+    pub detect: Option<RawDetect>,
+    pub verify: Option<RawVerify>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDetect {
+    pub failures: Option<u32>,
+    pub confirm_after: Option<String>,
+    pub slow_after: Option<String>,
+    pub error_rate: Option<f64>,
+    pub window: Option<usize>,
+    pub p95_latency: Option<String>,
+    pub recover_successes: Option<u32>,
+    pub recover_after: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawVerify {
+    pub quorum: Option<usize>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub agent_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +69,7 @@ pub struct RawProbe {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawPolicy {
     pub path: Option<String>,
+    pub max_failovers_per_hour: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

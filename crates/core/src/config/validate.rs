@@ -82,10 +82,11 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
                 }
                 let role = match t.role.as_deref() {
                     Some("viewer") => Some(TokenRole::Viewer),
+                    Some("agent") => Some(TokenRole::Agent),
                     Some("approver") => Some(TokenRole::Approver),
                     Some("admin") => Some(TokenRole::Admin),
                     Some(other) => {
-                        p.push(format!("{at}.role"), format!("{other:?} is not a role (viewer, approver or admin)"));
+                        p.push(format!("{at}.role"), format!("{other:?} is not a role (viewer, agent, approver or admin)"));
                         None
                     }
                     None => {
@@ -127,7 +128,38 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
         p.push("probe.object_size", format!("{} bytes is out of range (1 to 5242880)", probe.object_size));
     }
 
-    let policy = PolicyConfig { path: raw.policy.and_then(|x| x.path).map(|s| resolve(&s)) };
+    let rpol = raw.policy.unwrap_or_default();
+    let policy = PolicyConfig {
+        path: rpol.path.map(|s| resolve(&s)),
+        max_failovers_per_hour: rpol.max_failovers_per_hour.unwrap_or(3),
+    };
+    let rd = raw.detect.unwrap_or_default();
+    let detect = DetectConfig {
+        failures: rd.failures.unwrap_or(2).max(1),
+        confirm_after: p.duration("detect.confirm_after", rd.confirm_after.as_ref(), Duration::from_millis(2500)),
+        slow_after: p.duration("detect.slow_after", rd.slow_after.as_ref(), Duration::from_secs(1)),
+        error_rate: rd.error_rate.unwrap_or(0.5),
+        window: rd.window.unwrap_or(10).max(1),
+        p95_latency: rd
+            .p95_latency
+            .as_ref()
+            .map(|_| p.duration("detect.p95_latency", rd.p95_latency.as_ref(), Duration::ZERO)),
+        recover_successes: rd.recover_successes.unwrap_or(3).max(1),
+        recover_after: p.duration("detect.recover_after", rd.recover_after.as_ref(), Duration::from_secs(3)),
+    };
+    if !(0.0..=1.0).contains(&detect.error_rate) || detect.error_rate == 0.0 {
+        p.push("detect.error_rate", format!("{} must be above 0 and at most 1", detect.error_rate));
+    }
+    let rv = raw.verify.unwrap_or_default();
+    let verify = VerifyConfig {
+        quorum: rv.quorum.unwrap_or(1),
+        interval: p.duration("verify.interval", rv.interval.as_ref(), Duration::from_millis(250)),
+        timeout: p.duration("verify.timeout", rv.timeout.as_ref(), Duration::from_secs(1)),
+        agent_timeout: p.duration("verify.agent_timeout", rv.agent_timeout.as_ref(), Duration::from_secs(5)),
+    };
+    if verify.quorum == 0 {
+        p.push("verify.quorum", "must be at least 1");
+    }
     let rr = raw.runbooks.unwrap_or_default();
     let runbooks =
         RunbooksConfig { failover: rr.failover.map(|s| resolve(&s)), fallback: rr.fallback.map(|s| resolve(&s)) };
@@ -144,7 +176,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
     if !p.0.is_empty() {
         return Err(p.0);
     }
-    Ok(Config { state, api, probe, policy, runbooks, fallback, backends, gateway })
+    Ok(Config { state, api, probe, policy, runbooks, fallback, backends, gateway, detect, verify })
 }
 
 fn validate_backends(

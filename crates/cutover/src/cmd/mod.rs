@@ -2,5 +2,8 @@
 
 pub mod config;
 pub mod demo;
+pub mod policy;
 pub mod probe;
+pub mod run;
+pub mod state;
 pub mod validate;

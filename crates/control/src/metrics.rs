@@ -1,0 +1,112 @@
+//! Prometheus metrics of the controller, rendered in the text format.
+//! Metric names are constants here, nowhere else.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+pub const PROBE_DURATION: &str = "cutover_probe_duration_seconds";
+pub const PROBE_OPS: &str = "cutover_probe_operations_total";
+pub const PROBE_CYCLES: &str = "cutover_probe_cycles_total";
+pub const BACKEND_HEALTH: &str = "cutover_backend_health";
+pub const DECISIONS: &str = "cutover_decisions_total";
+pub const OPEN_INCIDENTS: &str = "cutover_open_incidents";
+pub const HEALTH_CHANGES: &str = "cutover_health_transitions_total";
+
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+/// Label values in a fixed order per metric.
+type Labels = Vec<(&'static str, String)>;
+/// A metric name with its labels: one series.
+type Series = (&'static str, Labels);
+
+/// Counters and histograms; gauges are passed in at render time.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    histograms: BTreeMap<Series, Histogram>,
+    counters: BTreeMap<Series, u64>,
+}
+
+impl Metrics {
+    pub fn observe(&mut self, name: &'static str, labels: Labels, seconds: f64) {
+        let h = self.histograms.entry((name, labels)).or_default();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if seconds <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += seconds;
+        h.count += 1;
+    }
+
+    pub fn inc(&mut self, name: &'static str, labels: Labels) {
+        *self.counters.entry((name, labels)).or_default() += 1;
+    }
+
+    /// The text exposition, with `gauges` (name, labels, value) appended.
+    pub fn render(&self, gauges: &[(&'static str, Labels, f64)]) -> String {
+        let mut out = String::new();
+        let mut last = "";
+        for ((name, labels), h) in &self.histograms {
+            if *name != last {
+                let _ = writeln!(out, "# TYPE {name} histogram");
+                last = name;
+            }
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(out, "{name}_bucket{{{},le=\"{b}\"}} {}", fmt_labels(labels), h.counts[i]);
+            }
+            let _ = writeln!(out, "{name}_bucket{{{},le=\"+Inf\"}} {}", fmt_labels(labels), h.count);
+            let _ = writeln!(out, "{name}_sum{{{}}} {}", fmt_labels(labels), h.sum);
+            let _ = writeln!(out, "{name}_count{{{}}} {}", fmt_labels(labels), h.count);
+        }
+        for ((name, labels), v) in &self.counters {
+            if *name != last {
+                let _ = writeln!(out, "# TYPE {name} counter");
+                last = name;
+            }
+            let _ = writeln!(out, "{name}{{{}}} {v}", fmt_labels(labels));
+        }
+        for (name, labels, v) in gauges {
+            if *name != last {
+                let _ = writeln!(out, "# TYPE {name} gauge");
+                last = name;
+            }
+            let _ = writeln!(out, "{name}{{{}}} {v}", fmt_labels(labels));
+        }
+        out
+    }
+}
+
+fn fmt_labels(labels: &[(&'static str, String)]) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_histograms_counters_and_gauges() {
+        let mut m = Metrics::default();
+        m.observe(PROBE_DURATION, vec![("backend", "a".into()), ("op", "put".into())], 0.003);
+        m.inc(DECISIONS, vec![("action", "failover".into())]);
+        let text = m.render(&[(OPEN_INCIDENTS, vec![], 1.0)]);
+        assert!(
+            text.contains("cutover_probe_duration_seconds_bucket{backend=\"a\",op=\"put\",le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("cutover_probe_duration_seconds_bucket{backend=\"a\",op=\"put\",le=\"0.0025\"} 0"));
+        assert!(text.contains("cutover_decisions_total{action=\"failover\"} 1"));
+        assert!(text.contains("# TYPE cutover_open_incidents gauge\ncutover_open_incidents{} 1"));
+    }
+}

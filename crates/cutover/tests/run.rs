@@ -1,0 +1,272 @@
+//! `cutover run` end to end: the real binary as a separate process, two real
+//! Garage backends, outages by SIGSTOP, and the API read over HTTP.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Backend, Setup, start_garage};
+use serde_json::{Value, json};
+
+struct Controller {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Controller {
+    fn start(setup: &Setup) -> Self {
+        let port = cutover_lab::free_port();
+        let log = setup.dir.path().join(format!("run-{port}.log"));
+        let text = std::fs::read_to_string(&setup.config).unwrap();
+        let text = if text.contains("[api]") {
+            replace_listen(&text, port)
+        } else {
+            format!("[api]\nlisten = \"127.0.0.1:{port}\"\n{text}")
+        };
+        std::fs::write(&setup.config, text).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        cmd.arg("--config")
+            .arg(&setup.config)
+            .arg("run")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null());
+        for (k, v) in &setup.env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let c = Self { child, port, log };
+        c.wait_for("api up", Duration::from_secs(20), |c| c.get("/healthz").0 == 200);
+        c
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.request("GET", path, None, "")
+    }
+
+    fn request(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return (0, String::new()) };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if s.write_all(req.as_bytes()).is_err() {
+            return (0, String::new());
+        }
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+
+    fn json(&self, path: &str) -> Value {
+        serde_json::from_str(&self.get(path).1).unwrap_or(Value::Null)
+    }
+
+    fn wait_for(&self, what: &str, limit: Duration, f: impl Fn(&Self) -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if f(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "timed out waiting for {what}; controller log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn replace_listen(text: &str, port: u16) -> String {
+    text.lines()
+        .map(|l| {
+            if l.starts_with("listen = \"127.0.0.1:") {
+                format!("listen = \"127.0.0.1:{port}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn two_garages(extra: &str) -> (cutover_lab::garage::Garage, cutover_lab::garage::Garage, Setup) {
+    let a = start_garage();
+    let b = start_garage();
+    let setup =
+        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], extra);
+    (a, b, setup)
+}
+
+fn health(status: &Value, backend: &str) -> String {
+    status["backends"].as_array().unwrap().iter().find(|b| b["name"] == backend).unwrap()["health"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_paused_primary_opens_an_incident_decided_failover_and_switches() {
+    let (a, _b, setup) = two_garages("");
+    let c = Controller::start(&setup);
+    c.wait_for("both healthy", Duration::from_secs(15), |c| {
+        let s = c.json("/v1/status");
+        s["active"] == "primary" && health(&s, "primary") == "healthy" && health(&s, "secondary") == "healthy"
+    });
+    a.pause().unwrap();
+    c.wait_for("failover", Duration::from_secs(30), |c| c.json("/v1/status")["active"] == "secondary");
+    a.resume().unwrap();
+    let incidents = c.json("/v1/incidents");
+    let inc = &incidents.as_array().unwrap()[0];
+    assert_eq!(inc["backend"], "primary");
+    assert_eq!(inc["decision"]["action"], "failover", "{inc}");
+    assert_eq!(inc["decision"]["target"], "secondary");
+    let detail = c.json(&format!("/v1/incidents/{}", inc["id"].as_str().unwrap()));
+    let kinds: Vec<&str> = detail["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["incident.opened", "decision", "step"], "{detail}");
+    let metrics = c.get("/metrics").1;
+    assert!(metrics.contains("cutover_decisions_total{action=\"failover\"} 1"), "{metrics}");
+    assert!(metrics.contains("cutover_probe_duration_seconds_bucket{backend=\"primary\",vantage=\"local\",op=\"put\""));
+    assert!(c.log().contains("health primary@local: suspect -> down"), "{}", c.log());
+}
+
+#[test]
+fn a_two_second_blip_does_not_fail_over() {
+    let (a, _b, setup) = two_garages("");
+    let c = Controller::start(&setup);
+    c.wait_for("healthy", Duration::from_secs(15), |c| health(&c.json("/v1/status"), "primary") == "healthy");
+    a.pause().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    a.resume().unwrap();
+    // Long enough for any confirmation to have happened, and for recovery.
+    std::thread::sleep(Duration::from_secs(5));
+    let s = c.json("/v1/status");
+    assert_eq!(s["active"], "primary", "{s}\n{}", c.log());
+    assert_eq!(health(&s, "primary"), "healthy", "{s}");
+    let incidents = c.json("/v1/incidents");
+    assert!(incidents.as_array().unwrap().iter().all(|i| i["decision"]["action"] != "failover"), "{incidents}");
+    assert!(!c.log().contains("-> down"), "{}", c.log());
+}
+
+#[test]
+fn one_vantage_out_of_three_asks_for_approval_and_silent_agents_do_not_vote() {
+    let tokens = format!(
+        "[[api.tokens]]\nname = \"eu-agent\"\nrole = \"agent\"\nsha256 = \"{}\"\n\
+         [[api.tokens]]\nname = \"viewer\"\nrole = \"viewer\"\nsha256 = \"{}\"\n",
+        sha256_hex("agent-token"),
+        sha256_hex("viewer-token")
+    );
+    let (a, _b, setup) = two_garages(&format!(
+        "[verify]\nquorum = 2\nagent_timeout = \"3s\"\n\n[api]\nlisten = \"127.0.0.1:1\"\n{tokens}"
+    ));
+    let c = Controller::start(&setup);
+    let ok_report = |backend: &str| json!({"backend": backend, "ok": true, "outcome": "Ok", "ops": [{"op": "put", "ok": true, "ms": 2.0, "outcome": "Ok"}]});
+    let post = |vantage: &str, token: Option<&str>| {
+        let body = json!({"vantage": vantage, "reports": [ok_report("primary"), ok_report("secondary")]}).to_string();
+        c.request("POST", "/v1/evidence", token, &body)
+    };
+    // Refusals are 401/403 and audited.
+    assert_eq!(post("eu", None).0, 401);
+    assert_eq!(post("eu", Some("wrong")).0, 401);
+    assert_eq!(post("eu", Some("viewer-token")).0, 403);
+    assert_eq!(post("eu", Some("agent-token")).0, 200);
+    c.wait_for("healthy", Duration::from_secs(15), |c| health(&c.json("/v1/status"), "primary") == "healthy");
+    // Two agents keep saying the primary is fine while the local vantage sees it hang.
+    a.pause().unwrap();
+    let start = Instant::now();
+    let mut decided = Value::Null;
+    while start.elapsed() < Duration::from_secs(20) {
+        post("eu", Some("agent-token"));
+        post("us", Some("agent-token"));
+        let inc = c.json("/v1/incidents");
+        if let Some(d) = inc.as_array().and_then(|l| l.first()).map(|i| i["decision"].clone())
+            && !d.is_null()
+        {
+            decided = d;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(decided["action"], "await_approval", "{decided}\n{}", c.log());
+    assert_eq!(c.json("/v1/status")["active"], "primary");
+    // The agents go silent: they age out to unknown and never count as down.
+    std::thread::sleep(Duration::from_secs(4));
+    let s = c.json("/v1/status");
+    let primary = s["backends"].as_array().unwrap().iter().find(|b| b["name"] == "primary").unwrap().clone();
+    assert_eq!(primary["vantages"]["eu"]["health"], "unknown", "{primary}");
+    assert_eq!(s["active"], "primary", "a local-only view never meets a quorum of 2: {s}");
+    a.resume().unwrap();
+    drop(c);
+    let audit = setup.run(&["audit", "verify"]);
+    assert_eq!(audit.code, 0, "{audit:?}");
+}
+
+#[test]
+fn a_restart_keeps_incidents_and_the_active_backend_and_tampering_is_detected() {
+    let (a, _b, setup) = two_garages("");
+    let mut c = Controller::start(&setup);
+    c.wait_for("healthy", Duration::from_secs(15), |c| health(&c.json("/v1/status"), "primary") == "healthy");
+    a.pause().unwrap();
+    c.wait_for("failover", Duration::from_secs(30), |c| c.json("/v1/status")["active"] == "secondary");
+    let before = c.json("/v1/incidents");
+    c.kill();
+    a.resume().unwrap();
+    let c = Controller::start(&setup);
+    assert_eq!(c.json("/v1/status")["active"], "secondary");
+    assert_eq!(c.json("/v1/incidents")[0]["id"], before[0]["id"]);
+    drop(c);
+
+    let list = setup.run(&["incidents", "list"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    assert!(list.stdout.contains(before[0]["id"].as_str().unwrap()) && list.stdout.contains("failover"), "{list:?}");
+    let show = setup.run(&["incidents", "show", before[0]["id"].as_str().unwrap()]);
+    assert!(show.stdout.contains("decision") && show.stdout.contains("state.switch"), "{show:?}");
+    assert_eq!(setup.run(&["incidents", "show", "inc-nope"]).code, 2);
+
+    let ok = setup.run(&["audit", "verify"]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let db = rusqlite::Connection::open(setup.dir.path().join("cutover.db")).unwrap();
+    db.execute("UPDATE audit SET detail = '{\"forged\":true}' WHERE seq = 2", []).unwrap();
+    let bad = setup.run(&["audit", "verify"]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stdout.contains("audit entry 2"), "{bad:?}");
+}
+
+#[test]
+fn a_policy_that_does_not_compile_stops_run_at_start_naming_the_file() {
+    let (_a, _b, setup) = two_garages("[policy]\npath = \"broken.rego\"\n");
+    std::fs::write(setup.dir.path().join("broken.rego"), "package cutover\n\ndecision := {\n").unwrap();
+    let run = setup.run(&["run"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("broken.rego"), "{run:?}");
+}
+
+/// The hex SHA-256 of a token, computed by coreutils, independently of cutover.
+fn sha256_hex(s: &str) -> String {
+    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+}
