@@ -33,6 +33,8 @@ pub enum Command {
     },
     /// Run the controller: probe, verify, decide, switch; serve the API.
     Run,
+    /// Probe from another vantage point and report to a controller.
+    Agent(AgentArgs),
     /// Evaluate or test Rego policies.
     Policy {
         #[command(subcommand)]
@@ -64,6 +66,19 @@ pub enum ConfigCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The controller's API, e.g. http://10.0.0.5:8080
+    #[arg(long)]
+    pub controller: String,
+    /// This agent's vantage name (e.g. eu-west).
+    #[arg(long)]
+    pub vantage: String,
+    /// The environment variable holding the agent's bearer token (role agent).
+    #[arg(long, value_name = "VAR")]
+    pub token_env: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Command::Config { command: ConfigCommand::Check { json } } => cmd::config::check(&cli.global, json),
         Command::Demo => cmd::demo::run(),
         Command::Run => cmd::run::run(&cli.global),
+        Command::Agent(args) => cmd::agent::run(&cli.global, args),
         Command::Policy { command } => cmd::policy::run(command),
         Command::Incidents { command } => cmd::state::incidents(&cli.global, command),
         Command::Audit { command } => cmd::state::audit(&cli.global, command),

@@ -270,3 +270,49 @@ fn sha256_hex(s: &str) -> String {
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
 }
+
+#[test]
+fn a_real_agent_reports_its_vantage_and_a_killed_agent_ages_out() {
+    let tokens =
+        format!("[[api.tokens]]\nname = \"eu-agent\"\nrole = \"agent\"\nsha256 = \"{}\"\n", sha256_hex("agent-token"));
+    let (_a, _b, setup) =
+        two_garages(&format!("[verify]\nagent_timeout = \"3s\"\n\n[api]\nlisten = \"127.0.0.1:1\"\n{tokens}"));
+    let c = Controller::start(&setup);
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_cutover"));
+    agent
+        .args([
+            "--config",
+            setup.config.to_str().unwrap(),
+            "agent",
+            "--vantage",
+            "eu-west",
+            "--token-env",
+            "AGENT_TOKEN",
+        ])
+        .arg("--controller")
+        .arg(format!("http://127.0.0.1:{}", c.port))
+        .env("AGENT_TOKEN", "agent-token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in &setup.env {
+        agent.env(k, v);
+    }
+    let mut agent = agent.spawn().unwrap();
+    let vantage = |c: &Controller| {
+        let s = c.json("/v1/status");
+        s["backends"][0]["vantages"]["eu-west"]["health"].as_str().unwrap_or("").to_string()
+    };
+    c.wait_for("the agent's vantage", Duration::from_secs(20), |c| vantage(c) == "healthy");
+    let _ = agent.kill();
+    let _ = agent.wait();
+    c.wait_for("the silent agent to age out", Duration::from_secs(20), |c| vantage(c) == "unknown");
+    assert_eq!(c.json("/v1/status")["active"], "primary");
+}
+
+#[test]
+fn an_agent_with_a_bad_controller_url_or_token_is_a_usage_error() {
+    let (_a, _b, setup) = two_garages("");
+    let run = setup.run(&["agent", "--controller", "localhost:1", "--vantage", "x", "--token-env", "NOPE_TOKEN_VAR"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("NOPE_TOKEN_VAR"), "{run:?}");
+}
