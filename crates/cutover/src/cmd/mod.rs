@@ -2,4 +2,5 @@
 
 pub mod config;
 pub mod probe;
+pub mod sync;
 pub mod validate;
