@@ -34,9 +34,9 @@ use crate::store::{Checkpoint, Store};
 #[derive(Debug, Clone)]
 pub struct Side {
     pub location: Location,
-    /// Pooled connections: listings, HEAD, PUT, multipart, DELETE.
+    /// Pooled connections: HEAD, PUT, multipart, DELETE.
     pub client: S3Client,
-    /// A fresh connection per request: streamed GETs.
+    /// A fresh connection per request: listings and streamed GETs.
     pub get_client: S3Client,
 }
 
@@ -406,15 +406,17 @@ impl Run<'_> {
         let src = &self.src.location;
         let dst = &self.dst.location;
         let full = |prefix: &str| start_after.as_ref().map(|k| format!("{prefix}{k}"));
+        // Listings use fresh connections too: Garage's list answers stall ~40 ms
+        // on a reused connection (delayed ACK, see BASELINES.md).
         let src_rx = spawn_lister(
-            self.src.client.clone(),
+            self.src.get_client.clone(),
             src.to_string(),
             src.prefix.clone(),
             full(&src.prefix),
             self.opts.page_size,
         );
         let dst_rx = spawn_lister(
-            self.dst.client.clone(),
+            self.dst.get_client.clone(),
             dst.to_string(),
             dst.prefix.clone(),
             full(&dst.prefix),
