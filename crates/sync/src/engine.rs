@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use cutover_s3::S3Client;
+use cutover_s3::{S3Client, S3Error};
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -259,6 +259,8 @@ enum TaskOutcome {
     Same,
     /// A checksum comparison found them different (not copied: check or dry run).
     Differs,
+    /// The source object was deleted after it was listed: nothing to copy.
+    Vanished,
     Failed(SyncError),
 }
 
@@ -428,7 +430,8 @@ impl Run<'_> {
         };
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<TaskDone>();
         let mut tasks = JoinSet::new();
-        let big = Arc::new(Semaphore::new(2));
+        // Large objects in flight; their parts share the limiter's permits.
+        let big = Arc::new(Semaphore::new((self.opts.concurrency / 4).max(2)));
         let mut deletes: Vec<String> = Vec::new();
         let mut src_seen = 0u64;
 
@@ -467,7 +470,6 @@ impl Run<'_> {
                 }
                 (Verdict::New | Verdict::Changed, Some(s)) if !self.writes() => {
                     (self.report)(Event::Difference { key: &s.rel, verdict });
-                    self.summary.skipped += 0;
                     self.mark.pass(&s.rel);
                 }
                 (Verdict::New | Verdict::Changed | Verdict::Undecided, Some(s)) => {
@@ -598,6 +600,11 @@ impl Run<'_> {
                 (self.report)(Event::Difference { key: &done.rel, verdict: Verdict::Changed });
                 self.mark.finish(done.seq);
             }
+            TaskOutcome::Vanished => {
+                tracing::info!(key = %done.rel, "source object deleted after listing; skipped");
+                self.summary.skipped += 1;
+                self.mark.finish(done.seq);
+            }
             TaskOutcome::Failed(e) => {
                 // Stays pending: the checkpoint never moves past a failure.
                 self.summary.failed += 1;
@@ -716,6 +723,11 @@ async fn copy_or_compare(copier: &Copier, rel: &str, size: u64, compare: bool, c
     }
     match copier.copy(rel, size).await {
         Ok(bytes) => TaskOutcome::Copied(bytes),
+        Err(SyncError::Copy { source, .. })
+            if matches!(*source, S3Error::Response { status: 404, op: "GetObject" | "HeadObject", .. }) =>
+        {
+            TaskOutcome::Vanished
+        }
         Err(e) => TaskOutcome::Failed(e),
     }
 }
