@@ -56,6 +56,12 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Run the smoke-test suite against one backend.
     Validate(ValidateArgs),
+    /// Copy new and changed objects from SRC to DST (BACKEND[:PREFIX]); --delete mirrors.
+    Sync(crate::cmd::sync::SyncArgs),
+    /// Compare SRC with DST and list the differences; exit 1 when there are any.
+    Check(crate::cmd::sync::CheckArgs),
+    /// Sync SRC to DST continuously, printing the replication lag each round.
+    Replicate(crate::cmd::sync::ReplicateArgs),
 }
 
 #[derive(Debug, Subcommand)]

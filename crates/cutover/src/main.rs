@@ -44,6 +44,9 @@ fn main() -> ExitCode {
         Command::Audit { command } => cmd::state::audit(&cli.global, command),
         Command::Probe(args) => cmd::probe::run(&cli.global, args),
         Command::Validate(args) => cmd::validate::run(&cli.global, args),
+        Command::Sync(args) => cmd::sync::sync(&cli.global, args),
+        Command::Check(args) => cmd::sync::check(&cli.global, args),
+        Command::Replicate(args) => cmd::sync::replicate(&cli.global, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

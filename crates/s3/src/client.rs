@@ -14,6 +14,9 @@ use crate::http::{Connector, TransportError, classify, full};
 use crate::sigv4::{self, AmzDate, CanonicalRequest};
 use crate::xml;
 
+mod stream;
+pub use stream::{ListedObject, ListedPage, StreamedObject};
+
 /// The secret material of one backend, resolved from the environment or a
 /// credentials file.
 #[derive(Debug, Clone)]

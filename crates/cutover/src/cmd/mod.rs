@@ -7,4 +7,5 @@ pub mod policy;
 pub mod probe;
 pub mod run;
 pub mod state;
+pub mod sync;
 pub mod validate;

@@ -1,0 +1,353 @@
+//! `cutover sync`, `cutover check` and `cutover replicate`: thin wiring of
+//! the sync engine (crates/sync) to the configuration and the terminal.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use clap::Args;
+use cutover_core::Config;
+use cutover_s3::ClientOptions;
+use cutover_sync::{Event, Filter, Location, Mode, RunOutcome, Side, Store, Summary, SyncOptions};
+use serde_json::json;
+
+use crate::Failure;
+use crate::cli::Global;
+use crate::{load, runtime};
+
+/// What sync and check share.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Source: BACKEND[:PREFIX], a backend name from the configuration.
+    pub src: String,
+    /// Destination: BACKEND[:PREFIX].
+    pub dst: String,
+    /// Only keys (relative to the prefix) matching this glob (`*`, `**`, `?`); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Skip keys matching this glob; repeatable. Excluded keys are never deleted.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Objects copied or compared at once (adapts down on SlowDown/503).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub concurrency: usize,
+    /// Compare objects whose ETags cannot decide (multipart, SSE) by streaming an MD5 of both.
+    #[arg(long)]
+    pub checksum: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Deadline of each S3 request (a whole part or small object).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Also delete destination objects that the source does not have (mirror).
+    #[arg(long)]
+    pub delete: bool,
+    /// Show what would be copied and deleted; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Never delete more than N objects (refuse the deletes otherwise).
+    #[arg(long, value_name = "N")]
+    pub max_delete: Option<u64>,
+    /// Allow deleting more than 10% of the destination.
+    #[arg(long)]
+    pub force: bool,
+    /// Allow --delete to empty the destination when the source is empty.
+    #[arg(long)]
+    pub allow_empty_source: bool,
+    /// Continue an interrupted sync from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Objects of at least this size are copied in parts.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    pub multipart_threshold: u64,
+    /// Part size of multipart copies (at least 5 MiB).
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    pub part_size: u64,
+    /// How often to print a progress line on stderr (0s: never).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub progress_interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplicateArgs {
+    #[command(flatten)]
+    pub sync: SyncArgs,
+    /// Pause between rounds.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Stop after this many rounds (default: until interrupted).
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u64>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    cutover_core::parse_duration(s)
+}
+
+/// Parses `123`, `64KiB`, `16MiB`, `1GiB`, `10MB`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?}: expected a size like 16MiB"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        u => return Err(format!("{s:?}: unknown unit {u:?} (use KiB, MiB, GiB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?}: too large"))
+}
+
+fn side(config: &Config, spec: &str, timeout: Duration, what: &str) -> Result<Side, Failure> {
+    let location = Location::parse(spec).map_err(|e| Failure::Usage(format!("error: {what} {e}")))?;
+    let backend = config.backend(&location.backend).ok_or_else(|| {
+        Failure::Usage(format!(
+            "error: unknown backend {:?} in {what} {spec:?} (configured: {})",
+            location.backend,
+            config.backend_names().join(", ")
+        ))
+    })?;
+    let connect_timeout = Duration::from_secs(10);
+    let client = load::client(backend, ClientOptions { timeout, connect_timeout, pooled: true })?;
+    let get_client = load::client(backend, ClientOptions { timeout, connect_timeout, pooled: false })?;
+    Ok(Side { location, client, get_client })
+}
+
+fn options(c: &Common, mode: Mode) -> SyncOptions {
+    SyncOptions {
+        mode,
+        checksum: c.checksum,
+        filter: Filter::new(c.include.clone(), c.exclude.clone()),
+        concurrency: c.concurrency.max(1),
+        ..SyncOptions::default()
+    }
+}
+
+fn sync_options(a: &SyncArgs) -> SyncOptions {
+    SyncOptions {
+        dry_run: a.dry_run,
+        max_delete: a.max_delete,
+        force: a.force,
+        allow_empty_source: a.allow_empty_source,
+        resume: a.resume,
+        multipart_threshold: a.multipart_threshold,
+        part_size: a.part_size,
+        progress_every: (!a.progress_interval.is_zero()).then_some(a.progress_interval),
+        ..options(&a.common, if a.delete { Mode::Mirror } else { Mode::Copy })
+    }
+}
+
+fn store(config: &Config) -> Result<Store, Failure> {
+    Store::open(&config.state.path).map_err(|e| Failure::Usage(format!("error: {e}")))
+}
+
+/// Prints events as they come: differences and dry-run actions on stdout,
+/// progress and failures on stderr.
+fn reporter(json: bool, dry_run: bool) -> impl Fn(Event<'_>) + Sync {
+    move |event| match event {
+        Event::Difference { key, verdict } if !json => {
+            let v = serde_json::to_value(verdict).ok().and_then(|v| v.as_str().map(str::to_string));
+            let v = v.unwrap_or_default();
+            if dry_run {
+                if v == "extra" {
+                    println!("extra {key}");
+                } else {
+                    println!("would copy {key} ({v})");
+                }
+            } else {
+                println!("{v} {key}");
+            }
+        }
+        Event::Difference { .. } => {}
+        Event::WouldDelete { key } if !json => println!("would delete {key}"),
+        Event::WouldDelete { .. } => {}
+        Event::Failed { key, error } => eprintln!("failed {key}: {error}"),
+        Event::Progress(p) => eprintln!(
+            "progress: {} copied ({:.1} MB), {} skipped, {} failed, {} in flight, {:.0} objects/s, {:.1} MB/s, {:.1}s",
+            p.copied,
+            p.bytes as f64 / 1e6,
+            p.skipped,
+            p.failed,
+            p.in_flight,
+            (p.copied + p.skipped) as f64 / p.seconds.max(1e-9),
+            p.bytes as f64 / 1e6 / p.seconds.max(1e-9),
+            p.seconds
+        ),
+        Event::Resumed { after } => eprintln!("resuming after {after:?}"),
+        Event::AbortedUpload { key } => eprintln!("aborted the multipart upload of {key} left by an interrupted run"),
+        Event::Refused(r) => eprintln!("{r}"),
+    }
+}
+
+fn summary_line(s: &Summary) -> String {
+    format!(
+        "copied {}, skipped {}, deleted {}, failed {}, {:.1} MB in {:.2}s: {:.0} objects/s, {:.1} MB/s",
+        s.copied,
+        s.skipped,
+        s.deleted,
+        s.failed,
+        s.bytes as f64 / 1e6,
+        s.seconds,
+        s.objects_per_second(),
+        s.megabytes_per_second()
+    )
+}
+
+fn summary_json(s: &Summary) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).expect("summary serializes");
+    v["objects_per_second"] = json!(s.objects_per_second());
+    v["megabytes_per_second"] = json!(s.megabytes_per_second());
+    v["lag_oldest_seconds"] = json!(s.lag().oldest_age.map(|d| d.as_secs_f64()));
+    v
+}
+
+fn finish(result: Result<Summary, cutover_sync::SyncError>, json: bool) -> Result<Summary, Failure> {
+    let s = match result {
+        Ok(s) => s,
+        Err(cutover_sync::SyncError::Options(m)) => return Err(Failure::Usage(format!("error: {m}"))),
+        Err(e) => return Err(Failure::Error(e.into())),
+    };
+    if json {
+        println!("{}", summary_json(&s));
+    }
+    Ok(s)
+}
+
+fn exit(s: &Summary) -> Result<(), Failure> {
+    match s.outcome {
+        RunOutcome::Ok => Ok(()),
+        RunOutcome::Differences | RunOutcome::Failed | RunOutcome::Refused => Err(Failure::Failed),
+    }
+}
+
+pub fn sync(global: &Global, args: SyncArgs) -> Result<(), Failure> {
+    let config = load::config(global)?;
+    let src = side(&config, &args.common.src, args.common.timeout, "SRC")?;
+    let dst = side(&config, &args.common.dst, args.common.timeout, "DST")?;
+    let opts = sync_options(&args);
+    let store = if args.dry_run { None } else { Some(store(&config)?) };
+    let report = reporter(args.common.json, args.dry_run);
+    let result = runtime().block_on(cutover_sync::run(&src, &dst, &opts, store.as_ref(), &report));
+    let s = finish(result, args.common.json)?;
+    if !args.common.json {
+        let verb = if args.dry_run { "dry run: " } else { "" };
+        println!("{verb}{}", summary_line(&s));
+    }
+    exit(&s)
+}
+
+pub fn check(global: &Global, args: CheckArgs) -> Result<(), Failure> {
+    let config = load::config(global)?;
+    let src = side(&config, &args.common.src, args.common.timeout, "SRC")?;
+    let dst = side(&config, &args.common.dst, args.common.timeout, "DST")?;
+    let opts = options(&args.common, Mode::Check);
+    let differences = Mutex::new(Vec::new());
+    let json = args.common.json;
+    let report = |e: Event<'_>| {
+        if let Event::Difference { key, verdict } = &e
+            && json
+        {
+            let mut d = differences.lock().expect("lock");
+            if d.len() < 10_000 {
+                d.push(json!({"key": key, "verdict": verdict}));
+            }
+        }
+        reporter(json, false)(e)
+    };
+    let result = runtime().block_on(cutover_sync::run(&src, &dst, &opts, None, &report));
+    let s = match result {
+        Ok(s) => s,
+        Err(e) => return Err(Failure::Error(e.into())),
+    };
+    let diffs = s.pending_objects + s.extra;
+    if json {
+        let mut v = summary_json(&s);
+        v["differences"] = json!(differences.into_inner().expect("lock"));
+        println!("{v}");
+    } else {
+        eprintln!(
+            "{diffs} differences ({} new, {} changed, {} only on the destination), {} equal",
+            s.new, s.changed, s.extra, s.skipped
+        );
+    }
+    exit(&s)
+}
+
+pub fn replicate(global: &Global, args: ReplicateArgs) -> Result<(), Failure> {
+    let config = load::config(global)?;
+    let c = &args.sync.common;
+    let src = side(&config, &c.src, c.timeout, "SRC")?;
+    let dst = side(&config, &c.dst, c.timeout, "DST")?;
+    let opts = SyncOptions { resume: false, ..sync_options(&args.sync) };
+    let store = store(&config)?;
+    let report = reporter(c.json, args.sync.dry_run);
+    runtime().block_on(async {
+        let mut round = 0u64;
+        let mut last_ok;
+        loop {
+            round += 1;
+            match cutover_sync::run(&src, &dst, &opts, Some(&store), &report).await {
+                Ok(s) => {
+                    let lag = s.lag();
+                    last_ok = s.outcome == RunOutcome::Ok;
+                    if c.json {
+                        let mut v = summary_json(&s);
+                        v["round"] = json!(round);
+                        println!("{v}");
+                    } else {
+                        let age = lag.oldest_age.map(|d| format!("{:.1}s", d.as_secs_f64())).unwrap_or("-".into());
+                        println!(
+                            "round {round}: lag {} objects, {:.1} MB, oldest unsynced change {age} old; {}",
+                            lag.objects,
+                            lag.bytes as f64 / 1e6,
+                            summary_line(&s)
+                        );
+                    }
+                }
+                Err(e) => {
+                    last_ok = false;
+                    eprintln!("round {round}: error: {e}");
+                }
+            }
+            if args.rounds.is_some_and(|n| round >= n) {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(args.interval) => {}
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+        if last_ok { Ok(()) } else { Err(Failure::Failed) }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sizes() {
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("5XB").is_err());
+    }
+}

@@ -1,0 +1,23 @@
+//! Bulk copy and replication between S3 backends (`cutover sync`, `check`,
+//! `replicate`).
+//!
+//! - [`diff`]: both listings streamed page by page and merge-joined, so
+//!   memory does not grow with the number of objects.
+//! - [`copy`]: verified streaming GET → PUT, multipart with parallel parts
+//!   above a threshold.
+//! - [`retry`]: backoff with jitter; concurrency that halves on SlowDown.
+//! - [`store`]: checkpoints and open uploads in SQLite.
+//! - [`engine`]: one run, with the safety rules for deletes.
+
+pub mod copy;
+pub mod diff;
+pub mod engine;
+pub mod error;
+pub mod location;
+pub mod retry;
+pub mod store;
+
+pub use engine::{Event, Lag, Mode, Progress, Refusal, RunOutcome, Side, Summary, SyncOptions, lag, run};
+pub use error::SyncError;
+pub use location::{Filter, Location};
+pub use store::Store;
