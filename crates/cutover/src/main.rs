@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Config { command: ConfigCommand::Check { json } } => cmd::config::check(&cli.global, json),
         Command::Probe(args) => cmd::probe::run(&cli.global, args),
         Command::Validate(args) => cmd::validate::run(&cli.global, args),
+        Command::Gateway(args) => cmd::gateway::run(&cli.global, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
