@@ -62,6 +62,25 @@ pub enum Command {
     Check(crate::cmd::sync::CheckArgs),
     /// Sync SRC to DST continuously, printing the replication lag each round.
     Replicate(crate::cmd::sync::ReplicateArgs),
+    /// Run the S3 gateway on `[gateway] listen` (follows the active backend in the state file).
+    Gateway(GatewayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Listen here instead of `[gateway] listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Wait for a backend's answer headers (reads, deletes) before read-through or 503.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// Do not serve: copy the objects written to a non-primary backend while it
+    /// was active back to the primary, verify them, print a JSON report, exit.
+    #[arg(long)]
+    pub resync: bool,
+    /// How often to read `kv.active_backend` from the state file.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub poll: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]

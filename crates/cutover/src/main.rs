@@ -47,6 +47,7 @@ fn main() -> ExitCode {
         Command::Sync(args) => cmd::sync::sync(&cli.global, args),
         Command::Check(args) => cmd::sync::check(&cli.global, args),
         Command::Replicate(args) => cmd::sync::replicate(&cli.global, args),
+        Command::Gateway(args) => cmd::gateway::run(&cli.global, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

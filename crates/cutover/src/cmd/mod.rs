@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod config;
 pub mod demo;
+pub mod gateway;
 pub mod policy;
 pub mod probe;
 pub mod run;

@@ -1,0 +1,81 @@
+//! The active backend: one value that every new request reads, changed
+//! atomically by the controller (in process) or by following the state file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::state::State;
+
+/// A cheap, cloneable handle to the name of the active backend.
+///
+/// # Guarantees
+/// A request reads the active backend once, when it is routed; a switch
+/// applies to every request routed after [`ActiveBackend::set`] returns, and
+/// never to one in flight.
+#[derive(Debug, Clone)]
+pub struct ActiveBackend {
+    tx: Arc<watch::Sender<String>>,
+}
+
+impl ActiveBackend {
+    pub fn new(initial: impl Into<String>) -> Self {
+        Self { tx: Arc::new(watch::Sender::new(initial.into())) }
+    }
+
+    /// The active backend now.
+    pub fn get(&self) -> String {
+        self.tx.borrow().clone()
+    }
+
+    /// Makes `name` the active backend; returns whether it changed.
+    pub fn set(&self, name: &str) -> bool {
+        self.tx.send_if_modified(|cur| {
+            if cur == name {
+                false
+            } else {
+                *cur = name.to_string();
+                true
+            }
+        })
+    }
+
+    /// A receiver that sees every switch.
+    pub fn subscribe(&self) -> watch::Receiver<String> {
+        self.tx.subscribe()
+    }
+}
+
+/// Follows `kv.active_backend` in the state file: every `interval`, reads it
+/// (absent → `primary`) and applies it if it names one of `known`. Runs until
+/// the task is dropped.
+///
+/// # Caveats
+/// A value naming no configured backend is ignored (logged once per value).
+pub async fn follow_state(
+    active: ActiveBackend,
+    state: State,
+    primary: String,
+    known: Vec<String>,
+    interval: Duration,
+) {
+    let mut ignored: Option<String> = None;
+    loop {
+        match state.read_active().await {
+            Ok(v) => {
+                let name = v.unwrap_or_else(|| primary.clone());
+                if known.contains(&name) {
+                    if active.set(&name) {
+                        tracing::info!(active = %name, "active backend switched");
+                    }
+                } else if ignored.as_deref() != Some(name.as_str()) {
+                    tracing::warn!(value = %name, "kv.active_backend names no configured backend; ignored");
+                    ignored = Some(name);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the active backend from the state file"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

@@ -1,0 +1,343 @@
+//! SigV4 verification of the gateway's own clients: the `Authorization`
+//! header form and the presigned-query form.
+//!
+//! The canonical request is rebuilt from the request as received: the path
+//! exactly as sent (S3 does not normalise it), the query decoded and
+//! re-encoded, the signed headers by name. The signature is recomputed with
+//! the client's secret and compared in constant time.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use cutover_core::Secret;
+use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest, UNSIGNED_PAYLOAD};
+use http::{HeaderMap, StatusCode};
+
+/// How far a header-signed request's date may be from now.
+const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+/// The longest validity S3 allows a presigned URL.
+const MAX_EXPIRES: u64 = 7 * 24 * 3600;
+
+/// The access keys the gateway accepts, with their secrets.
+#[derive(Debug, Clone, Default)]
+pub struct ClientKeys {
+    keys: HashMap<String, Secret>,
+}
+
+impl ClientKeys {
+    pub fn new(keys: impl IntoIterator<Item = (String, Secret)>) -> Self {
+        Self { keys: keys.into_iter().collect() }
+    }
+
+    fn secret(&self, id: &str) -> Option<&Secret> {
+        self.keys.get(id)
+    }
+}
+
+/// What the signature says about the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// `UNSIGNED-PAYLOAD` (or a presigned URL).
+    Unsigned,
+    /// The SHA-256 the body must have.
+    Sha256([u8; 32]),
+    /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`: aws-chunked, no chunk signatures.
+    StreamingUnsignedTrailer,
+    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]`: aws-chunked with a
+    /// signature per chunk, chained from the seed signature.
+    StreamingSigned { trailer: bool },
+}
+
+/// A request whose signature is valid.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub access_key_id: String,
+    pub payload: Payload,
+    /// What signed streaming chunks need to continue the signature chain.
+    pub seed: Option<Seed>,
+}
+
+/// The seed signature and its signing context, for aws-chunked bodies.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    pub signature: String,
+    pub date: AmzDate,
+    pub region: String,
+    pub secret: Secret,
+}
+
+/// Why a request is refused, with the S3 error code it maps to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No signature at all: the gateway is never an open proxy.
+    #[error("anonymous requests are not allowed")]
+    Anonymous,
+    /// The access key id is not one of `[[gateway.clients]]`.
+    #[error("the access key id is not known to this gateway")]
+    UnknownKey,
+    /// The recomputed signature differs.
+    #[error("the request signature does not match the signature computed with the client's secret")]
+    Mismatch,
+    /// The Authorization header or the presign query is malformed.
+    #[error("malformed authorization: {0}")]
+    Malformed(String),
+    /// The request date is too far from now.
+    #[error("the difference between the request time and the server's time is too large")]
+    Skewed,
+    /// The presigned URL has expired.
+    #[error("request has expired")]
+    Expired,
+}
+
+impl AuthError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AuthError::Malformed(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::FORBIDDEN,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Anonymous => "AccessDenied",
+            AuthError::UnknownKey => "InvalidAccessKeyId",
+            AuthError::Mismatch => "SignatureDoesNotMatch",
+            AuthError::Malformed(_) => "AuthorizationHeaderMalformed",
+            AuthError::Skewed => "RequestTimeTooSkewed",
+            AuthError::Expired => "AccessDenied",
+        }
+    }
+}
+
+/// Percent-decodes a query component (`+` stays `+`, as SigV4 clients
+/// encode spaces as `%20`).
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Splits and decodes a raw query string.
+pub fn parse_query(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect()
+}
+
+/// Verifies a request. `raw_path` is the path as sent, `query` the decoded
+/// query pairs.
+pub fn verify(
+    keys: &ClientKeys,
+    method: &str,
+    raw_path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Result<Verified, AuthError> {
+    if let Some(auth) = headers.get(http::header::AUTHORIZATION) {
+        let auth = auth.to_str().map_err(|_| AuthError::Malformed("not ASCII".into()))?;
+        return verify_header(keys, method, raw_path, query, headers, auth, now);
+    }
+    if query.iter().any(|(k, _)| k == "X-Amz-Signature") {
+        return verify_presigned(keys, method, raw_path, query, headers, now);
+    }
+    Err(AuthError::Anonymous)
+}
+
+struct Credential<'a> {
+    key_id: &'a str,
+    date: &'a str,
+    region: &'a str,
+}
+
+fn parse_credential(c: &str) -> Result<Credential<'_>, AuthError> {
+    let parts: Vec<&str> = c.split('/').collect();
+    match parts.as_slice() {
+        [key_id, date, region, "s3", "aws4_request"] => Ok(Credential { key_id, date, region }),
+        _ => Err(AuthError::Malformed(format!(
+            "credential scope must be KEY/DATE/REGION/s3/aws4_request, got {} parts",
+            parts.len()
+        ))),
+    }
+}
+
+fn signed_header_values(headers: &HeaderMap, signed: &str) -> Result<Vec<(String, String)>, AuthError> {
+    let mut out = Vec::new();
+    for name in signed.split(';') {
+        if name.is_empty() {
+            continue;
+        }
+        let values = headers.get_all(name);
+        let mut any = false;
+        for v in values {
+            any = true;
+            let v = v.to_str().map_err(|_| AuthError::Malformed(format!("header {name} is not ASCII")))?;
+            out.push((name.to_string(), v.trim().to_string()));
+        }
+        if !any {
+            return Err(AuthError::Malformed(format!("signed header {name} is missing")));
+        }
+    }
+    if !out.iter().any(|(k, _)| k == "host") {
+        return Err(AuthError::Malformed("host must be signed".into()));
+    }
+    Ok(out)
+}
+
+fn header_verify_date(date_text: &str, scope_date: &str) -> Result<AmzDate, AuthError> {
+    let t = AmzDate::parse(date_text).ok_or_else(|| AuthError::Malformed("bad x-amz-date".into()))?;
+    let date = AmzDate::from_system_time(t);
+    if date.date != scope_date {
+        return Err(AuthError::Malformed("the credential scope's date is not the request's date".into()));
+    }
+    Ok(date)
+}
+
+fn verify_header(
+    keys: &ClientKeys,
+    method: &str,
+    raw_path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    auth: &str,
+    now: SystemTime,
+) -> Result<Verified, AuthError> {
+    let rest = auth
+        .strip_prefix("AWS4-HMAC-SHA256 ")
+        .ok_or_else(|| AuthError::Malformed("only AWS4-HMAC-SHA256 is supported".into()))?;
+    let (mut cred, mut signed, mut sig) = (None, None, None);
+    for part in rest.split(',') {
+        let part = part.trim();
+        if let Some(v) = part.strip_prefix("Credential=") {
+            cred = Some(v);
+        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+            signed = Some(v);
+        } else if let Some(v) = part.strip_prefix("Signature=") {
+            sig = Some(v);
+        }
+    }
+    let (Some(cred), Some(signed), Some(sig)) = (cred, signed, sig) else {
+        return Err(AuthError::Malformed("Credential, SignedHeaders and Signature are required".into()));
+    };
+    let cred = parse_credential(cred)?;
+    let secret = keys.secret(cred.key_id).ok_or(AuthError::UnknownKey)?;
+    let date_text = headers
+        .get("x-amz-date")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| AuthError::Malformed("x-amz-date is required".into()))?;
+    let date = header_verify_date(date_text, cred.date)?;
+    let t = AmzDate::parse(date_text).expect("parsed above");
+    let skew = now.duration_since(t).unwrap_or_else(|e| e.duration());
+    if skew > MAX_SKEW {
+        return Err(AuthError::Skewed);
+    }
+    let payload_text = headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| AuthError::Malformed("x-amz-content-sha256 is required".into()))?;
+    let payload = match payload_text {
+        UNSIGNED_PAYLOAD => Payload::Unsigned,
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => Payload::StreamingUnsignedTrailer,
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" => Payload::StreamingSigned { trailer: false },
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => Payload::StreamingSigned { trailer: true },
+        h => {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out)
+                .map_err(|_| AuthError::Malformed("x-amz-content-sha256 is not a SHA-256".into()))?;
+            Payload::Sha256(out)
+        }
+    };
+    let signed_headers = signed_header_values(headers, signed)?;
+    let req = CanonicalRequest {
+        method,
+        encoded_path: raw_path,
+        query,
+        headers: &signed_headers,
+        payload_hash: payload_text,
+    };
+    let (canonical, _) = req.render();
+    let expected = sigv4::signature(secret.expose(), &date, cred.region, "s3", &canonical);
+    if !sigv4::signatures_equal(&expected, sig) {
+        return Err(AuthError::Mismatch);
+    }
+    let seed = matches!(payload, Payload::StreamingSigned { .. }).then(|| Seed {
+        signature: expected,
+        date,
+        region: cred.region.to_string(),
+        secret: secret.clone(),
+    });
+    Ok(Verified { access_key_id: cred.key_id.to_string(), payload, seed })
+}
+
+fn verify_presigned(
+    keys: &ClientKeys,
+    method: &str,
+    raw_path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Result<Verified, AuthError> {
+    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let missing = |n: &str| AuthError::Malformed(format!("presigned URL without {n}"));
+    if get("X-Amz-Algorithm") != Some("AWS4-HMAC-SHA256") {
+        return Err(AuthError::Malformed("X-Amz-Algorithm must be AWS4-HMAC-SHA256".into()));
+    }
+    let cred = parse_credential(get("X-Amz-Credential").ok_or_else(|| missing("X-Amz-Credential"))?)?;
+    let secret = keys.secret(cred.key_id).ok_or(AuthError::UnknownKey)?;
+    let date_text = get("X-Amz-Date").ok_or_else(|| missing("X-Amz-Date"))?;
+    let date = header_verify_date(date_text, cred.date)?;
+    let expires: u64 = get("X-Amz-Expires")
+        .ok_or_else(|| missing("X-Amz-Expires"))?
+        .parse()
+        .map_err(|_| AuthError::Malformed("X-Amz-Expires is not a number".into()))?;
+    if expires > MAX_EXPIRES {
+        return Err(AuthError::Malformed("X-Amz-Expires is longer than 7 days".into()));
+    }
+    let t = AmzDate::parse(date_text).expect("parsed above");
+    if now > t + Duration::from_secs(expires) {
+        return Err(AuthError::Expired);
+    }
+    if t > now + MAX_SKEW {
+        return Err(AuthError::Skewed);
+    }
+    let signed = get("X-Amz-SignedHeaders").ok_or_else(|| missing("X-Amz-SignedHeaders"))?;
+    let sig = get("X-Amz-Signature").expect("checked by the caller");
+    let signed_headers = signed_header_values(headers, signed)?;
+    let unsigned: Vec<(String, String)> = query.iter().filter(|(k, _)| k != "X-Amz-Signature").cloned().collect();
+    let payload_hash =
+        headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()).unwrap_or(UNSIGNED_PAYLOAD).to_string();
+    let req = CanonicalRequest {
+        method,
+        encoded_path: raw_path,
+        query: &unsigned,
+        headers: &signed_headers,
+        payload_hash: &payload_hash,
+    };
+    let (canonical, _) = req.render();
+    let expected = sigv4::signature(secret.expose(), &date, cred.region, "s3", &canonical);
+    if !sigv4::signatures_equal(&expected, sig) {
+        return Err(AuthError::Mismatch);
+    }
+    Ok(Verified { access_key_id: cred.key_id.to_string(), payload: Payload::Unsigned, seed: None })
+}
+
+#[cfg(test)]
+#[path = "auth_tests.rs"]
+mod tests;

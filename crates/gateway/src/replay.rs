@@ -1,0 +1,326 @@
+//! Copies between backends: journal replay (dual-write writes one side
+//! missed) and the failback resync (writes taken by a non-primary backend,
+//! copied back to the primary and verified).
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cutover_core::Config;
+use http::{HeaderName, HeaderValue, Method, StatusCode};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+use md5::{Digest, Md5};
+
+use crate::active::ActiveBackend;
+use crate::body::{BoxError, collect_limited};
+use crate::error::GatewayError;
+use crate::server::{Gateway, GatewayOptions, Inner};
+use crate::state::Op;
+use crate::upstream::{UpRequest, Upstream};
+
+/// What a failback resync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResyncReport {
+    /// Objects copied to the primary and verified (size and checksum).
+    pub copied: u64,
+    /// Keys deleted on the primary (deleted on the other side meanwhile).
+    pub deleted: u64,
+    /// Records that could not be replayed or verified; they stay recorded.
+    pub failed: u64,
+    /// Records left after this pass (failed ones and writes that arrived meanwhile).
+    pub remaining: u64,
+    /// One line per failure, without secrets.
+    pub errors: Vec<String>,
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Synced {
+    Copied { size: u64, md5: String, etag: Option<String> },
+    Deleted,
+}
+
+/// Headers of an object that a copy keeps.
+fn kept(name: &str) -> bool {
+    name.starts_with("x-amz-meta-")
+        || matches!(
+            name,
+            "content-type"
+                | "cache-control"
+                | "content-disposition"
+                | "content-encoding"
+                | "content-language"
+                | "expires"
+        )
+}
+
+/// A body that computes the MD5 and counts the bytes of what passes through
+/// (the sender may stop polling at Content-Length, before the end of stream).
+struct Hashing<B> {
+    inner: B,
+    seen: Arc<Mutex<(Md5, u64)>>,
+}
+
+impl<B> Hashing<B> {
+    fn new(inner: B) -> (Self, Arc<Mutex<(Md5, u64)>>) {
+        let seen = Arc::new(Mutex::new((Md5::new(), 0)));
+        (Self { inner, seen: seen.clone() }, seen)
+    }
+}
+
+fn finish(seen: &Arc<Mutex<(Md5, u64)>>) -> (String, u64) {
+    let g = seen.lock().expect("md5 lock");
+    (hex::encode(g.0.clone().finalize()), g.1)
+}
+
+impl<B> HttpBody for Hashing<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    let mut g = this.seen.lock().expect("md5 lock");
+                    g.0.update(d);
+                    g.1 += d.len() as u64;
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Makes `to`'s copy of `key` equal to `from`'s: streams the object across
+/// (GET → PUT, bounded memory), or deletes it on `to` when `from` answers
+/// 404. A transport error or any other answer is an error, never "deleted".
+pub(crate) async fn sync_key(
+    inner: &Inner,
+    key: &str,
+    from: &Upstream,
+    to: &Upstream,
+    header_timeout: Duration,
+) -> Result<Synced, String> {
+    let _ = inner;
+    let get = from
+        .send(UpRequest::new(Method::GET, Some(key)), Some(header_timeout))
+        .await
+        .map_err(|e| format!("GET from {}: {} ({})", from.name, e.outcome, e.detail))?;
+    if get.status() == StatusCode::NOT_FOUND {
+        drop(get);
+        delete(to, key, header_timeout).await?;
+        return Ok(Synced::Deleted);
+    }
+    if !get.status().is_success() {
+        return Err(format!("GET from {}: HTTP {}", from.name, get.status()));
+    }
+    let (parts, body) = get.into_parts();
+    let size = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| format!("GET from {}: no Content-Length", from.name))?;
+    let mut put = UpRequest::new(Method::PUT, Some(key));
+    put.headers = parts
+        .headers
+        .iter()
+        .filter(|(k, _)| kept(k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect::<Vec<(HeaderName, HeaderValue)>>();
+    let (hashing, seen) = Hashing::new(body);
+    put.body = hashing.boxed();
+    put.content_length = Some(size);
+    let resp = to.send(put, None).await.map_err(|e| format!("PUT to {}: {} ({})", to.name, e.outcome, e.detail))?;
+    let status = resp.status();
+    let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).map(|e| e.trim_matches('"').to_string());
+    let _ = collect_limited(resp.into_body(), 1 << 20).await;
+    if !status.is_success() {
+        return Err(format!("PUT to {}: HTTP {status}", to.name));
+    }
+    let (md5, sent) = finish(&seen);
+    if sent != size {
+        return Err(format!("PUT to {}: sent {sent} of {size} bytes", to.name));
+    }
+    Ok(Synced::Copied { size, md5, etag })
+}
+
+async fn delete(to: &Upstream, key: &str, header_timeout: Duration) -> Result<(), String> {
+    let resp = to
+        .send(UpRequest::new(Method::DELETE, Some(key)), Some(header_timeout))
+        .await
+        .map_err(|e| format!("DELETE on {}: {} ({})", to.name, e.outcome, e.detail))?;
+    let status = resp.status();
+    let _ = collect_limited(resp.into_body(), 1 << 20).await;
+    if status.is_success() || status == StatusCode::NOT_FOUND {
+        Ok(())
+    } else {
+        Err(format!("DELETE on {}: HTTP {status}", to.name))
+    }
+}
+
+/// Checks that `to` holds `size` bytes with MD5 `md5` under `key`: by the
+/// ETag when it is a plain MD5, otherwise by reading the object back.
+async fn verify(to: &Upstream, key: &str, size: u64, md5: &str, etag: Option<&str>, t: Duration) -> Result<(), String> {
+    let head = to
+        .send(UpRequest::new(Method::HEAD, Some(key)), Some(t))
+        .await
+        .map_err(|e| format!("HEAD on {}: {}", to.name, e.outcome))?;
+    let got = head
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let head_etag = head.headers().get("etag").and_then(|v| v.to_str().ok()).map(|e| e.trim_matches('"').to_string());
+    if !head.status().is_success() || got != Some(size) {
+        return Err(format!("verify on {}: HTTP {}, size {got:?}, expected {size}", to.name, head.status()));
+    }
+    let etag = etag.map(str::to_string).or(head_etag);
+    if etag.as_deref() == Some(md5) {
+        return Ok(());
+    }
+    let get = to
+        .send(UpRequest::new(Method::GET, Some(key)), Some(t))
+        .await
+        .map_err(|e| format!("read-back from {}: {}", to.name, e.outcome))?;
+    let (mut body, seen) = Hashing::new(get.into_body());
+    while let Some(f) = body.frame().await {
+        f.map_err(|e| format!("read-back from {}: {e}", to.name))?;
+    }
+    let (got, n) = finish(&seen);
+    if got == md5 && n == size { Ok(()) } else { Err(format!("verify on {}: checksum mismatch", to.name)) }
+}
+
+/// Backoff before the next attempt of a journal entry.
+fn backoff(attempts: i64) -> i64 {
+    let base = 500i64.saturating_mul(1 << attempts.clamp(0, 7));
+    base.min(60_000) + fastrand::i64(0..250)
+}
+
+impl Gateway {
+    /// Replays the journal entries that are due; returns how many succeeded.
+    pub async fn replay_once(&self) -> Result<usize, GatewayError> {
+        let inner = &self.inner;
+        let due = inner.state.due(64).await?;
+        let mut ok = 0;
+        for e in due {
+            let (Some(from), Some(to)) = (inner.upstreams.get(&e.source), inner.upstreams.get(&e.target)) else {
+                inner.state.retry_later(e.id, 60_000, "unknown backend").await?;
+                continue;
+            };
+            let t = inner.opts.header_timeout;
+            let r = match e.op {
+                Op::Put => sync_key(inner, &e.key, from, to, t).await.map(|_| ()),
+                Op::Delete => delete(to, &e.key, t).await,
+            };
+            match r {
+                Ok(()) => {
+                    inner.state.done(e.id).await?;
+                    inner.metrics.journal_replayed.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(bucket = %e.bucket, key = %e.key, target = %e.target, "journal entry replayed");
+                    ok += 1;
+                }
+                Err(err) => {
+                    tracing::debug!(bucket = %e.bucket, key = %e.key, error = %err, "journal replay failed; will retry");
+                    inner.state.retry_later(e.id, backoff(e.attempts), &err).await?;
+                }
+            }
+        }
+        Ok(ok)
+    }
+
+    /// Replays the journal until the task is dropped: woken by new entries,
+    /// otherwise every `replay_interval`.
+    pub async fn replay_forever(&self) {
+        loop {
+            if let Err(e) = self.replay_once().await {
+                tracing::warn!(error = %e, "journal replay pass failed");
+            }
+            tokio::select! {
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(self.inner.opts.replay_interval) => {}
+            }
+        }
+    }
+
+    /// Failback: copies every object written to a non-primary backend while
+    /// it was active back to the primary, verifies size and checksum, and
+    /// clears its record.
+    ///
+    /// # Guarantees
+    /// A record is cleared only after its copy on the primary is verified,
+    /// and only if no newer write to that key was recorded meanwhile. A
+    /// transport error is never taken for "not found".
+    ///
+    /// # Caveats
+    /// Run it before switching back, with writes still flowing to the
+    /// current backend: new writes are recorded and a later pass catches up.
+    pub async fn resync(&self) -> Result<ResyncReport, GatewayError> {
+        let inner = &self.inner;
+        let primary = inner.upstreams.get(&inner.primary).cloned().ok_or_else(|| GatewayError::Config {
+            detail: format!("primary backend {} has no client", inner.primary),
+        })?;
+        let t = inner.opts.header_timeout;
+        let mut report = ResyncReport::default();
+        for rec in inner.state.failback_records().await? {
+            if rec.backend == inner.primary {
+                inner.state.clear_failback(&rec).await?;
+                continue;
+            }
+            let Some(from) = inner.upstreams.get(&rec.backend) else {
+                report.failed += 1;
+                report.errors.push(format!("{}/{}: unknown backend {}", rec.bucket, rec.key, rec.backend));
+                continue;
+            };
+            let r = match rec.op {
+                Op::Delete => delete(&primary, &rec.key, t).await.map(|_| Synced::Deleted),
+                Op::Put => sync_key(inner, &rec.key, from, &primary, t).await,
+            };
+            let r = match r {
+                Ok(Synced::Copied { size, md5, etag }) => verify(&primary, &rec.key, size, &md5, etag.as_deref(), t)
+                    .await
+                    .map(|_| Synced::Copied { size, md5, etag }),
+                other => other,
+            };
+            match r {
+                Ok(s) => {
+                    match s {
+                        Synced::Copied { .. } => report.copied += 1,
+                        Synced::Deleted => report.deleted += 1,
+                    }
+                    inner.state.clear_failback(&rec).await?;
+                }
+                Err(e) => {
+                    report.failed += 1;
+                    report.errors.push(format!("{}/{}: {e}", rec.bucket, rec.key));
+                }
+            }
+        }
+        report.remaining = inner.state.failback_records().await?.len() as u64;
+        Ok(report)
+    }
+}
+
+/// The failback resync as a library call, without a running gateway: builds
+/// the backend clients from `config`, opens its state file, and runs
+/// [`Gateway::resync`].
+pub async fn resync(config: &Config) -> Result<ResyncReport, GatewayError> {
+    let gw = Gateway::build(config, ActiveBackend::new(config.primary().name.clone()), GatewayOptions::default())?;
+    gw.resync().await
+}

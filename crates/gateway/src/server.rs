@@ -1,0 +1,789 @@
+//! The S3 endpoint: accepts connections (HTTP/1.1, `TCP_NODELAY`), verifies
+//! each request's signature, and routes it by its bucket's mode.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use cutover_core::Config;
+use cutover_core::config::{Ack, BucketMode, GatewayBucket, SecretRef};
+use cutover_core::{Outcome, Secret};
+use cutover_s3::http::TransportError;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::active::ActiveBackend;
+use crate::auth::{self, ClientKeys, Verified};
+use crate::body::{Body, Counted, channel, collect_limited, empty, full};
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::route::{self, S3Op, Target};
+use crate::s3xml;
+use crate::state::{Op, State};
+use crate::upstream::{UpRequest, Upstream};
+
+/// The answer header naming the backend that served a request.
+pub const BACKEND_HEADER: &str = "x-cutover-backend";
+/// Bodies the gateway reads whole: listings and multipart answers, error
+/// documents, DeleteObjects requests.
+const SMALL_BODY_LIMIT: usize = 16 << 20;
+/// Query parameters of a presigned URL, never forwarded.
+const PRESIGN_PARAMS: [&str; 7] = [
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+];
+
+/// Timeouts and buffer sizes of the gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Wait for a backend's answer headers to a request without a body
+    /// (GET, HEAD, DELETE, listings); beyond it read-through tries the
+    /// other backend and other modes answer 503.
+    pub header_timeout: Duration,
+    /// In dual-write: how long the other backend may stall the upload (tee
+    /// channel full) or take to answer after the last byte before it is
+    /// given up and the write journaled (`ack = "active-journal"`).
+    pub other_timeout: Duration,
+    /// In dual-write: the same bound for the active backend, and for both with `ack = "all"`.
+    pub write_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Chunks buffered per side of a dual-write tee.
+    pub tee_chunks: usize,
+    /// Pause between journal replay passes when nothing is due.
+    pub replay_interval: Duration,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(5),
+            other_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(2),
+            tee_chunks: 16,
+            replay_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A running (or ready to run) gateway; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    keys: ClientKeys,
+    buckets: HashMap<String, GatewayBucket>,
+    bucket_names: Vec<String>,
+    pub(crate) upstreams: HashMap<String, Arc<Upstream>>,
+    pub(crate) primary: String,
+    active: ActiveBackend,
+    pub(crate) state: State,
+    pub(crate) metrics: Metrics,
+    pub(crate) opts: GatewayOptions,
+    pub(crate) wake: Notify,
+}
+
+/// One client request, parsed and authenticated.
+struct Ctx {
+    op: S3Op,
+    method: Method,
+    bucket: GatewayBucket,
+    key: Option<String>,
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+    resource: String,
+}
+
+fn read_secret(what: &str, r: &SecretRef) -> Result<Secret, GatewayError> {
+    let err = |detail: String| GatewayError::Secret { what: what.to_string(), detail };
+    let v = match r {
+        SecretRef::Env(var) => std::env::var(var).map_err(|_| err(format!("environment variable {var} is not set")))?,
+        SecretRef::File(p) => {
+            std::fs::read_to_string(p).map_err(|e| err(format!("secret file {}: {e}", p.display())))?.trim().to_string()
+        }
+    };
+    if v.is_empty() {
+        return Err(err("the secret is empty".into()));
+    }
+    Ok(Secret::new(v))
+}
+
+impl Gateway {
+    /// Resolves client and backend secrets and opens the state file. No
+    /// socket is opened.
+    pub fn build(config: &Config, active: ActiveBackend, opts: GatewayOptions) -> Result<Self, GatewayError> {
+        let gw = config
+            .gateway
+            .as_ref()
+            .ok_or_else(|| GatewayError::Config { detail: "no [gateway] section in the configuration".into() })?;
+        let mut keys = Vec::new();
+        for c in &gw.clients {
+            keys.push((
+                c.access_key_id.clone(),
+                read_secret(&format!("gateway client {}", c.access_key_id), &c.secret)?,
+            ));
+        }
+        let mut upstreams = HashMap::new();
+        for b in &config.backends {
+            upstreams.insert(b.name.clone(), Arc::new(Upstream::new(b, opts.connect_timeout)?));
+        }
+        let state = State::open(&config.state.path)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                keys: ClientKeys::new(keys),
+                buckets: gw.buckets.iter().map(|b| (b.name.clone(), b.clone())).collect(),
+                bucket_names: gw.buckets.iter().map(|b| b.name.clone()).collect(),
+                upstreams,
+                primary: config.primary().name.clone(),
+                active,
+                state,
+                metrics: Metrics::default(),
+                opts,
+                wake: Notify::new(),
+            }),
+        })
+    }
+
+    pub fn active(&self) -> &ActiveBackend {
+        &self.inner.active
+    }
+
+    pub fn state(&self) -> &State {
+        &self.inner.state
+    }
+
+    /// The Prometheus text of this gateway's metrics, journal gauges included.
+    pub async fn render_metrics(&self) -> String {
+        let (depth, oldest) = self.inner.state.journal_depth().await.unwrap_or((0, None));
+        let age = oldest.map(|ms| Duration::from_millis((crate::state::now_ms() - ms).max(0) as u64));
+        self.inner.metrics.render(depth, age)
+    }
+
+    /// Serves S3 on `listener` until `shutdown` completes. Connections in
+    /// progress are left to finish on their own tasks.
+    pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), GatewayError> {
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, _peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = &mut shutdown => return Ok(()),
+            };
+            let _ = stream.set_nodelay(true);
+            let inner = self.inner.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let inner = inner.clone();
+                    async move { Ok::<_, Infallible>(inner.handle(req).await) }
+                });
+                if let Err(e) =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await
+                {
+                    tracing::debug!(error = %e, "client connection ended");
+                }
+            });
+        }
+    }
+}
+
+fn set_backend(resp: &mut Response<Body>, name: &str) {
+    if let Ok(v) = HeaderValue::from_str(name) {
+        resp.headers_mut().insert(BACKEND_HEADER, v);
+    }
+}
+
+fn is_hop_by_hop(n: &str) -> bool {
+    matches!(n, "connection" | "keep-alive" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" | "upgrade")
+}
+
+fn unavailable(up: &Upstream, e: &TransportError, resource: &str) -> Response<Body> {
+    let (status, code) = match e.outcome {
+        Outcome::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+    };
+    tracing::warn!(backend = %up.name, outcome = %e.outcome, detail = %e.detail, "backend unavailable");
+    let mut r = s3xml::error(status, code, &format!("backend {} is unavailable: {}", up.name, e.outcome), resource);
+    set_backend(&mut r, &up.name);
+    r
+}
+
+/// Did a request succeed? (2xx and, for a completion, no error document.)
+fn succeeded(status: StatusCode, small: Option<&Bytes>) -> bool {
+    status.is_success() && small.is_none_or(|b| s3xml::error_code(b).is_none())
+}
+
+impl Inner {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let start = Instant::now();
+        let (parts, body) = req.into_parts();
+        let raw_path = parts.uri.path().to_string();
+        let query = auth::parse_query(parts.uri.query().unwrap_or(""));
+        let target = route::target(&parts.headers, &raw_path, &self.bucket_names);
+        let op = route::operation(&parts.method, &target, &query, &parts.headers);
+        let verified =
+            match auth::verify(&self.keys, parts.method.as_str(), &raw_path, &query, &parts.headers, SystemTime::now())
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    let resp = s3xml::error(e.status(), e.code(), &e.to_string(), &raw_path);
+                    self.metrics.request(op.name(), "gateway", resp.status().as_u16(), start.elapsed());
+                    return resp;
+                }
+            };
+        let resp = self.dispatch(op, parts, target, query, body, verified, raw_path).await;
+        let backend = resp.headers().get(BACKEND_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("gateway").to_string();
+        self.metrics.request(op.name(), &backend, resp.status().as_u16(), start.elapsed());
+        let (parts, body) = resp.into_parts();
+        Response::from_parts(parts, Counted::wrap(body, self.metrics.bytes_out.clone()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn dispatch(
+        &self,
+        op: S3Op,
+        parts: http::request::Parts,
+        target: Target,
+        query: Vec<(String, String)>,
+        body: Incoming,
+        verified: Verified,
+        resource: String,
+    ) -> Response<Body> {
+        if op == S3Op::ListBuckets {
+            let names: Vec<&str> = self.bucket_names.iter().map(String::as_str).collect();
+            let mut r = Response::new(full(s3xml::list_buckets(&names)));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+            return r;
+        }
+        let Some(bucket) = target.bucket.as_ref().and_then(|b| self.buckets.get(b)).cloned() else {
+            return s3xml::error(StatusCode::NOT_FOUND, "NoSuchBucket", "no such bucket on this gateway", &resource);
+        };
+        if op == S3Op::Unsupported {
+            return s3xml::error(
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+                "bucket management is not available through the gateway",
+                &resource,
+            );
+        }
+        let len =
+            parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let (body, len) =
+            match crate::chunked::client_body(body, &verified, &parts.headers, len, self.metrics.bytes_in.clone()) {
+                Ok(b) => b,
+                Err(msg) => return s3xml::error(StatusCode::BAD_REQUEST, "InvalidRequest", &msg, &resource),
+            };
+        let query = query.into_iter().filter(|(k, _)| !PRESIGN_PARAMS.contains(&k.as_str())).collect();
+        let ctx = Ctx { op, method: parts.method, bucket, key: target.key, query, headers: parts.headers, resource };
+        self.route(ctx, body, len).await
+    }
+
+    /// (active, other) backends of a bucket.
+    fn sides(&self, b: &GatewayBucket) -> (Arc<Upstream>, Option<Arc<Upstream>>) {
+        let active = self.active.get();
+        let name = if b.backends.contains(&active) { active } else { b.backends[0].clone() };
+        let other = b.backends.iter().find(|n| **n != name).and_then(|n| self.upstreams.get(n)).cloned();
+        (self.upstreams[&name].clone(), other)
+    }
+
+    async fn route(&self, ctx: Ctx, body: Body, len: Option<u64>) -> Response<Body> {
+        let (active, other) = self.sides(&ctx.bucket);
+        let mode = ctx.bucket.mode;
+        match ctx.op {
+            S3Op::GetObject | S3Op::HeadObject if mode == BucketMode::ReadThrough => {
+                self.read_through(&ctx, &active, other).await
+            }
+            S3Op::PutObject | S3Op::CopyObject | S3Op::DeleteObject | S3Op::DeleteObjects
+                if mode == BucketMode::DualWrite && other.is_some() =>
+            {
+                let other = other.expect("checked");
+                self.dual_write(&ctx, &active, &other, body, len).await
+            }
+            S3Op::UploadPart
+            | S3Op::UploadPartCopy
+            | S3Op::CompleteMultipartUpload
+            | S3Op::AbortMultipartUpload
+            | S3Op::ListParts => {
+                let upload_id = param(&ctx.query, "uploadId").unwrap_or_default();
+                let owner = match self.state.upload_backend(&upload_id).await {
+                    Ok(o) => o.and_then(|n| self.upstreams.get(&n).cloned()).unwrap_or(active.clone()),
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the multipart upload owner");
+                        return s3xml::error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "ServiceUnavailable",
+                            "state database error",
+                            &ctx.resource,
+                        );
+                    }
+                };
+                let other = other_of(&ctx.bucket, &owner.name, &self.upstreams);
+                self.single(&ctx, &owner, other, body, len).await
+            }
+            _ => self.single(&ctx, &active, other, body, len).await,
+        }
+    }
+
+    /// The request for one backend: forwarded headers, copy source mapped to
+    /// that backend's bucket. The error is the answer for the client.
+    #[allow(clippy::result_large_err)]
+    fn up_request(&self, ctx: &Ctx, up: &Upstream, body: Body, len: Option<u64>) -> Result<UpRequest, Response<Body>> {
+        let mut headers = Vec::with_capacity(ctx.headers.len());
+        for (k, v) in &ctx.headers {
+            let n = k.as_str();
+            if is_hop_by_hop(n)
+                || matches!(
+                    n,
+                    "host"
+                        | "authorization"
+                        | "content-length"
+                        | "expect"
+                        | "x-amz-date"
+                        | "x-amz-content-sha256"
+                        | "x-amz-security-token"
+                        | "x-amz-decoded-content-length"
+                        | "x-amz-trailer"
+                )
+            {
+                continue;
+            }
+            if n == "content-encoding" {
+                let rest: Vec<&str> = v
+                    .to_str()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|e| *e != "aws-chunked" && !e.is_empty())
+                    .collect();
+                if !rest.is_empty() {
+                    headers.push((k.clone(), HeaderValue::from_str(&rest.join(", ")).unwrap_or(v.clone())));
+                }
+                continue;
+            }
+            if n == "x-amz-copy-source" {
+                let mapped = self.map_copy_source(v.to_str().unwrap_or(""), up).ok_or_else(|| {
+                    s3xml::error(
+                        StatusCode::FORBIDDEN,
+                        "AccessDenied",
+                        "the copy source is not a bucket of this gateway",
+                        &ctx.resource,
+                    )
+                })?;
+                headers.push((k.clone(), mapped));
+                continue;
+            }
+            headers.push((k.clone(), v.clone()));
+        }
+        Ok(UpRequest {
+            method: ctx.method.clone(),
+            key: ctx.key.clone(),
+            query: ctx.query.clone(),
+            headers,
+            body,
+            content_length: len,
+        })
+    }
+
+    /// `/client-bucket/key?versionId=..` → `/backend-bucket/key?versionId=..`.
+    fn map_copy_source(&self, v: &str, up: &Upstream) -> Option<HeaderValue> {
+        let s = v.strip_prefix('/').unwrap_or(v);
+        let (b, rest) = s.split_once('/')?;
+        let b = auth::percent_decode(b);
+        self.buckets.contains_key(&b).then_some(())?;
+        HeaderValue::from_str(&format!("/{}/{rest}", cutover_s3::sigv4::uri_encode(&up.bucket, false))).ok()
+    }
+
+    /// Turns a backend's answer into the client's: headers copied (hop-by-hop
+    /// ones dropped), small XML answers read whole to rename the bucket,
+    /// everything else streamed. Returns the whole body when it was read.
+    async fn answer(&self, ctx: &Ctx, up: &Upstream, resp: Response<Incoming>) -> (Response<Body>, Option<Bytes>) {
+        let (mut parts, incoming) = resp.into_parts();
+        let drop: Vec<HeaderName> = parts.headers.keys().filter(|k| is_hop_by_hop(k.as_str())).cloned().collect();
+        for k in drop {
+            parts.headers.remove(k);
+        }
+        let read_whole = (ctx.op.names_bucket() && parts.status.is_success())
+            || (!parts.status.is_success() && ctx.method != Method::HEAD);
+        let (body, small) = if read_whole {
+            match collect_limited(incoming, SMALL_BODY_LIMIT).await {
+                Ok(b) => {
+                    let b =
+                        if ctx.op.names_bucket() { s3xml::rename_bucket(&b, &up.bucket, &ctx.bucket.name) } else { b };
+                    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(b.len()));
+                    (full(b.clone()), Some(b))
+                }
+                Err(e) => {
+                    let e = cutover_s3::http::classify(&*e);
+                    return (unavailable(up, &e, &ctx.resource), None);
+                }
+            }
+        } else {
+            (incoming.map_err(|e| Box::new(e) as crate::body::BoxError).boxed(), None)
+        };
+        let mut r = Response::from_parts(parts, body);
+        set_backend(&mut r, &up.name);
+        (r, small)
+    }
+
+    /// One backend takes the request (active-passive, reads, multipart).
+    async fn single(
+        &self,
+        ctx: &Ctx,
+        up: &Upstream,
+        other: Option<Arc<Upstream>>,
+        body: Body,
+        len: Option<u64>,
+    ) -> Response<Body> {
+        let bodyless = len.unwrap_or(0) == 0;
+        let timeout = bodyless.then_some(self.opts.header_timeout);
+        let req = match self.up_request(ctx, up, body, len) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let resp = match up.send(req, timeout).await {
+            Ok(r) => r,
+            Err(e) => return unavailable(up, &e, &ctx.resource),
+        };
+        let (resp, small) = self.answer(ctx, up, resp).await;
+        if !succeeded(resp.status(), small.as_ref()) {
+            return resp;
+        }
+        if let Err(e) = self.after_write(ctx, up, other, small.as_ref()).await {
+            tracing::error!(error = %e, "recording a write in the state file");
+            return s3xml::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "the write was taken but could not be recorded for failback; retry it",
+                &ctx.resource,
+            );
+        }
+        resp
+    }
+
+    /// Bookkeeping after a successful write on `up`: multipart owners,
+    /// failback records, dual-write replication of completed uploads.
+    async fn after_write(
+        &self,
+        ctx: &Ctx,
+        up: &Upstream,
+        other: Option<Arc<Upstream>>,
+        small: Option<&Bytes>,
+    ) -> Result<(), GatewayError> {
+        let key = ctx.key.clone().unwrap_or_default();
+        match ctx.op {
+            S3Op::CreateMultipartUpload => {
+                if let Some(id) = small.and_then(|b| upload_id(b)) {
+                    self.state.remember_upload(&id, &up.name).await?;
+                }
+                return Ok(());
+            }
+            S3Op::AbortMultipartUpload => {
+                if let Some(id) = param(&ctx.query, "uploadId") {
+                    self.state.forget_upload(&id).await?;
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        let op = match ctx.op {
+            S3Op::PutObject | S3Op::CopyObject | S3Op::CompleteMultipartUpload => Op::Put,
+            S3Op::DeleteObject => Op::Delete,
+            _ => return Ok(()),
+        };
+        if ctx.op == S3Op::CompleteMultipartUpload {
+            if let Some(id) = param(&ctx.query, "uploadId") {
+                self.state.forget_upload(&id).await?;
+            }
+            if ctx.bucket.mode == BucketMode::DualWrite
+                && let Some(o) = other
+            {
+                // The parts went to one backend; the other gets a copy of
+                // the completed object through the journal (ack = all: now).
+                if ctx.bucket.ack == Ack::All {
+                    if let Err(e) = crate::replay::sync_key(self, &key, up, &o, self.opts.header_timeout).await {
+                        tracing::warn!(error = %e, "dual-write copy of a completed upload failed; journaled");
+                        self.journal(&ctx.bucket.name, &key, Op::Put, &up.name, &o.name).await?;
+                    }
+                } else {
+                    self.journal(&ctx.bucket.name, &key, Op::Put, &up.name, &o.name).await?;
+                }
+            }
+        }
+        if up.name != self.primary {
+            self.state.record_failback(&ctx.bucket.name, &key, op, &up.name).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn journal(
+        &self,
+        bucket: &str,
+        key: &str,
+        op: Op,
+        source: &str,
+        target: &str,
+    ) -> Result<(), GatewayError> {
+        self.state.append(bucket, key, op, source, target).await?;
+        self.metrics.journal_appended.fetch_add(1, Ordering::Relaxed);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// GET/HEAD on the active backend; on a transport error, timeout, 5xx or
+    /// 404, the same on the other backend.
+    async fn read_through(&self, ctx: &Ctx, active: &Upstream, other: Option<Arc<Upstream>>) -> Response<Body> {
+        let first = self.up_request(ctx, active, empty(), None);
+        let first = match first {
+            Ok(r) => active.send(r, Some(self.opts.header_timeout)).await,
+            Err(resp) => return resp,
+        };
+        let retry = match &first {
+            Err(_) => true,
+            Ok(r) => r.status().is_server_error() || r.status() == StatusCode::NOT_FOUND,
+        };
+        let other = if retry { other } else { None };
+        let Some(other) = other else {
+            return match first {
+                Ok(r) => self.answer(ctx, active, r).await.0,
+                Err(e) => unavailable(active, &e, &ctx.resource),
+            };
+        };
+        // Keep the active's answer (read whole: it is an error document) in
+        // case the other backend does no better.
+        let first = match first {
+            Ok(r) => Ok(self.answer(ctx, active, r).await.0),
+            Err(e) => Err(e),
+        };
+        let second = match self.up_request(ctx, &other, empty(), None) {
+            Ok(r) => other.send(r, Some(self.opts.header_timeout)).await,
+            Err(resp) => return resp,
+        };
+        match second {
+            Ok(r)
+                if r.status().is_success()
+                    || r.status().is_redirection()
+                    || r.status() == StatusCode::PRECONDITION_FAILED
+                    || r.status() == StatusCode::RANGE_NOT_SATISFIABLE =>
+            {
+                self.metrics.fallbacks.fetch_add(1, Ordering::Relaxed);
+                self.answer(ctx, &other, r).await.0
+            }
+            _ => match first {
+                Ok(r) => r,
+                Err(e) => unavailable(active, &e, &ctx.resource),
+            },
+        }
+    }
+
+    /// Dual-write: the same write to both backends in parallel; the body is
+    /// teed through two bounded channels (never buffered whole).
+    async fn dual_write(
+        &self,
+        ctx: &Ctx,
+        active: &Upstream,
+        other: &Upstream,
+        body: Body,
+        len: Option<u64>,
+    ) -> Response<Body> {
+        let all = ctx.bucket.ack == Ack::All;
+        let other_limit = if all { self.opts.write_timeout } else { self.opts.other_timeout };
+        // DeleteObjects bodies are small and name the keys to journal.
+        let (body, small_req) = if ctx.op == S3Op::DeleteObjects {
+            match collect_limited(body, SMALL_BODY_LIMIT).await {
+                Ok(b) => (full(b.clone()), Some(b)),
+                Err(_) => {
+                    return s3xml::error(
+                        StatusCode::BAD_REQUEST,
+                        "IncompleteBody",
+                        "could not read the request body",
+                        &ctx.resource,
+                    );
+                }
+            }
+        } else {
+            (body, None)
+        };
+        let (body_a, body_b, pump) = if len.unwrap_or(0) == 0 || small_req.is_some() {
+            let b = small_req.clone().unwrap_or_default();
+            (full(b.clone()), full(b), None)
+        } else {
+            let (tx_a, body_a) = channel(self.opts.tee_chunks, len);
+            let (tx_b, body_b) = channel(self.opts.tee_chunks, len);
+            (body_a, body_b, Some(tee(body, tx_a, tx_b, other_limit)))
+        };
+        let (req_a, req_b) = match (self.up_request(ctx, active, body_a, len), self.up_request(ctx, other, body_b, len))
+        {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(r), _) | (_, Err(r)) => return r,
+        };
+        let (done_tx, done_rx) = watch::channel(pump.is_none());
+        let pump = async move {
+            if let Some(p) = pump {
+                p.await;
+            }
+            let _ = done_tx.send(true);
+        };
+        let send_a =
+            deadline_after(Box::pin(active.send(req_a, None)), done_rx.clone(), self.opts.write_timeout, &active.name);
+        let send_b = deadline_after(Box::pin(other.send(req_b, None)), done_rx, other_limit, &other.name);
+        let ((), ra, rb) = tokio::join!(pump, send_a, send_b);
+        let (ra, small_a) = match ra {
+            Ok(r) => {
+                let (r, s) = self.answer(ctx, active, r).await;
+                (Ok(r), s)
+            }
+            Err(e) => (Err(e), None),
+        };
+        let b_ok = match rb {
+            Ok(r) => {
+                let ok = r.status().is_success();
+                let (parts, b) = r.into_parts();
+                let text = collect_limited(b, SMALL_BODY_LIMIT).await.ok();
+                if !ok {
+                    tracing::warn!(backend = %other.name, status = parts.status.as_u16(), code = ?text.as_deref().and_then(s3xml::error_code), "dual-write: the other backend refused the write");
+                }
+                ok
+            }
+            Err(e) => {
+                tracing::warn!(backend = %other.name, outcome = %e.outcome, detail = %e.detail, "dual-write: the other backend did not take the write");
+                false
+            }
+        };
+        let a_ok = matches!(&ra, Ok(r) if succeeded(r.status(), small_a.as_ref()));
+        if a_ok && b_ok {
+            return ra.expect("ok");
+        }
+        // One side missed the write: make it converge to the active's state
+        // (journal), whatever the client is told.
+        let keys: Vec<String> = match &small_req {
+            Some(b) => s3xml::delete_keys(b),
+            None => ctx.key.iter().cloned().collect(),
+        };
+        let op = if matches!(ctx.op, S3Op::DeleteObject | S3Op::DeleteObjects) { Op::Delete } else { Op::Put };
+        let mut journaled = true;
+        if a_ok || b_ok {
+            for k in &keys {
+                // A failed active write that the other side took: converge the
+                // other side back to the active's state.
+                let op = if a_ok { op } else { Op::Put };
+                if let Err(e) = self.journal(&ctx.bucket.name, k, op, &active.name, &other.name).await {
+                    tracing::error!(error = %e, "writing the journal");
+                    journaled = false;
+                }
+            }
+        }
+        match ra {
+            Ok(r) if a_ok && !all && journaled => r,
+            Ok(_) if a_ok => {
+                let why = if journaled { "ack = all" } else { "the journal could not be written" };
+                let mut r = s3xml::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    &format!("dual-write: backend {} did not take the write ({why}); retry", other.name),
+                    &ctx.resource,
+                );
+                set_backend(&mut r, &active.name);
+                r
+            }
+            Ok(r) => r,
+            Err(e) => unavailable(active, &e, &ctx.resource),
+        }
+    }
+}
+
+fn other_of(b: &GatewayBucket, name: &str, ups: &HashMap<String, Arc<Upstream>>) -> Option<Arc<Upstream>> {
+    b.backends.iter().find(|n| *n != name).and_then(|n| ups.get(n)).cloned()
+}
+
+fn param(query: &[(String, String)], name: &str) -> Option<String> {
+    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
+fn upload_id(body: &[u8]) -> Option<String> {
+    let t = std::str::from_utf8(body).ok()?;
+    let i = t.find("<UploadId>")? + 10;
+    let j = t[i..].find("</UploadId>")? + i;
+    Some(t[i..j].to_string())
+}
+
+/// Waits for `send`, but gives up `limit` after the body has been fully fed.
+async fn deadline_after<T>(
+    send: std::pin::Pin<Box<dyn Future<Output = Result<T, TransportError>> + Send + '_>>,
+    mut done: watch::Receiver<bool>,
+    limit: Duration,
+    name: &str,
+) -> Result<T, TransportError> {
+    let mut send = send;
+    let deadline = async {
+        let _ = done.wait_for(|d| *d).await;
+        tokio::time::sleep(limit).await;
+    };
+    tokio::select! {
+        r = &mut send => r,
+        _ = deadline => Err(TransportError { outcome: Outcome::Timeout, detail: format!("{name}: no answer within {limit:?} after the upload") }),
+    }
+}
+
+/// Feeds each chunk of `body` to both channels. The other side (`tx_b`) is
+/// dropped if it stalls for `stall` or goes away; the active side is waited
+/// for (its upstream request has its own deadline).
+async fn tee(
+    mut body: Body,
+    tx_a: tokio::sync::mpsc::Sender<Result<Bytes, crate::body::BoxError>>,
+    tx_b: tokio::sync::mpsc::Sender<Result<Bytes, crate::body::BoxError>>,
+    stall: Duration,
+) {
+    let mut tx_b = Some(tx_b);
+    loop {
+        match body.frame().await {
+            None => return,
+            Some(Err(e)) => {
+                let msg = e.to_string();
+                let _ = tx_a.send(Err(msg.clone().into())).await;
+                if let Some(b) = &tx_b {
+                    let _ = b.try_send(Err(msg.into()));
+                }
+                return;
+            }
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else { continue };
+                if let Some(b) = &tx_b {
+                    match tokio::time::timeout(stall, b.send(Ok(data.clone()))).await {
+                        Ok(Ok(())) => {}
+                        _ => {
+                            tracing::warn!(
+                                "dual-write: the other backend stalled or failed; continuing with the active one"
+                            );
+                            tx_b = None;
+                        }
+                    }
+                }
+                if tx_a.send(Ok(data)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
