@@ -84,24 +84,23 @@ fn sync_from_garage_to_s3s_fs_mirrors_with_prefixes_and_filters() {
     seed(&a, "data/", 120);
     put_all(&client(&a), vec![("data/skip.tmp".into(), "x".into()), ("other/x".into(), "y".into())]);
     // Two stale objects on the destination: all of it, so more than 10 % (--force).
-    put_all(&client(&b), vec![("copy/stale-1".into(), "s".into()), ("copy/stale-2".into(), "s".into())]);
+    put_all(&client(&b), vec![("stale-1".into(), "s".into()), ("stale-2".into(), "s".into())]);
 
-    let t0 = Instant::now();
-    let run = setup.run(&["sync", "garage:data/", "fs:copy/", "--delete", "--force", "--exclude", "*.tmp", "--json"]);
+    let run = setup.run(&["sync", "garage:data/", "fs", "--delete", "--force", "--exclude", "*.tmp", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
     let s = summary(&run);
     assert_eq!((s["copied"].as_u64(), s["deleted"].as_u64()), (Some(120), Some(2)), "{run:?}");
-    eprintln!("DEBUG sync1 {:?}", t0.elapsed());
-    assert_rclone_identical(&a, "data", &b, "copy", &["--exclude", "*.tmp"]);
-    eprintln!("DEBUG check1 {:?}", t0.elapsed());
+    // rclone is pointed at s3s-fs's bucket root: s3s-fs answers 500 to rclone's HEAD of a
+    // prefix (a directory on its disk), which rclone retries for a minute and a half.
+    assert_rclone_identical(&a, "data", &b, "", &["--exclude", "*.tmp"]);
     let keys: Vec<String> = list(&client(&b), "").into_iter().map(|o| o.0).collect();
     assert!(!keys.iter().any(|k| k.ends_with(".tmp") || k.contains("stale") || k.contains("other")), "{keys:?}");
 
     // And back again, s3s-fs to Garage, into an empty prefix.
-    let run = setup.run(&["sync", "fs:copy/", "garage:back/", "--json"]);
-    eprintln!("DEBUG sync2 {:?} {}", t0.elapsed(), run.stdout);
+    let run = setup.run(&["sync", "fs", "garage:back/", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert_rclone_identical(&b, "copy", &a, "back", &[]);
+    assert_eq!(summary(&run)["copied"], 120);
+    assert_rclone_identical(&b, "", &a, "back", &[]);
 }
 
 #[test]

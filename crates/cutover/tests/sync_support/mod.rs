@@ -108,15 +108,11 @@ pub fn rclone_check(a: &Backend, pa: &str, b: &Backend, pb: &str, extra: &[&str]
         .arg(format!("srca:{}/{pa}", a.bucket))
         .arg(format!("dstb:{}/{pb}", b.bucket))
         .args(["--checkers", "16"])
-        .args(std::env::var("RCLONE_DEBUG").ok().map(|_| vec!["-vv", "--dump", "headers"]).unwrap_or_default())
         .args(extra);
     let out = cmd.output().unwrap_or_else(|e| {
         panic!("running rclone failed ({e}): install it with `apt-get install -y rclone` (.ci/run does)")
     });
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if std::env::var("RCLONE_DEBUG").is_ok() {
-        eprintln!("{text}");
-    }
     (out.status.code().unwrap_or(-1), text)
 }
 
