@@ -264,3 +264,37 @@ fn replicate_reports_lag_each_round() {
     assert!(lines[0].starts_with("round 1: lag 10 objects"), "{run:?}");
     assert!(lines[1].starts_with("round 2: lag 0 objects"), "{run:?}");
 }
+
+#[test]
+fn checksum_compares_objects_whose_multipart_etags_cannot_decide() {
+    let (ga, gb) = (start_garage(), start_garage());
+    let (a, b) = (Backend::garage("a", "primary", &ga), Backend::garage("b", "secondary", &gb));
+    let setup = Setup::new(&[a.clone(), b.clone()], "");
+    let part = 5 << 20;
+    let upload = |c: &cutover_s3::S3Client, v: u32| {
+        rt().block_on(async {
+            let id = c.create_multipart("mp", &[]).await.unwrap();
+            let mut parts = Vec::new();
+            for n in 1..=2u32 {
+                let etag = c.upload_part("mp", &id, n, content("mp", v * 10 + n, part)).await.unwrap();
+                parts.push((n, format!("\"{etag}\"")));
+            }
+            c.complete_multipart("mp", &id, &parts).await.unwrap();
+        })
+    };
+    upload(&client(&a), 1);
+    upload(&client(&b), 2);
+
+    // Same size, multipart ETags on both sides: equal by default...
+    let run = setup.run(&["check", "a", "b"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    // ...and different once both bodies are hashed.
+    let run = setup.run(&["check", "a", "b", "--checksum"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("changed mp"), "{run:?}");
+    let run = setup.run(&["sync", "a", "b", "--checksum", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(summary(&run)["copied"], 1);
+    assert_eq!(setup.run(&["check", "a", "b", "--checksum"]).code, 0);
+    assert_rclone_identical(&a, "", &b, "", &["--download"]);
+}
