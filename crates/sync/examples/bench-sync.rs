@@ -16,6 +16,7 @@ use cutover_s3::{ClientOptions, Credentials, S3Client};
 struct Measure {
     wall: f64,
     rss_kib: u64,
+    cpu: f64,
     ok: bool,
 }
 
@@ -78,10 +79,18 @@ fn measure(cmd: &mut Command) -> Measure {
         .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
+    let cpu: f64 = err
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            l.strip_prefix("User time (seconds):").or_else(|| l.strip_prefix("System time (seconds):"))
+        })
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum();
     if !out.status.success() {
         eprintln!("command failed: {cmd:?}\n{}\n{err}", String::from_utf8_lossy(&out.stdout));
     }
-    Measure { wall, rss_kib, ok: out.status.success() }
+    Measure { wall, rss_kib, cpu, ok: out.status.success() }
 }
 
 fn rclone(a: &Garage, b: &Garage, from: &str, to: &str) -> Measure {
@@ -105,7 +114,9 @@ fn rclone(a: &Garage, b: &Garage, from: &str, to: &str) -> Measure {
 fn cutover(bin: &Path, config: &Path, a: &Garage, b: &Garage, from: &str, to: &str) -> Measure {
     let mut cmd = Command::new("/usr/bin/time");
     cmd.arg("-v").arg(bin).arg("--config").arg(config);
-    cmd.args(["sync", &format!("a:{from}"), &format!("b:{to}"), "--concurrency", "32", "--progress-interval", "0s"]);
+    let concurrency = std::env::var("BENCH_CONCURRENCY").unwrap_or_else(|_| "32".into());
+    cmd.args(["sync", &format!("a:{from}"), &format!("b:{to}"), "--concurrency", &concurrency]);
+    cmd.args(["--progress-interval", "0s"]);
     cmd.env("BENCH_A_KEY", &a.key_id).env("BENCH_A_SECRET", &a.secret);
     cmd.env("BENCH_B_KEY", &b.key_id).env("BENCH_B_SECRET", &b.secret);
     measure(&mut cmd)
@@ -116,16 +127,18 @@ fn row(case: &str, objects: usize, bytes: u64, r: &Measure, c: &Measure) -> Stri
     let mbs = |m: &Measure| bytes as f64 / 1e6 / m.wall;
     let fail = |m: &Measure| if m.ok { "" } else { " (FAILED)" };
     format!(
-        "| {case} | {:.2} s, {:.0} obj/s, {:.1} MB/s, {:.0} MiB{} | {:.2} s, {:.0} obj/s, {:.1} MB/s, {:.0} MiB{} | {:.2}× | {:.2} |",
+        "| {case} | {:.2} s, {:.0} obj/s, {:.1} MB/s, {:.0} MiB, CPU {:.1} s{} | {:.2} s, {:.0} obj/s, {:.1} MB/s, {:.0} MiB, CPU {:.1} s{} | {:.2}× | {:.2} |",
         r.wall,
         ops(r),
         mbs(r),
         r.rss_kib as f64 / 1024.0,
+        r.cpu,
         fail(r),
         c.wall,
         ops(c),
         mbs(c),
         c.rss_kib as f64 / 1024.0,
+        c.cpu,
         fail(c),
         r.wall / c.wall,
         c.rss_kib as f64 / r.rss_kib.max(1) as f64,
@@ -175,13 +188,15 @@ fn main() {
     let r = rclone(&a, &b, "small", "rclone/small");
     let c = cutover(&bin, &config, &a, &b, "small/", "cutover/small/");
     rows.push(row(&format!("(d) {n_changed} of (a) changed"), small, n_changed as u64 * 4096, &r, &c));
-    eprintln!("(b) {large} × 64 MiB");
-    let r = rclone(&a, &b, "large", "rclone/large");
-    let c = cutover(&bin, &config, &a, &b, "large/", "cutover/large/");
-    rows.push(row(&format!("(b) {large} × 64 MiB"), large, large as u64 * (64 << 20), &r, &c));
+    if large > 0 {
+        eprintln!("(b) {large} × 64 MiB");
+        let r = rclone(&a, &b, "large", "rclone/large");
+        let c = cutover(&bin, &config, &a, &b, "large/", "cutover/large/");
+        rows.push(row(&format!("(b) {large} × 64 MiB"), large, large as u64 * (64 << 20), &r, &c));
+    }
 
     println!(
-        "| case | rclone 1.60 `--transfers 32 --checkers 32` (wall, objects/s, MB/s, peak RSS) | cutover sync `--concurrency 32` | speed-up (rclone time / cutover time) | RSS ratio (cutover / rclone) |"
+        "| case | rclone 1.60 `--transfers 32 --checkers 32` (wall, objects/s, MB/s, peak RSS, CPU user+sys) | cutover sync `--concurrency 32` | speed-up (rclone time / cutover time) | RSS ratio (cutover / rclone) |"
     );
     println!("|---|---|---|---|---|");
     for r in rows {

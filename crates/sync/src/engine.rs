@@ -439,6 +439,8 @@ impl Run<'_> {
             while let Ok(done) = done_rx.try_recv() {
                 self.finish_task(done);
             }
+            // Reap finished tasks: a finished task's memory lives until joined.
+            while tasks.try_join_next().is_some() {}
             self.tick()?;
             let pair = match join.next().await {
                 Ok(Some(p)) => p,

@@ -204,6 +204,51 @@ mod tests {
         v
     }
 
+    fn slow_down() -> crate::SyncError {
+        crate::SyncError::Copy {
+            key: "k".into(),
+            source: Box::new(S3Error::Response {
+                backend: "b".into(),
+                op: "PutObject",
+                status: 503,
+                code: Some("SlowDown".into()),
+                message: String::new(),
+            }),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_down_is_retried_with_backoff_and_halves_concurrency() {
+        let limiter = Limiter::new(16);
+        let mut calls = 0;
+        let started = tokio::time::Instant::now();
+        let r = with_retries(RetryPolicy::default(), &limiter, || {
+            calls += 1;
+            let fail = calls <= 2;
+            async move { if fail { Err(slow_down()) } else { Ok(calls) } }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 3);
+        assert_eq!(limiter.current(), 4, "two SlowDowns halve 16 twice");
+        tracing::info!(waited = ?started.elapsed(), "backoff under paused time");
+        assert!(started.elapsed() <= Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_stop_after_the_last_attempt() {
+        let limiter = Limiter::new(4);
+        let mut calls = 0;
+        let policy = RetryPolicy { attempts: 3, ..RetryPolicy::default() };
+        let r: Result<(), _> = with_retries(policy, &limiter, || {
+            calls += 1;
+            async { Err(slow_down()) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls, 3);
+        assert_eq!(limiter.current(), 1);
+    }
+
     #[test]
     fn classifies_throttling() {
         let slow = S3Error::Response {
