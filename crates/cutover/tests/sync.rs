@@ -76,7 +76,6 @@ fn sync_between_two_garages_copies_then_skips_unchanged_and_recopies_changed() {
 }
 
 #[test]
-#[ignore = "hung inside the test process (in-process s3s-fs path) in the merged suite on 2026-11-24; under investigation"]
 fn sync_from_garage_to_s3s_fs_mirrors_with_prefixes_and_filters() {
     let g = start_garage();
     let fs = start_s3sfs();
