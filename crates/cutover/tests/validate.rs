@@ -3,8 +3,6 @@
 mod common;
 
 use common::{Backend, Setup, start_garage, start_s3sfs};
-use cutover_core::config::{BackendConfig, CredentialsRef, Role};
-use cutover_s3::{ClientOptions, Credentials, S3Client};
 use serde_json::Value;
 
 const CHECKS: [&str; 12] = [
@@ -40,35 +38,7 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 /// Lists every key left in the backend's bucket, with a client of our own.
 fn leftover_keys(b: &Backend) -> Vec<String> {
-    let cfg = BackendConfig {
-        name: b.name.clone(),
-        endpoint: cutover_core::Endpoint::parse(&b.endpoint).unwrap(),
-        region: b.region.clone(),
-        bucket: b.bucket.clone(),
-        role: Role::Primary,
-        path_style: true,
-        residency: None,
-        credentials: CredentialsRef::Env {
-            access_key_id_env: String::new(),
-            secret_access_key_env: String::new(),
-            session_token_env: None,
-        },
-        validate: Default::default(),
-    };
-    let creds = Credentials {
-        access_key_id: b.key_id.clone(),
-        secret_access_key: cutover_core::Secret::new(b.secret.clone()),
-        session_token: None,
-    };
-    let client = S3Client::new(
-        &cfg,
-        creds,
-        ClientOptions {
-            timeout: std::time::Duration::from_secs(10),
-            connect_timeout: std::time::Duration::from_secs(2),
-            pooled: false,
-        },
-    );
+    let client = b.client();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let page = rt.block_on(client.list_objects_v2("", None, 1000)).unwrap();
     page.objects.into_iter().map(|o| o.key).collect()

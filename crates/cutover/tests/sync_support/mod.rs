@@ -3,40 +3,14 @@
 #![allow(dead_code)]
 
 use std::process::Command;
-use std::time::Duration;
 
 use bytes::Bytes;
-use cutover_core::Endpoint;
-use cutover_core::Secret;
-use cutover_core::config::{BackendConfig, BackendValidateConfig, CredentialsRef, Role};
-use cutover_s3::{ClientOptions, Credentials, S3Client};
+use cutover_s3::S3Client;
 
 use crate::common::Backend;
 
 pub fn client(b: &Backend) -> S3Client {
-    let cfg = BackendConfig {
-        name: b.name.clone(),
-        endpoint: Endpoint::parse(&b.endpoint).unwrap(),
-        region: b.region.clone(),
-        bucket: b.bucket.clone(),
-        role: Role::Primary,
-        path_style: true,
-        residency: None,
-        credentials: CredentialsRef::Env {
-            access_key_id_env: String::new(),
-            secret_access_key_env: String::new(),
-            session_token_env: None,
-        },
-        validate: BackendValidateConfig::default(),
-    };
-    let creds = Credentials {
-        access_key_id: b.key_id.clone(),
-        secret_access_key: Secret::new(b.secret.clone()),
-        session_token: None,
-    };
-    let opts =
-        ClientOptions { timeout: Duration::from_secs(120), connect_timeout: Duration::from_secs(5), pooled: true };
-    S3Client::new(&cfg, creds, opts)
+    b.client()
 }
 
 pub fn rt() -> tokio::runtime::Runtime {
