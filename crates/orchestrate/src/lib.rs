@@ -4,3 +4,4 @@
 //! each step.
 
 pub mod actuators;
+pub mod runbook;

@@ -45,7 +45,8 @@ fn entry_hash(prev: &str, seq: i64, at: &str, actor: &str, action: &str, detail:
 impl Store {
     /// Appends an entry. `detail` must already have secrets redacted.
     pub fn audit(&self, at: SystemTime, actor: &str, action: &str, detail: &Value) -> Result<i64, StoreError> {
-        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        let conn = self.conn();
+        let tx = rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate).map_err(self.err())?;
         let (prev_seq, prev_hash): (i64, String) = tx
             .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap_or((0, GENESIS.to_string()));
@@ -64,8 +65,8 @@ impl Store {
 
     /// Every entry, in order.
     pub fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare("SELECT seq, at, actor, action, detail, hash FROM audit ORDER BY seq")
             .map_err(self.err())?;
         let rows = stmt
@@ -83,8 +84,8 @@ impl Store {
     /// Checks the whole chain. `Ok(n)`: n entries, all intact. The error
     /// names the first bad entry.
     pub fn verify_audit(&self) -> Result<Result<usize, AuditError>, StoreError> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare("SELECT seq, at, actor, action, detail, prev_hash, hash FROM audit ORDER BY seq")
             .map_err(self.err())?;
         let rows = stmt

@@ -4,6 +4,7 @@
 //! hash-chained so that any edit or deletion is detected.
 
 mod audit;
+mod runs;
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -14,6 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use audit::{AuditEntry, AuditError};
+pub use runs::{Approval, NewRun, RunRecord, StepRecord};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -90,9 +92,9 @@ pub struct DecisionRecord<'a> {
 }
 
 /// The state store. One writer process at a time (the controller).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Store {
-    conn: Connection,
+    conn: std::sync::Arc<std::sync::Mutex<Connection>>,
     path: String,
 }
 
@@ -109,7 +111,12 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Self { conn, path: p })
+        conn.execute_batch(runs::SCHEMA).map_err(err)?;
+        Ok(Self { conn: std::sync::Arc::new(std::sync::Mutex::new(conn)), path: p })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -117,11 +124,11 @@ impl Store {
     }
 
     pub fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.conn.query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(self.err())
+        self.conn().query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(self.err())
     }
 
     pub fn set(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.conn
+        self.conn()
             .execute(
                 "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
                 [key, value],
@@ -143,7 +150,7 @@ impl Store {
     pub fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError> {
         let ts = rfc3339(at);
         let id = format!("inc-{}-{:04x}", ts[..19].replace(['-', ':'], "").replace('T', "-"), fastrand_u16());
-        self.conn
+        self.conn()
             .execute(
                 "INSERT INTO incidents (id, backend, state, opened_at) VALUES (?1, ?2, 'open', ?3)",
                 params![id, backend, ts],
@@ -154,7 +161,7 @@ impl Store {
 
     pub fn set_incident_state(&self, id: &str, state: &str, closed: Option<SystemTime>) -> Result<(), StoreError> {
         let closed = closed.map(rfc3339);
-        self.conn
+        self.conn()
             .execute(
                 "UPDATE incidents SET state = ?2, closed_at = COALESCE(?3, closed_at) WHERE id = ?1",
                 params![id, state, closed],
@@ -184,7 +191,8 @@ impl Store {
 
     fn query_incidents(&self, tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Incident>, StoreError> {
         let sql = format!("SELECT id, backend, state, opened_at, closed_at, decision FROM incidents {tail}");
-        let mut stmt = self.conn.prepare(&sql).map_err(self.err())?;
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&sql).map_err(self.err())?;
         let rows = stmt
             .query_map(args, |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, Option<String>>(5)?))
@@ -208,7 +216,7 @@ impl Store {
 
     /// Appends an event to an incident's timeline.
     pub fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError> {
-        self.conn
+        self.conn()
             .execute(
                 "INSERT INTO timeline (incident, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
                 params![incident, rfc3339(at), kind, detail.to_string()],
@@ -218,8 +226,8 @@ impl Store {
     }
 
     pub fn timeline(&self, incident: &str) -> Result<Vec<TimelineEvent>, StoreError> {
-        let mut stmt = self
-            .conn
+        let conn = self.conn();
+        let mut stmt = conn
             .prepare("SELECT at, kind, detail FROM timeline WHERE incident = ?1 ORDER BY id")
             .map_err(self.err())?;
         let rows = stmt
@@ -238,14 +246,14 @@ impl Store {
     /// it the incident's current decision.
     pub fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError> {
         let ts = rfc3339(at);
-        self.conn
+        self.conn()
             .execute(
                 "INSERT INTO decisions (incident, at, action, target, reason, policy_sha256, input) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![d.incident, ts, d.action, d.target, d.reason, d.policy_sha256, d.input.to_string()],
             )
             .map_err(self.err())?;
         let summary = serde_json::json!({"action": d.action, "target": d.target, "reason": d.reason});
-        self.conn
+        self.conn()
             .execute("UPDATE incidents SET decision = ?2 WHERE id = ?1", params![d.incident, summary.to_string()])
             .map(|_| ())
             .map_err(self.err())
@@ -253,7 +261,7 @@ impl Store {
 
     /// Number of `failover` decisions since `since`.
     pub fn failovers_since(&self, since: SystemTime) -> Result<u32, StoreError> {
-        self.conn
+        self.conn()
             .query_row("SELECT COUNT(*) FROM decisions WHERE action = 'failover' AND at >= ?1", [rfc3339(since)], |r| {
                 r.get(0)
             })
@@ -269,7 +277,7 @@ impl Store {
         to: &str,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.conn
+        self.conn()
             .execute(
                 "INSERT INTO health_history (at, backend, vantage, from_state, to_state, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![rfc3339(at), backend, vantage, from, to, reason],

@@ -61,7 +61,7 @@ fn a_modified_audit_entry_is_named() {
     for i in 0..5 {
         s.audit(SystemTime::now(), "oncall", "approve", &json!({"i": i})).unwrap();
     }
-    s.conn.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3", []).unwrap();
+    s.conn().execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3", []).unwrap();
     let e = s.verify_audit().unwrap().unwrap_err();
     assert_eq!(e.seq, 3);
     assert!(e.problem.contains("modified"));
@@ -73,7 +73,7 @@ fn a_deleted_audit_entry_is_named() {
     for i in 0..4 {
         s.audit(SystemTime::now(), "controller", "x", &json!({"i": i})).unwrap();
     }
-    s.conn.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
+    s.conn().execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
     assert_eq!(s.verify_audit().unwrap().unwrap_err().seq, 3);
 }
 
@@ -85,9 +85,9 @@ fn a_rehashed_entry_still_breaks_the_next_link() {
         s.audit(SystemTime::now(), "controller", "x", &json!({"i": i})).unwrap();
     }
     let (at, prev): (String, String) =
-        s.conn.query_row("SELECT at, prev_hash FROM audit WHERE seq = 2", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        s.conn().query_row("SELECT at, prev_hash FROM audit WHERE seq = 2", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     let forged = super::audit::tests_support::hash(&prev, 2, &at, "controller", "x", "{\"i\":99}");
-    s.conn.execute("UPDATE audit SET detail = '{\"i\":99}', hash = ?1 WHERE seq = 2", [forged]).unwrap();
+    s.conn().execute("UPDATE audit SET detail = '{\"i\":99}', hash = ?1 WHERE seq = 2", [forged]).unwrap();
     let e = s.verify_audit().unwrap().unwrap_err();
     assert_eq!(e.seq, 3);
     assert!(e.problem.contains("link"));

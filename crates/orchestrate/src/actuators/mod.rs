@@ -126,3 +126,19 @@ impl ParamSpec {
         Self { name, required: false, kind, help }
     }
 }
+
+/// The names of the external actuators (the engine provides `state.switch`,
+/// `validate`, `sync.resync` and `approval`).
+pub const NAMES: &[&str] = &["git.set", "terraform_cloud.run", "http", "command", "notify"];
+
+/// The parameters of an external actuator.
+pub fn params(uses: &str) -> Option<&'static [ParamSpec]> {
+    let _ = uses;
+    None
+}
+
+/// Runs one attempt of an external actuator; `None` if `uses` is not one.
+pub async fn run_external(uses: &str, params: &Params, ctx: &Ctx) -> Option<Result<Value, StepError>> {
+    let _ = (uses, params, ctx);
+    None
+}

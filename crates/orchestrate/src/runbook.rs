@@ -1,0 +1,548 @@
+//! Runbooks as written: a TOML file of ordered `[[steps]]`, parsed and
+//! checked without side effects (`cutover runbook check`), every problem
+//! reported at once with the step and field it is in.
+//!
+//! ```toml
+//! [[steps]]
+//! name = "switch the gateway"
+//! uses = "state.switch"
+//! with = { to = "{{ target }}" }
+//! timeout = "10s"
+//! retries = 1
+//! on_failure = "rollback"        # or "continue"
+//! undo = { uses = "state.switch", with = { to = "{{ source }}" } }
+//! ```
+//!
+//! Strings in `with` may use `{{ incident.id }}`, `{{ incident.backend }}`,
+//! `{{ source }}`, `{{ target }}`, `{{ reason }}` and `{{ kind }}`.
+
+use std::time::Duration;
+
+use cutover_core::Problem;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::actuators::{self, Kind, ParamSpec, Params};
+
+/// The template variables a runbook may use.
+pub const VARIABLES: &[&str] = &["incident.id", "incident.backend", "source", "target", "reason", "kind"];
+
+/// The actuators the engine itself provides (the others are in [`actuators`]).
+pub const BUILT_IN: &[&str] = &["state.switch", "validate", "sync.resync", "approval"];
+
+/// Reserved for the Kubernetes operator.
+pub const NEEDS_OPERATOR: &[&str] = &["kubernetes.patch"];
+
+/// Default step timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+const SWITCH: &[ParamSpec] = &[ParamSpec::required("to", Kind::String, "the backend to make active")];
+const VALIDATE: &[ParamSpec] = &[ParamSpec::required("backend", Kind::String, "the backend to smoke-test")];
+const RESYNC: &[ParamSpec] = &[ParamSpec::optional(
+    "max_rounds",
+    Kind::Integer,
+    "passes over the journal until nothing is left (default 5)",
+)];
+const APPROVAL: &[ParamSpec] = &[
+    ParamSpec::optional("timeout", Kind::Duration, "how long to wait for a verdict (default 15m)"),
+    ParamSpec::optional("default", Kind::String, "the verdict on expiry: reject (default) or approve"),
+    ParamSpec::optional("message", Kind::String, "what the approver is asked"),
+];
+
+/// The parameters of an actuator, built-in or external.
+pub fn params(uses: &str) -> Option<&'static [ParamSpec]> {
+    match uses {
+        "state.switch" => Some(SWITCH),
+        "validate" => Some(VALIDATE),
+        "sync.resync" => Some(RESYNC),
+        "approval" => Some(APPROVAL),
+        other => actuators::params(other),
+    }
+}
+
+/// What to do when a step fails for good (after its retries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Undo the completed steps in reverse order; the run is rolled back.
+    Rollback,
+    /// Record the failure and go on with the next step.
+    Continue,
+}
+
+/// An actuator call: `uses` with parameters (templates not yet rendered).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub uses: String,
+    pub with: Params,
+}
+
+/// One step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    pub call: Call,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub on_failure: OnFailure,
+    pub undo: Option<Call>,
+}
+
+/// A checked runbook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Runbook {
+    /// Where it came from: a path, or `built-in failover`.
+    pub origin: String,
+    /// SHA-256 of the text, recorded with every run.
+    pub sha256: String,
+    pub steps: Vec<Step>,
+}
+
+/// Every problem in a runbook.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", self.problems.iter().map(|p| format!("{}: {p}", self.origin)).collect::<Vec<_>>().join("\n"))]
+pub struct RunbookError {
+    pub origin: String,
+    pub problems: Vec<Problem>,
+}
+
+/// The built-in failover runbook: switch to the target, then validate it.
+pub const BUILT_IN_FAILOVER: &str = r#"
+[[steps]]
+name = "switch to the target"
+uses = "state.switch"
+with = { to = "{{ target }}" }
+timeout = "10s"
+undo = { uses = "state.switch", with = { to = "{{ source }}" } }
+
+[[steps]]
+name = "validate the target"
+uses = "validate"
+with = { backend = "{{ target }}" }
+timeout = "60s"
+"#;
+
+/// The built-in fallback runbook: copy back what was written during the
+/// outage (verified), switch back, validate.
+pub const BUILT_IN_FALLBACK: &str = r#"
+[[steps]]
+name = "copy back what was written during the outage"
+uses = "sync.resync"
+timeout = "10m"
+
+[[steps]]
+name = "switch back"
+uses = "state.switch"
+with = { to = "{{ target }}" }
+timeout = "10s"
+undo = { uses = "state.switch", with = { to = "{{ source }}" } }
+
+[[steps]]
+name = "validate"
+uses = "validate"
+with = { backend = "{{ target }}" }
+timeout = "60s"
+"#;
+
+/// The built-in runbook for `failover` or `fallback`.
+pub fn built_in(kind: &str) -> Runbook {
+    let text = if kind == "fallback" { BUILT_IN_FALLBACK } else { BUILT_IN_FAILOVER };
+    parse(text, &format!("built-in {kind}"), &[]).expect("built-in runbooks are valid")
+}
+
+/// Reads and checks a runbook file. `backends` are the configured backend
+/// names (a literal `to`/`backend` must be one of them); empty skips that check.
+pub fn load(path: &std::path::Path, backends: &[&str]) -> Result<Runbook, RunbookError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| RunbookError {
+        origin: origin.clone(),
+        problems: vec![Problem::new("file", format!("cannot read it: {e}"))],
+    })?;
+    parse(&text, &origin, backends)
+}
+
+/// Parses and checks a runbook text.
+pub fn parse(text: &str, origin: &str, backends: &[&str]) -> Result<Runbook, RunbookError> {
+    let fail = |problems| RunbookError { origin: origin.to_string(), problems };
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let at = e.span().map(|s| line_col(text, s.start)).unwrap_or_default();
+        fail(vec![Problem::new(at, e.message().to_string())])
+    })?;
+    let mut problems = Vec::new();
+    for key in table.keys().filter(|k| *k != "steps") {
+        problems.push(Problem::new(key.clone(), "unknown key (a runbook has only [[steps]])"));
+    }
+    let raw_steps = match table.get("steps") {
+        Some(toml::Value::Array(a)) => a.clone(),
+        Some(_) => {
+            problems.push(Problem::new("steps", "must be an array of tables ([[steps]])"));
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    if raw_steps.is_empty() && problems.is_empty() {
+        problems.push(Problem::new("steps", "a runbook needs at least one [[steps]]"));
+    }
+    let mut steps = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, raw) in raw_steps.iter().enumerate() {
+        let label = match raw.get("name").and_then(|n| n.as_str()) {
+            Some(n) => format!("steps[{i}] {n:?}"),
+            None => format!("steps[{i}]"),
+        };
+        let Some(t) = raw.as_table() else {
+            problems.push(Problem::new(label, "must be a table"));
+            continue;
+        };
+        if let Some(step) = check_step(t, &label, backends, &mut problems) {
+            if !names.insert(step.name.clone()) {
+                problems.push(Problem::new(format!("{label}.name"), "another step has this name"));
+            }
+            steps.push(step);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(fail(problems));
+    }
+    Ok(Runbook { origin: origin.to_string(), sha256: hex::encode(Sha256::digest(text.as_bytes())), steps })
+}
+
+fn line_col(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    format!("line {line}, column {col}")
+}
+
+fn check_step(t: &toml::Table, label: &str, backends: &[&str], problems: &mut Vec<Problem>) -> Option<Step> {
+    const KEYS: &[&str] = &["name", "uses", "with", "timeout", "retries", "on_failure", "undo"];
+    for k in t.keys().filter(|k| !KEYS.contains(&k.as_str())) {
+        problems.push(Problem::new(format!("{label}.{k}"), format!("unknown key (expected one of {})", KEYS.join(", "))));
+    }
+    let before = problems.len();
+    let name = match t.get("name") {
+        Some(toml::Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(_) => {
+            problems.push(Problem::new(format!("{label}.name"), "must be a non-empty string"));
+            String::new()
+        }
+        None => {
+            problems.push(Problem::new(format!("{label}.name"), "missing"));
+            String::new()
+        }
+    };
+    let call = check_call(t, label, backends, problems);
+    let timeout = match t.get("timeout") {
+        None => DEFAULT_TIMEOUT,
+        Some(toml::Value::String(s)) => match cutover_core::parse_duration(s) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                problems.push(Problem::new(format!("{label}.timeout"), "must be more than zero"));
+                DEFAULT_TIMEOUT
+            }
+            Err(e) => {
+                problems.push(Problem::new(format!("{label}.timeout"), e));
+                DEFAULT_TIMEOUT
+            }
+        },
+        Some(_) => {
+            problems.push(Problem::new(format!("{label}.timeout"), "must be a duration string such as \"30s\""));
+            DEFAULT_TIMEOUT
+        }
+    };
+    let retries = match t.get("retries") {
+        None => 0,
+        Some(toml::Value::Integer(n)) if (0..=20).contains(n) => *n as u32,
+        Some(_) => {
+            problems.push(Problem::new(format!("{label}.retries"), "must be an integer from 0 to 20"));
+            0
+        }
+    };
+    let on_failure = match t.get("on_failure").map(|v| v.as_str()) {
+        None | Some(Some("rollback")) => OnFailure::Rollback,
+        Some(Some("continue")) => OnFailure::Continue,
+        Some(_) => {
+            problems.push(Problem::new(format!("{label}.on_failure"), "must be \"rollback\" or \"continue\""));
+            OnFailure::Rollback
+        }
+    };
+    let undo = match t.get("undo") {
+        None => None,
+        Some(toml::Value::Table(u)) => {
+            let ulabel = format!("{label}.undo");
+            for k in u.keys().filter(|k| !["uses", "with"].contains(&k.as_str())) {
+                problems.push(Problem::new(format!("{ulabel}.{k}"), "unknown key (expected uses, with)"));
+            }
+            check_call(u, &ulabel, backends, problems)
+        }
+        Some(_) => {
+            problems.push(Problem::new(format!("{label}.undo"), "must be a table { uses = ..., with = { ... } }"));
+            None
+        }
+    };
+    if problems.len() > before {
+        return None;
+    }
+    Some(Step { name, call: call?, timeout, retries, on_failure, undo })
+}
+
+/// Checks `uses` and `with` of a step or an undo.
+fn check_call(t: &toml::Table, label: &str, backends: &[&str], problems: &mut Vec<Problem>) -> Option<Call> {
+    let uses = match t.get("uses") {
+        Some(toml::Value::String(s)) => s.clone(),
+        Some(_) => {
+            problems.push(Problem::new(format!("{label}.uses"), "must be a string naming an actuator"));
+            return None;
+        }
+        None => {
+            problems.push(Problem::new(format!("{label}.uses"), "missing (which actuator runs this step?)"));
+            return None;
+        }
+    };
+    if NEEDS_OPERATOR.contains(&uses.as_str()) {
+        problems.push(Problem::new(
+            format!("{label}.uses"),
+            format!("{uses:?} needs the Kubernetes operator (cutover operator), which is not part of this build"),
+        ));
+        return None;
+    }
+    let Some(specs) = params(&uses) else {
+        let mut known: Vec<&str> = BUILT_IN.to_vec();
+        known.extend(actuators::NAMES);
+        problems.push(Problem::new(
+            format!("{label}.uses"),
+            format!("unknown actuator {uses:?} (known: {})", known.join(", ")),
+        ));
+        return None;
+    };
+    let with: Params = match t.get("with") {
+        None => Params::new(),
+        Some(v @ toml::Value::Table(_)) => match toml_to_json(v) {
+            Value::Object(m) => m,
+            _ => unreachable!("a table converts to an object"),
+        },
+        Some(_) => {
+            problems.push(Problem::new(format!("{label}.with"), "must be a table of parameters"));
+            return None;
+        }
+    };
+    let before = problems.len();
+    for spec in specs {
+        match with.get(spec.name) {
+            None if spec.required => problems.push(Problem::new(
+                format!("{label}.with.{}", spec.name),
+                format!("missing required parameter ({})", spec.help),
+            )),
+            None => {}
+            Some(v) => {
+                if let Err(why) = check_kind(spec.kind, v) {
+                    problems.push(Problem::new(format!("{label}.with.{}", spec.name), why));
+                }
+            }
+        }
+    }
+    for k in with.keys().filter(|k| !specs.iter().any(|s| s.name == k.as_str())) {
+        let names: Vec<&str> = specs.iter().map(|s| s.name).collect();
+        problems.push(Problem::new(
+            format!("{label}.with.{k}"),
+            format!("unknown parameter of {uses} (it takes: {})", names.join(", ")),
+        ));
+    }
+    for (k, v) in &with {
+        check_templates(v, &format!("{label}.with.{k}"), problems);
+    }
+    // A literal backend name must be a configured backend.
+    if !backends.is_empty() {
+        let field = match uses.as_str() {
+            "state.switch" => Some("to"),
+            "validate" => Some("backend"),
+            _ => None,
+        };
+        if let Some(f) = field
+            && let Some(Value::String(s)) = with.get(f)
+            && !s.contains("{{")
+            && !backends.contains(&s.as_str())
+        {
+            problems.push(Problem::new(
+                format!("{label}.with.{f}"),
+                format!("no backend named {s:?} (configured: {})", backends.join(", ")),
+            ));
+        }
+    }
+    (problems.len() == before).then_some(Call { uses, with })
+}
+
+fn check_kind(kind: Kind, v: &Value) -> Result<(), String> {
+    let ok = match kind {
+        Kind::String => v.is_string(),
+        Kind::Integer => v.is_i64() || v.is_u64(),
+        Kind::Bool => v.is_boolean(),
+        Kind::Duration => {
+            return match v.as_str() {
+                Some(s) if s.contains("{{") => Ok(()),
+                Some(s) => cutover_core::parse_duration(s).map(|_| ()),
+                None => Err("must be a duration string such as \"30s\"".into()),
+            };
+        }
+        Kind::StringMap => v.as_object().is_some_and(|m| m.values().all(Value::is_string)),
+        Kind::StringList => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+        Kind::Any => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be {}",
+            match kind {
+                Kind::String => "a string",
+                Kind::Integer => "an integer",
+                Kind::Bool => "true or false",
+                Kind::StringMap => "a table of strings",
+                Kind::StringList => "an array of strings",
+                Kind::Duration | Kind::Any => unreachable!(),
+            }
+        ))
+    }
+}
+
+fn check_templates(v: &Value, path: &str, problems: &mut Vec<Problem>) {
+    match v {
+        Value::String(s) => {
+            if let Err(e) = render_str(s, &Vars::placeholder()) {
+                problems.push(Problem::new(path.to_string(), e));
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                check_templates(x, &format!("{path}[{i}]"), problems);
+            }
+        }
+        Value::Object(m) => {
+            for (k, x) in m {
+                check_templates(x, &format!("{path}.{k}"), problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn toml_to_json(v: &toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::Integer(i) => Value::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => Value::Object(t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+    }
+}
+
+/// The values of the template variables for one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vars {
+    pub incident: String,
+    pub backend: String,
+    pub source: String,
+    pub target: String,
+    pub reason: String,
+    pub kind: String,
+}
+
+impl Vars {
+    fn placeholder() -> Self {
+        let x = String::from("x");
+        Self { incident: x.clone(), backend: x.clone(), source: x.clone(), target: x.clone(), reason: x.clone(), kind: x }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        Some(match name {
+            "incident.id" => &self.incident,
+            "incident.backend" => &self.backend,
+            "source" => &self.source,
+            "target" => &self.target,
+            "reason" => &self.reason,
+            "kind" => &self.kind,
+            _ => return None,
+        })
+    }
+}
+
+/// Renders `{{ var }}` in one string.
+pub fn render_str(s: &str, vars: &Vars) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err(format!("unclosed template: {:?} has {{{{ without }}}}", s));
+        };
+        let name = after[..end].trim();
+        match vars.get(name) {
+            Some(v) => out.push_str(v),
+            None => {
+                return Err(format!("unknown template variable {name:?} (known: {})", VARIABLES.join(", ")));
+            }
+        }
+        rest = &after[end + 2..];
+    }
+    if rest.contains("}}") {
+        return Err(format!("stray }}}} in {s:?}"));
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Renders every string in a parameter table.
+pub fn render(with: &Params, vars: &Vars) -> Result<Params, String> {
+    fn walk(v: &Value, vars: &Vars) -> Result<Value, String> {
+        Ok(match v {
+            Value::String(s) => Value::String(render_str(s, vars)?),
+            Value::Array(a) => Value::Array(a.iter().map(|x| walk(x, vars)).collect::<Result<_, _>>()?),
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(k, x)| Ok((k.clone(), walk(x, vars)?))).collect::<Result<_, String>>()?)
+            }
+            other => other.clone(),
+        })
+    }
+    with.iter().map(|(k, v)| Ok((k.clone(), walk(v, vars)?))).collect()
+}
+
+/// A copy of rendered parameters fit for the timeline and the audit log:
+/// values of keys that look secret are replaced, and `user:password@` is
+/// removed from URLs. Parameters ending in `_env` name a variable, not a
+/// secret, and are kept.
+pub fn redact(params: &Params) -> Params {
+    fn secretish(k: &str) -> bool {
+        let k = k.to_ascii_lowercase();
+        !k.ends_with("_env")
+            && ["token", "secret", "password", "authorization", "api_key", "apikey", "signing_key"]
+                .iter()
+                .any(|s| k.contains(s))
+    }
+    fn walk(k: &str, v: &Value) -> Value {
+        match v {
+            _ if secretish(k) => Value::String("[redacted]".into()),
+            Value::String(s) => Value::String(strip_userinfo(s)),
+            Value::Array(a) => Value::Array(a.iter().map(|x| walk("", x)).collect()),
+            Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), walk(k, x))).collect()),
+            other => other.clone(),
+        }
+    }
+    params.iter().map(|(k, v)| (k.clone(), walk(k, v))).collect()
+}
+
+/// Removes `user:password@` from a URL-looking string.
+pub fn strip_userinfo(s: &str) -> String {
+    if let Some(scheme_end) = s.find("://") {
+        let rest = &s[scheme_end + 3..];
+        let host_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..host_end].rfind('@') {
+            return format!("{}://[redacted]@{}", &s[..scheme_end], &rest[at + 1..]);
+        }
+    }
+    s.to_string()
+}
+
+#[cfg(test)]
+mod tests;
