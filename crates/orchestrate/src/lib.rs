@@ -4,4 +4,5 @@
 //! each step.
 
 pub mod actuators;
+pub mod engine;
 pub mod runbook;

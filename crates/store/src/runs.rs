@@ -17,7 +17,7 @@ pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, incident TEXT NOT NULL, kind TEXT NOT NULL,
     source TEXT NOT NULL, target TEXT NOT NULL, reason TEXT NOT NULL, actor TEXT NOT NULL,
-    runbook TEXT NOT NULL, runbook_sha256 TEXT NOT NULL, state TEXT NOT NULL,
+    runbook TEXT NOT NULL, runbook_sha256 TEXT NOT NULL, state TEXT NOT NULL, approval_base INTEGER NOT NULL,
     started_at TEXT NOT NULL, ended_at TEXT, detail TEXT);
 CREATE TABLE IF NOT EXISTS run_steps (
     run INTEGER NOT NULL, idx INTEGER NOT NULL, phase TEXT NOT NULL, name TEXT NOT NULL,
@@ -61,6 +61,8 @@ pub struct RunRecord {
     pub started_at: String,
     pub ended_at: Option<String>,
     pub detail: Value,
+    /// Approvals recorded before the run started do not count for its `approval` steps.
+    pub approval_base: i64,
 }
 
 /// One step (or its undo) as recorded.
@@ -97,7 +99,7 @@ fn json_col(s: Option<String>) -> Value {
     s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null)
 }
 
-const RUN_COLS: &str = "id, incident, kind, source, target, reason, actor, runbook, runbook_sha256, state, started_at, ended_at, detail";
+const RUN_COLS: &str = "id, incident, kind, source, target, reason, actor, runbook, runbook_sha256, state, started_at, ended_at, detail, approval_base";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
@@ -114,6 +116,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         started_at: r.get(10)?,
         ended_at: r.get(11)?,
         detail: json_col(r.get(12)?),
+        approval_base: r.get(13)?,
     })
 }
 
@@ -122,8 +125,8 @@ impl Store {
     pub fn begin_run(&self, run: &NewRun<'_>, at: SystemTime) -> Result<i64, StoreError> {
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO runs (incident, kind, source, target, reason, actor, runbook, runbook_sha256, state, started_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9)",
+            "INSERT INTO runs (incident, kind, source, target, reason, actor, runbook, runbook_sha256, state, started_at, approval_base)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9, (SELECT COALESCE(MAX(id), 0) FROM approvals))",
             params![
                 run.incident,
                 run.kind,

@@ -1,0 +1,583 @@
+//! The runbook engine: runs the steps of a runbook in order through their
+//! actuators, with a write-ahead journal in the state store.
+//!
+//! # Guarantees
+//! - Before each attempt of a step its intent (rendered parameters, secrets
+//!   redacted, and the rendered undo call) is written to the store; after it,
+//!   its result. A step recorded `ok` is never run again, also after a crash:
+//!   [`Engine::resume`] continues an interrupted run from the first step not
+//!   recorded `ok` (steps are idempotent, so one interrupted mid-way may run
+//!   again), or rolls it back when its runbook changed meanwhile.
+//! - A step that fails for good (after its retries) with `on_failure =
+//!   "rollback"` undoes the completed steps in reverse order. A step without
+//!   an `undo` has nothing to undo, except `state.switch`, whose undo is a
+//!   switch back to the source.
+//! - Every step, undo and approval goes to the incident's timeline and the
+//!   audit log with its actor, parameters (redacted), result and duration.
+//!
+//! # Assumptions
+//! One engine runs at a time per state store (the caller queues runs).
+//!
+//! # Caveats
+//! An undo that fails leaves the run `failed`: a human must look.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use cutover_store::{NewRun, RunRecord, StepRecord, Store, StoreError};
+use serde_json::{Value, json};
+
+use crate::actuators::{self, Ctx, EnvLookup, Params, StepError};
+use crate::runbook::{self, Call, OnFailure, Runbook, Vars};
+
+/// A boxed future, for the [`Host`] trait.
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The actuators that act on the running controller itself.
+pub trait Host: Send + Sync {
+    /// `state.switch`: make `to` the active backend (store, gateway).
+    fn switch<'a>(&'a self, to: &'a str) -> BoxFut<'a, Result<Value, StepError>>;
+    /// `validate`: the smoke-test suite against `backend`.
+    fn validate<'a>(&'a self, backend: &'a str) -> BoxFut<'a, Result<Value, StepError>>;
+    /// `sync.resync`: copy back what was written during the outage, verified.
+    fn resync(&self, max_rounds: u32) -> BoxFut<'_, Result<Value, StepError>>;
+}
+
+/// What to run: a failover or fallback of an incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub incident: String,
+    /// The backend the incident is about.
+    pub backend: String,
+    /// `failover` or `fallback`.
+    pub kind: String,
+    pub source: String,
+    pub target: String,
+    pub reason: String,
+    /// Who started it (audit actor): `controller` or a token's name.
+    pub actor: String,
+}
+
+impl Job {
+    fn vars(&self) -> Vars {
+        Vars {
+            incident: self.incident.clone(),
+            backend: self.backend.clone(),
+            source: self.source.clone(),
+            target: self.target.clone(),
+            reason: self.reason.clone(),
+            kind: self.kind.clone(),
+        }
+    }
+
+    fn from_record(r: &RunRecord, backend: &str) -> Self {
+        Self {
+            incident: r.incident.clone(),
+            backend: backend.to_string(),
+            kind: r.kind.clone(),
+            source: r.source.clone(),
+            target: r.target.clone(),
+            reason: r.reason.clone(),
+            actor: r.actor.clone(),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Every step succeeded (or failed with `on_failure = "continue"`).
+    Completed,
+    /// A step failed; the completed steps were undone.
+    RolledBack { step: String, error: String },
+    /// A step failed and an undo failed too: a human must look.
+    Failed { step: String, error: String },
+}
+
+impl RunOutcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunOutcome::Completed => "completed",
+            RunOutcome::RolledBack { .. } => "rolled_back",
+            RunOutcome::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// Do or undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Do,
+    Undo,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Do => "do",
+            Phase::Undo => "undo",
+        }
+    }
+}
+
+/// What the engine reports as it goes (for logs and metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineEvent {
+    RunStarted { run: i64, incident: String, kind: String, runbook: String, resumed: bool },
+    StepStarted { run: i64, incident: String, step: String, uses: String, phase: Phase, attempt: u32 },
+    /// A step recorded `ok` before a restart, not run again.
+    StepSkipped { run: i64, incident: String, step: String },
+    StepFinished {
+        run: i64,
+        incident: String,
+        step: String,
+        uses: String,
+        phase: Phase,
+        ok: bool,
+        attempts: u32,
+        duration: Duration,
+        /// The result (JSON) or the error.
+        detail: String,
+    },
+    ApprovalRequested { run: i64, incident: String, step: String, message: String, timeout: Duration },
+    RunFinished { run: i64, incident: String, kind: String, outcome: RunOutcome, duration: Duration },
+}
+
+/// The engine.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    host: Arc<dyn Host>,
+    work_dir: PathBuf,
+    env: EnvLookup,
+    emit: Arc<dyn Fn(&EngineEvent) + Send + Sync>,
+    /// How often an `approval` step looks for a verdict.
+    pub approval_poll: Duration,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("work_dir", &self.work_dir).finish_non_exhaustive()
+    }
+}
+
+/// The per-call timeout of an `approval` step: its own `timeout` (default
+/// 15 minutes) plus a margin, when longer than the step's.
+const APPROVAL_DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        host: Arc<dyn Host>,
+        work_dir: PathBuf,
+        env: EnvLookup,
+        emit: Arc<dyn Fn(&EngineEvent) + Send + Sync>,
+    ) -> Self {
+        Self { store, host, work_dir, env, emit, approval_poll: Duration::from_millis(200) }
+    }
+
+    /// Starts and runs `job` with `runbook` to its end.
+    pub async fn run(&self, job: &Job, runbook: &Runbook) -> Result<(i64, RunOutcome), StoreError> {
+        let started = Instant::now();
+        let run = self.store.begin_run(
+            &NewRun {
+                incident: &job.incident,
+                kind: &job.kind,
+                source: &job.source,
+                target: &job.target,
+                reason: &job.reason,
+                actor: &job.actor,
+                runbook: &runbook.origin,
+                runbook_sha256: &runbook.sha256,
+            },
+            SystemTime::now(),
+        )?;
+        let record = self.store.run(run)?.expect("the run just recorded");
+        self.timeline(
+            job,
+            "runbook.started",
+            json!({"run": run, "kind": job.kind, "runbook": runbook.origin, "runbook_sha256": runbook.sha256,
+                   "source": job.source, "target": job.target}),
+        );
+        (self.emit)(&EngineEvent::RunStarted {
+            run,
+            incident: job.incident.clone(),
+            kind: job.kind.clone(),
+            runbook: runbook.origin.clone(),
+            resumed: false,
+        });
+        let outcome = self.drive(&record, job, runbook, &[]).await?;
+        self.finish(run, job, &outcome, started)?;
+        Ok((run, outcome))
+    }
+
+    /// Continues a run that a crash interrupted: from the first step not
+    /// recorded `ok` when `runbook` is the same (by SHA-256) as when it
+    /// started, else (or when it was rolling back) by rolling it back.
+    pub async fn resume(
+        &self,
+        record: &RunRecord,
+        backend: &str,
+        runbook: Option<&Runbook>,
+    ) -> Result<RunOutcome, StoreError> {
+        let started = Instant::now();
+        let job = Job::from_record(record, backend);
+        let journal = self.store.steps(record.id)?;
+        (self.emit)(&EngineEvent::RunStarted {
+            run: record.id,
+            incident: job.incident.clone(),
+            kind: job.kind.clone(),
+            runbook: record.runbook.clone(),
+            resumed: true,
+        });
+        let same = runbook.filter(|r| r.sha256 == record.runbook_sha256);
+        let outcome = match (record.state.as_str(), same) {
+            ("running", Some(rb)) => {
+                self.timeline(
+                    &job,
+                    "runbook.resumed",
+                    json!({"run": record.id, "done": journal.iter().filter(|s| s.phase == "do" && s.state == "ok").count()}),
+                );
+                self.drive(record, &job, rb, &journal).await?
+            }
+            (state, _) => {
+                let (step, error) = match state {
+                    "rolling_back" => (
+                        record.detail["step"].as_str().unwrap_or("?").to_string(),
+                        record.detail["error"].as_str().unwrap_or("?").to_string(),
+                    ),
+                    _ => ("(restart)".to_string(), "the runbook changed while this run was interrupted".to_string()),
+                };
+                self.rollback(record.id, &job, step, error).await?
+            }
+        };
+        self.finish(record.id, &job, &outcome, started)?;
+        Ok(outcome)
+    }
+
+    fn finish(&self, run: i64, job: &Job, outcome: &RunOutcome, started: Instant) -> Result<(), StoreError> {
+        let detail = match outcome {
+            RunOutcome::Completed => json!({}),
+            RunOutcome::RolledBack { step, error } | RunOutcome::Failed { step, error } => {
+                json!({"step": step, "error": error})
+            }
+        };
+        self.store.set_run_state(run, outcome.as_str(), Some(&detail), Some(SystemTime::now()))?;
+        let duration = started.elapsed();
+        let mut d = json!({"run": run, "kind": job.kind, "outcome": outcome.as_str(), "duration_ms": duration.as_millis() as u64});
+        if let Value::Object(m) = &detail {
+            d.as_object_mut().expect("object").extend(m.clone());
+        }
+        self.timeline(job, &format!("runbook.{}", outcome.as_str()), d.clone());
+        self.audit(&job.actor, &format!("runbook.{}", outcome.as_str()), json!({"incident": job.incident, "run": d}));
+        (self.emit)(&EngineEvent::RunFinished {
+            run,
+            incident: job.incident.clone(),
+            kind: job.kind.clone(),
+            outcome: outcome.clone(),
+            duration,
+        });
+        Ok(())
+    }
+
+    /// Runs the steps not yet recorded `ok` in `journal`.
+    async fn drive(
+        &self,
+        record: &RunRecord,
+        job: &Job,
+        runbook: &Runbook,
+        journal: &[StepRecord],
+    ) -> Result<RunOutcome, StoreError> {
+        let vars = job.vars();
+        for (idx, step) in runbook.steps.iter().enumerate() {
+            let done = journal.iter().any(|s| s.idx == idx as i64 && s.phase == "do" && s.state == "ok");
+            if done {
+                (self.emit)(&EngineEvent::StepSkipped {
+                    run: record.id,
+                    incident: job.incident.clone(),
+                    step: step.name.clone(),
+                });
+                continue;
+            }
+            let undo = step.undo.clone().or_else(|| default_undo(&step.call));
+            let rendered = runbook::render(&step.call.with, &vars).and_then(|p| {
+                let u = match &undo {
+                    Some(u) => Some(Call { uses: u.uses.clone(), with: runbook::render(&u.with, &vars)? }),
+                    None => None,
+                };
+                Ok((p, u))
+            });
+            let result = match rendered {
+                Ok((params, undo)) => {
+                    let intent = json!({
+                        "uses": step.call.uses,
+                        "with": runbook::redact(&params),
+                        "undo": undo.as_ref().map(|u| json!({"uses": u.uses, "with": u.with})),
+                        "timeout_ms": step.timeout.as_millis() as u64,
+                        "retries": step.retries,
+                    });
+                    let s = Attempt {
+                        run: record,
+                        idx,
+                        phase: Phase::Do,
+                        name: &step.name,
+                        uses: &step.call.uses,
+                        params: &params,
+                        intent: &intent,
+                        timeout: step.timeout,
+                        retries: step.retries,
+                    };
+                    self.attempts(&s, job).await?
+                }
+                Err(e) => {
+                    let e = StepError::Param { field: "(template)".into(), problem: e };
+                    self.store.step_intent(
+                        record.id,
+                        idx,
+                        "do",
+                        &step.name,
+                        &step.call.uses,
+                        &json!({"uses": step.call.uses}),
+                        SystemTime::now(),
+                    )?;
+                    self.store.step_result(record.id, idx, "do", "failed", &json!({"error": e.to_string()}), SystemTime::now())?;
+                    Err(e)
+                }
+            };
+            if let Err(e) = result {
+                if step.on_failure == OnFailure::Continue {
+                    continue;
+                }
+                return self.rollback(record.id, job, step.name.clone(), e.to_string()).await;
+            }
+        }
+        Ok(RunOutcome::Completed)
+    }
+
+    /// Undoes, in reverse order, the steps recorded `ok` whose undo is not.
+    async fn rollback(&self, run: i64, job: &Job, step: String, error: String) -> Result<RunOutcome, StoreError> {
+        self.store.set_run_state(run, "rolling_back", Some(&json!({"step": step, "error": error})), None)?;
+        self.timeline(job, "runbook.rolling_back", json!({"run": run, "failed_step": step, "error": error}));
+        let record = self.store.run(run)?.expect("the run exists");
+        let journal = self.store.steps(run)?;
+        let mut undo_failed = false;
+        let done: Vec<&StepRecord> = journal.iter().filter(|s| s.phase == "do" && s.state == "ok").collect();
+        for s in done.into_iter().rev() {
+            let Some(undo) = s.intent.get("undo").filter(|u| !u.is_null()) else { continue };
+            if journal.iter().any(|u| u.idx == s.idx && u.phase == "undo" && u.state == "ok") {
+                continue;
+            }
+            let uses = undo["uses"].as_str().unwrap_or_default().to_string();
+            let params: Params = undo["with"].as_object().cloned().unwrap_or_default();
+            let intent = json!({"uses": uses, "with": runbook::redact(&params), "undo_of": s.name});
+            let timeout = Duration::from_millis(s.intent["timeout_ms"].as_u64().unwrap_or(60_000));
+            let retries = s.intent["retries"].as_u64().unwrap_or(0) as u32;
+            let a = Attempt {
+                run: &record,
+                idx: s.idx as usize,
+                phase: Phase::Undo,
+                name: &s.name,
+                uses: &uses,
+                params: &params,
+                intent: &intent,
+                timeout,
+                retries,
+            };
+            if self.attempts(&a, job).await?.is_err() {
+                undo_failed = true;
+            }
+        }
+        Ok(if undo_failed { RunOutcome::Failed { step, error } } else { RunOutcome::RolledBack { step, error } })
+    }
+
+    /// Runs one step (or undo) with its retries, journaling each attempt.
+    async fn attempts(&self, a: &Attempt<'_>, job: &Job) -> Result<Result<Value, StepError>, StoreError> {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        let result = loop {
+            attempt += 1;
+            self.store.step_intent(a.run.id, a.idx, a.phase.as_str(), a.name, a.uses, a.intent, SystemTime::now())?;
+            (self.emit)(&EngineEvent::StepStarted {
+                run: a.run.id,
+                incident: job.incident.clone(),
+                step: a.name.to_string(),
+                uses: a.uses.to_string(),
+                phase: a.phase,
+                attempt,
+            });
+            let r = self.call(a, job).await;
+            match r {
+                Err(e) if e.retryable() && attempt <= a.retries => {
+                    let backoff = Duration::from_millis(500 * (1 << (attempt - 1).min(3)));
+                    tracing::warn!(step = a.name, attempt, error = %e, "step failed; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                }
+                other => break other,
+            }
+        };
+        let duration = started.elapsed();
+        let (state, detail) = match &result {
+            Ok(v) => ("ok", v.clone()),
+            Err(e) => ("failed", json!({"error": e.to_string()})),
+        };
+        self.store.step_result(a.run.id, a.idx, a.phase.as_str(), state, &detail, SystemTime::now())?;
+        let entry = json!({
+            "run": a.run.id, "step": a.name, "uses": a.uses, "phase": a.phase.as_str(), "ok": result.is_ok(),
+            "attempts": attempt, "duration_ms": duration.as_millis() as u64,
+            "with": a.intent["with"], "result": detail,
+        });
+        self.timeline(job, "step", entry.clone());
+        self.audit(&job.actor, "step", json!({"incident": job.incident, "step": entry}));
+        (self.emit)(&EngineEvent::StepFinished {
+            run: a.run.id,
+            incident: job.incident.clone(),
+            step: a.name.to_string(),
+            uses: a.uses.to_string(),
+            phase: a.phase,
+            ok: result.is_ok(),
+            attempts: attempt,
+            duration,
+            detail: match &result {
+                Ok(v) => v.to_string(),
+                Err(e) => e.to_string(),
+            },
+        });
+        Ok(result)
+    }
+
+    /// One attempt, bounded by the step's timeout.
+    async fn call(&self, a: &Attempt<'_>, job: &Job) -> Result<Value, StepError> {
+        let mut timeout = a.timeout;
+        if a.uses == "approval" {
+            timeout = timeout.max(approval_timeout(a.params) + Duration::from_secs(1));
+        }
+        let fut = async {
+            match a.uses {
+                "state.switch" => {
+                    let to = str_param(a.params, "to")?;
+                    self.host.switch(to).await
+                }
+                "validate" => {
+                    let backend = str_param(a.params, "backend")?;
+                    self.host.validate(backend).await
+                }
+                "sync.resync" => {
+                    let rounds = a.params.get("max_rounds").and_then(Value::as_u64).unwrap_or(5).max(1) as u32;
+                    self.host.resync(rounds).await
+                }
+                "approval" => self.approval(a, job).await,
+                other => {
+                    let ctx = Ctx {
+                        incident: job.incident.clone(),
+                        source: job.source.clone(),
+                        target: job.target.clone(),
+                        reason: job.reason.clone(),
+                        kind: job.kind.clone(),
+                        step: a.name.to_string(),
+                        timeout: a.timeout,
+                        work_dir: self.work_dir.clone(),
+                        env: self.env.clone(),
+                    };
+                    match actuators::run_external(other, a.params, &ctx).await {
+                        Some(r) => r,
+                        None => Err(StepError::Refused(format!("unknown actuator {other:?}"))),
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(StepError::Timeout(timeout)),
+        }
+    }
+
+    /// `approval`: waits for `cutover approve`/`reject` (or the API) on the
+    /// incident, recorded after the run started; on expiry, the default.
+    async fn approval(&self, a: &Attempt<'_>, job: &Job) -> Result<Value, StepError> {
+        let timeout = approval_timeout(a.params);
+        let default = a.params.get("default").and_then(Value::as_str).unwrap_or("reject");
+        let message = a.params.get("message").and_then(Value::as_str).unwrap_or("approve this runbook to go on");
+        self.timeline(job, "approval.requested", json!({"step": a.name, "message": message, "timeout_ms": timeout.as_millis() as u64, "default": default}));
+        (self.emit)(&EngineEvent::ApprovalRequested {
+            run: a.run.id,
+            incident: job.incident.clone(),
+            step: a.name.to_string(),
+            message: message.to_string(),
+            timeout,
+        });
+        let deadline = Instant::now() + timeout;
+        loop {
+            let verdict = self
+                .store
+                .approval_after(&job.incident, a.run.approval_base)
+                .map_err(|e| StepError::Failed(format!("reading approvals: {e}")))?;
+            if let Some(v) = verdict {
+                let detail = json!({"verdict": v.verdict, "by": v.actor, "comment": v.comment});
+                return if v.verdict == "approve" {
+                    Ok(detail)
+                } else {
+                    Err(StepError::Refused(format!("rejected by {}: {}", v.actor, v.comment)))
+                };
+            }
+            if Instant::now() >= deadline {
+                let detail = json!({"verdict": default, "by": "timeout", "comment": format!("no verdict within {timeout:?}")});
+                return if default == "approve" {
+                    Ok(detail)
+                } else {
+                    Err(StepError::Refused(format!("no verdict within {timeout:?}; the default is to reject")))
+                };
+            }
+            tokio::time::sleep(self.approval_poll).await;
+        }
+    }
+
+    fn timeline(&self, job: &Job, kind: &str, detail: Value) {
+        if let Err(e) = self.store.add_event(&job.incident, SystemTime::now(), kind, &detail) {
+            tracing::error!(error = %e, "recording a timeline event");
+        }
+    }
+
+    fn audit(&self, actor: &str, action: &str, detail: Value) {
+        if let Err(e) = self.store.audit(SystemTime::now(), actor, action, &detail) {
+            tracing::error!(error = %e, "writing the audit log");
+        }
+    }
+}
+
+/// One step or undo to run.
+struct Attempt<'a> {
+    run: &'a RunRecord,
+    idx: usize,
+    phase: Phase,
+    name: &'a str,
+    uses: &'a str,
+    params: &'a Params,
+    intent: &'a Value,
+    timeout: Duration,
+    retries: u32,
+}
+
+fn str_param<'a>(p: &'a Params, name: &str) -> Result<&'a str, StepError> {
+    p.get(name).and_then(Value::as_str).ok_or_else(|| StepError::Param { field: name.into(), problem: "missing".into() })
+}
+
+fn approval_timeout(p: &Params) -> Duration {
+    p.get("timeout")
+        .and_then(Value::as_str)
+        .and_then(|s| cutover_core::parse_duration(s).ok())
+        .unwrap_or(APPROVAL_DEFAULT_TIMEOUT)
+}
+
+/// `state.switch` undoes itself by switching back to the source.
+fn default_undo(call: &Call) -> Option<Call> {
+    (call.uses == "state.switch").then(|| Call {
+        uses: "state.switch".into(),
+        with: Params::from_iter([("to".to_string(), Value::String("{{ source }}".into()))]),
+    })
+}
+
+#[cfg(test)]
+mod tests;
