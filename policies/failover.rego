@@ -99,3 +99,36 @@ else := ""
 
 signal_note := "; the Prometheus signal disagrees" if signal_disagrees
 else := ""
+
+# Fallback: return to the original primary once it has been healthy for `[fallback] stable_for`,
+# and not sooner than `[fallback] min_dwell` after the failover (flap damping).
+# Input: the same document, plus input.fallback = {backend, health, healthy_for_ms, stable_for_ms,
+# since_failover_ms, min_dwell_ms}. Output: {"allow": bool, "reason"}.
+default fallback := {"allow": false, "reason": "no fallback rule matched"}
+
+fallback := {
+	"allow": false,
+	"reason": sprintf("%s is %s", [input.fallback.backend, input.fallback.health]),
+} if {
+	input.fallback.health != "healthy"
+} else := {
+	"allow": false,
+	"reason": sprintf("%s healthy for %dms of the %dms required", [
+		input.fallback.backend, input.fallback.healthy_for_ms, input.fallback.stable_for_ms,
+	]),
+} if {
+	input.fallback.healthy_for_ms < input.fallback.stable_for_ms
+} else := {
+	"allow": false,
+	"reason": sprintf("only %dms since the failover; min_dwell is %dms", [
+		input.fallback.since_failover_ms, input.fallback.min_dwell_ms,
+	]),
+} if {
+	input.fallback.since_failover_ms < input.fallback.min_dwell_ms
+} else := {
+	"allow": true,
+	"reason": sprintf("%s healthy for %dms (stable_for %dms), %dms since the failover", [
+		input.fallback.backend, input.fallback.healthy_for_ms, input.fallback.stable_for_ms,
+		input.fallback.since_failover_ms,
+	]),
+}

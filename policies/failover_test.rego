@@ -89,3 +89,31 @@ test_no_evidence_holds if {
 	d := cutover.decision with input as inp
 	d.action == "hold"
 }
+
+fallback_input := json.patch(base, [{"op": "add", "path": "/fallback", "value": {
+	"backend": "primary", "health": "healthy", "healthy_for_ms": 600000, "stable_for_ms": 600000,
+	"since_failover_ms": 900000, "min_dwell_ms": 300000,
+}}])
+
+test_fallback_when_stable_and_dwelled if {
+	f := cutover.fallback with input as fallback_input
+	f.allow == true
+}
+
+test_no_fallback_before_stable_for if {
+	inp := json.patch(fallback_input, [{"op": "replace", "path": "/fallback/healthy_for_ms", "value": 1000}])
+	f := cutover.fallback with input as inp
+	f.allow == false
+}
+
+test_no_fallback_within_min_dwell if {
+	inp := json.patch(fallback_input, [{"op": "replace", "path": "/fallback/since_failover_ms", "value": 1000}])
+	f := cutover.fallback with input as inp
+	f.allow == false
+}
+
+test_no_fallback_to_an_unhealthy_primary if {
+	inp := json.patch(fallback_input, [{"op": "replace", "path": "/fallback/health", "value": "recovering"}])
+	f := cutover.fallback with input as inp
+	f.allow == false
+}

@@ -18,6 +18,46 @@ use serde_json::{Value, json};
 use crate::health::{Health, Observation, Thresholds, Tracker, Transition};
 use crate::policy::{Action, Decision, Policy};
 
+/// A runbook to run, with what its templates need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunbookDue {
+    pub incident: String,
+    /// The backend the incident is about.
+    pub backend: String,
+    /// `failover` or `fallback`.
+    pub kind: String,
+    pub source: String,
+    pub target: String,
+    pub reason: String,
+    /// `controller`, or the token name of who approved or forced it.
+    pub actor: String,
+}
+
+/// Why an approval, rejection or forced failover was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// No such incident or backend.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request does not fit the current state (nothing awaits approval,
+    /// a runbook is running, the target is already active).
+    #[error("{0}")]
+    Conflict(String),
+    /// The state store failed.
+    #[error("state store: {0}")]
+    Store(String),
+}
+
+impl From<StoreError> for RequestError {
+    fn from(e: StoreError) -> Self {
+        RequestError::Store(e.to_string())
+    }
+}
+
+/// Incident states in which a runbook is running or has moved traffic:
+/// the controller does not decide again on them.
+const BUSY: &[&str] = &["failing_over", "failed_over", "falling_back", "failover_failed"];
+
 /// The controller's own vantage point.
 pub const LOCAL: &str = "local";
 
@@ -44,11 +84,9 @@ pub enum Event {
         incident: String,
         error: String,
     },
-    Switched {
-        incident: String,
-        from: String,
-        to: String,
-    },
+    /// A runbook should run: a failover (decided, approved or forced) or a
+    /// fallback. The runner queues it; runs never overlap.
+    RunbookDue(RunbookDue),
     IncidentResolved {
         id: String,
         backend: String,
@@ -102,6 +140,14 @@ pub struct Controller {
     thresholds: Thresholds,
     backends: Vec<Backend>,
     active: String,
+    /// When each incident was opened (for the detection-to-switch time).
+    opened: BTreeMap<String, Instant>,
+    /// When each failed-over incident's failover completed (for `min_dwell`).
+    failed_over_at: BTreeMap<String, Instant>,
+    /// Since when each backend has been healthy without a break.
+    healthy_since: BTreeMap<String, Instant>,
+    /// When the fallback of an incident was last considered.
+    fallback_checked: BTreeMap<String, Instant>,
 }
 
 impl Controller {
@@ -140,7 +186,18 @@ impl Controller {
                 p
             }
         };
-        Ok(Self { config, policy, store, thresholds, backends, active })
+        Ok(Self {
+            config,
+            policy,
+            store,
+            thresholds,
+            backends,
+            active,
+            opened: BTreeMap::new(),
+            failed_over_at: BTreeMap::new(),
+            healthy_since: BTreeMap::new(),
+            fallback_checked: BTreeMap::new(),
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -210,7 +267,14 @@ impl Controller {
                 self.push_change(&mut events, i, &vantage, change);
             }
             events.extend(self.evaluate(now, i));
+            let name = self.backends[i].name.clone();
+            if self.health(&name, now) == Health::Healthy {
+                self.healthy_since.entry(name).or_insert(now);
+            } else {
+                self.healthy_since.remove(&name);
+            }
         }
+        events.extend(self.check_fallback(now));
         events
     }
 
@@ -287,6 +351,7 @@ impl Controller {
             if q.down > 0 {
                 match self.store.open_incident(&name, SystemTime::now()) {
                     Ok(id) => {
+                        self.opened.insert(id.clone(), now);
                         let _ = self.store.add_event(
                             &id,
                             SystemTime::now(),
@@ -308,7 +373,7 @@ impl Controller {
             }
             return events;
         };
-        if incident.state == "failed_over" {
+        if BUSY.contains(&incident.state.as_str()) {
             return events;
         }
         let all_healthy = self.backends[i]
@@ -332,6 +397,9 @@ impl Controller {
             self.backends[i].decided_on = None;
             events.push(Event::IncidentResolved { id: incident.id, backend: name });
             return events;
+        }
+        if matches!(incident.state.as_str(), "rejected" | "rolled_back") {
+            return events; // a human said no, or the runbook failed: no new automatic decision
         }
         let basis = (q.down, q.met(), verify_failed);
         if self.backends[i].decided_on == Some(basis) || q.down == 0 {
@@ -376,33 +444,227 @@ impl Controller {
         if decision.action == Action::Failover
             && let Some(target) = decision.target.clone()
         {
-            events.extend(self.switch(&incident.id, &target));
+            events.push(Event::RunbookDue(RunbookDue {
+                incident: incident.id.clone(),
+                backend: name.clone(),
+                kind: "failover".into(),
+                source: self.active.clone(),
+                target,
+                reason: decision.reason.clone(),
+                actor: "controller".into(),
+            }));
         }
         events
     }
 
-    /// The built-in `state.switch`: makes `target` the active backend.
-    pub fn switch(&mut self, incident: &str, target: &str) -> Vec<Event> {
-        let from = self.active.clone();
-        if self.config.backend(target).is_none() || from == target {
-            return Vec::new();
+    /// `state.switch`: makes `target` the active backend (recorded in the
+    /// store, which the standalone gateway follows). Returns the previous one.
+    pub fn set_active(&mut self, target: &str) -> Result<String, RequestError> {
+        if self.config.backend(target).is_none() {
+            return Err(RequestError::NotFound(format!("no backend named {target:?}")));
+        }
+        self.store.set_active_backend(target)?;
+        Ok(std::mem::replace(&mut self.active, target.to_string()))
+    }
+
+    /// When an incident was opened, if this process saw it open.
+    pub fn opened_instant(&self, incident: &str) -> Option<Instant> {
+        self.opened.get(incident).copied()
+    }
+
+    /// Records how a runbook run ended and moves its incident on:
+    /// failover completed → `failed_over` (fallback waits for `stable_for`
+    /// and `min_dwell`); failover rolled back → `rolled_back` (no new
+    /// automatic decision; a human may force one); fallback completed →
+    /// `resolved`; fallback rolled back → `failed_over` again (and the
+    /// primary must be stable for `stable_for` once more).
+    pub fn run_finished(&mut self, incident: &str, kind: &str, outcome: &str, now: Instant) {
+        let (state, closed) = match (kind, outcome) {
+            ("failover", "completed") => {
+                self.failed_over_at.insert(incident.to_string(), now);
+                ("failed_over", None)
+            }
+            ("failover", "rolled_back") => ("rolled_back", None),
+            ("failover", _) => ("failover_failed", None),
+            (_, "completed") => ("resolved", Some(SystemTime::now())),
+            (_, "rolled_back") => {
+                self.healthy_since.clear();
+                ("failed_over", None)
+            }
+            _ => ("failover_failed", None),
+        };
+        let _ = self.store.set_incident_state(incident, state, closed);
+        if closed.is_some() {
+            let _ = self.store.audit(
+                SystemTime::now(),
+                "controller",
+                "incident.resolve",
+                &json!({"incident": incident, "by": "fallback"}),
+            );
+        }
+    }
+
+    /// Starts the fallback of failed-over incidents whose backend has been
+    /// healthy for `stable_for`, at least `min_dwell` after the failover,
+    /// when the policy's fallback rule allows it.
+    fn check_fallback(&mut self, now: Instant) -> Vec<Event> {
+        let Ok(open) = self.store.open_incidents() else { return Vec::new() };
+        let mut events = Vec::new();
+        for inc in open.into_iter().filter(|i| i.state == "failed_over") {
+            let failed_over_at = *self.failed_over_at.entry(inc.id.clone()).or_insert(now);
+            let Some(since) = self.healthy_since.get(&inc.backend).copied() else { continue };
+            if inc.backend == self.active {
+                continue;
+            }
+            let last = self.fallback_checked.get(&inc.id).copied();
+            if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+                continue;
+            }
+            self.fallback_checked.insert(inc.id.clone(), now);
+            let fb = &self.config.fallback;
+            let healthy_for = now.duration_since(since);
+            let since_failover = now.duration_since(failed_over_at);
+            let mut input = self.policy_input(&inc.id, &inc.opened_at, &inc.backend, now);
+            input["fallback"] = json!({
+                "backend": inc.backend,
+                "health": self.health(&inc.backend, now),
+                "healthy_for_ms": healthy_for.as_millis() as u64,
+                "stable_for_ms": fb.stable_for.as_millis() as u64,
+                "since_failover_ms": since_failover.as_millis() as u64,
+                "min_dwell_ms": fb.min_dwell.as_millis() as u64,
+            });
+            let verdict = match self.policy.fallback(&input) {
+                Ok(Some(v)) => v,
+                Ok(None) => (
+                    healthy_for >= fb.stable_for && since_failover >= fb.min_dwell,
+                    format!("{} healthy for {healthy_for:?}, {since_failover:?} since the failover", inc.backend),
+                ),
+                Err(e) => {
+                    events.push(Event::PolicyFailed { incident: inc.id.clone(), error: e.to_string() });
+                    continue;
+                }
+            };
+            let (true, reason) = verdict else { continue };
+            let at = SystemTime::now();
+            let _ = self.store.set_incident_state(&inc.id, "falling_back", None);
+            let detail = json!({"action": "fallback", "target": inc.backend, "reason": reason, "policy_sha256": self.policy.sha256()});
+            let _ = self.store.add_event(&inc.id, at, "fallback.decision", &detail);
+            let _ = self.store.audit(at, "controller", "fallback.decision", &json!({"incident": inc.id, "decision": detail}));
+            events.push(Event::RunbookDue(RunbookDue {
+                incident: inc.id.clone(),
+                backend: inc.backend.clone(),
+                kind: "fallback".into(),
+                source: self.active.clone(),
+                target: inc.backend.clone(),
+                reason,
+                actor: "controller".into(),
+            }));
+        }
+        events
+    }
+
+    /// `approve`/`reject` of an incident by `actor`. An incident awaiting
+    /// approval of its decision starts its failover (approve) or is held
+    /// (reject); a runbook waiting at an `approval` step takes the verdict
+    /// from the store.
+    pub fn approval(
+        &mut self,
+        incident: &str,
+        approve: bool,
+        actor: &str,
+        comment: &str,
+    ) -> Result<Option<RunbookDue>, RequestError> {
+        let inc = self.store.incident(incident)?.ok_or_else(|| RequestError::NotFound(format!("no incident {incident:?}")))?;
+        let verdict = if approve { "approve" } else { "reject" };
+        let waiting_step = matches!(inc.state.as_str(), "failing_over" | "falling_back");
+        if inc.closed_at.is_some() || !(inc.state == "awaiting_approval" || waiting_step) {
+            return Err(RequestError::Conflict(format!(
+                "incident {incident} is {}; nothing awaits approval",
+                inc.state
+            )));
         }
         let at = SystemTime::now();
-        if let Err(e) = self.store.set_active_backend(target) {
-            tracing::error!(error = %e, "could not record the switch");
-            return Vec::new();
+        self.store.record_approval(incident, verdict, actor, comment, at)?;
+        let detail = json!({"verdict": verdict, "by": actor, "comment": comment});
+        let _ = self.store.add_event(incident, at, "approval", &detail);
+        let _ = self.store.audit(at, actor, verdict, &json!({"incident": incident, "comment": comment}));
+        if waiting_step {
+            return Ok(None);
         }
-        self.active = target.to_string();
-        let detail = json!({"step": "state.switch", "from": from, "to": target, "ok": true});
-        let _ = self.store.add_event(incident, at, "step", &detail);
-        let _ = self.store.audit(
+        if !approve {
+            self.store.set_incident_state(incident, "rejected", None)?;
+            return Ok(None);
+        }
+        let target = inc.decision.get("target").and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
+            RequestError::Conflict(format!("incident {incident}'s decision has no target; use POST /v1/failover"))
+        })?;
+        self.store.set_incident_state(incident, "failing_over", None)?;
+        Ok(Some(RunbookDue {
+            incident: incident.to_string(),
+            backend: inc.backend.clone(),
+            kind: "failover".into(),
+            source: self.active.clone(),
+            target,
+            reason: format!("approved by {actor}: {comment}"),
+            actor: actor.to_string(),
+        }))
+    }
+
+    /// `POST /v1/failover`: a failover forced by an admin, through the same
+    /// runbook. It uses the active backend's open incident, or opens one.
+    pub fn force_failover(
+        &mut self,
+        target: &str,
+        reason: &str,
+        actor: &str,
+        now: Instant,
+    ) -> Result<RunbookDue, RequestError> {
+        if self.config.backend(target).is_none() {
+            return Err(RequestError::NotFound(format!("no backend named {target:?}")));
+        }
+        if target == self.active {
+            return Err(RequestError::Conflict(format!("{target} is already the active backend")));
+        }
+        if let Some(busy) = self.store.open_incidents()?.into_iter().find(|i| matches!(i.state.as_str(), "failing_over" | "falling_back")) {
+            return Err(RequestError::Conflict(format!("incident {} is running a runbook ({})", busy.id, busy.state)));
+        }
+        let source = self.active.clone();
+        let at = SystemTime::now();
+        let id = match self.store.open_incident_for(&source)? {
+            Some(i) => i.id,
+            None => {
+                let id = self.store.open_incident(&source, at)?;
+                self.opened.insert(id.clone(), now);
+                let _ = self.store.add_event(&id, at, "incident.opened", &json!({"backend": source, "by": actor}));
+                id
+            }
+        };
+        let reason = format!("forced by {actor}: {reason}");
+        let input = json!({"manual": true, "actor": actor, "source": source, "target": target});
+        self.store.record_decision(
+            &DecisionRecord {
+                incident: &id,
+                action: "failover",
+                target: Some(target),
+                reason: &reason,
+                policy_sha256: "manual",
+                input: &input,
+            },
             at,
-            "controller",
-            "state.switch",
-            &json!({"incident": incident, "from": from, "to": target}),
-        );
-        let _ = self.store.set_incident_state(incident, "failed_over", None);
-        vec![Event::Switched { incident: incident.to_string(), from, to: target.to_string() }]
+        )?;
+        let detail = json!({"action": "failover", "target": target, "reason": reason, "policy_sha256": "manual"});
+        let _ = self.store.add_event(&id, at, "decision", &detail);
+        let _ = self.store.audit(at, actor, "failover.forced", &json!({"incident": id, "decision": detail}));
+        self.store.set_incident_state(&id, "failing_over", None)?;
+        Ok(RunbookDue {
+            incident: id,
+            backend: source.clone(),
+            kind: "failover".into(),
+            source,
+            target: target.to_string(),
+            reason,
+            actor: actor.to_string(),
+        })
     }
 
     /// The policy input document (see docs/policy.md).

@@ -11,8 +11,15 @@ pub const BACKEND_HEALTH: &str = "cutover_backend_health";
 pub const DECISIONS: &str = "cutover_decisions_total";
 pub const OPEN_INCIDENTS: &str = "cutover_open_incidents";
 pub const HEALTH_CHANGES: &str = "cutover_health_transitions_total";
+pub const STEP_DURATION: &str = "cutover_runbook_step_duration_seconds";
+pub const RUNS: &str = "cutover_runbook_runs_total";
+pub const FAILOVERS: &str = "cutover_failovers_total";
+pub const FALLBACKS: &str = "cutover_fallbacks_total";
+pub const ROLLBACKS: &str = "cutover_rollbacks_total";
+/// From the incident's opening (outage detected) to the validated switch.
+pub const DETECT_TO_SWITCH: &str = "cutover_detection_to_validated_switch_seconds";
 
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+const BUCKETS: [f64; 15] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {

@@ -69,6 +69,8 @@ pub struct Decision {
 pub struct Policy {
     engine: regorus::Engine,
     sha256: String,
+    /// Whether the policy defines `data.cutover.fallback`.
+    has_fallback: bool,
     /// Where it came from: a path, or "built-in".
     pub origin: String,
 }
@@ -102,7 +104,12 @@ impl Policy {
         engine
             .eval_rule("data.cutover.decision".into())
             .map_err(|e| PolicyError::Compile { message: e.to_string() })?;
-        Ok(Self { engine, sha256: hex::encode(hash.finalize()), origin: origin.to_string() })
+        let has_fallback = match engine.eval_rule("data.cutover.fallback".into()) {
+            Ok(_) => true,
+            Err(e) if e.to_string().contains("not a valid rule path") => false,
+            Err(e) => return Err(PolicyError::Compile { message: e.to_string() }),
+        };
+        Ok(Self { engine, sha256: hex::encode(hash.finalize()), has_fallback, origin: origin.to_string() })
     }
 
     /// Hex SHA-256 of the policy sources, recorded with every decision.
@@ -121,6 +128,32 @@ impl Policy {
         let doc: Value =
             serde_json::from_str(&json).map_err(|e| PolicyError::BadDecision { message: format!("{e}: {json}") })?;
         parse_decision(&doc)
+    }
+}
+
+impl Policy {
+    /// Evaluates `data.cutover.fallback` = `{"allow", "reason"}` on `input`;
+    /// `None` when the policy has no fallback rule (then the controller's own
+    /// `stable_for` and `min_dwell` conditions decide alone).
+    pub fn fallback(&self, input: &Value) -> Result<Option<(bool, String)>, PolicyError> {
+        if !self.has_fallback {
+            return Ok(None);
+        }
+        let mut engine = self.engine.clone();
+        engine.set_input_json(&input.to_string()).map_err(|e| PolicyError::Eval { message: e.to_string() })?;
+        let v = engine
+            .eval_rule("data.cutover.fallback".into())
+            .map_err(|e| PolicyError::Eval { message: e.to_string() })?;
+        if v == regorus::Value::Undefined {
+            return Ok(None);
+        }
+        let json = v.to_json_str().map_err(|e| PolicyError::BadDecision { message: e.to_string() })?;
+        let doc: Value =
+            serde_json::from_str(&json).map_err(|e| PolicyError::BadDecision { message: format!("{e}: {json}") })?;
+        let Some(allow) = doc.get("allow").and_then(Value::as_bool) else {
+            return Err(PolicyError::BadDecision { message: format!("fallback needs a boolean \"allow\": {doc}") });
+        };
+        Ok(Some((allow, doc.get("reason").and_then(Value::as_str).unwrap_or("").to_string())))
     }
 }
 
@@ -240,6 +273,19 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(p.decide(&serde_json::json!({})), Err(PolicyError::BadDecision { .. })));
+    }
+
+    #[test]
+    fn a_policy_without_a_fallback_rule_leaves_it_to_the_controller() {
+        let p = Policy::from_sources(
+            &[("p.rego".into(), "package cutover\nimport rego.v1\ndecision := {\"action\": \"hold\"}\n".into())],
+            "p",
+        )
+        .unwrap();
+        assert_eq!(p.fallback(&serde_json::json!({})).unwrap(), None);
+        let d = Policy::load(None).unwrap();
+        let (allow, reason) = d.fallback(&serde_json::json!({"fallback": {"backend": "a", "health": "down"}})).unwrap().unwrap();
+        assert!(!allow && reason.contains("a is down"), "{reason}");
     }
 
     #[test]

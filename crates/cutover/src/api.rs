@@ -1,5 +1,6 @@
 //! The HTTP API: `/healthz`, `/v1/status`, `/v1/incidents[/{id}]`,
-//! `POST /v1/evidence` (agents), `/metrics`. Bearer tokens are configured as
+//! `POST /v1/incidents/{id}/approve|reject` (approver), `POST /v1/failover`
+//! (admin), `POST /v1/evidence` (agents), `/metrics`. Bearer tokens are configured as
 //! SHA-256 hashes with roles; a missing or wrong token on a mutating endpoint
 //! gets 401 or 403 and the attempt is audited.
 
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use cutover_control::controller::Event;
+use cutover_control::controller::{Event, RequestError};
 use cutover_control::metrics;
 use cutover_core::config::TokenRole;
 use http::{Method, Request, Response, StatusCode};
@@ -121,8 +122,60 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Resp {
             };
             evidence(shared, &actor, &body)
         }
+        (Method::POST, ["v1", "incidents", id, verb @ ("approve" | "reject")]) => {
+            let actor = match authorize(&req, shared, &[TokenRole::Approver, TokenRole::Admin]) {
+                Ok(a) => a,
+                Err(r) => return *r,
+            };
+            let (id, approve) = (id.to_string(), *verb == "approve");
+            let doc = match json_body(req).await {
+                Ok(d) => d,
+                Err(r) => return *r,
+            };
+            let comment = match doc.get("comment") {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(c)) => c.clone(),
+                Some(_) => return error(StatusCode::BAD_REQUEST, "\"comment\" must be a string"),
+            };
+            let r = shared.controller.lock().unwrap().approval(&id, approve, &actor, &comment);
+            match r {
+                Ok(due) => {
+                    let started = due.is_some();
+                    if let Some(due) = due {
+                        report_event(shared, &Event::RunbookDue(due));
+                    }
+                    let verdict = if approve { "approve" } else { "reject" };
+                    json_resp(StatusCode::OK, &json!({"incident": id, "verdict": verdict, "by": actor, "failover_started": started}))
+                }
+                Err(e) => request_error(&e),
+            }
+        }
+        (Method::POST, ["v1", "failover"]) => {
+            let actor = match authorize(&req, shared, &[TokenRole::Admin]) {
+                Ok(a) => a,
+                Err(r) => return *r,
+            };
+            let doc = match json_body(req).await {
+                Ok(d) => d,
+                Err(r) => return *r,
+            };
+            let (Some(target), Some(reason)) =
+                (doc.get("target").and_then(Value::as_str), doc.get("reason").and_then(Value::as_str))
+            else {
+                return error(StatusCode::BAD_REQUEST, "the body must be {\"target\": NAME, \"reason\": TEXT}");
+            };
+            let r = shared.controller.lock().unwrap().force_failover(target, reason, &actor, Instant::now());
+            match r {
+                Ok(due) => {
+                    let body = json!({"incident": due.incident, "source": due.source, "target": due.target, "by": actor});
+                    report_event(shared, &Event::RunbookDue(due));
+                    json_resp(StatusCode::ACCEPTED, &body)
+                }
+                Err(e) => request_error(&e),
+            }
+        }
         (Method::GET, ["metrics"]) => {
-            let text = render_metrics(shared);
+            let text = render_metrics(shared).await;
             Response::builder()
                 .header("content-type", "text/plain; version=0.0.4")
                 .body(Full::new(Bytes::from(text)))
@@ -135,10 +188,33 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Resp {
             | ["v1", "status"]
             | ["v1", "incidents"]
             | ["v1", "incidents", _]
+            | ["v1", "incidents", _, "approve" | "reject"]
+            | ["v1", "failover"]
             | ["v1", "evidence"],
         ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}")),
     }
+}
+
+async fn json_body(req: Request<Incoming>) -> Result<Value, Box<Resp>> {
+    let body = Limited::new(req.into_body(), 1 << 16)
+        .collect()
+        .await
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}"))))?
+        .to_bytes();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&body).map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, &format!("body is not JSON: {e}"))))
+}
+
+fn request_error(e: &RequestError) -> Resp {
+    let status = match e {
+        RequestError::NotFound(_) => StatusCode::NOT_FOUND,
+        RequestError::Conflict(_) => StatusCode::CONFLICT,
+        RequestError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, &e.to_string())
 }
 
 /// An incident with its timeline, as `GET /v1/incidents/{id}` and
@@ -147,6 +223,7 @@ pub fn incident_json(store: &cutover_store::Store, id: &str) -> Option<Value> {
     let inc = store.incident(id).ok()??;
     let mut v = json!(inc);
     v["timeline"] = json!(store.timeline(id).unwrap_or_default());
+    v["runs"] = json!(store.runs_for(id).unwrap_or_default());
     Some(v)
 }
 
@@ -191,7 +268,15 @@ fn evidence(shared: &Shared, actor: &str, body: &[u8]) -> Resp {
     json_resp(StatusCode::OK, &json!({"accepted": accepted, "vantage": vantage, "by": actor}))
 }
 
-fn render_metrics(shared: &Shared) -> String {
+async fn render_metrics(shared: &Shared) -> String {
+    let mut text = render_controller_metrics(shared);
+    if let Some(gw) = &shared.gateway {
+        text.push_str(&gw.render_metrics().await);
+    }
+    text
+}
+
+fn render_controller_metrics(shared: &Shared) -> String {
     let now = Instant::now();
     let c = shared.controller.lock().unwrap();
     let mut gauges = Vec::new();

@@ -31,8 +31,19 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Run the controller: probe, verify, decide, switch; serve the API.
-    Run,
+    /// Run the controller: probe, verify, decide, run runbooks, fall back; serve the API (and the gateway).
+    Run(RunArgs),
+    /// Check a runbook, or print its plan.
+    Runbook {
+        #[command(subcommand)]
+        command: crate::cmd::runbook::RunbookCommand,
+    },
+    /// Approve an incident that awaits approval (through the API).
+    Approve(crate::cmd::approve::VerdictArgs),
+    /// Reject an incident that awaits approval (through the API).
+    Reject(crate::cmd::approve::VerdictArgs),
+    /// Force a failover to a backend through the failover runbook (through the API; admin).
+    Failover(crate::cmd::approve::FailoverArgs),
     /// Probe from another vantage point and report to a controller.
     Agent(AgentArgs),
     /// Evaluate or test Rego policies.
@@ -64,6 +75,14 @@ pub enum Command {
     Replicate(crate::cmd::sync::ReplicateArgs),
     /// Run the S3 gateway on `[gateway] listen` (follows the active backend in the state file).
     Gateway(GatewayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Do not serve the S3 gateway in this process even if `[gateway]` is
+    /// configured (run `cutover gateway` separately; it follows the state file).
+    #[arg(long)]
+    pub no_gateway: bool,
 }
 
 #[derive(Debug, Args)]

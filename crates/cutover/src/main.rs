@@ -37,7 +37,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config { command: ConfigCommand::Check { json } } => cmd::config::check(&cli.global, json),
         Command::Demo => cmd::demo::run(),
-        Command::Run => cmd::run::run(&cli.global),
+        Command::Run(args) => cmd::run::run(&cli.global, args),
+        Command::Runbook { command } => cmd::runbook::run(&cli.global, command),
+        Command::Approve(args) => cmd::approve::verdict(&cli.global, args, true),
+        Command::Reject(args) => cmd::approve::verdict(&cli.global, args, false),
+        Command::Failover(args) => cmd::approve::failover(&cli.global, args),
         Command::Agent(args) => cmd::agent::run(&cli.global, args),
         Command::Policy { command } => cmd::policy::run(command),
         Command::Incidents { command } => cmd::state::incidents(&cli.global, command),

@@ -137,6 +137,7 @@ fn a_paused_primary_opens_an_incident_decided_failover_and_switches() {
     });
     a.pause().unwrap();
     c.wait_for("failover", Duration::from_secs(30), |c| c.json("/v1/status")["active"] == "secondary");
+    c.wait_for("validated", Duration::from_secs(30), |c| c.json("/v1/incidents")[0]["state"] == "failed_over");
     a.resume().unwrap();
     let incidents = c.json("/v1/incidents");
     let inc = &incidents.as_array().unwrap()[0];
@@ -145,7 +146,12 @@ fn a_paused_primary_opens_an_incident_decided_failover_and_switches() {
     assert_eq!(inc["decision"]["target"], "secondary");
     let detail = c.json(&format!("/v1/incidents/{}", inc["id"].as_str().unwrap()));
     let kinds: Vec<&str> = detail["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["incident.opened", "decision", "step"], "{detail}");
+    assert_eq!(
+        kinds,
+        ["incident.opened", "decision", "runbook.started", "step", "step", "runbook.completed"],
+        "{detail}"
+    );
+    assert_eq!(detail["runs"][0]["state"], "completed", "{detail}");
     let metrics = c.get("/metrics").1;
     assert!(metrics.contains("cutover_decisions_total{action=\"failover\"} 1"), "{metrics}");
     assert!(metrics.contains("cutover_probe_duration_seconds_bucket{backend=\"primary\",vantage=\"local\",op=\"put\""));

@@ -1,14 +1,9 @@
 //! `cutover agent`: the probe cycle from another vantage point, pushed to the
 //! controller (`POST /v1/evidence`) with a bearer token.
 
-use std::time::Duration;
-
-use bytes::Bytes;
 use cutover_core::Endpoint;
 use cutover_s3::ClientOptions;
-use cutover_s3::http::{Connector, full};
 use cutover_s3::probe::probe_cycle;
-use http_body_util::BodyExt;
 use serde_json::json;
 
 use crate::cli::{AgentArgs, Global};
@@ -30,7 +25,6 @@ pub fn run(global: &Global, args: AgentArgs) -> Result<(), Failure> {
         .iter()
         .map(|b| load::client(b, ClientOptions::probe(config.probe.timeout)))
         .collect::<Result<Vec<_>, _>>()?;
-    let connector = Connector::new(endpoint.clone(), Duration::from_secs(2), false);
     println!("cutover agent {}: probing {} backends, reporting to {url}", args.vantage, clients.len());
     runtime().block_on(async {
         let mut ticker = tokio::time::interval(config.probe.interval);
@@ -54,7 +48,7 @@ pub fn run(global: &Global, args: AgentArgs) -> Result<(), Failure> {
                 }
             }
             let body = json!({"vantage": args.vantage, "reports": reports}).to_string();
-            match post(&connector, &endpoint, &token, body).await {
+            match post(&endpoint, &token, body).await {
                 Ok(200) => {}
                 Ok(401 | 403) => {
                     return Err(Failure::Usage(format!(
@@ -69,20 +63,6 @@ pub fn run(global: &Global, args: AgentArgs) -> Result<(), Failure> {
     })
 }
 
-async fn post(connector: &Connector, endpoint: &Endpoint, token: &str, body: String) -> Result<u16, String> {
-    let mut sender = connector.checkout(&endpoint.host).await.map_err(|e| e.detail)?;
-    let req = http::Request::post("/v1/evidence")
-        .header("host", endpoint.authority())
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .header("content-length", body.len())
-        .body(full(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req))
-        .await
-        .map_err(|_| "timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    let status = resp.status().as_u16();
-    let _ = resp.into_body().collect().await;
-    Ok(status)
+async fn post(endpoint: &Endpoint, token: &str, body: String) -> Result<u16, String> {
+    crate::cmd::approve::post(endpoint, "/v1/evidence", token, body).await.map(|(status, _)| status)
 }

@@ -1,12 +1,15 @@
 //! One module per command.
 
 pub mod agent;
+pub mod approve;
 pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod policy;
+pub mod orchestrate;
 pub mod probe;
 pub mod run;
+pub mod runbook;
 pub mod state;
 pub mod sync;
 pub mod validate;

@@ -1,6 +1,8 @@
 //! `cutover run`: the long-running controller. It wires the stages in the
 //! order of the playbook: probes (detect) → re-checks and agent evidence
-//! (verify) → the policy (decide) → the switch, with the API beside them.
+//! (verify) → the policy (decide) → runbooks (orchestrate, validate, fall
+//! back), with the API and, when `[gateway]` is configured, the S3 gateway
+//! beside them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
-use cutover_control::controller::{Controller, Event, LOCAL};
+use cutover_control::controller::{Controller, Event, LOCAL, RunbookDue};
 use cutover_control::metrics::{self, Metrics};
 use cutover_control::policy::Policy;
 use cutover_core::config::BackendConfig;
@@ -17,7 +19,8 @@ use cutover_s3::{ClientOptions, S3Client};
 use cutover_store::Store;
 use tokio::sync::mpsc;
 
-use crate::cli::Global;
+use crate::cli::{Global, RunArgs};
+use crate::cmd::orchestrate::{Runbooks, orchestrate};
 use crate::{Failure, api, load, runtime};
 
 /// Shared between the loop and the API.
@@ -25,6 +28,10 @@ pub struct Shared {
     pub controller: Mutex<Controller>,
     pub metrics: Mutex<Metrics>,
     pub config: cutover_core::Config,
+    /// Runbooks to run, one at a time.
+    pub jobs: mpsc::UnboundedSender<RunbookDue>,
+    /// The in-process S3 gateway, when `[gateway]` is configured.
+    pub gateway: Option<cutover_gateway::Gateway>,
 }
 
 enum Msg {
@@ -33,8 +40,9 @@ enum Msg {
     Verified { backend: String, started: Instant, ok: bool, outcome: String },
 }
 
-pub fn run(global: &Global) -> Result<(), Failure> {
+pub fn run(global: &Global, args: RunArgs) -> Result<(), Failure> {
     let config = load::config(global)?;
+    let runbooks = Runbooks::load(&config)?;
     let policy = Policy::load(config.policy.path.as_deref()).map_err(|e| {
         Failure::Usage(format!(
             "{}: {e}",
@@ -54,24 +62,52 @@ pub fn run(global: &Global) -> Result<(), Failure> {
     let controller =
         Controller::new(config.clone(), policy, store, Instant::now()).context("starting the controller")?;
     println!(
-        "cutover run: {} backends, active {}, policy {} (sha256 {})",
+        "cutover run: {} backends, active {}, policy {} (sha256 {}), runbooks {} / {}",
         clients.len(),
         controller.active(),
         controller.policy().origin,
-        &controller.policy().sha256()[..12]
+        &controller.policy().sha256()[..12],
+        runbooks.failover.origin,
+        runbooks.fallback.origin,
     );
-    let shared = Arc::new(Shared {
-        controller: Mutex::new(controller),
-        metrics: Mutex::new(Metrics::default()),
-        config: config.clone(),
-    });
+    let active = controller.active().to_string();
+    let (jobs, queue) = mpsc::unbounded_channel();
 
     runtime().block_on(async move {
+        let gateway = match (&config.gateway, args.no_gateway) {
+            (Some(_), false) => {
+                let gw = cutover_gateway::Gateway::build(
+                    &config,
+                    cutover_gateway::ActiveBackend::new(active),
+                    cutover_gateway::GatewayOptions::default(),
+                )
+                .map_err(|e| Failure::Usage(format!("gateway: {e}")))?;
+                Some(gw)
+            }
+            _ => None,
+        };
+        let shared = Arc::new(Shared {
+            controller: Mutex::new(controller),
+            metrics: Mutex::new(Metrics::default()),
+            config: config.clone(),
+            jobs,
+            gateway: gateway.clone(),
+        });
+        if let (Some(gw), Some(gw_cfg)) = (gateway, &config.gateway) {
+            let listener = tokio::net::TcpListener::bind(gw_cfg.listen)
+                .await
+                .with_context(|| format!("gateway.listen {}", gw_cfg.listen))?;
+            println!("gateway listening on http://{}", listener.local_addr().context("local address")?);
+            let replayer = gw.clone();
+            tokio::spawn(async move { replayer.replay_forever().await });
+            tokio::spawn(async move { gw.serve(listener, std::future::pending()).await });
+        }
+        tokio::spawn(orchestrate(shared.clone(), runbooks, queue));
         if let Some(api_cfg) = &config.api {
             let listener = tokio::net::TcpListener::bind(api_cfg.listen)
                 .await
                 .with_context(|| format!("api.listen {}", api_cfg.listen))?;
-            println!("api listening on http://{}", listener.local_addr()?);
+            println!("api listening on http://{}", listener.local_addr().context("local address")?);
             tokio::spawn(api::serve(listener, shared.clone()));
         }
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -122,7 +158,7 @@ pub fn run(global: &Global) -> Result<(), Failure> {
             }
         }
         println!("cutover run: stopped");
-        Ok::<_, anyhow::Error>(())
+        Ok::<_, Failure>(())
     })?;
     Ok(())
 }
@@ -245,7 +281,13 @@ pub fn report_event(shared: &Shared, e: &Event) {
             );
         }
         Event::PolicyFailed { incident, error } => eprintln!("{ts} ALERT policy error on {incident}, holding: {error}"),
-        Event::Switched { incident, from, to } => println!("{ts} switched {incident}: active {from} -> {to}"),
+        Event::RunbookDue(due) => {
+            println!(
+                "{ts} runbook {}: {} {} -> {} queued (by {})",
+                due.incident, due.kind, due.source, due.target, due.actor
+            );
+            let _ = shared.jobs.send(due.clone());
+        }
         Event::IncidentResolved { id, backend } => println!("{ts} incident {id} resolved: {backend} healthy again"),
     }
 }

@@ -1,0 +1,110 @@
+//! `cutover approve ID`, `cutover reject ID` and `cutover failover --target`:
+//! thin clients of the controller's API (the verdict is recorded and audited
+//! under the token's name there).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Args;
+use cutover_core::Endpoint;
+use cutover_s3::http::{Connector, full};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+use crate::cli::Global;
+use crate::{Failure, load, runtime};
+
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// The controller's API [default: http://<api.listen> from the configuration].
+    #[arg(long, value_name = "URL")]
+    pub api: Option<String>,
+    /// The environment variable holding the bearer token.
+    #[arg(long, value_name = "VAR", default_value = "CUTOVER_TOKEN")]
+    pub token_env: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VerdictArgs {
+    /// The incident id (see `cutover incidents list`).
+    pub id: String,
+    /// Why; recorded in the timeline and the audit log.
+    #[arg(long, default_value = "")]
+    pub comment: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FailoverArgs {
+    /// The backend to fail over to.
+    #[arg(long)]
+    pub target: String,
+    /// Why; recorded in the decision, the timeline and the audit log.
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+pub fn verdict(global: &Global, args: VerdictArgs, approve: bool) -> Result<(), Failure> {
+    let verb = if approve { "approve" } else { "reject" };
+    let path = format!("/v1/incidents/{}/{verb}", args.id);
+    call(global, &args.api, &path, json!({"comment": args.comment}))
+}
+
+pub fn failover(global: &Global, args: FailoverArgs) -> Result<(), Failure> {
+    call(global, &args.api, "/v1/failover", json!({"target": args.target, "reason": args.reason}))
+}
+
+fn call(global: &Global, api: &ApiArgs, path: &str, body: Value) -> Result<(), Failure> {
+    let url = match &api.api {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => {
+            let config = load::config(global)?;
+            let listen = config.api.as_ref().map(|a| a.listen).ok_or_else(|| {
+                Failure::Usage("no [api] in the configuration; give --api URL".into())
+            })?;
+            format!("http://{listen}")
+        }
+    };
+    let endpoint = Endpoint::parse(&url).map_err(|e| Failure::Usage(format!("--api: {e}")))?;
+    let token = std::env::var(&api.token_env)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Failure::Usage(format!("--token-env: environment variable {} is not set", api.token_env)))?;
+    let (status, text) = runtime()
+        .block_on(post(&endpoint, path, &token, body.to_string()))
+        .map_err(|e| Failure::Error(anyhow::anyhow!("{url}{path}: {e}")))?;
+    match status {
+        200..=299 => {
+            println!("{text}");
+            Ok(())
+        }
+        400 | 401 | 403 | 404 => Err(Failure::Usage(format!("{url}{path}: {status}: {text}"))),
+        _ => {
+            eprintln!("{url}{path}: {status}: {text}");
+            Err(Failure::Failed)
+        }
+    }
+}
+
+/// POSTs a JSON body with a bearer token; returns the status and the body.
+pub async fn post(endpoint: &Endpoint, path: &str, token: &str, body: String) -> Result<(u16, String), String> {
+    let connector = Connector::new(endpoint.clone(), Duration::from_secs(2), false);
+    let mut sender = connector.checkout(&endpoint.host).await.map_err(|e| e.detail)?;
+    let req = http::Request::post(path)
+        .header("host", endpoint.authority())
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(full(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    Ok((status, String::from_utf8_lossy(&body).trim().to_string()))
+}

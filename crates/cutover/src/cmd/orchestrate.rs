@@ -1,0 +1,236 @@
+//! The orchestration stage of `cutover run`: the queue of runbook runs (one
+//! at a time), the runbooks from the configuration (or the built-in ones),
+//! and the actuators that act on the running controller and gateway.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cutover_control::controller::RunbookDue;
+use cutover_control::metrics;
+use cutover_core::Config;
+use cutover_orchestrate::actuators::StepError;
+use cutover_orchestrate::engine::{BoxFut, Engine, EngineEvent, Host, Job, Phase, RunOutcome};
+use cutover_orchestrate::runbook::{self, Runbook};
+use cutover_s3::ClientOptions;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::cmd::run::Shared;
+use crate::{Failure, load};
+
+/// The failover and fallback runbooks in use.
+#[derive(Debug, Clone)]
+pub struct Runbooks {
+    pub failover: Runbook,
+    pub fallback: Runbook,
+}
+
+impl Runbooks {
+    /// Loads and checks the runbooks named in `[runbooks]`, else the built-in ones.
+    pub fn load(config: &Config) -> Result<Self, Failure> {
+        let names = config.backend_names();
+        let one = |path: &Option<std::path::PathBuf>, kind: &str| match path {
+            None => Ok(runbook::built_in(kind)),
+            Some(p) => runbook::load(p, &names).map_err(|e| Failure::Usage(e.to_string())),
+        };
+        Ok(Self { failover: one(&config.runbooks.failover, "failover")?, fallback: one(&config.runbooks.fallback, "fallback")? })
+    }
+
+    pub fn for_kind(&self, kind: &str) -> &Runbook {
+        if kind == "fallback" { &self.fallback } else { &self.failover }
+    }
+}
+
+/// The actuators that act on this process: the switch, validation, resync.
+struct RunHost {
+    shared: Arc<Shared>,
+}
+
+impl Host for RunHost {
+    fn switch<'a>(&'a self, to: &'a str) -> BoxFut<'a, Result<Value, StepError>> {
+        Box::pin(async move {
+            let from = self.shared.controller.lock().unwrap().set_active(to).map_err(|e| StepError::Failed(e.to_string()))?;
+            if let Some(gw) = &self.shared.gateway {
+                gw.active().set(to);
+            }
+            Ok(json!({"from": from, "to": to}))
+        })
+    }
+
+    fn validate<'a>(&'a self, backend: &'a str) -> BoxFut<'a, Result<Value, StepError>> {
+        Box::pin(async move {
+            let config = &self.shared.config;
+            let b = config.backend(backend).ok_or_else(|| StepError::Param {
+                field: "backend".into(),
+                problem: format!("no backend named {backend:?}"),
+            })?;
+            let opts = ClientOptions { timeout: Duration::from_secs(10), connect_timeout: config.probe.timeout, pooled: true };
+            let client = load::client(b, opts).map_err(|e| StepError::Failed(match e {
+                Failure::Usage(m) => m,
+                other => format!("{other:?}"),
+            }))?;
+            let report = cutover_s3::validate::run(&client, &b.validate, &config.probe.prefix).await;
+            let failed: Vec<String> =
+                report.checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.name, c.detail)).collect();
+            if report.ok {
+                Ok(json!({"backend": backend, "checks": report.checks.len(), "p95_ms": report.latency.p95_ms}))
+            } else {
+                Err(StepError::Failed(format!("validation of {backend} failed: {}", failed.join("; "))))
+            }
+        })
+    }
+
+    fn resync(&self, max_rounds: u32) -> BoxFut<'_, Result<Value, StepError>> {
+        Box::pin(async move {
+            let config = &self.shared.config;
+            if config.gateway.is_none() {
+                return Err(StepError::Refused(
+                    "no [gateway] is configured, so cutover has no journal of the writes made during the outage; \
+                     copy them back with `cutover sync` and force the fallback with POST /v1/failover"
+                        .into(),
+                ));
+            }
+            let (mut copied, mut deleted) = (0, 0);
+            for round in 1..=max_rounds {
+                let report = match &self.shared.gateway {
+                    Some(gw) => gw.resync().await,
+                    None => cutover_gateway::resync(config).await,
+                }
+                .map_err(|e| StepError::Failed(format!("resync: {e}")))?;
+                copied += report.copied;
+                deleted += report.deleted;
+                if report.remaining == 0 && report.failed == 0 {
+                    return Ok(json!({"copied": copied, "deleted": deleted, "rounds": round, "remaining": 0}));
+                }
+                if round == max_rounds {
+                    return Err(StepError::Failed(format!(
+                        "{} writes are still not copied back after {round} rounds: {}",
+                        report.remaining,
+                        report.errors.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+                    )));
+                }
+            }
+            unreachable!("max_rounds is at least 1")
+        })
+    }
+}
+
+/// Builds the engine for `shared`; its events go to the log and the metrics.
+pub fn engine(shared: &Arc<Shared>) -> Engine {
+    let work_dir = shared.config.state.path.parent().unwrap_or(std::path::Path::new(".")).join("cutover-work");
+    let store = shared.controller.lock().unwrap().store().clone();
+    let sink = shared.clone();
+    Engine::new(
+        store,
+        Arc::new(RunHost { shared: shared.clone() }),
+        work_dir,
+        Arc::new(|k| std::env::var(k).ok()),
+        Arc::new(move |e: &EngineEvent| report(&sink, e)),
+    )
+}
+
+fn report(shared: &Shared, e: &EngineEvent) {
+    let ts = cutover_core::time::rfc3339(std::time::SystemTime::now());
+    match e {
+        EngineEvent::RunStarted { run, incident, kind, runbook, resumed } => {
+            let verb = if *resumed { "resuming" } else { "running" };
+            println!("{ts} runbook {incident}: {verb} {kind} run {run} ({runbook})");
+        }
+        EngineEvent::StepStarted { incident, step, uses, phase, attempt, .. } => {
+            let undo = if *phase == Phase::Undo { "undo " } else { "" };
+            let again = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+            println!("{ts} step {incident}: {undo}{step:?} [{uses}] started{again}");
+        }
+        EngineEvent::StepSkipped { incident, step, .. } => {
+            println!("{ts} step {incident}: {step:?} already done before the restart; not run again");
+        }
+        EngineEvent::StepFinished { incident, step, uses, phase, ok, attempts, duration, detail, .. } => {
+            let undo = if *phase == Phase::Undo { "undo " } else { "" };
+            let verdict = if *ok { "ok" } else { "FAILED" };
+            let detail: String = detail.chars().take(300).collect();
+            println!("{ts} step {incident}: {undo}{step:?} [{uses}] {verdict} in {duration:.2?} ({attempts} attempt(s)): {detail}");
+            let mut m = shared.metrics.lock().unwrap();
+            m.observe(
+                metrics::STEP_DURATION,
+                vec![("uses", uses.clone()), ("phase", phase.as_str().into()), ("ok", ok.to_string())],
+                duration.as_secs_f64(),
+            );
+        }
+        EngineEvent::ApprovalRequested { incident, step, message, timeout, .. } => {
+            println!(
+                "{ts} approval {incident}: step {step:?} waits up to {timeout:?}: {message} \
+                 (cutover approve {incident} --comment ... | cutover reject {incident})"
+            );
+        }
+        EngineEvent::RunFinished { incident, kind, outcome, duration, .. } => {
+            let what = match outcome {
+                RunOutcome::Completed => "completed".to_string(),
+                RunOutcome::RolledBack { step, error } => format!("ROLLED BACK after step {step:?} failed: {error}"),
+                RunOutcome::Failed { step, error } => {
+                    format!("FAILED: step {step:?} failed ({error}) and an undo failed too; a human must look")
+                }
+            };
+            println!("{ts} runbook {incident}: {kind} {what} in {duration:.2?}");
+            let mut m = shared.metrics.lock().unwrap();
+            m.inc(metrics::RUNS, vec![("kind", kind.clone()), ("outcome", outcome.as_str().into())]);
+        }
+    }
+}
+
+/// Runs queued runbooks one at a time; first resumes those a crash interrupted.
+pub async fn orchestrate(shared: Arc<Shared>, runbooks: Runbooks, mut queue: mpsc::UnboundedReceiver<RunbookDue>) {
+    let engine = engine(&shared);
+    let store = shared.controller.lock().unwrap().store().clone();
+    for rec in store.unfinished_runs().unwrap_or_default() {
+        let backend = store.incident(&rec.incident).ok().flatten().map(|i| i.backend).unwrap_or_default();
+        match engine.resume(&rec, &backend, Some(runbooks.for_kind(&rec.kind))).await {
+            Ok(outcome) => finished(&shared, &rec.incident, &rec.kind, &outcome),
+            Err(e) => eprintln!("ALERT resuming run {} of {}: {e}", rec.id, rec.incident),
+        }
+    }
+    while let Some(due) = queue.recv().await {
+        let expected = if due.kind == "fallback" { "falling_back" } else { "failing_over" };
+        let state = store.incident(&due.incident).ok().flatten().map(|i| i.state);
+        if state.as_deref() != Some(expected) {
+            println!("runbook {}: {} not started: the incident is {state:?} now", due.incident, due.kind);
+            continue;
+        }
+        let job = Job {
+            incident: due.incident.clone(),
+            backend: due.backend,
+            kind: due.kind.clone(),
+            source: due.source,
+            target: due.target,
+            reason: due.reason,
+            actor: due.actor,
+        };
+        match engine.run(&job, runbooks.for_kind(&job.kind)).await {
+            Ok((_, outcome)) => finished(&shared, &job.incident, &job.kind, &outcome),
+            Err(e) => eprintln!("ALERT runbook {} could not be journaled: {e}", job.incident),
+        }
+    }
+}
+
+fn finished(shared: &Shared, incident: &str, kind: &str, outcome: &RunOutcome) {
+    let now = Instant::now();
+    let mut c = shared.controller.lock().unwrap();
+    let opened = c.opened_instant(incident);
+    c.run_finished(incident, kind, outcome.as_str(), now);
+    drop(c);
+    let mut m = shared.metrics.lock().unwrap();
+    match (kind, outcome) {
+        ("failover", RunOutcome::Completed) => {
+            m.inc(metrics::FAILOVERS, vec![]);
+            if let Some(t) = opened {
+                let secs = now.duration_since(t).as_secs_f64();
+                m.observe(metrics::DETECT_TO_SWITCH, vec![], secs);
+                println!("failover {incident}: validated switch {secs:.2}s after the incident opened");
+            }
+        }
+        ("fallback", RunOutcome::Completed) => m.inc(metrics::FALLBACKS, vec![]),
+        (_, RunOutcome::RolledBack { .. } | RunOutcome::Failed { .. }) => {
+            m.inc(metrics::ROLLBACKS, vec![("kind", kind.to_string())])
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,127 @@
+//! `cutover runbook check FILE` (no side effects: every problem with its step
+//! and field) and `cutover runbook run FILE --dry-run` (the plan, with the
+//! templates rendered for an example incident).
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use cutover_orchestrate::runbook::{self, Runbook, Vars};
+use serde_json::json;
+
+use crate::cli::Global;
+use crate::{Failure, load};
+
+#[derive(Debug, Subcommand)]
+pub enum RunbookCommand {
+    /// Check a runbook without side effects (unknown actuators, missing or
+    /// unknown parameters, bad templates, unknown backends).
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the plan of a runbook. Only --dry-run is supported: runbooks run
+    /// for real from `cutover run` (on a decision, an approval or `cutover failover`).
+    Run {
+        file: PathBuf,
+        /// Print the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The source backend [default: the primary].
+        #[arg(long)]
+        source: Option<String>,
+        /// The target backend [default: the first other backend].
+        #[arg(long)]
+        target: Option<String>,
+        /// failover or fallback (for `{{ kind }}`).
+        #[arg(long, default_value = "failover")]
+        kind: String,
+    },
+}
+
+pub fn run(global: &Global, command: RunbookCommand) -> Result<(), Failure> {
+    // The configuration, when there is one, names the backends a runbook may use.
+    let path = load::config_path(global);
+    let config = if global.config.is_some() || std::env::var_os("CUTOVER_CONFIG").is_some() || path.exists() {
+        Some(load::config(global)?)
+    } else {
+        None
+    };
+    let names: Vec<&str> = config.as_ref().map(|c| c.backend_names()).unwrap_or_default();
+    match command {
+        RunbookCommand::Check { file, json } => {
+            let rb = runbook::load(&file, &names).map_err(|e| {
+                if json {
+                    let problems: Vec<_> =
+                        e.problems.iter().map(|p| json!({"path": p.path, "message": p.message})).collect();
+                    println!("{}", json!({"ok": false, "file": e.origin, "problems": problems}));
+                }
+                Failure::Usage(e.to_string())
+            })?;
+            if json {
+                println!("{}", json!({"ok": true, "file": rb.origin, "steps": rb.steps.len(), "sha256": rb.sha256}));
+            } else {
+                let note = if names.is_empty() { " (no configuration: backend names not checked)" } else { "" };
+                println!("{}: ok, {} steps{note}", rb.origin, rb.steps.len());
+            }
+            Ok(())
+        }
+        RunbookCommand::Run { file, dry_run, source, target, kind } => {
+            if !dry_run {
+                return Err(Failure::Usage(
+                    "runbook run: only --dry-run is supported here; runbooks run for real inside `cutover run` \
+                     (on a failover decision, an approval, or `cutover failover --target NAME`)"
+                        .into(),
+                ));
+            }
+            let rb = runbook::load(&file, &names).map_err(|e| Failure::Usage(e.to_string()))?;
+            let primary = config.as_ref().map(|c| c.primary().name.clone());
+            let source = source.or(primary).unwrap_or_else(|| "primary".into());
+            let target = target
+                .or_else(|| {
+                    config.as_ref().and_then(|c| c.backends.iter().find(|b| b.name != source).map(|b| b.name.clone()))
+                })
+                .unwrap_or_else(|| "secondary".into());
+            let vars = Vars {
+                incident: "inc-dry-run".into(),
+                backend: source.clone(),
+                source,
+                target,
+                reason: "dry run".into(),
+                kind,
+            };
+            print_plan(&rb, &vars)
+        }
+    }
+}
+
+fn print_plan(rb: &Runbook, vars: &Vars) -> Result<(), Failure> {
+    println!(
+        "plan of {} ({} -> {}, incident {}); nothing is changed:",
+        rb.origin, vars.source, vars.target, vars.incident
+    );
+    for (i, s) in rb.steps.iter().enumerate() {
+        let with = runbook::render(&s.call.with, vars).map_err(|e| Failure::Usage(format!("{}: {e}", s.name)))?;
+        println!(
+            "{:>2}. {} [{}] timeout {:?}, retries {}, on failure {:?}",
+            i + 1,
+            s.name,
+            s.call.uses,
+            s.timeout,
+            s.retries,
+            s.on_failure
+        );
+        println!("      with {}", serde_json::Value::Object(runbook::redact(&with)));
+        let undo = s.undo.clone().or_else(|| {
+            (s.call.uses == "state.switch").then(|| runbook::Call {
+                uses: "state.switch".into(),
+                with: serde_json::from_value(json!({"to": "{{ source }}"})).expect("object"),
+            })
+        });
+        if let Some(u) = undo {
+            let with = runbook::render(&u.with, vars).map_err(|e| Failure::Usage(format!("{}: undo: {e}", s.name)))?;
+            println!("      undo [{}] with {}", u.uses, serde_json::Value::Object(runbook::redact(&with)));
+        }
+    }
+    Ok(())
+}
