@@ -3,114 +3,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Setup, start_garage};
+use common::controller::Controller;
+use common::{Backend, Setup, sha256_hex, start_garage};
 use serde_json::{Value, json};
-
-struct Controller {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Controller {
-    fn start(setup: &Setup) -> Self {
-        let port = cutover_lab::free_port();
-        let log = setup.dir.path().join(format!("run-{port}.log"));
-        let text = std::fs::read_to_string(&setup.config).unwrap();
-        let text = if text.contains("[api]") {
-            replace_listen(&text, port)
-        } else {
-            format!("[api]\nlisten = \"127.0.0.1:{port}\"\n{text}")
-        };
-        std::fs::write(&setup.config, text).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-        cmd.arg("--config")
-            .arg(&setup.config)
-            .arg("run")
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null());
-        for (k, v) in &setup.env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().unwrap();
-        let c = Self { child, port, log };
-        c.wait_for("api up", Duration::from_secs(20), |c| c.get("/healthz").0 == 200);
-        c
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        self.request("GET", path, None, "")
-    }
-
-    fn request(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return (0, String::new()) };
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        if s.write_all(req.as_bytes()).is_err() {
-            return (0, String::new());
-        }
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, body)
-    }
-
-    fn json(&self, path: &str) -> Value {
-        serde_json::from_str(&self.get(path).1).unwrap_or(Value::Null)
-    }
-
-    fn wait_for(&self, what: &str, limit: Duration, f: impl Fn(&Self) -> bool) {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if f(self) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "timed out waiting for {what}; controller log:\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn replace_listen(text: &str, port: u16) -> String {
-    text.lines()
-        .map(|l| {
-            if l.starts_with("listen = \"127.0.0.1:") {
-                format!("listen = \"127.0.0.1:{port}\"")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 fn two_garages(extra: &str) -> (cutover_lab::garage::Garage, cutover_lab::garage::Garage, Setup) {
     let a = start_garage();
@@ -270,12 +168,6 @@ fn a_policy_that_does_not_compile_stops_run_at_start_naming_the_file() {
 }
 
 /// The hex SHA-256 of a token, computed by coreutils, independently of cutover.
-fn sha256_hex(s: &str) -> String {
-    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
-}
 
 #[test]
 fn a_real_agent_reports_its_vantage_and_a_killed_agent_ages_out() {
@@ -296,7 +188,7 @@ fn a_real_agent_reports_its_vantage_and_a_killed_agent_ages_out() {
             "AGENT_TOKEN",
         ])
         .arg("--controller")
-        .arg(format!("http://127.0.0.1:{}", c.port))
+        .arg(format!("http://127.0.0.1:{}", c.port()))
         .env("AGENT_TOKEN", "agent-token")
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -2,10 +2,13 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 
 use cutover_lab::garage::Garage;
 use cutover_lab::s3sfs::S3sFs;
+
+pub mod controller;
 
 /// One backend as the tests configure it.
 #[derive(Debug, Clone)]
@@ -175,4 +178,12 @@ pub fn start_garage() -> Garage {
 
 pub fn start_s3sfs() -> S3sFs {
     S3sFs::start("app-data").unwrap_or_else(|e| panic!("starting s3s-fs: {e}"))
+}
+
+/// The hex SHA-256 of a token, as `[[api.tokens]] sha256` wants it (computed by coreutils).
+pub fn sha256_hex(s: &str) -> String {
+    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
 }

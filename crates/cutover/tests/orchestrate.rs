@@ -1,0 +1,164 @@
+//! Runbooks end to end: the real `cutover run` process, two real Garage
+//! backends, outages by SIGSTOP, approvals and forced failovers through the
+//! API and the CLI, rollback on a failed validation, fallback with resync.
+
+mod common;
+
+use std::time::Duration;
+
+use common::controller::Controller;
+use common::{Backend, Setup, sha256_hex, start_garage};
+use serde_json::{Value, json};
+
+fn tokens() -> String {
+    format!(
+        "[[api.tokens]]\nname = \"oncall\"\nrole = \"approver\"\nsha256 = \"{}\"\n\
+         [[api.tokens]]\nname = \"watcher\"\nrole = \"viewer\"\nsha256 = \"{}\"\n\
+         [[api.tokens]]\nname = \"boss\"\nrole = \"admin\"\nsha256 = \"{}\"\n",
+        sha256_hex("approver-token"),
+        sha256_hex("viewer-token"),
+        sha256_hex("admin-token"),
+    )
+}
+
+fn health(status: &Value, backend: &str) -> String {
+    status["backends"].as_array().unwrap().iter().find(|b| b["name"] == backend).unwrap()["health"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn kinds(detail: &Value) -> Vec<String> {
+    detail["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect()
+}
+
+fn both_healthy(c: &Controller) {
+    c.wait_for("both healthy", Duration::from_secs(20), |c| {
+        let s = c.json("/v1/status");
+        health(&s, "primary") == "healthy" && health(&s, "secondary") == "healthy"
+    });
+}
+
+#[test]
+fn approval_through_the_api_and_the_cli_with_refusals_for_wrong_tokens() {
+    let a = start_garage();
+    let b = start_garage();
+    // No failover may happen without a human: the rate limit is zero.
+    let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}\n[policy]\nmax_failovers_per_hour = 0\n", tokens());
+    let setup =
+        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], &extra);
+    let c = Controller::start(&setup);
+    both_healthy(&c);
+    a.pause().unwrap();
+    c.wait_for("awaiting approval", Duration::from_secs(30), |c| c.json("/v1/incidents")[0]["state"] == "awaiting_approval");
+    let id = c.json("/v1/incidents")[0]["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/incidents/{id}/approve");
+    assert_eq!(c.post(&path, None, &json!({"comment": "x"})).0, 401);
+    assert_eq!(c.post(&path, Some("wrong-token"), &json!({"comment": "x"})).0, 401);
+    assert_eq!(c.post(&path, Some("viewer-token"), &json!({"comment": "x"})).0, 403);
+    assert_eq!(c.json("/v1/status")["active"], "primary");
+    // The CLI with a viewer token is refused too (exit 2, the API's answer in the message).
+    let r = c.cli(
+        &["approve", &id, "--comment", "go", "--api", &format!("http://127.0.0.1:{}", c.port())],
+        &[("CUTOVER_TOKEN", "viewer-token")],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("403"), "{r:?}");
+    let r = c.cli(&["approve", &id, "--comment", "primary is gone, go"], &[("CUTOVER_TOKEN", "approver-token")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    c.wait_for("failed over", Duration::from_secs(30), |c| c.json("/v1/incidents")[0]["state"] == "failed_over");
+    assert_eq!(c.json("/v1/status")["active"], "secondary");
+    let detail = c.json(&format!("/v1/incidents/{id}"));
+    let approval = detail["timeline"].as_array().unwrap().iter().find(|e| e["kind"] == "approval").unwrap().clone();
+    assert_eq!(approval["detail"]["by"], "oncall", "{detail}");
+    assert_eq!(approval["detail"]["comment"], "primary is gone, go");
+    assert_eq!(detail["runs"][0]["actor"], "oncall", "{detail}");
+    // The refusals and the approval are in the audit log, with the actor.
+    let audit = c.cli(&["audit", "verify"], &[]);
+    assert_eq!(audit.code, 0, "{audit:?}");
+    let db = rusqlite::Connection::open(setup.dir.path().join("cutover.db")).unwrap();
+    let actors: Vec<(String, String)> = db
+        .prepare("SELECT actor, action FROM audit")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(actors.contains(&("watcher".into(), "api.denied".into())), "{actors:?}");
+    assert!(actors.contains(&("anonymous".into(), "api.denied".into())), "{actors:?}");
+    assert!(actors.contains(&("oncall".into(), "approve".into())), "{actors:?}");
+    assert!(actors.iter().any(|(a, x)| a == "oncall" && x == "step"), "{actors:?}");
+    a.resume().unwrap();
+}
+
+#[test]
+fn a_rejection_holds_and_an_admin_can_force_a_failover() {
+    let a = start_garage();
+    let b = start_garage();
+    let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}\n[policy]\nmax_failovers_per_hour = 0\n", tokens());
+    let setup =
+        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], &extra);
+    let c = Controller::start(&setup);
+    both_healthy(&c);
+    a.pause().unwrap();
+    c.wait_for("awaiting approval", Duration::from_secs(30), |c| c.json("/v1/incidents")[0]["state"] == "awaiting_approval");
+    let id = c.json("/v1/incidents")[0]["id"].as_str().unwrap().to_string();
+    let (status, body) = c.post(&format!("/v1/incidents/{id}/reject"), Some("approver-token"), &json!({"comment": "wait"}));
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.json("/v1/incidents")[0]["state"], "rejected");
+    assert_eq!(c.json("/v1/status")["active"], "primary");
+    // A second verdict on a rejected incident is a conflict.
+    assert_eq!(c.post(&format!("/v1/incidents/{id}/approve"), Some("approver-token"), &json!({})).0, 409);
+    // Forcing needs the admin role.
+    let force = json!({"target": "secondary", "reason": "vendor confirmed the outage"});
+    assert_eq!(c.post("/v1/failover", Some("approver-token"), &force).0, 403);
+    assert_eq!(c.post("/v1/failover", Some("admin-token"), &json!({"target": "nowhere", "reason": "x"})).0, 404);
+    let r = c.cli(
+        &["failover", "--target", "secondary", "--reason", "vendor confirmed the outage"],
+        &[("CUTOVER_TOKEN", "admin-token")],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    c.wait_for("failed over", Duration::from_secs(30), |c| c.json("/v1/incidents")[0]["state"] == "failed_over");
+    assert_eq!(c.json("/v1/status")["active"], "secondary");
+    let detail = c.json(&format!("/v1/incidents/{id}"));
+    assert_eq!(detail["decision"]["reason"], "forced by boss: vendor confirmed the outage", "{detail}");
+    a.resume().unwrap();
+}
+
+#[test]
+fn a_failed_validation_rolls_back_and_the_primary_stays_active() {
+    let a = start_garage();
+    let b = start_garage();
+    let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}\n", tokens());
+    let mut setup =
+        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], &extra);
+    // The secondary's credentials are wrong: its validation must fail.
+    for (k, v) in setup.env.iter_mut() {
+        if k == "SECONDARY_SECRET" {
+            *v = "0".repeat(64);
+        }
+    }
+    let c = Controller::start(&setup);
+    c.wait_for("primary healthy", Duration::from_secs(20), |c| health(&c.json("/v1/status"), "primary") == "healthy");
+    let (status, body) =
+        c.post("/v1/failover", Some("admin-token"), &json!({"target": "secondary", "reason": "drill"}));
+    assert_eq!(status, 202, "{body}");
+    let id = body["incident"].as_str().unwrap().to_string();
+    c.wait_for("rolled back", Duration::from_secs(60), |c| {
+        c.json(&format!("/v1/incidents/{id}"))["state"] == "rolled_back"
+    });
+    assert_eq!(c.json("/v1/status")["active"], "primary");
+    let detail = c.json(&format!("/v1/incidents/{id}"));
+    let k = kinds(&detail);
+    assert_eq!(k.iter().filter(|k| *k == "step").count(), 3, "switch, validate, undo of the switch: {detail}");
+    assert!(k.contains(&"runbook.rolled_back".to_string()), "{detail}");
+    let steps: Vec<&Value> = detail["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "step").collect();
+    assert_eq!(steps[1]["detail"]["uses"], "validate");
+    assert_eq!(steps[1]["detail"]["ok"], false);
+    let err = steps[1]["detail"]["result"]["error"].as_str().unwrap();
+    assert!(err.contains("SignatureDoesNotMatch") || err.contains("AccessDenied") || err.contains("Forbidden"), "{err}");
+    assert_eq!((steps[2]["detail"]["phase"].as_str(), steps[2]["detail"]["result"]["to"].as_str()), (Some("undo"), Some("primary")));
+    assert_eq!(detail["runs"][0]["state"], "rolled_back");
+    assert!(!c.log().contains(&"0".repeat(64)), "the secret leaked into the log");
+}
