@@ -65,37 +65,47 @@ impl Metrics {
                 let _ = writeln!(out, "# TYPE {name} histogram");
                 last = name;
             }
+            let le = |b: &str| {
+                let mut l = labels.clone();
+                l.push(("le", b.to_string()));
+                fmt_labels(&l)
+            };
             for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "{name}_bucket{{{},le=\"{b}\"}} {}", fmt_labels(labels), h.counts[i]);
+                let _ = writeln!(out, "{name}_bucket{} {}", le(&b.to_string()), h.counts[i]);
             }
-            let _ = writeln!(out, "{name}_bucket{{{},le=\"+Inf\"}} {}", fmt_labels(labels), h.count);
-            let _ = writeln!(out, "{name}_sum{{{}}} {}", fmt_labels(labels), h.sum);
-            let _ = writeln!(out, "{name}_count{{{}}} {}", fmt_labels(labels), h.count);
+            let _ = writeln!(out, "{name}_bucket{} {}", le("+Inf"), h.count);
+            let _ = writeln!(out, "{name}_sum{} {}", fmt_labels(labels), h.sum);
+            let _ = writeln!(out, "{name}_count{} {}", fmt_labels(labels), h.count);
         }
         for ((name, labels), v) in &self.counters {
             if *name != last {
                 let _ = writeln!(out, "# TYPE {name} counter");
                 last = name;
             }
-            let _ = writeln!(out, "{name}{{{}}} {v}", fmt_labels(labels));
+            let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels));
         }
         for (name, labels, v) in gauges {
             if *name != last {
                 let _ = writeln!(out, "# TYPE {name} gauge");
                 last = name;
             }
-            let _ = writeln!(out, "{name}{{{}}} {v}", fmt_labels(labels));
+            let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels));
         }
         out
     }
 }
 
+/// `{k="v",...}`, or nothing for a series without labels.
 fn fmt_labels(labels: &[(&'static str, String)]) -> String {
-    labels
+    if labels.is_empty() {
+        return String::new();
+    }
+    let inner = labels
         .iter()
         .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
         .collect::<Vec<_>>()
-        .join(",")
+        .join(",");
+    format!("{{{inner}}}")
 }
 
 #[cfg(test)]
@@ -114,6 +124,10 @@ mod tests {
         );
         assert!(text.contains("cutover_probe_duration_seconds_bucket{backend=\"a\",op=\"put\",le=\"0.0025\"} 0"));
         assert!(text.contains("cutover_decisions_total{action=\"failover\"} 1"));
-        assert!(text.contains("# TYPE cutover_open_incidents gauge\ncutover_open_incidents{} 1"));
+        assert!(text.contains("# TYPE cutover_open_incidents gauge\ncutover_open_incidents 1"), "{text}");
+        m.observe(DETECT_TO_SWITCH, vec![], 2.0);
+        let text = m.render(&[]);
+        assert!(text.contains("cutover_detection_to_validated_switch_seconds_bucket{le=\"2.5\"} 1"), "{text}");
+        assert!(text.contains("cutover_detection_to_validated_switch_seconds_count 1"), "{text}");
     }
 }

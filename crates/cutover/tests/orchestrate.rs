@@ -162,3 +162,59 @@ fn a_failed_validation_rolls_back_and_the_primary_stays_active() {
     assert_eq!(detail["runs"][0]["state"], "rolled_back");
     assert!(!c.log().contains(&"0".repeat(64)), "the secret leaked into the log");
 }
+
+#[test]
+fn fallback_after_the_primary_is_stable_copies_back_the_outage_writes_through_the_gateway() {
+    let a = start_garage();
+    let b = start_garage();
+    let gw_port = cutover_lab::free_port();
+    let extra = format!(
+        "[api]\nlisten = \"127.0.0.1:0\"\n[fallback]\nstable_for = \"2s\"\nmin_dwell = \"1s\"\n\
+         [gateway]\nlisten = \"127.0.0.1:{gw_port}\"\n[[gateway.clients]]\naccess_key_id = \"APPKEY\"\n\
+         secret_access_key_env = \"GATEWAY_APP_SECRET\"\n[[gateway.buckets]]\nname = \"app\"\nmode = \"active-passive\"\n"
+    );
+    let primary = Backend::garage("primary", "primary", &a);
+    let mut setup = Setup::new(&[primary.clone(), Backend::garage("secondary", "secondary", &b)], &extra);
+    setup.env.push(("GATEWAY_APP_SECRET".into(), "app-secret-0123456789".into()));
+    let c = Controller::start(&setup);
+    both_healthy(&c);
+    let app = Backend {
+        name: "gateway".into(),
+        endpoint: format!("http://127.0.0.1:{gw_port}"),
+        region: "us-east-1".into(),
+        bucket: "app".into(),
+        role: "primary",
+        key_id: "APPKEY".into(),
+        secret: "app-secret-0123456789".into(),
+        extra: String::new(),
+    }
+    .client();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(app.put_object("before", bytes::Bytes::from_static(b"written before the outage"), &[])).unwrap();
+    a.pause().unwrap();
+    c.wait_for("failed over", Duration::from_secs(30), |c| c.json("/v1/incidents")[0]["state"] == "failed_over");
+    for i in 0..20 {
+        let body = format!("outage write {i}");
+        rt.block_on(app.put_object(&format!("during/{i}"), bytes::Bytes::from(body), &[])).unwrap();
+    }
+    a.resume().unwrap();
+    c.wait_for("fallen back", Duration::from_secs(60), |c| c.json("/v1/incidents")[0]["state"] == "resolved");
+    assert_eq!(c.json("/v1/status")["active"], "primary");
+    let id = c.json("/v1/incidents")[0]["id"].as_str().unwrap().to_string();
+    let detail = c.json(&format!("/v1/incidents/{id}"));
+    let k = kinds(&detail);
+    assert!(k.contains(&"fallback.decision".to_string()), "{detail}");
+    let resync = detail["timeline"].as_array().unwrap().iter().find(|e| e["detail"]["uses"] == "sync.resync").unwrap();
+    assert_eq!(resync["detail"]["result"]["copied"], 20, "{resync}");
+    assert_eq!(detail["runs"][1]["kind"], "fallback");
+    assert_eq!(detail["runs"][1]["state"], "completed");
+    // Every outage write is on the primary, read directly.
+    let direct = primary.client();
+    for i in 0..20 {
+        let got = rt.block_on(direct.get_object(&format!("during/{i}"), &[])).unwrap();
+        assert_eq!(got.body, format!("outage write {i}").as_bytes());
+    }
+    let metrics = c.get("/metrics").1;
+    assert!(metrics.contains("cutover_fallbacks_total 1"), "{metrics}");
+    assert!(metrics.contains("cutover_detection_to_validated_switch_seconds_count 1"), "{metrics}");
+}
