@@ -26,6 +26,17 @@ pub fn check(global: &Global, json: bool) -> Result<(), Failure> {
                     problems.push(Problem::new(format!("backends[{i}].credentials.file"), detail));
                 }
             }
+            // Runbooks are checked too: a broken runbook must not wait for an outage to show.
+            let names = config.backend_names();
+            for (key, path) in [("runbooks.failover", &config.runbooks.failover), ("runbooks.fallback", &config.runbooks.fallback)] {
+                if let Some(p) = path
+                    && let Err(e) = cutover_orchestrate::runbook::load(p, &names)
+                {
+                    for rp in e.problems {
+                        problems.push(Problem::new(format!("{key} ({}): {}", p.display(), rp.path), rp.message));
+                    }
+                }
+            }
             if problems.is_empty() {
                 if json {
                     println!("{}", json!({"ok": true, "file": file, "problems": []}));

@@ -1,0 +1,84 @@
+//! `cutover runbook check`, `runbook run --dry-run` and the runbooks in
+//! `config check`: no servers, no side effects.
+
+mod common;
+
+use common::{Backend, Setup, cutover};
+
+fn setup(runbook: &str) -> Setup {
+    let b = |name: &str, role| Backend {
+        name: name.into(),
+        endpoint: "http://127.0.0.1:1".into(),
+        region: "region".into(),
+        bucket: "bucket".into(),
+        role,
+        key_id: "k".into(),
+        secret: "s".into(),
+        extra: String::new(),
+    };
+    let s = Setup::new(&[b("primary", "primary"), b("secondary", "secondary")], "[runbooks]\nfailover = \"failover.toml\"\n");
+    std::fs::write(s.dir.path().join("failover.toml"), runbook).unwrap();
+    s
+}
+
+const GOOD: &str = r#"
+[[steps]]
+name = "switch the gateway"
+uses = "state.switch"
+with = { to = "{{ target }}" }
+timeout = "10s"
+retries = 1
+
+[[steps]]
+name = "smoke test"
+uses = "validate"
+with = { backend = "{{ target }}" }
+"#;
+
+#[test]
+fn a_good_runbook_checks_and_its_plan_renders_the_templates() {
+    let s = setup(GOOD);
+    let file = s.dir.path().join("failover.toml");
+    let r = s.run(&["runbook", "check", file.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("ok, 2 steps"), "{r:?}");
+    let r = s.run(&["runbook", "run", file.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains(r#"with {"to":"secondary"}"#), "{r:?}");
+    assert!(r.stdout.contains(r#"undo [state.switch] with {"to":"primary"}"#), "{r:?}");
+    let r = s.run(&["runbook", "run", file.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "only --dry-run is supported: {r:?}");
+    assert_eq!(s.run(&["config", "check"]).code, 0);
+}
+
+#[test]
+fn a_bad_runbook_names_step_and_field_in_runbook_check_and_config_check() {
+    let bad = GOOD.replace("state.switch", "state.swich").replace("{{ target }}\" }\n\"#", "{{ targte }}\" }\n\"#");
+    let bad = bad.replace("with = { backend = \"{{ target }}\" }", "with = { backend = \"{{ tagret }}\" }");
+    let s = setup(&bad);
+    let file = s.dir.path().join("failover.toml");
+    let r = s.run(&["runbook", "check", file.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains(r#"steps[0] "switch the gateway".uses: unknown actuator "state.swich""#), "{r:?}");
+    assert!(r.stderr.contains(r#"steps[1] "smoke test".with.backend: unknown template variable "tagret""#), "{r:?}");
+    let r = s.run(&["config", "check"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("runbooks.failover"), "{r:?}");
+    assert!(r.stderr.contains("unknown actuator"), "{r:?}");
+    // `run` refuses to start with it, naming the file.
+    let r = s.run(&["run"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("failover.toml"), "{r:?}");
+}
+
+#[test]
+fn runbook_check_without_a_configuration_still_checks_the_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("rb.toml");
+    std::fs::write(&f, "[[steps]]\nname = \"k\"\nuses = \"kubernetes.patch\"\n").unwrap();
+    let r = cutover(&["--config", "/nonexistent/cutover.toml", "runbook", "check", f.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let r = cutover(&["runbook", "check", f.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("needs the Kubernetes operator"), "{r:?}");
+}
