@@ -42,6 +42,25 @@ enum Msg {
 
 pub fn run(global: &Global, args: RunArgs) -> Result<(), Failure> {
     let config = load::config(global)?;
+    runtime().block_on(async move {
+        let _running = start(config, !args.no_gateway).await?;
+        shutdown_signal().await;
+        println!("cutover run: stopped");
+        Ok(())
+    })
+}
+
+/// A controller started by [`start`]: its shared state and where it listens.
+pub struct Running {
+    pub shared: Arc<Shared>,
+    pub api: Option<std::net::SocketAddr>,
+    pub gateway: Option<std::net::SocketAddr>,
+}
+
+/// Builds the controller from `config` and spawns its stages on the current
+/// runtime: the gateway (when configured and `with_gateway`), the runbook
+/// queue, the API, the probe and verify loops, and the control loop.
+pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<Running, Failure> {
     let runbooks = Runbooks::load(&config)?;
     let policy = Policy::load(config.policy.path.as_deref()).map_err(|e| {
         Failure::Usage(format!(
@@ -73,94 +92,97 @@ pub fn run(global: &Global, args: RunArgs) -> Result<(), Failure> {
     let active = controller.active().to_string();
     let (jobs, queue) = mpsc::unbounded_channel();
 
-    runtime().block_on(async move {
-        let gateway = match (&config.gateway, args.no_gateway) {
-            (Some(_), false) => {
-                let gw = cutover_gateway::Gateway::build(
-                    &config,
-                    cutover_gateway::ActiveBackend::new(active),
-                    cutover_gateway::GatewayOptions::default(),
-                )
-                .map_err(|e| Failure::Usage(format!("gateway: {e}")))?;
-                Some(gw)
-            }
-            _ => None,
-        };
-        let shared = Arc::new(Shared {
-            controller: Mutex::new(controller),
-            metrics: Mutex::new(Metrics::default()),
-            config: config.clone(),
-            jobs,
-            gateway: gateway.clone(),
-        });
-        if let (Some(gw), Some(gw_cfg)) = (gateway, &config.gateway) {
-            let listener = tokio::net::TcpListener::bind(gw_cfg.listen)
-                .await
-                .with_context(|| format!("gateway.listen {}", gw_cfg.listen))?;
-            println!("gateway listening on http://{}", listener.local_addr().context("local address")?);
-            let replayer = gw.clone();
-            tokio::spawn(async move { replayer.replay_forever().await });
-            tokio::spawn(async move { gw.serve(listener, std::future::pending()).await });
+    let gateway = match (&config.gateway, with_gateway) {
+        (Some(_), true) => {
+            let gw = cutover_gateway::Gateway::build(
+                &config,
+                cutover_gateway::ActiveBackend::new(active),
+                cutover_gateway::GatewayOptions::default(),
+            )
+            .map_err(|e| Failure::Usage(format!("gateway: {e}")))?;
+            Some(gw)
         }
-        tokio::spawn(orchestrate(shared.clone(), runbooks, queue));
-        if let Some(api_cfg) = &config.api {
-            let listener = tokio::net::TcpListener::bind(api_cfg.listen)
-                .await
-                .with_context(|| format!("api.listen {}", api_cfg.listen))?;
-            println!("api listening on http://{}", listener.local_addr().context("local address")?);
-            tokio::spawn(api::serve(listener, shared.clone()));
-        }
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        for (b, probe, verify) in clients {
-            tokio::spawn(probe_loop(b.name.clone(), probe, config.probe.clone(), tx.clone()));
-            tokio::spawn(verify_loop(b.name.clone(), verify, config.probe.prefix.clone(), config.verify.interval, shared.clone(), tx.clone()));
-        }
-        let mut in_flight: HashMap<u64, (String, Instant, bool)> = HashMap::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        let slow_after = config.detect.slow_after;
-        let stop = shutdown_signal();
-        tokio::pin!(stop);
-        loop {
-            let events = tokio::select! {
-                _ = &mut stop => break,
-                msg = rx.recv() => match msg {
-                    None => break,
-                    Some(Msg::Started { id, backend, at }) => { in_flight.insert(id, (backend, at, false)); Vec::new() }
-                    Some(Msg::Done { id, backend, started, report }) => {
-                        let flagged = in_flight.remove(&id).is_some_and(|(_, _, f)| f);
-                        record_probe(&shared, &report);
-                        if flagged && !report.ok {
-                            Vec::new() // already counted as a failure when it became slow
-                        } else {
-                            shared.controller.lock().unwrap().observe(Instant::now(), &backend, LOCAL, started, report.ok, &report.outcome.to_string())
-                        }
+        _ => None,
+    };
+    let shared = Arc::new(Shared {
+        controller: Mutex::new(controller),
+        metrics: Mutex::new(Metrics::default()),
+        config: config.clone(),
+        jobs,
+        gateway: gateway.clone(),
+    });
+    let mut gateway_addr = None;
+    if let (Some(gw), Some(gw_cfg)) = (gateway, &config.gateway) {
+        let listener = tokio::net::TcpListener::bind(gw_cfg.listen)
+            .await
+            .with_context(|| format!("gateway.listen {}", gw_cfg.listen))?;
+        let addr = listener.local_addr().context("local address")?;
+        gateway_addr = Some(addr);
+        println!("gateway listening on http://{addr}");
+        let replayer = gw.clone();
+        tokio::spawn(async move { replayer.replay_forever().await });
+        tokio::spawn(async move { gw.serve(listener, std::future::pending()).await });
+    }
+    tokio::spawn(orchestrate(shared.clone(), runbooks, queue));
+    let mut api_addr = None;
+    if let Some(api_cfg) = &config.api {
+        let listener = tokio::net::TcpListener::bind(api_cfg.listen)
+            .await
+            .with_context(|| format!("api.listen {}", api_cfg.listen))?;
+        let addr = listener.local_addr().context("local address")?;
+        api_addr = Some(addr);
+        println!("api listening on http://{addr}");
+        tokio::spawn(api::serve(listener, shared.clone()));
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    for (b, probe, verify) in clients {
+        tokio::spawn(probe_loop(b.name.clone(), probe, config.probe.clone(), tx.clone()));
+        tokio::spawn(verify_loop(b.name.clone(), verify, config.probe.prefix.clone(), config.verify.interval, shared.clone(), tx.clone()));
+    }
+    tokio::spawn(control_loop(shared.clone(), rx, config.detect.slow_after));
+    Ok(Running { shared, api: api_addr, gateway: gateway_addr })
+}
+
+/// The control loop: probe results, re-checks and time in; events out.
+async fn control_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>, slow_after: Duration) {
+    let mut in_flight: HashMap<u64, (String, Instant, bool)> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        let events = tokio::select! {
+            msg = rx.recv() => match msg {
+                None => break,
+                Some(Msg::Started { id, backend, at }) => { in_flight.insert(id, (backend, at, false)); Vec::new() }
+                Some(Msg::Done { id, backend, started, report }) => {
+                    let flagged = in_flight.remove(&id).is_some_and(|(_, _, f)| f);
+                    record_probe(&shared, &report);
+                    if flagged && !report.ok {
+                        Vec::new() // already counted as a failure when it became slow
+                    } else {
+                        shared.controller.lock().unwrap().observe(Instant::now(), &backend, LOCAL, started, report.ok, &report.outcome.to_string())
                     }
-                    Some(Msg::Verified { backend, started, ok, outcome }) => {
-                        shared.controller.lock().unwrap().verified(Instant::now(), &backend, started, ok, &outcome)
-                    }
-                },
-                _ = tick.tick() => {
-                    let now = Instant::now();
-                    let mut c = shared.controller.lock().unwrap();
-                    let mut events = Vec::new();
-                    for (backend, started, flagged) in in_flight.values_mut() {
-                        if !*flagged && now.duration_since(*started) >= slow_after {
-                            *flagged = true;
-                            events.extend(c.observe(now, backend, LOCAL, *started, false, "Timeout"));
-                        }
-                    }
-                    events.extend(c.tick(now));
-                    events
                 }
-            };
-            for e in events {
-                report_event(&shared, &e);
+                Some(Msg::Verified { backend, started, ok, outcome }) => {
+                    shared.controller.lock().unwrap().verified(Instant::now(), &backend, started, ok, &outcome)
+                }
+            },
+            _ = tick.tick() => {
+                let now = Instant::now();
+                let mut c = shared.controller.lock().unwrap();
+                let mut events = Vec::new();
+                for (backend, started, flagged) in in_flight.values_mut() {
+                    if !*flagged && now.duration_since(*started) >= slow_after {
+                        *flagged = true;
+                        events.extend(c.observe(now, backend, LOCAL, *started, false, "Timeout"));
+                    }
+                }
+                events.extend(c.tick(now));
+                events
             }
+        };
+        for e in events {
+            report_event(&shared, &e);
         }
-        println!("cutover run: stopped");
-        Ok::<_, Failure>(())
-    })?;
-    Ok(())
+    }
 }
 
 async fn shutdown_signal() {

@@ -166,6 +166,28 @@ def delete(key):
     return {"backend": backend(r), "status": r["ResponseMetadata"]["HTTPStatusCode"]}
 
 
+def writer(count, stop_file, out):
+    """PUTs unique keys until at least COUNT were tried and STOP_FILE exists.
+    Writes to OUT the keys acknowledged with the SHA-256 of their body, and
+    how many PUTs failed and when (seconds since the start)."""
+    import time
+    c = client()
+    acked, failures, i, t0 = {}, [], 0, time.monotonic()
+    while i < int(count) or not os.path.exists(stop_file):
+        key = "w/%06d" % i
+        body = os.urandom(256 + (i * 37) % 3840)
+        try:
+            c.put_object(Bucket=B, Key=key, Body=body)
+            acked[key] = hashlib.sha256(body).hexdigest()
+        except Exception as e:  # noqa: BLE001 - every failure is counted, none is fatal
+            failures.append([round(time.monotonic() - t0, 3), type(e).__name__])
+            time.sleep(0.05)
+        i += 1
+    with open(out, "w") as f:
+        json.dump({"tried": i, "acked": acked, "failures": failures}, f)
+    return {"tried": i, "acked": len(acked), "failed": len(failures)}
+
+
 def sql(db, query):
     import sqlite3
     con = sqlite3.connect(db, timeout=10)
@@ -176,5 +198,6 @@ def sql(db, query):
 
 
 if __name__ == "__main__":
-    fn = {"matrix": matrix, "auth": auth, "put": put, "get": get, "delete": delete, "sql": sql}[sys.argv[1]]
+    fn = {"matrix": matrix, "auth": auth, "put": put, "get": get, "delete": delete, "sql": sql,
+          "writer": writer}[sys.argv[1]]
     print(json.dumps(fn(*sys.argv[2:])))
