@@ -20,6 +20,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod command;
+pub mod git;
+pub mod http;
+pub mod http_client;
+pub mod notify;
+pub mod param;
+pub mod terraform_cloud;
+pub mod text;
+
 /// The parameters of a step, after templating: the `with` table as JSON.
 pub type Params = serde_json::Map<String, Value>;
 
@@ -125,4 +134,31 @@ impl ParamSpec {
     pub const fn optional(name: &'static str, kind: Kind, help: &'static str) -> Self {
         Self { name, required: false, kind, help }
     }
+}
+
+/// The parameters of the actuator named `uses`, for `runbook check`; `None`
+/// for a name this module does not know.
+pub fn params(uses: &str) -> Option<&'static [ParamSpec]> {
+    match uses {
+        "command" => Some(command::PARAMS),
+        "git.set" => Some(git::PARAMS),
+        "http" => Some(http::PARAMS),
+        "notify" => Some(notify::PARAMS),
+        "terraform_cloud.run" => Some(terraform_cloud::PARAMS),
+        _ => None,
+    }
+}
+
+/// Runs one attempt of the external actuator named `uses` (one that acts on
+/// something outside cutover: git, webhooks, Terraform Cloud, a program).
+/// `None` when `uses` is not one of them.
+pub async fn run_external(uses: &str, params: &Params, ctx: &Ctx) -> Option<Result<Value, StepError>> {
+    Some(match uses {
+        "command" => command::run(params, ctx).await,
+        "git.set" => git::run(params, ctx).await,
+        "http" => http::run(params, ctx).await,
+        "notify" => notify::run(params, ctx).await,
+        "terraform_cloud.run" => terraform_cloud::run(params, ctx).await,
+        _ => return None,
+    })
 }
