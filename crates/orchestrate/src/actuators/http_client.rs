@@ -70,11 +70,6 @@ impl Target {
     pub fn origin(&self) -> String {
         self.endpoint.to_string()
     }
-
-    /// The same origin with another path.
-    pub fn with_path(&self, path_and_query: &str) -> Self {
-        Self { endpoint: self.endpoint.clone(), path_and_query: path_and_query.to_string() }
-    }
 }
 
 /// The connect timeout for a step with timeout `step`: at most 10 s, and no

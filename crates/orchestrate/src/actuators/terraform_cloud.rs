@@ -102,9 +102,9 @@ impl Phase {
     }
 }
 
-/// The API of one organization's address, with the token.
+/// The API at one address, with the token.
 struct Api {
-    base: Target,
+    /// `scheme://host[:port][/prefix]`, checked, without a trailing `/`.
     address: String,
     auth: HeaderValue,
     connect_timeout: Duration,
@@ -116,8 +116,8 @@ impl Api {
         headers.insert(AUTHORIZATION, self.auth.clone());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_API));
         let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
-        let (status, _, answer) =
-            http_client::request(method, &self.base.with_path(path), headers, body, self.connect_timeout).await?;
+        let target = Target::parse(&format!("{}{path}", self.address)).map_err(|e| StepError::Failed(e.to_string()))?;
+        let (status, _, answer) = http_client::request(method, &target, headers, body, self.connect_timeout).await?;
         let json = serde_json::from_slice(&answer).unwrap_or_else(|_| Value::String(truncate_lossy(&answer, 512)));
         Ok((status, json))
     }
@@ -149,7 +149,7 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
         .map_err(|_| error("token_env", format!("the value of {token_env} is not a valid token")))?;
     auth.set_sensitive(true);
     let address = param::opt_str(params, "address")?.unwrap_or(DEFAULT_ADDRESS).trim_end_matches('/').to_string();
-    let base = Target::parse(&address).map_err(|e| error("address", e))?;
+    Target::parse(&address).map_err(|e| error("address", e))?;
     let message = match param::opt_str(params, "message")? {
         Some(m) => m.to_string(),
         None => format!("cutover: {} to {} ({})", ctx.kind, ctx.target, ctx.incident),
@@ -159,7 +159,7 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
     if poll_interval.is_zero() {
         return Err(error("poll_interval", "must be more than 0s"));
     }
-    let api = Api { base, address, auth, connect_timeout: http_client::connect_timeout(ctx.timeout) };
+    let api = Api { address, auth, connect_timeout: http_client::connect_timeout(ctx.timeout) };
     let started = Instant::now();
 
     let mut attributes = json!({ "message": message });
