@@ -20,6 +20,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod command;
+pub mod git;
+pub mod http;
+pub mod http_client;
+pub mod notify;
+pub mod param;
+pub mod terraform_cloud;
+pub mod text;
+
 /// The parameters of a step, after templating: the `with` table as JSON.
 pub type Params = serde_json::Map<String, Value>;
 
@@ -131,14 +140,29 @@ impl ParamSpec {
 /// `validate`, `sync.resync` and `approval`).
 pub const NAMES: &[&str] = &["git.set", "terraform_cloud.run", "http", "command", "notify"];
 
-/// The parameters of an external actuator.
+/// The parameters of the actuator named `uses`, for `runbook check`; `None`
+/// for a name this module does not know.
 pub fn params(uses: &str) -> Option<&'static [ParamSpec]> {
-    let _ = uses;
-    None
+    match uses {
+        "command" => Some(command::PARAMS),
+        "git.set" => Some(git::PARAMS),
+        "http" => Some(http::PARAMS),
+        "notify" => Some(notify::PARAMS),
+        "terraform_cloud.run" => Some(terraform_cloud::PARAMS),
+        _ => None,
+    }
 }
 
-/// Runs one attempt of an external actuator; `None` if `uses` is not one.
+/// Runs one attempt of the external actuator named `uses` (one that acts on
+/// something outside cutover: git, webhooks, Terraform Cloud, a program).
+/// `None` when `uses` is not one of them.
 pub async fn run_external(uses: &str, params: &Params, ctx: &Ctx) -> Option<Result<Value, StepError>> {
-    let _ = (uses, params, ctx);
-    None
+    Some(match uses {
+        "command" => command::run(params, ctx).await,
+        "git.set" => git::run(params, ctx).await,
+        "http" => http::run(params, ctx).await,
+        "notify" => notify::run(params, ctx).await,
+        "terraform_cloud.run" => terraform_cloud::run(params, ctx).await,
+        _ => return None,
+    })
 }

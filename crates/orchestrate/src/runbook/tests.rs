@@ -131,3 +131,10 @@ fn redaction_hides_secret_values_but_keeps_variable_names() {
     assert!(!r.contains("s3cr3t") && !r.contains("pw@") && !r.contains("Bearer abc"), "{r}");
     assert!(r.contains("TFC_TOKEN") && r.contains("https://[redacted]@host/x") && r.contains("\"X-Ok\":\"1\""), "{r}");
 }
+
+#[test]
+fn every_external_actuator_name_has_its_parameters() {
+    for name in actuators::NAMES {
+        assert!(params(name).is_some(), "{name}");
+    }
+}
