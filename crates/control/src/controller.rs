@@ -386,7 +386,11 @@ impl Controller {
                 &incident.id,
                 SystemTime::now(),
                 "incident.resolved",
-                &json!({"reason": "healthy again before any failover"}),
+                &json!({"reason": if incident.state == "rolled_back" {
+                    "healthy; the failover was rolled back"
+                } else {
+                    "healthy again before any failover"
+                }}),
             );
             let _ = self.store.audit(
                 SystemTime::now(),
@@ -549,7 +553,12 @@ impl Controller {
             let _ = self.store.set_incident_state(&inc.id, "falling_back", None);
             let detail = json!({"action": "fallback", "target": inc.backend, "reason": reason, "policy_sha256": self.policy.sha256()});
             let _ = self.store.add_event(&inc.id, at, "fallback.decision", &detail);
-            let _ = self.store.audit(at, "controller", "fallback.decision", &json!({"incident": inc.id, "decision": detail}));
+            let _ = self.store.audit(
+                at,
+                "controller",
+                "fallback.decision",
+                &json!({"incident": inc.id, "decision": detail}),
+            );
             events.push(Event::RunbookDue(RunbookDue {
                 incident: inc.id.clone(),
                 backend: inc.backend.clone(),
@@ -574,7 +583,10 @@ impl Controller {
         actor: &str,
         comment: &str,
     ) -> Result<Option<RunbookDue>, RequestError> {
-        let inc = self.store.incident(incident)?.ok_or_else(|| RequestError::NotFound(format!("no incident {incident:?}")))?;
+        let inc = self
+            .store
+            .incident(incident)?
+            .ok_or_else(|| RequestError::NotFound(format!("no incident {incident:?}")))?;
         let verdict = if approve { "approve" } else { "reject" };
         let waiting_step = matches!(inc.state.as_str(), "failing_over" | "falling_back");
         if inc.closed_at.is_some() || !(inc.state == "awaiting_approval" || waiting_step) {
@@ -625,7 +637,12 @@ impl Controller {
         if target == self.active {
             return Err(RequestError::Conflict(format!("{target} is already the active backend")));
         }
-        if let Some(busy) = self.store.open_incidents()?.into_iter().find(|i| matches!(i.state.as_str(), "failing_over" | "falling_back")) {
+        if let Some(busy) = self
+            .store
+            .open_incidents()?
+            .into_iter()
+            .find(|i| matches!(i.state.as_str(), "failing_over" | "falling_back"))
+        {
             return Err(RequestError::Conflict(format!("incident {} is running a runbook ({})", busy.id, busy.state)));
         }
         let source = self.active.clone();

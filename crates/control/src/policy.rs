@@ -284,7 +284,8 @@ mod tests {
         .unwrap();
         assert_eq!(p.fallback(&serde_json::json!({})).unwrap(), None);
         let d = Policy::load(None).unwrap();
-        let (allow, reason) = d.fallback(&serde_json::json!({"fallback": {"backend": "a", "health": "down"}})).unwrap().unwrap();
+        let (allow, reason) =
+            d.fallback(&serde_json::json!({"fallback": {"backend": "a", "health": "down"}})).unwrap().unwrap();
         assert!(!allow && reason.contains("a is down"), "{reason}");
     }
 

@@ -145,7 +145,10 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Resp {
                         report_event(shared, &Event::RunbookDue(due));
                     }
                     let verdict = if approve { "approve" } else { "reject" };
-                    json_resp(StatusCode::OK, &json!({"incident": id, "verdict": verdict, "by": actor, "failover_started": started}))
+                    json_resp(
+                        StatusCode::OK,
+                        &json!({"incident": id, "verdict": verdict, "by": actor, "failover_started": started}),
+                    )
                 }
                 Err(e) => request_error(&e),
             }
@@ -167,7 +170,8 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Resp {
             let r = shared.controller.lock().unwrap().force_failover(target, reason, &actor, Instant::now());
             match r {
                 Ok(due) => {
-                    let body = json!({"incident": due.incident, "source": due.source, "target": due.target, "by": actor});
+                    let body =
+                        json!({"incident": due.incident, "source": due.source, "target": due.target, "by": actor});
                     report_event(shared, &Event::RunbookDue(due));
                     json_resp(StatusCode::ACCEPTED, &body)
                 }
@@ -205,7 +209,8 @@ async fn json_body(req: Request<Incoming>) -> Result<Value, Box<Resp>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
-    serde_json::from_slice(&body).map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, &format!("body is not JSON: {e}"))))
+    serde_json::from_slice(&body)
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, &format!("body is not JSON: {e}"))))
 }
 
 fn request_error(e: &RequestError) -> Resp {

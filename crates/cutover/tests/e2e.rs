@@ -81,7 +81,9 @@ fn outage(fault: Fault) {
         match Blackhole::add(cutover_lab::free_port()) {
             Some(_) => {}
             None => {
-                eprintln!("SKIPPED: nft cannot add rules here (needs nftables and root); the nft-drop fault is not tested");
+                eprintln!(
+                    "SKIPPED: nft cannot add rules here (needs nftables and root); the nft-drop fault is not tested"
+                );
                 return;
             }
         }
@@ -140,9 +142,22 @@ fn outage(fault: Fault) {
     let id = c.json("/v1/incidents")[0]["id"].as_str().unwrap().to_string();
     let detail = c.json(&format!("/v1/incidents/{id}"));
     let runs = detail["runs"].as_array().unwrap();
-    assert_eq!((runs[0]["kind"].as_str(), runs[0]["state"].as_str()), (Some("failover"), Some("completed")), "{detail}");
-    assert_eq!((runs[1]["kind"].as_str(), runs[1]["state"].as_str()), (Some("fallback"), Some("completed")), "{detail}");
-    let validated = detail["timeline"].as_array().unwrap().iter().filter(|e| e["detail"]["uses"] == "validate" && e["detail"]["ok"] == true).count();
+    assert_eq!(
+        (runs[0]["kind"].as_str(), runs[0]["state"].as_str()),
+        (Some("failover"), Some("completed")),
+        "{detail}"
+    );
+    assert_eq!(
+        (runs[1]["kind"].as_str(), runs[1]["state"].as_str()),
+        (Some("fallback"), Some("completed")),
+        "{detail}"
+    );
+    let validated = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detail"]["uses"] == "validate" && e["detail"]["ok"] == true)
+        .count();
     assert_eq!(validated, 2, "the secondary after the failover and the primary after the fallback: {detail}");
 
     // Zero lost acknowledged writes: through the gateway and directly from the primary.
@@ -171,7 +186,9 @@ fn outage(fault: Fault) {
         }
     }
     let span = match (failures.first(), failures.last()) {
-        (Some(f), Some(l)) => format!("{:.1}s between t={}s and t={}s", l[0].as_f64().unwrap() - f[0].as_f64().unwrap(), f[0], l[0]),
+        (Some(f), Some(l)) => {
+            format!("{:.1}s between t={}s and t={}s", l[0].as_f64().unwrap() - f[0].as_f64().unwrap(), f[0], l[0])
+        }
         _ => "none".into(),
     };
     println!(

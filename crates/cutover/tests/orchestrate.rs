@@ -50,7 +50,9 @@ fn approval_through_the_api_and_the_cli_with_refusals_for_wrong_tokens() {
     let c = Controller::start(&setup);
     both_healthy(&c);
     a.pause().unwrap();
-    c.wait_for("awaiting approval", Duration::from_secs(30), |c| c.json("/v1/incidents")[0]["state"] == "awaiting_approval");
+    c.wait_for("awaiting approval", Duration::from_secs(30), |c| {
+        c.json("/v1/incidents")[0]["state"] == "awaiting_approval"
+    });
     let id = c.json("/v1/incidents")[0]["id"].as_str().unwrap().to_string();
     let path = format!("/v1/incidents/{id}/approve");
     assert_eq!(c.post(&path, None, &json!({"comment": "x"})).0, 401);
@@ -101,9 +103,12 @@ fn a_rejection_holds_and_an_admin_can_force_a_failover() {
     let c = Controller::start(&setup);
     both_healthy(&c);
     a.pause().unwrap();
-    c.wait_for("awaiting approval", Duration::from_secs(30), |c| c.json("/v1/incidents")[0]["state"] == "awaiting_approval");
+    c.wait_for("awaiting approval", Duration::from_secs(30), |c| {
+        c.json("/v1/incidents")[0]["state"] == "awaiting_approval"
+    });
     let id = c.json("/v1/incidents")[0]["id"].as_str().unwrap().to_string();
-    let (status, body) = c.post(&format!("/v1/incidents/{id}/reject"), Some("approver-token"), &json!({"comment": "wait"}));
+    let (status, body) =
+        c.post(&format!("/v1/incidents/{id}/reject"), Some("approver-token"), &json!({"comment": "wait"}));
     assert_eq!(status, 200, "{body}");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(c.json("/v1/incidents")[0]["state"], "rejected");
@@ -146,7 +151,7 @@ fn a_failed_validation_rolls_back_and_the_primary_stays_active() {
     assert_eq!(status, 202, "{body}");
     let id = body["incident"].as_str().unwrap().to_string();
     c.wait_for("rolled back", Duration::from_secs(60), |c| {
-        c.json(&format!("/v1/incidents/{id}"))["state"] == "rolled_back"
+        c.json(&format!("/v1/incidents/{id}"))["runs"][0]["state"] == "rolled_back"
     });
     assert_eq!(c.json("/v1/status")["active"], "primary");
     let detail = c.json(&format!("/v1/incidents/{id}"));
@@ -157,8 +162,14 @@ fn a_failed_validation_rolls_back_and_the_primary_stays_active() {
     assert_eq!(steps[1]["detail"]["uses"], "validate");
     assert_eq!(steps[1]["detail"]["ok"], false);
     let err = steps[1]["detail"]["result"]["error"].as_str().unwrap();
-    assert!(err.contains("SignatureDoesNotMatch") || err.contains("AccessDenied") || err.contains("Forbidden"), "{err}");
-    assert_eq!((steps[2]["detail"]["phase"].as_str(), steps[2]["detail"]["result"]["to"].as_str()), (Some("undo"), Some("primary")));
+    assert!(
+        err.contains("SignatureDoesNotMatch") || err.contains("AccessDenied") || err.contains("Forbidden"),
+        "{err}"
+    );
+    assert_eq!(
+        (steps[2]["detail"]["phase"].as_str(), steps[2]["detail"]["result"]["to"].as_str()),
+        (Some("undo"), Some("primary"))
+    );
     assert_eq!(detail["runs"][0]["state"], "rolled_back");
     assert!(!c.log().contains(&"0".repeat(64)), "the secret leaked into the log");
 }
@@ -217,4 +228,209 @@ fn fallback_after_the_primary_is_stable_copies_back_the_outage_writes_through_th
     let metrics = c.get("/metrics").1;
     assert!(metrics.contains("cutover_fallbacks_total 1"), "{metrics}");
     assert!(metrics.contains("cutover_detection_to_validated_switch_seconds_count 1"), "{metrics}");
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A bare repository with `infra/vars.json` = `{"active_provider": "primary"}` on main.
+fn infra_repo(dir: &std::path::Path) -> std::path::PathBuf {
+    let bare = dir.join("infra.git");
+    let seed = dir.join("seed");
+    std::fs::create_dir_all(&seed).unwrap();
+    git(dir, &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
+    git(&seed, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(seed.join("infra")).unwrap();
+    std::fs::write(seed.join("infra/vars.json"), "{\n  \"active_provider\": \"primary\"\n}\n").unwrap();
+    git(&seed, &["add", "."]);
+    git(&seed, &["commit", "-q", "-m", "initial"]);
+    git(&seed, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    bare
+}
+
+fn full_runbook(bare: &std::path::Path, receiver: u16) -> String {
+    let repo = bare.display();
+    format!(
+        r#"
+[[steps]]
+name = "switch the gateway"
+uses = "state.switch"
+with = {{ to = "{{{{ target }}}}" }}
+timeout = "10s"
+undo = {{ uses = "state.switch", with = {{ to = "{{{{ source }}}}" }} }}
+
+[[steps]]
+name = "terraform vars"
+uses = "git.set"
+with = {{ repo = "{repo}", file = "infra/vars.json", key = "active_provider", value = "{{{{ target }}}}", branch = "main", message = "cutover: fail over to {{{{ target }}}} ({{{{ incident.id }}}})", push = true }}
+undo = {{ uses = "git.set", with = {{ repo = "{repo}", file = "infra/vars.json", key = "active_provider", value = "{{{{ source }}}}", branch = "main", message = "cutover: undo ({{{{ incident.id }}}})", push = true }} }}
+
+[[steps]]
+name = "tell argo"
+uses = "http"
+with = {{ method = "POST", url = "http://127.0.0.1:{receiver}/hook", body = '{{"incident": "{{{{ incident.id }}}}", "target": "{{{{ target }}}}"}}', expect_status = 200 }}
+
+[[steps]]
+name = "tell the team"
+uses = "notify"
+with = {{ url = "http://127.0.0.1:{receiver}/slack" }}
+
+[[steps]]
+name = "smoke test"
+uses = "validate"
+with = {{ backend = "{{{{ target }}}}" }}
+"#
+    )
+}
+
+#[test]
+fn a_paused_primary_runs_the_full_runbook_git_webhook_notify_validate() {
+    let a = start_garage();
+    let b = start_garage();
+    let receiver = common::receiver::Receiver::start();
+    let setup0 = tempfile::tempdir().unwrap();
+    let bare = infra_repo(setup0.path());
+    let extra = "[api]\nlisten = \"127.0.0.1:0\"\n[runbooks]\nfailover = \"failover.toml\"\n";
+    let setup =
+        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], extra);
+    std::fs::write(setup.dir.path().join("failover.toml"), full_runbook(&bare, receiver.port)).unwrap();
+    let c = Controller::start(&setup);
+    both_healthy(&c);
+    a.pause().unwrap();
+    c.wait_for("failed over", Duration::from_secs(60), |c| c.json("/v1/incidents")[0]["state"] == "failed_over");
+    a.resume().unwrap();
+    let id = c.json("/v1/incidents")[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(c.json("/v1/status")["active"], "secondary");
+    // Exactly one new commit, naming the incident, with the secondary active.
+    assert_eq!(git(&bare, &["rev-list", "--count", "main"]), "2");
+    assert!(git(&bare, &["log", "-1", "--format=%s", "main"]).contains(&id));
+    let vars: Value = serde_json::from_str(&git(&bare, &["show", "main:infra/vars.json"])).unwrap();
+    assert_eq!(vars["active_provider"], "secondary");
+    // The webhook and the chat message carry the incident.
+    let got = receiver.received();
+    let hook = got.iter().find(|r| r.path == "/hook").expect("the webhook was called");
+    let body: Value = serde_json::from_str(&hook.body).unwrap();
+    assert_eq!((body["incident"].as_str(), body["target"].as_str()), (Some(id.as_str()), Some("secondary")));
+    let chat = got.iter().find(|r| r.path == "/slack").expect("the notification was sent");
+    assert!(chat.body.contains(&id), "{}", chat.body);
+    let detail = c.json(&format!("/v1/incidents/{id}"));
+    let steps: Vec<&str> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "step")
+        .map(|e| e["detail"]["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["switch the gateway", "terraform vars", "tell argo", "tell the team", "smoke test"], "{detail}");
+}
+
+#[test]
+fn a_failed_validation_undoes_the_git_change_and_the_switch() {
+    let a = start_garage();
+    let b = start_garage();
+    let receiver = common::receiver::Receiver::start();
+    let repo_dir = tempfile::tempdir().unwrap();
+    let bare = infra_repo(repo_dir.path());
+    let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}[runbooks]\nfailover = \"failover.toml\"\n", tokens());
+    let mut setup =
+        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], &extra);
+    std::fs::write(setup.dir.path().join("failover.toml"), full_runbook(&bare, receiver.port)).unwrap();
+    for (k, v) in setup.env.iter_mut() {
+        if k == "SECONDARY_SECRET" {
+            *v = "f".repeat(64);
+        }
+    }
+    let c = Controller::start(&setup);
+    c.wait_for("primary healthy", Duration::from_secs(20), |c| health(&c.json("/v1/status"), "primary") == "healthy");
+    let (status, body) =
+        c.post("/v1/failover", Some("admin-token"), &json!({"target": "secondary", "reason": "drill"}));
+    assert_eq!(status, 202, "{body}");
+    let id = body["incident"].as_str().unwrap().to_string();
+    c.wait_for("rolled back", Duration::from_secs(60), |c| {
+        c.json(&format!("/v1/incidents/{id}"))["runs"][0]["state"] == "rolled_back"
+    });
+    assert_eq!(c.json("/v1/status")["active"], "primary");
+    assert_eq!(git(&bare, &["rev-list", "--count", "main"]), "3", "the change and its undo");
+    assert!(git(&bare, &["log", "-1", "--format=%s", "main"]).contains(&format!("undo ({id})")));
+    let vars: Value = serde_json::from_str(&git(&bare, &["show", "main:infra/vars.json"])).unwrap();
+    assert_eq!(vars["active_provider"], "primary");
+    let detail = c.json(&format!("/v1/incidents/{id}"));
+    let undone: Vec<&str> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "step" && e["detail"]["phase"] == "undo")
+        .map(|e| e["detail"]["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(undone, ["terraform vars", "switch the gateway"], "in reverse order: {detail}");
+    assert!(
+        detail["runs"][0]["detail"]["error"].as_str().unwrap().contains("validation of secondary failed"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn kill_9_during_a_slow_step_resumes_without_running_completed_steps_again() {
+    let a = start_garage();
+    let b = start_garage();
+    let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}[runbooks]\nfailover = \"failover.toml\"\n", tokens());
+    let setup =
+        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], &extra);
+    let d = setup.dir.path().display();
+    let runbook = format!(
+        r#"
+[[steps]]
+name = "count"
+uses = "command"
+with = {{ program = "sh", args = ["-c", "echo once >> {d}/first"] }}
+
+[[steps]]
+name = "slow"
+uses = "command"
+with = {{ program = "sh", args = ["-c", "echo started >> {d}/slow; sleep 3; echo done >> {d}/slow"] }}
+timeout = "30s"
+
+[[steps]]
+name = "switch"
+uses = "state.switch"
+with = {{ to = "{{{{ target }}}}" }}
+"#
+    );
+    std::fs::write(setup.dir.path().join("failover.toml"), runbook).unwrap();
+    let mut c = Controller::start(&setup);
+    c.wait_for("primary healthy", Duration::from_secs(20), |c| health(&c.json("/v1/status"), "primary") == "healthy");
+    let (status, body) =
+        c.post("/v1/failover", Some("admin-token"), &json!({"target": "secondary", "reason": "drill"}));
+    assert_eq!(status, 202, "{body}");
+    let id = body["incident"].as_str().unwrap().to_string();
+    let slow = setup.dir.path().join("slow");
+    c.wait_for("the slow step", Duration::from_secs(30), |_| {
+        std::fs::read_to_string(&slow).is_ok_and(|s| s.contains("started"))
+    });
+    c.kill(); // SIGKILL: no chance to clean up
+    assert_eq!(c.json("/v1/status"), Value::Null, "the controller is gone");
+    let c = Controller::start(&setup);
+    c.wait_for("resumed and finished", Duration::from_secs(60), |c| {
+        c.json(&format!("/v1/incidents/{id}"))["state"] == "failed_over"
+    });
+    assert_eq!(c.json("/v1/status")["active"], "secondary");
+    assert_eq!(
+        std::fs::read_to_string(setup.dir.path().join("first")).unwrap(),
+        "once\n",
+        "the completed step ran once"
+    );
+    assert_eq!(std::fs::read_to_string(&slow).unwrap().matches("started").count(), 2, "the interrupted step ran again");
+    assert!(c.log().contains("\"count\" already done before the restart; not run again"), "{}", c.log());
+    let detail = c.json(&format!("/v1/incidents/{id}"));
+    assert_eq!(detail["runs"].as_array().unwrap().len(), 1, "one run, resumed: {detail}");
+    assert_eq!(detail["runs"][0]["state"], "completed");
 }

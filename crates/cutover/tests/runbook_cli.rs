@@ -16,7 +16,10 @@ fn setup(runbook: &str) -> Setup {
         secret: "s".into(),
         extra: String::new(),
     };
-    let s = Setup::new(&[b("primary", "primary"), b("secondary", "secondary")], "[runbooks]\nfailover = \"failover.toml\"\n");
+    let s = Setup::new(
+        &[b("primary", "primary"), b("secondary", "secondary")],
+        "[runbooks]\nfailover = \"failover.toml\"\n",
+    );
     std::fs::write(s.dir.path().join("failover.toml"), runbook).unwrap();
     s
 }

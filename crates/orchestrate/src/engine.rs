@@ -27,7 +27,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use cutover_store::{NewRun, RunRecord, StepRecord, Store, StoreError};
+use cutover_store::{NewRun, RunRecord, StepRecord, StepRef, Store, StoreError};
 use serde_json::{Value, json};
 
 use crate::actuators::{self, Ctx, EnvLookup, Params, StepError};
@@ -126,10 +126,27 @@ impl Phase {
 /// What the engine reports as it goes (for logs and metrics).
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineEvent {
-    RunStarted { run: i64, incident: String, kind: String, runbook: String, resumed: bool },
-    StepStarted { run: i64, incident: String, step: String, uses: String, phase: Phase, attempt: u32 },
+    RunStarted {
+        run: i64,
+        incident: String,
+        kind: String,
+        runbook: String,
+        resumed: bool,
+    },
+    StepStarted {
+        run: i64,
+        incident: String,
+        step: String,
+        uses: String,
+        phase: Phase,
+        attempt: u32,
+    },
     /// A step recorded `ok` before a restart, not run again.
-    StepSkipped { run: i64, incident: String, step: String },
+    StepSkipped {
+        run: i64,
+        incident: String,
+        step: String,
+    },
     StepFinished {
         run: i64,
         incident: String,
@@ -142,8 +159,20 @@ pub enum EngineEvent {
         /// The result (JSON) or the error.
         detail: String,
     },
-    ApprovalRequested { run: i64, incident: String, step: String, message: String, timeout: Duration },
-    RunFinished { run: i64, incident: String, kind: String, outcome: RunOutcome, duration: Duration },
+    ApprovalRequested {
+        run: i64,
+        incident: String,
+        step: String,
+        message: String,
+        timeout: Duration,
+    },
+    RunFinished {
+        run: i64,
+        incident: String,
+        kind: String,
+        outcome: RunOutcome,
+        duration: Duration,
+    },
 }
 
 /// The engine.
@@ -335,15 +364,18 @@ impl Engine {
                 Err(e) => {
                     let e = StepError::Param { field: "(template)".into(), problem: e };
                     self.store.step_intent(
-                        record.id,
-                        idx,
-                        "do",
+                        StepRef { run: record.id, idx, phase: "do" },
                         &step.name,
                         &step.call.uses,
                         &json!({"uses": step.call.uses}),
                         SystemTime::now(),
                     )?;
-                    self.store.step_result(record.id, idx, "do", "failed", &json!({"error": e.to_string()}), SystemTime::now())?;
+                    self.store.step_result(
+                        StepRef { run: record.id, idx, phase: "do" },
+                        "failed",
+                        &json!({"error": e.to_string()}),
+                        SystemTime::now(),
+                    )?;
                     Err(e)
                 }
             };
@@ -399,7 +431,13 @@ impl Engine {
         let mut attempt = 0u32;
         let result = loop {
             attempt += 1;
-            self.store.step_intent(a.run.id, a.idx, a.phase.as_str(), a.name, a.uses, a.intent, SystemTime::now())?;
+            self.store.step_intent(
+                StepRef { run: a.run.id, idx: a.idx, phase: a.phase.as_str() },
+                a.name,
+                a.uses,
+                a.intent,
+                SystemTime::now(),
+            )?;
             (self.emit)(&EngineEvent::StepStarted {
                 run: a.run.id,
                 incident: job.incident.clone(),
@@ -423,7 +461,12 @@ impl Engine {
             Ok(v) => ("ok", v.clone()),
             Err(e) => ("failed", json!({"error": e.to_string()})),
         };
-        self.store.step_result(a.run.id, a.idx, a.phase.as_str(), state, &detail, SystemTime::now())?;
+        self.store.step_result(
+            StepRef { run: a.run.id, idx: a.idx, phase: a.phase.as_str() },
+            state,
+            &detail,
+            SystemTime::now(),
+        )?;
         let entry = json!({
             "run": a.run.id, "step": a.name, "uses": a.uses, "phase": a.phase.as_str(), "ok": result.is_ok(),
             "attempts": attempt, "duration_ms": duration.as_millis() as u64,
@@ -500,7 +543,11 @@ impl Engine {
         let timeout = approval_timeout(a.params);
         let default = a.params.get("default").and_then(Value::as_str).unwrap_or("reject");
         let message = a.params.get("message").and_then(Value::as_str).unwrap_or("approve this runbook to go on");
-        self.timeline(job, "approval.requested", json!({"step": a.name, "message": message, "timeout_ms": timeout.as_millis() as u64, "default": default}));
+        self.timeline(
+            job,
+            "approval.requested",
+            json!({"step": a.name, "message": message, "timeout_ms": timeout.as_millis() as u64, "default": default}),
+        );
         (self.emit)(&EngineEvent::ApprovalRequested {
             run: a.run.id,
             incident: job.incident.clone(),
@@ -523,7 +570,8 @@ impl Engine {
                 };
             }
             if Instant::now() >= deadline {
-                let detail = json!({"verdict": default, "by": "timeout", "comment": format!("no verdict within {timeout:?}")});
+                let detail =
+                    json!({"verdict": default, "by": "timeout", "comment": format!("no verdict within {timeout:?}")});
                 return if default == "approve" {
                     Ok(detail)
                 } else {
@@ -561,7 +609,9 @@ struct Attempt<'a> {
 }
 
 fn str_param<'a>(p: &'a Params, name: &str) -> Result<&'a str, StepError> {
-    p.get(name).and_then(Value::as_str).ok_or_else(|| StepError::Param { field: name.into(), problem: "missing".into() })
+    p.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| StepError::Param { field: name.into(), problem: "missing".into() })
 }
 
 fn approval_timeout(p: &Params) -> Duration {

@@ -38,11 +38,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 const SWITCH: &[ParamSpec] = &[ParamSpec::required("to", Kind::String, "the backend to make active")];
 const VALIDATE: &[ParamSpec] = &[ParamSpec::required("backend", Kind::String, "the backend to smoke-test")];
-const RESYNC: &[ParamSpec] = &[ParamSpec::optional(
-    "max_rounds",
-    Kind::Integer,
-    "passes over the journal until nothing is left (default 5)",
-)];
+const RESYNC: &[ParamSpec] =
+    &[ParamSpec::optional("max_rounds", Kind::Integer, "passes over the journal until nothing is left (default 5)")];
 const APPROVAL: &[ParamSpec] = &[
     ParamSpec::optional("timeout", Kind::Duration, "how long to wait for a verdict (default 15m)"),
     ParamSpec::optional("default", Kind::String, "the verdict on expiry: reject (default) or approve"),
@@ -216,7 +213,8 @@ fn line_col(text: &str, offset: usize) -> String {
 fn check_step(t: &toml::Table, label: &str, backends: &[&str], problems: &mut Vec<Problem>) -> Option<Step> {
     const KEYS: &[&str] = &["name", "uses", "with", "timeout", "retries", "on_failure", "undo"];
     for k in t.keys().filter(|k| !KEYS.contains(&k.as_str())) {
-        problems.push(Problem::new(format!("{label}.{k}"), format!("unknown key (expected one of {})", KEYS.join(", "))));
+        problems
+            .push(Problem::new(format!("{label}.{k}"), format!("unknown key (expected one of {})", KEYS.join(", "))));
     }
     let before = problems.len();
     let name = match t.get("name") {
@@ -451,7 +449,14 @@ pub struct Vars {
 impl Vars {
     fn placeholder() -> Self {
         let x = String::from("x");
-        Self { incident: x.clone(), backend: x.clone(), source: x.clone(), target: x.clone(), reason: x.clone(), kind: x }
+        Self {
+            incident: x.clone(),
+            backend: x.clone(),
+            source: x.clone(),
+            target: x.clone(),
+            reason: x.clone(),
+            kind: x,
+        }
     }
 
     fn get(&self, name: &str) -> Option<&str> {

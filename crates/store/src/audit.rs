@@ -46,7 +46,8 @@ impl Store {
     /// Appends an entry. `detail` must already have secrets redacted.
     pub fn audit(&self, at: SystemTime, actor: &str, action: &str, detail: &Value) -> Result<i64, StoreError> {
         let conn = self.conn();
-        let tx = rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate).map_err(self.err())?;
+        let tx = rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)
+            .map_err(self.err())?;
         let (prev_seq, prev_hash): (i64, String) = tx
             .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap_or((0, GENESIS.to_string()));
@@ -66,9 +67,8 @@ impl Store {
     /// Every entry, in order.
     pub fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT seq, at, actor, action, detail, hash FROM audit ORDER BY seq")
-            .map_err(self.err())?;
+        let mut stmt =
+            conn.prepare("SELECT seq, at, actor, action, detail, hash FROM audit ORDER BY seq").map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, String>(4)?, r.get(5)?)))
             .map_err(self.err())?;

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use audit::{AuditEntry, AuditError};
-pub use runs::{Approval, NewRun, RunRecord, StepRecord};
+pub use runs::{Approval, NewRun, RunRecord, StepRecord, StepRef};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

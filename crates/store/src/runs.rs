@@ -83,6 +83,15 @@ pub struct StepRecord {
     pub result: Value,
 }
 
+/// Which step of which run, doing or undoing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepRef<'a> {
+    pub run: i64,
+    pub idx: usize,
+    /// `do` or `undo`.
+    pub phase: &'a str,
+}
+
 /// An approval or rejection of an incident.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Approval {
@@ -188,9 +197,7 @@ impl Store {
     /// counting the attempt.
     pub fn step_intent(
         &self,
-        run: i64,
-        idx: usize,
-        phase: &str,
+        step: StepRef<'_>,
         name: &str,
         uses: &str,
         intent: &Value,
@@ -201,7 +208,7 @@ impl Store {
                 "INSERT INTO run_steps (run, idx, phase, name, uses, state, attempts, started_at, intent)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'started', 1, ?6, ?7)
                  ON CONFLICT(run, idx, phase) DO UPDATE SET state = 'started', attempts = attempts + 1, intent = ?7",
-                params![run, idx as i64, phase, name, uses, rfc3339(at), intent.to_string()],
+                params![step.run, step.idx as i64, step.phase, name, uses, rfc3339(at), intent.to_string()],
             )
             .map(|_| ())
             .map_err(self.err())
@@ -210,9 +217,7 @@ impl Store {
     /// Records how a step (or its undo) ended: `ok` or `failed`.
     pub fn step_result(
         &self,
-        run: i64,
-        idx: usize,
-        phase: &str,
+        step: StepRef<'_>,
         state: &str,
         result: &Value,
         at: SystemTime,
@@ -220,7 +225,7 @@ impl Store {
         self.conn()
             .execute(
                 "UPDATE run_steps SET state = ?4, result = ?5, ended_at = ?6 WHERE run = ?1 AND idx = ?2 AND phase = ?3",
-                params![run, idx as i64, phase, state, result.to_string(), rfc3339(at)],
+                params![step.run, step.idx as i64, step.phase, state, result.to_string(), rfc3339(at)],
             )
             .map(|_| ())
             .map_err(self.err())

@@ -84,8 +84,10 @@ fn a_rehashed_entry_still_breaks_the_next_link() {
     for i in 0..3 {
         s.audit(SystemTime::now(), "controller", "x", &json!({"i": i})).unwrap();
     }
-    let (at, prev): (String, String) =
-        s.conn().query_row("SELECT at, prev_hash FROM audit WHERE seq = 2", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    let (at, prev): (String, String) = s
+        .conn()
+        .query_row("SELECT at, prev_hash FROM audit WHERE seq = 2", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
     let forged = super::audit::tests_support::hash(&prev, 2, &at, "controller", "x", "{\"i\":99}");
     s.conn().execute("UPDATE audit SET detail = '{\"i\":99}', hash = ?1 WHERE seq = 2", [forged]).unwrap();
     let e = s.verify_audit().unwrap().unwrap_err();

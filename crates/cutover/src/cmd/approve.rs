@@ -62,9 +62,11 @@ fn call(global: &Global, api: &ApiArgs, path: &str, body: Value) -> Result<(), F
         Some(u) => u.trim_end_matches('/').to_string(),
         None => {
             let config = load::config(global)?;
-            let listen = config.api.as_ref().map(|a| a.listen).ok_or_else(|| {
-                Failure::Usage("no [api] in the configuration; give --api URL".into())
-            })?;
+            let listen = config
+                .api
+                .as_ref()
+                .map(|a| a.listen)
+                .ok_or_else(|| Failure::Usage("no [api] in the configuration; give --api URL".into()))?;
             format!("http://{listen}")
         }
     };

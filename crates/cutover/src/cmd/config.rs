@@ -28,7 +28,9 @@ pub fn check(global: &Global, json: bool) -> Result<(), Failure> {
             }
             // Runbooks are checked too: a broken runbook must not wait for an outage to show.
             let names = config.backend_names();
-            for (key, path) in [("runbooks.failover", &config.runbooks.failover), ("runbooks.fallback", &config.runbooks.fallback)] {
+            for (key, path) in
+                [("runbooks.failover", &config.runbooks.failover), ("runbooks.fallback", &config.runbooks.fallback)]
+            {
                 if let Some(p) = path
                     && let Err(e) = cutover_orchestrate::runbook::load(p, &names)
                 {

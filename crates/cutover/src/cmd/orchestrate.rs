@@ -33,7 +33,10 @@ impl Runbooks {
             None => Ok(runbook::built_in(kind)),
             Some(p) => runbook::load(p, &names).map_err(|e| Failure::Usage(e.to_string())),
         };
-        Ok(Self { failover: one(&config.runbooks.failover, "failover")?, fallback: one(&config.runbooks.fallback, "fallback")? })
+        Ok(Self {
+            failover: one(&config.runbooks.failover, "failover")?,
+            fallback: one(&config.runbooks.fallback, "fallback")?,
+        })
     }
 
     pub fn for_kind(&self, kind: &str) -> &Runbook {
@@ -49,7 +52,8 @@ struct RunHost {
 impl Host for RunHost {
     fn switch<'a>(&'a self, to: &'a str) -> BoxFut<'a, Result<Value, StepError>> {
         Box::pin(async move {
-            let from = self.shared.controller.lock().unwrap().set_active(to).map_err(|e| StepError::Failed(e.to_string()))?;
+            let from =
+                self.shared.controller.lock().unwrap().set_active(to).map_err(|e| StepError::Failed(e.to_string()))?;
             if let Some(gw) = &self.shared.gateway {
                 gw.active().set(to);
             }
@@ -64,11 +68,14 @@ impl Host for RunHost {
                 field: "backend".into(),
                 problem: format!("no backend named {backend:?}"),
             })?;
-            let opts = ClientOptions { timeout: Duration::from_secs(10), connect_timeout: config.probe.timeout, pooled: true };
-            let client = load::client(b, opts).map_err(|e| StepError::Failed(match e {
-                Failure::Usage(m) => m,
-                other => format!("{other:?}"),
-            }))?;
+            let opts =
+                ClientOptions { timeout: Duration::from_secs(10), connect_timeout: config.probe.timeout, pooled: true };
+            let client = load::client(b, opts).map_err(|e| {
+                StepError::Failed(match e {
+                    Failure::Usage(m) => m,
+                    other => format!("{other:?}"),
+                })
+            })?;
             let report = cutover_s3::validate::run(&client, &b.validate, &config.probe.prefix).await;
             let failed: Vec<String> =
                 report.checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.name, c.detail)).collect();
@@ -148,7 +155,9 @@ fn report(shared: &Shared, e: &EngineEvent) {
             let undo = if *phase == Phase::Undo { "undo " } else { "" };
             let verdict = if *ok { "ok" } else { "FAILED" };
             let detail: String = detail.chars().take(300).collect();
-            println!("{ts} step {incident}: {undo}{step:?} [{uses}] {verdict} in {duration:.2?} ({attempts} attempt(s)): {detail}");
+            println!(
+                "{ts} step {incident}: {undo}{step:?} [{uses}] {verdict} in {duration:.2?} ({attempts} attempt(s)): {detail}"
+            );
             let mut m = shared.metrics.lock().unwrap();
             m.observe(
                 metrics::STEP_DURATION,

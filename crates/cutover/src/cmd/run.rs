@@ -137,7 +137,14 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
     let (tx, rx) = mpsc::unbounded_channel();
     for (b, probe, verify) in clients {
         tokio::spawn(probe_loop(b.name.clone(), probe, config.probe.clone(), tx.clone()));
-        tokio::spawn(verify_loop(b.name.clone(), verify, config.probe.prefix.clone(), config.verify.interval, shared.clone(), tx.clone()));
+        tokio::spawn(verify_loop(
+            b.name.clone(),
+            verify,
+            config.probe.prefix.clone(),
+            config.verify.interval,
+            shared.clone(),
+            tx.clone(),
+        ));
     }
     tokio::spawn(control_loop(shared.clone(), rx, config.detect.slow_after));
     Ok(Running { shared, api: api_addr, gateway: gateway_addr })

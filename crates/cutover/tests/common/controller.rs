@@ -137,4 +137,3 @@ pub fn replace_listen(text: &str, port: u16) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
-

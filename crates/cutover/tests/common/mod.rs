@@ -1,14 +1,15 @@
 //! Helpers for tests that run the real `cutover` binary against real S3 servers.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use cutover_lab::garage::Garage;
 use cutover_lab::s3sfs::S3sFs;
 
 pub mod controller;
+pub mod receiver;
 
 /// One backend as the tests configure it.
 #[derive(Debug, Clone)]

@@ -116,7 +116,10 @@ async fn a_failed_validation_undoes_the_switch() {
     *f.host.validate_failures.lock().unwrap() = 1;
     let j = job(&f.store);
     let (run, outcome) = f.engine.run(&j, &rb(SWITCH_VALIDATE)).await.unwrap();
-    assert!(matches!(&outcome, RunOutcome::RolledBack { step, error } if step == "validate" && error.contains("SignatureDoesNotMatch")), "{outcome:?}");
+    assert!(
+        matches!(&outcome, RunOutcome::RolledBack { step, error } if step == "validate" && error.contains("SignatureDoesNotMatch")),
+        "{outcome:?}"
+    );
     assert_eq!(*f.host.calls.lock().unwrap(), ["switch secondary", "validate secondary", "switch primary"]);
     let undo = f.store.steps(run).unwrap().into_iter().find(|s| s.phase == "undo").unwrap();
     assert_eq!((undo.idx, undo.state.as_str()), (0, "ok"));
@@ -139,7 +142,8 @@ async fn a_step_over_its_timeout_fails_and_rolls_back() {
     let f = fixture();
     *f.host.validate_delay.lock().unwrap() = Duration::from_secs(30);
     let j = job(&f.store);
-    let text = SWITCH_VALIDATE.replace("backend = \"{{ target }}\" }", "backend = \"{{ target }}\" }\ntimeout = \"100ms\"");
+    let text =
+        SWITCH_VALIDATE.replace("backend = \"{{ target }}\" }", "backend = \"{{ target }}\" }\ntimeout = \"100ms\"");
     let (_, outcome) = f.engine.run(&j, &rb(&text)).await.unwrap();
     assert!(matches!(&outcome, RunOutcome::RolledBack { error, .. } if error.contains("timed out")), "{outcome:?}");
 }
@@ -185,10 +189,21 @@ fn interrupted(f: &Fixture, runbook: &Runbook) -> (Job, RunRecord) {
         )
         .unwrap();
     let undo = json!({"uses": "state.switch", "with": {"to": "primary"}});
-    let intent = json!({"uses": "state.switch", "with": {"to": "secondary"}, "undo": undo, "timeout_ms": 1000, "retries": 0});
-    f.store.step_intent(run, 0, "do", "switch", "state.switch", &intent, SystemTime::now()).unwrap();
-    f.store.step_result(run, 0, "do", "ok", &json!({}), SystemTime::now()).unwrap();
-    f.store.step_intent(run, 1, "do", "validate", "validate", &json!({"uses": "validate"}), SystemTime::now()).unwrap();
+    let intent =
+        json!({"uses": "state.switch", "with": {"to": "secondary"}, "undo": undo, "timeout_ms": 1000, "retries": 0});
+    f.store
+        .step_intent(StepRef { run, idx: 0, phase: "do" }, "switch", "state.switch", &intent, SystemTime::now())
+        .unwrap();
+    f.store.step_result(StepRef { run, idx: 0, phase: "do" }, "ok", &json!({}), SystemTime::now()).unwrap();
+    f.store
+        .step_intent(
+            StepRef { run, idx: 1, phase: "do" },
+            "validate",
+            "validate",
+            &json!({"uses": "validate"}),
+            SystemTime::now(),
+        )
+        .unwrap();
     (j, f.store.unfinished_runs().unwrap().remove(0))
 }
 
@@ -201,7 +216,9 @@ async fn resume_skips_completed_steps() {
     assert_eq!(outcome, RunOutcome::Completed);
     assert_eq!(*f.host.calls.lock().unwrap(), ["validate secondary"], "the switch must not run twice");
     assert_eq!(f.store.steps(record.id).unwrap()[1].attempts, 2, "the interrupted attempt counts");
-    assert!(f.events.lock().unwrap().iter().any(|e| matches!(e, EngineEvent::StepSkipped { step, .. } if step == "switch")));
+    assert!(
+        f.events.lock().unwrap().iter().any(|e| matches!(e, EngineEvent::StepSkipped { step, .. } if step == "switch"))
+    );
     assert!(f.store.unfinished_runs().unwrap().is_empty());
 }
 

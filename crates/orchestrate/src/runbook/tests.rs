@@ -96,9 +96,8 @@ fn syntax_errors_give_line_and_column() {
 #[test]
 fn empty_and_duplicate_steps_are_refused() {
     assert!(problems("")[0].contains("at least one [[steps]]"));
-    let p = problems(
-        "[[steps]]\nname = \"a\"\nuses = \"sync.resync\"\n[[steps]]\nname = \"a\"\nuses = \"sync.resync\"\n",
-    );
+    let p =
+        problems("[[steps]]\nname = \"a\"\nuses = \"sync.resync\"\n[[steps]]\nname = \"a\"\nuses = \"sync.resync\"\n");
     assert!(p.join("\n").contains("another step has this name"), "{p:?}");
 }
 
