@@ -1,112 +1,340 @@
-//! `cutover demo`: two S3 backends run in this process (s3s-fs on temporary
-//! directories); cutover probes them, validates the standby, injects a real
-//! outage into the primary (it stops answering), shows the probes classify
-//! it, then lifts it and shows recovery.
+//! `cutover demo`: the whole recovery on an embedded default, needing nothing
+//! installed beyond the Rust toolchain (git is used when present).
+//!
+//! Two S3 backends run in this process (s3s-fs on temporary directories),
+//! `cloud-a` (primary) and `cloud-b`, with the real controller, policy,
+//! runbook engine and gateway of `cutover run` in front of them. A client
+//! writes and reads through the gateway while `cloud-a` stops answering; the
+//! controller detects, verifies, decides, runs the failover runbook
+//! (switch, `git.set` into a temporary repository, validate, notify) and,
+//! once `cloud-a` is back and stable, the fallback runbook (resync, switch
+//! back, validate). The summary gives the time to detect, the RTO, the
+//! client's failed requests, and the acknowledged writes lost (must be 0).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use cutover_core::Secret;
+use bytes::Bytes;
 use cutover_core::config::load_str;
 use cutover_lab::s3sfs::S3sFs;
-use cutover_s3::probe::probe_cycle;
 use cutover_s3::{ClientOptions, Credentials, S3Client};
+use sha2::{Digest, Sha256};
 
+use crate::cmd::run::{Running, start};
 use crate::{Failure, runtime};
+
+/// What the client saw.
+#[derive(Debug, Default)]
+struct ClientView {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    /// Acknowledged writes: key → SHA-256 of the body.
+    acked: Mutex<BTreeMap<String, String>>,
+}
 
 pub fn run() -> Result<(), Failure> {
     let started = Instant::now();
-    say("starting two S3 backends in this process: cloud-a (primary) and cloud-b (secondary)");
+    say("starting two S3 backends in this process (s3s-fs): cloud-a (primary) and cloud-b (secondary)");
     let a = S3sFs::start("app-data").context("starting cloud-a")?;
     let b = S3sFs::start("app-data").context("starting cloud-b")?;
     let dir = tempfile::tempdir().context("temporary directory")?;
-    let toml = format!(
-        "[state]\npath = \"demo.db\"\n[probe]\ninterval = \"500ms\"\ntimeout = \"1s\"\n\n\
-         [[backends]]\nname = \"cloud-a\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nbucket = \"app-data\"\nrole = \"primary\"\n\
-         credentials = {{ access_key_id_env = \"CLOUD_A_KEY\", secret_access_key_env = \"CLOUD_A_SECRET\" }}\n\n\
-         [[backends]]\nname = \"cloud-b\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nbucket = \"app-data\"\nrole = \"secondary\"\n\
-         credentials = {{ access_key_id_env = \"CLOUD_B_KEY\", secret_access_key_env = \"CLOUD_B_SECRET\" }}\n",
-        a.endpoint(),
-        b.endpoint()
-    );
-    let secrets: HashMap<&str, String> = HashMap::from([
-        ("CLOUD_A_KEY", a.key_id.clone()),
-        ("CLOUD_A_SECRET", a.secret.clone()),
-        ("CLOUD_B_KEY", b.key_id.clone()),
-        ("CLOUD_B_SECRET", b.secret.clone()),
-    ]);
-    let config =
-        load_str(&toml, "demo.toml", dir.path(), &|k| secrets.get(k).cloned()).context("demo configuration")?;
-    let opts = ClientOptions::probe(config.probe.timeout);
-    let client = |name: &str, server: &S3sFs| {
-        let creds = Credentials {
-            access_key_id: server.key_id.clone(),
-            secret_access_key: Secret::new(server.secret.clone()),
-            session_token: None,
-        };
-        S3Client::new(config.backend(name).expect("demo backend"), creds, opts)
-    };
-    let (ca, cb) = (client("cloud-a", &a), client("cloud-b", &b));
-    let probe = &config.probe;
-    let mut objectives = Vec::new();
+    let repo = git_repo(dir.path());
+    write_files(dir.path(), &a, &b, repo.as_deref())?;
+    let config = load_str(
+        &std::fs::read_to_string(dir.path().join("cutover.toml")).context("demo configuration")?,
+        "demo cutover.toml",
+        dir.path(),
+        &|_| None,
+    )
+    .map_err(|e| Failure::Usage(e.to_string()))?;
+    let direct_a = backend_client(&config, "cloud-a", &a);
 
-    runtime().block_on(async {
-        say("probing both backends (PUT → GET + checksum → HEAD → DELETE)");
-        for c in [&ca, &cb] {
-            let r = probe_cycle(c, &probe.prefix, probe.object_size).await;
-            let ops: Vec<String> = r.ops.iter().map(|o| format!("{} {:.1}ms", o.op, o.ms)).collect();
-            say(&format!("  {:<8} {:<4} {}", r.backend, r.outcome, ops.join("  ")));
-            objectives.push((
-                if r.backend == "cloud-a" { "cloud-a healthy at start" } else { "cloud-b healthy at start" },
-                r.ok,
-            ));
-        }
+    let rt = runtime();
+    let result = rt.block_on(async {
+        let running = start(config.clone(), true).await?;
+        say(&format!(
+            "cutover is running: API http://{} · S3 gateway http://{} (bucket \"app\") · state {}",
+            running.api.map(|a| a.to_string()).unwrap_or_default(),
+            running.gateway.map(|a| a.to_string()).unwrap_or_default(),
+            config.state.path.display()
+        ));
+        let gw = running.gateway.context("the gateway's address")?;
+        let app = gateway_client(&config, dir.path(), gw)?;
+        wait_until("both backends healthy", Duration::from_secs(20), || both_healthy(&running)).await?;
 
-        say("validating the standby cloud-b with the smoke suite");
-        let v = cutover_s3::validate::run(&cb, &Default::default(), &probe.prefix).await;
-        for c in &v.checks {
-            let mark = if c.skipped {
-                "skip"
-            } else if c.ok {
-                "ok"
-            } else {
-                "FAIL"
-            };
-            say(&format!("  {mark:<5} {:<14} {}", c.name, c.detail));
-        }
-        objectives.push(("standby validated", v.ok));
+        let view = Arc::new(ClientView::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let workload = tokio::spawn(workload(app.clone(), view.clone(), stop.clone()));
+        tokio::time::sleep(Duration::from_secs(2)).await;
 
         say("injecting an outage: cloud-a stops answering (connections accepted, never served)");
         a.hang();
-        let outage = Instant::now();
-        let r = probe_cycle(&ca, &probe.prefix, probe.object_size).await;
+        let onset = Instant::now();
+        wait_until("the failover", Duration::from_secs(30), || incident_state(&running) == Some("failed_over".into()))
+            .await?;
+        let rto = onset.elapsed();
+        let incident = latest_incident(&running).context("an incident")?;
+        let detect =
+            running.shared.controller.lock().unwrap().opened_instant(&incident).map(|t| t.duration_since(onset));
         say(&format!(
-            "  cloud-a probe: {} after {:.1}s (the probe deadline is {:?})",
-            r.outcome,
-            outage.elapsed().as_secs_f64(),
-            probe.timeout
+            "validated switch to cloud-b {:.1}s after the onset; the client keeps writing",
+            rto.as_secs_f64()
         ));
-        objectives.push(("outage classified as Timeout", r.outcome == cutover_core::Outcome::Timeout));
-        let rb = probe_cycle(&cb, &probe.prefix, probe.object_size).await;
-        say(&format!("  cloud-b probe: {} (the standby is unaffected)", rb.outcome));
-        objectives.push(("standby healthy during the outage", rb.ok));
+        tokio::time::sleep(Duration::from_secs(2)).await;
 
-        say("lifting the outage");
+        say("lifting the outage: cloud-a answers again; fallback waits for it to be stable");
         a.resume();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let r = probe_cycle(&ca, &probe.prefix, probe.object_size).await;
-        say(&format!("  cloud-a probe: {}", r.outcome));
-        objectives.push(("cloud-a healthy again", r.ok));
-    });
+        let back = Instant::now();
+        wait_until("the fallback", Duration::from_secs(30), || incident_state(&running) == Some("resolved".into()))
+            .await?;
+        let fallback = back.elapsed();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::SeqCst);
+        let _ = workload.await;
 
-    say(&format!("summary ({:.1}s):", started.elapsed().as_secs_f64()));
-    for (what, ok) in &objectives {
-        say(&format!("  {} {what}", if *ok { "met   " } else { "MISSED" }));
+        say("reading back every acknowledged write through the gateway and directly from cloud-a");
+        let acked = view.acked.lock().unwrap().clone();
+        let mut lost = 0;
+        for (key, hash) in &acked {
+            for client in [&app, &direct_a] {
+                let ok = client.get_object(key, &[]).await.is_ok_and(|r| hex::encode(Sha256::digest(&r.body)) == *hash);
+                if !ok {
+                    lost += 1;
+                    say(&format!("  LOST: {key} via {}", client.name()));
+                }
+            }
+        }
+        let store = running.shared.controller.lock().unwrap().store().clone();
+        let audit = store.verify_audit().map_err(anyhow::Error::from)?;
+        Ok::<_, Failure>(Summary {
+            detect,
+            rto,
+            fallback,
+            ok: view.ok.load(Ordering::SeqCst),
+            failed: view.failed.load(Ordering::SeqCst),
+            acked: acked.len(),
+            lost,
+            audit: audit.map_err(|e| e.to_string()),
+            incident,
+        })
+    });
+    drop(rt);
+    let s = result?;
+    let total = started.elapsed();
+    say(&format!("summary of incident {} ({:.1}s in all):", s.incident, total.as_secs_f64()));
+    let secs = |d: Duration| format!("{:.1}s", d.as_secs_f64());
+    say(&format!("  time to detect (outage onset → incident opened): {}", s.detect.map(secs).unwrap_or("?".into())));
+    say(&format!("  RTO (outage onset → validated switch):            {}", secs(s.rto)));
+    say(&format!("  fallback (cloud-a back → resynced, switched, validated): {}", secs(s.fallback)));
+    say(&format!("  client requests: {} ok, {} failed", s.ok, s.failed));
+    say(&format!("  acknowledged writes: {}, lost: {}", s.acked, s.lost));
+    say(&format!(
+        "  audit chain: {}",
+        match &s.audit {
+            Ok(n) => format!("{n} entries, verified"),
+            Err(e) => format!("BROKEN: {e}"),
+        }
+    ));
+    let objectives = [
+        ("RTO within 10s", s.rto <= Duration::from_secs(10)),
+        ("zero acknowledged writes lost", s.lost == 0 && s.acked > 0),
+        ("audit chain verified", s.audit.is_ok()),
+        ("finished within a minute", total <= Duration::from_secs(60)),
+    ];
+    for (what, ok) in objectives {
+        say(&format!("  {} {what}", if ok { "met   " } else { "MISSED" }));
     }
     if objectives.iter().all(|(_, ok)| *ok) { Ok(()) } else { Err(Failure::Failed) }
 }
 
+struct Summary {
+    detect: Option<Duration>,
+    rto: Duration,
+    fallback: Duration,
+    ok: u64,
+    failed: u64,
+    acked: usize,
+    lost: usize,
+    audit: Result<usize, String>,
+    incident: String,
+}
+
 fn say(line: &str) {
     println!("[demo] {line}");
+}
+
+/// A bare repository with `infra/vars.json`, when git is installed.
+fn git_repo(dir: &Path) -> Option<std::path::PathBuf> {
+    let git = |cwd: &Path, args: &[&str]| {
+        std::process::Command::new("git")
+            .current_dir(cwd)
+            .args(["-c", "user.name=demo", "-c", "user.email=demo@localhost"])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let bare = dir.join("infra.git");
+    let seed = dir.join("infra-seed");
+    let ok = std::fs::create_dir_all(seed.join("infra")).is_ok()
+        && std::fs::write(seed.join("infra/vars.json"), "{\n  \"active_provider\": \"cloud-a\"\n}\n").is_ok()
+        && git(dir, &["init", "-q", "--bare", "-b", "main", "infra.git"])
+        && git(&seed, &["init", "-q", "-b", "main"])
+        && git(&seed, &["add", "."])
+        && git(&seed, &["commit", "-q", "-m", "initial"])
+        && git(&seed, &["push", "-q", bare.to_str()?, "main"]);
+    if ok {
+        Some(bare)
+    } else {
+        say("git is not installed: the demo runbook skips its git.set step");
+        None
+    }
+}
+
+fn write_files(dir: &Path, a: &S3sFs, b: &S3sFs, repo: Option<&Path>) -> Result<(), Failure> {
+    let write =
+        |name: &str, text: String| std::fs::write(dir.join(name), text).with_context(|| format!("writing {name}"));
+    write(
+        "credentials",
+        format!(
+            "[cloud-a]\naws_access_key_id = {}\naws_secret_access_key = {}\n[cloud-b]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            a.key_id, a.secret, b.key_id, b.secret
+        ),
+    )?;
+    write("gateway.secret", "demo-app-secret-0123456789\n".into())?;
+    let git_step = repo
+        .map(|r| {
+            format!(
+                "\n[[steps]]\nname = \"terraform vars\"\nuses = \"git.set\"\n\
+                 with = {{ repo = \"{r}\", file = \"infra/vars.json\", key = \"active_provider\", value = \"{{{{ target }}}}\", \
+                 branch = \"main\", message = \"cutover: {{{{ kind }}}} to {{{{ target }}}} ({{{{ incident.id }}}})\" }}\n\
+                 undo = {{ uses = \"git.set\", with = {{ repo = \"{r}\", file = \"infra/vars.json\", key = \"active_provider\", \
+                 value = \"{{{{ source }}}}\", branch = \"main\", message = \"cutover: undo ({{{{ incident.id }}}})\" }} }}\n",
+                r = r.display()
+            )
+        })
+        .unwrap_or_default();
+    write(
+        "failover.toml",
+        format!(
+            "[[steps]]\nname = \"switch the gateway\"\nuses = \"state.switch\"\nwith = {{ to = \"{{{{ target }}}}\" }}\ntimeout = \"5s\"\n\
+             {git_step}\n\
+             [[steps]]\nname = \"smoke-test the target\"\nuses = \"validate\"\nwith = {{ backend = \"{{{{ target }}}}\" }}\ntimeout = \"20s\"\n\n\
+             [[steps]]\nname = \"tell the team\"\nuses = \"notify\"\nwith = {{ url = \"-\" }}\n"
+        ),
+    )?;
+    let backend = |name: &str, role: &str, s: &S3sFs| {
+        format!(
+            "[[backends]]\nname = \"{name}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nbucket = \"app-data\"\nrole = \"{role}\"\n\
+             path_style = true\ncredentials = {{ file = \"credentials\", profile = \"{name}\" }}\n",
+            s.endpoint()
+        )
+    };
+    write(
+        "cutover.toml",
+        format!(
+            "[state]\npath = \"cutover.db\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [probe]\ninterval = \"500ms\"\ntimeout = \"1s\"\n\
+             [runbooks]\nfailover = \"failover.toml\"\n\
+             [fallback]\nstable_for = \"3s\"\nmin_dwell = \"3s\"\n\n{}\n{}\n\
+             [gateway]\nlisten = \"127.0.0.1:0\"\n[[gateway.clients]]\naccess_key_id = \"DEMOAPPKEY\"\n\
+             secret_access_key_file = \"gateway.secret\"\n[[gateway.buckets]]\nname = \"app\"\nmode = \"dual-write\"\nack = \"active-journal\"\n",
+            backend("cloud-a", "primary", a),
+            backend("cloud-b", "secondary", b)
+        ),
+    )?;
+    Ok(())
+}
+
+/// The application's client: it speaks S3 to the gateway, nothing else.
+fn gateway_client(config: &cutover_core::Config, dir: &Path, addr: std::net::SocketAddr) -> Result<S3Client, Failure> {
+    let mut b = config.backends[0].clone();
+    b.name = "gateway".into();
+    b.bucket = "app".into();
+    b.endpoint = cutover_core::Endpoint::parse(&format!("http://{addr}")).map_err(Failure::Usage)?;
+    let secret = std::fs::read_to_string(dir.join("gateway.secret")).context("gateway secret")?;
+    Ok(S3Client::new(&b, creds("DEMOAPPKEY", secret.trim()), ClientOptions::probe(Duration::from_secs(2))))
+}
+
+fn backend_client(config: &cutover_core::Config, name: &str, s: &S3sFs) -> S3Client {
+    let b = config.backend(name).expect("demo backend");
+    S3Client::new(b, creds(&s.key_id, &s.secret), ClientOptions::probe(Duration::from_secs(5)))
+}
+
+fn creds(id: &str, secret: &str) -> Credentials {
+    Credentials {
+        access_key_id: id.to_string(),
+        secret_access_key: cutover_core::Secret::new(secret.to_string()),
+        session_token: None,
+    }
+}
+
+/// Writes a new key every 50 ms and reads the previous one back, printing
+/// what the client sees every second.
+async fn workload(client: S3Client, view: Arc<ClientView>, stop: Arc<AtomicBool>) {
+    let mut i = 0u64;
+    let mut last_report = Instant::now();
+    let (mut ok_s, mut failed_s) = (0u64, 0u64);
+    while !stop.load(Ordering::SeqCst) {
+        let key = format!("orders/{i:05}.json");
+        let body = Bytes::from(format!("{{\"order\": {i}, \"note\": \"written through the gateway\"}}"));
+        let hash = hex::encode(Sha256::digest(&body));
+        match client.put_object(&key, body, &[]).await {
+            Ok(_) => {
+                view.acked.lock().unwrap().insert(key.clone(), hash);
+                view.ok.fetch_add(1, Ordering::SeqCst);
+                ok_s += 1;
+                if client.get_object(&key, &[]).await.is_ok() {
+                    view.ok.fetch_add(1, Ordering::SeqCst);
+                    ok_s += 1;
+                } else {
+                    view.failed.fetch_add(1, Ordering::SeqCst);
+                    failed_s += 1;
+                }
+            }
+            Err(_) => {
+                view.failed.fetch_add(1, Ordering::SeqCst);
+                failed_s += 1;
+            }
+        }
+        i += 1;
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            println!("[client] last second: {ok_s} requests ok, {failed_s} failed");
+            (ok_s, failed_s, last_report) = (0, 0, Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn both_healthy(r: &Running) -> bool {
+    let c = r.shared.controller.lock().unwrap();
+    let now = Instant::now();
+    c.backend_names().iter().all(|n| c.health(n, now) == cutover_control::health::Health::Healthy)
+}
+
+fn latest_incident(r: &Running) -> Option<String> {
+    let c = r.shared.controller.lock().unwrap();
+    c.store().incidents().ok()?.into_iter().next().map(|i| i.id)
+}
+
+fn incident_state(r: &Running) -> Option<String> {
+    let c = r.shared.controller.lock().unwrap();
+    c.store().incidents().ok()?.into_iter().next().map(|i| i.state)
+}
+
+async fn wait_until(what: &str, limit: Duration, f: impl Fn() -> bool) -> Result<(), Failure> {
+    let start = Instant::now();
+    while !f() {
+        if start.elapsed() > limit {
+            say(&format!("MISSED: no {what} within {limit:?}"));
+            return Err(Failure::Failed);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
