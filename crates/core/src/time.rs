@@ -42,6 +42,25 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// Parses what [`rfc3339`] writes (`2026-11-24T02:55:42.123Z`; the
+/// fraction is optional). `None` for anything else.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<u32>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(|x| x.parse::<u64>().ok());
+    let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let ms: u64 = format!("{frac:0<3}")[..3].parse().ok()?;
+    let days = days_from_civil(y as i64, m, day);
+    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + min * 60 + sec;
+    Some(UNIX_EPOCH + Duration::from_millis(secs * 1000 + ms))
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as u64
@@ -57,5 +76,9 @@ mod tests {
         assert_eq!(rfc3339(t), "2000-02-29T01:01:01.250Z");
         assert_eq!(days_from_civil(2000, 2, 29), 11_016);
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(parse_rfc3339("2000-02-29T01:01:01.250Z"), Some(t));
+        assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        assert_eq!(parse_rfc3339("2000-13-29T01:01:01Z"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

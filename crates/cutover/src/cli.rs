@@ -44,6 +44,8 @@ pub enum Command {
     Reject(crate::cmd::approve::VerdictArgs),
     /// Force a failover to a backend through the failover runbook (through the API; admin).
     Failover(crate::cmd::approve::FailoverArgs),
+    /// Run a chaos drill on a staging configuration and report RTO, lost writes and false failovers.
+    Drill(crate::cmd::drill::DrillArgs),
     /// Probe from another vantage point and report to a controller.
     Agent(AgentArgs),
     /// Evaluate or test Rego policies.

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         Command::Approve(args) => cmd::approve::verdict(&cli.global, args, true),
         Command::Reject(args) => cmd::approve::verdict(&cli.global, args, false),
         Command::Failover(args) => cmd::approve::failover(&cli.global, args),
+        Command::Drill(args) => cmd::drill::run(&cli.global, args),
         Command::Agent(args) => cmd::agent::run(&cli.global, args),
         Command::Policy { command } => cmd::policy::run(command),
         Command::Incidents { command } => cmd::state::incidents(&cli.global, command),

@@ -130,6 +130,18 @@ pub struct Config {
     pub gateway: Option<GatewayConfig>,
     pub detect: DetectConfig,
     pub verify: VerifyConfig,
+    pub objectives: ObjectivesConfig,
+}
+
+/// `[objectives]`: what `cutover drill` checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectivesConfig {
+    /// Outage onset to validated switch (default 5s).
+    pub rto: Duration,
+    /// Acknowledged writes older than this before the onset must never be lost (default 0: none may be).
+    pub rpo: Duration,
+    /// Failovers a drill scenario that should not fail over may cause (default 0).
+    pub max_false_failovers: u32,
 }
 
 /// Thresholds of the health state machine (`[detect]`).

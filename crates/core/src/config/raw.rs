@@ -17,6 +17,24 @@ pub struct RawConfig {
     pub gateway: Option<RawGateway>,
     pub detect: Option<RawDetect>,
     pub verify: Option<RawVerify>,
+    pub objectives: Option<RawObjectives>,
+}
+
+/// `[objectives]`: what a drill must achieve.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawObjectives {
+    pub rto: Option<String>,
+    /// `0` or a duration string.
+    pub rpo: Option<IntOrString>,
+    pub max_false_failovers: Option<u32>,
+}
+
+/// A value written either as a number or as a string (`rpo = 0`, `rpo = "30s"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum IntOrString {
+    Int(i64),
+    Str(String),
 }
 
 #[derive(Debug, Default, Deserialize)]

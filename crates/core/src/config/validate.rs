@@ -169,6 +169,28 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
         min_dwell: p.duration("fallback.min_dwell", rf.min_dwell.as_ref(), Duration::from_secs(300)),
     };
 
+    let ro = raw.objectives.unwrap_or_default();
+    let rpo = match &ro.rpo {
+        None | Some(super::raw::IntOrString::Int(0)) => Duration::ZERO,
+        Some(super::raw::IntOrString::Str(s)) if s.trim() == "0" => Duration::ZERO,
+        Some(super::raw::IntOrString::Str(s)) => match parse_duration(s) {
+            Ok(d) => d,
+            Err(e) => {
+                p.push("objectives.rpo", e);
+                Duration::ZERO
+            }
+        },
+        Some(super::raw::IntOrString::Int(n)) => {
+            p.push("objectives.rpo", format!("{n} is not a duration: write 0 or a string such as \"30s\""));
+            Duration::ZERO
+        }
+    };
+    let objectives = ObjectivesConfig {
+        rto: p.duration("objectives.rto", ro.rto.as_ref(), Duration::from_secs(5)),
+        rpo,
+        max_false_failovers: ro.max_false_failovers.unwrap_or(0),
+    };
+
     let backends = validate_backends(&mut p, raw.backends, base_dir, env);
     let names: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
     let gateway = raw.gateway.map(|g| validate_gateway(&mut p, g, &names, base_dir, env));
@@ -176,7 +198,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
     if !p.0.is_empty() {
         return Err(p.0);
     }
-    Ok(Config { state, api, probe, policy, runbooks, fallback, backends, gateway, detect, verify })
+    Ok(Config { state, api, probe, policy, runbooks, fallback, backends, gateway, detect, verify, objectives })
 }
 
 fn validate_backends(

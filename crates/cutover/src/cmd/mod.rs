@@ -4,6 +4,7 @@ pub mod agent;
 pub mod approve;
 pub mod config;
 pub mod demo;
+pub mod drill;
 pub mod gateway;
 pub mod orchestrate;
 pub mod policy;
