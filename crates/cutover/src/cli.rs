@@ -77,6 +77,8 @@ pub enum Command {
     Replicate(crate::cmd::sync::ReplicateArgs),
     /// Run the S3 gateway on `[gateway] listen` (follows the active backend in the state file).
     Gateway(GatewayArgs),
+    /// Relay TCP to a backend while injecting faults (latency, blackhole, reset, refuse, 503 SlowDown, bandwidth).
+    ChaosProxy(crate::cmd::chaos::ChaosProxyArgs),
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::sync::check(&cli.global, args),
         Command::Replicate(args) => cmd::sync::replicate(&cli.global, args),
         Command::Gateway(args) => cmd::gateway::run(&cli.global, args),
+        Command::ChaosProxy(args) => cmd::chaos::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
