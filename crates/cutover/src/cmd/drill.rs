@@ -84,6 +84,60 @@ pub struct DrillArgs {
     /// Print the JSON report on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Instead of --config: start two local Garage backends (needs `garage`
+    /// in ~/.cargo/bin or PATH) with an in-process chaos proxy in front of
+    /// the primary. For benchmarks and trying drills out.
+    #[arg(long, conflicts_with = "chaos")]
+    pub lab: bool,
+    /// Use this failover runbook instead of the configured one.
+    #[arg(long, value_name = "FILE")]
+    pub failover_runbook: Option<PathBuf>,
+}
+
+/// `--lab`: two Garage backends, a chaos proxy in front of the first.
+struct Lab {
+    _a: cutover_lab::garage::Garage,
+    _b: cutover_lab::garage::Garage,
+    _proxy: cutover_chaos::Proxy,
+    _dir: tempfile::TempDir,
+    config: Config,
+    control: std::net::SocketAddr,
+}
+
+impl Lab {
+    fn start() -> Result<Self, Failure> {
+        let lab = |e: cutover_lab::LabError| Failure::Error(anyhow::anyhow!("--lab: {e}"));
+        let a = cutover_lab::garage::Garage::start("drill-a").map_err(lab)?;
+        let b = cutover_lab::garage::Garage::start("drill-b").map_err(lab)?;
+        let upstream = a.endpoint().trim_start_matches("http://").trim_end_matches('/').to_string();
+        let proxy = cutover_chaos::Proxy::start("127.0.0.1:0".parse().expect("address"), &upstream)
+            .map_err(|e| Failure::Error(anyhow::anyhow!("--lab: chaos proxy: {e}")))?;
+        let control = proxy
+            .serve_control("127.0.0.1:0".parse().expect("address"))
+            .map_err(|e| Failure::Error(anyhow::anyhow!("--lab: chaos control: {e}")))?;
+        let dir = tempfile::tempdir().context("temporary directory")?;
+        std::fs::write(
+            dir.path().join("credentials"),
+            format!(
+                "[a]\naws_access_key_id = {}\naws_secret_access_key = {}\n[b]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+                a.key_id, a.secret, b.key_id, b.secret
+            ),
+        )
+        .context("credentials")?;
+        let text = format!(
+            "[[backends]]\nname = \"primary\"\nendpoint = \"http://{}\"\nregion = \"garage\"\nbucket = \"{}\"\nrole = \"primary\"\n\
+             credentials = {{ file = \"credentials\", profile = \"a\" }}\n\
+             [[backends]]\nname = \"secondary\"\nendpoint = \"{}\"\nregion = \"garage\"\nbucket = \"{}\"\nrole = \"secondary\"\n\
+             credentials = {{ file = \"credentials\", profile = \"b\" }}\n",
+            proxy.addr(),
+            a.bucket,
+            b.endpoint(),
+            b.bucket
+        );
+        let config = cutover_core::config::load_str(&text, "--lab", dir.path(), &|_| None)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        Ok(Self { _a: a, _b: b, _proxy: proxy, _dir: dir, config, control })
+    }
 }
 
 /// One run's measurements.
@@ -111,7 +165,18 @@ struct ClientView {
 }
 
 pub fn run(global: &Global, args: DrillArgs) -> Result<(), Failure> {
-    let config = load::config(global)?;
+    let lab = if args.lab { Some(Lab::start()?) } else { None };
+    let mut config = match &lab {
+        Some(l) => l.config.clone(),
+        None => load::config(global)?,
+    };
+    if let Some(rb) = &args.failover_runbook {
+        config.runbooks.failover = Some(std::path::absolute(rb).context("--failover-runbook")?);
+    }
+    let mut chaos_args = args.chaos.clone();
+    if let Some(l) = &lab {
+        chaos_args.push(format!("primary=http://{}", l.control));
+    }
     if args.scenario == Scenario::PartialVantage {
         return Err(Failure::Usage(
             "drill --scenario partial-vantage needs probe agents in other places (`cutover agent`) whose \
@@ -122,7 +187,7 @@ pub fn run(global: &Global, args: DrillArgs) -> Result<(), Failure> {
     }
     let primary = config.primary().name.clone();
     let mut chaos = BTreeMap::new();
-    for c in &args.chaos {
+    for c in &chaos_args {
         let (name, url) =
             c.split_once('=').ok_or_else(|| Failure::Usage(format!("--chaos {c:?}: write BACKEND=URL")))?;
         if config.backend(name).is_none() {
