@@ -84,17 +84,7 @@ fn a_blip_drill_does_not_fail_over_and_an_impossible_rto_is_a_breach() {
 
 #[test]
 fn drill_usage_errors_name_the_problem() {
-    let b = |name: &str, role| Backend {
-        name: name.into(),
-        endpoint: "http://127.0.0.1:1".into(),
-        region: "region".into(),
-        bucket: "bucket".into(),
-        role,
-        key_id: "k".into(),
-        secret: "s".into(),
-        extra: String::new(),
-    };
-    let s = Setup::new(&[b("primary", "primary"), b("secondary", "secondary")], "");
+    let s = Setup::new(&[Backend::dummy("primary", "primary"), Backend::dummy("secondary", "secondary")], "");
     let r = s.run(&["drill", "--scenario", "hard-down"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("--chaos primary=URL is required"), "{r:?}");

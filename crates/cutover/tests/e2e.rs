@@ -161,17 +161,7 @@ fn outage(fault: Fault) {
     assert_eq!(validated, 2, "the secondary after the failover and the primary after the fallback: {detail}");
 
     // Zero lost acknowledged writes: through the gateway and directly from the primary.
-    let gateway = Backend {
-        name: "gateway".into(),
-        endpoint: format!("http://127.0.0.1:{gw_port}"),
-        region: "us-east-1".into(),
-        bucket: "app".into(),
-        role: "primary",
-        key_id: "APPKEY".into(),
-        secret: APP_SECRET.into(),
-        extra: String::new(),
-    }
-    .client();
+    let gateway = Backend::gateway(gw_port, "APPKEY", APP_SECRET).client();
     let direct = primary.client();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut lost = Vec::new();

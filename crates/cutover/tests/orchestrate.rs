@@ -32,6 +32,15 @@ fn kinds(detail: &Value) -> Vec<String> {
     detail["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect()
 }
 
+/// Two Garage backends, `primary` and `secondary`, in a configuration with `extra`.
+fn two_garages(extra: &str) -> (cutover_lab::garage::Garage, cutover_lab::garage::Garage, Setup) {
+    let a = start_garage();
+    let b = start_garage();
+    let setup =
+        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], extra);
+    (a, b, setup)
+}
+
 fn both_healthy(c: &Controller) {
     c.wait_for("both healthy", Duration::from_secs(20), |c| {
         let s = c.json("/v1/status");
@@ -95,11 +104,8 @@ fn approval_through_the_api_and_the_cli_with_refusals_for_wrong_tokens() {
 
 #[test]
 fn a_rejection_holds_and_an_admin_can_force_a_failover() {
-    let a = start_garage();
-    let b = start_garage();
     let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}\n[policy]\nmax_failovers_per_hour = 0\n", tokens());
-    let setup =
-        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], &extra);
+    let (a, _b, setup) = two_garages(&extra);
     let c = Controller::start(&setup);
     both_healthy(&c);
     a.pause().unwrap();
@@ -133,11 +139,8 @@ fn a_rejection_holds_and_an_admin_can_force_a_failover() {
 
 #[test]
 fn a_failed_validation_rolls_back_and_the_primary_stays_active() {
-    let a = start_garage();
-    let b = start_garage();
     let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}\n", tokens());
-    let mut setup =
-        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], &extra);
+    let (_a, _b, mut setup) = two_garages(&extra);
     // The secondary's credentials are wrong: its validation must fail.
     for (k, v) in setup.env.iter_mut() {
         if k == "SECONDARY_SECRET" {
@@ -189,17 +192,7 @@ fn fallback_after_the_primary_is_stable_copies_back_the_outage_writes_through_th
     setup.env.push(("GATEWAY_APP_SECRET".into(), "app-secret-0123456789".into()));
     let c = Controller::start(&setup);
     both_healthy(&c);
-    let app = Backend {
-        name: "gateway".into(),
-        endpoint: format!("http://127.0.0.1:{gw_port}"),
-        region: "us-east-1".into(),
-        bucket: "app".into(),
-        role: "primary",
-        key_id: "APPKEY".into(),
-        secret: "app-secret-0123456789".into(),
-        extra: String::new(),
-    }
-    .client();
+    let app = Backend::gateway(gw_port, "APPKEY", "app-secret-0123456789").client();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(app.put_object("before", bytes::Bytes::from_static(b"written before the outage"), &[])).unwrap();
     a.pause().unwrap();
@@ -294,14 +287,11 @@ with = {{ backend = "{{{{ target }}}}" }}
 
 #[test]
 fn a_paused_primary_runs_the_full_runbook_git_webhook_notify_validate() {
-    let a = start_garage();
-    let b = start_garage();
     let receiver = common::receiver::Receiver::start();
     let setup0 = tempfile::tempdir().unwrap();
     let bare = infra_repo(setup0.path());
     let extra = "[api]\nlisten = \"127.0.0.1:0\"\n[runbooks]\nfailover = \"failover.toml\"\n";
-    let setup =
-        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], extra);
+    let (a, _b, setup) = two_garages(extra);
     std::fs::write(setup.dir.path().join("failover.toml"), full_runbook(&bare, receiver.port)).unwrap();
     let c = Controller::start(&setup);
     both_healthy(&c);
@@ -335,14 +325,11 @@ fn a_paused_primary_runs_the_full_runbook_git_webhook_notify_validate() {
 
 #[test]
 fn a_failed_validation_undoes_the_git_change_and_the_switch() {
-    let a = start_garage();
-    let b = start_garage();
     let receiver = common::receiver::Receiver::start();
     let repo_dir = tempfile::tempdir().unwrap();
     let bare = infra_repo(repo_dir.path());
     let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}[runbooks]\nfailover = \"failover.toml\"\n", tokens());
-    let mut setup =
-        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], &extra);
+    let (_a, _b, mut setup) = two_garages(&extra);
     std::fs::write(setup.dir.path().join("failover.toml"), full_runbook(&bare, receiver.port)).unwrap();
     for (k, v) in setup.env.iter_mut() {
         if k == "SECONDARY_SECRET" {
@@ -380,11 +367,8 @@ fn a_failed_validation_undoes_the_git_change_and_the_switch() {
 
 #[test]
 fn kill_9_during_a_slow_step_resumes_without_running_completed_steps_again() {
-    let a = start_garage();
-    let b = start_garage();
     let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}[runbooks]\nfailover = \"failover.toml\"\n", tokens());
-    let setup =
-        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], &extra);
+    let (_a, _b, setup) = two_garages(&extra);
     let d = setup.dir.path().display();
     let runbook = format!(
         r#"

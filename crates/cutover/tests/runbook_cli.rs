@@ -6,18 +6,8 @@ mod common;
 use common::{Backend, Setup, cutover};
 
 fn setup(runbook: &str) -> Setup {
-    let b = |name: &str, role| Backend {
-        name: name.into(),
-        endpoint: "http://127.0.0.1:1".into(),
-        region: "region".into(),
-        bucket: "bucket".into(),
-        role,
-        key_id: "k".into(),
-        secret: "s".into(),
-        extra: String::new(),
-    };
     let s = Setup::new(
-        &[b("primary", "primary"), b("secondary", "secondary")],
+        &[Backend::dummy("primary", "primary"), Backend::dummy("secondary", "secondary")],
         "[runbooks]\nfailover = \"failover.toml\"\n",
     );
     std::fs::write(s.dir.path().join("failover.toml"), runbook).unwrap();

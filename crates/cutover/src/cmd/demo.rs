@@ -64,7 +64,7 @@ pub fn run() -> Result<(), Failure> {
         ));
         let gw = running.gateway.context("the gateway's address")?;
         let app = gateway_client(&config, dir.path(), gw)?;
-        wait_until("both backends healthy", Duration::from_secs(20), || both_healthy(&running)).await?;
+        running.wait_for("both backends healthy", Duration::from_secs(20), Running::all_healthy).await?;
 
         let view = Arc::new(ClientView::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -74,10 +74,9 @@ pub fn run() -> Result<(), Failure> {
         say("injecting an outage: cloud-a stops answering (connections accepted, never served)");
         a.hang();
         let onset = Instant::now();
-        wait_until("the failover", Duration::from_secs(30), || incident_state(&running) == Some("failed_over".into()))
-            .await?;
+        running.wait_for("failover", Duration::from_secs(30), |r| state(r) == "failed_over").await?;
         let rto = onset.elapsed();
-        let incident = latest_incident(&running).context("an incident")?;
+        let incident = running.latest_incident().context("an incident")?.id;
         let detect =
             running.shared.controller.lock().unwrap().opened_instant(&incident).map(|t| t.duration_since(onset));
         say(&format!(
@@ -89,8 +88,7 @@ pub fn run() -> Result<(), Failure> {
         say("lifting the outage: cloud-a answers again; fallback waits for it to be stable");
         a.resume();
         let back = Instant::now();
-        wait_until("the fallback", Duration::from_secs(30), || incident_state(&running) == Some("resolved".into()))
-            .await?;
+        running.wait_for("fallback", Duration::from_secs(30), |r| state(r) == "resolved").await?;
         let fallback = back.elapsed();
         tokio::time::sleep(Duration::from_millis(500)).await;
         stop.store(true, Ordering::SeqCst);
@@ -311,30 +309,6 @@ async fn workload(client: S3Client, view: Arc<ClientView>, stop: Arc<AtomicBool>
     }
 }
 
-fn both_healthy(r: &Running) -> bool {
-    let c = r.shared.controller.lock().unwrap();
-    let now = Instant::now();
-    c.backend_names().iter().all(|n| c.health(n, now) == cutover_control::health::Health::Healthy)
-}
-
-fn latest_incident(r: &Running) -> Option<String> {
-    let c = r.shared.controller.lock().unwrap();
-    c.store().incidents().ok()?.into_iter().next().map(|i| i.id)
-}
-
-fn incident_state(r: &Running) -> Option<String> {
-    let c = r.shared.controller.lock().unwrap();
-    c.store().incidents().ok()?.into_iter().next().map(|i| i.state)
-}
-
-async fn wait_until(what: &str, limit: Duration, f: impl Fn() -> bool) -> Result<(), Failure> {
-    let start = Instant::now();
-    while !f() {
-        if start.elapsed() > limit {
-            say(&format!("MISSED: no {what} within {limit:?}"));
-            return Err(Failure::Failed);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
+fn state(r: &Running) -> String {
+    r.latest_incident().map(|i| i.state).unwrap_or_default()
 }

@@ -306,7 +306,7 @@ async fn one_run(
 ) -> Result<RunReport, Failure> {
     set_faults(proxy, None).await?;
     let running = start(config.clone(), true).await?;
-    wait(&running, "every backend healthy", Duration::from_secs(30), all_healthy).await?;
+    running.wait_for("every backend healthy", Duration::from_secs(30), Running::all_healthy).await?;
     let gw = running.gateway.context("the drill gateway")?;
     let app = client_for(&config, &format!("http://{gw}"), "drill", "CUTOVERDRILL", &config_secret(&config)?)?;
     let view = Arc::new(ClientView::default());
@@ -320,7 +320,7 @@ async fn one_run(
         Scenario::HardDown | Scenario::Slowdown => {
             let f = if scenario == Scenario::HardDown { blackhole } else { json!({"slowdown_rate": 1.0}) };
             set_faults(proxy, Some(f)).await?;
-            let _ = wait(&running, "the failover", Duration::from_secs(30), |r| failovers(r) > 0).await;
+            let _ = running.wait_for("failover", Duration::from_secs(30), |r| failovers(r) > 0).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         Scenario::Blip => {
@@ -349,7 +349,8 @@ async fn one_run(
     let mut fallback_s = None;
     if failovers(&running) > 0 {
         let limit = config.fallback.stable_for + Duration::from_secs(60);
-        if wait(&running, "the fallback", limit, |r| incident_state(r).as_deref() == Some("resolved")).await.is_ok() {
+        let resolved = |r: &Running| r.latest_incident().is_some_and(|i| i.state == "resolved");
+        if running.wait_for("fallback", limit, resolved).await.is_ok() {
             fallback_s = Some(recovered.elapsed().as_secs_f64());
         }
     } else {
@@ -442,17 +443,6 @@ async fn workload(client: S3Client, view: Arc<ClientView>, stop: Arc<AtomicBool>
     }
 }
 
-fn all_healthy(r: &Running) -> bool {
-    let c = r.shared.controller.lock().unwrap();
-    let now = Instant::now();
-    c.backend_names().iter().all(|n| c.health(n, now) == cutover_control::health::Health::Healthy)
-}
-
-fn incident_state(r: &Running) -> Option<String> {
-    let c = r.shared.controller.lock().unwrap();
-    c.store().incidents().ok()?.into_iter().next().map(|i| i.state)
-}
-
 /// Completed failover runs.
 fn failovers(r: &Running) -> u32 {
     let c = r.shared.controller.lock().unwrap();
@@ -486,18 +476,6 @@ fn timeline_measures(r: &Running, onset: Instant) -> (Option<f64>, Option<String
         .find(|e| e.kind == "runbook.completed" && e.detail["kind"] == "failover")
         .and_then(|e| since(&e.at));
     (detect, decision, rto)
-}
-
-async fn wait(r: &Running, what: &str, limit: Duration, f: impl Fn(&Running) -> bool) -> Result<(), Failure> {
-    let start = Instant::now();
-    while !f(r) {
-        if start.elapsed() > limit {
-            println!("[drill] no {what} within {limit:?}");
-            return Err(Failure::Failed);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
 }
 
 fn stats(v: &[f64]) -> (Option<f64>, Option<f64>) {

@@ -57,6 +57,34 @@ pub struct Running {
     pub gateway: Option<std::net::SocketAddr>,
 }
 
+impl Running {
+    /// Whether every backend is healthy now.
+    pub fn all_healthy(&self) -> bool {
+        let c = self.shared.controller.lock().unwrap();
+        let now = Instant::now();
+        c.backend_names().iter().all(|n| c.health(n, now) == cutover_control::health::Health::Healthy)
+    }
+
+    /// The newest incident, if any.
+    pub fn latest_incident(&self) -> Option<cutover_store::Incident> {
+        let c = self.shared.controller.lock().unwrap();
+        c.store().incidents().ok()?.into_iter().next()
+    }
+
+    /// Polls `f` every 50 ms until it holds; prints and fails after `limit`.
+    pub async fn wait_for(&self, what: &str, limit: Duration, f: impl Fn(&Self) -> bool) -> Result<(), Failure> {
+        let start = Instant::now();
+        while !f(self) {
+            if start.elapsed() > limit {
+                println!("no {what} within {limit:?}");
+                return Err(Failure::Failed);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+}
+
 /// Builds the controller from `config` and spawns its stages on the current
 /// runtime: the gateway (when configured and `with_gateway`), the runbook
 /// queue, the API, the probe and verify loops, and the control loop.

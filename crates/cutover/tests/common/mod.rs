@@ -51,6 +51,34 @@ impl Backend {
         }
     }
 
+    /// A backend nothing listens for: for commands that must fail before any I/O.
+    pub fn dummy(name: &str, role: &'static str) -> Self {
+        Self {
+            name: name.into(),
+            endpoint: "http://127.0.0.1:1".into(),
+            region: "region".into(),
+            bucket: "bucket".into(),
+            role,
+            key_id: "k".into(),
+            secret: "s".into(),
+            extra: String::new(),
+        }
+    }
+
+    /// cutover's gateway on `port`, as an application sees it (bucket `app`).
+    pub fn gateway(port: u16, key_id: &str, secret: &str) -> Self {
+        Self {
+            name: "gateway".into(),
+            endpoint: format!("http://127.0.0.1:{port}"),
+            region: "us-east-1".into(),
+            bucket: "app".into(),
+            role: "primary",
+            key_id: key_id.into(),
+            secret: secret.into(),
+            extra: String::new(),
+        }
+    }
+
     /// A client of cutover's own for this backend, for seeding and checking
     /// data behind the binary's back.
     pub fn client(&self) -> cutover_s3::S3Client {
