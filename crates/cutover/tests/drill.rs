@@ -42,6 +42,10 @@ impl Drop for Proxy {
 }
 
 fn drill(scenario: &str, extra: &str) -> (common::Run, Value) {
+    drill_with(scenario, extra, false)
+}
+
+fn drill_with(scenario: &str, extra: &str, agent: bool) -> (common::Run, Value) {
     let a = start_garage();
     let b = start_garage();
     let proxy = Proxy::start(&a.endpoint());
@@ -50,7 +54,12 @@ fn drill(scenario: &str, extra: &str) -> (common::Run, Value) {
     let setup = Setup::new(&[primary, Backend::garage("secondary", "secondary", &b)], extra);
     let reports = setup.dir.path().join("reports");
     let chaos = format!("primary=http://127.0.0.1:{}", proxy.control);
-    let run = setup.run(&["drill", "--scenario", scenario, "--chaos", &chaos, "--report", reports.to_str().unwrap()]);
+    let mut args = vec!["drill", "--scenario", scenario, "--chaos", &chaos, "--report", reports.to_str().unwrap()];
+    let direct = a.endpoint();
+    if agent {
+        args.extend(["--agent-endpoint", direct.as_str()]);
+    }
+    let run = setup.run(&args);
     let json = std::fs::read_to_string(reports.join(format!("drill-{scenario}.json"))).unwrap_or_default();
     let md = std::fs::read_to_string(reports.join(format!("drill-{scenario}.md"))).unwrap_or_default();
     assert!(md.starts_with(&format!("# Drill: {scenario}")), "{md}\n{run:?}");
@@ -83,6 +92,15 @@ fn a_blip_drill_does_not_fail_over_and_an_impossible_rto_is_a_breach() {
 }
 
 #[test]
+fn a_partial_vantage_drill_asks_for_approval_instead_of_failing_over() {
+    let (run, report) = drill_with("partial-vantage", "", true);
+    assert_eq!(run.code, 0, "{run:?}");
+    let r = &report["runs"][0];
+    assert_eq!(r["failovers"], 0, "{report}");
+    assert_eq!(r["decision"], "await_approval", "{report}\n{}", run.stdout);
+}
+
+#[test]
 fn drill_usage_errors_name_the_problem() {
     let s = Setup::new(&[Backend::dummy("primary", "primary"), Backend::dummy("secondary", "secondary")], "");
     let r = s.run(&["drill", "--scenario", "hard-down"]);
@@ -93,7 +111,7 @@ fn drill_usage_errors_name_the_problem() {
     assert!(r.stderr.contains("no backend named \"tertiary\""), "{r:?}");
     let r = s.run(&["drill", "--scenario", "partial-vantage", "--chaos", "primary=http://127.0.0.1:9"]);
     assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains("needs probe agents"), "{r:?}");
+    assert!(r.stderr.contains("needs --agent-endpoint"), "{r:?}");
     let r = s.run(&["drill", "--scenario", "earthquake"]);
     assert_eq!(r.code, 2, "{r:?}");
 }

@@ -42,7 +42,9 @@ pub enum Scenario {
     Brownout,
     /// Five cycles of 3 s down, 3 s up: at most one failover.
     Flapping,
-    /// The primary's vantage sees an outage the others do not.
+    /// Only this controller's path to the primary is blackholed; a second
+    /// vantage (probing the primary directly, `--agent-endpoint`) sees it
+    /// healthy. With quorum 2: no automatic failover.
     PartialVantage,
     /// Every request answered 503 SlowDown until the failover is done.
     Slowdown,
@@ -89,6 +91,10 @@ pub struct DrillArgs {
     /// the primary. For benchmarks and trying drills out.
     #[arg(long, conflicts_with = "chaos")]
     pub lab: bool,
+    /// For partial-vantage: the primary's address that bypasses the chaos
+    /// proxy, probed by the drill's second vantage (`--lab` knows it).
+    #[arg(long, value_name = "URL")]
+    pub agent_endpoint: Option<String>,
     /// Use this failover runbook instead of the configured one.
     #[arg(long, value_name = "FILE")]
     pub failover_runbook: Option<PathBuf>,
@@ -102,6 +108,8 @@ struct Lab {
     _dir: tempfile::TempDir,
     config: Config,
     control: std::net::SocketAddr,
+    /// The primary without the proxy.
+    direct: String,
 }
 
 impl Lab {
@@ -136,7 +144,8 @@ impl Lab {
         );
         let config = cutover_core::config::load_str(&text, "--lab", dir.path(), &|_| None)
             .map_err(|e| Failure::Usage(e.to_string()))?;
-        Ok(Self { _a: a, _b: b, _proxy: proxy, _dir: dir, config, control })
+        let direct = a.endpoint();
+        Ok(Self { _a: a, _b: b, _proxy: proxy, _dir: dir, config, control, direct })
     }
 }
 
@@ -177,14 +186,20 @@ pub fn run(global: &Global, args: DrillArgs) -> Result<(), Failure> {
     if let Some(l) = &lab {
         chaos_args.push(format!("primary=http://{}", l.control));
     }
-    if args.scenario == Scenario::PartialVantage {
-        return Err(Failure::Usage(
-            "drill --scenario partial-vantage needs probe agents in other places (`cutover agent`) whose \
-             view the drill cannot fault from here; run it with your agents and a chaos proxy that only \
-             this controller goes through"
-                .into(),
-        ));
-    }
+    let agent_endpoint = args.agent_endpoint.clone().or_else(|| lab.as_ref().map(|l| l.direct.clone()));
+    let agent = match (args.scenario, agent_endpoint) {
+        (Scenario::PartialVantage, None) => {
+            return Err(Failure::Usage(
+                "drill --scenario partial-vantage needs --agent-endpoint URL: the primary's address that \
+                 bypasses the chaos proxy, for the drill's second vantage"
+                    .into(),
+            ));
+        }
+        (Scenario::PartialVantage, Some(url)) => {
+            Some(cutover_core::Endpoint::parse(&url).map_err(|e| Failure::Usage(format!("--agent-endpoint: {e}")))?)
+        }
+        _ => None,
+    };
     let primary = config.primary().name.clone();
     let mut chaos = BTreeMap::new();
     for c in &chaos_args {
@@ -211,7 +226,7 @@ pub fn run(global: &Global, args: DrillArgs) -> Result<(), Failure> {
         let cfg = drill_config(&config, dir.path(), args.stable_for)?;
         println!("[drill] {} run {n}/{}", args.scenario.name(), args.runs);
         let rt = crate::runtime();
-        let r = rt.block_on(one_run(cfg, &proxy, args.scenario, n));
+        let r = rt.block_on(one_run(cfg, &proxy, args.scenario, n, agent.clone()));
         rt.block_on(set_faults(&proxy, None)).ok();
         drop(rt);
         let r = r?;
@@ -299,13 +314,20 @@ async fn set_faults(proxy: &cutover_core::Endpoint, faults: Option<Value>) -> Re
 }
 
 async fn one_run(
-    config: Config,
+    mut config: Config,
     proxy: &cutover_core::Endpoint,
     scenario: Scenario,
     n: u32,
+    agent: Option<cutover_core::Endpoint>,
 ) -> Result<RunReport, Failure> {
     set_faults(proxy, None).await?;
+    if agent.is_some() {
+        config.verify.quorum = 2;
+    }
     let running = start(config.clone(), true).await?;
+    if let Some(direct) = agent {
+        tokio::spawn(second_vantage(running.shared.clone(), config.clone(), direct));
+    }
     running.wait_for("every backend healthy", Duration::from_secs(30), Running::all_healthy).await?;
     let gw = running.gateway.context("the drill gateway")?;
     let app = client_for(&config, &format!("http://{gw}"), "drill", "CUTOVERDRILL", &config_secret(&config)?)?;
@@ -341,7 +363,10 @@ async fn one_run(
                 tokio::time::sleep(Duration::from_secs(3)).await;
             }
         }
-        Scenario::PartialVantage => unreachable!("refused before the run"),
+        Scenario::PartialVantage => {
+            set_faults(proxy, Some(blackhole)).await?;
+            tokio::time::sleep(Duration::from_secs(12)).await;
+        }
     }
     set_faults(proxy, None).await?;
     let recovered = Instant::now();
@@ -440,6 +465,40 @@ async fn workload(client: S3Client, view: Arc<ClientView>, stop: Arc<AtomicBool>
         }
         i += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The drill's second vantage: probes every backend like an agent in another
+/// place would, the primary at `direct` (not through the chaos proxy).
+async fn second_vantage(shared: Arc<crate::cmd::run::Shared>, config: Config, direct: cutover_core::Endpoint) {
+    let mut clients = Vec::new();
+    for b in &config.backends {
+        let mut b = b.clone();
+        if b.role == cutover_core::config::Role::Primary {
+            b.endpoint = direct.clone();
+        }
+        if let Ok(c) = load::client(&b, ClientOptions::probe(config.probe.timeout)) {
+            clients.push(c);
+        }
+    }
+    let mut tick = tokio::time::interval(config.probe.interval);
+    loop {
+        tick.tick().await;
+        for c in &clients {
+            let started = Instant::now();
+            let r = cutover_s3::probe::probe_cycle(c, &config.probe.prefix, config.probe.object_size).await;
+            let events = shared.controller.lock().unwrap().observe(
+                Instant::now(),
+                &r.backend,
+                "drill-agent",
+                started,
+                r.ok,
+                &r.outcome.to_string(),
+            );
+            for e in &events {
+                crate::cmd::run::report_event(&shared, e);
+            }
+        }
     }
 }
 
