@@ -16,6 +16,8 @@ pub const RUNS: &str = "cutover_runbook_runs_total";
 pub const FAILOVERS: &str = "cutover_failovers_total";
 pub const FALLBACKS: &str = "cutover_fallbacks_total";
 pub const ROLLBACKS: &str = "cutover_rollbacks_total";
+/// Scheduled drills by scenario and result (`met`, `breached`, `error`).
+pub const DRILLS: &str = "cutover_drills_total";
 /// From the incident's opening (outage detected) to the validated switch.
 pub const DETECT_TO_SWITCH: &str = "cutover_detection_to_validated_switch_seconds";
 

@@ -3,6 +3,7 @@
 //! exception, done through a caller-supplied lookup function).
 
 pub mod config;
+pub mod cron;
 pub mod duration;
 pub mod endpoint;
 pub mod outcome;

@@ -176,3 +176,28 @@ fn bad_command_line_usage_exits_2() {
     assert_eq!(cutover(&["no-such-command"], &[]).code, 2);
     assert_eq!(cutover(&["validate"], &[]).code, 2);
 }
+
+#[test]
+fn objectives_and_drills_are_checked_with_their_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}{}[objectives]\nrto = \"soon\"\nrpo = 5\n\
+         [[drills]]\nscenario = \"earthquake\"\ncron = \"0 25 * * *\"\n\
+         [[drills]]\nscenario = \"blip\"\ncron = \"@every 6h\"\nconfig = \"staging.toml\"\nchaos = {{ primary = \"http://127.0.0.1:9101\" }}\n",
+        backend("primary", "primary", "http://127.0.0.1:3900"),
+        backend("secondary", "secondary", "http://127.0.0.1:3901"),
+    );
+    let run = cutover(&["--config", &write(&dir, &text), "config", "check"], &ENV);
+    assert_eq!(run.code, 2, "{run:?}");
+    for expected in [
+        "objectives.rto",
+        "objectives.rpo: 5 is not a duration",
+        "drills[0].scenario: \"earthquake\" is not one of hard-down",
+        "drills[0].cron: hour: 25 is outside 0-23",
+        "drills[0].config: missing",
+        "drills[0].chaos: missing",
+    ] {
+        assert!(run.stderr.contains(expected), "missing {expected:?}: {}", run.stderr);
+    }
+    assert!(!run.stderr.contains("drills[1]"), "{}", run.stderr);
+}

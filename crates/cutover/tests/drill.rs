@@ -115,3 +115,32 @@ fn drill_usage_errors_name_the_problem() {
     let r = s.run(&["drill", "--scenario", "earthquake"]);
     assert_eq!(r.code, 2, "{r:?}");
 }
+
+#[test]
+fn the_controller_runs_a_scheduled_drill_and_records_its_result() {
+    let a = start_garage();
+    let b = start_garage();
+    let proxy = Proxy::start(&a.endpoint());
+    let mut staging_primary = Backend::garage("primary", "primary", &a);
+    staging_primary.endpoint = format!("http://127.0.0.1:{}", proxy.listen);
+    let staging =
+        Setup::new(&[staging_primary, Backend::garage("secondary", "secondary", &b)], "[objectives]\nrto = \"20s\"\n");
+    let reports = staging.dir.path().join("reports");
+    let extra = format!(
+        "[api]\nlisten = \"127.0.0.1:0\"\n[[drills]]\nscenario = \"hard-down\"\ncron = \"@every 1s\"\nconfig = \"{}\"\n\
+         chaos = {{ primary = \"http://127.0.0.1:{}\" }}\nreport = \"{}\"\n",
+        staging.config.display(),
+        proxy.control,
+        reports.display()
+    );
+    let prod =
+        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], &extra);
+    let c = common::controller::Controller::start(&prod);
+    c.wait_for("a scheduled drill", Duration::from_secs(120), |c| c.log().contains("drill hard-down: met"));
+    assert!(reports.join("drill-hard-down.md").exists());
+    let metrics = c.get("/metrics").1;
+    assert!(metrics.contains("cutover_drills_total{scenario=\"hard-down\",result=\"met\"}"), "{metrics}");
+    // The drill never touched the production controller's state.
+    assert_eq!(c.json("/v1/status")["active"], "primary");
+    assert_eq!(c.json("/v1/incidents"), serde_json::json!([]));
+}

@@ -131,6 +131,24 @@ pub struct Config {
     pub detect: DetectConfig,
     pub verify: VerifyConfig,
     pub objectives: ObjectivesConfig,
+    pub drills: Vec<DrillConfig>,
+}
+
+/// The drill scenarios.
+pub const DRILL_SCENARIOS: &[&str] = &["hard-down", "blip", "brownout", "flapping", "partial-vantage", "slowdown"];
+
+/// `[[drills]]`: `cutover drill` run by the controller on a schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrillConfig {
+    pub scenario: String,
+    pub cron: crate::cron::Cron,
+    /// The staging (canary) configuration the drill runs against.
+    pub config: PathBuf,
+    /// Backend name → chaos proxy control URL.
+    pub chaos: Vec<(String, String)>,
+    pub runs: u32,
+    pub report: PathBuf,
+    pub agent_endpoint: Option<String>,
 }
 
 /// `[objectives]`: what `cutover drill` checks.

@@ -18,6 +18,20 @@ pub struct RawConfig {
     pub detect: Option<RawDetect>,
     pub verify: Option<RawVerify>,
     pub objectives: Option<RawObjectives>,
+    #[serde(default)]
+    pub drills: Vec<RawDrill>,
+}
+
+/// `[[drills]]`: a drill that `cutover run` starts on a schedule.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDrill {
+    pub scenario: Option<String>,
+    pub cron: Option<String>,
+    pub config: Option<String>,
+    pub chaos: Option<std::collections::BTreeMap<String, String>>,
+    pub runs: Option<u32>,
+    pub report: Option<String>,
+    pub agent_endpoint: Option<String>,
 }
 
 /// `[objectives]`: what a drill must achieve.

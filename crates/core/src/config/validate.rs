@@ -191,6 +191,45 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
         max_false_failovers: ro.max_false_failovers.unwrap_or(0),
     };
 
+    let mut drills = Vec::new();
+    for (i, d) in raw.drills.into_iter().enumerate() {
+        let at = |k: &str| format!("drills[{i}].{k}");
+        let scenario = d.scenario.unwrap_or_default();
+        if !DRILL_SCENARIOS.contains(&scenario.as_str()) {
+            p.push(&at("scenario"), format!("{scenario:?} is not one of {}", DRILL_SCENARIOS.join(", ")));
+        }
+        let cron = match d.cron.as_deref().map(crate::cron::Cron::parse) {
+            Some(Ok(c)) => Some(c),
+            Some(Err(e)) => {
+                p.push(&at("cron"), e);
+                None
+            }
+            None => {
+                p.push(&at("cron"), "missing (e.g. \"0 3 * * 1\" or \"@every 6h\")");
+                None
+            }
+        };
+        let config = match d.config {
+            Some(c) => resolve(&c),
+            None => {
+                p.push(&at("config"), "missing: the staging configuration the drill runs against");
+                PathBuf::new()
+            }
+        };
+        let chaos: Vec<(String, String)> = d.chaos.unwrap_or_default().into_iter().collect();
+        if chaos.is_empty() {
+            p.push(&at("chaos"), "missing: { BACKEND = \"http://chaos-proxy-control\" } for the staging primary");
+        }
+        let runs = d.runs.unwrap_or(1);
+        if runs == 0 {
+            p.push(&at("runs"), "must be at least 1");
+        }
+        let report = resolve(d.report.as_deref().unwrap_or("drill-reports"));
+        if let Some(cron) = cron {
+            drills.push(DrillConfig { scenario, cron, config, chaos, runs, report, agent_endpoint: d.agent_endpoint });
+        }
+    }
+
     let backends = validate_backends(&mut p, raw.backends, base_dir, env);
     let names: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
     let gateway = raw.gateway.map(|g| validate_gateway(&mut p, g, &names, base_dir, env));
@@ -198,7 +237,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
     if !p.0.is_empty() {
         return Err(p.0);
     }
-    Ok(Config { state, api, probe, policy, runbooks, fallback, backends, gateway, detect, verify, objectives })
+    Ok(Config { state, api, probe, policy, runbooks, fallback, backends, gateway, detect, verify, objectives, drills })
 }
 
 fn validate_backends(

@@ -175,6 +175,7 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
         ));
     }
     tokio::spawn(control_loop(shared.clone(), rx, config.detect.slow_after));
+    tokio::spawn(crate::cmd::drill::scheduled(shared.clone(), config.drills.clone()));
     Ok(Running { shared, api: api_addr, gateway: gateway_addr })
 }
 

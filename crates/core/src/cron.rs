@@ -1,0 +1,190 @@
+//! `@every DURATION`, or five-field cron schedules (`minute hour day-of-month month day-of-week`,
+//! UTC) for scheduled drills: `*`, numbers, ranges `a-b`, steps `*/n` and
+//! `a-b/n`, and lists `a,b`. Day of week 0 or 7 is Sunday. When both day
+//! fields are restricted, a day matching either one matches (as in cron).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::time::{civil_from_days, days_from_civil};
+
+/// A parsed schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cron {
+    minutes: Vec<bool>,
+    hours: Vec<bool>,
+    days: Vec<bool>,
+    months: Vec<bool>,
+    weekdays: Vec<bool>,
+    days_any: bool,
+    weekdays_any: bool,
+    text: String,
+    /// `@every DURATION`: fixed intervals instead of calendar fields.
+    every: Option<Duration>,
+}
+
+fn field(text: &str, name: &str, min: u32, max: u32) -> Result<Vec<bool>, String> {
+    let mut set = vec![false; max as usize + 1];
+    for part in text.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => {
+                let step: u32 = s.parse().map_err(|_| format!("{name}: step {s:?} is not a number"))?;
+                if step == 0 {
+                    return Err(format!("{name}: a step of 0"));
+                }
+                (r, step)
+            }
+            None => (part, 1),
+        };
+        let num = |s: &str| -> Result<u32, String> {
+            let n: u32 = s.parse().map_err(|_| format!("{name}: {s:?} is not a number"))?;
+            if n < min || n > max {
+                return Err(format!("{name}: {n} is outside {min}-{max}"));
+            }
+            Ok(n)
+        };
+        let (lo, hi) = match range {
+            "*" => (min, max),
+            r => match r.split_once('-') {
+                Some((a, b)) => (num(a)?, num(b)?),
+                None if step > 1 => (num(r)?, max),
+                None => {
+                    let n = num(r)?;
+                    (n, n)
+                }
+            },
+        };
+        if lo > hi {
+            return Err(format!("{name}: range {lo}-{hi} runs backwards"));
+        }
+        for v in (lo..=hi).step_by(step as usize) {
+            set[v as usize] = true;
+        }
+    }
+    Ok(set)
+}
+
+impl Cron {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(d) = text.trim().strip_prefix("@every ") {
+            let every = crate::duration::parse_duration(d.trim())?;
+            if every < Duration::from_secs(1) {
+                return Err(format!("{text:?}: @every needs at least 1s"));
+            }
+            let none = Vec::new();
+            return Ok(Self {
+                minutes: none.clone(),
+                hours: none.clone(),
+                days: none.clone(),
+                months: none.clone(),
+                weekdays: none,
+                days_any: true,
+                weekdays_any: true,
+                text: text.to_string(),
+                every: Some(every),
+            });
+        }
+        let f: Vec<&str> = text.split_whitespace().collect();
+        if f.len() != 5 {
+            return Err(format!(
+                "{text:?} has {} fields; write five: minute hour day-of-month month day-of-week (UTC)",
+                f.len()
+            ));
+        }
+        let mut weekdays = field(f[4], "day-of-week", 0, 7)?;
+        if weekdays[7] {
+            weekdays[0] = true;
+        }
+        Ok(Self {
+            minutes: field(f[0], "minute", 0, 59)?,
+            hours: field(f[1], "hour", 0, 23)?,
+            days: field(f[2], "day-of-month", 1, 31)?,
+            months: field(f[3], "month", 1, 12)?,
+            weekdays,
+            days_any: f[2] == "*",
+            weekdays_any: f[4] == "*",
+            text: text.to_string(),
+            every: None,
+        })
+    }
+
+    fn day_matches(&self, days: i64) -> bool {
+        let (_, m, d) = civil_from_days(days);
+        if !self.months[m as usize] {
+            return false;
+        }
+        let weekday = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
+        match (self.days_any, self.weekdays_any) {
+            (true, true) => true,
+            (false, true) => self.days[d as usize],
+            (true, false) => self.weekdays[weekday],
+            (false, false) => self.days[d as usize] || self.weekdays[weekday],
+        }
+    }
+
+    /// The first time strictly after `t` that the schedule fires (to the
+    /// minute), within the next five years.
+    pub fn next_after(&self, t: SystemTime) -> Option<SystemTime> {
+        if let Some(every) = self.every {
+            return Some(t + every);
+        }
+        let secs = t.duration_since(UNIX_EPOCH).ok()?.as_secs() / 60 * 60 + 60;
+        let mut day = (secs / 86_400) as i64;
+        let mut minute_of_day = (secs % 86_400) / 60;
+        let last = day + 5 * 366;
+        let (y, m, d) = civil_from_days(day);
+        debug_assert_eq!(days_from_civil(y, m, d), day);
+        while day <= last {
+            if self.day_matches(day) {
+                for mod_ in minute_of_day..1440 {
+                    let (h, mi) = (mod_ / 60, mod_ % 60);
+                    if self.hours[h as usize] && self.minutes[mi as usize] {
+                        return Some(UNIX_EPOCH + Duration::from_secs(day as u64 * 86_400 + mod_ * 60));
+                    }
+                }
+            }
+            day += 1;
+            minute_of_day = 0;
+        }
+        None
+    }
+}
+
+impl std::fmt::Display for Cron {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{parse_rfc3339, rfc3339};
+
+    fn next(cron: &str, after: &str) -> String {
+        rfc3339(Cron::parse(cron).unwrap().next_after(parse_rfc3339(after).unwrap()).unwrap())
+    }
+
+    #[test]
+    fn finds_the_next_firing() {
+        assert_eq!(next("0 3 * * *", "2026-11-24T04:00:00Z"), "2026-11-25T03:00:00.000Z");
+        assert_eq!(next("*/15 * * * *", "2026-11-24T04:07:30Z"), "2026-11-24T04:15:00.000Z");
+        assert_eq!(next("30 2 * * 1", "2026-11-24T04:00:00Z"), "2026-11-30T02:30:00.000Z"); // a Monday
+        assert_eq!(next("0 0 1 * *", "2026-11-24T04:00:00Z"), "2026-12-01T00:00:00.000Z");
+        assert_eq!(next("0 12 29 2 *", "2026-11-24T04:00:00Z"), "2028-02-29T12:00:00.000Z");
+        assert_eq!(next("0 9 * * 0", "2026-11-24T04:00:00Z"), "2026-11-29T09:00:00.000Z"); // Sunday
+        assert_eq!(next("0 9 * * 7", "2026-11-24T04:00:00Z"), "2026-11-29T09:00:00.000Z");
+        assert_eq!(next("5 4 * * *", "2026-11-24T04:05:00Z"), "2026-11-25T04:05:00.000Z", "strictly after");
+    }
+
+    #[test]
+    fn bad_schedules_say_what_is_wrong() {
+        assert!(Cron::parse("0 3 * *").unwrap_err().contains("has 4 fields"));
+        assert!(Cron::parse("60 3 * * *").unwrap_err().contains("minute: 60 is outside 0-59"));
+        assert!(Cron::parse("0 5-3 * * *").unwrap_err().contains("runs backwards"));
+        assert!(Cron::parse("*/0 * * * *").unwrap_err().contains("step of 0"));
+        assert!(Cron::parse("0 3 * * mon").unwrap_err().contains("day-of-week"));
+        assert!(Cron::parse("@every 10ms").unwrap_err().contains("at least 1s"));
+        let t = parse_rfc3339("2026-11-24T04:00:00Z").unwrap();
+        assert_eq!(Cron::parse("@every 6h").unwrap().next_after(t), Some(t + Duration::from_secs(6 * 3600)));
+    }
+}
