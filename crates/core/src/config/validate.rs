@@ -196,33 +196,33 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
         let at = |k: &str| format!("drills[{i}].{k}");
         let scenario = d.scenario.unwrap_or_default();
         if !DRILL_SCENARIOS.contains(&scenario.as_str()) {
-            p.push(&at("scenario"), format!("{scenario:?} is not one of {}", DRILL_SCENARIOS.join(", ")));
+            p.push(at("scenario"), format!("{scenario:?} is not one of {}", DRILL_SCENARIOS.join(", ")));
         }
         let cron = match d.cron.as_deref().map(crate::cron::Cron::parse) {
             Some(Ok(c)) => Some(c),
             Some(Err(e)) => {
-                p.push(&at("cron"), e);
+                p.push(at("cron"), e);
                 None
             }
             None => {
-                p.push(&at("cron"), "missing (e.g. \"0 3 * * 1\" or \"@every 6h\")");
+                p.push(at("cron"), "missing (e.g. \"0 3 * * 1\" or \"@every 6h\")");
                 None
             }
         };
         let config = match d.config {
             Some(c) => resolve(&c),
             None => {
-                p.push(&at("config"), "missing: the staging configuration the drill runs against");
+                p.push(at("config"), "missing: the staging configuration the drill runs against");
                 PathBuf::new()
             }
         };
         let chaos: Vec<(String, String)> = d.chaos.unwrap_or_default().into_iter().collect();
         if chaos.is_empty() {
-            p.push(&at("chaos"), "missing: { BACKEND = \"http://chaos-proxy-control\" } for the staging primary");
+            p.push(at("chaos"), "missing: { BACKEND = \"http://chaos-proxy-control\" } for the staging primary");
         }
         let runs = d.runs.unwrap_or(1);
         if runs == 0 {
-            p.push(&at("runs"), "must be at least 1");
+            p.push(at("runs"), "must be at least 1");
         }
         let report = resolve(d.report.as_deref().unwrap_or("drill-reports"));
         if let Some(cron) = cron {
