@@ -79,6 +79,7 @@ pub fn run(global: &Global) -> Result<(), Failure> {
             tokio::spawn(probe_loop(b.name.clone(), probe, config.probe.clone(), tx.clone()));
             tokio::spawn(verify_loop(b.name.clone(), verify, config.probe.prefix.clone(), config.verify.interval, shared.clone(), tx.clone()));
         }
+        spawn_signals(&config, shared.clone());
         let mut in_flight: HashMap<u64, (String, Instant, bool)> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let slow_after = config.detect.slow_after;
@@ -248,4 +249,13 @@ pub fn report_event(shared: &Shared, e: &Event) {
         Event::Switched { incident, from, to } => println!("{ts} switched {incident}: active {from} -> {to}"),
         Event::IncidentResolved { id, backend } => println!("{ts} incident {id} resolved: {backend} healthy again"),
     }
+}
+
+/// Signals (Prometheus, status page), each on its own interval: every reading
+/// goes into the policy input and the metrics.
+fn spawn_signals(config: &cutover_core::Config, shared: Arc<Shared>) {
+    cutover_control::signals::spawn(&config.signals, move |s| {
+        s.record(&mut shared.metrics.lock().unwrap());
+        shared.controller.lock().unwrap().set_signal(s.name(), s.to_json(Instant::now()));
+    });
 }
