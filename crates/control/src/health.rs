@@ -287,12 +287,20 @@ impl Tracker {
                 if self.degraded_since.is_some() {
                     return None;
                 }
+                let streak = self.streak(now);
                 self.streak_start = None;
                 self.failures = 0;
                 if self.slow_since.is_some() {
                     return None;
                 }
-                self.go(Health::Healthy, "a probe succeeded again before the outage was confirmed".into())
+                let reason = match streak {
+                    Some(d) => format!(
+                        "a probe succeeded again after a failing streak of {:.2}s, before the outage was confirmed",
+                        d.as_secs_f64()
+                    ),
+                    None => "a probe succeeded again before the outage was confirmed".into(),
+                };
+                self.go(Health::Healthy, reason)
             }
             Health::Down if self.slow_since.is_some() => None,
             Health::Down => {

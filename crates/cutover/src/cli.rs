@@ -64,6 +64,11 @@ pub enum Command {
     Replicate(crate::cmd::sync::ReplicateArgs),
     /// Run the S3 gateway on `[gateway] listen` (follows the active backend in the state file).
     Gateway(GatewayArgs),
+    /// Measure cutover against real servers (detection time, false failovers).
+    Bench {
+        #[command(subcommand)]
+        command: crate::cmd::bench::BenchCommand,
+    },
 }
 
 #[derive(Debug, Args)]

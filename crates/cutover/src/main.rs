@@ -48,6 +48,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::sync::check(&cli.global, args),
         Command::Replicate(args) => cmd::sync::replicate(&cli.global, args),
         Command::Gateway(args) => cmd::gateway::run(&cli.global, args),
+        Command::Bench { command } => cmd::bench::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

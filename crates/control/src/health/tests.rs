@@ -42,9 +42,10 @@ fn a_two_second_blip_never_confirms() {
     // Failing from 1000 to 3000 ms; verification re-probes every 250 ms end the streak at 3000.
     let mut seq = vec![(0, true)];
     seq.extend((0..8).map(|i| (1000 + i * 250, false)));
-    seq.push((3000, true));
     let states = feed(&mut tr, t0, &seq);
     assert!(!states.contains(&Health::Down), "{states:?}");
+    let t = tr.observe(t0 + ms(3010), Observation { started: t0 + ms(3000), ok: true }).expect("healthy again");
+    assert_eq!(t.reason, "a probe succeeded again after a failing streak of 2.01s, before the outage was confirmed");
     assert_eq!(tr.state(), Health::Healthy);
     assert_eq!(tr.tick(t0 + ms(10_000)), None);
 }

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod agent;
+pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod gateway;
