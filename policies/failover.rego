@@ -27,11 +27,20 @@ candidates := [b.name |
 	residency_ok(b)
 ]
 
-# A Prometheus signal that is available and says all is well disagrees with the probes.
-# (Status pages lag real outages; a calm status page is not counted as disagreement.)
+# A signal speaks about the backend in trouble (or does not say which).
+about_incident(signal) if not signal.backend
+about_incident(signal) if signal.backend == input.incident.backend
+
+# A Prometheus signal about this backend that is available, has a value, and says all is
+# well disagrees with the probes. An unavailable signal or an empty query result is no
+# evidence either way. (Status pages lag real outages; a calm status page is not counted
+# as disagreement.)
 signal_disagrees if {
-	input.signals.prometheus.status == "ok"
-	input.signals.prometheus.firing == false
+	p := input.signals.prometheus
+	p.status == "ok"
+	p.value != null
+	p.firing == false
+	about_incident(p)
 }
 
 # Full evidence: down by quorum, verified by an independent re-check, not only latency,

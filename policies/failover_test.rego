@@ -47,16 +47,69 @@ test_latency_only_asks_for_approval if {
 	contains(d.reason, "latency only")
 }
 
+prom(status, value, firing, backend) := {"prometheus": {
+	"status": status, "value": value, "threshold": 0.05, "firing": firing, "backend": backend, "age_ms": 800,
+}}
+
+with_signals(signals) := json.patch(base, [{"op": "replace", "path": "/signals", "value": signals}])
+
 test_disagreeing_prometheus_asks_for_approval if {
-	inp := json.patch(base, [{"op": "replace", "path": "/signals", "value": {"prometheus": {"status": "ok", "firing": false}}}])
-	d := cutover.decision with input as inp
+	d := cutover.decision with input as with_signals(prom("ok", 0.01, false, "primary"))
+	d.action == "await_approval"
+	d.target == "secondary"
+	contains(d.reason, "the Prometheus signal disagrees")
+}
+
+test_disagreeing_prometheus_without_a_backend_asks_for_approval if {
+	d := cutover.decision with input as with_signals({"prometheus": {"status": "ok", "value": 0, "firing": false}})
 	d.action == "await_approval"
 }
 
-test_unavailable_signal_does_not_block if {
-	inp := json.patch(base, [{"op": "replace", "path": "/signals", "value": {"prometheus": {"status": "unavailable"}}}])
-	d := cutover.decision with input as inp
+test_firing_prometheus_agrees if {
+	d := cutover.decision with input as with_signals(prom("ok", 0.3, true, "primary"))
 	d.action == "failover"
+}
+
+test_prometheus_about_another_backend_does_not_disagree if {
+	d := cutover.decision with input as with_signals(prom("ok", 0.01, false, "secondary"))
+	d.action == "failover"
+}
+
+test_prometheus_without_a_value_does_not_disagree if {
+	d := cutover.decision with input as with_signals(prom("ok", null, false, "primary"))
+	d.action == "failover"
+}
+
+test_unavailable_signal_does_not_block if {
+	d := cutover.decision with input as with_signals({"prometheus": {
+		"status": "unavailable", "error": "no answer within 2s", "value": null, "threshold": 0.05,
+		"firing": null, "backend": "primary", "age_ms": 2100,
+	}})
+	d.action == "failover"
+}
+
+test_bare_unavailable_signal_does_not_block if {
+	d := cutover.decision with input as with_signals({"prometheus": {"status": "unavailable"}})
+	d.action == "failover"
+}
+
+test_calm_status_page_does_not_disagree if {
+	page := {"statuspage": {"status": "ok", "indicator": "none", "description": "All Systems Operational", "backend": "primary", "age_ms": 100}}
+	d := cutover.decision with input as with_signals(page)
+	d.action == "failover"
+}
+
+test_unavailable_status_page_does_not_block if {
+	page := {"statuspage": {"status": "unavailable", "error": "HTTP 503: busy", "indicator": null, "description": null, "backend": "primary", "age_ms": 100}}
+	d := cutover.decision with input as with_signals(page)
+	d.action == "failover"
+}
+
+test_latency_only_with_a_firing_signal_still_asks_for_approval if {
+	inp := json.patch(with_signals(prom("ok", 0.3, true, "primary")), [{"op": "replace", "path": "/evidence/latency_only", "value": true}])
+	d := cutover.decision with input as inp
+	d.action == "await_approval"
+	contains(d.reason, "latency only")
 }
 
 test_rate_limit_asks_for_approval if {

@@ -148,6 +148,7 @@ pub struct Controller {
     healthy_since: BTreeMap<String, Instant>,
     /// When the fallback of an incident was last considered.
     fallback_checked: BTreeMap<String, Instant>,
+    signals: serde_json::Map<String, Value>,
 }
 
 impl Controller {
@@ -160,6 +161,7 @@ impl Controller {
             confirm_after: d.confirm_after,
             error_rate: d.error_rate,
             window: d.window,
+            p95_latency: d.p95_latency,
             recover_successes: d.recover_successes,
             recover_after: d.recover_after,
         };
@@ -197,6 +199,7 @@ impl Controller {
             failed_over_at: BTreeMap::new(),
             healthy_since: BTreeMap::new(),
             fallback_checked: BTreeMap::new(),
+            signals: serde_json::Map::new(),
         })
     }
 
@@ -727,9 +730,9 @@ impl Controller {
                     Some(v) => json!({"failed": !v.ok, "outcome": v.outcome}),
                     None => json!({"failed": false, "outcome": null}),
                 },
-                "latency_only": false,
+                "latency_only": self.latency_only(b, now),
             },
-            "signals": {},
+            "signals": self.signals,
             "history": {"failovers_last_hour": self.store.failovers_since(hour_ago).unwrap_or(0)},
             "limits": {"max_failovers_per_hour": self.config.policy.max_failovers_per_hour},
         })
@@ -762,4 +765,17 @@ impl Controller {
 
 fn quorum_json(q: &Quorum) -> Value {
     json!({"required": q.required, "down": q.down, "reporting": q.reporting, "met": q.met() && q.down > 0})
+}
+
+impl Controller {
+    /// Sets the latest reading of a signal (`prometheus`, `statuspage`); it
+    /// goes into the policy input under `signals` (see `crate::signals`).
+    pub fn set_signal(&mut self, name: &str, value: Value) {
+        self.signals.insert(name.to_string(), value);
+    }
+
+    /// The evidence of the vantages that report is latency alone.
+    fn latency_only(&self, b: &Backend, now: Instant) -> bool {
+        crate::health::latency_only(b.vantages.iter().filter(|(n, v)| self.fresh(v, n, now)).map(|(_, v)| &v.tracker))
+    }
 }

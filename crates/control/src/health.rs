@@ -18,11 +18,31 @@
 //!   single blip is one run). Degraded for `confirm_after` also means Down.
 //! - Healthy again after Down needs `recover_successes` consecutive successes
 //!   spanning at least `recover_after`.
+//! - With `p95_latency` set, a backend whose successful probes are slow is
+//!   *slow*: the p95 of the successful probes' latencies in the window (at
+//!   least [`MIN_LATENCY_SAMPLES`] of them) is above `p95_latency`. Slow means
+//!   Suspect; slow for `confirm_after` means Down (a brownout), with a reason
+//!   naming the p95 and the threshold. While slow, a success neither ends a
+//!   Suspect episode nor starts a recovery. The p95 uses the lower nearest
+//!   rank (index ⌊0.95·(n−1)⌋ of the sorted latencies), so in a window of up
+//!   to 20 probes a single slow probe is never a breach.
+//! - [`Tracker::latency_only`] is true while Suspect or Down when no probe has
+//!   failed since the vantage last was Healthy: the evidence is latency alone.
+//!
+//! # Caveats
+//! - The latency of an observation is its arrival time minus its start, so
+//!   it includes the time the result took to reach the controller.
+//! - A probe in flight longer than `slow_after` counts as failed (see `cutover
+//!   run`), so `p95_latency` only has an effect below `slow_after`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use cutover_core::duration::format_duration;
 use serde::Serialize;
+
+/// The fewest successful probes in the window for a p95 (fewer: no p95).
+pub const MIN_LATENCY_SAMPLES: usize = 5;
 
 /// The health of a backend as seen from one vantage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,6 +75,8 @@ pub struct Thresholds {
     pub confirm_after: Duration,
     pub error_rate: f64,
     pub window: usize,
+    /// Slow above this p95 of successful probe latencies (`None`: no latency rule).
+    pub p95_latency: Option<Duration>,
     pub recover_successes: u32,
     pub recover_after: Duration,
 }
@@ -66,6 +88,7 @@ impl Default for Thresholds {
             confirm_after: Duration::from_millis(2500),
             error_rate: 0.5,
             window: 10,
+            p95_latency: None,
             recover_successes: 3,
             recover_after: Duration::from_secs(3),
         }
@@ -87,6 +110,14 @@ pub struct Transition {
     pub reason: String,
 }
 
+/// One observation in the window.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    ok: bool,
+    /// Arrival minus start.
+    latency: Duration,
+}
+
 /// The state machine of one (backend, vantage).
 #[derive(Debug, Clone)]
 pub struct Tracker {
@@ -99,7 +130,11 @@ pub struct Tracker {
     recovering_since: Option<Instant>,
     /// Since when the window has been degraded (see the module guarantees).
     degraded_since: Option<Instant>,
-    window: VecDeque<bool>,
+    /// Since when the p95 latency has been above `p95_latency`.
+    slow_since: Option<Instant>,
+    /// A probe failed since the vantage was last Healthy.
+    failed_in_episode: bool,
+    window: VecDeque<Sample>,
 }
 
 impl Tracker {
@@ -112,6 +147,8 @@ impl Tracker {
             successes: 0,
             recovering_since: None,
             degraded_since: None,
+            slow_since: None,
+            failed_in_episode: false,
             window: VecDeque::new(),
         }
     }
@@ -135,30 +172,68 @@ impl Tracker {
         if self.window.is_empty() {
             return 0.0;
         }
-        self.window.iter().filter(|ok| !**ok).count() as f64 / self.window.len() as f64
+        self.window.iter().filter(|s| !s.ok).count() as f64 / self.window.len() as f64
+    }
+
+    /// The p95 of the latencies of the successful probes in the window (lower
+    /// nearest rank); `None` with fewer than [`MIN_LATENCY_SAMPLES`] of them
+    /// (or fewer than the window size, when the window is smaller).
+    pub fn p95(&self) -> Option<Duration> {
+        let mut ok: Vec<Duration> = self.window.iter().filter(|s| s.ok).map(|s| s.latency).collect();
+        if ok.is_empty() || ok.len() < MIN_LATENCY_SAMPLES.min(self.t.window.max(1)) {
+            return None;
+        }
+        ok.sort_unstable();
+        Some(ok[(ok.len() - 1) * 95 / 100])
+    }
+
+    /// True while Suspect or Down on latency alone: no probe has failed since
+    /// the vantage was last Healthy.
+    pub fn latency_only(&self) -> bool {
+        matches!(self.state, Health::Suspect | Health::Down) && !self.failed_in_episode
     }
 
     /// Intermittent failures at a high rate over a full window.
     fn degraded(&self) -> bool {
         let full = self.window.len() >= self.t.window.max(1);
-        let runs = self.window.iter().zip(self.window.iter().skip(1)).filter(|(a, b)| **a && !**b).count()
-            + usize::from(self.window.front() == Some(&false));
+        let runs = self.window.iter().zip(self.window.iter().skip(1)).filter(|(a, b)| a.ok && !b.ok).count()
+            + usize::from(self.window.front().is_some_and(|s| !s.ok));
         full && runs >= 2 && self.error_rate() >= self.t.error_rate
+    }
+
+    /// The p95 is above `p95_latency`.
+    fn slow(&self) -> bool {
+        self.t.p95_latency.is_some_and(|max| self.p95().is_some_and(|p| p > max))
+    }
+
+    /// Why the vantage is slow, in words.
+    fn slow_reason(&self) -> String {
+        format!(
+            "p95 latency {} over the last {} successful probes is above detect.p95_latency {}",
+            format_duration(self.p95().unwrap_or_default()),
+            self.window.iter().filter(|s| s.ok).count(),
+            format_duration(self.t.p95_latency.unwrap_or_default()),
+        )
     }
 
     fn go(&mut self, to: Health, reason: String) -> Option<Transition> {
         let from = self.state;
         self.state = to;
+        if to == Health::Healthy {
+            self.failed_in_episode = false;
+        }
         (from != to).then_some(Transition { from, to, reason })
     }
 
     /// Feeds one observation; `now` is when it arrived.
     pub fn observe(&mut self, now: Instant, obs: Observation) -> Option<Transition> {
-        self.window.push_back(obs.ok);
+        self.window.push_back(Sample { ok: obs.ok, latency: now.saturating_duration_since(obs.started) });
         while self.window.len() > self.t.window.max(1) {
             self.window.pop_front();
         }
         self.degraded_since = if self.degraded() { self.degraded_since.or(Some(now)) } else { None };
+        self.slow_since = if self.slow() { self.slow_since.or(Some(now)) } else { None };
+        self.failed_in_episode |= !obs.ok;
         let changed = if obs.ok { self.on_success(now, obs) } else { self.on_failure(obs) };
         changed.or_else(|| self.tick(now))
     }
@@ -194,6 +269,10 @@ impl Tracker {
         match self.state {
             Health::Healthy => {
                 self.failures = 0;
+                if self.slow_since.is_some() {
+                    let reason = self.slow_reason();
+                    return self.go(Health::Suspect, reason);
+                }
                 None
             }
             Health::Unknown => {
@@ -208,14 +287,32 @@ impl Tracker {
                 if self.degraded_since.is_some() {
                     return None;
                 }
+                let streak = self.streak(now);
                 self.streak_start = None;
                 self.failures = 0;
-                self.go(Health::Healthy, "a probe succeeded again before the outage was confirmed".into())
+                if self.slow_since.is_some() {
+                    return None;
+                }
+                let reason = match streak {
+                    Some(d) => format!(
+                        "a probe succeeded again after a failing streak of {:.2}s, before the outage was confirmed",
+                        d.as_secs_f64()
+                    ),
+                    None => "a probe succeeded again before the outage was confirmed".into(),
+                };
+                self.go(Health::Healthy, reason)
             }
+            Health::Down if self.slow_since.is_some() => None,
             Health::Down => {
                 self.successes = 1;
                 self.recovering_since = Some(now);
                 self.go(Health::Recovering, "a probe succeeded".into())
+            }
+            Health::Recovering if self.slow_since.is_some() => {
+                self.successes = 0;
+                self.recovering_since = None;
+                let reason = format!("{} while recovering", self.slow_reason());
+                self.go(Health::Down, reason)
             }
             Health::Recovering => {
                 self.successes += 1;
@@ -235,6 +332,16 @@ impl Tracker {
                         "error rate {:.0}% over the last {} probes",
                         self.error_rate() * 100.0,
                         self.window.len()
+                    );
+                    return self.go(Health::Down, reason);
+                }
+                if let Some(since) = self.slow_since
+                    && now.saturating_duration_since(since) >= self.t.confirm_after
+                {
+                    let reason = format!(
+                        "{} for {:.1}s",
+                        self.slow_reason(),
+                        now.saturating_duration_since(since).as_secs_f64()
                     );
                     return self.go(Health::Down, reason);
                 }
@@ -261,6 +368,13 @@ impl Tracker {
             _ => None,
         }
     }
+}
+
+/// The evidence of several vantages is latency alone: at least one is
+/// Suspect or Down, and every one that is, is so on latency alone.
+pub fn latency_only<'a>(trackers: impl IntoIterator<Item = &'a Tracker>) -> bool {
+    let mut troubled = trackers.into_iter().filter(|t| matches!(t.state(), Health::Suspect | Health::Down)).peekable();
+    troubled.peek().is_some() && troubled.all(Tracker::latency_only)
 }
 
 #[cfg(test)]

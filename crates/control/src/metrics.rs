@@ -20,6 +20,13 @@ pub const ROLLBACKS: &str = "cutover_rollbacks_total";
 pub const DRILLS: &str = "cutover_drills_total";
 /// From the incident's opening (outage detected) to the validated switch.
 pub const DETECT_TO_SWITCH: &str = "cutover_detection_to_validated_switch_seconds";
+/// 1 when the latest read of a signal succeeded, else 0 (label `signal`).
+pub const SIGNAL_UP: &str = "cutover_signal_up";
+/// A signal's value: the Prometheus query's, or the status page indicator as
+/// 0 (none) to 3 (critical); NaN while unavailable.
+pub const SIGNAL_VALUE: &str = "cutover_signal_value";
+/// 1 when a signal is firing, 0 when not, NaN while unavailable.
+pub const SIGNAL_FIRING: &str = "cutover_signal_firing";
 
 const BUCKETS: [f64; 15] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
@@ -35,11 +42,13 @@ type Labels = Vec<(&'static str, String)>;
 /// A metric name with its labels: one series.
 type Series = (&'static str, Labels);
 
-/// Counters and histograms; gauges are passed in at render time.
+/// Counters, histograms and set gauges; more gauges can be passed in at
+/// render time.
 #[derive(Debug, Default)]
 pub struct Metrics {
     histograms: BTreeMap<Series, Histogram>,
     counters: BTreeMap<Series, u64>,
+    gauges: BTreeMap<Series, f64>,
 }
 
 impl Metrics {
@@ -58,7 +67,12 @@ impl Metrics {
         *self.counters.entry((name, labels)).or_default() += 1;
     }
 
-    /// The text exposition, with `gauges` (name, labels, value) appended.
+    /// Sets a gauge that is rendered until it is set again.
+    pub fn set_gauge(&mut self, name: &'static str, labels: Labels, value: f64) {
+        self.gauges.insert((name, labels), value);
+    }
+
+    /// The text exposition, with the set gauges and `gauges` (name, labels, value) appended.
     pub fn render(&self, gauges: &[(&'static str, Labels, f64)]) -> String {
         let mut out = String::new();
         let mut last = "";
@@ -86,7 +100,8 @@ impl Metrics {
             }
             let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels));
         }
-        for (name, labels, v) in gauges {
+        let set = self.gauges.iter().map(|((name, labels), v)| (name, labels, v));
+        for (name, labels, v) in set.chain(gauges.iter().map(|(n, l, v)| (n, l, v))) {
             if *name != last {
                 let _ = writeln!(out, "# TYPE {name} gauge");
                 last = name;
@@ -131,5 +146,20 @@ mod tests {
         let text = m.render(&[]);
         assert!(text.contains("cutover_detection_to_validated_switch_seconds_bucket{le=\"2.5\"} 1"), "{text}");
         assert!(text.contains("cutover_detection_to_validated_switch_seconds_count 1"), "{text}");
+    }
+
+    #[test]
+    fn set_gauges_stay_until_set_again() {
+        let mut m = Metrics::default();
+        m.set_gauge(SIGNAL_UP, vec![("signal", "prometheus".into())], 1.0);
+        m.set_gauge(SIGNAL_VALUE, vec![("signal", "prometheus".into())], f64::NAN);
+        m.set_gauge(SIGNAL_UP, vec![("signal", "prometheus".into())], 0.0);
+        let text = m.render(&[(OPEN_INCIDENTS, vec![], 0.0)]);
+        assert!(
+            text.contains("# TYPE cutover_signal_up gauge\ncutover_signal_up{signal=\"prometheus\"} 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("cutover_signal_value{signal=\"prometheus\"} NaN\n"), "{text}");
+        assert!(text.contains("# TYPE cutover_open_incidents gauge\ncutover_open_incidents 0"), "{text}");
     }
 }

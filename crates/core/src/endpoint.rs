@@ -1,4 +1,5 @@
-//! S3 endpoints: `http(s)://host[:port]`.
+//! S3 endpoints: `http(s)://host[:port]`, and [`HttpUrl`]: an endpoint with
+//! a path, for the HTTP services cutover reads (Prometheus, status pages).
 
 use std::fmt;
 
@@ -78,6 +79,48 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// An `http(s)://host[:port][/path][?query]` URL: the [`Endpoint`] to connect
+/// to and the request target (path and query, at least `/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl {
+    pub endpoint: Endpoint,
+    /// The path and query, starting with `/`.
+    pub target: String,
+}
+
+impl HttpUrl {
+    /// Parses an http(s) URL. Fragments and credentials are refused.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let after_scheme = text.find("://").map(|i| i + 3).ok_or_else(|| {
+            format!("{text:?} is not an http(s) URL (write e.g. \"https://status.example.com/api/v2/status.json\")")
+        })?;
+        if text.contains('#') {
+            return Err(format!("{text:?}: a URL here has no #fragment"));
+        }
+        let split = text[after_scheme..].find(['/', '?']).map_or(text.len(), |i| after_scheme + i);
+        let endpoint = Endpoint::parse(&text[..split])?;
+        let rest = &text[split..];
+        let target = if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") };
+        Ok(Self { endpoint, target })
+    }
+
+    /// The path without the query.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("/")
+    }
+
+    /// True when the URL has a `?query`.
+    pub fn has_query(&self) -> bool {
+        self.target.contains('?')
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.endpoint, self.target)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +146,22 @@ mod tests {
         assert!(Endpoint::parse("http://x/bucket").unwrap_err().contains("no path"));
         assert!(Endpoint::parse("http://k:s@x").unwrap_err().contains("credentials"));
         assert!(Endpoint::parse("http://").is_err());
+    }
+
+    #[test]
+    fn http_urls_keep_their_path_and_query() {
+        let u = HttpUrl::parse("https://status.example.com/api/v2/status.json").unwrap();
+        assert_eq!((u.endpoint.port, u.target.as_str()), (443, "/api/v2/status.json"));
+        assert_eq!(u.to_string(), "https://status.example.com/api/v2/status.json");
+        let u = HttpUrl::parse("http://127.0.0.1:9090").unwrap();
+        assert_eq!((u.endpoint.port, u.target.as_str(), u.has_query()), (9090, "/", false));
+        let u = HttpUrl::parse("http://[::1]:9090/prom?x=1").unwrap();
+        assert_eq!((u.endpoint.host.as_str(), u.path(), u.has_query()), ("::1", "/prom", true));
+        let u = HttpUrl::parse("http://h?x=1").unwrap();
+        assert_eq!(u.target, "/?x=1");
+        assert!(HttpUrl::parse("status.example.com/x").unwrap_err().contains("not an http(s) URL"));
+        assert!(HttpUrl::parse("http://h/x#top").unwrap_err().contains("fragment"));
+        assert!(HttpUrl::parse("http://u:p@h/x").unwrap_err().contains("credentials"));
+        assert!(HttpUrl::parse("ftp://h/x").is_err());
     }
 }

@@ -12,6 +12,6 @@ pub mod time;
 
 pub use config::{Config, Problem};
 pub use duration::parse_duration;
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, HttpUrl};
 pub use outcome::Outcome;
 pub use secret::Secret;

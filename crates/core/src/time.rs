@@ -42,23 +42,31 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
-/// Parses what [`rfc3339`] writes (`2026-11-24T02:55:42.123Z`; the
-/// fraction is optional). `None` for anything else.
-pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(|x| x.parse::<u32>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.splitn(3, ':').map(|x| x.parse::<u64>().ok());
-    let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 {
+/// Parses the UTC form [`rfc3339`] writes (`2026-11-24T02:55:42.123Z`; the
+/// fraction may have any number of digits or be absent).
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let t = text.strip_suffix('Z')?;
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.splitn(3, '-');
+    let (y, m, day) = (d.next()?.parse::<i64>().ok()?, d.next()?.parse::<u32>().ok()?, d.next()?.parse::<u32>().ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut h = hms.splitn(3, ':');
+    let (hh, mm, ss) = (h.next()?.parse::<u64>().ok()?, h.next()?.parse::<u64>().ok()?, h.next()?.parse::<u64>().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
         return None;
     }
-    let ms: u64 = format!("{frac:0<3}")[..3].parse().ok()?;
-    let days = days_from_civil(y as i64, m, day);
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + min * 60 + sec;
-    Some(UNIX_EPOCH + Duration::from_millis(secs * 1000 + ms))
+    let nanos = if frac.is_empty() {
+        0
+    } else {
+        if !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+        digits.parse::<u32>().ok()?
+    };
+    let days = days_from_civil(y, m, day);
+    let secs = u64::try_from(days).ok()? * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
 }
 
 /// Milliseconds since the Unix epoch.
@@ -80,5 +88,16 @@ mod tests {
         assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
         assert_eq!(parse_rfc3339("2000-13-29T01:01:01Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn parses_what_it_formats() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
+        assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        assert_eq!(parse_rfc3339("2000-02-29T01:01:01Z"), Some(UNIX_EPOCH + Duration::from_secs(951_786_061)));
+        assert_eq!(parse_rfc3339("2000-02-29T01:01:01.5Z"), Some(UNIX_EPOCH + Duration::from_millis(951_786_061_500)));
+        assert_eq!(parse_rfc3339("2000-02-29 01:01:01Z"), None);
+        assert_eq!(parse_rfc3339("2000-13-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2000-02-29T01:01:01.5"), None);
     }
 }

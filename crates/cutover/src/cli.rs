@@ -79,6 +79,11 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// Relay TCP to a backend while injecting faults (latency, blackhole, reset, refuse, 503 SlowDown, bandwidth).
     ChaosProxy(crate::cmd::chaos::ChaosProxyArgs),
+    /// Measure cutover against real servers (detection time, false failovers).
+    Bench {
+        #[command(subcommand)]
+        command: crate::cmd::bench::BenchCommand,
+    },
 }
 
 #[derive(Debug, Args)]

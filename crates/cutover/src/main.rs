@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         Command::Replicate(args) => cmd::sync::replicate(&cli.global, args),
         Command::Gateway(args) => cmd::gateway::run(&cli.global, args),
         Command::ChaosProxy(args) => cmd::chaos::run(args),
+        Command::Bench { command } => cmd::bench::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

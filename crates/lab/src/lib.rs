@@ -5,10 +5,13 @@
 //!   `bucket allow`; it can be paused (SIGSTOP), resumed, killed and restarted.
 //! - [`s3sfs::S3sFs`]: an s3s-fs server in this process, on a temporary
 //!   directory, that can be made to stop answering.
+//! - [`prometheus::Prometheus`]: a Prometheus process (Debian's package)
+//!   scraping given targets.
 //!
 //! Every server lives on 127.0.0.1 only and is stopped when dropped.
 
 pub mod garage;
+pub mod prometheus;
 pub mod s3sfs;
 
 use std::net::TcpListener;
@@ -19,6 +22,9 @@ pub enum LabError {
     /// The `garage` binary is not installed.
     #[error("garage binary not found (set GARAGE_BIN, or run `cargo install garage --locked`, as .ci/run does)")]
     GarageMissing,
+    /// The `prometheus` binary is not installed.
+    #[error("prometheus binary not found (set PROMETHEUS_BIN, or `apt-get install prometheus`, as .ci/run does)")]
+    PrometheusMissing,
     /// A command or file operation failed.
     #[error("{what}: {source}")]
     Io {

@@ -14,7 +14,10 @@ pub use credentials::parse_shared_credentials;
 pub use raw::RawConfig;
 pub use validate::validate;
 
-use crate::endpoint::Endpoint;
+#[cfg(test)]
+mod tests;
+
+use crate::endpoint::{Endpoint, HttpUrl};
 
 /// One thing wrong with a configuration, at a path such as
 /// `backends[1].endpoint` (or `line 3, column 7` for a syntax error).
@@ -130,6 +133,7 @@ pub struct Config {
     pub gateway: Option<GatewayConfig>,
     pub detect: DetectConfig,
     pub verify: VerifyConfig,
+    pub signals: SignalsConfig,
     pub objectives: ObjectivesConfig,
     pub drills: Vec<DrillConfig>,
 }
@@ -190,6 +194,39 @@ pub struct VerifyConfig {
     pub timeout: Duration,
     /// An agent silent this long is "unknown" and does not count.
     pub agent_timeout: Duration,
+}
+
+/// Optional signals that join the evidence (`[signals]`). Each has its own
+/// interval and timeout; a signal that fails is "unavailable", never a blocker.
+#[derive(Debug, Clone, Default)]
+pub struct SignalsConfig {
+    pub prometheus: Option<PrometheusSignal>,
+    pub statuspage: Option<StatuspageSignal>,
+}
+
+/// `[signals.prometheus]`: an instant query whose value above `threshold`
+/// means the signal is firing.
+#[derive(Debug, Clone)]
+pub struct PrometheusSignal {
+    /// The base URL of Prometheus (the query goes to `{url}/api/v1/query`).
+    pub url: HttpUrl,
+    pub query: String,
+    pub threshold: f64,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// The backend the signal speaks about.
+    pub backend: String,
+}
+
+/// `[signals.statuspage]`: a provider status feed in the Atlassian
+/// Statuspage format (`/api/v2/status.json`).
+#[derive(Debug, Clone)]
+pub struct StatuspageSignal {
+    pub url: HttpUrl,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// The backend the signal speaks about.
+    pub backend: String,
 }
 
 impl Config {

@@ -17,9 +17,34 @@ pub struct RawConfig {
     pub gateway: Option<RawGateway>,
     pub detect: Option<RawDetect>,
     pub verify: Option<RawVerify>,
+    pub signals: Option<RawSignals>,
     pub objectives: Option<RawObjectives>,
     #[serde(default)]
     pub drills: Vec<RawDrill>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSignals {
+    pub prometheus: Option<RawPrometheusSignal>,
+    pub statuspage: Option<RawStatuspageSignal>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawPrometheusSignal {
+    pub url: Option<String>,
+    pub query: Option<String>,
+    pub threshold: Option<f64>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub backend: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawStatuspageSignal {
+    pub url: Option<String>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub backend: Option<String>,
 }
 
 /// `[[drills]]`: a drill that `cutover run` starts on a schedule.

@@ -233,11 +233,27 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
     let backends = validate_backends(&mut p, raw.backends, base_dir, env);
     let names: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
     let gateway = raw.gateway.map(|g| validate_gateway(&mut p, g, &names, base_dir, env));
+    let primary = backends.iter().find(|b| b.role == Role::Primary).map(|b| b.name.as_str());
+    let signals = raw.signals.map(|s| validate_signals(&mut p, s, &names, primary)).unwrap_or_default();
 
     if !p.0.is_empty() {
         return Err(p.0);
     }
-    Ok(Config { state, api, probe, policy, runbooks, fallback, backends, gateway, detect, verify, objectives, drills })
+    Ok(Config {
+        state,
+        api,
+        probe,
+        policy,
+        runbooks,
+        fallback,
+        backends,
+        gateway,
+        detect,
+        verify,
+        objectives,
+        drills,
+        signals,
+    })
 }
 
 fn validate_backends(
@@ -506,6 +522,68 @@ fn validate_gateway(
         })
         .collect();
     GatewayConfig { listen, region, clients, buckets }
+}
+
+fn validate_signals(p: &mut Problems, s: RawSignals, backends: &[&str], primary: Option<&str>) -> SignalsConfig {
+    let url = |p: &mut Problems, at: &str, value: Option<&String>, hint: &str| {
+        p.required(at, value, hint).and_then(|u| match HttpUrl::parse(u) {
+            Ok(u) => Some(u),
+            Err(msg) => {
+                p.push(at, msg);
+                None
+            }
+        })
+    };
+    let backend = |p: &mut Problems, at: &str, value: Option<&String>| -> Option<String> {
+        match value {
+            Some(b) if backends.contains(&b.as_str()) => Some(b.clone()),
+            Some(b) => {
+                p.push(at, format!("{b:?} is not a configured backend"));
+                None
+            }
+            None => primary.map(str::to_string),
+        }
+    };
+    let prometheus = s.prometheus.and_then(|r| {
+        let at = "signals.prometheus";
+        let u =
+            url(p, &format!("{at}.url"), r.url.as_ref(), "the base URL of Prometheus, e.g. \"http://127.0.0.1:9090\"");
+        if let Some(u) = &u
+            && u.has_query()
+        {
+            p.push(format!("{at}.url"), format!("{u}: give the base URL of Prometheus, without a query"));
+        }
+        let query = p.required(&format!("{at}.query"), r.query.as_ref(), "a PromQL instant query").map(str::to_string);
+        let threshold = match r.threshold {
+            Some(t) if t.is_finite() => Some(t),
+            Some(t) => {
+                p.push(format!("{at}.threshold"), format!("{t} is not a finite number"));
+                None
+            }
+            None => {
+                p.push(format!("{at}.threshold"), "missing (the signal fires when the query's value is above it)");
+                None
+            }
+        };
+        let interval = p.duration(&format!("{at}.interval"), r.interval.as_ref(), Duration::from_secs(5));
+        let timeout = p.duration(&format!("{at}.timeout"), r.timeout.as_ref(), Duration::from_secs(2));
+        let backend = backend(p, &format!("{at}.backend"), r.backend.as_ref());
+        Some(PrometheusSignal { url: u?, query: query?, threshold: threshold?, interval, timeout, backend: backend? })
+    });
+    let statuspage = s.statuspage.and_then(|r| {
+        let at = "signals.statuspage";
+        let u = url(
+            p,
+            &format!("{at}.url"),
+            r.url.as_ref(),
+            "the status feed, e.g. \"https://status.example.com/api/v2/status.json\"",
+        );
+        let interval = p.duration(&format!("{at}.interval"), r.interval.as_ref(), Duration::from_secs(30));
+        let timeout = p.duration(&format!("{at}.timeout"), r.timeout.as_ref(), Duration::from_secs(2));
+        let backend = backend(p, &format!("{at}.backend"), r.backend.as_ref());
+        Some(StatuspageSignal { url: u?, interval, timeout, backend: backend? })
+    });
+    SignalsConfig { prometheus, statuspage }
 }
 
 /// Checks the S3 bucket naming rules that every provider shares.

@@ -174,6 +174,7 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
             tx.clone(),
         ));
     }
+    spawn_signals(&config, shared.clone());
     tokio::spawn(control_loop(shared.clone(), rx, config.detect.slow_after));
     tokio::spawn(crate::cmd::drill::scheduled(shared.clone(), config.drills.clone()));
     Ok(Running { shared, api: api_addr, gateway: gateway_addr })
@@ -348,4 +349,13 @@ pub fn report_event(shared: &Shared, e: &Event) {
         }
         Event::IncidentResolved { id, backend } => println!("{ts} incident {id} resolved: {backend} healthy again"),
     }
+}
+
+/// Signals (Prometheus, status page), each on its own interval: every reading
+/// goes into the policy input and the metrics.
+fn spawn_signals(config: &cutover_core::Config, shared: Arc<Shared>) {
+    cutover_control::signals::spawn(&config.signals, move |s| {
+        s.record(&mut shared.metrics.lock().unwrap());
+        shared.controller.lock().unwrap().set_signal(s.name(), s.to_json(Instant::now()));
+    });
 }

@@ -1,0 +1,122 @@
+//! Validation of the `[signals]` and `[detect]` tables: defaults, and every
+//! problem with its path.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+const BACKENDS: &str = r#"
+[[backends]]
+name = "primary"
+endpoint = "http://127.0.0.1:3900"
+region = "garage"
+bucket = "app-data"
+role = "primary"
+credentials = { access_key_id_env = "K", secret_access_key_env = "S" }
+
+[[backends]]
+name = "secondary"
+endpoint = "http://127.0.0.1:3901"
+region = "garage"
+bucket = "app-data"
+credentials = { access_key_id_env = "K", secret_access_key_env = "S" }
+"#;
+
+fn load(extra: &str) -> Result<Config, Vec<String>> {
+    let text = format!("{extra}\n{BACKENDS}");
+    let env = |_: &str| Some("set".to_string());
+    load_str(&text, "cutover.toml", Path::new("/etc/cutover"), &env)
+        .map_err(|e| e.problems.iter().map(|p| p.to_string()).collect())
+}
+
+#[test]
+fn signals_are_optional() {
+    let c = load("").unwrap();
+    assert!(c.signals.prometheus.is_none() && c.signals.statuspage.is_none());
+}
+
+#[test]
+fn signals_take_their_defaults() {
+    let c = load(
+        r#"
+[signals.prometheus]
+url = "http://127.0.0.1:9090"
+query = 'sum(rate(s3_errors_total[1m]))'
+threshold = 0.05
+[signals.statuspage]
+url = "https://status.example.com/api/v2/status.json"
+"#,
+    )
+    .unwrap();
+    let p = c.signals.prometheus.unwrap();
+    assert_eq!(p.url.to_string(), "http://127.0.0.1:9090/");
+    assert_eq!((p.threshold, p.interval, p.timeout), (0.05, Duration::from_secs(5), Duration::from_secs(2)));
+    assert_eq!(p.backend, "primary");
+    let s = c.signals.statuspage.unwrap();
+    assert_eq!(s.url.target, "/api/v2/status.json");
+    assert_eq!(
+        (s.interval, s.timeout, s.backend.as_str()),
+        (Duration::from_secs(30), Duration::from_secs(2), "primary")
+    );
+}
+
+#[test]
+fn signals_name_every_problem_with_its_path() {
+    let problems = load(
+        r#"
+[signals.prometheus]
+url = "127.0.0.1:9090"
+threshold = inf
+interval = "soon"
+backend = "tertiary"
+[signals.statuspage]
+timeout = "0s"
+colour = "green"
+[signals.datadog]
+url = "http://x"
+"#,
+    )
+    .unwrap_err();
+    let expect = [
+        "signals.statuspage.colour: unknown key",
+        "signals.datadog: unknown key",
+        "signals.prometheus.url: \"127.0.0.1:9090\" is not an http(s) URL",
+        "signals.prometheus.query: missing",
+        "signals.prometheus.threshold: inf is not a finite number",
+        "signals.prometheus.interval:",
+        "signals.prometheus.backend: \"tertiary\" is not a configured backend",
+        "signals.statuspage.url: missing",
+        "signals.statuspage.timeout: \"0s\" must be greater than zero",
+    ];
+    for e in expect {
+        assert!(problems.iter().any(|p| p.starts_with(e)), "no problem starting with {e:?} in {problems:#?}");
+    }
+    assert_eq!(problems.len(), expect.len(), "{problems:#?}");
+}
+
+#[test]
+fn a_prometheus_url_is_a_base_url() {
+    let problems = load(
+        r#"
+[signals.prometheus]
+url = "http://127.0.0.1:9090/api/v1/query?query=up"
+query = "up"
+threshold = 1
+"#,
+    )
+    .unwrap_err();
+    assert!(
+        problems[0]
+            .starts_with("signals.prometheus.url: http://127.0.0.1:9090/api/v1/query?query=up: give the base URL")
+    );
+}
+
+#[test]
+fn p95_latency_is_parsed_when_set() {
+    assert_eq!(load("").unwrap().detect.p95_latency, None);
+    let c = load("[detect]\np95_latency = \"400ms\"").unwrap();
+    assert_eq!(c.detect.p95_latency, Some(Duration::from_millis(400)));
+    let problems = load("[detect]\np95_latency = \"fast\"").unwrap_err();
+    assert!(problems[0].starts_with("detect.p95_latency:"), "{problems:?}");
+}
