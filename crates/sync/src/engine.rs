@@ -569,9 +569,6 @@ impl Run<'_> {
         self.summary.listed_source = join.src.listed;
         self.summary.listed_destination = join.dst.listed;
         self.listing_done = listing.is_ok();
-        if self.listing_done && self.opts.progress_every.is_some() {
-            self.progress();
-        }
         drop(done_tx);
         // Let copies in flight finish (and be checkpointed) even when a listing failed.
         loop {
