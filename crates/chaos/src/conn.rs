@@ -144,7 +144,8 @@ async fn relay(mut client: TcpStream, mut upstream: TcpStream, shared: &Shared) 
     }
 }
 
-/// Writes `data` in slices through a pacer, counting bytes.
+/// Writes `data` in slices through a pacer, counting bytes (before each
+/// write, so that whoever received them also sees them counted).
 async fn write_paced(
     w: &mut WriteHalf<'_>,
     data: &[u8],
@@ -154,8 +155,8 @@ async fn write_paced(
 ) -> std::io::Result<()> {
     for piece in data.chunks(slice_len(bps, READ_BUF)) {
         pacer.wait(piece.len(), bps).await;
-        w.write_all(piece).await?;
         Metrics::add(counter, piece.len());
+        w.write_all(piece).await?;
     }
     Ok(())
 }
@@ -350,6 +351,12 @@ async fn linger(cr: &mut ReadHalf<'_>) {
 /// bandwidth cap).
 async fn plain(mut cr: ReadHalf<'_>, mut uw: WriteHalf<'_>, pending: BytesMut, shared: &Shared, why: &str) -> Ending {
     tracing::debug!(why, "relaying the rest of the connection as plain bytes");
+    let faults = shared.faults();
+    for kind in [FaultKind::Latency, FaultKind::Bandwidth] {
+        if faults.is_on(kind) {
+            shared.metrics.fault(kind);
+        }
+    }
     let counter = &shared.metrics.bytes_upstream;
     if write_paced(&mut uw, &pending, &shared.up_pacer, shared.bandwidth(), counter).await.is_err() {
         return Ending::Done;

@@ -315,6 +315,7 @@ fn bytes_that_are_not_http_are_relayed_as_they_are() {
     });
     let n = proxy.counters();
     assert_eq!((n.requests, n.bytes_upstream, n.bytes_downstream), (0, 10, 10), "{n:?}");
+    assert_eq!(n.faulted(FaultKind::Latency), 1, "a plain-bytes connection counts once");
     proxy.shutdown();
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{Backend, Setup, start_garage, start_s3sfs};
 use serde_json::Value;
-use sync_support::{assert_rclone_identical, client, content, list, put_all, rt};
+use sync_support::{assert_rclone_identical, client, content, http_get, list, put_all, rt};
 
 fn summary(run: &common::Run) -> Value {
     run.json_lines().pop().unwrap_or_else(|| panic!("no JSON summary: {run:?}"))
@@ -297,4 +297,104 @@ fn checksum_compares_objects_whose_multipart_etags_cannot_decide() {
     assert_eq!(summary(&run)["copied"], 1);
     assert_eq!(setup.run(&["check", "a", "b", "--checksum"]).code, 0);
     assert_rclone_identical(&a, "", &b, "", &["--download"]);
+}
+
+#[test]
+fn replicate_serves_lag_metrics_and_records_the_lag_in_the_state_store() {
+    let (ga, gb) = (start_garage(), start_garage());
+    let (a, b) = (Backend::garage("a", "primary", &ga), Backend::garage("b", "secondary", &gb));
+    let setup = Setup::new(&[a.clone(), b.clone()], "");
+    seed(&a, "", 30);
+    let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], cutover_lab::free_port()));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+    cmd.arg("--config").arg(&setup.config);
+    cmd.args(["replicate", "a", "b", "--interval", "1h", "--metrics-listen", &metrics.to_string()]);
+    for (k, v) in &setup.env {
+        cmd.env(k, v);
+    }
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = KillOnDrop(child);
+    let started = std::time::SystemTime::now();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.0.stdout.take().unwrap()));
+    // The round's line is printed after its metrics and its lag record are updated.
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("round 1: lag 30 objects"), "{first}");
+
+    let (status, text) = http_get(metrics, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    let value = |name: &str| -> f64 {
+        let prefix = format!("{name}{{src=\"a\",dst=\"b\"}} ");
+        let line = text.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {prefix}in\n{text}"));
+        line[prefix.len()..].parse().unwrap()
+    };
+    assert_eq!(value("cutover_replication_last_round_found_objects"), 30.0);
+    assert_eq!(value("cutover_replication_pending_objects"), 0.0, "{text}");
+    assert_eq!(value("cutover_replication_pending_bytes"), 0.0);
+    assert_eq!(value("cutover_replication_oldest_pending_seconds"), 0.0);
+    let last_success = value("cutover_replication_last_success_timestamp_seconds");
+    let t0 = started.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!(last_success >= t0.floor(), "{last_success} < {t0}");
+    assert!(text.contains("cutover_replication_rounds_total{src=\"a\",dst=\"b\",outcome=\"ok\"} 1\n"), "{text}");
+    assert!(text.contains("# TYPE cutover_replication_pending_objects gauge"), "{text}");
+    drop(child);
+
+    let records = cutover_sync::latest_lag(&setup.dir.path().join("cutover.db")).unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!((r.src.as_str(), r.dst.as_str(), r.pending_objects, r.pending_bytes), ("a", "b", 0, 0), "{r:?}");
+    assert_eq!(r.oldest_pending_seconds, 0.0);
+    assert!(r.at >= started && r.last_success.is_some(), "{r:?}");
+}
+
+/// The sync at the heart of an outage drill: the destination answers 30 %
+/// of requests with 503 SlowDown (a chaos proxy in front of it). This test
+/// found that six SlowDowns in a row failed a copy (see
+/// `regression_a_slowdown_storm_used_up_the_six_attempts_of_a_copy` in
+/// crates/sync/src/retry.rs).
+#[test]
+fn a_sync_through_a_slowdown_storm_copies_everything_and_reports_retries() {
+    let (ga, gb) = (start_garage(), start_garage());
+    let upstream = format!("127.0.0.1:{}", gb.s3_port);
+    let proxy = cutover_chaos::Proxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), &upstream).unwrap();
+    let (a, b) = (Backend::garage("a", "primary", &ga), Backend::garage("b", "secondary", &gb));
+    let mut b_throttled = b.clone();
+    b_throttled.endpoint = format!("http://{}", proxy.addr());
+    let setup = Setup::new(&[a.clone(), b_throttled], "");
+    seed(&a, "", 200);
+    proxy.set(cutover_chaos::Faults { slowdown_rate: 0.3, ..cutover_chaos::Faults::none() }).unwrap();
+
+    let run = setup.run(&["sync", "a", "b", "--json", "--concurrency", "8"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let s = summary(&run);
+    assert_eq!((s["copied"].as_u64(), s["failed"].as_u64()), (Some(200), Some(0)), "{run:?}");
+    let slowed = proxy.counters().faulted(cutover_chaos::FaultKind::Slowdown);
+    tracing::info!(slowed, retries = %s["retries"], "SlowDown answers from the proxy");
+    assert!(slowed > 0);
+    // Every SlowDown the proxy sent was seen, counted and retried.
+    assert_eq!(s["throttled"].as_u64(), Some(slowed), "{run:?}");
+    assert!(s["retries"].as_u64() >= Some(slowed), "{run:?}");
+    assert_eq!(s["remaining_objects"], 0);
+    drop(proxy);
+
+    // Checked behind the proxy's back: same keys, sizes and ETags, same bytes.
+    let (ca, cb) = (client(&a), client(&b));
+    let (src, dst) = (list(&ca, ""), list(&cb, ""));
+    assert_eq!(src.len(), 200);
+    assert_eq!(src, dst);
+    rt().block_on(async {
+        for (key, _, _) in &src {
+            let (x, y) = tokio::join!(ca.get_object(key, &[]), cb.get_object(key, &[]));
+            assert_eq!(x.unwrap().body, y.unwrap().body, "{key}");
+        }
+    });
+}
+
+/// A child process, killed when the test ends (also when it fails).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

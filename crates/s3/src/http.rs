@@ -52,8 +52,13 @@ impl TransportError {
 }
 
 /// Classifies an error from the connection or hyper by walking its sources.
+///
+/// An I/O error anywhere in the chain decides. Otherwise a hyper error
+/// saying the connection closed, broke mid-answer or was gone before the
+/// request could be sent is `ConnectionReset`, whatever its source says.
 pub fn classify(err: &(dyn StdError + 'static)) -> TransportError {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    let mut broken = false;
     while let Some(e) = cur {
         if let Some(io) = e.downcast_ref::<io::Error>() {
             let outcome = match io.kind() {
@@ -73,13 +78,13 @@ pub fn classify(err: &(dyn StdError + 'static)) -> TransportError {
         }
         if let Some(h) = e.downcast_ref::<hyper::Error>()
             && (h.is_closed() || h.is_incomplete_message() || h.is_canceled())
-            && e.source().is_none()
         {
-            return TransportError::new(Outcome::ConnectionReset, err.to_string());
+            broken = true;
         }
         cur = e.source();
     }
-    TransportError::new(Outcome::Io(err.to_string()), err.to_string())
+    let outcome = if broken { Outcome::ConnectionReset } else { Outcome::Io(err.to_string()) };
+    TransportError::new(outcome, err.to_string())
 }
 
 /// Opens HTTP/1.1 connections to one endpoint and keeps idle ones for reuse.
@@ -299,5 +304,36 @@ impl AsyncWrite for QuickAck {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// What broke: a server that reset the connection right after accepting
+    /// it (a chaos proxy with `reset`) made hyper answer "operation was
+    /// canceled" ("connection was not ready") when the reset arrived before
+    /// the request was sent, and that was classified `Io`, not `ConnectionReset`.
+    #[tokio::test]
+    async fn regression_a_reset_before_the_request_was_sent_was_io_not_connection_reset() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (socket, _) = listener.accept().unwrap();
+            socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO)).unwrap();
+        });
+        let endpoint = Endpoint::parse(&format!("http://{addr}")).unwrap();
+        let mut sender = Connector::new(endpoint, Duration::from_secs(10), false).checkout("127.0.0.1").await.unwrap();
+        server.join().unwrap();
+        while !sender.is_closed() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let request = http::Request::builder().uri("/").header("host", "x").body(empty()).unwrap();
+        let err = sender.send_request(request).await.unwrap_err();
+        assert!(err.is_canceled(), "{err:?}");
+        assert_eq!(classify(&err).outcome, Outcome::ConnectionReset, "{err:?}");
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::SyncError;
 use crate::location::Filter;
-use crate::retry::{Limiter, RetryPolicy, with_retries};
+use crate::retry::{Limiter, RetryPolicy, RetryStats, with_retries};
 
 /// An object as the diff sees it: key relative to the side's prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,21 +75,29 @@ impl Pair {
 
 type PageResult = Result<Vec<ListedObject>, SyncError>;
 
-/// Starts listing `prefix` (after `start_after`, a full key) in a task that
-/// stays at most two pages ahead of the reader.
-pub fn spawn_lister(
-    client: S3Client,
-    side: String,
-    prefix: String,
-    start_after: Option<String>,
-    page_size: u32,
-) -> mpsc::Receiver<PageResult> {
+/// What a lister needs: where, and how to retry a page (its retries are
+/// counted into `stats`).
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub client: S3Client,
+    pub side: String,
+    pub prefix: String,
+    /// A full key to start after.
+    pub start_after: Option<String>,
+    pub page_size: u32,
+    pub retry: RetryPolicy,
+    pub stats: RetryStats,
+}
+
+/// Starts a listing in a task that stays at most two pages ahead of the reader.
+pub fn spawn_lister(listing: Listing) -> mpsc::Receiver<PageResult> {
+    let Listing { client, side, prefix, start_after, page_size, retry, stats } = listing;
     let (tx, rx) = mpsc::channel(2);
     tokio::spawn(async move {
-        let limiter = Limiter::new(1);
+        let limiter = Limiter::with_stats(1, stats);
         let mut token: Option<String> = None;
         loop {
-            let page = with_retries(RetryPolicy::default(), &limiter, || {
+            let page = with_retries(retry, &limiter, || {
                 let (client, prefix, token, start_after, side) =
                     (&client, &prefix, token.clone(), start_after.clone(), side.clone());
                 async move {

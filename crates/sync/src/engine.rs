@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use cutover_s3::{S3Client, S3Error};
@@ -25,7 +26,7 @@ use tokio::task::JoinSet;
 
 use crate::SyncError;
 use crate::copy::Copier;
-use crate::diff::{Cursor, MergeJoin, Pair, Verdict, spawn_lister};
+use crate::diff::{Cursor, Listing, MergeJoin, Pair, Verdict, spawn_lister};
 use crate::location::{Filter, Location};
 use crate::retry::{Limiter, RetryPolicy, with_retries};
 use crate::store::{Checkpoint, Store};
@@ -69,6 +70,10 @@ pub struct SyncOptions {
     pub resume: bool,
     /// How often to emit [`Event::Progress`].
     pub progress_every: Option<Duration>,
+    /// Also list the source once more, ahead of the diff, only to count its
+    /// objects, so that [`Progress::source_total`] is known early (for a
+    /// progress bar; costs one more listing of the source).
+    pub count_ahead: bool,
     pub page_size: u32,
     pub retry: RetryPolicy,
 }
@@ -88,6 +93,7 @@ impl Default for SyncOptions {
             allow_empty_source: false,
             resume: false,
             progress_every: None,
+            count_ahead: false,
             page_size: 1000,
             retry: RetryPolicy::default(),
         }
@@ -175,6 +181,17 @@ pub struct Summary {
     /// Last-modified time of the oldest differing source object.
     #[serde(skip)]
     pub oldest_pending: Option<SystemTime>,
+    /// Of those, the objects and bytes still differing when the run ended
+    /// (failed copies; everything in a check or dry run): the lag left.
+    pub remaining_objects: u64,
+    pub remaining_bytes: u64,
+    /// Last-modified time of the oldest object still differing.
+    #[serde(skip)]
+    pub oldest_remaining: Option<SystemTime>,
+    /// Requests sent again after a retryable failure, and how many of
+    /// those failures were throttling (SlowDown, 503, 429).
+    pub retries: u64,
+    pub throttled: u64,
     pub listed_source: u64,
     pub listed_destination: u64,
     pub aborted_uploads: u64,
@@ -211,11 +228,22 @@ impl Summary {
             oldest_age: self.oldest_pending.and_then(|t| SystemTime::now().duration_since(t).ok()),
         }
     }
+
+    /// The lag this run left: what it found differing and did not bring
+    /// over (0 after a clean copy).
+    pub fn remaining(&self) -> Lag {
+        Lag {
+            objects: self.remaining_objects,
+            bytes: self.remaining_bytes,
+            oldest_age: self.oldest_remaining.and_then(|t| SystemTime::now().duration_since(t).ok()),
+        }
+    }
 }
 
 /// Progress counters at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Progress {
+    /// Objects handled or in flight (copied + skipped + in flight).
     pub listed: u64,
     pub copied: u64,
     pub skipped: u64,
@@ -223,6 +251,23 @@ pub struct Progress {
     pub bytes: u64,
     pub in_flight: u64,
     pub seconds: f64,
+    /// Source objects seen in the listing so far (after filters).
+    pub source_listed: u64,
+    /// Both listings are read to their end: `source_listed` is the total.
+    pub listing_done: bool,
+    /// The number of source objects, once known: from the count-ahead
+    /// listing (`count_ahead`) or when the listings are done.
+    pub source_total: Option<u64>,
+    /// Objects and bytes found differing so far.
+    pub pending_objects: u64,
+    pub pending_bytes: u64,
+    /// Of those, the ones not brought over yet: the lag right now.
+    pub remaining_objects: u64,
+    pub remaining_bytes: u64,
+    /// Last-modified time of the oldest differing object found so far.
+    #[serde(skip)]
+    pub oldest_pending: Option<SystemTime>,
+    pub retries: u64,
 }
 
 /// What a run reports as it goes; the caller decides how to print.
@@ -269,6 +314,11 @@ struct TaskDone {
     seq: u64,
     rel: String,
     outcome: TaskOutcome,
+    /// The object's size and last-modified time.
+    size: u64,
+    last_modified: Option<SystemTime>,
+    /// The object was counted as pending (new or changed) when listed.
+    pending: bool,
 }
 
 /// The lowest key up to which everything is done, with copies in flight.
@@ -326,6 +376,13 @@ struct Run<'a> {
     summary: Summary,
     mark: Watermark,
     in_flight: u64,
+    src_seen: u64,
+    listing_done: bool,
+    /// Source objects counted ahead of the diff; the count is final when
+    /// the flag is set.
+    counted: Option<Arc<(AtomicU64, AtomicBool)>>,
+    /// Last-modified time of the oldest object whose copy failed.
+    oldest_failed: Option<SystemTime>,
     started: Instant,
     last_progress: Instant,
     last_save: Instant,
@@ -384,6 +441,11 @@ pub async fn run(
             pending_objects: 0,
             pending_bytes: 0,
             oldest_pending: None,
+            remaining_objects: 0,
+            remaining_bytes: 0,
+            oldest_remaining: None,
+            retries: 0,
+            throttled: 0,
             listed_source: 0,
             listed_destination: 0,
             aborted_uploads: 0,
@@ -393,6 +455,10 @@ pub async fn run(
         },
         mark: Watermark::default(),
         in_flight: 0,
+        src_seen: 0,
+        listing_done: false,
+        counted: None,
+        oldest_failed: None,
         started: now,
         last_progress: now,
         last_save: now,
@@ -410,20 +476,23 @@ impl Run<'_> {
         let full = |prefix: &str| start_after.as_ref().map(|k| format!("{prefix}{k}"));
         // Listings use fresh connections too: Garage's list answers stall ~40 ms
         // on a reused connection (delayed ACK, see BASELINES.md).
-        let src_rx = spawn_lister(
-            self.src.get_client.clone(),
-            src.to_string(),
-            src.prefix.clone(),
-            full(&src.prefix),
-            self.opts.page_size,
-        );
-        let dst_rx = spawn_lister(
-            self.dst.get_client.clone(),
-            dst.to_string(),
-            dst.prefix.clone(),
-            full(&dst.prefix),
-            self.opts.page_size,
-        );
+        let lister = |side: &Side| Listing {
+            client: side.get_client.clone(),
+            side: side.location.to_string(),
+            prefix: side.location.prefix.clone(),
+            start_after: full(&side.location.prefix),
+            page_size: self.opts.page_size,
+            retry: self.opts.retry,
+            stats: self.copier.limiter.stats().clone(),
+        };
+        let src_rx = spawn_lister(lister(self.src));
+        let dst_rx = spawn_lister(lister(self.dst));
+        let counter = self.opts.count_ahead.then(|| {
+            let counted = Arc::new((AtomicU64::new(0), AtomicBool::new(false)));
+            self.counted = Some(counted.clone());
+            let rx = spawn_lister(lister(self.src));
+            tokio::spawn(count_ahead(rx, src.prefix.len(), self.opts.filter.clone(), counted)).abort_handle()
+        });
         let mut join = MergeJoin {
             src: Cursor::new(src.to_string(), src_rx, &src.prefix, self.opts.filter.clone()),
             dst: Cursor::new(dst.to_string(), dst_rx, &dst.prefix, self.opts.filter.clone()),
@@ -433,7 +502,6 @@ impl Run<'_> {
         // Large objects in flight; their parts share the limiter's permits.
         let big = Arc::new(Semaphore::new((self.opts.concurrency / 4).max(2)));
         let mut deletes: Vec<String> = Vec::new();
-        let mut src_seen = 0u64;
 
         let listing = loop {
             while let Ok(done) = done_rx.try_recv() {
@@ -448,9 +516,9 @@ impl Run<'_> {
                 Err(e) => break Err(e),
             };
             if pair.src.is_some() {
-                src_seen += 1;
+                self.src_seen += 1;
             }
-            self.count_difference(&pair);
+            let pending = self.count_difference(&pair);
             let Pair { src, dst, verdict } = pair;
             match (verdict, src) {
                 (Verdict::Extra, _) => {
@@ -476,6 +544,7 @@ impl Run<'_> {
                 }
                 (Verdict::New | Verdict::Changed | Verdict::Undecided, Some(s)) => {
                     let seq = self.mark.start(&s.rel);
+                    let last_modified = s.last_modified.as_deref().and_then(parse_last_modified);
                     let copier = self.copier.clone();
                     let tx = done_tx.clone();
                     let compare = verdict == Verdict::Undecided;
@@ -490,7 +559,8 @@ impl Run<'_> {
                     tasks.spawn(async move {
                         let outcome = copy_or_compare(&copier, &s.rel, s.size, compare, copy).await;
                         drop((permit, big_permit));
-                        let _ = tx.send(TaskDone { seq, rel: s.rel, outcome });
+                        let done = TaskDone { seq, rel: s.rel, outcome, size: s.size, last_modified, pending };
+                        let _ = tx.send(done);
                     });
                 }
                 (_, None) => {}
@@ -498,6 +568,7 @@ impl Run<'_> {
         };
         self.summary.listed_source = join.src.listed;
         self.summary.listed_destination = join.dst.listed;
+        self.listing_done = listing.is_ok();
         drop(done_tx);
         // Let copies in flight finish (and be checkpointed) even when a listing failed.
         loop {
@@ -509,12 +580,22 @@ impl Run<'_> {
             self.tick()?;
         }
         while tasks.join_next().await.is_some() {}
+        if let Some(c) = counter {
+            c.abort();
+        }
         listing?;
 
         if self.opts.mode == Mode::Mirror && !deletes.is_empty() {
-            self.delete(deletes, src_seen, join.dst.listed).await;
+            self.delete(deletes, self.src_seen, join.dst.listed).await;
         }
         self.summary.seconds = self.started.elapsed().as_secs_f64();
+        let stats = self.copier.limiter.stats();
+        (self.summary.retries, self.summary.throttled) = (stats.retries(), stats.throttled());
+        self.summary.oldest_remaining = match self.summary.remaining_objects {
+            0 => None,
+            _ if self.writes() => self.oldest_failed,
+            _ => self.summary.oldest_pending,
+        };
         self.summary.outcome = if self.summary.failed > 0 {
             RunOutcome::Failed
         } else if self.summary.refusal.is_some() {
@@ -568,28 +649,44 @@ impl Run<'_> {
         Ok((self.opts.mode != Mode::Mirror).then_some(after))
     }
 
-    fn count_difference(&mut self, pair: &Pair) {
+    /// Counts a difference; true when it is a source object now pending.
+    fn count_difference(&mut self, pair: &Pair) -> bool {
         match pair.verdict {
             Verdict::New => self.summary.new += 1,
             Verdict::Changed => self.summary.changed += 1,
             Verdict::Extra => self.summary.extra += 1,
-            Verdict::Same | Verdict::Undecided => return,
+            Verdict::Same | Verdict::Undecided => return false,
         }
-        if let Some(s) = &pair.src {
-            self.summary.pending_objects += 1;
-            self.summary.pending_bytes += s.size;
-            if let Some(t) = s.last_modified.as_deref().and_then(parse_last_modified) {
-                self.summary.oldest_pending = Some(self.summary.oldest_pending.map_or(t, |o| o.min(t)));
-            }
+        let Some(s) = &pair.src else { return false };
+        self.add_pending(s.size, s.last_modified.as_deref().and_then(parse_last_modified));
+        true
+    }
+
+    fn add_pending(&mut self, size: u64, last_modified: Option<SystemTime>) {
+        self.summary.pending_objects += 1;
+        self.summary.pending_bytes += size;
+        self.summary.remaining_objects += 1;
+        self.summary.remaining_bytes += size;
+        if let Some(t) = last_modified {
+            self.summary.oldest_pending = Some(self.summary.oldest_pending.map_or(t, |o| o.min(t)));
+        }
+    }
+
+    /// A pending object was brought over (or vanished from the source).
+    fn resolve_pending(&mut self, done: &TaskDone) {
+        if done.pending {
+            self.summary.remaining_objects -= 1;
+            self.summary.remaining_bytes -= done.size;
         }
     }
 
     fn finish_task(&mut self, done: TaskDone) {
         self.in_flight -= 1;
-        match done.outcome {
+        match &done.outcome {
             TaskOutcome::Copied(bytes) => {
                 self.summary.copied += 1;
                 self.summary.bytes += bytes;
+                self.resolve_pending(&done);
                 self.mark.finish(done.seq);
             }
             TaskOutcome::Same => {
@@ -598,19 +695,25 @@ impl Run<'_> {
             }
             TaskOutcome::Differs => {
                 self.summary.changed += 1;
-                self.summary.pending_objects += 1;
+                self.add_pending(done.size, done.last_modified);
                 (self.report)(Event::Difference { key: &done.rel, verdict: Verdict::Changed });
                 self.mark.finish(done.seq);
             }
             TaskOutcome::Vanished => {
                 tracing::info!(key = %done.rel, "source object deleted after listing; skipped");
                 self.summary.skipped += 1;
+                self.resolve_pending(&done);
                 self.mark.finish(done.seq);
             }
             TaskOutcome::Failed(e) => {
                 // Stays pending: the checkpoint never moves past a failure.
                 self.summary.failed += 1;
-                (self.report)(Event::Failed { key: &done.rel, error: &e });
+                if done.pending
+                    && let Some(t) = done.last_modified
+                {
+                    self.oldest_failed = Some(self.oldest_failed.map_or(t, |o| o.min(t)));
+                }
+                (self.report)(Event::Failed { key: &done.rel, error: e });
             }
         }
     }
@@ -620,22 +723,40 @@ impl Run<'_> {
         if let Some(every) = self.opts.progress_every
             && self.last_progress.elapsed() >= every
         {
-            self.last_progress = Instant::now();
-            (self.report)(Event::Progress(Progress {
-                listed: self.summary.skipped + self.summary.copied + self.in_flight,
-                copied: self.summary.copied,
-                skipped: self.summary.skipped,
-                failed: self.summary.failed,
-                bytes: self.summary.bytes,
-                in_flight: self.in_flight,
-                seconds: self.started.elapsed().as_secs_f64(),
-            }));
+            self.progress();
         }
         if self.last_save.elapsed() >= Duration::from_secs(1) {
             self.last_save = Instant::now();
             self.save(false)?;
         }
         Ok(())
+    }
+
+    fn progress(&mut self) {
+        self.last_progress = Instant::now();
+        let s = &self.summary;
+        (self.report)(Event::Progress(Progress {
+            listed: s.skipped + s.copied + self.in_flight,
+            copied: s.copied,
+            skipped: s.skipped,
+            failed: s.failed,
+            bytes: s.bytes,
+            in_flight: self.in_flight,
+            seconds: self.started.elapsed().as_secs_f64(),
+            source_listed: self.src_seen,
+            listing_done: self.listing_done,
+            source_total: match &self.counted {
+                _ if self.listing_done => Some(self.src_seen),
+                Some(c) if c.1.load(Ordering::Relaxed) => Some(c.0.load(Ordering::Relaxed)),
+                _ => None,
+            },
+            pending_objects: s.pending_objects,
+            pending_bytes: s.pending_bytes,
+            remaining_objects: s.remaining_objects,
+            remaining_bytes: s.remaining_bytes,
+            oldest_pending: s.oldest_pending,
+            retries: self.copier.limiter.stats().retries(),
+        }));
     }
 
     fn save(&self, complete: bool) -> Result<(), SyncError> {
@@ -709,6 +830,22 @@ impl Run<'_> {
             }
         }
     }
+}
+
+/// Counts the selected objects of a listing (`count_ahead`); gives up
+/// quietly on an error (the diff's own listing reports it).
+async fn count_ahead(
+    mut rx: mpsc::Receiver<Result<Vec<cutover_s3::client::ListedObject>, SyncError>>,
+    prefix_len: usize,
+    filter: Filter,
+    counted: Arc<(AtomicU64, AtomicBool)>,
+) {
+    while let Some(page) = rx.recv().await {
+        let Ok(page) = page else { return };
+        let n = page.iter().filter(|o| o.key.get(prefix_len..).is_some_and(|rel| filter.selects(rel))).count();
+        counted.0.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    counted.1.store(true, Ordering::Relaxed);
 }
 
 async fn copy_or_compare(copier: &Copier, rel: &str, size: u64, compare: bool, copy: bool) -> TaskOutcome {

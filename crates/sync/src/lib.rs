@@ -6,18 +6,22 @@
 //! - [`copy`]: verified streaming GET → PUT, multipart with parallel parts
 //!   above a threshold.
 //! - [`retry`]: backoff with jitter; concurrency that halves on SlowDown.
-//! - [`store`]: checkpoints and open uploads in SQLite.
+//! - [`store`]: checkpoints, open uploads and the latest replication lag in SQLite.
 //! - [`engine`]: one run, with the safety rules for deletes.
+//! - [`metrics`]: replication lag in the Prometheus text format.
 
 pub mod copy;
 pub mod diff;
 pub mod engine;
 pub mod error;
 pub mod location;
+pub mod metrics;
 pub mod retry;
 pub mod store;
 
 pub use engine::{Event, Lag, Mode, Progress, Refusal, RunOutcome, Side, Summary, SyncOptions, lag, run};
 pub use error::SyncError;
 pub use location::{Filter, Location};
-pub use store::Store;
+pub use metrics::ReplicationMetrics;
+pub use retry::RetryStats;
+pub use store::{LagRecord, Store, latest_lag};

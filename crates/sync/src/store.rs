@@ -1,13 +1,14 @@
-//! Checkpoints and open multipart uploads, in the state SQLite file (WAL
-//! mode). Tables `sync_checkpoints` and `sync_uploads` belong to this crate;
-//! other tables in the file belong to other components.
+//! Checkpoints, open multipart uploads and the latest replication lag, in
+//! the state SQLite file (WAL mode). Tables `sync_checkpoints`,
+//! `sync_uploads` and `sync_lag` belong to this crate; other tables in the
+//! file belong to other components.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::SyncError;
 
@@ -31,6 +32,56 @@ pub struct Checkpoint {
 pub struct OpenUpload {
     pub key: String,
     pub upload_id: String,
+}
+
+/// The latest replication lag of one source and destination pair, as
+/// `cutover replicate` measured it (the controller's policy input reads it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LagRecord {
+    /// `BACKEND[:PREFIX]` of the source and of the destination.
+    pub src: String,
+    pub dst: String,
+    /// Objects and bytes known to differ and not yet copied at `at`: during
+    /// a round, what it has found and not copied yet; after a round, what it
+    /// could not copy (0 after a clean round).
+    pub pending_objects: u64,
+    pub pending_bytes: u64,
+    /// Age at `at` of the oldest of those (source last-modified); 0 when none.
+    pub oldest_pending_seconds: f64,
+    /// When this was measured (serialized as Unix seconds).
+    #[serde(serialize_with = "unix_seconds")]
+    pub at: SystemTime,
+    /// The end of the last round that left nothing pending (Unix seconds).
+    #[serde(serialize_with = "opt_unix_seconds")]
+    pub last_success: Option<SystemTime>,
+}
+
+fn unix_seconds<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64())
+}
+
+fn opt_unix_seconds<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => unix_seconds(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+fn to_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
+}
+
+fn from_ms(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+/// The latest lag record of every pair in the state file at `state_path`
+/// (none when the file does not exist yet).
+pub fn latest_lag(state_path: &Path) -> Result<Vec<LagRecord>, SyncError> {
+    if !state_path.exists() {
+        return Ok(Vec::new());
+    }
+    Store::open(state_path)?.lags()
 }
 
 /// The checkpoint store; cheap to clone, safe to share between tasks.
@@ -58,6 +109,16 @@ CREATE TABLE IF NOT EXISTS sync_uploads (
     upload_id TEXT NOT NULL,
     started_at INTEGER NOT NULL,
     PRIMARY KEY (job, upload_id)
+);
+CREATE TABLE IF NOT EXISTS sync_lag (
+    src TEXT NOT NULL,
+    dst TEXT NOT NULL,
+    pending_objects INTEGER NOT NULL,
+    pending_bytes INTEGER NOT NULL,
+    oldest_pending_seconds REAL NOT NULL,
+    at_ms INTEGER NOT NULL,
+    last_success_ms INTEGER,
+    PRIMARY KEY (src, dst)
 );
 ";
 
@@ -158,6 +219,52 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Replaces the lag record of its (src, dst) pair.
+    pub fn save_lag(&self, r: &LagRecord) -> Result<(), SyncError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO sync_lag (src, dst, pending_objects, pending_bytes, oldest_pending_seconds, at_ms, last_success_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(src, dst) DO UPDATE SET pending_objects = ?3, pending_bytes = ?4,
+                   oldest_pending_seconds = ?5, at_ms = ?6, last_success_ms = ?7",
+                params![
+                    r.src,
+                    r.dst,
+                    r.pending_objects as i64,
+                    r.pending_bytes as i64,
+                    r.oldest_pending_seconds,
+                    to_ms(r.at),
+                    r.last_success.map(to_ms),
+                ],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Every pair's latest lag record, by source then destination.
+    pub fn lags(&self) -> Result<Vec<LagRecord>, SyncError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT src, dst, pending_objects, pending_bytes, oldest_pending_seconds, at_ms, last_success_ms
+                 FROM sync_lag ORDER BY src, dst",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(LagRecord {
+                    src: r.get(0)?,
+                    dst: r.get(1)?,
+                    pending_objects: r.get::<_, i64>(2)? as u64,
+                    pending_bytes: r.get::<_, i64>(3)? as u64,
+                    oldest_pending_seconds: r.get(4)?,
+                    at: from_ms(r.get(5)?),
+                    last_success: r.get::<_, Option<i64>>(6)?.map(from_ms),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +285,37 @@ mod tests {
         );
         store.forget_upload("a -> b", "u1").unwrap();
         assert!(store.open_uploads("a -> b").unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_latest_lag_per_pair_replaces_the_one_before() {
+        let dir = std::env::temp_dir().join(format!("cutover-sync-lag-{}", fastrand::u64(..)));
+        let path = dir.join("state.db");
+        assert_eq!(latest_lag(&path).unwrap(), Vec::new(), "no file, no records");
+        let store = Store::open(&path).unwrap();
+        let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let mut r = LagRecord {
+            src: "a".into(),
+            dst: "b:copy/".into(),
+            pending_objects: 3,
+            pending_bytes: 300,
+            oldest_pending_seconds: 12.5,
+            at,
+            last_success: None,
+        };
+        store.save_lag(&r).unwrap();
+        r.pending_objects = 0;
+        r.pending_bytes = 0;
+        r.oldest_pending_seconds = 0.0;
+        r.last_success = Some(at);
+        store.save_lag(&r).unwrap();
+        let other = LagRecord { src: "a".into(), dst: "c".into(), ..r.clone() };
+        store.save_lag(&other).unwrap();
+        assert_eq!(latest_lag(&path).unwrap(), vec![r.clone(), other]);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["at"], 1_700_000_000.123);
+        assert_eq!(json["last_success"], 1_700_000_000.123);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,18 +1,27 @@
 //! `cutover sync`, `cutover check` and `cutover replicate`: thin wiring of
 //! the sync engine (crates/sync) to the configuration and the terminal.
 
-use std::sync::Mutex;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
 use cutover_core::Config;
 use cutover_s3::ClientOptions;
-use cutover_sync::{Event, Filter, Location, Mode, RunOutcome, Side, Store, Summary, SyncOptions};
+use cutover_sync::{Event, Filter, Location, Mode, ReplicationMetrics, RunOutcome, Side, Store, Summary, SyncOptions};
 use serde_json::json;
 
 use crate::Failure;
 use crate::cli::Global;
 use crate::{load, runtime};
+
+mod metrics;
+mod progress;
+
+use progress::Display;
+
+/// How often `replicate` records the lag in the state store during a round.
+const LAG_SAVE_EVERY: Duration = Duration::from_secs(5);
 
 /// What sync and check share.
 #[derive(Debug, Args)]
@@ -90,6 +99,9 @@ pub struct ReplicateArgs {
     /// Stop after this many rounds (default: until interrupted).
     #[arg(long, value_name = "N")]
     pub rounds: Option<u64>,
+    /// Serve the replication lag on http://ADDR/metrics (Prometheus text format).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -140,7 +152,8 @@ fn options(c: &Common, mode: Mode) -> SyncOptions {
     }
 }
 
-fn sync_options(a: &SyncArgs) -> SyncOptions {
+/// The sync options, with progress as often as `display` wants it.
+fn sync_options(a: &SyncArgs, display: &Display) -> SyncOptions {
     SyncOptions {
         dry_run: a.dry_run,
         max_delete: a.max_delete,
@@ -149,9 +162,15 @@ fn sync_options(a: &SyncArgs) -> SyncOptions {
         resume: a.resume,
         multipart_threshold: a.multipart_threshold,
         part_size: a.part_size,
-        progress_every: (!a.progress_interval.is_zero()).then_some(a.progress_interval),
+        progress_every: display.every(progress_every(a)),
+        count_ahead: display.counts_ahead(),
         ..options(&a.common, if a.delete { Mode::Mirror } else { Mode::Copy })
     }
+}
+
+/// `--progress-interval`, `None` for 0s (never).
+fn progress_every(a: &SyncArgs) -> Option<Duration> {
+    (!a.progress_interval.is_zero()).then_some(a.progress_interval)
 }
 
 fn store(config: &Config) -> Result<Store, Failure> {
@@ -159,9 +178,16 @@ fn store(config: &Config) -> Result<Store, Failure> {
 }
 
 /// Prints events as they come: differences and dry-run actions on stdout,
-/// progress and failures on stderr.
-fn reporter(json: bool, dry_run: bool) -> impl Fn(Event<'_>) + Sync {
+/// progress and failures on stderr; progress as a bar on a terminal.
+fn reporter(json: bool, dry_run: bool, display: &Display) -> impl Fn(Event<'_>) + Sync + '_ {
     move |event| match event {
+        Event::Progress(p) if display.progress(&p) => {}
+        event => display.print(|| print_event(json, dry_run, event)),
+    }
+}
+
+fn print_event(json: bool, dry_run: bool, event: Event<'_>) {
+    match event {
         Event::Difference { key, verdict } if !json => {
             let v = serde_json::to_value(verdict).ok().and_then(|v| v.as_str().map(str::to_string));
             let v = v.unwrap_or_default();
@@ -197,7 +223,7 @@ fn reporter(json: bool, dry_run: bool) -> impl Fn(Event<'_>) + Sync {
 }
 
 fn summary_line(s: &Summary) -> String {
-    format!(
+    let mut line = format!(
         "copied {}, skipped {}, deleted {}, failed {}, {:.1} MB in {:.2}s: {:.0} objects/s, {:.1} MB/s",
         s.copied,
         s.skipped,
@@ -207,7 +233,11 @@ fn summary_line(s: &Summary) -> String {
         s.seconds,
         s.objects_per_second(),
         s.megabytes_per_second()
-    )
+    );
+    if s.retries > 0 {
+        line += &format!("; {} retries ({} throttled)", s.retries, s.throttled);
+    }
+    line
 }
 
 fn summary_json(s: &Summary) -> serde_json::Value {
@@ -241,10 +271,12 @@ pub fn sync(global: &Global, args: SyncArgs) -> Result<(), Failure> {
     let config = load::config(global)?;
     let src = side(&config, &args.common.src, args.common.timeout, "SRC")?;
     let dst = side(&config, &args.common.dst, args.common.timeout, "DST")?;
-    let opts = sync_options(&args);
+    let display = Display::new(progress_every(&args));
+    let opts = sync_options(&args, &display);
     let store = if args.dry_run { None } else { Some(store(&config)?) };
-    let report = reporter(args.common.json, args.dry_run);
+    let report = reporter(args.common.json, args.dry_run, &display);
     let result = runtime().block_on(cutover_sync::run(&src, &dst, &opts, store.as_ref(), &report));
+    display.finish();
     let s = finish(result, args.common.json)?;
     if !args.common.json {
         let verb = if args.dry_run { "dry run: " } else { "" };
@@ -269,7 +301,7 @@ pub fn check(global: &Global, args: CheckArgs) -> Result<(), Failure> {
                 d.push(json!({"key": key, "verdict": verdict}));
             }
         }
-        reporter(json, false)(e)
+        reporter(json, false, &Display::Lines)(e)
     };
     let result = runtime().block_on(cutover_sync::run(&src, &dst, &opts, None, &report));
     let s = match result {
@@ -290,21 +322,57 @@ pub fn check(global: &Global, args: CheckArgs) -> Result<(), Failure> {
     exit(&s)
 }
 
+/// Records the lag in the state store; a failure is a warning, not a failed round.
+fn save_lag(store: &Store, metrics: &ReplicationMetrics) {
+    if let Some(record) = metrics.record(SystemTime::now())
+        && let Err(e) = store.save_lag(&record)
+    {
+        eprintln!("warning: could not record the replication lag: {e}");
+    }
+}
+
 pub fn replicate(global: &Global, args: ReplicateArgs) -> Result<(), Failure> {
     let config = load::config(global)?;
     let c = &args.sync.common;
     let src = side(&config, &c.src, c.timeout, "SRC")?;
     let dst = side(&config, &c.dst, c.timeout, "DST")?;
-    let opts = SyncOptions { resume: false, ..sync_options(&args.sync) };
+    let display = Display::new(progress_every(&args.sync));
+    let opts = SyncOptions { resume: false, ..sync_options(&args.sync, &display) };
     let store = store(&config)?;
-    let report = reporter(c.json, args.sync.dry_run);
+    let metrics = Arc::new(ReplicationMetrics::new(&src.location, &dst.location));
+    let base = reporter(c.json, args.sync.dry_run, &display);
+    let last_saved = Mutex::new(Instant::now());
+    // Progress also updates the lag metrics, and the stored lag every few seconds.
+    let report = |event: Event<'_>| {
+        if let Event::Progress(p) = &event {
+            metrics.progress(p);
+            let mut last = last_saved.lock().expect("lock");
+            if last.elapsed() >= LAG_SAVE_EVERY {
+                *last = Instant::now();
+                save_lag(&store, &metrics);
+            }
+        }
+        base(event)
+    };
     runtime().block_on(async {
+        if let Some(addr) = args.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Failure::Error(anyhow::anyhow!("--metrics-listen {addr}: {e}")))?;
+            let bound = listener.local_addr().map_err(|e| Failure::Error(e.into()))?;
+            eprintln!("replication metrics on http://{bound}/metrics");
+            tokio::spawn(metrics::serve(listener, metrics.clone()));
+        }
         let mut round = 0u64;
         let mut last_ok;
         loop {
             round += 1;
-            match cutover_sync::run(&src, &dst, &opts, Some(&store), &report).await {
+            let result = cutover_sync::run(&src, &dst, &opts, Some(&store), &report).await;
+            display.finish();
+            match result {
                 Ok(s) => {
+                    metrics.round(&s, SystemTime::now());
+                    save_lag(&store, &metrics);
                     let lag = s.lag();
                     last_ok = s.outcome == RunOutcome::Ok;
                     if c.json {
@@ -322,6 +390,7 @@ pub fn replicate(global: &Global, args: ReplicateArgs) -> Result<(), Failure> {
                     }
                 }
                 Err(e) => {
+                    metrics.round_error();
                     last_ok = false;
                     eprintln!("round {round}: error: {e}");
                 }

@@ -95,3 +95,14 @@ pub fn assert_rclone_identical(a: &Backend, pa: &str, b: &Backend, pb: &str, ext
     assert_eq!(code, 0, "rclone check found differences:\n{text}");
     assert!(text.contains(" 0 differences found"), "{text}");
 }
+
+/// `GET path` over plain HTTP/1.1 (`Connection: close`): the status and body.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
