@@ -149,6 +149,8 @@ pub struct Controller {
     /// When the fallback of an incident was last considered.
     fallback_checked: BTreeMap<String, Instant>,
     signals: serde_json::Map<String, Value>,
+    /// `input.replication`: lag of `cutover replicate` and the gateway's journal.
+    replication: Value,
 }
 
 impl Controller {
@@ -200,6 +202,7 @@ impl Controller {
             healthy_since: BTreeMap::new(),
             fallback_checked: BTreeMap::new(),
             signals: serde_json::Map::new(),
+            replication: json!({"lags": [], "journal": null}),
         })
     }
 
@@ -733,6 +736,7 @@ impl Controller {
                 "latency_only": self.latency_only(b, now),
             },
             "signals": self.signals,
+            "replication": self.replication,
             "history": {"failovers_last_hour": self.store.failovers_since(hour_ago).unwrap_or(0)},
             "limits": {"max_failovers_per_hour": self.config.policy.max_failovers_per_hour},
         })
@@ -770,6 +774,12 @@ fn quorum_json(q: &Quorum) -> Value {
 impl Controller {
     /// Sets the latest reading of a signal (`prometheus`, `statuspage`); it
     /// goes into the policy input under `signals` (see `crate::signals`).
+    /// Replication lag and pending journal entries for the policy input
+    /// (`input.replication`; see docs/policy.md).
+    pub fn set_replication(&mut self, value: Value) {
+        self.replication = value;
+    }
+
     pub fn set_signal(&mut self, name: &str, value: Value) {
         self.signals.insert(name.to_string(), value);
     }

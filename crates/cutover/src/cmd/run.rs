@@ -175,6 +175,7 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
         ));
     }
     spawn_signals(&config, shared.clone());
+    tokio::spawn(replication_loop(shared.clone()));
     tokio::spawn(control_loop(shared.clone(), rx, config.detect.slow_after));
     tokio::spawn(crate::cmd::drill::scheduled(shared.clone(), config.drills.clone()));
     Ok(Running { shared, api: api_addr, gateway: gateway_addr })
@@ -358,4 +359,30 @@ fn spawn_signals(config: &cutover_core::Config, shared: Arc<Shared>) {
         s.record(&mut shared.metrics.lock().unwrap());
         shared.controller.lock().unwrap().set_signal(s.name(), s.to_json(Instant::now()));
     });
+}
+
+/// Every 5 s: the replication lag recorded by `cutover replicate` and the
+/// gateway's journal depth, into the policy input (`input.replication`).
+async fn replication_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let path = shared.config.state.path.clone();
+        let lags = tokio::task::spawn_blocking(move || cutover_sync::latest_lag(&path)).await;
+        let lags = match lags {
+            Ok(Ok(l)) => serde_json::to_value(l).unwrap_or_default(),
+            _ => serde_json::Value::Array(Vec::new()),
+        };
+        let journal = match &shared.gateway {
+            Some(gw) => match gw.state().journal_depth().await {
+                Ok((depth, oldest)) => serde_json::json!({
+                    "pending": depth,
+                    "oldest_age_ms": oldest.map(|ms| (cutover_core::time::unix_ms(std::time::SystemTime::now()) as i64 - ms).max(0)),
+                }),
+                Err(_) => serde_json::Value::Null,
+            },
+            None => serde_json::Value::Null,
+        };
+        shared.controller.lock().unwrap().set_replication(serde_json::json!({"lags": lags, "journal": journal}));
+    }
 }
