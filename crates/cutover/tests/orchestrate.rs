@@ -418,3 +418,45 @@ with = {{ to = "{{{{ target }}}}" }}
     assert_eq!(detail["runs"].as_array().unwrap().len(), 1, "one run, resumed: {detail}");
     assert_eq!(detail["runs"][0]["state"], "completed");
 }
+
+/// Found by the e2e SIGKILL test: Garage acknowledged a PUT, was killed, and
+/// came back without the object; the fallback must restore it from the
+/// dual-write secondary (and never overwrite what the primary has).
+#[test]
+fn regression_an_acknowledged_write_the_primary_lost_in_its_crash_is_restored_at_fallback() {
+    let gw_port = cutover_lab::free_port();
+    let extra = format!(
+        "[api]\nlisten = \"127.0.0.1:0\"\n[fallback]\nstable_for = \"2s\"\nmin_dwell = \"1s\"\n\
+         [gateway]\nlisten = \"127.0.0.1:{gw_port}\"\n[[gateway.clients]]\naccess_key_id = \"APPKEY\"\n\
+         secret_access_key_env = \"GATEWAY_APP_SECRET\"\n[[gateway.buckets]]\nname = \"app\"\nmode = \"dual-write\"\nack = \"active-journal\"\n"
+    );
+    let (a, _b, mut setup) = two_garages(&extra);
+    setup.env.push(("GATEWAY_APP_SECRET".into(), "app-secret-0123456789".into()));
+    let c = Controller::start(&setup);
+    both_healthy(&c);
+    let app = Backend::gateway(gw_port, "APPKEY", "app-secret-0123456789").client();
+    let direct = Backend::garage("primary", "primary", &a).client();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(app.put_object(
+        "acked/lost",
+        bytes::Bytes::from_static(b"acknowledged, then lost by the primary"),
+        &[],
+    ))
+    .unwrap();
+    rt.block_on(app.put_object("acked/kept", bytes::Bytes::from_static(b"v1"), &[])).unwrap();
+    // The primary loses one acknowledged write, and holds a newer version of another.
+    rt.block_on(direct.delete_object("acked/lost")).unwrap();
+    rt.block_on(direct.put_object("acked/kept", bytes::Bytes::from_static(b"v2 on the primary only"), &[])).unwrap();
+    a.pause().unwrap();
+    c.wait_for("failed over", Duration::from_secs(30), |c| c.json("/v1/incidents")[0]["state"] == "failed_over");
+    a.resume().unwrap();
+    c.wait_for("fallen back", Duration::from_secs(60), |c| c.json("/v1/incidents")[0]["state"] == "resolved");
+    let got = rt.block_on(direct.get_object("acked/lost", &[])).expect("restored on the primary");
+    assert_eq!(got.body, &b"acknowledged, then lost by the primary"[..]);
+    let kept = rt.block_on(direct.get_object("acked/kept", &[])).unwrap();
+    assert_eq!(kept.body, &b"v2 on the primary only"[..], "reconciliation never overwrites");
+    let id = c.json("/v1/incidents")[0]["id"].as_str().unwrap().to_string();
+    let detail = c.json(&format!("/v1/incidents/{id}"));
+    let resync = detail["timeline"].as_array().unwrap().iter().find(|e| e["detail"]["uses"] == "sync.resync").unwrap();
+    assert_eq!(resync["detail"]["result"]["restored_missing"], 1, "{resync}");
+}

@@ -76,6 +76,10 @@ pub struct SyncOptions {
     pub count_ahead: bool,
     pub page_size: u32,
     pub retry: RetryPolicy,
+    /// Copy only objects the destination does not have; never overwrite one
+    /// that differs (the failback reconciliation: which side is newer is
+    /// unknown there).
+    pub missing_only: bool,
 }
 
 impl Default for SyncOptions {
@@ -96,6 +100,7 @@ impl Default for SyncOptions {
             count_ahead: false,
             page_size: 1000,
             retry: RetryPolicy::default(),
+            missing_only: false,
         }
     }
 }
@@ -531,6 +536,10 @@ impl Run<'_> {
                     }
                 }
                 (Verdict::Same, Some(s)) => {
+                    self.summary.skipped += 1;
+                    self.mark.pass(&s.rel);
+                }
+                (Verdict::Changed | Verdict::Undecided, Some(s)) if self.opts.missing_only => {
                     self.summary.skipped += 1;
                     self.mark.pass(&s.rel);
                 }

@@ -98,7 +98,9 @@ impl Host for RunHost {
                 ));
             }
             let (mut copied, mut deleted) = (0, 0);
-            for round in 1..=max_rounds {
+            let mut round = 0;
+            loop {
+                round += 1;
                 let report = match &self.shared.gateway {
                     Some(gw) => gw.resync().await,
                     None => cutover_gateway::resync(config).await,
@@ -107,9 +109,9 @@ impl Host for RunHost {
                 copied += report.copied;
                 deleted += report.deleted;
                 if report.remaining == 0 && report.failed == 0 {
-                    return Ok(json!({"copied": copied, "deleted": deleted, "rounds": round, "remaining": 0}));
+                    break;
                 }
-                if round == max_rounds {
+                if round >= max_rounds {
                     return Err(StepError::Failed(format!(
                         "{} writes are still not copied back after {round} rounds: {}",
                         report.remaining,
@@ -117,8 +119,83 @@ impl Host for RunHost {
                     )));
                 }
             }
-            unreachable!("max_rounds is at least 1")
+            let restored = self.reconcile().await?;
+            Ok(
+                json!({"copied": copied, "deleted": deleted, "rounds": round, "remaining": 0, "restored_missing": restored}),
+            )
         })
+    }
+}
+
+impl RunHost {
+    /// For dual-write buckets: copies back to the primary every object a
+    /// secondary has and the primary does not (an acknowledged write the
+    /// primary lost in its crash), verified; never overwrites an object the
+    /// primary has. Runs only once the dual-write journal is drained, so that
+    /// a delete not yet replayed cannot resurrect an object.
+    async fn reconcile(&self) -> Result<u64, StepError> {
+        let config = &self.shared.config;
+        let Some(gw_cfg) = &config.gateway else { return Ok(0) };
+        let dual: Vec<&cutover_core::config::GatewayBucket> =
+            gw_cfg.buckets.iter().filter(|b| b.mode == cutover_core::config::BucketMode::DualWrite).collect();
+        if dual.is_empty() {
+            return Ok(0);
+        }
+        if let Some(gw) = &self.shared.gateway {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (depth, _) = gw.state().journal_depth().await.map_err(|e| StepError::Failed(e.to_string()))?;
+                if depth == 0 {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(StepError::Failed(format!(
+                        "{depth} dual-write journal entries are still not replayed; not reconciling yet"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let primary = config.primary();
+        let mut restored = 0;
+        let mut others: Vec<&str> = dual.iter().flat_map(|b| b.backends.iter().map(String::as_str)).collect();
+        others.sort_unstable();
+        others.dedup();
+        for name in others.into_iter().filter(|n| *n != primary.name) {
+            let side = |b: &cutover_core::config::BackendConfig| -> Result<cutover_sync::Side, StepError> {
+                let opts = |pooled| ClientOptions {
+                    timeout: Duration::from_secs(60),
+                    connect_timeout: Duration::from_secs(5),
+                    pooled,
+                };
+                let mk = |pooled| {
+                    load::client(b, opts(pooled)).map_err(|_| StepError::Failed(format!("{}: credentials", b.name)))
+                };
+                Ok(cutover_sync::Side {
+                    location: cutover_sync::Location { backend: b.name.clone(), prefix: String::new() },
+                    client: mk(true)?,
+                    get_client: mk(false)?,
+                })
+            };
+            let Some(src_cfg) = config.backend(name) else { continue };
+            let (src, dst) = (side(src_cfg)?, side(primary)?);
+            let opts = cutover_sync::SyncOptions {
+                missing_only: true,
+                filter: cutover_sync::Filter::new(Vec::new(), vec![format!("{}*", config.probe.prefix)]),
+                ..cutover_sync::SyncOptions::default()
+            };
+            let summary = cutover_sync::run(&src, &dst, &opts, None, &|_| {})
+                .await
+                .map_err(|e| StepError::Failed(format!("reconciling {name} -> {}: {e}", primary.name)))?;
+            if summary.failed > 0 {
+                return Err(StepError::Failed(format!(
+                    "reconciling {name} -> {}: {} objects missing on the primary could not be copied",
+                    primary.name, summary.failed
+                )));
+            }
+            restored += summary.copied;
+        }
+        Ok(restored)
     }
 }
 
