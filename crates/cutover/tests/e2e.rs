@@ -163,6 +163,7 @@ fn outage(fault: Fault) {
     // Zero lost acknowledged writes: through the gateway and directly from the primary.
     let gateway = Backend::gateway(gw_port, "APPKEY", APP_SECRET).client();
     let direct = primary.client();
+    let secondary = Backend::garage("secondary", "secondary", &b).client();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut lost = Vec::new();
     for (key, hash) in acked {
@@ -171,7 +172,13 @@ fn outage(fault: Fault) {
                 .block_on(client.get_object(key, &[]))
                 .is_ok_and(|r| hex::encode(Sha256::digest(&r.body)) == hash.as_str().unwrap());
             if !ok {
-                lost.push(format!("{key} via {via}"));
+                let what = match rt.block_on(client.get_object(key, &[])) {
+                    Ok(r) => format!("{} bytes, sha {}", r.body.len(), hex::encode(Sha256::digest(&r.body))),
+                    Err(e) => e.to_string(),
+                };
+                let on_secondary =
+                    rt.block_on(secondary.get_object(key, &[])).map(|r| r.body.len()).map_err(|e| e.to_string());
+                lost.push(format!("{key} via {via}: {what} (secondary: {on_secondary:?})"));
             }
         }
     }
@@ -191,7 +198,39 @@ fn outage(fault: Fault) {
         fallback.as_secs_f64(),
         lost.len()
     );
-    assert!(lost.is_empty(), "lost acknowledged writes: {lost:?}\ncontroller log:\n{}", c.log());
+    if !lost.is_empty() {
+        let key = lost[0].split(' ').next().unwrap().to_string();
+        let logs: String = std::fs::read_dir(setup.dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "err"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect();
+        let related: Vec<&str> = logs.lines().filter(|l| l.contains(&key)).collect();
+        let db = rusqlite::Connection::open(setup.dir.path().join("cutover.db")).unwrap();
+        let rows: Vec<String> = db
+            .prepare("SELECT id, key, op, source, target, attempts, created_ms FROM gateway_journal ORDER BY id")
+            .unwrap()
+            .query_map([], |r| {
+                Ok(format!(
+                    "{:?}",
+                    (
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?
+                    )
+                ))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        panic!(
+            "lost acknowledged writes: {lost:?}\nlog lines about {key}: {related:#?}\njournal rows left: {rows:?}\ncontroller log:\n{}",
+            c.log()
+        );
+    }
 }
 
 #[test]

@@ -152,6 +152,12 @@ impl State {
     }
 
     /// Appends a journal entry; it is on disk (fsynced) when this returns.
+    ///
+    /// The newest write of a key defines the state both sides must reach, so
+    /// the new entry supersedes older entries of the same key: replaying an
+    /// old "converge to the then-active backend" entry after a later write
+    /// (a client's retry that another backend took) would delete an
+    /// acknowledged object.
     pub async fn append(
         &self,
         bucket: &str,
@@ -163,11 +169,15 @@ impl State {
         let (b, k, s, t) = (bucket.to_string(), key.to_string(), source.to_string(), target.to_string());
         self.with("append to gateway_journal", move |c| {
             let now = now_ms();
-            c.execute(
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM gateway_journal WHERE bucket = ?1 AND key = ?2", params![b, k])?;
+            tx.execute(
                 "INSERT INTO gateway_journal(bucket, key, op, source, target, created_ms, next_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)",
                 params![b, k, op.as_str(), s, t, now],
             )?;
-            Ok(c.last_insert_rowid())
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(id)
         })
         .await
     }
@@ -302,5 +312,28 @@ impl State {
             c.execute("DELETE FROM gateway_uploads WHERE upload_id = ?1", params![u]).map(|_| ())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the e2e SIGKILL test: a client's PUT failed on the dead
+    /// active (journaled "converge the other side to the active"), its retry
+    /// was taken by the new active after the switch (journaled the other
+    /// way); replaying the first entry deleted the acknowledged object.
+    #[tokio::test]
+    async fn regression_a_later_write_of_a_key_supersedes_its_older_journal_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("state.db")).unwrap();
+        state.append("app", "k", Op::Put, "primary", "secondary").await.unwrap();
+        state.append("app", "other", Op::Put, "primary", "secondary").await.unwrap();
+        let newest = state.append("app", "k", Op::Put, "secondary", "primary").await.unwrap();
+        let due = state.due(10).await.unwrap();
+        let k: Vec<&JournalEntry> = due.iter().filter(|e| e.key == "k").collect();
+        assert_eq!(k.len(), 1, "{due:?}");
+        assert_eq!((k[0].id, k[0].source.as_str(), k[0].target.as_str()), (newest, "secondary", "primary"));
+        assert_eq!(due.len(), 2, "other keys are untouched");
     }
 }

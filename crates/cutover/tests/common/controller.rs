@@ -37,10 +37,11 @@ impl Controller {
             .arg(&setup.config)
             .arg("run")
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap());
         for (k, v) in &setup.env {
             cmd.env(k, v);
         }
+        cmd.env("CUTOVER_LOG", "info");
         let child = cmd.spawn().unwrap();
         let c = Self { setup_env: setup.env.clone(), config: setup.config.clone(), child, port, log };
         c.wait_for("api up", Duration::from_secs(20), |c| c.get("/healthz").0 == 200);
