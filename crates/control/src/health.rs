@@ -9,9 +9,12 @@
 //!   streak of at least `confirm_after`, measured from the start of the first
 //!   failed probe. With probes every `interval` and verification re-probes
 //!   every `verify_interval` while suspect, a blip of length B produces a
-//!   streak of at most about B + verify_interval, so `confirm_after` above
-//!   that bound never confirms a blip (defaults: 2.5 s against 2 s blips and
-//!   250 ms re-probes).
+//!   streak of at most about B + verify_interval (a hang: about B, as the
+//!   re-probe in flight is answered when the backend is), so `confirm_after`
+//!   above that bound never confirms a blip (defaults: 2.25 s against 2 s
+//!   blips and 100 ms re-probes; `cutover bench detect` measured streaks of
+//!   at most 1.97 s over 20 SIGSTOP blips of 2 s at every phase of the probe
+//!   cycle).
 //! - A success ends a Suspect streak, unless the backend is *degraded*: the
 //!   window is full, its error rate is at or above `error_rate`, and its
 //!   failures come in two runs or more (intermittent, as in a brownout; a
@@ -85,7 +88,7 @@ impl Default for Thresholds {
     fn default() -> Self {
         Self {
             failures: 2,
-            confirm_after: Duration::from_millis(2500),
+            confirm_after: Duration::from_millis(2250),
             error_rate: 0.5,
             window: 10,
             p95_latency: None,

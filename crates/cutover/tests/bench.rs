@@ -20,7 +20,7 @@ fn bench_detect_runs_one_sigkill_trial_and_one_blip_and_reports_finite_figures()
     assert_eq!(report["blips"]["trials"], 1);
     assert_eq!(report["blips"]["false_failovers"], 0, "{report}");
     assert_eq!(report["settings"]["confirm_after_ms"].as_u64().map(|ms| ms > 0), Some(true));
-    assert!(run.stderr.contains("sigkill 1/1: decision after"), "{}", run.stderr);
+    assert!(run.stderr.contains("sigkill 1/1: failover decision after"), "{}", run.stderr);
 }
 
 #[test]

@@ -29,8 +29,8 @@ fn a_hard_outage_is_confirmed_after_confirm_after() {
     let mut tr = Tracker::new(Thresholds::default());
     feed(&mut tr, t0, &[(0, true), (1000, false), (2000, false)]);
     assert_eq!(tr.state(), Health::Suspect, "1 s of failures is not enough");
-    assert_eq!(tr.tick(t0 + ms(3400)), None);
-    let t = tr.tick(t0 + ms(3500)).expect("confirmed at streak start + 2.5 s");
+    assert_eq!(tr.tick(t0 + ms(3240)), None);
+    let t = tr.tick(t0 + ms(3250)).expect("confirmed at streak start + 2.25 s");
     assert_eq!((t.from, t.to), (Health::Suspect, Health::Down));
     assert!(t.reason.contains("2 consecutive failures"));
 }
@@ -128,10 +128,10 @@ fn a_sustained_p95_breach_is_a_brownout_confirmed_after_confirm_after() {
     assert_eq!((t.from, t.to), (Health::Healthy, Health::Suspect));
     assert_eq!(t.reason, "p95 latency 600ms over the last 10 successful probes is above detect.p95_latency 500ms");
     assert!(tr.latency_only());
-    assert_eq!(tr.tick(t0 + ms(14_000)), None, "breached for 2.4 s");
-    let t = tr.tick(t0 + ms(14_100)).expect("down after 2.5 s of breach");
+    assert_eq!(tr.tick(t0 + ms(13_800)), None, "breached for 2.2 s");
+    let t = tr.tick(t0 + ms(13_900)).expect("down after 2.25 s of breach");
     assert_eq!((t.from, t.to), (Health::Suspect, Health::Down));
-    assert!(t.reason.starts_with("p95 latency 600ms") && t.reason.ends_with("for 2.5s"), "{}", t.reason);
+    assert!(t.reason.starts_with("p95 latency 600ms") && t.reason.ends_with("for 2.3s"), "{}", t.reason);
     assert!(tr.latency_only());
     assert_eq!(tr.failures(), 0);
 }

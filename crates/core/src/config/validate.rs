@@ -136,7 +136,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
     let rd = raw.detect.unwrap_or_default();
     let detect = DetectConfig {
         failures: rd.failures.unwrap_or(2).max(1),
-        confirm_after: p.duration("detect.confirm_after", rd.confirm_after.as_ref(), Duration::from_millis(2500)),
+        confirm_after: p.duration("detect.confirm_after", rd.confirm_after.as_ref(), Duration::from_millis(2250)),
         slow_after: p.duration("detect.slow_after", rd.slow_after.as_ref(), Duration::from_secs(1)),
         error_rate: rd.error_rate.unwrap_or(0.5),
         window: rd.window.unwrap_or(10).max(1),
@@ -153,8 +153,8 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
     let rv = raw.verify.unwrap_or_default();
     let verify = VerifyConfig {
         quorum: rv.quorum.unwrap_or(1),
-        interval: p.duration("verify.interval", rv.interval.as_ref(), Duration::from_millis(250)),
-        timeout: p.duration("verify.timeout", rv.timeout.as_ref(), Duration::from_secs(1)),
+        interval: p.duration("verify.interval", rv.interval.as_ref(), Duration::from_millis(100)),
+        timeout: p.duration("verify.timeout", rv.timeout.as_ref(), Duration::from_millis(750)),
         agent_timeout: p.duration("verify.agent_timeout", rv.agent_timeout.as_ref(), Duration::from_secs(5)),
     };
     if verify.quorum == 0 {

@@ -7,10 +7,12 @@
 //! binary) with a fresh state store and a generated configuration. The onset
 //! is the wall-clock time just before the fault is injected (so the figures
 //! include the few milliseconds the `kill` or `nft` command takes); the
-//! decision time is the `decision` event of the incident's timeline, read
-//! through `GET /v1/incidents/{id}` (recorded with millisecond precision by
-//! the controller when the policy decided). Each trial injects its fault at
-//! a pseudo-random phase of the probe interval.
+//! decision time is the first `decision` event with action `failover` in the
+//! incident's timeline, read through `GET /v1/incidents/{id}` (recorded with
+//! millisecond precision by the controller when the policy decided). Trials
+//! where another decision came first (an *interim* `await_approval` while the
+//! independent re-check had not failed yet) are counted. Each trial injects
+//! its fault at a pseudo-random phase of the probe interval.
 //!
 //! Fault kinds: `sigstop` (the primary hangs), `sigkill` (it crashes; it is
 //! restarted afterwards), `nft-drop` (an nftables table `inet cutover_bench`
@@ -101,6 +103,8 @@ struct KindReport {
     decided: Vec<Duration>,
     /// Onset to the first `healthy -> suspect` of the primary, per trial where the log shows it.
     suspect: Vec<Duration>,
+    /// Trials where another decision came before the failover.
+    interim: usize,
     errors: Vec<String>,
 }
 
@@ -114,6 +118,18 @@ struct BlipReport {
     /// The failing streaks the blips caused, as the controller measured them.
     streaks: Vec<Duration>,
     errors: Vec<String>,
+}
+
+/// What one outage trial measured.
+#[derive(Debug)]
+struct TrialOutcome {
+    /// Onset to the first `failover` decision.
+    decided: Duration,
+    /// Onset to the first `healthy -> suspect` of the primary.
+    suspect: Option<Duration>,
+    /// The actions of the decisions recorded before it (e.g. `await_approval`
+    /// while the independent re-check had not failed yet).
+    interim: Vec<String>,
 }
 
 /// What one blip did.
@@ -162,13 +178,20 @@ fn detect(args: DetectArgs) -> Result<(), Failure> {
             skipped.push(json!({"kind": kind.as_str(), "reason": why}));
             continue;
         }
-        let mut r = KindReport { kind, decided: Vec::new(), suspect: Vec::new(), errors: Vec::new() };
+        let mut r = KindReport { kind, decided: Vec::new(), suspect: Vec::new(), interim: 0, errors: Vec::new() };
         for i in 1..=args.trials {
             match lab.trial(kind, &settings) {
-                Ok((decided, suspect)) => {
-                    eprintln!("{} {i}/{}: decision after {:.3} s", kind.as_str(), args.trials, decided.as_secs_f64());
-                    r.decided.push(decided);
-                    r.suspect.extend(suspect);
+                Ok(t) => {
+                    let interim = if t.interim.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (after an interim {})", t.interim.join(", "))
+                    };
+                    let secs = t.decided.as_secs_f64();
+                    eprintln!("{} {i}/{}: failover decision after {secs:.3} s{interim}", kind.as_str(), args.trials);
+                    r.decided.push(t.decided);
+                    r.suspect.extend(t.suspect);
+                    r.interim += usize::from(!t.interim.is_empty());
                 }
                 Err(e) => {
                     eprintln!("{} {i}/{}: {e}", kind.as_str(), args.trials);
@@ -180,7 +203,7 @@ fn detect(args: DetectArgs) -> Result<(), Failure> {
     }
     let mut blip = BlipReport { trials: blips, ..BlipReport::default() };
     for i in 1..=blips {
-        match lab.blip(args.blip, &settings) {
+        match lab.blip(args.blip, (i - 1, blips), &settings) {
             Ok(b) => {
                 eprintln!(
                     "blip {i}/{blips}: {}{}",
@@ -294,42 +317,38 @@ impl Lab {
     }
 
     /// One outage: the onset-to-decision time, and the onset-to-suspect time when the log shows it.
-    fn trial(&mut self, kind: FaultKind, settings: &Config) -> Result<(Duration, Option<Duration>), String> {
+    fn trial(&mut self, kind: FaultKind, settings: &Config) -> Result<TrialOutcome, String> {
         let c = self.controller()?;
         std::thread::sleep(phase(settings.probe.interval));
         let onset = SystemTime::now();
         let injected = self.inject(kind);
         let outcome = injected.and_then(|()| {
-            let id = c.wait_value("a decision", |c| {
+            let (decision, interim) = c.wait_value("a failover decision", |c| {
                 let incidents = c.json("/v1/incidents");
-                let inc =
-                    incidents.as_array()?.iter().find(|i| i["backend"] == "primary" && i["decision"].is_object())?;
-                Some(inc["id"].as_str()?.to_string())
+                let inc = incidents.as_array()?.iter().find(|i| i["backend"] == "primary")?;
+                let detail = c.json(&format!("/v1/incidents/{}", inc["id"].as_str()?));
+                let decisions: Vec<&Value> =
+                    detail["timeline"].as_array()?.iter().filter(|e| e["kind"] == "decision").collect();
+                let first = decisions.iter().position(|d| d["detail"]["action"] == "failover")?;
+                let interim = decisions[..first].iter().map(|d| d["detail"]["action"].to_string()).collect();
+                Some((decisions[first].clone(), interim))
             })?;
-            let detail = c.json(&format!("/v1/incidents/{id}"));
-            let decision = detail["timeline"]
-                .as_array()
-                .and_then(|t| t.iter().find(|e| e["kind"] == "decision"))
-                .ok_or_else(|| format!("incident {id} has no decision event: {detail}"))?;
-            if decision["detail"]["action"] != "failover" {
-                return Err(format!(
-                    "decided {} instead of failover: {}",
-                    decision["detail"]["action"], decision["detail"]
-                ));
-            }
             let at = decision["at"].as_str().and_then(parse_rfc3339).ok_or("a decision without a time")?;
             let decided = at.duration_since(onset).map_err(|_| "a decision before the onset".to_string())?;
-            Ok((decided, first_suspect(&c.log(), onset)))
+            Ok(TrialOutcome { decided, suspect: first_suspect(&c.log(), onset), interim })
         });
         drop(c);
         self.restore(kind)?;
         outcome
     }
 
-    /// One blip: whether it led to a failover decision, a down state, a suspect state.
-    fn blip(&mut self, length: Duration, settings: &Config) -> Result<BlipOutcome, String> {
+    /// Blip `i` of `n`: whether it led to a failover decision, a down state,
+    /// a suspect state. Blip `i` starts in the `i`-th `n`-th of the probe
+    /// interval, so that the blips cover every phase of the probe cycle,
+    /// including the worst (just before or just after a probe starts).
+    fn blip(&mut self, length: Duration, (i, n): (usize, usize), settings: &Config) -> Result<BlipOutcome, String> {
         let c = self.controller()?;
-        std::thread::sleep(phase(settings.probe.interval));
+        std::thread::sleep(stratified_phase(settings.probe.interval, i, n));
         let paused = self.primary.pause().map_err(|e| e.to_string());
         std::thread::sleep(length);
         self.primary.resume().map_err(|e| e.to_string())?;
@@ -440,11 +459,23 @@ fn longest_streak(log: &str) -> Option<Duration> {
 }
 
 /// A pseudo-random delay in [1 s, 1 s + interval): the fault then lands at
-/// any phase of the probe cycle.
+/// any phase of the probe cycle (the probe loop's ticks are aligned with the
+/// moment the controller first saw both backends healthy, give or take the
+/// few milliseconds of a probe cycle).
 fn phase(interval: Duration) -> Duration {
+    Duration::from_secs(1) + interval.mul_f64(pseudo_random())
+}
+
+/// A pseudo-random delay in [1 s + interval·i/n, 1 s + interval·(i+1)/n).
+fn stratified_phase(interval: Duration, i: usize, n: usize) -> Duration {
+    let n = n.max(1) as f64;
+    Duration::from_secs(1) + interval.mul_f64((i as f64 + pseudo_random()) / n)
+}
+
+/// A number in [0, 1) from the clock's nanoseconds.
+fn pseudo_random() -> f64 {
     let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().subsec_nanos() as u64;
-    let frac = (nanos.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11) as f64 / (1u64 << 53) as f64;
-    Duration::from_secs(1) + interval.mul_f64(frac)
+    (nanos.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn dedup(kinds: &[FaultKind]) -> Vec<FaultKind> {
@@ -532,7 +563,8 @@ fn report_json(
     c: &Config,
     extra: Option<&Path>,
 ) -> Value {
-    let ms = |d: &Duration| (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
+    let round = |ms: f64| (ms * 10.0).round() / 10.0;
+    let ms = |d: &Duration| round(d.as_secs_f64() * 1000.0);
     let kinds: Vec<Value> = kinds
         .iter()
         .map(|k| {
@@ -542,11 +574,12 @@ fn report_json(
                 "trials": k.decided.len() + k.errors.len(),
                 "decided": k.decided.len(),
                 "decision_ms": k.decided.iter().map(ms).collect::<Vec<_>>(),
-                "median_ms": s.map(|s| s.0),
-                "p90_ms": s.map(|s| s.1),
-                "min_ms": s.map(|s| s.2),
-                "max_ms": s.map(|s| s.3),
-                "suspect_median_ms": stats(&k.suspect).map(|s| s.0),
+                "median_ms": s.map(|s| round(s.0)),
+                "p90_ms": s.map(|s| round(s.1)),
+                "min_ms": s.map(|s| round(s.2)),
+                "max_ms": s.map(|s| round(s.3)),
+                "suspect_median_ms": stats(&k.suspect).map(|s| round(s.0)),
+                "interim_decisions": k.interim,
                 "errors": k.errors,
             })
         })
@@ -580,8 +613,8 @@ fn report_json(
 fn print_table(kinds: &[KindReport], skipped: &[Value], blip: &BlipReport, length: Duration, c: &Config) {
     println!("onset of the outage -> confirmed failover decision ({})", describe(c));
     println!(
-        "{:<10} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>14}",
-        "kind", "trials", "decided", "median", "p90", "min", "max", "suspect (med)"
+        "{:<10} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>14} {:>8}",
+        "kind", "trials", "decided", "median", "p90", "min", "max", "suspect (med)", "interim"
     );
     let secs = |ms: f64| format!("{:.2} s", ms / 1000.0);
     for k in kinds {
@@ -591,10 +624,11 @@ fn print_table(kinds: &[KindReport], skipped: &[Value], blip: &BlipReport, lengt
         };
         let suspect = stats(&k.suspect).map_or("-".into(), |s| secs(s.0));
         println!(
-            "{:<10} {:>6} {:>8} {median:>9} {p90:>9} {min:>9} {max:>9} {suspect:>14}",
+            "{:<10} {:>6} {:>8} {median:>9} {p90:>9} {min:>9} {max:>9} {suspect:>14} {:>8}",
             k.kind.as_str(),
             k.decided.len() + k.errors.len(),
             k.decided.len(),
+            k.interim,
         );
         for e in &k.errors {
             println!("  error: {}", e.lines().next().unwrap_or(""));
@@ -659,6 +693,11 @@ mod tests {
         for _ in 0..100 {
             let p = phase(Duration::from_secs(1));
             assert!(p >= Duration::from_secs(1) && p < Duration::from_secs(2), "{p:?}");
+        }
+        for i in 0..10 {
+            let p = stratified_phase(Duration::from_secs(1), i, 10);
+            let lo = Duration::from_millis(1000 + 100 * i as u64);
+            assert!(p >= lo && p < lo + Duration::from_millis(100), "{i}: {p:?}");
         }
     }
 }
