@@ -111,27 +111,81 @@ def rss_kib(pid):
     return 0
 
 
+CASES = {
+    # name: (object, method, connections, duration)
+    "get4k_c1": ("small", "GET", 1, None),
+    "get4k_c32": ("small", "GET", 32, None),
+    "put4k_c1": ("small", "PUT", 1, None),
+    "put4k_c32": ("small", "PUT", 32, None),
+    "get64m_c32": ("big", "GET", 32, "10s"),
+    "put64m_c32": ("big", "PUT", 32, "10s"),
+}
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def parse_args(argv):
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat every case this many times; targets run side by side within a round, "
+                         "in an order rotated each round")
+    ap.add_argument("--small-only", action="store_true", help="skip the 64 MiB cases")
+    ap.add_argument("--cases", help="comma-separated subset of " + ",".join(CASES))
+    ap.add_argument("--gateway", action="append", metavar="NAME=BINARY",
+                    help="a cutover binary to run as a gateway (repeatable, e.g. base=/tmp/cutover-old); "
+                         "default: gateway=target/release/cutover")
+    ap.add_argument("--json", help="also write every run to this file")
+    return ap.parse_args(argv)
+
+
+def start_gateway(name, binary, gport, key, secret):
+    gw_port = free_port()
+    cfg = os.path.join(TMP, f"cutover-{name}.toml")
+    open(cfg, "w").write(
+        f'[state]\npath = "{TMP}/cutover-{name}.db"\n[gateway]\nlisten = "127.0.0.1:{gw_port}"\n'
+        f'[[gateway.clients]]\naccess_key_id = "BENCHKEY"\nsecret_access_key_env = "BENCH_GW_SECRET"\n'
+        f'[[gateway.buckets]]\nname = "app"\nmode = "active-passive"\n\n'
+        f'[[backends]]\nname = "primary"\nendpoint = "http://127.0.0.1:{gport}"\nregion = "garage"\nbucket = "app-data"\n'
+        f'role = "primary"\npath_style = true\ncredentials = {{ access_key_id_env = "BENCH_KEY", secret_access_key_env = "BENCH_SECRET" }}\n'
+    )
+    gw_secret = secrets.token_hex(20)
+    env = {**os.environ, "BENCH_KEY": key, "BENCH_SECRET": secret, "BENCH_GW_SECRET": gw_secret, "CUTOVER_LOG": "warn"}
+    proc = subprocess.Popen([binary, "--config", cfg, "gateway"], env=env,
+                            stderr=open(os.path.join(TMP, f"gw-{name}.log"), "w"))
+    return proc, gw_port, gw_secret
+
+
 def main():
     global TMP
+    args = parse_args(sys.argv[1:])
+    gateways = []
+    for g in args.gateway or [f"gateway={CUTOVER}"]:
+        name, _, binary = g.partition("=")
+        if not binary or name in ("direct", "nginx"):
+            raise SystemExit(f"--gateway wants NAME=BINARY with a name other than direct/nginx, got {g!r}")
+        gateways.append((name, os.path.abspath(binary)))
+    cases = args.cases.split(",") if args.cases else list(CASES)
+    if args.small_only:
+        cases = [c for c in cases if CASES[c][0] == "small"]
+    for c in cases:
+        if c not in CASES:
+            raise SystemExit(f"unknown case {c}")
     TMP = tempfile.mkdtemp(prefix="cutover-bench-")
     procs = []
     try:
         g, gport, key, secret = garage(TMP)
         procs.append(g)
-        # cutover gateway in front of it.
-        gw_port = free_port()
-        cfg = os.path.join(TMP, "cutover.toml")
-        open(cfg, "w").write(
-            f'[state]\npath = "{TMP}/cutover.db"\n[gateway]\nlisten = "127.0.0.1:{gw_port}"\n'
-            f'[[gateway.clients]]\naccess_key_id = "BENCHKEY"\nsecret_access_key_env = "BENCH_GW_SECRET"\n'
-            f'[[gateway.buckets]]\nname = "app"\nmode = "active-passive"\n\n'
-            f'[[backends]]\nname = "primary"\nendpoint = "http://127.0.0.1:{gport}"\nregion = "garage"\nbucket = "app-data"\n'
-            f'role = "primary"\npath_style = true\ncredentials = {{ access_key_id_env = "BENCH_KEY", secret_access_key_env = "BENCH_SECRET" }}\n'
-        )
-        gw_secret = secrets.token_hex(20)
-        env = {**os.environ, "BENCH_KEY": key, "BENCH_SECRET": secret, "BENCH_GW_SECRET": gw_secret, "CUTOVER_LOG": "warn"}
-        gw = subprocess.Popen([CUTOVER, "--config", cfg, "gateway"], env=env, stderr=open(os.path.join(TMP, "gw.log"), "w"))
-        procs.append(gw)
+        # cutover gateways in front of it.
+        gws = {}
+        for name, binary in gateways:
+            proc, port, gw_secret = start_gateway(name, binary, gport, key, secret)
+            procs.append(proc)
+            gws[name] = (proc, port, gw_secret)
         # nginx keeping the Garage Host header (the presigned URL is made for it).
         ng_port = free_port()
         ngdir = os.path.join(TMP, "nginx")
@@ -147,48 +201,55 @@ def main():
         )
         ng = subprocess.Popen(["nginx", "-p", ngdir, "-c", os.path.join(ngdir, "nginx.conf")])
         procs.append(ng)
-        wait_port(gw_port)
+        for _, port, _ in gws.values():
+            wait_port(port)
         wait_port(ng_port)
 
         direct = s3client(f"http://127.0.0.1:{gport}", key, secret, "garage")
-        via = s3client(f"http://127.0.0.1:{gw_port}", "BENCHKEY", gw_secret, "us-east-1")
         small = os.path.join(TMP, "small.bin")
         big = os.path.join(TMP, "big.bin")
         open(small, "wb").write(os.urandom(4096))
-        with open(big, "wb") as f:
-            f.write(os.urandom(64 << 20))
         direct.put_object(Bucket="app-data", Key="small", Body=open(small, "rb").read())
-        direct.put_object(Bucket="app-data", Key="big", Body=open(big, "rb"))
+        if any(CASES[c][0] == "big" for c in cases):
+            with open(big, "wb") as f:
+                f.write(os.urandom(64 << 20))
+            direct.put_object(Bucket="app-data", Key="big", Body=open(big, "rb"))
 
         def urls(kind, key_name):
-            if kind == "gateway":
-                c, b, base = via, "app", f"http://127.0.0.1:{gw_port}"
+            if kind in gws:
+                _, port, gw_secret = gws[kind]
+                base = f"http://127.0.0.1:{port}"
+                c, b = s3client(base, "BENCHKEY", gw_secret, "us-east-1"), "app"
             else:
                 c, b, base = direct, "app-data", f"http://127.0.0.1:{gport}"
-            get = c.generate_presigned_url("get_object", Params={"Bucket": b, "Key": key_name}, ExpiresIn=3600)
-            put = c.generate_presigned_url("put_object", Params={"Bucket": b, "Key": key_name + "-put"}, ExpiresIn=3600)
+            get = c.generate_presigned_url("get_object", Params={"Bucket": b, "Key": key_name}, ExpiresIn=3600 * 24)
+            put = c.generate_presigned_url("put_object", Params={"Bucket": b, "Key": key_name + "-put"},
+                                           ExpiresIn=3600 * 24)
             if kind == "nginx":
                 get = get.replace(base, f"http://127.0.0.1:{ng_port}")
                 put = put.replace(base, f"http://127.0.0.1:{ng_port}")
-            return get, put
+            return {"GET": get, "PUT": put}
 
-        results = {}
-        for kind in ["direct", "gateway", "nginx"]:
-            sg, sp = urls(kind, "small")
-            bg, bp = urls(kind, "big")
-            r = {}
-            r["get4k_c1"] = wrk(sg, "GET", 1)
-            r["get4k_c32"] = wrk(sg, "GET", 32)
-            r["put4k_c1"] = wrk(sp, "PUT", 1, small)
-            r["put4k_c32"] = wrk(sp, "PUT", 32, small)
-            r["get64m_c32"] = wrk(bg, "GET", 32, None, "10s")
-            r["put64m_c32"] = wrk(bp, "PUT", 32, big, "10s")
-            for k in ("get64m_c32", "put64m_c32"):
-                r[k]["MBps"] = r[k]["rps"] * (64 << 20) / 1e6
-            results[kind] = r
-            print(kind, json.dumps(r), file=sys.stderr, flush=True)
-        results["gateway_peak_rss_kib"] = rss_kib(gw.pid)
-        print(json.dumps(results, indent=1))
+        kinds = ["direct", *gws, "nginx"]
+        url = {k: {"small": urls(k, "small"), "big": urls(k, "big")} for k in kinds}
+        runs = {k: {c: [] for c in cases} for k in kinds}
+        for rnd in range(args.rounds):
+            order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
+            for c in cases:
+                obj, method, conns, duration = CASES[c]
+                for k in order:
+                    r = wrk(url[k][obj][method], method, conns, small if (method == "PUT" and obj == "small")
+                            else big if method == "PUT" else None, duration or DURATION)
+                    r["round"] = rnd
+                    if obj == "big":
+                        r["MBps"] = r["rps"] * (64 << 20) / 1e6
+                    runs[k][c].append(r)
+                    print(f"round {rnd} {c} {k}: {json.dumps(r)}", file=sys.stderr, flush=True)
+        rss = {name: rss_kib(p.pid) for name, (p, _, _) in gws.items()}
+        report(kinds, list(gws), cases, runs, rss, args.rounds)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"runs": runs, "gateway_peak_rss_kib": rss}, f, indent=1)
     finally:
         for p in procs:
             p.terminate()
@@ -198,6 +259,48 @@ def main():
             except subprocess.TimeoutExpired:
                 p.kill()
         shutil.rmtree(TMP, ignore_errors=True)
+
+
+def report(kinds, gw_names, cases, runs, rss, rounds):
+    """Markdown: medians per target, then per-round ratios (each gateway vs
+    direct, nginx and the other gateways, taken within the same round)."""
+    def cell(rs):
+        big = "MBps" in rs[0]
+        v = median([r["MBps" if big else "rps"] for r in rs])
+        bad = sum(r["non2xx"] for r in rs)
+        errs = [r["errors"] for r in rs if r["errors"]]
+        s = f"{v:,.0f} MB/s" if big else f"{v:,.0f} (p50 {median([r['p50_ms'] for r in rs]):.2f}, p99 {median([r['p99_ms'] for r in rs]):.1f})"
+        if bad:
+            s += f" [{bad} non-2xx]"
+        if errs:
+            s += f" [errors: {'; '.join(errs)}]"
+        return s
+    print(f"Medians of {rounds} round(s): req/s (p50 ms, p99 ms) for small objects, MB/s for 64 MiB.\n")
+    print("| case | " + " | ".join(kinds) + " |")
+    print("|---|" + "---|" * len(kinds))
+    for c in cases:
+        print(f"| {c} | " + " | ".join(cell(runs[k][c]) for k in kinds) + " |")
+    others = ["direct", "nginx", *gw_names]
+    print("\nPer-round throughput ratios, median [min–max] over the rounds:\n")
+    cols = [(g, o) for g in gw_names for o in others if o != g]
+    print("| case | " + " | ".join(f"{g} / {o}" for g, o in cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    for c in cases:
+        cells = []
+        for g, o in cols:
+            rs = [a["rps"] / b["rps"] for a, b in zip(runs[g][c], runs[o][c]) if b["rps"] > 0]
+            cells.append(f"{median(rs):.2f}× [{min(rs):.2f}–{max(rs):.2f}]" if rs else "-")
+        print(f"| {c} | " + " | ".join(cells) + " |")
+    print("\nPer-round p50 added by each gateway over direct / nginx (ms), median over the rounds:\n")
+    for g in gw_names:
+        for c in cases:
+            if CASES[c][0] != "small":
+                continue
+            d = [a["p50_ms"] - b["p50_ms"] for a, b in zip(runs[g][c], runs["direct"][c])]
+            n = [a["p50_ms"] - b["p50_ms"] for a, b in zip(runs[g][c], runs["nginx"][c])]
+            print(f"- {g} {c}: {median(d):+.2f} / {median(n):+.2f}")
+    for g, kib in rss.items():
+        print(f"\n{g} peak RSS (VmHWM): {kib / 1024:.1f} MiB ({kib:,} KiB)")
 
 
 if __name__ == "__main__":

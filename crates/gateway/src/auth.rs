@@ -7,29 +7,33 @@
 //! the client's secret and compared in constant time.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cutover_core::Secret;
 use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest, UNSIGNED_PAYLOAD};
 use http::{HeaderMap, StatusCode};
 
+use crate::sign::KeyCache;
+
 /// How far a header-signed request's date may be from now.
 const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 /// The longest validity S3 allows a presigned URL.
 const MAX_EXPIRES: u64 = 7 * 24 * 3600;
 
-/// The access keys the gateway accepts, with their secrets.
+/// The access keys the gateway accepts, with their secrets (and each
+/// secret's last derived signing key).
 #[derive(Debug, Clone, Default)]
 pub struct ClientKeys {
-    keys: HashMap<String, Secret>,
+    keys: HashMap<String, (Secret, Arc<KeyCache>)>,
 }
 
 impl ClientKeys {
     pub fn new(keys: impl IntoIterator<Item = (String, Secret)>) -> Self {
-        Self { keys: keys.into_iter().collect() }
+        Self { keys: keys.into_iter().map(|(id, s)| (id, (s, Arc::default()))).collect() }
     }
 
-    fn secret(&self, id: &str) -> Option<&Secret> {
+    fn secret(&self, id: &str) -> Option<&(Secret, Arc<KeyCache>)> {
         self.keys.get(id)
     }
 }
@@ -112,6 +116,9 @@ impl AuthError {
 /// Percent-decodes a query component (`+` stays `+`, as SigV4 clients
 /// encode spaces as `%20`).
 pub fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -237,7 +244,7 @@ fn verify_header(
         return Err(AuthError::Malformed("Credential, SignedHeaders and Signature are required".into()));
     };
     let cred = parse_credential(cred)?;
-    let secret = keys.secret(cred.key_id).ok_or(AuthError::UnknownKey)?;
+    let (secret, cache) = keys.secret(cred.key_id).ok_or(AuthError::UnknownKey)?;
     let date_text = headers
         .get("x-amz-date")
         .and_then(|v| v.to_str().ok())
@@ -273,7 +280,7 @@ fn verify_header(
         payload_hash: payload_text,
     };
     let (canonical, _) = req.render();
-    let expected = sigv4::signature(secret.expose(), &date, cred.region, "s3", &canonical);
+    let expected = cache.signature(secret.expose(), &date, cred.region, "s3", &canonical);
     if !sigv4::signatures_equal(&expected, sig) {
         return Err(AuthError::Mismatch);
     }
@@ -300,7 +307,7 @@ fn verify_presigned(
         return Err(AuthError::Malformed("X-Amz-Algorithm must be AWS4-HMAC-SHA256".into()));
     }
     let cred = parse_credential(get("X-Amz-Credential").ok_or_else(|| missing("X-Amz-Credential"))?)?;
-    let secret = keys.secret(cred.key_id).ok_or(AuthError::UnknownKey)?;
+    let (secret, cache) = keys.secret(cred.key_id).ok_or(AuthError::UnknownKey)?;
     let date_text = get("X-Amz-Date").ok_or_else(|| missing("X-Amz-Date"))?;
     let date = header_verify_date(date_text, cred.date)?;
     let expires: u64 = get("X-Amz-Expires")
@@ -331,7 +338,7 @@ fn verify_presigned(
         payload_hash: &payload_hash,
     };
     let (canonical, _) = req.render();
-    let expected = sigv4::signature(secret.expose(), &date, cred.region, "s3", &canonical);
+    let expected = cache.signature(secret.expose(), &date, cred.region, "s3", &canonical);
     if !sigv4::signatures_equal(&expected, sig) {
         return Err(AuthError::Mismatch);
     }

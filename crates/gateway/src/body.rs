@@ -4,7 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -21,14 +21,22 @@ pub use cutover_s3::http::{Body, BoxError, empty, full};
 pub struct PayloadMismatch;
 
 /// The client's request body: verifies the signed payload hash when it
-/// ends (an error then aborts the upstream request, so the backend never
-/// commits the object) and counts bytes.
+/// ends, and counts bytes.
+///
+/// When it verifies, the latest frame is held back until the next one
+/// arrives or the body ends and its hash matches: the upstream request
+/// never gets its last bytes from a body that fails, so it stays short of
+/// its Content-Length and the backend cannot commit the object (the error
+/// then aborts the upstream request).
 pub struct ClientBody<B> {
     inner: B,
     expected: Option<[u8; 32]>,
     hasher: Option<Sha256>,
+    held: Option<Frame<Bytes>>,
     counter: Arc<AtomicU64>,
     exact: Option<u64>,
+    /// Set when the hash does not match, for the answer to the client.
+    mismatch: Option<Arc<AtomicBool>>,
 }
 
 impl<B> std::fmt::Debug for ClientBody<B> {
@@ -42,7 +50,13 @@ impl<B> ClientBody<B> {
     /// `exact`: the declared length, used as the size hint.
     pub fn new(inner: B, expected: Option<[u8; 32]>, exact: Option<u64>, counter: Arc<AtomicU64>) -> Self {
         let hasher = expected.map(|_| Sha256::new());
-        Self { inner, expected, hasher, counter, exact }
+        Self { inner, expected, hasher, held: None, counter, exact, mismatch: None }
+    }
+
+    /// Sets `flag` if the payload hash does not match.
+    pub fn flag_mismatch(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.mismatch = Some(flag);
+        self
     }
 }
 
@@ -56,29 +70,45 @@ where
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    if let Some(h) = &mut this.hasher {
+        loop {
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => {
+                    this.held = None;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        this.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    }
+                    let Some(h) = &mut this.hasher else {
+                        return Poll::Ready(Some(Ok(frame)));
+                    };
+                    if let Some(data) = frame.data_ref() {
                         h.update(data);
                     }
+                    if let Some(prev) = this.held.replace(frame) {
+                        return Poll::Ready(Some(Ok(prev)));
+                    }
                 }
-                Poll::Ready(Some(Ok(frame)))
+                Poll::Ready(None) => {
+                    if let (Some(h), Some(want)) = (this.hasher.take(), this.expected)
+                        && h.finalize().as_slice() != want
+                    {
+                        this.held = None;
+                        if let Some(f) = &this.mismatch {
+                            f.store(true, Ordering::Relaxed);
+                        }
+                        return Poll::Ready(Some(Err(Box::new(PayloadMismatch))));
+                    }
+                    return Poll::Ready(this.held.take().map(Ok));
+                }
             }
-            Poll::Ready(None) => match (this.hasher.take(), this.expected) {
-                (Some(h), Some(want)) if h.clone().finalize().as_slice() != want => {
-                    Poll::Ready(Some(Err(Box::new(PayloadMismatch))))
-                }
-                _ => Poll::Ready(None),
-            },
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.hasher.is_none() && self.inner.is_end_stream()
+        self.hasher.is_none() && self.held.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -185,5 +215,67 @@ impl From<Body> for AnyBody {
 impl From<hyper::body::Incoming> for AnyBody {
     fn from(b: hyper::body::Incoming) -> Self {
         Self(b.map_err(|e| Box::new(e) as BoxError).boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body of `parts`, one frame each.
+    struct Parts(std::collections::VecDeque<&'static [u8]>);
+
+    impl HttpBody for Parts {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(self.0.pop_front().map(|p| Ok(Frame::data(Bytes::from_static(p)))))
+        }
+    }
+
+    fn parts(parts: &[&'static [u8]]) -> Parts {
+        Parts(parts.iter().copied().collect())
+    }
+
+    /// Polls a body to its end: (data delivered, error at the end).
+    async fn drain(mut b: impl HttpBody<Data = Bytes, Error = BoxError> + Unpin) -> (Vec<u8>, Option<BoxError>) {
+        let mut out = Vec::new();
+        while let Some(f) = b.frame().await {
+            match f {
+                Ok(f) => out.extend_from_slice(&f.into_data().unwrap()),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        (out, None)
+    }
+
+    fn sha(b: &[u8]) -> [u8; 32] {
+        Sha256::digest(b).into()
+    }
+
+    #[tokio::test]
+    async fn passes_a_matching_body_through_in_order() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let body = ClientBody::new(parts(&[b"abc", b"def", b"g"]), Some(sha(b"abcdefg")), Some(7), counter.clone());
+        assert_eq!(drain(body).await.0, b"abcdefg");
+        assert_eq!(counter.load(Ordering::Relaxed), 7);
+        let unsigned = ClientBody::new(parts(&[b"abc", b"def"]), None, Some(6), counter);
+        assert_eq!(drain(unsigned).await.0, b"abcdef");
+    }
+
+    #[tokio::test]
+    async fn never_delivers_the_last_bytes_of_a_body_that_does_not_match() {
+        let body = ClientBody::new(parts(&[b"abc", b"def", b"g"]), Some(sha(b"abcdefX")), Some(7), Arc::default());
+        let (data, err) = drain(body).await;
+        assert_eq!(data, b"abcdef", "everything but the last frame");
+        assert!(err.unwrap().is::<PayloadMismatch>());
+        let flag = Arc::new(AtomicBool::new(false));
+        let one = ClientBody::new(parts(&[b"abcdefg"]), Some(sha(b"other")), Some(7), Arc::default())
+            .flag_mismatch(flag.clone());
+        let (data, err) = drain(one).await;
+        assert!(data.is_empty());
+        assert!(err.unwrap().is::<PayloadMismatch>());
+        assert!(flag.load(Ordering::Relaxed));
     }
 }

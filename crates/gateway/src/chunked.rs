@@ -9,7 +9,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -31,6 +31,7 @@ pub fn client_body(
     headers: &HeaderMap,
     len: Option<u64>,
     counter: Arc<AtomicU64>,
+    mismatch: Option<&Arc<AtomicBool>>,
 ) -> Result<(Body, Option<u64>), String> {
     let decoded = || {
         headers
@@ -41,7 +42,14 @@ pub fn client_body(
     };
     match &v.payload {
         Payload::Unsigned => Ok((ClientBody::new(body, None, len, counter).boxed(), len)),
-        Payload::Sha256(h) => Ok((ClientBody::new(body, Some(*h), len, counter).boxed(), len)),
+        Payload::Sha256(h) => {
+            let b = ClientBody::new(body, Some(*h), len, counter);
+            let b = match mismatch {
+                Some(f) => b.flag_mismatch(f.clone()),
+                None => b,
+            };
+            Ok((b.boxed(), len))
+        }
         Payload::StreamingUnsignedTrailer => {
             let n = decoded()?;
             Ok((AwsChunked::new(body, None, n, counter).boxed(), Some(n)))
@@ -74,10 +82,7 @@ pub struct ChunkSigner {
 
 impl ChunkSigner {
     pub fn new(seed: &Seed) -> Self {
-        let k_date = hmac(format!("AWS4{}", seed.secret.expose()).as_bytes(), seed.date.date.as_bytes());
-        let k_region = hmac(&k_date, seed.region.as_bytes());
-        let k_service = hmac(&k_region, b"s3");
-        let key = hmac(&k_service, b"aws4_request");
+        let key = crate::sign::derive_key(seed.secret.expose(), &seed.date.date, &seed.region, "s3").to_vec();
         Self {
             key,
             datetime: seed.date.datetime.clone(),

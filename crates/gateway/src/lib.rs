@@ -22,6 +22,7 @@ mod replay;
 mod route;
 mod s3xml;
 mod server;
+mod sign;
 pub mod state;
 mod upstream;
 

@@ -28,11 +28,19 @@ struct Histogram {
     sum: f64,
 }
 
+/// Request counts by operation, backend and status, and the latency
+/// histogram by operation: one lock, no allocation once a combination has
+/// been seen.
+#[derive(Debug, Default)]
+struct Requests {
+    counts: BTreeMap<&'static str, BTreeMap<String, BTreeMap<u16, u64>>>,
+    latency: BTreeMap<&'static str, Histogram>,
+}
+
 /// Counters and histograms of one gateway (cheap to share).
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
-    latency: Mutex<BTreeMap<&'static str, Histogram>>,
+    requests: Mutex<Requests>,
     pub(crate) bytes_in: Arc<AtomicU64>,
     pub(crate) bytes_out: Arc<AtomicU64>,
     pub(crate) journal_appended: AtomicU64,
@@ -44,10 +52,16 @@ impl Metrics {
     /// Counts one request of `op` answered by `backend` (or `gateway`) with
     /// `status`; `elapsed` is the time to the answer's headers.
     pub fn request(&self, op: &'static str, backend: &str, status: u16, elapsed: Duration) {
-        *self.requests.lock().expect("metrics lock").entry((op, backend.to_string(), status)).or_default() += 1;
         let secs = elapsed.as_secs_f64();
-        let mut lat = self.latency.lock().expect("metrics lock");
-        let h = lat.entry(op).or_default();
+        let mut guard = self.requests.lock().expect("metrics lock");
+        let r = &mut *guard;
+        let by_backend = r.counts.entry(op).or_default();
+        let by_status = match by_backend.get_mut(backend) {
+            Some(m) => m,
+            None => by_backend.entry(backend.to_string()).or_default(),
+        };
+        *by_status.entry(status).or_default() += 1;
+        let h = r.latency.entry(op).or_default();
         for (i, le) in BUCKETS.iter().enumerate() {
             if secs <= *le {
                 h.counts[i] += 1;
@@ -63,12 +77,18 @@ impl Metrics {
         let mut out = String::new();
         let _ = writeln!(out, "# HELP {REQUESTS} Requests by S3 operation, backend and HTTP status.");
         let _ = writeln!(out, "# TYPE {REQUESTS} counter");
-        for ((op, backend, status), n) in self.requests.lock().expect("metrics lock").iter() {
-            let _ = writeln!(out, "{REQUESTS}{{operation=\"{op}\",backend=\"{backend}\",status=\"{status}\"}} {n}");
+        let r = self.requests.lock().expect("metrics lock");
+        for (op, by_backend) in &r.counts {
+            for (backend, by_status) in by_backend {
+                for (status, n) in by_status {
+                    let _ =
+                        writeln!(out, "{REQUESTS}{{operation=\"{op}\",backend=\"{backend}\",status=\"{status}\"}} {n}");
+                }
+            }
         }
         let _ = writeln!(out, "# HELP {LATENCY} Time from request to answer headers.");
         let _ = writeln!(out, "# TYPE {LATENCY} histogram");
-        for (op, h) in self.latency.lock().expect("metrics lock").iter() {
+        for (op, h) in &r.latency {
             for (i, le) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(out, "{LATENCY}_bucket{{operation=\"{op}\",le=\"{le}\"}} {}", h.counts[i]);
             }
@@ -76,6 +96,7 @@ impl Metrics {
             let _ = writeln!(out, "{LATENCY}_sum{{operation=\"{op}\"}} {}", h.sum);
             let _ = writeln!(out, "{LATENCY}_count{{operation=\"{op}\"}} {}", h.count);
         }
+        drop(r);
         let counters = [
             (BYTES_IN, "Request body bytes received from clients.", self.bytes_in.load(Ordering::Relaxed)),
             (BYTES_OUT, "Response body bytes sent to clients.", self.bytes_out.load(Ordering::Relaxed)),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::active::ActiveBackend;
-use crate::auth::{self, ClientKeys, Verified};
+use crate::auth::{self, ClientKeys, Payload, Verified};
 use crate::body::{Body, Counted, channel, collect_limited, empty, full};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
@@ -89,7 +89,7 @@ pub struct Gateway {
 #[derive(Debug)]
 pub(crate) struct Inner {
     keys: ClientKeys,
-    buckets: HashMap<String, GatewayBucket>,
+    buckets: HashMap<String, Arc<GatewayBucket>>,
     bucket_names: Vec<String>,
     pub(crate) upstreams: HashMap<String, Arc<Upstream>>,
     pub(crate) primary: String,
@@ -104,11 +104,16 @@ pub(crate) struct Inner {
 struct Ctx {
     op: S3Op,
     method: Method,
-    bucket: GatewayBucket,
+    bucket: Arc<GatewayBucket>,
     key: Option<String>,
     query: Vec<(String, String)>,
     headers: HeaderMap,
     resource: String,
+    /// The client's signed payload hash (hex), signed upstream in place of
+    /// `UNSIGNED-PAYLOAD`: the backend checks the body against it too.
+    payload_sha256: Option<String>,
+    /// Set by the body when it does not match that hash.
+    payload_mismatch: Option<Arc<AtomicBool>>,
 }
 
 fn read_secret(what: &str, r: &SecretRef) -> Result<Secret, GatewayError> {
@@ -148,7 +153,7 @@ impl Gateway {
         Ok(Self {
             inner: Arc::new(Inner {
                 keys: ClientKeys::new(keys),
-                buckets: gw.buckets.iter().map(|b| (b.name.clone(), b.clone())).collect(),
+                buckets: gw.buckets.iter().map(|b| (b.name.clone(), Arc::new(b.clone()))).collect(),
                 bucket_names: gw.buckets.iter().map(|b| b.name.clone()).collect(),
                 upstreams,
                 primary: config.primary().name.clone(),
@@ -254,8 +259,8 @@ impl Inner {
                 }
             };
         let resp = self.dispatch(op, parts, target, query, body, verified, raw_path).await;
-        let backend = resp.headers().get(BACKEND_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("gateway").to_string();
-        self.metrics.request(op.name(), &backend, resp.status().as_u16(), start.elapsed());
+        let backend = resp.headers().get(BACKEND_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("gateway");
+        self.metrics.request(op.name(), backend, resp.status().as_u16(), start.elapsed());
         let (parts, body) = resp.into_parts();
         Response::from_parts(parts, Counted::wrap(body, self.metrics.bytes_out.clone()))
     }
@@ -290,13 +295,31 @@ impl Inner {
         }
         let len =
             parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        // Verified by the body as it streams (its last bytes are held back
+        // until then), and by the backend.
+        let (payload_sha256, payload_mismatch) = match verified.payload {
+            Payload::Sha256(h) => (Some(hex::encode(h)), Some(Arc::new(AtomicBool::new(false)))),
+            _ => (None, None),
+        };
+        let counter = self.metrics.bytes_in.clone();
         let (body, len) =
-            match crate::chunked::client_body(body, &verified, &parts.headers, len, self.metrics.bytes_in.clone()) {
+            match crate::chunked::client_body(body, &verified, &parts.headers, len, counter, payload_mismatch.as_ref())
+            {
                 Ok(b) => b,
                 Err(msg) => return s3xml::error(StatusCode::BAD_REQUEST, "InvalidRequest", &msg, &resource),
             };
         let query = query.into_iter().filter(|(k, _)| !PRESIGN_PARAMS.contains(&k.as_str())).collect();
-        let ctx = Ctx { op, method: parts.method, bucket, key: target.key, query, headers: parts.headers, resource };
+        let ctx = Ctx {
+            op,
+            method: parts.method,
+            bucket,
+            key: target.key,
+            query,
+            headers: parts.headers,
+            resource,
+            payload_sha256,
+            payload_mismatch,
+        };
         self.route(ctx, body, len).await
     }
 
@@ -403,6 +426,7 @@ impl Inner {
             headers,
             body,
             content_length: len,
+            payload_sha256: ctx.payload_sha256.clone(),
         })
     }
 
@@ -464,7 +488,7 @@ impl Inner {
         };
         let resp = match up.send(req, timeout).await {
             Ok(r) => r,
-            Err(e) => return unavailable(up, &e, &ctx.resource),
+            Err(e) => return send_failed(ctx, up, &e),
         };
         let (resp, small) = self.answer(ctx, up, resp).await;
         if !succeeded(resp.status(), small.as_ref()) {
@@ -708,9 +732,24 @@ impl Inner {
                 r
             }
             Ok(r) => r,
-            Err(e) => unavailable(active, &e, &ctx.resource),
+            Err(e) => send_failed(ctx, active, &e),
         }
     }
+}
+
+/// The answer when sending to a backend failed: the client's fault if its
+/// body did not match its signed hash (the upstream request was aborted
+/// short of its end), the backend's otherwise.
+fn send_failed(ctx: &Ctx, up: &Upstream, e: &TransportError) -> Response<Body> {
+    if ctx.payload_mismatch.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
+        return s3xml::error(
+            StatusCode::BAD_REQUEST,
+            "XAmzContentSHA256Mismatch",
+            "the provided x-amz-content-sha256 does not match what was computed",
+            &ctx.resource,
+        );
+    }
+    unavailable(up, e, &ctx.resource)
 }
 
 fn other_of(b: &GatewayBucket, name: &str, ups: &HashMap<String, Arc<Upstream>>) -> Option<Arc<Upstream>> {

@@ -1,7 +1,9 @@
 //! One backend as the gateway sends to it: requests re-signed with the
-//! backend's credentials (payload `UNSIGNED-PAYLOAD`, the body streamed with
-//! its Content-Length), over pooled connections with `TCP_NODELAY` and
-//! `TCP_QUICKACK` (see `cutover_s3::http`).
+//! backend's credentials (the payload's SHA-256 when it is known before
+//! sending, the empty body's hash without a body, `UNSIGNED-PAYLOAD` for
+//! other streamed bodies; the body streamed with its Content-Length), over
+//! pooled connections with `TCP_NODELAY` and `TCP_QUICKACK` (see
+//! `cutover_s3::http`).
 
 use std::time::Duration;
 
@@ -9,12 +11,19 @@ use cutover_core::Outcome;
 use cutover_core::config::BackendConfig;
 use cutover_s3::Credentials;
 use cutover_s3::http::{Connector, TransportError, classify};
-use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest, UNSIGNED_PAYLOAD};
-use http::{HeaderName, HeaderValue, Method, Request, Response};
+use cutover_s3::sigv4::{self, CanonicalRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
+use http::header::{self, HeaderMap};
+use http::{HeaderName, HeaderValue, Method, Request, Response, Uri};
+use http_body::Body as _;
 use hyper::body::Incoming;
 
 use crate::body::{Body, empty};
 use crate::error::GatewayError;
+use crate::sign::KeyCache;
+
+const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
+const X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
+const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
 
 /// A request to one backend, before signing. Key and query are decoded.
 #[derive(Debug)]
@@ -25,6 +34,10 @@ pub struct UpRequest {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Body,
     pub content_length: Option<u64>,
+    /// Hex SHA-256 of `body`, to sign as `x-amz-content-sha256` (the backend
+    /// then verifies it). `None`: `UNSIGNED-PAYLOAD`, or the empty body's
+    /// hash when there is no body.
+    pub payload_sha256: Option<String>,
 }
 
 impl UpRequest {
@@ -36,6 +49,7 @@ impl UpRequest {
             headers: Vec::new(),
             body: empty(),
             content_length: None,
+            payload_sha256: None,
         }
     }
 }
@@ -49,6 +63,7 @@ pub struct Upstream {
     path_style: bool,
     creds: Credentials,
     conn: Connector,
+    keys: KeyCache,
 }
 
 impl Upstream {
@@ -62,6 +77,7 @@ impl Upstream {
             path_style: b.path_style,
             creds,
             conn: Connector::new(b.endpoint.clone(), connect_timeout, true),
+            keys: KeyCache::default(),
         })
     }
 
@@ -82,62 +98,71 @@ impl Upstream {
     }
 
     fn build(&self, req: &UpRequest, body: Body) -> Result<(Request<Body>, String), TransportError> {
+        let invalid = |what: &str, e: &dyn std::fmt::Display| TransportError {
+            outcome: Outcome::Protocol(e.to_string()),
+            detail: format!("building the request to {}: {what}: {e}", self.name),
+        };
         let (authority, connect_host, path) = self.locate(req.key.as_deref());
-        let date = AmzDate::now();
-        let mut signed: Vec<(String, String)> = vec![
-            ("host".into(), authority.clone()),
-            ("x-amz-date".into(), date.datetime.clone()),
-            ("x-amz-content-sha256".into(), UNSIGNED_PAYLOAD.into()),
-        ];
+        let date = crate::sign::amz_now();
+        let payload = match &req.payload_sha256 {
+            Some(h) => h.as_str(),
+            None if req.content_length.unwrap_or(0) == 0 && body.is_end_stream() => EMPTY_SHA256,
+            None => UNSIGNED_PAYLOAD,
+        };
+        let mut headers = HeaderMap::with_capacity(8 + req.headers.len());
+        let value = |what: &str, v: &str| HeaderValue::from_str(v).map_err(|e| invalid(what, &e));
+        headers.insert(header::HOST, value("host", &authority)?);
+        headers.insert(X_AMZ_DATE, value("x-amz-date", &date.datetime)?);
+        headers.insert(X_AMZ_CONTENT_SHA256, value("x-amz-content-sha256", payload)?);
+        let mut signed: Vec<(String, String)> = Vec::with_capacity(4 + req.headers.len());
+        signed.push(("host".into(), authority));
+        signed.push(("x-amz-date".into(), date.datetime.clone()));
+        signed.push(("x-amz-content-sha256".into(), payload.into()));
         if let Some(t) = &self.creds.session_token {
+            headers.insert(X_AMZ_SECURITY_TOKEN, value("x-amz-security-token", t.expose())?);
             signed.push(("x-amz-security-token".into(), t.expose().to_string()));
         }
-        let mut unsigned: Vec<(HeaderName, HeaderValue)> = Vec::new();
         for (k, v) in &req.headers {
             let n = k.as_str();
-            let sign = n.starts_with("x-amz-") || n == "content-type" || n == "content-md5";
-            match v.to_str() {
-                Ok(s) if sign => signed.push((n.to_string(), s.to_string())),
-                _ => unsigned.push((k.clone(), v.clone())),
+            if (n.starts_with("x-amz-") || n == "content-type" || n == "content-md5")
+                && let Ok(s) = v.to_str()
+            {
+                signed.push((n.to_string(), s.to_string()));
             }
+            headers.append(k.clone(), v.clone());
         }
         let canonical = CanonicalRequest {
             method: req.method.as_str(),
             encoded_path: &path,
             query: &req.query,
             headers: &signed,
-            payload_hash: UNSIGNED_PAYLOAD,
+            payload_hash: payload,
         };
-        let auth = sigv4::authorization(
+        let auth = crate::sign::authorization(
+            &self.keys,
             &self.creds.access_key_id,
             self.creds.secret_access_key.expose(),
             &self.region,
             &date,
             &canonical,
         );
-        let query: Vec<String> = req
-            .query
-            .iter()
-            .map(|(k, v)| format!("{}={}", sigv4::uri_encode(k, false), sigv4::uri_encode(v, false)))
-            .collect();
-        let uri = if query.is_empty() { path } else { format!("{path}?{}", query.join("&")) };
-        let mut b = Request::builder().method(req.method.clone()).uri(uri);
-        for (k, v) in &signed {
-            b = b.header(k.as_str(), v.as_str());
-        }
-        for (k, v) in unsigned {
-            b = b.header(k, v);
-        }
-        b = b.header("authorization", auth);
+        headers.insert(header::AUTHORIZATION, value("authorization", &auth)?);
         if let Some(n) = req.content_length {
-            b = b.header("content-length", n);
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
         } else if matches!(req.method, Method::PUT | Method::POST) {
-            b = b.header("content-length", 0);
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
-        let request = b.body(body).map_err(|e| TransportError {
-            outcome: Outcome::Protocol(e.to_string()),
-            detail: format!("building the request to {}: {e}", self.name),
-        })?;
+        let mut uri = path;
+        for (i, (k, v)) in req.query.iter().enumerate() {
+            uri.push(if i == 0 { '?' } else { '&' });
+            uri.push_str(&sigv4::uri_encode(k, false));
+            uri.push('=');
+            uri.push_str(&sigv4::uri_encode(v, false));
+        }
+        let mut request = Request::new(body);
+        *request.method_mut() = req.method.clone();
+        *request.uri_mut() = Uri::try_from(uri).map_err(|e| invalid("uri", &e))?;
+        *request.headers_mut() = headers;
         Ok((request, connect_host))
     }
 
@@ -160,7 +185,13 @@ impl Upstream {
             let work = async {
                 let mut sender = self.conn.checkout(&host).await?;
                 let resp = sender.send_request(request).await.map_err(|e| classify(&e))?;
-                self.conn.checkin_when_ready(sender);
+                // An answer without a body (a PUT's) leaves the connection
+                // idle at once: back to the pool without a task to wait.
+                if sender.is_ready() {
+                    self.conn.checkin(sender);
+                } else {
+                    self.conn.checkin_when_ready(sender);
+                }
                 Ok::<_, TransportError>(resp)
             };
             let r = match header_timeout {
@@ -183,5 +214,98 @@ impl Upstream {
                 Ok(resp) => return Ok(resp),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cutover_core::{Endpoint, Secret};
+    use cutover_s3::sigv4::AmzDate;
+
+    use super::*;
+    use crate::body::full;
+
+    fn upstream() -> Upstream {
+        Upstream {
+            name: "primary".into(),
+            bucket: "app-data".into(),
+            region: "garage".into(),
+            path_style: true,
+            creds: Credentials {
+                access_key_id: "GKTEST".into(),
+                secret_access_key: Secret::new("backend-secret".to_string()),
+                session_token: None,
+            },
+            conn: Connector::new(Endpoint::parse("http://127.0.0.1:3900").unwrap(), Duration::from_secs(1), true),
+            keys: KeyCache::default(),
+        }
+    }
+
+    fn header<'a>(r: &'a Request<Body>, name: &str) -> &'a str {
+        r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    /// Recomputes the Authorization header with the shared signer from
+    /// what the request carries.
+    fn expected_authorization(r: &Request<Body>, signed_names: &[&str]) -> String {
+        let datetime = header(r, "x-amz-date");
+        let date = AmzDate { datetime: datetime.to_string(), date: datetime[..8].to_string() };
+        let signed: Vec<(String, String)> = signed_names
+            .iter()
+            .flat_map(|n| r.headers().get_all(*n).iter().map(move |v| (n.to_string(), v.to_str().unwrap().to_string())))
+            .collect();
+        let query: Vec<(String, String)> = r.uri().query().map(crate::auth::parse_query).unwrap_or_default();
+        let canonical = CanonicalRequest {
+            method: r.method().as_str(),
+            encoded_path: r.uri().path(),
+            query: &query,
+            headers: &signed,
+            payload_hash: header(r, "x-amz-content-sha256"),
+        };
+        sigv4::authorization("GKTEST", "backend-secret", "garage", &date, &canonical)
+    }
+
+    #[test]
+    fn signs_a_known_payload_hash_and_forwards_the_headers() {
+        let up = upstream();
+        let hash = sigv4::sha256_hex(b"abc");
+        let mut req = UpRequest::new(Method::PUT, Some("a b/c"));
+        req.headers = vec![
+            (HeaderName::from_static("x-amz-meta-k"), HeaderValue::from_static("v 1")),
+            (HeaderName::from_static("content-type"), HeaderValue::from_static("text/plain")),
+            (HeaderName::from_static("cache-control"), HeaderValue::from_static("no-cache")),
+        ];
+        req.content_length = Some(3);
+        req.payload_sha256 = Some(hash.clone());
+        req.query = vec![("versionId".into(), "x/y".into())];
+        for _ in 0..2 {
+            let (r, host) = up.build(&req, full("abc")).unwrap();
+            assert_eq!(host, "127.0.0.1");
+            assert_eq!(r.uri().to_string(), "/app-data/a%20b/c?versionId=x%2Fy");
+            assert_eq!(header(&r, "host"), "127.0.0.1:3900");
+            assert_eq!(header(&r, "x-amz-content-sha256"), hash);
+            assert_eq!(header(&r, "content-length"), "3");
+            assert_eq!(header(&r, "cache-control"), "no-cache");
+            let names = ["host", "x-amz-date", "x-amz-content-sha256", "x-amz-meta-k", "content-type"];
+            assert_eq!(header(&r, "authorization"), expected_authorization(&r, &names));
+        }
+    }
+
+    #[test]
+    fn signs_the_empty_hash_without_a_body_and_unsigned_payload_for_other_streams() {
+        let up = upstream();
+        let (r, _) = up.build(&UpRequest::new(Method::GET, Some("k")), empty()).unwrap();
+        assert_eq!(header(&r, "x-amz-content-sha256"), EMPTY_SHA256);
+        assert!(r.headers().get("content-length").is_none());
+        let names = ["host", "x-amz-date", "x-amz-content-sha256"];
+        assert_eq!(header(&r, "authorization"), expected_authorization(&r, &names));
+
+        let (tx, body) = crate::body::channel(1, Some(5));
+        drop(tx);
+        let mut put = UpRequest::new(Method::PUT, Some("k"));
+        put.content_length = Some(5);
+        let (r, _) = up.build(&put, body).unwrap();
+        assert_eq!(header(&r, "x-amz-content-sha256"), UNSIGNED_PAYLOAD);
+        assert_eq!(header(&r, "authorization"), expected_authorization(&r, &names));
     }
 }

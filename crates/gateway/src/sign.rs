@@ -1,0 +1,207 @@
+//! SigV4 signatures with the derived signing key cached.
+//!
+//! `cutover_s3::sigv4::signature` derives the signing key (four chained
+//! HMACs from the secret) on every call. The key only depends on (secret,
+//! date, region, service), so the gateway keeps the last one per secret
+//! (per client access key, per backend) with its credential scope, and
+//! reuses them for every request of the day. The output is exactly
+//! `sigv4::signature`'s and `sigv4::authorization`'s (tested below).
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any size");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// Appends the lowercase hex of `bytes` to `out`.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+}
+
+/// The SigV4 signing key: HMAC chain of `AWS4{secret}`, date, region,
+/// service and `aws4_request`.
+pub fn derive_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+    let mut k = Vec::with_capacity(4 + secret.len());
+    k.extend_from_slice(b"AWS4");
+    k.extend_from_slice(secret.as_bytes());
+    let k_date = hmac(&k, date.as_bytes());
+    let k_region = hmac(&k_date, region.as_bytes());
+    let k_service = hmac(&k_region, service.as_bytes());
+    hmac(&k_service, b"aws4_request")
+}
+
+/// The signature of a canonical request text with an already derived key
+/// and its credential scope (`sigv4::scope` of the same date, region and
+/// service).
+pub fn signature_with_key(key: &[u8; 32], date: &AmzDate, scope: &str, canonical: &str) -> String {
+    let hash = Sha256::digest(canonical.as_bytes());
+    let mut sts = String::with_capacity(18 + date.datetime.len() + scope.len() + 66);
+    sts.push_str("AWS4-HMAC-SHA256\n");
+    sts.push_str(&date.datetime);
+    sts.push('\n');
+    sts.push_str(scope);
+    sts.push('\n');
+    push_hex(&mut sts, &hash);
+    let mut sig = String::with_capacity(64);
+    push_hex(&mut sig, &hmac(key, sts.as_bytes()));
+    sig
+}
+
+/// `AmzDate::now()`, formatted once per second.
+pub fn amz_now() -> AmzDate {
+    static LAST: Mutex<Option<(u64, AmzDate)>> = Mutex::new(None);
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+    let mut last = LAST.lock().expect("date cache lock");
+    match last.as_ref() {
+        Some((s, d)) if *s == secs => d.clone(),
+        _ => {
+            let d = AmzDate::from_system_time(UNIX_EPOCH + Duration::from_secs(secs));
+            *last = Some((secs, d.clone()));
+            d
+        }
+    }
+}
+
+/// A derived signing key and its credential scope.
+struct Cached {
+    date: String,
+    region: String,
+    service: &'static str,
+    key: [u8; 32],
+    scope: String,
+}
+
+/// The last signing key derived for one secret, keyed by (date, region,
+/// service). One entry is enough: a secret signs for one region and the
+/// date changes once a day.
+#[derive(Default)]
+pub struct KeyCache {
+    last: Mutex<Option<Cached>>,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache").finish_non_exhaustive()
+    }
+}
+
+impl KeyCache {
+    /// The signing key and scope for `secret` (always the same secret for
+    /// one cache), derived again on a change of day, region or service.
+    fn get(&self, secret: &str, date: &str, region: &str, service: &'static str) -> ([u8; 32], String) {
+        let mut last = self.last.lock().expect("key cache lock");
+        match last.as_ref() {
+            Some(c) if c.date == date && c.region == region && c.service == service => (c.key, c.scope.clone()),
+            _ => {
+                let c = Cached {
+                    date: date.to_string(),
+                    region: region.to_string(),
+                    service,
+                    key: derive_key(secret, date, region, service),
+                    scope: sigv4::scope(date, region, service),
+                };
+                let out = (c.key, c.scope.clone());
+                *last = Some(c);
+                out
+            }
+        }
+    }
+
+    /// `sigv4::signature(secret, date, region, service, canonical)`, with the key cached.
+    pub fn signature(
+        &self,
+        secret: &str,
+        date: &AmzDate,
+        region: &str,
+        service: &'static str,
+        canonical: &str,
+    ) -> String {
+        let (key, scope) = self.get(secret, &date.date, region, service);
+        signature_with_key(&key, date, &scope, canonical)
+    }
+}
+
+/// `sigv4::authorization` (the `Authorization` header value), with the
+/// signing key cached in `keys`.
+pub fn authorization(
+    keys: &KeyCache,
+    access_key_id: &str,
+    secret: &str,
+    region: &str,
+    date: &AmzDate,
+    req: &CanonicalRequest<'_>,
+) -> String {
+    let (canonical, signed) = req.render();
+    let (key, scope) = keys.get(secret, &date.date, region, "s3");
+    let sig = signature_with_key(&key, date, &scope, &canonical);
+    let mut out = String::with_capacity(64 + access_key_id.len() + scope.len() + signed.len() + sig.len());
+    out.push_str("AWS4-HMAC-SHA256 Credential=");
+    out.push_str(access_key_id);
+    out.push('/');
+    out.push_str(&scope);
+    out.push_str(", SignedHeaders=");
+    out.push_str(&signed);
+    out.push_str(", Signature=");
+    out.push_str(&sig);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_exactly_as_the_shared_signer_and_follows_date_and_region_changes() {
+        let cache = KeyCache::default();
+        let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        let days = [("20130524T000000Z", "20130524"), ("20130525T235959Z", "20130525")];
+        for _ in 0..2 {
+            for (datetime, date) in days {
+                for region in ["us-east-1", "garage"] {
+                    let d = AmzDate { datetime: datetime.into(), date: date.into() };
+                    for canonical in ["", "GET\n/\n\nhost:x\n\nhost\nUNSIGNED-PAYLOAD"] {
+                        assert_eq!(
+                            cache.signature(secret, &d, region, "s3", canonical),
+                            sigv4::signature(secret, &d, region, "s3", canonical)
+                        );
+                    }
+                }
+            }
+        }
+        let headers = vec![
+            ("Host".to_string(), "examplebucket.s3.amazonaws.com".to_string()),
+            ("x-amz-content-sha256".to_string(), sigv4::EMPTY_SHA256.to_string()),
+            ("x-amz-date".to_string(), "20130524T000000Z".to_string()),
+        ];
+        let query = vec![("a b".to_string(), "c/d".to_string())];
+        let req = CanonicalRequest {
+            method: "GET",
+            encoded_path: "/test.txt",
+            query: &query,
+            headers: &headers,
+            payload_hash: sigv4::EMPTY_SHA256,
+        };
+        let d = AmzDate { datetime: "20130524T000000Z".into(), date: "20130524".into() };
+        for _ in 0..2 {
+            assert_eq!(
+                authorization(&cache, "AKIDEXAMPLE", secret, "us-east-1", &d, &req),
+                sigv4::authorization("AKIDEXAMPLE", secret, "us-east-1", &d, &req)
+            );
+        }
+        assert_eq!(
+            derive_key(secret, "20130524", "us-east-1", "s3"),
+            KeyCache::default().get(secret, "20130524", "us-east-1", "s3").0
+        );
+    }
+}
