@@ -104,6 +104,24 @@ def wrk(url, method, conns, body_file=None, duration=DURATION):
     return parse_wrk(r.stdout)
 
 
+def cpu_ns(pid):
+    """CPU time of a process and its children (nginx's worker), all threads, in ns."""
+    total = 0
+    pids = [pid]
+    try:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            pids += [int(c) for c in open(f"/proc/{pid}/task/{t}/children").read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                total += int(open(f"/proc/{p}/task/{t}/schedstat").read().split()[0])
+        except OSError:
+            pass
+    return total
+
+
 def rss_kib(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmHWM"):
@@ -238,9 +256,16 @@ def main():
             for c in cases:
                 obj, method, conns, duration = CASES[c]
                 for k in order:
+                    proxy = gws[k][0].pid if k in gws else ng.pid if k == "nginx" else None
+                    cpu0, gcpu0 = (cpu_ns(proxy) if proxy else 0), cpu_ns(g.pid)
                     r = wrk(url[k][obj][method], method, conns, small if (method == "PUT" and obj == "small")
                             else big if method == "PUT" else None, duration or DURATION)
                     r["round"] = rnd
+                    reqs = r["rps"] * float((duration or DURATION).rstrip("s"))
+                    if proxy and reqs:
+                        r["proxy_cpu_us"] = (cpu_ns(proxy) - cpu0) / 1000 / reqs
+                    if reqs:
+                        r["garage_cpu_us"] = (cpu_ns(g.pid) - gcpu0) / 1000 / reqs
                     if obj == "big":
                         r["MBps"] = r["rps"] * (64 << 20) / 1e6
                     runs[k][c].append(r)
@@ -290,6 +315,16 @@ def report(kinds, gw_names, cases, runs, rss, rounds):
         for g, o in cols:
             rs = [a["rps"] / b["rps"] for a, b in zip(runs[g][c], runs[o][c]) if b["rps"] > 0]
             cells.append(f"{median(rs):.2f}× [{min(rs):.2f}–{max(rs):.2f}]" if rs else "-")
+        print(f"| {c} | " + " | ".join(cells) + " |")
+    print("\nCPU per request (µs, median over the rounds): the proxy's own / Garage's:\n")
+    print("| case | " + " | ".join(kinds) + " |")
+    print("|---|" + "---|" * len(kinds))
+    for c in cases:
+        cells = []
+        for k in kinds:
+            p = [r["proxy_cpu_us"] for r in runs[k][c] if "proxy_cpu_us" in r]
+            gc = [r["garage_cpu_us"] for r in runs[k][c] if "garage_cpu_us" in r]
+            cells.append((f"{median(p):.0f} / " if p else "- / ") + (f"{median(gc):.0f}" if gc else "-"))
         print(f"| {c} | " + " | ".join(cells) + " |")
     print("\nPer-round p50 added by each gateway over direct / nginx (ms), median over the rounds:\n")
     for g in gw_names:
