@@ -65,6 +65,11 @@ pub struct GatewayOptions {
     pub tee_chunks: usize,
     /// Pause between journal replay passes when nothing is due.
     pub replay_interval: Duration,
+    /// Threads that serve clients, each with its own single-threaded
+    /// runtime (0: one per CPU). See [`Gateway::serve`].
+    pub workers: usize,
+    /// After shutdown, how long requests in progress may take to finish.
+    pub drain: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -76,6 +81,8 @@ impl Default for GatewayOptions {
             connect_timeout: Duration::from_secs(2),
             tee_chunks: 16,
             replay_interval: Duration::from_millis(500),
+            workers: 0,
+            drain: Duration::from_secs(10),
         }
     }
 }
@@ -181,36 +188,99 @@ impl Gateway {
         self.inner.metrics.render(depth, age)
     }
 
-    /// Serves S3 on `listener` until `shutdown` completes. Connections in
-    /// progress are left to finish on their own tasks.
+    /// Serves S3 on `listener` until `shutdown` completes, then lets the
+    /// requests in progress finish (at most `drain`) and closes the
+    /// connections.
+    ///
+    /// Clients are served by `workers` threads, each running its own
+    /// single-threaded runtime and accepting from the same socket: a
+    /// connection, its requests and their backend connections stay on one
+    /// thread (no work stealing, no cross-thread wake-ups on the request
+    /// path), the way nginx's worker processes do. Background work (journal
+    /// replay) runs on the caller's runtime.
     pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), GatewayError> {
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, _peer) = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                _ = &mut shutdown => return Ok(()),
-            };
-            let _ = stream.set_nodelay(true);
-            let inner = self.inner.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let inner = inner.clone();
-                    async move { Ok::<_, Infallible>(inner.handle(req).await) }
-                });
-                if let Err(e) =
-                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await
-                {
-                    tracing::debug!(error = %e, "client connection ended");
-                }
-            });
+        let io = |e: std::io::Error| GatewayError::Io(format!("gateway listener: {e}"));
+        let workers = match self.inner.opts.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let listener = listener.into_std().map_err(io)?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut threads = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let l = listener.try_clone().map_err(io)?;
+            let (inner, stop) = (self.inner.clone(), stop_rx.clone());
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(io)?;
+            let t = std::thread::Builder::new()
+                .name(format!("gateway-{i}"))
+                .spawn(move || rt.block_on(worker(inner, l, stop)))
+                .map_err(io)?;
+            threads.push(t);
         }
+        drop(listener);
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        let joined = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        });
+        let _ = joined.await;
+        Ok(())
+    }
+}
+
+/// One serving thread: accepts until told to stop, then drains.
+async fn worker(inner: Arc<Inner>, listener: std::net::TcpListener, mut stop: watch::Receiver<bool>) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "gateway worker cannot use the listener");
+            return;
+        }
+    };
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|s| *s) => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let _ = stream.set_nodelay(true);
+        conns.spawn(serve_connection(inner.clone(), stream, stop.clone()));
+    }
+    drop(listener);
+    let drain = inner.opts.drain;
+    if tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!(connections = conns.len(), "requests still in progress after {drain:?}: closing them");
+    }
+}
+
+/// HTTP/1.1 on one client connection; after `stop`, the request in
+/// progress finishes and the connection closes.
+async fn serve_connection(inner: Arc<Inner>, stream: tokio::net::TcpStream, mut stop: watch::Receiver<bool>) {
+    let svc = hyper::service::service_fn(move |req| {
+        let inner = inner.clone();
+        async move { Ok::<_, Infallible>(inner.handle(req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+    tokio::pin!(conn);
+    let r = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = async { drop(stop.wait_for(|s| *s).await) } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "client connection ended");
     }
 }
 
