@@ -4,10 +4,12 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::StatusCode;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
@@ -19,6 +21,31 @@ pub use cutover_s3::http::{Body, BoxError, empty, full};
 #[derive(Debug, thiserror::Error)]
 #[error("the payload's SHA-256 does not match x-amz-content-sha256")]
 pub struct PayloadMismatch;
+
+/// Why the gateway refuses a client's request body: the S3 error answer
+/// for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+/// Where a body that fails while it streams leaves its [`Refusal`]: the
+/// upstream request is aborted by the body's error and the client is told
+/// why (not that the backend failed).
+pub type Fault = Arc<OnceLock<Refusal>>;
 
 /// The client's request body: verifies the signed payload hash when it
 /// ends, and counts bytes.
@@ -35,8 +62,8 @@ pub struct ClientBody<B> {
     held: Option<Frame<Bytes>>,
     counter: Arc<AtomicU64>,
     exact: Option<u64>,
-    /// Set when the hash does not match, for the answer to the client.
-    mismatch: Option<Arc<AtomicBool>>,
+    /// Told when the hash does not match, for the answer to the client.
+    fault: Option<Fault>,
 }
 
 impl<B> std::fmt::Debug for ClientBody<B> {
@@ -50,12 +77,13 @@ impl<B> ClientBody<B> {
     /// `exact`: the declared length, used as the size hint.
     pub fn new(inner: B, expected: Option<[u8; 32]>, exact: Option<u64>, counter: Arc<AtomicU64>) -> Self {
         let hasher = expected.map(|_| Sha256::new());
-        Self { inner, expected, hasher, held: None, counter, exact, mismatch: None }
+        Self { inner, expected, hasher, held: None, counter, exact, fault: None }
     }
 
-    /// Sets `flag` if the payload hash does not match.
-    pub fn flag_mismatch(mut self, flag: Arc<AtomicBool>) -> Self {
-        self.mismatch = Some(flag);
+    /// Leaves a `400 XAmzContentSHA256Mismatch` refusal in `fault` if the
+    /// payload hash does not match.
+    pub fn report_to(mut self, fault: Fault) -> Self {
+        self.fault = Some(fault);
         self
     }
 }
@@ -96,8 +124,11 @@ where
                         && h.finalize().as_slice() != want
                     {
                         this.held = None;
-                        if let Some(f) = &this.mismatch {
-                            f.store(true, Ordering::Relaxed);
+                        if let Some(f) = &this.fault {
+                            let _ = f.set(Refusal::bad_request(
+                                "XAmzContentSHA256Mismatch",
+                                "the provided x-amz-content-sha256 does not match what was computed",
+                            ));
                         }
                         return Poll::Ready(Some(Err(Box::new(PayloadMismatch))));
                     }
@@ -270,12 +301,12 @@ mod tests {
         let (data, err) = drain(body).await;
         assert_eq!(data, b"abcdef", "everything but the last frame");
         assert!(err.unwrap().is::<PayloadMismatch>());
-        let flag = Arc::new(AtomicBool::new(false));
+        let fault = Fault::default();
         let one = ClientBody::new(parts(&[b"abcdefg"]), Some(sha(b"other")), Some(7), Arc::default())
-            .flag_mismatch(flag.clone());
+            .report_to(fault.clone());
         let (data, err) = drain(one).await;
         assert!(data.is_empty());
         assert!(err.unwrap().is::<PayloadMismatch>());
-        assert!(flag.load(Ordering::Relaxed));
+        assert_eq!(fault.get().unwrap().code, "XAmzContentSHA256Mismatch");
     }
 }

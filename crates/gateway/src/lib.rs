@@ -15,6 +15,7 @@
 pub mod active;
 pub mod auth;
 mod body;
+mod checksum;
 mod chunked;
 pub mod error;
 pub mod metrics;

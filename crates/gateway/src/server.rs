@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -23,7 +23,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::active::ActiveBackend;
 use crate::auth::{self, ClientKeys, Payload, Verified};
-use crate::body::{Body, Counted, channel, collect_limited, empty, full};
+use crate::body::{Body, Counted, Fault, Refusal, channel, collect_limited, empty, full};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::route::{self, S3Op, Target};
@@ -119,8 +119,9 @@ struct Ctx {
     /// The client's signed payload hash (hex), signed upstream in place of
     /// `UNSIGNED-PAYLOAD`: the backend checks the body against it too.
     payload_sha256: Option<String>,
-    /// Set by the body when it does not match that hash.
-    payload_mismatch: Option<Arc<AtomicBool>>,
+    /// Why the client's body was refused while it streamed (its hash did
+    /// not match, a chunk or trailer signature or checksum failed).
+    body_fault: Fault,
 }
 
 fn read_secret(what: &str, r: &SecretRef) -> Result<Secret, GatewayError> {
@@ -367,17 +368,34 @@ impl Inner {
             parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         // Verified by the body as it streams (its last bytes are held back
         // until then), and by the backend.
-        let (payload_sha256, payload_mismatch) = match verified.payload {
-            Payload::Sha256(h) => (Some(hex::encode(h)), Some(Arc::new(AtomicBool::new(false)))),
-            _ => (None, None),
+        let payload_sha256 = match verified.payload {
+            Payload::Sha256(h) => Some(hex::encode(h)),
+            _ => None,
         };
+        let body_fault = Fault::default();
         let counter = self.metrics.bytes_in.clone();
-        let (body, len) =
-            match crate::chunked::client_body(body, &verified, &parts.headers, len, counter, payload_mismatch.as_ref())
-            {
-                Ok(b) => b,
-                Err(msg) => return s3xml::error(StatusCode::BAD_REQUEST, "InvalidRequest", &msg, &resource),
-            };
+        let (body, len) = match crate::chunked::client_body(body, &verified, &parts.headers, len, counter, &body_fault)
+        {
+            Ok(b) => b,
+            Err(r) => return s3xml::error(r.status, r.code, &r.message, &resource),
+        };
+        // An empty aws-chunked upload is sent upstream with Content-Length 0,
+        // which hyper does without polling the body: its checks (final chunk
+        // signature, trailer) run here first.
+        let streaming = matches!(verified.payload, Payload::StreamingUnsignedTrailer | Payload::StreamingSigned { .. });
+        let body = if streaming && len == Some(0) {
+            match collect_limited(body, 0).await {
+                Ok(_) => empty(),
+                Err(e) => {
+                    let r = body_fault.get().cloned().unwrap_or_else(|| {
+                        Refusal::bad_request("IncompleteBody", format!("could not read the request body: {e}"))
+                    });
+                    return s3xml::error(r.status, r.code, &r.message, &resource);
+                }
+            }
+        } else {
+            body
+        };
         let query = query.into_iter().filter(|(k, _)| !PRESIGN_PARAMS.contains(&k.as_str())).collect();
         let ctx = Ctx {
             op,
@@ -388,7 +406,7 @@ impl Inner {
             headers: parts.headers,
             resource,
             payload_sha256,
-            payload_mismatch,
+            body_fault,
         };
         self.route(ctx, body, len).await
     }
@@ -808,16 +826,11 @@ impl Inner {
 }
 
 /// The answer when sending to a backend failed: the client's fault if its
-/// body did not match its signed hash (the upstream request was aborted
+/// body was refused while it streamed (the upstream request was aborted
 /// short of its end), the backend's otherwise.
 fn send_failed(ctx: &Ctx, up: &Upstream, e: &TransportError) -> Response<Body> {
-    if ctx.payload_mismatch.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
-        return s3xml::error(
-            StatusCode::BAD_REQUEST,
-            "XAmzContentSHA256Mismatch",
-            "the provided x-amz-content-sha256 does not match what was computed",
-            &ctx.resource,
-        );
+    if let Some(r) = ctx.body_fault.get() {
+        return s3xml::error(r.status, r.code, &r.message, &ctx.resource);
     }
     unavailable(up, e, &ctx.resource)
 }

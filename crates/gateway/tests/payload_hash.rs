@@ -8,6 +8,8 @@
 //!   requests with the empty body's hash;
 //! - every upstream request verifies with the backend's secret.
 
+mod common;
+
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -15,17 +17,15 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use cutover_core::Secret;
 use cutover_gateway::auth::{ClientKeys, Payload, parse_query, verify};
-use cutover_gateway::{ActiveBackend, Gateway, GatewayOptions};
 use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
-const CLIENT_KEY: &str = "CLIENTKEY";
-const CLIENT_SECRET: &str = "client-secret";
+use common::{BackendSpec, CLIENT_KEY, CLIENT_SECRET, TestGateway};
+
 const BACKEND_KEY: &str = "GKBACKEND";
 const BACKEND_SECRET: &str = "backend-secret";
 
@@ -82,47 +82,22 @@ async fn fake_backend() -> (u16, Log) {
     (port, log)
 }
 
-/// A gateway (bucket `app` → backend bucket `data`) on a free port.
-async fn gateway(backend_port: u16) -> u16 {
-    let dir = std::env::temp_dir().join(format!(
-        "cutover-gw-payload-{}-{}",
-        std::process::id(),
-        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("client.secret"), CLIENT_SECRET).unwrap();
-    std::fs::write(
-        dir.join("backend.credentials"),
-        format!("[default]\naws_access_key_id = {BACKEND_KEY}\naws_secret_access_key = {BACKEND_SECRET}\n"),
-    )
-    .unwrap();
-    let text = format!(
-        "[state]\npath = \"{d}/cutover.db\"\n[gateway]\nlisten = \"127.0.0.1:0\"\n\
-         [[gateway.clients]]\naccess_key_id = \"{CLIENT_KEY}\"\nsecret_access_key_file = \"{d}/client.secret\"\n\
-         [[gateway.buckets]]\nname = \"app\"\nmode = \"active-passive\"\n\n\
-         [[backends]]\nname = \"primary\"\nendpoint = \"http://127.0.0.1:{backend_port}\"\nregion = \"garage\"\n\
-         bucket = \"data\"\nrole = \"primary\"\npath_style = true\n\
-         credentials = {{ file = \"{d}/backend.credentials\", profile = \"default\" }}\n",
-        d = dir.display()
-    );
-    let env = |_: &str| None;
-    let config = cutover_core::config::load_str(&text, "test.toml", &dir, &env).unwrap();
-    let gw = Gateway::build(&config, ActiveBackend::new("primary"), GatewayOptions::default()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { gw.serve(listener, std::future::pending()).await });
-    port
+/// A gateway (bucket `app` → backend bucket `data`) in front of the fake backend.
+async fn gateway(backend_port: u16) -> TestGateway {
+    let endpoint = format!("http://127.0.0.1:{backend_port}");
+    let spec = BackendSpec {
+        endpoint: &endpoint,
+        region: "garage",
+        bucket: "data",
+        key_id: BACKEND_KEY,
+        secret: BACKEND_SECRET,
+    };
+    TestGateway::start(&spec).await
 }
 
-/// Sends one raw HTTP/1.1 request (`Connection: close`) and returns the status.
+/// Sends one raw request and returns the status.
 async fn send(port: u16, head: &str, body: &[u8]) -> u16 {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(head.as_bytes()).await.unwrap();
-    s.write_all(body).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out)).await.unwrap().unwrap();
-    let text = String::from_utf8_lossy(&out);
-    text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("no status in {text:?}"))
+    common::send(port, head, body).await.status
 }
 
 /// A header-signed request for the gateway's client key.
@@ -160,7 +135,8 @@ fn content_sha256(seen: &Seen) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backends_get_the_verified_hash_and_never_a_whole_body_that_fails_it() {
     let (backend, log) = fake_backend().await;
-    let port = gateway(backend).await;
+    let gw = gateway(backend).await;
+    let port = gw.port;
 
     // A signed payload: the same hash goes up, signed with the backend key.
     let body = b"hello, backend".as_slice();

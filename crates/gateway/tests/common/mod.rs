@@ -1,0 +1,114 @@
+//! Shared by the gateway's integration tests: an in-process gateway in
+//! front of one backend, and a raw HTTP/1.1 client that sends exactly the
+//! bytes it is given.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use cutover_gateway::{ActiveBackend, Gateway, GatewayOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+pub const CLIENT_KEY: &str = "CLIENTKEY";
+pub const CLIENT_SECRET: &str = "client-secret";
+
+/// A gateway (client bucket `app`, active-passive) serving on a free port.
+#[derive(Debug)]
+pub struct TestGateway {
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+/// The backend behind a [`TestGateway`].
+#[derive(Debug, Clone)]
+pub struct BackendSpec<'a> {
+    pub endpoint: &'a str,
+    pub region: &'a str,
+    pub bucket: &'a str,
+    pub key_id: &'a str,
+    pub secret: &'a str,
+}
+
+impl TestGateway {
+    pub async fn start(b: &BackendSpec<'_>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("client.secret"), CLIENT_SECRET).unwrap();
+        std::fs::write(
+            d.join("backend.credentials"),
+            format!("[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n", b.key_id, b.secret),
+        )
+        .unwrap();
+        let text = format!(
+            "[state]\npath = \"{d}/cutover.db\"\n[gateway]\nlisten = \"127.0.0.1:0\"\n\
+             [[gateway.clients]]\naccess_key_id = \"{CLIENT_KEY}\"\nsecret_access_key_file = \"{d}/client.secret\"\n\
+             [[gateway.buckets]]\nname = \"app\"\nmode = \"active-passive\"\n\n\
+             [[backends]]\nname = \"primary\"\nendpoint = \"{}\"\nregion = \"{}\"\n\
+             bucket = \"{}\"\nrole = \"primary\"\npath_style = true\n\
+             credentials = {{ file = \"{d}/backend.credentials\", profile = \"default\" }}\n",
+            b.endpoint,
+            b.region,
+            b.bucket,
+            d = d.display()
+        );
+        let env = |_: &str| None;
+        let config = cutover_core::config::load_str(&text, "test.toml", d, &env).unwrap();
+        let gw = Gateway::build(&config, ActiveBackend::new("primary"), GatewayOptions::default()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { gw.serve(listener, std::future::pending()).await });
+        Self { port, _dir: dir }
+    }
+}
+
+/// An answer as read off the wire.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The `<Code>` of an S3 error document, if any.
+    pub fn code(&self) -> Option<String> {
+        let text = String::from_utf8_lossy(&self.body);
+        let i = text.find("<Code>")? + 6;
+        let j = text[i..].find("</Code>")? + i;
+        Some(text[i..j].to_string())
+    }
+
+    /// The value of an answer header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// Sends one raw HTTP/1.1 request (it should say `Connection: close`) and
+/// reads the whole answer. The body is written while the answer is read, so
+/// an early answer (and a closed connection) does not fail the write side.
+pub async fn send(port: u16, head: &str, body: &[u8]) -> Answer {
+    let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let mut bytes = head.as_bytes().to_vec();
+    bytes.extend_from_slice(body);
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(&bytes).await;
+        wr
+    });
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), rd.read_to_end(&mut out)).await.unwrap().unwrap();
+    drop(writer.await);
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(out.len());
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let body = out.get(split + 4..).unwrap_or_default().to_vec();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {:?}", String::from_utf8_lossy(&out)));
+    Answer { status, head, body }
+}
