@@ -65,6 +65,8 @@ pub struct GatewayOptions {
     pub tee_chunks: usize,
     /// Pause between journal replay passes when nothing is due.
     pub replay_interval: Duration,
+    /// With TLS: how long a client may take to complete its handshake.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -76,6 +78,7 @@ impl Default for GatewayOptions {
             connect_timeout: Duration::from_secs(2),
             tee_chunks: 16,
             replay_interval: Duration::from_millis(500),
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -98,6 +101,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) opts: GatewayOptions,
     pub(crate) wake: Notify,
+    /// `Some` when the gateway serves HTTPS.
+    tls: Option<crate::tls::Tls>,
 }
 
 /// One client request, parsed and authenticated.
@@ -149,6 +154,7 @@ impl Gateway {
         for b in &config.backends {
             upstreams.insert(b.name.clone(), Arc::new(Upstream::new(b, opts.connect_timeout)?));
         }
+        let tls = gw.tls.as_ref().map(|t| crate::tls::Tls::new(t, opts.tls_handshake_timeout)).transpose()?;
         let state = State::open(&config.state.path)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -162,6 +168,7 @@ impl Gateway {
                 metrics: Metrics::default(),
                 opts,
                 wake: Notify::new(),
+                tls,
             }),
         })
     }
@@ -200,17 +207,31 @@ impl Gateway {
             let _ = stream.set_nodelay(true);
             let inner = self.inner.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let inner = inner.clone();
-                    async move { Ok::<_, Infallible>(inner.handle(req).await) }
-                });
-                if let Err(e) =
-                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await
-                {
-                    tracing::debug!(error = %e, "client connection ended");
+                match &inner.tls {
+                    None => serve_connection(inner, stream).await,
+                    Some(tls) => {
+                        if let Some(stream) = tls.accept(stream, &inner.metrics).await {
+                            serve_connection(inner, stream).await
+                        }
+                    }
                 }
             });
         }
+    }
+}
+
+/// Serves HTTP/1.1 on one client connection, plain or TLS (generic: no
+/// indirection on the plain path).
+async fn serve_connection<I>(inner: Arc<Inner>, io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let inner = inner.clone();
+        async move { Ok::<_, Infallible>(inner.handle(req).await) }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).await {
+        tracing::debug!(error = %e, "client connection ended");
     }
 }
 
