@@ -12,6 +12,11 @@ pub enum GatewayError {
     /// variable or file, never the value).
     #[error("{what}: {detail}")]
     Secret { what: String, detail: String },
+    /// The TLS certificate chain or key (`key` is `tls_cert_file` or
+    /// `tls_key_file`, `path` the file) is unreadable, not PEM, or not usable.
+    /// The detail never quotes the file.
+    #[error("gateway.{key}: {path}: {detail}")]
+    Tls { key: &'static str, path: String, detail: String },
     /// The listen address could not be bound.
     #[error("binding {addr}: {source}")]
     Bind {

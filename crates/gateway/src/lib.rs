@@ -25,6 +25,7 @@ mod s3xml;
 mod server;
 mod sign;
 pub mod state;
+pub mod tls;
 mod upstream;
 
 pub use active::{ActiveBackend, follow_state};

@@ -17,6 +17,7 @@ pub const JOURNAL_OLDEST: &str = "cutover_gateway_journal_oldest_age_seconds";
 pub const JOURNAL_APPENDED: &str = "cutover_gateway_journal_appended_total";
 pub const JOURNAL_REPLAYED: &str = "cutover_gateway_journal_replayed_total";
 pub const FALLBACKS: &str = "cutover_gateway_read_fallbacks_total";
+pub const TLS_HANDSHAKE_FAILURES: &str = "cutover_gateway_tls_handshake_failures_total";
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -46,6 +47,7 @@ pub struct Metrics {
     pub(crate) journal_appended: AtomicU64,
     pub(crate) journal_replayed: AtomicU64,
     pub(crate) fallbacks: AtomicU64,
+    pub(crate) tls_handshake_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -103,6 +105,11 @@ impl Metrics {
             (JOURNAL_APPENDED, "Journal entries written.", self.journal_appended.load(Ordering::Relaxed)),
             (JOURNAL_REPLAYED, "Journal entries replayed successfully.", self.journal_replayed.load(Ordering::Relaxed)),
             (FALLBACKS, "Reads served by the other backend (read-through).", self.fallbacks.load(Ordering::Relaxed)),
+            (
+                TLS_HANDSHAKE_FAILURES,
+                "Client connections whose TLS handshake failed or timed out.",
+                self.tls_handshake_failures.load(Ordering::Relaxed),
+            ),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");

@@ -70,6 +70,8 @@ pub struct GatewayOptions {
     pub workers: usize,
     /// After shutdown, how long requests in progress may take to finish.
     pub drain: Duration,
+    /// With TLS: how long a client may take to complete its handshake.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -83,6 +85,7 @@ impl Default for GatewayOptions {
             replay_interval: Duration::from_millis(500),
             workers: 0,
             drain: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -105,6 +108,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) opts: GatewayOptions,
     pub(crate) wake: Notify,
+    /// `Some` when the gateway serves HTTPS.
+    tls: Option<crate::tls::Tls>,
 }
 
 /// One client request, parsed and authenticated.
@@ -157,6 +162,7 @@ impl Gateway {
         for b in &config.backends {
             upstreams.insert(b.name.clone(), Arc::new(Upstream::new(b, opts.connect_timeout)?));
         }
+        let tls = gw.tls.as_ref().map(|t| crate::tls::Tls::new(t, opts.tls_handshake_timeout)).transpose()?;
         let state = State::open(&config.state.path)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -170,6 +176,7 @@ impl Gateway {
                 metrics: Metrics::default(),
                 opts,
                 wake: Notify::new(),
+                tls,
             }),
         })
     }
@@ -255,7 +262,17 @@ async fn worker(inner: Arc<Inner>, listener: std::net::TcpListener, mut stop: wa
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
         let _ = stream.set_nodelay(true);
-        conns.spawn(serve_connection(inner.clone(), stream, stop.clone()));
+        let (inner, stop) = (inner.clone(), stop.clone());
+        conns.spawn(async move {
+            match &inner.tls {
+                None => serve_connection(inner, stream, stop).await,
+                Some(tls) => {
+                    if let Some(stream) = tls.accept(stream, &inner.metrics).await {
+                        serve_connection(inner, stream, stop).await
+                    }
+                }
+            }
+        });
     }
     drop(listener);
     let drain = inner.opts.drain;
@@ -266,12 +283,15 @@ async fn worker(inner: Arc<Inner>, listener: std::net::TcpListener, mut stop: wa
 
 /// HTTP/1.1 on one client connection; after `stop`, the request in
 /// progress finishes and the connection closes.
-async fn serve_connection(inner: Arc<Inner>, stream: tokio::net::TcpStream, mut stop: watch::Receiver<bool>) {
+async fn serve_connection<I>(inner: Arc<Inner>, io: I, mut stop: watch::Receiver<bool>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let svc = hyper::service::service_fn(move |req| {
         let inner = inner.clone();
         async move { Ok::<_, Infallible>(inner.handle(req).await) }
     });
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let r = tokio::select! {
         r = conn.as_mut() => r,

@@ -7,12 +7,14 @@
 //!   directory, that can be made to stop answering.
 //! - [`prometheus::Prometheus`]: a Prometheus process (Debian's package)
 //!   scraping given targets.
+//! - [`tls::TestPki`]: a throwaway CA and server certificate (`openssl`).
 //!
 //! Every server lives on 127.0.0.1 only and is stopped when dropped.
 
 pub mod garage;
 pub mod prometheus;
 pub mod s3sfs;
+pub mod tls;
 
 use std::net::TcpListener;
 

@@ -369,8 +369,20 @@ pub enum Sse {
 pub struct GatewayConfig {
     pub listen: SocketAddr,
     pub region: String,
+    /// `tls_cert_file` and `tls_key_file`: serve HTTPS instead of HTTP.
+    pub tls: Option<GatewayTls>,
     pub clients: Vec<GatewayClient>,
     pub buckets: Vec<GatewayBucket>,
+}
+
+/// The gateway's certificate chain and private key (PEM files, read when the
+/// gateway is built; the key never leaves the process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayTls {
+    /// The server certificate first, then its intermediates.
+    pub cert_file: PathBuf,
+    /// PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Clone)]

@@ -174,6 +174,8 @@ pub struct RawBackendValidate {
 pub struct RawGateway {
     pub listen: Option<String>,
     pub region: Option<String>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
     #[serde(default)]
     pub clients: Vec<RawGatewayClient>,
     #[serde(default)]

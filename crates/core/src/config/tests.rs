@@ -1,5 +1,5 @@
-//! Validation of the `[signals]` and `[detect]` tables: defaults, and every
-//! problem with its path.
+//! Validation of the `[signals]`, `[detect]` and `[gateway]` TLS settings:
+//! defaults, and every problem with its path.
 
 use std::path::Path;
 use std::time::Duration;
@@ -119,4 +119,43 @@ fn p95_latency_is_parsed_when_set() {
     assert_eq!(c.detect.p95_latency, Some(Duration::from_millis(400)));
     let problems = load("[detect]\np95_latency = \"fast\"").unwrap_err();
     assert!(problems[0].starts_with("detect.p95_latency:"), "{problems:?}");
+}
+
+#[test]
+fn gateway_tls_is_off_unless_configured_and_its_paths_resolve_like_the_others() {
+    let c = load("[gateway]\n[[gateway.clients]]\naccess_key_id = \"APP\"\nsecret_access_key_env = \"GW\"\n").unwrap();
+    assert_eq!(c.gateway.unwrap().tls, None);
+    let c = load(
+        "[gateway]\ntls_cert_file = \"tls/fullchain.pem\"\ntls_key_file = \"/srv/tls/key.pem\"\n\
+         [[gateway.clients]]\naccess_key_id = \"APP\"\nsecret_access_key_file = \"secrets/app\"\n",
+    )
+    .unwrap();
+    let gw = c.gateway.unwrap();
+    let tls = gw.tls.unwrap();
+    assert_eq!(tls.cert_file, Path::new("/etc/cutover/tls/fullchain.pem"));
+    assert_eq!(tls.key_file, Path::new("/srv/tls/key.pem"));
+    assert_eq!(gw.clients[0].secret, SecretRef::File("/etc/cutover/secrets/app".into()), "resolved the same way");
+}
+
+#[test]
+fn gateway_tls_needs_both_files() {
+    let tls = |keys: &str| {
+        load(&format!(
+            "[gateway]\n{keys}\n[[gateway.clients]]\naccess_key_id = \"APP\"\nsecret_access_key_env = \"GW\"\n"
+        ))
+    };
+    let problems = tls("tls_cert_file = \"cert.pem\"").unwrap_err();
+    assert_eq!(
+        problems,
+        ["gateway.tls_key_file: missing: tls_cert_file is set (give both tls_cert_file and tls_key_file, or neither)"]
+    );
+    let problems = tls("tls_key_file = \"key.pem\"").unwrap_err();
+    assert_eq!(
+        problems,
+        ["gateway.tls_cert_file: missing: tls_key_file is set (give both tls_cert_file and tls_key_file, or neither)"]
+    );
+    let problems = tls("tls_cert_file = \"\"\ntls_key_file = \"key.pem\"").unwrap_err();
+    assert_eq!(problems, ["gateway.tls_cert_file: must not be empty (the path of a PEM file)"]);
+    let problems = tls("tls_certfile = \"cert.pem\"").unwrap_err();
+    assert!(problems[0].starts_with("gateway.tls_certfile: unknown key"), "{problems:?}");
 }

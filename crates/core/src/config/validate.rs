@@ -433,6 +433,7 @@ fn validate_gateway(
 ) -> GatewayConfig {
     let listen = p.socket_addr("gateway.listen", g.listen.as_ref(), "127.0.0.1:9000");
     let region = g.region.clone().unwrap_or_else(|| "us-east-1".into());
+    let tls = validate_gateway_tls(p, &g, base_dir);
     if g.clients.is_empty() {
         p.push(
             "gateway.clients",
@@ -521,7 +522,39 @@ fn validate_gateway(
             Some(GatewayBucket { name: name?.to_string(), mode: mode?, ack: ack?, backends: spans })
         })
         .collect();
-    GatewayConfig { listen, region, clients, buckets }
+    GatewayConfig { listen, region, tls, clients, buckets }
+}
+
+/// `gateway.tls_cert_file` and `gateway.tls_key_file`: both or neither. The
+/// files are read when the gateway is built (and by `cutover config check`).
+fn validate_gateway_tls(p: &mut Problems, g: &RawGateway, base_dir: &Path) -> Option<GatewayTls> {
+    let mut file = |key: &str, value: &Option<String>| match value.as_deref().map(str::trim) {
+        Some("") => {
+            p.push(format!("gateway.{key}"), "must not be empty (the path of a PEM file)");
+            None
+        }
+        v => v.map(|f| base_dir.join(f)),
+    };
+    let cert = file("tls_cert_file", &g.tls_cert_file);
+    let key = file("tls_key_file", &g.tls_key_file);
+    match (cert, key, &g.tls_cert_file, &g.tls_key_file) {
+        (Some(cert_file), Some(key_file), _, _) => Some(GatewayTls { cert_file, key_file }),
+        (Some(_), None, _, None) => {
+            p.push(
+                "gateway.tls_key_file",
+                "missing: tls_cert_file is set (give both tls_cert_file and tls_key_file, or neither)",
+            );
+            None
+        }
+        (None, Some(_), None, _) => {
+            p.push(
+                "gateway.tls_cert_file",
+                "missing: tls_key_file is set (give both tls_cert_file and tls_key_file, or neither)",
+            );
+            None
+        }
+        _ => None,
+    }
 }
 
 fn validate_signals(p: &mut Problems, s: RawSignals, backends: &[&str], primary: Option<&str>) -> SignalsConfig {

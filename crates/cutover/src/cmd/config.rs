@@ -26,6 +26,17 @@ pub fn check(global: &Global, json: bool) -> Result<(), Failure> {
                     problems.push(Problem::new(format!("backends[{i}].credentials.file"), detail));
                 }
             }
+            // The gateway's certificate and key too: unreadable, not PEM, or not a pair.
+            if let Some(tls) = config.gateway.as_ref().and_then(|g| g.tls.as_ref())
+                && let Err(e) = cutover_gateway::tls::check(tls)
+            {
+                problems.push(match e {
+                    cutover_gateway::GatewayError::Tls { key, path, detail } => {
+                        Problem::new(format!("gateway.{key}"), format!("{path}: {detail}"))
+                    }
+                    e => Problem::new("gateway", e.to_string()),
+                });
+            }
             // Runbooks are checked too: a broken runbook must not wait for an outage to show.
             let names = config.backend_names();
             for (key, path) in

@@ -272,6 +272,7 @@ fn drill_config(config: &Config, dir: &Path, stable_for: Duration) -> Result<Con
     c.gateway = Some(GatewayConfig {
         listen: "127.0.0.1:0".parse().expect("address"),
         region: "us-east-1".into(),
+        tls: None,
         clients: vec![GatewayClient { access_key_id: "CUTOVERDRILL".into(), secret: SecretRef::File(secret) }],
         buckets: vec![GatewayBucket {
             name: "drill".into(),

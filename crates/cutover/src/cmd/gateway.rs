@@ -23,6 +23,7 @@ pub fn run(global: &Global, args: GatewayArgs) -> Result<(), Failure> {
         return if report.failed == 0 { Ok(()) } else { Err(Failure::Failed) };
     }
     let listen = args.listen.unwrap_or(gw.listen);
+    let tls = gw.tls.is_some();
     let primary = config.primary().name.clone();
     let known: Vec<String> = config.backend_names().iter().map(|s| s.to_string()).collect();
     let opts = GatewayOptions { header_timeout: args.header_timeout, ..GatewayOptions::default() };
@@ -38,7 +39,8 @@ pub fn run(global: &Global, args: GatewayArgs) -> Result<(), Failure> {
         tokio::spawn(follow_state(active, state, primary, known, args.poll));
         let replayer = gateway.clone();
         tokio::spawn(async move { replayer.replay_forever().await });
-        eprintln!("cutover gateway listening on {addr} (active backend: {initial})");
+        let scheme = if tls { "https" } else { "http" };
+        eprintln!("cutover gateway listening on {scheme}://{addr} (active backend: {initial})");
         gateway
             .serve(listener, async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -146,7 +146,8 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
             .with_context(|| format!("gateway.listen {}", gw_cfg.listen))?;
         let addr = listener.local_addr().context("local address")?;
         gateway_addr = Some(addr);
-        println!("gateway listening on http://{addr}");
+        let scheme = if gw_cfg.tls.is_some() { "https" } else { "http" };
+        println!("gateway listening on {scheme}://{addr}");
         let replayer = gw.clone();
         tokio::spawn(async move { replayer.replay_forever().await });
         tokio::spawn(async move { gw.serve(listener, std::future::pending()).await });

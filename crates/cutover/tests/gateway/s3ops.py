@@ -1,7 +1,8 @@
 """Drives the cutover gateway with boto3 (and urllib for presigned URLs).
 
 Usage: s3ops.py SCENARIO [ARGS...]; connection settings come from the
-environment: GW_ENDPOINT, GW_KEY, GW_SECRET, GW_BUCKET. Prints one JSON
+environment: GW_ENDPOINT, GW_KEY, GW_SECRET, GW_BUCKET, GW_CA (the CA bundle
+to trust over HTTPS; default: the system's). Prints one JSON
 object on the last line; exits non-zero with a message on failure.
 """
 
@@ -19,7 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 
-def client(key=None, secret=None, unsigned=False, endpoint=None):
+def client(key=None, secret=None, unsigned=False, endpoint=None, checksums=None):
     cfg = Config(
         s3={"addressing_style": "path"},
         retries={"max_attempts": 1, "mode": "standard"},
@@ -27,6 +28,8 @@ def client(key=None, secret=None, unsigned=False, endpoint=None):
         read_timeout=60,
         signature_version=UNSIGNED if unsigned else "s3v4",
     )
+    if checksums:
+        cfg = cfg.merge(Config(request_checksum_calculation=checksums))
     return boto3.client(
         "s3",
         endpoint_url=endpoint or os.environ["GW_ENDPOINT"],
@@ -34,6 +37,7 @@ def client(key=None, secret=None, unsigned=False, endpoint=None):
         aws_secret_access_key=secret or os.environ["GW_SECRET"],
         region_name=os.environ.get("GW_REGION", "us-east-1"),
         config=cfg,
+        verify=os.environ.get("GW_CA", True),
     )
 
 
@@ -138,6 +142,72 @@ def matrix():
     return out
 
 
+def tls(multipart_checksums="when_supported"):
+    """Over HTTPS: PUT, GET, a managed multipart upload (its client with
+    request_checksum_calculation = MULTIPART_CHECKSUMS), list, a presigned GET
+    (urllib, trusting GW_CA), deletes. Reports the payload form botocore chose
+    for each upload request (x-amz-content-sha256, x-amz-trailer; for
+    CreateMultipartUpload, x-amz-checksum-algorithm)."""
+    import ssl
+    from boto3.s3.transfer import TransferConfig
+    forms = {}
+
+    def record(request, event_name, **kwargs):
+        op = event_name.rsplit(".", 1)[-1]
+        h = {k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+        if op in ("PutObject", "UploadPart"):
+            forms.setdefault(op, set()).add((h.get("x-amz-content-sha256"), h.get("x-amz-trailer")))
+        elif op == "CreateMultipartUpload":
+            forms.setdefault(op, set()).add((h.get("x-amz-checksum-algorithm"),))
+
+    s3, mp = client(), client(checksums=multipart_checksums)
+    for c in (s3, mp):
+        c.meta.events.register("before-send.s3", record)
+    out = {}
+    data = os.urandom(100 * 1024 + 3)
+    r = s3.put_object(Bucket=B, Key="tls/small", Body=data)
+    check(r["ETag"].strip('"') == hashlib.md5(data).hexdigest(), "ETag is the MD5")
+    out["put_backend"] = backend(r)
+    check(s3.get_object(Bucket=B, Key="tls/small")["Body"].read() == data, "GET returns the data")
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        src, back = os.path.join(d, "src"), os.path.join(d, "back")
+        blob = os.urandom(12 * 1024 * 1024)
+        with open(src, "wb") as f:
+            f.write(blob)
+        mib5 = 5 * 1024 * 1024
+        try:
+            mp.upload_file(src, B, "tls/big", Config=TransferConfig(multipart_threshold=mib5, multipart_chunksize=mib5))
+        except Exception as e:  # noqa: BLE001 - reported with what was sent
+            raise SystemExit("FAILED: multipart upload_file: %s; payload forms sent: %r" % (e, forms))
+        s3.download_file(B, "tls/big", back)
+        with open(back, "rb") as f:
+            check(f.read() == blob, "multipart upload_file/download_file round trip")
+    etag = s3.head_object(Bucket=B, Key="tls/big")["ETag"]
+    check(etag.strip('"').endswith("-3"), "three parts: %s" % etag)
+    out["keys"] = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=B, Prefix="tls/")["Contents"])
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": B, "Key": "tls/small"}, ExpiresIn=300)
+    check(url.startswith("https://"), "presigned URL is https: " + url)
+    ctx = ssl.create_default_context(cafile=os.environ["GW_CA"])
+    check(urllib.request.urlopen(url, context=ctx).read() == data, "presigned GET over https")
+    s3.delete_object(Bucket=B, Key="tls/small")
+    s3.delete_object(Bucket=B, Key="tls/big")
+    check(code(lambda: s3.head_object(Bucket=B, Key="tls/small"))[1] == 404, "deleted")
+    check("Contents" not in s3.list_objects_v2(Bucket=B, Prefix="tls/"), "nothing left under tls/")
+    out["forms"] = {op: sorted([list(f) for f in v]) for op, v in forms.items()}
+    return out
+
+
+def untrusted():
+    """A client that does not trust the gateway's CA: the handshake fails."""
+    from botocore.exceptions import SSLError
+    try:
+        client().list_objects_v2(Bucket=B)
+    except SSLError as e:
+        return {"error": "SSLError", "detail": str(e)[:300]}
+    raise SystemExit("FAILED: the request succeeded without trusting the CA")
+
+
 def auth():
     out = {}
     out["wrong_secret"] = code(lambda: client(secret="not-the-secret").list_objects_v2(Bucket=B))
@@ -199,5 +269,5 @@ def sql(db, query):
 
 if __name__ == "__main__":
     fn = {"matrix": matrix, "auth": auth, "put": put, "get": get, "delete": delete, "sql": sql,
-          "writer": writer}[sys.argv[1]]
+          "writer": writer, "tls": tls, "untrusted": untrusted}[sys.argv[1]]
     print(json.dumps(fn(*sys.argv[2:])))
