@@ -76,7 +76,7 @@ impl Upstream {
             region: b.region.clone(),
             path_style: b.path_style,
             creds,
-            conn: Connector::new(b.endpoint.clone(), connect_timeout, true).thread_local(),
+            conn: Connector::new(b.endpoint.clone(), connect_timeout, true),
             keys: KeyCache::default(),
         })
     }

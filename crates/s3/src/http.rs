@@ -98,9 +98,6 @@ pub struct Connector {
     tls: Option<tokio_rustls::TlsConnector>,
     /// `None`: every request opens a fresh connection (probes).
     pool: Option<Arc<Mutex<Vec<Conn>>>>,
-    /// Hand out only connections opened on the calling thread (see
-    /// [`Connector::thread_local`]).
-    local: bool,
 }
 
 /// An HTTP/1.1 connection ready for a request (it derefs to hyper's
@@ -109,8 +106,6 @@ pub struct Connector {
 pub struct Conn {
     sender: SendRequest<Body>,
     quickack: Arc<AtomicBool>,
-    /// The thread whose runtime drives the connection.
-    home: std::thread::ThreadId,
 }
 
 impl Conn {
@@ -165,16 +160,7 @@ impl Connector {
     pub fn new(endpoint: Endpoint, connect_timeout: Duration, pooled: bool) -> Self {
         let tls = endpoint.tls.then(|| tokio_rustls::TlsConnector::from(tls_config()));
         let pool = pooled.then(|| Arc::new(Mutex::new(Vec::new())));
-        Self { endpoint, connect_timeout, tls, pool, local: false }
-    }
-
-    /// Pooled connections are reused only on the thread that opened them:
-    /// for callers that run one single-threaded runtime per thread (the
-    /// gateway), where a connection's task lives on its opener's runtime
-    /// and a request from another thread would wake it across threads.
-    pub fn thread_local(mut self) -> Self {
-        self.local = true;
-        self
+        Self { endpoint, connect_timeout, tls, pool }
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -186,20 +172,10 @@ impl Connector {
     pub async fn checkout(&self, host: &str) -> Result<Conn, TransportError> {
         if let Some(pool) = &self.pool {
             let mut idle = pool.lock().expect("pool lock");
-            if self.local {
-                let here = std::thread::current().id();
-                idle.retain(|c| !c.is_closed());
-                if let Some(i) = idle.iter().rposition(|c| c.home == here && c.is_ready()) {
-                    let s = idle.swap_remove(i);
+            while let Some(s) = idle.pop() {
+                if s.is_ready() {
                     s.quickack(true);
                     return Ok(s);
-                }
-            } else {
-                while let Some(s) = idle.pop() {
-                    if s.is_ready() {
-                        s.quickack(true);
-                        return Ok(s);
-                    }
                 }
             }
         }
@@ -260,7 +236,7 @@ impl Connector {
                     let _ = stream.set_nodelay(true);
                     let quickack = Arc::new(AtomicBool::new(true));
                     let sender = self.handshake(QuickAck::new(stream, quickack.clone()), host).await?;
-                    return Ok(Conn { sender, quickack, home: std::thread::current().id() });
+                    return Ok(Conn { sender, quickack });
                 }
             }
         }
