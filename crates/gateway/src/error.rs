@@ -24,9 +24,6 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
-    /// The listening socket or a serving thread could not be set up.
-    #[error("{0}")]
-    Io(String),
     /// The state database (journal, failback records, active backend) failed.
     #[error("state database {path}: {op}: {source}")]
     State {

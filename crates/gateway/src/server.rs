@@ -65,9 +65,6 @@ pub struct GatewayOptions {
     pub tee_chunks: usize,
     /// Pause between journal replay passes when nothing is due.
     pub replay_interval: Duration,
-    /// Threads that serve clients, each with its own single-threaded
-    /// runtime (0: one per CPU). See [`Gateway::serve`].
-    pub workers: usize,
     /// After shutdown, how long requests in progress may take to finish.
     pub drain: Duration,
     /// With TLS: how long a client may take to complete its handshake.
@@ -83,7 +80,6 @@ impl Default for GatewayOptions {
             connect_timeout: Duration::from_secs(2),
             tee_chunks: 16,
             replay_interval: Duration::from_millis(500),
-            workers: 0,
             drain: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
         }
@@ -198,55 +194,30 @@ impl Gateway {
 
     /// Serves S3 on `listener` until `shutdown` completes, then lets the
     /// requests in progress finish (at most `drain`) and closes the
-    /// connections.
+    /// connections. Dropping the future stops it the same way.
     ///
-    /// Clients are served by `workers` threads, each running its own
-    /// single-threaded runtime and accepting from the same socket: a
-    /// connection, its requests and their backend connections stay on one
-    /// thread (no work stealing, no cross-thread wake-ups on the request
-    /// path), the way nginx's worker processes do. Background work (journal
-    /// replay) runs on the caller's runtime.
+    /// (Tried and measured: one single-threaded runtime per CPU accepting
+    /// from the same socket, so that a connection and its backend
+    /// connections stay on one thread. It was no faster than tokio's
+    /// work-stealing scheduler on small PUTs and 8 % slower at 32
+    /// connections; docs/bench-gateway.md.)
     pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), GatewayError> {
-        let io = |e: std::io::Error| GatewayError::Io(format!("gateway listener: {e}"));
-        let workers = match self.inner.opts.workers {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        let listener = listener.into_std().map_err(io)?;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut threads = Vec::with_capacity(workers);
-        for i in 0..workers {
-            let l = listener.try_clone().map_err(io)?;
-            let (inner, stop) = (self.inner.clone(), stop_rx.clone());
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(io)?;
-            let t = std::thread::Builder::new()
-                .name(format!("gateway-{i}"))
-                .spawn(move || rt.block_on(worker(inner, l, stop)))
-                .map_err(io)?;
-            threads.push(t);
-        }
-        drop(listener);
-        shutdown.await;
-        let _ = stop_tx.send(true);
-        let joined = tokio::task::spawn_blocking(move || {
-            for t in threads {
-                let _ = t.join();
+        let work = accept_loop(self.inner.clone(), listener, stop_rx);
+        tokio::pin!(work);
+        tokio::select! {
+            _ = &mut work => {}
+            _ = shutdown => {
+                let _ = stop_tx.send(true);
+                work.await;
             }
-        });
-        let _ = joined.await;
+        }
         Ok(())
     }
 }
 
-/// One serving thread: accepts until told to stop, then drains.
-async fn worker(inner: Arc<Inner>, listener: std::net::TcpListener, mut stop: watch::Receiver<bool>) {
-    let listener = match TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "gateway worker cannot use the listener");
-            return;
-        }
-    };
+/// Accepts until told to stop (or until the sender is gone), then drains.
+async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let (stream, _peer) = tokio::select! {
@@ -258,7 +229,7 @@ async fn worker(inner: Arc<Inner>, listener: std::net::TcpListener, mut stop: wa
                     continue;
                 }
             },
-            _ = stop.wait_for(|s| *s) => break,
+            _ = async { drop(stop.wait_for(|s| *s).await) } => break,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
         let _ = stream.set_nodelay(true);

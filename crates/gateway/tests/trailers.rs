@@ -18,16 +18,11 @@
 
 mod common;
 
-use bytes::Bytes;
-use cutover_core::config::{BackendConfig, CredentialsRef, Role};
-use cutover_lab::garage::Garage;
 use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest};
-use cutover_s3::{ClientOptions, Credentials, S3Client};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 
-use common::{Answer, BackendSpec, CLIENT_KEY, CLIENT_SECRET, TestGateway};
+use common::{Answer, CLIENT_KEY, CLIENT_SECRET, Lab, lab};
 
 // ---------------------------------------------------------------------------
 // The test's aws-chunked encoder.
@@ -364,51 +359,6 @@ fn the_test_encoder_reproduces_the_aws_documentation_examples() {
 // ---------------------------------------------------------------------------
 // Garage behind the gateway.
 
-struct Lab {
-    garage: Garage,
-    gw: TestGateway,
-    direct: S3Client,
-}
-
-async fn lab() -> Lab {
-    let garage = tokio::task::spawn_blocking(|| Garage::start("app-data").unwrap_or_else(|e| panic!("Garage: {e}")))
-        .await
-        .unwrap();
-    let endpoint = garage.endpoint();
-    let spec = BackendSpec {
-        endpoint: &endpoint,
-        region: "garage",
-        bucket: &garage.bucket,
-        key_id: &garage.key_id,
-        secret: &garage.secret,
-    };
-    let gw = TestGateway::start(&spec).await;
-    let cfg = BackendConfig {
-        name: "garage".into(),
-        endpoint: cutover_core::Endpoint::parse(&endpoint).unwrap(),
-        region: "garage".into(),
-        bucket: garage.bucket.clone(),
-        role: Role::Primary,
-        path_style: true,
-        residency: None,
-        credentials: CredentialsRef::Env {
-            access_key_id_env: String::new(),
-            secret_access_key_env: String::new(),
-            session_token_env: None,
-        },
-        validate: Default::default(),
-    };
-    let creds = Credentials {
-        access_key_id: garage.key_id.clone(),
-        secret_access_key: cutover_core::Secret::new(garage.secret.clone()),
-        session_token: None,
-    };
-    let opts =
-        ClientOptions { timeout: Duration::from_secs(60), connect_timeout: Duration::from_secs(5), pooled: false };
-    let direct = S3Client::new(&cfg, creds, opts);
-    Lab { garage, gw, direct }
-}
-
 impl Lab {
     async fn put(&self, up: &Upload<'_>, key: &str, http_chunked: bool) -> Answer {
         let (head, body) = up.request(self.gw.port, key, http_chunked);
@@ -442,15 +392,6 @@ impl Lab {
         );
         let a = common::send(port, &head, b"").await;
         (a.status, a.body)
-    }
-
-    /// The object as Garage has it (None: 404).
-    async fn stored(&self, key: &str) -> Option<Bytes> {
-        match self.direct.get_object(key, &[]).await {
-            Ok(r) => Some(r.body),
-            Err(e) if e.status() == Some(404) => None,
-            Err(e) => panic!("GET {key} on Garage: {e}\n{}", self.garage.log()),
-        }
     }
 }
 

@@ -5,9 +5,15 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use cutover_core::config::{BackendConfig, CredentialsRef, Role};
 use cutover_gateway::{ActiveBackend, Gateway, GatewayOptions};
+use cutover_lab::garage::Garage;
+use cutover_s3::{ClientOptions, Credentials, S3Client};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 pub const CLIENT_KEY: &str = "CLIENTKEY";
 pub const CLIENT_SECRET: &str = "client-secret";
@@ -16,6 +22,8 @@ pub const CLIENT_SECRET: &str = "client-secret";
 #[derive(Debug)]
 pub struct TestGateway {
     pub port: u16,
+    stop: Option<oneshot::Sender<()>>,
+    served: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -56,8 +64,19 @@ impl TestGateway {
         let gw = Gateway::build(&config, ActiveBackend::new("primary"), GatewayOptions::default()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move { gw.serve(listener, std::future::pending()).await });
-        Self { port, _dir: dir }
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = tokio::spawn(async move {
+            gw.serve(listener, async move { drop(stopped.await) }).await.unwrap();
+        });
+        Self { port, stop: Some(stop), served: Some(served), _dir: dir }
+    }
+
+    /// Shuts the gateway down and waits until `serve` has returned.
+    pub async fn shutdown(&mut self) {
+        drop(self.stop.take());
+        if let Some(served) = self.served.take() {
+            served.await.unwrap();
+        }
     }
 }
 
@@ -111,4 +130,62 @@ pub async fn send(port: u16, head: &str, body: &[u8]) -> Answer {
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status in {:?}", String::from_utf8_lossy(&out)));
     Answer { status, head, body }
+}
+
+pub struct Lab {
+    pub garage: Garage,
+    pub gw: TestGateway,
+    /// A client straight to Garage, to check what is stored.
+    pub direct: S3Client,
+}
+
+/// Garage (bucket `app-data`) and an in-process gateway in front of it.
+pub async fn lab() -> Lab {
+    let garage = tokio::task::spawn_blocking(|| Garage::start("app-data").unwrap_or_else(|e| panic!("Garage: {e}")))
+        .await
+        .unwrap();
+    let endpoint = garage.endpoint();
+    let spec = BackendSpec {
+        endpoint: &endpoint,
+        region: "garage",
+        bucket: &garage.bucket,
+        key_id: &garage.key_id,
+        secret: &garage.secret,
+    };
+    let gw = TestGateway::start(&spec).await;
+    let cfg = BackendConfig {
+        name: "garage".into(),
+        endpoint: cutover_core::Endpoint::parse(&endpoint).unwrap(),
+        region: "garage".into(),
+        bucket: garage.bucket.clone(),
+        role: Role::Primary,
+        path_style: true,
+        residency: None,
+        credentials: CredentialsRef::Env {
+            access_key_id_env: String::new(),
+            secret_access_key_env: String::new(),
+            session_token_env: None,
+        },
+        validate: Default::default(),
+    };
+    let creds = Credentials {
+        access_key_id: garage.key_id.clone(),
+        secret_access_key: cutover_core::Secret::new(garage.secret.clone()),
+        session_token: None,
+    };
+    let opts =
+        ClientOptions { timeout: Duration::from_secs(60), connect_timeout: Duration::from_secs(5), pooled: false };
+    let direct = S3Client::new(&cfg, creds, opts);
+    Lab { garage, gw, direct }
+}
+
+impl Lab {
+    /// The object as Garage has it (None: 404).
+    pub async fn stored(&self, key: &str) -> Option<Bytes> {
+        match self.direct.get_object(key, &[]).await {
+            Ok(r) => Some(r.body),
+            Err(e) if e.status() == Some(404) => None,
+            Err(e) => panic!("GET {key} on Garage: {e}\n{}", self.garage.log()),
+        }
+    }
 }
