@@ -122,6 +122,33 @@ pub struct S3Client {
 }
 
 impl S3Client {
+    /// A path-style client with literal keys and no configuration behind it
+    /// (labs, tests, benchmarks).
+    pub fn path_style(
+        name: &str,
+        endpoint: cutover_core::Endpoint,
+        region: &str,
+        bucket: &str,
+        key_id: &str,
+        secret: &str,
+        opts: ClientOptions,
+    ) -> Self {
+        let creds = Credentials {
+            access_key_id: key_id.to_string(),
+            secret_access_key: cutover_core::Secret::new(secret.to_string()),
+            session_token: None,
+        };
+        Self {
+            name: name.to_string(),
+            region: region.to_string(),
+            bucket: bucket.to_string(),
+            path_style: true,
+            creds,
+            conn: Connector::new(endpoint, opts.connect_timeout, opts.pooled),
+            timeout: opts.timeout,
+        }
+    }
+
     pub fn new(backend: &BackendConfig, creds: Credentials, opts: ClientOptions) -> Self {
         Self {
             name: backend.name.clone(),

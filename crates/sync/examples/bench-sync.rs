@@ -8,10 +8,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cutover_core::config::{BackendConfig, BackendValidateConfig, CredentialsRef, Role};
-use cutover_core::{Endpoint, Secret};
+use cutover_core::Endpoint;
 use cutover_lab::garage::Garage;
-use cutover_s3::{ClientOptions, Credentials, S3Client};
+use cutover_s3::{ClientOptions, S3Client};
 
 struct Measure {
     wall: f64,
@@ -21,29 +20,10 @@ struct Measure {
 }
 
 fn client(g: &Garage) -> S3Client {
-    let cfg = BackendConfig {
-        name: "bench".into(),
-        endpoint: Endpoint::parse(&g.endpoint()).expect("endpoint"),
-        region: "garage".into(),
-        bucket: g.bucket.clone(),
-        role: Role::Primary,
-        path_style: true,
-        residency: None,
-        credentials: CredentialsRef::Env {
-            access_key_id_env: String::new(),
-            secret_access_key_env: String::new(),
-            session_token_env: None,
-        },
-        validate: BackendValidateConfig::default(),
-    };
-    let creds = Credentials {
-        access_key_id: g.key_id.clone(),
-        secret_access_key: Secret::new(g.secret.clone()),
-        session_token: None,
-    };
+    let endpoint = Endpoint::parse(&g.endpoint()).expect("endpoint");
     let opts =
         ClientOptions { timeout: Duration::from_secs(300), connect_timeout: Duration::from_secs(5), pooled: true };
-    S3Client::new(&cfg, creds, opts)
+    S3Client::path_style("bench", endpoint, "garage", &g.bucket, &g.key_id, &g.secret, opts)
 }
 
 fn body(i: usize, v: u32, len: usize) -> bytes::Bytes {

@@ -8,9 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use cutover_chaos::Proxy;
-use cutover_core::config::{BackendConfig, CredentialsRef, Role};
 use cutover_lab::garage::Garage;
-use cutover_s3::{ClientOptions, Credentials, S3Client};
+use cutover_s3::{ClientOptions, S3Client};
 
 /// A Garage node and a proxy in front of it.
 #[derive(Debug)]
@@ -43,27 +42,9 @@ pub fn loopback(port: u16) -> SocketAddr {
 }
 
 pub fn client_for(g: &Garage, endpoint: &str, timeout: Duration, pooled: bool) -> S3Client {
-    let cfg = BackendConfig {
-        name: "garage".into(),
-        endpoint: cutover_core::Endpoint::parse(endpoint).unwrap(),
-        region: "garage".into(),
-        bucket: g.bucket.clone(),
-        role: Role::Primary,
-        path_style: true,
-        residency: None,
-        credentials: CredentialsRef::Env {
-            access_key_id_env: String::new(),
-            secret_access_key_env: String::new(),
-            session_token_env: None,
-        },
-        validate: Default::default(),
-    };
-    let creds = Credentials {
-        access_key_id: g.key_id.clone(),
-        secret_access_key: cutover_core::Secret::new(g.secret.clone()),
-        session_token: None,
-    };
-    S3Client::new(&cfg, creds, ClientOptions { timeout, connect_timeout: timeout, pooled })
+    let endpoint = cutover_core::Endpoint::parse(endpoint).unwrap();
+    let opts = ClientOptions { timeout, connect_timeout: timeout, pooled };
+    S3Client::path_style("garage", endpoint, "garage", &g.bucket, &g.key_id, &g.secret, opts)
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns the status and body.

@@ -82,33 +82,21 @@ impl Backend {
     /// A client of cutover's own for this backend, for seeding and checking
     /// data behind the binary's back.
     pub fn client(&self) -> cutover_s3::S3Client {
-        use cutover_core::config::{BackendConfig, CredentialsRef, Role};
-        let cfg = BackendConfig {
-            name: self.name.clone(),
-            endpoint: cutover_core::Endpoint::parse(&self.endpoint).unwrap(),
-            region: self.region.clone(),
-            bucket: self.bucket.clone(),
-            role: Role::Primary,
-            path_style: true,
-            residency: None,
-            credentials: CredentialsRef::Env {
-                access_key_id_env: String::new(),
-                secret_access_key_env: String::new(),
-                session_token_env: None,
-            },
-            validate: Default::default(),
-        };
-        let creds = cutover_s3::Credentials {
-            access_key_id: self.key_id.clone(),
-            secret_access_key: cutover_core::Secret::new(self.secret.clone()),
-            session_token: None,
-        };
+        let endpoint = cutover_core::Endpoint::parse(&self.endpoint).unwrap();
         let opts = cutover_s3::ClientOptions {
             timeout: std::time::Duration::from_secs(120),
             connect_timeout: std::time::Duration::from_secs(5),
             pooled: true,
         };
-        cutover_s3::S3Client::new(&cfg, creds, opts)
+        cutover_s3::S3Client::path_style(
+            &self.name,
+            endpoint,
+            &self.region,
+            &self.bucket,
+            &self.key_id,
+            &self.secret,
+            opts,
+        )
     }
 
     fn env_prefix(&self) -> String {

@@ -6,10 +6,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use cutover_core::config::{BackendConfig, CredentialsRef, Role};
 use cutover_gateway::{ActiveBackend, Gateway, GatewayOptions};
 use cutover_lab::garage::Garage;
-use cutover_s3::{ClientOptions, Credentials, S3Client};
+use cutover_s3::{ClientOptions, S3Client};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -153,29 +152,11 @@ pub async fn lab() -> Lab {
         secret: &garage.secret,
     };
     let gw = TestGateway::start(&spec).await;
-    let cfg = BackendConfig {
-        name: "garage".into(),
-        endpoint: cutover_core::Endpoint::parse(&endpoint).unwrap(),
-        region: "garage".into(),
-        bucket: garage.bucket.clone(),
-        role: Role::Primary,
-        path_style: true,
-        residency: None,
-        credentials: CredentialsRef::Env {
-            access_key_id_env: String::new(),
-            secret_access_key_env: String::new(),
-            session_token_env: None,
-        },
-        validate: Default::default(),
-    };
-    let creds = Credentials {
-        access_key_id: garage.key_id.clone(),
-        secret_access_key: cutover_core::Secret::new(garage.secret.clone()),
-        session_token: None,
-    };
     let opts =
         ClientOptions { timeout: Duration::from_secs(60), connect_timeout: Duration::from_secs(5), pooled: false };
-    let direct = S3Client::new(&cfg, creds, opts);
+    let endpoint = cutover_core::Endpoint::parse(&endpoint).unwrap();
+    let direct =
+        S3Client::path_style("garage", endpoint, "garage", &garage.bucket, &garage.key_id, &garage.secret, opts);
     Lab { garage, gw, direct }
 }
 
