@@ -195,15 +195,15 @@ impl S3Client {
         S3Error::Transport { backend: self.name.clone(), op, outcome: e.outcome, detail: e.detail }
     }
 
-    /// Signs and sends a request; a non-2xx answer becomes [`S3Error::Response`].
-    pub async fn send(&self, op: &'static str, req: Req<'_>) -> Result<S3Response, S3Error> {
+    /// Signs a request with `payload_hash` as `x-amz-content-sha256`:
+    /// (host to connect to, path and query, headers with the signature).
+    pub(crate) fn sign(&self, req: &Req<'_>, payload_hash: &str) -> (String, String, Vec<(String, String)>) {
         let (authority, host, path) = self.locate(req.bucket, req.key);
         let date = AmzDate::now();
-        let payload_hash = sigv4::sha256_hex(&req.body);
-        let mut headers = req.headers;
-        headers.push(("host".into(), authority.clone()));
+        let mut headers = req.headers.clone();
+        headers.push(("host".into(), authority));
         headers.push(("x-amz-date".into(), date.datetime.clone()));
-        headers.push(("x-amz-content-sha256".into(), payload_hash.clone()));
+        headers.push(("x-amz-content-sha256".into(), payload_hash.to_string()));
         if let Some(t) = &self.creds.session_token {
             headers.push(("x-amz-security-token".into(), t.expose().to_string()));
         }
@@ -212,7 +212,7 @@ impl S3Client {
             encoded_path: &path,
             query: &req.query,
             headers: &headers,
-            payload_hash: &payload_hash,
+            payload_hash,
         };
         let auth = sigv4::authorization(
             &self.creds.access_key_id,
@@ -224,6 +224,12 @@ impl S3Client {
         headers.push(("authorization".into(), auth));
         let query = encode_query(&req.query);
         let path_and_query = if query.is_empty() { path } else { format!("{path}?{query}") };
+        (host, path_and_query, headers)
+    }
+
+    /// Signs and sends a request; a non-2xx answer becomes [`S3Error::Response`].
+    pub async fn send(&self, op: &'static str, req: Req<'_>) -> Result<S3Response, S3Error> {
+        let (host, path_and_query, headers) = self.sign(&req, &sigv4::sha256_hex(&req.body));
         let resp = self.send_raw(op, req.method, &host, &path_and_query, headers, req.body).await?;
         if (200..300).contains(&resp.status) { Ok(resp) } else { Err(self.error_response(op, &resp)) }
     }

@@ -13,10 +13,10 @@ use http::{Method, Request};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::{Req, S3Client, S3Response, encode_query};
+use super::{Req, S3Client, S3Response};
 use crate::error::S3Error;
 use crate::http::{Body, TransportError, classify};
-use crate::sigv4::{self, AmzDate, CanonicalRequest};
+use crate::sigv4;
 use crate::xml;
 
 /// The head of a streamed GET answer and its body.
@@ -56,34 +56,7 @@ impl S3Client {
     /// Signs a request whose payload is not hashed; returns the connect host,
     /// the path with query and the headers to send.
     fn sign_unsigned_payload(&self, req: &Req<'_>) -> (String, String, Vec<(String, String)>) {
-        let (authority, host, path) = self.locate(req.bucket, req.key);
-        let date = AmzDate::now();
-        let payload_hash = sigv4::UNSIGNED_PAYLOAD;
-        let mut headers = req.headers.clone();
-        headers.push(("host".into(), authority));
-        headers.push(("x-amz-date".into(), date.datetime.clone()));
-        headers.push(("x-amz-content-sha256".into(), payload_hash.to_string()));
-        if let Some(t) = &self.creds.session_token {
-            headers.push(("x-amz-security-token".into(), t.expose().to_string()));
-        }
-        let canonical = CanonicalRequest {
-            method: req.method.as_str(),
-            encoded_path: &path,
-            query: &req.query,
-            headers: &headers,
-            payload_hash,
-        };
-        let auth = sigv4::authorization(
-            &self.creds.access_key_id,
-            self.creds.secret_access_key.expose(),
-            &self.region,
-            &date,
-            &canonical,
-        );
-        headers.push(("authorization".into(), auth));
-        let query = encode_query(&req.query);
-        let path_and_query = if query.is_empty() { path } else { format!("{path}?{query}") };
-        (host, path_and_query, headers)
+        self.sign(req, sigv4::UNSIGNED_PAYLOAD)
     }
 
     /// GET `key` (optionally the inclusive byte range `range`, optionally
