@@ -137,17 +137,16 @@ fn a_rejection_holds_and_an_admin_can_force_a_failover() {
     a.resume().unwrap();
 }
 
-#[test]
-fn a_failed_validation_rolls_back_and_the_primary_stays_active() {
-    let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}\n", tokens());
-    let (_a, _b, mut setup) = two_garages(&extra);
-    // The secondary's credentials are wrong: its validation must fail.
+/// Gives the secondary wrong credentials (its validation must fail), starts
+/// the controller, forces a failover to it and waits for the rollback:
+/// (controller, incident id).
+fn force_failover_until_rolled_back(setup: &mut Setup) -> (Controller, String) {
     for (k, v) in setup.env.iter_mut() {
         if k == "SECONDARY_SECRET" {
             *v = "0".repeat(64);
         }
     }
-    let c = Controller::start(&setup);
+    let c = Controller::start(setup);
     c.wait_for("primary healthy", Duration::from_secs(20), |c| health(&c.json("/v1/status"), "primary") == "healthy");
     let (status, body) =
         c.post("/v1/failover", Some("admin-token"), &json!({"target": "secondary", "reason": "drill"}));
@@ -156,6 +155,14 @@ fn a_failed_validation_rolls_back_and_the_primary_stays_active() {
     c.wait_for("rolled back", Duration::from_secs(60), |c| {
         c.json(&format!("/v1/incidents/{id}"))["runs"][0]["state"] == "rolled_back"
     });
+    (c, id)
+}
+
+#[test]
+fn a_failed_validation_rolls_back_and_the_primary_stays_active() {
+    let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}\n", tokens());
+    let (_a, _b, mut setup) = two_garages(&extra);
+    let (c, id) = force_failover_until_rolled_back(&mut setup);
     assert_eq!(c.json("/v1/status")["active"], "primary");
     let detail = c.json(&format!("/v1/incidents/{id}"));
     let k = kinds(&detail);
@@ -331,20 +338,7 @@ fn a_failed_validation_undoes_the_git_change_and_the_switch() {
     let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}[runbooks]\nfailover = \"failover.toml\"\n", tokens());
     let (_a, _b, mut setup) = two_garages(&extra);
     std::fs::write(setup.dir.path().join("failover.toml"), full_runbook(&bare, receiver.port)).unwrap();
-    for (k, v) in setup.env.iter_mut() {
-        if k == "SECONDARY_SECRET" {
-            *v = "f".repeat(64);
-        }
-    }
-    let c = Controller::start(&setup);
-    c.wait_for("primary healthy", Duration::from_secs(20), |c| health(&c.json("/v1/status"), "primary") == "healthy");
-    let (status, body) =
-        c.post("/v1/failover", Some("admin-token"), &json!({"target": "secondary", "reason": "drill"}));
-    assert_eq!(status, 202, "{body}");
-    let id = body["incident"].as_str().unwrap().to_string();
-    c.wait_for("rolled back", Duration::from_secs(60), |c| {
-        c.json(&format!("/v1/incidents/{id}"))["runs"][0]["state"] == "rolled_back"
-    });
+    let (c, id) = force_failover_until_rolled_back(&mut setup);
     assert_eq!(c.json("/v1/status")["active"], "primary");
     assert_eq!(git(&bare, &["rev-list", "--count", "main"]), "3", "the change and its undo");
     assert!(git(&bare, &["log", "-1", "--format=%s", "main"]).contains(&format!("undo ({id})")));
