@@ -11,29 +11,13 @@ use cutover_control::policy::{Action, Policy};
 use cutover_store::Store;
 use serde_json::json;
 
-const CONFIG: &str = r#"
-[detect]
-p95_latency = "300ms"
-
-[[backends]]
-name = "primary"
-endpoint = "http://127.0.0.1:3900"
-region = "garage"
-bucket = "app-data"
-role = "primary"
-credentials = { access_key_id_env = "K", secret_access_key_env = "S" }
-
-[[backends]]
-name = "secondary"
-endpoint = "http://127.0.0.1:3901"
-region = "garage"
-bucket = "app-data"
-credentials = { access_key_id_env = "K", secret_access_key_env = "S" }
-"#;
+fn config_text() -> String {
+    format!("[detect]\np95_latency = \"300ms\"\n{}", cutover_core::fixtures::TWO_BACKENDS)
+}
 
 fn controller(dir: &Path, t0: Instant) -> Controller {
     let env = |_: &str| Some("set".to_string());
-    let config = cutover_core::config::load_str(CONFIG, "cutover.toml", dir, &env).unwrap();
+    let config = cutover_core::config::load_str(&config_text(), "cutover.toml", dir, &env).unwrap();
     let store = Store::open(&dir.join("cutover.db")).unwrap();
     Controller::new(config, Policy::load(None).unwrap(), store, t0).unwrap()
 }

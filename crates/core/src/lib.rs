@@ -6,6 +6,8 @@ pub mod config;
 pub mod cron;
 pub mod duration;
 pub mod endpoint;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod outcome;
 pub mod secret;
 pub mod time;

@@ -6,22 +6,7 @@ use std::time::Duration;
 
 use super::*;
 
-const BACKENDS: &str = r#"
-[[backends]]
-name = "primary"
-endpoint = "http://127.0.0.1:3900"
-region = "garage"
-bucket = "app-data"
-role = "primary"
-credentials = { access_key_id_env = "K", secret_access_key_env = "S" }
-
-[[backends]]
-name = "secondary"
-endpoint = "http://127.0.0.1:3901"
-region = "garage"
-bucket = "app-data"
-credentials = { access_key_id_env = "K", secret_access_key_env = "S" }
-"#;
+use crate::fixtures::TWO_BACKENDS as BACKENDS;
 
 fn load(extra: &str) -> Result<Config, Vec<String>> {
     let text = format!("{extra}\n{BACKENDS}");
