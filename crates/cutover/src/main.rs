@@ -31,11 +31,6 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-/// mimalloc: the gateway's small requests allocate and free dozens of small
-/// buffers each; glibc's malloc was about a sixth of its user-space time.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
