@@ -97,8 +97,8 @@ fn boto3_over_https_through_the_gateway_of_cutover_run() {
     assert!(c.log().contains(&format!("gateway listening on https://127.0.0.1:{port}")), "{}", c.log());
     let endpoint = format!("https://127.0.0.1:{port}");
 
-    // The multipart upload without botocore's default checksums: with them it
-    // fails today (see the ignored test below).
+    // The multipart upload without botocore's default checksums (with them:
+    // the test below).
     let out = py(&endpoint, Some(&pki.ca), &["tls", "when_required"]).unwrap_or_else(|e| panic!("{e}\n{}", c.log()));
     assert_eq!(out["put_backend"], "primary", "{out}");
     assert_eq!(out["keys"], serde_json::json!(["tls/big", "tls/small"]), "{out}");
@@ -114,6 +114,10 @@ fn boto3_over_https_through_the_gateway_of_cutover_run() {
         let sha = p[0].as_str().unwrap();
         assert!(sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit()) && p[1].is_null(), "{out}");
     }
+    // The single PUT's trailing CRC32 is stored by the backend (s3ops.py checks
+    // its value); the multipart upload had no checksum.
+    assert!(out["checksums"]["tls/small"].is_string(), "{out}");
+    assert!(out["checksums"]["tls/big"].is_null(), "{out}");
     assert_eq!(handshake_failures(&c), 0);
 
     // Plain HTTP to the TLS port: refused and counted.
@@ -135,12 +139,13 @@ fn boto3_over_https_through_the_gateway_of_cutover_run() {
 
 /// botocore's defaults for a managed multipart upload over HTTPS:
 /// CreateMultipartUpload with `x-amz-checksum-algorithm: CRC32`, then parts in
-/// the unsigned-trailer aws-chunked form. The gateway decodes the parts and
-/// drops their trailing checksum, so Garage refuses each part (400
-/// InvalidRequest "Requested checksum verification without providing
-/// checksum"). Not a TLS matter: trailers are what clients send over HTTPS.
+/// the unsigned-trailer aws-chunked form. Garage refuses a part of such an
+/// upload that comes without its checksum (400 InvalidRequest "Requested
+/// checksum verification without providing checksum"), which is what it got
+/// when the gateway dropped the trailer; the gateway now verifies the
+/// checksum and forwards it as an unsigned trailer. Not a TLS matter:
+/// trailers are what clients send over HTTPS.
 #[test]
-#[ignore = "known gateway bug: the aws-chunked trailer checksum of a part is dropped; Garage refuses the part"]
 fn multipart_uploads_with_botocore_default_checksums_over_https() {
     let g = start_garage();
     let port = cutover_lab::free_port();
@@ -152,6 +157,9 @@ fn multipart_uploads_with_botocore_default_checksums_over_https() {
     let trailer = serde_json::json!([["STREAMING-UNSIGNED-PAYLOAD-TRAILER", "x-amz-checksum-crc32"]]);
     assert_eq!(out["forms"]["CreateMultipartUpload"], serde_json::json!([["CRC32"]]), "{out}");
     assert_eq!(out["forms"]["UploadPart"], trailer, "{out}");
+    // The parts' CRC32s reached the backend: the object has their composite.
+    let big = out["checksums"]["tls/big"].as_str().unwrap_or_else(|| panic!("no checksum for tls/big: {out}"));
+    assert!(big.ends_with("-3") && big.len() == 10, "{out}");
 }
 
 /// A running `cutover gateway`, killed on drop.
@@ -181,7 +189,7 @@ fn the_aws_cli_copies_over_https_with_its_ca_bundle_through_cutover_gateway() {
     assert!(log().contains(&format!("listening on https://127.0.0.1:{port}")), "{}", log());
 
     let dir = tempfile::tempdir().unwrap();
-    let aws = |args: &[&str], ca: Option<&Path>, checksums: &str| {
+    let aws = |args: &[&str], ca: Option<&Path>| {
         let mut cmd = Command::new("aws");
         cmd.args(["--endpoint-url", &format!("https://127.0.0.1:{port}"), "--region", "us-east-1"]);
         if let Some(ca) = ca {
@@ -192,7 +200,8 @@ fn the_aws_cli_copies_over_https_with_its_ca_bundle_through_cutover_gateway() {
             .env("AWS_SECRET_ACCESS_KEY", SECRET)
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_REQUEST_CHECKSUM_CALCULATION", checksums)
+            // The default, whatever the environment says.
+            .env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_supported")
             .env_remove("AWS_CA_BUNDLE")
             .output()
             .unwrap()
@@ -201,24 +210,24 @@ fn the_aws_cli_copies_over_https_with_its_ca_bundle_through_cutover_gateway() {
         assert!(out.status.success(), "aws: {}\n{}", String::from_utf8_lossy(&out.stderr), log());
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    // 1 MiB: one PUT, with the CLI's default checksums (the CRC32 trailer form).
-    // 9 MiB: above the CLI's 8 MiB multipart threshold, two parts; without the
-    // default checksums (see multipart_uploads_with_botocore_default_checksums_over_https).
-    for (name, size, checksums) in [("small.bin", 1 << 20, "when_supported"), ("big.bin", 9 << 20, "when_required")] {
+    // With the CLI's default checksums (the CRC32 trailer form). 1 MiB: one PUT.
+    // 9 MiB: above the CLI's 8 MiB multipart threshold, two parts (of an upload
+    // created with x-amz-checksum-algorithm CRC32).
+    for (name, size) in [("small.bin", 1 << 20), ("big.bin", 9 << 20)] {
         let src = dir.path().join(name);
         let data: Vec<u8> = (0..size).map(|i: u32| (i % 251) as u8).collect();
         std::fs::write(&src, &data).unwrap();
         let dest = format!("s3://app/cli/{name}");
-        ok(aws(&["s3", "cp", src.to_str().unwrap(), &dest], Some(&pki.ca), checksums));
-        assert!(ok(aws(&["s3", "ls", "s3://app/cli/"], Some(&pki.ca), checksums)).contains(name));
+        ok(aws(&["s3", "cp", src.to_str().unwrap(), &dest], Some(&pki.ca)));
+        assert!(ok(aws(&["s3", "ls", "s3://app/cli/"], Some(&pki.ca))).contains(name));
         let back = dir.path().join(format!("back-{name}"));
-        ok(aws(&["s3", "cp", &dest, back.to_str().unwrap()], Some(&pki.ca), checksums));
+        ok(aws(&["s3", "cp", &dest, back.to_str().unwrap()], Some(&pki.ca)));
         assert!(std::fs::read(&back).unwrap() == data, "{name} came back different");
     }
 
     // Without the bundle the CLI refuses the certificate; the gateway logs the
     // failed handshake at debug, without any secret.
-    let out = aws(&["s3", "ls", "s3://app/cli/"], None, "when_supported");
+    let out = aws(&["s3", "ls", "s3://app/cli/"], None);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("SSL"), "{}", String::from_utf8_lossy(&out.stderr));
     let start = Instant::now();

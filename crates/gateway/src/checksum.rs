@@ -60,6 +60,11 @@ impl Algorithm {
         }
     }
 
+    /// The length of a trailer value (base64 of the digest, padded).
+    pub fn value_len(self) -> usize {
+        self.digest_len().div_ceil(3) * 4
+    }
+
     /// The digest a trailer value (base64) stands for, or None when it is
     /// not valid base64 of a digest of this algorithm's size.
     pub fn parse_value(self, value: &str) -> Option<Vec<u8>> {

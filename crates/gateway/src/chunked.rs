@@ -15,7 +15,14 @@
 //! Earlier frames are forwarded as they arrive (a chunk's signature can only
 //! be checked at its end); that is safe because the backend cannot commit
 //! an object it has not received whole.
+//!
+//! An upload whose trailer carries a checksum is forwarded with that
+//! checksum (see [`crate::reframe`]): the decoded bytes go out as they
+//! arrive, re-framed, and the trailer, which ends the upstream body, is
+//! produced only once every check has passed. Nothing else needs holding
+//! back then: without its trailer the backend never has its Content-Length.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +40,8 @@ use sha2::{Digest, Sha256};
 use crate::auth::{Payload, Seed, Verified};
 use crate::body::{Body, BoxError, ClientBody, Fault, Refusal};
 use crate::checksum::{self, Algorithm, Checksum};
+use crate::reframe::TrailerFraming;
+use crate::upstream::UpPayload;
 
 /// The longest chunk header or trailer line accepted.
 const MAX_LINE: usize = 4096;
@@ -41,8 +50,18 @@ const MAX_LINE: usize = 4096;
 const MAX_TRAILER_LINES: usize = 8;
 const TRAILER_SIGNATURE: &str = "x-amz-trailer-signature";
 
-/// The body to forward and its length, or why the request is refused.
-/// A body that fails while it streams leaves its refusal in `fault`.
+/// The client's body as the backends get it.
+#[derive(Debug)]
+pub struct Forward {
+    pub body: Body,
+    /// The upstream Content-Length.
+    pub len: Option<u64>,
+    /// How the body is signed upstream.
+    pub payload: UpPayload,
+}
+
+/// The body to forward, or why the request is refused. A body that fails
+/// while it streams leaves its refusal in `fault`.
 pub fn client_body(
     body: Incoming,
     v: &Verified,
@@ -50,7 +69,7 @@ pub fn client_body(
     len: Option<u64>,
     counter: Arc<AtomicU64>,
     fault: &Fault,
-) -> Result<(Body, Option<u64>), Refusal> {
+) -> Result<Forward, Refusal> {
     let invalid = |msg: String| Refusal::bad_request("InvalidRequest", msg);
     let decoded = || {
         headers
@@ -61,10 +80,13 @@ pub fn client_body(
     };
     let seed = || v.seed.as_ref().ok_or_else(|| invalid("signed streaming upload without a seed signature".into()));
     let form = match &v.payload {
-        Payload::Unsigned => return Ok((ClientBody::new(body, None, len, counter).boxed(), len)),
+        Payload::Unsigned => {
+            let body = ClientBody::new(body, None, len, counter).boxed();
+            return Ok(Forward { body, len, payload: UpPayload::Unsigned });
+        }
         Payload::Sha256(h) => {
-            let b = ClientBody::new(body, Some(*h), len, counter).report_to(fault.clone());
-            return Ok((b.boxed(), len));
+            let body = ClientBody::new(body, Some(*h), len, counter).report_to(fault.clone()).boxed();
+            return Ok(Forward { body, len, payload: UpPayload::Sha256(hex::encode(h)) });
         }
         Payload::StreamingUnsignedTrailer => Form::UnsignedTrailer(announced_trailer(headers)?),
         Payload::StreamingSigned { trailer: false } => {
@@ -80,7 +102,21 @@ pub fn client_body(
         }
     };
     let n = decoded()?;
-    Ok((AwsChunked::new(body, Decoder::new(form, n), counter).report_to(fault.clone()).boxed(), Some(n)))
+    let trailer = match &form {
+        Form::SignedTrailer(_, a) | Form::UnsignedTrailer(a) => *a,
+        Form::Signed(_) => None,
+    };
+    let body = AwsChunked::new(body, Decoder::new(form, n), counter).report_to(fault.clone());
+    Ok(match trailer {
+        // The checksum goes on to the backend, which verifies and stores it.
+        Some(a) => {
+            let framing = TrailerFraming::new(a, n);
+            let len = framing.encoded_len();
+            let payload = UpPayload::UnsignedTrailer { decoded_len: n, trailer: a };
+            Forward { body: body.forward_trailer(framing).boxed(), len: Some(len), payload }
+        }
+        None => Forward { body: body.boxed(), len: Some(n), payload: UpPayload::Unsigned },
+    })
 }
 
 /// The checksum `x-amz-trailer` announces, if any.
@@ -227,6 +263,8 @@ pub struct Decoder {
     signed_trailer: bool,
     /// The announced trailing checksum, computed over the decoded bytes.
     checksum: Option<Checksum>,
+    /// Its digest once the trailer has matched it.
+    verified: Option<Vec<u8>>,
     claimed: String,
     chunk_hash: Sha256,
     declared: u64,
@@ -250,6 +288,7 @@ impl Decoder {
             trailer,
             signed_trailer,
             checksum: algorithm.map(Algorithm::hasher),
+            verified: None,
             claimed: String::new(),
             chunk_hash: Sha256::new(),
             declared,
@@ -276,6 +315,12 @@ impl Decoder {
 
     pub fn declared(&self) -> u64 {
         self.declared
+    }
+
+    /// The digest of the announced trailing checksum, once the trailer has
+    /// been read and matched it.
+    pub fn verified_checksum(&self) -> Option<&[u8]> {
+        self.verified.as_deref()
     }
 
     /// A CRLF-terminated line (without it), None when more input is needed.
@@ -465,6 +510,7 @@ impl Decoder {
                     ),
                 ));
             }
+            self.verified = Some(computed);
         }
         if !self.buf.is_empty() {
             return Err(malformed("data after the end of the body"));
@@ -476,10 +522,16 @@ impl Decoder {
 
 /// Removes aws-chunked framing with a [`Decoder`]; holds back the frame
 /// that completes the decoded length until the whole body has verified.
+/// With [`AwsChunked::forward_trailer`], re-frames the decoded bytes for
+/// the backend instead and holds back only the trailer that ends them.
 pub struct AwsChunked<B> {
     inner: B,
     dec: Decoder,
     held: Option<Bytes>,
+    /// Re-framing with the verified checksum as the trailer.
+    framing: Option<TrailerFraming>,
+    /// Frames of the re-framed body not yet handed over.
+    out: VecDeque<Bytes>,
     counter: Arc<AtomicU64>,
     fault: Option<Fault>,
     finished: bool,
@@ -493,7 +545,16 @@ impl<B> std::fmt::Debug for AwsChunked<B> {
 
 impl<B> AwsChunked<B> {
     pub fn new(inner: B, dec: Decoder, counter: Arc<AtomicU64>) -> Self {
-        Self { inner, dec, held: None, counter, fault: None, finished: false }
+        Self { inner, dec, held: None, framing: None, out: VecDeque::new(), counter, fault: None, finished: false }
+    }
+
+    /// Sends the decoded bytes framed by `framing`, ending with the trailer
+    /// checksum the decoder verified (its algorithm must be the one the
+    /// decoder checks).
+    pub fn forward_trailer(mut self, framing: TrailerFraming) -> Self {
+        debug_assert_eq!(self.dec.checksum.as_ref().map(Checksum::algorithm), Some(framing.algorithm()));
+        self.framing = Some(framing);
+        self
     }
 
     /// Leaves the refusal in `fault` when the body fails.
@@ -504,6 +565,7 @@ impl<B> AwsChunked<B> {
 
     fn fail(&mut self, r: Refusal) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.held = None;
+        self.out.clear();
         self.finished = true;
         if let Some(f) = &self.fault {
             let _ = f.set(r.clone());
@@ -522,6 +584,9 @@ where
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(d) = this.out.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(d))));
+        }
         if this.finished {
             return Poll::Ready(this.held.take().map(|d| Ok(Frame::data(d))));
         }
@@ -529,11 +594,25 @@ where
             match this.dec.next_event() {
                 Err(r) => return this.fail(r),
                 Ok(Event::End) => {
+                    if let Some(f) = &mut this.framing {
+                        // Every check has passed: the trailer ends the body.
+                        let Some(digest) = this.dec.verified_checksum() else {
+                            return this.fail(malformed_trailer("no verified checksum to forward"));
+                        };
+                        this.held = Some(f.finish(digest));
+                    }
                     this.finished = true;
                     return Poll::Ready(this.held.take().map(|d| Ok(Frame::data(d))));
                 }
                 Ok(Event::Data(d)) => {
                     this.counter.fetch_add(d.len() as u64, Ordering::Relaxed);
+                    if let Some(f) = &mut this.framing {
+                        f.data(d, &mut this.out);
+                        if let Some(d) = this.out.pop_front() {
+                            return Poll::Ready(Some(Ok(Frame::data(d))));
+                        }
+                        continue;
+                    }
                     if this.dec.decoded() < this.dec.declared() {
                         return Poll::Ready(Some(Ok(Frame::data(d))));
                     }
@@ -562,11 +641,11 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.finished && self.held.is_none()
+        self.finished && self.held.is_none() && self.out.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.dec.declared())
+        SizeHint::with_exact(self.framing.as_ref().map_or(self.dec.declared(), TrailerFraming::encoded_len))
     }
 }
 
@@ -661,8 +740,23 @@ mod tests {
 
     /// Polls the decoded body to its end: (data delivered, refusal at the end).
     async fn drain(parts: Parts, form: Form, declared: u64) -> (Vec<u8>, Option<Refusal>) {
+        drain_body(AwsChunked::new(parts, Decoder::new(form, declared), Arc::default())).await
+    }
+
+    /// The same, re-framed with the trailer forwarded.
+    async fn drain_forwarded(parts: Parts, form: Form, declared: u64) -> (Vec<u8>, Option<Refusal>) {
+        let a = match &form {
+            Form::SignedTrailer(_, a) | Form::UnsignedTrailer(a) => a.expect("a checksum"),
+            Form::Signed(_) => panic!("no trailer"),
+        };
+        let b = AwsChunked::new(parts, Decoder::new(form, declared), Arc::default())
+            .forward_trailer(TrailerFraming::new(a, declared));
+        drain_body(b).await
+    }
+
+    async fn drain_body(b: AwsChunked<Parts>) -> (Vec<u8>, Option<Refusal>) {
         let fault = Fault::default();
-        let mut b = AwsChunked::new(parts, Decoder::new(form, declared), Arc::default()).report_to(fault.clone());
+        let mut b = b.report_to(fault.clone());
         let mut out = Vec::new();
         while let Some(f) = b.frame().await {
             match f {
@@ -825,6 +919,66 @@ mod tests {
                 let (out, err) = drain(frames(&body, size), crc32_trailer(), 11).await;
                 assert_eq!(err.map(|r| r.code), Some(want), "{tail:?}");
                 assert!(out.len() < 11, "{tail:?}: the whole body was delivered");
+            }
+        }
+    }
+
+    /// Forwarded, the trailer is the end of the upstream body and comes only
+    /// after every check: a failing body stays short of the upstream
+    /// Content-Length, whatever fails and however the input is cut.
+    #[tokio::test]
+    async fn a_forwarded_trailer_comes_only_after_every_check() {
+        let data = b"hello world".repeat(300);
+        let n = data.len() as u64;
+        let crc = || Form::UnsignedTrailer(Some(Algorithm::Crc32));
+        let mut c = Algorithm::Crc32.hasher();
+        c.update(&data);
+        let value = checksum::encode(&c.finish());
+        let full = crate::reframe::encoded_len(n, Algorithm::Crc32);
+        let right = format!("x-amz-checksum-crc32:{value}");
+        let (ok, _) = drain_forwarded(frames(&unsigned(&data, 1000, &format!("{right}\r\n\r\n")), 777), crc(), n).await;
+        let mut want = format!("{n:x}\r\n").into_bytes();
+        want.extend_from_slice(&data);
+        want.extend_from_slice(format!("\r\n0\r\n{right}\r\n\r\n").as_bytes());
+        assert_eq!(String::from_utf8(ok).unwrap(), String::from_utf8(want).unwrap());
+        for (tail, code) in [
+            ("x-amz-checksum-crc32:AAAAAA==\r\n\r\n", "BadDigest"),
+            ("\r\n", "MalformedTrailerError"),
+            ("x-amz-checksum-sha1:AAAAAA==\r\n\r\n", "MalformedTrailerError"),
+            ("x-amz-checksum-crc32:***\r\n\r\n", "InvalidRequest"),
+        ] {
+            for size in [1, 5, 1000, 5000] {
+                let (out, err) = drain_forwarded(frames(&unsigned(&data, 1000, tail), size), crc(), n).await;
+                assert_eq!(err.map(|r| r.code), Some(code), "{tail:?}");
+                assert!((out.len() as u64) < full, "{tail:?}, frames of {size}: all {full} bytes delivered");
+            }
+        }
+        // Shorter than declared.
+        let body = unsigned(&data, 1000, &format!("{right}\r\n\r\n"));
+        let (out, err) = drain_forwarded(frames(&body, 100), crc(), n + 1).await;
+        assert_eq!(err.map(|r| r.code), Some("IncompleteBody"));
+        assert!((out.len() as u64) < crate::reframe::encoded_len(n + 1, Algorithm::Crc32));
+        // Signed: the trailer signature, a chunk signature, the checksum.
+        let seed = doc_seed("106e2a8a18243abcf37539882f36619c00e2dfc72633413f02d3b74544bfeb8e");
+        let form = || Form::SignedTrailer(ChunkSigner::new(&seed), Some(Algorithm::Crc32));
+        let (out, err) = drain_forwarded(frames(&resigned_trailer(&seed, &data, &right, false), 999), form(), n).await;
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(out.len() as u64, full);
+        let last_sig = {
+            let good = resigned_trailer(&seed, &data, &right, false);
+            let text = String::from_utf8_lossy(&good).into_owned();
+            let at = text.rfind(";chunk-signature=").unwrap() + 17;
+            text.replace(&text[at..at + 64], &"0".repeat(64)).into_bytes()
+        };
+        for (what, body, code) in [
+            ("trailer signature", resigned_trailer(&seed, &data, &right, true), "SignatureDoesNotMatch"),
+            ("final chunk signature", last_sig, "SignatureDoesNotMatch"),
+            ("checksum", resigned_trailer(&seed, &data, "x-amz-checksum-crc32:AAAAAA==", false), "BadDigest"),
+        ] {
+            for size in [1, 999, body.len()] {
+                let (out, err) = drain_forwarded(frames(&body, size), form(), n).await;
+                assert_eq!(err.map(|r| r.code), Some(code), "{what}");
+                assert!((out.len() as u64) < full, "{what}, frames of {size}: all {full} bytes delivered");
             }
         }
     }

@@ -19,6 +19,7 @@ mod checksum;
 mod chunked;
 pub mod error;
 pub mod metrics;
+mod reframe;
 mod replay;
 mod route;
 mod s3xml;

@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::route::{self, S3Op, Target};
 use crate::s3xml;
 use crate::state::{Op, State};
-use crate::upstream::{UpRequest, Upstream};
+use crate::upstream::{UpPayload, UpRequest, Upstream};
 
 /// The answer header naming the backend that served a request.
 pub const BACKEND_HEADER: &str = "x-cutover-backend";
@@ -117,9 +117,10 @@ struct Ctx {
     query: Vec<(String, String)>,
     headers: HeaderMap,
     resource: String,
-    /// The client's signed payload hash (hex), signed upstream in place of
-    /// `UNSIGNED-PAYLOAD`: the backend checks the body against it too.
-    payload_sha256: Option<String>,
+    /// How the body is signed upstream: with the client's verified payload
+    /// hash or its verified trailing checksum the backend checks the body
+    /// too.
+    payload: UpPayload,
     /// Why the client's body was refused while it streamed (its hash did
     /// not match, a chunk or trailer signature or checksum failed).
     body_fault: Fault,
@@ -358,21 +359,19 @@ impl Inner {
         let len =
             parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         // Verified by the body as it streams (its last bytes are held back
-        // until then), and by the backend.
-        let payload_sha256 = match verified.payload {
-            Payload::Sha256(h) => Some(hex::encode(h)),
-            _ => None,
-        };
+        // until then), and by the backend when the payload hash or trailing
+        // checksum goes on with it.
         let body_fault = Fault::default();
         let counter = self.metrics.bytes_in.clone();
-        let (body, len) = match crate::chunked::client_body(body, &verified, &parts.headers, len, counter, &body_fault)
-        {
+        let fwd = match crate::chunked::client_body(body, &verified, &parts.headers, len, counter, &body_fault) {
             Ok(b) => b,
             Err(r) => return s3xml::error(r.status, r.code, &r.message, &resource),
         };
-        // An empty aws-chunked upload is sent upstream with Content-Length 0,
-        // which hyper does without polling the body: its checks (final chunk
-        // signature, trailer) run here first.
+        let (body, len, payload) = (fwd.body, fwd.len, fwd.payload);
+        // An empty aws-chunked upload sent upstream as a plain body has
+        // Content-Length 0, which hyper sends without polling the body: its
+        // checks (final chunk signature, trailer) run here first. (With a
+        // forwarded trailer the upstream body is never empty.)
         let streaming = matches!(verified.payload, Payload::StreamingUnsignedTrailer | Payload::StreamingSigned { .. });
         let body = if streaming && len == Some(0) {
             match collect_limited(body, 0).await {
@@ -396,7 +395,7 @@ impl Inner {
             query,
             headers: parts.headers,
             resource,
-            payload_sha256,
+            payload,
             body_fault,
         };
         self.route(ctx, body, len).await
@@ -449,7 +448,9 @@ impl Inner {
     }
 
     /// The request for one backend: forwarded headers, copy source mapped to
-    /// that backend's bucket. The error is the answer for the client.
+    /// that backend's bucket (the client's aws-chunked headers are not
+    /// forwarded: [`Upstream`] sets them for the body it sends, from
+    /// [`UpPayload`]). The error is the answer for the client.
     #[allow(clippy::result_large_err)]
     fn up_request(&self, ctx: &Ctx, up: &Upstream, body: Body, len: Option<u64>) -> Result<UpRequest, Response<Body>> {
         let mut headers = Vec::with_capacity(ctx.headers.len());
@@ -505,7 +506,7 @@ impl Inner {
             headers,
             body,
             content_length: len,
-            payload_sha256: ctx.payload_sha256.clone(),
+            payload: ctx.payload.clone(),
         })
     }
 

@@ -1,7 +1,9 @@
 //! One backend as the gateway sends to it: requests re-signed with the
 //! backend's credentials (the payload's SHA-256 when it is known before
-//! sending, the empty body's hash without a body, `UNSIGNED-PAYLOAD` for
-//! other streamed bodies; the body streamed with its Content-Length), over
+//! sending, the empty body's hash without a body,
+//! `STREAMING-UNSIGNED-PAYLOAD-TRAILER` for a body that ends with a
+//! checksum, `UNSIGNED-PAYLOAD` for other streamed bodies; the body streamed
+//! with its Content-Length), over
 //! pooled connections with `TCP_NODELAY` and `TCP_QUICKACK` (see
 //! `cutover_s3::http`).
 
@@ -18,12 +20,31 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 
 use crate::body::{Body, empty};
+use crate::checksum::Algorithm;
 use crate::error::GatewayError;
 use crate::sign::KeyCache;
 
 const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 const X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
 const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
+const X_AMZ_DECODED_CONTENT_LENGTH: HeaderName = HeaderName::from_static("x-amz-decoded-content-length");
+const X_AMZ_TRAILER: HeaderName = HeaderName::from_static("x-amz-trailer");
+pub const STREAMING_UNSIGNED_PAYLOAD_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+
+/// What the body of an [`UpRequest`] is, as signed in `x-amz-content-sha256`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpPayload {
+    /// `UNSIGNED-PAYLOAD`, or the empty body's hash when there is no body.
+    Unsigned,
+    /// Hex SHA-256 of the body (the backend then verifies it).
+    Sha256(String),
+    /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`: the body is aws-chunked and
+    /// ends with a `trailer` checksum of its `decoded_len` bytes
+    /// ([`crate::reframe`]); sent with `content-encoding: aws-chunked`,
+    /// `x-amz-decoded-content-length` and `x-amz-trailer` (the backend
+    /// verifies and stores the checksum).
+    UnsignedTrailer { decoded_len: u64, trailer: Algorithm },
+}
 
 /// A request to one backend, before signing. Key and query are decoded.
 #[derive(Debug)]
@@ -34,10 +55,7 @@ pub struct UpRequest {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Body,
     pub content_length: Option<u64>,
-    /// Hex SHA-256 of `body`, to sign as `x-amz-content-sha256` (the backend
-    /// then verifies it). `None`: `UNSIGNED-PAYLOAD`, or the empty body's
-    /// hash when there is no body.
-    pub payload_sha256: Option<String>,
+    pub payload: UpPayload,
 }
 
 impl UpRequest {
@@ -49,7 +67,7 @@ impl UpRequest {
             headers: Vec::new(),
             body: empty(),
             content_length: None,
-            payload_sha256: None,
+            payload: UpPayload::Unsigned,
         }
     }
 }
@@ -104,12 +122,13 @@ impl Upstream {
         };
         let (authority, connect_host, path) = self.locate(req.key.as_deref());
         let date = crate::sign::amz_now();
-        let payload = match &req.payload_sha256 {
-            Some(h) => h.as_str(),
-            None if req.content_length.unwrap_or(0) == 0 && body.is_end_stream() => EMPTY_SHA256,
-            None => UNSIGNED_PAYLOAD,
+        let payload = match &req.payload {
+            UpPayload::Sha256(h) => h.as_str(),
+            UpPayload::Unsigned if req.content_length.unwrap_or(0) == 0 && body.is_end_stream() => EMPTY_SHA256,
+            UpPayload::Unsigned => UNSIGNED_PAYLOAD,
+            UpPayload::UnsignedTrailer { .. } => STREAMING_UNSIGNED_PAYLOAD_TRAILER,
         };
-        let mut headers = HeaderMap::with_capacity(8 + req.headers.len());
+        let mut headers = HeaderMap::with_capacity(11 + req.headers.len());
         let value = |what: &str, v: &str| HeaderValue::from_str(v).map_err(|e| invalid(what, &e));
         headers.insert(header::HOST, value("host", &authority)?);
         headers.insert(X_AMZ_DATE, value("x-amz-date", &date.datetime)?);
@@ -122,14 +141,32 @@ impl Upstream {
             headers.insert(X_AMZ_SECURITY_TOKEN, value("x-amz-security-token", t.expose())?);
             signed.push(("x-amz-security-token".into(), t.expose().to_string()));
         }
+        let trailer = match req.payload {
+            UpPayload::UnsignedTrailer { decoded_len, trailer } => Some((decoded_len, trailer)),
+            _ => None,
+        };
+        let mut encodings = Vec::new();
         for (k, v) in &req.headers {
             let n = k.as_str();
+            if trailer.is_some() && *k == header::CONTENT_ENCODING {
+                encodings.push(v.to_str().map_err(|e| invalid("content-encoding", &e))?);
+                continue;
+            }
             if (n.starts_with("x-amz-") || n == "content-type" || n == "content-md5")
                 && let Ok(s) = v.to_str()
             {
                 signed.push((n.to_string(), s.to_string()));
             }
             headers.append(k.clone(), v.clone());
+        }
+        if let Some((decoded_len, a)) = trailer {
+            // The other encodings first, as the SDKs send them (aws-chunked was applied last).
+            encodings.push("aws-chunked");
+            headers.insert(header::CONTENT_ENCODING, value("content-encoding", &encodings.join(","))?);
+            headers.insert(X_AMZ_DECODED_CONTENT_LENGTH, HeaderValue::from(decoded_len));
+            headers.insert(X_AMZ_TRAILER, HeaderValue::from_static(a.header()));
+            signed.push(("x-amz-decoded-content-length".into(), decoded_len.to_string()));
+            signed.push(("x-amz-trailer".into(), a.header().into()));
         }
         let canonical = CanonicalRequest {
             method: req.method.as_str(),
@@ -281,7 +318,7 @@ mod tests {
             (HeaderName::from_static("cache-control"), HeaderValue::from_static("no-cache")),
         ];
         req.content_length = Some(3);
-        req.payload_sha256 = Some(hash.clone());
+        req.payload = UpPayload::Sha256(hash.clone());
         req.query = vec![("versionId".into(), "x/y".into())];
         for _ in 0..2 {
             let (r, host) = up.build(&req, full("abc")).unwrap();
@@ -312,5 +349,36 @@ mod tests {
         let (r, _) = up.build(&put, body).unwrap();
         assert_eq!(header(&r, "x-amz-content-sha256"), UNSIGNED_PAYLOAD);
         assert_eq!(header(&r, "authorization"), expected_authorization(&r, &names));
+    }
+
+    #[test]
+    fn a_forwarded_trailer_is_signed_as_an_unsigned_trailer_with_its_aws_chunked_headers() {
+        let up = upstream();
+        let len = crate::reframe::encoded_len(11, Algorithm::Crc64Nvme);
+        for (client_encoding, upstream_encoding) in [(None, "aws-chunked"), (Some("gzip"), "gzip,aws-chunked")] {
+            let mut put = UpRequest::new(Method::PUT, Some("k"));
+            put.content_length = Some(len);
+            put.payload = UpPayload::UnsignedTrailer { decoded_len: 11, trailer: Algorithm::Crc64Nvme };
+            put.headers = vec![(HeaderName::from_static("x-amz-meta-k"), HeaderValue::from_static("v"))];
+            if let Some(e) = client_encoding {
+                put.headers.push((header::CONTENT_ENCODING, HeaderValue::from_static(e)));
+            }
+            let (r, _) = up.build(&put, full("x")).unwrap();
+            assert_eq!(header(&r, "x-amz-content-sha256"), "STREAMING-UNSIGNED-PAYLOAD-TRAILER");
+            assert_eq!(header(&r, "content-length"), len.to_string());
+            assert_eq!(header(&r, "x-amz-decoded-content-length"), "11");
+            assert_eq!(header(&r, "x-amz-trailer"), "x-amz-checksum-crc64nvme");
+            assert_eq!(r.headers().get_all("content-encoding").iter().count(), 1);
+            assert_eq!(header(&r, "content-encoding"), upstream_encoding);
+            let names = [
+                "host",
+                "x-amz-date",
+                "x-amz-content-sha256",
+                "x-amz-meta-k",
+                "x-amz-decoded-content-length",
+                "x-amz-trailer",
+            ];
+            assert_eq!(header(&r, "authorization"), expected_authorization(&r, &names));
+        }
     }
 }

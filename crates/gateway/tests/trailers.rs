@@ -9,6 +9,12 @@
 //!   content), missing or unannounced ones are refused;
 //! - signed trailers (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`) are
 //!   verified: a bad trailer signature is `403 SignatureDoesNotMatch`;
+//! - the verified checksum goes on to Garage (as an unsigned trailer), which
+//!   stores it: GetObject and HeadObject with `x-amz-checksum-mode: ENABLED`
+//!   on Garage directly return it, for every algorithm and both trailer
+//!   forms, in single PUTs, multipart uploads created with
+//!   `x-amz-checksum-algorithm` (which Garage refuses parts of without a
+//!   checksum) and dual-write to two buckets;
 //! - boto3, made to send its trailing checksum over plain HTTP, uploads
 //!   through the gateway.
 //!
@@ -18,8 +24,11 @@
 
 mod common;
 
+use cutover_s3::S3Client;
+use cutover_s3::client::Req;
 use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest};
 use hmac::{Hmac, KeyInit, Mac};
+use http::Method;
 use sha2::{Digest, Sha256};
 
 use common::{Answer, CLIENT_KEY, CLIENT_SECRET, Lab, lab};
@@ -172,6 +181,15 @@ enum Spoil {
     TrailerSignature,
 }
 
+/// Where an upload goes and whose key signs it.
+struct Signer<'a> {
+    port: u16,
+    bucket: &'a str,
+    key_id: &'a str,
+    secret: &'a str,
+    region: &'a str,
+}
+
 /// One aws-chunked upload to encode.
 #[derive(Debug, Clone)]
 struct Upload<'a> {
@@ -246,9 +264,14 @@ impl<'a> Upload<'a> {
     /// The whole request (head and body) for the gateway on `port`:
     /// signed with the client key; the body sent with a Content-Length, or
     /// with HTTP chunked transfer encoding (as botocore does).
-    fn request(&self, port: u16, key: &str, http_chunked: bool) -> (String, Vec<u8>) {
-        let host = format!("127.0.0.1:{port}");
-        let path = format!("/app/{key}");
+    fn request(&self, port: u16, key: &str, query: &[(String, String)], http_chunked: bool) -> (String, Vec<u8>) {
+        let to = Signer { port, bucket: "app", key_id: CLIENT_KEY, secret: CLIENT_SECRET, region: "us-east-1" };
+        self.request_to(&to, key, query, http_chunked)
+    }
+
+    fn request_to(&self, to: &Signer, key: &str, query: &[(String, String)], http_chunked: bool) -> (String, Vec<u8>) {
+        let host = format!("127.0.0.1:{}", to.port);
+        let path = format!("/{}/{key}", to.bucket);
         let date = AmzDate::now();
         let mut headers = vec![
             ("host".to_string(), host.clone()),
@@ -263,15 +286,15 @@ impl<'a> Upload<'a> {
         let req = CanonicalRequest {
             method: "PUT",
             encoded_path: &path,
-            query: &[],
+            query,
             headers: &headers,
             payload_hash: self.mode.content_sha256(),
         };
-        let auth = sigv4::authorization(CLIENT_KEY, CLIENT_SECRET, "us-east-1", &date, &req);
+        let auth = sigv4::authorization(to.key_id, to.secret, to.region, &date, &req);
         let seed = auth.rsplit_once("Signature=").unwrap().1.to_string();
-        let mut chain = Chain::new(CLIENT_SECRET, &date.datetime, "us-east-1", &seed);
+        let mut chain = Chain::new(to.secret, &date.datetime, to.region, &seed);
         let body = self.body(self.mode.signed().then_some(&mut chain));
-        let mut head = format!("PUT {path} HTTP/1.1\r\n");
+        let mut head = format!("PUT {path}{} HTTP/1.1\r\n", wire_query(query));
         for (k, v) in &headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -359,40 +382,78 @@ fn the_test_encoder_reproduces_the_aws_documentation_examples() {
 // ---------------------------------------------------------------------------
 // Garage behind the gateway.
 
+/// `?k=v&..` as sent on the wire (empty without a query).
+fn wire_query(query: &[(String, String)]) -> String {
+    let pairs: Vec<String> =
+        query.iter().map(|(k, v)| format!("{}={}", sigv4::uri_encode(k, false), sigv4::uri_encode(v, false))).collect();
+    if pairs.is_empty() { String::new() } else { format!("?{}", pairs.join("&")) }
+}
+
+fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
 impl Lab {
     async fn put(&self, up: &Upload<'_>, key: &str, http_chunked: bool) -> Answer {
-        let (head, body) = up.request(self.gw.port, key, http_chunked);
+        self.put_at(up, key, &[], http_chunked).await
+    }
+
+    /// An aws-chunked PUT with a query (UploadPart).
+    async fn put_at(&self, up: &Upload<'_>, key: &str, query: &[(String, String)], http_chunked: bool) -> Answer {
+        let (head, body) = up.request(self.gw.port, key, query, http_chunked);
         common::send(self.gw.port, &head, &body).await
     }
 
-    /// A GET through the gateway: (status, body).
-    async fn get(&self, key: &str) -> (u16, Vec<u8>) {
+    /// A request through the gateway with a plain body, its SHA-256 signed.
+    async fn call(
+        &self,
+        method: &str,
+        key: &str,
+        query: &[(String, String)],
+        extra: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
         let port = self.gw.port;
         let host = format!("127.0.0.1:{port}");
         let path = format!("/app/{key}");
         let date = AmzDate::now();
-        let headers = vec![
+        let hash = sha256_hex(body);
+        let mut headers = vec![
             ("host".to_string(), host.clone()),
-            ("x-amz-content-sha256".to_string(), sigv4::EMPTY_SHA256.to_string()),
+            ("x-amz-content-sha256".to_string(), hash.clone()),
             ("x-amz-date".to_string(), date.datetime.clone()),
         ];
-        let req = CanonicalRequest {
-            method: "GET",
-            encoded_path: &path,
-            query: &[],
-            headers: &headers,
-            payload_hash: sigv4::EMPTY_SHA256,
-        };
+        headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let req = CanonicalRequest { method, encoded_path: &path, query, headers: &headers, payload_hash: &hash };
         let auth = sigv4::authorization(CLIENT_KEY, CLIENT_SECRET, "us-east-1", &date, &req);
-        let head = format!(
-            "GET {path} HTTP/1.1\r\nhost: {host}\r\nx-amz-content-sha256: {}\r\nx-amz-date: {}\r\n\
-             authorization: {auth}\r\nconnection: close\r\n\r\n",
-            sigv4::EMPTY_SHA256,
-            date.datetime
-        );
-        let a = common::send(port, &head, b"").await;
+        let mut head = format!("{method} {path}{} HTTP/1.1\r\n", wire_query(query));
+        for (k, v) in &headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!("authorization: {auth}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len()));
+        common::send(port, &head, body).await
+    }
+
+    /// A GET through the gateway: (status, body).
+    async fn get(&self, key: &str) -> (u16, Vec<u8>) {
+        let a = self.call("GET", key, &[], &[], b"").await;
         (a.status, a.body)
     }
+}
+
+/// The checksum `client`'s backend returns for `key` with
+/// `x-amz-checksum-mode: ENABLED`: (HeadObject's, GetObject's).
+async fn stored_checksum(client: &S3Client, key: &str, header: &str) -> (Option<String>, Option<String>) {
+    let head = Req::new(Method::HEAD, Some(client.bucket()), Some(key)).header("x-amz-checksum-mode", "ENABLED");
+    let head = client.send("HeadObject", head).await.unwrap_or_else(|e| panic!("HEAD {key}: {e}"));
+    let get = client.get_object(key, &[("x-amz-checksum-mode", "ENABLED".into())]).await.unwrap();
+    (head.header(header).map(str::to_string), get.header(header).map(str::to_string))
+}
+
+/// Asserts that Garage returns `value` as the checksum of `key`, on HEAD and GET.
+async fn assert_stored_checksum(client: &S3Client, key: &str, header: &str, value: &str, what: &str) {
+    let want = Some(value.to_string());
+    assert_eq!(stored_checksum(client, key, header).await, (want.clone(), want), "{what}: the checksum Garage returns");
 }
 
 /// 3 × 64 KiB and a remainder; and one short chunk.
@@ -446,9 +507,9 @@ async fn trailing_checksums_of_every_algorithm_are_verified_before_anything_is_s
             assert_eq!(a.status, 200, "{what}: {a:?}");
             assert_eq!(lab.stored(&key).await.as_deref(), Some(&data[..]), "{what}");
             assert_eq!(lab.get(&key).await, (200, data.clone()), "{what}: read back through the gateway");
-            let r = lab.direct.get_object(&key, &[("x-amz-checksum-mode", "ENABLED".into())]).await.unwrap();
-            // Verified by the gateway, not forwarded: Garage has no checksum to return.
-            assert_eq!(r.header(header), None, "{what}: the trailing checksum reached the backend");
+            // Verified by the gateway and forwarded: Garage stores it.
+            let value = checksum_value(header, data);
+            assert_stored_checksum(&lab.direct, &key, header, &value, &what).await;
 
             // A wrong checksum: nothing stored, and the existing object keeps its content.
             let mut other = data.clone();
@@ -461,6 +522,7 @@ async fn trailing_checksums_of_every_algorithm_are_verified_before_anything_is_s
             }
             assert_eq!(lab.stored(&format!("{key}-new")).await, None, "{what}: stored on Garage");
             assert_eq!(lab.stored(&key).await.as_deref(), Some(&data[..]), "{what}: the old content changed");
+            assert_stored_checksum(&lab.direct, &key, header, &value, &what).await;
         }
 
         // The announced trailer is missing, or another one comes.
@@ -486,6 +548,8 @@ async fn trailing_checksums_of_every_algorithm_are_verified_before_anything_is_s
     };
     assert_eq!(lab.put(&empty, "empty", false).await.status, 200);
     assert_eq!(lab.stored("empty").await.as_deref(), Some(&b""[..]));
+    let value = checksum_value("x-amz-checksum-sha256", b"");
+    assert_stored_checksum(&lab.direct, "empty", "x-amz-checksum-sha256", &value, "empty").await;
     let bad = Upload {
         trailer: Some(("x-amz-checksum-sha256".into(), checksum_value("x-amz-checksum-sha256", b"x"))),
         ..empty
@@ -508,6 +572,7 @@ async fn signed_trailers_are_verified_before_anything_is_stored() {
         assert_eq!(a.status, 200, "{a:?}");
         assert_eq!(lab.stored(&key).await.as_deref(), Some(&data[..]));
         assert_eq!(lab.get(&key).await, (200, data.clone()));
+        assert_stored_checksum(&lab.direct, &key, header, &checksum_value(header, data), header).await;
 
         let wrong_sum = Upload { trailer: Some((header.to_string(), checksum_value(header, b"other"))), ..ok.clone() };
         for (what, up, status, code) in [
@@ -563,5 +628,165 @@ async fn boto3_sends_trailing_checksums_over_plain_http_through_the_gateway() {
     for key in ["boto3-CRC32", "boto3-SHA1", "boto3-SHA256"] {
         assert!(report.contains(key), "{report}");
         assert_eq!(lab.stored(key).await.map(|b| b.len()), Some(2 * 1024 * 1024 + 1000), "{key} on Garage");
+    }
+}
+
+/// 2.5 MiB: more than two of the chunks the gateway re-frames into.
+fn big() -> Vec<u8> {
+    (0..5 * 512 * 1024 + 77u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garage_stores_the_forwarded_checksum_of_every_algorithm_from_both_trailer_forms() {
+    let lab = lab().await;
+    let [multi, small] = bodies();
+    let datas = [big(), multi, small, Vec::new()];
+    for mode in [Mode::UnsignedTrailer, Mode::SignedTrailer] {
+        for header in ALGORITHMS {
+            for (n, data) in datas.iter().enumerate() {
+                let key = format!("stored-{mode:?}-{header}-{n}");
+                let what = format!("{mode:?}, {header}, {} bytes", data.len());
+                let value = checksum_value(header, data);
+                let up = Upload { trailer: Some((header.to_string(), value.clone())), ..Upload::new(mode, data) };
+                let a = lab.put(&up, &key, n % 2 == 1).await;
+                assert_eq!(a.status, 200, "{what}: {a:?}");
+                assert!(lab.stored(&key).await.as_deref() == Some(&data[..]), "{what}: the content on Garage");
+                assert_stored_checksum(&lab.direct, &key, header, &value, &what).await;
+            }
+        }
+    }
+}
+
+fn upload_id(a: &Answer) -> String {
+    let text = String::from_utf8_lossy(&a.body);
+    let i = text.find("<UploadId>").unwrap_or_else(|| panic!("no upload id: {a:?}")) + 10;
+    let j = text[i..].find("</UploadId>").unwrap() + i;
+    text[i..j].to_string()
+}
+
+fn b64_decode(v: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(v).unwrap()
+}
+
+/// A multipart upload created with `x-amz-checksum-algorithm` (what boto3
+/// and the AWS CLI do over HTTPS): Garage refuses a part that comes without
+/// its checksum, so the parts' trailers must reach it. One part in each
+/// trailer form; a part with a wrong checksum is refused and not kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_uploads_with_checksums_complete_through_the_gateway() {
+    let lab = lab().await;
+    let p1 = big();
+    let p2 = b"the second and last part".repeat(100);
+    let mut whole = p1.clone();
+    whole.extend_from_slice(&p2);
+    for (i, header) in ALGORITHMS.into_iter().enumerate() {
+        let alg = header.trim_start_matches("x-amz-checksum-").to_ascii_uppercase();
+        let key = format!("mpu-{alg}");
+        let created =
+            lab.call("POST", &key, &query(&[("uploads", "")]), &[("x-amz-checksum-algorithm", &alg)], b"").await;
+        assert_eq!(created.status, 200, "{alg}: {created:?}");
+        let id = upload_id(&created);
+        let part = |n: &str| query(&[("partNumber", n), ("uploadId", &id)]);
+        let mut etags = Vec::new();
+        for (n, (mode, data)) in [(Mode::UnsignedTrailer, &p1), (Mode::SignedTrailer, &p2)].into_iter().enumerate() {
+            let up =
+                Upload { trailer: Some((header.to_string(), checksum_value(header, data))), ..Upload::new(mode, data) };
+            let a = lab.put_at(&up, &key, &part(&(n + 1).to_string()), (i + n) % 2 == 0).await;
+            assert_eq!(a.status, 200, "{alg}, part {}: {a:?}", n + 1);
+            etags.push(a.header("etag").expect("an ETag").to_string());
+        }
+        // A part whose checksum does not match: refused by the gateway, not kept.
+        let wrong = Upload {
+            trailer: Some((header.to_string(), checksum_value(header, b"other"))),
+            ..Upload::new(Mode::UnsignedTrailer, &p2)
+        };
+        refused(&lab.put_at(&wrong, &key, &part("3"), false).await, 400, "BadDigest", &alg);
+        let listed = lab.call("GET", &key, &query(&[("uploadId", &id)]), &[], b"").await;
+        let listed_text = String::from_utf8_lossy(&listed.body).into_owned();
+        assert_eq!(listed.status, 200, "{alg}: {listed:?}");
+        assert_eq!(listed_text.matches("<PartNumber>").count(), 2, "{alg}: {listed_text}");
+        assert!(!listed_text.contains("<PartNumber>3</PartNumber>"), "{alg}: {listed_text}");
+
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for (n, (etag, data)) in etags.iter().zip([&p1, &p2]).enumerate() {
+            let sum = checksum_value(header, data);
+            xml.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag><Checksum{alg}>{sum}</Checksum{alg}></Part>",
+                n + 1
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let done = lab.call("POST", &key, &query(&[("uploadId", &id)]), &[], xml.as_bytes()).await;
+        assert!(done.status == 200 && done.code().is_none(), "{alg}: {done:?}");
+        assert!(lab.stored(&key).await.as_deref() == Some(&whole[..]), "{alg}: the completed object on Garage");
+        // Garage's default for the algorithm: a full-object CRC64NVME, a
+        // composite checksum (of the parts' checksums) for the others.
+        let want = if alg == "CRC64NVME" {
+            checksum_value(header, &whole)
+        } else {
+            let parts: Vec<u8> = [&p1, &p2].iter().flat_map(|d| b64_decode(&checksum_value(header, d))).collect();
+            format!("{}-2", checksum_value(header, &parts))
+        };
+        assert_stored_checksum(&lab.direct, &key, header, &want, &alg).await;
+    }
+}
+
+/// Dual-write tees the re-framed body: both backends (two buckets of one
+/// Garage node) get the trailer and store the checksum; a failing body
+/// reaches neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_write_forwards_the_trailer_to_both_backends() {
+    let (lab, copy) = common::dual_lab("all").await;
+    let data = big();
+    for (i, header) in ALGORITHMS.into_iter().enumerate() {
+        let mode = if i % 2 == 0 { Mode::UnsignedTrailer } else { Mode::SignedTrailer };
+        let key = format!("dual-{header}");
+        let value = checksum_value(header, &data);
+        let up = Upload { trailer: Some((header.to_string(), value.clone())), ..Upload::new(mode, &data) };
+        let a = lab.put(&up, &key, i % 2 == 1).await;
+        assert_eq!(a.status, 200, "{header}: {a:?}");
+        for (side, client) in [("primary", &lab.direct), ("secondary", &copy)] {
+            let what = format!("{header} on the {side}");
+            let stored = client.get_object(&key, &[]).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(stored.body[..] == data[..], "{what}: content");
+            assert_stored_checksum(client, &key, header, &value, &what).await;
+        }
+        let bad = Upload { trailer: Some((header.to_string(), checksum_value(header, b"x"))), ..up.clone() };
+        let k = format!("{key}-bad");
+        refused(&lab.put(&bad, &k, false).await, 400, "BadDigest", header);
+        for (side, client) in [("primary", &lab.direct), ("secondary", &copy)] {
+            let e = client.get_object(&k, &[]).await.expect_err("stored");
+            assert_eq!(e.status(), Some(404), "{header} on the {side}: {e}");
+        }
+    }
+}
+
+/// What the backend does with the trailer it is now given: Garage checks
+/// it too. Sent straight to Garage (not through the gateway, which would
+/// refuse them first), in the form the gateway forwards: a wrong checksum
+/// is refused and not stored, a right one is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garage_itself_verifies_an_unsigned_trailer() {
+    let lab = lab().await;
+    let g = &lab.garage;
+    let to = Signer { port: g.s3_port, bucket: &g.bucket, key_id: &g.key_id, secret: &g.secret, region: "garage" };
+    let data = big();
+    for header in ALGORITHMS {
+        let right = Upload {
+            chunk: 1 << 20,
+            trailer: Some((header.to_string(), checksum_value(header, &data))),
+            ..Upload::new(Mode::UnsignedTrailer, &data)
+        };
+        let wrong = Upload { trailer: Some((header.to_string(), checksum_value(header, b"x"))), ..right.clone() };
+        let key = format!("garage-direct-{header}");
+        let (head, body) = wrong.request_to(&to, &key, &[], false);
+        let a = common::send(g.s3_port, &head, &body).await;
+        refused(&a, 400, "InvalidDigest", &format!("{header}: a wrong trailing checksum sent to Garage"));
+        assert_eq!(lab.stored(&key).await, None, "{header}");
+        let (head, body) = right.request_to(&to, &key, &[], false);
+        let a = common::send(g.s3_port, &head, &body).await;
+        assert_eq!(a.status, 200, "{header}: {a:?}");
+        assert_stored_checksum(&lab.direct, &key, header, &checksum_value(header, &data), header).await;
     }
 }

@@ -147,7 +147,8 @@ def tls(multipart_checksums="when_supported"):
     request_checksum_calculation = MULTIPART_CHECKSUMS), list, a presigned GET
     (urllib, trusting GW_CA), deletes. Reports the payload form botocore chose
     for each upload request (x-amz-content-sha256, x-amz-trailer; for
-    CreateMultipartUpload, x-amz-checksum-algorithm)."""
+    CreateMultipartUpload, x-amz-checksum-algorithm) and the CRC32 each
+    object has on the backend (checked for the single PUT)."""
     import ssl
     from boto3.s3.transfer import TransferConfig
     forms = {}
@@ -185,6 +186,12 @@ def tls(multipart_checksums="when_supported"):
             check(f.read() == blob, "multipart upload_file/download_file round trip")
     etag = s3.head_object(Bucket=B, Key="tls/big")["ETag"]
     check(etag.strip('"').endswith("-3"), "three parts: %s" % etag)
+    # The CRC32 the backend stored (HeadObject with ChecksumMode=ENABLED).
+    import base64
+    import zlib
+    sums = {k: s3.head_object(Bucket=B, Key=k, ChecksumMode="ENABLED").get("ChecksumCRC32") for k in ("tls/small", "tls/big")}
+    check(sums["tls/small"] == base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode(), "CRC32 of tls/small: %r" % sums)
+    out["checksums"] = sums
     out["keys"] = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=B, Prefix="tls/")["Contents"])
     url = s3.generate_presigned_url("get_object", Params={"Bucket": B, "Key": "tls/small"}, ExpiresIn=300)
     check(url.startswith("https://"), "presigned URL is https: " + url)

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 pub const CLIENT_KEY: &str = "CLIENTKEY";
 pub const CLIENT_SECRET: &str = "client-secret";
 
-/// A gateway (client bucket `app`, active-passive) serving on a free port.
+/// A gateway (client bucket `app`) serving on a free port.
 #[derive(Debug)]
 pub struct TestGateway {
     pub port: u16,
@@ -37,27 +37,45 @@ pub struct BackendSpec<'a> {
 }
 
 impl TestGateway {
+    /// Active-passive in front of one backend.
     pub async fn start(b: &BackendSpec<'_>) -> Self {
+        Self::start_with(std::slice::from_ref(b), "mode = \"active-passive\"").await
+    }
+
+    /// `backends` (the first is the primary, named `primary`, the others
+    /// `secondary`, `third`..), the bucket's `mode` line(s) as given.
+    pub async fn start_with(backends: &[BackendSpec<'_>], mode: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::write(d.join("client.secret"), CLIENT_SECRET).unwrap();
-        std::fs::write(
-            d.join("backend.credentials"),
-            format!("[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n", b.key_id, b.secret),
-        )
-        .unwrap();
-        let text = format!(
+        let mut text = format!(
             "[state]\npath = \"{d}/cutover.db\"\n[gateway]\nlisten = \"127.0.0.1:0\"\n\
              [[gateway.clients]]\naccess_key_id = \"{CLIENT_KEY}\"\nsecret_access_key_file = \"{d}/client.secret\"\n\
-             [[gateway.buckets]]\nname = \"app\"\nmode = \"active-passive\"\n\n\
-             [[backends]]\nname = \"primary\"\nendpoint = \"{}\"\nregion = \"{}\"\n\
-             bucket = \"{}\"\nrole = \"primary\"\npath_style = true\n\
-             credentials = {{ file = \"{d}/backend.credentials\", profile = \"default\" }}\n",
-            b.endpoint,
-            b.region,
-            b.bucket,
+             [[gateway.buckets]]\nname = \"app\"\n{mode}\n\n",
             d = d.display()
         );
+        for (i, b) in backends.iter().enumerate() {
+            let (name, role) = match i {
+                0 => ("primary", "primary"),
+                1 => ("secondary", "secondary"),
+                _ => ("third", "secondary"),
+            };
+            let creds = d.join(format!("{name}.credentials"));
+            std::fs::write(
+                &creds,
+                format!("[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n", b.key_id, b.secret),
+            )
+            .unwrap();
+            text.push_str(&format!(
+                "[[backends]]\nname = \"{name}\"\nendpoint = \"{}\"\nregion = \"{}\"\n\
+                 bucket = \"{}\"\nrole = \"{role}\"\npath_style = true\n\
+                 credentials = {{ file = \"{}\", profile = \"default\" }}\n\n",
+                b.endpoint,
+                b.region,
+                b.bucket,
+                creds.display()
+            ));
+        }
         let env = |_: &str| None;
         let config = cutover_core::config::load_str(&text, "test.toml", d, &env).unwrap();
         let gw = Gateway::build(&config, ActiveBackend::new("primary"), GatewayOptions::default()).unwrap();
@@ -140,9 +158,7 @@ pub struct Lab {
 
 /// Garage (bucket `app-data`) and an in-process gateway in front of it.
 pub async fn lab() -> Lab {
-    let garage = tokio::task::spawn_blocking(|| Garage::start("app-data").unwrap_or_else(|e| panic!("Garage: {e}")))
-        .await
-        .unwrap();
+    let garage = start_garage().await;
     let endpoint = garage.endpoint();
     let spec = BackendSpec {
         endpoint: &endpoint,
@@ -152,12 +168,46 @@ pub async fn lab() -> Lab {
         secret: &garage.secret,
     };
     let gw = TestGateway::start(&spec).await;
+    let direct = direct_client(&garage, &garage.bucket);
+    Lab { garage, gw, direct }
+}
+
+/// Garage with two buckets, `app-data` (the primary) and `app-copy` (the
+/// secondary), behind a dual-write gateway with `ack`; also a client
+/// straight to `app-copy`.
+pub async fn dual_lab(ack: &str) -> (Lab, S3Client) {
+    let garage = start_garage().await;
+    let garage = tokio::task::spawn_blocking(move || {
+        garage.create_bucket("app-copy").and_then(|()| garage.allow("app-copy", &garage.key_id)).unwrap();
+        garage
+    })
+    .await
+    .unwrap();
+    let endpoint = garage.endpoint();
+    let spec = |bucket| BackendSpec {
+        endpoint: &endpoint,
+        region: "garage",
+        bucket,
+        key_id: &garage.key_id,
+        secret: &garage.secret,
+    };
+    let mode = format!("mode = \"dual-write\"\nack = \"{ack}\"");
+    let gw = TestGateway::start_with(&[spec(&garage.bucket), spec("app-copy")], &mode).await;
+    let direct = direct_client(&garage, &garage.bucket);
+    let copy = direct_client(&garage, "app-copy");
+    (Lab { garage, gw, direct }, copy)
+}
+
+async fn start_garage() -> Garage {
+    tokio::task::spawn_blocking(|| Garage::start("app-data").unwrap_or_else(|e| panic!("Garage: {e}"))).await.unwrap()
+}
+
+/// A client straight to `bucket` on Garage.
+pub fn direct_client(garage: &Garage, bucket: &str) -> S3Client {
     let opts =
         ClientOptions { timeout: Duration::from_secs(60), connect_timeout: Duration::from_secs(5), pooled: false };
-    let endpoint = cutover_core::Endpoint::parse(&endpoint).unwrap();
-    let direct =
-        S3Client::path_style("garage", endpoint, "garage", &garage.bucket, &garage.key_id, &garage.secret, opts);
-    Lab { garage, gw, direct }
+    let endpoint = cutover_core::Endpoint::parse(&garage.endpoint()).unwrap();
+    S3Client::path_style("garage", endpoint, "garage", bucket, &garage.key_id, &garage.secret, opts)
 }
 
 impl Lab {
