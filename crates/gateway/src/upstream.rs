@@ -212,10 +212,6 @@ impl Upstream {
         header_timeout: Option<Duration>,
     ) -> Result<Response<Incoming>, TransportError> {
         let bodyless = req.content_length.unwrap_or(0) == 0 && !matches!(req.method, Method::PUT | Method::POST);
-        // Answers that are headers only (a PUT's, a DELETE's, a HEAD's) come
-        // in one segment: no need to ACK them at once (see `cutover_s3::http`).
-        let quickack = !(matches!(req.method, Method::HEAD | Method::DELETE)
-            || (req.method == Method::PUT && !req.headers.iter().any(|(k, _)| k == "x-amz-copy-source")));
         let mut req = req;
         let mut body = Some(std::mem::replace(&mut req.body, empty()));
         let mut attempt = 0;
@@ -225,7 +221,6 @@ impl Upstream {
             let (request, host) = self.build(&req, b)?;
             let work = async {
                 let mut sender = self.conn.checkout(&host).await?;
-                sender.quickack(quickack);
                 let resp = sender.send_request(request).await.map_err(|e| classify(&e))?;
                 // An answer without a body (a PUT's) leaves the connection
                 // idle at once: back to the pool without a task to wait.

@@ -6,15 +6,12 @@
 //! after each read and write ([`QuickAck`]): servers such as Garage write the
 //! response headers and a small body in two segments without `TCP_NODELAY`,
 //! so on a reused connection the body would otherwise wait ~40 ms for our
-//! delayed ACK. A caller that knows its answer has no body (a PUT's) turns
-//! that off for the request ([`Conn::quickack`]): the ACK then rides on the
-//! next request instead of costing two syscalls and a packet of its own.
+//! delayed ACK.
 
 use std::error::Error as StdError;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -97,36 +94,7 @@ pub struct Connector {
     connect_timeout: Duration,
     tls: Option<tokio_rustls::TlsConnector>,
     /// `None`: every request opens a fresh connection (probes).
-    pool: Option<Arc<Mutex<Vec<Conn>>>>,
-}
-
-/// An HTTP/1.1 connection ready for a request (it derefs to hyper's
-/// `SendRequest`), with its quick-ACK switch.
-#[derive(Debug)]
-pub struct Conn {
-    sender: SendRequest<Body>,
-    quickack: Arc<AtomicBool>,
-}
-
-impl Conn {
-    /// Whether the socket re-arms `TCP_QUICKACK` (on by default). Turn it
-    /// off before sending a request whose answer is a single segment.
-    pub fn quickack(&self, on: bool) {
-        self.quickack.store(on, Ordering::Relaxed);
-    }
-}
-
-impl std::ops::Deref for Conn {
-    type Target = SendRequest<Body>;
-    fn deref(&self) -> &Self::Target {
-        &self.sender
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.sender
-    }
+    pool: Option<Arc<Mutex<Vec<SendRequest<Body>>>>>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -169,12 +137,11 @@ impl Connector {
 
     /// A ready connection: an idle pooled one, or a new one to `host`
     /// (the virtual-host name or the endpoint's host).
-    pub async fn checkout(&self, host: &str) -> Result<Conn, TransportError> {
+    pub async fn checkout(&self, host: &str) -> Result<SendRequest<Body>, TransportError> {
         if let Some(pool) = &self.pool {
             let mut idle = pool.lock().expect("pool lock");
             while let Some(s) = idle.pop() {
                 if s.is_ready() {
-                    s.quickack(true);
                     return Ok(s);
                 }
             }
@@ -187,7 +154,7 @@ impl Connector {
     /// `send_request` has been read to its end. For streamed responses:
     /// call it right after `send_request` and give the body away; a body
     /// dropped unread closes the connection instead.
-    pub fn checkin_when_ready(&self, mut sender: Conn) {
+    pub fn checkin_when_ready(&self, mut sender: SendRequest<Body>) {
         if let Some(pool) = self.pool.clone() {
             tokio::spawn(async move {
                 if sender.ready().await.is_ok() {
@@ -201,7 +168,7 @@ impl Connector {
     }
 
     /// Returns a connection for reuse once its response has been read.
-    pub fn checkin(&self, sender: Conn) {
+    pub fn checkin(&self, sender: SendRequest<Body>) {
         if let Some(pool) = &self.pool
             && !sender.is_closed()
         {
@@ -212,7 +179,7 @@ impl Connector {
         }
     }
 
-    async fn connect(&self, host: &str) -> Result<Conn, TransportError> {
+    async fn connect(&self, host: &str) -> Result<SendRequest<Body>, TransportError> {
         let port = self.endpoint.port;
         let addrs: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
@@ -234,9 +201,7 @@ impl Connector {
                 }
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
-                    let quickack = Arc::new(AtomicBool::new(true));
-                    let sender = self.handshake(QuickAck::new(stream, quickack.clone()), host).await?;
-                    return Ok(Conn { sender, quickack });
+                    return self.handshake(QuickAck::new(stream), host).await;
                 }
             }
         }
@@ -275,25 +240,24 @@ where
     Ok(sender)
 }
 
-/// A TCP stream that re-arms `TCP_QUICKACK` after every read and write while
-/// its switch is on (the kernel leaves quick-ACK mode again on its own).
-/// Elsewhere than Linux it is a plain stream.
+/// A TCP stream that re-arms `TCP_QUICKACK` after every read and write (the
+/// kernel leaves quick-ACK mode again on its own). Elsewhere than Linux it is
+/// a plain stream.
 #[derive(Debug)]
 pub struct QuickAck {
     inner: TcpStream,
-    on: Arc<AtomicBool>,
 }
 
 impl QuickAck {
-    pub fn new(inner: TcpStream, on: Arc<AtomicBool>) -> Self {
-        let s = Self { inner, on };
+    pub fn new(inner: TcpStream) -> Self {
+        let s = Self { inner };
         s.arm();
         s
     }
 
     fn arm(&self) {
         #[cfg(target_os = "linux")]
-        if self.on.load(Ordering::Relaxed) {
+        {
             let _ = socket2::SockRef::from(&self.inner).set_tcp_quickack(true);
         }
     }
