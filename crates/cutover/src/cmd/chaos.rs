@@ -48,27 +48,8 @@ pub fn run(args: ChaosProxyArgs) -> Result<(), Failure> {
     let _ = writeln!(out, "chaos-proxy: faults {}", serde_json::json!(proxy.faults()));
     let _ = out.flush();
     drop(out);
-    runtime().block_on(stopped());
+    runtime().block_on(crate::cmd::run::shutdown_signal());
     proxy.shutdown();
     println!("chaos-proxy: stopped");
     Ok(())
-}
-
-/// Waits for Ctrl-C or SIGTERM.
-async fn stopped() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

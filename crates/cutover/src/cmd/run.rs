@@ -43,8 +43,9 @@ enum Msg {
 pub fn run(global: &Global, args: RunArgs) -> Result<(), Failure> {
     let config = load::config(global)?;
     runtime().block_on(async move {
-        let _running = start(config, !args.no_gateway).await?;
+        let running = start(config, !args.no_gateway).await?;
         shutdown_signal().await;
+        running.stop_gateway().await;
         println!("cutover run: stopped");
         Ok(())
     })
@@ -55,9 +56,20 @@ pub struct Running {
     pub shared: Arc<Shared>,
     pub api: Option<std::net::SocketAddr>,
     pub gateway: Option<std::net::SocketAddr>,
+    /// Stops the gateway (also when dropped) and its serving task.
+    gateway_stop: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Running {
+    /// Closes the gateway's listener and waits for the requests in
+    /// progress to finish (at most the gateway's drain time).
+    pub async fn stop_gateway(mut self) {
+        if let Some((stop, served)) = self.gateway_stop.take() {
+            drop(stop);
+            let _ = served.await;
+        }
+    }
+
     /// Whether every backend is healthy now.
     pub fn all_healthy(&self) -> bool {
         let c = self.shared.controller.lock().unwrap();
@@ -140,6 +152,7 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
         gateway: gateway.clone(),
     });
     let mut gateway_addr = None;
+    let mut gateway_stop = None;
     if let (Some(gw), Some(gw_cfg)) = (gateway, &config.gateway) {
         let listener = tokio::net::TcpListener::bind(gw_cfg.listen)
             .await
@@ -150,7 +163,13 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
         println!("gateway listening on {scheme}://{addr}");
         let replayer = gw.clone();
         tokio::spawn(async move { replayer.replay_forever().await });
-        tokio::spawn(async move { gw.serve(listener, std::future::pending()).await });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(async move {
+            if let Err(e) = gw.serve(listener, async move { drop(stopped.await) }).await {
+                tracing::error!(error = %e, "the gateway stopped");
+            }
+        });
+        gateway_stop = Some((stop, served));
     }
     tokio::spawn(orchestrate(shared.clone(), runbooks, queue));
     let mut api_addr = None;
@@ -179,7 +198,7 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
     tokio::spawn(replication_loop(shared.clone()));
     tokio::spawn(control_loop(shared.clone(), rx, config.detect.slow_after));
     tokio::spawn(crate::cmd::drill::scheduled(shared.clone(), config.drills.clone()));
-    Ok(Running { shared, api: api_addr, gateway: gateway_addr })
+    Ok(Running { shared, api: api_addr, gateway: gateway_addr, gateway_stop })
 }
 
 /// The control loop: probe results, re-checks and time in; events out.
@@ -224,7 +243,8 @@ async fn control_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>,
     }
 }
 
-async fn shutdown_signal() {
+/// Waits for Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
