@@ -262,3 +262,50 @@ fn switching_active_backend_in_the_state_file_moves_new_writes_and_resync_brings
     gw.sql("UPDATE kv SET value = 'primary' WHERE key = 'active_backend'");
     eventually("writes move back", || gw.py(&["put", "later", "3"])["backend"] == "primary");
 }
+
+#[test]
+fn sigterm_lets_an_upload_in_progress_finish_then_the_gateway_exits_0() {
+    use std::io::{Read, Write};
+    let (a, _b, backends) = two_garages();
+    let mut gw = Gw::start(&backends, "active-passive", None);
+    let host = gw.endpoint.trim_start_matches("http://").to_string();
+    let date = cutover_s3::sigv4::AmzDate::now();
+    let query = cutover_s3::sigv4::presign_query(
+        "PUT",
+        &host,
+        "/app/at-sigterm",
+        KEY,
+        SECRET,
+        None,
+        "us-east-1",
+        &date,
+        Duration::from_secs(600),
+    );
+    // The body is text so that s3ops.py can read it back.
+    let body: String = (0..20_000u32).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let mut conn = std::net::TcpStream::connect(&host).unwrap();
+    let head =
+        format!("PUT /app/at-sigterm?{query} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\n\r\n", body.len());
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(&body.as_bytes()[..10_000]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let pid = gw.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    eventually("the listener closes", || std::net::TcpStream::connect(&host).is_err());
+    assert!(gw.child.try_wait().unwrap().is_none(), "the gateway exited with an upload in progress: {}", gw.log());
+
+    conn.write_all(&body.as_bytes()[10_000..]).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}\n{}", gw.log());
+    let mut status = None;
+    eventually("the gateway exits", || {
+        status = gw.child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(status.unwrap().success(), "exit status {status:?}: {}", gw.log());
+    let stored = direct(&a, &["get", "at-sigterm"]);
+    assert_eq!(stored["status"], 200, "{stored}");
+    assert_eq!(stored["body"].as_str(), Some(body.as_str()), "the upload was not stored whole");
+}
