@@ -30,7 +30,6 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use cutover_s3::sigv4::{self, EMPTY_SHA256};
-use hmac::{Hmac, KeyInit, Mac};
 use http::{HeaderMap, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -139,16 +138,10 @@ fn announced_trailer(headers: &HeaderMap) -> Result<Option<Algorithm>, Refusal> 
     }
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any size");
-    mac.update(data);
-    mac.finalize().into_bytes().to_vec()
-}
-
 /// Continues the signature chain of a signed streaming upload.
 #[derive(Debug)]
 pub struct ChunkSigner {
-    key: Vec<u8>,
+    key: [u8; 32],
     datetime: String,
     scope: String,
     prev: String,
@@ -156,7 +149,7 @@ pub struct ChunkSigner {
 
 impl ChunkSigner {
     pub fn new(seed: &Seed) -> Self {
-        let key = crate::sign::derive_key(seed.secret.expose(), &seed.date.date, &seed.region, "s3").to_vec();
+        let key = sigv4::signing_key(seed.secret.expose(), &seed.date.date, &seed.region, "s3");
         Self {
             key,
             datetime: seed.date.datetime.clone(),
@@ -166,7 +159,7 @@ impl ChunkSigner {
     }
 
     fn advance(&mut self, sts: &str, claimed: &str) -> bool {
-        let sig = hex::encode(hmac(&self.key, sts.as_bytes()));
+        let sig = hex::encode(sigv4::hmac(&self.key, sts.as_bytes()));
         let ok = sigv4::signatures_equal(&sig, claimed);
         self.prev = sig;
         ok

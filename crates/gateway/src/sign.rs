@@ -10,53 +10,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
-
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any size");
-    mac.update(data);
-    mac.finalize().into_bytes().into()
-}
-
-/// Appends the lowercase hex of `bytes` to `out`.
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 15)] as char);
-    }
-}
-
-/// The SigV4 signing key: HMAC chain of `AWS4{secret}`, date, region,
-/// service and `aws4_request`.
-pub fn derive_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
-    let mut k = Vec::with_capacity(4 + secret.len());
-    k.extend_from_slice(b"AWS4");
-    k.extend_from_slice(secret.as_bytes());
-    let k_date = hmac(&k, date.as_bytes());
-    let k_region = hmac(&k_date, region.as_bytes());
-    let k_service = hmac(&k_region, service.as_bytes());
-    hmac(&k_service, b"aws4_request")
-}
-
-/// The signature of a canonical request text with an already derived key
-/// and its credential scope (`sigv4::scope` of the same date, region and
-/// service).
-pub fn signature_with_key(key: &[u8; 32], date: &AmzDate, scope: &str, canonical: &str) -> String {
-    let hash = Sha256::digest(canonical.as_bytes());
-    let mut sts = String::with_capacity(18 + date.datetime.len() + scope.len() + 66);
-    sts.push_str("AWS4-HMAC-SHA256\n");
-    sts.push_str(&date.datetime);
-    sts.push('\n');
-    sts.push_str(scope);
-    sts.push('\n');
-    push_hex(&mut sts, &hash);
-    let mut sig = String::with_capacity(64);
-    push_hex(&mut sig, &hmac(key, sts.as_bytes()));
-    sig
-}
+use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest, signature_with_key};
 
 /// `AmzDate::now()`, formatted once per second.
 pub fn amz_now() -> AmzDate {
@@ -108,7 +62,7 @@ impl KeyCache {
                     date: date.to_string(),
                     region: region.to_string(),
                     service,
-                    key: derive_key(secret, date, region, service),
+                    key: sigv4::signing_key(secret, date, region, service),
                     scope: sigv4::scope(date, region, service),
                 };
                 let out = (c.key, c.scope.clone());
@@ -145,16 +99,7 @@ pub fn authorization(
     let (canonical, signed) = req.render();
     let (key, scope) = keys.get(secret, &date.date, region, "s3");
     let sig = signature_with_key(&key, date, &scope, &canonical);
-    let mut out = String::with_capacity(64 + access_key_id.len() + scope.len() + signed.len() + sig.len());
-    out.push_str("AWS4-HMAC-SHA256 Credential=");
-    out.push_str(access_key_id);
-    out.push('/');
-    out.push_str(&scope);
-    out.push_str(", SignedHeaders=");
-    out.push_str(&signed);
-    out.push_str(", Signature=");
-    out.push_str(&sig);
-    out
+    sigv4::authorization_value(access_key_id, &scope, &signed, &sig)
 }
 
 #[cfg(test)]
@@ -200,7 +145,7 @@ mod tests {
             );
         }
         assert_eq!(
-            derive_key(secret, "20130524", "us-east-1", "s3"),
+            sigv4::signing_key(secret, "20130524", "us-east-1", "s3"),
             KeyCache::default().get(secret, "20130524", "us-east-1", "s3").0
         );
     }

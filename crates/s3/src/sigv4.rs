@@ -21,10 +21,20 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+/// HMAC-SHA256 of `data` under `key`.
+pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any size");
     mac.update(data);
-    mac.finalize().into_bytes().to_vec()
+    mac.finalize().into_bytes().into()
+}
+
+/// Appends the lowercase hex of `bytes` to `out`.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
 }
 
 /// Percent-encodes per SigV4: unreserved characters stay, everything else is
@@ -179,19 +189,39 @@ pub fn scope(date: &str, region: &str, service: &str) -> String {
     format!("{date}/{region}/{service}/aws4_request")
 }
 
-/// The SigV4 signature of a canonical request text.
-pub fn signature(secret: &str, date: &AmzDate, region: &str, service: &str, canonical: &str) -> String {
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{}\n{}\n{}",
-        date.datetime,
-        scope(&date.date, region, service),
-        sha256_hex(canonical.as_bytes())
-    );
-    let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.date.as_bytes());
+/// The SigV4 signing key: the HMAC chain of `AWS4{secret}`, date, region,
+/// service and `aws4_request`. It depends on nothing else, so callers that
+/// sign often may keep it for the day (the gateway does).
+pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+    let mut k = Vec::with_capacity(4 + secret.len());
+    k.extend_from_slice(b"AWS4");
+    k.extend_from_slice(secret.as_bytes());
+    let k_date = hmac(&k, date.as_bytes());
     let k_region = hmac(&k_date, region.as_bytes());
     let k_service = hmac(&k_region, service.as_bytes());
-    let k_signing = hmac(&k_service, b"aws4_request");
-    hex::encode(hmac(&k_signing, string_to_sign.as_bytes()))
+    hmac(&k_service, b"aws4_request")
+}
+
+/// The signature of a canonical request text with an already derived key
+/// and its credential scope (`scope` of the same date, region and service).
+pub fn signature_with_key(key: &[u8; 32], date: &AmzDate, scope: &str, canonical: &str) -> String {
+    let hash = Sha256::digest(canonical.as_bytes());
+    let mut sts = String::with_capacity(18 + date.datetime.len() + scope.len() + 66);
+    sts.push_str("AWS4-HMAC-SHA256\n");
+    sts.push_str(&date.datetime);
+    sts.push('\n');
+    sts.push_str(scope);
+    sts.push('\n');
+    push_hex(&mut sts, &hash);
+    let mut sig = String::with_capacity(64);
+    push_hex(&mut sig, &hmac(key, sts.as_bytes()));
+    sig
+}
+
+/// The SigV4 signature of a canonical request text.
+pub fn signature(secret: &str, date: &AmzDate, region: &str, service: &str, canonical: &str) -> String {
+    let key = signing_key(secret, &date.date, region, service);
+    signature_with_key(&key, date, &scope(&date.date, region, service), canonical)
 }
 
 /// Constant-time comparison of two signatures (hex strings).
@@ -210,11 +240,24 @@ pub fn authorization(
     req: &CanonicalRequest<'_>,
 ) -> String {
     let (canonical, signed) = req.render();
-    let sig = signature(secret, date, region, "s3", &canonical);
-    format!(
-        "AWS4-HMAC-SHA256 Credential={access_key_id}/{}, SignedHeaders={signed}, Signature={sig}",
-        scope(&date.date, region, "s3")
-    )
+    let scope = scope(&date.date, region, "s3");
+    let sig = signature_with_key(&signing_key(secret, &date.date, region, "s3"), date, &scope, &canonical);
+    authorization_value(access_key_id, &scope, &signed, &sig)
+}
+
+/// The `Authorization` header value from its parts.
+pub fn authorization_value(access_key_id: &str, scope: &str, signed_headers: &str, signature: &str) -> String {
+    let mut out =
+        String::with_capacity(64 + access_key_id.len() + scope.len() + signed_headers.len() + signature.len());
+    out.push_str("AWS4-HMAC-SHA256 Credential=");
+    out.push_str(access_key_id);
+    out.push('/');
+    out.push_str(scope);
+    out.push_str(", SignedHeaders=");
+    out.push_str(signed_headers);
+    out.push_str(", Signature=");
+    out.push_str(signature);
+    out
 }
 
 /// Builds the query string of a presigned URL (the part after `?`), signing
