@@ -91,6 +91,11 @@ pub enum AuthError {
     /// The presigned URL has expired.
     #[error("request has expired")]
     Expired,
+    /// An `x-amz-*` header (named here) that the signature does not cover:
+    /// the gateway would otherwise sign it upstream on the client's behalf
+    /// (a presigned PUT turned into a copy, an ACL or object lock added).
+    #[error("There were headers present in the request which were not signed")]
+    HeadersNotSigned(String),
 }
 
 impl AuthError {
@@ -109,6 +114,7 @@ impl AuthError {
             AuthError::Malformed(_) => "AuthorizationHeaderMalformed",
             AuthError::Skewed => "RequestTimeTooSkewed",
             AuthError::Expired => "AccessDenied",
+            AuthError::HeadersNotSigned(_) => "AccessDenied",
         }
     }
 }
@@ -185,27 +191,56 @@ fn parse_credential(c: &str) -> Result<Credential<'_>, AuthError> {
     }
 }
 
+/// The signed headers as the canonical request lists them: one pair per
+/// name, repeated values joined with `,` in the order they were sent.
 fn signed_header_values(headers: &HeaderMap, signed: &str) -> Result<Vec<(String, String)>, AuthError> {
-    let mut out = Vec::new();
+    let mut out: Vec<(String, String)> = Vec::new();
     for name in signed.split(';') {
         if name.is_empty() {
             continue;
         }
-        let values = headers.get_all(name);
-        let mut any = false;
-        for v in values {
-            any = true;
-            let v = v.to_str().map_err(|_| AuthError::Malformed(format!("header {name} is not ASCII")))?;
-            out.push((name.to_string(), v.trim().to_string()));
+        let name = name.to_ascii_lowercase();
+        if out.iter().any(|(k, _)| *k == name) {
+            continue;
         }
-        if !any {
+        let mut joined: Option<String> = None;
+        for v in headers.get_all(name.as_str()) {
+            let v = v.to_str().map_err(|_| AuthError::Malformed(format!("header {name} is not ASCII")))?.trim();
+            match &mut joined {
+                None => joined = Some(v.to_string()),
+                Some(j) => {
+                    j.push(',');
+                    j.push_str(v);
+                }
+            }
+        }
+        let Some(joined) = joined else {
             return Err(AuthError::Malformed(format!("signed header {name} is missing")));
-        }
+        };
+        out.push((name, joined));
     }
     if !out.iter().any(|(k, _)| k == "host") {
         return Err(AuthError::Malformed("host must be signed".into()));
     }
     Ok(out)
+}
+
+/// `x-amz-*` headers that need not be in SignedHeaders: the signature
+/// covers them another way (the date is in the string to sign, the payload
+/// hash is the canonical request's last line) and the gateway never forwards
+/// them (it sets its own upstream). Everything else `x-amz-*` must be signed,
+/// as S3 requires: the gateway signs what it forwards with the backend's key.
+const SIGNED_OTHERWISE: [&str; 2] = ["x-amz-date", "x-amz-content-sha256"];
+
+/// Refuses a request carrying an `x-amz-*` header that is not signed.
+fn all_amz_headers_signed(headers: &HeaderMap, signed: &[(String, String)]) -> Result<(), AuthError> {
+    for name in headers.keys() {
+        let n = name.as_str();
+        if n.starts_with("x-amz-") && !SIGNED_OTHERWISE.contains(&n) && !signed.iter().any(|(k, _)| k == n) {
+            return Err(AuthError::HeadersNotSigned(n.to_string()));
+        }
+    }
+    Ok(())
 }
 
 fn header_verify_date(date_text: &str, scope_date: &str) -> Result<AmzDate, AuthError> {
@@ -284,6 +319,7 @@ fn verify_header(
     if !sigv4::signatures_equal(&expected, sig) {
         return Err(AuthError::Mismatch);
     }
+    all_amz_headers_signed(headers, &signed_headers)?;
     let seed = matches!(payload, Payload::StreamingSigned { .. }).then(|| Seed {
         signature: expected,
         date,
@@ -342,6 +378,7 @@ fn verify_presigned(
     if !sigv4::signatures_equal(&expected, sig) {
         return Err(AuthError::Mismatch);
     }
+    all_amz_headers_signed(headers, &signed_headers)?;
     Ok(Verified { access_key_id: cred.key_id.to_string(), payload: Payload::Unsigned, seed: None })
 }
 

@@ -1,6 +1,6 @@
 use std::time::{Duration, UNIX_EPOCH};
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 
 use super::*;
 
@@ -83,4 +83,109 @@ fn decodes_queries_as_sigv4_does() {
         [("a".into(), "b/c".into()), ("uploads".into(), String::new()), ("x".into(), "1+2".into())]
     );
     assert_eq!(percent_decode("%E2%9C%93%zz"), "✓%zz");
+}
+
+fn presigned_put() -> (Vec<(String, String)>, HeaderMap) {
+    let date = AmzDate::from_system_time(doc_time());
+    let q = sigv4::presign_query(
+        "PUT",
+        "examplebucket.s3.amazonaws.com",
+        "/app/k",
+        "AKIAIOSFODNN7EXAMPLE",
+        SECRET,
+        None,
+        "us-east-1",
+        &date,
+        Duration::from_secs(3600),
+    );
+    let mut h = HeaderMap::new();
+    h.insert("host", HeaderValue::from_static("examplebucket.s3.amazonaws.com"));
+    (parse_query(&q), h)
+}
+
+#[test]
+fn an_unsigned_x_amz_copy_source_on_a_presigned_put_is_refused() {
+    let (query, h) = presigned_put();
+    let now = doc_time() + Duration::from_secs(60);
+    verify(&keys(), "PUT", "/app/k", &query, &h, now).unwrap();
+    for (name, value) in [
+        ("x-amz-copy-source", "/app/private/x"),
+        ("x-amz-acl", "public-read"),
+        ("x-amz-object-lock-mode", "COMPLIANCE"),
+        ("x-amz-tagging", "a=b"),
+        ("x-amz-meta-k", "v"),
+        ("x-amz-security-token", "t"),
+        ("x-amz-decoded-content-length", "3"),
+    ] {
+        let mut h = h.clone();
+        h.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+        let e = verify(&keys(), "PUT", "/app/k", &query, &h, now).unwrap_err();
+        assert_eq!(e, AuthError::HeadersNotSigned(name.to_string()), "{name}");
+        assert_eq!((e.status(), e.code()), (StatusCode::FORBIDDEN, "AccessDenied"));
+        assert_eq!(e.to_string(), "There were headers present in the request which were not signed");
+    }
+    // Covered by the signature otherwise (and never forwarded): accepted.
+    let mut h = h.clone();
+    h.insert("x-amz-content-sha256", HeaderValue::from_static(UNSIGNED_PAYLOAD));
+    h.insert("x-amz-date", HeaderValue::from_static("20130524T000000Z"));
+    verify(&keys(), "PUT", "/app/k", &query, &h, now).unwrap();
+}
+
+/// A header-signed request over `signed` (name, value) pairs, the headers
+/// sent as `sent` (in that order).
+fn header_signed(signed: &[(&str, &str)], sent: &[(&str, &str)]) -> HeaderMap {
+    let date = AmzDate::from_system_time(doc_time());
+    let mut pairs: Vec<(String, String)> = vec![
+        ("host".into(), "examplebucket.s3.amazonaws.com".into()),
+        ("x-amz-content-sha256".into(), UNSIGNED_PAYLOAD.into()),
+        ("x-amz-date".into(), date.datetime.clone()),
+    ];
+    pairs.extend(signed.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let req = CanonicalRequest {
+        method: "PUT",
+        encoded_path: "/app/k",
+        query: &[],
+        headers: &pairs,
+        payload_hash: UNSIGNED_PAYLOAD,
+    };
+    let auth = sigv4::authorization("AKIAIOSFODNN7EXAMPLE", SECRET, "us-east-1", &date, &req);
+    let mut h = HeaderMap::new();
+    for (k, v) in &pairs[..3] {
+        h.insert(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+    }
+    for (k, v) in sent {
+        h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+    }
+    h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
+    h
+}
+
+#[test]
+fn an_unsigned_x_amz_header_on_a_header_signed_request_is_refused() {
+    let acl = [("x-amz-acl", "private")];
+    verify(&keys(), "PUT", "/app/k", &[], &header_signed(&acl, &acl), doc_time()).unwrap();
+    let h = header_signed(&[], &[("x-amz-copy-source", "/app/private/x")]);
+    let e = verify(&keys(), "PUT", "/app/k", &[], &h, doc_time()).unwrap_err();
+    assert_eq!(e, AuthError::HeadersNotSigned("x-amz-copy-source".into()));
+    // Headers other than x-amz-* may stay unsigned, as with S3.
+    verify(&keys(), "PUT", "/app/k", &[], &header_signed(&[], &[("content-type", "text/plain")]), doc_time()).unwrap();
+}
+
+#[test]
+fn repeated_signed_header_values_are_joined_in_the_order_sent() {
+    let mut h = HeaderMap::new();
+    h.insert("host", HeaderValue::from_static("h"));
+    h.append("x-amz-meta-k", HeaderValue::from_static(" z "));
+    h.append("x-amz-meta-k", HeaderValue::from_static("a"));
+    h.append("x-amz-meta-k", HeaderValue::from_static("m"));
+    assert_eq!(
+        signed_header_values(&h, "host;X-Amz-Meta-K").unwrap(),
+        [("host".to_string(), "h".to_string()), ("x-amz-meta-k".to_string(), "z,a,m".to_string())]
+    );
+    // The client signs the values in the order it sends them.
+    let signed = [("x-amz-meta-k", "z,a")];
+    let in_order = header_signed(&signed, &[("x-amz-meta-k", "z"), ("x-amz-meta-k", "a")]);
+    verify(&keys(), "PUT", "/app/k", &[], &in_order, doc_time()).unwrap();
+    let reordered = header_signed(&signed, &[("x-amz-meta-k", "a"), ("x-amz-meta-k", "z")]);
+    assert_eq!(verify(&keys(), "PUT", "/app/k", &[], &reordered, doc_time()).unwrap_err(), AuthError::Mismatch);
 }

@@ -363,10 +363,22 @@ impl Inner {
         // checksum goes on with it.
         let body_fault = Fault::default();
         let counter = self.metrics.bytes_in.clone();
+        // A body without Content-Length (HTTP chunked) that is not
+        // aws-chunked (whose decoded length is declared): the gateway
+        // cannot forward it with a length, and must never send it as empty.
+        let unknown_len = len.is_none() && http_body::Body::size_hint(&body).exact() != Some(0);
         let fwd = match crate::chunked::client_body(body, &verified, &parts.headers, len, counter, &body_fault) {
             Ok(b) => b,
             Err(r) => return s3xml::error(r.status, r.code, &r.message, &resource),
         };
+        if unknown_len && fwd.len.is_none() {
+            return s3xml::error(
+                StatusCode::LENGTH_REQUIRED,
+                "MissingContentLength",
+                "You must provide the Content-Length HTTP header.",
+                &resource,
+            );
+        }
         let (body, len, payload) = (fwd.body, fwd.len, fwd.payload);
         // An empty aws-chunked upload sent upstream as a plain body has
         // Content-Length 0, which hyper sends without polling the body: its

@@ -155,7 +155,16 @@ impl Upstream {
             if (n.starts_with("x-amz-") || n == "content-type" || n == "content-md5")
                 && let Ok(s) = v.to_str()
             {
-                signed.push((n.to_string(), s.to_string()));
+                // Repeated values joined in the order they are sent, as
+                // the backend reads them (not sorted by value).
+                let s = s.trim();
+                match signed.iter_mut().find(|(k, _)| k == n) {
+                    Some((_, joined)) => {
+                        joined.push(',');
+                        joined.push_str(s);
+                    }
+                    None => signed.push((n.to_string(), s.to_string())),
+                }
             }
             headers.append(k.clone(), v.clone());
         }
@@ -186,6 +195,10 @@ impl Upstream {
         headers.insert(header::AUTHORIZATION, value("authorization", &auth)?);
         if let Some(n) = req.content_length {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        } else if body.size_hint().exact() != Some(0) {
+            // Never `Content-Length: 0` for a body that has bytes: the
+            // backend would store an empty object and answer 200.
+            return Err(invalid("content-length", &"a body of unknown length is never sent upstream"));
         } else if matches!(req.method, Method::PUT | Method::POST) {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
@@ -374,6 +387,39 @@ mod tests {
                 "x-amz-trailer",
             ];
             assert_eq!(header(&r, "authorization"), expected_authorization(&r, &names));
+        }
+    }
+
+    #[test]
+    fn repeated_forwarded_headers_are_signed_in_the_order_they_are_sent() {
+        let up = upstream();
+        let mut put = UpRequest::new(Method::PUT, Some("k"));
+        put.content_length = Some(1);
+        put.headers = vec![
+            (HeaderName::from_static("x-amz-meta-k"), HeaderValue::from_static("z")),
+            (HeaderName::from_static("x-amz-meta-k"), HeaderValue::from_static("a")),
+        ];
+        let (r, _) = up.build(&put, full("x")).unwrap();
+        let sent: Vec<&str> = r.headers().get_all("x-amz-meta-k").iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(sent, ["z", "a"]);
+        // The backend joins them in that order (as the gateway's own verifier does).
+        let keys = crate::auth::ClientKeys::new([("GKTEST".to_string(), Secret::new("backend-secret".to_string()))]);
+        let query: Vec<(String, String)> = r.uri().query().map(crate::auth::parse_query).unwrap_or_default();
+        crate::auth::verify(&keys, "PUT", r.uri().path(), &query, r.headers(), std::time::SystemTime::now())
+            .expect("the backend accepts the signature");
+    }
+
+    #[test]
+    fn a_body_of_unknown_length_is_never_sent_as_empty() {
+        let up = upstream();
+        for method in [Method::PUT, Method::POST] {
+            let (tx, body) = crate::body::channel(1, None);
+            drop(tx);
+            let req = UpRequest::new(method.clone(), Some("k"));
+            assert!(up.build(&req, body).is_err(), "{method}");
+            // No body at all: Content-Length 0 as before.
+            let (r, _) = up.build(&req, empty()).unwrap();
+            assert_eq!(header(&r, "content-length"), "0");
         }
     }
 }

@@ -192,3 +192,88 @@ fn presign(port: u16, method: &str, path: &str) -> String {
     );
     format!("{path}?{q}")
 }
+
+/// `curl -T -` and friends: HTTP chunked, no Content-Length, a payload that
+/// is not aws-chunked (presigned, `UNSIGNED-PAYLOAD`, a signed hash), on a
+/// PUT or an UploadPart. Refused with 411; the backend never sees it (it
+/// would have been sent with `Content-Length: 0` and stored empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_put_without_content_length_is_never_acknowledged_empty() {
+    let (backend, log) = fake_backend().await;
+    let gw = gateway(backend).await;
+    let port = gw.port;
+    let wire = b"3\r\nabc\r\n0\r\n\r\n";
+    let chunked = |head: String| head.replace("content-length: 3\r\n", "transfer-encoding: chunked\r\n");
+    let presigned = chunked(format!(
+        "PUT {} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-length: 3\r\nconnection: close\r\n\r\n",
+        presign(port, "PUT", "/app/k")
+    ));
+    let unsigned = chunked(signed_head(port, "PUT", "/app/k", UNSIGNED_PAYLOAD, 3));
+    let hashed = chunked(signed_head(port, "PUT", "/app/k", &sigv4::sha256_hex(b"abc"), 3));
+    let part = chunked(signed_part_head(port));
+    for (what, head) in [("presigned", presigned), ("unsigned", unsigned), ("hashed", hashed), ("part", part)] {
+        assert!(head.contains("transfer-encoding: chunked\r\n") && !head.contains("content-length"), "{what}");
+        let a = common::send(port, &head, wire).await;
+        assert_eq!((a.status, a.code().as_deref()), (411, Some("MissingContentLength")), "{what}");
+        assert!(String::from_utf8_lossy(&a.body).contains("You must provide the Content-Length HTTP header."));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(log.lock().unwrap().is_empty(), "the backend got a request");
+
+    // With a Content-Length, the same presigned PUT goes through whole.
+    let head = format!(
+        "PUT {} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-length: 3\r\nconnection: close\r\n\r\n",
+        presign(port, "PUT", "/app/k")
+    );
+    assert_eq!(send(port, &head, b"abc").await, 200);
+    assert_eq!(log.lock().unwrap().pop().unwrap().body.as_deref(), Some(b"abc".as_slice()));
+}
+
+/// A presigned PUT is signed over `host` only: an `x-amz-*` header added to
+/// it (a copy source, an ACL) is refused, never signed upstream by the
+/// gateway on the client's behalf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_x_amz_copy_source_on_a_presigned_put_is_refused() {
+    let (backend, log) = fake_backend().await;
+    let gw = gateway(backend).await;
+    let port = gw.port;
+    for extra in ["x-amz-copy-source: /app/private/x", "x-amz-acl: public-read", "x-amz-tagging: a=b"] {
+        let head = format!(
+            "PUT {} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n{extra}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            presign(port, "PUT", "/app/k")
+        );
+        let a = common::send(port, &head, b"").await;
+        assert_eq!((a.status, a.code().as_deref()), (403, Some("AccessDenied")), "{extra}");
+        assert!(
+            String::from_utf8_lossy(&a.body)
+                .contains("There were headers present in the request which were not signed")
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(log.lock().unwrap().is_empty(), "the backend got a request");
+}
+
+/// A header-signed UploadPart (`UNSIGNED-PAYLOAD`) head with a Content-Length of 3.
+fn signed_part_head(port: u16) -> String {
+    let host = format!("127.0.0.1:{port}");
+    let date = AmzDate::now();
+    let headers = vec![
+        ("host".to_string(), host.clone()),
+        ("x-amz-content-sha256".to_string(), UNSIGNED_PAYLOAD.to_string()),
+        ("x-amz-date".to_string(), date.datetime.clone()),
+    ];
+    let query = [("partNumber".to_string(), "1".to_string()), ("uploadId".to_string(), "u1".to_string())];
+    let req = CanonicalRequest {
+        method: "PUT",
+        encoded_path: "/app/k",
+        query: &query,
+        headers: &headers,
+        payload_hash: UNSIGNED_PAYLOAD,
+    };
+    let auth = sigv4::authorization(CLIENT_KEY, CLIENT_SECRET, "us-east-1", &date, &req);
+    format!(
+        "PUT /app/k?partNumber=1&uploadId=u1 HTTP/1.1\r\nhost: {host}\r\nx-amz-content-sha256: {UNSIGNED_PAYLOAD}\r\n\
+         x-amz-date: {}\r\nauthorization: {auth}\r\ncontent-length: 3\r\nconnection: close\r\n\r\n",
+        date.datetime
+    )
+}
