@@ -540,13 +540,27 @@ impl Inner {
         for k in drop {
             parts.headers.remove(k);
         }
-        let read_whole = (ctx.op.names_bucket() && parts.status.is_success())
+        // A copy's answer is read whole too: S3 may answer 200 and report
+        // the copy's failure in an error document.
+        let copy = matches!(ctx.op, S3Op::CopyObject | S3Op::UploadPartCopy);
+        let read_whole = ((ctx.op.names_bucket() || copy) && parts.status.is_success())
             || (!parts.status.is_success() && ctx.method != Method::HEAD);
         let (body, small) = if read_whole {
             match collect_limited(incoming, SMALL_BODY_LIMIT).await {
                 Ok(b) => {
                     let b =
                         if ctx.op.names_bucket() { s3xml::rename_bucket(&b, &up.bucket, &ctx.bucket.name) } else { b };
+                    // "200 with an error document" is a failure: never a 200 to the client.
+                    if parts.status.is_success()
+                        && let Some(code) = s3xml::error_code(&b)
+                    {
+                        tracing::warn!(backend = %up.name, op = ctx.op.name(), %code, "the backend answered 200 with an error document");
+                        parts.status = if code == "SlowDown" {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        } else {
+                            StatusCode::INTERNAL_SERVER_ERROR
+                        };
+                    }
                     parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(b.len()));
                     (full(b.clone()), Some(b))
                 }
@@ -774,9 +788,10 @@ impl Inner {
         };
         let b_ok = match rb {
             Ok(r) => {
-                let ok = r.status().is_success();
                 let (parts, b) = r.into_parts();
                 let text = collect_limited(b, SMALL_BODY_LIMIT).await.ok();
+                // A 200 with an error document (a failed copy) is a failure too.
+                let ok = succeeded(parts.status, text.as_ref());
                 if !ok {
                     tracing::warn!(backend = %other.name, status = parts.status.as_u16(), code = ?text.as_deref().and_then(s3xml::error_code), "dual-write: the other backend refused the write");
                 }
