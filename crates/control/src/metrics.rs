@@ -27,6 +27,9 @@ pub const SIGNAL_UP: &str = "cutover_signal_up";
 pub const SIGNAL_VALUE: &str = "cutover_signal_value";
 /// 1 when a signal is firing, 0 when not, NaN while unavailable.
 pub const SIGNAL_FIRING: &str = "cutover_signal_firing";
+/// Connections a listener closed at once because it was at its cap
+/// (label `listener`).
+pub const CONNECTIONS_REFUSED: &str = "cutover_connections_refused_total";
 
 const BUCKETS: [f64; 15] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 

@@ -1,8 +1,11 @@
 //! The HTTP API: `/healthz`, `/v1/status`, `/v1/incidents[/{id}]`,
 //! `POST /v1/incidents/{id}/approve|reject` (approver), `POST /v1/failover`
 //! (admin), `POST /v1/evidence` (agents), `/metrics`. Bearer tokens are configured as
-//! SHA-256 hashes with roles; a missing or wrong token on a mutating endpoint
-//! gets 401 or 403 and the attempt is audited.
+//! SHA-256 hashes with roles; every `GET /v1/*` needs a token of any role
+//! (`/metrics` too with `api.metrics_require_token`), a missing or wrong token
+//! gets 401, a token without the role 403, and the attempt is audited. An
+//! agent token posts evidence for its own vantage only. Every body is a typed
+//! struct checked field by field before the controller sees it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -23,9 +26,36 @@ use crate::cmd::run::{Shared, report_event};
 
 type Resp = Response<Full<Bytes>>;
 
+/// Concurrent API connections; more are closed at once and counted.
+const MAX_CONNECTIONS: usize = 256;
+/// A client has this long to send a request's headers (and an idle
+/// keep-alive connection is closed after it).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A whole request body must arrive within this.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = Duration::from_millis(5);
     loop {
-        let Ok((socket, _)) = listener.accept().await else { continue };
+        let socket = match listener.accept().await {
+            Ok((socket, _)) => {
+                backoff = Duration::from_millis(5);
+                socket
+            }
+            // Out of file descriptors and the like: do not spin.
+            Err(e) => {
+                tracing::warn!(error = %e, "API: accept failed; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            shared.metrics.lock().unwrap().inc(metrics::CONNECTIONS_REFUSED, vec![("listener", "api".into())]);
+            drop(socket);
+            continue;
+        };
         let _ = socket.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -33,7 +63,12 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
                 let shared = shared.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(req, &shared).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(socket), svc).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(socket), svc)
+                .await;
+            drop(slot);
         });
     }
 }
@@ -54,7 +89,7 @@ fn error(status: StatusCode, msg: &str) -> Resp {
 enum Caller {
     Anonymous,
     Unknown,
-    Token { name: String, role: TokenRole },
+    Token { name: String, role: TokenRole, vantage: Option<String> },
 }
 
 fn caller(req: &Request<Incoming>, shared: &Shared) -> Caller {
@@ -63,35 +98,110 @@ fn caller(req: &Request<Incoming>, shared: &Shared) -> Caller {
     let digest = hex::encode(Sha256::digest(token.trim().as_bytes()));
     let tokens = shared.config.api.as_ref().map(|a| a.tokens.as_slice()).unwrap_or(&[]);
     match tokens.iter().find(|t| cutover_s3::sigv4::signatures_equal(&t.sha256, &digest)) {
-        Some(t) => Caller::Token { name: t.name.clone(), role: t.role },
+        Some(t) => Caller::Token { name: t.name.clone(), role: t.role, vantage: t.vantage.clone() },
         None => Caller::Unknown,
     }
 }
 
-/// Checks the caller against the roles allowed; audits refusals.
-fn authorize(req: &Request<Incoming>, shared: &Shared, allowed: &[TokenRole]) -> Result<String, Box<Resp>> {
-    let path = req.uri().path().to_string();
-    let refuse = |status: StatusCode, actor: &str, why: &str| {
-        let c = shared.controller.lock().unwrap();
-        let _ = c.store().audit(
-            SystemTime::now(),
-            actor,
-            "api.denied",
-            &json!({"path": path, "method": req.method().as_str(), "why": why}),
-        );
-        Box::new(error(status, why))
-    };
-    match caller(req, shared) {
-        Caller::Anonymous => Err(refuse(StatusCode::UNAUTHORIZED, "anonymous", "a bearer token is required")),
-        Caller::Unknown => Err(refuse(StatusCode::UNAUTHORIZED, "unknown-token", "unknown bearer token")),
-        Caller::Token { name, role } if allowed.contains(&role) => Ok(name),
-        Caller::Token { name, .. } => Err(refuse(StatusCode::FORBIDDEN, &name, "this token's role may not do that")),
+/// A caller allowed in.
+struct Authorized {
+    name: String,
+    role: TokenRole,
+    /// An agent token's vantage.
+    vantage: Option<String>,
+}
+
+/// Records a refused request in the audit log and answers it.
+fn refuse(req: &Request<Incoming>, shared: &Shared, status: StatusCode, actor: &str, why: &str) -> Box<Resp> {
+    let detail = json!({"path": req.uri().path(), "method": req.method().as_str(), "why": why});
+    let c = shared.controller.lock().unwrap();
+    if let Err(e) = c.store().audit(SystemTime::now(), actor, "api.denied", &detail) {
+        tracing::error!(error = %e, "API: could not audit a refused request");
     }
+    Box::new(error(status, why))
+}
+
+/// Checks the caller against the roles allowed; audits refusals.
+fn authorize(req: &Request<Incoming>, shared: &Shared, allowed: &[TokenRole]) -> Result<Authorized, Box<Resp>> {
+    match caller(req, shared) {
+        Caller::Anonymous => {
+            Err(refuse(req, shared, StatusCode::UNAUTHORIZED, "anonymous", "a bearer token is required"))
+        }
+        Caller::Unknown => Err(refuse(req, shared, StatusCode::UNAUTHORIZED, "unknown-token", "unknown bearer token")),
+        Caller::Token { name, role, vantage } if allowed.contains(&role) => Ok(Authorized { name, role, vantage }),
+        Caller::Token { name, .. } => {
+            let needed: Vec<&str> = allowed.iter().map(|r| role_name(*r)).collect();
+            let why = format!("this token's role may not do that (needs {})", needed.join(" or "));
+            Err(refuse(req, shared, StatusCode::FORBIDDEN, &name, &why))
+        }
+    }
+}
+
+fn role_name(r: TokenRole) -> &'static str {
+    match r {
+        TokenRole::Viewer => "viewer",
+        TokenRole::Agent => "agent",
+        TokenRole::Approver => "approver",
+        TokenRole::Admin => "admin",
+    }
+}
+
+/// Reads a request body of at most `limit` bytes within [`BODY_READ_TIMEOUT`].
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Box<Resp>> {
+    let collect = Limited::new(req.into_body(), limit).collect();
+    match tokio::time::timeout(BODY_READ_TIMEOUT, collect).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) => Err(Box::new(error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")))),
+        Err(_) => Err(Box::new(error(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!("the body did not arrive within {BODY_READ_TIMEOUT:?}"),
+        ))),
+    }
+}
+
+/// Parses a typed JSON body; an empty body is `{}`.
+async fn typed_body<T: serde::de::DeserializeOwned>(req: Request<Incoming>, limit: usize) -> Result<T, Box<Resp>> {
+    let body = read_body(req, limit).await?;
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
+    serde_json::from_slice(body).map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, &format!("bad body: {e}"))))
+}
+
+/// A free-text field: at most `max` characters, no control characters but
+/// newlines and tabs.
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), Box<Resp>> {
+    if value.chars().count() > max {
+        return Err(Box::new(error(StatusCode::BAD_REQUEST, &format!("\"{field}\" is longer than {max} characters"))));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(Box::new(error(StatusCode::BAD_REQUEST, &format!("\"{field}\" contains control characters"))));
+    }
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct DecisionBody {
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct FailoverBody {
+    target: String,
+    reason: String,
 }
 
 async fn handle(req: Request<Incoming>, shared: &Shared) -> Resp {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    const ANY_ROLE: &[TokenRole] = &[TokenRole::Viewer, TokenRole::Agent, TokenRole::Approver, TokenRole::Admin];
+    let metrics_need_token = shared.config.api.as_ref().is_some_and(|a| a.metrics_require_token);
+    let reads = matches!(segments.first(), Some(&"v1")) || (metrics_need_token && segments == ["metrics"]);
+    if req.method() == Method::GET
+        && reads
+        && let Err(r) = authorize(&req, shared, ANY_ROLE)
+    {
+        return *r;
+    }
     match (req.method().clone(), segments.as_slice()) {
         (Method::GET, ["healthz"]) => Response::new(Full::new(Bytes::from_static(b"ok\n"))),
         (Method::GET, ["v1", "status"]) => {
@@ -112,31 +222,31 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Resp {
                 .unwrap_or_else(|| error(StatusCode::NOT_FOUND, &format!("no incident {id:?}")))
         }
         (Method::POST, ["v1", "evidence"]) => {
-            let actor = match authorize(&req, shared, &[TokenRole::Agent, TokenRole::Admin]) {
+            let who = match authorize(&req, shared, &[TokenRole::Agent, TokenRole::Admin]) {
                 Ok(a) => a,
                 Err(r) => return *r,
             };
-            let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => return error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")),
+            let (path, method) = (req.uri().path().to_string(), req.method().clone());
+            let body = match read_body(req, 1 << 20).await {
+                Ok(b) => b,
+                Err(r) => return *r,
             };
-            evidence(shared, &actor, &body)
+            evidence(shared, &who, &body, &path, &method)
         }
         (Method::POST, ["v1", "incidents", id, verb @ ("approve" | "reject")]) => {
             let actor = match authorize(&req, shared, &[TokenRole::Approver, TokenRole::Admin]) {
-                Ok(a) => a,
+                Ok(a) => a.name,
                 Err(r) => return *r,
             };
             let (id, approve) = (id.to_string(), *verb == "approve");
-            let doc = match json_body(req).await {
+            let body: DecisionBody = match typed_body(req, 1 << 16).await {
                 Ok(d) => d,
                 Err(r) => return *r,
             };
-            let comment = match doc.get("comment") {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(c)) => c.clone(),
-                Some(_) => return error(StatusCode::BAD_REQUEST, "\"comment\" must be a string"),
-            };
+            let comment = body.comment.unwrap_or_default();
+            if let Err(r) = check_text("comment", &comment, 4096) {
+                return *r;
+            }
             let r = shared.controller.lock().unwrap().approval(&id, approve, &actor, &comment);
             match r {
                 Ok(due) => {
@@ -155,18 +265,17 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Resp {
         }
         (Method::POST, ["v1", "failover"]) => {
             let actor = match authorize(&req, shared, &[TokenRole::Admin]) {
-                Ok(a) => a,
+                Ok(a) => a.name,
                 Err(r) => return *r,
             };
-            let doc = match json_body(req).await {
+            let body: FailoverBody = match typed_body(req, 1 << 16).await {
                 Ok(d) => d,
                 Err(r) => return *r,
             };
-            let (Some(target), Some(reason)) =
-                (doc.get("target").and_then(Value::as_str), doc.get("reason").and_then(Value::as_str))
-            else {
-                return error(StatusCode::BAD_REQUEST, "the body must be {\"target\": NAME, \"reason\": TEXT}");
-            };
+            let (target, reason) = (body.target.as_str(), body.reason.as_str());
+            if let Err(r) = check_text("target", target, 64).and_then(|_| check_text("reason", reason, 4096)) {
+                return *r;
+            }
             let r = shared.controller.lock().unwrap().force_failover(target, reason, &actor, Instant::now());
             match r {
                 Ok(due) => {
@@ -200,19 +309,6 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Resp {
     }
 }
 
-async fn json_body(req: Request<Incoming>) -> Result<Value, Box<Resp>> {
-    let body = Limited::new(req.into_body(), 1 << 16)
-        .collect()
-        .await
-        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}"))))?
-        .to_bytes();
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(&body)
-        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, &format!("body is not JSON: {e}"))))
-}
-
 fn request_error(e: &RequestError) -> Resp {
     let status = match e {
         RequestError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -233,44 +329,120 @@ pub fn incident_json(store: &cutover_store::Store, id: &str) -> Option<Value> {
 }
 
 /// `POST /v1/evidence`: `{"vantage", "reports": [probe report, ...]}`.
-fn evidence(shared: &Shared, actor: &str, body: &[u8]) -> Resp {
-    let doc: Value = match serde_json::from_slice(body) {
+#[derive(serde::Deserialize)]
+struct EvidenceBody {
+    vantage: String,
+    reports: Vec<ReportBody>,
+}
+
+/// One probe report, as `cutover agent` sends it.
+#[derive(serde::Deserialize)]
+struct ReportBody {
+    backend: String,
+    ok: bool,
+    #[serde(default)]
+    outcome: Option<String>,
+    #[serde(default)]
+    ops: Vec<OpBody>,
+}
+
+#[derive(serde::Deserialize)]
+struct OpBody {
+    #[serde(default)]
+    ms: Option<f64>,
+}
+
+/// Bounds on what one evidence post may carry.
+const MAX_REPORTS: usize = 256;
+const MAX_OPS: usize = 16;
+const MAX_OP_MS: f64 = 3_600_000.0;
+const MAX_OUTCOME: usize = 128;
+const VANTAGE_RULE: &str = "\"vantage\" must be 1 to 64 letters, digits, '.', '_' or '-', other than \"local\"";
+
+/// Checks an evidence body completely before the controller sees any of it;
+/// returns each report as (backend, started, ok, outcome).
+fn check_evidence(
+    doc: &EvidenceBody,
+    names: &[String],
+    now: Instant,
+) -> Result<Vec<(String, Instant, bool, String)>, String> {
+    if !cutover_core::config::valid_vantage(&doc.vantage) {
+        return Err(VANTAGE_RULE.into());
+    }
+    if doc.reports.len() > MAX_REPORTS {
+        return Err(format!("\"reports\" has {} entries; at most {MAX_REPORTS}", doc.reports.len()));
+    }
+    let mut out = Vec::with_capacity(doc.reports.len());
+    for (i, r) in doc.reports.iter().enumerate() {
+        let at = format!("reports[{i}]");
+        if !names.contains(&r.backend) {
+            let shown: String = r.backend.chars().take(64).collect();
+            return Err(format!("{at}.backend: no backend named {shown:?}"));
+        }
+        if r.ops.len() > MAX_OPS {
+            return Err(format!("{at}.ops: {} entries; at most {MAX_OPS}", r.ops.len()));
+        }
+        let mut ms = 0.0;
+        for (j, op) in r.ops.iter().enumerate() {
+            match op.ms {
+                None => {}
+                Some(v) if v.is_finite() && (0.0..=MAX_OP_MS).contains(&v) => ms += v,
+                Some(v) => return Err(format!("{at}.ops[{j}].ms: {v} is not a duration from 0 to {MAX_OP_MS} ms")),
+            }
+        }
+        let outcome = r.outcome.clone().unwrap_or_else(|| "unknown".into());
+        if outcome.len() > MAX_OUTCOME || !outcome.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+            return Err(format!("{at}.outcome: at most {MAX_OUTCOME} printable ASCII characters"));
+        }
+        let started = now.checked_sub(Duration::from_secs_f64(ms / 1000.0)).unwrap_or(now);
+        out.push((r.backend.clone(), started, r.ok, outcome));
+    }
+    Ok(out)
+}
+
+fn evidence(shared: &Shared, who: &Authorized, body: &[u8], path: &str, method: &Method) -> Resp {
+    let doc: EvidenceBody = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("body is not JSON: {e}")),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("bad body: {e}")),
     };
-    let Some(vantage) = doc.get("vantage").and_then(Value::as_str).filter(|v| !v.is_empty() && *v != "local") else {
-        return error(StatusCode::BAD_REQUEST, "\"vantage\" must be a non-empty name other than \"local\"");
+    if !cutover_core::config::valid_vantage(&doc.vantage) {
+        return error(StatusCode::BAD_REQUEST, VANTAGE_RULE);
+    }
+    // An agent speaks for its own vantage; an admin for any configured one.
+    let allowed = match (&who.role, &who.vantage) {
+        (TokenRole::Agent, Some(v)) => *v == doc.vantage,
+        _ => shared.config.api.iter().flat_map(|a| &a.tokens).any(|t| t.vantage.as_deref() == Some(&doc.vantage)),
     };
-    let Some(reports) = doc.get("reports").and_then(Value::as_array) else {
-        return error(StatusCode::BAD_REQUEST, "\"reports\" must be an array of probe reports");
-    };
+    if !allowed {
+        let shown: String = doc.vantage.chars().take(64).collect();
+        let why = match &who.vantage {
+            Some(own) => format!("this token speaks for vantage {own:?} only, not {shown:?}"),
+            None => format!("{shown:?} is not the vantage of any agent token"),
+        };
+        let detail = json!({"path": path, "method": method.as_str(), "why": why});
+        let c = shared.controller.lock().unwrap();
+        if let Err(e) = c.store().audit(SystemTime::now(), &who.name, "api.denied", &detail) {
+            tracing::error!(error = %e, "API: could not audit a refused request");
+        }
+        return error(StatusCode::FORBIDDEN, &why);
+    }
     let now = Instant::now();
+    let names = shared.controller.lock().unwrap().backend_names();
+    let reports = match check_evidence(&doc, &names, now) {
+        Ok(r) => r,
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+    };
     let mut events: Vec<Event> = Vec::new();
-    let mut accepted = 0;
     {
         let mut c = shared.controller.lock().unwrap();
-        let names = c.backend_names();
-        for r in reports {
-            let (Some(backend), Some(ok)) =
-                (r.get("backend").and_then(Value::as_str), r.get("ok").and_then(Value::as_bool))
-            else {
-                continue;
-            };
-            if !names.iter().any(|n| n == backend) {
-                continue;
-            }
-            let ms: f64 =
-                r["ops"].as_array().map(|ops| ops.iter().filter_map(|o| o["ms"].as_f64()).sum()).unwrap_or(0.0);
-            let started = now.checked_sub(Duration::from_secs_f64(ms / 1000.0)).unwrap_or(now);
-            let outcome = r.get("outcome").and_then(Value::as_str).unwrap_or("unknown");
-            events.extend(c.observe(now, backend, vantage, started, ok, outcome));
-            accepted += 1;
+        for (backend, started, ok, outcome) in &reports {
+            events.extend(c.observe(now, backend, &doc.vantage, *started, *ok, outcome));
         }
     }
     for e in &events {
         report_event(shared, e);
     }
-    json_resp(StatusCode::OK, &json!({"accepted": accepted, "vantage": vantage, "by": actor}))
+    json_resp(StatusCode::OK, &json!({"accepted": reports.len(), "vantage": doc.vantage, "by": who.name}))
 }
 
 async fn render_metrics(shared: &Shared) -> String {

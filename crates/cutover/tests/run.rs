@@ -77,9 +77,11 @@ fn a_two_second_blip_does_not_fail_over() {
 #[test]
 fn one_vantage_out_of_three_asks_for_approval_and_silent_agents_do_not_vote() {
     let tokens = format!(
-        "[[api.tokens]]\nname = \"eu-agent\"\nrole = \"agent\"\nsha256 = \"{}\"\n\
+        "[[api.tokens]]\nname = \"eu-agent\"\nrole = \"agent\"\nvantage = \"eu\"\nsha256 = \"{}\"\n\
+         [[api.tokens]]\nname = \"us-agent\"\nrole = \"agent\"\nvantage = \"us\"\nsha256 = \"{}\"\n\
          [[api.tokens]]\nname = \"viewer\"\nrole = \"viewer\"\nsha256 = \"{}\"\n",
         sha256_hex("agent-token"),
+        sha256_hex("us-agent-token"),
         sha256_hex("viewer-token")
     );
     let (a, _b, setup) = two_garages(&format!(
@@ -96,6 +98,8 @@ fn one_vantage_out_of_three_asks_for_approval_and_silent_agents_do_not_vote() {
     assert_eq!(post("eu", Some("wrong")).0, 401);
     assert_eq!(post("eu", Some("viewer-token")).0, 403);
     assert_eq!(post("eu", Some("agent-token")).0, 200);
+    // An agent token speaks for its own vantage only.
+    assert_eq!(post("us", Some("agent-token")).0, 403);
     c.wait_for("healthy", Duration::from_secs(15), |c| health(&c.json("/v1/status"), "primary") == "healthy");
     // Two agents keep saying the primary is fine while the local vantage sees it hang.
     a.pause().unwrap();
@@ -103,7 +107,7 @@ fn one_vantage_out_of_three_asks_for_approval_and_silent_agents_do_not_vote() {
     let mut decided = Value::Null;
     while start.elapsed() < Duration::from_secs(20) {
         post("eu", Some("agent-token"));
-        post("us", Some("agent-token"));
+        post("us", Some("us-agent-token"));
         let inc = c.json("/v1/incidents");
         if let Some(d) = inc.as_array().and_then(|l| l.first()).map(|i| i["decision"].clone())
             && !d.is_null()
@@ -171,8 +175,10 @@ fn a_policy_that_does_not_compile_stops_run_at_start_naming_the_file() {
 
 #[test]
 fn a_real_agent_reports_its_vantage_and_a_killed_agent_ages_out() {
-    let tokens =
-        format!("[[api.tokens]]\nname = \"eu-agent\"\nrole = \"agent\"\nsha256 = \"{}\"\n", sha256_hex("agent-token"));
+    let tokens = format!(
+        "[[api.tokens]]\nname = \"eu-agent\"\nrole = \"agent\"\nvantage = \"eu-west\"\nsha256 = \"{}\"\n",
+        sha256_hex("agent-token")
+    );
     let (_a, _b, setup) =
         two_garages(&format!("[verify]\nagent_timeout = \"3s\"\n\n[api]\nlisten = \"127.0.0.1:1\"\n{tokens}"));
     let c = Controller::start(&setup);

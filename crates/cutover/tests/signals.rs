@@ -15,6 +15,8 @@ use common::{Backend, Setup, start_garage};
 use cutover_lab::prometheus::{self, Prometheus};
 use serde_json::Value;
 
+const VIEWER_TOKEN: &str = "signals-viewer-token";
+
 /// `cutover run` on a chosen API port, its stdout in a file.
 struct Run {
     child: Child,
@@ -25,6 +27,13 @@ struct Run {
 impl Run {
     fn start(setup: &Setup, port: u16) -> Self {
         let log = setup.dir.path().join("run.log");
+        // Every GET /v1/* needs a token: this harness reads with a viewer's.
+        let mut text = std::fs::read_to_string(&setup.config).unwrap();
+        text.push_str(&format!(
+            "\n[[api.tokens]]\nname = \"signals-viewer\"\nrole = \"viewer\"\nsha256 = \"{}\"\n",
+            common::sha256_hex(VIEWER_TOKEN)
+        ));
+        std::fs::write(&setup.config, text).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
         cmd.arg("--config")
             .arg(&setup.config)
@@ -42,7 +51,9 @@ impl Run {
     fn get(&self, path: &str) -> (u16, String) {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return (0, String::new()) };
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {VIEWER_TOKEN}\r\nConnection: close\r\n\r\n"
+        );
         if s.write_all(req.as_bytes()).is_err() {
             return (0, String::new());
         }

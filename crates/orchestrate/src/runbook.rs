@@ -255,7 +255,17 @@ fn check_step(t: &toml::Table, label: &str, backends: &[&str], problems: &mut Ve
             0
         }
     };
+    // A notification is cosmetic: it never undoes a failover, whatever goes wrong with it.
+    let notify = call.as_ref().is_some_and(|c| c.uses == "notify");
     let on_failure = match t.get("on_failure").map(|v| v.as_str()) {
+        None if notify => OnFailure::Continue,
+        Some(Some("rollback")) if notify => {
+            problems.push(Problem::new(
+                format!("{label}.on_failure"),
+                "a notify step never rolls a run back (it always continues); remove on_failure",
+            ));
+            OnFailure::Continue
+        }
         None | Some(Some("rollback")) => OnFailure::Rollback,
         Some(Some("continue")) => OnFailure::Continue,
         Some(_) => {

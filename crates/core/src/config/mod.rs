@@ -252,6 +252,8 @@ pub struct StateConfig {
 pub struct ApiConfig {
     pub listen: SocketAddr,
     pub tokens: Vec<ApiToken>,
+    /// `GET /metrics` needs a token of at least `viewer` (default: open).
+    pub metrics_require_token: bool,
 }
 
 /// A bearer token, known only by the SHA-256 of its value.
@@ -261,6 +263,16 @@ pub struct ApiToken {
     pub role: TokenRole,
     /// Lowercase hex SHA-256 of the token.
     pub sha256: String,
+    /// For an `agent` token: the one vantage it may post evidence for.
+    pub vantage: Option<String>,
+}
+
+/// Whether `name` can be a vantage: 1 to 64 ASCII letters, digits, `.`,
+/// `_` or `-`, and not `local` (the controller's own).
+pub fn valid_vantage(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name != "local"
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

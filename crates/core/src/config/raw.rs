@@ -104,6 +104,7 @@ pub struct RawState {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawApi {
     pub listen: Option<String>,
+    pub metrics_require_token: Option<bool>,
     #[serde(default)]
     pub tokens: Vec<RawToken>,
 }
@@ -113,6 +114,7 @@ pub struct RawToken {
     pub name: Option<String>,
     pub role: Option<String>,
     pub sha256: Option<String>,
+    pub vantage: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

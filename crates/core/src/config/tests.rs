@@ -144,3 +144,29 @@ fn gateway_tls_needs_both_files() {
     let problems = tls("tls_certfile = \"cert.pem\"").unwrap_err();
     assert!(problems[0].starts_with("gateway.tls_certfile: unknown key"), "{problems:?}");
 }
+
+const SHA: &str = "6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b";
+
+/// Regression: any agent token could post evidence for any vantage, so one
+/// leaked agent token could outvote the whole quorum.
+#[test]
+fn an_agent_token_is_bound_to_one_valid_vantage_and_only_agents_have_one() {
+    let token = |role: &str, vantage: &str| {
+        format!("[[api.tokens]]\nname = \"t-{role}\"\nrole = \"{role}\"\nsha256 = \"{SHA}\"\n{vantage}")
+    };
+    let c =
+        load(&format!("[api]\nmetrics_require_token = true\n{}", token("agent", "vantage = \"eu-west\"\n"))).unwrap();
+    let api = c.api.unwrap();
+    assert!(api.metrics_require_token);
+    assert_eq!(api.tokens[0].vantage.as_deref(), Some("eu-west"));
+
+    let e = load(&format!("[api]\n{}", token("agent", ""))).unwrap_err().join("\n");
+    assert!(e.contains("api.tokens[0].vantage: missing"), "{e}");
+    for bad in ["local", "", "eu west", &"x".repeat(65)] {
+        let e = load(&format!("[api]\n{}", token("agent", &format!("vantage = {bad:?}\n")))).unwrap_err().join("\n");
+        assert!(e.contains("api.tokens[0].vantage:") && e.contains("is not a vantage name"), "{bad}: {e}");
+    }
+    let e = load(&format!("[api]\n{}", token("viewer", "vantage = \"eu\"\n"))).unwrap_err().join("\n");
+    assert!(e.contains("api.tokens[0].vantage: only an agent token has a vantage"), "{e}");
+    assert!(!load("[api]\n").unwrap().api.unwrap().metrics_require_token);
+}

@@ -90,7 +90,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
                         None
                     }
                     None => {
-                        p.push(format!("{at}.role"), "missing (viewer, approver or admin)");
+                        p.push(format!("{at}.role"), "missing (viewer, agent, approver or admin)");
                         None
                     }
                 };
@@ -105,10 +105,35 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
                         None
                     }
                 };
-                Some(ApiToken { name: name?.to_string(), role: role?, sha256: sha? })
+                let vantage = match (role, t.vantage.as_deref()) {
+                    (Some(TokenRole::Agent), Some(v)) if valid_vantage(v) => Some(v.to_string()),
+                    (Some(TokenRole::Agent), Some(v)) => {
+                        p.push(
+                            format!("{at}.vantage"),
+                            format!("{v:?} is not a vantage name (1 to 64 letters, digits, '.', '_' or '-'; not \"local\")"),
+                        );
+                        None
+                    }
+                    (Some(TokenRole::Agent), None) => {
+                        p.push(
+                            format!("{at}.vantage"),
+                            "missing: an agent token speaks for one vantage (the name its `cutover agent --vantage` uses)",
+                        );
+                        None
+                    }
+                    (Some(_), Some(_)) => {
+                        p.push(format!("{at}.vantage"), "only an agent token has a vantage");
+                        None
+                    }
+                    (_, None) | (None, Some(_)) => None,
+                };
+                if role == Some(TokenRole::Agent) && vantage.is_none() {
+                    return None;
+                }
+                Some(ApiToken { name: name?.to_string(), role: role?, sha256: sha?, vantage })
             })
             .collect();
-        ApiConfig { listen, tokens }
+        ApiConfig { listen, tokens, metrics_require_token: a.metrics_require_token.unwrap_or(false) }
     });
 
     let rp = raw.probe.unwrap_or_default();

@@ -31,6 +31,7 @@ use cutover_core::duration::format_duration;
 use cutover_core::time::parse_rfc3339;
 use cutover_lab::garage::{self, Garage};
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use crate::Failure;
 
@@ -259,7 +260,9 @@ fn config_text(port: u16, extra: &str, primary: (&str, &str), secondary: (&str, 
         )
     };
     format!(
-        "[state]\npath = \"cutover.db\"\n\n[api]\nlisten = \"127.0.0.1:{port}\"\n\n{extra}\n{}{}",
+        "[state]\npath = \"cutover.db\"\n\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
+         [[api.tokens]]\nname = \"bench\"\nrole = \"viewer\"\nsha256 = \"{}\"\n\n{extra}\n{}{}",
+        hex::encode(sha2::Sha256::digest(BENCH_TOKEN)),
         backend("primary", "primary", primary),
         backend("secondary", "secondary", secondary)
     )
@@ -391,11 +394,17 @@ impl Lab {
     }
 }
 
+/// The viewer token the trials' controller is configured with (loopback only).
+const BENCH_TOKEN: &str = "cutover-bench-viewer";
+
 impl Controller {
     fn get(&self, path: &str) -> Option<String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {BENCH_TOKEN}\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).ok()?;
         let mut out = String::new();
         s.read_to_string(&mut out).ok()?;
         out.split_once("\r\n\r\n").map(|(_, body)| body.to_string())

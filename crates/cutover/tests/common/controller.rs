@@ -9,6 +9,10 @@ use serde_json::Value;
 
 use super::Setup;
 
+/// The viewer token the harness adds to every configuration it starts.
+pub const HARNESS_VIEWER: &str = "harness-viewer";
+pub const HARNESS_VIEWER_TOKEN: &str = "harness-viewer-token";
+
 pub struct Controller {
     pub setup_env: Vec<(String, String)>,
     pub config: std::path::PathBuf,
@@ -26,11 +30,18 @@ impl Controller {
     pub fn start_on(setup: &Setup, port: u16) -> Self {
         let log = setup.dir.path().join(format!("run-{port}-{}.log", fastrand::u32(..)));
         let text = std::fs::read_to_string(&setup.config).unwrap();
-        let text = if text.contains("[api]") {
+        let mut text = if text.contains("[api]") {
             replace_listen(&text, port)
         } else {
             format!("[api]\nlisten = \"127.0.0.1:{port}\"\n{text}")
         };
+        // Every GET /v1/* needs a token: the harness reads with its own viewer.
+        if !text.contains(HARNESS_VIEWER) {
+            text.push_str(&format!(
+                "\n[[api.tokens]]\nname = \"{HARNESS_VIEWER}\"\nrole = \"viewer\"\nsha256 = \"{}\"\n",
+                super::sha256_hex(HARNESS_VIEWER_TOKEN)
+            ));
+        }
         std::fs::write(&setup.config, text).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
         cmd.arg("--config")
@@ -48,8 +59,9 @@ impl Controller {
         c
     }
 
+    /// A GET with the harness's viewer token.
     pub fn get(&self, path: &str) -> (u16, String) {
-        self.request("GET", path, None, "")
+        self.request("GET", path, Some(HARNESS_VIEWER_TOKEN), "")
     }
 
     pub fn request(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {

@@ -18,10 +18,12 @@
 //! `{"delivered": false, "to": "webhook", "error": "..."}`.
 //!
 //! # Guarantees
-//! - A notification never blocks a failover: a failed delivery is a
-//!   successful step whose result says `"delivered": false`. Only bad
-//!   parameters (both `url` and `url_env`, a variable that is not set, a
-//!   value that is not an http(s) URL) are errors.
+//! - A notification never blocks a failover: a failed delivery, and a
+//!   destination that cannot be used (both `url` and `url_env`, a variable
+//!   that is not set, a value that is not an http(s) URL), are a successful
+//!   step whose result says `"delivered": false` with the reason. The
+//!   runbook parser also makes every `notify` step `on_failure = "continue"`,
+//!   so not even a timeout rolls a run back.
 //! - With `url_env`, neither the result nor the error shows any part of the
 //!   URL, nor the address it resolved to (a failure reads
 //!   `POST $VAR: connection refused`); with `url`, messages show its scheme
@@ -64,7 +66,16 @@ enum Destination {
 }
 
 pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
-    let destination = destination(params, ctx)?;
+    let destination = match destination(params, ctx) {
+        Ok(d) => d,
+        // `runbook check` reports these; at run time a notification that
+        // cannot be sent is not a reason to undo a failover.
+        Err(e) => {
+            let error = e.to_string();
+            tracing::warn!(step = %ctx.step, %error, "notification not delivered");
+            return Ok(json!({ "delivered": false, "to": "webhook", "error": error }));
+        }
+    };
     let text = match param::opt_str(params, "text")? {
         Some(t) => t.to_string(),
         None => default_text(ctx),

@@ -137,3 +137,25 @@ fn every_external_actuator_name_has_its_parameters() {
         assert!(params(name).is_some(), "{name}");
     }
 }
+
+/// Regression: a failing `notify` step rolled the whole failover back onto
+/// the backend that was down. A notify step always continues.
+#[test]
+fn a_notify_step_never_rolls_a_run_back() {
+    let text = r#"
+[[steps]]
+name = "switch"
+uses = "state.switch"
+with = { to = "{{ target }}" }
+[[steps]]
+name = "tell the team"
+uses = "notify"
+with = { url_env = "SLACK_WEBHOOK_URL" }
+"#;
+    let rb = parse(text, "rb.toml", BACKENDS).unwrap();
+    assert_eq!(rb.steps[0].on_failure, OnFailure::Rollback);
+    assert_eq!(rb.steps[1].on_failure, OnFailure::Continue);
+    let all = problems(&format!("{text}on_failure = \"rollback\"\n")).join("\n");
+    assert!(all.contains(r#"steps[1] "tell the team".on_failure"#), "{all}");
+    assert!(all.contains("never rolls a run back"), "{all}");
+}

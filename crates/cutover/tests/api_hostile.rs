@@ -1,0 +1,146 @@
+//! The API against hostile and broken clients: the real `cutover run` with
+//! two in-process s3s-fs backends. No body, however bad, takes the
+//! controller down, and the roles hold.
+
+mod common;
+
+use std::time::Duration;
+
+use common::controller::Controller;
+use common::{Backend, Setup, sha256_hex, start_s3sfs};
+use serde_json::{Value, json};
+
+fn tokens() -> String {
+    let t = |name: &str, role: &str, extra: &str| {
+        format!("[[api.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\n{extra}sha256 = \"{}\"\n", sha256_hex(name))
+    };
+    format!(
+        "[api]\nlisten = \"127.0.0.1:1\"\n{}{}{}",
+        t("eu-agent", "agent", "vantage = \"eu\"\n"),
+        t("admin", "admin", ""),
+        t("approver", "approver", "")
+    )
+}
+
+fn health(c: &Controller, backend: &str) -> String {
+    let s = c.json("/v1/status");
+    let b = s["backends"].as_array().and_then(|l| l.iter().find(|b| b["name"] == backend).cloned());
+    b.and_then(|b| b["health"].as_str().map(String::from)).unwrap_or_default()
+}
+
+/// Regression: `POST /v1/evidence` with `"ms": -1` panicked inside
+/// `Duration::from_secs_f64` while holding the controller's mutex; the
+/// poisoned mutex then stopped detection and failover silently.
+#[test]
+fn hostile_bodies_on_every_endpoint_are_refused_and_detection_still_works() {
+    let (a, b) = (start_s3sfs(), start_s3sfs());
+    let setup = Setup::new(
+        &[Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b)],
+        &tokens(),
+    );
+    let c = Controller::start(&setup);
+    c.wait_for("healthy", Duration::from_secs(20), |c| health(c, "primary") == "healthy");
+
+    let report = |ms: Value| json!({"backend": "primary", "ok": true, "outcome": "Ok", "ops": [{"ms": ms}]});
+    // Under the body limits (1 MiB for evidence, 64 KiB for the others), so
+    // that the field checks, not the limit, refuse them.
+    let huge = "x".repeat(1 << 19);
+    let big = "x".repeat(1 << 15);
+    let evidence_bodies = [
+        json!({"vantage": "eu", "reports": [report(json!(-1))]}).to_string(),
+        json!({"vantage": "eu", "reports": [report(json!(-1e300))]}).to_string(),
+        json!({"vantage": "eu", "reports": [report(json!(1e300))]}).to_string(),
+        r#"{"vantage": "eu", "reports": [{"backend": "primary", "ok": true, "ops": [{"ms": 1e999}]}]}"#.to_string(),
+        r#"{"vantage": "eu", "reports": [{"backend": "primary", "ok": true, "ops": [{"ms": NaN}]}]}"#.to_string(),
+        json!({"vantage": "eu", "reports": [report(json!("fast"))]}).to_string(),
+        json!({"vantage": "eu", "reports": "primary"}).to_string(),
+        json!({"vantage": 7, "reports": []}).to_string(),
+        json!({"vantage": "eu", "reports": [{"backend": "nope", "ok": true}]}).to_string(),
+        json!({"vantage": "eu", "reports": [{"backend": "primary", "ok": "yes"}]}).to_string(),
+        json!({"vantage": "eu", "reports": [{"backend": "primary", "ok": true, "outcome": huge}]}).to_string(),
+        json!({"vantage": "eu", "reports": [{"backend": huge, "ok": true}]}).to_string(),
+        json!({"vantage": huge, "reports": []}).to_string(),
+        json!({"vantage": "local", "reports": []}).to_string(),
+        "[1, 2".to_string(),
+        String::new(),
+    ];
+    for body in &evidence_bodies {
+        let (status, answer) = c.request("POST", "/v1/evidence", Some("eu-agent"), body);
+        assert_eq!(status, 400, "{}: {answer}", &body[..body.len().min(120)]);
+        assert!(answer.len() < 4096, "the error does not echo the body: {} bytes", answer.len());
+    }
+    // The admin may not invent vantages either.
+    let admin_new = json!({"vantage": "mars", "reports": [report(json!(1))]}).to_string();
+    assert_eq!(c.request("POST", "/v1/evidence", Some("admin"), &admin_new).0, 403);
+
+    let decision_bodies = [
+        json!({"comment": 5}).to_string(),
+        json!({"comment": ["a"]}).to_string(),
+        json!({"comment": big}).to_string(),
+        json!({"comment": "a\u{0000}b"}).to_string(),
+        "{".to_string(),
+        "null".to_string(),
+    ];
+    for verb in ["approve", "reject"] {
+        for body in &decision_bodies {
+            let (status, answer) = c.request("POST", &format!("/v1/incidents/inc-x/{verb}"), Some("approver"), body);
+            assert_eq!(status, 400, "{verb} {}: {answer}", &body[..body.len().min(80)]);
+        }
+    }
+    let failover_bodies = [
+        json!({"target": 1, "reason": "x"}).to_string(),
+        json!({"target": "secondary"}).to_string(),
+        json!({"target": "secondary", "reason": big}).to_string(),
+        json!({"target": big, "reason": "x"}).to_string(),
+        "{}".to_string(),
+        "\"secondary\"".to_string(),
+    ];
+    for body in &failover_bodies {
+        let (status, answer) = c.request("POST", "/v1/failover", Some("admin"), body);
+        assert_eq!(status, 400, "{}: {answer}", &body[..body.len().min(80)]);
+    }
+    // The controller still answers and still detects.
+    assert_eq!(c.json("/v1/status")["active"], "primary");
+    a.hang();
+    c.wait_for("the hung primary to be failed over", Duration::from_secs(30), |c| {
+        c.json("/v1/status")["active"] == "secondary"
+    });
+    a.resume();
+}
+
+/// Regression: every agent token could post evidence for every vantage, and
+/// reads needed no token at all.
+#[test]
+fn an_agent_speaks_for_its_own_vantage_only_and_reads_need_a_token() {
+    let (a, b) = (start_s3sfs(), start_s3sfs());
+    let setup = Setup::new(
+        &[Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b)],
+        &tokens(),
+    );
+    let c = Controller::start(&setup);
+    let report = json!({"backend": "primary", "ok": true, "outcome": "Ok", "ops": [{"op": "put", "ms": 1.0}]});
+    let post = |vantage: &str| {
+        let body = json!({"vantage": vantage, "reports": [report.clone()]}).to_string();
+        c.request("POST", "/v1/evidence", Some("eu-agent"), &body)
+    };
+    assert_eq!(post("eu").0, 200);
+    let (status, answer) = post("us");
+    assert_eq!(status, 403, "{answer}");
+    let error: Value = serde_json::from_str(&answer).unwrap();
+    assert!(error["error"].as_str().unwrap().contains("vantage \"eu\" only"), "{answer}");
+
+    for path in ["/v1/status", "/v1/incidents", "/v1/incidents/inc-x"] {
+        assert_eq!(c.request("GET", path, None, "").0, 401, "{path}");
+        assert_eq!(c.request("GET", path, Some("wrong"), "").0, 401, "{path}");
+    }
+    assert_eq!(c.request("GET", "/v1/status", Some("eu-agent"), "").0, 200);
+    assert_eq!(c.request("GET", "/healthz", None, "").0, 200);
+    assert_eq!(c.request("GET", "/metrics", None, "").0, 200);
+    // A 403 names the role needed.
+    let (status, answer) = c.request("POST", "/v1/failover", Some("approver"), "{}");
+    assert_eq!(status, 403);
+    assert!(answer.contains("admin"), "{answer}");
+    drop(c);
+    let audit = setup.run(&["audit", "verify"]);
+    assert_eq!(audit.code, 0, "{audit:?}");
+}
