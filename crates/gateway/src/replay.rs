@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use cutover_core::Config;
@@ -20,6 +19,7 @@ use crate::body::{BoxError, collect_limited};
 use crate::error::GatewayError;
 use crate::server::{Gateway, GatewayOptions, Inner};
 use crate::state::Op;
+use crate::deadline::Deadlines;
 use crate::upstream::{UpRequest, Upstream};
 
 /// What a failback resync did.
@@ -115,16 +115,16 @@ pub(crate) async fn sync_key(
     key: &str,
     from: &Upstream,
     to: &Upstream,
-    header_timeout: Duration,
+    d: Deadlines,
 ) -> Result<Synced, String> {
     let _ = inner;
     let get = from
-        .send(UpRequest::new(Method::GET, Some(key)), Some(header_timeout))
+        .send(UpRequest::new(Method::GET, Some(key)), d)
         .await
         .map_err(|e| format!("GET from {}: {} ({})", from.name, e.outcome, e.detail))?;
     if get.status() == StatusCode::NOT_FOUND {
         drop(get);
-        delete(to, key, header_timeout).await?;
+        delete(to, key, d).await?;
         return Ok(Synced::Deleted);
     }
     if !get.status().is_success() {
@@ -147,7 +147,7 @@ pub(crate) async fn sync_key(
     let (hashing, seen) = Hashing::new(body);
     put.body = hashing.boxed();
     put.content_length = Some(size);
-    let resp = to.send(put, None).await.map_err(|e| format!("PUT to {}: {} ({})", to.name, e.outcome, e.detail))?;
+    let resp = to.send(put, d).await.map_err(|e| format!("PUT to {}: {} ({})", to.name, e.outcome, e.detail))?;
     let status = resp.status();
     let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).map(|e| e.trim_matches('"').to_string());
     let _ = collect_limited(resp.into_body(), 1 << 20).await;
@@ -161,9 +161,9 @@ pub(crate) async fn sync_key(
     Ok(Synced::Copied { size, md5, etag })
 }
 
-async fn delete(to: &Upstream, key: &str, header_timeout: Duration) -> Result<(), String> {
+async fn delete(to: &Upstream, key: &str, d: Deadlines) -> Result<(), String> {
     let resp = to
-        .send(UpRequest::new(Method::DELETE, Some(key)), Some(header_timeout))
+        .send(UpRequest::new(Method::DELETE, Some(key)), d)
         .await
         .map_err(|e| format!("DELETE on {}: {} ({})", to.name, e.outcome, e.detail))?;
     let status = resp.status();
@@ -177,9 +177,9 @@ async fn delete(to: &Upstream, key: &str, header_timeout: Duration) -> Result<()
 
 /// Checks that `to` holds `size` bytes with MD5 `md5` under `key`: by the
 /// ETag when it is a plain MD5, otherwise by reading the object back.
-async fn verify(to: &Upstream, key: &str, size: u64, md5: &str, etag: Option<&str>, t: Duration) -> Result<(), String> {
+async fn verify(to: &Upstream, key: &str, size: u64, md5: &str, etag: Option<&str>, t: Deadlines) -> Result<(), String> {
     let head = to
-        .send(UpRequest::new(Method::HEAD, Some(key)), Some(t))
+        .send(UpRequest::new(Method::HEAD, Some(key)), t)
         .await
         .map_err(|e| format!("HEAD on {}: {}", to.name, e.outcome))?;
     let got = head
@@ -196,7 +196,7 @@ async fn verify(to: &Upstream, key: &str, size: u64, md5: &str, etag: Option<&st
         return Ok(());
     }
     let get = to
-        .send(UpRequest::new(Method::GET, Some(key)), Some(t))
+        .send(UpRequest::new(Method::GET, Some(key)), t)
         .await
         .map_err(|e| format!("read-back from {}: {}", to.name, e.outcome))?;
     let (mut body, seen) = Hashing::new(get.into_body());
@@ -224,7 +224,7 @@ impl Gateway {
                 inner.state.retry_later(e.id, 60_000, "unknown backend").await?;
                 continue;
             };
-            let t = inner.opts.header_timeout;
+            let t = inner.opts.deadlines;
             let r = match e.op {
                 Op::Put => sync_key(inner, &e.key, from, to, t).await.map(|_| ()),
                 Op::Delete => delete(to, &e.key, t).await,
@@ -276,7 +276,7 @@ impl Gateway {
         let primary = inner.upstreams.get(&inner.primary).cloned().ok_or_else(|| GatewayError::Config {
             detail: format!("primary backend {} has no client", inner.primary),
         })?;
-        let t = inner.opts.header_timeout;
+        let t = inner.opts.deadlines;
         let mut report = ResyncReport::default();
         for rec in inner.state.failback_records().await? {
             if rec.backend == inner.primary {

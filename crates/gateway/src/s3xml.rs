@@ -22,6 +22,11 @@ pub fn error(status: StatusCode, code: &str, message: &str, resource: &str) -> R
     let mut resp = Response::new(full(Bytes::from(text)));
     *resp.status_mut() = status;
     resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Retryable: SDKs back off and retry; the next attempt may reach
+        // the other backend once the switch is made.
+        resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     resp
 }
 

@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::route::{self, S3Op, Target};
 use crate::s3xml;
 use crate::state::{Op, State};
+use crate::deadline::Deadlines;
 use crate::upstream::{UpPayload, UpRequest, Upstream};
 
 /// The answer header naming the backend that served a request.
@@ -50,10 +51,15 @@ const PRESIGN_PARAMS: [&str; 7] = [
 /// Timeouts and buffer sizes of the gateway.
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
-    /// Wait for a backend's answer headers to a request without a body
-    /// (GET, HEAD, DELETE, listings); beyond it read-through tries the
-    /// other backend and other modes answer 503.
-    pub header_timeout: Duration,
+    /// How long a backend may take to answer and may pause
+    /// (`gateway.backend_first_byte_timeout`, `gateway.backend_idle_timeout`);
+    /// beyond them read-through tries the other backend and other modes
+    /// answer a retryable 503 `SlowDown`.
+    pub deadlines: Deadlines,
+    /// In dual-write (`gateway.hedge_after`): a write the active backend has
+    /// not answered this long after the other backend took it is
+    /// acknowledged and journaled for the active one. `None`: wait.
+    pub hedge_after: Option<Duration>,
     /// In dual-write: how long the other backend may stall the upload (tee
     /// channel full) or take to answer after the last byte before it is
     /// given up and the write journaled (`ack = "active-journal"`).
@@ -74,7 +80,8 @@ pub struct GatewayOptions {
 impl Default for GatewayOptions {
     fn default() -> Self {
         Self {
-            header_timeout: Duration::from_secs(5),
+            deadlines: Deadlines::default(),
+            hedge_after: Some(Duration::from_secs(1)),
             other_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(2),
@@ -534,7 +541,7 @@ impl Inner {
     /// Turns a backend's answer into the client's: headers copied (hop-by-hop
     /// ones dropped), small XML answers read whole to rename the bucket,
     /// everything else streamed. Returns the whole body when it was read.
-    async fn answer(&self, ctx: &Ctx, up: &Upstream, resp: Response<Incoming>) -> (Response<Body>, Option<Bytes>) {
+    async fn answer(&self, ctx: &Ctx, up: &Upstream, resp: Response<Body>) -> (Response<Body>, Option<Bytes>) {
         let (mut parts, incoming) = resp.into_parts();
         let drop: Vec<HeaderName> = parts.headers.keys().filter(|k| is_hop_by_hop(k.as_str())).cloned().collect();
         for k in drop {
@@ -570,7 +577,7 @@ impl Inner {
                 }
             }
         } else {
-            (incoming.map_err(|e| Box::new(e) as crate::body::BoxError).boxed(), None)
+            (incoming, None)
         };
         let mut r = Response::from_parts(parts, body);
         set_backend(&mut r, &up.name);
@@ -586,13 +593,11 @@ impl Inner {
         body: Body,
         len: Option<u64>,
     ) -> Response<Body> {
-        let bodyless = len.unwrap_or(0) == 0;
-        let timeout = bodyless.then_some(self.opts.header_timeout);
         let req = match self.up_request(ctx, up, body, len) {
             Ok(r) => r,
             Err(resp) => return resp,
         };
-        let resp = match up.send(req, timeout).await {
+        let resp = match up.send(req, self.opts.deadlines).await {
             Ok(r) => r,
             Err(e) => return send_failed(ctx, up, &e),
         };
@@ -652,7 +657,7 @@ impl Inner {
                 // The parts went to one backend; the other gets a copy of
                 // the completed object through the journal (ack = all: now).
                 if ctx.bucket.ack == Ack::All {
-                    if let Err(e) = crate::replay::sync_key(self, &key, up, &o, self.opts.header_timeout).await {
+                    if let Err(e) = crate::replay::sync_key(self, &key, up, &o, self.opts.deadlines).await {
                         tracing::warn!(error = %e, "dual-write copy of a completed upload failed; journaled");
                         self.journal(&ctx.bucket.name, &key, Op::Put, &up.name, &o.name).await?;
                     }
@@ -686,7 +691,7 @@ impl Inner {
     async fn read_through(&self, ctx: &Ctx, active: &Upstream, other: Option<Arc<Upstream>>) -> Response<Body> {
         let first = self.up_request(ctx, active, empty(), None);
         let first = match first {
-            Ok(r) => active.send(r, Some(self.opts.header_timeout)).await,
+            Ok(r) => active.send(r, self.opts.deadlines).await,
             Err(resp) => return resp,
         };
         let retry = match &first {
@@ -707,7 +712,7 @@ impl Inner {
             Err(e) => Err(e),
         };
         let second = match self.up_request(ctx, &other, empty(), None) {
-            Ok(r) => other.send(r, Some(self.opts.header_timeout)).await,
+            Ok(r) => other.send(r, self.opts.deadlines).await,
             Err(resp) => return resp,
         };
         match second {
@@ -776,8 +781,8 @@ impl Inner {
             let _ = done_tx.send(true);
         };
         let send_a =
-            deadline_after(Box::pin(active.send(req_a, None)), done_rx.clone(), self.opts.write_timeout, &active.name);
-        let send_b = deadline_after(Box::pin(other.send(req_b, None)), done_rx, other_limit, &other.name);
+            deadline_after(Box::pin(active.send(req_a, self.opts.deadlines)), done_rx.clone(), self.opts.write_timeout, &active.name);
+        let send_b = deadline_after(Box::pin(other.send(req_b, self.opts.deadlines)), done_rx, other_limit, &other.name);
         let ((), ra, rb) = tokio::join!(pump, send_a, send_b);
         let (ra, small_a) = match ra {
             Ok(r) => {

@@ -17,10 +17,10 @@ use cutover_s3::sigv4::{self, CanonicalRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use http::header::{self, HeaderMap};
 use http::{HeaderName, HeaderValue, Method, Request, Response, Uri};
 use http_body::Body as _;
-use hyper::body::Incoming;
 
 use crate::body::{Body, empty};
 use crate::checksum::Algorithm;
+use crate::deadline::{Deadlines, IdleBody, Progress, Watched, stalled};
 use crate::error::GatewayError;
 use crate::sign::KeyCache;
 
@@ -82,6 +82,8 @@ pub struct Upstream {
     creds: Credentials,
     conn: Connector,
     keys: KeyCache,
+    /// The name, for errors raised while an answer streams.
+    label: std::sync::Arc<str>,
 }
 
 impl Upstream {
@@ -96,6 +98,7 @@ impl Upstream {
             creds,
             conn: Connector::new(b.endpoint.clone(), connect_timeout, true),
             keys: KeyCache::default(),
+            label: b.name.as_str().into(),
         })
     }
 
@@ -217,13 +220,11 @@ impl Upstream {
     }
 
     /// Sends a request and returns the answer with its body still streaming.
-    /// `header_timeout` bounds the wait for the answer's headers (use it for
-    /// requests without a body; with a body the wait includes the upload).
-    pub async fn send(
-        &self,
-        req: UpRequest,
-        header_timeout: Option<Duration>,
-    ) -> Result<Response<Incoming>, TransportError> {
+    /// Every phase has a deadline ([`Deadlines`]): the backend must keep
+    /// taking the body, answer within `first_byte` of the request's end, and
+    /// keep sending its answer; a miss is an [`Outcome::Timeout`] (the
+    /// client gets a retryable 503 `SlowDown` at once, not a hung request).
+    pub async fn send(&self, req: UpRequest, d: Deadlines) -> Result<Response<Body>, TransportError> {
         let bodyless = req.content_length.unwrap_or(0) == 0 && !matches!(req.method, Method::PUT | Method::POST);
         let mut req = req;
         let mut body = Some(std::mem::replace(&mut req.body, empty()));
@@ -231,6 +232,8 @@ impl Upstream {
         loop {
             attempt += 1;
             let b = body.take().unwrap_or_else(empty);
+            let progress = Progress::new(b.is_end_stream() || req.content_length == Some(0));
+            let b = Watched::wrap(b, progress.clone(), req.content_length);
             let (request, host) = self.build(&req, b)?;
             let work = async {
                 let mut sender = self.conn.checkout(&host).await?;
@@ -244,15 +247,12 @@ impl Upstream {
                 }
                 Ok::<_, TransportError>(resp)
             };
-            let r = match header_timeout {
-                None => work.await,
-                Some(t) => match tokio::time::timeout(t, work).await {
-                    Ok(r) => r,
-                    Err(_) => Err(TransportError {
-                        outcome: Outcome::Timeout,
-                        detail: format!("{}: no answer within {t:?}", self.name),
-                    }),
-                },
+            let r = tokio::select! {
+                r = work => r,
+                why = stalled(&progress, d) => Err(TransportError {
+                    outcome: Outcome::Timeout,
+                    detail: format!("{}: {why}", self.name),
+                }),
             };
             match r {
                 // A pooled connection the backend had closed: retry once
@@ -261,7 +261,7 @@ impl Upstream {
                 Err(e) => {
                     return Err(TransportError { detail: format!("{}: {}", self.name, e.detail), ..e });
                 }
-                Ok(resp) => return Ok(resp),
+                Ok(resp) => return Ok(resp.map(|b| IdleBody::wrap(b, d.idle, self.label.clone()))),
             }
         }
     }
@@ -288,6 +288,7 @@ mod tests {
             },
             conn: Connector::new(Endpoint::parse("http://127.0.0.1:3900").unwrap(), Duration::from_secs(1), true),
             keys: KeyCache::default(),
+            label: "primary".into(),
         }
     }
 
