@@ -99,9 +99,10 @@ pub struct GatewayArgs {
     /// Listen here instead of `[gateway] listen`.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
-    /// Wait for a backend's answer headers (reads, deletes) before read-through or 503.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub header_timeout: std::time::Duration,
+    /// Overrides `gateway.backend_first_byte_timeout`: how long a backend may
+    /// take to answer before read-through or a retryable 503.
+    #[arg(long, value_parser = parse_duration)]
+    pub header_timeout: Option<std::time::Duration>,
     /// Do not serve: copy the objects written to a non-primary backend while it
     /// was active back to the primary, verify them, print a JSON report, exit.
     #[arg(long)]

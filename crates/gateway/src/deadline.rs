@@ -18,7 +18,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::time::{Instant, Sleep};
 
-use crate::body::{Body, BoxError};
+use crate::body::{Body, BoxError, Fault, Refusal};
 
 /// How long a backend may take (`gateway.backend_first_byte_timeout` and
 /// `gateway.backend_idle_timeout`).
@@ -107,7 +107,8 @@ impl HttpBody for Watched {
                 }
             }
             Poll::Ready(None) => {
-                let _ = this.progress.done.compare_exchange(0, this.progress.stamp(), Ordering::Relaxed, Ordering::Relaxed);
+                let _ =
+                    this.progress.done.compare_exchange(0, this.progress.stamp(), Ordering::Relaxed, Ordering::Relaxed);
             }
             Poll::Ready(Some(Err(_))) | Poll::Pending => {}
         }
@@ -209,6 +210,112 @@ where
     }
 }
 
+/// A client's request body that fails when the client sends it slower
+/// than `rate` bytes per second, measured over `window` of time spent
+/// waiting for it (time the gateway spends waiting on a backend does not
+/// count). The client is told 400 `RequestTimeout`, as S3 does.
+pub(crate) struct MinRate {
+    inner: Body,
+    rate: u64,
+    window: Duration,
+    /// Waiting time and bytes in the current window.
+    waited: Duration,
+    bytes: u64,
+    /// When the current wait for the client started.
+    since: Option<Instant>,
+    sleep: Pin<Box<Sleep>>,
+    fault: Fault,
+    refused: Arc<AtomicU64>,
+}
+
+impl MinRate {
+    /// `rate` 0: `inner` unchanged.
+    pub fn wrap(inner: Body, rate: u64, window: Duration, fault: Fault, refused: Arc<AtomicU64>) -> Body {
+        if rate == 0 || inner.is_end_stream() {
+            return inner;
+        }
+        let sleep = Box::pin(tokio::time::sleep(window));
+        Self { inner, rate, window, waited: Duration::ZERO, bytes: 0, since: None, sleep, fault, refused }.boxed()
+    }
+
+    /// Ends the window when `window` of waiting has passed: too few bytes
+    /// is a failure, otherwise a new window starts.
+    fn too_slow(&mut self, now: Instant) -> bool {
+        let waited = self.waited + self.since.map(|s| now - s).unwrap_or_default();
+        if waited < self.window {
+            return false;
+        }
+        let needed = (self.rate as f64 * self.window.as_secs_f64()) as u64;
+        if self.bytes < needed {
+            return true;
+        }
+        self.waited = Duration::ZERO;
+        self.bytes = 0;
+        self.since = self.since.map(|_| now);
+        false
+    }
+
+    fn fail(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let r = Refusal::bad_request(
+            "RequestTimeout",
+            "Your socket connection to the server was not read from or written to within the timeout period.",
+        );
+        let _ = self.fault.set(r.clone());
+        Poll::Ready(Some(Err(Box::new(r))))
+    }
+}
+
+impl HttpBody for MinRate {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(r) => {
+                    let now = Instant::now();
+                    if let Some(s) = this.since.take() {
+                        this.waited += now - s;
+                    }
+                    if let Some(Ok(f)) = &r
+                        && let Some(d) = f.data_ref()
+                    {
+                        this.bytes += d.len() as u64;
+                    }
+                    if r.is_some() && this.too_slow(now) {
+                        return this.fail();
+                    }
+                    return Poll::Ready(r);
+                }
+                Poll::Pending => {
+                    let now = Instant::now();
+                    let since = *this.since.get_or_insert(now);
+                    if this.too_slow(now) {
+                        return this.fail();
+                    }
+                    let since = this.since.unwrap_or(since);
+                    let at = since + this.window.saturating_sub(this.waited);
+                    this.sleep.as_mut().reset(at);
+                    if this.sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    // The window ended while waiting: check it (loop).
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,7 +351,7 @@ mod tests {
         let p = Progress::new(false);
         let (tx, body) = channel(4, Some(8));
         let mut b = Watched::wrap(body, p.clone(), None);
-        let feeder = async {
+        let feeder = async move {
             for _ in 0..2 {
                 // The client pauses far longer than the idle deadline.
                 tokio::time::sleep(Duration::from_secs(30)).await;
@@ -293,5 +400,66 @@ mod tests {
         assert!(p.at(p.done.load(Ordering::Relaxed)).is_some());
         let b = IdleBody::wrap(empty(), D.idle, "x".into());
         assert!(b.collect().await.unwrap().to_bytes().is_empty());
+    }
+
+    fn min_rate(body: Body) -> (Body, Fault, Arc<AtomicU64>) {
+        let (fault, refused) = (Fault::default(), Arc::new(AtomicU64::new(0)));
+        (MinRate::wrap(body, 100, Duration::from_secs(10), fault.clone(), refused.clone()), fault, refused)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_trickling_its_body_gets_request_timeout() {
+        let (tx, body) = channel(4, Some(1000));
+        let (mut b, fault, refused) = min_rate(body);
+        let feeder = tokio::spawn(async move {
+            // 10 bytes a second: a tenth of the minimum.
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if tx.send(Ok(Bytes::from_static(b"0123456789"))).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let start = Instant::now();
+        let e = loop {
+            match b.frame().await {
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => break e,
+                None => panic!("the body ended"),
+            }
+        };
+        assert!(start.elapsed() <= Duration::from_secs(11), "{:?}", start.elapsed());
+        assert!(e.to_string().contains("RequestTimeout"), "{e}");
+        assert_eq!(fault.get().map(|r| r.code), Some("RequestTimeout"));
+        assert_eq!(refused.load(Ordering::Relaxed), 1);
+        feeder.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_client_gets_request_timeout_after_the_window() {
+        let (_tx, body) = channel(4, Some(1000));
+        let (mut b, fault, _) = min_rate(body);
+        let start = Instant::now();
+        assert!(b.frame().await.unwrap().is_err());
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        assert!(fault.get().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_spent_waiting_on_the_backend_is_not_the_clients() {
+        let (tx, body) = channel(64, Some(4000));
+        let (mut b, fault, _) = min_rate(body);
+        for _ in 0..4 {
+            tx.send(Ok(Bytes::from(vec![0u8; 1000]))).await.unwrap();
+        }
+        drop(tx);
+        let mut n = 0;
+        while let Some(f) = b.frame().await {
+            n += f.unwrap().into_data().unwrap().len();
+            // The backend takes a minute per frame: the reader is slow, not the client.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        assert_eq!(n, 4000);
+        assert!(fault.get().is_none());
     }
 }

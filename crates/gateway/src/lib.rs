@@ -31,9 +31,9 @@ pub mod tls;
 mod upstream;
 
 pub use active::{ActiveBackend, follow_state};
+pub use deadline::Deadlines;
 pub use error::GatewayError;
 pub use metrics::Metrics;
 pub use replay::{ResyncReport, resync};
-pub use deadline::Deadlines;
 pub use server::{Gateway, GatewayOptions};
 pub use state::State;

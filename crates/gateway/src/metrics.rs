@@ -18,6 +18,10 @@ pub const JOURNAL_APPENDED: &str = "cutover_gateway_journal_appended_total";
 pub const JOURNAL_REPLAYED: &str = "cutover_gateway_journal_replayed_total";
 pub const FALLBACKS: &str = "cutover_gateway_read_fallbacks_total";
 pub const TLS_HANDSHAKE_FAILURES: &str = "cutover_gateway_tls_handshake_failures_total";
+pub const CONNECTIONS_REFUSED: &str = "cutover_gateway_connections_refused_total";
+pub const SLOW_CLIENTS: &str = "cutover_gateway_slow_client_bodies_total";
+pub const HEDGED: &str = "cutover_gateway_hedged_writes_total";
+pub const BACKEND_TIMEOUTS: &str = "cutover_gateway_backend_timeouts_total";
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -48,6 +52,10 @@ pub struct Metrics {
     pub(crate) journal_replayed: AtomicU64,
     pub(crate) fallbacks: AtomicU64,
     pub(crate) tls_handshake_failures: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
+    pub(crate) slow_clients: Arc<AtomicU64>,
+    pub(crate) hedged: AtomicU64,
+    pub(crate) backend_timeouts: AtomicU64,
 }
 
 impl Metrics {
@@ -109,6 +117,26 @@ impl Metrics {
                 TLS_HANDSHAKE_FAILURES,
                 "Client connections whose TLS handshake failed or timed out.",
                 self.tls_handshake_failures.load(Ordering::Relaxed),
+            ),
+            (
+                CONNECTIONS_REFUSED,
+                "Client connections closed at once because max_connections were open.",
+                self.connections_refused.load(Ordering::Relaxed),
+            ),
+            (
+                SLOW_CLIENTS,
+                "Request bodies refused because the client sent them slower than client_min_body_rate.",
+                self.slow_clients.load(Ordering::Relaxed),
+            ),
+            (
+                HEDGED,
+                "Dual-writes acknowledged from the other backend because the active one did not answer in time (journaled for it).",
+                self.hedged.load(Ordering::Relaxed),
+            ),
+            (
+                BACKEND_TIMEOUTS,
+                "Backend requests that missed a deadline (first byte or idle).",
+                self.backend_timeouts.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, v) in counters {

@@ -16,10 +16,10 @@ use md5::{Digest, Md5};
 
 use crate::active::ActiveBackend;
 use crate::body::{BoxError, collect_limited};
+use crate::deadline::Deadlines;
 use crate::error::GatewayError;
 use crate::server::{Gateway, GatewayOptions, Inner};
 use crate::state::Op;
-use crate::deadline::Deadlines;
 use crate::upstream::{UpRequest, Upstream};
 
 /// What a failback resync did.
@@ -177,7 +177,14 @@ async fn delete(to: &Upstream, key: &str, d: Deadlines) -> Result<(), String> {
 
 /// Checks that `to` holds `size` bytes with MD5 `md5` under `key`: by the
 /// ETag when it is a plain MD5, otherwise by reading the object back.
-async fn verify(to: &Upstream, key: &str, size: u64, md5: &str, etag: Option<&str>, t: Deadlines) -> Result<(), String> {
+async fn verify(
+    to: &Upstream,
+    key: &str,
+    size: u64,
+    md5: &str,
+    etag: Option<&str>,
+    t: Deadlines,
+) -> Result<(), String> {
     let head = to
         .send(UpRequest::new(Method::HEAD, Some(key)), t)
         .await
@@ -232,6 +239,7 @@ impl Gateway {
             match r {
                 Ok(()) => {
                     inner.state.done(e.id).await?;
+                    inner.replayed(&e.bucket, &e.key, e.id);
                     inner.metrics.journal_replayed.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(bucket = %e.bucket, key = %e.key, target = %e.target, "journal entry replayed");
                     ok += 1;
@@ -248,6 +256,17 @@ impl Gateway {
     /// Replays the journal until the task is dropped: woken by new entries,
     /// otherwise every `replay_interval`.
     pub async fn replay_forever(&self) {
+        // Entries left by an earlier run: reads of their keys go to the
+        // backend that holds the newest version until they are replayed.
+        match self.inner.state.pending().await {
+            Ok(pending) => {
+                let mut m = self.inner.newest.lock().expect("newest");
+                for e in pending {
+                    m.entry((e.bucket, e.key)).or_insert((e.source, e.id));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the journal"),
+        }
         loop {
             if let Err(e) = self.replay_once().await {
                 tracing::warn!(error = %e, "journal replay pass failed");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use cutover_core::Config;
-use cutover_core::config::{Ack, BucketMode, GatewayBucket, SecretRef};
+use cutover_core::config::{Ack, BucketMode, GatewayBucket, GatewayLimits, SecretRef};
 use cutover_core::{Outcome, Secret};
 use cutover_s3::http::TransportError;
 use http::header::{self, HeaderName, HeaderValue};
@@ -24,12 +24,12 @@ use tokio::sync::{Notify, watch};
 use crate::active::ActiveBackend;
 use crate::auth::{self, ClientKeys, Payload, Verified};
 use crate::body::{Body, Counted, Fault, Refusal, channel, collect_limited, empty, full};
+use crate::deadline::{Deadlines, MinRate};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::route::{self, S3Op, Target};
 use crate::s3xml;
 use crate::state::{Op, State};
-use crate::deadline::Deadlines;
 use crate::upstream::{UpPayload, UpRequest, Upstream};
 
 /// The answer header naming the backend that served a request.
@@ -37,6 +37,9 @@ pub const BACKEND_HEADER: &str = "x-cutover-backend";
 /// Bodies the gateway reads whole: listings and multipart answers, error
 /// documents, DeleteObjects requests.
 const SMALL_BODY_LIMIT: usize = 16 << 20;
+/// The span of waiting for a client's body over which its rate is measured
+/// against `client_min_body_rate`.
+pub const BODY_RATE_WINDOW: Duration = Duration::from_secs(10);
 /// Query parameters of a presigned URL, never forwarded.
 const PRESIGN_PARAMS: [&str; 7] = [
     "X-Amz-Algorithm",
@@ -75,6 +78,28 @@ pub struct GatewayOptions {
     pub drain: Duration,
     /// With TLS: how long a client may take to complete its handshake.
     pub tls_handshake_timeout: Duration,
+    /// A client must send a whole request head within this, on a new or a
+    /// kept-alive connection (`gateway.client_header_timeout`).
+    pub client_header_timeout: Duration,
+    /// Bytes per second a client must at least send its body at, over
+    /// [`BODY_RATE_WINDOW`] of waiting for it; 0: no minimum.
+    pub client_min_body_rate: u64,
+    /// Client connections served at once; more are closed and counted.
+    pub max_connections: usize,
+}
+
+impl GatewayOptions {
+    /// The defaults, with the deadlines and limits of `gateway.*`.
+    pub fn from_limits(l: &GatewayLimits) -> Self {
+        Self {
+            deadlines: Deadlines { first_byte: l.backend_first_byte, idle: l.backend_idle },
+            hedge_after: l.hedge_after,
+            client_header_timeout: l.client_header,
+            client_min_body_rate: l.client_min_body_rate,
+            max_connections: l.max_connections,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for GatewayOptions {
@@ -89,6 +114,9 @@ impl Default for GatewayOptions {
             replay_interval: Duration::from_millis(500),
             drain: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
+            client_header_timeout: GatewayLimits::default().client_header,
+            client_min_body_rate: GatewayLimits::default().client_min_body_rate,
+            max_connections: GatewayLimits::default().max_connections,
         }
     }
 }
@@ -111,6 +139,10 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) opts: GatewayOptions,
     pub(crate) wake: Notify,
+    /// Keys with a pending journal entry in dual-write buckets: (bucket,
+    /// key) → (the backend that holds the newest version, journal id).
+    /// Reads of such a key go to that backend.
+    pub(crate) newest: std::sync::Mutex<HashMap<(String, String), (String, i64)>>,
     /// `Some` when the gateway serves HTTPS.
     tls: Option<crate::tls::Tls>,
 }
@@ -180,6 +212,7 @@ impl Gateway {
                 metrics: Metrics::default(),
                 opts,
                 wake: Notify::new(),
+                newest: Default::default(),
                 tls,
             }),
         })
@@ -225,32 +258,46 @@ impl Gateway {
 }
 
 /// Accepts until told to stop (or until the sender is gone), then drains.
+/// At most `max_connections` are served at once (more are closed at once
+/// and counted); accept errors (out of file descriptors) back off.
 async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
     let mut conns = tokio::task::JoinSet::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(inner.opts.max_connections));
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let (stream, _peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok(s) => s,
+                Ok(s) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    s
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tracing::warn!(error = %e, "accept failed; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                     continue;
                 }
             },
             _ = async { drop(stop.wait_for(|s| *s).await) } => break,
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            inner.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let (inner, stop) = (inner.clone(), stop.clone());
         conns.spawn(async move {
             match &inner.tls {
-                None => serve_connection(inner, stream, stop).await,
+                None => serve_connection(inner.clone(), stream, stop).await,
                 Some(tls) => {
                     if let Some(stream) = tls.accept(stream, &inner.metrics).await {
-                        serve_connection(inner, stream, stop).await
+                        serve_connection(inner.clone(), stream, stop).await
                     }
                 }
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -260,17 +307,27 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, mut stop: watch::
     }
 }
 
+/// The first pause after a failed accept, and the longest.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// HTTP/1.1 on one client connection; after `stop`, the request in
-/// progress finishes and the connection closes.
+/// progress finishes and the connection closes. A client must send each
+/// request head within `client_header_timeout` (hyper's timer starts when it
+/// waits for a head, so it also closes idle kept-alive connections).
 async fn serve_connection<I>(inner: Arc<Inner>, io: I, mut stop: watch::Receiver<bool>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let header_timeout = inner.opts.client_header_timeout;
     let svc = hyper::service::service_fn(move |req| {
         let inner = inner.clone();
         async move { Ok::<_, Infallible>(inner.handle(req).await) }
     });
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let r = tokio::select! {
         r = conn.as_mut() => r,
@@ -387,6 +444,13 @@ impl Inner {
             );
         }
         let (body, len, payload) = (fwd.body, fwd.len, fwd.payload);
+        let body = MinRate::wrap(
+            body,
+            self.opts.client_min_body_rate,
+            BODY_RATE_WINDOW,
+            body_fault.clone(),
+            self.metrics.slow_clients.clone(),
+        );
         // An empty aws-chunked upload sent upstream as a plain body has
         // Content-Length 0, which hyper sends without polling the body: its
         // checks (final chunk signature, trailer) run here first. (With a
@@ -433,7 +497,18 @@ impl Inner {
         let mode = ctx.bucket.mode;
         match ctx.op {
             S3Op::GetObject | S3Op::HeadObject if mode == BucketMode::ReadThrough => {
-                self.read_through(&ctx, &active, other).await
+                self.read_through(&ctx, &active, other, true).await
+            }
+            S3Op::GetObject | S3Op::HeadObject if mode == BucketMode::DualWrite && other.is_some() => {
+                let key = ctx.key.as_deref().unwrap_or("");
+                match self.newest_of(&ctx.bucket.name, key).and_then(|n| self.upstreams.get(&n).cloned()) {
+                    // One side holds a write the other has not got yet
+                    // (journaled): only that side answers.
+                    Some(up) => self.single(&ctx, &up, None, body, len).await,
+                    // Both sides hold the same: the other answers when the
+                    // active cannot.
+                    None => self.read_through(&ctx, &active, other, false).await,
+                }
             }
             S3Op::PutObject | S3Op::CopyObject | S3Op::DeleteObject | S3Op::DeleteObjects
                 if mode == BucketMode::DualWrite && other.is_some() =>
@@ -672,6 +747,23 @@ impl Inner {
         Ok(())
     }
 
+    /// The backend that holds the newest version of a key with a pending
+    /// journal entry.
+    fn newest_of(&self, bucket: &str, key: &str) -> Option<String> {
+        let m = self.newest.lock().expect("newest");
+        m.get(&(bucket.to_string(), key.to_string())).map(|(s, _)| s.clone())
+    }
+
+    /// A journal entry was replayed (or superseded): its key is equal on
+    /// both sides again unless a newer entry took its place.
+    pub(crate) fn replayed(&self, bucket: &str, key: &str, id: i64) {
+        let mut m = self.newest.lock().expect("newest");
+        let k = (bucket.to_string(), key.to_string());
+        if m.get(&k).is_some_and(|(_, i)| *i == id) {
+            m.remove(&k);
+        }
+    }
+
     pub(crate) async fn journal(
         &self,
         bucket: &str,
@@ -680,15 +772,22 @@ impl Inner {
         source: &str,
         target: &str,
     ) -> Result<(), GatewayError> {
-        self.state.append(bucket, key, op, source, target).await?;
+        let id = self.state.append(bucket, key, op, source, target).await?;
+        self.newest.lock().expect("newest").insert((bucket.to_string(), key.to_string()), (source.to_string(), id));
         self.metrics.journal_appended.fetch_add(1, Ordering::Relaxed);
         self.wake.notify_one();
         Ok(())
     }
 
     /// GET/HEAD on the active backend; on a transport error, timeout, 5xx or
-    /// 404, the same on the other backend.
-    async fn read_through(&self, ctx: &Ctx, active: &Upstream, other: Option<Arc<Upstream>>) -> Response<Body> {
+    /// (with `on_missing`) 404, the same on the other backend.
+    async fn read_through(
+        &self,
+        ctx: &Ctx,
+        active: &Upstream,
+        other: Option<Arc<Upstream>>,
+        on_missing: bool,
+    ) -> Response<Body> {
         let first = self.up_request(ctx, active, empty(), None);
         let first = match first {
             Ok(r) => active.send(r, self.opts.deadlines).await,
@@ -696,7 +795,7 @@ impl Inner {
         };
         let retry = match &first {
             Err(_) => true,
-            Ok(r) => r.status().is_server_error() || r.status() == StatusCode::NOT_FOUND,
+            Ok(r) => r.status().is_server_error() || (on_missing && r.status() == StatusCode::NOT_FOUND),
         };
         let other = if retry { other } else { None };
         let Some(other) = other else {
@@ -744,11 +843,17 @@ impl Inner {
     ) -> Response<Body> {
         let all = ctx.bucket.ack == Ack::All;
         let other_limit = if all { self.opts.write_timeout } else { self.opts.other_timeout };
+        // With ack = active-journal, the other backend's answer is enough
+        // when the active one cannot give its own in time.
+        let hedge = if all { None } else { self.opts.hedge_after };
         // DeleteObjects bodies are small and name the keys to journal.
         let (body, small_req) = if ctx.op == S3Op::DeleteObjects {
             match collect_limited(body, SMALL_BODY_LIMIT).await {
                 Ok(b) => (full(b.clone()), Some(b)),
                 Err(_) => {
+                    if let Some(r) = ctx.body_fault.get() {
+                        return s3xml::error(r.status, r.code, &r.message, &ctx.resource);
+                    }
                     return s3xml::error(
                         StatusCode::BAD_REQUEST,
                         "IncompleteBody",
@@ -766,7 +871,7 @@ impl Inner {
         } else {
             let (tx_a, body_a) = channel(self.opts.tee_chunks, len);
             let (tx_b, body_b) = channel(self.opts.tee_chunks, len);
-            (body_a, body_b, Some(tee(body, tx_a, tx_b, other_limit)))
+            (body_a, body_b, Some(tee(body, tx_a, tx_b, other_limit, hedge)))
         };
         let (req_a, req_b) = match (self.up_request(ctx, active, body_a, len), self.up_request(ctx, other, body_b, len))
         {
@@ -780,21 +885,20 @@ impl Inner {
             }
             let _ = done_tx.send(true);
         };
+        let d = self.opts.deadlines;
         let send_a =
-            deadline_after(Box::pin(active.send(req_a, self.opts.deadlines)), done_rx.clone(), self.opts.write_timeout, &active.name);
-        let send_b = deadline_after(Box::pin(other.send(req_b, self.opts.deadlines)), done_rx, other_limit, &other.name);
-        let ((), ra, rb) = tokio::join!(pump, send_a, send_b);
-        let (ra, small_a) = match ra {
-            Ok(r) => {
-                let (r, s) = self.answer(ctx, active, r).await;
-                (Ok(r), s)
-            }
-            Err(e) => (Err(e), None),
+            deadline_after(Box::pin(active.send(req_a, d)), done_rx.clone(), self.opts.write_timeout, &active.name);
+        let send_b = deadline_after(Box::pin(other.send(req_b, d)), done_rx, other_limit, &other.name);
+        // The other backend's answer is small (a PUT's headers, a copy's or
+        // a DeleteObjects' XML): read it whole.
+        let read_b = async move {
+            let (parts, b) = send_b.await?.into_parts();
+            let text = collect_limited(b, SMALL_BODY_LIMIT).await.ok();
+            Ok::<_, TransportError>((parts, text))
         };
-        let b_ok = match rb {
-            Ok(r) => {
-                let (parts, b) = r.into_parts();
-                let text = collect_limited(b, SMALL_BODY_LIMIT).await.ok();
+        let ((), (ra, rb)) = tokio::join!(pump, race(send_a, read_b, hedge));
+        let b_ok = match &rb {
+            Ok((parts, text)) => {
                 // A 200 with an error document (a failed copy) is a failure too.
                 let ok = succeeded(parts.status, text.as_ref());
                 if !ok {
@@ -807,17 +911,52 @@ impl Inner {
                 false
             }
         };
+        let keys: Vec<String> = match &small_req {
+            Some(b) => s3xml::delete_keys(b),
+            None => ctx.key.iter().cloned().collect(),
+        };
+        let op = if matches!(ctx.op, S3Op::DeleteObject | S3Op::DeleteObjects) { Op::Delete } else { Op::Put };
+        let ra = match ra {
+            Some(Ok(r)) => {
+                let (r, small_a) = self.answer(ctx, active, r).await;
+                Ok((r, small_a))
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(TransportError {
+                outcome: Outcome::Timeout,
+                detail: format!(
+                    "{}: no answer within {:?} of the other backend's",
+                    active.name,
+                    hedge.unwrap_or_default()
+                ),
+            }),
+        };
+        // The active backend could not take the write (no answer in time, a
+        // transport error, a 5xx) but the other did: with ack =
+        // active-journal the write is acknowledged from the other backend
+        // and journaled for the active one, so no client write fails while
+        // the active backend is down, even before the failover.
+        let active_unavailable = match &ra {
+            Err(_) => true,
+            Ok((r, _)) => r.status().is_server_error(),
+        };
+        if hedge.is_some()
+            && b_ok
+            && active_unavailable
+            && let Ok((parts, text)) = rb
+        {
+            return self.hedged(ctx, active, other, &keys, op, parts, text).await;
+        }
+        let (ra, small_a) = match ra {
+            Ok((r, s)) => (Ok(r), s),
+            Err(e) => (Err(e), None),
+        };
         let a_ok = matches!(&ra, Ok(r) if succeeded(r.status(), small_a.as_ref()));
         if a_ok && b_ok {
             return ra.expect("ok");
         }
         // One side missed the write: make it converge to the active's state
         // (journal), whatever the client is told.
-        let keys: Vec<String> = match &small_req {
-            Some(b) => s3xml::delete_keys(b),
-            None => ctx.key.iter().cloned().collect(),
-        };
-        let op = if matches!(ctx.op, S3Op::DeleteObject | S3Op::DeleteObjects) { Op::Delete } else { Op::Put };
         let mut journaled = true;
         if a_ok || b_ok {
             for k in &keys {
@@ -845,6 +984,86 @@ impl Inner {
             }
             Ok(r) => r,
             Err(e) => send_failed(ctx, active, &e),
+        }
+    }
+
+    /// Acknowledges a dual-write from the other backend's answer: every key
+    /// is journaled from the other backend to the active one first (and,
+    /// when the other is not the primary, recorded for failback); if that
+    /// cannot be written the client is told to retry.
+    #[allow(clippy::too_many_arguments)]
+    async fn hedged(
+        &self,
+        ctx: &Ctx,
+        active: &Upstream,
+        other: &Upstream,
+        keys: &[String],
+        op: Op,
+        parts: http::response::Parts,
+        text: Option<Bytes>,
+    ) -> Response<Body> {
+        for k in keys {
+            let mut r = self.journal(&ctx.bucket.name, k, op, &other.name, &active.name).await;
+            if r.is_ok() && other.name != self.primary {
+                r = self.state.record_failback(&ctx.bucket.name, k, op, &other.name).await;
+            }
+            if let Err(e) = r {
+                tracing::error!(error = %e, "writing the journal for a hedged write");
+                let mut r = s3xml::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    &format!(
+                        "dual-write: backend {} did not take the write and the journal could not be written; retry",
+                        active.name
+                    ),
+                    &ctx.resource,
+                );
+                set_backend(&mut r, &active.name);
+                return r;
+            }
+        }
+        self.metrics.hedged.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(backend = %active.name, acknowledged_by = %other.name, keys = keys.len(), "dual-write: acknowledged from the other backend and journaled for the active one");
+        self.answer(ctx, other, Response::from_parts(parts, full(text.unwrap_or_default()))).await.0
+    }
+}
+
+/// Waits for both backends of a dual-write; with `hedge`, stops waiting for
+/// the active one (`None`) once the other has answered successfully and
+/// `hedge` has passed.
+async fn race<A, B>(
+    send_a: A,
+    read_b: B,
+    hedge: Option<Duration>,
+) -> (Option<Result<Response<Body>, TransportError>>, Result<(http::response::Parts, Option<Bytes>), TransportError>)
+where
+    A: Future<Output = Result<Response<Body>, TransportError>>,
+    B: Future<Output = Result<(http::response::Parts, Option<Bytes>), TransportError>>,
+{
+    tokio::pin!(send_a, read_b);
+    let (mut ra, mut rb) = (None, None);
+    let mut give_up: Option<tokio::time::Instant> = None;
+    loop {
+        let at = give_up;
+        tokio::select! {
+            r = &mut send_a, if ra.is_none() => ra = Some(r),
+            r = &mut read_b, if rb.is_none() => {
+                if let (Some(h), Ok((parts, text))) = (hedge, &r)
+                    && succeeded(parts.status, text.as_ref())
+                {
+                    give_up = Some(tokio::time::Instant::now() + h);
+                }
+                rb = Some(r);
+            }
+            _ = async move {
+                match at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            }, if ra.is_none() => return (None, rb.expect("the other answered")),
+        }
+        if let (Some(_), Some(_)) = (&ra, &rb) {
+            return (ra, rb.expect("checked"));
         }
     }
 }
@@ -893,23 +1112,25 @@ async fn deadline_after<T>(
 }
 
 /// Feeds each chunk of `body` to both channels. The other side (`tx_b`) is
-/// dropped if it stalls for `stall` or goes away; the active side is waited
-/// for (its upstream request has its own deadline).
+/// dropped if it stalls for `stall` or goes away. The active side is waited
+/// for (its upstream request has its own deadlines), except with `hedge`:
+/// then it is dropped when it stalls that long, so the other side still
+/// gets the whole body (and the write is acknowledged from it).
 async fn tee(
     mut body: Body,
     tx_a: tokio::sync::mpsc::Sender<Result<Bytes, crate::body::BoxError>>,
     tx_b: tokio::sync::mpsc::Sender<Result<Bytes, crate::body::BoxError>>,
     stall: Duration,
+    hedge: Option<Duration>,
 ) {
-    let mut tx_b = Some(tx_b);
-    loop {
+    let (mut tx_a, mut tx_b) = (Some(tx_a), Some(tx_b));
+    while tx_a.is_some() || tx_b.is_some() {
         match body.frame().await {
             None => return,
             Some(Err(e)) => {
                 let msg = e.to_string();
-                let _ = tx_a.send(Err(msg.clone().into())).await;
-                if let Some(b) = &tx_b {
-                    let _ = b.try_send(Err(msg.into()));
+                for tx in [&tx_a, &tx_b].into_iter().flatten() {
+                    let _ = tx.try_send(Err(msg.clone().into()));
                 }
                 return;
             }
@@ -926,8 +1147,20 @@ async fn tee(
                         }
                     }
                 }
-                if tx_a.send(Ok(data)).await.is_err() {
-                    return;
+                if let Some(a) = &tx_a {
+                    let sent = match hedge {
+                        None => a.send(Ok(data)).await.is_ok(),
+                        Some(h) => matches!(tokio::time::timeout(h, a.send(Ok(data))).await, Ok(Ok(()))),
+                    };
+                    if !sent {
+                        if tx_b.is_some() && hedge.is_some() {
+                            tracing::warn!("dual-write: the active backend stalled; continuing with the other one");
+                        }
+                        tx_a = None;
+                        if hedge.is_none() {
+                            return;
+                        }
+                    }
                 }
             }
         }

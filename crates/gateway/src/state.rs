@@ -184,12 +184,21 @@ impl State {
 
     /// Entries due for replay, oldest first.
     pub async fn due(&self, limit: usize) -> Result<Vec<JournalEntry>, GatewayError> {
+        self.entries(now_ms(), limit).await
+    }
+
+    /// Every pending entry, due or not, oldest first.
+    pub async fn pending(&self) -> Result<Vec<JournalEntry>, GatewayError> {
+        self.entries(i64::MAX, usize::MAX >> 1).await
+    }
+
+    async fn entries(&self, due_by: i64, limit: usize) -> Result<Vec<JournalEntry>, GatewayError> {
         self.with("read gateway_journal", move |c| {
             let mut st = c.prepare(
                 "SELECT id, bucket, key, op, source, target, created_ms, attempts FROM gateway_journal \
                  WHERE next_ms <= ?1 ORDER BY id LIMIT ?2",
             )?;
-            let rows = st.query_map(params![now_ms(), limit as i64], |r| {
+            let rows = st.query_map(params![due_by, limit as i64], |r| {
                 Ok(JournalEntry {
                     id: r.get(0)?,
                     bucket: r.get(1)?,

@@ -385,6 +385,49 @@ pub struct GatewayConfig {
     pub tls: Option<GatewayTls>,
     pub clients: Vec<GatewayClient>,
     pub buckets: Vec<GatewayBucket>,
+    /// Deadlines on every backend request and hedging of dual-writes.
+    pub limits: GatewayLimits,
+}
+
+/// How long the gateway waits for backends and clients, and how many
+/// clients it serves at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayLimits {
+    /// `backend_first_byte_timeout` (default 5s): from the end of a request
+    /// to the backend's answer headers.
+    pub backend_first_byte: Duration,
+    /// `backend_idle_timeout` (default 5s): the longest pause of a backend
+    /// while it takes a body or sends an answer.
+    pub backend_idle: Duration,
+    /// `hedge_after` (default 1s, `"off"` to disable): in dual-write with
+    /// `ack = "active-journal"`, a write the active backend has not answered
+    /// this long after the other backend took it is acknowledged and
+    /// journaled for the active one.
+    pub hedge_after: Option<Duration>,
+    /// `client_header_timeout` (default 20s): a client must send a whole
+    /// request head within it, on a new or a kept-alive connection (so it is
+    /// also the keep-alive idle timeout).
+    pub client_header: Duration,
+    /// `client_min_body_rate` (bytes per second, default 1024): a client
+    /// sending a body slower than this, measured over 10 s of waiting for
+    /// it, gets 400 `RequestTimeout`. 0 disables.
+    pub client_min_body_rate: u64,
+    /// `max_connections` (default 4096): client connections served at once;
+    /// more are closed at once and counted.
+    pub max_connections: usize,
+}
+
+impl Default for GatewayLimits {
+    fn default() -> Self {
+        Self {
+            backend_first_byte: Duration::from_secs(5),
+            backend_idle: Duration::from_secs(5),
+            hedge_after: Some(Duration::from_secs(1)),
+            client_header: Duration::from_secs(20),
+            client_min_body_rate: 1024,
+            max_connections: 4096,
+        }
+    }
 }
 
 /// The gateway's certificate chain and private key (PEM files, read when the

@@ -178,6 +178,12 @@ pub struct RawGateway {
     pub region: Option<String>,
     pub tls_cert_file: Option<String>,
     pub tls_key_file: Option<String>,
+    pub backend_first_byte_timeout: Option<String>,
+    pub backend_idle_timeout: Option<String>,
+    pub hedge_after: Option<String>,
+    pub client_header_timeout: Option<String>,
+    pub client_min_body_rate: Option<u64>,
+    pub max_connections: Option<u64>,
     #[serde(default)]
     pub clients: Vec<RawGatewayClient>,
     #[serde(default)]

@@ -547,7 +547,38 @@ fn validate_gateway(
             Some(GatewayBucket { name: name?.to_string(), mode: mode?, ack: ack?, backends: spans })
         })
         .collect();
-    GatewayConfig { listen, region, tls, clients, buckets }
+    let limits = validate_gateway_limits(p, &g);
+    GatewayConfig { listen, region, tls, clients, buckets, limits }
+}
+
+/// Deadlines, hedging and client limits of the gateway.
+fn validate_gateway_limits(p: &mut Problems, g: &RawGateway) -> GatewayLimits {
+    let d = GatewayLimits::default();
+    let hedge_after = match g.hedge_after.as_deref().map(str::trim) {
+        None => d.hedge_after,
+        Some("off") => None,
+        Some(_) => Some(p.duration("gateway.hedge_after", g.hedge_after.as_ref(), Duration::from_secs(1))),
+    };
+    let max_connections = match g.max_connections {
+        None => d.max_connections,
+        Some(0) => {
+            p.push("gateway.max_connections", "must be at least 1");
+            d.max_connections
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    GatewayLimits {
+        backend_first_byte: p.duration(
+            "gateway.backend_first_byte_timeout",
+            g.backend_first_byte_timeout.as_ref(),
+            d.backend_first_byte,
+        ),
+        backend_idle: p.duration("gateway.backend_idle_timeout", g.backend_idle_timeout.as_ref(), d.backend_idle),
+        hedge_after,
+        client_header: p.duration("gateway.client_header_timeout", g.client_header_timeout.as_ref(), d.client_header),
+        client_min_body_rate: g.client_min_body_rate.unwrap_or(d.client_min_body_rate),
+        max_connections,
+    }
 }
 
 /// `gateway.tls_cert_file` and `gateway.tls_key_file`: both or neither. The

@@ -280,6 +280,7 @@ fn drill_config(config: &Config, dir: &Path, stable_for: Duration) -> Result<Con
             ack: Ack::ActiveJournal,
             backends: config.backends.iter().map(|b| b.name.clone()).collect(),
         }],
+        limits: Default::default(),
     });
     Ok(c)
 }

@@ -26,7 +26,10 @@ pub fn run(global: &Global, args: GatewayArgs) -> Result<(), Failure> {
     let tls = gw.tls.is_some();
     let primary = config.primary().name.clone();
     let known: Vec<String> = config.backend_names().iter().map(|s| s.to_string()).collect();
-    let opts = GatewayOptions { header_timeout: args.header_timeout, ..GatewayOptions::default() };
+    let mut opts = GatewayOptions::from_limits(&gw.limits);
+    if let Some(t) = args.header_timeout {
+        opts.deadlines.first_byte = t;
+    }
     runtime().block_on(async move {
         let state = State::open(&config.state.path).context("opening the state file")?;
         let initial = state.read_active().await.context("reading the active backend")?;

@@ -133,11 +133,11 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
     let (jobs, queue) = mpsc::unbounded_channel();
 
     let gateway = match (&config.gateway, with_gateway) {
-        (Some(_), true) => {
+        (Some(g), true) => {
             let gw = cutover_gateway::Gateway::build(
                 &config,
                 cutover_gateway::ActiveBackend::new(active),
-                cutover_gateway::GatewayOptions::default(),
+                cutover_gateway::GatewayOptions::from_limits(&g.limits),
             )
             .map_err(|e| Failure::Usage(format!("gateway: {e}")))?;
             Some(gw)

@@ -45,6 +45,17 @@ impl TestGateway {
     /// `backends` (the first is the primary, named `primary`, the others
     /// `secondary`, `third`..), the bucket's `mode` line(s) as given.
     pub async fn start_with(backends: &[BackendSpec<'_>], mode: &str) -> Self {
+        Self::start_opts(backends, mode, GatewayOptions::default()).await
+    }
+
+    /// [`TestGateway::start_with`] with options.
+    pub async fn start_opts(backends: &[BackendSpec<'_>], mode: &str, opts: GatewayOptions) -> Self {
+        let (gw, _dir) = Self::build(backends, mode, opts);
+        Self::serve(gw, _dir).await
+    }
+
+    /// The gateway, not serving yet, and its directory.
+    pub fn build(backends: &[BackendSpec<'_>], mode: &str, opts: GatewayOptions) -> (Gateway, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::write(d.join("client.secret"), CLIENT_SECRET).unwrap();
@@ -78,7 +89,12 @@ impl TestGateway {
         }
         let env = |_: &str| None;
         let config = cutover_core::config::load_str(&text, "test.toml", d, &env).unwrap();
-        let gw = Gateway::build(&config, ActiveBackend::new("primary"), GatewayOptions::default()).unwrap();
+        let gw = Gateway::build(&config, ActiveBackend::new("primary"), opts).unwrap();
+        (gw, dir)
+    }
+
+    /// Serves `gw` on a free port.
+    pub async fn serve(gw: Gateway, dir: tempfile::TempDir) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = oneshot::channel::<()>();
