@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -21,15 +22,31 @@ type Resp = Response<Full<Bytes>>;
 
 const MAX_BODY: usize = 64 * 1024;
 
+/// Control connections served at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 64;
+/// A client must send a request head within this (also the keep-alive
+/// idle timeout).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = Duration::from_millis(5);
     loop {
         let socket = match listener.accept().await {
-            Ok((s, _)) => s,
+            Ok((s, _)) => {
+                backoff = Duration::from_millis(5);
+                s
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "control API accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tracing::warn!(error = %e, "control API accept failed; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("control API: {MAX_CONNECTIONS} connections open; one refused");
+            continue;
         };
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -37,7 +54,12 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(handle(req, &shared).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(socket), svc).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(socket), svc)
+                .await;
+            drop(slot);
         });
     }
 }

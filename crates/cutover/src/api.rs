@@ -35,42 +35,22 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        let socket = match listener.accept().await {
-            Ok((socket, _)) => {
-                backoff = Duration::from_millis(5);
-                socket
-            }
-            // Out of file descriptors and the like: do not spin.
-            Err(e) => {
-                tracing::warn!(error = %e, "API: accept failed; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            shared.metrics.lock().unwrap().inc(metrics::CONNECTIONS_REFUSED, vec![("listener", "api".into())]);
-            drop(socket);
-            continue;
-        };
-        let _ = socket.set_nodelay(true);
+    let limits = crate::listen::Limits { max_connections: MAX_CONNECTIONS, header_timeout: HEADER_READ_TIMEOUT };
+    let counter = shared.clone();
+    let refused = move || {
+        counter.metrics.lock().unwrap().inc(metrics::CONNECTIONS_REFUSED, vec![("listener", "api".into())]);
+    };
+    crate::listen::accept_loop(listener, "API", limits, refused, move |socket| {
         let shared = shared.clone();
-        tokio::spawn(async move {
+        async move {
             let svc = service_fn(move |req| {
                 let shared = shared.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(req, &shared).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(socket), svc)
-                .await;
-            drop(slot);
-        });
-    }
+            let _ = crate::listen::http1(limits).serve_connection(TokioIo::new(socket), svc).await;
+        }
+    })
+    .await
 }
 
 fn json_resp(status: StatusCode, v: &Value) -> Resp {

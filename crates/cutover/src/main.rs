@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod cmd;
+mod listen;
 mod load;
 
 use std::process::ExitCode;

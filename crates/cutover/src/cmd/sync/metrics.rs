@@ -28,20 +28,20 @@ fn answer(req: &Request<Incoming>, metrics: &ReplicationMetrics) -> Response<Ful
         .expect("a valid response")
 }
 
-/// Serves until the runtime stops.
+/// Serves until the runtime stops (at most 64 connections at once; a
+/// request head must arrive within 10 s).
 pub async fn serve(listener: TcpListener, metrics: Arc<ReplicationMetrics>) {
-    loop {
-        let Ok((socket, _)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
-        };
+    let limits = crate::listen::Limits { max_connections: 64, header_timeout: std::time::Duration::from_secs(10) };
+    let refused = || tracing::warn!("replication metrics: too many connections; one refused");
+    crate::listen::accept_loop(listener, "replication metrics", limits, refused, move |socket| {
         let metrics = metrics.clone();
-        tokio::spawn(async move {
+        async move {
             let svc = service_fn(move |req| {
                 let resp = answer(&req, &metrics);
                 async move { Ok::<_, Infallible>(resp) }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(socket), svc).await;
-        });
-    }
+            let _ = crate::listen::http1(limits).serve_connection(TokioIo::new(socket), svc).await;
+        }
+    })
+    .await
 }
