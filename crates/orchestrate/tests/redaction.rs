@@ -174,3 +174,25 @@ on_failure = "continue"
     assert!(dump.contains("you sent [redacted]"), "{dump}");
     assert!(dump.contains("POST $DEAD_HOOK: connection refused"), "{dump}");
 }
+
+/// A `command` step's program inherits cutover's environment, credentials
+/// included: values given to `Engine::with_secrets` are scrubbed from what it
+/// prints, even bare.
+#[tokio::test]
+async fn a_credential_cutover_holds_is_scrubbed_from_command_output() {
+    let mut b = bench(&[]);
+    b.engine = b.engine.clone().with_secrets(["HeldBackendSecret999".to_string()]);
+    let job = b.job("secondary", "primary down");
+    let text = r#"
+[[steps]]
+name = "print the environment"
+uses = "command"
+with = { program = "sh", args = ["-c", "echo \"$BACKEND_SECRET\"; echo \"$BACKEND_SECRET\" >&2; exit 3"], env = { BACKEND_SECRET = "HeldBackendSecret999" } }
+on_failure = "continue"
+"#;
+
+    assert_eq!(b.run(&job, text).await, RunOutcome::Completed);
+
+    b.assert_stored_without(&["HeldBackendSecret999"]);
+    assert!(b.dump().contains("exited with code 3: [redacted]"), "{}", b.dump());
+}
