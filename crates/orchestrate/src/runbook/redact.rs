@@ -200,8 +200,10 @@ fn redact_urls(s: &str) -> String {
     let mut rest = s;
     while let Some(i) = rest.find("://") {
         let scheme_start = rest[..i]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-            .map_or(0, |p| p + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |(p, c)| p + c.len_utf8());
         if scheme_start == i {
             out.push_str(&rest[..i + 3]);
             rest = &rest[i + 3..];
@@ -288,8 +290,13 @@ fn redact_path(path: &str, whole: bool) -> String {
 }
 
 /// 20 characters or more of letters, digits, `-`, `_`, `~`, `+`, `=`, with at
-/// least 3 letters and 3 digits: a token, a UUID, a hash.
+/// least 3 letters and 3 digits: a token, a UUID, a hash. Terraform Cloud's
+/// object ids (`run-...`, `ws-...`) are not secrets and stay readable.
 fn looks_like_a_token(s: &str) -> bool {
+    const IDS: &[&str] = &["run-", "ws-", "plan-", "apply-", "org-", "sv-", "cv-"];
+    if IDS.iter().any(|p| s.starts_with(p)) {
+        return false;
+    }
     let letters = s.bytes().filter(u8::is_ascii_alphabetic).count();
     let digits = s.bytes().filter(u8::is_ascii_digit).count();
     s.len() >= 20
@@ -311,7 +318,10 @@ fn redact_schemes(s: &str) -> String {
     while i < b.len() {
         let word_start = i == 0 || !b[i - 1].is_ascii_alphanumeric();
         let scheme = ["bearer", "basic"].into_iter().find(|w| {
-            word_start && b.len() > i + w.len() && s[i..i + w.len()].eq_ignore_ascii_case(w) && b[i + w.len()] == b' '
+            word_start
+                && b.len() > i + w.len()
+                && b[i..i + w.len()].eq_ignore_ascii_case(w.as_bytes())
+                && b[i + w.len()] == b' '
         });
         if let Some(w) = scheme {
             let mut j = i + w.len();
@@ -432,7 +442,7 @@ fn redact_known_tokens(s: &str) -> String {
     let (mut last, mut i) = (0, 0);
     while i < b.len() {
         let word_start = i == 0 || !is_token_byte(b[i - 1]);
-        if word_start && let Some(p) = PREFIXES.iter().find(|p| s[i..].starts_with(**p)) {
+        if word_start && let Some(p) = PREFIXES.iter().find(|p| b[i..].starts_with(p.as_bytes())) {
             let mut k = i + p.len();
             while k < b.len() && (b[k].is_ascii_alphanumeric() || b"-_".contains(&b[k])) {
                 k += 1;

@@ -1,3 +1,4 @@
+use proptest::strategy::Strategy;
 use serde_json::json;
 
 use super::*;
@@ -76,6 +77,10 @@ fn webhook_paths_and_secret_query_parameters_are_redacted() {
         ("https://flux.example/hook/bed6d00b5555b1603e1f59b94d7fdbca", "https://flux.example/hook/[redacted]"),
         ("https://api.example/v1/a1b2c3d4e5f6a7b8c9d0e1f2/run", "https://api.example/v1/[redacted]/run"),
         (
+            "https://app.terraform.io/app/acme/workspaces/prod/runs/run-CZcmD7eagjhyX0vN1234",
+            "https://app.terraform.io/app/acme/workspaces/prod/runs/run-CZcmD7eagjhyX0vN1234",
+        ),
+        (
             "https://argocd.example.com/api/v1/applications/storage-consumers/sync",
             "https://argocd.example.com/api/v1/applications/storage-consumers/sync",
         ),
@@ -153,4 +158,29 @@ fn scrubbing_replaces_values_read_from_the_environment() {
     let r = scrub(&v, &needles).to_string();
     assert!(!r.contains("s3cr3t") && !r.contains("XYZSECRET"), "{r}");
     assert!(r.contains("echo: [redacted] and [redacted]"), "{r}");
+}
+
+proptest::proptest! {
+    /// Any text, with multi-byte characters next to the patterns redaction
+    /// looks for, is redacted without a panic, and redacting again changes nothing.
+    #[test]
+    fn redaction_never_panics_and_is_stable(
+        parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::string::string_regex("[a-zA-Zé€0-9 _:=\"'&?#/@.-]{0,12}").unwrap(),
+                proptest::sample::select(vec![
+                    "token=", "Bearer ", "basic ", "https://", "://", "\"password\": \"", "xoxb-", "AKIA", "[redacted]",
+                    "/hooks/", "?key=", "é", "€", "\\", "Authorization: ", "--token", "%2",
+                ]).prop_map(String::from),
+            ],
+            0..12,
+        )
+    ) {
+        let text: String = parts.concat();
+        let once = redact_text(&text);
+        proptest::prop_assert_eq!(redact_text(&once), once.clone());
+        let v = Value::Array(parts.iter().map(|p| Value::String(p.clone())).collect());
+        let _ = redact_value(&v);
+        let _ = scrub_text(&text, &secret_needles([text.as_str()]));
+    }
 }

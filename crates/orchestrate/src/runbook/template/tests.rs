@@ -90,3 +90,25 @@ fn render_call_picks_the_context_of_each_parameter() {
     let with: Params = serde_json::from_value(json!({"args": ["--to", "{{ target }}"]})).unwrap();
     assert_eq!(render_call("command", &with, &v).unwrap()["args"], json!(["--to", "a b"]));
 }
+
+proptest::proptest! {
+    /// Whatever `{{ reason }}` holds, a JSON body stays valid JSON with the
+    /// reason as that string's content, a URL stays one URL with the reason as
+    /// one query value, and a header value stays one header value.
+    #[test]
+    fn no_reason_can_change_the_shape_of_a_request(reason in "\\PC{0,40}|[\"\\\\{}\r\n&?#/%=\u{0}-\u{1f}]{0,20}") {
+        let v = vars(&reason, "secondary");
+        let clean = reason.replace('\0', "");
+        let body = render_in(r#"{"r": "{{ reason }}", "n": {"t": "{{ target }}"}}"#, &v, Context::Body).unwrap();
+        let parsed: Value = serde_json::from_str(&body).unwrap();
+        proptest::prop_assert_eq!(parsed, json!({"r": clean, "n": {"t": "secondary"}}));
+        let url = render_in("http://h.example/p/{{ reason }}?r={{ reason }}&k=v", &v, Context::Url).unwrap();
+        let uri: http::Uri = url.parse().unwrap();
+        proptest::prop_assert_eq!(uri.host(), Some("h.example"));
+        proptest::prop_assert_eq!(uri.path().matches('/').count(), 2);
+        proptest::prop_assert!(uri.query().unwrap().ends_with("&k=v"));
+        proptest::prop_assert_eq!(uri.query().unwrap().matches('&').count(), 1);
+        let header = render_in("x {{ reason }}", &v, Context::Header).unwrap();
+        proptest::prop_assert!(http::HeaderValue::from_str(&header).is_ok(), "{:?}", header);
+    }
+}
