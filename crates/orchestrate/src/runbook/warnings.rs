@@ -8,7 +8,8 @@
 use cutover_core::Problem;
 use serde_json::Value;
 
-use super::{Call, Runbook};
+use super::{Call, Runbook, redact};
+use crate::actuators::Params;
 
 /// The variable an actuator reads when its `*_env` parameter is not given.
 const DEFAULT_ENV: &[(&str, &str, &str)] = &[("terraform_cloud.run", "token_env", "TFC_TOKEN")];
@@ -57,7 +58,37 @@ fn call_warnings(call: &Call, at: &str, env: &dyn Fn(&str) -> Option<String>, ou
     for (k, v) in &call.with {
         if !k.ends_with("_env") {
             placeholders(v, &format!("{at}.{k}"), out);
+            literal_secrets(k, v, &format!("{at}.{k}"), out);
         }
+    }
+}
+
+/// A secret written in the runbook (a value that redaction hides): it is
+/// kept out of what cutover stores, but it is in Git.
+fn literal_secrets(key: &str, v: &Value, path: &str, out: &mut Vec<Problem>) {
+    if let (Value::Object(m), "headers" | "env") = (v, key) {
+        for (name, x) in m {
+            literal_secrets(name, x, &format!("{path}.{name}"), out);
+        }
+        return;
+    }
+    if v.as_str().is_some_and(|s| s.contains("{{")) {
+        return;
+    }
+    let one = Params::from_iter([(key.to_string(), v.clone())]);
+    if redact::redact(&one) != one {
+        let instead = match key {
+            "url" => "url_env",
+            _ if path.contains(".headers.") => "headers_env",
+            _ => "an *_env parameter",
+        };
+        out.push(Problem::new(
+            path.to_string(),
+            format!(
+                "holds what looks like a secret, written in the runbook (redacted from what cutover stores, but it \
+                 is in Git); read it from the environment with {instead}"
+            ),
+        ));
     }
 }
 
@@ -65,7 +96,11 @@ fn placeholders(v: &Value, path: &str, out: &mut Vec<Problem>) {
     match v {
         Value::String(s) => {
             if let Some(why) = placeholder(s) {
-                out.push(Problem::new(path.to_string(), format!("{s:?} {why}; replace it before an outage needs it")));
+                let shown = redact::redact_text(s);
+                out.push(Problem::new(
+                    path.to_string(),
+                    format!("{shown:?} {why}; replace it before an outage needs it"),
+                ));
             }
         }
         Value::Array(a) => {
@@ -194,5 +229,37 @@ with = { url_env = "SET_ONE" }
         );
         assert!(!all.contains("SET_ONE"), "{all}");
         assert_eq!(w.len(), 4, "{all}");
+    }
+
+    #[test]
+    fn secrets_written_in_the_runbook_are_warned_about_without_their_value() {
+        let rb = parse(
+            r#"
+[[steps]]
+name = "hook"
+uses = "http"
+with = { url = "http://127.0.0.1:9/h?token=LiteralT0ken", headers = { X-Api-Key = "LiteralKey1", X-Team = "storage" } }
+[[steps]]
+name = "run"
+uses = "command"
+with = { program = "deploy", args = ["--region", "{{ target }}"], env = { DEPLOY_PASSWORD = "LiteralPw2" } }
+"#,
+            "rb.toml",
+            &[],
+        )
+        .unwrap();
+        let all: Vec<String> = warnings(&rb, &|_| None).iter().map(|p| p.to_string()).collect();
+        let all = all.join("\n");
+        assert!(
+            all.contains(r#"steps[0] "hook".with.url: holds what looks like a secret"#) && all.contains("url_env"),
+            "{all}"
+        );
+        assert!(
+            all.contains(r#"steps[0] "hook".with.headers.X-Api-Key: holds"#) && all.contains("headers_env"),
+            "{all}"
+        );
+        assert!(all.contains(r#"steps[1] "run".with.env.DEPLOY_PASSWORD: holds"#), "{all}");
+        assert!(!all.contains("X-Team") && !all.contains("args"), "{all}");
+        assert!(!all.contains("Literal"), "a warning never shows the value: {all}");
     }
 }
