@@ -9,7 +9,8 @@
 //!   errors go through [`runbook::redact::redact_value`], and every value
 //!   the step read from the environment (`url_env`, `headers_env`,
 //!   `token_env`, ...), and every value given to [`Engine::with_secrets`],
-//!   is replaced by `[redacted]` wherever it appears. A step recorded `ok` is never run again, also after a crash:
+//!   is replaced by `[redacted]` wherever it appears.
+//! - A step recorded `ok` is never run again, also after a crash:
 //!   [`Engine::resume`] continues an interrupted run from the first step not
 //!   recorded `ok` (steps are idempotent, so one interrupted mid-way may run
 //!   again), or rolls it back when its runbook changed meanwhile.
