@@ -2,16 +2,26 @@
 //! actuators, with a write-ahead journal in the state store.
 //!
 //! # Guarantees
-//! - Before each attempt of a step its intent (rendered parameters, secrets
-//!   redacted, and the rendered undo call) is written to the store; after it,
-//!   its result. A step recorded `ok` is never run again, also after a crash:
+//! - Before each attempt of a step its intent (rendered parameters and the
+//!   rendered undo call, both redacted by [`runbook::redact`]) is written to
+//!   the store; after it, its result. Nothing is stored, put in the timeline,
+//!   the audit log or an [`EngineEvent`] before it is redacted: results and
+//!   errors go through [`runbook::redact::redact_value`], and every value
+//!   the step read from the environment (`url_env`, `headers_env`,
+//!   `token_env`, ...), and every value given to [`Engine::with_secrets`],
+//!   is replaced by `[redacted]` wherever it appears.
+//! - A step recorded `ok` is never run again, also after a crash:
 //!   [`Engine::resume`] continues an interrupted run from the first step not
 //!   recorded `ok` (steps are idempotent, so one interrupted mid-way may run
 //!   again), or rolls it back when its runbook changed meanwhile.
 //! - A step that fails for good (after its retries) with `on_failure =
 //!   "rollback"` undoes the completed steps in reverse order. A step without
 //!   an `undo` has nothing to undo, except `state.switch`, whose undo is a
-//!   switch back to the source.
+//!   switch back to the source. The undo call that runs is rendered again
+//!   from the runbook (the journal keeps it redacted only); when the runbook
+//!   changed so that its undo no longer matches the journal's, the journal's
+//!   is used if nothing in it was redacted, else the undo fails (a human
+//!   must look) rather than send `[redacted]` somewhere.
 //! - Every step, undo and approval goes to the incident's timeline and the
 //!   audit log with its actor, parameters (redacted), result and duration.
 //!
@@ -24,13 +34,14 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use cutover_store::{NewRun, RunRecord, StepRecord, StepRef, Store, StoreError};
 use serde_json::{Value, json};
 
 use crate::actuators::{self, Ctx, EnvLookup, Params, StepError};
+use crate::runbook::redact::{self, REDACTED};
 use crate::runbook::{self, Call, OnFailure, Runbook, Vars};
 
 /// A boxed future, for the [`Host`] trait.
@@ -183,6 +194,8 @@ pub struct Engine {
     work_dir: PathBuf,
     env: EnvLookup,
     emit: Arc<dyn Fn(&EngineEvent) + Send + Sync>,
+    /// Values that must never be stored (credentials cutover holds).
+    secrets: Arc<Vec<String>>,
     /// How often an `approval` step looks for a verdict.
     pub approval_poll: Duration,
 }
@@ -205,7 +218,15 @@ impl Engine {
         env: EnvLookup,
         emit: Arc<dyn Fn(&EngineEvent) + Send + Sync>,
     ) -> Self {
-        Self { store, host, work_dir, env, emit, approval_poll: Duration::from_millis(200) }
+        Self { store, host, work_dir, env, emit, secrets: Arc::default(), approval_poll: Duration::from_millis(200) }
+    }
+
+    /// Values that must never reach the journal, the timeline, the audit log
+    /// or an event, whatever a step prints (for example the backends'
+    /// credentials, which a `command` step's program inherits).
+    pub fn with_secrets(mut self, values: impl IntoIterator<Item = String>) -> Self {
+        self.secrets = Arc::new(values.into_iter().filter(|v| !v.is_empty()).collect());
+        self
     }
 
     /// Starts and runs `job` with `runbook` to its end.
@@ -280,7 +301,7 @@ impl Engine {
                     ),
                     _ => ("(restart)".to_string(), "the runbook changed while this run was interrupted".to_string()),
                 };
-                self.rollback(record.id, &job, step, error).await?
+                self.rollback(record.id, &job, step, error, runbook).await?
             }
         };
         self.finish(record.id, &job, &outcome, started)?;
@@ -332,9 +353,11 @@ impl Engine {
                 continue;
             }
             let undo = step.undo.clone().or_else(|| default_undo(&step.call));
-            let rendered = runbook::render(&step.call.with, &vars).and_then(|p| {
+            let rendered = runbook::render_call(&step.call.uses, &step.call.with, &vars).and_then(|p| {
                 let u = match &undo {
-                    Some(u) => Some(Call { uses: u.uses.clone(), with: runbook::render(&u.with, &vars)? }),
+                    Some(u) => {
+                        Some(Call { uses: u.uses.clone(), with: runbook::render_call(&u.uses, &u.with, &vars)? })
+                    }
                     None => None,
                 };
                 Ok((p, u))
@@ -344,7 +367,7 @@ impl Engine {
                     let intent = json!({
                         "uses": step.call.uses,
                         "with": runbook::redact(&params),
-                        "undo": undo.as_ref().map(|u| json!({"uses": u.uses, "with": u.with})),
+                        "undo": undo.as_ref().map(|u| json!({"uses": u.uses, "with": runbook::redact(&u.with)})),
                         "timeout_ms": step.timeout.as_millis() as u64,
                         "retries": step.retries,
                     });
@@ -362,7 +385,8 @@ impl Engine {
                     self.attempts(&s, job).await?
                 }
                 Err(e) => {
-                    let e = StepError::Param { field: "(template)".into(), problem: e };
+                    let e =
+                        clean_error(StepError::Param { field: "(template)".into(), problem: e }, &self.needles(&[]));
                     self.store.step_intent(
                         StepRef { run: record.id, idx, phase: "do" },
                         &step.name,
@@ -383,14 +407,23 @@ impl Engine {
                 if step.on_failure == OnFailure::Continue {
                     continue;
                 }
-                return self.rollback(record.id, job, step.name.clone(), e.to_string()).await;
+                return self.rollback(record.id, job, step.name.clone(), e.to_string(), Some(runbook)).await;
             }
         }
         Ok(RunOutcome::Completed)
     }
 
     /// Undoes, in reverse order, the steps recorded `ok` whose undo is not.
-    async fn rollback(&self, run: i64, job: &Job, step: String, error: String) -> Result<RunOutcome, StoreError> {
+    /// `runbook` (the one that ran, or the current one after a restart)
+    /// gives the undo calls' parameters, which the journal keeps redacted.
+    async fn rollback(
+        &self,
+        run: i64,
+        job: &Job,
+        step: String,
+        error: String,
+        runbook: Option<&Runbook>,
+    ) -> Result<RunOutcome, StoreError> {
         self.store.set_run_state(run, "rolling_back", Some(&json!({"step": step, "error": error})), None)?;
         self.timeline(job, "runbook.rolling_back", json!({"run": run, "failed_step": step, "error": error}));
         let record = self.store.run(run)?.expect("the run exists");
@@ -403,10 +436,25 @@ impl Engine {
                 continue;
             }
             let uses = undo["uses"].as_str().unwrap_or_default().to_string();
-            let params: Params = undo["with"].as_object().cloned().unwrap_or_default();
-            let intent = json!({"uses": uses, "with": runbook::redact(&params), "undo_of": s.name});
+            let stored: Params = undo["with"].as_object().cloned().unwrap_or_default();
+            let params = undo_params(s, &uses, &stored, runbook, &job.vars());
+            let intent = json!({"uses": uses, "with": stored, "undo_of": s.name});
             let timeout = Duration::from_millis(s.intent["timeout_ms"].as_u64().unwrap_or(60_000));
             let retries = s.intent["retries"].as_u64().unwrap_or(0) as u32;
+            let params = match params {
+                Ok(p) => p,
+                Err(e) => {
+                    let at = StepRef { run, idx: s.idx as usize, phase: "undo" };
+                    self.store.step_intent(at, &s.name, &uses, &intent, SystemTime::now())?;
+                    self.store.step_result(at, "failed", &json!({"error": e.to_string()}), SystemTime::now())?;
+                    let entry = json!({"run": run, "step": s.name, "uses": uses, "phase": "undo", "ok": false,
+                                       "attempts": 0, "with": stored, "result": {"error": e.to_string()}});
+                    self.timeline(job, "step", entry.clone());
+                    self.audit(&job.actor, "step", json!({"incident": job.incident, "step": entry}));
+                    undo_failed = true;
+                    continue;
+                }
+            };
             let a = Attempt {
                 run: &record,
                 idx: s.idx as usize,
@@ -429,6 +477,19 @@ impl Engine {
     async fn attempts(&self, a: &Attempt<'_>, job: &Job) -> Result<Result<Value, StepError>, StoreError> {
         let started = Instant::now();
         let mut attempt = 0u32;
+        // Every value the step reads from the environment, to scrub from what it returns.
+        let read: Arc<Mutex<Vec<String>>> = Arc::default();
+        let env: EnvLookup = {
+            let (inner, read) = (self.env.clone(), read.clone());
+            Arc::new(move |name: &str| {
+                let value = inner(name);
+                if let Some(v) = &value {
+                    read.lock().unwrap_or_else(|e| e.into_inner()).push(v.clone());
+                }
+                value
+            })
+        };
+        let needles = || self.needles(&read.lock().unwrap_or_else(|e| e.into_inner()));
         let result = loop {
             attempt += 1;
             self.store.step_intent(
@@ -446,7 +507,7 @@ impl Engine {
                 phase: a.phase,
                 attempt,
             });
-            let r = self.call(a, job).await;
+            let r = self.call(a, job, env.clone()).await.map_err(|e| clean_error(e, &needles()));
             match r {
                 Err(e) if e.retryable() && attempt <= a.retries => {
                     let backoff = Duration::from_millis(500 * (1 << (attempt - 1).min(3)));
@@ -457,6 +518,7 @@ impl Engine {
             }
         };
         let duration = started.elapsed();
+        let result = result.map(|v| redact::redact_value(&redact::scrub(&v, &needles())));
         let (state, detail) = match &result {
             Ok(v) => ("ok", v.clone()),
             Err(e) => ("failed", json!({"error": e.to_string()})),
@@ -492,7 +554,7 @@ impl Engine {
     }
 
     /// One attempt, bounded by the step's timeout.
-    async fn call(&self, a: &Attempt<'_>, job: &Job) -> Result<Value, StepError> {
+    async fn call(&self, a: &Attempt<'_>, job: &Job, env: EnvLookup) -> Result<Value, StepError> {
         let mut timeout = a.timeout;
         if a.uses == "approval" {
             timeout = timeout.max(approval_timeout(a.params) + Duration::from_secs(1));
@@ -522,7 +584,7 @@ impl Engine {
                         step: a.name.to_string(),
                         timeout: a.timeout,
                         work_dir: self.work_dir.clone(),
-                        env: self.env.clone(),
+                        env,
                     };
                     match actuators::run_external(other, a.params, &ctx).await {
                         Some(r) => r,
@@ -546,7 +608,8 @@ impl Engine {
         self.timeline(
             job,
             "approval.requested",
-            json!({"step": a.name, "message": message, "timeout_ms": timeout.as_millis() as u64, "default": default}),
+            json!({"step": a.name, "message": redact::redact_text(message), "timeout_ms": timeout.as_millis() as u64,
+                   "default": default}),
         );
         (self.emit)(&EngineEvent::ApprovalRequested {
             run: a.run.id,
@@ -580,6 +643,12 @@ impl Engine {
             }
             tokio::time::sleep(self.approval_poll).await;
         }
+    }
+
+    /// What to scrub from a step's result: the values it read from the
+    /// environment, and [`Engine::with_secrets`].
+    fn needles(&self, read: &[String]) -> Vec<String> {
+        redact::secret_needles(read.iter().chain(self.secrets.iter()).map(String::as_str))
     }
 
     fn timeline(&self, job: &Job, kind: &str, detail: Value) {
@@ -619,6 +688,50 @@ fn approval_timeout(p: &Params) -> Duration {
         .and_then(Value::as_str)
         .and_then(|s| cutover_core::parse_duration(s).ok())
         .unwrap_or(APPROVAL_DEFAULT_TIMEOUT)
+}
+
+/// An error with its messages redacted and the `needles` scrubbed.
+fn clean_error(e: StepError, needles: &[String]) -> StepError {
+    let clean = |s: String| redact::redact_text(&redact::scrub_text(&s, needles));
+    match e {
+        StepError::Param { field, problem } => StepError::Param { field, problem: clean(problem) },
+        StepError::Failed(s) => StepError::Failed(clean(s)),
+        StepError::Refused(s) => StepError::Refused(clean(s)),
+        StepError::Timeout(d) => StepError::Timeout(d),
+    }
+}
+
+/// The parameters of the undo of step `s`, whose journal holds `stored`
+/// (redacted): rendered again from `runbook` when its undo for that step
+/// redacts to the same; else `stored` when nothing in it was redacted (a
+/// journal from before redaction, or an undo without secrets); else an
+/// error, rather than sending `[redacted]` somewhere.
+fn undo_params(
+    s: &StepRecord,
+    uses: &str,
+    stored: &Params,
+    runbook: Option<&Runbook>,
+    vars: &Vars,
+) -> Result<Params, StepError> {
+    let again = runbook
+        .and_then(|rb| rb.steps.get(s.idx as usize))
+        .filter(|step| step.name == s.name)
+        .and_then(|step| step.undo.clone().or_else(|| default_undo(&step.call)))
+        .filter(|u| u.uses == uses)
+        .and_then(|u| runbook::render_call(&u.uses, &u.with, vars).ok())
+        .filter(|with| runbook::redact(with) == *stored);
+    if let Some(with) = again {
+        return Ok(with);
+    }
+    if !Value::Object(stored.clone()).to_string().contains(REDACTED) {
+        return Ok(stored.clone());
+    }
+    Err(StepError::Refused(format!(
+        "the undo of {:?} has parameters that the journal keeps redacted, and the runbook's undo for this step \
+         changed since it ran; undo it by hand ({uses} with {})",
+        s.name,
+        Value::Object(stored.clone())
+    )))
 }
 
 /// `state.switch` undoes itself by switching back to the source.

@@ -14,7 +14,11 @@
 //! ```
 //!
 //! Strings in `with` may use `{{ incident.id }}`, `{{ incident.backend }}`,
-//! `{{ source }}`, `{{ target }}`, `{{ reason }}` and `{{ kind }}`.
+//! `{{ source }}`, `{{ target }}`, `{{ reason }}` and `{{ kind }}`, escaped
+//! for where they go ([`template`]); a literal `{{` is written `{{ '{{' }}`.
+//! What the journal, the timeline and the audit log show of a step is
+//! redacted ([`redact`]); [`warnings`] finds unset variables and
+//! placeholders that do not stop a runbook from loading.
 
 use std::time::Duration;
 
@@ -23,6 +27,14 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::actuators::{self, Kind, ParamSpec, Params};
+
+pub mod redact;
+pub mod template;
+pub mod warnings;
+
+pub use redact::redact;
+pub use template::{render, render_call, render_str};
+pub use warnings::warnings;
 
 /// The template variables a runbook may use.
 pub const VARIABLES: &[&str] = &["incident.id", "incident.backend", "source", "target", "reason", "kind"];
@@ -356,7 +368,10 @@ fn check_call(t: &toml::Table, label: &str, backends: &[&str], problems: &mut Ve
         ));
     }
     for (k, v) in &with {
-        check_templates(v, &format!("{label}.with.{k}"), problems);
+        check_templates(&uses, &mut vec![k.clone()], v, &format!("{label}.with.{k}"), problems);
+    }
+    for (field, problem) in actuators::check(&uses, &with) {
+        problems.push(Problem::new(format!("{label}.with.{field}"), problem));
     }
     // A literal backend name must be a configured backend.
     if !backends.is_empty() {
@@ -412,21 +427,26 @@ fn check_kind(kind: Kind, v: &Value) -> Result<(), String> {
     }
 }
 
-fn check_templates(v: &Value, path: &str, problems: &mut Vec<Problem>) {
+/// Renders every template of a parameter with example values, for where it
+/// goes, so that a bad template or one that cannot be escaped is found now.
+fn check_templates(uses: &str, keys: &mut Vec<String>, v: &Value, path: &str, problems: &mut Vec<Problem>) {
     match v {
         Value::String(s) => {
-            if let Err(e) = render_str(s, &Vars::placeholder()) {
+            let k: Vec<&str> = keys.iter().map(String::as_str).collect();
+            if let Err(e) = template::render_in(s, &Vars::placeholder(), template::context(uses, &k)) {
                 problems.push(Problem::new(path.to_string(), e));
             }
         }
         Value::Array(a) => {
             for (i, x) in a.iter().enumerate() {
-                check_templates(x, &format!("{path}[{i}]"), problems);
+                check_templates(uses, keys, x, &format!("{path}[{i}]"), problems);
             }
         }
         Value::Object(m) => {
             for (k, x) in m {
-                check_templates(x, &format!("{path}.{k}"), problems);
+                keys.push(k.clone());
+                check_templates(uses, keys, x, &format!("{path}.{k}"), problems);
+                keys.pop();
             }
         }
         _ => {}
@@ -457,7 +477,8 @@ pub struct Vars {
 }
 
 impl Vars {
-    fn placeholder() -> Self {
+    /// Example values, for checks.
+    pub fn placeholder() -> Self {
         let x = String::from("x");
         Self {
             incident: x.clone(),
@@ -469,7 +490,8 @@ impl Vars {
         }
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    /// The value of a template variable.
+    pub fn get(&self, name: &str) -> Option<&str> {
         Some(match name {
             "incident.id" => &self.incident,
             "incident.backend" => &self.backend,
@@ -480,71 +502,6 @@ impl Vars {
             _ => return None,
         })
     }
-}
-
-/// Renders `{{ var }}` in one string.
-pub fn render_str(s: &str, vars: &Vars) -> Result<String, String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            return Err(format!("unclosed template: {:?} has {{{{ without }}}}", s));
-        };
-        let name = after[..end].trim();
-        match vars.get(name) {
-            Some(v) => out.push_str(v),
-            None => {
-                return Err(format!("unknown template variable {name:?} (known: {})", VARIABLES.join(", ")));
-            }
-        }
-        rest = &after[end + 2..];
-    }
-    if rest.contains("}}") {
-        return Err(format!("stray }}}} in {s:?}"));
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// Renders every string in a parameter table.
-pub fn render(with: &Params, vars: &Vars) -> Result<Params, String> {
-    fn walk(v: &Value, vars: &Vars) -> Result<Value, String> {
-        Ok(match v {
-            Value::String(s) => Value::String(render_str(s, vars)?),
-            Value::Array(a) => Value::Array(a.iter().map(|x| walk(x, vars)).collect::<Result<_, _>>()?),
-            Value::Object(m) => {
-                Value::Object(m.iter().map(|(k, x)| Ok((k.clone(), walk(x, vars)?))).collect::<Result<_, String>>()?)
-            }
-            other => other.clone(),
-        })
-    }
-    with.iter().map(|(k, v)| Ok((k.clone(), walk(v, vars)?))).collect()
-}
-
-/// A copy of rendered parameters fit for the timeline and the audit log:
-/// values of keys that look secret are replaced, and `user:password@` is
-/// removed from URLs. Parameters ending in `_env` name a variable, not a
-/// secret, and are kept.
-pub fn redact(params: &Params) -> Params {
-    fn secretish(k: &str) -> bool {
-        let k = k.to_ascii_lowercase();
-        !k.ends_with("_env")
-            && ["token", "secret", "password", "authorization", "api_key", "apikey", "signing_key"]
-                .iter()
-                .any(|s| k.contains(s))
-    }
-    fn walk(k: &str, v: &Value) -> Value {
-        match v {
-            _ if secretish(k) => Value::String("[redacted]".into()),
-            Value::String(s) => Value::String(strip_userinfo(s)),
-            Value::Array(a) => Value::Array(a.iter().map(|x| walk("", x)).collect()),
-            Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), walk(k, x))).collect()),
-            other => other.clone(),
-        }
-    }
-    params.iter().map(|(k, v)| (k.clone(), walk(k, v))).collect()
 }
 
 /// Removes `user:password@` from a URL-looking string.

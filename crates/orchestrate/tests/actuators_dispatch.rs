@@ -19,7 +19,12 @@ fn every_external_actuator_lists_unique_parameters() {
         assert!(spec.iter().all(|p| !p.help.is_empty()), "{uses}: every parameter has a help line");
     }
     let http = actuators::params("http").unwrap();
-    assert!(http.iter().any(|p| p.name == "url" && p.required && p.kind == Kind::String));
+    assert!(http.iter().any(|p| p.name == "url" && p.kind == Kind::String));
+    assert!(http.iter().any(|p| p.name == "url_env" && p.kind == Kind::String));
+    // One of url and url_env is required: the actuator's own check says so.
+    let missing = actuators::check("http", &params(json!({"method": "POST"})));
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert!(missing[0].0 == "url" && missing[0].1.starts_with("missing required parameter"), "{missing:?}");
     assert!(actuators::params("state.switch").is_none());
 }
 

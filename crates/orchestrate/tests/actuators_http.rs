@@ -92,3 +92,27 @@ async fn a_missing_header_variable_is_a_parameter_error_naming_it() {
         }
     );
 }
+
+/// `url_env`: the URL comes from the environment; errors name the variable,
+/// never the URL (not even its host and port).
+#[tokio::test]
+async fn url_env_is_read_from_the_environment_and_never_shown() {
+    let server = Server::start(|_| (500, "nope".into())).await;
+    let port = closed_port().await;
+    let work = tempfile::tempdir().unwrap();
+    let hook = server.url("/services/T0/B0/UrlEnvS3cret");
+    let dead = format!("http://127.0.0.1:{port}/x/DeadS3cret");
+    let ctx = ctx(work.path(), &[("HOOK_URL", hook.as_str()), ("DEAD_URL", dead.as_str())]);
+
+    let err = run_external("http", &params(json!({"url_env": "HOOK_URL"})), &ctx).await.unwrap().unwrap_err();
+
+    assert_eq!(server.requests()[0].path, "/services/T0/B0/UrlEnvS3cret");
+    assert_eq!(err.to_string(), "POST $HOOK_URL answered 500 (expected 2xx): nope");
+    let err = run_external("http", &params(json!({"url_env": "DEAD_URL"})), &ctx).await.unwrap().unwrap_err();
+    assert_eq!(err.to_string(), "POST $DEAD_URL: connection refused");
+    let err = run_external("http", &params(json!({"url_env": "UNSET_URL"})), &ctx).await.unwrap().unwrap_err();
+    assert_eq!(err.to_string(), "with.url_env: environment variable UNSET_URL is not set");
+    let both = params(json!({"url_env": "HOOK_URL", "url": "http://127.0.0.1:9/"}));
+    let err = run_external("http", &both, &ctx).await.unwrap().unwrap_err();
+    assert_eq!(err.to_string(), "with.url: give url or url_env, not both");
+}

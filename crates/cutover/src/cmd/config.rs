@@ -1,4 +1,6 @@
-//! `cutover config check`: parse and validate, print every problem.
+//! `cutover config check`: parse and validate, print every problem, and warn
+//! (standard error, exit code unchanged) about what the runbooks name that
+//! is not set or still a placeholder.
 
 use cutover_core::Problem;
 use cutover_core::config::CredentialsRef;
@@ -39,29 +41,51 @@ pub fn check(global: &Global, json: bool) -> Result<(), Failure> {
             }
             // Runbooks are checked too: a broken runbook must not wait for an outage to show.
             let names = config.backend_names();
+            let mut warnings = Vec::new();
             for (key, path) in
                 [("runbooks.failover", &config.runbooks.failover), ("runbooks.fallback", &config.runbooks.fallback)]
             {
-                if let Some(p) = path
-                    && let Err(e) = cutover_orchestrate::runbook::load(p, &names)
-                {
-                    for rp in e.problems {
-                        problems.push(Problem::new(format!("{key} ({}): {}", p.display(), rp.path), rp.message));
+                let Some(p) = path else { continue };
+                match cutover_orchestrate::runbook::load(p, &names) {
+                    Err(e) => {
+                        for rp in e.problems {
+                            problems.push(Problem::new(format!("{key} ({}): {}", p.display(), rp.path), rp.message));
+                        }
                     }
+                    Ok(rb) => {
+                        for w in cutover_orchestrate::runbook::warnings(&rb, &super::runbook::env_lookup) {
+                            warnings.push(Problem::new(format!("{key} ({}): {}", p.display(), w.path), w.message));
+                        }
+                    }
+                }
+            }
+            let warning_list: Vec<_> = warnings.iter().map(|p| json!({"path": p.path, "message": p.message})).collect();
+            if !json {
+                for w in &warnings {
+                    eprintln!("warning: {file}: {w}");
                 }
             }
             if problems.is_empty() {
                 if json {
-                    println!("{}", json!({"ok": true, "file": file, "problems": []}));
+                    println!("{}", json!({"ok": true, "file": file, "problems": [], "warnings": warning_list}));
                 } else {
                     let list: Vec<String> = config
                         .backends
                         .iter()
                         .map(|b| format!("{} ({}, {})", b.name, b.role.as_str(), b.endpoint))
                         .collect();
-                    println!("{file}: ok; {} backends: {}", list.len(), list.join(", "));
+                    let note = match warnings.len() {
+                        0 => String::new(),
+                        n => format!(" ({n} warning(s))"),
+                    };
+                    println!("{file}: ok; {} backends: {}{note}", list.len(), list.join(", "));
                 }
                 return Ok(());
+            }
+            if json {
+                let list: Vec<_> = problems.iter().map(|p| json!({"path": p.path, "message": p.message})).collect();
+                println!("{}", json!({"ok": false, "file": file, "problems": list, "warnings": warning_list}));
+                return Err(Failure::Usage(format!("{file}: {} problem(s)", problems.len())));
             }
             problems
         }

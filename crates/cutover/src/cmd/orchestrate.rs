@@ -26,12 +26,23 @@ pub struct Runbooks {
 }
 
 impl Runbooks {
-    /// Loads and checks the runbooks named in `[runbooks]`, else the built-in ones.
+    /// Loads and checks the runbooks named in `[runbooks]`, else the built-in
+    /// ones; warns on standard error about unset `*_env` variables and
+    /// placeholders, as `config check` does.
     pub fn load(config: &Config) -> Result<Self, Failure> {
         let names = config.backend_names();
-        let one = |path: &Option<std::path::PathBuf>, kind: &str| match path {
-            None => Ok(runbook::built_in(kind)),
-            Some(p) => runbook::load(p, &names).map_err(|e| Failure::Usage(e.to_string())),
+        let one = |path: &Option<std::path::PathBuf>, kind: &str| -> Result<Runbook, Failure> {
+            match path {
+                None => Ok(runbook::built_in(kind)),
+                Some(p) => {
+                    let rb = runbook::load(p, &names).map_err(|e| Failure::Usage(e.to_string()))?;
+                    crate::cmd::runbook::print_warnings(
+                        &rb.origin,
+                        &runbook::warnings(&rb, &crate::cmd::runbook::env_lookup),
+                    );
+                    Ok(rb)
+                }
+            }
         };
         Ok(Self {
             failover: one(&config.runbooks.failover, "failover")?,
@@ -211,6 +222,29 @@ pub fn engine(shared: &Arc<Shared>) -> Engine {
         Arc::new(|k| std::env::var(k).ok()),
         Arc::new(move |e: &EngineEvent| report(&sink, e)),
     )
+    .with_secrets(held_secrets(&shared.config))
+}
+
+/// The credentials cutover holds (backends, gateway clients): no step result
+/// may show them, and a `command` step's program inherits the environment
+/// they come from.
+fn held_secrets(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in &config.backends {
+        if let Ok(c) = cutover_s3::resolve_credentials(b) {
+            out.push(c.secret_access_key.expose().to_string());
+            out.extend(c.session_token.as_ref().map(|t| t.expose().to_string()));
+        }
+    }
+    for c in config.gateway.iter().flat_map(|g| &g.clients) {
+        out.extend(match &c.secret {
+            cutover_core::config::SecretRef::Env(var) => std::env::var(var).ok(),
+            cutover_core::config::SecretRef::File(path) => {
+                std::fs::read_to_string(path).ok().map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+            }
+        });
+    }
+    out
 }
 
 fn report(shared: &Shared, e: &EngineEvent) {

@@ -1,6 +1,8 @@
 //! `cutover runbook check FILE` (no side effects: every problem with its step
 //! and field) and `cutover runbook run FILE --dry-run` (the plan, with the
-//! templates rendered for an example incident).
+//! templates rendered for an example incident). Both warn (on standard error,
+//! exit code unchanged) about `*_env` variables that are not set and values
+//! that are still placeholders.
 
 use std::path::PathBuf;
 
@@ -58,11 +60,21 @@ pub fn run(global: &Global, command: RunbookCommand) -> Result<(), Failure> {
                 }
                 Failure::Usage(e.to_string())
             })?;
+            let warnings = runbook::warnings(&rb, &env_lookup);
             if json {
-                println!("{}", json!({"ok": true, "file": rb.origin, "steps": rb.steps.len(), "sha256": rb.sha256}));
+                let list: Vec<_> = warnings.iter().map(|p| json!({"path": p.path, "message": p.message})).collect();
+                println!(
+                    "{}",
+                    json!({"ok": true, "file": rb.origin, "steps": rb.steps.len(), "sha256": rb.sha256, "warnings": list})
+                );
             } else {
+                print_warnings(&rb.origin, &warnings);
                 let note = if names.is_empty() { " (no configuration: backend names not checked)" } else { "" };
-                println!("{}: ok, {} steps{note}", rb.origin, rb.steps.len());
+                let count = match warnings.len() {
+                    0 => String::new(),
+                    n => format!(", {n} warning(s)"),
+                };
+                println!("{}: ok, {} steps{note}{count}", rb.origin, rb.steps.len());
             }
             Ok(())
         }
@@ -90,8 +102,21 @@ pub fn run(global: &Global, command: RunbookCommand) -> Result<(), Failure> {
                 reason: "dry run".into(),
                 kind,
             };
+            print_warnings(&rb.origin, &runbook::warnings(&rb, &env_lookup));
             print_plan(&rb, &vars)
         }
+    }
+}
+
+/// The process environment, for the warnings about unset variables.
+pub fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Warnings go to standard error, one a line, `warning: FILE: steps[i] "name".with.FIELD: ...`.
+pub fn print_warnings(origin: &str, warnings: &[cutover_core::Problem]) {
+    for w in warnings {
+        eprintln!("warning: {origin}: {w}");
     }
 }
 
@@ -101,7 +126,8 @@ fn print_plan(rb: &Runbook, vars: &Vars) -> Result<(), Failure> {
         rb.origin, vars.source, vars.target, vars.incident
     );
     for (i, s) in rb.steps.iter().enumerate() {
-        let with = runbook::render(&s.call.with, vars).map_err(|e| Failure::Usage(format!("{}: {e}", s.name)))?;
+        let with = runbook::render_call(&s.call.uses, &s.call.with, vars)
+            .map_err(|e| Failure::Usage(format!("{}: {e}", s.name)))?;
         println!(
             "{:>2}. {} [{}] timeout {:?}, retries {}, on failure {:?}",
             i + 1,
@@ -119,7 +145,8 @@ fn print_plan(rb: &Runbook, vars: &Vars) -> Result<(), Failure> {
             })
         });
         if let Some(u) = undo {
-            let with = runbook::render(&u.with, vars).map_err(|e| Failure::Usage(format!("{}: undo: {e}", s.name)))?;
+            let with = runbook::render_call(&u.uses, &u.with, vars)
+                .map_err(|e| Failure::Usage(format!("{}: undo: {e}", s.name)))?;
             println!("      undo [{}] with {}", u.uses, serde_json::Value::Object(runbook::redact(&with)));
         }
     }

@@ -1,7 +1,9 @@
 //! `http`: call a webhook.
 //!
 //! Parameters:
-//! - `url` (required): `http://` or `https://`.
+//! - `url`: `http://` or `https://`.
+//! - `url_env`: instead of `url`, the environment variable holding the URL
+//!   (for URLs with a secret in them). Give exactly one of `url` and `url_env`.
 //! - `method`: default `POST`.
 //! - `headers`: a table of header values.
 //! - `headers_env`: header name → name of the environment variable that
@@ -15,9 +17,11 @@
 //!
 //! # Guarantees
 //! - Neither the result nor an error repeats a request header, the path or
-//!   query of the URL, or the value of an environment variable.
-//! - A variable of `headers_env` that is not set is a parameter error naming
-//!   the variable, found before anything is sent.
+//!   query of the URL, or the value of an environment variable. With
+//!   `url_env`, errors name the variable (`POST $VAR: connection refused`),
+//!   never any part of the URL, not even its host.
+//! - A variable of `headers_env` or `url_env` that is not set is a parameter
+//!   error naming the variable, found before anything is sent.
 //!
 //! # Caveats
 //! - Idempotent only if the receiving end is: the engine may send the request
@@ -40,7 +44,8 @@ use super::text::truncate_lossy;
 use super::{Ctx, Kind, ParamSpec, Params, StepError};
 
 pub const PARAMS: &[ParamSpec] = &[
-    ParamSpec::required("url", Kind::String, "the http:// or https:// URL to call"),
+    ParamSpec::optional("url", Kind::String, "the http:// or https:// URL to call"),
+    ParamSpec::optional("url_env", Kind::String, "instead of url, the environment variable that holds the URL"),
     ParamSpec::optional("method", Kind::String, "the HTTP method (default POST)"),
     ParamSpec::optional("headers", Kind::StringMap, "request headers"),
     ParamSpec::optional("headers_env", Kind::StringMap, "header name -> environment variable holding its value"),
@@ -51,8 +56,39 @@ pub const PARAMS: &[ParamSpec] = &[
 /// How much of the answer goes into the result.
 const BODY_IN_RESULT: usize = 512;
 
+/// Exactly one of `url` and `url_env`, for `runbook check`.
+pub fn check(with: &Params) -> Vec<(String, String)> {
+    match (with.contains_key("url"), with.contains_key("url_env")) {
+        (true, true) => vec![("url".into(), "give url or url_env, not both".into())],
+        (false, false) => {
+            vec![("url".into(), "missing required parameter (the http:// or https:// URL to call; or url_env)".into())]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The URL, and how messages name it: its origin, or `$VAR` with `url_env`.
+fn target(params: &Params, ctx: &Ctx) -> Result<(Target, String), StepError> {
+    match (param::opt_str(params, "url")?, param::opt_str(params, "url_env")?) {
+        (Some(_), Some(_)) => Err(error("url", "give url or url_env, not both")),
+        (None, None) => Err(error("url", "is required (or url_env)")),
+        (Some(url), None) => {
+            let target = Target::parse(url).map_err(|e| error("url", e))?;
+            let shown = target.origin();
+            Ok((target, shown))
+        }
+        (None, Some(var)) => {
+            let url = param::secret_from_env(ctx, "url_env", var)?;
+            let target = Target::parse(&url)
+                .map_err(|_| error("url_env", format!("the value of {var} is not an http(s) URL")))?;
+            Ok((target, format!("${var}")))
+        }
+    }
+}
+
 pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
-    let target = Target::parse(param::req_str(params, "url")?).map_err(|e| error("url", e))?;
+    let (target, shown) = target(params, ctx)?;
+    let from_env = params.get("url_env").is_some_and(|v| !v.is_null());
     let method = param::opt_str(params, "method")?.unwrap_or("POST");
     let method = Method::from_str(&method.to_ascii_uppercase()).map_err(|_| error("method", "not an HTTP method"))?;
     let expect = match param::opt_int(params, "expect_status")? {
@@ -67,8 +103,13 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
     let mut headers = headers(params, ctx)?;
     let body = body(params, &mut headers)?;
 
-    let (status, _, answer) =
-        http_client::request(method.clone(), &target, headers, body, http_client::connect_timeout(ctx.timeout)).await?;
+    let sent =
+        http_client::send(method.clone(), &target, headers, body, http_client::connect_timeout(ctx.timeout)).await;
+    let (status, _, answer) = sent.map_err(|e| {
+        // The detail may name the host and its address: not for a URL from the environment.
+        let detail = if from_env { http_client::summary(&e.outcome).to_string() } else { e.detail };
+        StepError::Failed(format!("{method} {shown}: {detail}"))
+    })?;
     let text = truncate_lossy(&answer, BODY_IN_RESULT);
     let ok = match expect {
         Some(code) => status == code,
@@ -77,8 +118,7 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
     if !ok {
         let wanted = expect.map_or("2xx".to_string(), |c| c.as_u16().to_string());
         return Err(StepError::Failed(format!(
-            "{method} {} answered {} (expected {wanted}): {text}",
-            target.origin(),
+            "{method} {shown} answered {} (expected {wanted}): {text}",
             status.as_u16()
         )));
     }

@@ -153,6 +153,15 @@ pub fn params(uses: &str) -> Option<&'static [ParamSpec]> {
     }
 }
 
+/// Checks of a call's parameters beyond their names and types (such as
+/// "exactly one of"), for `runbook check`: `(field, problem)` pairs.
+pub fn check(uses: &str, with: &Params) -> Vec<(String, String)> {
+    match uses {
+        "http" => http::check(with),
+        _ => Vec::new(),
+    }
+}
+
 /// Runs one attempt of the external actuator named `uses` (one that acts on
 /// something outside cutover: git, webhooks, Terraform Cloud, a program).
 /// `None` when `uses` is not one of them.

@@ -171,6 +171,11 @@ with = { to = "{{ target }}" }
 
 /// Simulates a crash after step 0 finished and step 1 started.
 fn interrupted(f: &Fixture, runbook: &Runbook) -> (Job, RunRecord) {
+    interrupted_with_undo(f, runbook, json!({"uses": "state.switch", "with": {"to": "primary"}}))
+}
+
+/// [`interrupted`], with `undo` journaled as step 0's undo call.
+fn interrupted_with_undo(f: &Fixture, runbook: &Runbook, undo: Value) -> (Job, RunRecord) {
     let j = job(&f.store);
     let run = f
         .store
@@ -188,7 +193,6 @@ fn interrupted(f: &Fixture, runbook: &Runbook) -> (Job, RunRecord) {
             SystemTime::now(),
         )
         .unwrap();
-    let undo = json!({"uses": "state.switch", "with": {"to": "primary"}});
     let intent =
         json!({"uses": "state.switch", "with": {"to": "secondary"}, "undo": undo, "timeout_ms": 1000, "retries": 0});
     f.store
@@ -275,4 +279,23 @@ async fn a_rejection_or_an_expiry_stops_the_run() {
     let text = text.replace("message", "default = \"approve\", message");
     let (_, outcome) = f.engine.run(&job(&f.store), &rb(&text)).await.unwrap();
     assert_eq!(outcome, RunOutcome::Completed);
+}
+
+/// The journal keeps undo calls redacted: an undo whose parameters were
+/// redacted, after a restart with a runbook whose undo for that step changed,
+/// fails (a human must look) instead of sending `[redacted]` somewhere.
+#[tokio::test]
+async fn an_undo_with_redacted_parameters_and_a_changed_runbook_is_not_sent() {
+    let f = fixture();
+    let runbook = rb(SWITCH_VALIDATE);
+    let undo =
+        json!({"uses": "http", "with": {"url": "http://127.0.0.1:9/x", "headers": {"Authorization": "[redacted]"}}});
+    let (_, record) = interrupted_with_undo(&f, &runbook, undo);
+    let changed = rb(&format!("{SWITCH_VALIDATE}\n# edited\n"));
+    let outcome = f.engine.resume(&record, "primary", Some(&changed)).await.unwrap();
+    assert!(matches!(&outcome, RunOutcome::Failed { .. }), "{outcome:?}");
+    assert!(f.host.calls.lock().unwrap().is_empty());
+    let undo = f.store.steps(record.id).unwrap().into_iter().find(|s| s.phase == "undo").unwrap();
+    assert_eq!(undo.state, "failed");
+    assert!(undo.result["error"].as_str().unwrap().contains("undo it by hand"), "{undo:?}");
 }
