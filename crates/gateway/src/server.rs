@@ -351,7 +351,10 @@ fn is_hop_by_hop(n: &str) -> bool {
     matches!(n, "connection" | "keep-alive" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" | "upgrade")
 }
 
-fn unavailable(up: &Upstream, e: &TransportError, resource: &str) -> Response<Body> {
+fn unavailable(m: &Metrics, up: &Upstream, e: &TransportError, resource: &str) -> Response<Body> {
+    if e.outcome == Outcome::Timeout {
+        m.backend_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
     let (status, code) = match e.outcome {
         Outcome::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown"),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
@@ -648,7 +651,7 @@ impl Inner {
                 }
                 Err(e) => {
                     let e = cutover_s3::http::classify(&*e);
-                    return (unavailable(up, &e, &ctx.resource), None);
+                    return (unavailable(&self.metrics, up, &e, &ctx.resource), None);
                 }
             }
         } else {
@@ -674,7 +677,7 @@ impl Inner {
         };
         let resp = match up.send(req, self.opts.deadlines).await {
             Ok(r) => r,
-            Err(e) => return send_failed(ctx, up, &e),
+            Err(e) => return send_failed(&self.metrics, ctx, up, &e),
         };
         let (resp, small) = self.answer(ctx, up, resp).await;
         if !succeeded(resp.status(), small.as_ref()) {
@@ -801,7 +804,7 @@ impl Inner {
         let Some(other) = other else {
             return match first {
                 Ok(r) => self.answer(ctx, active, r).await.0,
-                Err(e) => unavailable(active, &e, &ctx.resource),
+                Err(e) => unavailable(&self.metrics, active, &e, &ctx.resource),
             };
         };
         // Keep the active's answer (read whole: it is an error document) in
@@ -826,7 +829,7 @@ impl Inner {
             }
             _ => match first {
                 Ok(r) => r,
-                Err(e) => unavailable(active, &e, &ctx.resource),
+                Err(e) => unavailable(&self.metrics, active, &e, &ctx.resource),
             },
         }
     }
@@ -983,7 +986,7 @@ impl Inner {
                 r
             }
             Ok(r) => r,
-            Err(e) => send_failed(ctx, active, &e),
+            Err(e) => send_failed(&self.metrics, ctx, active, &e),
         }
     }
 
@@ -1071,11 +1074,11 @@ where
 /// The answer when sending to a backend failed: the client's fault if its
 /// body was refused while it streamed (the upstream request was aborted
 /// short of its end), the backend's otherwise.
-fn send_failed(ctx: &Ctx, up: &Upstream, e: &TransportError) -> Response<Body> {
+fn send_failed(m: &Metrics, ctx: &Ctx, up: &Upstream, e: &TransportError) -> Response<Body> {
     if let Some(r) = ctx.body_fault.get() {
         return s3xml::error(r.status, r.code, &r.message, &ctx.resource);
     }
-    unavailable(up, e, &ctx.resource)
+    unavailable(m, up, e, &ctx.resource)
 }
 
 fn other_of(b: &GatewayBucket, name: &str, ups: &HashMap<String, Arc<Upstream>>) -> Option<Arc<Upstream>> {
