@@ -79,11 +79,18 @@ async fn git_set_file_through_symlink_is_refused() {
     let with = json!({"repo": repo, "file": ".git/x.json", "key": "active", "value": "standby"});
     assert!(matches!(set(&work, with).await.unwrap_err(), StepError::Refused(m) if m.contains("is inside .git")));
 
-    // A symlink that stays inside the working copy is fine.
+    // A symlink that stays inside cannot be committed through (git refuses
+    // it): refused before the edit, naming the real path, which works.
     let with = json!({"repo": repo, "file": "inner/vars.json", "key": "active", "value": "standby"});
+    let err = set(&work, with).await.unwrap_err();
+    assert!(
+        matches!(&err, StepError::Refused(m) if m.contains("goes through the symlink inner") && m.contains("file = \"real/vars.json\"")),
+        "{err:?}"
+    );
+    assert_eq!(git(&repo, &["status", "--porcelain"]), "", "nothing was written");
+    let with = json!({"repo": repo, "file": "real/vars.json", "key": "active", "value": "standby"});
     let result = set(&work, with).await.unwrap();
     assert_eq!(result["previous"], json!("primary"));
-    assert!(std::fs::read_to_string(repo.join("real/vars.json")).unwrap().contains("standby"));
 }
 
 #[tokio::test]
@@ -110,7 +117,7 @@ fn runbook_check_refuses_git_set_file_through_symlink() {
     let text = format!(
         "[[steps]]\nname = \"vars\"\nuses = \"git.set\"\n\
          with = {{ repo = {repo:?}, file = \"infra/vars.json\", key = \"active\", value = \"{{{{ target }}}}\" }}\n\
-         undo = {{ uses = \"git.set\", with = {{ repo = {repo:?}, file = \"inner/vars.json\", key = \"active\", value = \"{{{{ source }}}}\" }} }}\n",
+         undo = {{ uses = \"git.set\", with = {{ repo = {repo:?}, file = \"real/vars.json\", key = \"active\", value = \"{{{{ source }}}}\" }} }}\n",
         repo = repo.display().to_string()
     );
     let path = tmp.path().join("failover.toml");

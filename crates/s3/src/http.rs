@@ -157,9 +157,12 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most idle connections kept per host.
 pub const MAX_IDLE_PER_HOST: usize = 64;
 
-/// Idle connections by host, each with the moment it became idle (oldest first).
+/// An idle connection and the moment it became idle.
+type Idle = (Instant, SendRequest<Body>);
+
+/// Idle connections by host, oldest first.
 struct Pool {
-    idle: Mutex<HashMap<String, Vec<(Instant, SendRequest<Body>)>>>,
+    idle: Mutex<HashMap<String, Vec<Idle>>>,
     idle_timeout: Duration,
 }
 

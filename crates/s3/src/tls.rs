@@ -81,8 +81,11 @@ fn build(roots: rustls::RootCertStore) -> ClientConfig {
 /// What identifies one version of a file: its modification time and size.
 type Stamp = (Option<SystemTime>, u64);
 
+/// A parsed CA file and the version it was parsed from.
+type Cached = (Stamp, Arc<ClientConfig>);
+
 fn with_ca_file(path: &Path) -> Result<Arc<ClientConfig>, TlsError> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, (Stamp, Arc<ClientConfig>)>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Cached>>> = OnceLock::new();
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| TlsError::Read { path: shown.clone(), detail: e.to_string() })?;
     if !meta.is_file() {

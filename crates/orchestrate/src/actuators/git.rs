@@ -428,8 +428,10 @@ async fn push_branch(git: &Git, shown: &str, remote: &str, refspec: &str) -> Res
 /// leaves it: `..` or absolute, anything under `.git`, a directory on the
 /// way that is a symlink to outside the working copy (or to nowhere), and a
 /// file that is itself a symlink (reading would follow it, and the edit
-/// would replace the link). Directories that do not exist yet are fine
-/// (they are created inside). The error names `file` and the symlink.
+/// would replace the link). A directory symlink that stays inside is
+/// refused too, naming the real path (git does not add a path beyond a
+/// symlink). Directories that do not exist yet are fine (they are created
+/// inside). The error names `file` and the symlink.
 ///
 /// # Caveats
 /// - Checked before the edit, not atomically with it: it guards against
@@ -461,7 +463,16 @@ pub fn inside(root: &Path, file: &str) -> Result<PathBuf, String> {
             return Err(refuse("is a symlink; give the path of the file it stands for".into()));
         }
         match std::fs::canonicalize(&at) {
-            Ok(target) if target.starts_with(&root) => {}
+            // git does not add a path beyond a symlink: name the real one.
+            Ok(target) if target.starts_with(&root) => {
+                let real =
+                    target.strip_prefix(&root).unwrap_or(&target).join(parts[i + 1..].iter().collect::<PathBuf>());
+                return Err(refuse(format!(
+                    "goes through the symlink {} (git does not commit through it); write file = \"{}\"",
+                    shown.display(),
+                    real.display()
+                )));
+            }
             Ok(target) => {
                 return Err(refuse(format!(
                     "escapes the repository through the symlink {} (to {})",
