@@ -89,3 +89,32 @@ async fn unusable_ca_file_is_a_parameter_error_naming_the_file() {
     }
     assert!(h.server.requests().is_empty());
 }
+
+/// Terraform Enterprise behind a private CA: the run is created and polled
+/// over HTTPS with `ca_file`; without it the first call fails on the certificate.
+#[tokio::test]
+async fn terraform_cloud_with_internal_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate(dir.path(), "tfe").unwrap();
+    let server = Server::start(|req| {
+        let run = |status: &str| json!({"data": {"id": "run-1", "type": "runs", "attributes": {"status": status}}});
+        match (req.method.as_str(), req.path.as_str()) {
+            ("POST", "/api/v2/runs") => (201, run("pending").to_string()),
+            ("GET", "/api/v2/runs/run-1") => (200, run("applied").to_string()),
+            _ => (404, "{}".into()),
+        }
+    })
+    .await;
+    let front = TlsFront::start(&pki, server.addr).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let env = [("TFC_TOKEN", "t0ken")];
+    let base = json!({"workspace_id": "ws-abc", "address": front.url(), "poll_interval": "10ms"});
+
+    let mut with = params(base.clone());
+    with.insert("ca_file".into(), json!(pki.ca));
+    let result = run_external("terraform_cloud.run", &with, &ctx(work.path(), &env)).await.unwrap().unwrap();
+    assert_eq!(result["status"], json!("applied"), "{result}");
+
+    let err = run_external("terraform_cloud.run", &params(base), &ctx(work.path(), &env)).await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+}
