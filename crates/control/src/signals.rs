@@ -21,6 +21,7 @@
 //!   (or the scalar); an empty result, or one with only `NaN` values (e.g. a
 //!   ratio over no requests), is `value: null` and not firing.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -154,11 +155,11 @@ impl Source {
                     p.url.path().trim_end_matches('/'),
                     uri_encode(&p.query, false)
                 );
-                let (status, body) = get(&p.url, &target, p.timeout).await?;
+                let (status, body) = get(&p.url, &target, p.timeout, p.ca_file.as_deref()).await?;
                 parse_prometheus(status, &body).map(|value| Reading::Prometheus { value })
             }
             Source::Statuspage(s) => {
-                let (status, body) = get(&s.url, &s.url.target, s.timeout).await?;
+                let (status, body) = get(&s.url, &s.url.target, s.timeout, s.ca_file.as_deref()).await?;
                 if status != 200 {
                     return Err(status_error(status, &body));
                 }
@@ -312,10 +313,16 @@ async fn watch<F: Fn(&Snapshot) + Send + Sync + 'static>(source: Source, publish
     }
 }
 
-/// One GET within `timeout`: the status and the body.
-async fn get(url: &HttpUrl, target: &str, timeout: Duration) -> Result<(u16, Bytes), SignalError> {
+/// One GET within `timeout`: the status and the body. An `https` URL is
+/// trusted through the webpki roots plus `ca_file` ([`cutover_s3::tls`]).
+async fn get(
+    url: &HttpUrl,
+    target: &str,
+    timeout: Duration,
+    ca_file: Option<&Path>,
+) -> Result<(u16, Bytes), SignalError> {
     let exchange = async {
-        let connector = Connector::new(url.endpoint.clone(), timeout, false);
+        let connector = Connector::with_ca_file(url.endpoint.clone(), timeout, false, ca_file);
         let mut sender = connector
             .checkout(&url.endpoint.host)
             .await

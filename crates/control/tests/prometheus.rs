@@ -54,6 +54,7 @@ fn source(url: &str, query: &str, threshold: f64) -> Source {
         interval: Duration::from_secs(1),
         timeout: Duration::from_secs(2),
         backend: "primary".into(),
+        ca_file: None,
     })
 }
 

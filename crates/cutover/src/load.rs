@@ -36,7 +36,20 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     })?;
     let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
-    load_str(&text, &file, &base, &|k| std::env::var(k).ok())
+    let config = load_str(&text, &file, &base, &|k| std::env::var(k).ok())?;
+    // Every CA bundle is read now, so that a missing or broken one stops
+    // `config check` and `run` (exit 2) instead of the first TLS connection.
+    let problems: Vec<cutover_core::Problem> = config
+        .ca_files()
+        .into_iter()
+        .filter_map(|(key, path)| {
+            cutover_s3::tls::check_ca_file(path).err().map(|e| cutover_core::Problem::new(key, e.to_string()))
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(ConfigError { file, problems });
+    }
+    Ok(config)
 }
 
 /// The backends a command addresses: one by name, or all.

@@ -26,11 +26,31 @@ const MAX_EXPIRES: u64 = 7 * 24 * 3600;
 #[derive(Debug, Clone, Default)]
 pub struct ClientKeys {
     keys: HashMap<String, (Secret, Arc<KeyCache>)>,
+    /// `gateway.region`: the one region a credential scope may name (`None`: any).
+    region: Option<String>,
 }
 
 impl ClientKeys {
     pub fn new(keys: impl IntoIterator<Item = (String, Secret)>) -> Self {
-        Self { keys: keys.into_iter().map(|(id, s)| (id, (s, Arc::default()))).collect() }
+        Self { keys: keys.into_iter().map(|(id, s)| (id, (s, Arc::default()))).collect(), region: None }
+    }
+
+    /// Accepts only signatures whose credential scope names `region`; any
+    /// other is refused as S3 does (400 `AuthorizationHeaderMalformed`,
+    /// "the region 'x' is wrong; expecting 'y'"), not as a signature mismatch.
+    pub fn with_region(mut self, region: &str) -> Self {
+        self.region = Some(region.to_string());
+        self
+    }
+
+    fn check_region(&self, region: &str) -> Result<(), AuthError> {
+        match &self.region {
+            Some(expected) if expected != region => Err(AuthError::Malformed(format!(
+                "the region '{}' is wrong; expecting '{expected}' (gateway.region)",
+                region.escape_default()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn secret(&self, id: &str) -> Option<&(Secret, Arc<KeyCache>)> {
@@ -279,6 +299,7 @@ fn verify_header(
         return Err(AuthError::Malformed("Credential, SignedHeaders and Signature are required".into()));
     };
     let cred = parse_credential(cred)?;
+    keys.check_region(cred.region)?;
     let (secret, cache) = keys.secret(cred.key_id).ok_or(AuthError::UnknownKey)?;
     let date_text = headers
         .get("x-amz-date")
@@ -343,6 +364,7 @@ fn verify_presigned(
         return Err(AuthError::Malformed("X-Amz-Algorithm must be AWS4-HMAC-SHA256".into()));
     }
     let cred = parse_credential(get("X-Amz-Credential").ok_or_else(|| missing("X-Amz-Credential"))?)?;
+    keys.check_region(cred.region)?;
     let (secret, cache) = keys.secret(cred.key_id).ok_or(AuthError::UnknownKey)?;
     let date_text = get("X-Amz-Date").ok_or_else(|| missing("X-Amz-Date"))?;
     let date = header_verify_date(date_text, cred.date)?;

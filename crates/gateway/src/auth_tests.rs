@@ -189,3 +189,38 @@ fn repeated_signed_header_values_are_joined_in_the_order_sent() {
     let reordered = header_signed(&signed, &[("x-amz-meta-k", "a"), ("x-amz-meta-k", "z")]);
     assert_eq!(verify(&keys(), "PUT", "/app/k", &[], &reordered, doc_time()).unwrap_err(), AuthError::Mismatch);
 }
+
+/// What broke: the gateway verified a signature with whatever region its
+/// credential scope named, so `gateway.region` meant nothing; a client
+/// configured for another region must get S3's clear
+/// `AuthorizationHeaderMalformed` ("the region ... is wrong"), not a
+/// silent success or a generic signature mismatch.
+#[test]
+fn a_signature_for_another_region_than_gateway_region_is_authorization_header_malformed() {
+    let here = keys().with_region("us-east-1");
+    verify(&here, "GET", "/test.txt", &[], &doc_headers(), doc_time()).unwrap();
+    let elsewhere = keys().with_region("eu-central-1");
+    let e = verify(&elsewhere, "GET", "/test.txt", &[], &doc_headers(), doc_time()).unwrap_err();
+    assert_eq!((e.status(), e.code()), (StatusCode::BAD_REQUEST, "AuthorizationHeaderMalformed"));
+    assert_eq!(
+        e.to_string(),
+        "malformed authorization: the region 'us-east-1' is wrong; expecting 'eu-central-1' (gateway.region)"
+    );
+    let date = AmzDate::from_system_time(doc_time());
+    let q = sigv4::presign_query(
+        "GET",
+        "examplebucket.s3.amazonaws.com",
+        "/test.txt",
+        "AKIAIOSFODNN7EXAMPLE",
+        SECRET,
+        None,
+        "us-east-1",
+        &date,
+        Duration::from_secs(600),
+    );
+    let mut h = HeaderMap::new();
+    h.insert("host", HeaderValue::from_static("examplebucket.s3.amazonaws.com"));
+    let e = verify(&elsewhere, "GET", "/test.txt", &parse_query(&q), &h, doc_time()).unwrap_err();
+    assert_eq!(e.code(), "AuthorizationHeaderMalformed", "{e}");
+    verify(&here, "GET", "/test.txt", &parse_query(&q), &h, doc_time()).unwrap();
+}

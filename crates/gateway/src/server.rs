@@ -202,7 +202,7 @@ impl Gateway {
         let state = State::open(&config.state.path)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                keys: ClientKeys::new(keys),
+                keys: ClientKeys::new(keys).with_region(&gw.region),
                 buckets: gw.buckets.iter().map(|b| (b.name.clone(), Arc::new(b.clone()))).collect(),
                 bucket_names: gw.buckets.iter().map(|b| b.name.clone()).collect(),
                 upstreams,

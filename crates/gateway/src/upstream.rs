@@ -96,7 +96,7 @@ impl Upstream {
             region: b.region.clone(),
             path_style: b.path_style,
             creds,
-            conn: Connector::new(b.endpoint.clone(), connect_timeout, true),
+            conn: Connector::for_backend(b, connect_timeout, true),
             keys: KeyCache::default(),
             label: b.name.as_str().into(),
         })

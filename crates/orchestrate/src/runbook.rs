@@ -166,7 +166,51 @@ pub fn load(path: &std::path::Path, backends: &[&str]) -> Result<Runbook, Runboo
         origin: origin.clone(),
         problems: vec![Problem::new("file", format!("cannot read it: {e}"))],
     })?;
-    parse(&text, &origin, backends)
+    let mut runbook = parse(&text, &origin, backends)?;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let problems = check_files(&mut runbook, &std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()));
+    if !problems.is_empty() {
+        return Err(RunbookError { origin, problems });
+    }
+    Ok(runbook)
+}
+
+/// The checks of a runbook file that read other files: a literal `ca_file`
+/// is resolved against the runbook's directory `dir` and read (a PEM bundle
+/// of CA certificates); the `file` of a `git.set` step on a local working
+/// copy must not leave it through a symlink.
+fn check_files(runbook: &mut Runbook, dir: &std::path::Path) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, step) in runbook.steps.iter_mut().enumerate() {
+        let label = format!("steps[{i}] {:?}", step.name);
+        let calls = std::iter::once((label.clone(), &mut step.call))
+            .chain(step.undo.as_mut().map(|u| (format!("{label}.undo"), u)));
+        for (at, call) in calls {
+            if let Some(Value::String(ca)) = call.with.get_mut("ca_file") {
+                let field = format!("{at}.with.ca_file");
+                if ca.contains("{{") {
+                    problems.push(Problem::new(field, "must be a literal path (no templates)"));
+                    continue;
+                }
+                let path = dir.join(ca.as_str());
+                match cutover_s3::tls::check_ca_file(&path) {
+                    Ok(()) => *ca = path.to_string_lossy().into_owned(),
+                    Err(e) => problems.push(Problem::new(field, e.to_string())),
+                }
+            }
+            if call.uses == "git.set"
+                && let (Some(Value::String(repo)), Some(Value::String(file))) =
+                    (call.with.get("repo"), call.with.get("file"))
+                && !repo.contains("{{")
+                && !file.contains("{{")
+                && std::path::Path::new(repo).join(".git").exists()
+                && let Err(e) = actuators::git::inside(std::path::Path::new(repo), file)
+            {
+                problems.push(Problem::new(format!("{at}.with.file"), e));
+            }
+        }
+    }
+    problems
 }
 
 /// Parses and checks a runbook text.

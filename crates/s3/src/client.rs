@@ -156,7 +156,7 @@ impl S3Client {
             bucket: backend.bucket.clone(),
             path_style: backend.path_style,
             creds,
-            conn: Connector::new(backend.endpoint.clone(), opts.connect_timeout, opts.pooled),
+            conn: Connector::for_backend(backend, opts.connect_timeout, opts.pooled),
             timeout: opts.timeout,
         }
     }

@@ -8,21 +8,26 @@
 //! so on a reused connection the body would otherwise wait ~40 ms for our
 //! delayed ACK.
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use cutover_core::config::BackendConfig;
 use cutover_core::{Endpoint, Outcome};
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::tls::TlsError;
 
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// The request body type: a whole buffer or a stream.
@@ -88,13 +93,26 @@ pub fn classify(err: &(dyn StdError + 'static)) -> TransportError {
 }
 
 /// Opens HTTP/1.1 connections to one endpoint and keeps idle ones for reuse.
+///
+/// # Guarantees
+/// - The pool is keyed by host: a connection opened for one virtual-host
+///   bucket name (TLS SNI and certificate included) only ever carries
+///   requests for that host.
+/// - An idle connection older than the idle limit ([`IDLE_TIMEOUT`] unless
+///   set with [`Connector::idle_timeout`]) is closed instead of reused, so a
+///   request never goes out on a socket the server is about to close after
+///   its own keep-alive timeout; at most [`MAX_IDLE_PER_HOST`] idle
+///   connections are kept per host.
+/// - With a `ca_file` that cannot be used, every connection attempt to an
+///   `https` endpoint fails with outcome `Tls` and a message naming the
+///   file: never a silent fallback to the public roots.
 #[derive(Clone)]
 pub struct Connector {
     endpoint: Endpoint,
     connect_timeout: Duration,
-    tls: Option<tokio_rustls::TlsConnector>,
+    tls: Option<Result<tokio_rustls::TlsConnector, TlsError>>,
     /// `None`: every request opens a fresh connection (probes).
-    pool: Option<Arc<Mutex<Vec<SendRequest<Body>>>>>,
+    pool: Option<Arc<Pool>>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -106,80 +124,152 @@ impl std::fmt::Debug for Connector {
     }
 }
 
-const MAX_IDLE: usize = 64;
+/// A connection checked out of a [`Connector`], for one host.
+pub struct Pooled {
+    host: String,
+    sender: SendRequest<Body>,
+}
 
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default protocol versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Arc::new(config)
-        })
-        .clone()
+impl std::fmt::Debug for Pooled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pooled").field("host", &self.host).finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = SendRequest<Body>;
+    fn deref(&self) -> &Self::Target {
+        &self.sender
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.sender
+    }
+}
+
+/// How long an idle pooled connection may wait for its next request: below
+/// the keep-alive timeouts of common servers (nginx 75 s, AWS S3 and Ceph
+/// RGW about a minute), so that cutover closes first.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most idle connections kept per host.
+pub const MAX_IDLE_PER_HOST: usize = 64;
+
+/// An idle connection and the moment it became idle.
+type Idle = (Instant, SendRequest<Body>);
+
+/// Idle connections by host, oldest first.
+struct Pool {
+    idle: Mutex<HashMap<String, Vec<Idle>>>,
+    idle_timeout: Duration,
+}
+
+impl Pool {
+    fn new(idle_timeout: Duration) -> Self {
+        Self { idle: Mutex::new(HashMap::new()), idle_timeout }
+    }
+
+    /// The most recently used idle connection to `host` that is still fresh
+    /// and ready; expired and closed ones are dropped (closing them).
+    fn take(&self, host: &str) -> Option<SendRequest<Body>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(host)?;
+        let now = Instant::now();
+        list.retain(|(since, s)| now.duration_since(*since) < self.idle_timeout && !s.is_closed());
+        let found = std::iter::from_fn(|| list.pop()).find(|(_, s)| s.is_ready()).map(|(_, s)| s);
+        if list.is_empty() {
+            idle.remove(host);
+        }
+        found
+    }
+
+    fn put(&self, host: String, sender: SendRequest<Body>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let list = idle.entry(host).or_default();
+        list.retain(|(since, s)| now.duration_since(*since) < self.idle_timeout && !s.is_closed());
+        if list.len() < MAX_IDLE_PER_HOST {
+            list.push((now, sender));
+        }
+    }
 }
 
 impl Connector {
+    /// A connector trusting the public (webpki) roots for `https`.
     pub fn new(endpoint: Endpoint, connect_timeout: Duration, pooled: bool) -> Self {
-        let tls = endpoint.tls.then(|| tokio_rustls::TlsConnector::from(tls_config()));
-        let pool = pooled.then(|| Arc::new(Mutex::new(Vec::new())));
+        Self::with_ca_file(endpoint, connect_timeout, pooled, None)
+    }
+
+    /// A connector that also trusts the certificates of `ca_file` (see
+    /// [`crate::tls`]). A file that cannot be used fails every connection
+    /// attempt with outcome `Tls`; `cutover` checks the file when it loads
+    /// its configuration, so this is the case of a file broken since.
+    pub fn with_ca_file(endpoint: Endpoint, connect_timeout: Duration, pooled: bool, ca_file: Option<&Path>) -> Self {
+        let tls = endpoint.tls.then(|| crate::tls::client_config(ca_file).map(tokio_rustls::TlsConnector::from));
+        let pool = pooled.then(|| Arc::new(Pool::new(IDLE_TIMEOUT)));
         Self { endpoint, connect_timeout, tls, pool }
+    }
+
+    /// The connector of a backend: its endpoint and `ca_file`.
+    pub fn for_backend(backend: &BackendConfig, connect_timeout: Duration, pooled: bool) -> Self {
+        Self::with_ca_file(backend.endpoint.clone(), connect_timeout, pooled, backend.ca_file.as_deref())
+    }
+
+    /// Sets how long a pooled connection may stay idle and still be reused
+    /// (default [`IDLE_TIMEOUT`]). Connections already idle are dropped.
+    pub fn idle_timeout(mut self, limit: Duration) -> Self {
+        if self.pool.is_some() {
+            self.pool = Some(Arc::new(Pool::new(limit)));
+        }
+        self
     }
 
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
 
-    /// A ready connection: an idle pooled one, or a new one to `host`
-    /// (the virtual-host name or the endpoint's host).
-    pub async fn checkout(&self, host: &str) -> Result<SendRequest<Body>, TransportError> {
-        if let Some(pool) = &self.pool {
-            let mut idle = pool.lock().expect("pool lock");
-            while let Some(s) = idle.pop() {
-                if s.is_ready() {
-                    return Ok(s);
-                }
-            }
-        }
-        self.connect(host).await
+    /// A ready connection to `host` (the virtual-host name or the
+    /// endpoint's host): a fresh idle pooled one, or a new one. It derefs to
+    /// hyper's `SendRequest` and remembers its host for [`Self::checkin`].
+    pub async fn checkout(&self, host: &str) -> Result<Pooled, TransportError> {
+        let sender = match self.pool.as_ref().and_then(|pool| pool.take(host)) {
+            Some(s) => s,
+            None => self.connect(host).await?,
+        };
+        Ok(Pooled { host: host.to_string(), sender })
     }
 
-    /// Returns a connection to the pool as soon as it can take another
-    /// request, that is once the response body handed out by
+    /// Returns a connection to the pool of its host as soon as it can take
+    /// another request, that is once the response body handed out by
     /// `send_request` has been read to its end. For streamed responses:
     /// call it right after `send_request` and give the body away; a body
     /// dropped unread closes the connection instead.
-    pub fn checkin_when_ready(&self, mut sender: SendRequest<Body>) {
+    pub fn checkin_when_ready(&self, conn: Pooled) {
         if let Some(pool) = self.pool.clone() {
+            let Pooled { host, mut sender } = conn;
             tokio::spawn(async move {
                 if sender.ready().await.is_ok() {
-                    let mut idle = pool.lock().expect("pool lock");
-                    if idle.len() < MAX_IDLE {
-                        idle.push(sender);
-                    }
+                    pool.put(host, sender);
                 }
             });
         }
     }
 
     /// Returns a connection for reuse once its response has been read.
-    pub fn checkin(&self, sender: SendRequest<Body>) {
+    pub fn checkin(&self, conn: Pooled) {
         if let Some(pool) = &self.pool
-            && !sender.is_closed()
+            && !conn.sender.is_closed()
         {
-            let mut idle = pool.lock().expect("pool lock");
-            if idle.len() < MAX_IDLE {
-                idle.push(sender);
-            }
+            pool.put(conn.host, conn.sender);
         }
     }
 
     async fn connect(&self, host: &str) -> Result<SendRequest<Body>, TransportError> {
+        if let Some(Err(e)) = &self.tls {
+            return Err(tls_setup_error(e));
+        }
         let port = self.endpoint.port;
         let addrs: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
@@ -211,20 +301,33 @@ impl Connector {
     async fn handshake(&self, stream: QuickAck, host: &str) -> Result<SendRequest<Body>, TransportError> {
         match &self.tls {
             None => spawn_http1(stream).await,
-            Some(tls) => {
+            Some(Err(e)) => Err(tls_setup_error(e)),
+            Some(Ok(tls)) => {
                 let name = rustls::pki_types::ServerName::try_from(host.to_string())
                     .map_err(|e| TransportError::new(Outcome::Tls, format!("{host}: {e}")))?;
                 let stream = tokio::time::timeout(self.connect_timeout, tls.connect(name, stream))
                     .await
                     .map_err(|_| TransportError::new(Outcome::Timeout, format!("TLS handshake with {host} timed out")))?
-                    .map_err(|e| TransportError {
-                        outcome: Outcome::Tls,
-                        detail: format!("TLS handshake with {host}: {e}"),
-                    })?;
+                    .map_err(|e| TransportError { outcome: Outcome::Tls, detail: handshake_error(host, &e) })?;
                 spawn_http1(stream).await
             }
         }
     }
+}
+
+/// A failed handshake in words; an unknown issuer gets the hint that a
+/// private CA is trusted with `ca_file`.
+fn handshake_error(host: &str, e: &io::Error) -> String {
+    let unknown_issuer = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)));
+    let hint = if unknown_issuer { " (signed by a private CA? trust it with ca_file)" } else { "" };
+    format!("TLS handshake with {host}: {e}{hint}")
+}
+
+fn tls_setup_error(e: &TlsError) -> TransportError {
+    TransportError::new(Outcome::Tls, format!("ca_file {e}"))
 }
 
 async fn spawn_http1<T>(io: T) -> Result<SendRequest<Body>, TransportError>

@@ -6,6 +6,7 @@ pub mod error;
 pub mod http;
 pub mod probe;
 pub mod sigv4;
+pub mod tls;
 pub mod validate;
 pub mod xml;
 

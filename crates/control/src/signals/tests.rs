@@ -16,6 +16,7 @@ fn statuspage(url: &str, timeout: Duration) -> Source {
         interval: Duration::from_secs(30),
         timeout,
         backend: "primary".into(),
+        ca_file: None,
     })
 }
 
@@ -27,6 +28,7 @@ fn prometheus(url: &str, threshold: f64) -> Source {
         interval: Duration::from_secs(5),
         timeout: Duration::from_secs(2),
         backend: "primary".into(),
+        ca_file: None,
     })
 }
 
@@ -217,6 +219,7 @@ async fn spawn_publishes_readings_and_refreshes_their_age() {
             interval: Duration::from_secs(30),
             timeout: Duration::from_secs(2),
             backend: "primary".into(),
+            ca_file: None,
         }),
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

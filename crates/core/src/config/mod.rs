@@ -16,6 +16,8 @@ pub use validate::validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_edges;
 
 use crate::endpoint::{Endpoint, HttpUrl};
 
@@ -216,6 +218,9 @@ pub struct PrometheusSignal {
     pub timeout: Duration,
     /// The backend the signal speaks about.
     pub backend: String,
+    /// A PEM bundle of CA certificates trusted in addition to the public
+    /// roots (an `https` URL with a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[signals.statuspage]`: a provider status feed in the Atlassian
@@ -227,9 +232,30 @@ pub struct StatuspageSignal {
     pub timeout: Duration,
     /// The backend the signal speaks about.
     pub backend: String,
+    /// As for [`PrometheusSignal::ca_file`].
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Config {
+    /// Every `ca_file` of the configuration, with the key it is at
+    /// (`backends[0].ca_file`, `signals.prometheus.ca_file`): the files
+    /// `cutover config check` and `cutover run` read before anything starts.
+    pub fn ca_files(&self) -> Vec<(String, &Path)> {
+        let mut out: Vec<(String, &Path)> = Vec::new();
+        for (i, b) in self.backends.iter().enumerate() {
+            if let Some(f) = &b.ca_file {
+                out.push((format!("backends[{i}].ca_file"), f));
+            }
+        }
+        if let Some(f) = self.signals.prometheus.as_ref().and_then(|p| p.ca_file.as_deref()) {
+            out.push(("signals.prometheus.ca_file".into(), f));
+        }
+        if let Some(f) = self.signals.statuspage.as_ref().and_then(|p| p.ca_file.as_deref()) {
+            out.push(("signals.statuspage.ca_file".into(), f));
+        }
+        out
+    }
+
     pub fn backend(&self, name: &str) -> Option<&BackendConfig> {
         self.backends.iter().find(|b| b.name == name)
     }
@@ -341,6 +367,10 @@ pub struct BackendConfig {
     pub residency: Option<String>,
     pub credentials: CredentialsRef,
     pub validate: BackendValidateConfig,
+    /// A PEM bundle of CA certificates trusted in addition to the public
+    /// (webpki) roots: an `https` endpoint whose certificate a private CA
+    /// signed. Read when a client is built (and by `cutover config check`).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Where a backend's credentials come from. The values themselves are read

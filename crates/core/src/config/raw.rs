@@ -37,6 +37,7 @@ pub struct RawPrometheusSignal {
     pub interval: Option<String>,
     pub timeout: Option<String>,
     pub backend: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -45,6 +46,7 @@ pub struct RawStatuspageSignal {
     pub interval: Option<String>,
     pub timeout: Option<String>,
     pub backend: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 /// `[[drills]]`: a drill that `cutover run` starts on a schedule.
@@ -154,6 +156,7 @@ pub struct RawBackend {
     pub residency: Option<String>,
     pub credentials: Option<RawCredentials>,
     pub validate: Option<RawBackendValidate>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

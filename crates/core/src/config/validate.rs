@@ -9,6 +9,12 @@ use super::raw::*;
 use super::*;
 use crate::duration::parse_duration;
 
+/// The longest duration a setting may have.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+
+/// The most probe outcomes the sliding window of `[detect]` may hold.
+const MAX_WINDOW: usize = 10_000;
+
 /// Collects problems while validating.
 struct Problems(Vec<Problem>);
 
@@ -24,6 +30,12 @@ impl Problems {
         match parse_duration(text) {
             Ok(d) if d.is_zero() => {
                 self.push(path, format!("{text:?} must be greater than zero"));
+                default
+            }
+            // Far beyond any sensible setting, and far enough from the
+            // overflow of `Instant + Duration` that nothing panics.
+            Ok(d) if d > MAX_DURATION => {
+                self.push(path, format!("{text:?} is too long (at most 365d)"));
                 default
             }
             Ok(d) => d,
@@ -172,6 +184,9 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
         recover_successes: rd.recover_successes.unwrap_or(3).max(1),
         recover_after: p.duration("detect.recover_after", rd.recover_after.as_ref(), Duration::from_secs(3)),
     };
+    if !(1..=MAX_WINDOW).contains(&rd.window.unwrap_or(10)) {
+        p.push("detect.window", format!("{} probes is out of range (1 to {MAX_WINDOW})", rd.window.unwrap_or(10)));
+    }
     if !(0.0..=1.0).contains(&detect.error_rate) || detect.error_rate == 0.0 {
         p.push("detect.error_rate", format!("{} must be above 0 and at most 1", detect.error_rate));
     }
@@ -259,7 +274,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
     let names: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
     let gateway = raw.gateway.map(|g| validate_gateway(&mut p, g, &names, base_dir, env));
     let primary = backends.iter().find(|b| b.role == Role::Primary).map(|b| b.name.as_str());
-    let signals = raw.signals.map(|s| validate_signals(&mut p, s, &names, primary)).unwrap_or_default();
+    let signals = raw.signals.map(|s| validate_signals(&mut p, s, &names, primary, base_dir)).unwrap_or_default();
 
     if !p.0.is_empty() {
         return Err(p.0);
@@ -334,6 +349,8 @@ fn validate_backends(
         let credentials = validate_credentials(p, &format!("{at}.credentials"), b.credentials.as_ref(), base_dir, env);
         let validate =
             b.validate.as_ref().map(|v| validate_backend_checks(p, &format!("{at}.validate"), v)).unwrap_or_default();
+        let ca_file =
+            ca_file(p, &format!("{at}.ca_file"), b.ca_file.as_ref(), endpoint.as_ref().map(|e| e.tls), base_dir);
         if let (Some(name), Some(endpoint), Some(region), Some(bucket), Some(role), Some(credentials)) =
             (name, endpoint, region, bucket, role, credentials)
         {
@@ -347,6 +364,7 @@ fn validate_backends(
                 residency: b.residency.clone(),
                 credentials,
                 validate,
+                ca_file,
             });
         }
     }
@@ -458,6 +476,14 @@ fn validate_gateway(
 ) -> GatewayConfig {
     let listen = p.socket_addr("gateway.listen", g.listen.as_ref(), "127.0.0.1:9000");
     let region = g.region.clone().unwrap_or_else(|| "us-east-1".into());
+    if region.is_empty() || !region.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {
+        p.push(
+            "gateway.region",
+            format!(
+                "{region:?} is not a region (letters, digits, '-' and '_', e.g. \"us-east-1\"; clients sign with it)"
+            ),
+        );
+    }
     let tls = validate_gateway_tls(p, &g, base_dir);
     if g.clients.is_empty() {
         p.push(
@@ -496,6 +522,7 @@ fn validate_gateway(
             Some(GatewayClient { access_key_id: id?.to_string(), secret: secret? })
         })
         .collect();
+    let mut bucket_names = HashSet::new();
     let buckets = g
         .buckets
         .iter()
@@ -507,6 +534,10 @@ fn validate_gateway(
                 && let Err(msg) = check_bucket_name(n)
             {
                 p.push(format!("{at}.name"), msg);
+            } else if let Some(n) = name
+                && !bucket_names.insert(n.to_string())
+            {
+                p.push(format!("{at}.name"), format!("{n:?} is the name of another gateway bucket too"));
             }
             let mode = match b.mode.as_deref() {
                 None | Some("active-passive") => Some(BucketMode::ActivePassive),
@@ -534,10 +565,23 @@ fn validate_gateway(
                 }
             };
             let spans: Vec<String> = match &b.backends {
+                Some(list) if list.is_empty() => {
+                    p.push(
+                        format!("{at}.backends"),
+                        "empty: a bucket needs at least one backend (list them, or remove the key to span all)",
+                    );
+                    Vec::new()
+                }
                 Some(list) => {
                     for (j, n) in list.iter().enumerate() {
                         if !backends.contains(&n.as_str()) {
-                            p.push(format!("{at}.backends[{j}]"), format!("{n:?} is not a configured backend"));
+                            let known = if backends.is_empty() { "none".to_string() } else { backends.join(", ") };
+                            p.push(
+                                format!("{at}.backends[{j}]"),
+                                format!("{n:?} is not a configured backend (configured: {known})"),
+                            );
+                        } else if list[..j].contains(n) {
+                            p.push(format!("{at}.backends[{j}]"), format!("{n:?} is listed twice"));
                         }
                     }
                     list.clone()
@@ -613,7 +657,13 @@ fn validate_gateway_tls(p: &mut Problems, g: &RawGateway, base_dir: &Path) -> Op
     }
 }
 
-fn validate_signals(p: &mut Problems, s: RawSignals, backends: &[&str], primary: Option<&str>) -> SignalsConfig {
+fn validate_signals(
+    p: &mut Problems,
+    s: RawSignals,
+    backends: &[&str],
+    primary: Option<&str>,
+    base_dir: &Path,
+) -> SignalsConfig {
     let url = |p: &mut Problems, at: &str, value: Option<&String>, hint: &str| {
         p.required(at, value, hint).and_then(|u| match HttpUrl::parse(u) {
             Ok(u) => Some(u),
@@ -657,7 +707,17 @@ fn validate_signals(p: &mut Problems, s: RawSignals, backends: &[&str], primary:
         let interval = p.duration(&format!("{at}.interval"), r.interval.as_ref(), Duration::from_secs(5));
         let timeout = p.duration(&format!("{at}.timeout"), r.timeout.as_ref(), Duration::from_secs(2));
         let backend = backend(p, &format!("{at}.backend"), r.backend.as_ref());
-        Some(PrometheusSignal { url: u?, query: query?, threshold: threshold?, interval, timeout, backend: backend? })
+        let ca_file =
+            ca_file(p, &format!("{at}.ca_file"), r.ca_file.as_ref(), u.as_ref().map(|u| u.endpoint.tls), base_dir);
+        Some(PrometheusSignal {
+            url: u?,
+            query: query?,
+            threshold: threshold?,
+            interval,
+            timeout,
+            backend: backend?,
+            ca_file,
+        })
     });
     let statuspage = s.statuspage.and_then(|r| {
         let at = "signals.statuspage";
@@ -670,9 +730,26 @@ fn validate_signals(p: &mut Problems, s: RawSignals, backends: &[&str], primary:
         let interval = p.duration(&format!("{at}.interval"), r.interval.as_ref(), Duration::from_secs(30));
         let timeout = p.duration(&format!("{at}.timeout"), r.timeout.as_ref(), Duration::from_secs(2));
         let backend = backend(p, &format!("{at}.backend"), r.backend.as_ref());
-        Some(StatuspageSignal { url: u?, interval, timeout, backend: backend? })
+        let ca_file =
+            ca_file(p, &format!("{at}.ca_file"), r.ca_file.as_ref(), u.as_ref().map(|u| u.endpoint.tls), base_dir);
+        Some(StatuspageSignal { url: u?, interval, timeout, backend: backend?, ca_file })
     });
     SignalsConfig { prometheus, statuspage }
+}
+
+/// A `ca_file` key: a non-empty path, resolved against the configuration's
+/// directory, only where the URL is `https` (`tls`: `None` when the URL is
+/// itself invalid). The file is read later (`cutover config check`, `run`).
+fn ca_file(p: &mut Problems, at: &str, value: Option<&String>, tls: Option<bool>, base_dir: &Path) -> Option<PathBuf> {
+    let v = value?.trim();
+    if v.is_empty() {
+        p.push(at, "must not be empty (the path of a PEM file of CA certificates)");
+        return None;
+    }
+    if tls == Some(false) {
+        p.push(at, "the URL is http://, so no certificate is checked; use https:// or remove ca_file");
+    }
+    Some(base_dir.join(v))
 }
 
 /// Checks the S3 bucket naming rules that every provider shares.

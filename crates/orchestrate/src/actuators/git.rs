@@ -138,7 +138,7 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
     };
     let git = &prepared.git;
 
-    let path = git.dir().join(&req.file);
+    let path = inside(git.dir(), &req.file).map_err(|e| StepError::Refused(format!("{}: {e}", req.shown)))?;
     let old = match tokio::fs::read_to_string(&path).await {
         Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -424,13 +424,91 @@ async fn push_branch(git: &Git, shown: &str, remote: &str, refspec: &str) -> Res
     )))
 }
 
+/// Where `file` is in the working copy at `root`, refusing a path that
+/// leaves it: `..` or absolute, anything under `.git`, a directory on the
+/// way that is a symlink to outside the working copy (or to nowhere), and a
+/// file that is itself a symlink (reading would follow it, and the edit
+/// would replace the link). A directory symlink that stays inside is
+/// refused too, naming the real path (git does not add a path beyond a
+/// symlink). Directories that do not exist yet are fine (they are created
+/// inside). The error names `file` and the symlink.
+///
+/// # Caveats
+/// - Checked before the edit, not atomically with it: it guards against
+///   what the repository contains, not against a concurrent local attacker.
+pub fn inside(root: &Path, file: &str) -> Result<PathBuf, String> {
+    let refuse = |why: String| format!("file {file}: {why}");
+    let root = std::fs::canonicalize(root).map_err(|e| refuse(format!("resolving the working copy: {e}")))?;
+    let mut at = root.clone();
+    let mut shown = PathBuf::new();
+    let parts: Vec<Component<'_>> = Path::new(file).components().filter(|c| *c != Component::CurDir).collect();
+    for (i, c) in parts.iter().enumerate() {
+        let Component::Normal(name) = c else {
+            return Err(refuse("must be a relative path inside the repository (no .. and not absolute)".into()));
+        };
+        if *name == ".git" {
+            return Err(refuse("is inside .git".into()));
+        }
+        at.push(name);
+        shown.push(name);
+        let meta = match std::fs::symlink_metadata(&at) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(refuse(format!("{}: {e}", shown.display()))),
+            Ok(m) => m,
+        };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        if i + 1 == parts.len() {
+            return Err(refuse("is a symlink; give the path of the file it stands for".into()));
+        }
+        match std::fs::canonicalize(&at) {
+            // git does not add a path beyond a symlink: name the real one.
+            Ok(target) if target.starts_with(&root) => {
+                let real =
+                    target.strip_prefix(&root).unwrap_or(&target).join(parts[i + 1..].iter().collect::<PathBuf>());
+                return Err(refuse(format!(
+                    "goes through the symlink {} (git does not commit through it); write file = \"{}\"",
+                    shown.display(),
+                    real.display()
+                )));
+            }
+            Ok(target) => {
+                return Err(refuse(format!(
+                    "escapes the repository through the symlink {} (to {})",
+                    shown.display(),
+                    target.display()
+                )));
+            }
+            Err(_) => {
+                return Err(refuse(format!("goes through the symlink {}, which points nowhere", shown.display())));
+            }
+        }
+    }
+    Ok(root.join(file))
+}
+
 /// Replaces `path` with `text` through a temporary file in the same
-/// directory, so that an interrupted write leaves the old file.
+/// directory, so that an interrupted write leaves the old file. The
+/// temporary file is created new (a leftover is removed first, a symlink
+/// in its place is never followed).
 async fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
     let dir = path.parent().ok_or("the file has no directory")?;
     tokio::fs::create_dir_all(dir).await.map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let name = path.file_name().ok_or("the file has no name")?.to_string_lossy();
     let temp = dir.join(format!(".{name}.cutover-tmp"));
-    tokio::fs::write(&temp, text).await.map_err(|e| format!("writing {}: {e}", temp.display()))?;
+    match tokio::fs::remove_file(&temp).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("removing the leftover {}: {e}", temp.display()));
+        }
+        _ => {}
+    }
+    let write = async {
+        let mut f = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&temp).await?;
+        f.write_all(text.as_bytes()).await?;
+        f.flush().await
+    };
+    write.await.map_err(|e| format!("writing {}: {e}", temp.display()))?;
     tokio::fs::rename(&temp, path).await.map_err(|e| format!("replacing {}: {e}", path.display()))
 }

@@ -12,6 +12,8 @@
 //!   parses as a JSON object or array, `text/plain` otherwise); a table or an
 //!   array is sent as JSON. `headers` may set another `content-type`.
 //! - `expect_status`: the status that counts as success; default any 2xx.
+//! - `ca_file`: a PEM file of CA certificates trusted in addition to the
+//!   public roots (an `https` receiver with a private CA).
 //!
 //! Result: `{"status": 200, "body": "<the first 512 bytes of the answer>"}`.
 //!
@@ -51,6 +53,7 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec::optional("headers_env", Kind::StringMap, "header name -> environment variable holding its value"),
     ParamSpec::optional("body", Kind::Any, "a string sent as is, or a table/array sent as JSON"),
     ParamSpec::optional("expect_status", Kind::Integer, "the status that counts as success (default any 2xx)"),
+    http_client::CA_FILE,
 ];
 
 /// How much of the answer goes into the result.
@@ -88,6 +91,7 @@ fn target(params: &Params, ctx: &Ctx) -> Result<(Target, String), StepError> {
 
 pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
     let (target, shown) = target(params, ctx)?;
+    let target = target.with_ca_file(http_client::ca_file(params)?);
     let from_env = params.get("url_env").is_some_and(|v| !v.is_null());
     let method = param::opt_str(params, "method")?.unwrap_or("POST");
     let method = Method::from_str(&method.to_ascii_uppercase()).map_err(|_| error("method", "not an HTTP method"))?;

@@ -1,6 +1,7 @@
 //! One HTTP/1.1 request for the actuators that talk HTTP (`http`, `notify`,
 //! `terraform_cloud.run`), over cutover's own connector
-//! ([`cutover_s3::http::Connector`]: DNS, TCP, rustls with the webpki roots).
+//! ([`cutover_s3::http::Connector`]: DNS, TCP, rustls with the webpki roots
+//! and, with the `ca_file` parameter, a private CA's certificates as well).
 //!
 //! # Guarantees
 //! - Error messages name the scheme and host of the request at most, never
@@ -12,6 +13,7 @@
 //! - Redirects are not followed: a 3xx is returned like any other status.
 //! - No proxy support (`HTTPS_PROXY` is ignored).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -20,7 +22,7 @@ use cutover_s3::http::{Connector, TransportError, classify, full};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::BodyExt;
 
-use super::StepError;
+use super::{Kind, ParamSpec, Params, StepError, param};
 
 /// How much of a response body is kept.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -33,6 +35,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Target {
     endpoint: Endpoint,
     path_and_query: String,
+    /// CA certificates trusted in addition to the webpki roots (`ca_file`).
+    ca_file: Option<PathBuf>,
 }
 
 // Debug shows the origin only: the path may hold a secret.
@@ -63,13 +67,42 @@ impl Target {
         let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
         let path_and_query = if path_and_query.is_empty() { "/".to_string() } else { path_and_query };
-        Ok(Self { endpoint: Endpoint { tls, host, port }, path_and_query })
+        Ok(Self { endpoint: Endpoint { tls, host, port }, path_and_query, ca_file: None })
+    }
+
+    /// Trusts the certificates of `ca_file` too (see [`ca_file`]).
+    pub fn with_ca_file(mut self, ca_file: Option<PathBuf>) -> Self {
+        self.ca_file = ca_file;
+        self
     }
 
     /// `scheme://host[:port]`, safe to show.
     pub fn origin(&self) -> String {
         self.endpoint.to_string()
     }
+}
+
+/// The `ca_file` parameter of the `http`, `notify` and `terraform_cloud.run`
+/// steps, declared once.
+pub const CA_FILE: ParamSpec = ParamSpec::optional(
+    "ca_file",
+    Kind::String,
+    "a PEM file of CA certificates trusted in addition to the public roots (a private CA)",
+);
+
+/// The `ca_file` parameter, read and checked: a PEM bundle of CA
+/// certificates ([`cutover_s3::tls`]). `runbook check` resolves a relative
+/// path against the runbook's directory; one left relative here is taken
+/// from the working directory. A file that cannot be used is a parameter
+/// error naming it (not retried).
+pub fn ca_file(params: &Params) -> Result<Option<PathBuf>, StepError> {
+    let Some(path) = param::opt_str(params, "ca_file")? else { return Ok(None) };
+    if path.trim().is_empty() {
+        return Err(param::error("ca_file", "must not be empty (the path of a PEM file of CA certificates)"));
+    }
+    let path = PathBuf::from(path);
+    cutover_s3::tls::check_ca_file(&path).map_err(|e| param::error("ca_file", e.to_string()))?;
+    Ok(Some(path))
 }
 
 /// The connect timeout for a step with timeout `step`: at most 10 s, and no
@@ -112,7 +145,7 @@ pub async fn send(
     }
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
 
-    let connector = Connector::new(target.endpoint.clone(), connect_timeout, false);
+    let connector = Connector::with_ca_file(target.endpoint.clone(), connect_timeout, false, target.ca_file.as_deref());
     let mut sender = connector.checkout(&target.endpoint.host).await?;
     let mut request = Request::builder()
         .method(method)

@@ -8,6 +8,8 @@
 //! - `text`: the message; default
 //!   `:rotating_light: cutover {kind} {incident}: {source} → {target}. {reason}`.
 //! - `channel`: sent as `channel` when given.
+//! - `ca_file`: a PEM file of CA certificates trusted in addition to the
+//!   public roots (an `https` webhook with a private CA).
 //!
 //! Without `url` and `url_env`, the message is printed on standard output.
 //! The webhook gets `POST {"text": ..., "channel"?: ...}` as JSON; any 2xx
@@ -54,6 +56,7 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec::optional("url_env", Kind::String, "the environment variable that holds the webhook URL"),
     ParamSpec::optional("text", Kind::String, "the message (default: what happened, from the incident)"),
     ParamSpec::optional("channel", Kind::String, "the channel to post to"),
+    http_client::CA_FILE,
 ];
 
 /// How long to wait for the webhook when the step has no timeout.
@@ -87,6 +90,10 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
             return Ok(json!({ "delivered": true, "to": "stdout" }));
         }
         Destination::Webhook { target, secret_var } => (target, secret_var),
+    };
+    let target = match http_client::ca_file(params) {
+        Ok(ca) => target.with_ca_file(ca),
+        Err(e) => return Ok(json!({ "delivered": false, "to": "webhook", "error": e.to_string() })),
     };
 
     let mut message = json!({ "text": text });

@@ -10,6 +10,8 @@
 //! - `auto_apply`: sent as the run's `auto-apply` when given (otherwise the
 //!   workspace's setting applies).
 //! - `poll_interval`: default `5s`.
+//! - `ca_file`: a PEM file of CA certificates trusted in addition to the
+//!   public roots (Terraform Enterprise behind a private CA).
 //!
 //! The API calls, as documented by HashiCorp (Runs API):
 //! `POST {address}/api/v2/runs` with `Authorization: Bearer <token>`,
@@ -69,6 +71,7 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec::optional("message", Kind::String, "the run's message"),
     ParamSpec::optional("auto_apply", Kind::Bool, "apply after a successful plan (default: the workspace's setting)"),
     ParamSpec::optional("poll_interval", Kind::Duration, "how often to read the run's status (default 5s)"),
+    http_client::CA_FILE,
 ];
 
 const DEFAULT_ADDRESS: &str = "https://app.terraform.io";
@@ -108,6 +111,7 @@ struct Api {
     address: String,
     auth: HeaderValue,
     connect_timeout: Duration,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl Api {
@@ -116,7 +120,9 @@ impl Api {
         headers.insert(AUTHORIZATION, self.auth.clone());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_API));
         let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
-        let target = Target::parse(&format!("{}{path}", self.address)).map_err(|e| StepError::Failed(e.to_string()))?;
+        let target = Target::parse(&format!("{}{path}", self.address))
+            .map_err(|e| StepError::Failed(e.to_string()))?
+            .with_ca_file(self.ca_file.clone());
         let (status, _, answer) = http_client::request(method, &target, headers, body, self.connect_timeout).await?;
         let json = serde_json::from_slice(&answer).unwrap_or_else(|_| Value::String(truncate_lossy(&answer, 512)));
         Ok((status, json))
@@ -159,7 +165,8 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
     if poll_interval.is_zero() {
         return Err(error("poll_interval", "must be more than 0s"));
     }
-    let api = Api { address, auth, connect_timeout: http_client::connect_timeout(ctx.timeout) };
+    let ca_file = http_client::ca_file(params)?;
+    let api = Api { address, auth, connect_timeout: http_client::connect_timeout(ctx.timeout), ca_file };
     let started = Instant::now();
 
     let mut attributes = json!({ "message": message });
