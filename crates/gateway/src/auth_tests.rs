@@ -189,3 +189,13 @@ fn repeated_signed_header_values_are_joined_in_the_order_sent() {
     let reordered = header_signed(&signed, &[("x-amz-meta-k", "a"), ("x-amz-meta-k", "z")]);
     assert_eq!(verify(&keys(), "PUT", "/app/k", &[], &reordered, doc_time()).unwrap_err(), AuthError::Mismatch);
 }
+
+/// Found by the sigv4 fuzz target: `u8::from_str_radix` takes a sign, so
+/// `%+1` decoded to the byte 1 where a percent-decoder leaves it as it is.
+#[test]
+fn percent_sign_then_plus_is_not_an_escape() {
+    assert_eq!(percent_decode("%+1"), "%+1");
+    assert_eq!(percent_decode("a%+1b%-1"), "a%+1b%-1");
+    assert_eq!(parse_query("%+1=%+f"), [("%+1".into(), "%+f".into())]);
+    assert_eq!(percent_decode("%2B1%41"), "+1A");
+}

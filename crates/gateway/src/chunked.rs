@@ -76,6 +76,7 @@ pub fn client_body(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .ok_or_else(|| invalid("aws-chunked uploads need x-amz-decoded-content-length".into()))
+            .and_then(declared_length)
     };
     let seed = || v.seed.as_ref().ok_or_else(|| invalid("signed streaming upload without a seed signature".into()));
     let form = match &v.payload {
@@ -116,6 +117,21 @@ pub fn client_body(
         }
         None => Forward { body: body.boxed(), len: Some(n), payload: UpPayload::Unsigned },
     })
+}
+
+/// The largest object S3 stores (5 TiB): a larger decoded length is refused
+/// before anything (the upstream length computed from it) can overflow.
+pub const MAX_DECODED_LEN: u64 = 5 << 40;
+
+/// `x-amz-decoded-content-length`, or `EntityTooLarge` beyond [`MAX_DECODED_LEN`].
+pub fn declared_length(n: u64) -> Result<u64, Refusal> {
+    if n > MAX_DECODED_LEN {
+        return Err(Refusal::bad_request(
+            "EntityTooLarge",
+            format!("x-amz-decoded-content-length {n} exceeds the maximum object size ({MAX_DECODED_LEN} bytes)"),
+        ));
+    }
+    Ok(n)
 }
 
 /// The checksum `x-amz-trailer` announces, if any.
@@ -1109,5 +1125,21 @@ mod tests {
         assert_eq!(decode(&unsigned(b"", 1, tail), sha(), 0).await.unwrap(), b"");
         let tail = "x-amz-checksum-sha256:57DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\r\n\r\n";
         assert_eq!(code(decode(&unsigned(b"", 1, tail), sha(), 0).await), "BadDigest");
+    }
+
+    /// Found by the aws_chunked fuzz target: a huge
+    /// x-amz-decoded-content-length with a trailing checksum overflowed the
+    /// upstream Content-Length computation (a panic in a debug build, a
+    /// wrong length in a release one).
+    #[test]
+    fn decoded_length_overflow_is_refused_not_a_panic() {
+        for n in [MAX_DECODED_LEN + 1, u64::MAX / 2, u64::MAX] {
+            let r = declared_length(n).unwrap_err();
+            assert_eq!((r.status, r.code), (StatusCode::BAD_REQUEST, "EntityTooLarge"), "{n}");
+        }
+        assert_eq!(declared_length(MAX_DECODED_LEN).unwrap(), MAX_DECODED_LEN);
+        for a in Algorithm::ALL {
+            assert!(crate::reframe::encoded_len(MAX_DECODED_LEN, a) > MAX_DECODED_LEN);
+        }
     }
 }

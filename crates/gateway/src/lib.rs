@@ -18,6 +18,8 @@ mod body;
 mod checksum;
 mod chunked;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 mod reframe;
 mod replay;
