@@ -352,7 +352,9 @@ impl Decoder {
     pub fn next_event(&mut self) -> Result<Event, Refusal> {
         loop {
             match self.st {
-                St::Done => return Ok(Event::End),
+                // Nothing may follow the end, however the input is cut.
+                St::Done if !self.buf.is_empty() => return Err(malformed("data after the end of the body")),
+                St::Done => return Ok(if self.eof { Event::End } else { Event::NeedInput }),
                 St::Header => {
                     let Some(line) = self.line("chunk header")? else {
                         return if self.eof { Err(incomplete()) } else { Ok(Event::NeedInput) };
@@ -1140,6 +1142,27 @@ mod tests {
         assert_eq!(declared_length(MAX_DECODED_LEN).unwrap(), MAX_DECODED_LEN);
         for a in Algorithm::ALL {
             assert!(crate::reframe::encoded_len(MAX_DECODED_LEN, a) > MAX_DECODED_LEN);
+        }
+    }
+
+    /// Found by the aws_chunked fuzz target: bytes after the end of the
+    /// body were refused when they came in the same read as the end, and
+    /// ignored (the upload accepted) when they came in a later one.
+    #[tokio::test]
+    async fn bytes_after_the_end_are_refused_however_the_body_is_cut() {
+        let ok = format!("x-amz-checksum-crc32:{HELLO_CRC32}\r\n\r\n");
+        let good = unsigned(b"hello world", 5, &ok);
+        let mut extra = good.clone();
+        extra.extend_from_slice(b"r\r\n1\r\nl\r\n");
+        for i in 0..=extra.len() {
+            let (out, err) = drain(cut(&extra, &[i]), crc32_trailer(), 11).await;
+            assert_eq!(err.map(|r| r.code), Some("InvalidRequest"), "cut at {i}");
+            assert!(out.len() < 11, "cut at {i}: the whole body was delivered");
+        }
+        for i in 0..=good.len() {
+            let (out, err) = drain(cut(&good, &[i]), crc32_trailer(), 11).await;
+            assert!(err.is_none(), "cut at {i}: {err:?}");
+            assert_eq!(out, b"hello world");
         }
     }
 }
