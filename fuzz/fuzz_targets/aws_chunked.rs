@@ -64,7 +64,12 @@ fuzz_target!(|data: &[u8]| {
     match (&whole, &split) {
         (Ok(a), Ok(b)) => assert!(a == b, "the decoded bytes depend on the network reads"),
         (Err(a), Err(b)) => assert_eq!(a, b, "the refusal depends on the network reads"),
-        _ => panic!("whole: {:?}, in {} reads: {:?}", whole.as_ref().map(Vec::len), pieces.len(), split.as_ref().map(Vec::len)),
+        _ => panic!(
+            "whole: {:?}, in {} reads: {:?}",
+            whole.as_ref().map(Vec::len),
+            pieces.len(),
+            split.as_ref().map(Vec::len)
+        ),
     }
 
     // client_body refuses a declared length beyond S3's largest object first.

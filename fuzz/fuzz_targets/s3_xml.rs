@@ -64,7 +64,9 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // DeleteObjects, as the SDKs write it.
-    let mut body = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+    let mut body = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">",
+    );
     for k in &strings {
         body.push_str(&format!("<Object><Key>{}</Key></Object>", escape(k)));
     }
@@ -72,9 +74,14 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(delete_keys(body.as_bytes()), strings, "DeleteObjects keys");
 
     // A listing page with those keys.
-    let mut page = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>b</Name><IsTruncated>false</IsTruncated>");
+    let mut page = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>b</Name><IsTruncated>false</IsTruncated>",
+    );
     for (i, k) in strings.iter().enumerate() {
-        page.push_str(&format!("<Contents><Key>{}</Key><Size>{i}</Size><ETag>&quot;{i:032x}&quot;</ETag></Contents>", escape(k)));
+        page.push_str(&format!(
+            "<Contents><Key>{}</Key><Size>{i}</Size><ETag>&quot;{i:032x}&quot;</ETag></Contents>",
+            escape(k)
+        ));
     }
     page.push_str("</ListBucketResult>");
     let listed: ListBucketResult = quick_xml::de::from_str(&page).expect("a listing page reads");

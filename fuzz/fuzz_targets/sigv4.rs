@@ -78,7 +78,8 @@ fuzz_target!(|data: &[u8]| {
         }
         let Some((name, value)) = line.split_once(':') else { continue };
         // What hyper would not hand over is not a request.
-        let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.trim().as_bytes()), HeaderValue::from_str(value.trim()))
+        let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name.trim().as_bytes()), HeaderValue::from_str(value.trim()))
         else {
             continue;
         };
