@@ -125,7 +125,8 @@ impl Cron {
     /// minute), within the next five years.
     pub fn next_after(&self, t: SystemTime) -> Option<SystemTime> {
         if let Some(every) = self.every {
-            return Some(t + every);
+            // `@every 999999999999999d` is beyond any SystemTime.
+            return t.checked_add(every);
         }
         let secs = t.duration_since(UNIX_EPOCH).ok()?.as_secs() / 60 * 60 + 60;
         let mut day = (secs / 86_400) as i64;
@@ -186,5 +187,15 @@ mod tests {
         assert!(Cron::parse("@every 10ms").unwrap_err().contains("at least 1s"));
         let t = parse_rfc3339("2026-11-24T04:00:00Z").unwrap();
         assert_eq!(Cron::parse("@every 6h").unwrap().next_after(t), Some(t + Duration::from_secs(6 * 3600)));
+    }
+
+    /// Found while writing the config fuzz target (which then reached it):
+    /// `@every` with a duration that saturates parse_duration panicked in
+    /// next_after (overflow adding to a SystemTime), in the drill scheduler
+    /// of `cutover run`.
+    #[test]
+    fn every_with_a_huge_duration_has_no_next_run_not_a_panic() {
+        let c = Cron::parse("@every 999999999999999d").unwrap();
+        assert_eq!(c.next_after(UNIX_EPOCH + Duration::from_secs(1_764_800_000)), None);
     }
 }

@@ -224,3 +224,13 @@ fn a_signature_for_another_region_than_gateway_region_is_authorization_header_ma
     assert_eq!(e.code(), "AuthorizationHeaderMalformed", "{e}");
     verify(&here, "GET", "/test.txt", &parse_query(&q), &h, doc_time()).unwrap();
 }
+
+/// Found by the sigv4 fuzz target: `u8::from_str_radix` takes a sign, so
+/// `%+1` decoded to the byte 1 where a percent-decoder leaves it as it is.
+#[test]
+fn percent_sign_then_plus_is_not_an_escape() {
+    assert_eq!(percent_decode("%+1"), "%+1");
+    assert_eq!(percent_decode("a%+1b%-1"), "a%+1b%-1");
+    assert_eq!(parse_query("%+1=%+f"), [("%+1".into(), "%+f".into())]);
+    assert_eq!(percent_decode("%2B1%41"), "+1A");
+}

@@ -76,6 +76,7 @@ pub fn client_body(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .ok_or_else(|| invalid("aws-chunked uploads need x-amz-decoded-content-length".into()))
+            .and_then(declared_length)
     };
     let seed = || v.seed.as_ref().ok_or_else(|| invalid("signed streaming upload without a seed signature".into()));
     let form = match &v.payload {
@@ -116,6 +117,21 @@ pub fn client_body(
         }
         None => Forward { body: body.boxed(), len: Some(n), payload: UpPayload::Unsigned },
     })
+}
+
+/// The largest object S3 stores (5 TiB): a larger decoded length is refused
+/// before anything (the upstream length computed from it) can overflow.
+pub const MAX_DECODED_LEN: u64 = 5 << 40;
+
+/// `x-amz-decoded-content-length`, or `EntityTooLarge` beyond [`MAX_DECODED_LEN`].
+pub fn declared_length(n: u64) -> Result<u64, Refusal> {
+    if n > MAX_DECODED_LEN {
+        return Err(Refusal::bad_request(
+            "EntityTooLarge",
+            format!("x-amz-decoded-content-length {n} exceeds the maximum object size ({MAX_DECODED_LEN} bytes)"),
+        ));
+    }
+    Ok(n)
 }
 
 /// The checksum `x-amz-trailer` announces, if any.
@@ -336,7 +352,9 @@ impl Decoder {
     pub fn next_event(&mut self) -> Result<Event, Refusal> {
         loop {
             match self.st {
-                St::Done => return Ok(Event::End),
+                // Nothing may follow the end, however the input is cut.
+                St::Done if !self.buf.is_empty() => return Err(malformed("data after the end of the body")),
+                St::Done => return Ok(if self.eof { Event::End } else { Event::NeedInput }),
                 St::Header => {
                     let Some(line) = self.line("chunk header")? else {
                         return if self.eof { Err(incomplete()) } else { Ok(Event::NeedInput) };
@@ -1109,5 +1127,42 @@ mod tests {
         assert_eq!(decode(&unsigned(b"", 1, tail), sha(), 0).await.unwrap(), b"");
         let tail = "x-amz-checksum-sha256:57DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\r\n\r\n";
         assert_eq!(code(decode(&unsigned(b"", 1, tail), sha(), 0).await), "BadDigest");
+    }
+
+    /// Found by the aws_chunked fuzz target: a huge
+    /// x-amz-decoded-content-length with a trailing checksum overflowed the
+    /// upstream Content-Length computation (a panic in a debug build, a
+    /// wrong length in a release one).
+    #[test]
+    fn decoded_length_overflow_is_refused_not_a_panic() {
+        for n in [MAX_DECODED_LEN + 1, u64::MAX / 2, u64::MAX] {
+            let r = declared_length(n).unwrap_err();
+            assert_eq!((r.status, r.code), (StatusCode::BAD_REQUEST, "EntityTooLarge"), "{n}");
+        }
+        assert_eq!(declared_length(MAX_DECODED_LEN).unwrap(), MAX_DECODED_LEN);
+        for a in Algorithm::ALL {
+            assert!(crate::reframe::encoded_len(MAX_DECODED_LEN, a) > MAX_DECODED_LEN);
+        }
+    }
+
+    /// Found by the aws_chunked fuzz target: bytes after the end of the
+    /// body were refused when they came in the same read as the end, and
+    /// ignored (the upload accepted) when they came in a later one.
+    #[tokio::test]
+    async fn bytes_after_the_end_are_refused_however_the_body_is_cut() {
+        let ok = format!("x-amz-checksum-crc32:{HELLO_CRC32}\r\n\r\n");
+        let good = unsigned(b"hello world", 5, &ok);
+        let mut extra = good.clone();
+        extra.extend_from_slice(b"r\r\n1\r\nl\r\n");
+        for i in 0..=extra.len() {
+            let (out, err) = drain(cut(&extra, &[i]), crc32_trailer(), 11).await;
+            assert_eq!(err.map(|r| r.code), Some("InvalidRequest"), "cut at {i}");
+            assert!(out.len() < 11, "cut at {i}: the whole body was delivered");
+        }
+        for i in 0..=good.len() {
+            let (out, err) = drain(cut(&good, &[i]), crc32_trailer(), 11).await;
+            assert!(err.is_none(), "cut at {i}: {err:?}");
+            assert_eq!(out, b"hello world");
+        }
     }
 }

@@ -19,6 +19,8 @@ mod checksum;
 mod chunked;
 mod deadline;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 mod reframe;
 mod replay;
