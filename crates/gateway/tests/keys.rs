@@ -196,3 +196,43 @@ async fn presigned_put_with_pinned_sha256_and_other_body_is_refused() {
     assert_eq!((a.status, a.code().as_deref()), (400, Some("XAmzContentSHA256Mismatch")));
     assert_eq!(lab.stored("hashed").await, None, "the write was committed");
 }
+
+/// boto3 as an application uses it: dot-segment keys are refused (botocore
+/// sends them as they are), probe objects are neither readable nor listed
+/// across pages, and a batch delete refuses the probe key on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_sees_neither_dot_keys_nor_the_probe_prefix() {
+    let lab = lab().await;
+    for key in ["a", "b", "c"] {
+        lab.direct.put_object(key, Bytes::from_static(b"mine"), &[]).await.unwrap();
+    }
+    for i in 0..5 {
+        lab.direct.put_object(&format!("{PROBE}p{i}"), Bytes::from_static(b"probe"), &[]).await.unwrap();
+    }
+    let endpoint = format!("http://127.0.0.1:{}", lab.gw.port);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/boto3_keys.py"))
+            .env("GW_ENDPOINT", endpoint)
+            .env("GW_KEY", CLIENT_KEY)
+            .env("GW_SECRET", CLIENT_SECRET)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "boto3_keys.py failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for key in ["a/../b", "./x", "..", "x/."] {
+        assert_eq!(v["dot_keys"][key], "InvalidArgument", "{key}: {v}");
+    }
+    assert_eq!((v["probe_get"].as_str(), v["probe_put"].as_str()), (Some("AccessDenied"), Some("AccessDenied")));
+    assert_eq!(v["probe_head"], "403");
+    assert_eq!(v["listed_v2"], serde_json::json!(["a", "b", "c"]), "{v}");
+    assert_eq!(v["listed_v1_delimited"], serde_json::json!(["a", "b", "c"]), "{v}");
+    assert_eq!(v["deleted"], serde_json::json!(["c"]));
+    assert_eq!(v["errors"], serde_json::json!([[".cutover-probe/p1", "AccessDenied"]]));
+    assert_eq!(lab.stored(&format!("{PROBE}p1")).await.as_deref(), Some(&b"probe"[..]));
+    assert_eq!(lab.stored("c").await, None);
+}
