@@ -993,14 +993,9 @@ impl Inner {
             }
             let _ = done_tx.send(true);
         };
-        let send_a = deadline_after(
-            Box::pin(active.send(req_a, self.opts.deadlines)),
-            done_rx.clone(),
-            self.opts.write_timeout,
-            &active.name,
-        );
-        let send_b =
-            deadline_after(Box::pin(other.send(req_b, self.opts.deadlines)), done_rx, other_limit, &other.name);
+        let send_a =
+            deadline_after(Box::pin(active.send(req_a, self.opts.deadlines)), done_rx.clone(), self.opts.write_timeout, &active.name);
+        let send_b = deadline_after(Box::pin(other.send(req_b, self.opts.deadlines)), done_rx, other_limit, &other.name);
         let ((), ra, rb) = tokio::join!(pump, send_a, send_b);
         let (ra, small_a) = match ra {
             Ok(r) => {
