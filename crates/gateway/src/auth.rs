@@ -61,7 +61,7 @@ impl ClientKeys {
 /// What the signature says about the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
-    /// `UNSIGNED-PAYLOAD` (or a presigned URL).
+    /// `UNSIGNED-PAYLOAD` (or a presigned URL that pins no hash).
     Unsigned,
     /// The SHA-256 the body must have.
     Sha256([u8; 32]),
@@ -389,8 +389,15 @@ fn verify_presigned(
     let sig = get("X-Amz-Signature").expect("checked by the caller");
     let signed_headers = signed_header_values(headers, signed)?;
     let unsigned: Vec<(String, String)> = query.iter().filter(|(k, _)| k != "X-Amz-Signature").cloned().collect();
-    let payload_hash =
-        headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()).unwrap_or(UNSIGNED_PAYLOAD).to_string();
+    // The payload hash line is the header's value (UNSIGNED-PAYLOAD without
+    // it), as S3 computes it; a hash in the signed query pins the body too.
+    let header_hash = match headers.get("x-amz-content-sha256") {
+        Some(v) => Some(v.to_str().map_err(|_| AuthError::Malformed("x-amz-content-sha256 is not ASCII".into()))?),
+        None => None,
+    };
+    let query_hash =
+        query.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-amz-content-sha256")).map(|(_, v)| v.as_str());
+    let payload_hash = header_hash.unwrap_or(UNSIGNED_PAYLOAD).to_string();
     let req = CanonicalRequest {
         method,
         encoded_path: raw_path,
@@ -404,7 +411,35 @@ fn verify_presigned(
         return Err(AuthError::Mismatch);
     }
     all_amz_headers_signed(headers, &signed_headers)?;
-    Ok(Verified { access_key_id: cred.key_id.to_string(), payload: Payload::Unsigned, seed: None })
+    let pinned = match (presigned_pin(header_hash)?, presigned_pin(query_hash)?) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(AuthError::Malformed(
+                "the x-amz-content-sha256 header and query parameter name different hashes".into(),
+            ));
+        }
+        (Some(h), _) | (None, Some(h)) => Some(h),
+        (None, None) => None,
+    };
+    let payload = pinned.map_or(Payload::Unsigned, Payload::Sha256);
+    Ok(Verified { access_key_id: cred.key_id.to_string(), payload, seed: None })
+}
+
+/// The SHA-256 a presigned request's `x-amz-content-sha256` (header or
+/// signed query parameter) pins the body to: `None` for `UNSIGNED-PAYLOAD`
+/// or no value. Streaming forms are not presigned forms.
+fn presigned_pin(value: Option<&str>) -> Result<Option<[u8; 32]>, AuthError> {
+    match value {
+        None | Some(UNSIGNED_PAYLOAD) => Ok(None),
+        Some(h) => {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out).map_err(|_| {
+                AuthError::Malformed(
+                    "x-amz-content-sha256 of a presigned request must be UNSIGNED-PAYLOAD or a hex SHA-256".into(),
+                )
+            })?;
+            Ok(Some(out))
+        }
+    }
 }
 
 #[cfg(test)]

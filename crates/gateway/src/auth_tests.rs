@@ -234,3 +234,50 @@ fn percent_sign_then_plus_is_not_an_escape() {
     assert_eq!(parse_query("%+1=%+f"), [("%+1".into(), "%+f".into())]);
     assert_eq!(percent_decode("%2B1%41"), "+1A");
 }
+
+/// A presigned request whose `x-amz-content-sha256` header carries a hex
+/// hash is signed over that hash (as S3 computes it): the body must have it.
+#[test]
+fn a_presigned_put_that_pins_the_payload_hash_verifies_the_body() {
+    let date = AmzDate::from_system_time(doc_time());
+    let now = doc_time() + Duration::from_secs(60);
+    let hash = sigv4::sha256_hex(b"abc");
+    let mut query = vec![
+        ("X-Amz-Algorithm".to_string(), "AWS4-HMAC-SHA256".to_string()),
+        ("X-Amz-Credential".to_string(), "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request".to_string()),
+        ("X-Amz-Date".to_string(), date.datetime.clone()),
+        ("X-Amz-Expires".to_string(), "3600".to_string()),
+        ("X-Amz-SignedHeaders".to_string(), "host".to_string()),
+    ];
+    let host = [("host".to_string(), "examplebucket.s3.amazonaws.com".to_string())];
+    let sign = |query: &[(String, String)], payload_hash: &str| {
+        let req = CanonicalRequest { method: "PUT", encoded_path: "/app/k", query, headers: &host, payload_hash };
+        sigv4::signature(SECRET, &date, "us-east-1", "s3", &req.render().0)
+    };
+    let mut want = [0u8; 32];
+    hex::decode_to_slice(&hash, &mut want).unwrap();
+    // Pinned by the header.
+    let mut q = query.clone();
+    q.push(("X-Amz-Signature".to_string(), sign(&query, &hash)));
+    let mut h = HeaderMap::new();
+    h.insert("host", HeaderValue::from_static("examplebucket.s3.amazonaws.com"));
+    let mut pinned = h.clone();
+    pinned.insert("x-amz-content-sha256", HeaderValue::from_str(&hash).unwrap());
+    assert_eq!(verify(&keys(), "PUT", "/app/k", &q, &pinned, now).unwrap().payload, Payload::Sha256(want));
+    // Pinned by a signed query parameter.
+    query.push(("X-Amz-Content-Sha256".to_string(), hash.clone()));
+    let mut q = query.clone();
+    q.push(("X-Amz-Signature".to_string(), sign(&query, UNSIGNED_PAYLOAD)));
+    assert_eq!(verify(&keys(), "PUT", "/app/k", &q, &h, now).unwrap().payload, Payload::Sha256(want));
+    // Header and query disagreeing, or a value that is no hash: refused.
+    let mut other = h.clone();
+    other.insert("x-amz-content-sha256", HeaderValue::from_static(sigv4::EMPTY_SHA256));
+    let mut q2 = query.clone();
+    q2.push(("X-Amz-Signature".to_string(), sign(&query, sigv4::EMPTY_SHA256)));
+    assert!(matches!(verify(&keys(), "PUT", "/app/k", &q2, &other, now), Err(AuthError::Malformed(_))));
+    let mut q3 = query[..5].to_vec();
+    q3.push(("X-Amz-Content-Sha256".to_string(), "STREAMING-AWS4-HMAC-SHA256-PAYLOAD".to_string()));
+    let s = sign(&q3, UNSIGNED_PAYLOAD);
+    q3.push(("X-Amz-Signature".to_string(), s));
+    assert!(matches!(verify(&keys(), "PUT", "/app/k", &q3, &h, now), Err(AuthError::Malformed(_))));
+}

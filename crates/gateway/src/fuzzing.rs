@@ -156,9 +156,10 @@ impl HttpBody for Pieces {
     }
 }
 
-/// The `<Key>` values of a DeleteObjects request body.
+/// The `<Key>` values of a DeleteObjects request body (none when the
+/// gateway refuses the body as `MalformedXML`).
 pub fn delete_keys(body: &[u8]) -> Vec<String> {
-    crate::s3xml::delete_keys(body)
+    crate::xmlbody::parse_delete(body).map(|r| r.objects.into_iter().map(|o| o.key).collect()).unwrap_or_default()
 }
 
 /// The `<Code>` of an error document (a copy or CompleteMultipartUpload

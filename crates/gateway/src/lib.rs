@@ -21,6 +21,7 @@ mod deadline;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod keys;
 pub mod metrics;
 mod reframe;
 mod replay;
@@ -31,6 +32,7 @@ mod sign;
 pub mod state;
 pub mod tls;
 mod upstream;
+mod xmlbody;
 
 pub use active::{ActiveBackend, follow_state};
 pub use deadline::Deadlines;

@@ -44,9 +44,12 @@ pub(crate) enum Synced {
     Deleted,
 }
 
-/// Headers of an object that a copy keeps.
+/// Headers of an object that a copy keeps: metadata, and the object lock
+/// settings (retention and legal hold, which GetObject returns and
+/// PutObject takes).
 fn kept(name: &str) -> bool {
     name.starts_with("x-amz-meta-")
+        || is_lock(name)
         || matches!(
             name,
             "content-type"
@@ -56,6 +59,34 @@ fn kept(name: &str) -> bool {
                 | "content-language"
                 | "expires"
         )
+}
+
+fn is_lock(name: &str) -> bool {
+    matches!(name, "x-amz-object-lock-mode" | "x-amz-object-lock-retain-until-date" | "x-amz-object-lock-legal-hold")
+}
+
+/// The object's tag set on `from` as an `x-amz-tagging` value, when GetObject
+/// said it has tags (`x-amz-tagging-count`).
+async fn tagging(from: &Upstream, key: &str, d: Deadlines) -> Result<String, String> {
+    let mut req = UpRequest::new(Method::GET, Some(key));
+    req.query = vec![("tagging".into(), String::new())];
+    let resp = from
+        .send(req, d)
+        .await
+        .map_err(|e| format!("GET ?tagging from {}: {} ({})", from.name, e.outcome, e.detail))?;
+    let status = resp.status();
+    let body = collect_limited(resp.into_body(), 1 << 20)
+        .await
+        .map_err(|e| format!("GET ?tagging from {}: {e}", from.name))?;
+    if !status.is_success() {
+        return Err(format!("GET ?tagging from {}: HTTP {status}", from.name));
+    }
+    let tags = crate::xmlbody::parse_tagging(&body).map_err(|e| format!("GET ?tagging from {}: {e}", from.name))?;
+    Ok(tags
+        .iter()
+        .map(|(k, v)| format!("{}={}", cutover_s3::sigv4::uri_encode(k, true), cutover_s3::sigv4::uri_encode(v, true)))
+        .collect::<Vec<_>>()
+        .join("&"))
 }
 
 /// A body that computes the MD5 and counts the bytes of what passes through
@@ -144,6 +175,29 @@ pub(crate) async fn sync_key(
         .filter(|(k, _)| kept(k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect::<Vec<(HeaderName, HeaderValue)>>();
+    // Tags go with the object (a PUT without them clears the target's).
+    let tag_count =
+        parts.headers.get("x-amz-tagging-count").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
+    if tag_count.unwrap_or(0) > 0 {
+        let tags = tagging(from, key, d).await?;
+        let v = HeaderValue::from_str(&tags).map_err(|e| format!("x-amz-tagging: {e}"))?;
+        put.headers.push((HeaderName::from_static("x-amz-tagging"), v));
+    }
+    // S3 takes object lock settings only with a Content-MD5: the source's
+    // ETag is the MD5 of a single-part object.
+    if parts.headers.keys().any(|k| is_lock(k.as_str()))
+        && let Some(md5) = parts
+            .headers
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(|e| e.trim_matches('"'))
+            .and_then(|e| hex::decode(e).ok())
+            .filter(|b| b.len() == 16)
+    {
+        use base64::Engine as _;
+        let v = base64::engine::general_purpose::STANDARD.encode(md5);
+        put.headers.push((HeaderName::from_static("content-md5"), HeaderValue::from_str(&v).expect("base64")));
+    }
     let (hashing, seen) = Hashing::new(body);
     put.body = hashing.boxed();
     put.content_length = Some(size);
@@ -232,6 +286,9 @@ impl Gateway {
                 continue;
             };
             let t = inner.opts.deadlines;
+            // No live write of this key runs meanwhile (it waits, or it
+            // finished before): the copy cannot leave the target stale.
+            let _held = inner.locks.lock(&e.bucket, [e.key.as_str()]).await;
             let r = match e.op {
                 Op::Put => sync_key(inner, &e.key, from, to, t).await.map(|_| ()),
                 Op::Delete => delete(to, &e.key, t).await,
@@ -307,6 +364,7 @@ impl Gateway {
                 report.errors.push(format!("{}/{}: unknown backend {}", rec.bucket, rec.key, rec.backend));
                 continue;
             };
+            let _held = inner.locks.lock(&rec.bucket, [rec.key.as_str()]).await;
             let r = match rec.op {
                 Op::Delete => delete(&primary, &rec.key, t).await.map(|_| Synced::Deleted),
                 Op::Put => sync_key(inner, &rec.key, from, &primary, t).await,

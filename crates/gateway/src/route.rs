@@ -11,6 +11,8 @@ pub enum S3Op {
     ListObjectsV2,
     ListObjects,
     ListMultipartUploads,
+    /// `GET /bucket?versions`.
+    ListObjectVersions,
     HeadBucket,
     /// Other bucket-level reads (`?location`, `?versioning`, ...), sent to the active backend.
     BucketRead,
@@ -39,6 +41,7 @@ impl S3Op {
             S3Op::ListObjectsV2 => "ListObjectsV2",
             S3Op::ListObjects => "ListObjects",
             S3Op::ListMultipartUploads => "ListMultipartUploads",
+            S3Op::ListObjectVersions => "ListObjectVersions",
             S3Op::HeadBucket => "HeadBucket",
             S3Op::BucketRead => "BucketRead",
             S3Op::GetObject => "GetObject",
@@ -58,6 +61,17 @@ impl S3Op {
         }
     }
 
+    /// Listings: answers that name keys, from which the probe prefix is dropped.
+    pub fn lists_keys(self) -> bool {
+        matches!(self, S3Op::ListObjectsV2 | S3Op::ListObjects | S3Op::ListMultipartUploads | S3Op::ListObjectVersions)
+    }
+
+    /// A write of an object's sub-resource (tagging, ACL, retention, legal
+    /// hold): PUT or DELETE `?tagging`, `?acl`, `?retention`, `?legal-hold`.
+    pub fn is_subresource_write(self, method: &Method) -> bool {
+        self == S3Op::ObjectOther && matches!(*method, Method::PUT | Method::DELETE)
+    }
+
     /// Answers whose bucket name must be rewritten (small XML documents).
     pub fn names_bucket(self) -> bool {
         matches!(
@@ -65,6 +79,7 @@ impl S3Op {
             S3Op::ListObjectsV2
                 | S3Op::ListObjects
                 | S3Op::ListMultipartUploads
+                | S3Op::ListObjectVersions
                 | S3Op::CreateMultipartUpload
                 | S3Op::CompleteMultipartUpload
                 | S3Op::ListParts
@@ -115,6 +130,7 @@ pub fn operation(method: &Method, target: &Target, query: &[(String, String)], h
         (Some(_), None) => match *method {
             Method::GET if has("list-type") => S3Op::ListObjectsV2,
             Method::GET if has("uploads") => S3Op::ListMultipartUploads,
+            Method::GET if has("versions") => S3Op::ListObjectVersions,
             Method::GET if query.iter().all(|(k, _)| is_list_param(k)) => S3Op::ListObjects,
             Method::GET => S3Op::BucketRead,
             Method::HEAD => S3Op::HeadBucket,
@@ -191,6 +207,7 @@ mod tests {
         let bucket = Target { bucket: Some("b".into()), key: None };
         assert_eq!(operation(&Method::GET, &bucket, &q(&["list-type", "prefix"]), &h), S3Op::ListObjectsV2);
         assert_eq!(operation(&Method::GET, &bucket, &q(&["prefix"]), &h), S3Op::ListObjects);
+        assert_eq!(operation(&Method::GET, &bucket, &q(&["versions", "prefix"]), &h), S3Op::ListObjectVersions);
         assert_eq!(operation(&Method::POST, &bucket, &q(&["delete"]), &h), S3Op::DeleteObjects);
         assert_eq!(operation(&Method::PUT, &bucket, &q(&[]), &h), S3Op::Unsupported);
     }

@@ -56,20 +56,6 @@ pub fn rename_bucket(body: &[u8], backend_bucket: &str, client_bucket: &str) -> 
     Bytes::from(text)
 }
 
-/// The `<Key>` values of a DeleteObjects request body.
-pub fn delete_keys(body: &[u8]) -> Vec<String> {
-    let Ok(text) = std::str::from_utf8(body) else { return Vec::new() };
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("<Key>") {
-        rest = &rest[i + 5..];
-        let Some(j) = rest.find("</Key>") else { break };
-        out.push(unescape(&rest[..j]));
-        rest = &rest[j + 6..];
-    }
-    out
-}
-
 /// The `<Code>` of an error document, if the body is one (S3 may answer a
 /// CompleteMultipartUpload with 200 and an error body).
 pub fn error_code(body: &[u8]) -> Option<String> {
@@ -82,10 +68,6 @@ pub fn error_code(body: &[u8]) -> Option<String> {
     Some(text[i..j].to_string())
 }
 
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,8 +76,6 @@ mod tests {
     fn renames_buckets_and_reads_keys() {
         let b = rename_bucket(b"<R><Name>back</Name><Bucket>back</Bucket><Key>back</Key></R>", "back", "app");
         assert_eq!(&b[..], b"<R><Name>app</Name><Bucket>app</Bucket><Key>back</Key></R>");
-        let keys = delete_keys(b"<Delete><Object><Key>a&amp;b</Key></Object><Object><Key>c</Key></Object></Delete>");
-        assert_eq!(keys, ["a&b", "c"]);
         assert_eq!(error_code(b"<Error><Code>InternalError</Code></Error>").as_deref(), Some("InternalError"));
         assert_eq!(error_code(b"<CompleteMultipartUploadResult/>"), None);
     }

@@ -26,6 +26,7 @@ use crate::auth::{self, ClientKeys, Payload, Verified};
 use crate::body::{Body, Counted, Fault, Refusal, channel, collect_limited, empty, full};
 use crate::deadline::{Deadlines, MinRate};
 use crate::error::GatewayError;
+use crate::keys::{KeyLocks, KeyPolicy};
 use crate::metrics::Metrics;
 use crate::route::{self, S3Op, Target};
 use crate::s3xml;
@@ -143,6 +144,10 @@ pub(crate) struct Inner {
     /// key) → (the backend that holds the newest version, journal id).
     /// Reads of such a key go to that backend.
     pub(crate) newest: std::sync::Mutex<HashMap<(String, String), (String, i64)>>,
+    /// Which keys clients may address (no `.`/`..` segments, not the probe prefix).
+    key_policy: KeyPolicy,
+    /// Per-key locks shared by live writes and journal replay / resync.
+    pub(crate) locks: KeyLocks,
     /// `Some` when the gateway serves HTTPS.
     tls: Option<crate::tls::Tls>,
 }
@@ -163,6 +168,9 @@ struct Ctx {
     /// Why the client's body was refused while it streamed (its hash did
     /// not match, a chunk or trailer signature or checksum failed).
     body_fault: Fault,
+    /// DeleteObjects: the keys of the body forwarded (journaled on a miss,
+    /// recorded for failback), and the `<Error>` entries of the keys refused.
+    delete: Option<(Vec<String>, String)>,
 }
 
 fn read_secret(what: &str, r: &SecretRef) -> Result<Secret, GatewayError> {
@@ -213,6 +221,8 @@ impl Gateway {
                 opts,
                 wake: Notify::new(),
                 newest: Default::default(),
+                key_policy: KeyPolicy::new(config.probe.prefix.clone()),
+                locks: KeyLocks::default(),
                 tls,
             }),
         })
@@ -415,6 +425,9 @@ impl Inner {
         let Some(bucket) = target.bucket.as_ref().and_then(|b| self.buckets.get(b)).cloned() else {
             return s3xml::error(StatusCode::NOT_FOUND, "NoSuchBucket", "no such bucket on this gateway", &resource);
         };
+        if let Err(r) = self.check_keys(target.key.as_deref(), &parts.headers) {
+            return s3xml::error(r.status, r.code, &r.message, &resource);
+        }
         if op == S3Op::Unsupported {
             return s3xml::error(
                 StatusCode::NOT_IMPLEMENTED,
@@ -472,19 +485,144 @@ impl Inner {
         } else {
             body
         };
-        let query = query.into_iter().filter(|(k, _)| !PRESIGN_PARAMS.contains(&k.as_str())).collect();
+        let query = query
+            .into_iter()
+            .filter(|(k, _)| !PRESIGN_PARAMS.contains(&k.as_str()) && !k.eq_ignore_ascii_case("x-amz-content-sha256"))
+            .collect();
+        let mut headers = parts.headers;
+        let (body, len, payload, delete) = if op == S3Op::DeleteObjects {
+            match self.delete_objects_body(body, &mut headers, &body_fault).await {
+                Ok((b, keys, refused)) => {
+                    let n = b.len() as u64;
+                    let hash = UpPayload::Sha256(cutover_s3::sigv4::sha256_hex(&b));
+                    if keys.is_empty() {
+                        // Every key was refused: nothing to forward.
+                        let xml = crate::xmlbody::with_delete_errors(None, &refused).unwrap_or_default();
+                        let mut r = Response::new(full(xml));
+                        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+                        return r;
+                    }
+                    (full(b), Some(n), hash, Some((keys, refused)))
+                }
+                Err(r) => return s3xml::error(r.status, r.code, &r.message, &resource),
+            }
+        } else {
+            (body, len, payload, None)
+        };
         let ctx = Ctx {
             op,
             method: parts.method,
             bucket,
             key: target.key,
             query,
-            headers: parts.headers,
+            headers,
             resource,
             payload,
             body_fault,
+            delete,
         };
-        self.route(ctx, body, len).await
+        let refused = ctx.delete.as_ref().map(|(_, r)| r.clone()).filter(|r| !r.is_empty());
+        let resp = self.route(ctx, body, len).await;
+        match refused {
+            Some(errors) if resp.status().is_success() => with_refused_keys(resp, &errors).await,
+            _ => resp,
+        }
+    }
+
+    /// The object key of the request and of its `x-amz-copy-source`, by
+    /// [`KeyPolicy`]: no `.`/`..` segment, nothing under the probe prefix.
+    fn check_keys(&self, key: Option<&str>, headers: &HeaderMap) -> Result<(), Refusal> {
+        if let Some(k) = key {
+            self.key_policy.check(k)?;
+        }
+        if let Some(v) = headers.get("x-amz-copy-source") {
+            let v =
+                v.to_str().map_err(|_| Refusal::bad_request("InvalidArgument", "x-amz-copy-source is not ASCII"))?;
+            let v = v.strip_prefix('/').unwrap_or(v);
+            let v = v.split_once('?').map_or(v, |(p, _)| p);
+            let key = v.split_once('/').map(|(_, k)| auth::percent_decode(k)).unwrap_or_default();
+            self.key_policy.check(&key)?;
+        }
+        Ok(())
+    }
+
+    /// A DeleteObjects body, read whole (its signed hash, Content-MD5 or
+    /// checksum header verified), parsed, and rendered again without the
+    /// keys [`KeyPolicy`] refuses: (the body to forward, its keys, the
+    /// `<Error>` entries of the refused keys). The forwarded body is the
+    /// gateway's own rendering, so the backend deletes exactly the keys the
+    /// gateway journals; its Content-MD5 is set anew.
+    async fn delete_objects_body(
+        &self,
+        body: Body,
+        headers: &mut HeaderMap,
+        fault: &Fault,
+    ) -> Result<(Bytes, Vec<String>, String), Refusal> {
+        let b = collect_limited(body, SMALL_BODY_LIMIT).await.map_err(|e| {
+            fault.get().cloned().unwrap_or_else(|| {
+                Refusal::bad_request("IncompleteBody", format!("could not read the request body: {e}"))
+            })
+        })?;
+        let bad_digest = || {
+            Refusal::bad_request(
+                "BadDigest",
+                "the Content-MD5 or checksum you specified did not match what was received",
+            )
+        };
+        if let Some(md5) = headers.get("content-md5") {
+            use base64::Engine as _;
+            use md5::Digest as _;
+            let want = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&b));
+            if md5.as_bytes() != want.as_bytes() {
+                return Err(bad_digest());
+            }
+        }
+        for (name, v) in headers.iter() {
+            if let Some(a) = crate::checksum::Algorithm::from_header(name.as_str()) {
+                let want = v.to_str().ok().and_then(|v| a.parse_value(v)).ok_or_else(bad_digest)?;
+                let mut h = a.hasher();
+                h.update(&b);
+                if h.finish() != want {
+                    return Err(bad_digest());
+                }
+            }
+        }
+        let req = crate::xmlbody::parse_delete(&b).map_err(|e| {
+            Refusal::bad_request(
+                "MalformedXML",
+                format!(
+                    "The XML you provided was not well-formed or did not validate against our published schema: {e}"
+                ),
+            )
+        })?;
+        let mut refused = Vec::new();
+        let mut kept = Vec::new();
+        for o in &req.objects {
+            match self.key_policy.check(&o.key) {
+                Ok(()) => kept.push(o),
+                Err(r) => refused.push((o.key.clone(), r.code, r.message)),
+            }
+        }
+        let out = crate::xmlbody::render_delete(req.quiet, &kept);
+        let stale: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| {
+                let k = k.as_str();
+                k == "content-md5" || k.starts_with("x-amz-checksum-") || k == "x-amz-sdk-checksum-algorithm"
+            })
+            .cloned()
+            .collect();
+        for k in stale {
+            headers.remove(k);
+        }
+        {
+            use base64::Engine as _;
+            use md5::Digest as _;
+            let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&out));
+            headers.insert("content-md5", HeaderValue::from_str(&md5).expect("base64"));
+        }
+        let keys = kept.iter().map(|o| o.key.clone()).collect();
+        Ok((out, keys, crate::xmlbody::delete_errors(&refused)))
     }
 
     /// (active, other) backends of a bucket.
@@ -496,6 +634,18 @@ impl Inner {
     }
 
     async fn route(&self, ctx: Ctx, body: Body, len: Option<u64>) -> Response<Body> {
+        // A write holds its keys until it is recorded, so a journal replay of
+        // the same key runs wholly before or after it (crate::keys::KeyLocks).
+        let write_keys: Vec<&str> = match (&ctx.delete, ctx.op) {
+            (Some((keys, _)), _) => keys.iter().map(String::as_str).collect(),
+            (None, S3Op::PutObject | S3Op::CopyObject | S3Op::DeleteObject | S3Op::CompleteMultipartUpload) => {
+                ctx.key.iter().map(String::as_str).collect()
+            }
+            (None, op) if op.is_subresource_write(&ctx.method) => ctx.key.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let _held =
+            if write_keys.is_empty() { None } else { Some(self.locks.lock(&ctx.bucket.name, write_keys).await) };
         let (active, other) = self.sides(&ctx.bucket);
         let mode = ctx.bucket.mode;
         match ctx.op {
@@ -607,12 +757,14 @@ impl Inner {
         })
     }
 
-    /// `/client-bucket/key?versionId=..` → `/backend-bucket/key?versionId=..`.
+    /// `/client-bucket/key?versionId=..` → `/backend-bucket/key?versionId=..`,
+    /// when the client bucket is one `up` serves (gateway buckets never share
+    /// a backend bucket: a copy across them is not a server-side copy).
     fn map_copy_source(&self, v: &str, up: &Upstream) -> Option<HeaderValue> {
         let s = v.strip_prefix('/').unwrap_or(v);
         let (b, rest) = s.split_once('/')?;
         let b = auth::percent_decode(b);
-        self.buckets.contains_key(&b).then_some(())?;
+        self.buckets.get(&b).filter(|gb| gb.backends.contains(&up.name))?;
         HeaderValue::from_str(&format!("/{}/{rest}", cutover_s3::sigv4::uri_encode(&up.bucket, false))).ok()
     }
 
@@ -635,6 +787,26 @@ impl Inner {
                 Ok(b) => {
                     let b =
                         if ctx.op.names_bucket() { s3xml::rename_bucket(&b, &up.bucket, &ctx.bucket.name) } else { b };
+                    // Listings never show the probe prefix.
+                    let b = if ctx.op.lists_keys() && parts.status.is_success() {
+                        let url = param(&ctx.query, "encoding-type").is_some_and(|e| e.eq_ignore_ascii_case("url"));
+                        match crate::xmlbody::filter_listing(&b, url, |k| self.key_policy.is_probe(k)) {
+                            Some(b) => b,
+                            None => {
+                                tracing::warn!(backend = %up.name, op = ctx.op.name(), "a listing answer could not be read to filter it");
+                                let mut r = s3xml::error(
+                                    StatusCode::BAD_GATEWAY,
+                                    "InternalError",
+                                    "the backend's listing could not be read",
+                                    &ctx.resource,
+                                );
+                                set_backend(&mut r, &up.name);
+                                return (r, None);
+                            }
+                        }
+                    } else {
+                        b
+                    };
                     // "200 with an error document" is a failure: never a 200 to the client.
                     if parts.status.is_success()
                         && let Some(code) = s3xml::error_code(&b)
@@ -720,6 +892,29 @@ impl Inner {
             }
             _ => {}
         }
+        if let Some((keys, _)) = &ctx.delete {
+            // DeleteObjects: "make the primary equal": each key is copied
+            // back, or deleted there if it is gone (also right for a key the
+            // backend reported an error for). One transaction.
+            if up.name != self.primary {
+                self.state.record_failback_many(&ctx.bucket.name, keys, Op::Put, &up.name).await?;
+            }
+            return Ok(());
+        }
+        if ctx.op.is_subresource_write(&ctx.method) {
+            // Tagging, ACL, retention, legal hold: the object is copied again
+            // with them (crate::replay::sync_key), on failback and, in
+            // dual-write, to the other backend.
+            if ctx.bucket.mode == BucketMode::DualWrite
+                && let Some(o) = &other
+            {
+                self.journal(&ctx.bucket.name, &key, Op::Put, &up.name, &o.name).await?;
+            }
+            if up.name != self.primary {
+                self.state.record_failback(&ctx.bucket.name, &key, Op::Put, &up.name).await?;
+            }
+            return Ok(());
+        }
         let op = match ctx.op {
             S3Op::PutObject | S3Op::CopyObject | S3Op::CompleteMultipartUpload => Op::Put,
             S3Op::DeleteObject => Op::Delete,
@@ -778,6 +973,30 @@ impl Inner {
         let id = self.state.append(bucket, key, op, source, target).await?;
         self.newest.lock().expect("newest").insert((bucket.to_string(), key.to_string()), (source.to_string(), id));
         self.metrics.journal_appended.fetch_add(1, Ordering::Relaxed);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// [`Inner::journal`] for several keys, in one transaction.
+    pub(crate) async fn journal_many(
+        &self,
+        bucket: &str,
+        keys: &[String],
+        op: Op,
+        source: &str,
+        target: &str,
+    ) -> Result<(), GatewayError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let ids = self.state.append_many(bucket, keys, op, source, target).await?;
+        {
+            let mut m = self.newest.lock().expect("newest");
+            for (k, id) in keys.iter().zip(ids) {
+                m.insert((bucket.to_string(), k.clone()), (source.to_string(), id));
+            }
+        }
+        self.metrics.journal_appended.fetch_add(keys.len() as u64, Ordering::Relaxed);
         self.wake.notify_one();
         Ok(())
     }
@@ -914,8 +1133,8 @@ impl Inner {
                 false
             }
         };
-        let keys: Vec<String> = match &small_req {
-            Some(b) => s3xml::delete_keys(b),
+        let keys: Vec<String> = match &ctx.delete {
+            Some((keys, _)) => keys.clone(),
             None => ctx.key.iter().cloned().collect(),
         };
         let op = if matches!(ctx.op, S3Op::DeleteObject | S3Op::DeleteObjects) { Op::Delete } else { Op::Put };
@@ -962,14 +1181,12 @@ impl Inner {
         // (journal), whatever the client is told.
         let mut journaled = true;
         if a_ok || b_ok {
-            for k in &keys {
-                // A failed active write that the other side took: converge the
-                // other side back to the active's state.
-                let op = if a_ok { op } else { Op::Put };
-                if let Err(e) = self.journal(&ctx.bucket.name, k, op, &active.name, &other.name).await {
-                    tracing::error!(error = %e, "writing the journal");
-                    journaled = false;
-                }
+            // A failed active write that the other side took: converge the
+            // other side back to the active's state. All keys in one transaction.
+            let op = if a_ok { op } else { Op::Put };
+            if let Err(e) = self.journal_many(&ctx.bucket.name, &keys, op, &active.name, &other.name).await {
+                tracing::error!(error = %e, "writing the journal");
+                journaled = false;
             }
         }
         match ra {
@@ -1005,10 +1222,10 @@ impl Inner {
         parts: http::response::Parts,
         text: Option<Bytes>,
     ) -> Response<Body> {
-        for k in keys {
-            let mut r = self.journal(&ctx.bucket.name, k, op, &other.name, &active.name).await;
+        {
+            let mut r = self.journal_many(&ctx.bucket.name, keys, op, &other.name, &active.name).await;
             if r.is_ok() && other.name != self.primary {
-                r = self.state.record_failback(&ctx.bucket.name, k, op, &other.name).await;
+                r = self.state.record_failback_many(&ctx.bucket.name, keys, op, &other.name).await;
             }
             if let Err(e) = r {
                 tracing::error!(error = %e, "writing the journal for a hedged write");
@@ -1079,6 +1296,21 @@ fn send_failed(m: &Metrics, ctx: &Ctx, up: &Upstream, e: &TransportError) -> Res
         return s3xml::error(r.status, r.code, &r.message, &ctx.resource);
     }
     unavailable(m, up, e, &ctx.resource)
+}
+
+/// Adds the `<Error>` entries of the keys the gateway refused to a
+/// DeleteObjects answer.
+async fn with_refused_keys(resp: Response<Body>, errors: &str) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    let b = match collect_limited(body, SMALL_BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            return s3xml::error(StatusCode::BAD_GATEWAY, "InternalError", "the backend's answer was cut short", "");
+        }
+    };
+    let b = crate::xmlbody::with_delete_errors(Some(&b), errors).unwrap_or(b);
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(b.len()));
+    Response::from_parts(parts, full(b))
 }
 
 fn other_of(b: &GatewayBucket, name: &str, ups: &HashMap<String, Arc<Upstream>>) -> Option<Arc<Upstream>> {

@@ -182,6 +182,39 @@ impl State {
         .await
     }
 
+    /// Appends one entry per key of `keys` (a DeleteObjects request), each
+    /// superseding older entries of its key as [`State::append`] does, in
+    /// one transaction: one fsync for the request, not one per key.
+    pub async fn append_many(
+        &self,
+        bucket: &str,
+        keys: &[String],
+        op: Op,
+        source: &str,
+        target: &str,
+    ) -> Result<Vec<i64>, GatewayError> {
+        let (b, keys, s, t) = (bucket.to_string(), keys.to_vec(), source.to_string(), target.to_string());
+        self.with("append to gateway_journal", move |c| {
+            let now = now_ms();
+            let tx = c.transaction()?;
+            let mut ids = Vec::with_capacity(keys.len());
+            {
+                let mut del = tx.prepare_cached("DELETE FROM gateway_journal WHERE bucket = ?1 AND key = ?2")?;
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO gateway_journal(bucket, key, op, source, target, created_ms, next_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                )?;
+                for k in &keys {
+                    del.execute(params![b, k])?;
+                    ins.execute(params![b, k, op.as_str(), s, t, now])?;
+                    ids.push(tx.last_insert_rowid());
+                }
+            }
+            tx.commit()?;
+            Ok(ids)
+        })
+        .await
+    }
+
     /// Entries due for replay, oldest first.
     pub async fn due(&self, limit: usize) -> Result<Vec<JournalEntry>, GatewayError> {
         self.entries(now_ms(), limit).await
@@ -257,6 +290,33 @@ impl State {
                 params![b, k, op.as_str(), be, now_ms()],
             )
             .map(|_| ())
+        })
+        .await
+    }
+
+    /// [`State::record_failback`] for every key of `keys`, in one transaction.
+    pub async fn record_failback_many(
+        &self,
+        bucket: &str,
+        keys: &[String],
+        op: Op,
+        backend: &str,
+    ) -> Result<(), GatewayError> {
+        let (b, keys, be) = (bucket.to_string(), keys.to_vec(), backend.to_string());
+        self.with("record gateway_failback", move |c| {
+            let now = now_ms();
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO gateway_failback(bucket, key, op, backend, written_ms) VALUES(?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT(bucket, key) DO UPDATE SET op = excluded.op, backend = excluded.backend, \
+                     written_ms = MAX(excluded.written_ms, gateway_failback.written_ms + 1)",
+                )?;
+                for k in &keys {
+                    st.execute(params![b, k, op.as_str(), be, now])?;
+                }
+            }
+            tx.commit()
         })
         .await
     }
@@ -344,5 +404,29 @@ mod tests {
         assert_eq!(k.len(), 1, "{due:?}");
         assert_eq!((k[0].id, k[0].source.as_str(), k[0].target.as_str()), (newest, "secondary", "primary"));
         assert_eq!(due.len(), 2, "other keys are untouched");
+    }
+
+    /// A DeleteObjects request of many keys was journaled with one
+    /// transaction (one fsync) per key.
+    #[tokio::test]
+    async fn a_delete_objects_request_is_journaled_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let state = State::open(&path).unwrap();
+        state.append("app", "k7", Op::Put, "secondary", "primary").await.unwrap();
+        let wal = dir.path().join("state.db-wal");
+        let before = std::fs::metadata(&wal).unwrap().len();
+        let keys: Vec<String> = (0..500).map(|i| format!("k{i}")).collect();
+        state.append_many("app", &keys, Op::Delete, "primary", "secondary").await.unwrap();
+        state.record_failback_many("app", &keys, Op::Put, "secondary").await.unwrap();
+        // A commit appends at least one page frame (4 KiB) to the WAL: 1000
+        // commits would add megabytes; two transactions add a few pages.
+        let grown = std::fs::metadata(&wal).unwrap().len() - before;
+        assert!(grown < 64 * 4120, "the WAL grew by {grown} bytes");
+        let due = state.due(1000).await.unwrap();
+        assert_eq!(due.len(), 500);
+        let k7: Vec<&JournalEntry> = due.iter().filter(|e| e.key == "k7").collect();
+        assert_eq!((k7.len(), k7[0].op), (1, Op::Delete), "the older entry of k7 is superseded");
+        assert_eq!(state.failback_records().await.unwrap().len(), 500);
     }
 }

@@ -170,3 +170,51 @@ fn an_agent_token_is_bound_to_one_valid_vantage_and_only_agents_have_one() {
     assert!(e.contains("api.tokens[0].vantage: only an agent token has a vantage"), "{e}");
     assert!(!load("[api]\n").unwrap().api.unwrap().metrics_require_token);
 }
+
+/// Two gateway buckets storing into one backend bucket would be one
+/// keyspace under two names (a PUT to `a/k` overwrites `b/k`).
+#[test]
+fn two_gateway_buckets_on_one_backend_bucket_are_refused() {
+    let backend = |name: &str, port: u16, bucket: &str| {
+        format!(
+            "[[backends]]\nname = \"{name}\"\nendpoint = \"http://127.0.0.1:{port}\"\nregion = \"garage\"\n\
+             bucket = \"{bucket}\"\ncredentials = {{ access_key_id_env = \"K\", secret_access_key_env = \"S\" }}\n"
+        )
+    };
+    let config = |buckets: &str, other_bucket: &str| {
+        let text = format!(
+            "[gateway]\n[[gateway.clients]]\naccess_key_id = \"APP\"\nsecret_access_key_env = \"GW\"\n{buckets}\n\
+             {}{}{}{}",
+            backend("primary", 3900, "app-data").replace("region", "role = \"primary\"\nregion"),
+            backend("secondary", 3901, "app-data"),
+            backend("logs-primary", 3900, other_bucket),
+            backend("logs-secondary", 3901, "logs"),
+        );
+        let env = |_: &str| Some("set".to_string());
+        load_str(&text, "cutover.toml", Path::new("/etc/cutover"), &env)
+            .map_err(|e| e.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>())
+    };
+    // Both span every backend (the default).
+    let problems =
+        config("[[gateway.buckets]]\nname = \"app\"\n[[gateway.buckets]]\nname = \"logs\"\n", "logs").unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].starts_with("gateway.buckets[1]: gateway buckets \"app\" and \"logs\" both store into bucket \"app-data\" of backend \"primary\""), "{problems:?}");
+    // Different backends, but the same bucket on the same endpoint.
+    let split = "[[gateway.buckets]]\nname = \"app\"\nbackends = [\"primary\", \"secondary\"]\n\
+                 [[gateway.buckets]]\nname = \"logs\"\nbackends = [\"logs-primary\", \"logs-secondary\"]\n";
+    let problems = config(split, "app-data").unwrap_err();
+    assert!(
+        problems[0].contains(
+            "\"app\" and \"logs\" both store into bucket \"app-data\" of backends \"primary\" and \"logs-primary\""
+        ),
+        "{problems:?}"
+    );
+    // Their own buckets: fine.
+    let c = config(split, "logs").unwrap();
+    assert_eq!(c.gateway.unwrap().buckets.len(), 2);
+    // The same name twice.
+    let twice = "[[gateway.buckets]]\nname = \"app\"\nbackends = [\"primary\"]\n\
+                 [[gateway.buckets]]\nname = \"app\"\nbackends = [\"logs-primary\"]\n";
+    let problems = config(twice, "logs").unwrap_err();
+    assert_eq!(problems, ["gateway.buckets[1].name: \"app\" is also gateway.buckets[0]"]);
+}

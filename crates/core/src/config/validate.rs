@@ -273,6 +273,9 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
     let backends = validate_backends(&mut p, raw.backends, base_dir, env);
     let names: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
     let gateway = raw.gateway.map(|g| validate_gateway(&mut p, g, &names, base_dir, env));
+    if let Some(g) = &gateway {
+        check_bucket_overlap(&mut p, &g.buckets, &backends);
+    }
     let primary = backends.iter().find(|b| b.role == Role::Primary).map(|b| b.name.as_str());
     let signals = raw.signals.map(|s| validate_signals(&mut p, s, &names, primary, base_dir)).unwrap_or_default();
 
@@ -622,6 +625,46 @@ fn validate_gateway_limits(p: &mut Problems, g: &RawGateway) -> GatewayLimits {
         client_header: p.duration("gateway.client_header_timeout", g.client_header_timeout.as_ref(), d.client_header),
         client_min_body_rate: g.client_min_body_rate.unwrap_or(d.client_min_body_rate),
         max_connections,
+    }
+}
+
+/// Two gateway buckets must not store into one backend bucket: a key of
+/// one would be the same object as that key of the other (overwritten,
+/// listed, deleted through the other bucket). They collide when they share a
+/// backend, or when two of their backends name the same bucket on the same
+/// endpoint. Refused, naming both buckets (and duplicate names too).
+fn check_bucket_overlap(p: &mut Problems, buckets: &[GatewayBucket], backends: &[BackendConfig]) {
+    let store = |name: &str| {
+        backends
+            .iter()
+            .find(|b| b.name == name)
+            .map(|b| (b.endpoint.to_string().to_ascii_lowercase(), b.bucket.clone(), b.name.clone()))
+    };
+    for (i, a) in buckets.iter().enumerate() {
+        for (j, b) in buckets.iter().enumerate().skip(i + 1) {
+            if a.name == b.name {
+                p.push(format!("gateway.buckets[{j}].name"), format!("{:?} is also gateway.buckets[{i}]", b.name));
+                continue;
+            }
+            let clash = a.backends.iter().filter_map(|n| store(n)).find_map(|(ea, ba, na)| {
+                b.backends
+                    .iter()
+                    .filter_map(|n| store(n))
+                    .find(|(eb, bb, _)| *eb == ea && *bb == ba)
+                    .map(|(_, _, nb)| (na.clone(), nb, ba.clone()))
+            });
+            if let Some((na, nb, bucket)) = clash {
+                let on = if na == nb { format!("backend {na:?}") } else { format!("backends {na:?} and {nb:?}") };
+                p.push(
+                    format!("gateway.buckets[{j}]"),
+                    format!(
+                        "gateway buckets {:?} and {:?} both store into bucket {bucket:?} of {on}: their keys would collide; \
+                         give each gateway bucket its own backends (`backends = [...]`), each with its own bucket",
+                        a.name, b.name
+                    ),
+                );
+            }
+        }
     }
 }
 

@@ -21,6 +21,8 @@ pub const CLIENT_SECRET: &str = "client-secret";
 #[derive(Debug)]
 pub struct TestGateway {
     pub port: u16,
+    /// The gateway itself: its state file, active backend, journal replay.
+    pub gateway: Gateway,
     stop: Option<oneshot::Sender<()>>,
     served: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -95,13 +97,14 @@ impl TestGateway {
 
     /// Serves `gw` on a free port.
     pub async fn serve(gw: Gateway, dir: tempfile::TempDir) -> Self {
+        let gateway = gw.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = oneshot::channel::<()>();
         let served = tokio::spawn(async move {
             gw.serve(listener, async move { drop(stopped.await) }).await.unwrap();
         });
-        Self { port, stop: Some(stop), served: Some(served), _dir: dir }
+        Self { port, gateway, stop: Some(stop), served: Some(served), _dir: dir }
     }
 
     /// Shuts the gateway down and waits until `serve` has returned.
@@ -235,4 +238,60 @@ impl Lab {
             Err(e) => panic!("GET {key} on Garage: {e}\n{}", self.garage.log()),
         }
     }
+}
+
+/// A header-signed request (the gateway's client key, the body's SHA-256
+/// signed) for `path` exactly as given (not normalised), with the decoded
+/// `query` and the extra `headers` (all signed), sent raw.
+pub async fn signed(
+    port: u16,
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest};
+    let host = format!("127.0.0.1:{port}");
+    let date = AmzDate::now();
+    let hash = sigv4::sha256_hex(body);
+    let mut signed = vec![
+        ("host".to_string(), host.clone()),
+        ("x-amz-content-sha256".to_string(), hash.clone()),
+        ("x-amz-date".to_string(), date.datetime.clone()),
+    ];
+    signed.extend(headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())));
+    signed.sort();
+    let q: Vec<(String, String)> = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let req = CanonicalRequest { method, encoded_path: path, query: &q, headers: &signed, payload_hash: &hash };
+    let auth = sigv4::authorization(CLIENT_KEY, CLIENT_SECRET, "us-east-1", &date, &req);
+    let qs: Vec<String> =
+        q.iter().map(|(k, v)| format!("{}={}", sigv4::uri_encode(k, false), sigv4::uri_encode(v, false))).collect();
+    let target = if qs.is_empty() { path.to_string() } else { format!("{path}?{}", qs.join("&")) };
+    let mut head = format!("{method} {target} HTTP/1.1\r\n");
+    for (k, v) in &signed {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("authorization: {auth}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len()));
+    send(port, &head, body).await
+}
+
+/// The head of a header-signed request whose signed payload hash is `hash`
+/// (whatever body follows), with a Content-Length of `len`.
+pub fn signed_head_with_hash(port: u16, method: &str, path: &str, hash: &str, len: usize) -> String {
+    use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest};
+    let host = format!("127.0.0.1:{port}");
+    let date = AmzDate::now();
+    let headers = vec![
+        ("host".to_string(), host.clone()),
+        ("x-amz-content-sha256".to_string(), hash.to_string()),
+        ("x-amz-date".to_string(), date.datetime.clone()),
+    ];
+    let req = CanonicalRequest { method, encoded_path: path, query: &[], headers: &headers, payload_hash: hash };
+    let auth = sigv4::authorization(CLIENT_KEY, CLIENT_SECRET, "us-east-1", &date, &req);
+    format!(
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\nx-amz-content-sha256: {hash}\r\nx-amz-date: {}\r\n\
+         authorization: {auth}\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n",
+        date.datetime
+    )
 }
