@@ -101,8 +101,8 @@ fn exported_through(export: &Backend) -> i64 {
 /// Starts the controller, writes `n` (at most 20) more audit entries, waits
 /// until the export holds all of them, and stops it. The newest seq.
 fn run_and_export(setup: &Setup, export: &Backend, n: usize) -> i64 {
-    let before = db_max(setup);
     let c = Controller::start(setup);
+    let before = db_max(setup);
     refusals(&c, n);
     let start = Instant::now();
     loop {
@@ -194,6 +194,7 @@ fn audit_verify_detects_a_rewritten_chain() {
     assert_eq!(bad.code, 1, "{bad:?}");
     assert!(bad.stdout.contains("audit entry 3:"), "{bad:?}");
     assert_eq!(v["first_bad"]["seq"], 3, "{v}");
+    assert_eq!(v["first_bad"]["kind"], "rewritten", "{v}");
     bad.assert_no_secret(KEY);
 
     // With the key, the rewrite is caught without the export too.

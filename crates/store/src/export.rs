@@ -295,8 +295,13 @@ impl Store {
         let local_ok_through = match check_rows(&rows, 1, GENESIS, key) {
             Ok(_) => i64::MAX,
             Err(e) => {
-                let kind =
-                    if e.problem.contains("deleted or inserted") { FindingKind::Removed } else { FindingKind::Edited };
+                let kind = if e.problem.contains("deleted or inserted") {
+                    FindingKind::Removed
+                } else if e.problem.contains("not keyed although") {
+                    FindingKind::Rewritten
+                } else {
+                    FindingKind::Edited
+                };
                 findings.push(Finding { seq: e.seq, kind, problem: e.problem.clone() });
                 e.seq - 1
             }
