@@ -151,6 +151,8 @@ pub struct Controller {
     signals: serde_json::Map<String, Value>,
     /// `input.replication`: lag of `cutover replicate` and the gateway's journal.
     replication: Value,
+    /// State store writes that failed, by operation (`cutover_store_errors_total`).
+    store_errors: BTreeMap<&'static str, u64>,
 }
 
 impl Controller {
@@ -203,11 +205,26 @@ impl Controller {
             fallback_checked: BTreeMap::new(),
             signals: serde_json::Map::new(),
             replication: json!({"lags": [], "journal": null}),
+            store_errors: BTreeMap::new(),
         })
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// State store operations that failed since the start, by operation.
+    pub fn store_errors(&self) -> &BTreeMap<&'static str, u64> {
+        &self.store_errors
+    }
+
+    /// Logs and counts a failed store operation. What it was part of is not
+    /// performed (a mutation that cannot be recorded and audited does not
+    /// happen), except records of what already happened (health history,
+    /// timeline notes, a runbook's end), which are only lost.
+    fn store_failed(&mut self, op: &'static str, e: &StoreError) {
+        tracing::error!(op, error = %e, "state store write failed");
+        *self.store_errors.entry(op).or_default() += 1;
     }
 
     pub fn active(&self) -> &str {
@@ -284,19 +301,16 @@ impl Controller {
         events
     }
 
-    fn push_change(&self, events: &mut Vec<Event>, i: usize, vantage: &str, change: Option<Transition>) {
+    fn push_change(&mut self, events: &mut Vec<Event>, i: usize, vantage: &str, change: Option<Transition>) {
         if let Some(t) = change {
-            let b = &self.backends[i];
-            let _ = self.store.record_health(
-                SystemTime::now(),
-                &b.name,
-                vantage,
-                t.from.as_str(),
-                t.to.as_str(),
-                &t.reason,
-            );
+            let name = self.backends[i].name.clone();
+            if let Err(e) =
+                self.store.record_health(SystemTime::now(), &name, vantage, t.from.as_str(), t.to.as_str(), &t.reason)
+            {
+                self.store_failed("health.record", &e);
+            }
             events.push(Event::HealthChanged {
-                backend: b.name.clone(),
+                backend: name,
                 vantage: vantage.to_string(),
                 from: t.from,
                 to: t.to,
@@ -349,32 +363,27 @@ impl Controller {
         let open = match self.store.open_incident_for(&name) {
             Ok(o) => o,
             Err(e) => {
-                tracing::error!(error = %e, "state store");
+                self.store_failed("incident.read", &e);
                 return events;
             }
         };
         let Some(incident) = open else {
             if q.down > 0 {
-                match self.store.open_incident(&name, SystemTime::now()) {
+                let at = SystemTime::now();
+                let opened = self.store.atomically(|tx| {
+                    let id = tx.open_incident(&name, at)?;
+                    tx.add_event(&id, at, "incident.opened", &json!({"backend": name, "quorum": quorum_json(&q)}))?;
+                    tx.audit(at, "controller", "incident.open", &json!({"incident": id, "backend": name}))?;
+                    Ok(id)
+                });
+                match opened {
                     Ok(id) => {
                         self.opened.insert(id.clone(), now);
-                        let _ = self.store.add_event(
-                            &id,
-                            SystemTime::now(),
-                            "incident.opened",
-                            &json!({"backend": name, "quorum": quorum_json(&q)}),
-                        );
-                        let _ = self.store.audit(
-                            SystemTime::now(),
-                            "controller",
-                            "incident.open",
-                            &json!({"incident": id, "backend": name}),
-                        );
                         events.push(Event::IncidentOpened { id, backend: name.clone() });
                         self.backends[i].decided_on = None;
                         events.extend(self.evaluate(now, i));
                     }
-                    Err(e) => tracing::error!(error = %e, "state store"),
+                    Err(e) => self.store_failed("incident.open", &e),
                 }
             }
             return events;
@@ -387,23 +396,21 @@ impl Controller {
             .iter()
             .all(|(n, v)| matches!(self.vantage_health(v, n, now), Health::Healthy | Health::Unknown));
         if q.down == 0 && all_healthy {
-            let _ = self.store.set_incident_state(&incident.id, "resolved", Some(SystemTime::now()));
-            let _ = self.store.add_event(
-                &incident.id,
-                SystemTime::now(),
-                "incident.resolved",
-                &json!({"reason": if incident.state == "rolled_back" {
-                    "healthy; the failover was rolled back"
-                } else {
-                    "healthy again before any failover"
-                }}),
-            );
-            let _ = self.store.audit(
-                SystemTime::now(),
-                "controller",
-                "incident.resolve",
-                &json!({"incident": incident.id}),
-            );
+            let at = SystemTime::now();
+            let reason = if incident.state == "rolled_back" {
+                "healthy; the failover was rolled back"
+            } else {
+                "healthy again before any failover"
+            };
+            let resolved = self.store.atomically(|tx| {
+                tx.set_incident_state(&incident.id, "resolved", Some(at))?;
+                tx.add_event(&incident.id, at, "incident.resolved", &json!({"reason": reason}))?;
+                tx.audit(at, "controller", "incident.resolve", &json!({"incident": incident.id}))
+            });
+            if let Err(e) = resolved {
+                self.store_failed("incident.resolve", &e);
+                return events;
+            }
             self.backends[i].decided_on = None;
             events.push(Event::IncidentResolved { id: incident.id, backend: name });
             return events;
@@ -421,7 +428,11 @@ impl Controller {
             Ok(d) => d,
             Err(e) => {
                 let error = e.to_string();
-                let _ = self.store.add_event(&incident.id, SystemTime::now(), "policy.error", &json!({"error": error}));
+                if let Err(e) =
+                    self.store.add_event(&incident.id, SystemTime::now(), "policy.error", &json!({"error": error}))
+                {
+                    self.store_failed("timeline", &e);
+                }
                 events.push(Event::PolicyFailed { incident: incident.id.clone(), error: error.clone() });
                 Decision { action: Action::Hold, target: None, reason: format!("policy error, holding: {error}") }
             }
@@ -435,21 +446,30 @@ impl Controller {
             input: &input,
         };
         let at = SystemTime::now();
-        let _ = self.store.record_decision(&record, at);
         let summary = json!({"action": decision.action, "target": decision.target, "reason": decision.reason, "policy_sha256": self.policy.sha256()});
-        let _ = self.store.add_event(&incident.id, at, "decision", &summary);
-        let _ = self.store.audit(
-            at,
-            "controller",
-            "decision",
-            &json!({"incident": incident.id, "decision": summary, "evidence": input["evidence"]}),
-        );
         let state = match decision.action {
             Action::Failover => "failing_over",
             Action::AwaitApproval => "awaiting_approval",
             Action::Hold => "held",
         };
-        let _ = self.store.set_incident_state(&incident.id, state, None);
+        // The decision, its timeline event, its audit entry and the new
+        // state commit together: a decision that cannot be audited is not made.
+        let recorded = self.store.atomically(|tx| {
+            tx.record_decision(&record, at)?;
+            tx.add_event(&incident.id, at, "decision", &summary)?;
+            tx.audit(
+                at,
+                "controller",
+                "decision",
+                &json!({"incident": incident.id, "decision": summary, "evidence": input["evidence"]}),
+            )?;
+            tx.set_incident_state(&incident.id, state, None)
+        });
+        if let Err(e) = recorded {
+            self.store_failed("decision", &e);
+            self.backends[i].decided_on = None; // decide again once the store takes it
+            return events;
+        }
         events.push(Event::Decided { incident: incident.id.clone(), decision: decision.clone() });
         if decision.action == Action::Failover
             && let Some(target) = decision.target.clone()
@@ -503,14 +523,15 @@ impl Controller {
             }
             _ => ("failover_failed", None),
         };
-        let _ = self.store.set_incident_state(incident, state, closed);
-        if closed.is_some() {
-            let _ = self.store.audit(
-                SystemTime::now(),
-                "controller",
-                "incident.resolve",
-                &json!({"incident": incident, "by": "fallback"}),
-            );
+        let recorded = self.store.atomically(|tx| {
+            tx.set_incident_state(incident, state, closed)?;
+            if let Some(at) = closed {
+                tx.audit(at, "controller", "incident.resolve", &json!({"incident": incident, "by": "fallback"}))?;
+            }
+            Ok(())
+        });
+        if let Err(e) = recorded {
+            self.store_failed("run.finished", &e);
         }
     }
 
@@ -518,7 +539,13 @@ impl Controller {
     /// healthy for `stable_for`, at least `min_dwell` after the failover,
     /// when the policy's fallback rule allows it.
     fn check_fallback(&mut self, now: Instant) -> Vec<Event> {
-        let Ok(open) = self.store.open_incidents() else { return Vec::new() };
+        let open = match self.store.open_incidents() {
+            Ok(open) => open,
+            Err(e) => {
+                self.store_failed("incident.read", &e);
+                return Vec::new();
+            }
+        };
         let mut events = Vec::new();
         for inc in open.into_iter().filter(|i| i.state == "failed_over") {
             let failed_over_at = *self.failed_over_at.entry(inc.id.clone()).or_insert(now);
@@ -556,15 +583,16 @@ impl Controller {
             };
             let (true, reason) = verdict else { continue };
             let at = SystemTime::now();
-            let _ = self.store.set_incident_state(&inc.id, "falling_back", None);
             let detail = json!({"action": "fallback", "target": inc.backend, "reason": reason, "policy_sha256": self.policy.sha256()});
-            let _ = self.store.add_event(&inc.id, at, "fallback.decision", &detail);
-            let _ = self.store.audit(
-                at,
-                "controller",
-                "fallback.decision",
-                &json!({"incident": inc.id, "decision": detail}),
-            );
+            let recorded = self.store.atomically(|tx| {
+                tx.set_incident_state(&inc.id, "falling_back", None)?;
+                tx.add_event(&inc.id, at, "fallback.decision", &detail)?;
+                tx.audit(at, "controller", "fallback.decision", &json!({"incident": inc.id, "decision": detail}))
+            });
+            if let Err(e) = recorded {
+                self.store_failed("fallback.decision", &e);
+                continue; // no fallback that is not recorded and audited
+            }
             events.push(Event::RunbookDue(RunbookDue {
                 incident: inc.id.clone(),
                 backend: inc.backend.clone(),
@@ -601,22 +629,35 @@ impl Controller {
                 inc.state
             )));
         }
+        let target = inc.decision.get("target").and_then(Value::as_str).map(str::to_string);
+        let next_state = match (waiting_step, approve) {
+            (true, _) => None,
+            (false, false) => Some("rejected"),
+            (false, true) => Some("failing_over"),
+        };
+        if next_state == Some("failing_over") && target.is_none() {
+            return Err(RequestError::Conflict(format!(
+                "incident {incident}'s decision has no target; use POST /v1/failover"
+            )));
+        }
         let at = SystemTime::now();
-        self.store.record_approval(incident, verdict, actor, comment, at)?;
         let detail = json!({"verdict": verdict, "by": actor, "comment": comment});
-        let _ = self.store.add_event(incident, at, "approval", &detail);
-        let _ = self.store.audit(at, actor, verdict, &json!({"incident": incident, "comment": comment}));
-        if waiting_step {
-            return Ok(None);
+        // The verdict, its audit entry and what it changes commit together: a
+        // verdict that cannot be audited is refused (500) and changes nothing.
+        let recorded = self.store.atomically(|tx| {
+            tx.record_approval(incident, verdict, actor, comment, at)?;
+            tx.add_event(incident, at, "approval", &detail)?;
+            tx.audit(at, actor, verdict, &json!({"incident": incident, "comment": comment}))?;
+            if let Some(state) = next_state {
+                tx.set_incident_state(incident, state, None)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = recorded {
+            self.store_failed("approval", &e);
+            return Err(e.into());
         }
-        if !approve {
-            self.store.set_incident_state(incident, "rejected", None)?;
-            return Ok(None);
-        }
-        let target = inc.decision.get("target").and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
-            RequestError::Conflict(format!("incident {incident}'s decision has no target; use POST /v1/failover"))
-        })?;
-        self.store.set_incident_state(incident, "failing_over", None)?;
+        let (Some("failing_over"), Some(target)) = (next_state, target) else { return Ok(None) };
         Ok(Some(RunbookDue {
             incident: incident.to_string(),
             backend: inc.backend.clone(),
@@ -653,32 +694,51 @@ impl Controller {
         }
         let source = self.active.clone();
         let at = SystemTime::now();
-        let id = match self.store.open_incident_for(&source)? {
-            Some(i) => i.id,
-            None => {
-                let id = self.store.open_incident(&source, at)?;
-                self.opened.insert(id.clone(), now);
-                let _ = self.store.add_event(&id, at, "incident.opened", &json!({"backend": source, "by": actor}));
-                id
+        let existing = match self.store.open_incident_for(&source) {
+            Ok(i) => i,
+            Err(e) => {
+                self.store_failed("incident.read", &e);
+                return Err(e.into());
             }
         };
         let reason = format!("forced by {actor}: {reason}");
         let input = json!({"manual": true, "actor": actor, "source": source, "target": target});
-        self.store.record_decision(
-            &DecisionRecord {
+        let detail = json!({"action": "failover", "target": target, "reason": reason, "policy_sha256": "manual"});
+        // The incident, the decision, its audit entry and the new state
+        // commit together: a forced failover that cannot be audited is refused.
+        let recorded = self.store.atomically(|tx| {
+            let id = match &existing {
+                Some(i) => i.id.clone(),
+                None => {
+                    let id = tx.open_incident(&source, at)?;
+                    tx.add_event(&id, at, "incident.opened", &json!({"backend": source, "by": actor}))?;
+                    id
+                }
+            };
+            let record = DecisionRecord {
                 incident: &id,
                 action: "failover",
                 target: Some(target),
                 reason: &reason,
                 policy_sha256: "manual",
                 input: &input,
-            },
-            at,
-        )?;
-        let detail = json!({"action": "failover", "target": target, "reason": reason, "policy_sha256": "manual"});
-        let _ = self.store.add_event(&id, at, "decision", &detail);
-        let _ = self.store.audit(at, actor, "failover.forced", &json!({"incident": id, "decision": detail}));
-        self.store.set_incident_state(&id, "failing_over", None)?;
+            };
+            tx.record_decision(&record, at)?;
+            tx.add_event(&id, at, "decision", &detail)?;
+            tx.audit(at, actor, "failover.forced", &json!({"incident": id, "decision": detail}))?;
+            tx.set_incident_state(&id, "failing_over", None)?;
+            Ok(id)
+        });
+        let id = match recorded {
+            Ok(id) => id,
+            Err(e) => {
+                self.store_failed("failover.forced", &e);
+                return Err(e.into());
+            }
+        };
+        if existing.is_none() {
+            self.opened.insert(id.clone(), now);
+        }
         Ok(RunbookDue {
             incident: id,
             backend: source.clone(),

@@ -30,6 +30,19 @@ pub const SIGNAL_FIRING: &str = "cutover_signal_firing";
 /// Connections a listener closed at once because it was at its cap
 /// (label `listener`).
 pub const CONNECTIONS_REFUSED: &str = "cutover_connections_refused_total";
+/// State store operations that failed (label `op`: `decision`, `approval`,
+/// `incident.open`, `audit.denied`, ...). What such a write was part of is
+/// not performed, except records of what already happened.
+pub const STORE_ERRORS: &str = "cutover_store_errors_total";
+/// Refused API requests that found the audit queue full; they are still
+/// counted in the next `api.denied` entry, without actor and path.
+pub const AUDIT_DENIALS_QUEUE_FULL: &str = "cutover_audit_denials_queue_full_total";
+/// `api.denied` audit entries written (each aggregates one or more refusals).
+pub const AUDIT_DENIAL_ENTRIES: &str = "cutover_audit_denial_entries_total";
+/// Audit segments uploaded to the export (label `result`: `ok`, `error`).
+pub const AUDIT_EXPORT_SEGMENTS: &str = "cutover_audit_export_segments_total";
+/// The newest audit entry known to be in the export.
+pub const AUDIT_EXPORTED_SEQ: &str = "cutover_audit_exported_seq";
 
 const BUCKETS: [f64; 15] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
@@ -68,6 +81,11 @@ impl Metrics {
 
     pub fn inc(&mut self, name: &'static str, labels: Labels) {
         *self.counters.entry((name, labels)).or_default() += 1;
+    }
+
+    /// Sets a counter kept elsewhere (monotonic at its source) to `value`.
+    pub fn set_counter(&mut self, name: &'static str, labels: Labels, value: u64) {
+        self.counters.insert((name, labels), value);
     }
 
     /// Sets a gauge that is rendered until it is set again.

@@ -8,7 +8,7 @@
 //! struct checked field by field before the controller sees it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cutover_control::controller::{Event, RequestError};
@@ -91,14 +91,54 @@ struct Authorized {
     vantage: Option<String>,
 }
 
-/// Records a refused request in the audit log and answers it.
+/// Records a refused request in the audit log and answers it. The record
+/// goes to the denial log's own writer (aggregated per actor, route and
+/// status; never blocking, never taking the controller's lock).
 fn refuse(req: &Request<Incoming>, shared: &Shared, status: StatusCode, actor: &str, why: &str) -> Box<Resp> {
-    let detail = json!({"path": req.uri().path(), "method": req.method().as_str(), "why": why});
-    let c = shared.controller.lock().unwrap();
-    if let Err(e) = c.store().audit(SystemTime::now(), actor, "api.denied", &detail) {
-        tracing::error!(error = %e, "API: could not audit a refused request");
-    }
+    audit_denial(shared, actor, req.uri().path(), req.method(), status, why);
     Box::new(error(status, why))
+}
+
+fn audit_denial(shared: &Shared, actor: &str, path: &str, method: &Method, status: StatusCode, why: &str) {
+    shared.denials.record(cutover_store::Denial {
+        actor: actor.to_string(),
+        route: route(path).to_string(),
+        method: method_name(method).to_string(),
+        status: status.as_u16(),
+        why: why.chars().take(256).collect(),
+    });
+}
+
+/// The route template of a path: a bounded set, so that refusals of made-up
+/// paths aggregate instead of each becoming a row.
+fn route(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["healthz"] => "/healthz",
+        ["metrics"] => "/metrics",
+        ["v1", "status"] => "/v1/status",
+        ["v1", "incidents"] => "/v1/incidents",
+        ["v1", "incidents", _] => "/v1/incidents/{id}",
+        ["v1", "incidents", _, "approve"] => "/v1/incidents/{id}/approve",
+        ["v1", "incidents", _, "reject"] => "/v1/incidents/{id}/reject",
+        ["v1", "failover"] => "/v1/failover",
+        ["v1", "evidence"] => "/v1/evidence",
+        ["v1", ..] => "/v1/*",
+        _ => "/*",
+    }
+}
+
+fn method_name(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
 }
 
 /// Checks the caller against the roles allowed; audits refusals.
@@ -399,11 +439,7 @@ fn evidence(shared: &Shared, who: &Authorized, body: &[u8], path: &str, method: 
             Some(own) => format!("this token speaks for vantage {own:?} only, not {shown:?}"),
             None => format!("{shown:?} is not the vantage of any agent token"),
         };
-        let detail = json!({"path": path, "method": method.as_str(), "why": why});
-        let c = shared.controller.lock().unwrap();
-        if let Err(e) = c.store().audit(SystemTime::now(), &who.name, "api.denied", &detail) {
-            tracing::error!(error = %e, "API: could not audit a refused request");
-        }
+        audit_denial(shared, &who.name, path, method, StatusCode::FORBIDDEN, &why);
         return error(StatusCode::FORBIDDEN, &why);
     }
     let now = Instant::now();
@@ -446,6 +482,16 @@ fn render_controller_metrics(shared: &Shared) -> String {
     }
     let open = c.store().open_incidents().map(|v| v.len()).unwrap_or(0);
     gauges.push((metrics::OPEN_INCIDENTS, vec![], open as f64));
+    let store_errors: Vec<(&'static str, u64)> = c.store_errors().iter().map(|(k, v)| (*k, *v)).collect();
     drop(c);
-    shared.metrics.lock().unwrap().render(&gauges)
+    let mut m = shared.metrics.lock().unwrap();
+    for (op, n) in store_errors {
+        m.set_counter(metrics::STORE_ERRORS, vec![("op", op.to_string())], n);
+    }
+    let d = shared.denials.stats();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    m.set_counter(metrics::STORE_ERRORS, vec![("op", "audit.denied".into())], load(&d.failed));
+    m.set_counter(metrics::AUDIT_DENIALS_QUEUE_FULL, vec![], load(&d.dropped));
+    m.set_counter(metrics::AUDIT_DENIAL_ENTRIES, vec![], load(&d.written));
+    m.render(&gauges)
 }

@@ -167,8 +167,13 @@ pub enum IncidentsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Verify the hash chain; name the first bad entry (exit 1).
-    Verify,
+    /// Verify the hash chain and, with `[audit] export`, compare the database
+    /// with the export; name the first bad entry (exit 1).
+    Verify {
+        /// Print the report as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! S3-compatible object stores. This crate only wires the stages together.
 
 mod api;
+mod audit_export;
 mod cli;
 mod cmd;
 mod listen;

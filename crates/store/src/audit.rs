@@ -1,18 +1,28 @@
 //! The append-only audit log. Each entry's hash covers its content and the
 //! previous entry's hash, so editing, deleting or reordering any entry breaks
-//! the chain from that entry on.
+//! the chain from that entry on. With `[audit] hmac_key_env` the hashes are
+//! HMAC-SHA256 keyed with a secret that is not in the database, so whoever
+//! can write the database but lacks the key cannot rewrite the chain.
+//! Removed trailing entries and a chain rewritten with the key are caught by
+//! comparing with the export (see `export.rs`).
 
 use std::time::SystemTime;
 
 use cutover_core::time::rfc3339;
-use rusqlite::params;
-use serde::Serialize;
+use hmac::{Hmac, KeyInit, Mac};
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Tx};
 
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// `alg` of an entry hashed with plain SHA-256.
+pub const UNKEYED: &str = "sha256";
+/// `alg` of an entry hashed with HMAC-SHA256 and the `[audit]` key.
+pub const KEYED: &str = "hmac-sha256";
 
 /// One audit entry.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -25,6 +35,22 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
+/// One audit row exactly as stored (the detail as its JSON text), as the
+/// export carries it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    /// The detail's JSON text, byte for byte as hashed.
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+    /// [`UNKEYED`] or [`KEYED`].
+    pub alg: String,
+}
+
 /// The first entry at which the chain breaks.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("audit entry {seq}: {problem}")]
@@ -33,98 +59,209 @@ pub struct AuditError {
     pub problem: String,
 }
 
-fn entry_hash(prev: &str, seq: i64, at: &str, actor: &str, action: &str, detail: &str) -> String {
-    let mut h = Sha256::new();
-    for part in [prev, &seq.to_string(), at, actor, action, detail] {
-        h.update(part.as_bytes());
-        h.update(b"\n");
+/// Adds the `alg` column to a database created before keyed hashes.
+pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has: i64 =
+        conn.query_row("SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = 'alg'", [], |r| r.get(0))?;
+    if has == 0 {
+        conn.execute_batch("ALTER TABLE audit ADD COLUMN alg TEXT NOT NULL DEFAULT 'sha256'")?;
     }
-    hex::encode(h.finalize())
+    Ok(())
+}
+
+/// The hash of one entry: SHA-256 over its fields, or HMAC-SHA256 with `key`.
+pub(crate) fn entry_hash(
+    key: Option<&[u8]>,
+    prev: &str,
+    seq: i64,
+    at: &str,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> String {
+    let seq = seq.to_string();
+    let parts = [prev, &seq, at, actor, action, detail];
+    match key {
+        None => {
+            let mut h = Sha256::new();
+            for part in parts {
+                h.update(part.as_bytes());
+                h.update(b"\n");
+            }
+            hex::encode(h.finalize())
+        }
+        Some(key) => {
+            let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes a key of any length");
+            for part in parts {
+                m.update(part.as_bytes());
+                m.update(b"\n");
+            }
+            hex::encode(m.finalize().into_bytes())
+        }
+    }
+}
+
+/// Checks a run of rows: consecutive seqs from `first_seq`, each linked to
+/// the previous hash (`prev` before the first), each hash recomputed. Keyed
+/// rows need `key`; once a keyed row appears every later row must be keyed
+/// (an unkeyed row after a keyed one is a rewrite by someone without the
+/// key). Returns the hash of the last row.
+pub(crate) fn check_rows<'a>(
+    rows: impl IntoIterator<Item = &'a AuditRow>,
+    first_seq: i64,
+    prev: &str,
+    key: Option<&[u8]>,
+) -> Result<String, AuditError> {
+    let mut expected_prev = prev.to_string();
+    let mut keyed_seen = false;
+    for (expected_seq, row) in (first_seq..).zip(rows) {
+        let seq = row.seq;
+        let bad = |problem: &str| Err(AuditError { seq, problem: problem.to_string() });
+        if seq != expected_seq {
+            return bad(&format!("expected entry {expected_seq} here: an entry was deleted or inserted"));
+        }
+        if row.prev_hash != expected_prev {
+            return bad("its link to the previous entry is broken");
+        }
+        let entry_key = match row.alg.as_str() {
+            UNKEYED if keyed_seen => {
+                return bad(
+                    "it is not keyed although an earlier entry is: the chain was rewritten without the HMAC key",
+                );
+            }
+            UNKEYED => None,
+            KEYED => {
+                keyed_seen = true;
+                match key {
+                    Some(k) => Some(k),
+                    None => return bad("it is keyed (hmac-sha256): set [audit] hmac_key_env to verify it"),
+                }
+            }
+            other => return bad(&format!("unknown hash algorithm {other:?}")),
+        };
+        if entry_hash(entry_key, &row.prev_hash, seq, &row.at, &row.actor, &row.action, &row.detail) != row.hash {
+            return bad(if entry_key.is_some() {
+                "its content does not match its keyed hash (the entry was modified, or the chain was rewritten without the HMAC key)"
+            } else {
+                "its content does not match its hash (the entry was modified)"
+            });
+        }
+        expected_prev = row.hash.clone();
+    }
+    Ok(expected_prev)
 }
 
 impl Store {
+    fn key_bytes(&self) -> Option<&[u8]> {
+        self.audit_key.as_deref().map(|k| k.expose().as_bytes())
+    }
+
     /// Appends an entry. `detail` must already have secrets redacted.
     pub fn audit(&self, at: SystemTime, actor: &str, action: &str, detail: &Value) -> Result<i64, StoreError> {
-        let conn = self.conn();
-        let tx = rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)
-            .map_err(self.err())?;
-        let (prev_seq, prev_hash): (i64, String) = tx
-            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap_or((0, GENESIS.to_string()));
-        let seq = prev_seq + 1;
-        let at = rfc3339(at);
-        let detail = detail.to_string();
-        let hash = entry_hash(&prev_hash, seq, &at, actor, action, &detail);
-        tx.execute(
-            "INSERT INTO audit (seq, at, actor, action, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![seq, at, actor, action, detail, prev_hash, hash],
-        )
-        .map_err(self.err())?;
-        tx.commit().map_err(self.err())?;
-        Ok(seq)
+        self.atomically(|tx| tx.audit(at, actor, action, detail))
     }
 
     /// Every entry, in order.
     pub fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(self
+            .audit_rows_after(0, i64::MAX)?
+            .into_iter()
+            .map(|r| AuditEntry {
+                seq: r.seq,
+                at: r.at,
+                actor: r.actor,
+                action: r.action,
+                detail: serde_json::from_str(&r.detail).unwrap_or(Value::String(r.detail)),
+                hash: r.hash,
+            })
+            .collect())
+    }
+
+    /// Up to `limit` rows with a seq above `after`, in order, as stored.
+    pub fn audit_rows_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT seq, at, actor, action, detail, hash FROM audit ORDER BY seq").map_err(self.err())?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, String>(4)?, r.get(5)?)))
+        let mut stmt = conn
+            .prepare(
+                "SELECT seq, at, actor, action, detail, prev_hash, hash, alg FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
             .map_err(self.err())?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, at, actor, action, detail, hash) = row.map_err(self.err())?;
-            let detail = serde_json::from_str(&detail).unwrap_or(Value::String(detail));
-            out.push(AuditEntry { seq, at, actor, action, detail, hash });
+        let rows = stmt
+            .query_map(params![after, limit], |r| {
+                Ok(AuditRow {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    detail: r.get(4)?,
+                    prev_hash: r.get(5)?,
+                    hash: r.get(6)?,
+                    alg: r.get(7)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
+    /// The newest entry's (seq, hash, alg), if any.
+    pub fn audit_head(&self) -> Result<Option<(i64, String, String)>, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.conn()
+            .query_row("SELECT seq, hash, alg FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// With a key: when the newest entry is not keyed (the database was
+    /// written before `hmac_key_env` was set), appends an `audit.keyed` entry
+    /// so that the chain ends keyed. Returns its seq when one was written.
+    pub fn mark_keyed(&self, at: SystemTime) -> Result<Option<i64>, StoreError> {
+        if self.audit_key.is_none() {
+            return Ok(None);
         }
-        Ok(out)
+        match self.audit_head()? {
+            Some((seq, _, alg)) if alg != KEYED => self
+                .audit(at, "controller", "audit.keyed", &serde_json::json!({"keyed_after": seq, "alg": KEYED}))
+                .map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// Checks the whole chain. `Ok(n)`: n entries, all intact. The error
     /// names the first bad entry.
     pub fn verify_audit(&self) -> Result<Result<usize, AuditError>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT seq, at, actor, action, detail, prev_hash, hash FROM audit ORDER BY seq")
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                ))
-            })
-            .map_err(self.err())?;
-        let mut expected_prev = GENESIS.to_string();
-        let mut n = 0;
-        for (expected_seq, row) in (1i64..).zip(rows) {
-            let (seq, at, actor, action, detail, prev, hash) = row.map_err(self.err())?;
-            let bad = |problem: &str| Ok(Err(AuditError { seq, problem: problem.to_string() }));
-            if seq != expected_seq {
-                return bad(&format!("expected entry {expected_seq} here: an entry was deleted or inserted"));
-            }
-            if prev != expected_prev {
-                return bad("its link to the previous entry is broken");
-            }
-            if entry_hash(&prev, seq, &at, &actor, &action, &detail) != hash {
-                return bad("its content does not match its hash (the entry was modified)");
-            }
-            expected_prev = hash;
-            n += 1;
-        }
-        Ok(Ok(n))
+        let rows = self.audit_rows_after(0, i64::MAX)?;
+        Ok(check_rows(&rows, 1, GENESIS, self.key_bytes()).map(|_| rows.len()))
+    }
+}
+
+impl Tx<'_> {
+    /// Appends an audit entry inside this transaction.
+    pub fn audit(&self, at: SystemTime, actor: &str, action: &str, detail: &Value) -> Result<i64, StoreError> {
+        let (prev_seq, prev_hash): (i64, String) = self
+            .conn
+            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap_or((0, GENESIS.to_string()));
+        let seq = prev_seq + 1;
+        let at = rfc3339(at);
+        let detail = detail.to_string();
+        let key = self.store.key_bytes();
+        let alg = if key.is_some() { KEYED } else { UNKEYED };
+        let hash = entry_hash(key, &prev_hash, seq, &at, actor, action, &detail);
+        self.conn
+            .execute(
+                "INSERT INTO audit (seq, at, actor, action, detail, prev_hash, hash, alg) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![seq, at, actor, action, detail, prev_hash, hash, alg],
+            )
+            .map_err(self.store.err())?;
+        Ok(seq)
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests_support {
     pub fn hash(prev: &str, seq: i64, at: &str, actor: &str, action: &str, detail: &str) -> String {
-        super::entry_hash(prev, seq, at, actor, action, detail)
+        super::entry_hash(None, prev, seq, at, actor, action, detail)
     }
 }

@@ -4,6 +4,8 @@
 //! hash-chained so that any edit or deletion is detected.
 
 mod audit;
+mod denials;
+mod export;
 mod runs;
 
 use std::path::Path;
@@ -14,7 +16,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use audit::{AuditEntry, AuditError};
+pub use audit::{AuditEntry, AuditError, AuditRow, KEYED, UNKEYED};
+pub use denials::{Denial, DenialLog, DenialStats};
+pub use export::{Finding, FindingKind, Segment, SegmentError, VerifyReport};
 pub use runs::{Approval, NewRun, RunRecord, StepRecord, StepRef};
 
 /// Why a store operation failed.
@@ -54,7 +58,7 @@ CREATE TABLE IF NOT EXISTS health_history (
     from_state TEXT NOT NULL, to_state TEXT NOT NULL, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-    detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+    detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, alg TEXT NOT NULL DEFAULT 'sha256');
 ";
 
 /// The key of the active backend in `kv`; the gateway reads it too.
@@ -96,6 +100,17 @@ pub struct DecisionRecord<'a> {
 pub struct Store {
     conn: std::sync::Arc<std::sync::Mutex<Connection>>,
     path: String,
+    /// `[audit] hmac_key_env`: new audit entries are keyed with it, and
+    /// verification needs it.
+    audit_key: Option<std::sync::Arc<cutover_core::Secret>>,
+}
+
+/// Writes that commit together or not at all (one SQLite transaction),
+/// from [`Store::atomically`].
+#[derive(Debug)]
+pub struct Tx<'a> {
+    conn: &'a Connection,
+    store: &'a Store,
 }
 
 impl Store {
@@ -112,11 +127,48 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute_batch(runs::SCHEMA).map_err(err)?;
-        Ok(Self { conn: std::sync::Arc::new(std::sync::Mutex::new(conn)), path: p })
+        audit::migrate(&conn).map_err(err)?;
+        Ok(Self { conn: std::sync::Arc::new(std::sync::Mutex::new(conn)), path: p, audit_key: None })
+    }
+
+    /// Keys the audit chain with an HMAC-SHA256 secret (`[audit]
+    /// hmac_key_env`): new entries are keyed, and verification recomputes
+    /// keyed hashes with it. The key is never written anywhere.
+    pub fn with_audit_key(mut self, key: Option<cutover_core::Secret>) -> Self {
+        self.audit_key = key.map(std::sync::Arc::new);
+        self
+    }
+
+    /// Whether this store keys audit hashes.
+    pub fn audit_keyed(&self) -> bool {
+        self.audit_key.is_some()
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in one immediate SQLite transaction: every write it makes
+    /// commits together, or (when `f` or the commit fails) none does. Use it
+    /// to make a change and its audit entry one unit.
+    pub fn atomically<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let conn = self.conn();
+        let tx = rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)
+            .map_err(self.err())?;
+        let out = f(&Tx { conn: &tx, store: self })?;
+        tx.commit().map_err(self.err())?;
+        Ok(out)
+    }
+
+    /// Runs `f` on the connection without a transaction of its own.
+    fn plain<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let conn = self.conn();
+        f(&Tx { conn: &conn, store: self })
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -137,6 +189,26 @@ impl Store {
             .map_err(self.err())
     }
 
+    /// Opens an incident; returns its id.
+    pub fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError> {
+        self.plain(|tx| tx.open_incident(backend, at))
+    }
+
+    pub fn set_incident_state(&self, id: &str, state: &str, closed: Option<SystemTime>) -> Result<(), StoreError> {
+        self.plain(|tx| tx.set_incident_state(id, state, closed))
+    }
+
+    /// Appends an event to an incident's timeline.
+    pub fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError> {
+        self.plain(|tx| tx.add_event(incident, at, kind, detail))
+    }
+
+    /// Records a decision (with the full policy input as evidence) and makes
+    /// it the incident's current decision, in one transaction.
+    pub fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError> {
+        self.atomically(|tx| tx.record_decision(d, at))
+    }
+
     /// The active backend, if one was ever set.
     pub fn active_backend(&self) -> Result<Option<String>, StoreError> {
         self.get(ACTIVE_BACKEND)
@@ -144,30 +216,6 @@ impl Store {
 
     pub fn set_active_backend(&self, name: &str) -> Result<(), StoreError> {
         self.set(ACTIVE_BACKEND, name)
-    }
-
-    /// Opens an incident; returns its id.
-    pub fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError> {
-        let ts = rfc3339(at);
-        let id = format!("inc-{}-{:04x}", ts[..19].replace(['-', ':'], "").replace('T', "-"), fastrand_u16());
-        self.conn()
-            .execute(
-                "INSERT INTO incidents (id, backend, state, opened_at) VALUES (?1, ?2, 'open', ?3)",
-                params![id, backend, ts],
-            )
-            .map_err(self.err())?;
-        Ok(id)
-    }
-
-    pub fn set_incident_state(&self, id: &str, state: &str, closed: Option<SystemTime>) -> Result<(), StoreError> {
-        let closed = closed.map(rfc3339);
-        self.conn()
-            .execute(
-                "UPDATE incidents SET state = ?2, closed_at = COALESCE(?3, closed_at) WHERE id = ?1",
-                params![id, state, closed],
-            )
-            .map(|_| ())
-            .map_err(self.err())
     }
 
     /// The open (not closed) incident of a backend, if any.
@@ -214,17 +262,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Appends an event to an incident's timeline.
-    pub fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "INSERT INTO timeline (incident, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-                params![incident, rfc3339(at), kind, detail.to_string()],
-            )
-            .map(|_| ())
-            .map_err(self.err())
-    }
-
     pub fn timeline(&self, incident: &str) -> Result<Vec<TimelineEvent>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
@@ -240,23 +277,6 @@ impl Store {
             out.push(TimelineEvent { at, kind, detail });
         }
         Ok(out)
-    }
-
-    /// Records a decision (with the full policy input as evidence) and makes
-    /// it the incident's current decision.
-    pub fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError> {
-        let ts = rfc3339(at);
-        self.conn()
-            .execute(
-                "INSERT INTO decisions (incident, at, action, target, reason, policy_sha256, input) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![d.incident, ts, d.action, d.target, d.reason, d.policy_sha256, d.input.to_string()],
-            )
-            .map_err(self.err())?;
-        let summary = serde_json::json!({"action": d.action, "target": d.target, "reason": d.reason});
-        self.conn()
-            .execute("UPDATE incidents SET decision = ?2 WHERE id = ?1", params![d.incident, summary.to_string()])
-            .map(|_| ())
-            .map_err(self.err())
     }
 
     /// Number of `failover` decisions since `since`.
@@ -282,6 +302,64 @@ impl Store {
                 "INSERT INTO health_history (at, backend, vantage, from_state, to_state, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![rfc3339(at), backend, vantage, from, to, reason],
             )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+}
+
+impl Tx<'_> {
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        self.store.err()
+    }
+
+    /// Opens an incident; returns its id.
+    pub fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError> {
+        let ts = rfc3339(at);
+        let id = format!("inc-{}-{:04x}", ts[..19].replace(['-', ':'], "").replace('T', "-"), fastrand_u16());
+        self.conn
+            .execute(
+                "INSERT INTO incidents (id, backend, state, opened_at) VALUES (?1, ?2, 'open', ?3)",
+                params![id, backend, ts],
+            )
+            .map_err(self.err())?;
+        Ok(id)
+    }
+
+    pub fn set_incident_state(&self, id: &str, state: &str, closed: Option<SystemTime>) -> Result<(), StoreError> {
+        let closed = closed.map(rfc3339);
+        self.conn
+            .execute(
+                "UPDATE incidents SET state = ?2, closed_at = COALESCE(?3, closed_at) WHERE id = ?1",
+                params![id, state, closed],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// Appends an event to an incident's timeline.
+    pub fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO timeline (incident, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![incident, rfc3339(at), kind, detail.to_string()],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// Records a decision (with the full policy input as evidence) and makes
+    /// it the incident's current decision.
+    pub fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError> {
+        let ts = rfc3339(at);
+        self.conn
+            .execute(
+                "INSERT INTO decisions (incident, at, action, target, reason, policy_sha256, input) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![d.incident, ts, d.action, d.target, d.reason, d.policy_sha256, d.input.to_string()],
+            )
+            .map_err(self.err())?;
+        let summary = serde_json::json!({"action": d.action, "target": d.target, "reason": d.reason});
+        self.conn
+            .execute("UPDATE incidents SET decision = ?2 WHERE id = ?1", params![d.incident, summary.to_string()])
             .map(|_| ())
             .map_err(self.err())
     }

@@ -268,13 +268,7 @@ impl Store {
         comment: &str,
         at: SystemTime,
     ) -> Result<i64, StoreError> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO approvals (incident, verdict, actor, comment, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![incident, verdict, actor, comment, rfc3339(at)],
-        )
-        .map_err(self.err())?;
-        Ok(conn.last_insert_rowid())
+        self.plain(|tx| tx.record_approval(incident, verdict, actor, comment, at))
     }
 
     /// The first approval or rejection of `incident` recorded after the one
@@ -304,5 +298,25 @@ impl Store {
     /// verdicts recorded after it started.
     pub fn last_approval_id(&self) -> Result<i64, StoreError> {
         self.conn().query_row("SELECT COALESCE(MAX(id), 0) FROM approvals", [], |r| r.get(0)).map_err(self.err())
+    }
+}
+
+impl crate::Tx<'_> {
+    /// Records an approval or rejection; returns its id.
+    pub fn record_approval(
+        &self,
+        incident: &str,
+        verdict: &str,
+        actor: &str,
+        comment: &str,
+        at: SystemTime,
+    ) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO approvals (incident, verdict, actor, comment, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![incident, verdict, actor, comment, rfc3339(at)],
+            )
+            .map_err(self.store.err())?;
+        Ok(self.conn.last_insert_rowid())
     }
 }

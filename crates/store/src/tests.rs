@@ -94,3 +94,188 @@ fn a_rehashed_entry_still_breaks_the_next_link() {
     assert_eq!(e.seq, 3);
     assert!(e.problem.contains("link"));
 }
+
+fn keyed_store(key: &str) -> (tempfile::TempDir, Store) {
+    let (dir, s) = store();
+    (dir, s.with_audit_key(Some(cutover_core::Secret::new(key))))
+}
+
+fn fill(s: &Store, n: usize) {
+    for i in 0..n {
+        s.audit(SystemTime::now(), "controller", "x", &json!({"i": i})).unwrap();
+    }
+}
+
+/// Recomputes every hash from `from` on, as someone with write access to
+/// the database (and, for a keyed chain, the key) would to hide an edit.
+fn rehash_from(s: &Store, key: Option<&str>, from: i64) {
+    let rows = s.audit_rows_after(from - 1, i64::MAX).unwrap();
+    let mut prev = rows[0].prev_hash.clone();
+    for r in rows {
+        let h = super::audit::entry_hash(key.map(str::as_bytes), &prev, r.seq, &r.at, &r.actor, &r.action, &r.detail);
+        s.conn()
+            .execute("UPDATE audit SET prev_hash = ?1, hash = ?2 WHERE seq = ?3", rusqlite::params![prev, h, r.seq])
+            .unwrap();
+        prev = h;
+    }
+}
+
+fn export_of(s: &Store, chunk: usize) -> Vec<(String, Result<Segment, SegmentError>)> {
+    let rows = s.audit_rows_after(0, i64::MAX).unwrap();
+    rows.chunks(chunk)
+        .map(|c| {
+            let seg = Segment::from_rows(c.to_vec(), SystemTime::now()).unwrap();
+            (seg.key("cutover/"), Ok(seg))
+        })
+        .collect()
+}
+
+#[test]
+fn a_failed_write_in_a_transaction_leaves_nothing_behind() {
+    let (_dir, s) = store();
+    s.conn()
+        .execute_batch(
+            "CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit refused'); END;",
+        )
+        .unwrap();
+    let r = s.atomically(|tx| {
+        let id = tx.open_incident("primary", SystemTime::now())?;
+        tx.add_event(&id, SystemTime::now(), "incident.opened", &json!({}))?;
+        tx.audit(SystemTime::now(), "controller", "incident.open", &json!({"incident": id}))
+    });
+    assert!(r.unwrap_err().to_string().contains("audit refused"));
+    assert!(s.incidents().unwrap().is_empty(), "the incident was opened without its audit entry");
+}
+
+#[test]
+fn a_keyed_chain_verifies_only_with_its_key() {
+    let (dir, s) = keyed_store("k3y-k3y-k3y-k3y-k3y");
+    fill(&s, 3);
+    assert_eq!(s.verify_audit().unwrap(), Ok(3));
+    assert_eq!(s.audit_rows_after(0, 10).unwrap()[0].alg, KEYED);
+    let other = Store::open(&dir.path().join("state.db")).unwrap();
+    assert!(other.verify_audit().unwrap().unwrap_err().problem.contains("hmac_key_env"));
+    let wrong = other.with_audit_key(Some(cutover_core::Secret::new("wrong")));
+    assert_eq!(wrong.verify_audit().unwrap().unwrap_err().seq, 1);
+}
+
+#[test]
+fn a_keyed_chain_rewritten_without_the_key_is_named() {
+    let (_dir, s) = keyed_store("k3y-k3y-k3y-k3y-k3y");
+    fill(&s, 5);
+    s.conn().execute("UPDATE audit SET detail = '{\"i\":99}' WHERE seq = 3", []).unwrap();
+    // Without the key, the forger can only use plain hashes.
+    rehash_from(&s, None, 3);
+    s.conn().execute("UPDATE audit SET alg = 'sha256' WHERE seq >= 3", []).unwrap();
+    let e = s.verify_audit().unwrap().unwrap_err();
+    assert_eq!(e.seq, 3, "{e}");
+    assert!(e.problem.contains("without the HMAC key"), "{e}");
+}
+
+#[test]
+fn an_unkeyed_chain_gets_a_keyed_marker_when_the_key_arrives() {
+    let (dir, s) = store();
+    fill(&s, 2);
+    let s = Store::open(&dir.path().join("state.db")).unwrap().with_audit_key(Some(cutover_core::Secret::new("k")));
+    assert_eq!(s.mark_keyed(SystemTime::now()).unwrap(), Some(3));
+    assert_eq!(s.mark_keyed(SystemTime::now()).unwrap(), None, "already keyed");
+    assert_eq!(s.verify_audit().unwrap(), Ok(3));
+}
+
+#[test]
+fn verify_with_an_intact_export_is_clean() {
+    let (_dir, s) = store();
+    fill(&s, 10);
+    let export = export_of(&s, 4);
+    assert_eq!(export[0].0, "cutover/audit/000000000001-000000000004.json");
+    fill(&s, 2); // not exported yet: fine
+    let r = s.verify_with_export(Some(&export)).unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!((r.entries, r.segments, r.exported_through), (12, Some(3), Some(10)));
+}
+
+#[test]
+fn verify_with_export_names_removed_trailing_entries() {
+    let (_dir, s) = store();
+    fill(&s, 10);
+    let export = export_of(&s, 4);
+    s.conn().execute("DELETE FROM audit WHERE seq > 7", []).unwrap();
+    assert_eq!(s.verify_audit().unwrap(), Ok(7), "the local chain alone cannot tell");
+    let r = s.verify_with_export(Some(&export)).unwrap();
+    let f = r.first().unwrap();
+    assert_eq!((f.seq, f.kind), (8, FindingKind::Removed), "{r:?}");
+    assert!(f.problem.contains("8..10"), "{f}");
+}
+
+#[test]
+fn verify_with_export_names_a_rewritten_chain() {
+    let (_dir, s) = store();
+    fill(&s, 10);
+    let export = export_of(&s, 5);
+    s.conn().execute("UPDATE audit SET actor = 'mallory' WHERE seq = 6", []).unwrap();
+    rehash_from(&s, None, 6);
+    assert_eq!(s.verify_audit().unwrap(), Ok(10), "the local chain alone cannot tell");
+    let r = s.verify_with_export(Some(&export)).unwrap();
+    let f = r.first().unwrap();
+    assert_eq!((f.seq, f.kind), (6, FindingKind::Rewritten), "{r:?}");
+    assert!(f.problem.contains("actor"), "{f}");
+}
+
+#[test]
+fn verify_with_export_names_an_edited_row_and_a_damaged_export() {
+    let (_dir, s) = store();
+    fill(&s, 6);
+    let mut export = export_of(&s, 3);
+    s.conn().execute("UPDATE audit SET detail = '{\"i\":42}' WHERE seq = 2", []).unwrap();
+    let r = s.verify_with_export(Some(&export)).unwrap();
+    assert!(r.findings.iter().all(|f| f.seq == 2 && f.kind == FindingKind::Edited), "{r:?}");
+    assert_eq!(r.findings.len(), 2, "{r:?}");
+    // A segment missing from the export is named too.
+    export.remove(0).1.unwrap();
+    let r = s.verify_with_export(Some(&export)).unwrap();
+    assert!(r.findings.iter().any(|f| f.kind == FindingKind::Export && f.seq == 1), "{r:?}");
+}
+
+#[test]
+fn a_flood_of_denials_writes_a_handful_of_rows_on_its_own_connection() {
+    let (dir, s) = store();
+    let log = DenialLog::start(Store::open(&dir.path().join("state.db")).unwrap(), std::time::Duration::from_secs(60));
+    // Four clients flood; `record` never waits for the writer.
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for i in 0..2500 {
+                    log.record(Denial {
+                        actor: if i % 2 == 0 { "anonymous".into() } else { format!("token-{t}") },
+                        route: "/v1/status".into(),
+                        method: "GET".into(),
+                        status: 401,
+                        why: "a bearer token is required".into(),
+                    });
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    drop(log); // the writer drains what is pending and stops
+    let start = std::time::Instant::now();
+    let counted = || -> (i64, i64) {
+        s.conn()
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(json_extract(detail, '$.count')), 0) FROM audit WHERE action = 'api.denied'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    while counted().1 < 10_000 && start.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (rows, total) = counted();
+    assert_eq!(total, 10_000, "every refusal is counted");
+    assert!(rows <= 12, "{rows} rows for 10,000 refusals");
+    assert_eq!(s.verify_audit().unwrap().map(|n| n as i64), Ok(rows));
+}

@@ -15,6 +15,8 @@ pub use raw::RawConfig;
 pub use validate::validate;
 
 #[cfg(test)]
+mod audit_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_edges;
@@ -138,6 +140,52 @@ pub struct Config {
     pub signals: SignalsConfig,
     pub objectives: ObjectivesConfig,
     pub drills: Vec<DrillConfig>,
+    /// `[audit]`: export of the audit chain and its HMAC key.
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// Where `cutover run` exports the chain and `cutover audit verify`
+    /// compares it.
+    pub export: Option<AuditExport>,
+    /// The environment variable that holds the HMAC-SHA256 key of the chain
+    /// hashes (its value is read when the store is opened, never logged).
+    pub hmac_key_env: Option<String>,
+}
+
+/// `[audit] export`: segments of the chain in a bucket of a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditExport {
+    /// The `[[backends]]` entry whose endpoint and credentials are used.
+    pub backend: String,
+    pub bucket: String,
+    /// Key prefix; segments go under `{prefix}audit/`.
+    pub prefix: String,
+    /// S3 Object Lock mode for each segment, when the backend supports it.
+    pub object_lock: Option<ObjectLockMode>,
+    /// How long a locked segment is retained (default 365 days).
+    pub retain: Duration,
+    /// How often new entries are exported (default 10s).
+    pub interval: Duration,
+}
+
+/// `x-amz-object-lock-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectLockMode {
+    Governance,
+    Compliance,
+}
+
+impl ObjectLockMode {
+    /// The header value.
+    pub fn as_header(self) -> &'static str {
+        match self {
+            ObjectLockMode::Governance => "GOVERNANCE",
+            ObjectLockMode::Compliance => "COMPLIANCE",
+        }
+    }
 }
 
 /// The drill scenarios.

@@ -21,6 +21,25 @@ pub struct RawConfig {
     pub objectives: Option<RawObjectives>,
     #[serde(default)]
     pub drills: Vec<RawDrill>,
+    pub audit: Option<RawAudit>,
+}
+
+/// `[audit]`: where the audit chain is exported, and its HMAC key.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAudit {
+    pub export: Option<RawAuditExport>,
+    pub hmac_key_env: Option<String>,
+}
+
+/// `[audit] export = { backend, bucket, prefix, object_lock, retain, interval }`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAuditExport {
+    pub backend: Option<String>,
+    pub bucket: Option<String>,
+    pub prefix: Option<String>,
+    pub object_lock: Option<String>,
+    pub retain: Option<String>,
+    pub interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

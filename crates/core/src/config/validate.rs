@@ -278,6 +278,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
     }
     let primary = backends.iter().find(|b| b.role == Role::Primary).map(|b| b.name.as_str());
     let signals = raw.signals.map(|s| validate_signals(&mut p, s, &names, primary, base_dir)).unwrap_or_default();
+    let audit = raw.audit.map(|a| validate_audit(&mut p, a, &backends, env)).unwrap_or_default();
 
     if !p.0.is_empty() {
         return Err(p.0);
@@ -296,7 +297,84 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
         objectives,
         drills,
         signals,
+        audit,
     })
+}
+
+/// Bytes an `[audit] hmac_key_env` key must have at least.
+const MIN_AUDIT_KEY: usize = 16;
+
+fn validate_audit(
+    p: &mut Problems,
+    a: RawAudit,
+    backends: &[BackendConfig],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> AuditConfig {
+    let hmac_key_env = a.hmac_key_env.and_then(|var| {
+        let at = "audit.hmac_key_env";
+        if var.trim().is_empty() {
+            p.push(at, "must name an environment variable");
+            return None;
+        }
+        match env(&var) {
+            None => p.push(at, format!("environment variable {var} is not set")),
+            Some(v) if v.len() < MIN_AUDIT_KEY => p.push(
+                at,
+                format!("environment variable {var} holds {} bytes; the key needs at least {MIN_AUDIT_KEY}", v.len()),
+            ),
+            Some(_) => {}
+        }
+        Some(var)
+    });
+    let export = a.export.and_then(|e| {
+        let at = |k: &str| format!("audit.export.{k}");
+        let backend = p.required(&at("backend"), e.backend.as_ref(), "the name of a [[backends]] entry to export to");
+        if let Some(b) = backend
+            && !backends.iter().any(|x| x.name == b)
+        {
+            let known: Vec<&str> = backends.iter().map(|x| x.name.as_str()).collect();
+            p.push(at("backend"), format!("{b:?} is not a configured backend ({})", known.join(", ")));
+        }
+        let bucket = p.required(&at("bucket"), e.bucket.as_ref(), "the bucket that receives the audit segments");
+        if let Some(bk) = bucket
+            && let Err(msg) = check_bucket_name(bk)
+        {
+            p.push(at("bucket"), msg);
+        }
+        let prefix = e.prefix.clone().unwrap_or_else(|| "cutover/".into());
+        if prefix.starts_with('/') || prefix.contains("//") || prefix.split('/').any(|s| s == "." || s == "..") {
+            p.push(
+                at("prefix"),
+                format!("{prefix:?} must be a key prefix without a leading '/', '//' or '.'/'..' segments"),
+            );
+        }
+        let object_lock = match e.object_lock.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("none") => None,
+            Some("governance") => Some(ObjectLockMode::Governance),
+            Some("compliance") => Some(ObjectLockMode::Compliance),
+            Some(other) => {
+                p.push(
+                    at("object_lock"),
+                    format!("{other:?} is not an Object Lock mode (governance, compliance or none)"),
+                );
+                None
+            }
+        };
+        if e.retain.is_some() && object_lock.is_none() {
+            p.push(at("retain"), "only meaningful with object_lock = \"governance\" or \"compliance\"");
+        }
+        let retain = p.duration(&at("retain"), e.retain.as_ref(), Duration::from_secs(365 * 86_400));
+        let interval = p.duration(&at("interval"), e.interval.as_ref(), Duration::from_secs(10));
+        Some(AuditExport {
+            backend: backend?.to_string(),
+            bucket: bucket?.to_string(),
+            prefix,
+            object_lock,
+            retain,
+            interval,
+        })
+    });
+    AuditConfig { export, hmac_key_env }
 }
 
 fn validate_backends(

@@ -32,7 +32,13 @@ pub struct Shared {
     pub jobs: mpsc::UnboundedSender<RunbookDue>,
     /// The in-process S3 gateway, when `[gateway]` is configured.
     pub gateway: Option<cutover_gateway::Gateway>,
+    /// Refused API requests go to the audit log through this, on its own
+    /// connection, never through the controller.
+    pub denials: cutover_store::DenialLog,
 }
+
+/// At most one `api.denied` entry per (actor, route, status) in this window.
+const DENIAL_WINDOW: Duration = Duration::from_secs(60);
 
 enum Msg {
     Started { id: u64, backend: String, at: Instant },
@@ -108,7 +114,13 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
             config.policy.path.as_ref().map(|p| p.display().to_string()).unwrap_or("built-in policy".into())
         ))
     })?;
-    let store = Store::open(&config.state.path).context("opening the state store")?;
+    let store = crate::audit_export::open_store(&config)?;
+    if let Some(seq) = store.mark_keyed(std::time::SystemTime::now()).context("keying the audit log")? {
+        println!("cutover run: audit log keyed with audit.hmac_key_env from entry {seq} on");
+    }
+    let denials = cutover_store::DenialLog::start(crate::audit_export::open_store(&config)?, DENIAL_WINDOW);
+    let audit_export = crate::audit_export::Export::new(&config)?;
+    let export_store: Store = store.clone();
     let clients: Vec<(BackendConfig, S3Client, S3Client)> = config
         .backends
         .iter()
@@ -150,6 +162,7 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
         config: config.clone(),
         jobs,
         gateway: gateway.clone(),
+        denials,
     });
     let mut gateway_addr = None;
     let mut gateway_stop = None;
@@ -193,6 +206,14 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
             shared.clone(),
             tx.clone(),
         ));
+    }
+    if let Some(export) = audit_export {
+        println!(
+            "audit export to {} every {:?}",
+            export.location(),
+            config.audit.export.as_ref().map(|e| e.interval).unwrap_or_default()
+        );
+        tokio::spawn(crate::audit_export::run(export, export_store, shared.clone()));
     }
     spawn_signals(&config, shared.clone());
     tokio::spawn(replication_loop(shared.clone()));

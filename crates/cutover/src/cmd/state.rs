@@ -70,17 +70,60 @@ pub fn incidents(global: &Global, command: IncidentsCommand) -> Result<(), Failu
 }
 
 pub fn audit(global: &Global, command: AuditCommand) -> Result<(), Failure> {
-    let store = open(global)?;
-    match command {
-        AuditCommand::Verify => match store.verify_audit().map_err(|e| Failure::Error(e.into()))? {
-            Ok(n) => {
-                println!("audit log intact: {n} entries, hash chain verified");
-                Ok(())
-            }
-            Err(bad) => {
-                println!("audit log TAMPERED: {bad}");
-                Err(Failure::Failed)
+    let AuditCommand::Verify { json } = command;
+    let config = load::config(global)?;
+    open(global)?; // the state store must exist
+    let store = crate::audit_export::open_store(&config)?;
+    let export = crate::audit_export::Export::new(&config)?;
+    let segments = match &export {
+        None => None,
+        Some(x) => match crate::runtime().block_on(x.read_all()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let msg = format!("reading the audit export at {}: {e}", x.location());
+                if json {
+                    println!("{}", serde_json::json!({"ok": false, "error": msg}));
+                } else {
+                    println!("audit export unreadable: {msg}");
+                }
+                return Err(Failure::Failed);
             }
         },
+    };
+    let report = store.verify_with_export(segments.as_deref()).map_err(|e| Failure::Error(e.into()))?;
+    if json {
+        let mut v = serde_json::to_value(&report).expect("serializes");
+        v["ok"] = report.ok().into();
+        v["first_bad"] = serde_json::to_value(report.first()).expect("serializes");
+        v["keyed"] = store.audit_keyed().into();
+        if let Some(x) = &export {
+            v["export"] = x.location().into();
+        }
+        println!("{v}");
+    } else if report.ok() {
+        let mut line = format!("audit log intact: {} entries, hash chain verified", report.entries);
+        if store.audit_keyed() {
+            line.push_str(" (HMAC-keyed)");
+        }
+        if let (Some(x), Some(n)) = (&export, report.segments) {
+            let through = report.exported_through.unwrap_or(0);
+            line.push_str(&format!(
+                "; export {}: {n} segments through entry {through}, every exported entry present and unchanged",
+                x.location()
+            ));
+            if (report.entries as i64) > through {
+                line.push_str(&format!(" ({} newer entries not exported yet)", report.entries as i64 - through));
+            }
+        }
+        println!("{line}");
+    } else {
+        for (i, f) in report.findings.iter().enumerate() {
+            if i == 0 {
+                println!("audit log TAMPERED: {f}");
+            } else {
+                println!("  also: {f}");
+            }
+        }
     }
+    if report.ok() { Ok(()) } else { Err(Failure::Failed) }
 }
