@@ -67,6 +67,16 @@ pub fn event(level: &str, kind: &str, message: &str, fields: Value) {
     }
 }
 
+/// A line of `cutover run` about the process itself (start-up, listeners,
+/// stop) on stdout: the message as is, or a JSON object with `fields`.
+pub fn say(kind: &str, message: &str, fields: Value) {
+    if json() {
+        event("info", kind, message, fields);
+    } else {
+        println!("{message}");
+    }
+}
+
 /// The tracing log as JSON lines.
 struct JsonLines;
 

@@ -46,7 +46,7 @@ pub fn run(global: &Global, args: RunArgs) -> Result<(), Failure> {
         let running = start(config, !args.no_gateway).await?;
         shutdown_signal().await;
         running.stop_gateway().await;
-        println!("cutover run: stopped");
+        crate::logs::say("stopped", "cutover run: stopped", serde_json::json!({}));
         Ok(())
     })
 }
@@ -154,14 +154,18 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
     };
     let gateway_addr = gateway_listener.as_ref().map(|l| l.local_addr()).transpose().context("local address")?;
     let api_addr = api_listener.as_ref().map(|l| l.local_addr()).transpose().context("local address")?;
-    println!(
-        "cutover run: {} backends, active {}, policy {} (sha256 {}), runbooks {} / {}",
-        clients.len(),
-        controller.active(),
-        controller.policy().origin,
-        &controller.policy().sha256()[..12],
-        runbooks.failover.origin,
-        runbooks.fallback.origin,
+    crate::logs::say(
+        "started",
+        &format!(
+            "cutover run: {} backends, active {}, policy {} (sha256 {}), runbooks {} / {}",
+            clients.len(),
+            controller.active(),
+            controller.policy().origin,
+            &controller.policy().sha256()[..12],
+            runbooks.failover.origin,
+            runbooks.fallback.origin,
+        ),
+        serde_json::json!({"backends": clients.len(), "active": controller.active(), "policy_sha256": controller.policy().sha256()}),
     );
     let (jobs, queue) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
@@ -174,7 +178,11 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
     let mut gateway_stop = None;
     if let (Some(gw), Some(listener), Some(addr)) = (gateway, gateway_listener, gateway_addr) {
         let scheme = if config.gateway.as_ref().is_some_and(|g| g.tls.is_some()) { "https" } else { "http" };
-        println!("gateway listening on {scheme}://{addr}");
+        crate::logs::say(
+            "listening",
+            &format!("gateway listening on {scheme}://{addr}"),
+            serde_json::json!({"listener": "gateway", "url": format!("{scheme}://{addr}")}),
+        );
         let replayer = gw.clone();
         tokio::spawn(async move { replayer.replay_forever().await });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -187,7 +195,11 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
     }
     tokio::spawn(orchestrate(shared.clone(), runbooks, queue));
     if let (Some(listener), Some(addr)) = (api_listener, api_addr) {
-        println!("api listening on http://{addr}");
+        crate::logs::say(
+            "listening",
+            &format!("api listening on http://{addr}"),
+            serde_json::json!({"listener": "api", "url": format!("http://{addr}")}),
+        );
         tokio::spawn(api::serve(listener, shared.clone()));
     }
     let (tx, rx) = mpsc::unbounded_channel();
