@@ -115,6 +115,17 @@ struct Backend {
     verify: Option<Verification>,
     /// The evidence the current decision was made on: (down, met, verify failed).
     decided_on: Option<(usize, bool, bool)>,
+    /// An incident was open for this backend when the controller started:
+    /// its vantages start Unknown and must recover by the recovery rules
+    /// before the incident can resolve (see [`Tracker::resumed`]).
+    resumed: bool,
+}
+
+impl Backend {
+    /// A tracker for a vantage of this backend with no evidence yet.
+    fn new_tracker(&self, t: &Thresholds) -> Tracker {
+        if self.resumed { Tracker::resumed(t.clone()) } else { Tracker::unknown(t.clone()) }
+    }
 }
 
 /// Quorum over the vantages that report.
@@ -169,19 +180,28 @@ impl Controller {
             recover_successes: d.recover_successes,
             recover_after: d.recover_after,
         };
+        // A restart keeps what is true: health is unknown until fresh
+        // evidence, and a backend with an open incident must recover by the
+        // recovery rules before that incident resolves.
+        let open: Vec<String> = store.open_incidents()?.into_iter().map(|i| i.backend).collect();
         let backends = config
             .backends
             .iter()
-            .map(|b| Backend {
-                name: b.name.clone(),
-                role: b.role,
-                residency: b.residency.clone(),
-                vantages: BTreeMap::from([(
-                    LOCAL.to_string(),
-                    Vantage { tracker: Tracker::new(thresholds.clone()), last_seen: now, last_outcome: "none".into() },
-                )]),
-                verify: None,
-                decided_on: None,
+            .map(|b| {
+                let mut backend = Backend {
+                    name: b.name.clone(),
+                    role: b.role,
+                    residency: b.residency.clone(),
+                    vantages: BTreeMap::new(),
+                    verify: None,
+                    decided_on: None,
+                    resumed: open.contains(&b.name),
+                };
+                let tracker = backend.new_tracker(&thresholds);
+                backend
+                    .vantages
+                    .insert(LOCAL.to_string(), Vantage { tracker, last_seen: now, last_outcome: "none".into() });
+                backend
             })
             .collect();
         let active = match store.active_backend()? {
@@ -250,9 +270,9 @@ impl Controller {
         outcome: &str,
     ) -> Vec<Event> {
         let Some(i) = self.index(backend) else { return Vec::new() };
-        let t = self.thresholds.clone();
+        let tracker = self.backends[i].new_tracker(&self.thresholds);
         let v = self.backends[i].vantages.entry(vantage.to_string()).or_insert_with(|| Vantage {
-            tracker: Tracker::new(t),
+            tracker,
             last_seen: now,
             last_outcome: "none".into(),
         });
@@ -347,10 +367,10 @@ impl Controller {
             Health::Suspect
         } else if states.contains(&Health::Recovering) {
             Health::Recovering
-        } else if b.vantages.get(LOCAL).is_some_and(|v| v.last_outcome == "none") {
-            Health::Unknown
-        } else {
+        } else if states.contains(&Health::Healthy) {
             Health::Healthy
+        } else {
+            Health::Unknown // no fresh evidence yet (just started) or every agent silent
         }
     }
 
@@ -391,10 +411,16 @@ impl Controller {
         if BUSY.contains(&incident.state.as_str()) {
             return events;
         }
-        let all_healthy = self.backends[i]
+        // Every vantage with fresh evidence says healthy (a silent agent does
+        // not hold an incident open), and at least one has evidence: a
+        // vantage with none yet (just started) resolves nothing.
+        let states: Vec<Health> = self.backends[i]
             .vantages
             .iter()
-            .all(|(n, v)| matches!(self.vantage_health(v, n, now), Health::Healthy | Health::Unknown));
+            .filter(|(n, v)| self.fresh(v, n, now))
+            .map(|(_, v)| v.tracker.state())
+            .collect();
+        let all_healthy = !states.is_empty() && states.iter().all(|s| *s == Health::Healthy);
         if q.down == 0 && all_healthy {
             let at = SystemTime::now();
             let reason = if incident.state == "rolled_back" {
@@ -412,6 +438,7 @@ impl Controller {
                 return events;
             }
             self.backends[i].decided_on = None;
+            self.backends[i].resumed = false;
             events.push(Event::IncidentResolved { id: incident.id, backend: name });
             return events;
         }
@@ -622,8 +649,28 @@ impl Controller {
             .incident(incident)?
             .ok_or_else(|| RequestError::NotFound(format!("no incident {incident:?}")))?;
         let verdict = if approve { "approve" } else { "reject" };
-        let waiting_step = matches!(inc.state.as_str(), "failing_over" | "falling_back");
+        let mut waiting_step = matches!(inc.state.as_str(), "failing_over" | "falling_back");
+        if waiting_step {
+            // A runbook's `approval` step takes the first verdict recorded
+            // after its run began: one verdict per run.
+            let running = self.store.runs_for(incident)?.into_iter().rfind(|r| r.ended_at.is_none());
+            match running {
+                Some(run) => {
+                    if let Some(done) = self.store.approval_after(incident, run.approval_base)? {
+                        return Err(already_decided(incident, &inc.state, &done));
+                    }
+                    // Only a run that reached an `approval` step waits for a verdict.
+                    let timeline = self.store.timeline(incident)?;
+                    let started = timeline.iter().rposition(|e| e.kind == "runbook.started").unwrap_or(0);
+                    waiting_step = timeline[started..].iter().any(|e| e.kind == "approval.requested");
+                }
+                None => waiting_step = false,
+            }
+        }
         if inc.closed_at.is_some() || !(inc.state == "awaiting_approval" || waiting_step) {
+            if let Some(done) = self.last_verdict(incident)? {
+                return Err(already_decided(incident, &inc.state, &done));
+            }
             return Err(RequestError::Conflict(format!(
                 "incident {incident} is {}; nothing awaits approval",
                 inc.state
@@ -667,6 +714,17 @@ impl Controller {
             reason: format!("approved by {actor}: {comment}"),
             actor: actor.to_string(),
         }))
+    }
+
+    /// The latest approval or rejection recorded for `incident`.
+    fn last_verdict(&self, incident: &str) -> Result<Option<cutover_store::Approval>, StoreError> {
+        let mut last = None;
+        let mut after = 0;
+        while let Some(a) = self.store.approval_after(incident, after)? {
+            after = a.id;
+            last = Some(a);
+        }
+        Ok(last)
     }
 
     /// `POST /v1/failover`: a failover forced by an admin, through the same
@@ -825,6 +883,15 @@ impl Controller {
     pub fn backend_names(&self) -> Vec<String> {
         self.backends.iter().map(|b| b.name.clone()).collect()
     }
+}
+
+/// A second verdict on an incident that was already decided.
+fn already_decided(incident: &str, state: &str, done: &cutover_store::Approval) -> RequestError {
+    let how = if done.verdict == "approve" { "approved" } else { "rejected" };
+    RequestError::Conflict(format!(
+        "incident {incident} was already decided: {how} by {} at {}; it is now {state}",
+        done.actor, done.at
+    ))
 }
 
 fn quorum_json(q: &Quorum) -> Value {

@@ -137,6 +137,11 @@ pub struct Tracker {
     slow_since: Option<Instant>,
     /// A probe failed since the vantage was last Healthy.
     failed_in_episode: bool,
+    /// The vantage resumed during an outage (see [`Tracker::resumed`]): until
+    /// it is Healthy again, a success from Unknown or Suspect starts a
+    /// recovery (`recover_successes` over `recover_after`) instead of
+    /// meaning Healthy.
+    resumed: bool,
     window: VecDeque<Sample>,
 }
 
@@ -152,8 +157,24 @@ impl Tracker {
             degraded_since: None,
             slow_since: None,
             failed_in_episode: false,
+            resumed: false,
             window: VecDeque::new(),
         }
+    }
+
+    /// A tracker with no evidence yet: Unknown until the first observation
+    /// (a success means Healthy, a failure Suspect).
+    pub fn unknown(t: Thresholds) -> Self {
+        Self { state: Health::Unknown, ..Self::new(t) }
+    }
+
+    /// A tracker for a backend that had an open incident when the process
+    /// started: Unknown until fresh evidence, and Healthy only by the
+    /// recovery rule (`recover_successes` consecutive successes spanning
+    /// `recover_after`), as after Down; a failure means Suspect, and Down
+    /// needs the usual confirmation.
+    pub fn resumed(t: Thresholds) -> Self {
+        Self { resumed: true, ..Self::unknown(t) }
     }
 
     pub fn state(&self) -> Health {
@@ -224,8 +245,17 @@ impl Tracker {
         self.state = to;
         if to == Health::Healthy {
             self.failed_in_episode = false;
+            self.resumed = false;
         }
         (from != to).then_some(Transition { from, to, reason })
+    }
+
+    /// A first success after an outage: Recovering, which needs
+    /// `recover_successes` consecutive successes over `recover_after`.
+    fn start_recovery(&mut self, now: Instant, reason: &str) -> Option<Transition> {
+        self.successes = 1;
+        self.recovering_since = Some(now);
+        self.go(Health::Recovering, reason.into())
     }
 
     /// Feeds one observation; `now` is when it arrived.
@@ -278,6 +308,10 @@ impl Tracker {
                 }
                 None
             }
+            Health::Unknown if self.resumed => {
+                self.failures = 0;
+                self.start_recovery(now, "a probe succeeded; an incident was open at start-up, so it must recover")
+            }
             Health::Unknown => {
                 self.failures = 0;
                 self.go(Health::Healthy, "a probe succeeded".into())
@@ -295,6 +329,12 @@ impl Tracker {
                 self.failures = 0;
                 if self.slow_since.is_some() {
                     return None;
+                }
+                if self.resumed {
+                    return self.start_recovery(
+                        now,
+                        "a probe succeeded; an incident was open at start-up, so it must recover",
+                    );
                 }
                 let reason = match streak {
                     Some(d) => format!(

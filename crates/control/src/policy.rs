@@ -124,11 +124,75 @@ impl Policy {
         let v = engine
             .eval_rule("data.cutover.decision".into())
             .map_err(|e| PolicyError::Eval { message: e.to_string() })?;
+        if v == regorus::Value::Undefined {
+            return Err(PolicyError::BadDecision {
+                message: "data.cutover.decision is undefined for this input: no rule body matched \
+                          (give it a default, e.g. `default decision := {\"action\": \"hold\", \"reason\": \"...\"}`)"
+                    .into(),
+            });
+        }
         let json = v.to_json_str().map_err(|e| PolicyError::BadDecision { message: e.to_string() })?;
         let doc: Value =
             serde_json::from_str(&json).map_err(|e| PolicyError::BadDecision { message: format!("{e}: {json}") })?;
         parse_decision(&doc)
     }
+
+    /// What `config check` asks of a policy: evaluated once on a sample
+    /// input (the primary down from every vantage, the others healthy), its
+    /// decision has a known action and, unless it holds, a target that is a
+    /// configured backend. Errors are in the policy's terms
+    /// (`data.cutover.decision.action is missing (the rule produced {...})`).
+    pub fn check_sample(&self, config: &cutover_core::Config) -> Result<Decision, PolicyError> {
+        let d = self.decide(&sample_input(config))?;
+        if let Some(t) = &d.target
+            && config.backend(t).is_none()
+        {
+            return Err(PolicyError::BadDecision {
+                message: format!(
+                    "data.cutover.decision.target is {t:?}, not a configured backend ({})",
+                    config.backend_names().join(", ")
+                ),
+            });
+        }
+        Ok(d)
+    }
+}
+
+/// A policy input (docs/policy.md, version 1) for an outage of the primary
+/// confirmed by the local vantage, every other backend healthy: what
+/// `config check` evaluates a policy on.
+pub fn sample_input(config: &cutover_core::Config) -> Value {
+    let primary = config.primary().name.clone();
+    let backends: Vec<Value> = config
+        .backends
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "name": b.name,
+                "role": b.role.as_str(),
+                "health": if b.name == primary { "down" } else { "healthy" },
+                "residency": b.residency,
+                "active": b.name == primary,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "version": 1,
+        "time": cutover_core::time::rfc3339(std::time::SystemTime::now()),
+        "active": primary,
+        "incident": {"id": "inc-config-check", "backend": primary, "opened_at": cutover_core::time::rfc3339(std::time::SystemTime::now())},
+        "backends": backends,
+        "evidence": {
+            "vantages": {"local": {"health": "down", "failures": 3, "error_rate": 1.0, "last_outcome": "Timeout", "age_ms": 0, "streak_ms": 3000}},
+            "quorum": {"required": config.verify.quorum, "down": config.verify.quorum, "reporting": config.verify.quorum, "met": true},
+            "verify": {"failed": true, "outcome": "Timeout"},
+            "latency_only": false,
+        },
+        "signals": {},
+        "replication": {"lags": [], "journal": null},
+        "history": {"failovers_last_hour": 0},
+        "limits": {"max_failovers_per_hour": config.policy.max_failovers_per_hour},
+    })
 }
 
 impl Policy {
@@ -159,21 +223,37 @@ impl Policy {
 
 fn parse_decision(doc: &Value) -> Result<Decision, PolicyError> {
     let bad = |m: String| PolicyError::BadDecision { message: m };
-    let action = match doc.get("action").and_then(Value::as_str) {
-        Some("failover") => Action::Failover,
-        Some("await_approval") => Action::AwaitApproval,
-        Some("hold") => Action::Hold,
-        other => return Err(bad(format!("action {other:?} is not failover, await_approval or hold (in {doc})"))),
+    const D: &str = "data.cutover.decision";
+    if !doc.is_object() {
+        return Err(bad(format!("{D} is {doc}, not an object {{\"action\", \"target\", \"reason\"}}")));
+    }
+    let action = match doc.get("action") {
+        None | Some(Value::Null) => return Err(bad(format!("{D}.action is missing (the rule produced {doc})"))),
+        Some(Value::String(a)) if a == "failover" => Action::Failover,
+        Some(Value::String(a)) if a == "await_approval" => Action::AwaitApproval,
+        Some(Value::String(a)) if a == "hold" => Action::Hold,
+        Some(other) => {
+            return Err(bad(format!(
+                "{D}.action is {other}, not \"failover\", \"await_approval\" or \"hold\" (the rule produced {doc})"
+            )));
+        }
     };
     let target = match doc.get("target") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => return Err(bad(format!("target {other} is not a backend name"))),
+        Some(other) => return Err(bad(format!("{D}.target is {other}, not a backend name (the rule produced {doc})"))),
     };
     if action != Action::Hold && target.is_none() {
-        return Err(bad(format!("{} without a target", action.as_str())));
+        return Err(bad(format!(
+            "{D}.target is missing: action \"{}\" needs a target backend (the rule produced {doc})",
+            action.as_str()
+        )));
     }
-    let reason = doc.get("reason").and_then(Value::as_str).unwrap_or("").to_string();
+    let reason = match doc.get("reason") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(r)) => r.clone(),
+        Some(other) => return Err(bad(format!("{D}.reason is {other}, not a string (the rule produced {doc})"))),
+    };
     Ok(Decision { action, target, reason })
 }
 

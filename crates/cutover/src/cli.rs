@@ -22,6 +22,28 @@ pub struct Global {
     /// Configuration file [default: $CUTOVER_CONFIG, else ./cutover.toml]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// How reporting commands print their results (`--json` is the same as `--output json`).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub output: Output,
+    /// The format of log lines on stderr: human-readable text (colour only on
+    /// a terminal) or one JSON object per line for log collectors
+    /// [default: $CUTOVER_LOG_FORMAT, else text].
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +75,9 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Show the active backend, health per backend and vantage, and open
+    /// incidents (from a running controller's API, else the state store).
+    Status(crate::cmd::status::StatusArgs),
     /// Show incidents from the state store.
     Incidents {
         #[command(subcommand)]
@@ -154,6 +179,16 @@ pub enum PolicyCommand {
 pub enum IncidentsCommand {
     /// List incidents, newest first.
     List {
+        /// Only open incidents (not resolved).
+        #[arg(long)]
+        open: bool,
+        /// Only incidents in this state (e.g. awaiting_approval, failed_over, resolved).
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+        /// At most N incidents (the newest).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Print JSON (the same as `--output json`).
         #[arg(long)]
         json: bool,
     },

@@ -7,12 +7,13 @@ mod cli;
 mod cmd;
 mod listen;
 mod load;
+mod logs;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, ConfigCommand};
+use crate::cli::{Cli, Command, ConfigCommand, IncidentsCommand, Output};
 
 /// How a command ends. Exit codes: 0 ok, 1 a check or operation failed,
 /// 2 usage or configuration error.
@@ -34,10 +35,17 @@ impl From<anyhow::Error> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing();
+    let mut cli = Cli::parse();
+    if let Err(msg) = logs::init(cli.global.log_format) {
+        eprintln!("{msg}");
+        return ExitCode::from(2);
+    }
+    if cli.global.output == Output::Json {
+        json_output(&mut cli.command);
+    }
     let result = match cli.command {
         Command::Config { command: ConfigCommand::Check { json } } => cmd::config::check(&cli.global, json),
+        Command::Status(args) => cmd::status::run(&cli.global, args),
         Command::Demo => cmd::demo::run(),
         Command::Run(args) => cmd::run::run(&cli.global, args),
         Command::Runbook { command } => cmd::runbook::run(&cli.global, command),
@@ -62,7 +70,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Failed) => ExitCode::from(1),
         Err(Failure::Error(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(1)
         }
         Err(Failure::Usage(msg)) => {
@@ -72,10 +80,42 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+/// `--output json`: the same as each reporting command's `--json`.
+fn json_output(command: &mut Command) {
+    use crate::cmd::runbook::RunbookCommand;
+    match command {
+        Command::Config { command: ConfigCommand::Check { json } }
+        | Command::Runbook { command: RunbookCommand::Check { json, .. } }
+        | Command::Incidents { command: IncidentsCommand::List { json, .. } | IncidentsCommand::Show { json, .. } } => {
+            *json = true
+        }
+        Command::Status(a) => a.json = true,
+        Command::Probe(a) => a.json = true,
+        Command::Validate(a) => a.json = true,
+        Command::Sync(a) => a.common.json = true,
+        Command::Check(a) => a.common.json = true,
+        Command::Replicate(a) => a.sync.common.json = true,
+        Command::Drill(a) => a.json = true,
+        Command::Bench { command: crate::cmd::bench::BenchCommand::Detect(a) } => a.json = true,
+        _ => {}
+    }
+}
+
+/// An error and its causes, each said once: a cause whose text the message
+/// already contains (an error that prints its source) is not repeated.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// A multi-threaded runtime for commands that do network I/O.

@@ -68,12 +68,12 @@ fn approval_through_the_api_and_the_cli_with_refusals_for_wrong_tokens() {
     assert_eq!(c.post(&path, Some("wrong-token"), &json!({"comment": "x"})).0, 401);
     assert_eq!(c.post(&path, Some("viewer-token"), &json!({"comment": "x"})).0, 403);
     assert_eq!(c.json("/v1/status")["active"], "primary");
-    // The CLI with a viewer token is refused too (exit 2, the API's answer in the message).
+    // The CLI with a viewer token is refused too (exit 1, the API's answer in the message).
     let r = c.cli(
         &["approve", &id, "--comment", "go", "--api", &format!("http://127.0.0.1:{}", c.port())],
         &[("CUTOVER_TOKEN", "viewer-token")],
     );
-    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("403"), "{r:?}");
     let r = c.cli(&["approve", &id, "--comment", "primary is gone, go"], &[("CUTOVER_TOKEN", "approver-token")]);
     assert_eq!(r.code, 0, "{r:?}");

@@ -23,6 +23,10 @@ pub struct Check {
     /// True when the check did not apply (reported ok, with the reason).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub skipped: bool,
+    /// True when the check could not run (the backend is unreachable, or the
+    /// object it needs could not be written); reported failed, with why.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_run: bool,
 }
 
 /// Latency of every S3 operation the suite made, in milliseconds.
@@ -80,22 +84,35 @@ impl Suite<'_> {
             Ok(d) => (true, d),
             Err(d) => (false, d),
         };
-        self.checks.push(Check { name, ok, ms: ms_since(start), detail, skipped: false });
+        self.checks.push(Check { name, ok, ms: ms_since(start), detail, skipped: false, not_run: false });
     }
 
     fn skip(&mut self, name: &'static str, why: impl Into<String>) {
-        self.checks.push(Check { name, ok: true, ms: 0.0, detail: why.into(), skipped: true });
+        self.checks.push(Check { name, ok: true, ms: 0.0, detail: why.into(), skipped: true, not_run: false });
     }
 
     fn not_run(&mut self, name: &'static str) -> bool {
         match &self.unreachable {
             Some(outcome) => {
                 let detail = format!("not run: the backend is unreachable ({outcome})");
-                self.checks.push(Check { name, ok: false, ms: 0.0, detail, skipped: false });
+                self.checks.push(Check { name, ok: false, ms: 0.0, detail, skipped: false, not_run: true });
                 true
             }
             None => false,
         }
+    }
+
+    /// Like [`Suite::not_run`], for a check that reads the object the PUT
+    /// wrote: without it, the check is listed as not run.
+    fn cannot_read(&mut self, name: &'static str, stored: bool) -> bool {
+        if self.not_run(name) {
+            return true;
+        }
+        if !stored {
+            let detail = "not run: the put check failed, so there is no object to read".to_string();
+            self.checks.push(Check { name, ok: false, ms: 0.0, detail, skipped: false, not_run: true });
+        }
+        !stored
     }
 }
 
@@ -145,7 +162,7 @@ pub async fn run(client: &S3Client, cfg: &BackendValidateConfig, prefix: &str) -
     s.record("put", t, put.map(|_| format!("{} bytes", data.len())));
     let stored = s.created.contains(&key);
 
-    if !s.not_run("get") && stored {
+    if !s.cannot_read("get", stored) {
         let t = Instant::now();
         let r = s.op(client.get_object(&key, &[])).await.and_then(|r| {
             same("GET", &data, &r.body)?;
@@ -156,7 +173,7 @@ pub async fn run(client: &S3Client, cfg: &BackendValidateConfig, prefix: &str) -
         });
         s.record("get", t, r);
     }
-    if !s.not_run("head") && stored {
+    if !s.cannot_read("head", stored) {
         let t = Instant::now();
         let r = s.op(client.head_object(&key)).await.and_then(|r| {
             let len = r.header("content-length").unwrap_or("");
@@ -170,7 +187,7 @@ pub async fn run(client: &S3Client, cfg: &BackendValidateConfig, prefix: &str) -
         });
         s.record("head", t, r);
     }
-    if !s.not_run("list") && stored {
+    if !s.cannot_read("list", stored) {
         let t = Instant::now();
         let r = s.op(client.list_objects_v2(&key, None, 10)).await.and_then(|page| {
             match page.objects.iter().find(|o| o.key == key) {
@@ -181,7 +198,7 @@ pub async fn run(client: &S3Client, cfg: &BackendValidateConfig, prefix: &str) -
         });
         s.record("list", t, r);
     }
-    if !s.not_run("range_get") && stored {
+    if !s.cannot_read("range_get", stored) {
         let t = Instant::now();
         let (from, to) = (1000usize, 5095usize);
         let r = s.op(client.get_object(&key, &[("range", format!("bytes={from}-{to}"))])).await.and_then(|r| {
@@ -198,7 +215,7 @@ pub async fn run(client: &S3Client, cfg: &BackendValidateConfig, prefix: &str) -
         let r = multipart(&mut s, prefix).await;
         s.record("multipart", t, r);
     }
-    if !s.not_run("presigned_get") && stored {
+    if !s.cannot_read("presigned_get", stored) {
         let t = Instant::now();
         let url = client.presign(&Method::GET, &key, Duration::from_secs(300));
         let r = s.op(client.send_presigned("presigned GET", Method::GET, &url, Bytes::new())).await.and_then(|r| {

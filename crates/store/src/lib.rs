@@ -365,6 +365,44 @@ impl Tx<'_> {
     }
 }
 
+/// The last recorded health of one (backend, vantage).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HealthRecord {
+    pub backend: String,
+    pub vantage: String,
+    pub health: String,
+    pub reason: String,
+    pub at: String,
+}
+
+impl Store {
+    /// The last recorded health change of every (backend, vantage), by
+    /// backend and vantage: what a controller last saw, for `cutover status`
+    /// when no controller is reachable.
+    pub fn last_health(&self) -> Result<Vec<HealthRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT backend, vantage, to_state, reason, at FROM health_history
+                 WHERE id IN (SELECT MAX(id) FROM health_history GROUP BY backend, vantage)
+                 ORDER BY backend, vantage",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(HealthRecord {
+                    backend: r.get(0)?,
+                    vantage: r.get(1)?,
+                    health: r.get(2)?,
+                    reason: r.get(3)?,
+                    at: r.get(4)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+}
+
 fn fastrand_u16() -> u16 {
     // Low bits of the clock are enough to tell incidents opened in the same second apart.
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);

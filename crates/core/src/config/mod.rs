@@ -2,6 +2,7 @@
 //! once, each with its path) → [`Config`].
 
 mod credentials;
+mod keys;
 pub mod raw;
 mod validate;
 
@@ -91,9 +92,12 @@ pub fn parse(text: &str) -> Result<(RawConfig, Vec<Problem>), Problem> {
     let mut unknown = Vec::new();
     let de = toml::Deserializer::parse(text).map_err(|e| toml_problem(text, &e))?;
     let raw: RawConfig = serde_ignored::deserialize(de, |path| {
-        unknown.push(Problem::new(render_path(&path), "unknown key (check the spelling; see examples/cutover.toml)"));
+        unknown.push((render_path(&path), keys::segments(&path)));
     })
     .map_err(|e| toml_problem(text, &e))?;
+    let known = if unknown.is_empty() { Default::default() } else { keys::known_keys() };
+    let unknown =
+        unknown.into_iter().map(|(path, segs)| Problem::new(path, keys::explain(text, &segs, &known))).collect();
     Ok((raw, unknown))
 }
 

@@ -65,6 +65,9 @@ pub fn check(global: &Global, json: bool) -> Result<(), Failure> {
                     eprintln!("warning: {file}: {w}");
                 }
             }
+            // The policy as `run` loads it: it compiles, and its decision on a
+            // sample input has the right shape.
+            problems.extend(policy_problems(&config));
             if problems.is_empty() {
                 if json {
                     println!("{}", json!({"ok": true, "file": file, "problems": [], "warnings": warning_list}));
@@ -97,4 +100,20 @@ pub fn check(global: &Global, json: bool) -> Result<(), Failure> {
     }
     let text: Vec<String> = problems.iter().map(|p| format!("{file}: {p}")).collect();
     Err(Failure::Usage(text.join("\n")))
+}
+
+/// The policy's problems, in its own terms: a compile error with file and
+/// line, or a decision of the wrong shape on a sample outage of the primary.
+fn policy_problems(config: &cutover_core::Config) -> Vec<Problem> {
+    use cutover_control::policy::{Policy, PolicyError};
+    let file = config.policy.path.as_ref().map(|p| p.display().to_string()).unwrap_or("built-in policy".into());
+    let policy = match Policy::load(config.policy.path.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return vec![Problem::new("policy.path", format!("{file}: {e}"))],
+    };
+    match policy.check_sample(config) {
+        Ok(_) => Vec::new(),
+        Err(PolicyError::BadDecision { message }) => vec![Problem::new("policy.path", format!("{file}: {message}"))],
+        Err(e) => vec![Problem::new("policy.path", format!("{file}: on a sample input: {e}"))],
+    }
 }

@@ -14,5 +14,6 @@ pub mod probe;
 pub mod run;
 pub mod runbook;
 pub mod state;
+pub mod status;
 pub mod sync;
 pub mod validate;

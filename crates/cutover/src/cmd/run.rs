@@ -52,7 +52,7 @@ pub fn run(global: &Global, args: RunArgs) -> Result<(), Failure> {
         let running = start(config, !args.no_gateway).await?;
         shutdown_signal().await;
         running.stop_gateway().await;
-        println!("cutover run: stopped");
+        crate::logs::say("stopped", "cutover run: stopped", serde_json::json!({}));
         Ok(())
     })
 }
@@ -132,18 +132,7 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
         .collect::<Result<_, Failure>>()?;
     let controller =
         Controller::new(config.clone(), policy, store, Instant::now()).context("starting the controller")?;
-    println!(
-        "cutover run: {} backends, active {}, policy {} (sha256 {}), runbooks {} / {}",
-        clients.len(),
-        controller.active(),
-        controller.policy().origin,
-        &controller.policy().sha256()[..12],
-        runbooks.failover.origin,
-        runbooks.fallback.origin,
-    );
     let active = controller.active().to_string();
-    let (jobs, queue) = mpsc::unbounded_channel();
-
     let gateway = match (&config.gateway, with_gateway) {
         (Some(g), true) => {
             let gw = cutover_gateway::Gateway::build(
@@ -156,6 +145,41 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
         }
         _ => None,
     };
+    // Every listener is bound before anything is spawned or announced: a
+    // start-up that fails leaves no task behind to log about it, and
+    // "listening" is only said once the process knows it can start.
+    let gateway_listener = match (&gateway, &config.gateway) {
+        (Some(_), Some(gw_cfg)) => Some(
+            tokio::net::TcpListener::bind(gw_cfg.listen)
+                .await
+                .with_context(|| format!("gateway.listen {}", gw_cfg.listen))?,
+        ),
+        _ => None,
+    };
+    let api_listener = match &config.api {
+        Some(api_cfg) => Some(
+            tokio::net::TcpListener::bind(api_cfg.listen)
+                .await
+                .with_context(|| format!("api.listen {}", api_cfg.listen))?,
+        ),
+        None => None,
+    };
+    let gateway_addr = gateway_listener.as_ref().map(|l| l.local_addr()).transpose().context("local address")?;
+    let api_addr = api_listener.as_ref().map(|l| l.local_addr()).transpose().context("local address")?;
+    crate::logs::say(
+        "started",
+        &format!(
+            "cutover run: {} backends, active {}, policy {} (sha256 {}), runbooks {} / {}",
+            clients.len(),
+            controller.active(),
+            controller.policy().origin,
+            &controller.policy().sha256()[..12],
+            runbooks.failover.origin,
+            runbooks.fallback.origin,
+        ),
+        serde_json::json!({"backends": clients.len(), "active": controller.active(), "policy_sha256": controller.policy().sha256()}),
+    );
+    let (jobs, queue) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         controller: Mutex::new(controller),
         metrics: Mutex::new(Metrics::default()),
@@ -164,16 +188,14 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
         gateway: gateway.clone(),
         denials,
     });
-    let mut gateway_addr = None;
     let mut gateway_stop = None;
-    if let (Some(gw), Some(gw_cfg)) = (gateway, &config.gateway) {
-        let listener = tokio::net::TcpListener::bind(gw_cfg.listen)
-            .await
-            .with_context(|| format!("gateway.listen {}", gw_cfg.listen))?;
-        let addr = listener.local_addr().context("local address")?;
-        gateway_addr = Some(addr);
-        let scheme = if gw_cfg.tls.is_some() { "https" } else { "http" };
-        println!("gateway listening on {scheme}://{addr}");
+    if let (Some(gw), Some(listener), Some(addr)) = (gateway, gateway_listener, gateway_addr) {
+        let scheme = if config.gateway.as_ref().is_some_and(|g| g.tls.is_some()) { "https" } else { "http" };
+        crate::logs::say(
+            "listening",
+            &format!("gateway listening on {scheme}://{addr}"),
+            serde_json::json!({"listener": "gateway", "url": format!("{scheme}://{addr}")}),
+        );
         let replayer = gw.clone();
         tokio::spawn(async move { replayer.replay_forever().await });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -185,14 +207,12 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
         gateway_stop = Some((stop, served));
     }
     tokio::spawn(orchestrate(shared.clone(), runbooks, queue));
-    let mut api_addr = None;
-    if let Some(api_cfg) = &config.api {
-        let listener = tokio::net::TcpListener::bind(api_cfg.listen)
-            .await
-            .with_context(|| format!("api.listen {}", api_cfg.listen))?;
-        let addr = listener.local_addr().context("local address")?;
-        api_addr = Some(addr);
-        println!("api listening on http://{addr}");
+    if let (Some(listener), Some(addr)) = (api_listener, api_addr) {
+        crate::logs::say(
+            "listening",
+            &format!("api listening on http://{addr}"),
+            serde_json::json!({"listener": "api", "url": format!("http://{addr}")}),
+        );
         tokio::spawn(api::serve(listener, shared.clone()));
     }
     let (tx, rx) = mpsc::unbounded_channel();
@@ -362,7 +382,8 @@ fn record_probe(shared: &Shared, r: &ProbeReport) {
 
 /// One place turns events into log lines and metrics.
 pub fn report_event(shared: &Shared, e: &Event) {
-    let ts = cutover_core::time::rfc3339(std::time::SystemTime::now());
+    use crate::logs::event;
+    use serde_json::json;
     let mut m = shared.metrics.lock().unwrap();
     match e {
         Event::HealthChanged { backend, vantage, from, to, reason } => {
@@ -370,27 +391,57 @@ pub fn report_event(shared: &Shared, e: &Event) {
                 metrics::HEALTH_CHANGES,
                 vec![("backend", backend.clone()), ("vantage", vantage.clone()), ("to", to.as_str().into())],
             );
-            println!("{ts} health {backend}@{vantage}: {} -> {} ({reason})", from.as_str(), to.as_str());
-        }
-        Event::IncidentOpened { id, backend } => println!("{ts} incident {id} opened for {backend}"),
-        Event::Decided { incident, decision } => {
-            m.inc(metrics::DECISIONS, vec![("action", decision.action.as_str().into())]);
-            println!(
-                "{ts} decision {incident}: {} {} ({})",
-                decision.action.as_str(),
-                decision.target.as_deref().unwrap_or("-"),
-                decision.reason
+            event(
+                "info",
+                "health",
+                &format!("health {backend}@{vantage}: {} -> {} ({reason})", from.as_str(), to.as_str()),
+                json!({"backend": backend, "vantage": vantage, "from": from, "to": to, "reason": reason}),
             );
         }
-        Event::PolicyFailed { incident, error } => eprintln!("{ts} ALERT policy error on {incident}, holding: {error}"),
+        Event::IncidentOpened { id, backend } => event(
+            "info",
+            "incident.opened",
+            &format!("incident {id} opened for {backend}"),
+            json!({"incident": id, "backend": backend}),
+        ),
+        Event::Decided { incident, decision } => {
+            m.inc(metrics::DECISIONS, vec![("action", decision.action.as_str().into())]);
+            event(
+                "info",
+                "decision",
+                &format!(
+                    "decision {incident}: {} {} ({})",
+                    decision.action.as_str(),
+                    decision.target.as_deref().unwrap_or("-"),
+                    decision.reason
+                ),
+                json!({"incident": incident, "action": decision.action.as_str(), "target": decision.target, "reason": decision.reason}),
+            );
+        }
+        Event::PolicyFailed { incident, error } => event(
+            "error",
+            "policy.error",
+            &format!("ALERT policy error on {incident}, holding: {error}"),
+            json!({"incident": incident, "error": error}),
+        ),
         Event::RunbookDue(due) => {
-            println!(
-                "{ts} runbook {}: {} {} -> {} queued (by {})",
-                due.incident, due.kind, due.source, due.target, due.actor
+            event(
+                "info",
+                "runbook.queued",
+                &format!(
+                    "runbook {}: {} {} -> {} queued (by {})",
+                    due.incident, due.kind, due.source, due.target, due.actor
+                ),
+                json!({"incident": due.incident, "kind": due.kind, "source": due.source, "target": due.target, "actor": due.actor}),
             );
             let _ = shared.jobs.send(due.clone());
         }
-        Event::IncidentResolved { id, backend } => println!("{ts} incident {id} resolved: {backend} healthy again"),
+        Event::IncidentResolved { id, backend } => event(
+            "info",
+            "incident.resolved",
+            &format!("incident {id} resolved: {backend} healthy again"),
+            json!({"incident": id, "backend": backend}),
+        ),
     }
 }
 

@@ -94,6 +94,14 @@ pub fn run(global: &Global, command: RunbookCommand) -> Result<(), Failure> {
                     config.as_ref().and_then(|c| c.backends.iter().find(|b| b.name != source).map(|b| b.name.clone()))
                 })
                 .unwrap_or_else(|| "secondary".into());
+            for (flag, name) in [("--source", &source), ("--target", &target)] {
+                if !names.is_empty() && !names.contains(&name.as_str()) {
+                    return Err(Failure::Usage(format!(
+                        "{flag}: unknown backend {name:?} (configured: {})",
+                        names.join(", ")
+                    )));
+                }
+            }
             let vars = Vars {
                 incident: "inc-dry-run".into(),
                 backend: source.clone(),

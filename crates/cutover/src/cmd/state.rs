@@ -16,15 +16,40 @@ fn open(global: &Global) -> Result<Store, Failure> {
     Store::open(&config.state.path).map_err(|e| Failure::Error(e.into()))
 }
 
+/// The states an incident can be in (see docs/api.md).
+const STATES: &[&str] = &[
+    "open",
+    "held",
+    "awaiting_approval",
+    "rejected",
+    "failing_over",
+    "failed_over",
+    "failover_failed",
+    "rolled_back",
+    "falling_back",
+    "resolved",
+];
+
 pub fn incidents(global: &Global, command: IncidentsCommand) -> Result<(), Failure> {
     let store = open(global)?;
     match command {
-        IncidentsCommand::List { json } => {
-            let list = store.incidents().map_err(|e| Failure::Error(e.into()))?;
+        IncidentsCommand::List { open, state, limit, json } => {
+            let mut list =
+                if open { store.open_incidents() } else { store.incidents() }.map_err(|e| Failure::Error(e.into()))?;
+            if let Some(s) = &state {
+                if !STATES.contains(&s.as_str()) {
+                    return Err(Failure::Usage(format!("--state: unknown state {s:?} (one of {})", STATES.join(", "))));
+                }
+                list.retain(|i| &i.state == s);
+            }
+            if let Some(n) = limit {
+                list.truncate(n);
+            }
             if json {
                 println!("{}", serde_json::to_string(&list).expect("serializes"));
             } else if list.is_empty() {
-                println!("no incidents");
+                let filtered = open || state.is_some();
+                println!("{}", if filtered { "no incidents match" } else { "no incidents" });
             } else {
                 for i in list {
                     let d = &i.decision;

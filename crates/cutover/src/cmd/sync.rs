@@ -240,6 +240,24 @@ fn summary_line(s: &Summary) -> String {
     line
 }
 
+/// A dry run copies nothing: it says what a real run would do.
+fn dry_run_line(s: &Summary, delete: bool) -> String {
+    let copy = s.new + s.changed;
+    let mut line = format!(
+        "dry run: would copy {copy} ({} new, {} changed, {:.1} MB)",
+        s.new,
+        s.changed,
+        s.pending_bytes as f64 / 1e6
+    );
+    if delete {
+        line += &format!(" and delete {}", s.extra);
+    } else if s.extra > 0 {
+        line += &format!(", {} only on the destination (kept; --delete removes them)", s.extra);
+    }
+    line += &format!(", {} equal; nothing was changed", s.skipped);
+    line
+}
+
 fn summary_json(s: &Summary) -> serde_json::Value {
     let mut v = serde_json::to_value(s).expect("summary serializes");
     v["objects_per_second"] = json!(s.objects_per_second());
@@ -279,8 +297,11 @@ pub fn sync(global: &Global, args: SyncArgs) -> Result<(), Failure> {
     display.finish();
     let s = finish(result, args.common.json)?;
     if !args.common.json {
-        let verb = if args.dry_run { "dry run: " } else { "" };
-        println!("{verb}{}", summary_line(&s));
+        if args.dry_run {
+            println!("{}", dry_run_line(&s, args.delete));
+        } else {
+            println!("{}", summary_line(&s));
+        }
     }
     exit(&s)
 }

@@ -24,12 +24,14 @@ pub fn run(global: &Global, args: ValidateArgs) -> Result<(), Failure> {
 fn print_human(r: &ValidateReport) {
     println!("validate {}: {}", r.backend, if r.ok { "ok" } else { "FAILED" });
     for c in &r.checks {
-        let mark = match (c.ok, c.skipped) {
-            (_, true) => "skip",
-            (true, false) => "ok",
-            (false, false) => "FAIL",
+        let mark = match (c.ok, c.skipped, c.not_run) {
+            (_, _, true) => "not run",
+            (_, true, _) => "skip",
+            (true, false, _) => "ok",
+            (false, false, _) => "FAIL",
         };
-        println!("  {mark:<5} {:<14} {:>9.1}ms  {}", c.name, c.ms, c.detail);
+        let detail = if c.not_run { c.detail.strip_prefix("not run: ").unwrap_or(&c.detail) } else { &c.detail };
+        println!("  {mark:<7} {:<14} {:>9.1}ms  {detail}", c.name, c.ms);
     }
     for w in &r.warnings {
         println!("  warning: {w}");
