@@ -52,7 +52,8 @@ fn gateway_bucket_without_backends_is_a_config_error() {
             "gateway.buckets[0].backends: empty: a bucket needs at least one backend (list them, or remove the key to span all)",
             "gateway.buckets[1].backends[1]: \"tertiary\" is not a configured backend (configured: primary, secondary)",
             "gateway.buckets[1].backends[2]: \"primary\" is listed twice",
-            "gateway.buckets[2].name: \"app\" is the name of another gateway bucket too",
+            "gateway.buckets[2].name: \"app\" is also gateway.buckets[0]",
+            "gateway.buckets[2]: gateway buckets \"logs\" and \"app\" both store into bucket \"app-data\" of backend \"primary\": their keys would collide; give each gateway bucket its own backends (`backends = [...]`), each with its own bucket",
         ],
         "{p:?}"
     );

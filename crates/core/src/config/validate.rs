@@ -603,7 +603,6 @@ fn validate_gateway(
             Some(GatewayClient { access_key_id: id?.to_string(), secret: secret? })
         })
         .collect();
-    let mut bucket_names = HashSet::new();
     let buckets = g
         .buckets
         .iter()
@@ -615,10 +614,6 @@ fn validate_gateway(
                 && let Err(msg) = check_bucket_name(n)
             {
                 p.push(format!("{at}.name"), msg);
-            } else if let Some(n) = name
-                && !bucket_names.insert(n.to_string())
-            {
-                p.push(format!("{at}.name"), format!("{n:?} is the name of another gateway bucket too"));
             }
             let mode = match b.mode.as_deref() {
                 None | Some("active-passive") => Some(BucketMode::ActivePassive),

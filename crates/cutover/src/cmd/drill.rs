@@ -448,6 +448,8 @@ fn client_for(config: &Config, endpoint: &str, bucket: &str, key: &str, secret: 
     let mut b = config.primary().clone();
     b.name = "gateway".into();
     b.bucket = bucket.into();
+    // Clients sign for the gateway's region (another is refused, as S3 does).
+    b.region = config.gateway.as_ref().map(|g| g.region.clone()).unwrap_or_else(|| "us-east-1".into());
     b.path_style = true;
     b.endpoint = cutover_core::Endpoint::parse(endpoint).map_err(Failure::Usage)?;
     let creds = Credentials {
