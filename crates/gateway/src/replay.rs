@@ -271,7 +271,7 @@ async fn verify(
 /// Backoff before the next attempt of a journal entry.
 fn backoff(attempts: i64) -> i64 {
     let base = 500i64.saturating_mul(1 << attempts.clamp(0, 7));
-    base.min(60_000) + fastrand::i64(0..250)
+    base.min(10_000) + fastrand::i64(0..250)
 }
 
 impl Gateway {
@@ -280,11 +280,18 @@ impl Gateway {
         let inner = &self.inner;
         let due = inner.state.due(64).await?;
         let mut ok = 0;
+        // A backend that failed an entry in this pass is not tried again in
+        // it (a hung or dead backend would cost a deadline per entry).
+        let mut failing: Vec<String> = Vec::new();
         for e in due {
             let (Some(from), Some(to)) = (inner.upstreams.get(&e.source), inner.upstreams.get(&e.target)) else {
                 inner.state.retry_later(e.id, 60_000, "unknown backend").await?;
                 continue;
             };
+            if failing.contains(&e.source) || failing.contains(&e.target) {
+                inner.state.retry_later(e.id, backoff(e.attempts), "an earlier entry of this pass failed").await?;
+                continue;
+            }
             let t = inner.opts.deadlines;
             // No live write of this key runs meanwhile (it waits, or it
             // finished before): the copy cannot leave the target stale.
@@ -304,10 +311,19 @@ impl Gateway {
                 Err(err) => {
                     tracing::debug!(bucket = %e.bucket, key = %e.key, error = %err, "journal replay failed; will retry");
                     inner.state.retry_later(e.id, backoff(e.attempts), &err).await?;
+                    failing.extend([e.source.clone(), e.target.clone()]);
                 }
             }
         }
         Ok(ok)
+    }
+
+    /// Makes every pending entry due now and wakes the replayer (a backend
+    /// is known to answer again: no need to wait out the backoff).
+    pub async fn replay_soon(&self) -> Result<(), GatewayError> {
+        self.inner.state.all_due_now().await?;
+        self.inner.wake.notify_one();
+        Ok(())
     }
 
     /// Replays the journal until the task is dropped: woken by new entries,

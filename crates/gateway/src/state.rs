@@ -220,6 +220,14 @@ impl State {
         self.entries(now_ms(), limit).await
     }
 
+    /// Makes every pending entry due now.
+    pub async fn all_due_now(&self) -> Result<(), GatewayError> {
+        self.with("update gateway_journal", |c| {
+            c.execute("UPDATE gateway_journal SET next_ms = ?1", params![now_ms()]).map(|_| ())
+        })
+        .await
+    }
+
     /// Every pending entry, due or not, oldest first.
     pub async fn pending(&self) -> Result<Vec<JournalEntry>, GatewayError> {
         self.entries(i64::MAX, usize::MAX >> 1).await

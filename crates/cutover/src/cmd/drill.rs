@@ -393,6 +393,16 @@ async fn one_run(
     }
     stop.store(true, Ordering::SeqCst);
     let _ = workload.await;
+    // Writes acknowledged from the other backend while the primary was
+    // unreachable (hedged dual-writes) reach it through the journal: let it
+    // drain before the primary is read.
+    if let Some(gw) = &running.shared.gateway {
+        let _ = gw.replay_soon().await;
+        let until = Instant::now() + Duration::from_secs(60);
+        while gw.state().journal_depth().await.map(|(n, _)| n).unwrap_or(0) > 0 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     let primary = config.primary();
     let direct = load::client(primary, ClientOptions::probe(Duration::from_secs(10)))?;
     let acked = view.acked.lock().unwrap().clone();
