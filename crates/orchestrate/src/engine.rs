@@ -184,6 +184,11 @@ pub enum EngineEvent {
         outcome: RunOutcome,
         duration: Duration,
     },
+    /// A timeline event or an audit entry about a step that already ran
+    /// could not be written (logged; counted by the receiver).
+    StoreError {
+        op: &'static str,
+    },
 }
 
 /// The engine.
@@ -654,12 +659,14 @@ impl Engine {
     fn timeline(&self, job: &Job, kind: &str, detail: Value) {
         if let Err(e) = self.store.add_event(&job.incident, SystemTime::now(), kind, &detail) {
             tracing::error!(error = %e, "recording a timeline event");
+            (self.emit)(&EngineEvent::StoreError { op: "runbook.timeline" });
         }
     }
 
     fn audit(&self, actor: &str, action: &str, detail: Value) {
         if let Err(e) = self.store.audit(SystemTime::now(), actor, action, &detail) {
             tracing::error!(error = %e, "writing the audit log");
+            (self.emit)(&EngineEvent::StoreError { op: "runbook.audit" });
         }
     }
 }

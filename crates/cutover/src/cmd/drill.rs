@@ -687,13 +687,20 @@ pub async fn scheduled(shared: Arc<crate::cmd::run::Shared>, drills: Vec<cutover
             .unwrap()
             .inc(cutover_control::metrics::DRILLS, vec![("scenario", d.scenario.clone()), ("result", result.into())]);
         let store = shared.controller.lock().unwrap().store().clone();
-        let _ = store.audit(
+        if let Err(e) = store.audit(
             std::time::SystemTime::now(),
             "scheduler",
             "drill",
             &json!({"scenario": d.scenario, "cron": d.cron.to_string(), "result": result,
                     "report": report.display().to_string(), "detail": detail}),
-        );
+        ) {
+            tracing::error!(error = %e, "writing the audit entry of a scheduled drill");
+            shared
+                .metrics
+                .lock()
+                .unwrap()
+                .inc(cutover_control::metrics::STORE_ERRORS, vec![("op", "drill.audit".into())]);
+        }
         next[i] = d.cron.next_after(std::time::SystemTime::now());
     }
 }

@@ -294,6 +294,9 @@ fn report(shared: &Shared, e: &EngineEvent) {
             let mut m = shared.metrics.lock().unwrap();
             m.inc(metrics::RUNS, vec![("kind", kind.clone()), ("outcome", outcome.as_str().into())]);
         }
+        EngineEvent::StoreError { op } => {
+            shared.metrics.lock().unwrap().inc(metrics::STORE_ERRORS, vec![("op", (*op).into())]);
+        }
     }
 }
 
