@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use http::StatusCode;
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 use crate::body::Refusal;
 
@@ -65,23 +65,41 @@ type KeyId = (String, String);
 
 /// In-process locks per (client bucket, key): a live write of a key and the
 /// journal replay or resync of the same key never overlap, so a replay that
-/// read the old object cannot write it over the new one afterwards.
+/// read the old object cannot write it over the new one afterwards. Live
+/// writes share a key's lock (they do not wait for each other, as without
+/// the gateway); replay and resync hold it alone.
 #[derive(Debug, Default)]
 pub struct KeyLocks {
-    held: Mutex<HashMap<KeyId, Arc<tokio::sync::Mutex<()>>>>,
+    held: Mutex<HashMap<KeyId, Arc<RwLock<()>>>>,
+}
+
+/// A shared (live write) or exclusive (replay) hold of one key.
+#[derive(Debug)]
+enum Hold {
+    Shared(#[allow(dead_code)] OwnedRwLockReadGuard<()>),
+    Alone(#[allow(dead_code)] OwnedRwLockWriteGuard<()>),
 }
 
 /// Holds the locks of some keys; released on drop.
 #[derive(Debug)]
 pub struct KeyGuard<'a> {
     locks: &'a KeyLocks,
-    held: Vec<(KeyId, OwnedMutexGuard<()>)>,
+    held: Vec<(KeyId, Hold)>,
 }
 
 impl KeyLocks {
     /// Locks every key of `keys` in `bucket` (sorted and deduplicated, so
     /// that two requests locking several keys cannot deadlock).
     pub async fn lock<'a>(&'a self, bucket: &str, keys: impl IntoIterator<Item = &str>) -> KeyGuard<'a> {
+        self.take(bucket, keys, true).await
+    }
+
+    /// Like [`KeyLocks::lock`], shared with other live writes.
+    pub async fn lock_shared<'a>(&'a self, bucket: &str, keys: impl IntoIterator<Item = &str>) -> KeyGuard<'a> {
+        self.take(bucket, keys, false).await
+    }
+
+    async fn take<'a>(&'a self, bucket: &str, keys: impl IntoIterator<Item = &str>, alone: bool) -> KeyGuard<'a> {
         let mut keys: Vec<&str> = keys.into_iter().collect();
         keys.sort_unstable();
         keys.dedup();
@@ -89,7 +107,8 @@ impl KeyLocks {
         for k in keys {
             let id = (bucket.to_string(), k.to_string());
             let m = self.held.lock().expect("key locks").entry(id.clone()).or_default().clone();
-            held.push((id, m.lock_owned().await));
+            let hold = if alone { Hold::Alone(m.write_owned().await) } else { Hold::Shared(m.read_owned().await) };
+            held.push((id, hold));
         }
         KeyGuard { locks: self, held }
     }

@@ -645,7 +645,7 @@ impl Inner {
             _ => Vec::new(),
         };
         let _held =
-            if write_keys.is_empty() { None } else { Some(self.locks.lock(&ctx.bucket.name, write_keys).await) };
+            if write_keys.is_empty() { None } else { Some(self.locks.lock_shared(&ctx.bucket.name, write_keys).await) };
         let (active, other) = self.sides(&ctx.bucket);
         let mode = ctx.bucket.mode;
         match ctx.op {
