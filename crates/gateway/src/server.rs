@@ -970,11 +970,7 @@ impl Inner {
         source: &str,
         target: &str,
     ) -> Result<(), GatewayError> {
-        let id = self.state.append(bucket, key, op, source, target).await?;
-        self.newest.lock().expect("newest").insert((bucket.to_string(), key.to_string()), (source.to_string(), id));
-        self.metrics.journal_appended.fetch_add(1, Ordering::Relaxed);
-        self.wake.notify_one();
-        Ok(())
+        self.journal_many(bucket, &[key.to_string()], op, source, target).await
     }
 
     /// [`Inner::journal`] for several keys, in one transaction.
