@@ -19,9 +19,9 @@ pub mod metrics;
 pub mod retry;
 pub mod store;
 
-pub use engine::{Event, Lag, Mode, Progress, Refusal, RunOutcome, Side, Summary, SyncOptions, lag, run};
+pub use engine::{DeleteRefusal, Lag, Mode, Progress, Side, Summary, SyncEvent, SyncOptions, SyncOutcome, lag, run};
 pub use error::SyncError;
-pub use location::{Filter, Location};
+pub use location::{Filter, Location, LocationError};
 pub use metrics::ReplicationMetrics;
 pub use retry::RetryStats;
 pub use store::{LagRecord, Store, latest_lag};

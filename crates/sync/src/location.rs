@@ -9,13 +9,21 @@ pub struct Location {
     pub prefix: String,
 }
 
+/// A location without a backend name: not `BACKEND[:PREFIX]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?}: expected BACKEND[:PREFIX]")]
+pub struct LocationError {
+    /// The text as given.
+    pub input: String,
+}
+
 impl Location {
     /// Parses `BACKEND[:PREFIX]`. The prefix is used as given (`photos/`
     /// and `photos` differ, as in S3).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, LocationError> {
         let (backend, prefix) = s.split_once(':').unwrap_or((s, ""));
         if backend.is_empty() {
-            return Err(format!("{s:?}: expected BACKEND[:PREFIX]"));
+            return Err(LocationError { input: s.to_string() });
         }
         Ok(Self { backend: backend.to_string(), prefix: prefix.to_string() })
     }
@@ -91,7 +99,8 @@ mod tests {
         assert_eq!(Location::parse("a").unwrap(), Location { backend: "a".into(), prefix: String::new() });
         assert_eq!(Location::parse("a:p/q/").unwrap().prefix, "p/q/");
         assert_eq!(Location::parse("a:p/q/").unwrap().to_string(), "a:p/q/");
-        assert!(Location::parse(":x").is_err());
+        let e = Location::parse(":x").unwrap_err();
+        assert_eq!(e.to_string(), r#"":x": expected BACKEND[:PREFIX]"#);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::engine::{Progress, RunOutcome, Summary};
+use crate::engine::{Progress, Summary, SyncOutcome};
 use crate::location::Location;
 use crate::store::LagRecord;
 
@@ -56,13 +56,13 @@ impl RoundOutcome {
     }
 }
 
-impl From<RunOutcome> for RoundOutcome {
-    fn from(o: RunOutcome) -> Self {
+impl From<SyncOutcome> for RoundOutcome {
+    fn from(o: SyncOutcome) -> Self {
         match o {
-            RunOutcome::Ok => RoundOutcome::Ok,
-            RunOutcome::Differences => RoundOutcome::Differences,
-            RunOutcome::Failed => RoundOutcome::Failed,
-            RunOutcome::Refused => RoundOutcome::Refused,
+            SyncOutcome::Ok => RoundOutcome::Ok,
+            SyncOutcome::Differences => RoundOutcome::Differences,
+            SyncOutcome::Failed => RoundOutcome::Failed,
+            SyncOutcome::Refused => RoundOutcome::Refused,
         }
     }
 }
@@ -151,7 +151,7 @@ impl ReplicationMetrics {
         st.retries += s.retries;
         st.throttled += s.throttled;
         *st.rounds.entry(s.outcome.into()).or_default() += 1;
-        if s.outcome == RunOutcome::Ok && s.remaining_objects == 0 {
+        if s.outcome == SyncOutcome::Ok && s.remaining_objects == 0 {
             st.last_success = Some(now);
         }
     }
@@ -224,7 +224,7 @@ mod tests {
 
     use super::*;
 
-    fn summary(outcome: RunOutcome, found: u64, left: u64, oldest: Option<SystemTime>) -> Summary {
+    fn summary(outcome: SyncOutcome, found: u64, left: u64, oldest: Option<SystemTime>) -> Summary {
         Summary {
             outcome,
             mode: crate::Mode::Copy,
@@ -290,7 +290,7 @@ mod tests {
         assert!(text.contains("cutover_replication_oldest_pending_seconds{src=\"a\",dst=\"b:x\\\"y/\"} 5\n"));
 
         // A round that could not copy 2 of 9 objects.
-        m.round(&summary(RunOutcome::Failed, 9, 2, Some(t0)), t0 + Duration::from_secs(10));
+        m.round(&summary(SyncOutcome::Failed, 9, 2, Some(t0)), t0 + Duration::from_secs(10));
         let r = m.record(t0 + Duration::from_secs(10)).unwrap();
         assert_eq!((r.pending_objects, r.pending_bytes, r.oldest_pending_seconds), (2, 20, 10.0));
         assert_eq!(r.last_success, None);
@@ -298,7 +298,7 @@ mod tests {
         m.progress(&progress(0, None));
         assert_eq!(m.record(t0).unwrap().pending_objects, 2);
         let end = t0 + Duration::from_secs(20);
-        m.round(&summary(RunOutcome::Ok, 2, 0, Some(t0)), end);
+        m.round(&summary(SyncOutcome::Ok, 2, 0, Some(t0)), end);
         let text = m.render(end);
         assert!(text.contains("cutover_replication_pending_objects{src=\"a\",dst=\"b:x\\\"y/\"} 0\n"), "{text}");
         assert!(text.contains("cutover_replication_oldest_pending_seconds{src=\"a\",dst=\"b:x\\\"y/\"} 0\n"));

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 use clap::Args;
 use cutover_core::Config;
 use cutover_s3::ClientOptions;
-use cutover_sync::{Event, Filter, Location, Mode, ReplicationMetrics, RunOutcome, Side, Store, Summary, SyncOptions};
+use cutover_sync::{
+    Filter, Location, Mode, ReplicationMetrics, Side, Store, Summary, SyncEvent, SyncOptions, SyncOutcome,
+};
 use serde_json::json;
 
 use crate::Failure;
@@ -179,16 +181,16 @@ fn store(config: &Config) -> Result<Store, Failure> {
 
 /// Prints events as they come: differences and dry-run actions on stdout,
 /// progress and failures on stderr; progress as a bar on a terminal.
-fn reporter(json: bool, dry_run: bool, display: &Display) -> impl Fn(Event<'_>) + Sync + '_ {
+fn reporter(json: bool, dry_run: bool, display: &Display) -> impl Fn(SyncEvent<'_>) + Sync + '_ {
     move |event| match event {
-        Event::Progress(p) if display.progress(&p) => {}
+        SyncEvent::Progress(p) if display.progress(&p) => {}
         event => display.print(|| print_event(json, dry_run, event)),
     }
 }
 
-fn print_event(json: bool, dry_run: bool, event: Event<'_>) {
+fn print_event(json: bool, dry_run: bool, event: SyncEvent<'_>) {
     match event {
-        Event::Difference { key, verdict } if !json => {
+        SyncEvent::Difference { key, verdict } if !json => {
             let v = serde_json::to_value(verdict).ok().and_then(|v| v.as_str().map(str::to_string));
             let v = v.unwrap_or_default();
             if dry_run {
@@ -201,11 +203,11 @@ fn print_event(json: bool, dry_run: bool, event: Event<'_>) {
                 println!("{v} {key}");
             }
         }
-        Event::Difference { .. } => {}
-        Event::WouldDelete { key } if !json => println!("would delete {key}"),
-        Event::WouldDelete { .. } => {}
-        Event::Failed { key, error } => eprintln!("failed {key}: {error}"),
-        Event::Progress(p) => eprintln!(
+        SyncEvent::Difference { .. } => {}
+        SyncEvent::WouldDelete { key } if !json => println!("would delete {key}"),
+        SyncEvent::WouldDelete { .. } => {}
+        SyncEvent::Failed { key, error } => eprintln!("failed {key}: {error}"),
+        SyncEvent::Progress(p) => eprintln!(
             "progress: {} copied ({:.1} MB), {} skipped, {} failed, {} in flight, {:.0} objects/s, {:.1} MB/s, {:.1}s",
             p.copied,
             p.bytes as f64 / 1e6,
@@ -216,9 +218,11 @@ fn print_event(json: bool, dry_run: bool, event: Event<'_>) {
             p.bytes as f64 / 1e6 / p.seconds.max(1e-9),
             p.seconds
         ),
-        Event::Resumed { after } => eprintln!("resuming after {after:?}"),
-        Event::AbortedUpload { key } => eprintln!("aborted the multipart upload of {key} left by an interrupted run"),
-        Event::Refused(r) => eprintln!("{r}"),
+        SyncEvent::Resumed { after } => eprintln!("resuming after {after:?}"),
+        SyncEvent::AbortedUpload { key } => {
+            eprintln!("aborted the multipart upload of {key} left by an interrupted run")
+        }
+        SyncEvent::Refused(r) => eprintln!("{r}"),
     }
 }
 
@@ -280,8 +284,8 @@ fn finish(result: Result<Summary, cutover_sync::SyncError>, json: bool) -> Resul
 
 fn exit(s: &Summary) -> Result<(), Failure> {
     match s.outcome {
-        RunOutcome::Ok => Ok(()),
-        RunOutcome::Differences | RunOutcome::Failed | RunOutcome::Refused => Err(Failure::Failed),
+        SyncOutcome::Ok => Ok(()),
+        SyncOutcome::Differences | SyncOutcome::Failed | SyncOutcome::Refused => Err(Failure::Failed),
     }
 }
 
@@ -313,8 +317,8 @@ pub fn check(global: &Global, args: CheckArgs) -> Result<(), Failure> {
     let opts = options(&args.common, Mode::Check);
     let differences = Mutex::new(Vec::new());
     let json = args.common.json;
-    let report = |e: Event<'_>| {
-        if let Event::Difference { key, verdict } = &e
+    let report = |e: SyncEvent<'_>| {
+        if let SyncEvent::Difference { key, verdict } = &e
             && json
         {
             let mut d = differences.lock().expect("lock");
@@ -364,8 +368,8 @@ pub fn replicate(global: &Global, args: ReplicateArgs) -> Result<(), Failure> {
     let base = reporter(c.json, args.sync.dry_run, &display);
     let last_saved = Mutex::new(Instant::now());
     // Progress also updates the lag metrics, and the stored lag every few seconds.
-    let report = |event: Event<'_>| {
-        if let Event::Progress(p) = &event {
+    let report = |event: SyncEvent<'_>| {
+        if let SyncEvent::Progress(p) = &event {
             metrics.progress(p);
             let mut last = last_saved.lock().expect("lock");
             if last.elapsed() >= LAG_SAVE_EVERY {
@@ -395,7 +399,7 @@ pub fn replicate(global: &Global, args: ReplicateArgs) -> Result<(), Failure> {
                     metrics.round(&s, SystemTime::now());
                     save_lag(&store, &metrics);
                     let lag = s.lag();
-                    last_ok = s.outcome == RunOutcome::Ok;
+                    last_ok = s.outcome == SyncOutcome::Ok;
                     if c.json {
                         let mut v = summary_json(&s);
                         v["round"] = json!(round);
