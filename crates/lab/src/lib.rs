@@ -34,6 +34,9 @@ pub enum LabError {
         #[source]
         source: std::io::Error,
     },
+    /// The in-process s3s-fs server could not start.
+    #[error("s3s-fs: {0}")]
+    S3sFs(#[source] s3sfs::StartError),
     /// A server did not become ready.
     #[error("{0}")]
     NotReady(String),

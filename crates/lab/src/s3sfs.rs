@@ -12,6 +12,18 @@ use tokio::sync::{oneshot, watch};
 
 use crate::{LabError, new_key};
 
+/// Why the s3s-fs server could not start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The tokio runtime or the listener could not be set up.
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
+    /// s3s-fs refused the root directory. Its error type is not a
+    /// `std::error::Error`, so this is its debug text.
+    #[error("{0}")]
+    FileSystem(String),
+}
+
 /// A running s3s-fs server with one bucket and one key.
 #[derive(Debug)]
 pub struct S3sFs {
@@ -54,14 +66,15 @@ impl S3sFs {
                 match rt {
                     Ok(rt) => rt.block_on(serve(root, listener, ak, sk, hang_rx, shutdown_rx, ready_tx)),
                     Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
+                        // The caller waits on the channel; it only goes away with it.
+                        let _ = ready_tx.send(Err(StartError::Io(e)));
                     }
                 }
             })
             .map_err(io("spawn s3s-fs thread"))?;
         match ready_rx.recv() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(LabError::NotReady(format!("s3s-fs: {e}"))),
+            Ok(Err(e)) => return Err(LabError::S3sFs(e)),
             Err(_) => return Err(LabError::NotReady("s3s-fs thread ended".into())),
         }
         Ok(Self {
@@ -103,12 +116,13 @@ async fn serve(
     sk: String,
     hang: watch::Receiver<bool>,
     mut shutdown: oneshot::Receiver<()>,
-    ready: std::sync::mpsc::Sender<Result<(), String>>,
+    ready: std::sync::mpsc::Sender<Result<(), StartError>>,
 ) {
+    // The starting thread waits on `ready`; a send fails only once it gave up.
     let fs = match s3s_fs::FileSystem::new(&root) {
         Ok(fs) => fs,
         Err(e) => {
-            let _ = ready.send(Err(format!("{e:?}")));
+            let _ = ready.send(Err(StartError::FileSystem(format!("{e:?}"))));
             return;
         }
     };
@@ -118,7 +132,7 @@ async fn serve(
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
-            let _ = ready.send(Err(e.to_string()));
+            let _ = ready.send(Err(StartError::Io(e)));
             return;
         }
     };
