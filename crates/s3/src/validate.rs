@@ -51,7 +51,23 @@ pub struct ValidateReport {
 const OBJECT_SIZE: usize = 256 * 1024;
 const PART_SIZE: usize = 5 * 1024 * 1024;
 
-type CheckResult = Result<String, String>;
+type CheckResult = Result<String, CheckError>;
+
+/// Why a check failed; its message is the check's `detail`.
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    /// An S3 operation of the check failed.
+    #[error("{}: {source}", source.outcome())]
+    Op { source: Box<S3Error> },
+    /// The data read back is not the data written.
+    #[error(
+        "{what}: ChecksumMismatch: read back {got_len} bytes with sha256 {got_sha256}, wrote {want_len} bytes with sha256 {want_sha256}"
+    )]
+    Mismatch { what: String, got_len: usize, got_sha256: String, want_len: usize, want_sha256: String },
+    /// The backend answered, but not as the check expects (the detail says how).
+    #[error("{0}")]
+    Unexpected(String),
+}
 
 struct Suite<'a> {
     client: &'a S3Client,
@@ -67,7 +83,7 @@ struct Suite<'a> {
 
 impl Suite<'_> {
     /// Times one S3 operation for the latency summary.
-    async fn op<T>(&mut self, fut: impl Future<Output = Result<T, S3Error>>) -> Result<T, String> {
+    async fn op<T>(&mut self, fut: impl Future<Output = Result<T, S3Error>>) -> Result<T, CheckError> {
         let start = Instant::now();
         let r = fut.await;
         self.samples.push(ms_since(start));
@@ -75,14 +91,14 @@ impl Suite<'_> {
             if e.outcome().is_transport() && self.unreachable.is_none() {
                 self.unreachable = Some(e.outcome().to_string());
             }
-            format!("{}: {e}", e.outcome())
+            CheckError::Op { source: Box::new(e) }
         })
     }
 
     fn record(&mut self, name: &'static str, start: Instant, r: CheckResult) {
         let (ok, detail) = match r {
             Ok(d) => (true, d),
-            Err(d) => (false, d),
+            Err(e) => (false, e.to_string()),
         };
         self.checks.push(Check { name, ok, ms: ms_since(start), detail, skipped: false, not_run: false });
     }
@@ -116,17 +132,17 @@ impl Suite<'_> {
     }
 }
 
-fn same(what: &str, want: &[u8], got: &[u8]) -> Result<(), String> {
+fn same(what: &str, want: &[u8], got: &[u8]) -> Result<(), CheckError> {
     if want == got {
         return Ok(());
     }
-    Err(format!(
-        "{what}: ChecksumMismatch: read back {} bytes with sha256 {}, wrote {} bytes with sha256 {}",
-        got.len(),
-        sigv4::sha256_hex(got),
-        want.len(),
-        sigv4::sha256_hex(want)
-    ))
+    Err(CheckError::Mismatch {
+        what: what.to_string(),
+        got_len: got.len(),
+        got_sha256: sigv4::sha256_hex(got),
+        want_len: want.len(),
+        want_sha256: sigv4::sha256_hex(want),
+    })
 }
 
 /// Runs the suite against `client`'s bucket, under `prefix`.
@@ -168,7 +184,9 @@ pub async fn run(client: &S3Client, cfg: &BackendValidateConfig, prefix: &str) -
             same("GET", &data, &r.body)?;
             match r.header("x-amz-meta-cutover") {
                 Some("validate") => Ok("content and user metadata read back".to_string()),
-                other => Err(format!("user metadata x-amz-meta-cutover came back as {other:?}")),
+                other => {
+                    Err(CheckError::Unexpected(format!("user metadata x-amz-meta-cutover came back as {other:?}")))
+                }
             }
         });
         s.record("get", t, r);
@@ -178,10 +196,10 @@ pub async fn run(client: &S3Client, cfg: &BackendValidateConfig, prefix: &str) -
         let r = s.op(client.head_object(&key)).await.and_then(|r| {
             let len = r.header("content-length").unwrap_or("");
             if len != data.len().to_string() {
-                return Err(format!("content-length {len:?}, expected {}", data.len()));
+                return Err(CheckError::Unexpected(format!("content-length {len:?}, expected {}", data.len())));
             }
             if put_etag.is_some() && r.etag() != put_etag {
-                return Err(format!("ETag {:?} differs from the PUT's {put_etag:?}", r.etag()));
+                return Err(CheckError::Unexpected(format!("ETag {:?} differs from the PUT's {put_etag:?}", r.etag())));
             }
             Ok(format!("size and ETag match ({})", r.etag().unwrap_or_default()))
         });
@@ -192,8 +210,8 @@ pub async fn run(client: &S3Client, cfg: &BackendValidateConfig, prefix: &str) -
         let r = s.op(client.list_objects_v2(&key, None, 10)).await.and_then(|page| {
             match page.objects.iter().find(|o| o.key == key) {
                 Some(o) if o.size == data.len() as u64 => Ok("ListObjectsV2 sees the new object".to_string()),
-                Some(o) => Err(format!("listed with size {}, expected {}", o.size, data.len())),
-                None => Err("ListObjectsV2 does not list the new object".to_string()),
+                Some(o) => Err(CheckError::Unexpected(format!("listed with size {}, expected {}", o.size, data.len()))),
+                None => Err(CheckError::Unexpected("ListObjectsV2 does not list the new object".to_string())),
             }
         });
         s.record("list", t, r);
@@ -203,7 +221,7 @@ pub async fn run(client: &S3Client, cfg: &BackendValidateConfig, prefix: &str) -
         let (from, to) = (1000usize, 5095usize);
         let r = s.op(client.get_object(&key, &[("range", format!("bytes={from}-{to}"))])).await.and_then(|r| {
             if r.status != 206 {
-                return Err(format!("status {} for a ranged GET, expected 206", r.status));
+                return Err(CheckError::Unexpected(format!("status {} for a ranged GET, expected 206", r.status)));
             }
             same("ranged GET", &data[from..=to], &r.body)?;
             Ok(format!("bytes {from}-{to} match"))
@@ -253,9 +271,11 @@ pub async fn run(client: &S3Client, cfg: &BackendValidateConfig, prefix: &str) -
     let latency = summarize(&s.samples);
     let t = Instant::now();
     let lat = match cfg.max_latency {
-        Some(max) if latency.p95_ms > max.as_secs_f64() * 1000.0 => {
-            Err(format!("p95 {:.1} ms is above max_latency {} ms", latency.p95_ms, max.as_millis()))
-        }
+        Some(max) if latency.p95_ms > max.as_secs_f64() * 1000.0 => Err(CheckError::Unexpected(format!(
+            "p95 {:.1} ms is above max_latency {} ms",
+            latency.p95_ms,
+            max.as_millis()
+        ))),
         _ => Ok(format!(
             "{} operations: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
             latency.ops, latency.p50_ms, latency.p95_ms, latency.max_ms
@@ -325,7 +345,9 @@ async fn encryption(s: &mut Suite<'_>, prefix: &str, sse: &Sse) -> CheckResult {
             same("encrypted object", &data, &r.body)?;
             match r.header("x-amz-server-side-encryption") {
                 Some(a) if a == alg => Ok(format!("{alg} round trip; the backend reports the object encrypted")),
-                other => Err(format!("the backend answered x-amz-server-side-encryption {other:?}, expected {alg:?}")),
+                other => Err(CheckError::Unexpected(format!(
+                    "the backend answered x-amz-server-side-encryption {other:?}, expected {alg:?}"
+                ))),
             }
         }
         Sse::CustomerKey => {
@@ -341,7 +363,7 @@ async fn encryption(s: &mut Suite<'_>, prefix: &str, sse: &Sse) -> CheckResult {
             let r = s.op(s.client.get_object(&key, &headers)).await?;
             same("SSE-C object", &data, &r.body)?;
             match s.client.get_object(&key, &[]).await {
-                Ok(_) => Err("the object was readable without its customer key".into()),
+                Ok(_) => Err(CheckError::Unexpected("the object was readable without its customer key".into())),
                 Err(_) => Ok("SSE-C round trip; unreadable without the key".into()),
             }
         }
@@ -373,7 +395,7 @@ async fn cleanup(s: &mut Suite<'_>) -> CheckResult {
     if failed.is_empty() {
         Ok(format!("deleted the {} objects the suite created", created.len()))
     } else {
-        Err(format!("left behind: {}", failed.join("; ")))
+        Err(CheckError::Unexpected(format!("left behind: {}", failed.join("; "))))
     }
 }
 
