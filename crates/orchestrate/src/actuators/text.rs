@@ -17,25 +17,9 @@ pub fn truncate_lossy(bytes: &[u8], max: usize) -> String {
     text
 }
 
-/// `text` with the user information of every URL in it removed:
-/// `https://user:token@host/x` becomes `https://host/x`.
-pub fn redact_url_credentials(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        let (before, after) = rest.split_at(i + 3);
-        out.push_str(before);
-        let authority_end =
-            after.find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace() || c == '"' || c == '\'');
-        let authority = &after[..authority_end.unwrap_or(after.len())];
-        match authority.rfind('@') {
-            Some(at) => rest = &after[at + 1..],
-            None => rest = after,
-        }
-    }
-    out.push_str(rest);
-    out
-}
+/// `text` with the user information of every URL in it removed (one
+/// implementation with the runbook redactor's, which finds the URLs).
+pub use crate::runbook::redact::redact_url_credentials;
 
 #[cfg(test)]
 mod tests {

@@ -196,6 +196,23 @@ fn url_end(s: &str) -> usize {
 
 /// Every `scheme://...` in `s`, redacted with [`redact_url`].
 fn redact_urls(s: &str) -> String {
+    map_urls(s, redact_url)
+}
+
+/// `text` with the user information of every URL in it removed:
+/// `https://user:token@host/x` becomes `https://host/x` (for messages that
+/// must still show where, such as a Git remote; [`redact_text`] replaces it
+/// with a marker and redacts more).
+pub fn redact_url_credentials(text: &str) -> String {
+    map_urls(text, |url| match split_url(url) {
+        Some(u) if u.userinfo => format!("{}://{}{}", u.scheme, u.host_port, u.tail),
+        _ => url.to_string(),
+    })
+}
+
+/// Every `scheme://...` URL in running text replaced by `f(url)`; the rest
+/// of the text as is. One place finds URLs for every redactor.
+fn map_urls(s: &str, mut f: impl FnMut(&str) -> String) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find("://") {
@@ -212,11 +229,33 @@ fn redact_urls(s: &str) -> String {
         out.push_str(&rest[..scheme_start]);
         let url_and_more = &rest[scheme_start..];
         let end = i - scheme_start + 3 + url_end(&url_and_more[i - scheme_start + 3..]);
-        out.push_str(&redact_url(&url_and_more[..end]));
+        out.push_str(&f(&url_and_more[..end]));
         rest = &url_and_more[end..];
     }
     out.push_str(rest);
     out
+}
+
+/// A URL cut at its authority.
+struct UrlParts<'a> {
+    scheme: &'a str,
+    /// The authority had user information (`user:password@`).
+    userinfo: bool,
+    host_port: &'a str,
+    /// The path, query and fragment.
+    tail: &'a str,
+}
+
+fn split_url(url: &str) -> Option<UrlParts<'_>> {
+    let scheme_end = url.find("://")?;
+    let (scheme, rest) = (&url[..scheme_end], &url[scheme_end + 3..]);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let (userinfo, host_port) = match authority.rfind('@') {
+        Some(at) => (true, &authority[at + 1..]),
+        None => (false, authority),
+    };
+    Some(UrlParts { scheme, userinfo, host_port, tail })
 }
 
 /// Hosts whose webhook URLs carry the secret in the path.
@@ -229,14 +268,7 @@ fn webhook_host(host: &str) -> bool {
 
 /// One URL with its secrets redacted (see the module's guarantees).
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_string() };
-    let (scheme, rest) = (&url[..scheme_end], &url[scheme_end + 3..]);
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let (userinfo, host_port) = match authority.rfind('@') {
-        Some(at) => (true, &authority[at + 1..]),
-        None => (false, authority),
-    };
+    let Some(UrlParts { scheme, userinfo, host_port, tail }) = split_url(url) else { return url.to_string() };
     let host =
         host_port.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host_port, |(h, _)| h);
     let host = host.to_ascii_lowercase();
