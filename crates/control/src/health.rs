@@ -240,7 +240,7 @@ impl Tracker {
         )
     }
 
-    fn go(&mut self, to: Health, reason: String) -> Option<Transition> {
+    fn transition_to(&mut self, to: Health, reason: String) -> Option<Transition> {
         let from = self.state;
         self.state = to;
         if to == Health::Healthy {
@@ -255,7 +255,7 @@ impl Tracker {
     fn start_recovery(&mut self, now: Instant, reason: &str) -> Option<Transition> {
         self.successes = 1;
         self.recovering_since = Some(now);
-        self.go(Health::Recovering, reason.into())
+        self.transition_to(Health::Recovering, reason.into())
     }
 
     /// Feeds one observation; `now` is when it arrived.
@@ -277,7 +277,7 @@ impl Tracker {
             Health::Healthy | Health::Unknown => {
                 self.streak_start = Some(obs.started);
                 self.failures = 1;
-                self.go(Health::Suspect, "a probe failed".into())
+                self.transition_to(Health::Suspect, "a probe failed".into())
             }
             Health::Suspect => {
                 self.failures += 1;
@@ -293,7 +293,7 @@ impl Tracker {
             Health::Recovering => {
                 self.failures = 1;
                 self.recovering_since = None;
-                self.go(Health::Down, "a probe failed while recovering".into())
+                self.transition_to(Health::Down, "a probe failed while recovering".into())
             }
         }
     }
@@ -304,7 +304,7 @@ impl Tracker {
                 self.failures = 0;
                 if self.slow_since.is_some() {
                     let reason = self.slow_reason();
-                    return self.go(Health::Suspect, reason);
+                    return self.transition_to(Health::Suspect, reason);
                 }
                 None
             }
@@ -314,7 +314,7 @@ impl Tracker {
             }
             Health::Unknown => {
                 self.failures = 0;
-                self.go(Health::Healthy, "a probe succeeded".into())
+                self.transition_to(Health::Healthy, "a probe succeeded".into())
             }
             Health::Suspect => {
                 // A probe that started before the streak says nothing about it.
@@ -343,19 +343,19 @@ impl Tracker {
                     ),
                     None => "a probe succeeded again before the outage was confirmed".into(),
                 };
-                self.go(Health::Healthy, reason)
+                self.transition_to(Health::Healthy, reason)
             }
             Health::Down if self.slow_since.is_some() => None,
             Health::Down => {
                 self.successes = 1;
                 self.recovering_since = Some(now);
-                self.go(Health::Recovering, "a probe succeeded".into())
+                self.transition_to(Health::Recovering, "a probe succeeded".into())
             }
             Health::Recovering if self.slow_since.is_some() => {
                 self.successes = 0;
                 self.recovering_since = None;
                 let reason = format!("{} while recovering", self.slow_reason());
-                self.go(Health::Down, reason)
+                self.transition_to(Health::Down, reason)
             }
             Health::Recovering => {
                 self.successes += 1;
@@ -376,7 +376,7 @@ impl Tracker {
                         self.error_rate() * 100.0,
                         self.window.len()
                     );
-                    return self.go(Health::Down, reason);
+                    return self.transition_to(Health::Down, reason);
                 }
                 if let Some(since) = self.slow_since
                     && now.saturating_duration_since(since) >= self.t.confirm_after
@@ -386,12 +386,12 @@ impl Tracker {
                         self.slow_reason(),
                         now.saturating_duration_since(since).as_secs_f64()
                     );
-                    return self.go(Health::Down, reason);
+                    return self.transition_to(Health::Down, reason);
                 }
                 let streak = self.streak(now)?;
                 if self.failures >= self.t.failures && streak >= self.t.confirm_after {
                     let reason = format!("{} consecutive failures over {:.1}s", self.failures, streak.as_secs_f64());
-                    return self.go(Health::Down, reason);
+                    return self.transition_to(Health::Down, reason);
                 }
                 None
             }
@@ -404,7 +404,7 @@ impl Tracker {
                     self.failures = 0;
                     self.recovering_since = None;
                     let reason = format!("{} consecutive successes", self.successes);
-                    return self.go(Health::Healthy, reason);
+                    return self.transition_to(Health::Healthy, reason);
                 }
                 None
             }
