@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Lab, http, loopback};
+use common::{ProxyLab, http, loopback};
 use cutover_chaos::{FaultKind, Faults, Proxy};
 use cutover_core::Outcome;
 use cutover_s3::S3Client;
@@ -35,7 +35,7 @@ async fn put(c: &S3Client, key: &str, body: Bytes) -> Outcome {
 
 #[test]
 fn requests_pass_through_unchanged() {
-    let lab = Lab::start();
+    let lab = ProxyLab::start();
     let c = lab.client(PATIENT, true);
     let body = cutover_s3::random_bytes(300 << 10);
     rt().block_on(async {
@@ -59,7 +59,7 @@ fn requests_pass_through_unchanged() {
 
 #[test]
 fn latency_delays_every_answer_by_at_least_the_configured_time() {
-    let lab = Lab::start();
+    let lab = ProxyLab::start();
     let (pooled, fresh) = (lab.client(PATIENT, true), lab.client(PATIENT, false));
     rt().block_on(async {
         assert_eq!(put(&pooled, "k", Bytes::from_static(b"v")).await, Outcome::Ok);
@@ -77,7 +77,7 @@ fn latency_delays_every_answer_by_at_least_the_configured_time() {
 
 #[test]
 fn blackhole_leaves_new_and_pooled_connections_waiting_until_their_timeout() {
-    let lab = Lab::start();
+    let lab = ProxyLab::start();
     let (pooled, fresh) = (lab.client(IMPATIENT, true), lab.client(IMPATIENT, false));
     rt().block_on(async {
         // The pooled client has a keep-alive connection from before the fault.
@@ -93,7 +93,7 @@ fn blackhole_leaves_new_and_pooled_connections_waiting_until_their_timeout() {
 
 #[test]
 fn reset_breaks_new_connections_and_pooled_ones_at_their_next_request() {
-    let lab = Lab::start();
+    let lab = ProxyLab::start();
     let (pooled, fresh) = (lab.client(PATIENT, true), lab.client(PATIENT, false));
     rt().block_on(async {
         assert_eq!(put(&pooled, "k", Bytes::from_static(b"v")).await, Outcome::Ok);
@@ -108,7 +108,7 @@ fn reset_breaks_new_connections_and_pooled_ones_at_their_next_request() {
 
 #[test]
 fn refuse_closes_the_listener_until_cleared_and_spares_established_connections() {
-    let lab = Lab::start();
+    let lab = ProxyLab::start();
     let (pooled, fresh) = (lab.client(PATIENT, true), lab.client(PATIENT, false));
     rt().block_on(async {
         assert_eq!(put(&pooled, "k", Bytes::from_static(b"v")).await, Outcome::Ok);
@@ -123,7 +123,7 @@ fn refuse_closes_the_listener_until_cleared_and_spares_established_connections()
 
 #[test]
 fn slowdown_at_rate_one_answers_every_request_with_503_slowdown() {
-    let lab = Lab::start();
+    let lab = ProxyLab::start();
     let c = lab.client(PATIENT, true);
     rt().block_on(async {
         assert_eq!(put(&c, "existing", Bytes::from_static(b"v")).await, Outcome::Ok);
@@ -166,7 +166,7 @@ fn read_answer(s: &mut std::net::TcpStream) -> (u16, String) {
 #[test]
 fn a_503_leaves_a_keep_alive_connection_in_step_after_length_and_chunked_bodies() {
     use std::io::Write;
-    let lab = Lab::start();
+    let lab = ProxyLab::start();
     let mut s = std::net::TcpStream::connect(lab.proxy.addr()).unwrap();
     let bucket = &lab.garage.bucket;
     lab.proxy.set(Faults { slowdown_rate: 1.0, ..Faults::none() }).unwrap();
@@ -193,7 +193,7 @@ fn a_503_leaves_a_keep_alive_connection_in_step_after_length_and_chunked_bodies(
 
 #[test]
 fn slowdown_at_a_rate_answers_about_that_share_of_requests() {
-    let lab = Lab::start();
+    let lab = ProxyLab::start();
     let c = lab.client(PATIENT, true);
     let slowed = rt().block_on(async {
         assert_eq!(put(&c, "k", Bytes::from_static(b"v")).await, Outcome::Ok);
@@ -216,7 +216,7 @@ fn slowdown_at_a_rate_answers_about_that_share_of_requests() {
 
 #[test]
 fn faults_switch_over_the_control_api() {
-    let lab = Lab::start();
+    let lab = ProxyLab::start();
     let api = lab.proxy.serve_control(loopback(0)).unwrap();
     let (c, fresh) = (lab.client(PATIENT, true), lab.client(PATIENT, false));
     let rt = rt();
@@ -267,7 +267,7 @@ fn faults_switch_over_the_control_api() {
 
 #[test]
 fn a_bandwidth_cap_slows_a_1_mib_transfer_both_ways() {
-    let lab = Lab::start();
+    let lab = ProxyLab::start();
     let c = lab.client(PATIENT, true);
     let body = cutover_s3::random_bytes(1 << 20);
     rt().block_on(async {

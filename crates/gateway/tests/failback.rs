@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cutover_gateway::state::Op;
+use cutover_s3::xml::escape;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -133,10 +134,6 @@ fn between<'a>(text: &'a str, open: &str, close: &str) -> Vec<&'a str> {
 
 fn unescape(s: &str) -> String {
     s.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 async fn tag_backend() -> (String, Store) {

@@ -31,7 +31,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use http::Method;
 use sha2::{Digest, Sha256};
 
-use common::{Answer, CLIENT_KEY, CLIENT_SECRET, Lab, lab};
+use common::{Answer, CLIENT_KEY, CLIENT_SECRET, GatewayLab, lab};
 
 // ---------------------------------------------------------------------------
 // The test's aws-chunked encoder.
@@ -393,7 +393,7 @@ fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-impl Lab {
+impl GatewayLab {
     async fn put(&self, up: &Upload<'_>, key: &str, http_chunked: bool) -> Answer {
         self.put_at(up, key, &[], http_chunked).await
     }

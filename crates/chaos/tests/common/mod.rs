@@ -13,12 +13,12 @@ use cutover_s3::{ClientOptions, S3Client};
 
 /// A Garage node and a proxy in front of it.
 #[derive(Debug)]
-pub struct Lab {
+pub struct ProxyLab {
     pub garage: Garage,
     pub proxy: Proxy,
 }
 
-impl Lab {
+impl ProxyLab {
     pub fn start() -> Self {
         let garage = Garage::start("app-data").unwrap_or_else(|e| panic!("starting Garage: {e}"));
         let proxy = Proxy::start(loopback(0), &format!("127.0.0.1:{}", garage.s3_port)).unwrap();

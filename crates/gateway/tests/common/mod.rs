@@ -168,7 +168,8 @@ pub async fn send(port: u16, head: &str, body: &[u8]) -> Answer {
     Answer { status, head, body }
 }
 
-pub struct Lab {
+/// Garage and an in-process gateway in front of it, with a direct client.
+pub struct GatewayLab {
     pub garage: Garage,
     pub gw: TestGateway,
     /// A client straight to Garage, to check what is stored.
@@ -176,7 +177,7 @@ pub struct Lab {
 }
 
 /// Garage (bucket `app-data`) and an in-process gateway in front of it.
-pub async fn lab() -> Lab {
+pub async fn lab() -> GatewayLab {
     let garage = start_garage().await;
     let endpoint = garage.endpoint();
     let spec = BackendSpec {
@@ -188,13 +189,13 @@ pub async fn lab() -> Lab {
     };
     let gw = TestGateway::start(&spec).await;
     let direct = direct_client(&garage, &garage.bucket);
-    Lab { garage, gw, direct }
+    GatewayLab { garage, gw, direct }
 }
 
 /// Garage with two buckets, `app-data` (the primary) and `app-copy` (the
 /// secondary), behind a dual-write gateway with `ack`; also a client
 /// straight to `app-copy`.
-pub async fn dual_lab(ack: &str) -> (Lab, S3Client) {
+pub async fn dual_lab(ack: &str) -> (GatewayLab, S3Client) {
     let garage = start_garage().await;
     let garage = tokio::task::spawn_blocking(move || {
         garage.create_bucket("app-copy").and_then(|()| garage.allow("app-copy", &garage.key_id)).unwrap();
@@ -214,7 +215,7 @@ pub async fn dual_lab(ack: &str) -> (Lab, S3Client) {
     let gw = TestGateway::start_with(&[spec(&garage.bucket), spec("app-copy")], &mode).await;
     let direct = direct_client(&garage, &garage.bucket);
     let copy = direct_client(&garage, "app-copy");
-    (Lab { garage, gw, direct }, copy)
+    (GatewayLab { garage, gw, direct }, copy)
 }
 
 async fn start_garage() -> Garage {
@@ -229,7 +230,7 @@ pub fn direct_client(garage: &Garage, bucket: &str) -> S3Client {
     S3Client::path_style("garage", endpoint, "garage", bucket, &garage.key_id, &garage.secret, opts)
 }
 
-impl Lab {
+impl GatewayLab {
     /// The object as Garage has it (None: 404).
     pub async fn stored(&self, key: &str) -> Option<Bytes> {
         match self.direct.get_object(key, &[]).await {
