@@ -8,6 +8,7 @@ mod cmd;
 mod listen;
 mod load;
 mod logs;
+mod stats;
 
 use std::process::ExitCode;
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::controller::Controller;
+use common::run_process::RunProcess;
 use common::{Backend, Setup, sha256_hex, start_s3sfs};
 use serde_json::{Value, json};
 
@@ -22,7 +22,7 @@ fn tokens() -> String {
     )
 }
 
-fn health(c: &Controller, backend: &str) -> String {
+fn health(c: &RunProcess, backend: &str) -> String {
     let s = c.json("/v1/status");
     let b = s["backends"].as_array().and_then(|l| l.iter().find(|b| b["name"] == backend).cloned());
     b.and_then(|b| b["health"].as_str().map(String::from)).unwrap_or_default()
@@ -38,7 +38,7 @@ fn hostile_bodies_on_every_endpoint_are_refused_and_detection_still_works() {
         &[Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b)],
         &tokens(),
     );
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     c.wait_for("healthy", Duration::from_secs(20), |c| health(c, "primary") == "healthy");
 
     let report = |ms: Value| json!({"backend": "primary", "ok": true, "outcome": "Ok", "ops": [{"ms": ms}]});
@@ -117,7 +117,7 @@ fn an_agent_speaks_for_its_own_vantage_only_and_reads_need_a_token() {
         &[Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b)],
         &tokens(),
     );
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     let report = json!({"backend": "primary", "ok": true, "outcome": "Ok", "ops": [{"op": "put", "ms": 1.0}]});
     let post = |vantage: &str| {
         let body = json!({"vantage": vantage, "reports": [report.clone()]}).to_string();

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::controller::Controller;
+use common::run_process::RunProcess;
 use common::{Backend, Setup, sha256_hex, start_garage, start_s3sfs};
 use cutover_lab::garage::Garage;
 use serde_json::{Value, json};
@@ -64,7 +64,7 @@ const REFUSALS: [(&str, &str, Option<&str>); 20] = [
     ("POST", "/v1/evidence", Some("watcher")),
 ];
 
-fn refusals(c: &Controller, n: usize) {
+fn refusals(c: &RunProcess, n: usize) {
     for (method, path, token) in REFUSALS.iter().take(n) {
         let (status, body) = c.request(method, path, *token, "{}");
         assert!(status == 401 || status == 403, "{method} {path}: {status} {body}");
@@ -101,7 +101,7 @@ fn exported_through(export: &Backend) -> i64 {
 /// Starts the controller, writes `n` (at most 20) more audit entries, waits
 /// until the export holds all of them, and stops it. The newest seq.
 fn run_and_export(setup: &Setup, export: &Backend, n: usize) -> i64 {
-    let c = Controller::start(setup);
+    let c = RunProcess::start(setup);
     let before = db_max(setup);
     refusals(&c, n);
     let start = Instant::now();
@@ -257,7 +257,7 @@ fn audit_export_survives_restart_without_duplicates() {
 #[test]
 fn a_garage_export_without_object_lock_falls_back_to_plain_puts_with_one_warning() {
     let (_a, _b, setup, export) = lab(EXPORT);
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     refusals(&c, 12);
     c.wait_for("export", Duration::from_secs(60), |_| {
         let max = db_max(&setup);
@@ -282,11 +282,11 @@ fn a_flood_of_refused_requests_neither_grows_the_audit_log_nor_stalls_the_probes
         &[Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b)],
         &tokens(),
     );
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     c.wait_for("healthy", Duration::from_secs(20), |c| {
         c.json("/v1/status")["backends"].as_array().is_some_and(|l| l.iter().all(|b| b["health"] == "healthy"))
     });
-    let cycles = |c: &Controller| -> u64 {
+    let cycles = |c: &RunProcess| -> u64 {
         let (_, text) = c.get("/metrics");
         text.lines()
             .filter(|l| l.starts_with("cutover_probe_cycles_total{"))
@@ -371,7 +371,7 @@ fn a_forced_failover_that_cannot_be_audited_is_refused_and_counted() {
         &[Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b)],
         &tokens(),
     );
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     db(&setup)
         .execute_batch(
             "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit WHEN NEW.action = 'failover.forced' \

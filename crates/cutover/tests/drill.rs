@@ -135,7 +135,7 @@ fn the_controller_runs_a_scheduled_drill_and_records_its_result() {
     );
     let prod =
         Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], &extra);
-    let c = common::controller::Controller::start(&prod);
+    let c = common::run_process::RunProcess::start(&prod);
     c.wait_for("a scheduled drill", Duration::from_secs(120), |c| c.log().contains("drill hard-down: met"));
     assert!(reports.join("drill-hard-down.md").exists());
     let metrics = c.get("/metrics").1;

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::controller::Controller;
+use common::run_process::RunProcess;
 use common::{Backend, Setup, start_garage};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -100,7 +100,7 @@ fn outage(fault: Fault) {
     let primary = Backend::garage("primary", "primary", &a);
     let mut setup = Setup::new(&[primary.clone(), Backend::garage("secondary", "secondary", &b)], &extra);
     setup.env.push(("GATEWAY_APP_SECRET".into(), APP_SECRET.into()));
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     c.wait_for("both healthy", Duration::from_secs(20), |c| {
         let s = c.json("/v1/status");
         health(&s, "primary") == "healthy" && health(&s, "secondary") == "healthy"

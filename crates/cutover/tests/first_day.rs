@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::controller::{Controller, HARNESS_VIEWER_TOKEN};
+use common::run_process::{HARNESS_VIEWER_TOKEN, RunProcess};
 use common::{Backend, Setup, cutover, sha256_hex, start_garage, start_s3sfs};
 use serde_json::{Value, json};
 
@@ -44,7 +44,7 @@ fn kinds(detail: &Value) -> Vec<String> {
     detail["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect()
 }
 
-fn both_healthy(c: &Controller) {
+fn both_healthy(c: &RunProcess) {
     c.wait_for("both healthy", Duration::from_secs(20), |c| {
         let s = c.json("/v1/status");
         health(&s, "primary") == "healthy" && health(&s, "secondary") == "healthy"
@@ -62,7 +62,7 @@ fn hung_primary_awaiting_approval() -> (Setup, cutover_lab::garage::Garage, cuto
         &approval_only(),
     );
     let port = cutover_lab::free_port();
-    let mut c = Controller::start_on(&setup, port);
+    let mut c = RunProcess::start_on(&setup, port);
     both_healthy(&c);
     a.pause().unwrap();
     c.wait_for("awaiting approval", Duration::from_secs(30), |c| {
@@ -78,7 +78,7 @@ fn hung_primary_awaiting_approval() -> (Setup, cutover_lab::garage::Garage, cuto
 #[test]
 fn restart_while_primary_hung_keeps_the_incident_open() {
     let (setup, a, _b, id, port) = hung_primary_awaiting_approval();
-    let c = Controller::start_on(&setup, port);
+    let c = RunProcess::start_on(&setup, port);
     // Long enough for several probe cycles of the still-hung primary and of
     // the healthy secondary after the restart.
     std::thread::sleep(Duration::from_secs(6));
@@ -101,7 +101,7 @@ fn restart_while_primary_hung_keeps_the_incident_open() {
 #[test]
 fn restart_keeps_a_pending_approval_pending() {
     let (setup, a, _b, id, port) = hung_primary_awaiting_approval();
-    let c = Controller::start_on(&setup, port);
+    let c = RunProcess::start_on(&setup, port);
     std::thread::sleep(Duration::from_secs(5));
     let inc = c.json(&format!("/v1/incidents/{id}"));
     assert_eq!(inc["state"], "awaiting_approval", "{inc}\n{}", c.log());
@@ -126,7 +126,7 @@ fn health_is_unknown_after_restart_until_evidence() {
         format!("[detect]\nslow_after = \"8s\"\n{}", text.replace("timeout = \"2s\"", "timeout = \"8s\"")),
     )
     .unwrap();
-    let c = Controller::start_on(&setup, port);
+    let c = RunProcess::start_on(&setup, port);
     let s = c.json("/v1/status");
     assert_eq!(health(&s, "primary"), "unknown", "{s}");
     assert_eq!(vantage(&s, "primary"), "unknown", "{s}");
@@ -147,16 +147,16 @@ fn health_is_unknown_after_restart_until_evidence() {
 // ---- point 5: exit codes and messages --------------------------------------
 
 /// A controller on two s3s-fs backends with approver and viewer tokens.
-fn s3sfs_controller(extra: &str) -> (cutover_lab::s3sfs::S3sFs, cutover_lab::s3sfs::S3sFs, Setup, Controller) {
+fn s3sfs_controller(extra: &str) -> (cutover_lab::s3sfs::S3sFs, cutover_lab::s3sfs::S3sFs, Setup, RunProcess) {
     let a = start_s3sfs();
     let b = start_s3sfs();
     let setup =
         Setup::new(&[Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b)], extra);
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     (a, b, setup, c)
 }
 
-fn api(c: &Controller) -> String {
+fn api(c: &RunProcess) -> String {
     format!("http://127.0.0.1:{}", c.port())
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::controller::Controller;
+use common::run_process::RunProcess;
 use common::{Backend, Setup, start_garage};
 use cutover_lab::tls::{TestPki, new_key};
 use serde_json::Value;
@@ -68,7 +68,7 @@ fn py(endpoint: &str, ca: Option<&Path>, args: &[&str]) -> Result<Value, String>
     serde_json::from_str(last).map_err(|e| format!("not JSON: {last:?}: {e}"))
 }
 
-fn handshake_failures(c: &Controller) -> u64 {
+fn handshake_failures(c: &RunProcess) -> u64 {
     let (_, text) = c.get("/metrics");
     text.lines()
         .find_map(|l| l.strip_prefix("cutover_gateway_tls_handshake_failures_total "))
@@ -92,7 +92,7 @@ fn boto3_over_https_through_the_gateway_of_cutover_run() {
     let g = start_garage();
     let port = cutover_lab::free_port();
     let (setup, pki) = tls_setup(&[Backend::garage("primary", "primary", &g)], port);
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     wait_port(port, || c.log());
     assert!(c.log().contains(&format!("gateway listening on https://127.0.0.1:{port}")), "{}", c.log());
     let endpoint = format!("https://127.0.0.1:{port}");
@@ -150,7 +150,7 @@ fn multipart_uploads_with_botocore_default_checksums_over_https() {
     let g = start_garage();
     let port = cutover_lab::free_port();
     let (setup, pki) = tls_setup(&[Backend::garage("primary", "primary", &g)], port);
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     wait_port(port, || c.log());
     let out = py(&format!("https://127.0.0.1:{port}"), Some(&pki.ca), &["tls", "when_supported"])
         .unwrap_or_else(|e| panic!("{e}\n{}", c.log()));

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::controller::Controller;
+use common::run_process::RunProcess;
 use common::{Backend, Setup, sha256_hex, start_garage};
 use serde_json::{Value, json};
 
@@ -41,7 +41,7 @@ fn two_garages(extra: &str) -> (cutover_lab::garage::Garage, cutover_lab::garage
     (a, b, setup)
 }
 
-fn both_healthy(c: &Controller) {
+fn both_healthy(c: &RunProcess) {
     c.wait_for("both healthy", Duration::from_secs(20), |c| {
         let s = c.json("/v1/status");
         health(&s, "primary") == "healthy" && health(&s, "secondary") == "healthy"
@@ -56,7 +56,7 @@ fn approval_through_the_api_and_the_cli_with_refusals_for_wrong_tokens() {
     let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}\n[policy]\nmax_failovers_per_hour = 0\n", tokens());
     let setup =
         Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], &extra);
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     both_healthy(&c);
     a.pause().unwrap();
     c.wait_for("awaiting approval", Duration::from_secs(30), |c| {
@@ -106,7 +106,7 @@ fn approval_through_the_api_and_the_cli_with_refusals_for_wrong_tokens() {
 fn a_rejection_holds_and_an_admin_can_force_a_failover() {
     let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}\n[policy]\nmax_failovers_per_hour = 0\n", tokens());
     let (a, _b, setup) = two_garages(&extra);
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     both_healthy(&c);
     a.pause().unwrap();
     c.wait_for("awaiting approval", Duration::from_secs(30), |c| {
@@ -140,13 +140,13 @@ fn a_rejection_holds_and_an_admin_can_force_a_failover() {
 /// Gives the secondary wrong credentials (its validation must fail), starts
 /// the controller, forces a failover to it and waits for the rollback:
 /// (controller, incident id).
-fn force_failover_until_rolled_back(setup: &mut Setup) -> (Controller, String) {
+fn force_failover_until_rolled_back(setup: &mut Setup) -> (RunProcess, String) {
     for (k, v) in setup.env.iter_mut() {
         if k == "SECONDARY_SECRET" {
             *v = "0".repeat(64);
         }
     }
-    let c = Controller::start(setup);
+    let c = RunProcess::start(setup);
     c.wait_for("primary healthy", Duration::from_secs(20), |c| health(&c.json("/v1/status"), "primary") == "healthy");
     let (status, body) =
         c.post("/v1/failover", Some("admin-token"), &json!({"target": "secondary", "reason": "drill"}));
@@ -197,7 +197,7 @@ fn fallback_after_the_primary_is_stable_copies_back_the_outage_writes_through_th
     let primary = Backend::garage("primary", "primary", &a);
     let mut setup = Setup::new(&[primary.clone(), Backend::garage("secondary", "secondary", &b)], &extra);
     setup.env.push(("GATEWAY_APP_SECRET".into(), "app-secret-0123456789".into()));
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     both_healthy(&c);
     let app = Backend::gateway(gw_port, "APPKEY", "app-secret-0123456789").client();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -300,7 +300,7 @@ fn a_paused_primary_runs_the_full_runbook_git_webhook_notify_validate() {
     let extra = "[api]\nlisten = \"127.0.0.1:0\"\n[runbooks]\nfailover = \"failover.toml\"\n";
     let (a, _b, setup) = two_garages(extra);
     std::fs::write(setup.dir.path().join("failover.toml"), full_runbook(&bare, receiver.port)).unwrap();
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     both_healthy(&c);
     a.pause().unwrap();
     c.wait_for("failed over", Duration::from_secs(60), |c| c.json("/v1/incidents")[0]["state"] == "failed_over");
@@ -384,7 +384,7 @@ with = {{ to = "{{{{ target }}}}" }}
 "#
     );
     std::fs::write(setup.dir.path().join("failover.toml"), runbook).unwrap();
-    let mut c = Controller::start(&setup);
+    let mut c = RunProcess::start(&setup);
     c.wait_for("primary healthy", Duration::from_secs(20), |c| health(&c.json("/v1/status"), "primary") == "healthy");
     let (status, body) =
         c.post("/v1/failover", Some("admin-token"), &json!({"target": "secondary", "reason": "drill"}));
@@ -396,7 +396,7 @@ with = {{ to = "{{{{ target }}}}" }}
     });
     c.kill(); // SIGKILL: no chance to clean up
     assert_eq!(c.json("/v1/status"), Value::Null, "the controller is gone");
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     c.wait_for("resumed and finished", Duration::from_secs(60), |c| {
         c.json(&format!("/v1/incidents/{id}"))["state"] == "failed_over"
     });
@@ -426,7 +426,7 @@ fn regression_an_acknowledged_write_the_primary_lost_in_its_crash_is_restored_at
     );
     let (a, _b, mut setup) = two_garages(&extra);
     setup.env.push(("GATEWAY_APP_SECRET".into(), "app-secret-0123456789".into()));
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     both_healthy(&c);
     let app = Backend::gateway(gw_port, "APPKEY", "app-secret-0123456789").client();
     let direct = Backend::garage("primary", "primary", &a).client();

@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::controller::Controller;
+use common::run_process::RunProcess;
 use common::{Backend, Setup, sha256_hex, start_garage};
 use serde_json::{Value, json};
 
@@ -28,7 +28,7 @@ fn health(status: &Value, backend: &str) -> String {
 #[test]
 fn a_paused_primary_opens_an_incident_decided_failover_and_switches() {
     let (a, _b, setup) = two_garages("");
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     c.wait_for("both healthy", Duration::from_secs(15), |c| {
         let s = c.json("/v1/status");
         s["active"] == "primary" && health(&s, "primary") == "healthy" && health(&s, "secondary") == "healthy"
@@ -59,7 +59,7 @@ fn a_paused_primary_opens_an_incident_decided_failover_and_switches() {
 #[test]
 fn a_two_second_blip_does_not_fail_over() {
     let (a, _b, setup) = two_garages("");
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     c.wait_for("healthy", Duration::from_secs(15), |c| health(&c.json("/v1/status"), "primary") == "healthy");
     a.pause().unwrap();
     std::thread::sleep(Duration::from_secs(2));
@@ -87,7 +87,7 @@ fn one_vantage_out_of_three_asks_for_approval_and_silent_agents_do_not_vote() {
     let (a, _b, setup) = two_garages(&format!(
         "[verify]\nquorum = 2\nagent_timeout = \"3s\"\n\n[api]\nlisten = \"127.0.0.1:1\"\n{tokens}"
     ));
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     let ok_report = |backend: &str| json!({"backend": backend, "ok": true, "outcome": "Ok", "ops": [{"op": "put", "ok": true, "ms": 2.0, "outcome": "Ok"}]});
     let post = |vantage: &str, token: Option<&str>| {
         let body = json!({"vantage": vantage, "reports": [ok_report("primary"), ok_report("secondary")]}).to_string();
@@ -134,14 +134,14 @@ fn one_vantage_out_of_three_asks_for_approval_and_silent_agents_do_not_vote() {
 #[test]
 fn a_restart_keeps_incidents_and_the_active_backend_and_tampering_is_detected() {
     let (a, _b, setup) = two_garages("");
-    let mut c = Controller::start(&setup);
+    let mut c = RunProcess::start(&setup);
     c.wait_for("healthy", Duration::from_secs(15), |c| health(&c.json("/v1/status"), "primary") == "healthy");
     a.pause().unwrap();
     c.wait_for("failover", Duration::from_secs(30), |c| c.json("/v1/status")["active"] == "secondary");
     let before = c.json("/v1/incidents");
     c.kill();
     a.resume().unwrap();
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     assert_eq!(c.json("/v1/status")["active"], "secondary");
     assert_eq!(c.json("/v1/incidents")[0]["id"], before[0]["id"]);
     drop(c);
@@ -181,7 +181,7 @@ fn a_real_agent_reports_its_vantage_and_a_killed_agent_ages_out() {
     );
     let (_a, _b, setup) =
         two_garages(&format!("[verify]\nagent_timeout = \"3s\"\n\n[api]\nlisten = \"127.0.0.1:1\"\n{tokens}"));
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     let mut agent = Command::new(env!("CARGO_BIN_EXE_cutover"));
     agent
         .args([
@@ -202,7 +202,7 @@ fn a_real_agent_reports_its_vantage_and_a_killed_agent_ages_out() {
         agent.env(k, v);
     }
     let mut agent = agent.spawn().unwrap();
-    let vantage = |c: &Controller| {
+    let vantage = |c: &RunProcess| {
         let s = c.json("/v1/status");
         s["backends"][0]["vantages"]["eu-west"]["health"].as_str().unwrap_or("").to_string()
     };

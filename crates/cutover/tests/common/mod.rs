@@ -8,8 +8,8 @@ use std::process::{Command, Output, Stdio};
 use cutover_lab::garage::Garage;
 use cutover_lab::s3sfs::S3sFs;
 
-pub mod controller;
 pub mod receiver;
+pub mod run_process;
 
 /// One backend as the tests configure it.
 #[derive(Debug, Clone)]

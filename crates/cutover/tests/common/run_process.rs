@@ -13,7 +13,7 @@ use super::Setup;
 pub const HARNESS_VIEWER: &str = "harness-viewer";
 pub const HARNESS_VIEWER_TOKEN: &str = "harness-viewer-token";
 
-pub struct Controller {
+pub struct RunProcess {
     pub setup_env: Vec<(String, String)>,
     pub config: std::path::PathBuf,
     child: Child,
@@ -21,7 +21,7 @@ pub struct Controller {
     log: std::path::PathBuf,
 }
 
-impl Controller {
+impl RunProcess {
     pub fn start(setup: &Setup) -> Self {
         Self::start_on(setup, cutover_lab::free_port())
     }
@@ -128,7 +128,7 @@ impl Controller {
     }
 }
 
-impl Drop for Controller {
+impl Drop for RunProcess {
     fn drop(&mut self) {
         self.kill();
     }

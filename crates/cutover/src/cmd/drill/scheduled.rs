@@ -1,0 +1,70 @@
+//! Scheduled drills (`[[drills]]` in `cutover run`): each a child `cutover
+//! drill` process on its cron schedule.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+/// `[[drills]]`: runs each drill on its schedule, one at a time, as a child
+/// `cutover drill` process against its staging configuration; records the
+/// result in the audit log and `cutover_drills_total`.
+pub async fn scheduled(shared: Arc<crate::cmd::run::Shared>, drills: Vec<cutover_core::config::DrillConfig>) {
+    if drills.is_empty() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        eprintln!("ALERT scheduled drills: cannot find this executable");
+        return;
+    };
+    let mut next: Vec<Option<std::time::SystemTime>> =
+        drills.iter().map(|d| d.cron.next_after(std::time::SystemTime::now())).collect();
+    loop {
+        let Some((i, at)) = next.iter().enumerate().filter_map(|(i, t)| t.map(|t| (i, t))).min_by_key(|(_, t)| *t)
+        else {
+            return;
+        };
+        let wait = at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        let d = &drills[i];
+        println!("drill {} ({}): starting against {}", d.scenario, d.cron, d.config.display());
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.arg("--config").arg(&d.config).args(["drill", "--scenario", &d.scenario, "--runs", &d.runs.to_string()]);
+        cmd.arg("--report").arg(&d.report);
+        for (backend, url) in &d.chaos {
+            cmd.arg("--chaos").arg(format!("{backend}={url}"));
+        }
+        if let Some(a) = &d.agent_endpoint {
+            cmd.args(["--agent-endpoint", a]);
+        }
+        cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
+        let (result, detail) = match cmd.output().await {
+            Ok(o) if o.status.success() => ("met", String::new()),
+            Ok(o) if o.status.code() == Some(1) => ("breached", String::new()),
+            Ok(o) => ("error", String::from_utf8_lossy(&o.stderr).chars().take(500).collect()),
+            Err(e) => ("error", e.to_string()),
+        };
+        let report = d.report.join(format!("drill-{}.md", d.scenario));
+        println!("drill {}: {result}; report {} {detail}", d.scenario, report.display());
+        shared
+            .metrics
+            .lock()
+            .unwrap()
+            .inc(cutover_control::metrics::DRILLS, vec![("scenario", d.scenario.clone()), ("result", result.into())]);
+        let store = shared.controller.lock().unwrap().store().clone();
+        if let Err(e) = store.audit(
+            std::time::SystemTime::now(),
+            "scheduler",
+            "drill",
+            &json!({"scenario": d.scenario, "cron": d.cron.to_string(), "result": result,
+                    "report": report.display().to_string(), "detail": detail}),
+        ) {
+            tracing::error!(error = %e, "writing the audit entry of a scheduled drill");
+            shared
+                .metrics
+                .lock()
+                .unwrap()
+                .inc(cutover_control::metrics::STORE_ERRORS, vec![("op", "drill.audit".into())]);
+        }
+        next[i] = d.cron.next_after(std::time::SystemTime::now());
+    }
+}
