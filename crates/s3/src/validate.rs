@@ -164,70 +164,7 @@ pub async fn run(client: &S3Client, cfg: &BackendValidateConfig, prefix: &str) -
     let key = unique_key(prefix, "validate");
     let data = random_bytes(OBJECT_SIZE);
 
-    // PUT, GET, HEAD, LIST of one object.
-    let t = Instant::now();
-    let meta = [
-        ("content-type", "application/x-cutover-validate".to_string()),
-        ("x-amz-meta-cutover", "validate".to_string()),
-    ];
-    let put = s.op(client.put_object(&key, data.clone(), &meta)).await;
-    let put_etag = put.as_ref().ok().and_then(|r| r.etag());
-    if put.is_ok() {
-        s.created.push(key.clone());
-    }
-    s.record("put", t, put.map(|_| format!("{} bytes", data.len())));
-    let stored = s.created.contains(&key);
-
-    if !s.cannot_read("get", stored) {
-        let t = Instant::now();
-        let r = s.op(client.get_object(&key, &[])).await.and_then(|r| {
-            same("GET", &data, &r.body)?;
-            match r.header("x-amz-meta-cutover") {
-                Some("validate") => Ok("content and user metadata read back".to_string()),
-                other => {
-                    Err(CheckError::Unexpected(format!("user metadata x-amz-meta-cutover came back as {other:?}")))
-                }
-            }
-        });
-        s.record("get", t, r);
-    }
-    if !s.cannot_read("head", stored) {
-        let t = Instant::now();
-        let r = s.op(client.head_object(&key)).await.and_then(|r| {
-            let len = r.header("content-length").unwrap_or("");
-            if len != data.len().to_string() {
-                return Err(CheckError::Unexpected(format!("content-length {len:?}, expected {}", data.len())));
-            }
-            if put_etag.is_some() && r.etag() != put_etag {
-                return Err(CheckError::Unexpected(format!("ETag {:?} differs from the PUT's {put_etag:?}", r.etag())));
-            }
-            Ok(format!("size and ETag match ({})", r.etag().unwrap_or_default()))
-        });
-        s.record("head", t, r);
-    }
-    if !s.cannot_read("list", stored) {
-        let t = Instant::now();
-        let r = s.op(client.list_objects_v2(&key, None, 10)).await.and_then(|page| {
-            match page.objects.iter().find(|o| o.key == key) {
-                Some(o) if o.size == data.len() as u64 => Ok("ListObjectsV2 sees the new object".to_string()),
-                Some(o) => Err(CheckError::Unexpected(format!("listed with size {}, expected {}", o.size, data.len()))),
-                None => Err(CheckError::Unexpected("ListObjectsV2 does not list the new object".to_string())),
-            }
-        });
-        s.record("list", t, r);
-    }
-    if !s.cannot_read("range_get", stored) {
-        let t = Instant::now();
-        let (from, to) = (1000usize, 5095usize);
-        let r = s.op(client.get_object(&key, &[("range", format!("bytes={from}-{to}"))])).await.and_then(|r| {
-            if r.status != 206 {
-                return Err(CheckError::Unexpected(format!("status {} for a ranged GET, expected 206", r.status)));
-            }
-            same("ranged GET", &data[from..=to], &r.body)?;
-            Ok(format!("bytes {from}-{to} match"))
-        });
-        s.record("range_get", t, r);
-    }
+    let stored = object_checks(&mut s, &key, &data).await;
     if !s.not_run("multipart") {
         let t = Instant::now();
         let r = multipart(&mut s, prefix).await;
@@ -270,7 +207,90 @@ pub async fn run(client: &S3Client, cfg: &BackendValidateConfig, prefix: &str) -
 
     let latency = summarize(&s.samples);
     let t = Instant::now();
-    let lat = match cfg.max_latency {
+    let lat = latency_check(&latency, cfg.max_latency);
+    s.record("latency", t, lat);
+
+    ValidateReport {
+        backend: client.name().to_string(),
+        ok: s.checks.iter().all(|c| c.ok),
+        checks: s.checks,
+        warnings: s.warnings,
+        latency,
+    }
+}
+
+/// PUT, GET, HEAD, LIST and a ranged GET of one object; true when the PUT
+/// stored it (the later checks that read it need it).
+async fn object_checks(s: &mut Suite<'_>, key: &str, data: &Bytes) -> bool {
+    let t = Instant::now();
+    let meta = [
+        ("content-type", "application/x-cutover-validate".to_string()),
+        ("x-amz-meta-cutover", "validate".to_string()),
+    ];
+    let put = s.op(s.client.put_object(key, data.clone(), &meta)).await;
+    let put_etag = put.as_ref().ok().and_then(|r| r.etag());
+    if put.is_ok() {
+        s.created.push(key.to_string());
+    }
+    s.record("put", t, put.map(|_| format!("{} bytes", data.len())));
+    let stored = s.created.iter().any(|k| k == key);
+
+    if !s.cannot_read("get", stored) {
+        let t = Instant::now();
+        let r = s.op(s.client.get_object(key, &[])).await.and_then(|r| {
+            same("GET", data, &r.body)?;
+            match r.header("x-amz-meta-cutover") {
+                Some("validate") => Ok("content and user metadata read back".to_string()),
+                other => {
+                    Err(CheckError::Unexpected(format!("user metadata x-amz-meta-cutover came back as {other:?}")))
+                }
+            }
+        });
+        s.record("get", t, r);
+    }
+    if !s.cannot_read("head", stored) {
+        let t = Instant::now();
+        let r = s.op(s.client.head_object(key)).await.and_then(|r| {
+            let len = r.header("content-length").unwrap_or("");
+            if len != data.len().to_string() {
+                return Err(CheckError::Unexpected(format!("content-length {len:?}, expected {}", data.len())));
+            }
+            if put_etag.is_some() && r.etag() != put_etag {
+                return Err(CheckError::Unexpected(format!("ETag {:?} differs from the PUT's {put_etag:?}", r.etag())));
+            }
+            Ok(format!("size and ETag match ({})", r.etag().unwrap_or_default()))
+        });
+        s.record("head", t, r);
+    }
+    if !s.cannot_read("list", stored) {
+        let t = Instant::now();
+        let r = s.op(s.client.list_objects_v2(key, None, 10)).await.and_then(|page| {
+            match page.objects.iter().find(|o| o.key == key) {
+                Some(o) if o.size == data.len() as u64 => Ok("ListObjectsV2 sees the new object".to_string()),
+                Some(o) => Err(CheckError::Unexpected(format!("listed with size {}, expected {}", o.size, data.len()))),
+                None => Err(CheckError::Unexpected("ListObjectsV2 does not list the new object".to_string())),
+            }
+        });
+        s.record("list", t, r);
+    }
+    if !s.cannot_read("range_get", stored) {
+        let t = Instant::now();
+        let (from, to) = (1000usize, 5095usize);
+        let r = s.op(s.client.get_object(key, &[("range", format!("bytes={from}-{to}"))])).await.and_then(|r| {
+            if r.status != 206 {
+                return Err(CheckError::Unexpected(format!("status {} for a ranged GET, expected 206", r.status)));
+            }
+            same("ranged GET", &data[from..=to], &r.body)?;
+            Ok(format!("bytes {from}-{to} match"))
+        });
+        s.record("range_get", t, r);
+    }
+    stored
+}
+
+/// The latency check: the p95 of every operation against `max_latency`.
+fn latency_check(latency: &Latency, max_latency: Option<Duration>) -> CheckResult {
+    match max_latency {
         Some(max) if latency.p95_ms > max.as_secs_f64() * 1000.0 => Err(CheckError::Unexpected(format!(
             "p95 {:.1} ms is above max_latency {} ms",
             latency.p95_ms,
@@ -280,15 +300,6 @@ pub async fn run(client: &S3Client, cfg: &BackendValidateConfig, prefix: &str) -
             "{} operations: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
             latency.ops, latency.p50_ms, latency.p95_ms, latency.max_ms
         )),
-    };
-    s.record("latency", t, lat);
-
-    ValidateReport {
-        backend: client.name().to_string(),
-        ok: s.checks.iter().all(|c| c.ok),
-        checks: s.checks,
-        warnings: s.warnings,
-        latency,
     }
 }
 
