@@ -90,7 +90,10 @@ fn the_metrics_body_of_a_gateway_that_served_requests_passes_promtool() {
     // parsing error ..."), and the registry's families pass every lint. The
     // controller's hand-rendered metrics still lack HELP lines (reported as
     // "no help text") until they move to the registry.
-    assert!(!said.contains("error while linting") && !said.contains("parsing error"), "promtool check metrics:\n{said}\nbody:\n{body}");
+    assert!(
+        !said.contains("error while linting") && !said.contains("parsing error"),
+        "promtool check metrics:\n{said}\nbody:\n{body}"
+    );
     let problems: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty() && !l.ends_with(" no help text")).collect();
     assert!(problems.is_empty(), "promtool check metrics:\n{said}\nbody:\n{body}");
     assert!(!said.contains("cutover_gateway_"), "promtool check metrics:\n{said}\nbody:\n{body}");
