@@ -29,39 +29,21 @@ const MAX_CONNECTIONS: usize = 64;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        let socket = match listener.accept().await {
-            Ok((s, _)) => {
-                backoff = Duration::from_millis(5);
-                s
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "control API accept failed; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!("control API: {MAX_CONNECTIONS} connections open; one refused");
-            continue;
-        };
+    let limits = cutover_net::Limits { max_connections: MAX_CONNECTIONS, header_timeout: HEADER_READ_TIMEOUT };
+    let refused = || tracing::warn!("control API: {MAX_CONNECTIONS} connections open; one refused");
+    cutover_net::accept_loop(listener, "control API", limits, refused, move |socket| {
         let shared = shared.clone();
-        tokio::spawn(async move {
+        async move {
             let svc = service_fn(move |req| {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(handle(req, &shared).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(socket), svc)
-                .await;
-            drop(slot);
-        });
-    }
+            if let Err(e) = cutover_net::http1(limits).serve_connection(TokioIo::new(socket), svc).await {
+                tracing::debug!(error = %e, "control API connection ended");
+            }
+        }
+    })
+    .await;
 }
 
 fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp {

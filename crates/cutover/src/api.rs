@@ -464,7 +464,11 @@ fn evidence(shared: &Shared, who: &Authorized, body: &[u8], path: &str, method: 
 async fn render_metrics(shared: &Shared) -> String {
     let mut text = render_controller_metrics(shared);
     if let Some(gw) = &shared.gateway {
-        text.push_str(&gw.render_metrics().await);
+        gw.refresh_metrics().await;
+    }
+    // The same text format (0.0.4) as the controller's lines above.
+    if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &shared.registry) {
+        tracing::error!(error = %e, "encoding the metrics registry failed");
     }
     text
 }

@@ -5,13 +5,13 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::StatusCode;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
+use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -26,13 +26,13 @@ pub struct PayloadMismatch;
 /// for the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
-pub struct Refusal {
+pub struct S3Refusal {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
 }
 
-impl Refusal {
+impl S3Refusal {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into() }
     }
@@ -42,10 +42,10 @@ impl Refusal {
     }
 }
 
-/// Where a body that fails while it streams leaves its [`Refusal`]: the
+/// Where a body that fails while it streams leaves its [`S3Refusal`]: the
 /// upstream request is aborted by the body's error and the client is told
 /// why (not that the backend failed).
-pub type Fault = Arc<OnceLock<Refusal>>;
+pub type Fault = Arc<OnceLock<S3Refusal>>;
 
 /// The client's request body: verifies the signed payload hash when it
 /// ends, and counts bytes.
@@ -60,7 +60,7 @@ pub struct ClientBody<B> {
     expected: Option<[u8; 32]>,
     hasher: Option<Sha256>,
     held: Option<Frame<Bytes>>,
-    counter: Arc<AtomicU64>,
+    counter: Counter,
     exact: Option<u64>,
     /// Told when the hash does not match, for the answer to the client.
     fault: Option<Fault>,
@@ -75,7 +75,7 @@ impl<B> std::fmt::Debug for ClientBody<B> {
 impl<B> ClientBody<B> {
     /// `expected`: the signed SHA-256, or `None` for an unsigned payload.
     /// `exact`: the declared length, used as the size hint.
-    pub fn new(inner: B, expected: Option<[u8; 32]>, exact: Option<u64>, counter: Arc<AtomicU64>) -> Self {
+    pub fn new(inner: B, expected: Option<[u8; 32]>, exact: Option<u64>, counter: Counter) -> Self {
         let hasher = expected.map(|_| Sha256::new());
         Self { inner, expected, hasher, held: None, counter, exact, fault: None }
     }
@@ -107,7 +107,7 @@ where
                 }
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
-                        this.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+                        this.counter.inc_by(data.len() as u64);
                     }
                     let Some(h) = &mut this.hasher else {
                         return Poll::Ready(Some(Ok(frame)));
@@ -125,7 +125,7 @@ where
                     {
                         this.held = None;
                         if let Some(f) = &this.fault {
-                            let _ = f.set(Refusal::bad_request(
+                            let _ = f.set(S3Refusal::bad_request(
                                 "XAmzContentSHA256Mismatch",
                                 "the provided x-amz-content-sha256 does not match what was computed",
                             ));
@@ -182,7 +182,7 @@ pub fn channel(capacity: usize, exact: Option<u64>) -> (mpsc::Sender<Result<Byte
 /// Counts the bytes of an answer body as they are sent.
 pub struct Counted {
     inner: Body,
-    counter: Arc<AtomicU64>,
+    counter: Counter,
 }
 
 impl std::fmt::Debug for Counted {
@@ -192,7 +192,7 @@ impl std::fmt::Debug for Counted {
 }
 
 impl Counted {
-    pub fn wrap(inner: Body, counter: Arc<AtomicU64>) -> Body {
+    pub fn wrap(inner: Body, counter: Counter) -> Body {
         Self { inner, counter }.boxed()
     }
 }
@@ -206,7 +206,7 @@ impl HttpBody for Counted {
         if let Poll::Ready(Some(Ok(f))) = &r
             && let Some(d) = f.data_ref()
         {
-            self.counter.fetch_add(d.len() as u64, Ordering::Relaxed);
+            self.counter.inc_by(d.len() as u64);
         }
         r
     }
@@ -287,22 +287,22 @@ mod tests {
 
     #[tokio::test]
     async fn passes_a_matching_body_through_in_order() {
-        let counter = Arc::new(AtomicU64::new(0));
+        let counter = Counter::default();
         let body = ClientBody::new(parts(&[b"abc", b"def", b"g"]), Some(sha(b"abcdefg")), Some(7), counter.clone());
         assert_eq!(drain(body).await.0, b"abcdefg");
-        assert_eq!(counter.load(Ordering::Relaxed), 7);
+        assert_eq!(counter.get(), 7);
         let unsigned = ClientBody::new(parts(&[b"abc", b"def"]), None, Some(6), counter);
         assert_eq!(drain(unsigned).await.0, b"abcdef");
     }
 
     #[tokio::test]
     async fn never_delivers_the_last_bytes_of_a_body_that_does_not_match() {
-        let body = ClientBody::new(parts(&[b"abc", b"def", b"g"]), Some(sha(b"abcdefX")), Some(7), Arc::default());
+        let body = ClientBody::new(parts(&[b"abc", b"def", b"g"]), Some(sha(b"abcdefX")), Some(7), Counter::default());
         let (data, err) = drain(body).await;
         assert_eq!(data, b"abcdef", "everything but the last frame");
         assert!(err.unwrap().is::<PayloadMismatch>());
         let fault = Fault::default();
-        let one = ClientBody::new(parts(&[b"abcdefg"]), Some(sha(b"other")), Some(7), Arc::default())
+        let one = ClientBody::new(parts(&[b"abcdefg"]), Some(sha(b"other")), Some(7), Counter::default())
             .report_to(fault.clone());
         let (data, err) = drain(one).await;
         assert!(data.is_empty());

@@ -16,9 +16,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
+use prometheus_client::metrics::counter::Counter;
 use tokio::time::{Instant, Sleep};
 
-use crate::body::{Body, BoxError, Fault, Refusal};
+use crate::body::{Body, BoxError, Fault, S3Refusal};
 
 /// How long a backend may take (`gateway.backend_first_byte_timeout` and
 /// `gateway.backend_idle_timeout`).
@@ -225,12 +226,12 @@ pub(crate) struct MinRate {
     since: Option<Instant>,
     sleep: Pin<Box<Sleep>>,
     fault: Fault,
-    refused: Arc<AtomicU64>,
+    refused: Counter,
 }
 
 impl MinRate {
     /// `rate` 0: `inner` unchanged.
-    pub fn wrap(inner: Body, rate: u64, window: Duration, fault: Fault, refused: Arc<AtomicU64>) -> Body {
+    pub fn wrap(inner: Body, rate: u64, window: Duration, fault: Fault, refused: Counter) -> Body {
         if rate == 0 || inner.is_end_stream() {
             return inner;
         }
@@ -256,8 +257,8 @@ impl MinRate {
     }
 
     fn fail(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.refused.fetch_add(1, Ordering::Relaxed);
-        let r = Refusal::bad_request(
+        self.refused.inc();
+        let r = S3Refusal::bad_request(
             "RequestTimeout",
             "Your socket connection to the server was not read from or written to within the timeout period.",
         );
@@ -402,8 +403,8 @@ mod tests {
         assert!(b.collect().await.unwrap().to_bytes().is_empty());
     }
 
-    fn min_rate(body: Body) -> (Body, Fault, Arc<AtomicU64>) {
-        let (fault, refused) = (Fault::default(), Arc::new(AtomicU64::new(0)));
+    fn min_rate(body: Body) -> (Body, Fault, Counter) {
+        let (fault, refused) = (Fault::default(), Counter::default());
         (MinRate::wrap(body, 100, Duration::from_secs(10), fault.clone(), refused.clone()), fault, refused)
     }
 
@@ -431,7 +432,7 @@ mod tests {
         assert!(start.elapsed() <= Duration::from_secs(11), "{:?}", start.elapsed());
         assert!(e.to_string().contains("RequestTimeout"), "{e}");
         assert_eq!(fault.get().map(|r| r.code), Some("RequestTimeout"));
-        assert_eq!(refused.load(Ordering::Relaxed), 1);
+        assert_eq!(refused.get(), 1);
         feeder.abort();
     }
 

@@ -4,8 +4,6 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -13,11 +11,12 @@ use cutover_core::Secret;
 use cutover_s3::sigv4::AmzDate;
 use http::StatusCode;
 use http_body::{Body as HttpBody, Frame};
+use prometheus_client::metrics::counter::Counter;
 
 use crate::auth::Seed;
-use crate::body::{BoxError, Refusal};
+use crate::body::{BoxError, S3Refusal};
 use crate::checksum::Algorithm;
-use crate::chunked::{AwsChunked, ChunkSigner, Decoder, Event, Form, declared_length};
+use crate::chunked::{AwsChunked, ChunkSigner, Decoded, Decoder, Form, declared_length};
 use crate::reframe::TrailerFraming;
 
 /// The secret of the S3 documentation's examples (`AKIAIOSFODNN7EXAMPLE`).
@@ -78,9 +77,9 @@ pub fn decode_aws_chunked(
     let mut ended = false;
     loop {
         match dec.next_event() {
-            Ok(Event::Data(d)) => out.extend_from_slice(&d),
-            Ok(Event::End) => return Ok(out),
-            Ok(Event::NeedInput) => match pieces.next() {
+            Ok(Decoded::Data(d)) => out.extend_from_slice(&d),
+            Ok(Decoded::End) => return Ok(out),
+            Ok(Decoded::NeedInput) => match pieces.next() {
                 Some(p) => dec.push(p),
                 None => {
                     assert!(!ended, "the decoder asked for more input after the end of the input");
@@ -116,7 +115,7 @@ pub fn forward_aws_chunked(
 ) -> Result<Forwarded, Refused> {
     let declared = declared_length(declared).map_err(|r| (r.status, r.code))?;
     let inner = Pieces(pieces.iter().map(|p| Bytes::copy_from_slice(p)).collect());
-    let body = AwsChunked::new(inner, Decoder::new(form.form(seed_signature), declared), Arc::new(AtomicU64::new(0)));
+    let body = AwsChunked::new(inner, Decoder::new(form.form(seed_signature), declared), Counter::default());
     let (mut body, len) = match form.algorithm() {
         Some(a) => {
             let framing = TrailerFraming::new(a, declared);
@@ -135,8 +134,8 @@ pub fn forward_aws_chunked(
                 }
             }
             Poll::Ready(Some(Err(e))) => {
-                let refused = e.downcast_ref::<Refusal>().map(|r| (r.status, r.code));
-                return Ok(Forwarded { len, bytes, refused: Some(refused.expect("the body fails with a Refusal")) });
+                let refused = e.downcast_ref::<S3Refusal>().map(|r| (r.status, r.code));
+                return Ok(Forwarded { len, bytes, refused: Some(refused.expect("the body fails with a S3Refusal")) });
             }
             Poll::Ready(None) => return Ok(Forwarded { len, bytes, refused: None }),
             Poll::Pending => unreachable!("every piece is ready"),
@@ -174,6 +173,4 @@ pub fn rename_bucket(body: &[u8], backend_bucket: &str, client_bucket: &str) -> 
 }
 
 /// Escapes text for an XML element, as the gateway's documents do.
-pub fn escape(s: &str) -> String {
-    crate::s3xml::escape(s)
-}
+pub use cutover_s3::xml::escape;

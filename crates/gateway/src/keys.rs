@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use http::StatusCode;
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
-use crate::body::Refusal;
+use crate::body::S3Refusal;
 
 /// The key rules of one gateway.
 #[derive(Debug, Clone)]
@@ -36,16 +36,16 @@ impl KeyPolicy {
     }
 
     /// Why a client may not address `key` (decoded), if it may not.
-    pub fn check(&self, key: &str) -> Result<(), Refusal> {
+    pub fn check(&self, key: &str) -> Result<(), S3Refusal> {
         if has_dot_segment(key) {
-            return Err(Refusal::bad_request(
+            return Err(S3Refusal::bad_request(
                 "InvalidArgument",
                 "the object key has a \".\" or \"..\" path segment, which this gateway refuses \
                  (a path-normalising proxy would turn it into another key or a bucket-level operation)",
             ));
         }
         if self.is_probe(key) {
-            return Err(Refusal::new(
+            return Err(S3Refusal::new(
                 StatusCode::FORBIDDEN,
                 "AccessDenied",
                 format!("keys under {:?} are reserved for cutover's probes", self.probe_prefix),

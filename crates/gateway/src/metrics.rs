@@ -1,155 +1,235 @@
-//! Gateway metrics in the Prometheus text format. Names are constants here;
-//! [`Metrics::render`] writes them all.
+//! Gateway metrics: atomic counters, gauges and histograms that the gateway
+//! registers into the process's `prometheus-client` [`Registry`]
+//! ([`Metrics::register`]). Nothing on the request path takes a lock other
+//! than a family's shared read lock, and nothing allocates once a label set
+//! has been seen.
+//!
+//! Names are constants here. The encoder appends `_total` to counters, so a
+//! counter's constant is its exposed name without it (`REQUESTS` is exposed
+//! as `cutover_gateway_requests_total`).
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub const REQUESTS: &str = "cutover_gateway_requests_total";
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
+
+pub const REQUESTS: &str = "cutover_gateway_requests";
 pub const LATENCY: &str = "cutover_gateway_request_duration_seconds";
-pub const BYTES_IN: &str = "cutover_gateway_request_bytes_total";
-pub const BYTES_OUT: &str = "cutover_gateway_response_bytes_total";
+pub const BYTES_IN: &str = "cutover_gateway_request_bytes";
+pub const BYTES_OUT: &str = "cutover_gateway_response_bytes";
 pub const JOURNAL_DEPTH: &str = "cutover_gateway_journal_depth";
 pub const JOURNAL_OLDEST: &str = "cutover_gateway_journal_oldest_age_seconds";
-pub const JOURNAL_APPENDED: &str = "cutover_gateway_journal_appended_total";
-pub const JOURNAL_REPLAYED: &str = "cutover_gateway_journal_replayed_total";
-pub const FALLBACKS: &str = "cutover_gateway_read_fallbacks_total";
-pub const TLS_HANDSHAKE_FAILURES: &str = "cutover_gateway_tls_handshake_failures_total";
-pub const CONNECTIONS_REFUSED: &str = "cutover_gateway_connections_refused_total";
-pub const SLOW_CLIENTS: &str = "cutover_gateway_slow_client_bodies_total";
-pub const HEDGED: &str = "cutover_gateway_hedged_writes_total";
-pub const BACKEND_TIMEOUTS: &str = "cutover_gateway_backend_timeouts_total";
+pub const JOURNAL_APPENDED: &str = "cutover_gateway_journal_appended";
+pub const JOURNAL_REPLAYED: &str = "cutover_gateway_journal_replayed";
+pub const FALLBACKS: &str = "cutover_gateway_read_fallbacks";
+pub const TLS_HANDSHAKE_FAILURES: &str = "cutover_gateway_tls_handshake_failures";
+pub const CONNECTIONS_REFUSED: &str = "cutover_gateway_connections_refused";
+pub const SLOW_CLIENTS: &str = "cutover_gateway_slow_client_bodies";
+pub const HEDGED: &str = "cutover_gateway_hedged_writes";
+pub const BACKEND_TIMEOUTS: &str = "cutover_gateway_backend_timeouts";
+
+/// The `backend` label of a request the gateway answered itself.
+pub const GATEWAY: &str = "gateway";
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// A backend's name as a label value: shared, cloned without allocating.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct BackendLabel(Arc<str>);
+
+impl EncodeLabelValue for BackendLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        encoder.write_str(&self.0)
+    }
 }
 
-/// Request counts by operation, backend and status, and the latency
-/// histogram by operation: one lock, no allocation once a combination has
-/// been seen.
-#[derive(Debug, Default)]
-struct Requests {
-    counts: BTreeMap<&'static str, BTreeMap<String, BTreeMap<u16, u64>>>,
-    latency: BTreeMap<&'static str, Histogram>,
+/// The labels of [`REQUESTS`].
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    operation: &'static str,
+    backend: BackendLabel,
+    status: u16,
 }
 
-/// Counters and histograms of one gateway (cheap to share).
+/// The labels of [`LATENCY`].
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabel {
+    operation: &'static str,
+}
+
+/// A latency histogram of atomic cells (`prometheus-client`'s own takes a
+/// mutex per observation). Bucket counts are kept per bucket and summed when
+/// encoded; the sum is kept in nanoseconds.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyHistogram(Arc<Cells>);
+
 #[derive(Debug, Default)]
+struct Cells {
+    /// Observations per bucket of [`BUCKETS`], then the overflow (`+Inf`).
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let i = BUCKETS.iter().position(|le| secs <= *le).unwrap_or(BUCKETS.len());
+        self.0.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> std::fmt::Result {
+        let mut buckets = [(0.0, 0); BUCKETS.len() + 1];
+        let mut count = 0;
+        for (i, cell) in self.0.buckets.iter().enumerate() {
+            let n = cell.load(Ordering::Relaxed);
+            count += n;
+            buckets[i] = (BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), n);
+        }
+        let sum = Duration::from_nanos(self.0.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+/// Counters, gauges and histograms of one gateway. Every field is a handle
+/// onto shared atomics: clones count into the same cells.
+#[derive(Debug, Clone)]
 pub struct Metrics {
-    requests: Mutex<Requests>,
-    pub(crate) bytes_in: Arc<AtomicU64>,
-    pub(crate) bytes_out: Arc<AtomicU64>,
-    pub(crate) journal_appended: AtomicU64,
-    pub(crate) journal_replayed: AtomicU64,
-    pub(crate) fallbacks: AtomicU64,
-    pub(crate) tls_handshake_failures: AtomicU64,
-    pub(crate) connections_refused: AtomicU64,
-    pub(crate) slow_clients: Arc<AtomicU64>,
-    pub(crate) hedged: AtomicU64,
-    pub(crate) backend_timeouts: AtomicU64,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<OperationLabel, LatencyHistogram>,
+    /// The `backend` label values known in advance: the configured backends
+    /// and [`GATEWAY`].
+    backends: Arc<[BackendLabel]>,
+    pub(crate) bytes_in: Counter,
+    pub(crate) bytes_out: Counter,
+    pub(crate) journal_appended: Counter,
+    pub(crate) journal_replayed: Counter,
+    pub(crate) fallbacks: Counter,
+    pub(crate) tls_handshake_failures: Counter,
+    pub(crate) connections_refused: Counter,
+    pub(crate) slow_clients: Counter,
+    pub(crate) hedged: Counter,
+    pub(crate) backend_timeouts: Counter,
+    journal_depth: Gauge,
+    journal_oldest: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
-    /// Counts one request of `op` answered by `backend` (or `gateway`) with
-    /// `status`; `elapsed` is the time to the answer's headers.
-    pub fn request(&self, op: &'static str, backend: &str, status: u16, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        let mut guard = self.requests.lock().expect("metrics lock");
-        let r = &mut *guard;
-        let by_backend = r.counts.entry(op).or_default();
-        let by_status = match by_backend.get_mut(backend) {
-            Some(m) => m,
-            None => by_backend.entry(backend.to_string()).or_default(),
-        };
-        *by_status.entry(status).or_default() += 1;
-        let h = r.latency.entry(op).or_default();
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                h.counts[i] += 1;
-            }
+    /// Metrics for a gateway in front of `backends` (the `backend` label
+    /// values resolved in advance).
+    pub fn new<'a>(backends: impl IntoIterator<Item = &'a str>) -> Self {
+        let backends = backends.into_iter().chain([GATEWAY]).map(|b| BackendLabel(Arc::from(b))).collect();
+        Self {
+            requests: Family::default(),
+            latency: Family::default(),
+            backends,
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            journal_appended: Counter::default(),
+            journal_replayed: Counter::default(),
+            fallbacks: Counter::default(),
+            tls_handshake_failures: Counter::default(),
+            connections_refused: Counter::default(),
+            slow_clients: Counter::default(),
+            hedged: Counter::default(),
+            backend_timeouts: Counter::default(),
+            journal_depth: Gauge::default(),
+            journal_oldest: Gauge::default(),
         }
-        h.count += 1;
-        h.sum += secs;
     }
 
-    /// The Prometheus text exposition; journal figures are passed in (they
-    /// live in the state file).
-    pub fn render(&self, journal_depth: u64, oldest_age: Option<Duration>) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "# HELP {REQUESTS} Requests by S3 operation, backend and HTTP status.");
-        let _ = writeln!(out, "# TYPE {REQUESTS} counter");
-        let r = self.requests.lock().expect("metrics lock");
-        for (op, by_backend) in &r.counts {
-            for (backend, by_status) in by_backend {
-                for (status, n) in by_status {
-                    let _ =
-                        writeln!(out, "{REQUESTS}{{operation=\"{op}\",backend=\"{backend}\",status=\"{status}\"}} {n}");
-                }
-            }
-        }
-        let _ = writeln!(out, "# HELP {LATENCY} Time from request to answer headers.");
-        let _ = writeln!(out, "# TYPE {LATENCY} histogram");
-        for (op, h) in &r.latency {
-            for (i, le) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "{LATENCY}_bucket{{operation=\"{op}\",le=\"{le}\"}} {}", h.counts[i]);
-            }
-            let _ = writeln!(out, "{LATENCY}_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "{LATENCY}_sum{{operation=\"{op}\"}} {}", h.sum);
-            let _ = writeln!(out, "{LATENCY}_count{{operation=\"{op}\"}} {}", h.count);
-        }
-        drop(r);
+    /// Registers every family into `registry` (the process has one).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(REQUESTS, "Requests by S3 operation, backend and HTTP status", self.requests.clone());
+        registry.register(LATENCY, "Time from request to answer headers", self.latency.clone());
         let counters = [
-            (BYTES_IN, "Request body bytes received from clients.", self.bytes_in.load(Ordering::Relaxed)),
-            (BYTES_OUT, "Response body bytes sent to clients.", self.bytes_out.load(Ordering::Relaxed)),
-            (JOURNAL_APPENDED, "Journal entries written.", self.journal_appended.load(Ordering::Relaxed)),
-            (JOURNAL_REPLAYED, "Journal entries replayed successfully.", self.journal_replayed.load(Ordering::Relaxed)),
-            (FALLBACKS, "Reads served by the other backend (read-through).", self.fallbacks.load(Ordering::Relaxed)),
+            (BYTES_IN, "Request body bytes received from clients", &self.bytes_in),
+            (BYTES_OUT, "Response body bytes sent to clients", &self.bytes_out),
+            (JOURNAL_APPENDED, "Journal entries written", &self.journal_appended),
+            (JOURNAL_REPLAYED, "Journal entries replayed successfully", &self.journal_replayed),
+            (FALLBACKS, "Reads served by the other backend (read-through)", &self.fallbacks),
             (
                 TLS_HANDSHAKE_FAILURES,
-                "Client connections whose TLS handshake failed or timed out.",
-                self.tls_handshake_failures.load(Ordering::Relaxed),
+                "Client connections whose TLS handshake failed or timed out",
+                &self.tls_handshake_failures,
             ),
             (
                 CONNECTIONS_REFUSED,
-                "Client connections closed at once because max_connections were open.",
-                self.connections_refused.load(Ordering::Relaxed),
+                "Client connections closed at once because max_connections were open",
+                &self.connections_refused,
             ),
             (
                 SLOW_CLIENTS,
-                "Request bodies refused because the client sent them slower than client_min_body_rate.",
-                self.slow_clients.load(Ordering::Relaxed),
+                "Request bodies refused because the client sent them slower than client_min_body_rate",
+                &self.slow_clients,
             ),
             (
                 HEDGED,
-                "Dual-writes acknowledged from the other backend because the active one did not answer in time (journaled for it).",
-                self.hedged.load(Ordering::Relaxed),
+                "Dual-writes acknowledged from the other backend because the active one did not answer in time (journaled for it)",
+                &self.hedged,
             ),
-            (
-                BACKEND_TIMEOUTS,
-                "Backend requests that missed a deadline (first byte or idle).",
-                self.backend_timeouts.load(Ordering::Relaxed),
-            ),
+            (BACKEND_TIMEOUTS, "Backend requests that missed a deadline (first byte or idle)", &self.backend_timeouts),
         ];
-        for (name, help, v) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
         }
-        let _ =
-            writeln!(out, "# HELP {JOURNAL_DEPTH} Journal entries waiting for replay.\n# TYPE {JOURNAL_DEPTH} gauge");
-        let _ = writeln!(out, "{JOURNAL_DEPTH} {journal_depth}");
-        let _ = writeln!(
-            out,
-            "# HELP {JOURNAL_OLDEST} Age of the oldest pending journal entry (0 when empty).\n# TYPE {JOURNAL_OLDEST} gauge"
+        registry.register(JOURNAL_DEPTH, "Journal entries waiting for replay", self.journal_depth.clone());
+        registry.register(
+            JOURNAL_OLDEST,
+            "Age of the oldest pending journal entry (0 when empty)",
+            self.journal_oldest.clone(),
         );
-        let _ = writeln!(out, "{JOURNAL_OLDEST} {}", oldest_age.map(|d| d.as_secs_f64()).unwrap_or(0.0));
+    }
+
+    /// Counts one request of `op` answered by `backend` (or [`GATEWAY`]) with
+    /// `status`; `elapsed` is the time to the answer's headers.
+    pub fn request(&self, op: &'static str, backend: &str, status: u16, elapsed: Duration) {
+        let backend = match self.backends.iter().find(|b| &*b.0 == backend) {
+            Some(b) => b.clone(),
+            None => BackendLabel(Arc::from(backend)),
+        };
+        self.requests.get_or_create(&RequestLabels { operation: op, backend, status }).inc();
+        self.latency.get_or_create(&OperationLabel { operation: op }).observe(elapsed);
+    }
+
+    /// Sets the journal gauges (their figures live in the state file).
+    pub fn set_journal(&self, depth: u64, oldest_age: Option<Duration>) {
+        self.journal_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.journal_oldest.set(oldest_age.map(|d| d.as_secs_f64()).unwrap_or(0.0));
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of these metrics alone,
+    /// with the journal figures passed in.
+    pub fn render(&self, journal_depth: u64, oldest_age: Option<Duration>) -> String {
+        self.set_journal(journal_depth, oldest_age);
+        let mut registry = Registry::default();
+        self.register(&mut registry);
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry) {
+            // Writing into a String cannot fail; an encoder error is a bug.
+            tracing::error!(error = %e, "encoding the gateway metrics failed");
+        }
         out
     }
 }
@@ -160,20 +240,47 @@ mod tests {
 
     #[test]
     fn renders_counters_histograms_and_journal_gauges() {
-        let m = Metrics::default();
+        let m = Metrics::new(["primary"]);
         m.request("GetObject", "primary", 200, Duration::from_millis(2));
         m.request("GetObject", "primary", 200, Duration::from_millis(20));
         let text = m.render(3, Some(Duration::from_secs(7)));
         assert!(
             text.contains(
                 "cutover_gateway_requests_total{operation=\"GetObject\",backend=\"primary\",status=\"200\"} 2"
-            )
+            ),
+            "{text}"
         );
         assert!(
-            text.contains("cutover_gateway_request_duration_seconds_bucket{operation=\"GetObject\",le=\"0.0025\"} 1")
+            text.contains("cutover_gateway_request_duration_seconds_bucket{operation=\"GetObject\",le=\"0.0025\"} 1"),
+            "{text}"
         );
-        assert!(text.contains("cutover_gateway_request_duration_seconds_count{operation=\"GetObject\"} 2"));
-        assert!(text.contains("cutover_gateway_journal_depth 3"));
-        assert!(text.contains("cutover_gateway_journal_oldest_age_seconds 7"));
+        assert!(text.contains("cutover_gateway_request_duration_seconds_count{operation=\"GetObject\"} 2"), "{text}");
+        assert!(text.contains("cutover_gateway_journal_depth 3"), "{text}");
+        assert!(text.contains("cutover_gateway_journal_oldest_age_seconds 7"), "{text}");
+    }
+
+    #[test]
+    fn names_help_and_types_are_those_exposed_before_prometheus_client() {
+        let m = Metrics::new(["primary"]);
+        m.request("PutObject", "elsewhere", 503, Duration::from_secs(20));
+        m.bytes_in.inc_by(5);
+        let text = m.render(0, None);
+        for line in [
+            "# HELP cutover_gateway_requests_total Requests by S3 operation, backend and HTTP status.",
+            "# TYPE cutover_gateway_requests_total counter",
+            "cutover_gateway_requests_total{operation=\"PutObject\",backend=\"elsewhere\",status=\"503\"} 1",
+            "# TYPE cutover_gateway_request_duration_seconds histogram",
+            "cutover_gateway_request_duration_seconds_bucket{operation=\"PutObject\",le=\"10\"} 0",
+            "cutover_gateway_request_duration_seconds_bucket{operation=\"PutObject\",le=\"+Inf\"} 1",
+            "cutover_gateway_request_duration_seconds_sum{operation=\"PutObject\"} 20",
+            "cutover_gateway_request_bytes_total 5",
+            "cutover_gateway_response_bytes_total 0",
+            "# TYPE cutover_gateway_journal_depth gauge",
+            "cutover_gateway_journal_oldest_age_seconds 0",
+            "cutover_gateway_backend_timeouts_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == line || l.starts_with(&format!("{line}."))), "{line}\n{text}");
+        }
+        assert!(!text.contains("# EOF"), "{text}");
     }
 }

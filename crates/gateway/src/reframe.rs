@@ -102,12 +102,11 @@ impl TrailerFraming {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use http_body_util::BodyExt;
 
     use super::*;
-    use crate::chunked::{AwsChunked, Decoder, Event, Form};
+    use crate::chunked::{AwsChunked, Decoded, Decoder, Form};
 
     fn digest(a: Algorithm, data: &[u8]) -> Vec<u8> {
         let mut c = a.hasher();
@@ -135,9 +134,9 @@ mod tests {
         let mut out = Vec::new();
         loop {
             match d.next_event().unwrap_or_else(|r| panic!("{a:?}: {r}")) {
-                Event::Data(b) => out.extend_from_slice(&b),
-                Event::End => return (out, d.verified_checksum().expect("verified").to_vec()),
-                Event::NeedInput => panic!("{a:?}: the decoder wants more"),
+                Decoded::Data(b) => out.extend_from_slice(&b),
+                Decoded::End => return (out, d.verified_checksum().expect("verified").to_vec()),
+                Decoded::NeedInput => panic!("{a:?}: the decoder wants more"),
             }
         }
     }
@@ -239,7 +238,7 @@ mod tests {
                 client.extend_from_slice(format!("0\r\n{}:{}\r\n\r\n", a.header(), value_of(a, &data)).as_bytes());
                 let dec = Decoder::new(Form::UnsignedTrailer(Some(a)), data.len() as u64);
                 let inner = http_body_util::Full::new(Bytes::from(client));
-                let mut b = AwsChunked::new(inner, dec, Arc::default())
+                let mut b = AwsChunked::new(inner, dec, prometheus_client::metrics::counter::Counter::default())
                     .forward_trailer(TrailerFraming::new(a, data.len() as u64));
                 assert_eq!(http_body::Body::size_hint(&b).exact(), Some(want.len() as u64));
                 let mut out = Vec::new();

@@ -3,7 +3,6 @@
 //! copied back to the primary and verified).
 
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -304,7 +303,7 @@ impl Gateway {
                 Ok(()) => {
                     inner.state.done(e.id).await?;
                     inner.replayed(&e.bucket, &e.key, e.id);
-                    inner.metrics.journal_replayed.fetch_add(1, Ordering::Relaxed);
+                    inner.metrics.journal_replayed.inc();
                     tracing::info!(bucket = %e.bucket, key = %e.key, target = %e.target, "journal entry replayed");
                     ok += 1;
                 }

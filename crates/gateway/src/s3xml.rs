@@ -5,10 +5,8 @@ use http::{HeaderValue, Response, StatusCode};
 
 use crate::body::{Body, full};
 
-/// Escapes text for an XML element.
-pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
-}
+/// Escapes text for an XML element (the one escaper of the workspace).
+pub use cutover_s3::xml::escape;
 
 /// An S3 error answer: `<Error><Code>..</Code><Message>..</Message>..`.
 pub fn error(status: StatusCode, code: &str, message: &str, resource: &str) -> Response<Body> {

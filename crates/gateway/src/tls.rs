@@ -8,7 +8,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use cutover_core::config::GatewayTls;
@@ -61,7 +60,7 @@ impl Tls {
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no handshake within {:?}", self.timeout),
         };
-        metrics.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
+        metrics.tls_handshake_failures.inc();
         tracing::debug!(?peer, %error, "TLS handshake failed");
         None
     }

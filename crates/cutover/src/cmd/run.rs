@@ -32,6 +32,9 @@ pub struct Shared {
     pub jobs: mpsc::UnboundedSender<RunbookDue>,
     /// The in-process S3 gateway, when `[gateway]` is configured.
     pub gateway: Option<cutover_gateway::Gateway>,
+    /// The process's metrics registry (the gateway's families; the
+    /// controller's still render from `metrics` until they move here).
+    pub registry: prometheus_client::registry::Registry,
     /// Refused API requests go to the audit log through this, on its own
     /// connection, never through the controller.
     pub denials: cutover_store::DenialLog,
@@ -180,12 +183,17 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
         serde_json::json!({"backends": clients.len(), "active": controller.active(), "policy_sha256": controller.policy().sha256()}),
     );
     let (jobs, queue) = mpsc::unbounded_channel();
+    let mut registry = prometheus_client::registry::Registry::default();
+    if let Some(gw) = &gateway {
+        gw.register_metrics(&mut registry);
+    }
     let shared = Arc::new(Shared {
         controller: Mutex::new(controller),
         metrics: Mutex::new(Metrics::default()),
         config: config.clone(),
         jobs,
         gateway: gateway.clone(),
+        registry,
         denials,
     });
     let mut gateway_stop = None;
