@@ -4,10 +4,13 @@
 mod api;
 mod audit_export;
 mod cli;
+mod client;
 mod cmd;
 mod listen;
 mod load;
 mod logs;
+mod shutdown;
+mod warnings;
 
 use std::process::ExitCode;
 

@@ -4,7 +4,9 @@
 
 mod common;
 
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use common::controller::Controller;
 use common::{Backend, Setup, sha256_hex, start_s3sfs};
@@ -143,4 +145,49 @@ fn an_agent_speaks_for_its_own_vantage_only_and_reads_need_a_token() {
     drop(c);
     let audit = setup.run(&["audit", "verify"]);
     assert_eq!(audit.code, 0, "{audit:?}");
+}
+
+/// On SIGTERM the API stops accepting at once and finishes the request in
+/// progress (here one whose body is still arriving) before the process exits.
+#[test]
+fn sigterm_stops_accepting_and_finishes_the_request_in_progress() {
+    let (a, b) = (start_s3sfs(), start_s3sfs());
+    let setup = Setup::new(
+        &[Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b)],
+        &tokens(),
+    );
+    let mut c = Controller::start(&setup);
+    let body = json!({"target": "nowhere", "reason": "stopping"}).to_string();
+    let mut conn = TcpStream::connect(("127.0.0.1", c.port())).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /v1/failover HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer admin\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(&body.as_bytes()[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    c.terminate();
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", c.port())).is_ok() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the API still accepts after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(c.try_wait().is_none(), "the controller exited with a request in progress: {}", c.log());
+
+    conn.write_all(&body.as_bytes()[10..]).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(answer.contains("no backend named \\\"nowhere\\\""), "{answer}");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = c.try_wait() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the controller did not exit: {}", c.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}: {}", c.log());
 }
