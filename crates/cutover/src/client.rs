@@ -27,12 +27,16 @@ pub struct ApiArgs {
 /// Why a request to the API got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// No connection to the API.
     #[error("{}", .0.detail)]
     Connect(TransportError),
+    /// The request could not be built (a bad path).
     #[error(transparent)]
     Build(#[from] http::Error),
+    /// No answer within 10 s.
     #[error("timed out")]
     Timeout,
+    /// The connection failed during the exchange.
     #[error(transparent)]
     Send(#[from] hyper::Error),
 }

@@ -14,43 +14,55 @@ use serde_json::{Value, json};
 use super::body::BODY_READ_TIMEOUT;
 use super::evidence::EvidenceError;
 
+/// Why a request was not served.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// 401: no `Authorization` header.
     #[error("a bearer token is required")]
     NoToken,
+    /// 401: not a bearer token, or not a configured one.
     #[error("unknown bearer token")]
     UnknownToken,
-    /// The token's role may not use this endpoint; `needed` names the roles that may.
+    /// 403: the token's role may not use this endpoint; `needed` names the roles that may.
     #[error("this token's role may not do that (needs {needed})")]
     Role { actor: String, needed: String },
-    /// An agent token posting evidence for another vantage.
+    /// 403: an agent token posting evidence for another vantage.
     #[error("this token speaks for vantage {own:?} only, not {asked:?}")]
     OtherVantage { actor: String, own: String, asked: String },
-    /// Evidence for a vantage no agent token has.
+    /// 403: evidence for a vantage no agent token has.
     #[error("{asked:?} is not the vantage of any agent token")]
     UnknownVantage { actor: String, asked: String },
+    /// 400: the body broke off or is over its limit.
     #[error("reading the body: {0}")]
     BodyRead(#[source] axum::BoxError),
+    /// 408: the body was too slow.
     #[error("the body did not arrive within {BODY_READ_TIMEOUT:?}")]
     BodyTimeout,
+    /// 400: the body is not JSON of the expected shape.
     #[error("bad body: {0}")]
     BadJson(#[source] serde_json::Error),
+    /// 400: a free-text field is too long.
     #[error("\"{field}\" is longer than {max} characters")]
     TooLong { field: &'static str, max: usize },
+    /// 400: a free-text field has control characters.
     #[error("\"{field}\" contains control characters")]
     ControlCharacters { field: &'static str },
+    /// 400: evidence that fails its checks.
     #[error(transparent)]
     Evidence(#[from] EvidenceError),
+    /// 404: no such incident.
     #[error("no incident {0:?}")]
     NoIncident(String),
+    /// 404: no such path.
     #[error("no such endpoint: {0}")]
     NoEndpoint(String),
-    /// `allow` lists the methods the endpoint answers (the `Allow` header).
+    /// 405; `allow` lists the methods the endpoint answers (the `Allow` header).
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
-    /// The controller refused or failed the request.
+    /// 404, 409 or 500: the controller refused or failed the request.
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// 500: the state store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

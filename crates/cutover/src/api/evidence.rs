@@ -55,16 +55,22 @@ const MAX_OUTCOME: usize = 128;
 /// What is wrong with an evidence body (400).
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
+    /// Not a vantage name (or `local`).
     #[error("\"vantage\" must be 1 to 64 letters, digits, '.', '_' or '-', other than \"local\"")]
     Vantage,
+    /// More than [`MAX_REPORTS`] reports.
     #[error("\"reports\" has {0} entries; at most {MAX_REPORTS}")]
     TooManyReports(usize),
+    /// A report about a backend that is not configured.
     #[error("reports[{report}].backend: no backend named {name:?}")]
     UnknownBackend { report: usize, name: String },
+    /// A report with more than [`MAX_OPS`] operations.
     #[error("reports[{report}].ops: {count} entries; at most {MAX_OPS}")]
     TooManyOps { report: usize, count: usize },
+    /// An operation's duration that is negative, not finite or over an hour.
     #[error("reports[{report}].ops[{op}].ms: {ms} is not a duration from 0 to {MAX_OP_MS} ms")]
     Duration { report: usize, op: usize, ms: f64 },
+    /// An outcome that is too long or not printable ASCII.
     #[error("reports[{report}].outcome: at most {MAX_OUTCOME} printable ASCII characters")]
     Outcome { report: usize },
 }
