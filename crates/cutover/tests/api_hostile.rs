@@ -191,3 +191,40 @@ fn sigterm_stops_accepting_and_finishes_the_request_in_progress() {
     };
     assert!(status.success(), "exit status {status:?}: {}", c.log());
 }
+
+/// The routing the API has always had, pinned across its move to axum:
+/// trailing and doubled slashes are ignored, unknown paths are 404 naming
+/// the path, other methods (HEAD too) are 405, and every answer is JSON
+/// `{"error"}` but `/healthz` and `/metrics`.
+#[test]
+fn paths_methods_and_unknown_endpoints_answer_as_before() {
+    let (a, b) = (start_s3sfs(), start_s3sfs());
+    let setup = Setup::new(
+        &[Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b)],
+        &tokens(),
+    );
+    let c = Controller::start(&setup);
+    let error = |(status, text): (u16, String)| {
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} {text}: {e}"));
+        (status, v["error"].as_str().unwrap_or_default().to_string())
+    };
+    let viewer = Some(common::controller::HARNESS_VIEWER_TOKEN);
+    assert_eq!(c.request("GET", "/v1/status/", viewer, "").0, 200);
+    assert_eq!(c.request("GET", "//v1//incidents//", viewer, "").0, 200);
+    assert_eq!(c.request("GET", "/healthz/", None, "").1, "ok\n");
+    assert_eq!(error(c.request("GET", "/nope/", None, "")), (404, "no such endpoint: /nope".into()));
+    assert_eq!(error(c.request("POST", "/v1/nothing", None, "")), (404, "no such endpoint: /v1/nothing".into()));
+    assert_eq!(error(c.request("GET", "/v1/nothing", viewer, "")), (404, "no such endpoint: /v1/nothing".into()));
+    assert_eq!(error(c.request("GET", "/v1/incidents/inc-x", viewer, "")), (404, "no incident \"inc-x\"".into()));
+    for (method, path) in
+        [("PUT", "/v1/status"), ("POST", "/healthz"), ("DELETE", "/v1/failover"), ("POST", "/v1/incidents/x")]
+    {
+        assert_eq!(error(c.request(method, path, None, "")), (405, "method not allowed".into()), "{method} {path}");
+    }
+    // A GET of a POST endpoint is a read: the token first, then 405.
+    assert_eq!(c.request("GET", "/v1/failover", None, "").0, 401);
+    assert_eq!(error(c.request("GET", "/v1/failover", viewer, "")), (405, "method not allowed".into()));
+    assert_eq!(c.request("HEAD", "/healthz", None, "").0, 405);
+    let (status, answer) = c.request("POST", "/v1/incidents/inc-x/approve", Some("approver"), "");
+    assert_eq!(error((status, answer)), (404, "no incident \"inc-x\"".into()));
+}
