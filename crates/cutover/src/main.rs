@@ -4,11 +4,14 @@
 mod api;
 mod audit_export;
 mod cli;
+mod client;
 mod cmd;
 mod listen;
 mod load;
 mod logs;
+mod shutdown;
 mod stats;
+mod warnings;
 
 use std::process::ExitCode;
 

@@ -4,7 +4,9 @@
 
 mod common;
 
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use common::run_process::RunProcess;
 use common::{Backend, Setup, sha256_hex, start_s3sfs};
@@ -143,4 +145,86 @@ fn an_agent_speaks_for_its_own_vantage_only_and_reads_need_a_token() {
     drop(c);
     let audit = setup.run(&["audit", "verify"]);
     assert_eq!(audit.code, 0, "{audit:?}");
+}
+
+/// On SIGTERM the API stops accepting at once and finishes the request in
+/// progress (here one whose body is still arriving) before the process exits.
+#[test]
+fn sigterm_stops_accepting_and_finishes_the_request_in_progress() {
+    let (a, b) = (start_s3sfs(), start_s3sfs());
+    let setup = Setup::new(
+        &[Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b)],
+        &tokens(),
+    );
+    let mut c = Controller::start(&setup);
+    let body = json!({"target": "nowhere", "reason": "stopping"}).to_string();
+    let mut conn = TcpStream::connect(("127.0.0.1", c.port())).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /v1/failover HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer admin\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(&body.as_bytes()[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    c.terminate();
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", c.port())).is_ok() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the API still accepts after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(c.try_wait().is_none(), "the controller exited with a request in progress: {}", c.log());
+
+    conn.write_all(&body.as_bytes()[10..]).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(answer.contains("no backend named \\\"nowhere\\\""), "{answer}");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = c.try_wait() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the controller did not exit: {}", c.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}: {}", c.log());
+}
+
+/// The routing the API has always had, pinned across its move to axum:
+/// trailing and doubled slashes are ignored, unknown paths are 404 naming
+/// the path, other methods (HEAD too) are 405, and every answer is JSON
+/// `{"error"}` but `/healthz` and `/metrics`.
+#[test]
+fn paths_methods_and_unknown_endpoints_answer_as_before() {
+    let (a, b) = (start_s3sfs(), start_s3sfs());
+    let setup = Setup::new(
+        &[Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b)],
+        &tokens(),
+    );
+    let c = Controller::start(&setup);
+    let error = |(status, text): (u16, String)| {
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} {text}: {e}"));
+        (status, v["error"].as_str().unwrap_or_default().to_string())
+    };
+    let viewer = Some(common::controller::HARNESS_VIEWER_TOKEN);
+    assert_eq!(c.request("GET", "/v1/status/", viewer, "").0, 200);
+    assert_eq!(c.request("GET", "//v1//incidents//", viewer, "").0, 200);
+    assert_eq!(c.request("GET", "/healthz/", None, "").1, "ok\n");
+    assert_eq!(error(c.request("GET", "/nope/", None, "")), (404, "no such endpoint: /nope".into()));
+    assert_eq!(error(c.request("POST", "/v1/nothing", None, "")), (404, "no such endpoint: /v1/nothing".into()));
+    assert_eq!(error(c.request("GET", "/v1/nothing", viewer, "")), (404, "no such endpoint: /v1/nothing".into()));
+    assert_eq!(error(c.request("GET", "/v1/incidents/inc-x", viewer, "")), (404, "no incident \"inc-x\"".into()));
+    for (method, path) in
+        [("PUT", "/v1/status"), ("POST", "/healthz"), ("DELETE", "/v1/failover"), ("POST", "/v1/incidents/x")]
+    {
+        assert_eq!(error(c.request(method, path, None, "")), (405, "method not allowed".into()), "{method} {path}");
+    }
+    // A GET of a POST endpoint is a read: the token first, then 405.
+    assert_eq!(c.request("GET", "/v1/failover", None, "").0, 401);
+    assert_eq!(error(c.request("GET", "/v1/failover", viewer, "")), (405, "method not allowed".into()));
+    assert_eq!(c.request("HEAD", "/healthz", None, "").0, 405);
+    let (status, answer) = c.request("POST", "/v1/incidents/inc-x/approve", Some("approver"), "");
+    assert_eq!(error((status, answer)), (404, "no incident \"inc-x\"".into()));
 }

@@ -63,6 +63,6 @@ pub fn run(global: &Global, args: AgentArgs) -> Result<(), Failure> {
     })
 }
 
-async fn post(endpoint: &Endpoint, token: &str, body: String) -> Result<u16, String> {
-    crate::cmd::approve::post(endpoint, "/v1/evidence", token, body).await.map(|(status, _)| status)
+async fn post(endpoint: &Endpoint, token: &str, body: String) -> Result<u16, crate::client::ClientError> {
+    crate::client::post(endpoint, "/v1/evidence", token, body).await.map(|(status, _)| status)
 }

@@ -48,7 +48,7 @@ pub fn run(args: ChaosProxyArgs) -> Result<(), Failure> {
     let _ = writeln!(out, "chaos-proxy: faults {}", serde_json::json!(proxy.faults()));
     let _ = out.flush();
     drop(out);
-    runtime().block_on(crate::cmd::run::shutdown_signal());
+    runtime().block_on(crate::shutdown::signal());
     proxy.shutdown();
     println!("chaos-proxy: stopped");
     Ok(())

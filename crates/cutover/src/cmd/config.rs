@@ -53,7 +53,7 @@ pub fn check(global: &Global, json: bool) -> Result<(), Failure> {
                         }
                     }
                     Ok(rb) => {
-                        for w in cutover_orchestrate::runbook::warnings(&rb, &super::runbook::env_lookup) {
+                        for w in cutover_orchestrate::runbook::warnings(&rb, &crate::warnings::env_lookup) {
                             warnings.push(Problem::new(format!("{key} ({}): {}", p.display(), w.path), w.message));
                         }
                     }

@@ -44,7 +44,7 @@ pub fn run(global: &Global, args: GatewayArgs) -> Result<(), Failure> {
         tokio::spawn(async move { replayer.replay_forever().await });
         let scheme = if tls { "https" } else { "http" };
         eprintln!("cutover gateway listening on {scheme}://{addr} (active backend: {initial})");
-        gateway.serve(listener, crate::cmd::run::shutdown_signal()).await.context("serving")?;
+        gateway.serve(listener, crate::shutdown::signal()).await.context("serving")?;
         Ok::<(), Failure>(())
     })
 }

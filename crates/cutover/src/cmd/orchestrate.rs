@@ -36,10 +36,7 @@ impl Runbooks {
                 None => Ok(runbook::built_in(kind)),
                 Some(p) => {
                     let rb = runbook::load(p, &names).map_err(|e| Failure::Usage(e.to_string()))?;
-                    crate::cmd::runbook::print_warnings(
-                        &rb.origin,
-                        &runbook::warnings(&rb, &crate::cmd::runbook::env_lookup),
-                    );
+                    crate::warnings::print_warnings(&rb.origin, &runbook::warnings(&rb, &crate::warnings::env_lookup));
                     Ok(rb)
                 }
             }

@@ -53,8 +53,8 @@ pub fn run(global: &Global, args: RunArgs) -> Result<(), Failure> {
     let config = load::config(global)?;
     runtime().block_on(async move {
         let running = start(config, !args.no_gateway).await?;
-        shutdown_signal().await;
-        running.stop_gateway().await;
+        crate::shutdown::signal().await;
+        running.stop().await;
         crate::logs::say("stopped", "cutover run: stopped", serde_json::json!({}));
         Ok(())
     })
@@ -67,15 +67,22 @@ pub struct Running {
     pub gateway: Option<std::net::SocketAddr>,
     /// Stops the gateway (also when dropped) and its serving task.
     gateway_stop: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    /// Stops the API (also when dropped) and its serving task.
+    api_stop: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Running {
-    /// Closes the gateway's listener and waits for the requests in
-    /// progress to finish (at most the gateway's drain time).
-    pub async fn stop_gateway(mut self) {
-        if let Some((stop, served)) = self.gateway_stop.take() {
+    /// Closes the API's and the gateway's listeners and waits for the
+    /// requests in progress to finish (at most their drain times).
+    pub async fn stop(mut self) {
+        let stops = [self.api_stop.take(), self.gateway_stop.take()];
+        let mut served = Vec::new();
+        for (stop, task) in stops.into_iter().flatten() {
             drop(stop);
-            let _ = served.await;
+            served.push(task);
+        }
+        for task in served {
+            let _ = task.await;
         }
     }
 
@@ -215,13 +222,16 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
         gateway_stop = Some((stop, served));
     }
     tokio::spawn(orchestrate(shared.clone(), runbooks, queue));
+    let mut api_stop = None;
     if let (Some(listener), Some(addr)) = (api_listener, api_addr) {
         crate::logs::say(
             "listening",
             &format!("api listening on http://{addr}"),
             serde_json::json!({"listener": "api", "url": format!("http://{addr}")}),
         );
-        tokio::spawn(api::serve(listener, shared.clone()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(api::serve(listener, shared.clone(), async move { drop(stopped.await) }));
+        api_stop = Some((stop, served));
     }
     let (tx, rx) = mpsc::unbounded_channel();
     for (b, probe, verify) in clients {
@@ -247,7 +257,7 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
     tokio::spawn(replication_loop(shared.clone()));
     tokio::spawn(control_loop(shared.clone(), rx, config.detect.slow_after));
     tokio::spawn(crate::cmd::drill::scheduled(shared.clone(), config.drills.clone()));
-    Ok(Running { shared, api: api_addr, gateway: gateway_addr, gateway_stop })
+    Ok(Running { shared, api: api_addr, gateway: gateway_addr, gateway_stop, api_stop })
 }
 
 /// The control loop: probe results, re-checks and time in; events out.
@@ -289,15 +299,6 @@ async fn control_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>,
         for e in events {
             report_event(&shared, &e);
         }
-    }
-}
-
-/// Waits for Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
 }
 

@@ -11,6 +11,7 @@ use cutover_orchestrate::runbook::{self, Runbook, Vars};
 use serde_json::json;
 
 use crate::cli::Global;
+use crate::warnings::{env_lookup, print_warnings};
 use crate::{Failure, load};
 
 #[derive(Debug, Subcommand)]
@@ -113,18 +114,6 @@ pub fn run(global: &Global, command: RunbookCommand) -> Result<(), Failure> {
             print_warnings(&rb.origin, &runbook::warnings(&rb, &env_lookup));
             print_plan(&rb, &vars)
         }
-    }
-}
-
-/// The process environment, for the warnings about unset variables.
-pub fn env_lookup(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-/// Warnings go to standard error, one a line, `warning: FILE: steps[i] "name".with.FIELD: ...`.
-pub fn print_warnings(origin: &str, warnings: &[cutover_core::Problem]) {
-    for w in warnings {
-        eprintln!("warning: {origin}: {w}");
     }
 }
 

@@ -9,7 +9,7 @@ use cutover_store::Store;
 use serde_json::{Map, Value, json};
 
 use crate::cli::Global;
-use crate::cmd::approve::{ApiArgs, api_url, get, refusal};
+use crate::client::{ApiArgs, api_url, get, refusal};
 use crate::{Failure, load, runtime};
 
 #[derive(Debug, Args)]
