@@ -14,6 +14,8 @@ use bytes::Bytes;
 use cutover_control::controller::{Event, RequestError};
 use cutover_control::metrics;
 use cutover_core::config::TokenRole;
+use cutover_core::domain::Verdict;
+use cutover_store::prelude::*;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -274,7 +276,7 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Resp {
                     if let Some(due) = due {
                         report_event(shared, &Event::RunbookDue(due));
                     }
-                    let verdict = if approve { "approve" } else { "reject" };
+                    let verdict = if approve { Verdict::Approve } else { Verdict::Reject };
                     json_resp(
                         StatusCode::OK,
                         &json!({"incident": id, "verdict": verdict, "by": actor, "failover_started": started}),
@@ -340,7 +342,7 @@ fn request_error(e: &RequestError) -> Resp {
 
 /// An incident with its timeline, as `GET /v1/incidents/{id}` and
 /// `cutover incidents show` print it.
-pub fn incident_json(store: &cutover_store::Store, id: &str) -> Option<Value> {
+pub fn incident_json(store: &dyn cutover_store::Store, id: &str) -> Option<Value> {
     let inc = store.incident(id).ok()??;
     let mut v = json!(inc);
     v["timeline"] = json!(store.timeline(id).unwrap_or_default());

@@ -153,8 +153,11 @@ timeout = "60s"
 "#;
 
 /// The built-in runbook for `failover` or `fallback`.
-pub fn built_in(kind: &str) -> Runbook {
-    let text = if kind == "fallback" { BUILT_IN_FALLBACK } else { BUILT_IN_FAILOVER };
+pub fn built_in(kind: cutover_core::domain::RunKind) -> Runbook {
+    let text = match kind {
+        cutover_core::domain::RunKind::Failover => BUILT_IN_FAILOVER,
+        cutover_core::domain::RunKind::Fallback => BUILT_IN_FALLBACK,
+    };
     parse(text, &format!("built-in {kind}"), &[]).expect("built-in runbooks are valid")
 }
 

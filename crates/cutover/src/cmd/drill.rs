@@ -22,7 +22,9 @@ use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use cutover_core::Config;
 use cutover_core::config::{Ack, BucketMode, GatewayBucket, GatewayClient, GatewayConfig, SecretRef};
+use cutover_core::domain::{IncidentState, RunKind, RunState};
 use cutover_s3::{ClientOptions, Credentials, S3Client};
+use cutover_store::prelude::*;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -384,7 +386,7 @@ async fn one_run(
     let mut fallback_s = None;
     if failovers(&running) > 0 {
         let limit = config.fallback.stable_for + Duration::from_secs(60);
-        let resolved = |r: &Running| r.latest_incident().is_some_and(|i| i.state == "resolved");
+        let resolved = |r: &Running| r.latest_incident().is_some_and(|i| i.state == IncidentState::Resolved);
         if running.wait_for("fallback", limit, resolved).await.is_ok() {
             fallback_s = Some(recovered.elapsed().as_secs_f64());
         }
@@ -532,7 +534,7 @@ fn failovers(r: &Running) -> u32 {
     incidents
         .iter()
         .flat_map(|i| store.runs_for(&i.id).unwrap_or_default())
-        .filter(|run| run.kind == "failover" && run.state == "completed")
+        .filter(|run| run.kind == RunKind::Failover && run.state == RunState::Completed)
         .count() as u32
 }
 
@@ -688,6 +690,7 @@ pub async fn scheduled(shared: Arc<crate::cmd::run::Shared>, drills: Vec<cutover
             .inc(cutover_control::metrics::DRILLS, vec![("scenario", d.scenario.clone()), ("result", result.into())]);
         let store = shared.controller.lock().unwrap().store().clone();
         if let Err(e) = store.audit(
+            &cutover_store::Fence::local(),
             std::time::SystemTime::now(),
             "scheduler",
             "drill",
