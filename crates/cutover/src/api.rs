@@ -15,7 +15,6 @@ use cutover_control::controller::{Event, RequestError};
 use cutover_control::metrics;
 use cutover_core::config::TokenRole;
 use cutover_core::domain::Verdict;
-use cutover_store::prelude::*;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -239,7 +238,7 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Resp {
         }
         (Method::GET, ["v1", "incidents", id]) => {
             let c = shared.controller.lock().unwrap();
-            incident_json(c.store(), id)
+            incident_json(c.store().as_ref(), id)
                 .map(|v| json_resp(StatusCode::OK, &v))
                 .unwrap_or_else(|| error(StatusCode::NOT_FOUND, &format!("no incident {id:?}")))
         }

@@ -23,7 +23,6 @@ use cutover_core::config::load_str;
 use cutover_core::domain::IncidentState;
 use cutover_lab::s3sfs::S3sFs;
 use cutover_s3::{ClientOptions, Credentials, S3Client};
-use cutover_store::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::cmd::run::{Running, start};

@@ -24,7 +24,6 @@ use cutover_core::Config;
 use cutover_core::config::{Ack, BucketMode, GatewayBucket, GatewayClient, GatewayConfig, SecretRef};
 use cutover_core::domain::{IncidentState, RunKind, RunState};
 use cutover_s3::{ClientOptions, Credentials, S3Client};
-use cutover_store::prelude::*;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

@@ -13,7 +13,6 @@ use cutover_orchestrate::actuators::StepError;
 use cutover_orchestrate::engine::{BoxFut, Engine, EngineEvent, Host, Job, RunOutcome, StepPhase};
 use cutover_orchestrate::runbook::{self, Runbook};
 use cutover_s3::ClientOptions;
-use cutover_store::prelude::*;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
