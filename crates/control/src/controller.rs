@@ -559,7 +559,7 @@ impl Controller {
                     at,
                     "controller",
                     "incident.resolve",
-                    &json!({"incident": incident, "by": "fallback"}),
+                    &json!({"incident": incident, "by": RunKind::Fallback}),
                 )?;
             }
             Ok(())

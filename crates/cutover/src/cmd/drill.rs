@@ -555,7 +555,7 @@ fn timeline_measures(r: &Running, onset: Instant) -> (Option<f64>, Option<String
         timeline.iter().find(|e| e.kind == "decision").and_then(|e| e.detail["action"].as_str().map(String::from));
     let rto = timeline
         .iter()
-        .find(|e| e.kind == "runbook.completed" && e.detail["kind"] == "failover")
+        .find(|e| e.kind == "runbook.completed" && e.detail["kind"] == RunKind::Failover.as_str())
         .and_then(|e| since(&e.at));
     (detect, decision, rto)
 }
