@@ -209,7 +209,7 @@ fn check_files(runbook: &mut Runbook, dir: &std::path::Path) -> Vec<Problem> {
                 && std::path::Path::new(repo).join(".git").exists()
                 && let Err(e) = actuators::git::inside(std::path::Path::new(repo), file)
             {
-                problems.push(Problem::new(format!("{at}.with.file"), e));
+                problems.push(Problem::new(format!("{at}.with.file"), e.to_string()));
             }
         }
     }
