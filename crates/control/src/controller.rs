@@ -8,11 +8,14 @@
 //! happened, for the log, the metrics and the timeline.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use cutover_core::Config;
 use cutover_core::config::Role;
-use cutover_store::{DecisionRecord, Store, StoreError};
+use cutover_core::domain::{DecisionAction, IncidentState, RunKind, RunOutcome, Verdict};
+use cutover_store::prelude::*;
+use cutover_store::{DecisionRecord, Fence, StoreError};
 use serde_json::{Value, json};
 
 use crate::health::{Health, Observation, Thresholds, Tracker, Transition};
@@ -24,8 +27,7 @@ pub struct RunbookDue {
     pub incident: String,
     /// The backend the incident is about.
     pub backend: String,
-    /// `failover` or `fallback`.
-    pub kind: String,
+    pub kind: RunKind,
     pub source: String,
     pub target: String,
     pub reason: String,
@@ -34,7 +36,7 @@ pub struct RunbookDue {
 }
 
 /// Why an approval, rejection or forced failover was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     /// No such incident or backend.
     #[error("{0}")]
@@ -45,18 +47,8 @@ pub enum RequestError {
     Conflict(String),
     /// The state store failed.
     #[error("state store: {0}")]
-    Store(String),
+    Store(#[from] StoreError),
 }
-
-impl From<StoreError> for RequestError {
-    fn from(e: StoreError) -> Self {
-        RequestError::Store(e.to_string())
-    }
-}
-
-/// Incident states in which a runbook is running or has moved traffic:
-/// the controller does not decide again on them.
-const BUSY: &[&str] = &["failing_over", "failed_over", "falling_back", "failover_failed"];
 
 /// The controller's own vantage point.
 pub const LOCAL: &str = "local";
@@ -147,7 +139,9 @@ impl Quorum {
 pub struct Controller {
     config: Config,
     policy: Policy,
-    store: Store,
+    store: Arc<dyn Store>,
+    /// What the controller's fenced writes carry ([`Fence::local`] when embedded).
+    fence: Fence,
     thresholds: Thresholds,
     backends: Vec<Backend>,
     active: String,
@@ -169,7 +163,7 @@ pub struct Controller {
 impl Controller {
     /// Builds the controller; the active backend comes from the store (a
     /// restart keeps it), else the primary.
-    pub fn new(config: Config, policy: Policy, store: Store, now: Instant) -> Result<Self, StoreError> {
+    pub fn new(config: Config, policy: Policy, store: Arc<dyn Store>, now: Instant) -> Result<Self, StoreError> {
         let d = &config.detect;
         let thresholds = Thresholds {
             failures: d.failures,
@@ -204,11 +198,12 @@ impl Controller {
                 backend
             })
             .collect();
+        let fence = Fence::local();
         let active = match store.active_backend()? {
             Some(a) if config.backend(&a).is_some() => a,
             _ => {
                 let p = config.primary().name.clone();
-                store.set_active_backend(&p)?;
+                store.set_active_backend(&fence, &p)?;
                 p
             }
         };
@@ -216,6 +211,7 @@ impl Controller {
             config,
             policy,
             store,
+            fence,
             thresholds,
             backends,
             active,
@@ -229,7 +225,7 @@ impl Controller {
         })
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
@@ -390,10 +386,11 @@ impl Controller {
         let Some(incident) = open else {
             if q.down > 0 {
                 let at = SystemTime::now();
-                let opened = self.store.atomically(|tx| {
+                let fence = &self.fence;
+                let opened = self.store.atomic(|tx| {
                     let id = tx.open_incident(&name, at)?;
                     tx.add_event(&id, at, "incident.opened", &json!({"backend": name, "quorum": quorum_json(&q)}))?;
-                    tx.audit(at, "controller", "incident.open", &json!({"incident": id, "backend": name}))?;
+                    tx.audit(fence, at, "controller", "incident.open", &json!({"incident": id, "backend": name}))?;
                     Ok(id)
                 });
                 match opened {
@@ -408,7 +405,7 @@ impl Controller {
             }
             return events;
         };
-        if BUSY.contains(&incident.state.as_str()) {
+        if incident.state.busy() {
             return events;
         }
         // Every vantage with fresh evidence says healthy (a silent agent does
@@ -423,15 +420,16 @@ impl Controller {
         let all_healthy = !states.is_empty() && states.iter().all(|s| *s == Health::Healthy);
         if q.down == 0 && all_healthy {
             let at = SystemTime::now();
-            let reason = if incident.state == "rolled_back" {
+            let reason = if incident.state == IncidentState::RolledBack {
                 "healthy; the failover was rolled back"
             } else {
                 "healthy again before any failover"
             };
-            let resolved = self.store.atomically(|tx| {
-                tx.set_incident_state(&incident.id, "resolved", Some(at))?;
+            let fence = &self.fence;
+            let resolved = self.store.atomic(|tx| {
+                tx.set_incident_state(fence, &incident.id, IncidentState::Resolved, Some(at))?;
                 tx.add_event(&incident.id, at, "incident.resolved", &json!({"reason": reason}))?;
-                tx.audit(at, "controller", "incident.resolve", &json!({"incident": incident.id}))
+                tx.audit(fence, at, "controller", "incident.resolve", &json!({"incident": incident.id}))
             });
             if let Err(e) = resolved {
                 self.store_failed("incident.resolve", &e);
@@ -442,7 +440,7 @@ impl Controller {
             events.push(Event::IncidentResolved { id: incident.id, backend: name });
             return events;
         }
-        if matches!(incident.state.as_str(), "rejected" | "rolled_back") {
+        if matches!(incident.state, IncidentState::Rejected | IncidentState::RolledBack) {
             return events; // a human said no, or the runbook failed: no new automatic decision
         }
         let basis = (q.down, q.met(), verify_failed);
@@ -466,7 +464,7 @@ impl Controller {
         };
         let record = DecisionRecord {
             incident: &incident.id,
-            action: decision.action.as_str(),
+            action: decision.action,
             target: decision.target.as_deref(),
             reason: &decision.reason,
             policy_sha256: self.policy.sha256(),
@@ -475,22 +473,24 @@ impl Controller {
         let at = SystemTime::now();
         let summary = json!({"action": decision.action, "target": decision.target, "reason": decision.reason, "policy_sha256": self.policy.sha256()});
         let state = match decision.action {
-            Action::Failover => "failing_over",
-            Action::AwaitApproval => "awaiting_approval",
-            Action::Hold => "held",
+            Action::Failover => IncidentState::FailingOver,
+            Action::AwaitApproval => IncidentState::AwaitingApproval,
+            Action::Hold => IncidentState::Held,
         };
         // The decision, its timeline event, its audit entry and the new
         // state commit together: a decision that cannot be audited is not made.
-        let recorded = self.store.atomically(|tx| {
+        let fence = &self.fence;
+        let recorded = self.store.atomic(|tx| {
             tx.record_decision(&record, at)?;
             tx.add_event(&incident.id, at, "decision", &summary)?;
             tx.audit(
+                fence,
                 at,
                 "controller",
                 "decision",
                 &json!({"incident": incident.id, "decision": summary, "evidence": input["evidence"]}),
             )?;
-            tx.set_incident_state(&incident.id, state, None)
+            tx.set_incident_state(fence, &incident.id, state, None)
         });
         if let Err(e) = recorded {
             self.store_failed("decision", &e);
@@ -504,7 +504,7 @@ impl Controller {
             events.push(Event::RunbookDue(RunbookDue {
                 incident: incident.id.clone(),
                 backend: name.clone(),
-                kind: "failover".into(),
+                kind: RunKind::Failover,
                 source: self.active.clone(),
                 target,
                 reason: decision.reason.clone(),
@@ -520,7 +520,7 @@ impl Controller {
         if self.config.backend(target).is_none() {
             return Err(RequestError::NotFound(format!("no backend named {target:?}")));
         }
-        self.store.set_active_backend(target)?;
+        self.store.set_active_backend(&self.fence, target)?;
         Ok(std::mem::replace(&mut self.active, target.to_string()))
     }
 
@@ -535,25 +535,32 @@ impl Controller {
     /// automatic decision; a human may force one); fallback completed →
     /// `resolved`; fallback rolled back → `failed_over` again (and the
     /// primary must be stable for `stable_for` once more).
-    pub fn run_finished(&mut self, incident: &str, kind: &str, outcome: &str, now: Instant) {
+    pub fn run_finished(&mut self, incident: &str, kind: RunKind, outcome: &RunOutcome, now: Instant) {
         let (state, closed) = match (kind, outcome) {
-            ("failover", "completed") => {
+            (RunKind::Failover, RunOutcome::Completed) => {
                 self.failed_over_at.insert(incident.to_string(), now);
-                ("failed_over", None)
+                (IncidentState::FailedOver, None)
             }
-            ("failover", "rolled_back") => ("rolled_back", None),
-            ("failover", _) => ("failover_failed", None),
-            (_, "completed") => ("resolved", Some(SystemTime::now())),
-            (_, "rolled_back") => {
+            (RunKind::Failover, RunOutcome::RolledBack { .. }) => (IncidentState::RolledBack, None),
+            (RunKind::Failover, RunOutcome::Failed { .. }) => (IncidentState::FailoverFailed, None),
+            (RunKind::Fallback, RunOutcome::Completed) => (IncidentState::Resolved, Some(SystemTime::now())),
+            (RunKind::Fallback, RunOutcome::RolledBack { .. }) => {
                 self.healthy_since.clear();
-                ("failed_over", None)
+                (IncidentState::FailedOver, None)
             }
-            _ => ("failover_failed", None),
+            (RunKind::Fallback, RunOutcome::Failed { .. }) => (IncidentState::FailoverFailed, None),
         };
-        let recorded = self.store.atomically(|tx| {
-            tx.set_incident_state(incident, state, closed)?;
+        let fence = &self.fence;
+        let recorded = self.store.atomic(|tx| {
+            tx.set_incident_state(fence, incident, state, closed)?;
             if let Some(at) = closed {
-                tx.audit(at, "controller", "incident.resolve", &json!({"incident": incident, "by": "fallback"}))?;
+                tx.audit(
+                    fence,
+                    at,
+                    "controller",
+                    "incident.resolve",
+                    &json!({"incident": incident, "by": RunKind::Fallback}),
+                )?;
             }
             Ok(())
         });
@@ -574,7 +581,7 @@ impl Controller {
             }
         };
         let mut events = Vec::new();
-        for inc in open.into_iter().filter(|i| i.state == "failed_over") {
+        for inc in open.into_iter().filter(|i| i.state == IncidentState::FailedOver) {
             let failed_over_at = *self.failed_over_at.entry(inc.id.clone()).or_insert(now);
             let Some(since) = self.healthy_since.get(&inc.backend).copied() else { continue };
             if inc.backend == self.active {
@@ -610,11 +617,12 @@ impl Controller {
             };
             let (true, reason) = verdict else { continue };
             let at = SystemTime::now();
-            let detail = json!({"action": "fallback", "target": inc.backend, "reason": reason, "policy_sha256": self.policy.sha256()});
-            let recorded = self.store.atomically(|tx| {
-                tx.set_incident_state(&inc.id, "falling_back", None)?;
+            let detail = json!({"action": RunKind::Fallback, "target": inc.backend, "reason": reason, "policy_sha256": self.policy.sha256()});
+            let fence = &self.fence;
+            let recorded = self.store.atomic(|tx| {
+                tx.set_incident_state(fence, &inc.id, IncidentState::FallingBack, None)?;
                 tx.add_event(&inc.id, at, "fallback.decision", &detail)?;
-                tx.audit(at, "controller", "fallback.decision", &json!({"incident": inc.id, "decision": detail}))
+                tx.audit(fence, at, "controller", "fallback.decision", &json!({"incident": inc.id, "decision": detail}))
             });
             if let Err(e) = recorded {
                 self.store_failed("fallback.decision", &e);
@@ -623,7 +631,7 @@ impl Controller {
             events.push(Event::RunbookDue(RunbookDue {
                 incident: inc.id.clone(),
                 backend: inc.backend.clone(),
-                kind: "fallback".into(),
+                kind: RunKind::Fallback,
                 source: self.active.clone(),
                 target: inc.backend.clone(),
                 reason,
@@ -648,8 +656,8 @@ impl Controller {
             .store
             .incident(incident)?
             .ok_or_else(|| RequestError::NotFound(format!("no incident {incident:?}")))?;
-        let verdict = if approve { "approve" } else { "reject" };
-        let mut waiting_step = matches!(inc.state.as_str(), "failing_over" | "falling_back");
+        let verdict = if approve { Verdict::Approve } else { Verdict::Reject };
+        let mut waiting_step = inc.state.running_runbook();
         if waiting_step {
             // A runbook's `approval` step takes the first verdict recorded
             // after its run began: one verdict per run.
@@ -657,7 +665,7 @@ impl Controller {
             match running {
                 Some(run) => {
                     if let Some(done) = self.store.approval_after(incident, run.approval_base)? {
-                        return Err(already_decided(incident, &inc.state, &done));
+                        return Err(already_decided(incident, inc.state, &done));
                     }
                     // Only a run that reached an `approval` step waits for a verdict.
                     let timeline = self.store.timeline(incident)?;
@@ -667,9 +675,9 @@ impl Controller {
                 None => waiting_step = false,
             }
         }
-        if inc.closed_at.is_some() || !(inc.state == "awaiting_approval" || waiting_step) {
+        if inc.closed_at.is_some() || !(inc.state == IncidentState::AwaitingApproval || waiting_step) {
             if let Some(done) = self.last_verdict(incident)? {
-                return Err(already_decided(incident, &inc.state, &done));
+                return Err(already_decided(incident, inc.state, &done));
             }
             return Err(RequestError::Conflict(format!(
                 "incident {incident} is {}; nothing awaits approval",
@@ -679,10 +687,10 @@ impl Controller {
         let target = inc.decision.get("target").and_then(Value::as_str).map(str::to_string);
         let next_state = match (waiting_step, approve) {
             (true, _) => None,
-            (false, false) => Some("rejected"),
-            (false, true) => Some("failing_over"),
+            (false, false) => Some(IncidentState::Rejected),
+            (false, true) => Some(IncidentState::FailingOver),
         };
-        if next_state == Some("failing_over") && target.is_none() {
+        if next_state == Some(IncidentState::FailingOver) && target.is_none() {
             return Err(RequestError::Conflict(format!(
                 "incident {incident}'s decision has no target; use POST /v1/failover"
             )));
@@ -691,12 +699,13 @@ impl Controller {
         let detail = json!({"verdict": verdict, "by": actor, "comment": comment});
         // The verdict, its audit entry and what it changes commit together: a
         // verdict that cannot be audited is refused (500) and changes nothing.
-        let recorded = self.store.atomically(|tx| {
+        let fence = &self.fence;
+        let recorded = self.store.atomic(|tx| {
             tx.record_approval(incident, verdict, actor, comment, at)?;
             tx.add_event(incident, at, "approval", &detail)?;
-            tx.audit(at, actor, verdict, &json!({"incident": incident, "comment": comment}))?;
+            tx.audit(fence, at, actor, verdict.as_str(), &json!({"incident": incident, "comment": comment}))?;
             if let Some(state) = next_state {
-                tx.set_incident_state(incident, state, None)?;
+                tx.set_incident_state(fence, incident, state, None)?;
             }
             Ok(())
         });
@@ -704,11 +713,11 @@ impl Controller {
             self.store_failed("approval", &e);
             return Err(e.into());
         }
-        let (Some("failing_over"), Some(target)) = (next_state, target) else { return Ok(None) };
+        let (Some(IncidentState::FailingOver), Some(target)) = (next_state, target) else { return Ok(None) };
         Ok(Some(RunbookDue {
             incident: incident.to_string(),
             backend: inc.backend.clone(),
-            kind: "failover".into(),
+            kind: RunKind::Failover,
             source: self.active.clone(),
             target,
             reason: format!("approved by {actor}: {comment}"),
@@ -742,12 +751,7 @@ impl Controller {
         if target == self.active {
             return Err(RequestError::Conflict(format!("{target} is already the active backend")));
         }
-        if let Some(busy) = self
-            .store
-            .open_incidents()?
-            .into_iter()
-            .find(|i| matches!(i.state.as_str(), "failing_over" | "falling_back"))
-        {
+        if let Some(busy) = self.store.open_incidents()?.into_iter().find(|i| i.state.running_runbook()) {
             return Err(RequestError::Conflict(format!("incident {} is running a runbook ({})", busy.id, busy.state)));
         }
         let source = self.active.clone();
@@ -761,10 +765,12 @@ impl Controller {
         };
         let reason = format!("forced by {actor}: {reason}");
         let input = json!({"manual": true, "actor": actor, "source": source, "target": target});
-        let detail = json!({"action": "failover", "target": target, "reason": reason, "policy_sha256": "manual"});
+        let detail =
+            json!({"action": DecisionAction::Failover, "target": target, "reason": reason, "policy_sha256": "manual"});
         // The incident, the decision, its audit entry and the new state
         // commit together: a forced failover that cannot be audited is refused.
-        let recorded = self.store.atomically(|tx| {
+        let fence = &self.fence;
+        let recorded = self.store.atomic(|tx| {
             let id = match &existing {
                 Some(i) => i.id.clone(),
                 None => {
@@ -775,7 +781,7 @@ impl Controller {
             };
             let record = DecisionRecord {
                 incident: &id,
-                action: "failover",
+                action: DecisionAction::Failover,
                 target: Some(target),
                 reason: &reason,
                 policy_sha256: "manual",
@@ -783,8 +789,8 @@ impl Controller {
             };
             tx.record_decision(&record, at)?;
             tx.add_event(&id, at, "decision", &detail)?;
-            tx.audit(at, actor, "failover.forced", &json!({"incident": id, "decision": detail}))?;
-            tx.set_incident_state(&id, "failing_over", None)?;
+            tx.audit(fence, at, actor, "failover.forced", &json!({"incident": id, "decision": detail}))?;
+            tx.set_incident_state(fence, &id, IncidentState::FailingOver, None)?;
             Ok(id)
         });
         let id = match recorded {
@@ -800,7 +806,7 @@ impl Controller {
         Ok(RunbookDue {
             incident: id,
             backend: source.clone(),
-            kind: "failover".into(),
+            kind: RunKind::Failover,
             source,
             target: target.to_string(),
             reason,
@@ -886,8 +892,8 @@ impl Controller {
 }
 
 /// A second verdict on an incident that was already decided.
-fn already_decided(incident: &str, state: &str, done: &cutover_store::Approval) -> RequestError {
-    let how = if done.verdict == "approve" { "approved" } else { "rejected" };
+fn already_decided(incident: &str, state: IncidentState, done: &cutover_store::Approval) -> RequestError {
+    let how = done.verdict.past();
     RequestError::Conflict(format!(
         "incident {incident} was already decided: {how} by {} at {}; it is now {state}",
         done.actor, done.at

@@ -37,24 +37,8 @@ pub enum PolicyError {
     BadDecision { message: String },
 }
 
-/// What the policy says to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Failover,
-    AwaitApproval,
-    Hold,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Failover => "failover",
-            Action::AwaitApproval => "await_approval",
-            Action::Hold => "hold",
-        }
-    }
-}
+/// What the policy says to do (`failover`, `await_approval`, `hold`).
+pub use cutover_core::domain::DecisionAction as Action;
 
 /// A decision: action, target backend and the reason in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -229,14 +213,14 @@ fn parse_decision(doc: &Value) -> Result<Decision, PolicyError> {
     }
     let action = match doc.get("action") {
         None | Some(Value::Null) => return Err(bad(format!("{D}.action is missing (the rule produced {doc})"))),
-        Some(Value::String(a)) if a == "failover" => Action::Failover,
-        Some(Value::String(a)) if a == "await_approval" => Action::AwaitApproval,
-        Some(Value::String(a)) if a == "hold" => Action::Hold,
-        Some(other) => {
-            return Err(bad(format!(
-                "{D}.action is {other}, not \"failover\", \"await_approval\" or \"hold\" (the rule produced {doc})"
-            )));
-        }
+        Some(other) => match other.as_str().map(str::parse::<Action>) {
+            Some(Ok(action)) => action,
+            _ => {
+                return Err(bad(format!(
+                    "{D}.action is {other}, not \"failover\", \"await_approval\" or \"hold\" (the rule produced {doc})"
+                )));
+            }
+        },
     };
     let target = match doc.get("target") {
         None | Some(Value::Null) => None,

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use cutover_control::controller::{Controller, Event, LOCAL};
 use cutover_control::health::Health;
 use cutover_control::policy::{Action, Policy};
-use cutover_store::Store;
+use std::sync::Arc;
+
+use cutover_store::SqliteStore;
 use serde_json::json;
 
 fn config_text() -> String {
@@ -18,7 +20,7 @@ fn config_text() -> String {
 fn controller(dir: &Path, t0: Instant) -> Controller {
     let env = |_: &str| Some("set".to_string());
     let config = cutover_core::config::load_str(&config_text(), "cutover.toml", dir, &env).unwrap();
-    let store = Store::open(&dir.join("cutover.db")).unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.join("cutover.db")).unwrap());
     Controller::new(config, Policy::load(None).unwrap(), store, t0).unwrap()
 }
 

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use cutover_control::controller::{Controller, Event, LOCAL};
 use cutover_control::health::Health;
 use cutover_control::policy::{Action, Policy};
-use cutover_store::Store;
+use std::sync::Arc;
+
+use cutover_core::domain::IncidentState;
+use cutover_store::SqliteStore;
 
 /// No failover without a human: the rate limit is zero, so the default policy
 /// asks for approval.
@@ -17,7 +20,7 @@ fn controller(dir: &Path, t0: Instant) -> Controller {
     let text = format!("[policy]\nmax_failovers_per_hour = 0\n{}", cutover_core::fixtures::TWO_BACKENDS);
     let env = |_: &str| Some("set".to_string());
     let config = cutover_core::config::load_str(&text, "cutover.toml", dir, &env).unwrap();
-    let store = Store::open(&dir.join("cutover.db")).unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.join("cutover.db")).unwrap());
     Controller::new(config, Policy::load(None).unwrap(), store, t0).unwrap()
 }
 
@@ -46,7 +49,7 @@ fn incident_awaiting_approval(dir: &Path, t0: Instant) -> String {
     });
     assert_eq!(decided, Some(Action::AwaitApproval), "{events:?}");
     let inc = c.store().open_incident_for("primary").unwrap().expect("an open incident");
-    assert_eq!(inc.state, "awaiting_approval");
+    assert_eq!(inc.state, IncidentState::AwaitingApproval);
     inc.id
 }
 
@@ -81,7 +84,7 @@ fn restart_while_primary_hung_keeps_the_incident_open() {
     let events = feed(&mut c, t1, "primary", 2, &[true]);
     assert!(!events.iter().any(|e| matches!(e, Event::IncidentResolved { .. })), "{events:?}");
     assert_eq!(c.health("primary", t1 + Duration::from_secs(3)), Health::Recovering);
-    assert_eq!(c.store().incident(&id).unwrap().unwrap().state, "awaiting_approval");
+    assert_eq!(c.store().incident(&id).unwrap().unwrap().state, IncidentState::AwaitingApproval);
     // Still hung: fresh failures confirm it again and the policy is asked again.
     let events = feed(&mut c, t1, "primary", 3, &[false; 4]);
     assert!(events.iter().any(|e| matches!(e, Event::Decided { .. })), "re-evaluated: {events:?}");
@@ -100,7 +103,7 @@ fn restart_keeps_a_pending_approval_pending() {
     let mut c = controller(dir.path(), t1);
     feed(&mut c, t1, "secondary", 0, &[true; 3]);
     feed(&mut c, t1, "primary", 0, &[false; 4]);
-    assert_eq!(c.store().incident(&id).unwrap().unwrap().state, "awaiting_approval");
+    assert_eq!(c.store().incident(&id).unwrap().unwrap().state, IncidentState::AwaitingApproval);
     let due = c.approval(&id, true, "oncall", "paged, go").expect("approvable by the paged id");
     let due = due.expect("a failover is due");
     assert_eq!((due.incident.as_str(), due.target.as_str()), (id.as_str(), "secondary"));

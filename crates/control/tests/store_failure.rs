@@ -7,13 +7,16 @@ use std::time::{Duration, Instant};
 
 use cutover_control::controller::{Controller, Event, LOCAL, RequestError};
 use cutover_control::policy::{Action, Policy};
-use cutover_store::Store;
+use std::sync::Arc;
+
+use cutover_core::domain::IncidentState;
+use cutover_store::SqliteStore;
 
 fn controller(dir: &Path, t0: Instant, extra: &str) -> Controller {
     let env = |_: &str| Some("set".to_string());
     let text = format!("{extra}\n{}", cutover_core::fixtures::TWO_BACKENDS);
     let config = cutover_core::config::load_str(&text, "cutover.toml", dir, &env).unwrap();
-    let store = Store::open(&dir.join("cutover.db")).unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.join("cutover.db")).unwrap());
     Controller::new(config, Policy::load(None).unwrap(), store, t0).unwrap()
 }
 
@@ -67,7 +70,7 @@ fn a_failover_decision_that_cannot_be_audited_is_not_made_and_is_counted() {
     assert!(!events.iter().any(|e| matches!(e, Event::Decided { .. })), "{events:?}");
     assert_eq!(runbooks(&events), 0, "a failover started without its audit entry: {events:?}");
     let inc = c.store().open_incident_for("primary").unwrap().unwrap();
-    assert_eq!((inc.state.as_str(), &inc.decision), ("open", &serde_json::Value::Null), "{inc:?}");
+    assert_eq!((inc.state, &inc.decision), (IncidentState::Open, &serde_json::Value::Null), "{inc:?}");
     assert!(c.store().timeline(&inc.id).unwrap().iter().all(|e| e.kind != "decision"));
     let failed = c.store_errors().get("decision").copied().unwrap_or(0);
     assert!(failed >= 1, "{:?}", c.store_errors());
@@ -77,7 +80,7 @@ fn a_failover_decision_that_cannot_be_audited_is_not_made_and_is_counted() {
     let events = feed(&mut c, t0, Duration::from_secs(5), 5, "primary", false);
     assert_eq!(runbooks(&events), 1, "{events:?}");
     let inc = c.store().incident(&inc.id).unwrap().unwrap();
-    assert_eq!(inc.state, "failing_over");
+    assert_eq!(inc.state, IncidentState::FailingOver);
     assert_eq!(c.store().verify_audit().unwrap().map(|n| n > 0), Ok(true));
 }
 
@@ -114,14 +117,14 @@ fn an_approval_that_cannot_be_audited_is_refused_and_changes_nothing() {
 
     refuse_audit(dir.path(), None);
     let r = c.approval(&inc.id, true, "oncall", "go");
-    assert!(matches!(r, Err(RequestError::Store(ref m)) if m.contains("audit refused")), "{r:?}");
-    assert_eq!(c.store().incident(&inc.id).unwrap().unwrap().state, "awaiting_approval");
+    assert!(matches!(r, Err(RequestError::Store(ref e)) if e.to_string().contains("audit refused")), "{r:?}");
+    assert_eq!(c.store().incident(&inc.id).unwrap().unwrap().state, IncidentState::AwaitingApproval);
     assert_eq!(c.store().approval_after(&inc.id, 0).unwrap(), None, "the verdict was recorded without its audit entry");
     assert_eq!(c.store_errors().get("approval"), Some(&1));
 
     let r = c.force_failover("secondary", "drill", "admin", t0 + Duration::from_secs(9));
     assert!(matches!(r, Err(RequestError::Store(_))), "{r:?}");
-    assert_eq!(c.store().incident(&inc.id).unwrap().unwrap().state, "awaiting_approval");
+    assert_eq!(c.store().incident(&inc.id).unwrap().unwrap().state, IncidentState::AwaitingApproval);
     assert_eq!(c.store_errors().get("failover.forced"), Some(&1));
 
     allow_audit(dir.path());

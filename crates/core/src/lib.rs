@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod cron;
+pub mod domain;
 pub mod duration;
 pub mod endpoint;
 #[doc(hidden)]

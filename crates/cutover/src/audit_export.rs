@@ -24,7 +24,8 @@ use cutover_control::metrics;
 use cutover_core::Secret;
 use cutover_core::config::{AuditExport, Config};
 use cutover_s3::{ClientOptions, S3Client, S3Error};
-use cutover_store::{Segment, SegmentError, Store};
+use cutover_store::prelude::*;
+use cutover_store::{Segment, SegmentError, SqliteStore};
 use md5::Digest;
 
 use crate::{Failure, load};
@@ -42,9 +43,9 @@ pub fn audit_key(config: &Config) -> Result<Option<Secret>, Failure> {
 }
 
 /// Opens the state store with the audit key, if one is configured.
-pub fn open_store(config: &Config) -> Result<Store, Failure> {
+pub fn open_store(config: &Config) -> Result<SqliteStore, Failure> {
     let key = audit_key(config)?;
-    Store::open(&config.state.path).map(|s| s.with_audit_key(key)).map_err(|e| Failure::Error(e.into()))
+    SqliteStore::open(&config.state.path).map(|s| s.with_audit_key(key)).map_err(|e| Failure::Error(e.into()))
 }
 
 /// Object Lock as the exporter found it on the backend.
@@ -177,7 +178,7 @@ impl Export {
 /// The exporter task of `cutover run`: every `interval`, uploads the entries
 /// written since the last segment. Failures are logged and counted, and
 /// retried on the next round.
-pub async fn run(mut export: Export, store: Store, shared: Arc<crate::cmd::run::Shared>) {
+pub async fn run(mut export: Export, store: Arc<dyn Store>, shared: Arc<crate::cmd::run::Shared>) {
     let count = |result: &str| {
         shared.metrics.lock().unwrap().inc(metrics::AUDIT_EXPORT_SEGMENTS, vec![("result", result.to_string())]);
     };
@@ -234,7 +235,7 @@ pub async fn run(mut export: Export, store: Store, shared: Arc<crate::cmd::run::
 /// At start: the database must still hold the export's newest entry
 /// unchanged. If not, say so loudly (`cutover audit verify` names it); the
 /// exporter goes on with entries after the export's head.
-async fn check_head(store: &Store, through: i64) {
+async fn check_head(store: &Arc<dyn Store>, through: i64) {
     if through == 0 {
         return;
     }

@@ -156,7 +156,7 @@ fn sigterm_stops_accepting_and_finishes_the_request_in_progress() {
         &[Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b)],
         &tokens(),
     );
-    let mut c = Controller::start(&setup);
+    let mut c = RunProcess::start(&setup);
     let body = json!({"target": "nowhere", "reason": "stopping"}).to_string();
     let mut conn = TcpStream::connect(("127.0.0.1", c.port())).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -203,12 +203,12 @@ fn paths_methods_and_unknown_endpoints_answer_as_before() {
         &[Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b)],
         &tokens(),
     );
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     let error = |(status, text): (u16, String)| {
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} {text}: {e}"));
         (status, v["error"].as_str().unwrap_or_default().to_string())
     };
-    let viewer = Some(common::controller::HARNESS_VIEWER_TOKEN);
+    let viewer = Some(common::run_process::HARNESS_VIEWER_TOKEN);
     assert_eq!(c.request("GET", "/v1/status/", viewer, "").0, 200);
     assert_eq!(c.request("GET", "//v1//incidents//", viewer, "").0, 200);
     assert_eq!(c.request("GET", "/healthz/", None, "").1, "ok\n");

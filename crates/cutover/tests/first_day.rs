@@ -394,13 +394,28 @@ fn status_reads_a_running_controller_then_the_state_store() {
 #[test]
 fn incidents_list_filters_by_open_state_and_limit() {
     let setup = Setup::new(&[Backend::dummy("primary", "primary"), Backend::dummy("secondary", "secondary")], "");
-    let store = cutover_store::Store::open(&setup.dir.path().join("cutover.db")).unwrap();
+    use cutover_store::prelude::*;
+    let store = cutover_store::SqliteStore::open(&setup.dir.path().join("cutover.db")).unwrap();
     let t = std::time::SystemTime::now();
     let one = store.open_incident("primary", t - Duration::from_secs(30)).unwrap();
     let two = store.open_incident("primary", t - Duration::from_secs(20)).unwrap();
     let three = store.open_incident("secondary", t - Duration::from_secs(10)).unwrap();
-    store.set_incident_state(&one, "resolved", Some(t)).unwrap();
-    store.set_incident_state(&two, "awaiting_approval", None).unwrap();
+    store
+        .set_incident_state(
+            &cutover_store::Fence::local(),
+            &one,
+            cutover_core::domain::IncidentState::Resolved,
+            Some(t),
+        )
+        .unwrap();
+    store
+        .set_incident_state(
+            &cutover_store::Fence::local(),
+            &two,
+            cutover_core::domain::IncidentState::AwaitingApproval,
+            None,
+        )
+        .unwrap();
     drop(store);
     let ids = |args: &[&str]| -> Vec<String> {
         let mut full = vec!["incidents", "list", "--output", "json"];

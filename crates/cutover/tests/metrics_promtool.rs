@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::controller::Controller;
+use common::run_process::RunProcess;
 use common::{Backend, Setup, start_garage};
 
 const KEY: &str = "APPKEY";
@@ -49,7 +49,7 @@ fn the_metrics_body_of_a_gateway_that_served_requests_passes_promtool() {
     );
     let mut setup = Setup::new(&[Backend::garage("primary", "primary", &g)], &toml);
     setup.env.push(("GATEWAY_APP_SECRET".into(), SECRET.into()));
-    let c = Controller::start(&setup);
+    let c = RunProcess::start(&setup);
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(start.elapsed() < Duration::from_secs(30), "the gateway did not start: {}", c.log());

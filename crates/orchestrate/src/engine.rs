@@ -37,7 +37,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use cutover_store::{NewRun, RunRecord, StepRecord, StepRef, Store, StoreError};
+use cutover_core::domain::{RunKind, RunState, StepState, Verdict};
+pub use cutover_core::domain::{RunOutcome, StepPhase};
+use cutover_store::prelude::*;
+use cutover_store::{Fence, NewRun, RunRecord, StepRecord, StepRef, StoreError};
 use serde_json::{Value, json};
 
 use crate::actuators::{self, Ctx, EnvLookup, Params, StepError};
@@ -63,8 +66,7 @@ pub struct Job {
     pub incident: String,
     /// The backend the incident is about.
     pub backend: String,
-    /// `failover` or `fallback`.
-    pub kind: String,
+    pub kind: RunKind,
     pub source: String,
     pub target: String,
     pub reason: String,
@@ -80,7 +82,7 @@ impl Job {
             source: self.source.clone(),
             target: self.target.clone(),
             reason: self.reason.clone(),
-            kind: self.kind.clone(),
+            kind: self.kind.to_string(),
         }
     }
 
@@ -88,48 +90,11 @@ impl Job {
         Self {
             incident: r.incident.clone(),
             backend: backend.to_string(),
-            kind: r.kind.clone(),
+            kind: r.kind,
             source: r.source.clone(),
             target: r.target.clone(),
             reason: r.reason.clone(),
             actor: r.actor.clone(),
-        }
-    }
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunOutcome {
-    /// Every step succeeded (or failed with `on_failure = "continue"`).
-    Completed,
-    /// A step failed; the completed steps were undone.
-    RolledBack { step: String, error: String },
-    /// A step failed and an undo failed too: a human must look.
-    Failed { step: String, error: String },
-}
-
-impl RunOutcome {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RunOutcome::Completed => "completed",
-            RunOutcome::RolledBack { .. } => "rolled_back",
-            RunOutcome::Failed { .. } => "failed",
-        }
-    }
-}
-
-/// Do or undo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Do,
-    Undo,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Do => "do",
-            Phase::Undo => "undo",
         }
     }
 }
@@ -140,7 +105,7 @@ pub enum EngineEvent {
     RunStarted {
         run: i64,
         incident: String,
-        kind: String,
+        kind: RunKind,
         runbook: String,
         resumed: bool,
     },
@@ -149,7 +114,7 @@ pub enum EngineEvent {
         incident: String,
         step: String,
         uses: String,
-        phase: Phase,
+        phase: StepPhase,
         attempt: u32,
     },
     /// A step recorded `ok` before a restart, not run again.
@@ -163,7 +128,7 @@ pub enum EngineEvent {
         incident: String,
         step: String,
         uses: String,
-        phase: Phase,
+        phase: StepPhase,
         ok: bool,
         attempts: u32,
         duration: Duration,
@@ -180,7 +145,7 @@ pub enum EngineEvent {
     RunFinished {
         run: i64,
         incident: String,
-        kind: String,
+        kind: RunKind,
         outcome: RunOutcome,
         duration: Duration,
     },
@@ -194,7 +159,9 @@ pub enum EngineEvent {
 /// The engine.
 #[derive(Clone)]
 pub struct Engine {
-    store: Store,
+    store: Arc<dyn Store>,
+    /// What the journal's fenced writes carry ([`Fence::local`] when embedded).
+    fence: Fence,
     host: Arc<dyn Host>,
     work_dir: PathBuf,
     env: EnvLookup,
@@ -217,13 +184,28 @@ const APPROVAL_DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 impl Engine {
     pub fn new(
-        store: Store,
+        store: Arc<dyn Store>,
         host: Arc<dyn Host>,
         work_dir: PathBuf,
         env: EnvLookup,
         emit: Arc<dyn Fn(&EngineEvent) + Send + Sync>,
     ) -> Self {
-        Self { store, host, work_dir, env, emit, secrets: Arc::default(), approval_poll: Duration::from_millis(200) }
+        Self {
+            store,
+            fence: Fence::local(),
+            host,
+            work_dir,
+            env,
+            emit,
+            secrets: Arc::default(),
+            approval_poll: Duration::from_millis(200),
+        }
+    }
+
+    /// The fence the journal's writes carry (a leader's, in HA).
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// Values that must never reach the journal, the timeline, the audit log
@@ -238,9 +220,10 @@ impl Engine {
     pub async fn run(&self, job: &Job, runbook: &Runbook) -> Result<(i64, RunOutcome), StoreError> {
         let started = Instant::now();
         let run = self.store.begin_run(
+            &self.fence,
             &NewRun {
                 incident: &job.incident,
-                kind: &job.kind,
+                kind: job.kind,
                 source: &job.source,
                 target: &job.target,
                 reason: &job.reason,
@@ -260,7 +243,7 @@ impl Engine {
         (self.emit)(&EngineEvent::RunStarted {
             run,
             incident: job.incident.clone(),
-            kind: job.kind.clone(),
+            kind: job.kind,
             runbook: runbook.origin.clone(),
             resumed: false,
         });
@@ -284,23 +267,23 @@ impl Engine {
         (self.emit)(&EngineEvent::RunStarted {
             run: record.id,
             incident: job.incident.clone(),
-            kind: job.kind.clone(),
+            kind: job.kind,
             runbook: record.runbook.clone(),
             resumed: true,
         });
         let same = runbook.filter(|r| r.sha256 == record.runbook_sha256);
-        let outcome = match (record.state.as_str(), same) {
-            ("running", Some(rb)) => {
+        let outcome = match (record.state, same) {
+            (RunState::Running, Some(rb)) => {
                 self.timeline(
                     &job,
                     "runbook.resumed",
-                    json!({"run": record.id, "done": journal.iter().filter(|s| s.phase == "do" && s.state == "ok").count()}),
+                    json!({"run": record.id, "done": journal.iter().filter(|s| done_ok(s, StepPhase::Do)).count()}),
                 );
                 self.drive(record, &job, rb, &journal).await?
             }
             (state, _) => {
                 let (step, error) = match state {
-                    "rolling_back" => (
+                    RunState::RollingBack => (
                         record.detail["step"].as_str().unwrap_or("?").to_string(),
                         record.detail["error"].as_str().unwrap_or("?").to_string(),
                     ),
@@ -320,7 +303,7 @@ impl Engine {
                 json!({"step": step, "error": error})
             }
         };
-        self.store.set_run_state(run, outcome.as_str(), Some(&detail), Some(SystemTime::now()))?;
+        self.store.set_run_state(&self.fence, run, outcome.state(), Some(&detail), Some(SystemTime::now()))?;
         let duration = started.elapsed();
         let mut d = json!({"run": run, "kind": job.kind, "outcome": outcome.as_str(), "duration_ms": duration.as_millis() as u64});
         if let Value::Object(m) = &detail {
@@ -331,7 +314,7 @@ impl Engine {
         (self.emit)(&EngineEvent::RunFinished {
             run,
             incident: job.incident.clone(),
-            kind: job.kind.clone(),
+            kind: job.kind,
             outcome: outcome.clone(),
             duration,
         });
@@ -348,7 +331,7 @@ impl Engine {
     ) -> Result<RunOutcome, StoreError> {
         let vars = job.vars();
         for (idx, step) in runbook.steps.iter().enumerate() {
-            let done = journal.iter().any(|s| s.idx == idx as i64 && s.phase == "do" && s.state == "ok");
+            let done = journal.iter().any(|s| s.idx == idx as i64 && done_ok(s, StepPhase::Do));
             if done {
                 (self.emit)(&EngineEvent::StepSkipped {
                     run: record.id,
@@ -379,7 +362,7 @@ impl Engine {
                     let s = Attempt {
                         run: record,
                         idx,
-                        phase: Phase::Do,
+                        phase: StepPhase::Do,
                         name: &step.name,
                         uses: &step.call.uses,
                         params: &params,
@@ -392,16 +375,19 @@ impl Engine {
                 Err(e) => {
                     let e =
                         clean_error(StepError::Param { field: "(template)".into(), problem: e }, &self.needles(&[]));
+                    let at = StepRef { run: record.id, idx, phase: StepPhase::Do };
                     self.store.step_intent(
-                        StepRef { run: record.id, idx, phase: "do" },
+                        &self.fence,
+                        at,
                         &step.name,
                         &step.call.uses,
                         &json!({"uses": step.call.uses}),
                         SystemTime::now(),
                     )?;
                     self.store.step_result(
-                        StepRef { run: record.id, idx, phase: "do" },
-                        "failed",
+                        &self.fence,
+                        at,
+                        StepState::Failed,
                         &json!({"error": e.to_string()}),
                         SystemTime::now(),
                     )?;
@@ -429,15 +415,16 @@ impl Engine {
         error: String,
         runbook: Option<&Runbook>,
     ) -> Result<RunOutcome, StoreError> {
-        self.store.set_run_state(run, "rolling_back", Some(&json!({"step": step, "error": error})), None)?;
+        let detail = json!({"step": step, "error": error});
+        self.store.set_run_state(&self.fence, run, RunState::RollingBack, Some(&detail), None)?;
         self.timeline(job, "runbook.rolling_back", json!({"run": run, "failed_step": step, "error": error}));
         let record = self.store.run(run)?.expect("the run exists");
         let journal = self.store.steps(run)?;
         let mut undo_failed = false;
-        let done: Vec<&StepRecord> = journal.iter().filter(|s| s.phase == "do" && s.state == "ok").collect();
+        let done: Vec<&StepRecord> = journal.iter().filter(|s| done_ok(s, StepPhase::Do)).collect();
         for s in done.into_iter().rev() {
             let Some(undo) = s.intent.get("undo").filter(|u| !u.is_null()) else { continue };
-            if journal.iter().any(|u| u.idx == s.idx && u.phase == "undo" && u.state == "ok") {
+            if journal.iter().any(|u| u.idx == s.idx && done_ok(u, StepPhase::Undo)) {
                 continue;
             }
             let uses = undo["uses"].as_str().unwrap_or_default().to_string();
@@ -449,10 +436,11 @@ impl Engine {
             let params = match params {
                 Ok(p) => p,
                 Err(e) => {
-                    let at = StepRef { run, idx: s.idx as usize, phase: "undo" };
-                    self.store.step_intent(at, &s.name, &uses, &intent, SystemTime::now())?;
-                    self.store.step_result(at, "failed", &json!({"error": e.to_string()}), SystemTime::now())?;
-                    let entry = json!({"run": run, "step": s.name, "uses": uses, "phase": "undo", "ok": false,
+                    let at = StepRef { run, idx: s.idx as usize, phase: StepPhase::Undo };
+                    let (fence, now) = (&self.fence, SystemTime::now());
+                    self.store.step_intent(fence, at, &s.name, &uses, &intent, now)?;
+                    self.store.step_result(fence, at, StepState::Failed, &json!({"error": e.to_string()}), now)?;
+                    let entry = json!({"run": run, "step": s.name, "uses": uses, "phase": StepPhase::Undo, "ok": false,
                                        "attempts": 0, "with": stored, "result": {"error": e.to_string()}});
                     self.timeline(job, "step", entry.clone());
                     self.audit(&job.actor, "step", json!({"incident": job.incident, "step": entry}));
@@ -463,7 +451,7 @@ impl Engine {
             let a = Attempt {
                 run: &record,
                 idx: s.idx as usize,
-                phase: Phase::Undo,
+                phase: StepPhase::Undo,
                 name: &s.name,
                 uses: &uses,
                 params: &params,
@@ -498,7 +486,8 @@ impl Engine {
         let result = loop {
             attempt += 1;
             self.store.step_intent(
-                StepRef { run: a.run.id, idx: a.idx, phase: a.phase.as_str() },
+                &self.fence,
+                StepRef { run: a.run.id, idx: a.idx, phase: a.phase },
                 a.name,
                 a.uses,
                 a.intent,
@@ -525,17 +514,18 @@ impl Engine {
         let duration = started.elapsed();
         let result = result.map(|v| redact::redact_value(&redact::scrub(&v, &needles())));
         let (state, detail) = match &result {
-            Ok(v) => ("ok", v.clone()),
-            Err(e) => ("failed", json!({"error": e.to_string()})),
+            Ok(v) => (StepState::Ok, v.clone()),
+            Err(e) => (StepState::Failed, json!({"error": e.to_string()})),
         };
         self.store.step_result(
-            StepRef { run: a.run.id, idx: a.idx, phase: a.phase.as_str() },
+            &self.fence,
+            StepRef { run: a.run.id, idx: a.idx, phase: a.phase },
             state,
             &detail,
             SystemTime::now(),
         )?;
         let entry = json!({
-            "run": a.run.id, "step": a.name, "uses": a.uses, "phase": a.phase.as_str(), "ok": result.is_ok(),
+            "run": a.run.id, "step": a.name, "uses": a.uses, "phase": a.phase, "ok": result.is_ok(),
             "attempts": attempt, "duration_ms": duration.as_millis() as u64,
             "with": a.intent["with"], "result": detail,
         });
@@ -585,7 +575,7 @@ impl Engine {
                         source: job.source.clone(),
                         target: job.target.clone(),
                         reason: job.reason.clone(),
-                        kind: job.kind.clone(),
+                        kind: job.kind.to_string(),
                         step: a.name.to_string(),
                         timeout: a.timeout,
                         work_dir: self.work_dir.clone(),
@@ -608,7 +598,9 @@ impl Engine {
     /// incident, recorded after the run started; on expiry, the default.
     async fn approval(&self, a: &Attempt<'_>, job: &Job) -> Result<Value, StepError> {
         let timeout = approval_timeout(a.params);
+        // The runbook's word, echoed as given; anything but `approve` rejects.
         let default = a.params.get("default").and_then(Value::as_str).unwrap_or("reject");
+        let default_verdict = default.parse().unwrap_or(Verdict::Reject);
         let message = a.params.get("message").and_then(Value::as_str).unwrap_or("approve this runbook to go on");
         self.timeline(
             job,
@@ -631,7 +623,7 @@ impl Engine {
                 .map_err(|e| StepError::Failed(format!("reading approvals: {e}")))?;
             if let Some(v) = verdict {
                 let detail = json!({"verdict": v.verdict, "by": v.actor, "comment": v.comment});
-                return if v.verdict == "approve" {
+                return if v.verdict == Verdict::Approve {
                     Ok(detail)
                 } else {
                     Err(StepError::Refused(format!("rejected by {}: {}", v.actor, v.comment)))
@@ -640,7 +632,7 @@ impl Engine {
             if Instant::now() >= deadline {
                 let detail =
                     json!({"verdict": default, "by": "timeout", "comment": format!("no verdict within {timeout:?}")});
-                return if default == "approve" {
+                return if default_verdict == Verdict::Approve {
                     Ok(detail)
                 } else {
                     Err(StepError::Refused(format!("no verdict within {timeout:?}; the default is to reject")))
@@ -664,7 +656,7 @@ impl Engine {
     }
 
     fn audit(&self, actor: &str, action: &str, detail: Value) {
-        if let Err(e) = self.store.audit(SystemTime::now(), actor, action, &detail) {
+        if let Err(e) = self.store.audit(&self.fence, SystemTime::now(), actor, action, &detail) {
             tracing::error!(error = %e, "writing the audit log");
             (self.emit)(&EngineEvent::StoreError { op: "runbook.audit" });
         }
@@ -675,13 +667,18 @@ impl Engine {
 struct Attempt<'a> {
     run: &'a RunRecord,
     idx: usize,
-    phase: Phase,
+    phase: StepPhase,
     name: &'a str,
     uses: &'a str,
     params: &'a Params,
     intent: &'a Value,
     timeout: Duration,
     retries: u32,
+}
+
+/// A journal row of `phase` recorded `ok`.
+fn done_ok(s: &StepRecord, phase: StepPhase) -> bool {
+    s.phase == phase && s.state == StepState::Ok
 }
 
 fn str_param<'a>(p: &'a Params, name: &str) -> Result<&'a str, StepError> {

@@ -153,8 +153,11 @@ timeout = "60s"
 "#;
 
 /// The built-in runbook for `failover` or `fallback`.
-pub fn built_in(kind: &str) -> Runbook {
-    let text = if kind == "fallback" { BUILT_IN_FALLBACK } else { BUILT_IN_FAILOVER };
+pub fn built_in(kind: cutover_core::domain::RunKind) -> Runbook {
+    let text = match kind {
+        cutover_core::domain::RunKind::Failover => BUILT_IN_FAILOVER,
+        cutover_core::domain::RunKind::Fallback => BUILT_IN_FALLBACK,
+    };
     parse(text, &format!("built-in {kind}"), &[]).expect("built-in runbooks are valid")
 }
 
@@ -206,7 +209,7 @@ fn check_files(runbook: &mut Runbook, dir: &std::path::Path) -> Vec<Problem> {
                 && std::path::Path::new(repo).join(".git").exists()
                 && let Err(e) = actuators::git::inside(std::path::Path::new(repo), file)
             {
-                problems.push(Problem::new(format!("{at}.with.file"), e));
+                problems.push(Problem::new(format!("{at}.with.file"), e.to_string()));
             }
         }
     }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{Store, StoreError, Tx};
+use crate::{AuditLog, Fence, Segment, SegmentError, SqliteStore, SqliteTx, StoreError, VerifyReport};
 
 pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -151,18 +151,26 @@ pub(crate) fn check_rows<'a>(
     Ok(expected_prev)
 }
 
-impl Store {
-    fn key_bytes(&self) -> Option<&[u8]> {
+impl SqliteStore {
+    pub(crate) fn key_bytes(&self) -> Option<&[u8]> {
         self.audit_key.as_deref().map(|k| k.expose().as_bytes())
     }
+}
 
-    /// Appends an entry. `detail` must already have secrets redacted.
-    pub fn audit(&self, at: SystemTime, actor: &str, action: &str, detail: &Value) -> Result<i64, StoreError> {
-        self.atomically(|tx| tx.audit(at, actor, action, detail))
+impl AuditLog for SqliteStore {
+    fn audit(
+        &self,
+        fence: &Fence,
+        at: SystemTime,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+    ) -> Result<i64, StoreError> {
+        self.check(fence)?;
+        self.transaction(|tx| tx.append_audit(at, actor, action, detail))
     }
 
-    /// Every entry, in order.
-    pub fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
+    fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
         Ok(self
             .audit_rows_after(0, i64::MAX)?
             .into_iter()
@@ -177,8 +185,7 @@ impl Store {
             .collect())
     }
 
-    /// Up to `limit` rows with a seq above `after`, in order, as stored.
-    pub fn audit_rows_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+    fn audit_rows_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
@@ -202,8 +209,7 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }
 
-    /// The newest entry's (seq, hash, alg), if any.
-    pub fn audit_head(&self) -> Result<Option<(i64, String, String)>, StoreError> {
+    fn audit_head(&self) -> Result<Option<(i64, String, String)>, StoreError> {
         use rusqlite::OptionalExtension;
         self.conn()
             .query_row("SELECT seq, hash, alg FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
@@ -213,32 +219,47 @@ impl Store {
             .map_err(self.err())
     }
 
+    fn audit_keyed(&self) -> bool {
+        self.audit_key.is_some()
+    }
+
     /// With a key: when the newest entry is not keyed (the database was
     /// written before `hmac_key_env` was set), appends an `audit.keyed` entry
     /// so that the chain ends keyed. Returns its seq when one was written.
-    pub fn mark_keyed(&self, at: SystemTime) -> Result<Option<i64>, StoreError> {
+    fn mark_keyed(&self, fence: &Fence, at: SystemTime) -> Result<Option<i64>, StoreError> {
         if self.audit_key.is_none() {
             return Ok(None);
         }
         match self.audit_head()? {
             Some((seq, _, alg)) if alg != KEYED => self
-                .audit(at, "controller", "audit.keyed", &serde_json::json!({"keyed_after": seq, "alg": KEYED}))
+                .audit(fence, at, "controller", "audit.keyed", &serde_json::json!({"keyed_after": seq, "alg": KEYED}))
                 .map(Some),
             _ => Ok(None),
         }
     }
 
-    /// Checks the whole chain. `Ok(n)`: n entries, all intact. The error
-    /// names the first bad entry.
-    pub fn verify_audit(&self) -> Result<Result<usize, AuditError>, StoreError> {
+    fn verify_audit(&self) -> Result<Result<usize, AuditError>, StoreError> {
         let rows = self.audit_rows_after(0, i64::MAX)?;
         Ok(check_rows(&rows, 1, GENESIS, self.key_bytes()).map(|_| rows.len()))
     }
+
+    fn verify_with_export(
+        &self,
+        export: Option<&[(String, Result<Segment, SegmentError>)]>,
+    ) -> Result<VerifyReport, StoreError> {
+        crate::export::verify(self, self.key_bytes(), export)
+    }
 }
 
-impl Tx<'_> {
+impl SqliteTx<'_> {
     /// Appends an audit entry inside this transaction.
-    pub fn audit(&self, at: SystemTime, actor: &str, action: &str, detail: &Value) -> Result<i64, StoreError> {
+    pub(crate) fn append_audit(
+        &self,
+        at: SystemTime,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+    ) -> Result<i64, StoreError> {
         let (prev_seq, prev_hash): (i64, String) = self
             .conn
             .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 
-use crate::Store;
+use crate::{AuditLog, Fence, SqliteStore};
 
 /// Refusals waiting for the writer; more are counted as dropped.
 const QUEUE: usize = 1024;
@@ -149,7 +149,7 @@ impl DenialLog {
     /// Starts the writer thread on `store` (open a store of its own on the
     /// same file for it, so that it has its own connection), writing at most
     /// one entry per `window` per key.
-    pub fn start(store: Store, window: Duration) -> Self {
+    pub fn start(store: SqliteStore, window: Duration) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let stats = Arc::new(DenialStats::default());
         let pending_drops: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
@@ -186,7 +186,7 @@ fn drop_slot(status: u16) -> usize {
     }
 }
 
-fn writer(store: Store, rx: Receiver<Denial>, window: Duration, stats: &DenialStats, drops: &[AtomicU64; 3]) {
+fn writer(store: SqliteStore, rx: Receiver<Denial>, window: Duration, stats: &DenialStats, drops: &[AtomicU64; 3]) {
     let mut agg = Aggregator::new(window);
     let write = |f: Flush| {
         let (actor, route, status) = &f.key;
@@ -196,7 +196,7 @@ fn writer(store: Store, rx: Receiver<Denial>, window: Duration, stats: &DenialSt
         if f.count > 1 {
             detail["since"] = json!(cutover_core::time::rfc3339(f.since));
         }
-        match store.audit(SystemTime::now(), actor, "api.denied", &detail) {
+        match store.audit(&Fence::local(), SystemTime::now(), actor, "api.denied", &detail) {
             Ok(_) => stats.written.fetch_add(1, Ordering::Relaxed),
             Err(e) => {
                 tracing::error!(error = %e, actor = %actor, path = %route, "could not audit refused API requests");

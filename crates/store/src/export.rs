@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditRow, GENESIS, check_rows};
-use crate::{Store, StoreError};
+use crate::{AuditLog, StoreError};
 
 /// The `format` of a segment this version writes and reads.
 pub const SEGMENT_FORMAT: &str = "cutover-audit-segment/1";
@@ -281,40 +281,38 @@ fn compare(db: &[AuditRow], local_ok_through: i64, exported: &BTreeMap<i64, Audi
     }
 }
 
-impl Store {
-    /// Verifies the local chain and, when `export` is given (every segment
-    /// read from the export, by object key), the export's own chain and that
-    /// every exported entry is in the database unchanged.
-    pub fn verify_with_export(
-        &self,
-        export: Option<&[(String, Result<Segment, SegmentError>)]>,
-    ) -> Result<VerifyReport, StoreError> {
-        let rows = self.audit_rows_after(0, i64::MAX)?;
-        let key = self.audit_key.as_deref().map(|k| k.expose().as_bytes());
-        let mut findings = Vec::new();
-        let local_ok_through = match check_rows(&rows, 1, GENESIS, key) {
-            Ok(_) => i64::MAX,
-            Err(e) => {
-                let kind = if e.problem.contains("deleted or inserted") {
-                    FindingKind::Removed
-                } else if e.problem.contains("not keyed although") {
-                    FindingKind::Rewritten
-                } else {
-                    FindingKind::Edited
-                };
-                findings.push(Finding { seq: e.seq, kind, problem: e.problem.clone() });
-                e.seq - 1
-            }
-        };
-        let mut report = VerifyReport { entries: rows.len(), segments: None, exported_through: None, findings: vec![] };
-        if let Some(segments) = export {
-            report.segments = Some(segments.len());
-            let exported = exported_rows(segments, key, &mut findings);
-            report.exported_through = exported.keys().next_back().copied();
-            compare(&rows, local_ok_through, &exported, &mut findings);
+/// Verifies the local chain of `log` (hashed with `key`) and, when `export`
+/// is given (every segment read from the export, by object key), the
+/// export's own chain and that every exported entry is in the log unchanged.
+pub(crate) fn verify(
+    log: &dyn AuditLog,
+    key: Option<&[u8]>,
+    export: Option<&[(String, Result<Segment, SegmentError>)]>,
+) -> Result<VerifyReport, StoreError> {
+    let rows = log.audit_rows_after(0, i64::MAX)?;
+    let mut findings = Vec::new();
+    let local_ok_through = match check_rows(&rows, 1, GENESIS, key) {
+        Ok(_) => i64::MAX,
+        Err(e) => {
+            let kind = if e.problem.contains("deleted or inserted") {
+                FindingKind::Removed
+            } else if e.problem.contains("not keyed although") {
+                FindingKind::Rewritten
+            } else {
+                FindingKind::Edited
+            };
+            findings.push(Finding { seq: e.seq, kind, problem: e.problem.clone() });
+            e.seq - 1
         }
-        findings.sort_by_key(|f| f.seq);
-        report.findings = findings;
-        Ok(report)
+    };
+    let mut report = VerifyReport { entries: rows.len(), segments: None, exported_through: None, findings: vec![] };
+    if let Some(segments) = export {
+        report.segments = Some(segments.len());
+        let exported = exported_rows(segments, key, &mut findings);
+        report.exported_through = exported.keys().next_back().copied();
+        compare(&rows, local_ok_through, &exported, &mut findings);
     }
+    findings.sort_by_key(|f| f.seq);
+    report.findings = findings;
+    Ok(report)
 }

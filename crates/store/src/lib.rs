@@ -2,15 +2,23 @@
 //! with their timelines, decisions with the hash of the policy that made
 //! them, health history, and an append-only audit log whose entries are
 //! hash-chained so that any edit or deletion is detected.
+//!
+//! Callers use the [`Store`] interface (and its parts [`Incidents`],
+//! [`Runs`], [`Approvals`], [`AuditLog`], [`ActiveBackend`],
+//! [`HealthHistory`]); [`SqliteStore`] implements it.
 
 mod audit;
 mod denials;
 mod export;
+mod fence;
+mod interface;
 mod runs;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use cutover_core::domain::{DecisionAction, IncidentState};
 use cutover_core::time::rfc3339;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -19,6 +27,16 @@ use serde_json::Value;
 pub use audit::{AuditEntry, AuditError, AuditRow, KEYED, UNKEYED};
 pub use denials::{Denial, DenialLog, DenialStats};
 pub use export::{Finding, FindingKind, Segment, SegmentError, VerifyReport};
+pub use fence::Fence;
+pub use interface::{ActiveBackend, Approvals, AuditLog, HealthHistory, Incidents, Runs, Store, StoreExt, Tx};
+
+/// The interface's traits, for `use cutover_store::prelude::*` (calling a
+/// method of `dyn Store` needs the part that declares it in scope).
+pub mod prelude {
+    pub use crate::interface::{
+        ActiveBackend, Approvals, AuditLog, HealthHistory, Incidents, Runs, Store, StoreExt, Tx,
+    };
+}
 pub use runs::{Approval, NewRun, RunRecord, StepRecord, StepRef};
 
 /// Why a store operation failed.
@@ -39,6 +57,14 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// A fenced write carried a fence that no longer holds (another
+    /// controller became the leader since); nothing was written.
+    #[error("state store {location}: fenced out: the fence of revision {revision:?} no longer holds")]
+    Fenced { location: String, revision: Option<i64> },
+    /// [`Store::atomically`] returned without running its transaction (a
+    /// defect of the implementation).
+    #[error("state store: the transaction returned without running")]
+    Incomplete,
 }
 
 const SCHEMA: &str = "
@@ -69,7 +95,7 @@ pub const ACTIVE_BACKEND: &str = "active_backend";
 pub struct Incident {
     pub id: String,
     pub backend: String,
-    pub state: String,
+    pub state: IncidentState,
     pub opened_at: String,
     pub closed_at: Option<String>,
     /// `{"action", "target", "reason"}` of the latest decision, or null.
@@ -88,32 +114,35 @@ pub struct TimelineEvent {
 #[derive(Debug, Clone)]
 pub struct DecisionRecord<'a> {
     pub incident: &'a str,
-    pub action: &'a str,
+    pub action: DecisionAction,
     pub target: Option<&'a str>,
     pub reason: &'a str,
     pub policy_sha256: &'a str,
     pub input: &'a Value,
 }
 
-/// The state store. One writer process at a time (the controller).
+/// The state store in one SQLite file. One writer process at a time (the
+/// controller); every [`Fence`] holds.
 #[derive(Debug, Clone)]
-pub struct Store {
-    conn: std::sync::Arc<std::sync::Mutex<Connection>>,
+pub struct SqliteStore {
+    conn: Arc<std::sync::Mutex<Connection>>,
     path: String,
     /// `[audit] hmac_key_env`: new audit entries are keyed with it, and
     /// verification needs it.
-    audit_key: Option<std::sync::Arc<cutover_core::Secret>>,
+    audit_key: Option<Arc<cutover_core::Secret>>,
+    /// The active backend, for [`ActiveBackend::watch_active_backend`].
+    active: Arc<tokio::sync::watch::Sender<Option<String>>>,
 }
 
 /// Writes that commit together or not at all (one SQLite transaction),
 /// from [`Store::atomically`].
 #[derive(Debug)]
-pub struct Tx<'a> {
+pub struct SqliteTx<'a> {
     conn: &'a Connection,
-    store: &'a Store,
+    store: &'a SqliteStore,
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let p = path.display().to_string();
@@ -128,20 +157,24 @@ impl Store {
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute_batch(runs::SCHEMA).map_err(err)?;
         audit::migrate(&conn).map_err(err)?;
-        Ok(Self { conn: std::sync::Arc::new(std::sync::Mutex::new(conn)), path: p, audit_key: None })
+        let active: Option<String> = conn
+            .query_row("SELECT value FROM kv WHERE key = ?1", [ACTIVE_BACKEND], |r| r.get(0))
+            .optional()
+            .map_err(err)?;
+        Ok(Self {
+            conn: Arc::new(std::sync::Mutex::new(conn)),
+            path: p,
+            audit_key: None,
+            active: Arc::new(tokio::sync::watch::channel(active).0),
+        })
     }
 
     /// Keys the audit chain with an HMAC-SHA256 secret (`[audit]
     /// hmac_key_env`): new entries are keyed, and verification recomputes
     /// keyed hashes with it. The key is never written anywhere.
     pub fn with_audit_key(mut self, key: Option<cutover_core::Secret>) -> Self {
-        self.audit_key = key.map(std::sync::Arc::new);
+        self.audit_key = key.map(Arc::new);
         self
-    }
-
-    /// Whether this store keys audit hashes.
-    pub fn audit_keyed(&self) -> bool {
-        self.audit_key.is_some()
     }
 
     /// The database file.
@@ -154,32 +187,37 @@ impl Store {
     }
 
     /// Runs `f` in one immediate SQLite transaction: every write it makes
-    /// commits together, or (when `f` or the commit fails) none does. Use it
-    /// to make a change and its audit entry one unit.
-    pub fn atomically<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    /// commits together, or (when `f` or the commit fails) none does (the
+    /// transaction rolls back when dropped uncommitted).
+    fn transaction<T>(&self, f: impl FnOnce(&SqliteTx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let conn = self.conn();
         let tx = rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)
             .map_err(self.err())?;
-        let out = f(&Tx { conn: &tx, store: self })?;
+        let out = f(&SqliteTx { conn: &tx, store: self })?;
         tx.commit().map_err(self.err())?;
         Ok(out)
     }
 
     /// Runs `f` on the connection without a transaction of its own.
-    fn plain<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn plain<T>(&self, f: impl FnOnce(&SqliteTx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let conn = self.conn();
-        f(&Tx { conn: &conn, store: self })
+        f(&SqliteTx { conn: &conn, store: self })
+    }
+
+    /// Embedded mode has one writer: every fence holds.
+    fn check(&self, _fence: &Fence) -> Result<(), StoreError> {
+        Ok(())
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         |source| StoreError::Sqlite { path: self.path.clone(), source }
     }
 
-    pub fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+    fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.conn().query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(self.err())
     }
 
-    pub fn set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+    fn set(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
@@ -187,54 +225,6 @@ impl Store {
             )
             .map(|_| ())
             .map_err(self.err())
-    }
-
-    /// Opens an incident; returns its id.
-    pub fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError> {
-        self.plain(|tx| tx.open_incident(backend, at))
-    }
-
-    pub fn set_incident_state(&self, id: &str, state: &str, closed: Option<SystemTime>) -> Result<(), StoreError> {
-        self.plain(|tx| tx.set_incident_state(id, state, closed))
-    }
-
-    /// Appends an event to an incident's timeline.
-    pub fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError> {
-        self.plain(|tx| tx.add_event(incident, at, kind, detail))
-    }
-
-    /// Records a decision (with the full policy input as evidence) and makes
-    /// it the incident's current decision, in one transaction.
-    pub fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError> {
-        self.atomically(|tx| tx.record_decision(d, at))
-    }
-
-    /// The active backend, if one was ever set.
-    pub fn active_backend(&self) -> Result<Option<String>, StoreError> {
-        self.get(ACTIVE_BACKEND)
-    }
-
-    pub fn set_active_backend(&self, name: &str) -> Result<(), StoreError> {
-        self.set(ACTIVE_BACKEND, name)
-    }
-
-    /// The open (not closed) incident of a backend, if any.
-    pub fn open_incident_for(&self, backend: &str) -> Result<Option<Incident>, StoreError> {
-        let mut all =
-            self.query_incidents("WHERE backend = ?1 AND closed_at IS NULL ORDER BY opened_at DESC", &[&backend])?;
-        Ok(if all.is_empty() { None } else { Some(all.remove(0)) })
-    }
-
-    pub fn incidents(&self) -> Result<Vec<Incident>, StoreError> {
-        self.query_incidents("ORDER BY opened_at DESC", &[])
-    }
-
-    pub fn open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
-        self.query_incidents("WHERE closed_at IS NULL ORDER BY opened_at DESC", &[])
-    }
-
-    pub fn incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
-        Ok(self.query_incidents("WHERE id = ?1", &[&id])?.into_iter().next())
     }
 
     fn query_incidents(&self, tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Incident>, StoreError> {
@@ -261,8 +251,81 @@ impl Store {
         }
         Ok(out)
     }
+}
 
-    pub fn timeline(&self, incident: &str) -> Result<Vec<TimelineEvent>, StoreError> {
+impl Store for SqliteStore {
+    fn atomically(&self, f: &mut dyn FnMut(&dyn Tx) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        self.transaction(|tx| f(tx))
+    }
+
+    fn location(&self) -> &str {
+        &self.path
+    }
+}
+
+impl ActiveBackend for SqliteStore {
+    fn active_backend(&self) -> Result<Option<String>, StoreError> {
+        self.get(ACTIVE_BACKEND)
+    }
+
+    fn set_active_backend(&self, fence: &Fence, name: &str) -> Result<(), StoreError> {
+        self.check(fence)?;
+        self.set(ACTIVE_BACKEND, name)?;
+        self.active.send_if_modified(|now| {
+            let changed = now.as_deref() != Some(name);
+            *now = Some(name.to_string());
+            changed
+        });
+        Ok(())
+    }
+
+    fn watch_active_backend(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.active.subscribe()
+    }
+}
+
+impl Incidents for SqliteStore {
+    fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError> {
+        self.plain(|tx| tx.open_incident(backend, at))
+    }
+
+    fn set_incident_state(
+        &self,
+        fence: &Fence,
+        id: &str,
+        state: IncidentState,
+        closed: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        self.plain(|tx| tx.set_incident_state(fence, id, state, closed))
+    }
+
+    fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError> {
+        self.plain(|tx| tx.add_event(incident, at, kind, detail))
+    }
+
+    fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError> {
+        self.transaction(|tx| tx.record_decision(d, at))
+    }
+
+    fn open_incident_for(&self, backend: &str) -> Result<Option<Incident>, StoreError> {
+        let mut all =
+            self.query_incidents("WHERE backend = ?1 AND closed_at IS NULL ORDER BY opened_at DESC", &[&backend])?;
+        Ok(if all.is_empty() { None } else { Some(all.remove(0)) })
+    }
+
+    fn incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        self.query_incidents("ORDER BY opened_at DESC", &[])
+    }
+
+    fn open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        self.query_incidents("WHERE closed_at IS NULL ORDER BY opened_at DESC", &[])
+    }
+
+    fn incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
+        Ok(self.query_incidents("WHERE id = ?1", &[&id])?.into_iter().next())
+    }
+
+    fn timeline(&self, incident: &str) -> Result<Vec<TimelineEvent>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT at, kind, detail FROM timeline WHERE incident = ?1 ORDER BY id")
@@ -279,16 +342,19 @@ impl Store {
         Ok(out)
     }
 
-    /// Number of `failover` decisions since `since`.
-    pub fn failovers_since(&self, since: SystemTime) -> Result<u32, StoreError> {
+    fn failovers_since(&self, since: SystemTime) -> Result<u32, StoreError> {
         self.conn()
-            .query_row("SELECT COUNT(*) FROM decisions WHERE action = 'failover' AND at >= ?1", [rfc3339(since)], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT COUNT(*) FROM decisions WHERE action = ?1 AND at >= ?2",
+                params![DecisionAction::Failover, rfc3339(since)],
+                |r| r.get(0),
+            )
             .map_err(self.err())
     }
+}
 
-    pub fn record_health(
+impl HealthHistory for SqliteStore {
+    fn record_health(
         &self,
         at: SystemTime,
         backend: &str,
@@ -305,27 +371,39 @@ impl Store {
             .map(|_| ())
             .map_err(self.err())
     }
+
+    fn last_health(&self) -> Result<Vec<HealthRecord>, StoreError> {
+        self.query_last_health()
+    }
 }
 
-impl Tx<'_> {
+impl SqliteTx<'_> {
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         self.store.err()
     }
+}
 
-    /// Opens an incident; returns its id.
-    pub fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError> {
+impl Tx for SqliteTx<'_> {
+    fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError> {
         let ts = rfc3339(at);
         let id = format!("inc-{}-{:04x}", ts[..19].replace(['-', ':'], "").replace('T', "-"), fastrand_u16());
         self.conn
             .execute(
-                "INSERT INTO incidents (id, backend, state, opened_at) VALUES (?1, ?2, 'open', ?3)",
-                params![id, backend, ts],
+                "INSERT INTO incidents (id, backend, state, opened_at) VALUES (?1, ?2, ?3, ?4)",
+                params![id, backend, IncidentState::Open, ts],
             )
             .map_err(self.err())?;
         Ok(id)
     }
 
-    pub fn set_incident_state(&self, id: &str, state: &str, closed: Option<SystemTime>) -> Result<(), StoreError> {
+    fn set_incident_state(
+        &self,
+        fence: &Fence,
+        id: &str,
+        state: IncidentState,
+        closed: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        self.store.check(fence)?;
         let closed = closed.map(rfc3339);
         self.conn
             .execute(
@@ -336,8 +414,7 @@ impl Tx<'_> {
             .map_err(self.err())
     }
 
-    /// Appends an event to an incident's timeline.
-    pub fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError> {
+    fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "INSERT INTO timeline (incident, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
@@ -347,9 +424,7 @@ impl Tx<'_> {
             .map_err(self.err())
     }
 
-    /// Records a decision (with the full policy input as evidence) and makes
-    /// it the incident's current decision.
-    pub fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError> {
+    fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError> {
         let ts = rfc3339(at);
         self.conn
             .execute(
@@ -363,6 +438,29 @@ impl Tx<'_> {
             .map(|_| ())
             .map_err(self.err())
     }
+
+    fn record_approval(
+        &self,
+        incident: &str,
+        verdict: cutover_core::domain::Verdict,
+        actor: &str,
+        comment: &str,
+        at: SystemTime,
+    ) -> Result<i64, StoreError> {
+        self.insert_approval(incident, verdict, actor, comment, at)
+    }
+
+    fn audit(
+        &self,
+        fence: &Fence,
+        at: SystemTime,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+    ) -> Result<i64, StoreError> {
+        self.store.check(fence)?;
+        self.append_audit(at, actor, action, detail)
+    }
 }
 
 /// The last recorded health of one (backend, vantage).
@@ -375,11 +473,11 @@ pub struct HealthRecord {
     pub at: String,
 }
 
-impl Store {
+impl SqliteStore {
     /// The last recorded health change of every (backend, vantage), by
     /// backend and vantage: what a controller last saw, for `cutover status`
     /// when no controller is reachable.
-    pub fn last_health(&self) -> Result<Vec<HealthRecord>, StoreError> {
+    fn query_last_health(&self) -> Result<Vec<HealthRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(

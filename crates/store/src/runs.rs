@@ -6,12 +6,13 @@
 
 use std::time::SystemTime;
 
+use cutover_core::domain::{RunKind, RunState, StepPhase, StepState, Verdict};
 use cutover_core::time::rfc3339;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{Store, StoreError};
+use crate::{Approvals, Fence, Runs, SqliteStore, SqliteTx, StoreError};
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -32,8 +33,7 @@ CREATE TABLE IF NOT EXISTS approvals (
 #[derive(Debug, Clone)]
 pub struct NewRun<'a> {
     pub incident: &'a str,
-    /// `failover` or `fallback`.
-    pub kind: &'a str,
+    pub kind: RunKind,
     pub source: &'a str,
     pub target: &'a str,
     pub reason: &'a str,
@@ -49,15 +49,14 @@ pub struct NewRun<'a> {
 pub struct RunRecord {
     pub id: i64,
     pub incident: String,
-    pub kind: String,
+    pub kind: RunKind,
     pub source: String,
     pub target: String,
     pub reason: String,
     pub actor: String,
     pub runbook: String,
     pub runbook_sha256: String,
-    /// `running`, `rolling_back`, `completed`, `rolled_back` or `failed`.
-    pub state: String,
+    pub state: RunState,
     pub started_at: String,
     pub ended_at: Option<String>,
     pub detail: Value,
@@ -69,12 +68,10 @@ pub struct RunRecord {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StepRecord {
     pub idx: i64,
-    /// `do` or `undo`.
-    pub phase: String,
+    pub phase: StepPhase,
     pub name: String,
     pub uses: String,
-    /// `started`, `ok` or `failed`.
-    pub state: String,
+    pub state: StepState,
     pub attempts: i64,
     pub started_at: String,
     pub ended_at: Option<String>,
@@ -85,11 +82,10 @@ pub struct StepRecord {
 
 /// Which step of which run, doing or undoing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StepRef<'a> {
+pub struct StepRef {
     pub run: i64,
     pub idx: usize,
-    /// `do` or `undo`.
-    pub phase: &'a str,
+    pub phase: StepPhase,
 }
 
 /// An approval or rejection of an incident.
@@ -97,8 +93,7 @@ pub struct StepRef<'a> {
 pub struct Approval {
     pub id: i64,
     pub incident: String,
-    /// `approve` or `reject`.
-    pub verdict: String,
+    pub verdict: Verdict,
     pub actor: String,
     pub comment: String,
     pub at: String,
@@ -129,13 +124,22 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     })
 }
 
-impl Store {
-    /// Records the start of a run; returns its id.
-    pub fn begin_run(&self, run: &NewRun<'_>, at: SystemTime) -> Result<i64, StoreError> {
+impl SqliteStore {
+    fn query_runs(&self, tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<RunRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {RUN_COLS} FROM runs {tail}")).map_err(self.err())?;
+        let rows = stmt.query_map(args, run_row).map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+}
+
+impl Runs for SqliteStore {
+    fn begin_run(&self, fence: &Fence, run: &NewRun<'_>, at: SystemTime) -> Result<i64, StoreError> {
+        self.check(fence)?;
         let conn = self.conn();
         conn.execute(
             "INSERT INTO runs (incident, kind, source, target, reason, actor, runbook, runbook_sha256, state, started_at, approval_base)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9, (SELECT COALESCE(MAX(id), 0) FROM approvals))",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, (SELECT COALESCE(MAX(id), 0) FROM approvals))",
             params![
                 run.incident,
                 run.kind,
@@ -145,6 +149,7 @@ impl Store {
                 run.actor,
                 run.runbook,
                 run.runbook_sha256,
+                RunState::Running,
                 rfc3339(at)
             ],
         )
@@ -152,14 +157,15 @@ impl Store {
         Ok(conn.last_insert_rowid())
     }
 
-    /// Sets a run's state; `ended` closes it.
-    pub fn set_run_state(
+    fn set_run_state(
         &self,
+        fence: &Fence,
         id: i64,
-        state: &str,
+        state: RunState,
         detail: Option<&Value>,
         ended: Option<SystemTime>,
     ) -> Result<(), StoreError> {
+        self.check(fence)?;
         self.conn()
             .execute(
                 "UPDATE runs SET state = ?2, detail = COALESCE(?3, detail), ended_at = COALESCE(?4, ended_at) WHERE id = ?1",
@@ -169,59 +175,60 @@ impl Store {
             .map_err(self.err())
     }
 
-    pub fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
+    fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
         self.conn()
             .query_row(&format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1"), [id], run_row)
             .optional()
             .map_err(self.err())
     }
 
-    fn query_runs(&self, tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<RunRecord>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {RUN_COLS} FROM runs {tail}")).map_err(self.err())?;
-        let rows = stmt.query_map(args, run_row).map_err(self.err())?;
-        rows.collect::<Result<_, _>>().map_err(self.err())
-    }
-
-    /// Runs that were interrupted (the process died while they ran), oldest first.
-    pub fn unfinished_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+    fn unfinished_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         self.query_runs("WHERE ended_at IS NULL ORDER BY id", &[])
     }
 
-    /// The runs of an incident, oldest first.
-    pub fn runs_for(&self, incident: &str) -> Result<Vec<RunRecord>, StoreError> {
+    fn runs_for(&self, incident: &str) -> Result<Vec<RunRecord>, StoreError> {
         self.query_runs("WHERE incident = ?1 ORDER BY id", &[&incident])
     }
 
-    /// Write-ahead: records that a step (or its undo) is about to run,
-    /// counting the attempt.
-    pub fn step_intent(
+    fn step_intent(
         &self,
-        step: StepRef<'_>,
+        fence: &Fence,
+        step: StepRef,
         name: &str,
         uses: &str,
         intent: &Value,
         at: SystemTime,
     ) -> Result<(), StoreError> {
+        self.check(fence)?;
         self.conn()
             .execute(
                 "INSERT INTO run_steps (run, idx, phase, name, uses, state, attempts, started_at, intent)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'started', 1, ?6, ?7)
-                 ON CONFLICT(run, idx, phase) DO UPDATE SET state = 'started', attempts = attempts + 1, intent = ?7",
-                params![step.run, step.idx as i64, step.phase, name, uses, rfc3339(at), intent.to_string()],
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?8, 1, ?6, ?7)
+                 ON CONFLICT(run, idx, phase) DO UPDATE SET state = ?8, attempts = attempts + 1, intent = ?7",
+                params![
+                    step.run,
+                    step.idx as i64,
+                    step.phase,
+                    name,
+                    uses,
+                    rfc3339(at),
+                    intent.to_string(),
+                    StepState::Started
+                ],
             )
             .map(|_| ())
             .map_err(self.err())
     }
 
-    /// Records how a step (or its undo) ended: `ok` or `failed`.
-    pub fn step_result(
+    fn step_result(
         &self,
-        step: StepRef<'_>,
-        state: &str,
+        fence: &Fence,
+        step: StepRef,
+        state: StepState,
         result: &Value,
         at: SystemTime,
     ) -> Result<(), StoreError> {
+        self.check(fence)?;
         self.conn()
             .execute(
                 "UPDATE run_steps SET state = ?4, result = ?5, ended_at = ?6 WHERE run = ?1 AND idx = ?2 AND phase = ?3",
@@ -231,8 +238,7 @@ impl Store {
             .map_err(self.err())
     }
 
-    /// The journal of a run, in order of steps (do before undo).
-    pub fn steps(&self, run: i64) -> Result<Vec<StepRecord>, StoreError> {
+    fn steps(&self, run: i64) -> Result<Vec<StepRecord>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
@@ -258,22 +264,21 @@ impl Store {
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
+}
 
-    /// Records an approval (`approve`) or rejection (`reject`); returns its id.
-    pub fn record_approval(
+impl Approvals for SqliteStore {
+    fn record_approval(
         &self,
         incident: &str,
-        verdict: &str,
+        verdict: Verdict,
         actor: &str,
         comment: &str,
         at: SystemTime,
     ) -> Result<i64, StoreError> {
-        self.plain(|tx| tx.record_approval(incident, verdict, actor, comment, at))
+        self.plain(|tx| tx.insert_approval(incident, verdict, actor, comment, at))
     }
 
-    /// The first approval or rejection of `incident` recorded after the one
-    /// with id `after` (0: any).
-    pub fn approval_after(&self, incident: &str, after: i64) -> Result<Option<Approval>, StoreError> {
+    fn approval_after(&self, incident: &str, after: i64) -> Result<Option<Approval>, StoreError> {
         self.conn()
             .query_row(
                 "SELECT id, incident, verdict, actor, comment, at FROM approvals
@@ -294,19 +299,17 @@ impl Store {
             .map_err(self.err())
     }
 
-    /// The id of the latest approval row (0 when none): a waiter takes only
-    /// verdicts recorded after it started.
-    pub fn last_approval_id(&self) -> Result<i64, StoreError> {
+    fn last_approval_id(&self) -> Result<i64, StoreError> {
         self.conn().query_row("SELECT COALESCE(MAX(id), 0) FROM approvals", [], |r| r.get(0)).map_err(self.err())
     }
 }
 
-impl crate::Tx<'_> {
+impl SqliteTx<'_> {
     /// Records an approval or rejection; returns its id.
-    pub fn record_approval(
+    pub(crate) fn insert_approval(
         &self,
         incident: &str,
-        verdict: &str,
+        verdict: Verdict,
         actor: &str,
         comment: &str,
         at: SystemTime,

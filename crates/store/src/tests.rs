@@ -2,11 +2,13 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
+use cutover_core::domain::{DecisionAction, IncidentState};
+
 use super::*;
 
-fn store() -> (tempfile::TempDir, Store) {
+fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(&dir.path().join("state.db")).unwrap();
+    let s = SqliteStore::open(&dir.path().join("state.db")).unwrap();
     (dir, s)
 }
 
@@ -14,9 +16,9 @@ fn store() -> (tempfile::TempDir, Store) {
 fn the_active_backend_survives_a_reopen() {
     let (dir, s) = store();
     assert_eq!(s.active_backend().unwrap(), None);
-    s.set_active_backend("secondary").unwrap();
+    s.set_active_backend(&Fence::local(), "secondary").unwrap();
     drop(s);
-    let s = Store::open(&dir.path().join("state.db")).unwrap();
+    let s = SqliteStore::open(&dir.path().join("state.db")).unwrap();
     assert_eq!(s.active_backend().unwrap().as_deref(), Some("secondary"));
 }
 
@@ -30,7 +32,7 @@ fn incidents_keep_their_timeline_and_decision() {
     let input = json!({"backend": "primary"});
     let d = DecisionRecord {
         incident: &id,
-        action: "failover",
+        action: DecisionAction::Failover,
         target: Some("secondary"),
         reason: "confirmed",
         policy_sha256: "abc",
@@ -41,16 +43,16 @@ fn incidents_keep_their_timeline_and_decision() {
     assert_eq!(inc.decision, json!({"action": "failover", "target": "secondary", "reason": "confirmed"}));
     assert_eq!(s.timeline(&id).unwrap()[0].kind, "health");
     assert_eq!(s.failovers_since(now - std::time::Duration::from_secs(60)).unwrap(), 1);
-    s.set_incident_state(&id, "resolved", Some(now)).unwrap();
+    s.set_incident_state(&Fence::local(), &id, IncidentState::Resolved, Some(now)).unwrap();
     assert!(s.open_incident_for("primary").unwrap().is_none());
-    assert_eq!(s.incident(&id).unwrap().unwrap().state, "resolved");
+    assert_eq!(s.incident(&id).unwrap().unwrap().state, IncidentState::Resolved);
 }
 
 #[test]
 fn an_intact_audit_chain_verifies() {
     let (_dir, s) = store();
     for i in 0..5 {
-        s.audit(SystemTime::now(), "controller", "probe", &json!({"i": i})).unwrap();
+        s.audit(&Fence::local(), SystemTime::now(), "controller", "probe", &json!({"i": i})).unwrap();
     }
     assert_eq!(s.verify_audit().unwrap(), Ok(5));
 }
@@ -59,7 +61,7 @@ fn an_intact_audit_chain_verifies() {
 fn a_modified_audit_entry_is_named() {
     let (_dir, s) = store();
     for i in 0..5 {
-        s.audit(SystemTime::now(), "oncall", "approve", &json!({"i": i})).unwrap();
+        s.audit(&Fence::local(), SystemTime::now(), "oncall", "approve", &json!({"i": i})).unwrap();
     }
     s.conn().execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3", []).unwrap();
     let e = s.verify_audit().unwrap().unwrap_err();
@@ -71,7 +73,7 @@ fn a_modified_audit_entry_is_named() {
 fn a_deleted_audit_entry_is_named() {
     let (_dir, s) = store();
     for i in 0..4 {
-        s.audit(SystemTime::now(), "controller", "x", &json!({"i": i})).unwrap();
+        s.audit(&Fence::local(), SystemTime::now(), "controller", "x", &json!({"i": i})).unwrap();
     }
     s.conn().execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
     assert_eq!(s.verify_audit().unwrap().unwrap_err().seq, 3);
@@ -82,7 +84,7 @@ fn a_rehashed_entry_still_breaks_the_next_link() {
     // An attacker who edits entry 2 and recomputes its hash breaks entry 3's link.
     let (_dir, s) = store();
     for i in 0..3 {
-        s.audit(SystemTime::now(), "controller", "x", &json!({"i": i})).unwrap();
+        s.audit(&Fence::local(), SystemTime::now(), "controller", "x", &json!({"i": i})).unwrap();
     }
     let (at, prev): (String, String) = s
         .conn()
@@ -95,20 +97,20 @@ fn a_rehashed_entry_still_breaks_the_next_link() {
     assert!(e.problem.contains("link"));
 }
 
-fn keyed_store(key: &str) -> (tempfile::TempDir, Store) {
+fn keyed_store(key: &str) -> (tempfile::TempDir, SqliteStore) {
     let (dir, s) = store();
     (dir, s.with_audit_key(Some(cutover_core::Secret::new(key))))
 }
 
-fn fill(s: &Store, n: usize) {
+fn fill(s: &SqliteStore, n: usize) {
     for i in 0..n {
-        s.audit(SystemTime::now(), "controller", "x", &json!({"i": i})).unwrap();
+        s.audit(&Fence::local(), SystemTime::now(), "controller", "x", &json!({"i": i})).unwrap();
     }
 }
 
 /// Recomputes every hash from `from` on, as someone with write access to
 /// the database (and, for a keyed chain, the key) would to hide an edit.
-fn rehash_from(s: &Store, key: Option<&str>, from: i64) {
+fn rehash_from(s: &SqliteStore, key: Option<&str>, from: i64) {
     let rows = s.audit_rows_after(from - 1, i64::MAX).unwrap();
     let mut prev = rows[0].prev_hash.clone();
     for r in rows {
@@ -120,7 +122,7 @@ fn rehash_from(s: &Store, key: Option<&str>, from: i64) {
     }
 }
 
-fn export_of(s: &Store, chunk: usize) -> Vec<(String, Result<Segment, SegmentError>)> {
+fn export_of(s: &SqliteStore, chunk: usize) -> Vec<(String, Result<Segment, SegmentError>)> {
     let rows = s.audit_rows_after(0, i64::MAX).unwrap();
     rows.chunks(chunk)
         .map(|c| {
@@ -138,10 +140,10 @@ fn a_failed_write_in_a_transaction_leaves_nothing_behind() {
             "CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit refused'); END;",
         )
         .unwrap();
-    let r = s.atomically(|tx| {
+    let r = s.atomic(|tx| {
         let id = tx.open_incident("primary", SystemTime::now())?;
         tx.add_event(&id, SystemTime::now(), "incident.opened", &json!({}))?;
-        tx.audit(SystemTime::now(), "controller", "incident.open", &json!({"incident": id}))
+        tx.audit(&Fence::local(), SystemTime::now(), "controller", "incident.open", &json!({"incident": id}))
     });
     assert!(r.unwrap_err().to_string().contains("audit refused"));
     assert!(s.incidents().unwrap().is_empty(), "the incident was opened without its audit entry");
@@ -153,7 +155,7 @@ fn a_keyed_chain_verifies_only_with_its_key() {
     fill(&s, 3);
     assert_eq!(s.verify_audit().unwrap(), Ok(3));
     assert_eq!(s.audit_rows_after(0, 10).unwrap()[0].alg, KEYED);
-    let other = Store::open(&dir.path().join("state.db")).unwrap();
+    let other = SqliteStore::open(&dir.path().join("state.db")).unwrap();
     assert!(other.verify_audit().unwrap().unwrap_err().problem.contains("hmac_key_env"));
     let wrong = other.with_audit_key(Some(cutover_core::Secret::new("wrong")));
     assert_eq!(wrong.verify_audit().unwrap().unwrap_err().seq, 1);
@@ -176,9 +178,10 @@ fn a_keyed_chain_rewritten_without_the_key_is_named() {
 fn an_unkeyed_chain_gets_a_keyed_marker_when_the_key_arrives() {
     let (dir, s) = store();
     fill(&s, 2);
-    let s = Store::open(&dir.path().join("state.db")).unwrap().with_audit_key(Some(cutover_core::Secret::new("k")));
-    assert_eq!(s.mark_keyed(SystemTime::now()).unwrap(), Some(3));
-    assert_eq!(s.mark_keyed(SystemTime::now()).unwrap(), None, "already keyed");
+    let s =
+        SqliteStore::open(&dir.path().join("state.db")).unwrap().with_audit_key(Some(cutover_core::Secret::new("k")));
+    assert_eq!(s.mark_keyed(&Fence::local(), SystemTime::now()).unwrap(), Some(3));
+    assert_eq!(s.mark_keyed(&Fence::local(), SystemTime::now()).unwrap(), None, "already keyed");
     assert_eq!(s.verify_audit().unwrap(), Ok(3));
 }
 
@@ -239,7 +242,8 @@ fn verify_with_export_names_an_edited_row_and_a_damaged_export() {
 #[test]
 fn a_flood_of_denials_writes_a_handful_of_rows_on_its_own_connection() {
     let (dir, s) = store();
-    let log = DenialLog::start(Store::open(&dir.path().join("state.db")).unwrap(), std::time::Duration::from_secs(60));
+    let log =
+        DenialLog::start(SqliteStore::open(&dir.path().join("state.db")).unwrap(), std::time::Duration::from_secs(60));
     // Four clients flood; `record` never waits for the writer.
     let threads: Vec<_> = (0..4)
         .map(|t| {

@@ -24,12 +24,12 @@ pub fn incidents(shared: &Shared) -> Result<Value, StoreError> {
 
 /// `GET /v1/incidents/{id}`.
 pub fn incident(shared: &Shared, id: &str) -> Option<Value> {
-    incident_json(shared.controller.lock().unwrap().store(), id)
+    incident_json(shared.controller.lock().unwrap().store().as_ref(), id)
 }
 
 /// An incident with its timeline, as `GET /v1/incidents/{id}` and
 /// `cutover incidents show` print it.
-pub fn incident_json(store: &cutover_store::Store, id: &str) -> Option<Value> {
+pub fn incident_json(store: &dyn cutover_store::Store, id: &str) -> Option<Value> {
     let inc = store.incident(id).ok()??;
     let mut v = json!(inc);
     v["timeline"] = json!(store.timeline(id).unwrap_or_default());

@@ -128,7 +128,7 @@ fn verdict(shared: &Shared, id: &str, approve: bool, actor: &str, body: Decision
     let comment = body.comment.unwrap_or_default();
     check_text("comment", &comment, 4096)?;
     let started = actions::verdict(shared, id, approve, actor, &comment)?;
-    let verdict = if approve { "approve" } else { "reject" };
+    let verdict = if approve { cutover_core::domain::Verdict::Approve } else { cutover_core::domain::Verdict::Reject };
     Ok(json(StatusCode::OK, &json!({"incident": id, "verdict": verdict, "by": actor, "failover_started": started})))
 }
 

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use cutover_core::config::load_str;
+use cutover_core::domain::IncidentState;
 use cutover_lab::s3sfs::S3sFs;
 use cutover_s3::{ClientOptions, Credentials, S3Client};
 use sha2::{Digest, Sha256};
@@ -74,7 +75,7 @@ pub fn run() -> Result<(), Failure> {
         say("injecting an outage: cloud-a stops answering (connections accepted, never served)");
         a.hang();
         let onset = Instant::now();
-        running.wait_for("failover", Duration::from_secs(30), |r| state(r) == "failed_over").await?;
+        running.wait_for("failover", Duration::from_secs(30), |r| state(r) == Some(IncidentState::FailedOver)).await?;
         let rto = onset.elapsed();
         let incident = running.latest_incident().context("an incident")?.id;
         let detect =
@@ -88,7 +89,7 @@ pub fn run() -> Result<(), Failure> {
         say("lifting the outage: cloud-a answers again; fallback waits for it to be stable");
         a.resume();
         let back = Instant::now();
-        running.wait_for("fallback", Duration::from_secs(30), |r| state(r) == "resolved").await?;
+        running.wait_for("fallback", Duration::from_secs(30), |r| state(r) == Some(IncidentState::Resolved)).await?;
         let fallback = back.elapsed();
         tokio::time::sleep(Duration::from_millis(500)).await;
         stop.store(true, Ordering::SeqCst);
@@ -309,6 +310,6 @@ async fn workload(client: S3Client, view: Arc<ClientView>, stop: Arc<AtomicBool>
     }
 }
 
-fn state(r: &Running) -> String {
-    r.latest_incident().map(|i| i.state).unwrap_or_default()
+fn state(r: &Running) -> Option<IncidentState> {
+    r.latest_incident().map(|i| i.state)
 }

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use cutover_control::controller::RunbookDue;
 use cutover_control::metrics;
 use cutover_core::Config;
+use cutover_core::domain::{IncidentState, RunKind};
 use cutover_orchestrate::actuators::StepError;
-use cutover_orchestrate::engine::{BoxFut, Engine, EngineEvent, Host, Job, Phase, RunOutcome};
+use cutover_orchestrate::engine::{BoxFut, Engine, EngineEvent, Host, Job, RunOutcome, StepPhase};
 use cutover_orchestrate::runbook::{self, Runbook};
 use cutover_s3::ClientOptions;
 use serde_json::{Value, json};
@@ -31,7 +32,7 @@ impl Runbooks {
     /// placeholders, as `config check` does.
     pub fn load(config: &Config) -> Result<Self, Failure> {
         let names = config.backend_names();
-        let one = |path: &Option<std::path::PathBuf>, kind: &str| -> Result<Runbook, Failure> {
+        let one = |path: &Option<std::path::PathBuf>, kind: RunKind| -> Result<Runbook, Failure> {
             match path {
                 None => Ok(runbook::built_in(kind)),
                 Some(p) => {
@@ -42,13 +43,16 @@ impl Runbooks {
             }
         };
         Ok(Self {
-            failover: one(&config.runbooks.failover, "failover")?,
-            fallback: one(&config.runbooks.fallback, "fallback")?,
+            failover: one(&config.runbooks.failover, RunKind::Failover)?,
+            fallback: one(&config.runbooks.fallback, RunKind::Fallback)?,
         })
     }
 
-    pub fn for_kind(&self, kind: &str) -> &Runbook {
-        if kind == "fallback" { &self.fallback } else { &self.failover }
+    pub fn for_kind(&self, kind: RunKind) -> &Runbook {
+        match kind {
+            RunKind::Failover => &self.failover,
+            RunKind::Fallback => &self.fallback,
+        }
     }
 }
 
@@ -252,7 +256,7 @@ fn report(shared: &Shared, e: &EngineEvent) {
             println!("{ts} runbook {incident}: {verb} {kind} run {run} ({runbook})");
         }
         EngineEvent::StepStarted { incident, step, uses, phase, attempt, .. } => {
-            let undo = if *phase == Phase::Undo { "undo " } else { "" };
+            let undo = if *phase == StepPhase::Undo { "undo " } else { "" };
             let again = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
             println!("{ts} step {incident}: {undo}{step:?} [{uses}] started{again}");
         }
@@ -260,7 +264,7 @@ fn report(shared: &Shared, e: &EngineEvent) {
             println!("{ts} step {incident}: {step:?} already done before the restart; not run again");
         }
         EngineEvent::StepFinished { incident, step, uses, phase, ok, attempts, duration, detail, .. } => {
-            let undo = if *phase == Phase::Undo { "undo " } else { "" };
+            let undo = if *phase == StepPhase::Undo { "undo " } else { "" };
             let verdict = if *ok { "ok" } else { "FAILED" };
             let detail: String = detail.chars().take(300).collect();
             println!(
@@ -289,7 +293,7 @@ fn report(shared: &Shared, e: &EngineEvent) {
             };
             println!("{ts} runbook {incident}: {kind} {what} in {duration:.2?}");
             let mut m = shared.metrics.lock().unwrap();
-            m.inc(metrics::RUNS, vec![("kind", kind.clone()), ("outcome", outcome.as_str().into())]);
+            m.inc(metrics::RUNS, vec![("kind", kind.to_string()), ("outcome", outcome.as_str().into())]);
         }
         EngineEvent::StoreError { op } => {
             shared.metrics.lock().unwrap().inc(metrics::STORE_ERRORS, vec![("op", (*op).into())]);
@@ -303,43 +307,46 @@ pub async fn orchestrate(shared: Arc<Shared>, runbooks: Runbooks, mut queue: mps
     let store = shared.controller.lock().unwrap().store().clone();
     for rec in store.unfinished_runs().unwrap_or_default() {
         let backend = store.incident(&rec.incident).ok().flatten().map(|i| i.backend).unwrap_or_default();
-        match engine.resume(&rec, &backend, Some(runbooks.for_kind(&rec.kind))).await {
-            Ok(outcome) => finished(&shared, &rec.incident, &rec.kind, &outcome),
+        match engine.resume(&rec, &backend, Some(runbooks.for_kind(rec.kind))).await {
+            Ok(outcome) => finished(&shared, &rec.incident, rec.kind, &outcome),
             Err(e) => eprintln!("ALERT resuming run {} of {}: {e}", rec.id, rec.incident),
         }
     }
     while let Some(due) = queue.recv().await {
-        let expected = if due.kind == "fallback" { "falling_back" } else { "failing_over" };
+        let expected = match due.kind {
+            RunKind::Failover => IncidentState::FailingOver,
+            RunKind::Fallback => IncidentState::FallingBack,
+        };
         let state = store.incident(&due.incident).ok().flatten().map(|i| i.state);
-        if state.as_deref() != Some(expected) {
+        if state != Some(expected) {
             println!("runbook {}: {} not started: the incident is {state:?} now", due.incident, due.kind);
             continue;
         }
         let job = Job {
             incident: due.incident.clone(),
             backend: due.backend,
-            kind: due.kind.clone(),
+            kind: due.kind,
             source: due.source,
             target: due.target,
             reason: due.reason,
             actor: due.actor,
         };
-        match engine.run(&job, runbooks.for_kind(&job.kind)).await {
-            Ok((_, outcome)) => finished(&shared, &job.incident, &job.kind, &outcome),
+        match engine.run(&job, runbooks.for_kind(job.kind)).await {
+            Ok((_, outcome)) => finished(&shared, &job.incident, job.kind, &outcome),
             Err(e) => eprintln!("ALERT runbook {} could not be journaled: {e}", job.incident),
         }
     }
 }
 
-fn finished(shared: &Shared, incident: &str, kind: &str, outcome: &RunOutcome) {
+fn finished(shared: &Shared, incident: &str, kind: RunKind, outcome: &RunOutcome) {
     let now = Instant::now();
     let mut c = shared.controller.lock().unwrap();
     let opened = c.opened_instant(incident);
-    c.run_finished(incident, kind, outcome.as_str(), now);
+    c.run_finished(incident, kind, outcome, now);
     drop(c);
     let mut m = shared.metrics.lock().unwrap();
     match (kind, outcome) {
-        ("failover", RunOutcome::Completed) => {
+        (RunKind::Failover, RunOutcome::Completed) => {
             m.inc(metrics::FAILOVERS, vec![]);
             if let Some(t) = opened {
                 let secs = now.duration_since(t).as_secs_f64();
@@ -347,10 +354,9 @@ fn finished(shared: &Shared, incident: &str, kind: &str, outcome: &RunOutcome) {
                 println!("failover {incident}: validated switch {secs:.2}s after the incident opened");
             }
         }
-        ("fallback", RunOutcome::Completed) => m.inc(metrics::FALLBACKS, vec![]),
+        (RunKind::Fallback, RunOutcome::Completed) => m.inc(metrics::FALLBACKS, vec![]),
         (_, RunOutcome::RolledBack { .. } | RunOutcome::Failed { .. }) => {
             m.inc(metrics::ROLLBACKS, vec![("kind", kind.to_string())])
         }
-        _ => {}
     }
 }

@@ -16,7 +16,8 @@ use cutover_control::policy::Policy;
 use cutover_core::config::BackendConfig;
 use cutover_s3::probe::{ProbeReport, probe_cycle};
 use cutover_s3::{ClientOptions, S3Client};
-use cutover_store::Store;
+use cutover_store::Fence;
+use cutover_store::prelude::*;
 use tokio::sync::mpsc;
 
 use crate::cli::{Global, RunArgs};
@@ -125,12 +126,15 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
         ))
     })?;
     let store = crate::audit_export::open_store(&config)?;
-    if let Some(seq) = store.mark_keyed(std::time::SystemTime::now()).context("keying the audit log")? {
+    if let Some(seq) =
+        store.mark_keyed(&Fence::local(), std::time::SystemTime::now()).context("keying the audit log")?
+    {
         println!("cutover run: audit log keyed with audit.hmac_key_env from entry {seq} on");
     }
     let denials = cutover_store::DenialLog::start(crate::audit_export::open_store(&config)?, DENIAL_WINDOW);
     let audit_export = crate::audit_export::Export::new(&config)?;
-    let export_store: Store = store.clone();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let export_store = store.clone();
     let clients: Vec<(BackendConfig, S3Client, S3Client)> = config
         .backends
         .iter()

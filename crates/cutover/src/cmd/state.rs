@@ -1,11 +1,13 @@
 //! Commands that read the state store: `incidents list/show`, `audit verify`.
 
-use cutover_store::Store;
+use cutover_core::domain::IncidentState;
+use cutover_store::SqliteStore;
+use cutover_store::prelude::*;
 
 use crate::cli::{AuditCommand, Global, IncidentsCommand};
 use crate::{Failure, api, load};
 
-fn open(global: &Global) -> Result<Store, Failure> {
+fn open(global: &Global) -> Result<SqliteStore, Failure> {
     let config = load::config(global)?;
     if !config.state.path.exists() {
         return Err(Failure::Usage(format!(
@@ -13,22 +15,8 @@ fn open(global: &Global) -> Result<Store, Failure> {
             config.state.path.display()
         )));
     }
-    Store::open(&config.state.path).map_err(|e| Failure::Error(e.into()))
+    SqliteStore::open(&config.state.path).map_err(|e| Failure::Error(e.into()))
 }
-
-/// The states an incident can be in (see docs/api.md).
-const STATES: &[&str] = &[
-    "open",
-    "held",
-    "awaiting_approval",
-    "rejected",
-    "failing_over",
-    "failed_over",
-    "failover_failed",
-    "rolled_back",
-    "falling_back",
-    "resolved",
-];
 
 pub fn incidents(global: &Global, command: IncidentsCommand) -> Result<(), Failure> {
     let store = open(global)?;
@@ -37,10 +25,12 @@ pub fn incidents(global: &Global, command: IncidentsCommand) -> Result<(), Failu
             let mut list =
                 if open { store.open_incidents() } else { store.incidents() }.map_err(|e| Failure::Error(e.into()))?;
             if let Some(s) = &state {
-                if !STATES.contains(&s.as_str()) {
-                    return Err(Failure::Usage(format!("--state: unknown state {s:?} (one of {})", STATES.join(", "))));
-                }
-                list.retain(|i| &i.state == s);
+                let Ok(wanted) = s.parse::<IncidentState>() else {
+                    // The states an incident can be in (see docs/api.md).
+                    let all: Vec<&str> = IncidentState::ALL.iter().map(|s| s.as_str()).collect();
+                    return Err(Failure::Usage(format!("--state: unknown state {s:?} (one of {})", all.join(", "))));
+                };
+                list.retain(|i| i.state == wanted);
             }
             if let Some(n) = limit {
                 list.truncate(n);

@@ -5,7 +5,8 @@
 //! and the last recorded health (not live). The output says which.
 
 use clap::Args;
-use cutover_store::Store;
+use cutover_store::SqliteStore;
+use cutover_store::prelude::*;
 use serde_json::{Map, Value, json};
 
 use crate::cli::Global;
@@ -84,7 +85,7 @@ fn from_store(global: &Global, why: String) -> Result<Value, Failure> {
             path.display()
         )));
     }
-    let store = Store::open(path).map_err(|e| Failure::Error(e.into()))?;
+    let store = SqliteStore::open(path).map_err(|e| Failure::Error(e.into()))?;
     let active = store.active_backend().map_err(|e| Failure::Error(e.into()))?;
     let active = active.unwrap_or_else(|| config.primary().name.clone());
     let recorded = store.last_health().map_err(|e| Failure::Error(e.into()))?;

@@ -436,71 +436,131 @@ async fn push_branch(git: &Git, shown: &str, remote: &str, refspec: &str) -> Res
 /// # Caveats
 /// - Checked before the edit, not atomically with it: it guards against
 ///   what the repository contains, not against a concurrent local attacker.
-pub fn inside(root: &Path, file: &str) -> Result<PathBuf, String> {
-    let refuse = |why: String| format!("file {file}: {why}");
-    let root = std::fs::canonicalize(root).map_err(|e| refuse(format!("resolving the working copy: {e}")))?;
+pub fn inside(root: &Path, file: &str) -> Result<PathBuf, PathRefused> {
+    let refuse = |problem: PathProblem| PathRefused { file: file.to_string(), problem };
+    let root = std::fs::canonicalize(root).map_err(|e| refuse(PathProblem::Root(e)))?;
     let mut at = root.clone();
     let mut shown = PathBuf::new();
     let parts: Vec<Component<'_>> = Path::new(file).components().filter(|c| *c != Component::CurDir).collect();
     for (i, c) in parts.iter().enumerate() {
         let Component::Normal(name) = c else {
-            return Err(refuse("must be a relative path inside the repository (no .. and not absolute)".into()));
+            return Err(refuse(PathProblem::NotRelative));
         };
         if *name == ".git" {
-            return Err(refuse("is inside .git".into()));
+            return Err(refuse(PathProblem::InsideGit));
         }
         at.push(name);
         shown.push(name);
         let meta = match std::fs::symlink_metadata(&at) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-            Err(e) => return Err(refuse(format!("{}: {e}", shown.display()))),
+            Err(source) => return Err(refuse(PathProblem::Stat { path: shown.display().to_string(), source })),
             Ok(m) => m,
         };
         if !meta.file_type().is_symlink() {
             continue;
         }
         if i + 1 == parts.len() {
-            return Err(refuse("is a symlink; give the path of the file it stands for".into()));
+            return Err(refuse(PathProblem::Symlink));
         }
         match std::fs::canonicalize(&at) {
             // git does not add a path beyond a symlink: name the real one.
             Ok(target) if target.starts_with(&root) => {
                 let real =
                     target.strip_prefix(&root).unwrap_or(&target).join(parts[i + 1..].iter().collect::<PathBuf>());
-                return Err(refuse(format!(
-                    "goes through the symlink {} (git does not commit through it); write file = \"{}\"",
-                    shown.display(),
-                    real.display()
-                )));
+                return Err(refuse(PathProblem::ThroughSymlink {
+                    link: shown.display().to_string(),
+                    real: real.display().to_string(),
+                }));
             }
             Ok(target) => {
-                return Err(refuse(format!(
-                    "escapes the repository through the symlink {} (to {})",
-                    shown.display(),
-                    target.display()
-                )));
+                return Err(refuse(PathProblem::Escapes {
+                    link: shown.display().to_string(),
+                    target: target.display().to_string(),
+                }));
             }
             Err(_) => {
-                return Err(refuse(format!("goes through the symlink {}, which points nowhere", shown.display())));
+                return Err(refuse(PathProblem::Dangling { link: shown.display().to_string() }));
             }
         }
     }
     Ok(root.join(file))
 }
 
+/// A `git.set` file refused by [`inside`].
+#[derive(Debug, thiserror::Error)]
+#[error("file {file}: {problem}")]
+pub struct PathRefused {
+    /// The file as the runbook names it.
+    pub file: String,
+    #[source]
+    pub problem: PathProblem,
+}
+
+/// Why [`inside`] refuses a file.
+#[derive(Debug, thiserror::Error)]
+pub enum PathProblem {
+    /// The working copy's own path does not resolve.
+    #[error("resolving the working copy: {0}")]
+    Root(#[source] std::io::Error),
+    /// An absolute path, or one with `..`.
+    #[error("must be a relative path inside the repository (no .. and not absolute)")]
+    NotRelative,
+    /// A path inside `.git`.
+    #[error("is inside .git")]
+    InsideGit,
+    /// A component of the path (`path`, relative) could not be examined.
+    #[error("{path}: {source}")]
+    Stat {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file itself is a symlink.
+    #[error("is a symlink; give the path of the file it stands for")]
+    Symlink,
+    /// A directory on the way is a symlink that stays inside; `real` is the path to write instead.
+    #[error("goes through the symlink {link} (git does not commit through it); write file = \"{real}\"")]
+    ThroughSymlink { link: String, real: String },
+    /// A directory on the way is a symlink that leaves the repository.
+    #[error("escapes the repository through the symlink {link} (to {target})")]
+    Escapes { link: String, target: String },
+    /// A directory on the way is a symlink that points nowhere.
+    #[error("goes through the symlink {link}, which points nowhere")]
+    Dangling { link: String },
+}
+
+/// Why [`write_atomically`] failed.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    /// The path has no parent directory.
+    #[error("the file has no directory")]
+    NoDirectory,
+    /// The path has no file name.
+    #[error("the file has no name")]
+    NoName,
+    /// A file system operation failed: `what` says which (`creating /x`).
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Replaces `path` with `text` through a temporary file in the same
 /// directory, so that an interrupted write leaves the old file. The
 /// temporary file is created new (a leftover is removed first, a symlink
 /// in its place is never followed).
-async fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+async fn write_atomically(path: &Path, text: &str) -> Result<(), WriteError> {
     use tokio::io::AsyncWriteExt;
-    let dir = path.parent().ok_or("the file has no directory")?;
-    tokio::fs::create_dir_all(dir).await.map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let name = path.file_name().ok_or("the file has no name")?.to_string_lossy();
+    let io = |what: String| move |source| WriteError::Io { what, source };
+    let dir = path.parent().ok_or(WriteError::NoDirectory)?;
+    tokio::fs::create_dir_all(dir).await.map_err(io(format!("creating {}", dir.display())))?;
+    let name = path.file_name().ok_or(WriteError::NoName)?.to_string_lossy();
     let temp = dir.join(format!(".{name}.cutover-tmp"));
     match tokio::fs::remove_file(&temp).await {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(format!("removing the leftover {}: {e}", temp.display()));
+            return Err(io(format!("removing the leftover {}", temp.display()))(e));
         }
         _ => {}
     }
@@ -509,6 +569,6 @@ async fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
         f.write_all(text.as_bytes()).await?;
         f.flush().await
     };
-    write.await.map_err(|e| format!("writing {}: {e}", temp.display()))?;
-    tokio::fs::rename(&temp, path).await.map_err(|e| format!("replacing {}: {e}", path.display()))
+    write.await.map_err(io(format!("writing {}", temp.display())))?;
+    tokio::fs::rename(&temp, path).await.map_err(io(format!("replacing {}", path.display())))
 }

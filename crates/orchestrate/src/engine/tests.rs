@@ -3,6 +3,8 @@
 
 use std::sync::Mutex;
 
+use cutover_store::SqliteStore;
+
 use super::*;
 
 #[derive(Default)]
@@ -43,7 +45,7 @@ impl Host for FakeHost {
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    store: Store,
+    store: Arc<dyn Store>,
     host: Arc<FakeHost>,
     engine: Engine,
     events: Arc<Mutex<Vec<EngineEvent>>>,
@@ -51,7 +53,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
     let host = Arc::new(FakeHost::default());
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
@@ -66,12 +68,12 @@ fn fixture() -> Fixture {
     Fixture { _dir: dir, store, host, engine, events }
 }
 
-fn job(store: &Store) -> Job {
+fn job(store: &Arc<dyn Store>) -> Job {
     let incident = store.open_incident("primary", SystemTime::now()).unwrap();
     Job {
         incident,
         backend: "primary".into(),
-        kind: "failover".into(),
+        kind: RunKind::Failover,
         source: "primary".into(),
         target: "secondary".into(),
         reason: "primary down".into(),
@@ -102,8 +104,8 @@ async fn a_clean_run_journals_every_step_and_completes() {
     assert_eq!(outcome, RunOutcome::Completed);
     assert_eq!(*f.host.calls.lock().unwrap(), ["switch secondary", "validate secondary"]);
     let steps = f.store.steps(run).unwrap();
-    assert!(steps.iter().all(|s| s.phase == "do" && s.state == "ok" && s.attempts == 1), "{steps:?}");
-    assert_eq!(f.store.run(run).unwrap().unwrap().state, "completed");
+    assert!(steps.iter().all(|s| s.phase == StepPhase::Do && s.state == StepState::Ok && s.attempts == 1), "{steps:?}");
+    assert_eq!(f.store.run(run).unwrap().unwrap().state, RunState::Completed);
     let kinds: Vec<String> = f.store.timeline(&j.incident).unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["runbook.started", "step", "step", "runbook.completed"]);
     assert!(f.store.verify_audit().unwrap().is_ok());
@@ -121,9 +123,9 @@ async fn a_failed_validation_undoes_the_switch() {
         "{outcome:?}"
     );
     assert_eq!(*f.host.calls.lock().unwrap(), ["switch secondary", "validate secondary", "switch primary"]);
-    let undo = f.store.steps(run).unwrap().into_iter().find(|s| s.phase == "undo").unwrap();
-    assert_eq!((undo.idx, undo.state.as_str()), (0, "ok"));
-    assert_eq!(f.store.run(run).unwrap().unwrap().state, "rolled_back");
+    let undo = f.store.steps(run).unwrap().into_iter().find(|s| s.phase == StepPhase::Undo).unwrap();
+    assert_eq!((undo.idx, undo.state), (0, StepState::Ok));
+    assert_eq!(f.store.run(run).unwrap().unwrap().state, RunState::RolledBack);
 }
 
 #[tokio::test]
@@ -180,9 +182,10 @@ fn interrupted_with_undo(f: &Fixture, runbook: &Runbook, undo: Value) -> (Job, R
     let run = f
         .store
         .begin_run(
+            &Fence::local(),
             &NewRun {
                 incident: &j.incident,
-                kind: "failover",
+                kind: RunKind::Failover,
                 source: "primary",
                 target: "secondary",
                 reason: "down",
@@ -196,12 +199,21 @@ fn interrupted_with_undo(f: &Fixture, runbook: &Runbook, undo: Value) -> (Job, R
     let intent =
         json!({"uses": "state.switch", "with": {"to": "secondary"}, "undo": undo, "timeout_ms": 1000, "retries": 0});
     f.store
-        .step_intent(StepRef { run, idx: 0, phase: "do" }, "switch", "state.switch", &intent, SystemTime::now())
+        .step_intent(
+            &Fence::local(),
+            StepRef { run, idx: 0, phase: StepPhase::Do },
+            "switch",
+            "state.switch",
+            &intent,
+            SystemTime::now(),
+        )
         .unwrap();
-    f.store.step_result(StepRef { run, idx: 0, phase: "do" }, "ok", &json!({}), SystemTime::now()).unwrap();
+    let step = StepRef { run, idx: 0, phase: StepPhase::Do };
+    f.store.step_result(&Fence::local(), step, StepState::Ok, &json!({}), SystemTime::now()).unwrap();
     f.store
         .step_intent(
-            StepRef { run, idx: 1, phase: "do" },
+            &Fence::local(),
+            StepRef { run, idx: 1, phase: StepPhase::Do },
             "validate",
             "validate",
             &json!({"uses": "validate"}),
@@ -253,7 +265,7 @@ async fn an_approval_step_waits_for_the_verdict() {
     let f = fixture();
     let j = job(&f.store);
     // A verdict from before the run does not count.
-    f.store.record_approval(&j.incident, "reject", "old", "stale", SystemTime::now()).unwrap();
+    f.store.record_approval(&j.incident, Verdict::Reject, "old", "stale", SystemTime::now()).unwrap();
     let store = f.store.clone();
     let incident = j.incident.clone();
     let events = f.events.clone();
@@ -261,7 +273,7 @@ async fn an_approval_step_waits_for_the_verdict() {
         while !events.lock().unwrap().iter().any(|e| matches!(e, EngineEvent::ApprovalRequested { .. })) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        store.record_approval(&incident, "approve", "oncall", "go", SystemTime::now()).unwrap();
+        store.record_approval(&incident, Verdict::Approve, "oncall", "go", SystemTime::now()).unwrap();
     });
     let (run, outcome) = f.engine.run(&j, &rb(WITH_APPROVAL)).await.unwrap();
     assert_eq!(outcome, RunOutcome::Completed);
@@ -295,7 +307,7 @@ async fn an_undo_with_redacted_parameters_and_a_changed_runbook_is_not_sent() {
     let outcome = f.engine.resume(&record, "primary", Some(&changed)).await.unwrap();
     assert!(matches!(&outcome, RunOutcome::Failed { .. }), "{outcome:?}");
     assert!(f.host.calls.lock().unwrap().is_empty());
-    let undo = f.store.steps(record.id).unwrap().into_iter().find(|s| s.phase == "undo").unwrap();
-    assert_eq!(undo.state, "failed");
+    let undo = f.store.steps(record.id).unwrap().into_iter().find(|s| s.phase == StepPhase::Undo).unwrap();
+    assert_eq!(undo.state, StepState::Failed);
     assert!(undo.result["error"].as_str().unwrap().contains("undo it by hand"), "{undo:?}");
 }

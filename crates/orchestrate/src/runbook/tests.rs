@@ -40,8 +40,8 @@ on_failure = "continue"
 
 #[test]
 fn built_ins_are_valid() {
-    assert_eq!(built_in("failover").steps.len(), 2);
-    assert_eq!(built_in("fallback").steps[0].call.uses, "sync.resync");
+    assert_eq!(built_in(cutover_core::domain::RunKind::Failover).steps.len(), 2);
+    assert_eq!(built_in(cutover_core::domain::RunKind::Fallback).steps[0].call.uses, "sync.resync");
 }
 
 #[test]

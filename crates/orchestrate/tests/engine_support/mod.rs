@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use cutover_core::domain::RunKind;
 use cutover_orchestrate::actuators::StepError;
 use cutover_orchestrate::engine::{BoxFut, Engine, Host, Job, RunOutcome};
 use cutover_orchestrate::runbook::{self, Runbook};
-use cutover_store::Store;
+use cutover_store::SqliteStore;
+use cutover_store::prelude::*;
 use serde_json::{Value, json};
 
 /// `state.switch` and `validate` that record their calls; `validate` of a
@@ -44,7 +46,7 @@ impl Host for RecordingHost {
 pub struct Bench {
     pub dir: tempfile::TempDir,
     pub db: PathBuf,
-    pub store: Store,
+    pub store: Arc<dyn Store>,
     pub host: Arc<RecordingHost>,
     pub engine: Engine,
 }
@@ -53,7 +55,7 @@ pub struct Bench {
 pub fn bench(env: &[(&str, &str)]) -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
-    let store = Store::open(&db).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).unwrap());
     let host = Arc::new(RecordingHost::default());
     let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let engine = Engine::new(
@@ -73,7 +75,7 @@ impl Bench {
         Job {
             incident,
             backend: "primary".into(),
-            kind: "failover".into(),
+            kind: RunKind::Failover,
             source: "primary".into(),
             target: target.into(),
             reason: reason.into(),

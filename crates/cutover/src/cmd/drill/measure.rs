@@ -1,6 +1,7 @@
 //! What a drill reads back from its controller: completed failovers and
 //! the timeline's measures.
 
+use cutover_core::domain::{RunKind, RunState};
 use std::time::Instant;
 
 use crate::cmd::run::Running;
@@ -13,7 +14,7 @@ pub fn failovers(r: &Running) -> u32 {
     incidents
         .iter()
         .flat_map(|i| store.runs_for(&i.id).unwrap_or_default())
-        .filter(|run| run.kind == "failover" && run.state == "completed")
+        .filter(|run| run.kind == RunKind::Failover && run.state == RunState::Completed)
         .count() as u32
 }
 
@@ -35,7 +36,7 @@ pub fn timeline_measures(r: &Running, onset: Instant) -> (Option<f64>, Option<St
         timeline.iter().find(|e| e.kind == "decision").and_then(|e| e.detail["action"].as_str().map(String::from));
     let rto = timeline
         .iter()
-        .find(|e| e.kind == "runbook.completed" && e.detail["kind"] == "failover")
+        .find(|e| e.kind == "runbook.completed" && e.detail["kind"] == RunKind::Failover.as_str())
         .and_then(|e| since(&e.at));
     (detect, decision, rto)
 }

@@ -52,6 +52,7 @@ pub async fn scheduled(shared: Arc<crate::cmd::run::Shared>, drills: Vec<cutover
             .inc(cutover_control::metrics::DRILLS, vec![("scenario", d.scenario.clone()), ("result", result.into())]);
         let store = shared.controller.lock().unwrap().store().clone();
         if let Err(e) = store.audit(
+            &cutover_store::Fence::local(),
             std::time::SystemTime::now(),
             "scheduler",
             "drill",

@@ -46,18 +46,57 @@ impl Format {
         }
     }
 
-    /// Checks `key` for this format; the problem otherwise.
-    pub fn check_key(self, key: &str) -> Result<(), String> {
+    /// Checks `key` for this format; the problem otherwise (what the key
+    /// must be).
+    pub fn check_key(self, key: &str) -> Result<(), EditError> {
         match self {
-            Format::Json if key.split('.').any(str::is_empty) => {
-                Err("a JSON key or dotted path (a.b.c) with no empty segment".into())
-            }
-            Format::Tfvars if !is_identifier(key) => {
-                Err("a Terraform variable name (letters, digits, _ and -, not starting with a digit)".into())
-            }
+            Format::Json if key.split('.').any(str::is_empty) => Err(EditError::JsonKey),
+            Format::Tfvars if !is_identifier(key) => Err(EditError::TfvarsName),
             _ => Ok(()),
         }
     }
+}
+
+/// Why a file cannot be edited, or a key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// A JSON key with an empty segment (what it must be instead).
+    #[error("a JSON key or dotted path (a.b.c) with no empty segment")]
+    JsonKey,
+    /// A `.tfvars` key that is not a Terraform identifier (what it must be instead).
+    #[error("a Terraform variable name (letters, digits, _ and -, not starting with a digit)")]
+    TfvarsName,
+    /// The file is not valid JSON.
+    #[error("not valid JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The key is empty.
+    #[error("empty key")]
+    EmptyKey,
+    /// The JSON document is not an object.
+    #[error("the document is not a JSON object")]
+    NotAnObjectDocument,
+    /// A parent of the key (`path`) holds something other than an object.
+    #[error("{path} is not an object")]
+    NotAnObject { path: String },
+    /// The edited document did not serialise.
+    #[error("{0}")]
+    Serialize(#[source] serde_json::Error),
+    /// The value assigned to `.tfvars` variable `name` cannot be replaced.
+    #[error("{name}: {problem}")]
+    Variable {
+        name: String,
+        #[source]
+        problem: Box<EditError>,
+    },
+    /// A string value does not end on its line.
+    #[error("its string does not end on the same line")]
+    UnterminatedString,
+    /// A list, a map or a heredoc.
+    #[error("not a single-line value (a list, a map or a heredoc); only those can be replaced")]
+    NotSingleLine,
+    /// An expression, or something else after the value.
+    #[error("not a single value (an expression?); only a string, number or boolean can be replaced")]
+    NotSingleValue,
 }
 
 /// What setting a value does to a file.
@@ -72,39 +111,39 @@ pub struct Edit {
 
 /// Sets `key` to the string `value` in `text` (`None`: the file does not
 /// exist yet). The error says why the file cannot be edited.
-pub fn set(format: Format, text: Option<&str>, key: &str, value: &str) -> Result<Edit, String> {
+pub fn set(format: Format, text: Option<&str>, key: &str, value: &str) -> Result<Edit, EditError> {
     match format {
         Format::Json => set_json(text, key, value),
         Format::Tfvars => set_tfvars(text.unwrap_or(""), key, value),
     }
 }
 
-fn set_json(text: Option<&str>, key: &str, value: &str) -> Result<Edit, String> {
+fn set_json(text: Option<&str>, key: &str, value: &str) -> Result<Edit, EditError> {
     let mut doc = match text {
-        Some(t) if !t.trim().is_empty() => serde_json::from_str(t).map_err(|e| format!("not valid JSON: {e}"))?,
+        Some(t) if !t.trim().is_empty() => serde_json::from_str(t).map_err(EditError::NotJson)?,
         _ => Value::Object(Map::new()),
     };
     let path: Vec<&str> = key.split('.').collect();
-    let (last, parents) = path.split_last().ok_or("empty key")?;
-    let mut object = doc.as_object_mut().ok_or("the document is not a JSON object")?;
+    let (last, parents) = path.split_last().ok_or(EditError::EmptyKey)?;
+    let mut object = doc.as_object_mut().ok_or(EditError::NotAnObjectDocument)?;
     for (i, segment) in parents.iter().enumerate() {
         object = object
             .entry(segment.to_string())
             .or_insert_with(|| Value::Object(Map::new()))
             .as_object_mut()
-            .ok_or_else(|| format!("{} is not an object", path[..=i].join(".")))?;
+            .ok_or_else(|| EditError::NotAnObject { path: path[..=i].join(".") })?;
     }
     let previous = object.get(*last).cloned().unwrap_or(Value::Null);
     if previous.as_str() == Some(value) {
         return Ok(Edit { previous, text: None });
     }
     object.insert(last.to_string(), Value::String(value.to_string()));
-    let mut out = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    let mut out = serde_json::to_string_pretty(&doc).map_err(EditError::Serialize)?;
     out.push('\n');
     Ok(Edit { previous, text: Some(out) })
 }
 
-fn set_tfvars(text: &str, name: &str, value: &str) -> Result<Edit, String> {
+fn set_tfvars(text: &str, name: &str, value: &str) -> Result<Edit, EditError> {
     let literal = format!("\"{}\"", hcl_escape(value));
     let mut out = String::with_capacity(text.len() + literal.len() + name.len() + 4);
     let mut scanner = Scanner::default();
@@ -115,7 +154,8 @@ fn set_tfvars(text: &str, name: &str, value: &str) -> Result<Edit, String> {
             && scanner.at_top_level()
             && let Some((lhs, rhs)) = split_assignment(line, name)
         {
-            let (old, rest) = parse_value(rhs).map_err(|problem| format!("{name}: {problem}"))?;
+            let (old, rest) = parse_value(rhs)
+                .map_err(|problem| EditError::Variable { name: name.to_string(), problem: Box::new(problem) })?;
             changed = old.as_str() != Some(value) || !rhs.starts_with('"');
             previous = Some(old);
             if changed {
@@ -166,22 +206,22 @@ fn split_assignment<'a>(line: &'a str, name: &str) -> Option<(&'a str, &'a str)>
 
 /// Reads the single-line value at the start of `rhs`: its JSON form and what
 /// follows it (spaces, a comment, the line ending).
-fn parse_value(rhs: &str) -> Result<(Value, &str), String> {
+fn parse_value(rhs: &str) -> Result<(Value, &str), EditError> {
     let (old, rest) = if let Some(body) = rhs.strip_prefix('"') {
-        let end = string_end(body).ok_or("its string does not end on the same line")?;
+        let end = string_end(body).ok_or(EditError::UnterminatedString)?;
         (Value::String(hcl_unescape(&body[..end])), &body[end + 1..])
     } else {
         let end = rhs.find(|c: char| c.is_whitespace() || c == '#' || c == '/').unwrap_or(rhs.len());
         let token = &rhs[..end];
         if token.is_empty() || token.starts_with(['[', '{', '(', '<']) {
-            return Err("not a single-line value (a list, a map or a heredoc); only those can be replaced".into());
+            return Err(EditError::NotSingleLine);
         }
         (serde_json::from_str(token).unwrap_or_else(|_| Value::String(token.to_string())), &rhs[end..])
     };
     let after = rest.trim_start_matches([' ', '\t']);
     let ends = after.trim_end_matches(['\r', '\n']).is_empty() || after.starts_with('#') || after.starts_with("//");
     if !ends {
-        return Err("not a single value (an expression?); only a string, number or boolean can be replaced".into());
+        return Err(EditError::NotSingleValue);
     }
     Ok((old, rest))
 }

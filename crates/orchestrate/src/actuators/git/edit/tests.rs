@@ -27,9 +27,9 @@ fn json_with_the_value_already_is_unchanged() {
 
 #[test]
 fn json_refuses_what_it_cannot_edit() {
-    assert!(set(Format::Json, Some("{\"a\": 3}"), "a.x", "v").unwrap_err().contains("a is not an object"));
-    assert!(set(Format::Json, Some("[1]"), "a", "v").unwrap_err().contains("not a JSON object"));
-    assert!(set(Format::Json, Some("{oops"), "a", "v").unwrap_err().contains("not valid JSON"));
+    assert!(set(Format::Json, Some("{\"a\": 3}"), "a.x", "v").unwrap_err().to_string().contains("a is not an object"));
+    assert!(set(Format::Json, Some("[1]"), "a", "v").unwrap_err().to_string().contains("not a JSON object"));
+    assert!(set(Format::Json, Some("{oops"), "a", "v").unwrap_err().to_string().contains("not valid JSON"));
     assert!(Format::Json.check_key("a..b").is_err());
     assert!(Format::Tfvars.check_key("1abc").is_err());
     assert!(Format::Tfvars.check_key("active_provider").is_ok());

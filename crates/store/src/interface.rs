@@ -1,0 +1,323 @@
+//! The interface of cutover's state, which the controller, the runbook
+//! engine and the API use: SQLite ([`crate::SqliteStore`]) implements it for
+//! one process; an etcd implementation can stand behind it for HA.
+//!
+//! Every method is synchronous (SQLite blocks): async callers run them off
+//! their workers. The writes that in HA must come from the leader alone take
+//! a [`Fence`]; reads and node-local data (health history, the denial log)
+//! take none.
+
+use std::time::SystemTime;
+
+use cutover_core::domain::{IncidentState, RunState, StepState, Verdict};
+use serde_json::Value;
+
+use crate::{
+    Approval, AuditEntry, AuditError, AuditRow, DecisionRecord, Fence, HealthRecord, Incident, NewRun, RunRecord,
+    Segment, SegmentError, StepRecord, StepRef, StoreError, TimelineEvent, VerifyReport,
+};
+
+/// The writes that can be made together in one [`Store::atomically`].
+pub trait Tx {
+    /// Opens an incident (state `open`); returns its id.
+    fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError>;
+
+    /// Sets an incident's state; `closed` closes it.
+    ///
+    /// # Guarantees
+    /// Fenced: refused with [`StoreError::Fenced`] when `fence` is stale.
+    fn set_incident_state(
+        &self,
+        fence: &Fence,
+        id: &str,
+        state: IncidentState,
+        closed: Option<SystemTime>,
+    ) -> Result<(), StoreError>;
+
+    /// Appends an event to an incident's timeline.
+    fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError>;
+
+    /// Records a decision (with the full policy input as evidence) and makes
+    /// it the incident's current decision.
+    fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError>;
+
+    /// Records an approval or rejection; returns its id.
+    fn record_approval(
+        &self,
+        incident: &str,
+        verdict: Verdict,
+        actor: &str,
+        comment: &str,
+        at: SystemTime,
+    ) -> Result<i64, StoreError>;
+
+    /// Appends an audit entry; returns its seq. `detail` must already have
+    /// secrets redacted.
+    ///
+    /// # Guarantees
+    /// Fenced. The entry is chained to the previous one.
+    fn audit(
+        &self,
+        fence: &Fence,
+        at: SystemTime,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+    ) -> Result<i64, StoreError>;
+}
+
+/// Incidents, their timelines and decisions.
+pub trait Incidents {
+    /// Opens an incident; returns its id.
+    fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError>;
+
+    /// Sets an incident's state; `closed` closes it.
+    ///
+    /// # Guarantees
+    /// Fenced (see [`Tx::set_incident_state`]).
+    fn set_incident_state(
+        &self,
+        fence: &Fence,
+        id: &str,
+        state: IncidentState,
+        closed: Option<SystemTime>,
+    ) -> Result<(), StoreError>;
+
+    /// Appends an event to an incident's timeline.
+    fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError>;
+
+    /// Records a decision and makes it the incident's current decision.
+    ///
+    /// # Guarantees
+    /// Both commit together.
+    fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError>;
+
+    /// One incident.
+    fn incident(&self, id: &str) -> Result<Option<Incident>, StoreError>;
+
+    /// Every incident, newest first.
+    fn incidents(&self) -> Result<Vec<Incident>, StoreError>;
+
+    /// The incidents not closed, newest first.
+    fn open_incidents(&self) -> Result<Vec<Incident>, StoreError>;
+
+    /// The open (not closed) incident of a backend, if any.
+    fn open_incident_for(&self, backend: &str) -> Result<Option<Incident>, StoreError>;
+
+    /// An incident's timeline, oldest first.
+    fn timeline(&self, incident: &str) -> Result<Vec<TimelineEvent>, StoreError>;
+
+    /// Number of `failover` decisions since `since`.
+    fn failovers_since(&self, since: SystemTime) -> Result<u32, StoreError>;
+}
+
+/// The runbook journal (write-ahead): runs and their steps.
+pub trait Runs {
+    /// Records the start of a run (state `running`); returns its id.
+    ///
+    /// # Guarantees
+    /// Fenced. Approvals recorded before it do not count for its `approval`
+    /// steps ([`RunRecord::approval_base`]).
+    fn begin_run(&self, fence: &Fence, run: &NewRun<'_>, at: SystemTime) -> Result<i64, StoreError>;
+
+    /// Sets a run's state (and its detail, when given); `ended` closes it.
+    ///
+    /// # Guarantees
+    /// Fenced.
+    fn set_run_state(
+        &self,
+        fence: &Fence,
+        id: i64,
+        state: RunState,
+        detail: Option<&Value>,
+        ended: Option<SystemTime>,
+    ) -> Result<(), StoreError>;
+
+    /// Write-ahead: records that a step (or its undo) is about to run,
+    /// counting the attempt.
+    ///
+    /// # Guarantees
+    /// Fenced, and durable when it returns: a step runs only after its
+    /// intent is stored.
+    fn step_intent(
+        &self,
+        fence: &Fence,
+        step: StepRef,
+        name: &str,
+        uses: &str,
+        intent: &Value,
+        at: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Records how a step (or its undo) ended.
+    ///
+    /// # Guarantees
+    /// Fenced.
+    fn step_result(
+        &self,
+        fence: &Fence,
+        step: StepRef,
+        state: StepState,
+        result: &Value,
+        at: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// One run.
+    fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError>;
+
+    /// Runs that were interrupted (the process died while they ran), oldest first.
+    fn unfinished_runs(&self) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// The runs of an incident, oldest first.
+    fn runs_for(&self, incident: &str) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// The journal of a run, in order of steps (do before undo).
+    fn steps(&self, run: i64) -> Result<Vec<StepRecord>, StoreError>;
+}
+
+/// Approvals and rejections of incidents.
+pub trait Approvals {
+    /// Records an approval or rejection; returns its id.
+    fn record_approval(
+        &self,
+        incident: &str,
+        verdict: Verdict,
+        actor: &str,
+        comment: &str,
+        at: SystemTime,
+    ) -> Result<i64, StoreError>;
+
+    /// The first verdict on `incident` recorded after the one with id
+    /// `after` (0: any).
+    fn approval_after(&self, incident: &str, after: i64) -> Result<Option<Approval>, StoreError>;
+
+    /// The id of the latest verdict (0 when none).
+    fn last_approval_id(&self) -> Result<i64, StoreError>;
+}
+
+/// The hash-chained audit log.
+pub trait AuditLog {
+    /// Appends an entry; returns its seq. `detail` must already have secrets
+    /// redacted.
+    ///
+    /// # Guarantees
+    /// Fenced; chained to the previous entry.
+    fn audit(
+        &self,
+        fence: &Fence,
+        at: SystemTime,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+    ) -> Result<i64, StoreError>;
+
+    /// Every entry, in order.
+    fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Up to `limit` rows with a seq above `after`, in order, as stored.
+    fn audit_rows_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError>;
+
+    /// The newest entry's (seq, hash, alg), if any.
+    fn audit_head(&self) -> Result<Option<(i64, String, String)>, StoreError>;
+
+    /// Whether new entries are keyed (HMAC).
+    fn audit_keyed(&self) -> bool;
+
+    /// With a key: when the newest entry is not keyed, appends an
+    /// `audit.keyed` entry so that the chain ends keyed. Returns its seq
+    /// when one was written.
+    ///
+    /// # Guarantees
+    /// Fenced (it appends).
+    fn mark_keyed(&self, fence: &Fence, at: SystemTime) -> Result<Option<i64>, StoreError>;
+
+    /// Checks the whole chain. `Ok(n)`: n entries, all intact. The error
+    /// names the first bad entry.
+    fn verify_audit(&self) -> Result<Result<usize, AuditError>, StoreError>;
+
+    /// Verifies the chain and, when `export` is given (every segment read
+    /// from the export, by object key), the export's chain and that every
+    /// exported entry is in the store unchanged.
+    fn verify_with_export(
+        &self,
+        export: Option<&[(String, Result<Segment, SegmentError>)]>,
+    ) -> Result<VerifyReport, StoreError>;
+}
+
+/// The backend that receives traffic.
+pub trait ActiveBackend {
+    /// The active backend, if one was ever set.
+    fn active_backend(&self) -> Result<Option<String>, StoreError>;
+
+    /// Makes `name` the active backend.
+    ///
+    /// # Guarantees
+    /// Fenced. Once it returns `Ok`, every [`ActiveBackend::watch_active_backend`]
+    /// receiver sees `Some(name)`.
+    fn set_active_backend(&self, fence: &Fence, name: &str) -> Result<(), StoreError>;
+
+    /// A receiver of the active backend that changes when
+    /// [`ActiveBackend::set_active_backend`] commits.
+    ///
+    /// # Caveats
+    /// The SQLite store sees only the sets made through this handle (and its
+    /// clones): another process writing the same file is not seen (the
+    /// standalone gateway polls the file instead).
+    fn watch_active_backend(&self) -> tokio::sync::watch::Receiver<Option<String>>;
+}
+
+/// Node-local health history (not replicated, not fenced).
+pub trait HealthHistory {
+    /// Records one health change of (backend, vantage).
+    fn record_health(
+        &self,
+        at: SystemTime,
+        backend: &str,
+        vantage: &str,
+        from: &str,
+        to: &str,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+
+    /// The last recorded health change of every (backend, vantage).
+    fn last_health(&self) -> Result<Vec<HealthRecord>, StoreError>;
+}
+
+/// cutover's state, as one object (`Arc<dyn Store>`).
+pub trait Store:
+    Incidents + Runs + Approvals + AuditLog + ActiveBackend + HealthHistory + std::fmt::Debug + Send + Sync
+{
+    /// Runs `f` with a [`Tx`] whose writes commit together, or not at all.
+    ///
+    /// # Guarantees
+    /// When `f` or the commit fails, nothing `f` wrote is stored, and the
+    /// error is returned. Fenced writes in `f` are checked at the commit.
+    ///
+    /// # Caveats
+    /// An implementation may call `f` more than once (an optimistic
+    /// transaction that lost a race retries): `f` must only write through
+    /// the `Tx` and keep no other effect.
+    fn atomically(&self, f: &mut dyn FnMut(&dyn Tx) -> Result<(), StoreError>) -> Result<(), StoreError>;
+
+    /// Where the state is, for messages (a path, or endpoints).
+    fn location(&self) -> &str;
+}
+
+/// [`Store::atomically`] with a result.
+pub trait StoreExt: Store {
+    /// Like [`Store::atomically`], returning what the last call of `f` returned.
+    fn atomic<T>(&self, mut f: impl FnMut(&dyn Tx) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut out = None;
+        self.atomically(&mut |tx| {
+            out = Some(f(tx)?);
+            Ok(())
+        })?;
+        out.ok_or(StoreError::Incomplete)
+    }
+}
+
+impl<S: Store + ?Sized> StoreExt for S {}
+
+#[cfg(test)]
+#[path = "interface/tests.rs"]
+mod tests;
