@@ -18,13 +18,19 @@ use serde_json::{Value, json};
 use crate::health::{Health, Observation, Thresholds, Tracker, Transition};
 use crate::policy::{Action, Decision, Policy};
 
+mod rollback;
+
+pub use rollback::{KIND_ROLLBACK, ROLLING_BACK, RUN_ROLLBACK_HELD, RUN_ROLLBACK_REJECTED, RollbackQuestion};
+
 /// A runbook to run, with what its templates need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunbookDue {
     pub incident: String,
     /// The backend the incident is about.
     pub backend: String,
-    /// `failover` or `fallback`.
+    /// `failover`, `fallback`, or [`KIND_ROLLBACK`] (the approved rollback
+    /// of a held run; `source` is where traffic is, `target` where the
+    /// rollback moves it back to).
     pub kind: String,
     pub source: String,
     pub target: String,
@@ -56,7 +62,7 @@ impl From<StoreError> for RequestError {
 
 /// Incident states in which a runbook is running or has moved traffic:
 /// the controller does not decide again on them.
-const BUSY: &[&str] = &["failing_over", "failed_over", "falling_back", "failover_failed"];
+const BUSY: &[&str] = &["failing_over", "failed_over", "falling_back", "failover_failed", ROLLING_BACK];
 
 /// The controller's own vantage point.
 pub const LOCAL: &str = "local";
@@ -408,7 +414,7 @@ impl Controller {
             }
             return events;
         };
-        if BUSY.contains(&incident.state.as_str()) {
+        if BUSY.contains(&incident.state.as_str()) || self.awaits_rollback_verdict(&incident) {
             return events;
         }
         // Every vantage with fresh evidence says healthy (a silent agent does
@@ -534,9 +540,11 @@ impl Controller {
     /// and `min_dwell`); failover rolled back → `rolled_back` (no new
     /// automatic decision; a human may force one); fallback completed →
     /// `resolved`; fallback rolled back → `failed_over` again (and the
-    /// primary must be stable for `stable_for` once more).
+    /// primary must be stable for `stable_for` once more); rollback held
+    /// ([`RUN_ROLLBACK_HELD`]) → `awaiting_approval` (of the rollback).
     pub fn run_finished(&mut self, incident: &str, kind: &str, outcome: &str, now: Instant) {
         let (state, closed) = match (kind, outcome) {
+            (_, RUN_ROLLBACK_HELD) => ("awaiting_approval", None),
             ("failover", "completed") => {
                 self.failed_over_at.insert(incident.to_string(), now);
                 ("failed_over", None)
@@ -635,8 +643,9 @@ impl Controller {
 
     /// `approve`/`reject` of an incident by `actor`. An incident awaiting
     /// approval of its decision starts its failover (approve) or is held
-    /// (reject); a runbook waiting at an `approval` step takes the verdict
-    /// from the store.
+    /// (reject); one awaiting approval of a held rollback has it run
+    /// (approve) or keeps what the run did (reject); a runbook waiting at an
+    /// `approval` step takes the verdict from the store.
     pub fn approval(
         &mut self,
         incident: &str,
@@ -648,6 +657,12 @@ impl Controller {
             .store
             .incident(incident)?
             .ok_or_else(|| RequestError::NotFound(format!("no incident {incident:?}")))?;
+        if inc.closed_at.is_none()
+            && inc.state == "awaiting_approval"
+            && let Some(run) = self.held_rollback(incident)?
+        {
+            return self.rollback_approval(&inc, &run, approve, actor, comment);
+        }
         let verdict = if approve { "approve" } else { "reject" };
         let mut waiting_step = matches!(inc.state.as_str(), "failing_over" | "falling_back");
         if waiting_step {
@@ -746,7 +761,7 @@ impl Controller {
             .store
             .open_incidents()?
             .into_iter()
-            .find(|i| matches!(i.state.as_str(), "failing_over" | "falling_back"))
+            .find(|i| matches!(i.state.as_str(), "failing_over" | "falling_back" | ROLLING_BACK))
         {
             return Err(RequestError::Conflict(format!("incident {} is running a runbook ({})", busy.id, busy.state)));
         }
