@@ -141,3 +141,17 @@ fallback := {
 		input.fallback.since_failover_ms,
 	]),
 }
+
+# Rollback (optional; this policy has no such rule): before a failed runbook run is rolled back
+# onto a backend (the undo of a `state.switch`: after a failover, the primary that failed), the
+# controller evaluates `rollback` with the same document plus input.rollback = {run, kind,
+# failed_step, error, onto, onto_health}. Output: {"allow": bool, "reason"}. Without the rule, a
+# rollback is allowed only onto a healthy or recovering backend; otherwise nothing is undone and
+# the incident awaits approval (approve rolls back, reject stays failed over). See docs/policy.md.
+# For example, to roll back at once onto a backend that is only suspect:
+#
+# rollback := {"allow": true, "reason": sprintf("%s is only suspect", [input.rollback.onto])} if {
+# 	input.rollback.onto_health == "suspect"
+# } else := {"allow": false, "reason": sprintf("%s is %s", [input.rollback.onto, input.rollback.onto_health])} if {
+# 	not input.rollback.onto_health in {"healthy", "recovering"}
+# } else := {"allow": true, "reason": sprintf("%s %s", [input.rollback.onto, input.rollback.onto_health])}

@@ -21,12 +21,19 @@ use serde_json::{Value, json};
 use crate::health::{Health, Observation, Thresholds, Tracker, Transition};
 use crate::policy::{Action, Decision, Policy};
 
+mod rollback;
+
+pub use rollback::RollbackQuestion;
+
 /// A runbook to run, with what its templates need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunbookDue {
     pub incident: String,
     /// The backend the incident is about.
     pub backend: String,
+    /// `failover`, `fallback`, or [`RunKind::Rollback`] (the approved
+    /// rollback of a held run; `source` is where traffic is, `target` where
+    /// the rollback moves it back to).
     pub kind: RunKind,
     pub source: String,
     pub target: String,
@@ -405,7 +412,7 @@ impl Controller {
             }
             return events;
         };
-        if incident.state.busy() {
+        if incident.state.busy() || self.awaits_rollback_verdict(&incident) {
             return events;
         }
         // Every vantage with fresh evidence says healthy (a silent agent does
@@ -534,9 +541,16 @@ impl Controller {
     /// and `min_dwell`); failover rolled back → `rolled_back` (no new
     /// automatic decision; a human may force one); fallback completed →
     /// `resolved`; fallback rolled back → `failed_over` again (and the
-    /// primary must be stable for `stable_for` once more).
+    /// primary must be stable for `stable_for` once more); rollback held →
+    /// `awaiting_approval` (of the rollback); an approved rollback that
+    /// completed → `rolled_back`.
     pub fn run_finished(&mut self, incident: &str, kind: RunKind, outcome: &RunOutcome, now: Instant) {
         let (state, closed) = match (kind, outcome) {
+            (_, RunOutcome::RollbackHeld { .. }) => (IncidentState::AwaitingApproval, None),
+            (RunKind::Rollback, RunOutcome::Completed | RunOutcome::RolledBack { .. }) => {
+                (IncidentState::RolledBack, None)
+            }
+            (RunKind::Rollback, RunOutcome::Failed { .. }) => (IncidentState::FailoverFailed, None),
             (RunKind::Failover, RunOutcome::Completed) => {
                 self.failed_over_at.insert(incident.to_string(), now);
                 (IncidentState::FailedOver, None)
@@ -643,8 +657,9 @@ impl Controller {
 
     /// `approve`/`reject` of an incident by `actor`. An incident awaiting
     /// approval of its decision starts its failover (approve) or is held
-    /// (reject); a runbook waiting at an `approval` step takes the verdict
-    /// from the store.
+    /// (reject); one awaiting approval of a held rollback has it run
+    /// (approve) or keeps what the run did (reject); a runbook waiting at an
+    /// `approval` step takes the verdict from the store.
     pub fn approval(
         &mut self,
         incident: &str,
@@ -656,6 +671,12 @@ impl Controller {
             .store
             .incident(incident)?
             .ok_or_else(|| RequestError::NotFound(format!("no incident {incident:?}")))?;
+        if inc.closed_at.is_none()
+            && inc.state == IncidentState::AwaitingApproval
+            && let Some(run) = self.held_rollback(incident)?
+        {
+            return self.rollback_approval(&inc, &run, approve, actor, comment);
+        }
         let verdict = if approve { Verdict::Approve } else { Verdict::Reject };
         let mut waiting_step = inc.state.running_runbook();
         if waiting_step {

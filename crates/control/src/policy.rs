@@ -55,6 +55,8 @@ pub struct Policy {
     sha256: String,
     /// Whether the policy defines `data.cutover.fallback`.
     has_fallback: bool,
+    /// Whether the policy defines `data.cutover.rollback`.
+    has_rollback: bool,
     /// Where it came from: a path, or "built-in".
     pub origin: String,
 }
@@ -88,12 +90,20 @@ impl Policy {
         engine
             .eval_rule("data.cutover.decision".into())
             .map_err(|e| PolicyError::Compile { message: e.to_string() })?;
-        let has_fallback = match engine.eval_rule("data.cutover.fallback".into()) {
-            Ok(_) => true,
-            Err(e) if e.to_string().contains("not a valid rule path") => false,
-            Err(e) => return Err(PolicyError::Compile { message: e.to_string() }),
+        let mut defines = |rule: &str| match engine.eval_rule(format!("data.cutover.{rule}")) {
+            Ok(_) => Ok(true),
+            Err(e) if e.to_string().contains("not a valid rule path") => Ok(false),
+            Err(e) => Err(PolicyError::Compile { message: e.to_string() }),
         };
-        Ok(Self { engine, sha256: hex::encode(hash.finalize()), has_fallback, origin: origin.to_string() })
+        let has_fallback = defines("fallback")?;
+        let has_rollback = defines("rollback")?;
+        Ok(Self {
+            engine,
+            sha256: hex::encode(hash.finalize()),
+            has_fallback,
+            has_rollback,
+            origin: origin.to_string(),
+        })
     }
 
     /// Hex SHA-256 of the policy sources, recorded with every decision.
@@ -187,10 +197,27 @@ impl Policy {
         if !self.has_fallback {
             return Ok(None);
         }
+        self.allow_rule("fallback", input)
+    }
+
+    /// Evaluates `data.cutover.rollback` = `{"allow", "reason"}` on `input`
+    /// (with `input.rollback`): may a rollback move traffic back onto
+    /// `input.rollback.onto`? `None` when the policy has no rollback rule
+    /// (then the controller allows it only onto a healthy or recovering
+    /// backend).
+    pub fn rollback(&self, input: &Value) -> Result<Option<(bool, String)>, PolicyError> {
+        if !self.has_rollback {
+            return Ok(None);
+        }
+        self.allow_rule("rollback", input)
+    }
+
+    /// Evaluates an optional rule `data.cutover.<rule>` = `{"allow", "reason"}`.
+    fn allow_rule(&self, rule: &str, input: &Value) -> Result<Option<(bool, String)>, PolicyError> {
         let mut engine = self.engine.clone();
         engine.set_input_json(&input.to_string()).map_err(|e| PolicyError::Eval { message: e.to_string() })?;
         let v = engine
-            .eval_rule("data.cutover.fallback".into())
+            .eval_rule(format!("data.cutover.{rule}"))
             .map_err(|e| PolicyError::Eval { message: e.to_string() })?;
         if v == regorus::Value::Undefined {
             return Ok(None);
@@ -199,7 +226,7 @@ impl Policy {
         let doc: Value =
             serde_json::from_str(&json).map_err(|e| PolicyError::BadDecision { message: format!("{e}: {json}") })?;
         let Some(allow) = doc.get("allow").and_then(Value::as_bool) else {
-            return Err(PolicyError::BadDecision { message: format!("fallback needs a boolean \"allow\": {doc}") });
+            return Err(PolicyError::BadDecision { message: format!("{rule} needs a boolean \"allow\": {doc}") });
         };
         Ok(Some((allow, doc.get("reason").and_then(Value::as_str).unwrap_or("").to_string())))
     }
@@ -351,6 +378,22 @@ mod tests {
         let (allow, reason) =
             d.fallback(&serde_json::json!({"fallback": {"backend": "a", "health": "down"}})).unwrap().unwrap();
         assert!(!allow && reason.contains("a is down"), "{reason}");
+    }
+
+    #[test]
+    fn a_rollback_rule_is_optional_and_says_allow_with_a_reason() {
+        let p = Policy::load(None).unwrap();
+        assert_eq!(p.rollback(&serde_json::json!({})).unwrap(), None, "the default policy has no rollback rule");
+        let text = "package cutover\nimport rego.v1\ndecision := {\"action\": \"hold\"}\n\
+                    rollback := {\"allow\": true, \"reason\": sprintf(\"%s is fine\", [input.rollback.onto])}\n";
+        let p = Policy::from_sources(&[("p.rego".into(), text.into())], "p").unwrap();
+        let got = p.rollback(&serde_json::json!({"rollback": {"onto": "alpha", "onto_health": "down"}})).unwrap();
+        assert_eq!(got, Some((true, "alpha is fine".to_string())));
+        let bad =
+            "package cutover\nimport rego.v1\ndecision := {\"action\": \"hold\"}\nrollback := {\"reason\": \"x\"}\n";
+        let p = Policy::from_sources(&[("p.rego".into(), bad.into())], "p").unwrap();
+        let e = p.rollback(&serde_json::json!({})).unwrap_err();
+        assert!(e.to_string().contains("rollback needs a boolean"), "{e}");
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub enum IncidentState {
     RolledBack,
     /// The fallback runbook is running.
     FallingBack,
+    /// The approved rollback of a held run is running.
+    RollingBack,
     /// Closed: healthy again, or fallen back.
     Resolved,
 }
@@ -106,6 +108,7 @@ closed_set!(IncidentState, "incident state", {
     FailoverFailed => "failover_failed",
     RolledBack => "rolled_back",
     FallingBack => "falling_back",
+    RollingBack => "rolling_back",
     Resolved => "resolved",
 });
 
@@ -113,12 +116,15 @@ impl IncidentState {
     /// A runbook is running, or has moved traffic: the controller does not
     /// decide again.
     pub fn busy(self) -> bool {
-        matches!(self, Self::FailingOver | Self::FailedOver | Self::FallingBack | Self::FailoverFailed)
+        matches!(
+            self,
+            Self::FailingOver | Self::FailedOver | Self::FallingBack | Self::FailoverFailed | Self::RollingBack
+        )
     }
 
     /// A runbook of the incident is running.
     pub fn running_runbook(self) -> bool {
-        matches!(self, Self::FailingOver | Self::FallingBack)
+        matches!(self, Self::FailingOver | Self::FallingBack | Self::RollingBack)
     }
 }
 
@@ -130,11 +136,15 @@ pub enum RunKind {
     Failover,
     /// Back to it once it is stable.
     Fallback,
+    /// The approved rollback of a run whose rollback was held (it runs the
+    /// held run's undo steps; no new run is journaled).
+    Rollback,
 }
 
 closed_set!(RunKind, "run kind", {
     Failover => "failover",
     Fallback => "fallback",
+    Rollback => "rollback",
 });
 
 /// Where a run is, as journaled.
@@ -153,6 +163,8 @@ pub enum RunState {
     RolledBack,
     /// A step failed and an undo failed too.
     Failed,
+    /// A held rollback was rejected: the run's steps stay done.
+    RollbackRejected,
 }
 
 closed_set!(RunState, "run state", {
@@ -162,6 +174,7 @@ closed_set!(RunState, "run state", {
     Completed => "completed",
     RolledBack => "rolled_back",
     Failed => "failed",
+    RollbackRejected => "rollback_rejected",
 });
 
 /// How a run ended.
@@ -173,6 +186,9 @@ pub enum RunOutcome {
     RolledBack { step: String, error: String },
     /// A step failed and an undo failed too: a human must look.
     Failed { step: String, error: String },
+    /// A step failed, and the rollback would move traffic back onto a
+    /// backend that may not take it: nothing was undone, a human decides.
+    RollbackHeld { step: String, error: String, reason: String },
 }
 
 impl RunOutcome {
@@ -182,6 +198,7 @@ impl RunOutcome {
             RunOutcome::Completed => RunState::Completed,
             RunOutcome::RolledBack { .. } => RunState::RolledBack,
             RunOutcome::Failed { .. } => RunState::Failed,
+            RunOutcome::RollbackHeld { .. } => RunState::RollbackHeld,
         }
     }
 

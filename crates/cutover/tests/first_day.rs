@@ -337,14 +337,61 @@ fn logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
     assert!(out.contains("health primary@local: unknown -> suspect"), "{out}");
 }
 
+/// A POST to the API on `port` with a bearer token; the status code.
+fn post(port: u16, path: &str, token: &str, body: &Value) -> u16 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return 0 };
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let body = body.to_string();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if s.write_all(req.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
 #[test]
 fn log_format_json_prints_one_json_object_per_line() {
-    let setup = Setup::new(&[Backend::dummy("primary", "primary"), Backend::dummy("secondary", "secondary")], "");
-    let (out, err) = run_for(&setup, &["--log-format", "json"], 4);
+    // With a forced failover through a one-step runbook, so that the runbook's lines are there too.
+    let port = cutover_lab::free_port();
+    let extra = format!(
+        "[api]\nlisten = \"127.0.0.1:{port}\"\n[[api.tokens]]\nname = \"boss\"\nrole = \"admin\"\nsha256 = \"{}\"\n\
+         [runbooks]\nfailover = \"failover.toml\"\n",
+        sha256_hex("admin-token")
+    );
+    let setup = Setup::new(&[Backend::dummy("primary", "primary"), Backend::dummy("secondary", "secondary")], &extra);
+    let runbook =
+        "[[steps]]\nname = \"switch the gateway\"\nuses = \"state.switch\"\nwith = { to = \"{{ target }}\" }\n";
+    std::fs::write(setup.dir.path().join("failover.toml"), runbook).unwrap();
+    let forced = std::thread::spawn(move || {
+        let body = json!({"target": "secondary", "reason": "log format test"});
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let status = post(port, "/v1/failover", "admin-token", &body);
+            if status != 0 || Instant::now() > deadline {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let (out, err) = run_for(&setup, &["--log-format", "json"], 5);
+    assert_eq!(forced.join().unwrap(), 202, "{out}{err}");
     let events: Vec<Value> =
         out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))).collect();
     assert!(events.iter().any(|e| e["event"] == "started"), "{out}");
     assert!(events.iter().any(|e| e["event"] == "health" && e["backend"] == "primary"), "{out}");
+    // The runbook's lines: the run, each step with its name and outcome, the end.
+    let step = events.iter().find(|e| e["event"] == "step").unwrap_or_else(|| panic!("no step line: {out}"));
+    assert_eq!((step["step"].as_str(), step["outcome"].as_str()), (Some("switch the gateway"), Some("ok")), "{step}");
+    assert!(step["incident"].is_string() && step["ts"].is_string() && step["message"].is_string(), "{step}");
+    assert!(events.iter().any(|e| e["event"] == "runbook.started" && e["kind"] == "failover"), "{out}");
+    assert!(events.iter().any(|e| e["event"] == "runbook.finished" && e["outcome"] == "completed"), "{out}");
     for l in err.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));
         assert!(v["level"].is_string() && v["ts"].is_string(), "{v}");

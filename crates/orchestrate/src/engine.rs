@@ -22,6 +22,12 @@
 //!   changed so that its undo no longer matches the journal's, the journal's
 //!   is used if nothing in it was redacted, else the undo fails (a human
 //!   must look) rather than send `[redacted]` somewhere.
+//! - Before a rollback undoes anything, the [`RollbackGuard`] is asked about
+//!   every backend an undo would switch traffic back onto; when it says no,
+//!   nothing is undone and the run ends [`RunOutcome::RollbackHeld`] (the
+//!   timeline says why, `rollback.held`) until [`Engine::roll_back_held`]
+//!   runs it for the human who approved it. An allowed rollback says why
+//!   too (`rollback.allowed`).
 //! - Every step, undo and approval goes to the incident's timeline and the
 //!   audit log with its actor, parameters (redacted), result and duration.
 //!
@@ -46,6 +52,10 @@ use serde_json::{Value, json};
 use crate::actuators::{self, Ctx, EnvLookup, Params, StepError};
 use crate::runbook::redact::{self, REDACTED};
 use crate::runbook::{self, Call, OnFailure, Runbook, Vars};
+
+mod guard;
+
+pub use guard::{AllowAll, RollbackGuard, RollbackRequest, RollbackVerdict};
 
 /// A boxed future, for the [`Host`] trait.
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -168,6 +178,8 @@ pub struct Engine {
     emit: Arc<dyn Fn(&EngineEvent) + Send + Sync>,
     /// Values that must never be stored (credentials cutover holds).
     secrets: Arc<Vec<String>>,
+    /// Asked before a rollback moves traffic back onto a backend.
+    guard: Arc<dyn RollbackGuard>,
     /// How often an `approval` step looks for a verdict.
     pub approval_poll: Duration,
 }
@@ -198,6 +210,7 @@ impl Engine {
             env,
             emit,
             secrets: Arc::default(),
+            guard: Arc::new(AllowAll),
             approval_poll: Duration::from_millis(200),
         }
     }
@@ -205,6 +218,13 @@ impl Engine {
     /// The fence the journal's writes carry (a leader's, in HA).
     pub fn with_fence(mut self, fence: Fence) -> Self {
         self.fence = fence;
+        self
+    }
+
+    /// The guard asked before a rollback moves traffic back onto a backend
+    /// (without one, every rollback is allowed).
+    pub fn with_guard(mut self, guard: Arc<dyn RollbackGuard>) -> Self {
+        self.guard = guard;
         self
     }
 
@@ -271,6 +291,10 @@ impl Engine {
             runbook: record.runbook.clone(),
             resumed: true,
         });
+        if record.state == RunState::RollbackHeld {
+            // Still waiting for a human: nothing to do until approved.
+            return Ok(held_outcome(record));
+        }
         let same = runbook.filter(|r| r.sha256 == record.runbook_sha256);
         let outcome = match (record.state, same) {
             (RunState::Running, Some(rb)) => {
@@ -289,9 +313,36 @@ impl Engine {
                     ),
                     _ => ("(restart)".to_string(), "the runbook changed while this run was interrupted".to_string()),
                 };
-                self.rollback(record.id, &job, step, error, runbook).await?
+                // A rollback a human approved before the crash is not asked about again.
+                let approved = record.detail["approved_by"].as_str().filter(|_| state == RunState::RollingBack);
+                self.rollback(record.id, &job, step, error, runbook, approved).await?
             }
         };
+        self.finish(record.id, &job, &outcome, started)?;
+        Ok(outcome)
+    }
+
+    /// Runs the rollback of a run that ended [`RunOutcome::RollbackHeld`],
+    /// approved by `actor` (recorded as the actor of every undo): undoes its
+    /// completed steps in reverse order, without asking the guard again.
+    pub async fn roll_back_held(
+        &self,
+        record: &RunRecord,
+        backend: &str,
+        runbook: Option<&Runbook>,
+        actor: &str,
+    ) -> Result<RunOutcome, StoreError> {
+        let started = Instant::now();
+        let job = Job { actor: actor.to_string(), ..Job::from_record(record, backend) };
+        (self.emit)(&EngineEvent::RunStarted {
+            run: record.id,
+            incident: job.incident.clone(),
+            kind: job.kind,
+            runbook: record.runbook.clone(),
+            resumed: true,
+        });
+        let (step, error, _) = held_detail(record);
+        let outcome = self.rollback(record.id, &job, step, error, runbook, Some(actor)).await?;
         self.finish(record.id, &job, &outcome, started)?;
         Ok(outcome)
     }
@@ -302,8 +353,11 @@ impl Engine {
             RunOutcome::RolledBack { step, error } | RunOutcome::Failed { step, error } => {
                 json!({"step": step, "error": error})
             }
+            RunOutcome::RollbackHeld { step, error, reason } => json!({"step": step, "error": error, "reason": reason}),
         };
-        self.store.set_run_state(&self.fence, run, outcome.state(), Some(&detail), Some(SystemTime::now()))?;
+        // A held rollback is not over: it waits for a human's verdict.
+        let ended = (!matches!(outcome, RunOutcome::RollbackHeld { .. })).then(SystemTime::now);
+        self.store.set_run_state(&self.fence, run, outcome.state(), Some(&detail), ended)?;
         let duration = started.elapsed();
         let mut d = json!({"run": run, "kind": job.kind, "outcome": outcome.as_str(), "duration_ms": duration.as_millis() as u64});
         if let Value::Object(m) = &detail {
@@ -398,7 +452,7 @@ impl Engine {
                 if step.on_failure == OnFailure::Continue {
                     continue;
                 }
-                return self.rollback(record.id, job, step.name.clone(), e.to_string(), Some(runbook)).await;
+                return self.rollback(record.id, job, step.name.clone(), e.to_string(), Some(runbook), None).await;
             }
         }
         Ok(RunOutcome::Completed)
@@ -407,6 +461,8 @@ impl Engine {
     /// Undoes, in reverse order, the steps recorded `ok` whose undo is not.
     /// `runbook` (the one that ran, or the current one after a restart)
     /// gives the undo calls' parameters, which the journal keeps redacted.
+    /// Unless a human approved it (`approved_by`), the guard is asked first
+    /// about every backend an undo would switch traffic back onto.
     async fn rollback(
         &self,
         run: i64,
@@ -414,19 +470,24 @@ impl Engine {
         step: String,
         error: String,
         runbook: Option<&Runbook>,
+        approved_by: Option<&str>,
     ) -> Result<RunOutcome, StoreError> {
-        let detail = json!({"step": step, "error": error});
-        self.store.set_run_state(&self.fence, run, RunState::RollingBack, Some(&detail), None)?;
-        self.timeline(job, "runbook.rolling_back", json!({"run": run, "failed_step": step, "error": error}));
-        let record = self.store.run(run)?.expect("the run exists");
         let journal = self.store.steps(run)?;
+        if approved_by.is_none()
+            && let Some(reason) = self.ask_guard(run, job, &step, &error, &journal, runbook)
+        {
+            return Ok(RunOutcome::RollbackHeld { step, error, reason });
+        }
+        let detail = json!({"step": step, "error": error, "approved_by": approved_by});
+        self.store.set_run_state(&self.fence, run, RunState::RollingBack, Some(&detail), None)?;
+        self.timeline(
+            job,
+            "runbook.rolling_back",
+            json!({"run": run, "failed_step": step, "error": error, "approved_by": approved_by}),
+        );
+        let record = self.store.run(run)?.expect("the run exists");
         let mut undo_failed = false;
-        let done: Vec<&StepRecord> = journal.iter().filter(|s| done_ok(s, StepPhase::Do)).collect();
-        for s in done.into_iter().rev() {
-            let Some(undo) = s.intent.get("undo").filter(|u| !u.is_null()) else { continue };
-            if journal.iter().any(|u| u.idx == s.idx && done_ok(u, StepPhase::Undo)) {
-                continue;
-            }
+        for (s, undo) in pending_undos(&journal) {
             let uses = undo["uses"].as_str().unwrap_or_default().to_string();
             let stored: Params = undo["with"].as_object().cloned().unwrap_or_default();
             let params = undo_params(s, &uses, &stored, runbook, &job.vars());
@@ -464,6 +525,65 @@ impl Engine {
             }
         }
         Ok(if undo_failed { RunOutcome::Failed { step, error } } else { RunOutcome::RolledBack { step, error } })
+    }
+
+    /// Asks the guard about every backend the pending undos would switch
+    /// traffic back onto. Records why in the timeline (`rollback.allowed`,
+    /// or `rollback.held` with an audit entry); returns the reason when the
+    /// rollback is held.
+    fn ask_guard(
+        &self,
+        run: i64,
+        job: &Job,
+        step: &str,
+        error: &str,
+        journal: &[StepRecord],
+        runbook: Option<&Runbook>,
+    ) -> Option<String> {
+        let mut onto: Vec<String> = Vec::new();
+        for (s, undo) in pending_undos(journal) {
+            if undo["uses"] != "state.switch" {
+                continue;
+            }
+            let stored: Params = undo["with"].as_object().cloned().unwrap_or_default();
+            // An undo whose parameters cannot be had fails on its own, moving nothing.
+            let Ok(params) = undo_params(s, "state.switch", &stored, runbook, &job.vars()) else { continue };
+            if let Some(to) = params.get("to").and_then(Value::as_str)
+                && !onto.iter().any(|o| o == to)
+            {
+                onto.push(to.to_string());
+            }
+        }
+        if onto.is_empty() {
+            let reason = "no undo moves traffic onto a backend";
+            self.timeline(
+                job,
+                "rollback.allowed",
+                json!({"run": run, "failed_step": step, "onto": null, "reason": reason}),
+            );
+            return None;
+        }
+        for backend in &onto {
+            let request = RollbackRequest {
+                run,
+                incident: &job.incident,
+                kind: job.kind,
+                failed_step: step,
+                error,
+                onto: backend,
+            };
+            let v = self.guard.may_roll_back_onto(&request);
+            let detail = json!({"run": run, "kind": job.kind, "failed_step": step, "error": error, "onto": backend,
+                                "onto_health": v.health, "reason": v.reason});
+            if v.allow {
+                self.timeline(job, "rollback.allowed", detail);
+                continue;
+            }
+            self.timeline(job, "rollback.held", detail.clone());
+            self.audit(&job.actor, "rollback.held", json!({"incident": job.incident, "rollback": detail}));
+            return Some(v.reason);
+        }
+        None
     }
 
     /// Runs one step (or undo) with its retries, journaling each attempt.
@@ -736,6 +856,30 @@ fn undo_params(
         s.name,
         Value::Object(stored.clone())
     )))
+}
+
+/// The steps recorded `ok` whose undo is not, latest first, with their
+/// journaled undo call.
+fn pending_undos(journal: &[StepRecord]) -> Vec<(&StepRecord, &Value)> {
+    journal
+        .iter()
+        .rev()
+        .filter(|s| done_ok(s, StepPhase::Do))
+        .filter(|s| !journal.iter().any(|u| u.idx == s.idx && done_ok(u, StepPhase::Undo)))
+        .filter_map(|s| s.intent.get("undo").filter(|u| !u.is_null()).map(|u| (s, u)))
+        .collect()
+}
+
+/// The failed step, its error and the reason recorded for a held rollback.
+fn held_detail(record: &RunRecord) -> (String, String, String) {
+    let field = |k: &str| record.detail[k].as_str().unwrap_or("?").to_string();
+    (field("step"), field("error"), field("reason"))
+}
+
+/// The outcome recorded for a run whose rollback is held.
+fn held_outcome(record: &RunRecord) -> RunOutcome {
+    let (step, error, reason) = held_detail(record);
+    RunOutcome::RollbackHeld { step, error, reason }
 }
 
 /// `state.switch` undoes itself by switching back to the source.

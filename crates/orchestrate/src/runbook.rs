@@ -155,7 +155,9 @@ timeout = "60s"
 /// The built-in runbook for `failover` or `fallback`.
 pub fn built_in(kind: cutover_core::domain::RunKind) -> Runbook {
     let text = match kind {
-        cutover_core::domain::RunKind::Failover => BUILT_IN_FAILOVER,
+        // An approved rollback undoes the steps of the run it belongs to;
+        // it has no runbook of its own.
+        cutover_core::domain::RunKind::Failover | cutover_core::domain::RunKind::Rollback => BUILT_IN_FAILOVER,
         cutover_core::domain::RunKind::Fallback => BUILT_IN_FALLBACK,
     };
     parse(text, &format!("built-in {kind}"), &[]).expect("built-in runbooks are valid")

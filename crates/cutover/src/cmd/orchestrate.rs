@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cutover_control::controller::RunbookDue;
+use cutover_control::controller::{RollbackQuestion, RunbookDue};
 use cutover_control::metrics;
 use cutover_core::Config;
-use cutover_core::domain::{IncidentState, RunKind};
+use cutover_core::domain::{IncidentState, RunKind, RunState};
 use cutover_orchestrate::actuators::StepError;
-use cutover_orchestrate::engine::{BoxFut, Engine, EngineEvent, Host, Job, RunOutcome, StepPhase};
+use cutover_orchestrate::engine::{
+    BoxFut, Engine, EngineEvent, Host, Job, RollbackGuard, RollbackRequest, RollbackVerdict, RunOutcome, StepPhase,
+};
 use cutover_orchestrate::runbook::{self, Runbook};
 use cutover_s3::ClientOptions;
 use serde_json::{Value, json};
@@ -50,7 +52,7 @@ impl Runbooks {
 
     pub fn for_kind(&self, kind: RunKind) -> &Runbook {
         match kind {
-            RunKind::Failover => &self.failover,
+            RunKind::Failover | RunKind::Rollback => &self.failover,
             RunKind::Fallback => &self.fallback,
         }
     }
@@ -211,6 +213,28 @@ impl RunHost {
     }
 }
 
+/// The rollback guard of `cutover run`: the controller's health of the
+/// backend a rollback would switch traffic back onto, and the policy's
+/// `rollback` rule ([`cutover_control::controller::Controller::rollback_verdict`]).
+struct ControllerGuard {
+    shared: Arc<Shared>,
+}
+
+impl RollbackGuard for ControllerGuard {
+    fn may_roll_back_onto(&self, r: &RollbackRequest<'_>) -> RollbackVerdict {
+        let q = RollbackQuestion {
+            run: r.run,
+            incident: r.incident,
+            kind: r.kind,
+            failed_step: r.failed_step,
+            error: r.error,
+            onto: r.onto,
+        };
+        let (allow, reason, health) = self.shared.controller.lock().unwrap().rollback_verdict(&q, Instant::now());
+        RollbackVerdict { allow, reason, health: Some(health.as_str().to_string()) }
+    }
+}
+
 /// Builds the engine for `shared`; its events go to the log and the metrics.
 pub fn engine(shared: &Arc<Shared>) -> Engine {
     let work_dir = shared.config.state.path.parent().unwrap_or(std::path::Path::new(".")).join("cutover-work");
@@ -224,6 +248,7 @@ pub fn engine(shared: &Arc<Shared>) -> Engine {
         Arc::new(move |e: &EngineEvent| report(&sink, e)),
     )
     .with_secrets(held_secrets(&shared.config))
+    .with_guard(Arc::new(ControllerGuard { shared: shared.clone() }))
 }
 
 /// The credentials cutover holds (backends, gateway clients): no step result
@@ -248,27 +273,48 @@ fn held_secrets(config: &Config) -> Vec<String> {
     out
 }
 
+/// One log line per engine event (text or `--log-format json`), and the metrics.
 fn report(shared: &Shared, e: &EngineEvent) {
-    let ts = cutover_core::time::rfc3339(std::time::SystemTime::now());
+    use crate::logs::event;
     match e {
         EngineEvent::RunStarted { run, incident, kind, runbook, resumed } => {
             let verb = if *resumed { "resuming" } else { "running" };
-            println!("{ts} runbook {incident}: {verb} {kind} run {run} ({runbook})");
+            event(
+                "info",
+                "runbook.started",
+                &format!("runbook {incident}: {verb} {kind} run {run} ({runbook})"),
+                json!({"incident": incident, "run": run, "kind": kind, "runbook": runbook, "resumed": resumed}),
+            );
         }
-        EngineEvent::StepStarted { incident, step, uses, phase, attempt, .. } => {
+        EngineEvent::StepStarted { run, incident, step, uses, phase, attempt } => {
             let undo = if *phase == StepPhase::Undo { "undo " } else { "" };
             let again = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
-            println!("{ts} step {incident}: {undo}{step:?} [{uses}] started{again}");
+            event(
+                "info",
+                "step.started",
+                &format!("step {incident}: {undo}{step:?} [{uses}] started{again}"),
+                json!({"incident": incident, "run": run, "step": step, "uses": uses, "phase": phase.as_str(), "attempt": attempt}),
+            );
         }
-        EngineEvent::StepSkipped { incident, step, .. } => {
-            println!("{ts} step {incident}: {step:?} already done before the restart; not run again");
-        }
-        EngineEvent::StepFinished { incident, step, uses, phase, ok, attempts, duration, detail, .. } => {
+        EngineEvent::StepSkipped { run, incident, step } => event(
+            "info",
+            "step.skipped",
+            &format!("step {incident}: {step:?} already done before the restart; not run again"),
+            json!({"incident": incident, "run": run, "step": step}),
+        ),
+        EngineEvent::StepFinished { run, incident, step, uses, phase, ok, attempts, duration, detail } => {
             let undo = if *phase == StepPhase::Undo { "undo " } else { "" };
             let verdict = if *ok { "ok" } else { "FAILED" };
             let detail: String = detail.chars().take(300).collect();
-            println!(
-                "{ts} step {incident}: {undo}{step:?} [{uses}] {verdict} in {duration:.2?} ({attempts} attempt(s)): {detail}"
+            event(
+                if *ok { "info" } else { "warn" },
+                "step",
+                &format!(
+                    "step {incident}: {undo}{step:?} [{uses}] {verdict} in {duration:.2?} ({attempts} attempt(s)): {detail}"
+                ),
+                json!({"incident": incident, "run": run, "step": step, "uses": uses, "phase": phase.as_str(),
+                       "ok": ok, "outcome": if *ok { "ok" } else { "failed" }, "attempts": attempts,
+                       "duration_ms": duration.as_millis() as u64, "detail": detail}),
             );
             let mut m = shared.metrics.lock().unwrap();
             m.observe(
@@ -277,21 +323,47 @@ fn report(shared: &Shared, e: &EngineEvent) {
                 duration.as_secs_f64(),
             );
         }
-        EngineEvent::ApprovalRequested { incident, step, message, timeout, .. } => {
-            println!(
-                "{ts} approval {incident}: step {step:?} waits up to {timeout:?}: {message} \
+        EngineEvent::ApprovalRequested { run, incident, step, message, timeout } => event(
+            "info",
+            "approval.requested",
+            &format!(
+                "approval {incident}: step {step:?} waits up to {timeout:?}: {message} \
                  (cutover approve {incident} --comment ... | cutover reject {incident})"
-            );
-        }
-        EngineEvent::RunFinished { incident, kind, outcome, duration, .. } => {
-            let what = match outcome {
-                RunOutcome::Completed => "completed".to_string(),
-                RunOutcome::RolledBack { step, error } => format!("ROLLED BACK after step {step:?} failed: {error}"),
-                RunOutcome::Failed { step, error } => {
-                    format!("FAILED: step {step:?} failed ({error}) and an undo failed too; a human must look")
+            ),
+            json!({"incident": incident, "run": run, "step": step, "message": message,
+                   "timeout_ms": timeout.as_millis() as u64}),
+        ),
+        EngineEvent::RunFinished { run, incident, kind, outcome, duration } => {
+            let (level, what) = match outcome {
+                RunOutcome::Completed => ("info", "completed".to_string()),
+                RunOutcome::RolledBack { step, error } => {
+                    ("warn", format!("ROLLED BACK after step {step:?} failed: {error}"))
                 }
+                RunOutcome::Failed { step, error } => (
+                    "warn",
+                    format!("FAILED: step {step:?} failed ({error}) and an undo failed too; a human must look"),
+                ),
+                RunOutcome::RollbackHeld { step, error, reason } => (
+                    "warn",
+                    format!(
+                        "ROLLBACK HELD after step {step:?} failed ({error}): {reason} \
+                         (cutover approve {incident} | cutover reject {incident})"
+                    ),
+                ),
             };
-            println!("{ts} runbook {incident}: {kind} {what} in {duration:.2?}");
+            let mut fields = json!({"incident": incident, "run": run, "kind": kind, "outcome": outcome.as_str(),
+                                    "duration_ms": duration.as_millis() as u64});
+            if let RunOutcome::RolledBack { step, error }
+            | RunOutcome::Failed { step, error }
+            | RunOutcome::RollbackHeld { step, error, .. } = outcome
+            {
+                fields["step"] = json!(step);
+                fields["error"] = json!(error);
+            }
+            if let RunOutcome::RollbackHeld { reason, .. } = outcome {
+                fields["reason"] = json!(reason);
+            }
+            event(level, "runbook.finished", &format!("runbook {incident}: {kind} {what} in {duration:.2?}"), fields);
             let mut m = shared.metrics.lock().unwrap();
             m.inc(metrics::RUNS, vec![("kind", kind.to_string()), ("outcome", outcome.as_str().into())]);
         }
@@ -303,23 +375,72 @@ fn report(shared: &Shared, e: &EngineEvent) {
 
 /// Runs queued runbooks one at a time; first resumes those a crash interrupted.
 pub async fn orchestrate(shared: Arc<Shared>, runbooks: Runbooks, mut queue: mpsc::UnboundedReceiver<RunbookDue>) {
+    use crate::logs::event;
     let engine = engine(&shared);
     let store = shared.controller.lock().unwrap().store().clone();
     for rec in store.unfinished_runs().unwrap_or_default() {
-        let backend = store.incident(&rec.incident).ok().flatten().map(|i| i.backend).unwrap_or_default();
-        match engine.resume(&rec, &backend, Some(runbooks.for_kind(rec.kind))).await {
+        let incident = store.incident(&rec.incident).ok().flatten();
+        let backend = incident.as_ref().map(|i| i.backend.clone()).unwrap_or_default();
+        let resumed = if rec.state == RunState::RollbackHeld {
+            if incident.is_none_or(|i| i.state != IncidentState::RollingBack) {
+                continue; // the held rollback still awaits a human's verdict
+            }
+            // Approved just before a restart, not started yet.
+            let actor = last_approver(store.as_ref(), &rec.incident, rec.approval_base);
+            engine.roll_back_held(&rec, &backend, Some(runbooks.for_kind(rec.kind)), &actor).await
+        } else {
+            engine.resume(&rec, &backend, Some(runbooks.for_kind(rec.kind))).await
+        };
+        match resumed {
             Ok(outcome) => finished(&shared, &rec.incident, rec.kind, &outcome),
-            Err(e) => eprintln!("ALERT resuming run {} of {}: {e}", rec.id, rec.incident),
+            Err(e) => event(
+                "error",
+                "runbook.alert",
+                &format!("ALERT resuming run {} of {}: {e}", rec.id, rec.incident),
+                json!({"incident": rec.incident, "run": rec.id, "error": e.to_string()}),
+            ),
         }
     }
     while let Some(due) = queue.recv().await {
         let expected = match due.kind {
             RunKind::Failover => IncidentState::FailingOver,
             RunKind::Fallback => IncidentState::FallingBack,
+            RunKind::Rollback => IncidentState::RollingBack,
         };
         let state = store.incident(&due.incident).ok().flatten().map(|i| i.state);
         if state != Some(expected) {
-            println!("runbook {}: {} not started: the incident is {state:?} now", due.incident, due.kind);
+            event(
+                "warn",
+                "runbook.skipped",
+                &format!("runbook {}: {} not started: the incident is {state:?} now", due.incident, due.kind),
+                json!({"incident": due.incident, "kind": due.kind, "state": state}),
+            );
+            continue;
+        }
+        if due.kind == RunKind::Rollback {
+            let held = shared.controller.lock().unwrap().held_rollback(&due.incident);
+            let rec = match held {
+                Ok(Some(rec)) => rec,
+                other => {
+                    let why = other.err().map_or("no held rollback".to_string(), |e| e.to_string());
+                    event(
+                        "error",
+                        "runbook.alert",
+                        &format!("ALERT rollback of {} not started: {why}", due.incident),
+                        json!({"incident": due.incident, "error": why}),
+                    );
+                    continue;
+                }
+            };
+            match engine.roll_back_held(&rec, &due.backend, Some(runbooks.for_kind(rec.kind)), &due.actor).await {
+                Ok(outcome) => finished(&shared, &due.incident, rec.kind, &outcome),
+                Err(e) => event(
+                    "error",
+                    "runbook.alert",
+                    &format!("ALERT rollback of {} could not be journaled: {e}", due.incident),
+                    json!({"incident": due.incident, "run": rec.id, "error": e.to_string()}),
+                ),
+            }
             continue;
         }
         let job = Job {
@@ -333,9 +454,25 @@ pub async fn orchestrate(shared: Arc<Shared>, runbooks: Runbooks, mut queue: mps
         };
         match engine.run(&job, runbooks.for_kind(job.kind)).await {
             Ok((_, outcome)) => finished(&shared, &job.incident, job.kind, &outcome),
-            Err(e) => eprintln!("ALERT runbook {} could not be journaled: {e}", job.incident),
+            Err(e) => event(
+                "error",
+                "runbook.alert",
+                &format!("ALERT runbook {} could not be journaled: {e}", job.incident),
+                json!({"incident": job.incident, "error": e.to_string()}),
+            ),
         }
     }
+}
+
+/// Who gave the latest verdict on `incident` after approval `base`
+/// (the approver of a held rollback).
+fn last_approver(store: &dyn cutover_store::Store, incident: &str, base: i64) -> String {
+    let (mut after, mut actor) = (base, "controller".to_string());
+    while let Ok(Some(a)) = store.approval_after(incident, after) {
+        after = a.id;
+        actor = a.actor;
+    }
+    actor
 }
 
 fn finished(shared: &Shared, incident: &str, kind: RunKind, outcome: &RunOutcome) {
@@ -351,12 +488,18 @@ fn finished(shared: &Shared, incident: &str, kind: RunKind, outcome: &RunOutcome
             if let Some(t) = opened {
                 let secs = now.duration_since(t).as_secs_f64();
                 m.observe(metrics::DETECT_TO_SWITCH, vec![], secs);
-                println!("failover {incident}: validated switch {secs:.2}s after the incident opened");
+                crate::logs::event(
+                    "info",
+                    "failover.validated",
+                    &format!("failover {incident}: validated switch {secs:.2}s after the incident opened"),
+                    json!({"incident": incident, "detection_to_validated_switch_s": secs}),
+                );
             }
         }
         (RunKind::Fallback, RunOutcome::Completed) => m.inc(metrics::FALLBACKS, vec![]),
         (_, RunOutcome::RolledBack { .. } | RunOutcome::Failed { .. }) => {
             m.inc(metrics::ROLLBACKS, vec![("kind", kind.to_string())])
         }
+        _ => {}
     }
 }

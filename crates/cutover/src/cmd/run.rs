@@ -129,7 +129,11 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
     if let Some(seq) =
         store.mark_keyed(&Fence::local(), std::time::SystemTime::now()).context("keying the audit log")?
     {
-        println!("cutover run: audit log keyed with audit.hmac_key_env from entry {seq} on");
+        crate::logs::say(
+            "audit.keyed",
+            &format!("cutover run: audit log keyed with audit.hmac_key_env from entry {seq} on"),
+            serde_json::json!({"from_seq": seq}),
+        );
     }
     let denials = cutover_store::DenialLog::start(crate::audit_export::open_store(&config)?, DENIAL_WINDOW);
     let audit_export = crate::audit_export::Export::new(&config)?;
@@ -250,10 +254,11 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
         ));
     }
     if let Some(export) = audit_export {
-        println!(
-            "audit export to {} every {:?}",
-            export.location(),
-            config.audit.export.as_ref().map(|e| e.interval).unwrap_or_default()
+        let every = config.audit.export.as_ref().map(|e| e.interval).unwrap_or_default();
+        crate::logs::say(
+            "audit.export",
+            &format!("audit export to {} every {every:?}", export.location()),
+            serde_json::json!({"location": export.location(), "interval_ms": every.as_millis() as u64}),
         );
         tokio::spawn(crate::audit_export::run(export, export_store, shared.clone()));
     }

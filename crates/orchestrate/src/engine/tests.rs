@@ -311,3 +311,5 @@ async fn an_undo_with_redacted_parameters_and_a_changed_runbook_is_not_sent() {
     assert_eq!(undo.state, StepState::Failed);
     assert!(undo.result["error"].as_str().unwrap().contains("undo it by hand"), "{undo:?}");
 }
+
+mod guard;

@@ -52,7 +52,8 @@ pub async fn one_run(
     let mut fallback_s = None;
     if failovers(&running) > 0 {
         let limit = config.fallback.stable_for + Duration::from_secs(60);
-        let resolved = |r: &Running| r.latest_incident().is_some_and(|i| i.state == cutover_core::domain::IncidentState::Resolved);
+        let resolved =
+            |r: &Running| r.latest_incident().is_some_and(|i| i.state == cutover_core::domain::IncidentState::Resolved);
         if running.wait_for("fallback", limit, resolved).await.is_ok() {
             fallback_s = Some(recovered.elapsed().as_secs_f64());
         }
