@@ -22,8 +22,10 @@ use crate::health::{Health, Observation, Thresholds, Tracker, Transition};
 use crate::policy::{Action, Decision, Policy};
 
 mod rollback;
+mod task;
 
 pub use rollback::RollbackQuestion;
+pub use task::{BackendStatus, ControllerHandle, Report, Status, VantageStatus, start};
 
 /// A runbook to run, with what its templates need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +57,9 @@ pub enum RequestError {
     /// The state store failed.
     #[error("state store: {0}")]
     Store(#[from] StoreError),
+    /// The controller has stopped (the process is shutting down).
+    #[error("the controller has stopped")]
+    Stopped,
 }
 
 /// The controller's own vantage point.

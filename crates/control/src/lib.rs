@@ -2,6 +2,7 @@
 //! machine), verify (quorum over vantages, optional signals), decide (a Rego
 //! policy).
 
+pub mod clock;
 pub mod controller;
 pub mod health;
 pub mod metrics;

@@ -42,12 +42,17 @@ fn the_strings_are_the_old_ones() {
             "failover_failed",
             "rolled_back",
             "falling_back",
+            "rolling_back",
             "resolved"
         ]
     );
     let runs: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
-    assert_eq!(runs, ["running", "rolling_back", "rollback_held", "completed", "rolled_back", "failed"]);
-    assert_eq!((RunKind::Failover.as_str(), RunKind::Fallback.as_str()), ("failover", "fallback"));
+    assert_eq!(
+        runs,
+        ["running", "rolling_back", "rollback_held", "completed", "rolled_back", "failed", "rollback_rejected"]
+    );
+    let kinds: Vec<&str> = RunKind::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(kinds, ["failover", "fallback", "rollback"]);
     assert_eq!((StepPhase::Do.as_str(), StepPhase::Undo.as_str()), ("do", "undo"));
     assert_eq!(StepState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["started", "ok", "failed"]);
     assert_eq!((Verdict::Approve.as_str(), Verdict::Reject.as_str()), ("approve", "reject"));

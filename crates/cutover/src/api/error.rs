@@ -83,6 +83,7 @@ impl ApiError {
             Self::Request(RequestError::NotFound(_)) => StatusCode::NOT_FOUND,
             Self::Request(RequestError::Conflict(_)) => StatusCode::CONFLICT,
             Self::Request(RequestError::Store(_)) | Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Request(RequestError::Stopped) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

@@ -13,7 +13,12 @@ pub async fn scheduled(shared: Arc<crate::cmd::run::Shared>, drills: Vec<cutover
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
-        eprintln!("ALERT scheduled drills: cannot find this executable");
+        crate::logs::event(
+            "error",
+            "drill.alert",
+            "ALERT scheduled drills: cannot find this executable",
+            serde_json::json!({}),
+        );
         return;
     };
     let mut next: Vec<Option<std::time::SystemTime>> =
@@ -26,7 +31,12 @@ pub async fn scheduled(shared: Arc<crate::cmd::run::Shared>, drills: Vec<cutover
         let wait = at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
         tokio::time::sleep(wait).await;
         let d = &drills[i];
-        println!("drill {} ({}): starting against {}", d.scenario, d.cron, d.config.display());
+        crate::logs::event(
+            "info",
+            "drill.started",
+            &format!("drill {} ({}): starting against {}", d.scenario, d.cron, d.config.display()),
+            serde_json::json!({"scenario": d.scenario, "cron": d.cron.to_string(), "config": d.config.display().to_string()}),
+        );
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.arg("--config").arg(&d.config).args(["drill", "--scenario", &d.scenario, "--runs", &d.runs.to_string()]);
         cmd.arg("--report").arg(&d.report);
@@ -44,7 +54,12 @@ pub async fn scheduled(shared: Arc<crate::cmd::run::Shared>, drills: Vec<cutover
             Err(e) => ("error", e.to_string()),
         };
         let report = d.report.join(format!("drill-{}.md", d.scenario));
-        println!("drill {}: {result}; report {} {detail}", d.scenario, report.display());
+        crate::logs::event(
+            "info",
+            "drill.finished",
+            &format!("drill {}: {result}; report {} {detail}", d.scenario, report.display()),
+            serde_json::json!({"scenario": d.scenario, "result": result, "report": report.display().to_string(), "detail": detail}),
+        );
         shared
             .metrics
             .lock()
