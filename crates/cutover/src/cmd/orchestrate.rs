@@ -3,7 +3,7 @@
 //! and the actuators that act on the running controller and gateway.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use cutover_control::controller::{RollbackQuestion, RunbookDue};
 use cutover_control::metrics;
@@ -101,7 +101,7 @@ impl Host for RunHost {
         })
     }
 
-    fn resync(&self, max_rounds: u32) -> BoxFut<'_, Result<Value, StepError>> {
+    fn resync(&self, max_rounds: u32, since: Option<SystemTime>) -> BoxFut<'_, Result<Value, StepError>> {
         Box::pin(async move {
             let config = &self.shared.config;
             if config.gateway.is_none() {
@@ -133,7 +133,7 @@ impl Host for RunHost {
                     )));
                 }
             }
-            let restored = self.reconcile().await?;
+            let restored = self.reconcile(since).await?;
             Ok(
                 json!({"copied": copied, "deleted": deleted, "rounds": round, "remaining": 0, "restored_missing": restored}),
             )
@@ -147,12 +147,21 @@ impl RunHost {
     /// primary lost in its crash), verified; never overwrites an object the
     /// primary has. Runs only once the dual-write journal is drained, so that
     /// a delete not yet replayed cannot resurrect an object.
-    async fn reconcile(&self) -> Result<u64, StepError> {
+    /// Copies back what the primary lacks after the journals are replayed:
+    /// on dual-write buckets every object it does not have; and, on every
+    /// bucket, what changed on the other backend since the failover
+    /// (`since`) and is newer there — the writes of a gateway whose journal
+    /// is gone with its host.
+    async fn reconcile(&self, since: Option<SystemTime>) -> Result<u64, StepError> {
         let config = &self.shared.config;
         let Some(gw_cfg) = &config.gateway else { return Ok(0) };
-        let dual: Vec<&cutover_core::config::GatewayBucket> =
-            gw_cfg.buckets.iter().filter(|b| b.mode == cutover_core::config::BucketMode::DualWrite).collect();
-        if dual.is_empty() {
+        let in_dual = |name: &str| {
+            gw_cfg
+                .buckets
+                .iter()
+                .any(|b| b.mode == cutover_core::config::BucketMode::DualWrite && b.backends.iter().any(|n| n == name))
+        };
+        if since.is_none() && !gw_cfg.buckets.iter().any(|b| b.mode == cutover_core::config::BucketMode::DualWrite) {
             return Ok(0);
         }
         if let Some(gw) = &self.shared.gateway {
@@ -172,10 +181,14 @@ impl RunHost {
         }
         let primary = config.primary();
         let mut restored = 0;
-        let mut others: Vec<&str> = dual.iter().flat_map(|b| b.backends.iter().map(String::as_str)).collect();
+        let mut others: Vec<&str> = gw_cfg.buckets.iter().flat_map(|b| b.backends.iter().map(String::as_str)).collect();
         others.sort_unstable();
         others.dedup();
         for name in others.into_iter().filter(|n| *n != primary.name) {
+            let dual = in_dual(name);
+            if !dual && since.is_none() {
+                continue;
+            }
             let side = |b: &cutover_core::config::BackendConfig| -> Result<cutover_sync::Side, StepError> {
                 let opts = |pooled| ClientOptions {
                     timeout: Duration::from_secs(60),
@@ -195,6 +208,8 @@ impl RunHost {
             let (src, dst) = (side(src_cfg)?, side(primary)?);
             let opts = cutover_sync::SyncOptions {
                 missing_only: true,
+                newer_since: since,
+                missing_since: if dual { None } else { since },
                 filter: cutover_sync::Filter::new(Vec::new(), vec![format!("{}*", config.probe.prefix)]),
                 ..cutover_sync::SyncOptions::default()
             };

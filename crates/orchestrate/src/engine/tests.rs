@@ -35,7 +35,7 @@ impl Host for FakeHost {
             Ok(json!({"passed": 9}))
         })
     }
-    fn resync(&self, _rounds: u32) -> BoxFut<'_, Result<Value, StepError>> {
+    fn resync(&self, _rounds: u32, _since: Option<std::time::SystemTime>) -> BoxFut<'_, Result<Value, StepError>> {
         Box::pin(async move {
             self.calls.lock().unwrap().push("resync".into());
             Ok(json!({"copied": 0}))

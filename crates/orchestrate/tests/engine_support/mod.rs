@@ -38,7 +38,7 @@ impl Host for RecordingHost {
             Ok(json!({"passed": 9}))
         })
     }
-    fn resync(&self, _rounds: u32) -> BoxFut<'_, Result<Value, StepError>> {
+    fn resync(&self, _rounds: u32, _since: Option<std::time::SystemTime>) -> BoxFut<'_, Result<Value, StepError>> {
         Box::pin(async move { Ok(json!({"copied": 0})) })
     }
 }
