@@ -3,7 +3,8 @@
 //! One thread owns the [`Controller`]: commands (probe results, re-checks,
 //! agent evidence, approvals, forced failovers, runbook results, signals,
 //! ticks) arrive over a channel, each stamped with the [`Now`] at which it
-//! was made; what happened goes out as [`Event`]s on another channel; and a
+//! was made; what happened is emitted through the controller's telemetry
+//! and goes out as [`Event`]s on another channel (for the runbook queue); a
 //! [`Status`] snapshot is published on a `watch` channel that the API, the
 //! gateway and the console read without waiting for the controller.
 //!
@@ -225,7 +226,9 @@ impl Owner {
                 let _ = self.events.send(e);
             }
             if handled.publish {
-                self.status.send_replace(Arc::new(self.controller.snapshot(now.mono)));
+                let status = self.controller.snapshot(now.mono);
+                self.controller.telemetry().metrics().set_status(&status);
+                self.status.send_replace(Arc::new(status));
             }
             // The answer goes out after the status that reflects it, so a
             // caller that reads the status next sees its own change.
@@ -248,27 +251,27 @@ impl Owner {
                 if counted && !ok {
                     return Handled::quiet(); // already counted as a failure when it became slow
                 }
-                Handled::events(c.observe(now.mono, &backend, LOCAL, started, ok, &outcome))
+                Handled::events(c.observe(now, &backend, LOCAL, started, ok, &outcome))
             }
             Command::Verified { backend, started, ok, outcome } => {
-                Handled::events(c.verified(now.mono, &backend, started, ok, &outcome))
+                Handled::events(c.verified(now, &backend, started, ok, &outcome))
             }
             Command::Evidence { vantage, reports, reply } => {
                 let mut events = Vec::new();
                 for r in &reports {
-                    events.extend(c.observe(now.mono, &r.backend, &vantage, r.started, r.ok, &r.outcome));
+                    events.extend(c.observe(now, &r.backend, &vantage, r.started, r.ok, &r.outcome));
                 }
                 Handled::events(events).answer(move || {
                     let _ = reply.send(());
                 })
             }
             Command::Approval { incident, approve, actor, comment, reply } => {
-                let r = c.approval(&incident, approve, &actor, &comment);
+                let r = c.approval(&incident, approve, &actor, &comment, now);
                 let due = r.as_ref().ok().cloned().flatten();
                 Handled::events(due.into_iter().map(Event::RunbookDue).collect()).answer(move || drop(reply.send(r)))
             }
             Command::ForceFailover { target, reason, actor, reply } => {
-                let r = c.force_failover(&target, &reason, &actor, now.mono);
+                let r = c.force_failover(&target, &reason, &actor, now);
                 let due = r.as_ref().ok().cloned();
                 Handled::events(due.into_iter().map(Event::RunbookDue).collect()).answer(move || drop(reply.send(r)))
             }
@@ -277,7 +280,7 @@ impl Owner {
                 Handled::events(Vec::new()).answer(move || drop(reply.send(r)))
             }
             Command::RunFinished { incident, kind, outcome } => {
-                c.run_finished(&incident, kind, &outcome, now.mono);
+                c.run_finished(&incident, kind, &outcome, now);
                 Handled::events(Vec::new())
             }
             Command::Signal { name, value } => {
@@ -293,10 +296,10 @@ impl Owner {
                 for f in self.in_flight.values_mut() {
                     if !f.counted && now.mono.duration_since(f.started) >= self.slow_after {
                         f.counted = true;
-                        events.extend(c.observe(now.mono, &f.backend, LOCAL, f.started, false, "Timeout"));
+                        events.extend(c.observe(now, &f.backend, LOCAL, f.started, false, "Timeout"));
                     }
                 }
-                events.extend(c.tick(now.mono));
+                events.extend(c.tick(now));
                 Handled::events(events)
             }
             Command::Query(f) => {

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use cutover_control::clock::Clock;
 use cutover_control::controller::{Event, RequestError, RunbookDue};
 use cutover_store::StoreError;
 use serde_json::{Value, json};
@@ -40,7 +41,7 @@ pub fn incident_json(store: &dyn cutover_store::Store, id: &str) -> Option<Value
 /// An approver's verdict on an incident; queues the failover it starts.
 /// Returns whether it started one.
 pub fn verdict(shared: &Shared, id: &str, approve: bool, actor: &str, comment: &str) -> Result<bool, RequestError> {
-    let due = shared.controller.lock().unwrap().approval(id, approve, actor, comment)?;
+    let due = shared.controller.lock().unwrap().approval(id, approve, actor, comment, Clock::system().now())?;
     let started = due.is_some();
     if let Some(due) = due {
         report_event(shared, &Event::RunbookDue(due));
@@ -50,7 +51,7 @@ pub fn verdict(shared: &Shared, id: &str, approve: bool, actor: &str, comment: &
 
 /// An admin's forced failover; queues its runbook.
 pub fn force_failover(shared: &Shared, target: &str, reason: &str, actor: &str) -> Result<RunbookDue, RequestError> {
-    let due = shared.controller.lock().unwrap().force_failover(target, reason, actor, Instant::now())?;
+    let due = shared.controller.lock().unwrap().force_failover(target, reason, actor, Clock::system().now())?;
     report_event(shared, &Event::RunbookDue(due.clone()));
     Ok(due)
 }
@@ -62,6 +63,7 @@ pub fn backend_names(shared: &Shared) -> Vec<String> {
 
 /// Checked evidence from `vantage`, observed at `now`.
 pub fn observe(shared: &Shared, now: Instant, vantage: &str, reports: &[Report]) {
+    let now = Clock::system().at(now);
     let mut events: Vec<Event> = Vec::new();
     {
         let mut c = shared.controller.lock().unwrap();

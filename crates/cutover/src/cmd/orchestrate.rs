@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use cutover_control::clock::Clock;
 use cutover_control::controller::{RollbackQuestion, RunbookDue};
-use cutover_control::metrics;
+use cutover_control::telemetry::Event;
 use cutover_core::Config;
 use cutover_core::domain::{IncidentState, RunKind, RunState};
 use cutover_orchestrate::actuators::StepError;
 use cutover_orchestrate::engine::{
-    BoxFut, Engine, EngineEvent, Host, Job, RollbackGuard, RollbackRequest, RollbackVerdict, RunOutcome, StepPhase,
+    BoxFut, Engine, EngineEvent, Host, Job, RollbackGuard, RollbackRequest, RollbackVerdict, RunOutcome,
 };
 use cutover_orchestrate::runbook::{self, Runbook};
 use cutover_s3::ClientOptions;
@@ -245,7 +246,8 @@ impl RollbackGuard for ControllerGuard {
             error: r.error,
             onto: r.onto,
         };
-        let (allow, reason, health) = self.shared.controller.lock().unwrap().rollback_verdict(&q, Instant::now());
+        let (allow, reason, health) =
+            self.shared.controller.lock().unwrap().rollback_verdict(&q, Clock::system().now());
         RollbackVerdict { allow, reason, health: Some(health.as_str().to_string()) }
     }
 }
@@ -288,104 +290,28 @@ fn held_secrets(config: &Config) -> Vec<String> {
     out
 }
 
-/// One log line per engine event (text or `--log-format json`), and the metrics.
+/// Each engine event as a telemetry event (its log line and metric).
 fn report(shared: &Shared, e: &EngineEvent) {
-    use crate::logs::event;
-    match e {
+    let event = match e.clone() {
         EngineEvent::RunStarted { run, incident, kind, runbook, resumed } => {
-            let verb = if *resumed { "resuming" } else { "running" };
-            event(
-                "info",
-                "runbook.started",
-                &format!("runbook {incident}: {verb} {kind} run {run} ({runbook})"),
-                json!({"incident": incident, "run": run, "kind": kind, "runbook": runbook, "resumed": resumed}),
-            );
+            Event::RunStarted { run, incident, kind, runbook, resumed }
         }
         EngineEvent::StepStarted { run, incident, step, uses, phase, attempt } => {
-            let undo = if *phase == StepPhase::Undo { "undo " } else { "" };
-            let again = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
-            event(
-                "info",
-                "step.started",
-                &format!("step {incident}: {undo}{step:?} [{uses}] started{again}"),
-                json!({"incident": incident, "run": run, "step": step, "uses": uses, "phase": phase.as_str(), "attempt": attempt}),
-            );
+            Event::StepStarted { run, incident, step, uses, phase, attempt }
         }
-        EngineEvent::StepSkipped { run, incident, step } => event(
-            "info",
-            "step.skipped",
-            &format!("step {incident}: {step:?} already done before the restart; not run again"),
-            json!({"incident": incident, "run": run, "step": step}),
-        ),
+        EngineEvent::StepSkipped { run, incident, step } => Event::StepSkipped { run, incident, step },
         EngineEvent::StepFinished { run, incident, step, uses, phase, ok, attempts, duration, detail } => {
-            let undo = if *phase == StepPhase::Undo { "undo " } else { "" };
-            let verdict = if *ok { "ok" } else { "FAILED" };
-            let detail: String = detail.chars().take(300).collect();
-            event(
-                if *ok { "info" } else { "warn" },
-                "step",
-                &format!(
-                    "step {incident}: {undo}{step:?} [{uses}] {verdict} in {duration:.2?} ({attempts} attempt(s)): {detail}"
-                ),
-                json!({"incident": incident, "run": run, "step": step, "uses": uses, "phase": phase.as_str(),
-                       "ok": ok, "outcome": if *ok { "ok" } else { "failed" }, "attempts": attempts,
-                       "duration_ms": duration.as_millis() as u64, "detail": detail}),
-            );
-            let mut m = shared.metrics.lock().unwrap();
-            m.observe(
-                metrics::STEP_DURATION,
-                vec![("uses", uses.clone()), ("phase", phase.as_str().into()), ("ok", ok.to_string())],
-                duration.as_secs_f64(),
-            );
+            Event::StepFinished { run, incident, step, uses, phase, ok, attempts, duration, detail }
         }
-        EngineEvent::ApprovalRequested { run, incident, step, message, timeout } => event(
-            "info",
-            "approval.requested",
-            &format!(
-                "approval {incident}: step {step:?} waits up to {timeout:?}: {message} \
-                 (cutover approve {incident} --comment ... | cutover reject {incident})"
-            ),
-            json!({"incident": incident, "run": run, "step": step, "message": message,
-                   "timeout_ms": timeout.as_millis() as u64}),
-        ),
+        EngineEvent::ApprovalRequested { run, incident, step, message, timeout } => {
+            Event::ApprovalRequested { run, incident, step, message, timeout }
+        }
         EngineEvent::RunFinished { run, incident, kind, outcome, duration } => {
-            let (level, what) = match outcome {
-                RunOutcome::Completed => ("info", "completed".to_string()),
-                RunOutcome::RolledBack { step, error } => {
-                    ("warn", format!("ROLLED BACK after step {step:?} failed: {error}"))
-                }
-                RunOutcome::Failed { step, error } => (
-                    "warn",
-                    format!("FAILED: step {step:?} failed ({error}) and an undo failed too; a human must look"),
-                ),
-                RunOutcome::RollbackHeld { step, error, reason } => (
-                    "warn",
-                    format!(
-                        "ROLLBACK HELD after step {step:?} failed ({error}): {reason} \
-                         (cutover approve {incident} | cutover reject {incident})"
-                    ),
-                ),
-            };
-            let mut fields = json!({"incident": incident, "run": run, "kind": kind, "outcome": outcome.as_str(),
-                                    "duration_ms": duration.as_millis() as u64});
-            if let RunOutcome::RolledBack { step, error }
-            | RunOutcome::Failed { step, error }
-            | RunOutcome::RollbackHeld { step, error, .. } = outcome
-            {
-                fields["step"] = json!(step);
-                fields["error"] = json!(error);
-            }
-            if let RunOutcome::RollbackHeld { reason, .. } = outcome {
-                fields["reason"] = json!(reason);
-            }
-            event(level, "runbook.finished", &format!("runbook {incident}: {kind} {what} in {duration:.2?}"), fields);
-            let mut m = shared.metrics.lock().unwrap();
-            m.inc(metrics::RUNS, vec![("kind", kind.to_string()), ("outcome", outcome.as_str().into())]);
+            Event::RunFinished { run, incident, kind, outcome, duration }
         }
-        EngineEvent::StoreError { op } => {
-            shared.metrics.lock().unwrap().inc(metrics::STORE_ERRORS, vec![("op", (*op).into())]);
-        }
-    }
+        EngineEvent::StoreError { op } => Event::StoreFailed { op: op.to_string(), error: None },
+    };
+    shared.telemetry.emit(&event);
 }
 
 /// Runs queued runbooks one at a time; first resumes those a crash interrupted.
@@ -490,31 +416,8 @@ fn last_approver(store: &dyn cutover_store::Store, incident: &str, base: i64) ->
     actor
 }
 
+/// Moves the incident on; the controller emits how the run settled
+/// (failovers, fallbacks, rollbacks, the detection-to-switch time).
 fn finished(shared: &Shared, incident: &str, kind: RunKind, outcome: &RunOutcome) {
-    let now = Instant::now();
-    let mut c = shared.controller.lock().unwrap();
-    let opened = c.opened_instant(incident);
-    c.run_finished(incident, kind, outcome, now);
-    drop(c);
-    let mut m = shared.metrics.lock().unwrap();
-    match (kind, outcome) {
-        (RunKind::Failover, RunOutcome::Completed) => {
-            m.inc(metrics::FAILOVERS, vec![]);
-            if let Some(t) = opened {
-                let secs = now.duration_since(t).as_secs_f64();
-                m.observe(metrics::DETECT_TO_SWITCH, vec![], secs);
-                crate::logs::event(
-                    "info",
-                    "failover.validated",
-                    &format!("failover {incident}: validated switch {secs:.2}s after the incident opened"),
-                    json!({"incident": incident, "detection_to_validated_switch_s": secs}),
-                );
-            }
-        }
-        (RunKind::Fallback, RunOutcome::Completed) => m.inc(metrics::FALLBACKS, vec![]),
-        (_, RunOutcome::RolledBack { .. } | RunOutcome::Failed { .. }) => {
-            m.inc(metrics::ROLLBACKS, vec![("kind", kind.to_string())])
-        }
-        _ => {}
-    }
+    shared.controller.lock().unwrap().run_finished(incident, kind, outcome, Clock::system().now());
 }

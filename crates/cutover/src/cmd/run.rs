@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
+use cutover_control::clock::{Clock, Now};
 use cutover_control::controller::{Controller, Event, LOCAL, RunbookDue};
-use cutover_control::metrics::{self, Metrics};
 use cutover_control::policy::Policy;
+use cutover_control::telemetry::Telemetry;
 use cutover_core::config::BackendConfig;
 use cutover_s3::probe::{ProbeReport, probe_cycle};
 use cutover_s3::{ClientOptions, S3Client};
@@ -27,14 +28,16 @@ use crate::{Failure, api, load, runtime};
 /// Shared between the loop and the API.
 pub struct Shared {
     pub controller: Mutex<Controller>,
-    pub metrics: Mutex<Metrics>,
+    /// Where what happens is reported: the controller's metrics (in
+    /// `registry`) and the event lines.
+    pub telemetry: Telemetry,
     pub config: cutover_core::Config,
     /// Runbooks to run, one at a time.
     pub jobs: mpsc::UnboundedSender<RunbookDue>,
     /// The in-process S3 gateway, when `[gateway]` is configured.
     pub gateway: Option<cutover_gateway::Gateway>,
-    /// The process's metrics registry (the gateway's families; the
-    /// controller's still render from `metrics` until they move here).
+    /// The process's one metrics registry: the controller's families and,
+    /// with a gateway, the gateway's.
     pub registry: prometheus_client::registry::Registry,
     /// Refused API requests go to the audit log through this, on its own
     /// connection, never through the controller.
@@ -148,8 +151,10 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
             Ok((b.clone(), probe, verify))
         })
         .collect::<Result<_, Failure>>()?;
-    let controller =
-        Controller::new(config.clone(), policy, store, Instant::now()).context("starting the controller")?;
+    let telemetry = Telemetry::default();
+    let controller = Controller::new(config.clone(), policy, store, Instant::now())
+        .context("starting the controller")?
+        .with_telemetry(telemetry.clone());
     let active = controller.active().to_string();
     let gateway = match (&config.gateway, with_gateway) {
         (Some(g), true) => {
@@ -199,12 +204,13 @@ pub async fn start(config: cutover_core::Config, with_gateway: bool) -> Result<R
     );
     let (jobs, queue) = mpsc::unbounded_channel();
     let mut registry = prometheus_client::registry::Registry::default();
+    telemetry.metrics().register(&mut registry);
     if let Some(gw) = &gateway {
         gw.register_metrics(&mut registry);
     }
     let shared = Arc::new(Shared {
         controller: Mutex::new(controller),
-        metrics: Mutex::new(Metrics::default()),
+        telemetry,
         config: config.clone(),
         jobs,
         gateway: gateway.clone(),
@@ -284,19 +290,19 @@ async fn control_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>,
                     if flagged && !report.ok {
                         Vec::new() // already counted as a failure when it became slow
                     } else {
-                        shared.controller.lock().unwrap().observe(Instant::now(), &backend, LOCAL, started, report.ok, &report.outcome.to_string())
+                        shared.controller.lock().unwrap().observe(now(), &backend, LOCAL, started, report.ok, &report.outcome.to_string())
                     }
                 }
                 Some(Msg::Verified { backend, started, ok, outcome }) => {
-                    shared.controller.lock().unwrap().verified(Instant::now(), &backend, started, ok, &outcome)
+                    shared.controller.lock().unwrap().verified(now(), &backend, started, ok, &outcome)
                 }
             },
             _ = tick.tick() => {
-                let now = Instant::now();
+                let now = now();
                 let mut c = shared.controller.lock().unwrap();
                 let mut events = Vec::new();
                 for (backend, started, flagged) in in_flight.values_mut() {
-                    if !*flagged && now.duration_since(*started) >= slow_after {
+                    if !*flagged && now.mono.duration_since(*started) >= slow_after {
                         *flagged = true;
                         events.extend(c.observe(now, backend, LOCAL, *started, false, "Timeout"));
                     }
@@ -378,88 +384,19 @@ async fn verify_loop(
 }
 
 fn record_probe(shared: &Shared, r: &ProbeReport) {
-    let mut m = shared.metrics.lock().unwrap();
-    for op in &r.ops {
-        let labels = vec![("backend", r.backend.clone()), ("vantage", LOCAL.to_string()), ("op", op.op.to_string())];
-        m.observe(metrics::PROBE_DURATION, labels, op.ms / 1000.0);
-        m.inc(
-            metrics::PROBE_OPS,
-            vec![
-                ("backend", r.backend.clone()),
-                ("vantage", LOCAL.into()),
-                ("op", op.op.into()),
-                ("outcome", op.outcome.to_string()),
-            ],
-        );
-    }
-    m.inc(
-        metrics::PROBE_CYCLES,
-        vec![("backend", r.backend.clone()), ("vantage", LOCAL.into()), ("outcome", r.outcome.to_string())],
-    );
+    shared.telemetry.emit(&Event::ProbeCycle { vantage: LOCAL.to_string(), report: r.clone() });
 }
 
-/// One place turns events into log lines and metrics.
+/// The controller's time now (it reads no clock of its own).
+fn now() -> Now {
+    Clock::system().now()
+}
+
+/// The controller has emitted its events (metrics, log lines) already;
+/// what is left is to queue the runbooks that are due.
 pub fn report_event(shared: &Shared, e: &Event) {
-    use crate::logs::event;
-    use serde_json::json;
-    let mut m = shared.metrics.lock().unwrap();
-    match e {
-        Event::HealthChanged { backend, vantage, from, to, reason } => {
-            m.inc(
-                metrics::HEALTH_CHANGES,
-                vec![("backend", backend.clone()), ("vantage", vantage.clone()), ("to", to.as_str().into())],
-            );
-            event(
-                "info",
-                "health",
-                &format!("health {backend}@{vantage}: {} -> {} ({reason})", from.as_str(), to.as_str()),
-                json!({"backend": backend, "vantage": vantage, "from": from, "to": to, "reason": reason}),
-            );
-        }
-        Event::IncidentOpened { id, backend } => event(
-            "info",
-            "incident.opened",
-            &format!("incident {id} opened for {backend}"),
-            json!({"incident": id, "backend": backend}),
-        ),
-        Event::Decided { incident, decision } => {
-            m.inc(metrics::DECISIONS, vec![("action", decision.action.as_str().into())]);
-            event(
-                "info",
-                "decision",
-                &format!(
-                    "decision {incident}: {} {} ({})",
-                    decision.action.as_str(),
-                    decision.target.as_deref().unwrap_or("-"),
-                    decision.reason
-                ),
-                json!({"incident": incident, "action": decision.action.as_str(), "target": decision.target, "reason": decision.reason}),
-            );
-        }
-        Event::PolicyFailed { incident, error } => event(
-            "error",
-            "policy.error",
-            &format!("ALERT policy error on {incident}, holding: {error}"),
-            json!({"incident": incident, "error": error}),
-        ),
-        Event::RunbookDue(due) => {
-            event(
-                "info",
-                "runbook.queued",
-                &format!(
-                    "runbook {}: {} {} -> {} queued (by {})",
-                    due.incident, due.kind, due.source, due.target, due.actor
-                ),
-                json!({"incident": due.incident, "kind": due.kind, "source": due.source, "target": due.target, "actor": due.actor}),
-            );
-            let _ = shared.jobs.send(due.clone());
-        }
-        Event::IncidentResolved { id, backend } => event(
-            "info",
-            "incident.resolved",
-            &format!("incident {id} resolved: {backend} healthy again"),
-            json!({"incident": id, "backend": backend}),
-        ),
+    if let Event::RunbookDue(due) = e {
+        let _ = shared.jobs.send(due.clone());
     }
 }
 
@@ -467,7 +404,7 @@ pub fn report_event(shared: &Shared, e: &Event) {
 /// goes into the policy input and the metrics.
 fn spawn_signals(config: &cutover_core::Config, shared: Arc<Shared>) {
     cutover_control::signals::spawn(&config.signals, move |s| {
-        s.record(&mut shared.metrics.lock().unwrap());
+        shared.telemetry.emit(&s.event());
         shared.controller.lock().unwrap().set_signal(s.name(), s.to_json(Instant::now()));
     });
 }

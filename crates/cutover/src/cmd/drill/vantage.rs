@@ -29,7 +29,7 @@ pub async fn second_vantage(shared: Arc<crate::cmd::run::Shared>, config: Config
             let started = Instant::now();
             let r = cutover_s3::probe::probe_cycle(c, &config.probe.prefix, config.probe.object_size).await;
             let events = shared.controller.lock().unwrap().observe(
-                Instant::now(),
+                cutover_control::clock::Clock::system().now(),
                 &r.backend,
                 "drill-agent",
                 started,
