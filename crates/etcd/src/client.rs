@@ -271,7 +271,13 @@ impl Client {
                 self.forget_token();
                 continue;
             }
-            return Err(EtcdError::Status { endpoint: self.endpoint(i).url.clone(), path, http: status, code, message });
+            return Err(EtcdError::Status {
+                endpoint: self.endpoint(i).url.clone(),
+                path,
+                http: status,
+                code,
+                message,
+            });
         }
         unreachable!("the loop returns on its second attempt")
     }
@@ -353,7 +359,10 @@ mod tests {
     #[test]
     fn endpoints_parse() {
         let e = parse_endpoint("https://etcd-1.example:2379/").unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.https, e.url.as_str()), ("etcd-1.example", 2379, true, "https://etcd-1.example:2379"));
+        assert_eq!(
+            (e.host.as_str(), e.port, e.https, e.url.as_str()),
+            ("etcd-1.example", 2379, true, "https://etcd-1.example:2379")
+        );
         let e = parse_endpoint("http://[::1]:2379").unwrap();
         assert_eq!((e.host.as_str(), e.https), ("::1", false));
         for bad in ["127.0.0.1:2379", "http://host", "http://:2379", "http://h:2379/x", "ftp://h:1"] {

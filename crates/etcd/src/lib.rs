@@ -21,8 +21,8 @@ pub mod watch;
 pub use client::{Client, ClientOptions};
 pub use election::{Election, ElectionConfig, ElectionStatus, LeaderInfo, Role};
 pub use error::{EtcdError, TransportError};
-pub use store::EtcdStore;
 pub use kv::{Cmp, Compare, KeyValue, Op, RangeResponse, TxnResponse};
+pub use store::EtcdStore;
 
 pub use tls::{TlsError, TlsFiles};
 pub use watch::{Event, EventType, WatchResponse, WatchStream};

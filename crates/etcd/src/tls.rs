@@ -76,8 +76,8 @@ impl TlsFiles {
             (None, None) => builder.with_no_client_auth(),
             (Some(cert), Some(key)) => {
                 let chain = certs(cert)?;
-                let der = PrivateKeyDer::from_pem_file(key)
-                    .map_err(|source| TlsError::Read { path: shown(key), source })?;
+                let der =
+                    PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Read { path: shown(key), source })?;
                 builder.with_client_auth_cert(chain, der).map_err(|source| TlsError::ClientCert {
                     cert: shown(cert),
                     key: shown(key),

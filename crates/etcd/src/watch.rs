@@ -134,7 +134,10 @@ impl WatchStream {
                     return self.parse(&rest).map(Some);
                 }
                 Some(Err(e)) => {
-                    return Err(EtcdError::Transport { endpoint: self.endpoint.clone(), source: TransportError::Http(e) });
+                    return Err(EtcdError::Transport {
+                        endpoint: self.endpoint.clone(),
+                        source: TransportError::Http(e),
+                    });
                 }
                 Some(Ok(frame)) => {
                     if let Ok(mut data) = frame.into_data() {

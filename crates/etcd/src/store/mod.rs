@@ -150,11 +150,14 @@ impl EtcdStore {
         let value = kv.as_ref().and_then(|kv| String::from_utf8(kv.value.clone()).ok());
         let (active, _) = watch::channel(value);
         let start = kv.map_or(header.revision, |kv| kv.mod_revision.max(header.revision));
-        rt.spawn(follow(client.clone(), keys.active(), active.clone(), start, options.request_timeout.max(Duration::from_millis(500))));
-        Ok(Self {
-            inner: Arc::new(Inner { client, keys, location, rt: Some(rt), local, active }),
-            audit_key: None,
-        })
+        rt.spawn(follow(
+            client.clone(),
+            keys.active(),
+            active.clone(),
+            start,
+            options.request_timeout.max(Duration::from_millis(500)),
+        ));
+        Ok(Self { inner: Arc::new(Inner { client, keys, location, rt: Some(rt), local, active }), audit_key: None })
     }
 
     /// Keys the audit chain with an HMAC secret (as [`SqliteStore::with_audit_key`]).
@@ -200,20 +203,17 @@ impl EtcdStore {
         move |source| StoreError::Json { path: self.inner.location.clone(), what, source }
     }
 
-    /// Runs `f` with a transaction fenced by `fence` (`None`: not fenced,
-    /// for the writes of the current interface that carry no fence; a
-    /// fenced write inside `f` then fences the whole transaction). Commits
-    /// every write of `f` in one etcd transaction; on a lost race, runs `f`
-    /// again.
+    /// Runs `f` with a transaction fenced by `fence`: every write of `f`
+    /// commits in one etcd transaction that also compares the leader key's
+    /// create revision with the fence's token; on a lost race (a key `f`
+    /// read changed), runs `f` again on fresh reads. A [`Fence::local`] is
+    /// refused: in HA every write comes from an elected leader.
     pub fn transact(
         &self,
-        fence: Option<&Fence>,
+        fence: &Fence,
         f: &mut dyn FnMut(&EtcdTx<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let token = match fence {
-            None => None,
-            Some(fence) => Some(fence.revision().ok_or_else(|| self.fenced(None))?),
-        };
+        let token = fence.revision().ok_or_else(|| self.fenced(None))?;
         for _ in 0..RETRIES {
             let tx = EtcdTx::new(self, token);
             f(&tx)?;

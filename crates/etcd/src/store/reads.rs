@@ -8,7 +8,7 @@ use cutover_core::time::rfc3339;
 use cutover_store::{
     ActiveBackend, Approval, Approvals, AuditEntry, AuditError, AuditLog, AuditRow, DecisionRecord, Fence, GENESIS,
     HealthHistory, HealthRecord, Incident, Incidents, KEYED, NewRun, RunRecord, Runs, Segment, SegmentError,
-    StepRecord, StepRef, Store, StoreError, TimelineEvent, Tx, VerifyReport, check_rows,
+    StepRecord, StepRef, Store, StoreError, StoreExt, TimelineEvent, Tx, VerifyReport, check_rows,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -23,7 +23,12 @@ impl EtcdStore {
     }
 
     /// The values in `[from, end of prefix)`, in key order.
-    fn list_from<T: DeserializeOwned>(&self, prefix: &str, from: &str, what: &'static str) -> Result<Vec<T>, StoreError> {
+    fn list_from<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        from: &str,
+        what: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
         let end = crate::prefix_end(prefix.as_bytes());
         let r = self.block_on(self.client().range(from.as_bytes(), &end)).map_err(self.remote("read"))?;
         r.kvs.iter().map(|kv| serde_json::from_slice(&kv.value).map_err(self.json_err(what))).collect()
@@ -34,7 +39,8 @@ impl EtcdStore {
     }
 
     fn counter(&self, name: &str) -> Result<i64, StoreError> {
-        let (_, kv) = self.block_on(self.client().get(self.keys().counter(name).as_bytes())).map_err(self.remote("read"))?;
+        let (_, kv) =
+            self.block_on(self.client().get(self.keys().counter(name).as_bytes())).map_err(self.remote("read"))?;
         Ok(kv.and_then(|kv| String::from_utf8(kv.value).ok()).and_then(|s| s.parse().ok()).unwrap_or(0))
     }
 
@@ -45,7 +51,11 @@ impl EtcdStore {
         Ok(all)
     }
 
-    fn fenced_tx<T>(&self, fence: Option<&Fence>, mut f: impl FnMut(&EtcdTx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn fenced_tx<T>(
+        &self,
+        fence: &Fence,
+        mut f: impl FnMut(&EtcdTx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut out = None;
         self.transact(fence, &mut |tx| {
             out = Some(f(tx)?);
@@ -56,8 +66,12 @@ impl EtcdStore {
 }
 
 impl Store for EtcdStore {
-    fn atomically(&self, f: &mut dyn FnMut(&dyn Tx) -> Result<(), StoreError>) -> Result<(), StoreError> {
-        self.transact(None, &mut |tx| f(tx))
+    fn atomically(
+        &self,
+        fence: &Fence,
+        f: &mut dyn FnMut(&dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.transact(fence, &mut |tx| f(tx))
     }
 
     fn location(&self) -> &str {
@@ -70,14 +84,7 @@ impl Tx for EtcdTx<'_> {
         EtcdTx::open_incident(self, backend, at)
     }
 
-    fn set_incident_state(
-        &self,
-        fence: &Fence,
-        id: &str,
-        state: IncidentState,
-        closed: Option<SystemTime>,
-    ) -> Result<(), StoreError> {
-        self.require(fence)?;
+    fn set_incident_state(&self, id: &str, state: IncidentState, closed: Option<SystemTime>) -> Result<(), StoreError> {
         EtcdTx::set_incident_state(self, id, state, closed)
     }
 
@@ -100,35 +107,41 @@ impl Tx for EtcdTx<'_> {
         EtcdTx::record_approval(self, incident, verdict, actor, comment, at)
     }
 
-    fn audit(&self, fence: &Fence, at: SystemTime, actor: &str, action: &str, detail: &Value) -> Result<i64, StoreError> {
-        self.require(fence)?;
+    fn audit(&self, at: SystemTime, actor: &str, action: &str, detail: &Value) -> Result<i64, StoreError> {
         EtcdTx::audit(self, at, actor, action, detail)
+    }
+
+    fn begin_run(&self, run: &NewRun<'_>, at: SystemTime) -> Result<i64, StoreError> {
+        EtcdTx::begin_run(self, run, at)
+    }
+
+    fn set_run_state(
+        &self,
+        id: i64,
+        state: RunState,
+        detail: Option<&Value>,
+        ended: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        EtcdTx::set_run_state(self, id, state, detail, ended)
+    }
+
+    fn step_intent(
+        &self,
+        step: StepRef,
+        name: &str,
+        uses: &str,
+        intent: &Value,
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        EtcdTx::step_intent(self, step, name, uses, intent, at)
+    }
+
+    fn step_result(&self, step: StepRef, state: StepState, result: &Value, at: SystemTime) -> Result<(), StoreError> {
+        EtcdTx::step_result(self, step, state, result, at)
     }
 }
 
 impl Incidents for EtcdStore {
-    fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError> {
-        self.fenced_tx(None, |tx| tx.open_incident(backend, at))
-    }
-
-    fn set_incident_state(
-        &self,
-        fence: &Fence,
-        id: &str,
-        state: IncidentState,
-        closed: Option<SystemTime>,
-    ) -> Result<(), StoreError> {
-        self.fenced_tx(Some(fence), |tx| tx.set_incident_state(id, state, closed))
-    }
-
-    fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError> {
-        self.fenced_tx(None, |tx| tx.add_event(incident, at, kind, detail))
-    }
-
-    fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError> {
-        self.fenced_tx(None, |tx| tx.record_decision(d, at))
-    }
-
     fn incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
         self.get_json(&self.keys().incident(id), "incident")
     }
@@ -157,44 +170,6 @@ impl Incidents for EtcdStore {
 }
 
 impl Runs for EtcdStore {
-    fn begin_run(&self, fence: &Fence, run: &NewRun<'_>, at: SystemTime) -> Result<i64, StoreError> {
-        self.fenced_tx(Some(fence), |tx| tx.begin_run(run, at))
-    }
-
-    fn set_run_state(
-        &self,
-        fence: &Fence,
-        id: i64,
-        state: RunState,
-        detail: Option<&Value>,
-        ended: Option<SystemTime>,
-    ) -> Result<(), StoreError> {
-        self.fenced_tx(Some(fence), |tx| tx.set_run_state(id, state, detail, ended))
-    }
-
-    fn step_intent(
-        &self,
-        fence: &Fence,
-        step: StepRef,
-        name: &str,
-        uses: &str,
-        intent: &Value,
-        at: SystemTime,
-    ) -> Result<(), StoreError> {
-        self.fenced_tx(Some(fence), |tx| tx.step_intent(step, name, uses, intent, at))
-    }
-
-    fn step_result(
-        &self,
-        fence: &Fence,
-        step: StepRef,
-        state: StepState,
-        result: &Value,
-        at: SystemTime,
-    ) -> Result<(), StoreError> {
-        self.fenced_tx(Some(fence), |tx| tx.step_result(step, state, result, at))
-    }
-
     fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
         self.get_json(&format!("{}{}", self.keys().runs(), seq(id)), "run")
     }
@@ -215,17 +190,6 @@ impl Runs for EtcdStore {
 }
 
 impl Approvals for EtcdStore {
-    fn record_approval(
-        &self,
-        incident: &str,
-        verdict: Verdict,
-        actor: &str,
-        comment: &str,
-        at: SystemTime,
-    ) -> Result<i64, StoreError> {
-        self.fenced_tx(None, |tx| tx.record_approval(incident, verdict, actor, comment, at))
-    }
-
     fn approval_after(&self, incident: &str, after: i64) -> Result<Option<Approval>, StoreError> {
         let prefix = self.keys().approvals();
         let from = format!("{prefix}{}", seq(after.saturating_add(1).max(0)));
@@ -239,10 +203,6 @@ impl Approvals for EtcdStore {
 }
 
 impl AuditLog for EtcdStore {
-    fn audit(&self, fence: &Fence, at: SystemTime, actor: &str, action: &str, detail: &Value) -> Result<i64, StoreError> {
-        self.fenced_tx(Some(fence), |tx| tx.audit(at, actor, action, detail))
-    }
-
     fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
         Ok(self
             .audit_rows_after(0, i64::MAX)?
@@ -279,9 +239,15 @@ impl AuditLog for EtcdStore {
             return Ok(None);
         }
         match self.audit_head()? {
-            Some((seq, _, alg)) if alg != KEYED => self
-                .audit(fence, at, "controller", "audit.keyed", &serde_json::json!({"keyed_after": seq, "alg": KEYED}))
-                .map(Some),
+            Some((seq, _, alg)) if alg != KEYED => StoreExt::audit(
+                self,
+                fence,
+                at,
+                "controller",
+                "audit.keyed",
+                &serde_json::json!({"keyed_after": seq, "alg": KEYED}),
+            )
+            .map(Some),
             _ => Ok(None),
         }
     }
@@ -306,7 +272,7 @@ impl ActiveBackend for EtcdStore {
     }
 
     fn set_active_backend(&self, fence: &Fence, name: &str) -> Result<(), StoreError> {
-        self.fenced_tx(Some(fence), |tx| tx.set_active_backend(name))
+        self.fenced_tx(fence, |tx| tx.set_active_backend(name))
     }
 
     fn watch_active_backend(&self) -> tokio::sync::watch::Receiver<Option<String>> {

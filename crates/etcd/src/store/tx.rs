@@ -3,15 +3,15 @@
 //! writes are buffered. The commit is one etcd transaction comparing the
 //! fence and every remembered revision, then applying every write.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use cutover_core::domain::{IncidentState, RunState, StepPhase, StepState, Verdict};
 use cutover_core::time::rfc3339;
 use cutover_store::{
-    Approval, AuditRow, DecisionRecord, Fence, GENESIS, Incident, KEYED, NewRun, RunRecord, StepRecord, StepRef,
-    StoreError, TimelineEvent, UNKEYED, entry_hash,
+    Approval, AuditRow, DecisionRecord, GENESIS, Incident, KEYED, NewRun, RunRecord, StepRecord, StepRef, StoreError,
+    TimelineEvent, UNKEYED, entry_hash,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -24,8 +24,8 @@ use crate::kv::{Cmp, Compare, Op};
 #[derive(Debug)]
 pub struct EtcdTx<'a> {
     store: &'a EtcdStore,
-    /// The fence's token, when the transaction is fenced.
-    token: Cell<Option<i64>>,
+    /// The fence's token.
+    token: i64,
     /// Keys read, with the `mod_revision` seen (0: absent).
     reads: RefCell<BTreeMap<String, i64>>,
     /// Buffered writes (`None`: delete).
@@ -59,26 +59,8 @@ pub(crate) fn phase_word(p: StepPhase) -> String {
 }
 
 impl<'a> EtcdTx<'a> {
-    pub(crate) fn new(store: &'a EtcdStore, token: Option<i64>) -> Self {
-        Self {
-            store,
-            token: Cell::new(token),
-            reads: RefCell::default(),
-            writes: RefCell::default(),
-            active: RefCell::default(),
-        }
-    }
-
-    /// Fences the transaction with `fence` (the fences of one transaction
-    /// must agree; a local fence is refused).
-    pub fn require(&self, fence: &Fence) -> Result<(), StoreError> {
-        let rev = fence.revision().ok_or_else(|| self.store.fenced(None))?;
-        match self.token.get() {
-            None => self.token.set(Some(rev)),
-            Some(t) if t == rev => {}
-            Some(_) => return Err(self.store.fenced(Some(rev))),
-        }
-        Ok(())
+    pub(crate) fn new(store: &'a EtcdStore, token: i64) -> Self {
+        Self { store, token, reads: RefCell::default(), writes: RefCell::default(), active: RefCell::default() }
     }
 
     /// The value at `key`, as this transaction sees it.
@@ -86,7 +68,8 @@ impl<'a> EtcdTx<'a> {
         if let Some(w) = self.writes.borrow().get(key) {
             return Ok(w.clone());
         }
-        let (_, kv) = self.store.block_on(self.store.client().get(key.as_bytes())).map_err(self.store.remote("read"))?;
+        let (_, kv) =
+            self.store.block_on(self.store.client().get(key.as_bytes())).map_err(self.store.remote("read"))?;
         let rev = kv.as_ref().map_or(0, |kv| kv.mod_revision);
         self.reads.borrow_mut().entry(key.to_string()).or_insert(rev);
         Ok(kv.map(|kv| String::from_utf8_lossy(&kv.value).into_owned()))
@@ -120,10 +103,7 @@ impl<'a> EtcdTx<'a> {
             return Ok(Some(None));
         }
         let leader = self.store.keys().leader();
-        let mut cmp = Vec::new();
-        if let Some(t) = self.token.get() {
-            cmp.push(Compare::create_revision(leader.as_bytes(), Cmp::Equal, t));
-        }
+        let mut cmp = vec![Compare::create_revision(leader.as_bytes(), Cmp::Equal, self.token)];
         for (k, rev) in self.reads.borrow().iter() {
             cmp.push(Compare::mod_revision(k.as_bytes(), Cmp::Equal, *rev));
         }
@@ -141,10 +121,8 @@ impl<'a> EtcdTx<'a> {
         if r.succeeded {
             return Ok(Some(self.active.borrow().clone()));
         }
-        if let Some(t) = self.token.get()
-            && r.range(0).first().map(|kv| kv.create_revision) != Some(t)
-        {
-            return Err(self.store.fenced(Some(t)));
+        if r.range(0).first().map(|kv| kv.create_revision) != Some(self.token) {
+            return Err(self.store.fenced(Some(self.token)));
         }
         Ok(None)
     }
@@ -196,7 +174,13 @@ impl<'a> EtcdTx<'a> {
         Ok(())
     }
 
-    pub(crate) fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError> {
+    pub(crate) fn add_event(
+        &self,
+        incident: &str,
+        at: SystemTime,
+        kind: &str,
+        detail: &Value,
+    ) -> Result<(), StoreError> {
         let n = self.next("timeline")?;
         let ev = TimelineEvent { at: rfc3339(at), kind: kind.to_string(), detail: detail.clone() };
         self.write_json(format!("{}{}", self.store.keys().timeline(incident), seq(n)), &ev);
