@@ -247,11 +247,10 @@ fn publish(tx: &watch::Sender<Option<String>>, value: Option<String>) {
 /// paused or cut-off member). Keeps the last value while etcd is away.
 async fn follow(client: Client, key: String, tx: watch::Sender<Option<String>>, mut rev: i64, resync: Duration) {
     let key = key.into_bytes();
-    let read = |rev: &mut i64| {
+    let read = |rev_now: i64| {
         let client = client.clone();
         let key = key.clone();
         let tx = tx.clone();
-        let rev_now = *rev;
         async move {
             match tokio::time::timeout(resync * 2, client.get(&key)).await {
                 Ok(Ok((header, kv))) => {
@@ -272,7 +271,7 @@ async fn follow(client: Client, key: String, tx: watch::Sender<Option<String>>, 
             Err(e) => {
                 tracing::debug!(error = %e, "etcd: the active backend's watch failed; reading");
                 tokio::time::sleep(resync / 2).await;
-                if let Some((r, _)) = read(&mut rev).await {
+                if let Some((r, _)) = read(rev).await {
                     rev = r;
                 }
                 continue;
@@ -296,15 +295,15 @@ async fn follow(client: Client, key: String, tx: watch::Sender<Option<String>>, 
                     }
                     Ok(None) | Err(_) => break,
                 },
-                _ = tokio::time::sleep(resync) => match read(&mut rev).await {
-                    Some((r, changed)) => {
+                _ = tokio::time::sleep(resync) => {
+                    // etcd away (None): keep the last value.
+                    if let Some((r, changed)) = read(rev).await {
                         rev = r;
                         if changed {
                             break; // the stream missed it: a new watch
                         }
                     }
-                    None => {} // etcd away: keep the last value
-                },
+                }
             }
         }
     }
