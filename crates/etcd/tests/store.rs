@@ -229,3 +229,31 @@ fn conformance_fence(cluster: &cutover_lab::etcd::EtcdCluster, prefix: &str) -> 
         .unwrap();
     Fence::leader(r.header.revision)
 }
+
+#[test]
+fn the_watch_catches_up_when_the_member_serving_it_is_paused() {
+    let mut cluster = cluster();
+    let (d0, d1) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let follower = common::store(&cluster, "/s7", &d0); // watches through member 0, its first endpoint
+    let mut rx = follower.watch_active_backend();
+    let mut others = common::options(&cluster);
+    others.endpoints.remove(0);
+    let local = cutover_store::SqliteStore::open(&d1.path().join("l.db")).unwrap();
+    let writer = cutover_etcd::EtcdStore::open(&others, "/s7", local).unwrap();
+    let fence = conformance_fence(&cluster, "/s7");
+    cluster.member(0).pause().unwrap();
+    let t = Instant::now();
+    // Member 0 may be etcd's raft leader: writes wait for a new one (a
+    // commit with a lost answer is an error; setting a name again is safe).
+    while let Err(e) = writer.set_active_backend(&fence, "secondary") {
+        assert!(t.elapsed() < Duration::from_secs(10), "{e}");
+        assert!(matches!(e, StoreError::Remote { .. }), "{e}");
+    }
+    let committed = t.elapsed();
+    wait_for(&mut rx, "secondary", Duration::from_secs(10));
+    println!(
+        "member 0 paused: the set committed after {committed:?}; the follower whose watch went silent saw it after {:?}",
+        t.elapsed()
+    );
+    cluster.member(0).resume().unwrap();
+}
