@@ -290,6 +290,16 @@ impl Client {
     /// Renews a lease once; returns its new TTL, or [`EtcdError::LeaseGone`].
     pub async fn lease_keepalive(&self, id: i64) -> Result<i64, EtcdError> {
         let r: Streamed<LeaseTtl> = self.call("/v3/lease/keepalive", &json!({"ID": id.to_string()}), true).await?;
+        if let Some(e) = r.error {
+            let (code, message) = crate::client::error_of(e.to_string().as_bytes());
+            return Err(EtcdError::Status {
+                endpoint: self.endpoints().join(","),
+                path: "/v3/lease/keepalive",
+                http: 200,
+                code,
+                message,
+            });
+        }
         match r.result {
             Some(LeaseTtl { ttl }) if ttl > 0 => Ok(ttl),
             _ => Err(EtcdError::LeaseGone { id }),
@@ -310,3 +320,7 @@ impl Client {
         if r.ttl < 0 { Err(EtcdError::LeaseGone { id }) } else { Ok(r.ttl) }
     }
 }
+
+#[cfg(test)]
+#[path = "kv/tests.rs"]
+mod tests;
