@@ -293,6 +293,13 @@ impl Campaign {
                         return end;
                     }
                 }
+                Ok(Ok(r)) if r.range(0).first().is_some_and(|kv| kv.lease == lease.id) => {
+                    // Ours already: an earlier campaign applied but its answer was lost.
+                    let token = r.range(0)[0].create_revision;
+                    if let Some(end) = self.lead(lease, token).await {
+                        return end;
+                    }
+                }
                 Ok(Ok(r)) => {
                     let current = r.range(0).first().cloned();
                     if let Some(end) = self.stand_by(lease, current, r.header.revision).await {

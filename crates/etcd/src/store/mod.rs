@@ -32,8 +32,11 @@
 //!   (one worker thread) and blocks the calling thread on it. Call it from
 //!   a thread that is not a tokio worker (`spawn_blocking`, the
 //!   controller's store thread): `block_on` inside a runtime panics.
-//! - A commit whose answer was lost (timeout after sending) is reported as
-//!   [`StoreError::Remote`]: it may or may not have been applied.
+//! - A commit whose answer was lost (etcd electing a raft leader, a member
+//!   gone) is sent again as the very same transaction, a few times: its
+//!   compares let at most one copy apply, and the failure branch tells
+//!   whether an earlier copy did. When every try goes unanswered the error
+//!   is [`StoreError::Remote`], and whether the write applied is unknown.
 //! - Health history is node-local: it goes to the local [`SqliteStore`].
 
 mod reads;

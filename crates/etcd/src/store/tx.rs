@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use cutover_core::domain::{IncidentState, RunState, StepPhase, StepState, Verdict};
 use cutover_core::time::rfc3339;
@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{EtcdStore, seq};
+
+/// How many times a commit without an answer is sent again.
+const UNCERTAIN_RETRIES: usize = 5;
 use crate::kv::{Cmp, Compare, Op};
 
 /// Writes that commit together, from [`EtcdStore::transact`].
@@ -114,15 +117,40 @@ impl<'a> EtcdTx<'a> {
                 None => Op::Delete { key: k.as_bytes().to_vec() },
             })
             .collect();
-        let r = self
-            .store
-            .block_on(self.store.client().txn(&cmp, &ops, &[Op::get(leader)]))
-            .map_err(self.store.remote("commit"))?;
+        // The failure branch reads the leader key and every key written.
+        let mut failure = vec![Op::get(leader)];
+        failure.extend(writes.keys().map(|k| Op::get(k.as_bytes())));
+        // A lost answer (etcd electing a new raft leader, a member gone) is
+        // retried with the very same transaction: its compares let at most
+        // one of the copies apply, and the failure branch tells whether one
+        // did (every key we write holds what we wrote).
+        let mut uncertain = false;
+        let mut tries = 0;
+        let r = loop {
+            match self.store.block_on(self.store.client().txn(&cmp, &ops, &failure)) {
+                Ok(r) => break r,
+                Err(e) if e.is_transport() && tries < UNCERTAIN_RETRIES => {
+                    tracing::debug!(error = %e, "etcd store: commit without an answer; trying it again");
+                    tries += 1;
+                    uncertain = true;
+                    self.store.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
+                }
+                Err(e) => return Err(self.store.remote("commit")(e)),
+            }
+        };
         if r.succeeded {
             return Ok(Some(self.active.borrow().clone()));
         }
         if r.range(0).first().map(|kv| kv.create_revision) != Some(self.token) {
             return Err(self.store.fenced(Some(self.token)));
+        }
+        let ours = writes.values().enumerate().all(|(i, v)| match (v, r.range(i + 1).first()) {
+            (Some(v), Some(kv)) => kv.value == v.as_bytes(),
+            (None, None) => true,
+            _ => false,
+        });
+        if uncertain && ours {
+            return Ok(Some(self.active.borrow().clone())); // an earlier copy applied
         }
         Ok(None)
     }
