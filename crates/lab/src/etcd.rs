@@ -52,7 +52,19 @@ pub struct EtcdCluster {
 
 impl EtcdCluster {
     /// Starts [`MEMBERS`] members and waits until every one is healthy.
+    /// A port taken between its choice and etcd's bind (other tests pick
+    /// free ports too) makes it start again on new ports, up to three times.
     pub fn start() -> Result<Self, LabError> {
+        let mut tries = 0;
+        loop {
+            match Self::start_once() {
+                Err(LabError::NotReady(why)) if why.contains("address already in use") && tries < 2 => tries += 1,
+                r => return r,
+            }
+        }
+    }
+
+    fn start_once() -> Result<Self, LabError> {
         let dir = tempfile::tempdir().map_err(|source| LabError::Io { what: "temporary directory".into(), source })?;
         let ports: Vec<(u16, u16)> = (0..MEMBERS).map(|_| (free_port(), free_port())).collect();
         let initial_cluster = ports
@@ -171,6 +183,10 @@ impl EtcdMember {
         loop {
             if self.healthy() {
                 return Ok(());
+            }
+            // The port was taken by someone else after it was chosen.
+            if std::fs::read_to_string(&self.log).is_ok_and(|l| l.contains("address already in use")) {
+                return Err(LabError::NotReady(format!("etcd {}: address already in use", self.name)));
             }
             if start.elapsed() > limit {
                 let log = std::fs::read_to_string(&self.log).unwrap_or_default();
