@@ -21,6 +21,7 @@
 //!   the role, API address and last renewal ([`crate::registry`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use cutover_store::Fence;
@@ -153,8 +154,10 @@ pub struct Election {
     client: Client,
     config: ElectionConfig,
     status: watch::Receiver<ElectionStatus>,
+    tx: Arc<watch::Sender<ElectionStatus>>,
     task: tokio::task::JoinHandle<()>,
     held: Arc<Mutex<Held>>,
+    stopped: Arc<AtomicBool>,
 }
 
 /// The lease and token the task holds, for [`Election::resign`].
@@ -168,9 +171,18 @@ impl Election {
     /// Starts campaigning (spawns the task on the current tokio runtime).
     pub fn start(client: Client, config: ElectionConfig) -> Self {
         let (tx, status) = watch::channel(ElectionStatus::initial());
+        let tx = Arc::new(tx);
         let held = Arc::new(Mutex::new(Held::default()));
-        let task = tokio::spawn(Campaign { client: client.clone(), cfg: config.clone(), tx, held: held.clone() }.run());
-        Self { client, config, status, task, held }
+        let stopped = Arc::new(AtomicBool::new(false));
+        let campaign = Campaign {
+            client: client.clone(),
+            cfg: config.clone(),
+            tx: tx.clone(),
+            held: held.clone(),
+            stopped: stopped.clone(),
+        };
+        let task = tokio::spawn(campaign.run());
+        Self { client, config, status, tx, task, held, stopped }
     }
 
     /// The role and lease, updated as they change.
@@ -187,7 +199,7 @@ impl Election {
     /// key when it is still ours and revokes the lease (the node key goes
     /// with it). Errors when etcd cannot be reached (the lease then expires).
     pub async fn resign(self) -> Result<(), EtcdError> {
-        self.task.abort();
+        self.stop();
         let held = *self.held.lock().await;
         let key = self.config.leader_key();
         if let Some(token) = held.token {
@@ -201,9 +213,26 @@ impl Election {
     }
 }
 
+impl Election {
+    /// Stops the task and publishes that this node no longer leads.
+    fn stop(&self) {
+        // Set before the last publication: the task, maybe still running on
+        // another thread until the abort lands, publishes nothing after it.
+        self.stopped.store(true, Ordering::SeqCst);
+        self.task.abort();
+        self.tx.send_modify(|s| {
+            if s.is_leader() {
+                s.leadership_changes += 1;
+            }
+            s.role = Role::Standby { leader: None };
+            s.renew_deadline = None;
+        });
+    }
+}
+
 impl Drop for Election {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop();
     }
 }
 
@@ -211,8 +240,9 @@ impl Drop for Election {
 struct Campaign {
     client: Client,
     cfg: ElectionConfig,
-    tx: watch::Sender<ElectionStatus>,
+    tx: Arc<watch::Sender<ElectionStatus>>,
     held: Arc<Mutex<Held>>,
+    stopped: Arc<AtomicBool>,
 }
 
 /// Why a lease's life ended.
@@ -495,7 +525,14 @@ impl Campaign {
     }
 
     fn set(&self, f: impl FnOnce(&mut ElectionStatus)) {
-        self.tx.send_modify(f);
+        // Checked under the channel's lock, which `Election::stop` takes after setting the flag.
+        self.tx.send_if_modified(|s| {
+            if self.stopped.load(Ordering::SeqCst) {
+                return false;
+            }
+            f(s);
+            true
+        });
     }
 }
 

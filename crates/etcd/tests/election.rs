@@ -63,8 +63,10 @@ async fn resign_hands_over_at_once() {
     let mut elections: Vec<Option<Election>> =
         (0..2).map(|i| Some(Election::start(client(&cluster), config("/t3", &format!("n{i}"))))).collect();
     let first = one_leader(&elections, Duration::from_secs(10)).await;
+    let rx = elections[first].as_ref().unwrap().status();
     let resigned = Instant::now();
     elections[first].take().unwrap().resign().await.unwrap();
+    assert!(!rx.borrow().is_leader(), "a resigned node says it no longer leads");
     let next = one_leader(&elections, Duration::from_secs(2)).await;
     println!("takeover after a resign: {:?}", resigned.elapsed());
     assert_ne!(next, first);
