@@ -21,12 +21,12 @@ use std::time::SystemTime;
 use cutover_core::domain::{DecisionAction, IncidentState, RunState, StepState};
 use cutover_core::time::rfc3339;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use audit::{AuditEntry, AuditError, AuditRow, KEYED, UNKEYED};
+pub use audit::{AuditEntry, AuditError, AuditRow, GENESIS, KEYED, UNKEYED, check_rows, entry_hash};
 pub use denials::{Denial, DenialLog, DenialStats};
-pub use export::{Finding, FindingKind, Segment, SegmentError, VerifyReport};
+pub use export::{Finding, FindingKind, Segment, SegmentError, VerifyReport, verify as verify_with_export};
 pub use fence::Fence;
 pub use interface::{ActiveBackend, Approvals, AuditLog, HealthHistory, Incidents, Runs, Store, StoreExt, Tx};
 
@@ -61,6 +61,15 @@ pub enum StoreError {
     /// controller became the leader since); nothing was written.
     #[error("state store {location}: fenced out: the fence of revision {revision:?} no longer holds")]
     Fenced { location: String, revision: Option<i64> },
+    /// A remote store (etcd) failed: unreachable, or an answer it could not
+    /// use. Whether a write was applied is unknown when the request was sent.
+    #[error("state store {location}: {what}: {source}")]
+    Remote {
+        location: String,
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// [`Store::atomically`] returned without running its transaction (a
     /// defect of the implementation).
     #[error("state store: the transaction returned without running")]
@@ -91,7 +100,7 @@ CREATE TABLE IF NOT EXISTS audit (
 pub const ACTIVE_BACKEND: &str = "active_backend";
 
 /// An incident as the API and CLI show it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Incident {
     pub id: String,
     pub backend: String,
@@ -103,7 +112,7 @@ pub struct Incident {
 }
 
 /// One event in an incident's timeline.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TimelineEvent {
     pub at: String,
     pub kind: String,
@@ -363,7 +372,7 @@ impl SqliteTx<'_> {
 impl Tx for SqliteTx<'_> {
     fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError> {
         let ts = rfc3339(at);
-        let id = format!("inc-{}-{:04x}", ts[..19].replace(['-', ':'], "").replace('T', "-"), fastrand_u16());
+        let id = incident_id(at);
         self.conn
             .execute(
                 "INSERT INTO incidents (id, backend, state, opened_at) VALUES (?1, ?2, ?3, ?4)",
@@ -490,6 +499,13 @@ impl SqliteStore {
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
+}
+
+/// A new incident id for an incident opened at `at`:
+/// `inc-YYYYMMDD-HHMMSS-xxxx` (every store makes them alike).
+pub fn incident_id(at: SystemTime) -> String {
+    let ts = rfc3339(at);
+    format!("inc-{}-{:04x}", ts[..19].replace(['-', ':'], "").replace('T', "-"), fastrand_u16())
 }
 
 fn fastrand_u16() -> u16 {

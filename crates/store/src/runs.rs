@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use cutover_core::domain::{RunKind, RunState, StepPhase, StepState, Verdict};
 use cutover_core::time::rfc3339;
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{Approvals, Runs, SqliteStore, SqliteTx, StoreError};
@@ -45,7 +45,7 @@ pub struct NewRun<'a> {
 }
 
 /// A run as recorded.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunRecord {
     pub id: i64,
     pub incident: String,
@@ -65,7 +65,7 @@ pub struct RunRecord {
 }
 
 /// One step (or its undo) as recorded.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StepRecord {
     pub idx: i64,
     pub phase: StepPhase,
@@ -89,7 +89,7 @@ pub struct StepRef {
 }
 
 /// An approval or rejection of an incident.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Approval {
     pub id: i64,
     pub incident: String,
