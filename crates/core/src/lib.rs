@@ -14,7 +14,7 @@ pub mod secret;
 pub mod time;
 
 pub use config::{Config, Problem};
-pub use duration::parse_duration;
-pub use endpoint::{Endpoint, HttpUrl};
+pub use duration::{DurationError, parse_duration};
+pub use endpoint::{Endpoint, EndpointError, HttpUrl};
 pub use outcome::Outcome;
 pub use secret::Secret;
