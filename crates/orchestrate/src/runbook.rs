@@ -33,7 +33,7 @@ pub mod template;
 pub mod warnings;
 
 pub use redact::redact;
-pub use template::{TemplateError, render, render_call, render_str};
+pub use template::{ParamTemplateError, TemplateError, render, render_call, render_str};
 pub use warnings::warnings;
 
 /// The template variables a runbook may use.

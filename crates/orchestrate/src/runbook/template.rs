@@ -66,14 +66,17 @@ pub enum TemplateError {
     /// A variable of a JSON body outside a string literal.
     #[error("{{{{ {name} }}}} in a JSON body must be inside a string (write \"{{{{ {name} }}}}\")")]
     OutsideJsonString { name: String },
-    /// A template of one parameter (`headers.X-Reason`) failed.
-    #[error("{param}: {source}")]
-    InParameter {
-        /// The parameter's keys joined by `.`.
-        param: String,
-        #[source]
-        source: Box<TemplateError>,
-    },
+}
+
+/// A template of one parameter of a call (`headers.X-Reason`) that cannot
+/// be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{param}: {source}")]
+pub struct ParamTemplateError {
+    /// The parameter's keys joined by `.`.
+    pub param: String,
+    #[source]
+    pub source: TemplateError,
 }
 
 /// One part of a parsed template string.
@@ -293,20 +296,20 @@ fn json_slots(pieces: &[Piece]) -> Option<Vec<(String, bool)>> {
 }
 
 /// Renders every string in a parameter table, inserting values as they are.
-pub fn render(with: &Params, vars: &Vars) -> Result<Params, TemplateError> {
+pub fn render(with: &Params, vars: &Vars) -> Result<Params, ParamTemplateError> {
     render_call("", with, vars)
 }
 
 /// Renders every string in the parameters of a call of `uses`, each escaped
 /// for where it goes (see [`context`]). An error names the parameter.
-pub fn render_call(uses: &str, with: &Params, vars: &Vars) -> Result<Params, TemplateError> {
-    fn walk(uses: &str, path: &mut Vec<String>, v: &Value, vars: &Vars) -> Result<Value, TemplateError> {
+pub fn render_call(uses: &str, with: &Params, vars: &Vars) -> Result<Params, ParamTemplateError> {
+    fn walk(uses: &str, path: &mut Vec<String>, v: &Value, vars: &Vars) -> Result<Value, ParamTemplateError> {
         Ok(match v {
             Value::String(s) => {
                 let keys: Vec<&str> = path.iter().map(String::as_str).collect();
                 Value::String(
                     render_in(s, vars, context(uses, &keys))
-                        .map_err(|e| TemplateError::InParameter { param: keys.join("."), source: Box::new(e) })?,
+                        .map_err(|source| ParamTemplateError { param: keys.join("."), source })?,
                 )
             }
             Value::Array(a) => Value::Array(a.iter().map(|x| walk(uses, path, x, vars)).collect::<Result<_, _>>()?),
@@ -318,7 +321,7 @@ pub fn render_call(uses: &str, with: &Params, vars: &Vars) -> Result<Params, Tem
                         path.pop();
                         Ok((k.clone(), r?))
                     })
-                    .collect::<Result<_, TemplateError>>()?,
+                    .collect::<Result<_, ParamTemplateError>>()?,
             ),
             other => other.clone(),
         })

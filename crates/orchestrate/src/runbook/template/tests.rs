@@ -130,6 +130,7 @@ fn errors_say_what_is_wrong_in_the_same_words_and_keep_their_cause() {
     let with: Params = serde_json::from_value(json!({"headers": {"X-Why": "{{ nope }}"}})).unwrap();
     let e = render_call("http", &with, &v).unwrap_err();
     assert!(e.to_string().starts_with(r#"headers.X-Why: unknown template variable "nope""#), "{e}");
+    assert_eq!(e.param, "headers.X-Why");
     let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<TemplateError>());
     assert!(matches!(source, Some(TemplateError::UnknownVariable { name }) if name == "nope"), "{e:?}");
 }
