@@ -219,7 +219,7 @@ fn an_ha_table_is_checked_with_its_paths() {
     assert!(run.stdout.contains("ok; 2 backends"), "{run:?}");
 
     // Every rule broken at once: each problem with its path, exit 2.
-    let bad = "[ha]\netcd = [\"http://127.0.0.1:2379/v3\"]\nprefix = \"cutover/\"\nnode = \"ctl a\"\n\
+    let bad = "[ha]\netcd = [\"http://127.0.0.1:2379\", \"http://127.0.0.1:2379/v3\"]\nprefix = \"cutover/\"\nnode = \"ctl a\"\n\
                lease_ttl = \"6s\"\nrenew_interval = \"3s\"\ncert_file = \"client.pem\"\nusername = \"cutover\"\n\
                lease_tll = \"6s\"\n";
     let path = write(&dir, &format!("{bad}\n{two}"));
@@ -227,7 +227,7 @@ fn an_ha_table_is_checked_with_its_paths() {
     assert_eq!(run.code, 2, "{run:?}");
     let expected = [
         "ha.lease_tll: unknown key at line 9 (did you mean \"lease_ttl\"?)",
-        "ha.etcd[0]: \"http://127.0.0.1:2379/v3\": an etcd endpoint has no path or query",
+        "ha.etcd[1]: \"http://127.0.0.1:2379/v3\": an etcd endpoint has no path or query",
         "ha.prefix: \"cutover/\" must start with '/'",
         "ha.node: \"ctl a\" is not a node name",
         "ha: renew_interval (3s) + 2 × request_timeout (1s) ≤ renew_deadline (4s) < lease_ttl (6s) must hold",

@@ -91,10 +91,7 @@ fn the_timing_rule_is_enforced_naming_the_four_values() {
     let e = problems("lease_ttl = \"2s\"\nrequest_timeout = \"1s\"");
     assert!(e[0].contains("lease_ttl (2s)") && e[0].contains("request_timeout (1s)"), "{e:?}");
     let e = problems("lease_ttl = \"2500ms\"");
-    assert_eq!(
-        e,
-        ["ha.lease_ttl: 2500ms is not a whole number of seconds (etcd counts leases in seconds)"]
-    );
+    assert_eq!(e, ["ha.lease_ttl: 2500ms is not a whole number of seconds (etcd counts leases in seconds)"]);
     let e = problems("lease_ttl = \"0s\"\nrenew_interval = \"soon\"");
     assert!(e.iter().any(|p| p.contains("ha.lease_ttl: \"0s\" must be greater than zero")), "{e:?}");
     assert!(e.iter().any(|p| p.contains("ha.renew_interval: \"soon\" is not a duration")), "{e:?}");
@@ -112,10 +109,7 @@ fn etcd_needs_at_least_one_valid_endpoint() {
     )
     .unwrap_err();
     assert_eq!(e.len(), 4, "{e:?}");
-    assert_eq!(
-        e[0],
-        "ha.etcd[1]: \"etcd-2:2379\" is not an http(s) URL (write e.g. \"http://127.0.0.1:2379\")"
-    );
+    assert_eq!(e[0], "ha.etcd[1]: \"etcd-2:2379\" is not an http(s) URL (write e.g. \"http://127.0.0.1:2379\")");
     assert_eq!(e[1], "ha.etcd[2]: credentials do not belong in the URL; use username and password_env");
     assert!(e[2].contains("ha.etcd[3]: ") && e[2].contains("an etcd endpoint has no path"), "{e:?}");
     assert!(e[3].contains("ha.etcd[4]: \"https://etcd-1:2379/\" is listed twice"), "{e:?}");
@@ -190,15 +184,9 @@ fn tls_files_resolve_come_in_pairs_and_need_https() {
     let cert = h.client_cert.unwrap();
     assert_eq!((cert.cert_file, cert.key_file), (PathBuf::from("/etc/cutover/tls/c.pem"), PathBuf::from("/k.pem")));
     let e = load(&format!("{https}cert_file = \"c.pem\"")).unwrap_err();
-    assert_eq!(
-        e,
-        ["ha.key_file: missing: cert_file is set (give both cert_file and key_file, or neither)"]
-    );
+    assert_eq!(e, ["ha.key_file: missing: cert_file is set (give both cert_file and key_file, or neither)"]);
     let e = load(&format!("{https}key_file = \"k.pem\"")).unwrap_err();
-    assert_eq!(
-        e,
-        ["ha.cert_file: missing: key_file is set (give both cert_file and key_file, or neither)"]
-    );
+    assert_eq!(e, ["ha.cert_file: missing: key_file is set (give both cert_file and key_file, or neither)"]);
     let e = load(&format!("{https}ca_file = \"\"")).unwrap_err();
     assert_eq!(e, ["ha.ca_file: must not be empty (the path of a PEM file)"]);
     let e = problems("ca_file = \"ca.pem\"");
