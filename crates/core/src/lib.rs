@@ -1,6 +1,7 @@
-//! Domain types and configuration of cutover. Nothing in this crate performs I/O
-//! (reading environment variables to check that credentials are set is the one
-//! exception, done through a caller-supplied lookup function).
+//! Domain types and configuration of cutover. Nothing in this crate performs I/O,
+//! with two exceptions in validation: environment variables are looked up (to
+//! check that credentials are set) through a caller-supplied function, and
+//! `[ha] node` defaults to the host name, read from `/proc/sys/kernel/hostname`.
 
 pub mod config;
 pub mod cron;
