@@ -240,6 +240,6 @@ pub struct ValidateArgs {
     pub json: bool,
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+fn parse_duration(s: &str) -> Result<std::time::Duration, cutover_core::DurationError> {
     cutover_core::parse_duration(s)
 }

@@ -450,8 +450,10 @@ impl Engine {
                     self.attempts(&s, job).await?
                 }
                 Err(e) => {
-                    let e =
-                        clean_error(StepError::Param { field: "(template)".into(), problem: e }, &self.needles(&[]));
+                    let e = clean_error(
+                        StepError::Param { field: "(template)".into(), problem: e.to_string() },
+                        &self.needles(&[]),
+                    );
                     let at = StepRef { run: record.id, idx, phase: StepPhase::Do };
                     self.store.step_intent(
                         &self.fence,

@@ -255,7 +255,7 @@ fn gateway_client(config: &cutover_core::Config, dir: &Path, addr: std::net::Soc
     let mut b = config.backends[0].clone();
     b.name = "gateway".into();
     b.bucket = "app".into();
-    b.endpoint = cutover_core::Endpoint::parse(&format!("http://{addr}")).map_err(Failure::Usage)?;
+    b.endpoint = cutover_core::Endpoint::parse(&format!("http://{addr}")).map_err(|e| Failure::Usage(e.to_string()))?;
     let secret = std::fs::read_to_string(dir.join("gateway.secret")).context("gateway secret")?;
     Ok(S3Client::new(&b, creds("DEMOAPPKEY", secret.trim()), ClientOptions::probe(Duration::from_secs(2))))
 }
