@@ -178,7 +178,7 @@ impl Export {
 /// The exporter task of `cutover run`: every `interval`, uploads the entries
 /// written since the last segment. Failures are logged and counted, and
 /// retried on the next round.
-pub async fn run(mut export: Export, store: Arc<dyn Store>, shared: Arc<crate::cmd::run::Shared>) {
+pub async fn run(mut export: Export, store: Arc<dyn Store>, shared: Arc<crate::wiring::Shared>) {
     let count = |result: &str| {
         shared.metrics.lock().unwrap().inc(metrics::AUDIT_EXPORT_SEGMENTS, vec![("result", result.to_string())]);
     };

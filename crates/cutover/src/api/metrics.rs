@@ -1,7 +1,6 @@
 //! `GET /metrics`: the controller's metrics, then the in-process gateway's.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -10,7 +9,7 @@ use cutover_control::metrics;
 use http::HeaderValue;
 use http::header::CONTENT_TYPE;
 
-use crate::cmd::run::Shared;
+use crate::wiring::Shared;
 
 /// The handler: Prometheus text format.
 pub async fn handler(State(shared): State<Arc<Shared>>) -> Response {
@@ -33,20 +32,16 @@ async fn render_metrics(shared: &Shared) -> String {
 }
 
 fn render_controller_metrics(shared: &Shared) -> String {
-    let now = Instant::now();
-    let c = shared.controller.lock().unwrap();
+    let status = shared.controller.status();
     let mut gauges = Vec::new();
-    for name in c.backend_names() {
-        let health = c.health(&name, now);
+    for b in &status.backends {
         for state in ["healthy", "suspect", "down", "recovering", "unknown"] {
-            let v = if health.as_str() == state { 1.0 } else { 0.0 };
-            gauges.push((metrics::BACKEND_HEALTH, vec![("backend", name.clone()), ("state", state.to_string())], v));
+            let v = if b.health.as_str() == state { 1.0 } else { 0.0 };
+            gauges.push((metrics::BACKEND_HEALTH, vec![("backend", b.name.clone()), ("state", state.to_string())], v));
         }
     }
-    let open = c.store().open_incidents().map(|v| v.len()).unwrap_or(0);
-    gauges.push((metrics::OPEN_INCIDENTS, vec![], open as f64));
-    let store_errors: Vec<(&'static str, u64)> = c.store_errors().iter().map(|(k, v)| (*k, *v)).collect();
-    drop(c);
+    gauges.push((metrics::OPEN_INCIDENTS, vec![], status.open_incidents as f64));
+    let store_errors: Vec<(&'static str, u64)> = status.store_errors.iter().map(|(k, v)| (*k, *v)).collect();
     let mut m = shared.metrics.lock().unwrap();
     for (op, n) in store_errors {
         m.set_counter(metrics::STORE_ERRORS, vec![("op", op.to_string())], n);

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::Shared;
+
 /// `[[drills]]`: runs each drill on its schedule, one at a time, as a child
 /// `cutover drill` process against its staging configuration; records the
 /// result in the audit log and `cutover_drills_total`.
-pub async fn scheduled(shared: Arc<crate::cmd::run::Shared>, drills: Vec<cutover_core::config::DrillConfig>) {
+pub async fn scheduled(shared: Arc<Shared>, drills: Vec<cutover_core::config::DrillConfig>) {
     if drills.is_empty() {
         return;
     }
@@ -65,8 +67,7 @@ pub async fn scheduled(shared: Arc<crate::cmd::run::Shared>, drills: Vec<cutover
             .lock()
             .unwrap()
             .inc(cutover_control::metrics::DRILLS, vec![("scenario", d.scenario.clone()), ("result", result.into())]);
-        let store = shared.controller.lock().unwrap().store().clone();
-        if let Err(e) = store.audit(
+        if let Err(e) = shared.store.audit(
             &cutover_store::Fence::local(),
             std::time::SystemTime::now(),
             "scheduler",
