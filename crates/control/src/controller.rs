@@ -399,10 +399,10 @@ impl Controller {
             if q.down > 0 {
                 let at = SystemTime::now();
                 let fence = &self.fence;
-                let opened = self.store.atomic(|tx| {
+                let opened = self.store.atomic(fence, |tx| {
                     let id = tx.open_incident(&name, at)?;
                     tx.add_event(&id, at, "incident.opened", &json!({"backend": name, "quorum": quorum_json(&q)}))?;
-                    tx.audit(fence, at, "controller", "incident.open", &json!({"incident": id, "backend": name}))?;
+                    tx.audit(at, "controller", "incident.open", &json!({"incident": id, "backend": name}))?;
                     Ok(id)
                 });
                 match opened {
@@ -438,10 +438,10 @@ impl Controller {
                 "healthy again before any failover"
             };
             let fence = &self.fence;
-            let resolved = self.store.atomic(|tx| {
-                tx.set_incident_state(fence, &incident.id, IncidentState::Resolved, Some(at))?;
+            let resolved = self.store.atomic(fence, |tx| {
+                tx.set_incident_state(&incident.id, IncidentState::Resolved, Some(at))?;
                 tx.add_event(&incident.id, at, "incident.resolved", &json!({"reason": reason}))?;
-                tx.audit(fence, at, "controller", "incident.resolve", &json!({"incident": incident.id}))
+                tx.audit(at, "controller", "incident.resolve", &json!({"incident": incident.id}))
             });
             if let Err(e) = resolved {
                 self.store_failed("incident.resolve", &e);
@@ -465,9 +465,13 @@ impl Controller {
             Ok(d) => d,
             Err(e) => {
                 let error = e.to_string();
-                if let Err(e) =
-                    self.store.add_event(&incident.id, SystemTime::now(), "policy.error", &json!({"error": error}))
-                {
+                if let Err(e) = self.store.add_event(
+                    &self.fence,
+                    &incident.id,
+                    SystemTime::now(),
+                    "policy.error",
+                    &json!({"error": error}),
+                ) {
                     self.store_failed("timeline", &e);
                 }
                 events.push(Event::PolicyFailed { incident: incident.id.clone(), error: error.clone() });
@@ -492,17 +496,16 @@ impl Controller {
         // The decision, its timeline event, its audit entry and the new
         // state commit together: a decision that cannot be audited is not made.
         let fence = &self.fence;
-        let recorded = self.store.atomic(|tx| {
+        let recorded = self.store.atomic(fence, |tx| {
             tx.record_decision(&record, at)?;
             tx.add_event(&incident.id, at, "decision", &summary)?;
             tx.audit(
-                fence,
                 at,
                 "controller",
                 "decision",
                 &json!({"incident": incident.id, "decision": summary, "evidence": input["evidence"]}),
             )?;
-            tx.set_incident_state(fence, &incident.id, state, None)
+            tx.set_incident_state(&incident.id, state, None)
         });
         if let Err(e) = recorded {
             self.store_failed("decision", &e);
@@ -570,11 +573,10 @@ impl Controller {
             (RunKind::Fallback, RunOutcome::Failed { .. }) => (IncidentState::FailoverFailed, None),
         };
         let fence = &self.fence;
-        let recorded = self.store.atomic(|tx| {
-            tx.set_incident_state(fence, incident, state, closed)?;
+        let recorded = self.store.atomic(fence, |tx| {
+            tx.set_incident_state(incident, state, closed)?;
             if let Some(at) = closed {
                 tx.audit(
-                    fence,
                     at,
                     "controller",
                     "incident.resolve",
@@ -638,10 +640,10 @@ impl Controller {
             let at = SystemTime::now();
             let detail = json!({"action": RunKind::Fallback, "target": inc.backend, "reason": reason, "policy_sha256": self.policy.sha256()});
             let fence = &self.fence;
-            let recorded = self.store.atomic(|tx| {
-                tx.set_incident_state(fence, &inc.id, IncidentState::FallingBack, None)?;
+            let recorded = self.store.atomic(fence, |tx| {
+                tx.set_incident_state(&inc.id, IncidentState::FallingBack, None)?;
                 tx.add_event(&inc.id, at, "fallback.decision", &detail)?;
-                tx.audit(fence, at, "controller", "fallback.decision", &json!({"incident": inc.id, "decision": detail}))
+                tx.audit(at, "controller", "fallback.decision", &json!({"incident": inc.id, "decision": detail}))
             });
             if let Err(e) = recorded {
                 self.store_failed("fallback.decision", &e);
@@ -726,12 +728,12 @@ impl Controller {
         // The verdict, its audit entry and what it changes commit together: a
         // verdict that cannot be audited is refused (500) and changes nothing.
         let fence = &self.fence;
-        let recorded = self.store.atomic(|tx| {
+        let recorded = self.store.atomic(fence, |tx| {
             tx.record_approval(incident, verdict, actor, comment, at)?;
             tx.add_event(incident, at, "approval", &detail)?;
-            tx.audit(fence, at, actor, verdict.as_str(), &json!({"incident": incident, "comment": comment}))?;
+            tx.audit(at, actor, verdict.as_str(), &json!({"incident": incident, "comment": comment}))?;
             if let Some(state) = next_state {
-                tx.set_incident_state(fence, incident, state, None)?;
+                tx.set_incident_state(incident, state, None)?;
             }
             Ok(())
         });
@@ -796,7 +798,7 @@ impl Controller {
         // The incident, the decision, its audit entry and the new state
         // commit together: a forced failover that cannot be audited is refused.
         let fence = &self.fence;
-        let recorded = self.store.atomic(|tx| {
+        let recorded = self.store.atomic(fence, |tx| {
             let id = match &existing {
                 Some(i) => i.id.clone(),
                 None => {
@@ -815,8 +817,8 @@ impl Controller {
             };
             tx.record_decision(&record, at)?;
             tx.add_event(&id, at, "decision", &detail)?;
-            tx.audit(fence, at, actor, "failover.forced", &json!({"incident": id, "decision": detail}))?;
-            tx.set_incident_state(fence, &id, IncidentState::FailingOver, None)?;
+            tx.audit(at, actor, "failover.forced", &json!({"incident": id, "decision": detail}))?;
+            tx.set_incident_state(&id, IncidentState::FailingOver, None)?;
             Ok(id)
         });
         let id = match recorded {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use cutover_control::controller::{Controller, Event, LOCAL, RequestError, RollbackQuestion};
 use cutover_control::policy::Policy;
 use cutover_core::domain::{IncidentState, RunKind, RunOutcome, RunState};
-use cutover_store::{Fence, NewRun, SqliteStore};
+use cutover_store::{Fence, NewRun, SqliteStore, StoreExt};
 use serde_json::json;
 
 fn controller(dir: &Path, t0: Instant, policy: Policy) -> Controller {

@@ -769,7 +769,7 @@ impl Engine {
     }
 
     fn timeline(&self, job: &Job, kind: &str, detail: Value) {
-        if let Err(e) = self.store.add_event(&job.incident, SystemTime::now(), kind, &detail) {
+        if let Err(e) = self.store.add_event(&self.fence, &job.incident, SystemTime::now(), kind, &detail) {
             tracing::error!(error = %e, "recording a timeline event");
             (self.emit)(&EngineEvent::StoreError { op: "runbook.timeline" });
         }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{AuditLog, Fence, Segment, SegmentError, SqliteStore, SqliteTx, StoreError, VerifyReport};
+use crate::{AuditLog, Fence, Segment, SegmentError, SqliteStore, SqliteTx, StoreError, StoreExt, VerifyReport};
 
 pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -158,18 +158,6 @@ impl SqliteStore {
 }
 
 impl AuditLog for SqliteStore {
-    fn audit(
-        &self,
-        fence: &Fence,
-        at: SystemTime,
-        actor: &str,
-        action: &str,
-        detail: &Value,
-    ) -> Result<i64, StoreError> {
-        self.check(fence)?;
-        self.transaction(|tx| tx.append_audit(at, actor, action, detail))
-    }
-
     fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
         Ok(self
             .audit_rows_after(0, i64::MAX)?

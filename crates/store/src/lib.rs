@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use cutover_core::domain::{DecisionAction, IncidentState};
+use cutover_core::domain::{DecisionAction, IncidentState, RunState, StepState};
 use cutover_core::time::rfc3339;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -198,12 +198,6 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Runs `f` on the connection without a transaction of its own.
-    fn plain<T>(&self, f: impl FnOnce(&SqliteTx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let conn = self.conn();
-        f(&SqliteTx { conn: &conn, store: self })
-    }
-
     /// Embedded mode has one writer: every fence holds.
     fn check(&self, _fence: &Fence) -> Result<(), StoreError> {
         Ok(())
@@ -254,7 +248,12 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn atomically(&self, f: &mut dyn FnMut(&dyn Tx) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    fn atomically(
+        &self,
+        fence: &Fence,
+        f: &mut dyn FnMut(&dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.check(fence)?;
         self.transaction(|tx| f(tx))
     }
 
@@ -285,28 +284,6 @@ impl ActiveBackend for SqliteStore {
 }
 
 impl Incidents for SqliteStore {
-    fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError> {
-        self.plain(|tx| tx.open_incident(backend, at))
-    }
-
-    fn set_incident_state(
-        &self,
-        fence: &Fence,
-        id: &str,
-        state: IncidentState,
-        closed: Option<SystemTime>,
-    ) -> Result<(), StoreError> {
-        self.plain(|tx| tx.set_incident_state(fence, id, state, closed))
-    }
-
-    fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError> {
-        self.plain(|tx| tx.add_event(incident, at, kind, detail))
-    }
-
-    fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError> {
-        self.transaction(|tx| tx.record_decision(d, at))
-    }
-
     fn open_incident_for(&self, backend: &str) -> Result<Option<Incident>, StoreError> {
         let mut all =
             self.query_incidents("WHERE backend = ?1 AND closed_at IS NULL ORDER BY opened_at DESC", &[&backend])?;
@@ -396,14 +373,7 @@ impl Tx for SqliteTx<'_> {
         Ok(id)
     }
 
-    fn set_incident_state(
-        &self,
-        fence: &Fence,
-        id: &str,
-        state: IncidentState,
-        closed: Option<SystemTime>,
-    ) -> Result<(), StoreError> {
-        self.store.check(fence)?;
+    fn set_incident_state(&self, id: &str, state: IncidentState, closed: Option<SystemTime>) -> Result<(), StoreError> {
         let closed = closed.map(rfc3339);
         self.conn
             .execute(
@@ -450,16 +420,37 @@ impl Tx for SqliteTx<'_> {
         self.insert_approval(incident, verdict, actor, comment, at)
     }
 
-    fn audit(
-        &self,
-        fence: &Fence,
-        at: SystemTime,
-        actor: &str,
-        action: &str,
-        detail: &Value,
-    ) -> Result<i64, StoreError> {
-        self.store.check(fence)?;
+    fn audit(&self, at: SystemTime, actor: &str, action: &str, detail: &Value) -> Result<i64, StoreError> {
         self.append_audit(at, actor, action, detail)
+    }
+
+    fn begin_run(&self, run: &NewRun<'_>, at: SystemTime) -> Result<i64, StoreError> {
+        self.insert_run(run, at)
+    }
+
+    fn set_run_state(
+        &self,
+        id: i64,
+        state: RunState,
+        detail: Option<&Value>,
+        ended: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        self.update_run_state(id, state, detail, ended)
+    }
+
+    fn step_intent(
+        &self,
+        step: StepRef,
+        name: &str,
+        uses: &str,
+        intent: &Value,
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.upsert_step_intent(step, name, uses, intent, at)
+    }
+
+    fn step_result(&self, step: StepRef, state: StepState, result: &Value, at: SystemTime) -> Result<(), StoreError> {
+        self.update_step_result(step, state, result, at)
     }
 }
 

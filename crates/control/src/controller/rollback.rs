@@ -120,13 +120,13 @@ impl Controller {
             "onto": run.source, "by": actor, "comment": comment,
         });
         let fence = &self.fence;
-        let recorded = self.store.atomic(|tx| {
+        let recorded = self.store.atomic(fence, |tx| {
             tx.record_approval(&inc.id, verdict, actor, comment, at)?;
             tx.add_event(&inc.id, at, "approval", &detail)?;
             tx.add_event(&inc.id, at, kind, &rollback)?;
             let audit = json!({"incident": inc.id, "comment": comment, "rollback": rollback});
-            tx.audit(fence, at, actor, verdict.as_str(), &audit)?;
-            tx.set_incident_state(fence, &inc.id, state, None)
+            tx.audit(at, actor, verdict.as_str(), &audit)?;
+            tx.set_incident_state(&inc.id, state, None)
         });
         if let Err(e) = recorded {
             self.store_failed("approval", &e);

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use cutover_store::StoreExt;
 use serde_json::json;
 
 use super::Shared;
