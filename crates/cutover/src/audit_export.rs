@@ -178,7 +178,7 @@ impl Export {
 /// The exporter task of `cutover run`: every `interval`, uploads the entries
 /// written since the last segment. Failures are logged and counted, and
 /// retried on the next round.
-pub async fn run(mut export: Export, store: Arc<dyn Store>, shared: Arc<crate::cmd::run::Shared>) {
+pub async fn run(mut export: Export, store: Arc<dyn Store>, shared: Arc<crate::wiring::Shared>) {
     let failed = || shared.telemetry.emit(&Event::AuditSegmentExported { last: None });
     let mut tick = tokio::time::interval(export.cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

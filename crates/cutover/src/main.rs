@@ -9,9 +9,11 @@ mod cmd;
 mod listen;
 mod load;
 mod logs;
+mod orchestrate;
 mod shutdown;
 mod stats;
 mod warnings;
+mod wiring;
 
 use std::process::ExitCode;
 

@@ -499,7 +499,7 @@ impl Engine {
     ) -> Result<RunOutcome, StoreError> {
         let journal = self.store.steps(run)?;
         if approved_by.is_none()
-            && let Some(reason) = self.ask_guard(run, job, &step, &error, &journal, runbook)
+            && let Some(reason) = self.ask_guard(run, job, &step, &error, &journal, runbook).await
         {
             return Ok(RunOutcome::RollbackHeld { step, error, reason });
         }
@@ -556,7 +556,7 @@ impl Engine {
     /// traffic back onto. Records why in the timeline (`rollback.allowed`,
     /// or `rollback.held` with an audit entry); returns the reason when the
     /// rollback is held.
-    fn ask_guard(
+    async fn ask_guard(
         &self,
         run: i64,
         job: &Job,
@@ -597,7 +597,7 @@ impl Engine {
                 error,
                 onto: backend,
             };
-            let v = self.guard.may_roll_back_onto(&request);
+            let v = self.guard.may_roll_back_onto(&request).await;
             let detail = json!({"run": run, "kind": job.kind, "failed_step": step, "error": error, "onto": backend,
                                 "onto_health": v.health, "reason": v.reason});
             if v.allow {

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -11,7 +10,7 @@ use axum::response::Response;
 use http::HeaderValue;
 use http::header::CONTENT_TYPE;
 
-use crate::cmd::run::Shared;
+use crate::wiring::Shared;
 
 /// The handler: Prometheus text format.
 pub async fn handler(State(shared): State<Arc<Shared>>) -> Response {
@@ -21,12 +20,11 @@ pub async fn handler(State(shared): State<Arc<Shared>>) -> Response {
     resp
 }
 
+/// The registry's text. The controller task keeps its status gauges
+/// current itself; the denial log's counters are copied in here.
 async fn render_metrics(shared: &Shared) -> String {
-    let status = shared.controller.lock().unwrap().snapshot(Instant::now());
-    let metrics = shared.telemetry.metrics();
-    metrics.set_status(&status);
     let d = shared.denials.stats();
-    metrics.set_denials(
+    shared.telemetry.metrics().set_denials(
         d.failed.load(Ordering::Relaxed),
         d.dropped.load(Ordering::Relaxed),
         d.written.load(Ordering::Relaxed),

@@ -20,8 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower_service::Service;
 
-use crate::cmd::run::Shared;
 use crate::listen::{Limits, accept_loop, http1};
+use crate::wiring::Shared;
 
 /// Concurrent API connections; more are closed at once and counted.
 const MAX_CONNECTIONS: usize = 256;

@@ -8,7 +8,6 @@ pub mod config;
 pub mod demo;
 pub mod drill;
 pub mod gateway;
-pub mod orchestrate;
 pub mod policy;
 pub mod probe;
 pub mod run;

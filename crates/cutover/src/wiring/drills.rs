@@ -7,10 +7,12 @@ use cutover_control::telemetry::Event;
 use cutover_store::StoreExt;
 use serde_json::json;
 
+use super::Shared;
+
 /// `[[drills]]`: runs each drill on its schedule, one at a time, as a child
 /// `cutover drill` process against its staging configuration; records the
 /// result in the audit log and `cutover_drills_total`.
-pub async fn scheduled(shared: Arc<crate::cmd::run::Shared>, drills: Vec<cutover_core::config::DrillConfig>) {
+pub async fn scheduled(shared: Arc<Shared>, drills: Vec<cutover_core::config::DrillConfig>) {
     if drills.is_empty() {
         return;
     }
@@ -62,8 +64,7 @@ pub async fn scheduled(shared: Arc<crate::cmd::run::Shared>, drills: Vec<cutover
             report: report.display().to_string(),
             detail: detail.clone(),
         });
-        let store = shared.controller.lock().unwrap().store().clone();
-        if let Err(e) = store.audit(
+        if let Err(e) = shared.store.audit(
             &cutover_store::Fence::local(),
             std::time::SystemTime::now(),
             "scheduler",
