@@ -9,6 +9,7 @@
 //! - [`store::EtcdStore`]: the `cutover_store::Store` interface on etcd,
 //!   every write one transaction guarded on the fence.
 
+pub mod active;
 pub mod client;
 pub mod election;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod store;
 pub mod tls;
 pub mod watch;
 
+pub use active::{ActiveFollower, Contact};
 pub use client::{Client, ClientOptions};
 pub use election::{Election, ElectionConfig, ElectionStatus, LeaderInfo, Role};
 pub use error::{EtcdError, TransportError};

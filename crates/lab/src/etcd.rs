@@ -170,6 +170,15 @@ impl EtcdMember {
     }
 
     /// Kills the member (when running) and starts it again on its data
+    /// directory, without waiting: a member alone is not healthy until a
+    /// quorum is back (restart every member, then
+    /// [`EtcdCluster::wait_healthy`]).
+    pub fn start_again(&mut self) -> Result<(), LabError> {
+        self.kill()?;
+        self.spawn()
+    }
+
+    /// Kills the member (when running) and starts it again on its data
     /// directory; waits until it is healthy.
     pub fn restart(&mut self) -> Result<(), LabError> {
         self.kill()?;

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cutover_core::Config;
+use cutover_core::config::HaConfig;
+use cutover_etcd::registry::GatewayRegistration;
+use cutover_etcd::{ActiveFollower, Client};
 use cutover_gateway::{ActiveBackend, Gateway, GatewayOptions, State, follow_state};
 use tokio::net::TcpListener;
 
@@ -77,7 +80,8 @@ impl RunningAlone {
 }
 
 /// Starts the gateway alone: it starts on the active backend recorded in
-/// the state file (else the primary) and follows it every `poll`.
+/// the state file (else the primary) and follows it every `poll` — or,
+/// with `[ha]`, follows the active backend in etcd.
 pub async fn start_alone(config: &Config, alone: Alone) -> Result<RunningAlone, Failure> {
     let primary = config.primary().name.clone();
     let known: Vec<String> = config.backend_names().iter().map(|s| s.to_string()).collect();
@@ -91,8 +95,67 @@ pub async fn start_alone(config: &Config, alone: Alone) -> Result<RunningAlone, 
     let listener = TcpListener::bind(alone.listen).await.with_context(|| format!("binding {}", alone.listen))?;
     let bound = Bound::new(gateway, listener, tls)?;
     let mut tasks = Tasks::new();
-    tasks.spawn(follow_state(active, state, primary, known, alone.poll));
+    match &config.ha {
+        Some(ha) => tasks.spawn(follow_etcd(active, ha, primary, known)?),
+        None => tasks.spawn(follow_state(active, state, primary, known, alone.poll)),
+    }
     eprintln!("cutover gateway listening on {}://{} (active backend: {initial})", bound.scheme, bound.addr);
     bound.serve(&mut tasks);
     Ok(RunningAlone { tasks })
+}
+
+/// With `[ha]`: follows `<prefix>/active_backend` in etcd (a watch; absent
+/// means the primary), switches within the watch's latency, and registers
+/// this gateway (`[ha] node`) under its own lease with the value it serves,
+/// for `state.switch` and `cutover ha status`. While etcd cannot be reached
+/// it keeps serving the last value it read, and says so once.
+fn follow_etcd(
+    active: ActiveBackend,
+    ha: &HaConfig,
+    primary: String,
+    known: Vec<String>,
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static, Failure> {
+    let options = crate::ha::client_options(ha).map_err(|e| Failure::Usage(e.to_string()))?;
+    let client = Client::new(&options).map_err(|e| Failure::Usage(format!("[ha] etcd: {e}")))?;
+    let (prefix, name, ttl, every) =
+        (ha.prefix.clone(), ha.node.clone(), ha.timing.lease_ttl, ha.timing.renew_interval);
+    Ok(async move {
+        let follower = ActiveFollower::start(client.clone(), &prefix, every);
+        let registration = GatewayRegistration::start(client, &prefix, &name, ttl);
+        let (mut value, known_rx) = (follower.value(), follower.known());
+        let mut tick = tokio::time::interval(every);
+        let mut away = false;
+        loop {
+            tokio::select! {
+                changed = value.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if !*known_rx.borrow() {
+                        continue; // nothing read from etcd yet: keep the start-up value
+                    }
+                    let name = value.borrow_and_update().clone().unwrap_or_else(|| primary.clone());
+                    if !known.contains(&name) {
+                        tracing::warn!(value = %name, "etcd's active backend names no configured backend; ignored");
+                        continue;
+                    }
+                    if active.set(&name) {
+                        tracing::info!(active = %name, "active backend switched (etcd)");
+                    }
+                    registration.ack(Some(name));
+                }
+                _ = tick.tick() => {
+                    let stale = follower.age().is_none_or(|a| a > ttl);
+                    if stale != away {
+                        away = stale;
+                        if stale {
+                            tracing::warn!(active = %active.get(), "etcd unreachable: serving the last known active backend");
+                        } else {
+                            tracing::info!(active = %active.get(), "etcd reachable again");
+                        }
+                    }
+                }
+            }
+        }
+    })
 }

@@ -84,6 +84,11 @@ impl Drop for Inner {
     }
 }
 
+/// The key of the active backend under `prefix`.
+pub fn active_key(prefix: &str) -> String {
+    format!("{}/active_backend", prefix.trim_end_matches('/'))
+}
+
 /// The keys under the prefix.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
@@ -95,7 +100,7 @@ impl Keys {
         crate::election::leader_key(&self.p)
     }
     pub(crate) fn active(&self) -> String {
-        format!("{}/active_backend", self.p)
+        active_key(&self.p)
     }
     pub(crate) fn incidents(&self) -> String {
         format!("{}/incidents/", self.p)
@@ -159,6 +164,7 @@ impl EtcdStore {
             active.clone(),
             start,
             options.request_timeout.max(Duration::from_millis(500)),
+            crate::active::Contact::default(),
         ));
         Ok(Self { inner: Arc::new(Inner { client, keys, location, rt: Some(rt), local, active }), audit_key: None })
     }
@@ -248,15 +254,25 @@ fn publish(tx: &watch::Sender<Option<String>>, value: Option<String>) {
 /// Follows the active backend key from `rev` on: a watch, reconnected when
 /// it fails, and a read every `resync` in case the stream went silent (a
 /// paused or cut-off member). Keeps the last value while etcd is away.
-async fn follow(client: Client, key: String, tx: watch::Sender<Option<String>>, mut rev: i64, resync: Duration) {
+/// (Also what [`crate::active::ActiveFollower`] runs for a gateway.)
+pub(crate) async fn follow(
+    client: Client,
+    key: String,
+    tx: watch::Sender<Option<String>>,
+    mut rev: i64,
+    resync: Duration,
+    contact: crate::active::Contact,
+) {
     let key = key.into_bytes();
     let read = |rev_now: i64| {
         let client = client.clone();
         let key = key.clone();
         let tx = tx.clone();
+        let contact = contact.clone();
         async move {
             match tokio::time::timeout(resync * 2, client.get(&key)).await {
                 Ok(Ok((header, kv))) => {
+                    contact.touch();
                     let mod_rev = kv.as_ref().map_or(0, |kv| kv.mod_revision);
                     if mod_rev > rev_now || (kv.is_none() && rev_now > 0 && tx.borrow().is_some()) {
                         publish(&tx, kv.and_then(|kv| String::from_utf8(kv.value).ok()));
@@ -284,6 +300,7 @@ async fn follow(client: Client, key: String, tx: watch::Sender<Option<String>>, 
             tokio::select! {
                 m = w.next() => match m {
                     Ok(Some(msg)) => {
+                        contact.touch();
                         for ev in msg.events {
                             rev = rev.max(ev.kv.mod_revision);
                             match ev.kind {
