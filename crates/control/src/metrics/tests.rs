@@ -42,6 +42,8 @@ fn renders_histograms_counters_and_gauges() {
         }],
         open_incidents: 1,
         store_errors: Default::default(),
+        leading: true,
+        token: None,
     });
     let text = render(&t);
     assert!(
@@ -86,6 +88,8 @@ fn set_gauges_stay_until_set_again() {
         backends: Vec::new(),
         open_incidents: 0,
         store_errors: Default::default(),
+        leading: true,
+        token: None,
     });
     let text = render(&t);
     assert!(text.contains("# TYPE cutover_signal_up gauge\ncutover_signal_up{signal=\"prometheus\"} 0\n"), "{text}");

@@ -181,6 +181,27 @@ pub(super) fn log(event: &Event) {
             json!({"scenario": scenario, "result": result, "report": report, "detail": detail}),
         ),
         Event::AuditSegmentExported { last } => tracing::debug!(last = ?last, "audit segment exported"),
+        Event::LeadershipChanged { leading: true, token, .. } => line(
+            Level::INFO,
+            "ha.leading",
+            &format!("ha: leading{}", token.map(|t| format!(" with fencing token {t}")).unwrap_or_default()),
+            json!({"leading": true, "token": token}),
+        ),
+        Event::LeadershipChanged { leading: false, leader, .. } => line(
+            Level::WARN,
+            "ha.standby",
+            &match leader {
+                Some(l) => format!("ha: standing by; {} ({}) leads", l.node, l.api),
+                None => "ha: standing by; no leader known".to_string(),
+            },
+            json!({"leading": false, "leader": leader}),
+        ),
+        Event::WriteFenced { op, revision } => line(
+            Level::WARN,
+            "ha.fenced",
+            &format!("ha: {op} refused: the fence of token {revision:?} no longer holds; standing by"),
+            json!({"op": op, "revision": revision}),
+        ),
     }
 }
 
