@@ -621,7 +621,8 @@ impl Controller {
     /// time from the incident's opening to a completed failover). On a
     /// standby it records nothing (see [`Controller::try_run_finished`]).
     pub fn run_finished(&mut self, incident: &str, kind: RunKind, outcome: &RunOutcome, now: Now) {
-        if let Err(e) = self.try_run_finished(incident, kind, outcome, now) {
+        // A store failure is already counted and logged by `try_run_finished`.
+        if let Err(e @ RequestError::NotLeader { .. }) = self.try_run_finished(incident, kind, outcome, now) {
             tracing::warn!(incident, error = %e, "the end of a run was not recorded");
         }
     }

@@ -14,6 +14,11 @@
 //! - The state store's blocking I/O (SQLite with fsync) runs on this thread,
 //!   never on an async worker.
 //! - The controller reads no clock: its time is the commands' [`Now`].
+//! - [`ControllerHandle::lead`] and [`ControllerHandle::stand_by`] take
+//!   effect in command order: commands sent after `stand_by` write nothing
+//!   shared. A leadership change the controller makes by itself (a fenced
+//!   write) goes out as [`Event::LeadershipChanged`] like the others, and
+//!   the [`Status`] says `leading`.
 //!
 //! # Caveats
 //! - The thread ends when every [`ControllerHandle`] is dropped; requests

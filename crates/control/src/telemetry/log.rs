@@ -199,7 +199,10 @@ pub(super) fn log(event: &Event) {
         Event::WriteFenced { op, revision } => line(
             Level::WARN,
             "ha.fenced",
-            &format!("ha: {op} refused: the fence of token {revision:?} no longer holds; standing by"),
+            &match revision {
+                Some(t) => format!("ha: {op} refused: the fence of token {t} no longer holds; standing by"),
+                None => format!("ha: {op} refused: the fence no longer holds; standing by"),
+            },
             json!({"op": op, "revision": revision}),
         ),
     }
