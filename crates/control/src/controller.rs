@@ -26,11 +26,13 @@ use crate::health::{Health, Observation, Thresholds, Tracker, Transition};
 use crate::policy::{Action, Decision, Policy};
 use crate::telemetry::{Telemetry, quorum_json};
 
+mod leadership;
 mod rollback;
 mod task;
 
 /// What the controller reports: the one event type of [`crate::telemetry`].
 pub use crate::telemetry::Event;
+pub use leadership::{Leader, Leadership};
 pub use rollback::RollbackQuestion;
 pub use task::{BackendStatus, ControllerHandle, Report, Status, VantageStatus, start};
 
@@ -67,6 +69,13 @@ pub enum RequestError {
     /// The controller has stopped (the process is shutting down).
     #[error("the controller has stopped")]
     Stopped,
+    /// This controller stands by (HA): only the leader acts. `leader` is who
+    /// leads, when known (the API answers 503 naming it).
+    #[error("this node is a standby: {}", match leader {
+        Some(l) => format!("the leader is {} ({})", l.node, l.api),
+        None => "no leader is known".to_string(),
+    })]
+    NotLeader { leader: Option<Leader> },
 }
 
 /// The controller's own vantage point.
@@ -127,8 +136,14 @@ pub struct Controller {
     config: Config,
     policy: Policy,
     store: Arc<dyn Store>,
-    /// What the controller's fenced writes carry ([`Fence::local`] when embedded).
-    fence: Fence,
+    /// Leading (with the fence its writes carry: [`Fence::local`] when
+    /// embedded) or standing by.
+    role: Leadership,
+    /// A leadership change the controller made by itself (a fenced write),
+    /// until the task takes it.
+    role_change: Option<Event>,
+    /// The active backend as the store publishes it (a standby follows it).
+    active_watch: tokio::sync::watch::Receiver<Option<String>>,
     thresholds: Thresholds,
     backends: Vec<Backend>,
     active: String,
@@ -150,9 +165,20 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// Builds the controller; the active backend comes from the store (a
-    /// restart keeps it), else the primary.
+    /// Builds the controller, leading with [`Fence::local`] (embedded); the
+    /// active backend comes from the store (a restart keeps it), else the
+    /// primary.
     pub fn new(config: Config, policy: Policy, store: Arc<dyn Store>, now: Instant) -> Result<Self, StoreError> {
+        Self::build(config, policy, store, now, Leadership::Leading(Fence::local()))
+    }
+
+    fn build(
+        config: Config,
+        policy: Policy,
+        store: Arc<dyn Store>,
+        now: Instant,
+        role: Leadership,
+    ) -> Result<Self, StoreError> {
         let d = &config.detect;
         let thresholds = Thresholds {
             failures: d.failures,
@@ -163,44 +189,28 @@ impl Controller {
             recover_successes: d.recover_successes,
             recover_after: d.recover_after,
         };
-        // A restart keeps what is true: health is unknown until fresh
-        // evidence, and a backend with an open incident must recover by the
-        // recovery rules before that incident resolves.
-        let open: Vec<String> = store.open_incidents()?.into_iter().map(|i| i.backend).collect();
         let backends = config
             .backends
             .iter()
-            .map(|b| {
-                let mut backend = Backend {
-                    name: b.name.clone(),
-                    role: b.role,
-                    residency: b.residency.clone(),
-                    vantages: BTreeMap::new(),
-                    verify: None,
-                    decided_on: None,
-                    resumed: open.contains(&b.name),
-                };
-                let tracker = backend.new_tracker(&thresholds);
-                backend
-                    .vantages
-                    .insert(LOCAL.to_string(), Vantage { tracker, last_seen: now, last_outcome: "none".into() });
-                backend
+            .map(|b| Backend {
+                name: b.name.clone(),
+                role: b.role,
+                residency: b.residency.clone(),
+                vantages: BTreeMap::new(),
+                verify: None,
+                decided_on: None,
+                resumed: false,
             })
             .collect();
-        let fence = Fence::local();
-        let active = match store.active_backend()? {
-            Some(a) if config.backend(&a).is_some() => a,
-            _ => {
-                let p = config.primary().name.clone();
-                store.set_active_backend(&fence, &p)?;
-                p
-            }
-        };
-        Ok(Self {
+        let active_watch = store.watch_active_backend();
+        let active = config.primary().name.clone();
+        let mut controller = Self {
             config,
             policy,
             store,
-            fence,
+            role,
+            role_change: None,
+            active_watch,
             thresholds,
             backends,
             active,
@@ -212,7 +222,42 @@ impl Controller {
             replication: json!({"lags": [], "journal": null}),
             store_errors: BTreeMap::new(),
             telemetry: Telemetry::default(),
-        })
+        };
+        controller.reload()?;
+        for b in &mut controller.backends {
+            let tracker = b.new_tracker(&controller.thresholds);
+            b.vantages.insert(LOCAL.to_string(), Vantage { tracker, last_seen: now, last_outcome: "none".into() });
+        }
+        Ok(controller)
+    }
+
+    /// Reads from the store what a starting controller (or one that starts
+    /// to lead) must know: the open incidents (their backends must recover
+    /// by the recovery rules before they resolve, and are decided on afresh
+    /// from the incident's stored state) and the active backend (the
+    /// primary when none was ever set, which a leader records).
+    fn reload(&mut self) -> Result<(), StoreError> {
+        // A restart keeps what is true: health is unknown until fresh
+        // evidence, and a backend with an open incident must recover by the
+        // recovery rules before that incident resolves.
+        let open: Vec<String> = self.store.open_incidents()?.into_iter().map(|i| i.backend).collect();
+        for b in &mut self.backends {
+            b.resumed = open.contains(&b.name);
+            b.decided_on = None;
+        }
+        self.fallback_checked.clear();
+        self.active = match self.store.active_backend()? {
+            Some(a) if self.config.backend(&a).is_some() => a,
+            _ => {
+                let p = self.config.primary().name.clone();
+                if let Some(fence) = self.role.fence() {
+                    self.store.set_active_backend(fence, &p)?;
+                }
+                p
+            }
+        };
+        self.active_watch.mark_unchanged();
+        Ok(())
     }
 
     /// Reports into `telemetry` (the process's registered metrics) instead
@@ -246,7 +291,13 @@ impl Controller {
     /// performed (a mutation that cannot be recorded and audited does not
     /// happen), except records of what already happened (health history,
     /// timeline notes, a runbook's end), which are only lost.
+    /// A write refused with [`StoreError::Fenced`] is not a failure of the
+    /// store: the controller stands by instead ([`Controller::fenced_out`]).
     fn store_failed(&mut self, op: &'static str, e: &StoreError) {
+        if let StoreError::Fenced { revision, .. } = e {
+            self.fenced_out(op, *revision);
+            return;
+        }
         self.telemetry.emit(&Event::StoreFailed { op: op.to_string(), error: Some(e.to_string()) });
         *self.store_errors.entry(op).or_default() += 1;
     }
@@ -306,6 +357,7 @@ impl Controller {
 
     /// Applies time-based rules (confirmation, recovery, agent ageing).
     pub fn tick(&mut self, now: Now) -> Vec<Event> {
+        self.follow_active();
         let mut events = Vec::new();
         for i in 0..self.backends.len() {
             let names: Vec<String> = self.backends[i].vantages.keys().cloned().collect();
@@ -378,8 +430,11 @@ impl Controller {
         }
     }
 
-    /// Opens, decides and resolves incidents for backend `i`.
+    /// Opens, decides and resolves incidents for backend `i`; only while
+    /// leading (a standby writes nothing and decides nothing).
     fn evaluate(&mut self, now: Now, i: usize) -> Vec<Event> {
+        let Some(fence) = self.role.fence().cloned() else { return Vec::new() };
+        let fence = &fence;
         let name = self.backends[i].name.clone();
         let q = self.quorum(&name, now.mono);
         let verify_failed = self.backends[i].verify.as_ref().is_some_and(|v| !v.ok);
@@ -394,7 +449,6 @@ impl Controller {
         let Some(incident) = open else {
             if q.down > 0 {
                 let at = now.wall;
-                let fence = &self.fence;
                 let opened = self.store.atomic(fence, |tx| {
                     let id = tx.open_incident(&name, at)?;
                     let opened =
@@ -437,7 +491,6 @@ impl Controller {
             };
             let resolved =
                 Event::IncidentResolved { id: incident.id.clone(), backend: name, reason: reason.to_string() };
-            let fence = &self.fence;
             let recorded = self.store.atomic(fence, |tx| {
                 tx.set_incident_state(&incident.id, IncidentState::Resolved, Some(at))?;
                 record_timeline(tx, at, &resolved)?;
@@ -467,11 +520,14 @@ impl Controller {
                 let error = e.to_string();
                 let failed = Event::PolicyFailed { incident: incident.id.clone(), error: error.clone() };
                 if let Some(t) = self.telemetry.emit(&failed)
-                    && let Err(e) = self.store.add_event(&self.fence, &t.incident, now.wall, t.kind, &t.detail)
+                    && let Err(e) = self.store.add_event(fence, &t.incident, now.wall, t.kind, &t.detail)
                 {
                     self.store_failed("timeline", &e);
                 }
                 events.push(failed);
+                if !self.is_leading() {
+                    return events; // fenced out: no decision with the old fence
+                }
                 Decision { action: Action::Hold, target: None, reason: format!("policy error, holding: {error}") }
             }
         };
@@ -497,7 +553,6 @@ impl Controller {
         };
         // The decision, its timeline event, its audit entry and the new
         // state commit together: a decision that cannot be audited is not made.
-        let fence = &self.fence;
         let recorded = self.store.atomic(fence, |tx| {
             tx.record_decision(&record, at)?;
             record_timeline(tx, at, &decided)?;
@@ -534,10 +589,15 @@ impl Controller {
     /// `state.switch`: makes `target` the active backend (recorded in the
     /// store, which the standalone gateway follows). Returns the previous one.
     pub fn set_active(&mut self, target: &str) -> Result<String, RequestError> {
+        let fence = self.acting()?;
         if self.config.backend(target).is_none() {
             return Err(RequestError::NotFound(format!("no backend named {target:?}")));
         }
-        self.store.set_active_backend(&self.fence, target)?;
+        match self.store.set_active_backend(&fence, target) {
+            Ok(()) => {}
+            Err(e @ StoreError::Fenced { .. }) => return Err(self.refused("active.set", e)),
+            Err(e) => return Err(e.into()),
+        }
         let from = std::mem::replace(&mut self.active, target.to_string());
         if from != target {
             self.telemetry.emit(&Event::Switched { from: from.clone(), to: target.to_string() });
@@ -558,8 +618,26 @@ impl Controller {
     /// primary must be stable for `stable_for` once more); rollback held →
     /// `awaiting_approval` (of the rollback); an approved rollback that
     /// completed → `rolled_back`. Emits [`Event::RunSettled`] (with the
-    /// time from the incident's opening to a completed failover).
+    /// time from the incident's opening to a completed failover). On a
+    /// standby it records nothing (see [`Controller::try_run_finished`]).
     pub fn run_finished(&mut self, incident: &str, kind: RunKind, outcome: &RunOutcome, now: Now) {
+        // A store failure is already counted and logged by `try_run_finished`.
+        if let Err(e @ RequestError::NotLeader { .. }) = self.try_run_finished(incident, kind, outcome, now) {
+            tracing::warn!(incident, error = %e, "the end of a run was not recorded");
+        }
+    }
+
+    /// [`Controller::run_finished`], saying why the end of the run was not
+    /// recorded: [`RequestError::NotLeader`] on a standby (nothing written),
+    /// or the store's error (counted; the run's end is lost).
+    pub fn try_run_finished(
+        &mut self,
+        incident: &str,
+        kind: RunKind,
+        outcome: &RunOutcome,
+        now: Now,
+    ) -> Result<(), RequestError> {
+        let fence = self.acting()?;
         let (state, closed) = match (kind, outcome) {
             (_, RunOutcome::RollbackHeld { .. }) => (IncidentState::AwaitingApproval, None),
             (RunKind::Rollback, RunOutcome::Completed | RunOutcome::RolledBack { .. }) => {
@@ -579,8 +657,7 @@ impl Controller {
             }
             (RunKind::Fallback, RunOutcome::Failed { .. }) => (IncidentState::FailoverFailed, None),
         };
-        let fence = &self.fence;
-        let recorded = self.store.atomic(fence, |tx| {
+        let recorded = self.store.atomic(&fence, |tx| {
             tx.set_incident_state(incident, state, closed)?;
             if let Some(at) = closed {
                 tx.audit(
@@ -592,9 +669,7 @@ impl Controller {
             }
             Ok(())
         });
-        if let Err(e) = recorded {
-            self.store_failed("run.finished", &e);
-        }
+        let refused = recorded.err().map(|e| self.refused("run.finished", e));
         let detection_to_switch = match (kind, outcome) {
             (RunKind::Failover, RunOutcome::Completed) => {
                 self.opened.get(incident).map(|t| now.mono.saturating_duration_since(*t))
@@ -607,12 +682,16 @@ impl Controller {
             outcome: outcome.clone(),
             detection_to_switch,
         });
+        refused.map_or(Ok(()), Err)
     }
 
     /// Starts the fallback of failed-over incidents whose backend has been
     /// healthy for `stable_for`, at least `min_dwell` after the failover,
     /// when the policy's fallback rule allows it.
     fn check_fallback(&mut self, now: Now) -> Vec<Event> {
+        if !self.is_leading() {
+            return Vec::new(); // a standby decides nothing
+        }
         let open = match self.store.open_incidents() {
             Ok(open) => open,
             Err(e) => {
@@ -658,6 +737,7 @@ impl Controller {
                 }
             };
             let (true, reason) = verdict else { continue };
+            let Some(fence) = self.role.fence().cloned() else { break }; // fenced out meanwhile
             let at = now.wall;
             let decided = Event::FallbackDecided {
                 incident: inc.id.clone(),
@@ -666,8 +746,7 @@ impl Controller {
                 policy_sha256: self.policy.sha256().to_string(),
             };
             let detail = decided.timeline().map(|t| t.detail).unwrap_or_default();
-            let fence = &self.fence;
-            let recorded = self.store.atomic(fence, |tx| {
+            let recorded = self.store.atomic(&fence, |tx| {
                 tx.set_incident_state(&inc.id, IncidentState::FallingBack, None)?;
                 record_timeline(tx, at, &decided)?;
                 tx.audit(at, "controller", "fallback.decision", &json!({"incident": inc.id, "decision": detail}))
@@ -704,6 +783,7 @@ impl Controller {
         comment: &str,
         now: Now,
     ) -> Result<Option<RunbookDue>, RequestError> {
+        let fence = self.acting()?;
         let inc = self
             .store
             .incident(incident)?
@@ -762,8 +842,7 @@ impl Controller {
         };
         // The verdict, its audit entry and what it changes commit together: a
         // verdict that cannot be audited is refused (500) and changes nothing.
-        let fence = &self.fence;
-        let recorded = self.store.atomic(fence, |tx| {
+        let recorded = self.store.atomic(&fence, |tx| {
             tx.record_approval(incident, verdict, actor, comment, at)?;
             record_timeline(tx, at, &approval)?;
             tx.audit(at, actor, verdict.as_str(), &json!({"incident": incident, "comment": comment}))?;
@@ -773,8 +852,7 @@ impl Controller {
             Ok(())
         });
         if let Err(e) = recorded {
-            self.store_failed("approval", &e);
-            return Err(e.into());
+            return Err(self.refused("approval", e));
         }
         self.telemetry.emit(&approval);
         let (Some(IncidentState::FailingOver), Some(target)) = (next_state, target) else { return Ok(None) };
@@ -811,6 +889,7 @@ impl Controller {
         actor: &str,
         now: Now,
     ) -> Result<RunbookDue, RequestError> {
+        let fence = self.acting()?;
         if self.config.backend(target).is_none() {
             return Err(RequestError::NotFound(format!("no backend named {target:?}")));
         }
@@ -833,8 +912,7 @@ impl Controller {
         let input = json!({"manual": true, "actor": actor, "source": source, "target": target});
         // The incident, the decision, its audit entry and the new state
         // commit together: a forced failover that cannot be audited is refused.
-        let fence = &self.fence;
-        let recorded = self.store.atomic(fence, |tx| {
+        let recorded = self.store.atomic(&fence, |tx| {
             let (id, opened) = match &existing {
                 Some(i) => (i.id.clone(), None),
                 None => {
@@ -872,10 +950,7 @@ impl Controller {
         });
         let (id, opened, forced) = match recorded {
             Ok(r) => r,
-            Err(e) => {
-                self.store_failed("failover.forced", &e);
-                return Err(e.into());
-            }
+            Err(e) => return Err(self.refused("failover.forced", e)),
         };
         if let Some(opened) = opened {
             self.opened.insert(id.clone(), now.mono);

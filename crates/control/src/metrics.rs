@@ -61,6 +61,12 @@ pub const AUDIT_DENIAL_ENTRIES: &str = "cutover_audit_denial_entries";
 pub const AUDIT_EXPORT_SEGMENTS: &str = "cutover_audit_export_segments";
 /// The newest audit entry known to be in the export.
 pub const AUDIT_EXPORTED_SEQ: &str = "cutover_audit_exported_seq";
+/// 1 while this controller leads (HA), else 0.
+pub const HA_LEADER: &str = "cutover_ha_leader";
+/// Times this controller started or stopped leading (or led with a new token).
+pub const HA_LEADERSHIP_CHANGES: &str = "cutover_ha_leadership_changes";
+/// Writes the store refused because their fence no longer held.
+pub const HA_FENCED_WRITES: &str = "cutover_ha_fenced_writes";
 
 /// Upper bounds of the histogram buckets, in seconds.
 const BUCKETS: [f64; 15] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -261,6 +267,9 @@ pub struct Metrics {
     audit_denial_entries: Counter,
     pub(crate) audit_export_segments: Family<ResultLabel, Counter>,
     pub(crate) audit_exported_seq: Gauge,
+    pub(crate) ha_leader: Gauge,
+    pub(crate) ha_leadership_changes: Counter,
+    pub(crate) ha_fenced_writes: Counter,
 }
 
 impl Metrics {
@@ -336,6 +345,17 @@ impl Metrics {
             AUDIT_EXPORTED_SEQ,
             "The newest audit entry known to be in the export",
             self.audit_exported_seq.clone(),
+        );
+        registry.register(HA_LEADER, "1 while this controller leads, else 0", self.ha_leader.clone());
+        registry.register(
+            HA_LEADERSHIP_CHANGES,
+            "Times this controller started or stopped leading",
+            self.ha_leadership_changes.clone(),
+        );
+        registry.register(
+            HA_FENCED_WRITES,
+            "Writes the store refused because their fence no longer held",
+            self.ha_fenced_writes.clone(),
         );
     }
 

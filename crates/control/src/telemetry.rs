@@ -24,7 +24,7 @@ use cutover_core::domain::{DecisionAction, RunKind, RunOutcome, StepPhase, Verdi
 use cutover_s3::probe::ProbeReport;
 use serde_json::{Value, json};
 
-use crate::controller::{Quorum, RunbookDue};
+use crate::controller::{Leader, Quorum, RunbookDue};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::policy::Decision;
@@ -100,6 +100,13 @@ pub enum Event {
     /// An audit segment was uploaded to the export (`last`: its newest
     /// entry), or the upload failed (`None`).
     AuditSegmentExported { last: Option<i64> },
+    /// The controller started or stopped acting (HA): `token` is the
+    /// fencing token while leading in HA; `leader` who leads instead, when
+    /// known.
+    LeadershipChanged { leading: bool, token: Option<i64>, leader: Option<Leader> },
+    /// The store refused a write because its fence no longer holds (a
+    /// deposed leader racing its deadline); the controller stands by.
+    WriteFenced { op: String, revision: Option<i64> },
 }
 
 /// An entry of an incident's timeline.
@@ -190,7 +197,9 @@ impl Event {
             | Event::SignalRead { .. }
             | Event::ConnectionRefused { .. }
             | Event::DrillFinished { .. }
-            | Event::AuditSegmentExported { .. } => return None,
+            | Event::AuditSegmentExported { .. }
+            | Event::LeadershipChanged { .. }
+            | Event::WriteFenced { .. } => return None,
         };
         Some(Timeline { incident: incident.clone(), kind, detail })
     }

@@ -107,6 +107,7 @@ impl Controller {
         comment: &str,
         now: Now,
     ) -> Result<Option<RunbookDue>, RequestError> {
+        let fence = self.acting()?;
         let verdict = if approve { Verdict::Approve } else { Verdict::Reject };
         let state = match (approve, run.kind) {
             (true, _) => IncidentState::RollingBack,
@@ -121,8 +122,7 @@ impl Controller {
         let approval =
             Event::Approval { incident: inc.id.clone(), verdict, by: actor.to_string(), comment: comment.to_string() };
         let decided = Event::RollbackVerdict { incident: inc.id.clone(), verdict, rollback: rollback.clone() };
-        let fence = &self.fence;
-        let recorded = self.store.atomic(fence, |tx| {
+        let recorded = self.store.atomic(&fence, |tx| {
             tx.record_approval(&inc.id, verdict, actor, comment, at)?;
             record_timeline(tx, at, &approval)?;
             record_timeline(tx, at, &decided)?;
@@ -131,16 +131,14 @@ impl Controller {
             tx.set_incident_state(&inc.id, state, None)
         });
         if let Err(e) = recorded {
-            self.store_failed("approval", &e);
-            return Err(e.into());
+            return Err(self.refused("approval", e));
         }
         self.telemetry.emit(&approval);
         self.telemetry.emit(&decided);
         if !approve {
             let mut done = run.detail.clone();
             done["rejected_by"] = json!(actor);
-            if let Err(e) =
-                self.store.set_run_state(&self.fence, run.id, RunState::RollbackRejected, Some(&done), Some(at))
+            if let Err(e) = self.store.set_run_state(&fence, run.id, RunState::RollbackRejected, Some(&done), Some(at))
             {
                 self.store_failed("run.finished", &e);
             }

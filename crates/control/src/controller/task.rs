@@ -14,6 +14,11 @@
 //! - The state store's blocking I/O (SQLite with fsync) runs on this thread,
 //!   never on an async worker.
 //! - The controller reads no clock: its time is the commands' [`Now`].
+//! - [`ControllerHandle::lead`] and [`ControllerHandle::stand_by`] take
+//!   effect in command order: commands sent after `stand_by` write nothing
+//!   shared. A leadership change the controller makes by itself (a fenced
+//!   write) goes out as [`Event::LeadershipChanged`] like the others, and
+//!   the [`Status`] says `leading`.
 //!
 //! # Caveats
 //! - The thread ends when every [`ControllerHandle`] is dropped; requests
@@ -32,7 +37,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{Controller, Event, LOCAL, RequestError, RunbookDue};
+use cutover_store::Fence;
+
+use super::{Controller, Event, LOCAL, Leader, RequestError, RunbookDue};
 use crate::clock::{Clock, Now};
 use crate::health::Health;
 
@@ -84,11 +91,21 @@ enum Command {
         target: String,
         reply: Reply<String>,
     },
-    /// A runbook run ended.
+    /// A runbook run ended (`reply`: whether its end was recorded).
     RunFinished {
         incident: String,
         kind: RunKind,
         outcome: RunOutcome,
+        reply: Option<Reply<()>>,
+    },
+    /// Become the leader, acting with `fence`.
+    Lead {
+        fence: Fence,
+        reply: Reply<()>,
+    },
+    /// Stop acting; `leader` leads instead, when known.
+    StandBy {
+        leader: Option<Leader>,
     },
     Signal {
         name: String,
@@ -131,6 +148,13 @@ pub struct Status {
     /// State store operations that failed since the start, by operation.
     #[serde(skip)]
     pub store_errors: BTreeMap<&'static str, u64>,
+    /// This controller acts (embedded: always). Not serialized: with `[ha]`
+    /// the API adds `role` and `leader` from the election.
+    #[serde(skip)]
+    pub leading: bool,
+    /// The fencing token while leading in HA.
+    #[serde(skip)]
+    pub token: Option<i64>,
 }
 
 /// One backend in [`Status`].
@@ -221,7 +245,12 @@ struct Owner {
 impl Owner {
     fn run(mut self, mut rx: mpsc::UnboundedReceiver<Stamped>) {
         while let Some(Stamped { now, command }) = rx.blocking_recv() {
-            let handled = self.handle(now, command);
+            let mut handled = self.handle(now, command);
+            // A fenced write made the controller stand by by itself.
+            if let Some(changed) = self.controller.take_role_change() {
+                handled.events.push(changed);
+                handled.publish = true;
+            }
             for e in handled.events {
                 let _ = self.events.send(e);
             }
@@ -279,10 +308,21 @@ impl Owner {
                 let r = c.set_active(&target);
                 Handled::events(Vec::new()).answer(move || drop(reply.send(r)))
             }
-            Command::RunFinished { incident, kind, outcome } => {
+            Command::RunFinished { incident, kind, outcome, reply: None } => {
                 c.run_finished(&incident, kind, &outcome, now);
                 Handled::events(Vec::new())
             }
+            Command::RunFinished { incident, kind, outcome, reply: Some(reply) } => {
+                let r = c.try_run_finished(&incident, kind, &outcome, now);
+                Handled::events(Vec::new()).answer(move || drop(reply.send(r)))
+            }
+            Command::Lead { fence, reply } => {
+                let r = c.lead(fence);
+                let changed = r.as_ref().ok().cloned().flatten();
+                Handled::events(changed.into_iter().collect())
+                    .answer(move || drop(reply.send(r.map(drop).map_err(RequestError::from))))
+            }
+            Command::StandBy { leader } => Handled::events(c.stand_by(leader).into_iter().collect()),
             Command::Signal { name, value } => {
                 c.set_signal(&name, value);
                 Handled::quiet()
@@ -413,7 +453,27 @@ impl ControllerHandle {
 
     /// A runbook run ended; moves its incident on.
     pub fn run_finished(&self, incident: &str, kind: RunKind, outcome: RunOutcome) -> bool {
-        self.send(Command::RunFinished { incident: incident.into(), kind, outcome })
+        self.send(Command::RunFinished { incident: incident.into(), kind, outcome, reply: None })
+    }
+
+    /// [`ControllerHandle::run_finished`], waiting for the answer:
+    /// [`RequestError::NotLeader`] on a standby (nothing recorded).
+    pub async fn finish_run(&self, incident: &str, kind: RunKind, outcome: RunOutcome) -> Result<(), RequestError> {
+        let incident = incident.to_string();
+        self.call(|reply| Command::RunFinished { incident, kind, outcome, reply: Some(reply) }).await
+    }
+
+    /// Becomes the leader, acting with `fence` (see [`Controller::lead`]);
+    /// returns once it leads, or with the store's error (it then stays a
+    /// standby). The status says `leading` before this returns.
+    pub async fn lead(&self, fence: Fence) -> Result<(), RequestError> {
+        self.call(|reply| Command::Lead { fence, reply }).await
+    }
+
+    /// Stops acting (see [`Controller::stand_by`]): commands handled after
+    /// this one write nothing shared. `leader` is who leads, when known.
+    pub fn stand_by(&self, leader: Option<Leader>) -> bool {
+        self.send(Command::StandBy { leader })
     }
 
     /// The latest reading of a signal, for the policy input.
@@ -499,6 +559,8 @@ impl Controller {
                 .collect(),
             open_incidents,
             store_errors: self.store_errors.clone(),
+            leading: self.is_leading(),
+            token: self.leadership().token(),
         }
     }
 }

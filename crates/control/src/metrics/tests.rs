@@ -42,6 +42,8 @@ fn renders_histograms_counters_and_gauges() {
         }],
         open_incidents: 1,
         store_errors: Default::default(),
+        leading: true,
+        token: None,
     });
     let text = render(&t);
     assert!(
@@ -86,6 +88,8 @@ fn set_gauges_stay_until_set_again() {
         backends: Vec::new(),
         open_incidents: 0,
         store_errors: Default::default(),
+        leading: true,
+        token: None,
     });
     let text = render(&t);
     assert!(text.contains("# TYPE cutover_signal_up gauge\ncutover_signal_up{signal=\"prometheus\"} 0\n"), "{text}");
@@ -114,4 +118,22 @@ fn copied_counters_show_their_source() {
     assert!(text.contains("cutover_store_errors_total{op=\"audit.denied\"} 2\n"), "{text}");
     assert!(text.contains("cutover_audit_denials_queue_full_total 3\n"), "{text}");
     assert!(text.contains("cutover_audit_denial_entries_total 4\n"), "{text}");
+}
+
+#[test]
+fn leadership_events_drive_the_ha_metrics() {
+    let t = Telemetry::default();
+    let text = render(&t);
+    assert!(text.contains("# TYPE cutover_ha_leader gauge\ncutover_ha_leader 0\n"), "{text}");
+    t.emit(&Event::LeadershipChanged { leading: true, token: Some(42), leader: None });
+    let text = render(&t);
+    assert!(text.contains("cutover_ha_leader 1\n"), "{text}");
+    assert!(text.contains("cutover_ha_leadership_changes_total 1\n"), "{text}");
+    t.emit(&Event::WriteFenced { op: "decision".into(), revision: Some(42) });
+    t.emit(&Event::LeadershipChanged { leading: false, token: None, leader: None });
+    let text = render(&t);
+    assert!(text.contains("cutover_ha_leader 0\n"), "{text}");
+    assert!(text.contains("cutover_ha_leadership_changes_total 2\n"), "{text}");
+    assert!(text.contains("cutover_ha_fenced_writes_total 1\n"), "{text}");
+    assert!(!text.contains("cutover_store_errors_total{op=\"decision\"}"), "a fenced write is no store error: {text}");
 }

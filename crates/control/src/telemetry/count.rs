@@ -82,6 +82,13 @@ pub(super) fn count(m: &Metrics, event: &Event) {
                 m.audit_exported_seq.set(*seq);
             }
         }
+        Event::LeadershipChanged { leading, .. } => {
+            m.ha_leader.set(i64::from(*leading));
+            m.ha_leadership_changes.inc();
+        }
+        Event::WriteFenced { .. } => {
+            m.ha_fenced_writes.inc();
+        }
         Event::IncidentOpened { .. }
         | Event::FailoverForced { .. }
         | Event::PolicyFailed { .. }

@@ -181,6 +181,30 @@ pub(super) fn log(event: &Event) {
             json!({"scenario": scenario, "result": result, "report": report, "detail": detail}),
         ),
         Event::AuditSegmentExported { last } => tracing::debug!(last = ?last, "audit segment exported"),
+        Event::LeadershipChanged { leading: true, token, .. } => line(
+            Level::INFO,
+            "ha.leading",
+            &format!("ha: leading{}", token.map(|t| format!(" with fencing token {t}")).unwrap_or_default()),
+            json!({"leading": true, "token": token}),
+        ),
+        Event::LeadershipChanged { leading: false, leader, .. } => line(
+            Level::WARN,
+            "ha.standby",
+            &match leader {
+                Some(l) => format!("ha: standing by; {} ({}) leads", l.node, l.api),
+                None => "ha: standing by; no leader known".to_string(),
+            },
+            json!({"leading": false, "leader": leader}),
+        ),
+        Event::WriteFenced { op, revision } => line(
+            Level::WARN,
+            "ha.fenced",
+            &match revision {
+                Some(t) => format!("ha: {op} refused: the fence of token {t} no longer holds; standing by"),
+                None => format!("ha: {op} refused: the fence no longer holds; standing by"),
+            },
+            json!({"op": op, "revision": revision}),
+        ),
     }
 }
 

@@ -105,3 +105,29 @@ fn probe_cycles_count_without_an_event_line() {
     let seen = lines(|| assert!(t.emit(&event).is_none()));
     assert!(seen.is_empty(), "{seen:?}");
 }
+
+#[test]
+fn leadership_changes_and_fenced_writes_are_event_lines_outside_any_timeline() {
+    let t = Telemetry::default();
+    let leader = crate::controller::Leader { node: "ctl-b".into(), api: "http://10.0.0.6:8080".into() };
+    let events = [
+        Event::LeadershipChanged { leading: true, token: Some(9), leader: None },
+        Event::WriteFenced { op: "decision".into(), revision: Some(9) },
+        Event::LeadershipChanged { leading: false, token: None, leader: Some(leader) },
+    ];
+    let seen = lines(|| {
+        for e in &events {
+            assert!(t.emit(e).is_none(), "{e:?} has a timeline entry");
+        }
+    });
+    let kinds: Vec<(&str, &str, &str)> = seen.iter().map(|(l, k, m, _)| (l.as_str(), k.as_str(), m.as_str())).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("INFO", "ha.leading", "ha: leading with fencing token 9"),
+            ("WARN", "ha.fenced", "ha: decision refused: the fence of token 9 no longer holds; standing by"),
+            ("WARN", "ha.standby", "ha: standing by; ctl-b (http://10.0.0.6:8080) leads"),
+        ]
+    );
+    assert_eq!(seen[2].3, json!({"leading": false, "leader": {"node": "ctl-b", "api": "http://10.0.0.6:8080"}}));
+}
