@@ -88,7 +88,9 @@ impl ApiError {
             Self::Request(RequestError::Store(_)) | Self::Store(_) | Self::StoreRead(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            Self::Request(RequestError::Stopped) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Request(RequestError::Stopped) | Self::Request(RequestError::NotLeader { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -115,7 +117,12 @@ pub struct Refusal {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let why = self.to_string();
-        let mut resp = json(self.status(), &json!({"error": why}));
+        let body = match &self {
+            // A standby names the leader, for the CLI to follow (CONTRACT.md).
+            Self::Request(RequestError::NotLeader { leader }) => json!({"error": why, "leader": leader}),
+            _ => json!({"error": why}),
+        };
+        let mut resp = json(self.status(), &body);
         if let Self::MethodNotAllowed { allow } = &self {
             resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
         }

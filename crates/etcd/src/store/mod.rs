@@ -29,9 +29,9 @@
 //!
 //! # Caveats
 //! - The interface is synchronous: the store owns a small tokio runtime
-//!   (one worker thread) and blocks the calling thread on it. Call it from
-//!   a thread that is not a tokio worker (`spawn_blocking`, the
-//!   controller's store thread): `block_on` inside a runtime panics.
+//!   (one worker thread) and blocks the calling thread on it; on a worker
+//!   of a multi-threaded runtime it hands the worker over first
+//!   (`block_in_place`). Inside a current-thread runtime it panics.
 //! - A commit whose answer was lost (etcd electing a raft leader, a member
 //!   gone) is sent again as the very same transaction, a few times: its
 //!   compares let at most one copy apply, and the failure branch tells
@@ -154,7 +154,7 @@ impl EtcdStore {
             .map_err(|e| StoreError::Remote { location: location.clone(), what: "runtime", source: Box::new(e) })?;
         let client = Client::new(options).map_err(|e| remote("client", e))?;
         let keys = Keys { p: prefix.trim_end_matches('/').to_string() };
-        let (header, kv) = rt.block_on(client.get(keys.active().as_bytes())).map_err(|e| remote("read", e))?;
+        let (header, kv) = block(&rt, client.get(keys.active().as_bytes())).map_err(|e| remote("read", e))?;
         let value = kv.as_ref().and_then(|kv| String::from_utf8(kv.value.clone()).ok());
         let (active, _) = watch::channel(value);
         let start = kv.map_or(header.revision, |kv| kv.mod_revision.max(header.revision));
@@ -192,12 +192,15 @@ impl EtcdStore {
         &self.inner.local
     }
 
-    /// Runs `f` on the store's runtime, blocking this thread.
+    /// Runs `f` on the store's runtime, blocking this thread. On a worker of
+    /// a multi-threaded tokio runtime the worker is handed over first
+    /// (`block_in_place`), so async callers (the runbook engine) may call
+    /// the store as they call SQLite.
     ///
     /// # Panics
-    /// When called on a tokio worker thread.
+    /// When called inside a current-thread tokio runtime.
     pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
-        self.inner.rt.as_ref().expect("the runtime lives as long as the store").block_on(f)
+        block(self.inner.rt.as_ref().expect("the runtime lives as long as the store"), f)
     }
 
     pub(crate) fn remote(&self, what: &'static str) -> impl Fn(EtcdError) -> StoreError + '_ {
@@ -240,6 +243,17 @@ impl EtcdStore {
 
     fn publish_active(&self, value: Option<String>) {
         publish(&self.inner.active, value);
+    }
+}
+
+/// Runs `f` on `rt`, blocking this thread (handing a multi-threaded
+/// runtime's worker over first).
+fn block<F: Future>(rt: &tokio::runtime::Runtime, f: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| rt.block_on(f))
+        }
+        _ => rt.block_on(f),
     }
 }
 
