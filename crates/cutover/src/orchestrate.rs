@@ -15,7 +15,7 @@ use cutover_core::Config;
 use cutover_core::domain::{IncidentState, RunKind, RunState};
 use cutover_orchestrate::engine::{Engine, Job, RunOutcome};
 use cutover_orchestrate::runbook::{self, Runbook};
-use cutover_store::RunRecord;
+use cutover_store::{Fence, RunRecord};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -70,10 +70,25 @@ impl Runbooks {
 /// Runs queued runbooks one at a time; first resumes those a crash
 /// interrupted. Returns when the queue is closed.
 pub async fn orchestrate(shared: Arc<Shared>, runbooks: Runbooks, mut queue: mpsc::UnboundedReceiver<RunbookDue>) {
-    let engine = engine(&shared);
+    orchestrate_term(&shared, &runbooks, &mut queue, Fence::local()).await;
+}
+
+/// One leadership term of the runbook queue (the whole life of an embedded
+/// `cutover run`): resumes the runs a crash — or a deposed leader —
+/// interrupted, exactly as a restart does, then runs queued runbooks one at
+/// a time, every journal write carrying `fence`. In HA the term ends by
+/// dropping this future, which cancels the step in flight.
+pub async fn orchestrate_term(
+    shared: &Arc<Shared>,
+    runbooks: &Runbooks,
+    queue: &mut mpsc::UnboundedReceiver<RunbookDue>,
+    fence: Fence,
+) {
+    let shared = shared.clone();
+    let engine = engine(&shared).with_fence(fence);
     let store = shared.store.clone();
     for rec in store.unfinished_runs().unwrap_or_default() {
-        resume(&shared, &engine, &runbooks, rec).await;
+        resume(&shared, &engine, runbooks, rec).await;
     }
     while let Some(due) = queue.recv().await {
         let expected = match due.kind {
@@ -92,7 +107,7 @@ pub async fn orchestrate(shared: Arc<Shared>, runbooks: Runbooks, mut queue: mps
             continue;
         }
         if due.kind == RunKind::Rollback {
-            roll_back_held(&shared, &engine, &runbooks, due).await;
+            roll_back_held(&shared, &engine, runbooks, due).await;
             continue;
         }
         let job = Job {

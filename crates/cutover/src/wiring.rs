@@ -40,6 +40,7 @@ mod detect;
 mod drills;
 mod events;
 pub mod gateway;
+pub mod ha;
 mod inputs;
 mod shared;
 mod tasks;
@@ -59,6 +60,8 @@ pub struct Running {
     pub api: Option<SocketAddr>,
     pub gateway: Option<SocketAddr>,
     tasks: Tasks,
+    /// HA: this node's campaign, resigned at shutdown.
+    election: Option<cutover_etcd::Election>,
 }
 
 /// What is read and checked before anything starts: a start-up that fails
@@ -101,6 +104,16 @@ pub async fn start(config: Config, with_gateway: bool) -> Result<Running, Failur
     if let Some(g) = &gateway {
         g.gateway.register_metrics(&mut registry);
     }
+    // HA: campaign for leadership (the controller stands by until then).
+    let campaign = match &config.ha {
+        Some(h) => Some(ha::campaign(h, api_addr)?),
+        None => None,
+    };
+    if let Some((_, node)) = &campaign {
+        let metrics = ha::HaMetrics::default();
+        metrics.register(&mut registry);
+        tasks.spawn(metrics.follow(node.status.clone()));
+    }
     let shared = Arc::new(Shared {
         controller: handle,
         store: p.store.clone(),
@@ -110,6 +123,7 @@ pub async fn start(config: Config, with_gateway: bool) -> Result<Running, Failur
         gateway: gateway.as_ref().map(|g| g.gateway.clone()),
         registry,
         denials: p.denials,
+        ha: campaign.as_ref().map(|(_, node)| node.clone()),
     });
     tasks.spawn(events::report_events(shared.clone(), events));
 
@@ -124,7 +138,11 @@ pub async fn start(config: Config, with_gateway: bool) -> Result<Running, Failur
     tasks.spawn(inputs::replication_loop(shared.clone()));
 
     // orchestrate: runbooks one at a time (validate and fall back are steps).
-    tasks.spawn(orchestrate(shared.clone(), p.runbooks, queue));
+    match &campaign {
+        // HA: runbooks run only while this node leads.
+        Some((_, node)) => tasks.spawn(ha::lead_loop(shared.clone(), p.runbooks, queue, node.status.clone())),
+        None => tasks.spawn(orchestrate(shared.clone(), p.runbooks, queue)),
+    }
 
     // The gateway: the data plane follows the switch.
     let gateway_addr = gateway.as_ref().map(|g| g.addr);
@@ -135,6 +153,13 @@ pub async fn start(config: Config, with_gateway: bool) -> Result<Running, Failur
             &format!("gateway listening on {url}"),
             serde_json::json!({"listener": "gateway", "url": url}),
         );
+        if let Some(ha) = &config.ha {
+            // Every node's gateway follows the active backend in etcd (the
+            // leader's switch sets it there) and acknowledges what it serves.
+            let known = config.backend_names().iter().map(|s| s.to_string()).collect();
+            let follow = gateway::follow_etcd(g.gateway.active().clone(), ha, config.primary().name.clone(), known)?;
+            tasks.spawn(follow);
+        }
         g.serve(&mut tasks);
     }
 
@@ -157,7 +182,8 @@ pub async fn start(config: Config, with_gateway: bool) -> Result<Running, Failur
         tasks.spawn(crate::audit_export::run(export, p.store, shared.clone()));
     }
     tasks.spawn(drills::scheduled(shared.clone(), config.drills.clone()));
-    Ok(Running { shared, api: api_addr, gateway: gateway_addr, tasks })
+    let election = campaign.map(|(e, _)| e);
+    Ok(Running { shared, api: api_addr, gateway: gateway_addr, tasks, election })
 }
 
 /// Loads the runbooks and the policy, opens the store, and builds the
@@ -170,19 +196,26 @@ fn prepare(config: &Config, clock: Clock) -> Result<Prepared, Failure> {
             config.policy.path.as_ref().map(|p| p.display().to_string()).unwrap_or("built-in policy".into())
         ))
     })?;
-    let store = crate::audit_export::open_store(config)?;
-    if let Some(seq) =
-        store.mark_keyed(&Fence::local(), std::time::SystemTime::now()).context("keying the audit log")?
-    {
-        crate::logs::say(
-            "audit.keyed",
-            &format!("cutover run: audit log keyed with audit.hmac_key_env from entry {seq} on"),
-            serde_json::json!({"from_seq": seq}),
-        );
-    }
+    let store: Arc<dyn Store> = match &config.ha {
+        // HA: the shared state in etcd (node-local health history in the
+        // state file); keying the chain is the leader's business.
+        Some(ha) => ha::open_store(config, ha)?,
+        None => {
+            let store = crate::audit_export::open_store(config)?;
+            if let Some(seq) =
+                store.mark_keyed(&Fence::local(), std::time::SystemTime::now()).context("keying the audit log")?
+            {
+                crate::logs::say(
+                    "audit.keyed",
+                    &format!("cutover run: audit log keyed with audit.hmac_key_env from entry {seq} on"),
+                    serde_json::json!({"from_seq": seq}),
+                );
+            }
+            Arc::new(store)
+        }
+    };
     let denials = cutover_store::DenialLog::start(crate::audit_export::open_store(config)?, DENIAL_WINDOW);
     let audit_export = crate::audit_export::Export::new(config)?;
-    let store: Arc<dyn Store> = Arc::new(store);
     let clients = config
         .backends
         .iter()
@@ -193,9 +226,13 @@ fn prepare(config: &Config, clock: Clock) -> Result<Prepared, Failure> {
         })
         .collect::<Result<_, Failure>>()?;
     let telemetry = Telemetry::default();
-    let controller = Controller::new(config.clone(), policy, store.clone(), clock.now().mono)
-        .context("starting the controller")?
-        .with_telemetry(telemetry.clone());
+    let controller = match &config.ha {
+        // A hot standby until the election says otherwise.
+        Some(_) => Controller::standby(config.clone(), policy, store.clone(), clock.now().mono, None),
+        None => Controller::new(config.clone(), policy, store.clone(), clock.now().mono),
+    }
+    .context("starting the controller")?
+    .with_telemetry(telemetry.clone());
     Ok(Prepared { runbooks, controller, telemetry, store, denials, audit_export, clients })
 }
 
@@ -222,6 +259,12 @@ impl Running {
     /// requests in progress finish, within their drain times), then every
     /// other task, waited for at most a few seconds.
     pub async fn shutdown(self) {
+        // SIGTERM resigns at once: a standby leads without waiting for the lease.
+        if let Some(e) = self.election
+            && let Err(err) = e.resign().await
+        {
+            tracing::warn!(error = %err, "resigning leadership failed; the lease will expire");
+        }
         self.tasks.shutdown().await;
     }
 

@@ -88,6 +88,10 @@ pub fn leader_key(prefix: &str) -> String {
 pub struct LeaderInfo {
     pub node: String,
     pub api: String,
+    /// The leader's fencing token (its key's create revision), when read
+    /// from etcd; not part of the key's value.
+    #[serde(skip)]
+    pub token: Option<i64>,
 }
 
 /// This node's role.
@@ -306,8 +310,9 @@ impl Campaign {
         self.register(lease.id, false).await;
         loop {
             let key = self.cfg.leader_key();
-            let me = serde_json::to_vec(&LeaderInfo { node: self.cfg.node.clone(), api: self.cfg.api.clone() })
-                .expect("serializable");
+            let me =
+                serde_json::to_vec(&LeaderInfo { node: self.cfg.node.clone(), api: self.cfg.api.clone(), token: None })
+                    .expect("serializable");
             let put = Op::Put { key: key.clone().into_bytes(), value: me, lease: lease.id };
             let (cmp, ops, read) =
                 ([Compare::create_revision(key.as_bytes(), Cmp::Equal, 0)], [put], [Op::get(key.clone())]);
@@ -537,7 +542,8 @@ impl Campaign {
 }
 
 fn info(kv: &KeyValue) -> Option<LeaderInfo> {
-    serde_json::from_slice(&kv.value).ok()
+    let info: LeaderInfo = serde_json::from_slice(&kv.value).ok()?;
+    Some(LeaderInfo { token: Some(kv.create_revision), ..info })
 }
 
 /// Aborts a task when dropped.

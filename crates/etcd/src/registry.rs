@@ -13,6 +13,7 @@ use tokio::time::{Instant, timeout};
 use crate::client::Client;
 use crate::election::{LeaderInfo, leader_key};
 use crate::error::EtcdError;
+use crate::kv::Op;
 
 /// The key of a node's registration.
 pub fn node_key(prefix: &str, node: &str) -> String {
@@ -55,25 +56,28 @@ pub struct HaSnapshot {
     pub revision: i64,
 }
 
-/// Reads the leader, the nodes and the gateways under `prefix` (one range
-/// over the prefix: one revision). Unparsable entries are skipped.
+/// Reads the leader, the nodes and the gateways under `prefix` at one
+/// revision (one transaction of three ranges: the rest of the prefix, such
+/// as the audit chain, is not read). Unparsable entries are skipped.
 pub async fn read_all(client: &Client, prefix: &str) -> Result<HaSnapshot, EtcdError> {
     let prefix = prefix.trim_end_matches('/');
-    let r = client.get_prefix(format!("{prefix}/").as_bytes()).await?;
-    let leader = leader_key(prefix);
     let (nodes_p, gateways_p) = (format!("{prefix}/nodes/"), format!("{prefix}/gateways/"));
+    let range = |p: &str| Op::Range { key: p.as_bytes().to_vec(), range_end: crate::prefix_end(p.as_bytes()) };
+    let leader = Op::Range { key: leader_key(prefix).into_bytes(), range_end: vec![] };
+    let r = client.txn(&[], &[leader, range(&nodes_p), range(&gateways_p)], &[]).await?;
     let mut snap = HaSnapshot { leader: None, nodes: vec![], gateways: vec![], revision: r.header.revision };
-    for kv in &r.kvs {
-        let key = String::from_utf8_lossy(&kv.key);
-        if key == leader {
-            snap.leader = serde_json::from_slice(&kv.value).ok().map(|l| (l, kv.create_revision));
-        } else if key.starts_with(&nodes_p) {
-            snap.nodes.extend(serde_json::from_slice(&kv.value).ok());
-        } else if key.starts_with(&gateways_p) {
-            snap.gateways.extend(serde_json::from_slice(&kv.value).ok());
-        }
-    }
+    snap.leader =
+        r.range(0).first().and_then(|kv| serde_json::from_slice(&kv.value).ok().map(|l| (l, kv.create_revision)));
+    snap.nodes.extend(r.range(1).iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()));
+    snap.gateways.extend(r.range(2).iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()));
     Ok(snap)
+}
+
+/// The registered gateways under `prefix` (what `state.switch` waits on).
+pub async fn read_gateways(client: &Client, prefix: &str) -> Result<Vec<GatewayEntry>, EtcdError> {
+    let p = format!("{}/gateways/", prefix.trim_end_matches('/'));
+    let r = client.get_prefix(p.as_bytes()).await?;
+    Ok(r.kvs.iter().filter_map(|kv| serde_json::from_slice(&kv.value).ok()).collect())
 }
 
 /// A gateway's registration: a task that holds the gateway's lease and

@@ -101,6 +101,7 @@ impl Job {
             target: self.target.clone(),
             reason: self.reason.clone(),
             kind: self.kind.to_string(),
+            fencing_token: "0".into(),
         }
     }
 
@@ -242,6 +243,12 @@ impl Engine {
     pub fn with_fence(mut self, fence: Fence) -> Self {
         self.fence = fence;
         self
+    }
+
+    /// A job's template variables, `{{ fencing.token }}` being this
+    /// engine's fence (0 embedded).
+    fn vars(&self, job: &Job) -> Vars {
+        Vars { fencing_token: self.fence.revision().unwrap_or(0).to_string(), ..job.vars() }
     }
 
     /// The guard asked before a rollback moves traffic back onto a backend
@@ -406,7 +413,7 @@ impl Engine {
         runbook: &Runbook,
         journal: &[StepRecord],
     ) -> Result<RunOutcome, StoreError> {
-        let vars = job.vars();
+        let vars = self.vars(job);
         for (idx, step) in runbook.steps.iter().enumerate() {
             let done = journal.iter().any(|s| s.idx == idx as i64 && done_ok(s, StepPhase::Do));
             if done {
@@ -515,7 +522,7 @@ impl Engine {
         for (s, undo) in pending_undos(&journal) {
             let uses = undo["uses"].as_str().unwrap_or_default().to_string();
             let stored: Params = undo["with"].as_object().cloned().unwrap_or_default();
-            let params = undo_params(s, &uses, &stored, runbook, &job.vars());
+            let params = undo_params(s, &uses, &stored, runbook, &self.vars(job));
             let intent = json!({"uses": uses, "with": stored, "undo_of": s.name});
             let timeout = Duration::from_millis(s.intent["timeout_ms"].as_u64().unwrap_or(60_000));
             let retries = s.intent["retries"].as_u64().unwrap_or(0) as u32;
@@ -572,7 +579,7 @@ impl Engine {
             }
             let stored: Params = undo["with"].as_object().cloned().unwrap_or_default();
             // An undo whose parameters cannot be had fails on its own, moving nothing.
-            let Ok(params) = undo_params(s, "state.switch", &stored, runbook, &job.vars()) else { continue };
+            let Ok(params) = undo_params(s, "state.switch", &stored, runbook, &self.vars(job)) else { continue };
             if let Some(to) = params.get("to").and_then(Value::as_str)
                 && !onto.iter().any(|o| o == to)
             {
@@ -725,6 +732,7 @@ impl Engine {
                         timeout: a.timeout,
                         work_dir: self.work_dir.clone(),
                         env,
+                        fencing_token: self.fence.revision(),
                     };
                     match actuators::run_external(other, a.params, &ctx).await {
                         Some(r) => r,

@@ -37,7 +37,8 @@ pub use template::{ParamTemplateError, TemplateError, render, render_call, rende
 pub use warnings::warnings;
 
 /// The template variables a runbook may use.
-pub const VARIABLES: &[&str] = &["incident.id", "incident.backend", "source", "target", "reason", "kind"];
+pub const VARIABLES: &[&str] =
+    &["incident.id", "incident.backend", "source", "target", "reason", "kind", "fencing.token"];
 
 /// The actuators the engine itself provides (the others are in [`actuators`]).
 pub const BUILT_IN: &[&str] = &["state.switch", "validate", "sync.resync", "approval"];
@@ -535,6 +536,9 @@ pub struct Vars {
     pub target: String,
     pub reason: String,
     pub kind: String,
+    /// `{{ fencing.token }}`: the leader's fencing token in HA, `0` when
+    /// cutover runs embedded (no election).
+    pub fencing_token: String,
 }
 
 impl Vars {
@@ -547,7 +551,8 @@ impl Vars {
             source: x.clone(),
             target: x.clone(),
             reason: x.clone(),
-            kind: x,
+            kind: x.clone(),
+            fencing_token: x,
         }
     }
 
@@ -560,6 +565,7 @@ impl Vars {
             "target" => &self.target,
             "reason" => &self.reason,
             "kind" => &self.kind,
+            "fencing.token" => &self.fencing_token,
             _ => return None,
         })
     }

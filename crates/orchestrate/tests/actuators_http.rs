@@ -34,6 +34,22 @@ async fn sends_method_path_headers_and_a_json_body() {
 }
 
 #[tokio::test]
+async fn sends_the_leaders_fencing_token_in_ha_and_no_such_header_embedded() {
+    let server = Server::start(|_| (200, String::new())).await;
+    let work = tempfile::tempdir().unwrap();
+    let with = params(json!({"url": server.url("/hook")}));
+    let mut leader = ctx(work.path(), &[]);
+    leader.fencing_token = Some(4711);
+
+    run_external("http", &with, &leader).await.unwrap().unwrap();
+    run_external("http", &with, &ctx(work.path(), &[])).await.unwrap().unwrap();
+
+    let requests = server.requests();
+    assert_eq!(requests[0].header("x-cutover-fencing-token"), Some("4711"));
+    assert_eq!(requests[1].header("x-cutover-fencing-token"), None);
+}
+
+#[tokio::test]
 async fn sends_a_string_body_as_it_is() {
     let server = Server::start(|_| (204, String::new())).await;
     let work = tempfile::tempdir().unwrap();

@@ -13,8 +13,23 @@ use super::error::ApiError;
 use crate::wiring::Shared;
 
 /// `GET /v1/status`: the controller's latest published status.
+/// With `[ha]` it adds this node's `role` and the `leader` (`node`, `api`,
+/// `token`; null while nobody is known to lead).
 pub fn status(shared: &Shared) -> Value {
-    json!(*shared.controller.status())
+    let mut v = json!(*shared.controller.status());
+    if let Some(ha) = &shared.ha {
+        let role = ha.status.borrow().role.clone();
+        let (role, leader) = match role {
+            cutover_etcd::Role::Leader { token } => ("leader", json!({"node": ha.node, "api": ha.api, "token": token})),
+            cutover_etcd::Role::Standby { leader: Some(l) } => {
+                ("standby", json!({"node": l.node, "api": l.api, "token": l.token}))
+            }
+            cutover_etcd::Role::Standby { leader: None } => ("standby", Value::Null),
+        };
+        v["role"] = json!(role);
+        v["leader"] = leader;
+    }
+    v
 }
 
 /// `GET /v1/incidents`.

@@ -3,6 +3,7 @@
 //! under the token's name there).
 
 use clap::Args;
+use cutover_core::Endpoint;
 use serde_json::{Value, json};
 
 use crate::cli::Global;
@@ -45,9 +46,22 @@ pub fn failover(global: &Global, args: FailoverArgs) -> Result<(), Failure> {
 fn call(global: &Global, api: &ApiArgs, path: &str, body: Value) -> Result<(), Failure> {
     let (url, endpoint) = api_url(global, api)?;
     let token = token(api)?;
-    let (status, text) = runtime()
-        .block_on(post(&endpoint, path, &token, body.to_string()))
-        .map_err(|e| Failure::Error(anyhow::anyhow!("{url}{path}: {e}")))?;
+    let send = |endpoint: &Endpoint, url: &str| {
+        runtime()
+            .block_on(post(endpoint, path, &token, body.to_string()))
+            .map_err(|e| Failure::Error(anyhow::anyhow!("{url}{path}: {e}")))
+    };
+    let (mut url, (mut status, mut text)) = (url.clone(), send(&endpoint, &url)?);
+    // With [ha], a standby answers 503 naming the leader: follow it once.
+    if status == 503
+        && let Some(leader) = leader_api(&text).filter(|l| *l != url)
+    {
+        let to = Endpoint::parse(&leader)
+            .map_err(|e| Failure::Error(anyhow::anyhow!("{url}{path}: the standby names leader {leader:?}: {e}")))?;
+        eprintln!("{url} is a standby; sending to the leader at {leader}");
+        (status, text) = send(&to, &leader)?;
+        url = leader;
+    }
     match status {
         200..=299 => {
             println!("{text}");
@@ -55,4 +69,11 @@ fn call(global: &Global, api: &ApiArgs, path: &str, body: Value) -> Result<(), F
         }
         _ => Err(refusal(&url, path, status, &text, &api.token_env)),
     }
+}
+
+/// The leader's API from a standby's 503 body (`{"leader": {"api"}}`).
+fn leader_api(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let api = v["leader"]["api"].as_str()?.trim_end_matches('/');
+    (!api.is_empty()).then(|| api.to_string())
 }

@@ -110,6 +110,7 @@ pub fn run(global: &Global, command: RunbookCommand) -> Result<(), Failure> {
                 target,
                 reason: "dry run".into(),
                 kind,
+                fencing_token: "0".into(),
             };
             print_warnings(&rb.origin, &runbook::warnings(&rb, &env_lookup));
             print_plan(&rb, &vars)

@@ -1,25 +1,33 @@
 //! Commands that read the state store: `incidents list/show`, `audit verify`.
 
 use cutover_core::domain::IncidentState;
-use cutover_store::SqliteStore;
-use cutover_store::prelude::*;
+use std::sync::Arc;
+
+use cutover_store::{SqliteStore, Store};
 
 use crate::cli::{AuditCommand, Global, IncidentsCommand};
 use crate::{Failure, api, load};
 
-fn open(global: &Global) -> Result<SqliteStore, Failure> {
+/// The state store: the state file, or with `[ha]` the shared state in
+/// etcd (node-local data from the state file).
+fn open(global: &Global, keyed: bool) -> Result<Arc<dyn Store>, Failure> {
     let config = load::config(global)?;
+    if let Some(ha) = &config.ha {
+        return crate::wiring::ha::open_store(&config, ha);
+    }
     if !config.state.path.exists() {
         return Err(Failure::Usage(format!(
             "state store {} does not exist yet (run `cutover run` first, or check [state] path)",
             config.state.path.display()
         )));
     }
-    SqliteStore::open(&config.state.path).map_err(|e| Failure::Error(e.into()))
+    let store = SqliteStore::open(&config.state.path).map_err(|e| Failure::Error(e.into()))?;
+    // The audit key only where the chain is checked (reads need no secret).
+    Ok(Arc::new(if keyed { store.with_audit_key(crate::audit_export::audit_key(&config)?) } else { store }))
 }
 
 pub fn incidents(global: &Global, command: IncidentsCommand) -> Result<(), Failure> {
-    let store = open(global)?;
+    let store = open(global, false)?;
     match command {
         IncidentsCommand::List { open, state, limit, json } => {
             let mut list =
@@ -57,7 +65,7 @@ pub fn incidents(global: &Global, command: IncidentsCommand) -> Result<(), Failu
             Ok(())
         }
         IncidentsCommand::Show { id, json } => {
-            let v = api::incident_json(&store, &id)
+            let v = api::incident_json(store.as_ref(), &id)
                 .ok_or_else(|| Failure::Usage(format!("no incident {id:?} (see `cutover incidents list`)")))?;
             if json {
                 println!("{v}");
@@ -87,8 +95,7 @@ pub fn incidents(global: &Global, command: IncidentsCommand) -> Result<(), Failu
 pub fn audit(global: &Global, command: AuditCommand) -> Result<(), Failure> {
     let AuditCommand::Verify { json } = command;
     let config = load::config(global)?;
-    open(global)?; // the state store must exist
-    let store = crate::audit_export::open_store(&config)?;
+    let store = open(global, true)?;
     let export = crate::audit_export::Export::new(&config)?;
     let segments = match &export {
         None => None,

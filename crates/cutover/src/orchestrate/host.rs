@@ -12,7 +12,37 @@ use cutover_s3::ClientOptions;
 use serde_json::{Value, json};
 
 use crate::wiring::Shared;
+use crate::wiring::ha::HaNode;
 use crate::{Failure, load};
+
+/// How long `state.switch` waits in HA for every live gateway to
+/// acknowledge the new active backend.
+const ACK_WAIT: Duration = Duration::from_secs(3);
+
+/// Waits until every gateway registered in etcd acknowledges `to`, at
+/// most `limit`; returns who did and who lags (with the value it serves,
+/// or `unreachable` when etcd could not be read).
+async fn wait_for_gateways(ha: &HaNode, to: &str, limit: Duration) -> (Vec<String>, Vec<String>) {
+    let start = Instant::now();
+    loop {
+        let (acked, lagging) = match cutover_etcd::registry::read_gateways(&ha.client, &ha.prefix).await {
+            Ok(gateways) => {
+                let (acked, lagging): (Vec<_>, Vec<_>) =
+                    gateways.into_iter().partition(|g| g.active.as_deref() == Some(to));
+                let lagging = lagging
+                    .into_iter()
+                    .map(|g| format!("{} ({})", g.name, g.active.as_deref().unwrap_or("no value")))
+                    .collect::<Vec<_>>();
+                (acked.into_iter().map(|g| g.name).collect::<Vec<_>>(), lagging)
+            }
+            Err(e) => (vec![], vec![format!("unreachable ({e})")]),
+        };
+        if lagging.is_empty() || start.elapsed() >= limit {
+            return (acked, lagging);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 /// The actuators that act on this process: the switch, validation, resync.
 pub struct RunHost {
@@ -26,7 +56,13 @@ impl Host for RunHost {
             if let Some(gw) = &self.shared.gateway {
                 gw.active().set(to);
             }
-            Ok(json!({"from": from, "to": to}))
+            let Some(ha) = &self.shared.ha else { return Ok(json!({"from": from, "to": to})) };
+            // HA: wait (bounded) for every live gateway to serve `to`.
+            let (acked, lagging) = wait_for_gateways(ha, to, ACK_WAIT).await;
+            if !lagging.is_empty() {
+                tracing::warn!(to, lagging = ?lagging, "gateways have not acknowledged the switch within {ACK_WAIT:?}");
+            }
+            Ok(json!({"from": from, "to": to, "acknowledged": acked, "lagging": lagging}))
         })
     }
 

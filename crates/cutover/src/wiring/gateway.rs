@@ -109,7 +109,7 @@ pub async fn start_alone(config: &Config, alone: Alone) -> Result<RunningAlone, 
 /// this gateway (`[ha] node`) under its own lease with the value it serves,
 /// for `state.switch` and `cutover ha status`. While etcd cannot be reached
 /// it keeps serving the last value it read, and says so once.
-fn follow_etcd(
+pub(super) fn follow_etcd(
     active: ActiveBackend,
     ha: &HaConfig,
     primary: String,

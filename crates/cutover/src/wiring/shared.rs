@@ -31,4 +31,6 @@ pub struct Shared {
     /// Refused API requests go to the audit log through this, on its own
     /// connection, never through the controller.
     pub denials: cutover_store::DenialLog,
+    /// With `[ha]`: this node in the election (role, leader, token).
+    pub ha: Option<super::ha::HaNode>,
 }

@@ -89,6 +89,9 @@ fn target(params: &Params, ctx: &Ctx) -> Result<(Target, String), StepError> {
     }
 }
 
+/// The header that carries the leader's fencing token (in HA).
+pub const FENCING_TOKEN: HeaderName = HeaderName::from_static("x-cutover-fencing-token");
+
 pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
     let (target, shown) = target(params, ctx)?;
     let target = target.with_ca_file(http_client::ca_file(params)?);
@@ -105,6 +108,10 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
         ),
     };
     let mut headers = headers(params, ctx)?;
+    if let Some(token) = ctx.fencing_token {
+        // In HA the receiver can refuse a deposed leader's call: tokens only grow.
+        headers.insert(FENCING_TOKEN, HeaderValue::from(token));
+    }
     let body = body(params, &mut headers)?;
 
     let sent =

@@ -59,6 +59,9 @@ pub struct Ctx {
     pub work_dir: PathBuf,
     /// Environment lookup for secrets.
     pub env: EnvLookup,
+    /// The leader's fencing token in HA (`None` embedded): the `http`
+    /// actuator sends it as `X-Cutover-Fencing-Token`.
+    pub fencing_token: Option<i64>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -71,6 +74,7 @@ impl std::fmt::Debug for Ctx {
             .field("step", &self.step)
             .field("timeout", &self.timeout)
             .field("work_dir", &self.work_dir)
+            .field("fencing_token", &self.fencing_token)
             .finish_non_exhaustive()
     }
 }

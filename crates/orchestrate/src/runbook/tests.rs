@@ -110,6 +110,7 @@ fn templates_render_and_reject_bad_syntax() {
         target: "secondary".into(),
         reason: "down".into(),
         kind: "failover".into(),
+        fencing_token: "0".into(),
     };
     assert_eq!(render_str("to {{target}} ({{ incident.id }})", &vars).unwrap(), "to secondary (inc-1)");
     assert!(render_str("{{ target", &vars).unwrap_err().to_string().contains("unclosed"));

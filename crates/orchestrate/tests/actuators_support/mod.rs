@@ -33,6 +33,7 @@ pub fn ctx(work_dir: &Path, env: &[(&str, &str)]) -> Ctx {
         timeout: Duration::from_secs(60),
         work_dir: work_dir.to_path_buf(),
         env: Arc::new(move |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())),
+        fencing_token: None,
     }
 }
 

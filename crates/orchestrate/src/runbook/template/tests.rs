@@ -10,6 +10,7 @@ fn vars(reason: &str, target: &str) -> Vars {
         target: target.into(),
         reason: reason.into(),
         kind: "failover".into(),
+        fencing_token: "7".into(),
     }
 }
 
@@ -133,4 +134,15 @@ fn errors_say_what_is_wrong_in_the_same_words_and_keep_their_cause() {
     assert_eq!(e.param, "headers.X-Why");
     let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<TemplateError>());
     assert!(matches!(source, Some(TemplateError::UnknownVariable { name }) if name == "nope"), "{e:?}");
+}
+
+#[test]
+fn the_fencing_token_renders_as_a_variable() {
+    let with: Params = serde_json::from_value(
+        json!({"url": "http://127.0.0.1:9/hook?token={{ fencing.token }}", "body": "{{fencing.token}}"}),
+    )
+    .unwrap();
+    let out = render_call("http", &with, &vars("r", "t")).unwrap();
+    assert_eq!(out["url"], "http://127.0.0.1:9/hook?token=7");
+    assert_eq!(out["body"], "7");
 }

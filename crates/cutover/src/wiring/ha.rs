@@ -1,0 +1,166 @@
+//! `cutover run` with `[ha]`: the shared state in etcd, this node's
+//! campaign for leadership, and the loop that lets the controller and the
+//! runbook queue act only while the campaign says this node leads.
+//!
+//! Every node probes and evaluates (a hot standby); the leader alone
+//! writes, each write fenced on its token (the leader key's create
+//! revision). Losing leadership (the renew deadline passed, or the key is
+//! gone) stands the controller by at once and drops the runbook term,
+//! which cancels the step in flight; the next leader resumes the run from
+//! the journal exactly as a restarted process does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use cutover_control::controller::{Leader, RunbookDue};
+use cutover_core::Config;
+use cutover_core::config::HaConfig;
+use cutover_etcd::{Client, Election, ElectionConfig, ElectionStatus, EtcdStore, Role};
+use cutover_store::{Fence, SqliteStore, Store};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, watch};
+
+use super::Shared;
+use crate::Failure;
+use crate::orchestrate::{Runbooks, orchestrate_term};
+
+/// This node in the election, as the API and the switch step see it.
+#[derive(Clone)]
+pub struct HaNode {
+    /// The campaign's status: role, token, lease, renewals.
+    pub status: watch::Receiver<ElectionStatus>,
+    /// `[ha] node`.
+    pub node: String,
+    /// How other nodes reach this node's API.
+    pub api: String,
+    /// The etcd client (the gateway registry, `cutover ha status`).
+    pub client: Client,
+    /// `[ha] prefix`.
+    pub prefix: String,
+}
+
+/// Opens the shared state in etcd, with node-local data (health history)
+/// in the state file.
+pub fn open_store(config: &Config, ha: &HaConfig) -> Result<Arc<dyn Store>, Failure> {
+    let options = crate::ha::client_options(ha).map_err(|e| Failure::Usage(e.to_string()))?;
+    let local = SqliteStore::open(&config.state.path).map_err(|e| Failure::Error(e.into()))?;
+    let key = crate::audit_export::audit_key(config)?;
+    let store = EtcdStore::open(&options, &ha.prefix, local).map_err(|e| Failure::Error(e.into()))?;
+    Ok(Arc::new(store.with_audit_key(key)))
+}
+
+/// Starts this node's campaign (with the timings of `[ha]`); the node's
+/// API is `advertise_api`, else the address the API listens on.
+pub fn campaign(ha: &HaConfig, api_addr: Option<SocketAddr>) -> Result<(Election, HaNode), Failure> {
+    let options = crate::ha::client_options(ha).map_err(|e| Failure::Usage(e.to_string()))?;
+    let client = Client::new(&options).map_err(|e| Failure::Usage(format!("[ha] etcd: {e}")))?;
+    let api = match (&ha.advertise_api, api_addr) {
+        (Some(a), _) => a.to_string(),
+        (None, Some(addr)) => format!("http://{addr}"),
+        (None, None) => String::new(),
+    };
+    let mut cfg = ElectionConfig::new(&ha.prefix, &ha.node, &api, ha.timing.lease_ttl);
+    cfg.renew_interval = ha.timing.renew_interval;
+    cfg.request_timeout = ha.timing.request_timeout;
+    cfg.renew_deadline = ha.timing.renew_deadline;
+    let election = Election::start(client.clone(), cfg);
+    let node = HaNode { status: election.status(), node: ha.node.clone(), api, client, prefix: ha.prefix.clone() };
+    Ok((election, node))
+}
+
+/// The runbook queue in HA: waits to lead, makes the controller lead with
+/// the token, runs the queue (resuming interrupted runs first) until
+/// leadership is lost, then stands the controller by and waits again.
+/// Returns when the queue is closed or the campaign has stopped.
+pub async fn lead_loop(
+    shared: Arc<Shared>,
+    runbooks: Runbooks,
+    mut queue: mpsc::UnboundedReceiver<RunbookDue>,
+    mut status: watch::Receiver<ElectionStatus>,
+) {
+    loop {
+        // Stand by until this node leads, telling the controller who does.
+        let token = loop {
+            let role = status.borrow_and_update().role.clone();
+            match role {
+                Role::Leader { token } => break token,
+                Role::Standby { leader } => {
+                    shared.controller.stand_by(leader.map(|l| Leader { node: l.node, api: l.api }));
+                }
+            }
+            // Runbooks queued while standing by are the leader's business.
+            while queue.try_recv().is_ok() {}
+            if status.changed().await.is_err() {
+                return;
+            }
+        };
+        let fence = Fence::leader(token);
+        if let Err(e) = shared.controller.lead(fence.clone()).await {
+            tracing::warn!(error = %e, token, "could not take over as leader; standing by");
+            shared.controller.stand_by(None);
+            if status.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        tracing::info!(token, "leading");
+        let term = orchestrate_term(&shared, &runbooks, &mut queue, fence);
+        let lost = async {
+            loop {
+                if status.changed().await.is_err() {
+                    return;
+                }
+                if status.borrow().role != (Role::Leader { token }) {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = term => return, // the queue closed: shutting down
+            _ = lost => {
+                tracing::warn!(token, "leadership lost: standing by (the step in flight is cancelled)");
+                shared.controller.stand_by(None);
+            }
+        }
+    }
+}
+
+/// The election's own metrics (the leader gauge, the leadership changes
+/// and the fenced writes are the controller's).
+#[derive(Clone, Default)]
+pub struct HaMetrics {
+    renew_latency: Gauge<f64, std::sync::atomic::AtomicU64>,
+    etcd_up: Gauge,
+}
+
+impl HaMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "cutover_ha_renew_latency_seconds",
+            "How long this node's last successful lease renewal took",
+            self.renew_latency.clone(),
+        );
+        registry.register(
+            "cutover_ha_etcd_up",
+            "Whether this node's last request to etcd got an answer (1) or not (0)",
+            self.etcd_up.clone(),
+        );
+    }
+
+    /// Follows the campaign's status until it stops.
+    pub async fn follow(self, mut status: watch::Receiver<ElectionStatus>) {
+        loop {
+            {
+                let s = status.borrow_and_update();
+                if let Some(l) = s.renew_latency {
+                    self.renew_latency.set(l.as_secs_f64());
+                }
+                self.etcd_up.set(i64::from(s.etcd_reachable));
+            }
+            if status.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Issue 14 points 2, 3 and 6, against a real three-member etcd cluster:
+//! two `cutover run` processes with `[ha]` share one state in etcd; one
+//! leads and acts, the other probes and stands by. A local HTTP receiver
+//! records every step call with the fencing token it carries.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::receiver::{Received, Receiver};
+use common::run_process::RunProcess;
+use common::{Backend, Setup, sha256_hex, start_s3sfs};
+use cutover_lab::etcd::EtcdCluster;
+use serde_json::json;
+
+const ADMIN: &str = "ha-run-admin-token";
+const LEASE_TTL: Duration = Duration::from_secs(3);
+
+/// One controller node's configuration: `[ha]` with `name`, an admin
+/// token, and a failover runbook whose second step is slow.
+fn node(name: &str, prefix: &str, endpoints: &[String], backends: &[Backend], hook: u16) -> Setup {
+    let etcd: Vec<String> = endpoints.iter().map(|e| format!("{e:?}")).collect();
+    let toml = format!(
+        "[ha]\netcd = [{}]\nprefix = \"{prefix}\"\nnode = \"{name}\"\nlease_ttl = \"{}s\"\n\
+         [api]\nlisten = \"127.0.0.1:1\"\n[[api.tokens]]\nname = \"boss\"\nrole = \"admin\"\nsha256 = \"{}\"\n\
+         [runbooks]\nfailover = \"failover.toml\"\n",
+        etcd.join(", "),
+        LEASE_TTL.as_secs(),
+        sha256_hex(ADMIN)
+    );
+    let setup = Setup::new(backends, &toml);
+    let hook = format!("http://127.0.0.1:{hook}");
+    let runbook = format!(
+        "[[steps]]\nname = \"announce\"\nuses = \"http\"\nwith = {{ url = \"{hook}/before\", body = \"{{{{ fencing.token }}}}\" }}\n\
+         [[steps]]\nname = \"slow\"\nuses = \"command\"\nwith = {{ program = \"sleep\", args = [\"4\"] }}\ntimeout = \"30s\"\n\
+         [[steps]]\nname = \"switch\"\nuses = \"state.switch\"\nwith = {{ to = \"{{{{ target }}}}\" }}\n\
+         [[steps]]\nname = \"done\"\nuses = \"http\"\nwith = {{ url = \"{hook}/after\", body = \"{{{{ fencing.token }}}}\" }}\n"
+    );
+    std::fs::write(setup.dir.path().join("failover.toml"), runbook).unwrap();
+    setup
+}
+
+fn role(c: &RunProcess) -> String {
+    c.json("/v1/status")["role"].as_str().unwrap_or("").to_string()
+}
+
+/// The calls to `path`, with the token each carried.
+fn calls(r: &Receiver, path: &str) -> Vec<i64> {
+    r.received().iter().filter(|q: &&Received| q.path == path).map(token).collect()
+}
+
+fn token(q: &Received) -> i64 {
+    let header = q.headers.iter().find(|(k, _)| k == "x-cutover-fencing-token").map(|(_, v)| v.clone());
+    let header: i64 = header.unwrap_or_else(|| panic!("no fencing token header: {q:?}")).parse().unwrap();
+    assert_eq!(q.body, header.to_string(), "{{{{ fencing.token }}}} and the header agree");
+    header
+}
+
+/// Every call's token, in the order the receiver got them: a deposed
+/// leader's token never follows a newer one.
+fn assert_tokens_never_go_back(r: &Receiver) -> Vec<i64> {
+    let tokens: Vec<i64> = r.received().iter().map(token).collect();
+    assert!(tokens.windows(2).all(|w| w[0] <= w[1]), "an older token after a newer one: {tokens:?}");
+    tokens
+}
+
+/// Whichever of `nodes` says it leads now.
+fn leader<'a>(nodes: &[&'a RunProcess]) -> Option<&'a RunProcess> {
+    nodes.iter().copied().find(|c| role(c) == "leader")
+}
+
+fn wait(what: &str, limit: Duration, logs: &[&RunProcess], mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        if start.elapsed() > limit {
+            let logs: Vec<String> = logs.iter().map(|c| c.log()).collect();
+            panic!("timed out waiting for {what}; logs:\n{}", logs.join("\n-----\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+/// etcd, two backends, the receiver, and two controller nodes: `ctl-a`
+/// leads (its token returned), `ctl-b` stands by naming it.
+struct Pair {
+    _cluster: EtcdCluster,
+    _backends: (cutover_lab::s3sfs::S3sFs, cutover_lab::s3sfs::S3sFs),
+    hook: Receiver,
+    a: RunProcess,
+    b: RunProcess,
+    token_a: i64,
+    _setups: (Setup, Setup),
+}
+
+fn pair(prefix: &str) -> Pair {
+    let cluster = EtcdCluster::start().unwrap_or_else(|e| panic!("etcd cluster: {e}"));
+    let (p, s) = (start_s3sfs(), start_s3sfs());
+    let backends = [Backend::s3sfs("primary", "primary", &p), Backend::s3sfs("secondary", "secondary", &s)];
+    let hook = Receiver::start();
+    let endpoints = cluster.endpoints();
+    let setup_a = node("ctl-a", prefix, &endpoints, &backends, hook.port);
+    let a = RunProcess::start(&setup_a);
+    wait("ctl-a leads", Duration::from_secs(20), &[&a], || role(&a) == "leader");
+    let setup_b = node("ctl-b", prefix, &endpoints, &backends, hook.port);
+    let b = RunProcess::start(&setup_b);
+    wait("ctl-b stands by", Duration::from_secs(20), &[&b], || b.json("/v1/status")["leader"]["node"] == "ctl-a");
+    let status_b = b.json("/v1/status");
+    assert_eq!(status_b["role"], "standby", "{status_b}");
+    let token_a = a.json("/v1/status")["leader"]["token"].as_i64().unwrap();
+    assert_eq!(status_b["leader"]["token"], token_a, "{status_b}");
+    Pair { _cluster: cluster, _backends: (p, s), hook, a, b, token_a, _setups: (setup_a, setup_b) }
+}
+
+/// Forces a failover on the leader and waits for the runbook's first step.
+fn fail_over_and_wait_for_the_first_step(pair: &Pair) {
+    let (code, answer) = pair.a.post("/v1/failover", Some(ADMIN), &json!({"target": "secondary", "reason": "ha test"}));
+    assert_eq!(code, 202, "{answer}");
+    wait("the first step", Duration::from_secs(20), &[&pair.a], || !calls(&pair.hook, "/before").is_empty());
+    assert_eq!(calls(&pair.hook, "/before"), [pair.token_a]);
+    wait_for_the_first_step_recorded(&pair.a);
+}
+
+/// Waits until the journal holds the first step's result (a step whose
+/// call was made but whose result was not recorded runs again).
+fn wait_for_the_first_step_recorded(c: &RunProcess) {
+    wait("the first step's result in the journal", Duration::from_secs(10), &[c], || {
+        let incidents = c.json("/v1/incidents");
+        let Some(id) = incidents[0]["id"].as_str() else { return false };
+        let timeline = c.json(&format!("/v1/incidents/{id}"))["timeline"].clone();
+        timeline.as_array().into_iter().flatten().any(|e| e["kind"] == "step" && e["detail"]["step"] == "announce")
+    });
+}
+
+/// Waits until `c`'s only incident's only run completed.
+fn wait_for_the_run_to_complete(c: &RunProcess) {
+    let incidents = c.json("/v1/incidents");
+    let id = incidents[0]["id"].as_str().unwrap_or_else(|| panic!("{incidents}")).to_string();
+    let run = || c.json(&format!("/v1/incidents/{id}"))["runs"].clone();
+    wait("the run's end", Duration::from_secs(30), &[c], || run()[0]["state"] == "completed");
+    assert_eq!(run().as_array().map(Vec::len), Some(1), "one run, resumed: {}", run());
+}
+
+#[test]
+fn kill_9_of_the_leader_during_a_slow_step_hands_the_run_to_the_standby() {
+    let mut pair = pair("/cutover/ha-run-kill");
+    let (token_a, hook) = (pair.token_a, pair.hook.clone());
+
+    // A mutating request on the standby is refused, naming the leader...
+    let body = json!({"target": "secondary", "reason": "ha test"});
+    let (code, answer) = pair.b.post("/v1/failover", Some(ADMIN), &body);
+    assert_eq!(code, 503, "{answer}");
+    assert_eq!(answer["leader"]["node"], "ctl-a", "{answer}");
+    // ...and the CLI follows it to the leader.
+    let api_b = format!("http://127.0.0.1:{}", pair.b.port());
+    let out = pair.b.cli(
+        &["failover", "--target", "secondary", "--reason", "ha test", "--api", &api_b, "--token-env", "HA_ADMIN"],
+        &[("HA_ADMIN", ADMIN)],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("standby"), "{out:?}");
+
+    // The leader completes the first step and is killed during the slow one.
+    wait("the first step", Duration::from_secs(20), &[&pair.a], || !calls(&hook, "/before").is_empty());
+    assert_eq!(calls(&hook, "/before"), [token_a]);
+    wait_for_the_first_step_recorded(&pair.a);
+    pair.a.kill();
+    let b = &pair.b;
+    let took = wait("ctl-b leads", LEASE_TTL * 4, &[b], || role(b) == "leader");
+    println!("takeover after kill -9 of the leader: {took:?} (lease_ttl {LEASE_TTL:?})");
+
+    // The new leader resumes the run: the completed step does not run
+    // again, the rest runs with newer tokens only (leadership may move
+    // again on a loaded machine, but never back to an older token).
+    wait("the run's last step", Duration::from_secs(30), &[b], || !calls(&hook, "/after").is_empty());
+    wait_for_the_run_to_complete(b);
+    assert_eq!(calls(&hook, "/before"), [token_a], "the completed step ran once");
+    assert!(calls(&hook, "/after").iter().all(|t| *t > token_a), "{:?}", calls(&hook, "/after"));
+    assert_tokens_never_go_back(&hook);
+    let status = b.json("/v1/status");
+    assert_eq!(status["active"], "secondary", "{status}");
+}
+
+#[test]
+fn a_leader_paused_past_its_lease_writes_nothing_more_and_stands_by() {
+    let pair = pair("/cutover/ha-run-stop");
+    let (token_a, hook) = (pair.token_a, pair.hook.clone());
+    fail_over_and_wait_for_the_first_step(&pair);
+
+    // SIGSTOP during the slow step, for longer than the lease.
+    pair.a.signal("STOP");
+    let b = &pair.b;
+    wait("ctl-b leads", LEASE_TTL * 4, &[b], || role(b) == "leader");
+    std::thread::sleep(Duration::from_secs(1));
+    pair.a.signal("CONT");
+
+    // The old leader's step finished while it slept; it must write nothing
+    // and call nothing more with its token: the new leader resumes and
+    // completes the run.
+    wait_for_the_run_to_complete(b);
+    wait("ctl-a no longer acts on its old token", Duration::from_secs(10), &[&pair.a], || {
+        let s = pair.a.json("/v1/status");
+        s["role"] == "standby" || s["leader"]["token"].as_i64() > Some(token_a)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(calls(&hook, "/before"), [token_a], "the completed step ran once");
+    assert!(calls(&hook, "/after").iter().all(|t| *t > token_a), "{:?}", calls(&hook, "/after"));
+    assert_tokens_never_go_back(&hook);
+
+    // One continuous audit chain across the leaders.
+    let current = leader(&[&pair.a, b]).unwrap_or(b);
+    let out = current.cli(&["audit", "verify", "--json"], &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(report["ok"], true, "{report}");
+}
