@@ -106,6 +106,7 @@ fn json_output(command: &mut Command) {
         Command::Drill(a) => a.json = true,
         Command::Ha { command: crate::cmd::ha::HaCommand::Status { json } } => *json = true,
         Command::Bench { command: crate::cmd::bench::BenchCommand::Detect(a) } => a.json = true,
+        Command::Bench { command: crate::cmd::bench::BenchCommand::Ha(a) } => a.json = true,
         _ => {}
     }
 }

@@ -36,6 +36,16 @@ impl Stats {
     }
 }
 
+/// The `pct`-th percentile of durations in milliseconds, by nearest rank
+/// (the smallest value that at least `pct` % of the samples are at or
+/// below); `None` when there are none.
+pub fn percentile_millis(samples: &[Duration], pct: usize) -> Option<f64> {
+    let mut v: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    v.sort_by(f64::total_cmp);
+    let rank = (v.len() * pct.min(100)).div_ceil(100).max(1);
+    v.get(rank - 1).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +66,16 @@ mod tests {
         assert_eq!(Stats::of_millis(&ten), stats(5.5, 9.0, 1.0, 10.0));
         assert_eq!(Stats::of_millis(&[]), None);
         assert_eq!(Stats::of(&[]), None);
+    }
+
+    #[test]
+    fn p99_is_the_nearest_rank() {
+        let fifty: Vec<Duration> = (1..=50).map(Duration::from_millis).collect();
+        assert_eq!(percentile_millis(&fifty, 99), Some(50.0));
+        assert_eq!(percentile_millis(&fifty, 50), Some(25.0));
+        let two_hundred: Vec<Duration> = (1..=200).rev().map(Duration::from_millis).collect();
+        assert_eq!(percentile_millis(&two_hundred, 99), Some(198.0));
+        assert_eq!(percentile_millis(&[], 99), None);
     }
 
     #[test]

@@ -24,6 +24,12 @@ pub enum BenchError {
     NftSpawn(std::io::Error),
     /// `nft ARGS` failed with this error output.
     Nft { args: String, stderr: String },
+    /// An etcd request of the bench itself failed; `what` names it.
+    Etcd { what: &'static str, source: Box<cutover_etcd::EtcdError> },
+    /// A write to the state store in etcd failed; `what` names it.
+    Store { what: &'static str, source: Box<cutover_store::StoreError> },
+    /// Starting the etcd cluster or a backend failed.
+    Setup { what: &'static str, source: LabError },
 }
 
 impl fmt::Display for BenchError {
@@ -39,6 +45,9 @@ impl fmt::Display for BenchError {
             BenchError::Restart(e) => write!(f, "restarting the primary: {e}"),
             BenchError::NftSpawn(e) => write!(f, "nft: {e}"),
             BenchError::Nft { args, stderr } => write!(f, "nft {args}: {stderr}"),
+            BenchError::Etcd { what, source } => write!(f, "{what}: {source}"),
+            BenchError::Store { what, source } => write!(f, "{what}: {source}"),
+            BenchError::Setup { what, source } => write!(f, "starting {what}: {source}"),
         }
     }
 }
@@ -47,11 +56,23 @@ impl std::error::Error for BenchError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BenchError::Io { source, .. } | BenchError::NftSpawn(source) => Some(source),
-            BenchError::Restart(e) => Some(e),
+            BenchError::Restart(e) | BenchError::Setup { source: e, .. } => Some(e),
+            BenchError::Etcd { source, .. } => Some(source.as_ref()),
+            BenchError::Store { source, .. } => Some(source.as_ref()),
             BenchError::Lab(e) => e.source(),
             _ => None,
         }
     }
+}
+
+/// `map_err` for an etcd request of the bench named `what`.
+pub fn etcd(what: &'static str) -> impl FnOnce(cutover_etcd::EtcdError) -> BenchError {
+    move |source| BenchError::Etcd { what, source: Box::new(source) }
+}
+
+/// `map_err` for a state store operation named `what`.
+pub fn store_op(what: &'static str) -> impl FnOnce(cutover_store::StoreError) -> BenchError {
+    move |source| BenchError::Store { what, source: Box::new(source) }
 }
 
 /// `map_err` for an I/O step named `what`.

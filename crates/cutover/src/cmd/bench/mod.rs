@@ -1,3 +1,5 @@
+//! `cutover bench detect` (below) and `cutover bench ha` ([`ha`]).
+//!
 //! `cutover bench detect`: over repeated trials per fault kind, the time from
 //! the onset of an outage of the primary to the controller's confirmed
 //! `failover` decision, and the false failovers on short SIGSTOP blips.
@@ -36,6 +38,7 @@ use crate::Failure;
 
 mod config;
 mod error;
+mod ha;
 mod health_log;
 mod lab;
 mod nft;
@@ -50,6 +53,8 @@ use report::{BlipReport, KindReport, describe, print_table, report_json};
 pub enum BenchCommand {
     /// Time from the onset of an outage to the confirmed failover decision, and false failovers on blips.
     Detect(DetectArgs),
+    /// HA on etcd: takeover after kill -9 of the leader, switch propagation to three gateways, double actions.
+    Ha(ha::HaArgs),
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +103,7 @@ impl FaultKind {
 pub fn run(command: BenchCommand) -> Result<(), Failure> {
     match command {
         BenchCommand::Detect(args) => detect(args),
+        BenchCommand::Ha(args) => ha::run(args),
     }
 }
 

@@ -17,6 +17,11 @@ pub fn stratified_phase(interval: Duration, i: usize, n: usize) -> Duration {
     Duration::from_secs(1) + interval.mul_f64((i as f64 + pseudo_random()) / n)
 }
 
+/// A pseudo-random delay in [0, max).
+pub fn jitter(max: Duration) -> Duration {
+    max.mul_f64(pseudo_random())
+}
+
 /// A number in [0, 1) from the clock's nanoseconds.
 fn pseudo_random() -> f64 {
     let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().subsec_nanos() as u64;

@@ -28,21 +28,9 @@ pub struct TrialProcess {
 }
 
 impl TrialProcess {
-    fn get(&self, path: &str) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {BENCH_TOKEN}\r\nConnection: close\r\n\r\n"
-        );
-        s.write_all(req.as_bytes()).ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        out.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
-    }
-
     /// `GET path` on its API as JSON (`Null` when that failed).
     pub fn json(&self, path: &str) -> Value {
-        self.get(path).and_then(|b| serde_json::from_str(&b).ok()).unwrap_or(Value::Null)
+        api_json(self.port, path)
     }
 
     fn log(&self) -> String {
@@ -79,6 +67,24 @@ impl TrialProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// `GET path` with the bench's viewer token on the API at `127.0.0.1:port`,
+/// as JSON (`Null` when that failed).
+pub fn api_json(port: u16, path: &str) -> Value {
+    api_get(port, path).and_then(|b| serde_json::from_str(&b).ok()).unwrap_or(Value::Null)
+}
+
+fn api_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {BENCH_TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
 }
 
 impl Drop for TrialProcess {

@@ -1,0 +1,160 @@
+//! Part 3 of `bench ha`: the RTO of a hard-down outage of the primary when
+//! the leader is killed at the moment of its decision. Per trial, two fresh
+//! `cutover run` nodes on a fresh prefix (the built-in failover runbook);
+//! once both see both backends healthy, the primary stops answering (every
+//! request held, as a host that is gone); the bench follows the prefix in
+//! etcd and sends SIGKILL to the leader as soon as the `failover`
+//! decision's key arrives. The RTO is the time from the onset to the
+//! arrival of `<prefix>/active_backend` = `secondary`, written by whichever
+//! node leads then.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cutover_core::duration::format_duration;
+use cutover_etcd::EventType;
+use serde_json::Value;
+
+use super::lab::{HaLab, wait};
+use super::process::HaProcess;
+use super::watch::{Seen, follow, leaf};
+use crate::cmd::bench::error::BenchError;
+use crate::cmd::bench::process::PATIENCE;
+
+/// How long after the kill the bench waits for the switch before it counts
+/// the outage as not recovered: the takeover (`lease_ttl` + 1 s at most)
+/// plus the failover runbook, with room to spare.
+const RECOVERY_PATIENCE: Duration = Duration::from_secs(30);
+
+/// What the outage trials measured.
+#[derive(Debug, Default)]
+pub struct RtoReport {
+    /// Onset of the outage to the active backend being the secondary.
+    pub rto: Vec<Duration>,
+    /// Onset to the leader's failover decision.
+    pub decided: Vec<Duration>,
+    /// The kill of the leader to the new leader's key.
+    pub takeover: Vec<Duration>,
+    /// Trials where the switch was written before the kill landed (the
+    /// leader was not killed in time: its own switch counts).
+    pub switched_before_kill: usize,
+    pub errors: Vec<String>,
+}
+
+/// What one trial measured.
+struct RtoTrial {
+    rto: Duration,
+    decided: Duration,
+    takeover: Option<Duration>,
+    switched_before_kill: bool,
+}
+
+/// `trials` outages on `lab`'s primary (resumed after each).
+pub fn measure(lab: &HaLab, trials: usize) -> RtoReport {
+    let mut r = RtoReport::default();
+    for i in 1..=trials {
+        let outcome = trial(lab, i);
+        lab.primary.resume();
+        match outcome {
+            Ok(t) => {
+                eprintln!(
+                    "outage {i}/{trials}: decision after {:.3} s, leader killed, secondary active after {:.3} s{}",
+                    t.decided.as_secs_f64(),
+                    t.rto.as_secs_f64(),
+                    if t.switched_before_kill { " (the leader switched before the kill landed)" } else { "" }
+                );
+                r.rto.push(t.rto);
+                r.decided.push(t.decided);
+                r.takeover.extend(t.takeover);
+                r.switched_before_kill += usize::from(t.switched_before_kill);
+            }
+            Err(e) => {
+                eprintln!("outage {i}/{trials}: {e}");
+                r.errors.push(e.to_string());
+            }
+        }
+    }
+    r
+}
+
+fn trial(lab: &HaLab, i: usize) -> Result<RtoTrial, BenchError> {
+    let shared = lab.shared(&format!("rto-{i}"));
+    let mut nodes = lab.start_nodes(&shared, 2, "")?;
+    let all: Vec<&HaProcess> = nodes.iter().collect();
+    wait("leader ctl-0 with both backends healthy on both nodes", &all, || {
+        nodes[0].status()["role"] == "leader"
+            && nodes.iter().all(|n| {
+                let s = n.status();
+                s["active"] == "primary"
+                    && s["backends"].as_array().is_some_and(|b| b.iter().all(|b| b["health"] == "healthy"))
+            })
+    })?;
+    let (now, events) = follow(lab, &format!("{}/", shared.prefix))?;
+    let leader_key = format!("{}/leader", shared.prefix);
+    let old_token = now.kvs.iter().find(|kv| kv.key == leader_key.as_bytes()).map(|kv| kv.create_revision);
+
+    let onset = Instant::now();
+    lab.primary.hang();
+    let (decided_at, _) = next(&events, &nodes, "failover decision", PATIENCE, |(_, e)| {
+        e.kind == EventType::Put
+            && String::from_utf8_lossy(&e.kv.key).contains("/decisions/")
+            && serde_json::from_slice::<Value>(&e.kv.value).is_ok_and(|d| d["action"] == "failover")
+    })?;
+    nodes[0].kill();
+    let killed = Instant::now();
+    let mut new_leader = None;
+    let (switched_at, _) = next(&events, &nodes, "switch to the secondary", RECOVERY_PATIENCE, |(at, e)| {
+        if e.kind == EventType::Put && e.kv.key == leader_key.as_bytes() && Some(e.kv.create_revision) != old_token {
+            new_leader.get_or_insert(*at);
+        }
+        e.kind == EventType::Put && leaf(&e.kv.key) == "active_backend" && value_is(&e.kv.value, "secondary")
+    })?;
+    Ok(RtoTrial {
+        rto: switched_at.duration_since(onset),
+        decided: decided_at.duration_since(onset),
+        takeover: new_leader.map(|at| at.saturating_duration_since(killed)),
+        switched_before_kill: switched_at < killed,
+    })
+}
+
+/// Whether an etcd value is `name` (raw or as a JSON string).
+fn value_is(value: &[u8], name: &str) -> bool {
+    value == name.as_bytes() || serde_json::from_slice::<String>(value).is_ok_and(|v| v == name)
+}
+
+/// The next change for which `f` holds, within `patience`.
+fn next(
+    events: &mpsc::Receiver<Seen>,
+    nodes: &[HaProcess],
+    what: &str,
+    patience: Duration,
+    mut f: impl FnMut(&Seen) -> bool,
+) -> Result<Seen, BenchError> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(seen) if f(&seen) => return Ok(seen),
+            Ok(_) => continue,
+            Err(_) => {
+                return Err(BenchError::Timeout {
+                    what: what.to_string(),
+                    patience: format_duration(patience),
+                    log_tail: nodes.iter().map(HaProcess::log_tail).collect::<Vec<_>>().join("\n"),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_active_backend_reads_raw_or_as_json() {
+        assert!(value_is(b"secondary", "secondary"));
+        assert!(value_is(b"\"secondary\"", "secondary"));
+        assert!(!value_is(b"primary", "secondary"));
+    }
+}
