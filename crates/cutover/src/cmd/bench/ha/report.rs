@@ -53,7 +53,7 @@ impl HaReport {
 
     /// Every outage ended with the secondary active.
     pub fn rto_met(&self) -> bool {
-        self.rto.errors.is_empty()
+        self.rto.errors.is_empty() && self.rto.not_recovered.is_empty()
     }
 
     pub fn all_met(&self) -> bool {
@@ -103,8 +103,9 @@ impl HaReport {
                 "errors": p.errors,
             },
             "rto": {
-                "trials": self.rto.rto.len() + self.rto.errors.len(),
+                "trials": self.rto.rto.len() + self.rto.not_recovered.len() + self.rto.errors.len(),
                 "recovered": self.rto.rto.len(),
+                "not_recovered": self.rto.not_recovered,
                 "rto_ms": self.rto.rto.iter().map(ms).collect::<Vec<_>>(),
                 "median_ms": Stats::of_millis(&self.rto.rto).map(|s| round(s.median)),
                 "max_ms": Stats::of_millis(&self.rto.rto).map(|s| round(s.max)),

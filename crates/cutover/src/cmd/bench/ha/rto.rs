@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cutover_core::duration::format_duration;
-use cutover_etcd::EventType;
+use cutover_etcd::{Event, EventType};
 use serde_json::Value;
 
 use super::lab::{HaLab, wait};
@@ -29,24 +29,32 @@ const RECOVERY_PATIENCE: Duration = Duration::from_secs(30);
 /// What the outage trials measured.
 #[derive(Debug, Default)]
 pub struct RtoReport {
-    /// Onset of the outage to the active backend being the secondary.
+    /// Onset of the outage to the active backend being the secondary, per
+    /// recovered outage.
     pub rto: Vec<Duration>,
     /// Onset to the leader's failover decision.
     pub decided: Vec<Duration>,
     /// The kill of the leader to the new leader's key.
     pub takeover: Vec<Duration>,
-    /// Trials where the switch was written before the kill landed (the
+    /// Outages where the switch was written before the kill landed (the
     /// leader was not killed in time: its own switch counts).
     pub switched_before_kill: usize,
+    /// Outages not recovered within [`RECOVERY_PATIENCE`] of the kill, each
+    /// with the incident's state when the leader died.
+    pub not_recovered: Vec<String>,
+    /// Trials that could not be run (set-up, no decision).
     pub errors: Vec<String>,
 }
 
 /// What one trial measured.
 struct RtoTrial {
-    rto: Duration,
     decided: Duration,
+    /// `None`: not recovered within [`RECOVERY_PATIENCE`] of the kill.
+    rto: Option<Duration>,
     takeover: Option<Duration>,
     switched_before_kill: bool,
+    /// The incident's state in the last write the bench saw before the kill.
+    state_at_kill: Option<String>,
 }
 
 /// `trials` outages on `lab`'s primary (resumed after each).
@@ -55,22 +63,36 @@ pub fn measure(lab: &HaLab, trials: usize) -> RtoReport {
     for i in 1..=trials {
         let outcome = trial(lab, i);
         lab.primary.resume();
-        match outcome {
-            Ok(t) => {
-                eprintln!(
-                    "outage {i}/{trials}: decision after {:.3} s, leader killed, secondary active after {:.3} s{}",
-                    t.decided.as_secs_f64(),
-                    t.rto.as_secs_f64(),
-                    if t.switched_before_kill { " (the leader switched before the kill landed)" } else { "" }
-                );
-                r.rto.push(t.rto);
-                r.decided.push(t.decided);
-                r.takeover.extend(t.takeover);
-                r.switched_before_kill += usize::from(t.switched_before_kill);
-            }
+        let t = match outcome {
+            Ok(t) => t,
             Err(e) => {
                 eprintln!("outage {i}/{trials}: {e}");
                 r.errors.push(e.to_string());
+                continue;
+            }
+        };
+        let state = t.state_at_kill.as_deref().unwrap_or("unknown");
+        let decided = t.decided.as_secs_f64();
+        r.decided.push(t.decided);
+        r.takeover.extend(t.takeover);
+        match t.rto {
+            Some(rto) => {
+                eprintln!(
+                    "outage {i}/{trials}: decision after {decided:.3} s, leader killed (incident {state}), \
+                     secondary active after {:.3} s{}",
+                    rto.as_secs_f64(),
+                    if t.switched_before_kill { " (the leader switched before the kill landed)" } else { "" }
+                );
+                r.rto.push(rto);
+                r.switched_before_kill += usize::from(t.switched_before_kill);
+            }
+            None => {
+                let why = format!(
+                    "outage {i}: no switch to the secondary within {} of the kill (incident {state} when the leader died)",
+                    format_duration(RECOVERY_PATIENCE)
+                );
+                eprintln!("outage {i}/{trials}: decision after {decided:.3} s, leader killed; {why}");
+                r.not_recovered.push(why);
             }
         }
     }
@@ -95,7 +117,9 @@ fn trial(lab: &HaLab, i: usize) -> Result<RtoTrial, BenchError> {
 
     let onset = Instant::now();
     lab.primary.hang();
+    let mut state_at_kill = None;
     let (decided_at, _) = next(&events, &nodes, "failover decision", PATIENCE, |(_, e)| {
+        state_at_kill = incident_state(e).or(state_at_kill.take());
         e.kind == EventType::Put
             && String::from_utf8_lossy(&e.kv.key).contains("/decisions/")
             && serde_json::from_slice::<Value>(&e.kv.value).is_ok_and(|d| d["action"] == "failover")
@@ -103,18 +127,36 @@ fn trial(lab: &HaLab, i: usize) -> Result<RtoTrial, BenchError> {
     nodes[0].kill();
     let killed = Instant::now();
     let mut new_leader = None;
-    let (switched_at, _) = next(&events, &nodes, "switch to the secondary", RECOVERY_PATIENCE, |(at, e)| {
+    let switched = next(&events, &nodes, "switch to the secondary", RECOVERY_PATIENCE, |(at, e)| {
+        if *at <= killed {
+            state_at_kill = incident_state(e).or(state_at_kill.take());
+        }
         if e.kind == EventType::Put && e.kv.key == leader_key.as_bytes() && Some(e.kv.create_revision) != old_token {
             new_leader.get_or_insert(*at);
         }
         e.kind == EventType::Put && leaf(&e.kv.key) == "active_backend" && value_is(&e.kv.value, "secondary")
-    })?;
+    });
+    let switched_at = match switched {
+        Ok((at, _)) => Some(at),
+        Err(BenchError::Timeout { .. }) => None,
+        Err(e) => return Err(e),
+    };
     Ok(RtoTrial {
-        rto: switched_at.duration_since(onset),
         decided: decided_at.duration_since(onset),
+        rto: switched_at.map(|at| at.duration_since(onset)),
         takeover: new_leader.map(|at| at.saturating_duration_since(killed)),
-        switched_before_kill: switched_at < killed,
+        switched_before_kill: switched_at.is_some_and(|at| at < killed),
+        state_at_kill,
     })
+}
+
+/// The state of the incident an incident key's write holds.
+fn incident_state(e: &Event) -> Option<String> {
+    if e.kind != EventType::Put || !String::from_utf8_lossy(&e.kv.key).contains("/incidents/") {
+        return None;
+    }
+    let incident: Value = serde_json::from_slice(&e.kv.value).ok()?;
+    incident["state"].as_str().map(str::to_string)
 }
 
 /// Whether an etcd value is `name` (raw or as a JSON string).

@@ -63,10 +63,11 @@ impl HaReport {
             println!("  double action {d}");
         }
         let rs = Stats::of_millis(&self.rto.rto);
-        if rs.is_some() || !self.rto.errors.is_empty() {
+        let outages = self.rto.rto.len() + self.rto.not_recovered.len();
+        if outages > 0 || !self.rto.errors.is_empty() {
             row([
                 "RTO, leader killed at the decision".to_string(),
-                self.rto.rto.len().to_string(),
+                format!("{}/{outages}", self.rto.rto.len()),
                 rs.map_or("-".into(), |s| secs(s.median)),
                 String::new(),
                 rs.map_or("-".into(), |s| secs(s.max)),
@@ -78,8 +79,11 @@ impl HaReport {
                 Stats::of_millis(&self.rto.decided).map_or("-".into(), |s| secs(s.median)),
                 Stats::of_millis(&self.rto.takeover).map_or("-".into(), |s| secs(s.median)),
                 self.rto.switched_before_kill,
-                self.rto.rto.len()
+                outages
             );
+        }
+        for e in &self.rto.not_recovered {
+            println!("  not recovered: {e}");
         }
         for e in t.errors.iter().chain(&p.errors).chain(&self.rto.errors) {
             println!("  error: {}", e.lines().next().unwrap_or(""));
