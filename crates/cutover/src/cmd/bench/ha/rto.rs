@@ -103,14 +103,18 @@ fn trial(lab: &HaLab, i: usize) -> Result<RtoTrial, BenchError> {
     let shared = lab.shared(&format!("rto-{i}"));
     let mut nodes = lab.start_nodes(&shared, 2, "")?;
     let all: Vec<&HaProcess> = nodes.iter().collect();
-    wait("leader ctl-0 with both backends healthy on both nodes", &all, || {
-        nodes[0].status()["role"] == "leader"
-            && nodes.iter().all(|n| {
-                let s = n.status();
+    let mut leader = None;
+    wait("one leader and both backends healthy on both nodes", &all, || {
+        let statuses: Vec<Value> = nodes.iter().map(HaProcess::status).collect();
+        let leaders: Vec<usize> = (0..statuses.len()).filter(|i| statuses[*i]["role"] == "leader").collect();
+        leader = leaders.first().copied();
+        leaders.len() == 1
+            && statuses.iter().all(|s| {
                 s["active"] == "primary"
                     && s["backends"].as_array().is_some_and(|b| b.iter().all(|b| b["health"] == "healthy"))
             })
     })?;
+    let leader = leader.unwrap_or(0);
     let (now, events) = follow(lab, &format!("{}/", shared.prefix))?;
     let leader_key = format!("{}/leader", shared.prefix);
     let old_token = now.kvs.iter().find(|kv| kv.key == leader_key.as_bytes()).map(|kv| kv.create_revision);
@@ -124,7 +128,7 @@ fn trial(lab: &HaLab, i: usize) -> Result<RtoTrial, BenchError> {
             && String::from_utf8_lossy(&e.kv.key).contains("/decisions/")
             && serde_json::from_slice::<Value>(&e.kv.value).is_ok_and(|d| d["action"] == "failover")
     })?;
-    nodes[0].kill();
+    nodes[leader].kill();
     let killed = Instant::now();
     let mut new_leader = None;
     let switched = next(&events, &nodes, "switch to the secondary", RECOVERY_PATIENCE, |(at, e)| {
