@@ -300,9 +300,10 @@ struct Sampler {
 
 impl Sampler {
     fn start(ports: Vec<u16>) -> Self {
-        let (stop, both, samples) = (Arc::new(AtomicBool::new(false)), Arc::default(), Arc::default());
-        let (stop2, both2, samples2): (Arc<AtomicBool>, Arc<Mutex<Vec<String>>>, Arc<Mutex<usize>>) =
-            (Arc::clone(&stop), Arc::clone(&both), Arc::clone(&samples));
+        let stop = Arc::new(AtomicBool::new(false));
+        let both: Arc<Mutex<Vec<String>>> = Arc::default();
+        let samples: Arc<Mutex<usize>> = Arc::default();
+        let (stop2, both2, samples2) = (stop.clone(), both.clone(), samples.clone());
         let thread = std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 let roles: Vec<_> = ports.iter().map(|p| sample(*p)).collect();
