@@ -99,9 +99,7 @@ impl Controller {
     fn push_change(&mut self, events: &mut Vec<Event>, now: Now, i: usize, vantage: &str, change: Option<Transition>) {
         if let Some(t) = change {
             let name = self.backends[i].name.clone();
-            if let Err(e) =
-                self.store.record_health(now.wall, &name, vantage, t.from.as_str(), t.to.as_str(), &t.reason)
-            {
+            if let Err(e) = self.store.record_health(now.wall, &name, vantage, t.from, t.to, &t.reason) {
                 self.store_failed("health.record", &e);
             }
             events.push(self.emit(Event::HealthChanged {
