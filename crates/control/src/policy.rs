@@ -11,6 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::health::Health;
+
 /// The shipped default policy (`policies/failover.rego`).
 pub const DEFAULT_POLICY: &str = include_str!("../../../policies/failover.rego");
 /// The tests of the default policy (`policies/failover_test.rego`).
@@ -164,7 +166,7 @@ pub fn sample_input(config: &cutover_core::Config) -> Value {
             serde_json::json!({
                 "name": b.name,
                 "role": b.role.as_str(),
-                "health": if b.name == primary { "down" } else { "healthy" },
+                "health": if b.name == primary { Health::Down } else { Health::Healthy },
                 "residency": b.residency,
                 "active": b.name == primary,
             })
