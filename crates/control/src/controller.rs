@@ -17,7 +17,9 @@
 //! takes `state.switch` and the ends of runbook runs; `fallback` decides
 //! fallbacks; `approval` takes human verdicts, `rollback` those on a held
 //! rollback; `forced` takes forced failovers; `leadership` says whether the
-//! controller acts (HA); `task` runs it as a task that owns it.
+//! controller acts (HA); `task` runs it as a task that owns it, `handle` is
+//! how the rest of the process talks to that task, and `status` what the
+//! task publishes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,19 +40,23 @@ mod approval;
 mod evidence;
 mod fallback;
 mod forced;
+mod handle;
 mod incident;
 mod leadership;
 mod policy_input;
 mod rollback;
 mod runs;
+mod status;
 mod task;
 
 /// What the controller reports: the one event type of [`crate::telemetry`].
 pub use crate::telemetry::Event;
 pub use evidence::Quorum;
+pub use handle::{ControllerHandle, Report};
 pub use leadership::{Leader, Leadership};
 pub use rollback::RollbackQuestion;
-pub use task::{BackendStatus, ControllerHandle, Report, Status, VantageStatus, start};
+pub use status::{BackendStatus, Status, VantageStatus};
+pub use task::start;
 
 /// A runbook to run, with what its templates need.
 #[derive(Debug, Clone, PartialEq, Eq)]

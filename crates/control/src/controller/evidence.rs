@@ -12,8 +12,6 @@
 
 use std::time::Instant;
 
-use serde_json::{Value, json};
-
 use super::{Backend, Controller, Event, LOCAL, Vantage, Verification};
 use crate::clock::Now;
 use crate::health::{Health, Observation, Transition};
@@ -158,25 +156,6 @@ impl Controller {
         } else {
             Health::Unknown // no fresh evidence yet (just started) or every agent silent
         }
-    }
-
-    /// `/v1/status`.
-    pub fn status(&self, now: Instant) -> Value {
-        let open = self.store.open_incidents().map(|v| v.len()).unwrap_or(0);
-        json!({
-            "active": self.active,
-            "backends": self.backends.iter().map(|b| json!({
-                "name": b.name,
-                "role": b.role.as_str(),
-                "health": self.health(&b.name, now),
-                "vantages": b.vantages.iter().map(|(n, v)| (n.clone(), json!({
-                    "health": self.vantage_health(v, n, now),
-                    "last_outcome": v.last_outcome,
-                    "age_ms": now.saturating_duration_since(v.last_seen).as_millis() as u64,
-                }))).collect::<serde_json::Map<_, _>>(),
-            })).collect::<Vec<_>>(),
-            "open_incidents": open,
-        })
     }
 
     /// The evidence of the vantages that report is latency alone.
