@@ -1,6 +1,7 @@
 //! Decisions by a Rego policy, evaluated in-process (regorus).
 //!
-//! The policy reads the input document of [`crate::input`] and defines
+//! The policy reads the input document of
+//! [`crate::controller::Controller::policy_input`] and defines
 //! `data.cutover.decision = {"action", "target", "reason"}`. An evaluation
 //! error or a malformed result is an error here; the controller turns it into
 //! "hold and alert", never a failover.

@@ -90,7 +90,7 @@ impl ControllerHandle {
     }
 
     /// `approve`/`reject` of an incident; a failover it starts is also
-    /// reported as [`Event::RunbookDue`].
+    /// reported as [`crate::telemetry::Event::RunbookDue`].
     pub async fn approval(
         &self,
         incident: &str,
@@ -102,7 +102,7 @@ impl ControllerHandle {
         self.call(|reply| Command::Approval { incident, approve, actor, comment, reply }).await
     }
 
-    /// A failover forced by an admin; also reported as [`Event::RunbookDue`].
+    /// A failover forced by an admin; also reported as [`crate::telemetry::Event::RunbookDue`].
     pub async fn force_failover(&self, target: &str, reason: &str, actor: &str) -> Result<RunbookDue, RequestError> {
         let (target, reason, actor) = (target.to_string(), reason.to_string(), actor.to_string());
         self.call(|reply| Command::ForceFailover { target, reason, actor, reply }).await
