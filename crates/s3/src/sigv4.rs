@@ -223,7 +223,7 @@ fn collapse_whitespace(v: &str) -> Cow<'_, str> {
             prev_space = false;
         }
     }
-    if clean && !(prev_space && !v.is_empty()) {
+    if clean && (!prev_space || v.is_empty()) {
         return Cow::Borrowed(v);
     }
     let mut out = String::with_capacity(v.len());
