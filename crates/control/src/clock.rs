@@ -42,8 +42,18 @@ impl Clock {
     }
 
     pub fn now(&self) -> Now {
-        let mono = tokio::time::Instant::now();
-        Now { mono: mono.into_std(), wall: self.base_wall + mono.saturating_duration_since(self.base_mono) }
+        self.at(tokio::time::Instant::now().into_std())
+    }
+
+    /// This clock's reading at the instant `mono` (also one before its
+    /// start): the wall time is as far from the start as `mono` is.
+    pub fn at(&self, mono: Instant) -> Now {
+        let base = self.base_mono.into_std();
+        let wall = match mono.checked_duration_since(base) {
+            Some(after) => self.base_wall + after,
+            None => self.base_wall - base.duration_since(mono),
+        };
+        Now { mono, wall }
     }
 }
 

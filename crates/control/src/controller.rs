@@ -3,9 +3,12 @@
 //! evidence into a recorded, reasoned decision.
 //!
 //! It does no network I/O and reads no clock: the runner feeds it probe
-//! results, verification results and agent evidence with timestamps, and
-//! calls [`Controller::tick`]. Each call returns the [`Event`]s that
-//! happened, for the log, the metrics and the timeline.
+//! results, verification results and agent evidence with the [`Now`] of the
+//! command that brought them, and calls [`Controller::tick`]. Every record
+//! it writes (timeline, audit, health history, policy input) takes that
+//! `Now`. What happens is emitted through [`Telemetry::emit`] (metric and
+//! log line) once it is recorded, and returned as [`Event`]s for the runner
+//! (runbooks to queue).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,12 +21,18 @@ use cutover_store::prelude::*;
 use cutover_store::{DecisionRecord, Fence, StoreError};
 use serde_json::{Value, json};
 
+use crate::clock::Now;
 use crate::health::{Health, Observation, Thresholds, Tracker, Transition};
 use crate::policy::{Action, Decision, Policy};
+use crate::telemetry::{Telemetry, quorum_json};
 
+mod leadership;
 mod rollback;
 mod task;
 
+/// What the controller reports: the one event type of [`crate::telemetry`].
+pub use crate::telemetry::Event;
+pub use leadership::{Leader, Leadership};
 pub use rollback::RollbackQuestion;
 pub use task::{BackendStatus, ControllerHandle, Report, Status, VantageStatus, start};
 
@@ -60,42 +69,17 @@ pub enum RequestError {
     /// The controller has stopped (the process is shutting down).
     #[error("the controller has stopped")]
     Stopped,
+    /// This controller stands by (HA): only the leader acts. `leader` is who
+    /// leads, when known (the API answers 503 naming it).
+    #[error("this node is a standby: {}", match leader {
+        Some(l) => format!("the leader is {} ({})", l.node, l.api),
+        None => "no leader is known".to_string(),
+    })]
+    NotLeader { leader: Option<Leader> },
 }
 
 /// The controller's own vantage point.
 pub const LOCAL: &str = "local";
-
-/// Something that happened, reported once.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    HealthChanged {
-        backend: String,
-        vantage: String,
-        from: Health,
-        to: Health,
-        reason: String,
-    },
-    IncidentOpened {
-        id: String,
-        backend: String,
-    },
-    Decided {
-        incident: String,
-        decision: Decision,
-    },
-    /// The policy failed; the controller holds and alerts.
-    PolicyFailed {
-        incident: String,
-        error: String,
-    },
-    /// A runbook should run: a failover (decided, approved or forced) or a
-    /// fallback. The runner queues it; runs never overlap.
-    RunbookDue(RunbookDue),
-    IncidentResolved {
-        id: String,
-        backend: String,
-    },
-}
 
 #[derive(Debug, Clone)]
 struct Vantage {
@@ -152,8 +136,14 @@ pub struct Controller {
     config: Config,
     policy: Policy,
     store: Arc<dyn Store>,
-    /// What the controller's fenced writes carry ([`Fence::local`] when embedded).
-    fence: Fence,
+    /// Leading (with the fence its writes carry: [`Fence::local`] when
+    /// embedded) or standing by.
+    role: Leadership,
+    /// A leadership change the controller made by itself (a fenced write),
+    /// until the task takes it.
+    role_change: Option<Event>,
+    /// The active backend as the store publishes it (a standby follows it).
+    active_watch: tokio::sync::watch::Receiver<Option<String>>,
     thresholds: Thresholds,
     backends: Vec<Backend>,
     active: String,
@@ -170,12 +160,25 @@ pub struct Controller {
     replication: Value,
     /// State store writes that failed, by operation (`cutover_store_errors_total`).
     store_errors: BTreeMap<&'static str, u64>,
+    /// Where what happens is reported (metrics and log).
+    telemetry: Telemetry,
 }
 
 impl Controller {
-    /// Builds the controller; the active backend comes from the store (a
-    /// restart keeps it), else the primary.
+    /// Builds the controller, leading with [`Fence::local`] (embedded); the
+    /// active backend comes from the store (a restart keeps it), else the
+    /// primary.
     pub fn new(config: Config, policy: Policy, store: Arc<dyn Store>, now: Instant) -> Result<Self, StoreError> {
+        Self::build(config, policy, store, now, Leadership::Leading(Fence::local()))
+    }
+
+    fn build(
+        config: Config,
+        policy: Policy,
+        store: Arc<dyn Store>,
+        now: Instant,
+        role: Leadership,
+    ) -> Result<Self, StoreError> {
         let d = &config.detect;
         let thresholds = Thresholds {
             failures: d.failures,
@@ -186,44 +189,28 @@ impl Controller {
             recover_successes: d.recover_successes,
             recover_after: d.recover_after,
         };
-        // A restart keeps what is true: health is unknown until fresh
-        // evidence, and a backend with an open incident must recover by the
-        // recovery rules before that incident resolves.
-        let open: Vec<String> = store.open_incidents()?.into_iter().map(|i| i.backend).collect();
         let backends = config
             .backends
             .iter()
-            .map(|b| {
-                let mut backend = Backend {
-                    name: b.name.clone(),
-                    role: b.role,
-                    residency: b.residency.clone(),
-                    vantages: BTreeMap::new(),
-                    verify: None,
-                    decided_on: None,
-                    resumed: open.contains(&b.name),
-                };
-                let tracker = backend.new_tracker(&thresholds);
-                backend
-                    .vantages
-                    .insert(LOCAL.to_string(), Vantage { tracker, last_seen: now, last_outcome: "none".into() });
-                backend
+            .map(|b| Backend {
+                name: b.name.clone(),
+                role: b.role,
+                residency: b.residency.clone(),
+                vantages: BTreeMap::new(),
+                verify: None,
+                decided_on: None,
+                resumed: false,
             })
             .collect();
-        let fence = Fence::local();
-        let active = match store.active_backend()? {
-            Some(a) if config.backend(&a).is_some() => a,
-            _ => {
-                let p = config.primary().name.clone();
-                store.set_active_backend(&fence, &p)?;
-                p
-            }
-        };
-        Ok(Self {
+        let active_watch = store.watch_active_backend();
+        let active = config.primary().name.clone();
+        let mut controller = Self {
             config,
             policy,
             store,
-            fence,
+            role,
+            role_change: None,
+            active_watch,
             thresholds,
             backends,
             active,
@@ -234,7 +221,61 @@ impl Controller {
             signals: serde_json::Map::new(),
             replication: json!({"lags": [], "journal": null}),
             store_errors: BTreeMap::new(),
-        })
+            telemetry: Telemetry::default(),
+        };
+        controller.reload()?;
+        for b in &mut controller.backends {
+            let tracker = b.new_tracker(&controller.thresholds);
+            b.vantages.insert(LOCAL.to_string(), Vantage { tracker, last_seen: now, last_outcome: "none".into() });
+        }
+        Ok(controller)
+    }
+
+    /// Reads from the store what a starting controller (or one that starts
+    /// to lead) must know: the open incidents (their backends must recover
+    /// by the recovery rules before they resolve, and are decided on afresh
+    /// from the incident's stored state) and the active backend (the
+    /// primary when none was ever set, which a leader records).
+    fn reload(&mut self) -> Result<(), StoreError> {
+        // A restart keeps what is true: health is unknown until fresh
+        // evidence, and a backend with an open incident must recover by the
+        // recovery rules before that incident resolves.
+        let open: Vec<String> = self.store.open_incidents()?.into_iter().map(|i| i.backend).collect();
+        for b in &mut self.backends {
+            b.resumed = open.contains(&b.name);
+            b.decided_on = None;
+        }
+        self.fallback_checked.clear();
+        self.active = match self.store.active_backend()? {
+            Some(a) if self.config.backend(&a).is_some() => a,
+            _ => {
+                let p = self.config.primary().name.clone();
+                if let Some(fence) = self.role.fence() {
+                    self.store.set_active_backend(fence, &p)?;
+                }
+                p
+            }
+        };
+        self.active_watch.mark_unchanged();
+        Ok(())
+    }
+
+    /// Reports into `telemetry` (the process's registered metrics) instead
+    /// of metrics of its own.
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
+    /// Emits `event` (metric and log line) and returns it for the runner.
+    fn emit(&self, event: Event) -> Event {
+        self.telemetry.emit(&event);
+        event
+    }
+
+    /// Where the controller reports what happens.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -250,8 +291,14 @@ impl Controller {
     /// performed (a mutation that cannot be recorded and audited does not
     /// happen), except records of what already happened (health history,
     /// timeline notes, a runbook's end), which are only lost.
+    /// A write refused with [`StoreError::Fenced`] is not a failure of the
+    /// store: the controller stands by instead ([`Controller::fenced_out`]).
     fn store_failed(&mut self, op: &'static str, e: &StoreError) {
-        tracing::error!(op, error = %e, "state store write failed");
+        if let StoreError::Fenced { revision, .. } = e {
+            self.fenced_out(op, *revision);
+            return;
+        }
+        self.telemetry.emit(&Event::StoreFailed { op: op.to_string(), error: Some(e.to_string()) });
         *self.store_errors.entry(op).or_default() += 1;
     }
 
@@ -270,7 +317,7 @@ impl Controller {
     /// Feeds one probe result from a vantage.
     pub fn observe(
         &mut self,
-        now: Instant,
+        now: Now,
         backend: &str,
         vantage: &str,
         started: Instant,
@@ -281,21 +328,21 @@ impl Controller {
         let tracker = self.backends[i].new_tracker(&self.thresholds);
         let v = self.backends[i].vantages.entry(vantage.to_string()).or_insert_with(|| Vantage {
             tracker,
-            last_seen: now,
+            last_seen: now.mono,
             last_outcome: "none".into(),
         });
-        v.last_seen = now;
+        v.last_seen = now.mono;
         v.last_outcome = outcome.to_string();
-        let change = v.tracker.observe(now, Observation { started, ok });
+        let change = v.tracker.observe(now.mono, Observation { started, ok });
         let mut events = Vec::new();
-        self.push_change(&mut events, i, vantage, change);
+        self.push_change(&mut events, now, i, vantage, change);
         events.extend(self.evaluate(now, i));
         events
     }
 
     /// Feeds an independent re-check (fresh connection, read of a known
     /// object). It is also local evidence.
-    pub fn verified(&mut self, now: Instant, backend: &str, started: Instant, ok: bool, outcome: &str) -> Vec<Event> {
+    pub fn verified(&mut self, now: Now, backend: &str, started: Instant, ok: bool, outcome: &str) -> Vec<Event> {
         let Some(i) = self.index(backend) else { return Vec::new() };
         self.backends[i].verify = Some(Verification { ok, outcome: outcome.to_string() });
         self.observe(now, backend, LOCAL, started, ok, outcome)
@@ -309,18 +356,19 @@ impl Controller {
     }
 
     /// Applies time-based rules (confirmation, recovery, agent ageing).
-    pub fn tick(&mut self, now: Instant) -> Vec<Event> {
+    pub fn tick(&mut self, now: Now) -> Vec<Event> {
+        self.follow_active();
         let mut events = Vec::new();
         for i in 0..self.backends.len() {
             let names: Vec<String> = self.backends[i].vantages.keys().cloned().collect();
             for vantage in names {
-                let change = self.backends[i].vantages.get_mut(&vantage).and_then(|v| v.tracker.tick(now));
-                self.push_change(&mut events, i, &vantage, change);
+                let change = self.backends[i].vantages.get_mut(&vantage).and_then(|v| v.tracker.tick(now.mono));
+                self.push_change(&mut events, now, i, &vantage, change);
             }
             events.extend(self.evaluate(now, i));
             let name = self.backends[i].name.clone();
-            if self.health(&name, now) == Health::Healthy {
-                self.healthy_since.entry(name).or_insert(now);
+            if self.health(&name, now.mono) == Health::Healthy {
+                self.healthy_since.entry(name).or_insert(now.mono);
             } else {
                 self.healthy_since.remove(&name);
             }
@@ -329,21 +377,21 @@ impl Controller {
         events
     }
 
-    fn push_change(&mut self, events: &mut Vec<Event>, i: usize, vantage: &str, change: Option<Transition>) {
+    fn push_change(&mut self, events: &mut Vec<Event>, now: Now, i: usize, vantage: &str, change: Option<Transition>) {
         if let Some(t) = change {
             let name = self.backends[i].name.clone();
             if let Err(e) =
-                self.store.record_health(SystemTime::now(), &name, vantage, t.from.as_str(), t.to.as_str(), &t.reason)
+                self.store.record_health(now.wall, &name, vantage, t.from.as_str(), t.to.as_str(), &t.reason)
             {
                 self.store_failed("health.record", &e);
             }
-            events.push(Event::HealthChanged {
+            events.push(self.emit(Event::HealthChanged {
                 backend: name,
                 vantage: vantage.to_string(),
                 from: t.from,
                 to: t.to,
                 reason: t.reason,
-            });
+            }));
         }
     }
 
@@ -382,10 +430,13 @@ impl Controller {
         }
     }
 
-    /// Opens, decides and resolves incidents for backend `i`.
-    fn evaluate(&mut self, now: Instant, i: usize) -> Vec<Event> {
+    /// Opens, decides and resolves incidents for backend `i`; only while
+    /// leading (a standby writes nothing and decides nothing).
+    fn evaluate(&mut self, now: Now, i: usize) -> Vec<Event> {
+        let Some(fence) = self.role.fence().cloned() else { return Vec::new() };
+        let fence = &fence;
         let name = self.backends[i].name.clone();
-        let q = self.quorum(&name, now);
+        let q = self.quorum(&name, now.mono);
         let verify_failed = self.backends[i].verify.as_ref().is_some_and(|v| !v.ok);
         let mut events = Vec::new();
         let open = match self.store.open_incident_for(&name) {
@@ -397,18 +448,19 @@ impl Controller {
         };
         let Some(incident) = open else {
             if q.down > 0 {
-                let at = SystemTime::now();
-                let fence = &self.fence;
-                let opened = self.store.atomic(|tx| {
+                let at = now.wall;
+                let opened = self.store.atomic(fence, |tx| {
                     let id = tx.open_incident(&name, at)?;
-                    tx.add_event(&id, at, "incident.opened", &json!({"backend": name, "quorum": quorum_json(&q)}))?;
-                    tx.audit(fence, at, "controller", "incident.open", &json!({"incident": id, "backend": name}))?;
-                    Ok(id)
+                    let opened =
+                        Event::IncidentOpened { id: id.clone(), backend: name.clone(), quorum: Some(q), by: None };
+                    record_timeline(tx, at, &opened)?;
+                    tx.audit(at, "controller", "incident.open", &json!({"incident": id, "backend": name}))?;
+                    Ok((id, opened))
                 });
                 match opened {
-                    Ok(id) => {
-                        self.opened.insert(id.clone(), now);
-                        events.push(Event::IncidentOpened { id, backend: name.clone() });
+                    Ok((id, opened)) => {
+                        self.opened.insert(id, now.mono);
+                        events.push(self.emit(opened));
                         self.backends[i].decided_on = None;
                         events.extend(self.evaluate(now, i));
                     }
@@ -426,30 +478,31 @@ impl Controller {
         let states: Vec<Health> = self.backends[i]
             .vantages
             .iter()
-            .filter(|(n, v)| self.fresh(v, n, now))
+            .filter(|(n, v)| self.fresh(v, n, now.mono))
             .map(|(_, v)| v.tracker.state())
             .collect();
         let all_healthy = !states.is_empty() && states.iter().all(|s| *s == Health::Healthy);
         if q.down == 0 && all_healthy {
-            let at = SystemTime::now();
+            let at = now.wall;
             let reason = if incident.state == IncidentState::RolledBack {
                 "healthy; the failover was rolled back"
             } else {
                 "healthy again before any failover"
             };
-            let fence = &self.fence;
-            let resolved = self.store.atomic(|tx| {
-                tx.set_incident_state(fence, &incident.id, IncidentState::Resolved, Some(at))?;
-                tx.add_event(&incident.id, at, "incident.resolved", &json!({"reason": reason}))?;
-                tx.audit(fence, at, "controller", "incident.resolve", &json!({"incident": incident.id}))
+            let resolved =
+                Event::IncidentResolved { id: incident.id.clone(), backend: name, reason: reason.to_string() };
+            let recorded = self.store.atomic(fence, |tx| {
+                tx.set_incident_state(&incident.id, IncidentState::Resolved, Some(at))?;
+                record_timeline(tx, at, &resolved)?;
+                tx.audit(at, "controller", "incident.resolve", &json!({"incident": incident.id}))
             });
-            if let Err(e) = resolved {
+            if let Err(e) = recorded {
                 self.store_failed("incident.resolve", &e);
                 return events;
             }
             self.backends[i].decided_on = None;
             self.backends[i].resumed = false;
-            events.push(Event::IncidentResolved { id: incident.id, backend: name });
+            events.push(self.emit(resolved));
             return events;
         }
         if matches!(incident.state, IncidentState::Rejected | IncidentState::RolledBack) {
@@ -465,12 +518,16 @@ impl Controller {
             Ok(d) => d,
             Err(e) => {
                 let error = e.to_string();
-                if let Err(e) =
-                    self.store.add_event(&incident.id, SystemTime::now(), "policy.error", &json!({"error": error}))
+                let failed = Event::PolicyFailed { incident: incident.id.clone(), error: error.clone() };
+                if let Some(t) = self.telemetry.emit(&failed)
+                    && let Err(e) = self.store.add_event(fence, &t.incident, now.wall, t.kind, &t.detail)
                 {
                     self.store_failed("timeline", &e);
                 }
-                events.push(Event::PolicyFailed { incident: incident.id.clone(), error: error.clone() });
+                events.push(failed);
+                if !self.is_leading() {
+                    return events; // fenced out: no decision with the old fence
+                }
                 Decision { action: Action::Hold, target: None, reason: format!("policy error, holding: {error}") }
             }
         };
@@ -482,8 +539,13 @@ impl Controller {
             policy_sha256: self.policy.sha256(),
             input: &input,
         };
-        let at = SystemTime::now();
-        let summary = json!({"action": decision.action, "target": decision.target, "reason": decision.reason, "policy_sha256": self.policy.sha256()});
+        let at = now.wall;
+        let decided = Event::Decided {
+            incident: incident.id.clone(),
+            decision: decision.clone(),
+            policy_sha256: self.policy.sha256().to_string(),
+        };
+        let summary = decided.timeline().map(|t| t.detail).unwrap_or_default();
         let state = match decision.action {
             Action::Failover => IncidentState::FailingOver,
             Action::AwaitApproval => IncidentState::AwaitingApproval,
@@ -491,29 +553,27 @@ impl Controller {
         };
         // The decision, its timeline event, its audit entry and the new
         // state commit together: a decision that cannot be audited is not made.
-        let fence = &self.fence;
-        let recorded = self.store.atomic(|tx| {
+        let recorded = self.store.atomic(fence, |tx| {
             tx.record_decision(&record, at)?;
-            tx.add_event(&incident.id, at, "decision", &summary)?;
+            record_timeline(tx, at, &decided)?;
             tx.audit(
-                fence,
                 at,
                 "controller",
                 "decision",
                 &json!({"incident": incident.id, "decision": summary, "evidence": input["evidence"]}),
             )?;
-            tx.set_incident_state(fence, &incident.id, state, None)
+            tx.set_incident_state(&incident.id, state, None)
         });
         if let Err(e) = recorded {
             self.store_failed("decision", &e);
             self.backends[i].decided_on = None; // decide again once the store takes it
             return events;
         }
-        events.push(Event::Decided { incident: incident.id.clone(), decision: decision.clone() });
+        events.push(self.emit(decided));
         if decision.action == Action::Failover
             && let Some(target) = decision.target.clone()
         {
-            events.push(Event::RunbookDue(RunbookDue {
+            events.push(self.emit(Event::RunbookDue(RunbookDue {
                 incident: incident.id.clone(),
                 backend: name.clone(),
                 kind: RunKind::Failover,
@@ -521,7 +581,7 @@ impl Controller {
                 target,
                 reason: decision.reason.clone(),
                 actor: "controller".into(),
-            }));
+            })));
         }
         events
     }
@@ -529,11 +589,20 @@ impl Controller {
     /// `state.switch`: makes `target` the active backend (recorded in the
     /// store, which the standalone gateway follows). Returns the previous one.
     pub fn set_active(&mut self, target: &str) -> Result<String, RequestError> {
+        let fence = self.acting()?;
         if self.config.backend(target).is_none() {
             return Err(RequestError::NotFound(format!("no backend named {target:?}")));
         }
-        self.store.set_active_backend(&self.fence, target)?;
-        Ok(std::mem::replace(&mut self.active, target.to_string()))
+        match self.store.set_active_backend(&fence, target) {
+            Ok(()) => {}
+            Err(e @ StoreError::Fenced { .. }) => return Err(self.refused("active.set", e)),
+            Err(e) => return Err(e.into()),
+        }
+        let from = std::mem::replace(&mut self.active, target.to_string());
+        if from != target {
+            self.telemetry.emit(&Event::Switched { from: from.clone(), to: target.to_string() });
+        }
+        Ok(from)
     }
 
     /// When an incident was opened, if this process saw it open.
@@ -548,8 +617,27 @@ impl Controller {
     /// `resolved`; fallback rolled back → `failed_over` again (and the
     /// primary must be stable for `stable_for` once more); rollback held →
     /// `awaiting_approval` (of the rollback); an approved rollback that
-    /// completed → `rolled_back`.
-    pub fn run_finished(&mut self, incident: &str, kind: RunKind, outcome: &RunOutcome, now: Instant) {
+    /// completed → `rolled_back`. Emits [`Event::RunSettled`] (with the
+    /// time from the incident's opening to a completed failover). On a
+    /// standby it records nothing (see [`Controller::try_run_finished`]).
+    pub fn run_finished(&mut self, incident: &str, kind: RunKind, outcome: &RunOutcome, now: Now) {
+        // A store failure is already counted and logged by `try_run_finished`.
+        if let Err(e @ RequestError::NotLeader { .. }) = self.try_run_finished(incident, kind, outcome, now) {
+            tracing::warn!(incident, error = %e, "the end of a run was not recorded");
+        }
+    }
+
+    /// [`Controller::run_finished`], saying why the end of the run was not
+    /// recorded: [`RequestError::NotLeader`] on a standby (nothing written),
+    /// or the store's error (counted; the run's end is lost).
+    pub fn try_run_finished(
+        &mut self,
+        incident: &str,
+        kind: RunKind,
+        outcome: &RunOutcome,
+        now: Now,
+    ) -> Result<(), RequestError> {
+        let fence = self.acting()?;
         let (state, closed) = match (kind, outcome) {
             (_, RunOutcome::RollbackHeld { .. }) => (IncidentState::AwaitingApproval, None),
             (RunKind::Rollback, RunOutcome::Completed | RunOutcome::RolledBack { .. }) => {
@@ -557,24 +645,22 @@ impl Controller {
             }
             (RunKind::Rollback, RunOutcome::Failed { .. }) => (IncidentState::FailoverFailed, None),
             (RunKind::Failover, RunOutcome::Completed) => {
-                self.failed_over_at.insert(incident.to_string(), now);
+                self.failed_over_at.insert(incident.to_string(), now.mono);
                 (IncidentState::FailedOver, None)
             }
             (RunKind::Failover, RunOutcome::RolledBack { .. }) => (IncidentState::RolledBack, None),
             (RunKind::Failover, RunOutcome::Failed { .. }) => (IncidentState::FailoverFailed, None),
-            (RunKind::Fallback, RunOutcome::Completed) => (IncidentState::Resolved, Some(SystemTime::now())),
+            (RunKind::Fallback, RunOutcome::Completed) => (IncidentState::Resolved, Some(now.wall)),
             (RunKind::Fallback, RunOutcome::RolledBack { .. }) => {
                 self.healthy_since.clear();
                 (IncidentState::FailedOver, None)
             }
             (RunKind::Fallback, RunOutcome::Failed { .. }) => (IncidentState::FailoverFailed, None),
         };
-        let fence = &self.fence;
-        let recorded = self.store.atomic(|tx| {
-            tx.set_incident_state(fence, incident, state, closed)?;
+        let recorded = self.store.atomic(&fence, |tx| {
+            tx.set_incident_state(incident, state, closed)?;
             if let Some(at) = closed {
                 tx.audit(
-                    fence,
                     at,
                     "controller",
                     "incident.resolve",
@@ -583,15 +669,29 @@ impl Controller {
             }
             Ok(())
         });
-        if let Err(e) = recorded {
-            self.store_failed("run.finished", &e);
-        }
+        let refused = recorded.err().map(|e| self.refused("run.finished", e));
+        let detection_to_switch = match (kind, outcome) {
+            (RunKind::Failover, RunOutcome::Completed) => {
+                self.opened.get(incident).map(|t| now.mono.saturating_duration_since(*t))
+            }
+            _ => None,
+        };
+        self.telemetry.emit(&Event::RunSettled {
+            incident: incident.to_string(),
+            kind,
+            outcome: outcome.clone(),
+            detection_to_switch,
+        });
+        refused.map_or(Ok(()), Err)
     }
 
     /// Starts the fallback of failed-over incidents whose backend has been
     /// healthy for `stable_for`, at least `min_dwell` after the failover,
     /// when the policy's fallback rule allows it.
-    fn check_fallback(&mut self, now: Instant) -> Vec<Event> {
+    fn check_fallback(&mut self, now: Now) -> Vec<Event> {
+        if !self.is_leading() {
+            return Vec::new(); // a standby decides nothing
+        }
         let open = match self.store.open_incidents() {
             Ok(open) => open,
             Err(e) => {
@@ -601,23 +701,23 @@ impl Controller {
         };
         let mut events = Vec::new();
         for inc in open.into_iter().filter(|i| i.state == IncidentState::FailedOver) {
-            let failed_over_at = *self.failed_over_at.entry(inc.id.clone()).or_insert(now);
+            let failed_over_at = *self.failed_over_at.entry(inc.id.clone()).or_insert(now.mono);
             let Some(since) = self.healthy_since.get(&inc.backend).copied() else { continue };
             if inc.backend == self.active {
                 continue;
             }
             let last = self.fallback_checked.get(&inc.id).copied();
-            if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            if last.is_some_and(|t| now.mono.duration_since(t) < Duration::from_secs(1)) {
                 continue;
             }
-            self.fallback_checked.insert(inc.id.clone(), now);
+            self.fallback_checked.insert(inc.id.clone(), now.mono);
             let fb = &self.config.fallback;
-            let healthy_for = now.duration_since(since);
-            let since_failover = now.duration_since(failed_over_at);
+            let healthy_for = now.mono.duration_since(since);
+            let since_failover = now.mono.duration_since(failed_over_at);
             let mut input = self.policy_input(&inc.id, &inc.opened_at, &inc.backend, now);
             input["fallback"] = json!({
                 "backend": inc.backend,
-                "health": self.health(&inc.backend, now),
+                "health": self.health(&inc.backend, now.mono),
                 "healthy_for_ms": healthy_for.as_millis() as u64,
                 "stable_for_ms": fb.stable_for.as_millis() as u64,
                 "since_failover_ms": since_failover.as_millis() as u64,
@@ -630,24 +730,33 @@ impl Controller {
                     format!("{} healthy for {healthy_for:?}, {since_failover:?} since the failover", inc.backend),
                 ),
                 Err(e) => {
-                    events.push(Event::PolicyFailed { incident: inc.id.clone(), error: e.to_string() });
+                    // Asked again every second: logged and alerted, not
+                    // recorded in the timeline each time.
+                    events.push(self.emit(Event::PolicyFailed { incident: inc.id.clone(), error: e.to_string() }));
                     continue;
                 }
             };
             let (true, reason) = verdict else { continue };
-            let at = SystemTime::now();
-            let detail = json!({"action": RunKind::Fallback, "target": inc.backend, "reason": reason, "policy_sha256": self.policy.sha256()});
-            let fence = &self.fence;
-            let recorded = self.store.atomic(|tx| {
-                tx.set_incident_state(fence, &inc.id, IncidentState::FallingBack, None)?;
-                tx.add_event(&inc.id, at, "fallback.decision", &detail)?;
-                tx.audit(fence, at, "controller", "fallback.decision", &json!({"incident": inc.id, "decision": detail}))
+            let Some(fence) = self.role.fence().cloned() else { break }; // fenced out meanwhile
+            let at = now.wall;
+            let decided = Event::FallbackDecided {
+                incident: inc.id.clone(),
+                target: inc.backend.clone(),
+                reason: reason.clone(),
+                policy_sha256: self.policy.sha256().to_string(),
+            };
+            let detail = decided.timeline().map(|t| t.detail).unwrap_or_default();
+            let recorded = self.store.atomic(&fence, |tx| {
+                tx.set_incident_state(&inc.id, IncidentState::FallingBack, None)?;
+                record_timeline(tx, at, &decided)?;
+                tx.audit(at, "controller", "fallback.decision", &json!({"incident": inc.id, "decision": detail}))
             });
             if let Err(e) = recorded {
                 self.store_failed("fallback.decision", &e);
                 continue; // no fallback that is not recorded and audited
             }
-            events.push(Event::RunbookDue(RunbookDue {
+            events.push(self.emit(decided));
+            events.push(self.emit(Event::RunbookDue(RunbookDue {
                 incident: inc.id.clone(),
                 backend: inc.backend.clone(),
                 kind: RunKind::Fallback,
@@ -655,7 +764,7 @@ impl Controller {
                 target: inc.backend.clone(),
                 reason,
                 actor: "controller".into(),
-            }));
+            })));
         }
         events
     }
@@ -664,14 +773,17 @@ impl Controller {
     /// approval of its decision starts its failover (approve) or is held
     /// (reject); one awaiting approval of a held rollback has it run
     /// (approve) or keeps what the run did (reject); a runbook waiting at an
-    /// `approval` step takes the verdict from the store.
+    /// `approval` step takes the verdict from the store. A failover it
+    /// starts is emitted as [`Event::RunbookDue`] and returned.
     pub fn approval(
         &mut self,
         incident: &str,
         approve: bool,
         actor: &str,
         comment: &str,
+        now: Now,
     ) -> Result<Option<RunbookDue>, RequestError> {
+        let fence = self.acting()?;
         let inc = self
             .store
             .incident(incident)?
@@ -680,7 +792,7 @@ impl Controller {
             && inc.state == IncidentState::AwaitingApproval
             && let Some(run) = self.held_rollback(incident)?
         {
-            return self.rollback_approval(&inc, &run, approve, actor, comment);
+            return self.rollback_approval(&inc, &run, approve, actor, comment, now);
         }
         let verdict = if approve { Verdict::Approve } else { Verdict::Reject };
         let mut waiting_step = inc.state.running_runbook();
@@ -721,26 +833,30 @@ impl Controller {
                 "incident {incident}'s decision has no target; use POST /v1/failover"
             )));
         }
-        let at = SystemTime::now();
-        let detail = json!({"verdict": verdict, "by": actor, "comment": comment});
+        let at = now.wall;
+        let approval = Event::Approval {
+            incident: incident.to_string(),
+            verdict,
+            by: actor.to_string(),
+            comment: comment.to_string(),
+        };
         // The verdict, its audit entry and what it changes commit together: a
         // verdict that cannot be audited is refused (500) and changes nothing.
-        let fence = &self.fence;
-        let recorded = self.store.atomic(|tx| {
+        let recorded = self.store.atomic(&fence, |tx| {
             tx.record_approval(incident, verdict, actor, comment, at)?;
-            tx.add_event(incident, at, "approval", &detail)?;
-            tx.audit(fence, at, actor, verdict.as_str(), &json!({"incident": incident, "comment": comment}))?;
+            record_timeline(tx, at, &approval)?;
+            tx.audit(at, actor, verdict.as_str(), &json!({"incident": incident, "comment": comment}))?;
             if let Some(state) = next_state {
-                tx.set_incident_state(fence, incident, state, None)?;
+                tx.set_incident_state(incident, state, None)?;
             }
             Ok(())
         });
         if let Err(e) = recorded {
-            self.store_failed("approval", &e);
-            return Err(e.into());
+            return Err(self.refused("approval", e));
         }
+        self.telemetry.emit(&approval);
         let (Some(IncidentState::FailingOver), Some(target)) = (next_state, target) else { return Ok(None) };
-        Ok(Some(RunbookDue {
+        let due = RunbookDue {
             incident: incident.to_string(),
             backend: inc.backend.clone(),
             kind: RunKind::Failover,
@@ -748,7 +864,9 @@ impl Controller {
             target,
             reason: format!("approved by {actor}: {comment}"),
             actor: actor.to_string(),
-        }))
+        };
+        self.telemetry.emit(&Event::RunbookDue(due.clone()));
+        Ok(Some(due))
     }
 
     /// The latest approval or rejection recorded for `incident`.
@@ -769,8 +887,9 @@ impl Controller {
         target: &str,
         reason: &str,
         actor: &str,
-        now: Instant,
+        now: Now,
     ) -> Result<RunbookDue, RequestError> {
+        let fence = self.acting()?;
         if self.config.backend(target).is_none() {
             return Err(RequestError::NotFound(format!("no backend named {target:?}")));
         }
@@ -781,7 +900,7 @@ impl Controller {
             return Err(RequestError::Conflict(format!("incident {} is running a runbook ({})", busy.id, busy.state)));
         }
         let source = self.active.clone();
-        let at = SystemTime::now();
+        let at = now.wall;
         let existing = match self.store.open_incident_for(&source) {
             Ok(i) => i,
             Err(e) => {
@@ -791,20 +910,30 @@ impl Controller {
         };
         let reason = format!("forced by {actor}: {reason}");
         let input = json!({"manual": true, "actor": actor, "source": source, "target": target});
-        let detail =
-            json!({"action": DecisionAction::Failover, "target": target, "reason": reason, "policy_sha256": "manual"});
         // The incident, the decision, its audit entry and the new state
         // commit together: a forced failover that cannot be audited is refused.
-        let fence = &self.fence;
-        let recorded = self.store.atomic(|tx| {
-            let id = match &existing {
-                Some(i) => i.id.clone(),
+        let recorded = self.store.atomic(&fence, |tx| {
+            let (id, opened) = match &existing {
+                Some(i) => (i.id.clone(), None),
                 None => {
                     let id = tx.open_incident(&source, at)?;
-                    tx.add_event(&id, at, "incident.opened", &json!({"backend": source, "by": actor}))?;
-                    id
+                    let opened = Event::IncidentOpened {
+                        id: id.clone(),
+                        backend: source.clone(),
+                        quorum: None,
+                        by: Some(actor.to_string()),
+                    };
+                    record_timeline(tx, at, &opened)?;
+                    (id, Some(opened))
                 }
             };
+            let forced = Event::FailoverForced {
+                incident: id.clone(),
+                target: target.to_string(),
+                reason: reason.clone(),
+                actor: actor.to_string(),
+            };
+            let detail = forced.timeline().map(|t| t.detail).unwrap_or_default();
             let record = DecisionRecord {
                 incident: &id,
                 action: DecisionAction::Failover,
@@ -814,22 +943,21 @@ impl Controller {
                 input: &input,
             };
             tx.record_decision(&record, at)?;
-            tx.add_event(&id, at, "decision", &detail)?;
-            tx.audit(fence, at, actor, "failover.forced", &json!({"incident": id, "decision": detail}))?;
-            tx.set_incident_state(fence, &id, IncidentState::FailingOver, None)?;
-            Ok(id)
+            record_timeline(tx, at, &forced)?;
+            tx.audit(at, actor, "failover.forced", &json!({"incident": id, "decision": detail}))?;
+            tx.set_incident_state(&id, IncidentState::FailingOver, None)?;
+            Ok((id, opened, forced))
         });
-        let id = match recorded {
-            Ok(id) => id,
-            Err(e) => {
-                self.store_failed("failover.forced", &e);
-                return Err(e.into());
-            }
+        let (id, opened, forced) = match recorded {
+            Ok(r) => r,
+            Err(e) => return Err(self.refused("failover.forced", e)),
         };
-        if existing.is_none() {
-            self.opened.insert(id.clone(), now);
+        if let Some(opened) = opened {
+            self.opened.insert(id.clone(), now.mono);
+            self.telemetry.emit(&opened);
         }
-        Ok(RunbookDue {
+        self.telemetry.emit(&forced);
+        let due = RunbookDue {
             incident: id,
             backend: source.clone(),
             kind: RunKind::Failover,
@@ -837,11 +965,14 @@ impl Controller {
             target: target.to_string(),
             reason,
             actor: actor.to_string(),
-        })
+        };
+        self.telemetry.emit(&Event::RunbookDue(due.clone()));
+        Ok(due)
     }
 
     /// The policy input document (see docs/policy.md).
-    pub fn policy_input(&self, incident: &str, opened_at: &str, backend: &str, now: Instant) -> Value {
+    pub fn policy_input(&self, incident: &str, opened_at: &str, backend: &str, at: Now) -> Value {
+        let now = at.mono;
         let i = self.index(backend).expect("known backend");
         let b = &self.backends[i];
         let q = self.quorum(backend, now);
@@ -863,10 +994,10 @@ impl Controller {
                 )
             })
             .collect();
-        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        let hour_ago = at.wall - Duration::from_secs(3600);
         json!({
             "version": 1,
-            "time": cutover_core::time::rfc3339(SystemTime::now()),
+            "time": cutover_core::time::rfc3339(at.wall),
             "active": self.active,
             "incident": {"id": incident, "backend": backend, "opened_at": opened_at},
             "backends": self.backends.iter().map(|x| json!({
@@ -926,8 +1057,13 @@ fn already_decided(incident: &str, state: IncidentState, done: &cutover_store::A
     ))
 }
 
-fn quorum_json(q: &Quorum) -> Value {
-    json!({"required": q.required, "down": q.down, "reporting": q.reporting, "met": q.met() && q.down > 0})
+/// Writes `event`'s timeline entry, if it has one, in the transaction that
+/// records what it reports.
+fn record_timeline(tx: &dyn Tx, at: SystemTime, event: &Event) -> Result<(), StoreError> {
+    match event.timeline() {
+        Some(t) => tx.add_event(&t.incident, at, t.kind, &t.detail),
+        None => Ok(()),
+    }
 }
 
 impl Controller {

@@ -6,7 +6,7 @@
 //! A reading becomes the JSON document the policy sees under
 //! `input.signals.<name>` ([`Snapshot::to_json`]) and the gauges
 //! `cutover_signal_up`, `cutover_signal_value` and `cutover_signal_firing`
-//! ([`Snapshot::record`]).
+//! ([`Snapshot::event`], emitted through [`crate::telemetry`]).
 //!
 //! # Guarantees
 //! - A read never takes longer than the signal's `timeout` (connect, request
@@ -35,7 +35,7 @@ use cutover_s3::sigv4::uri_encode;
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 
-use crate::metrics::{self, Metrics};
+use crate::telemetry::Event;
 
 /// How often [`spawn`] hands out the latest reading again, with its age updated.
 pub const REFRESH: Duration = Duration::from_millis(500);
@@ -258,13 +258,10 @@ impl Snapshot {
         }
     }
 
-    /// Sets the signal's gauges: up (1 or 0), value and firing (NaN while
-    /// unavailable or without a value).
-    pub fn record(&self, m: &mut Metrics) {
-        let labels = || vec![("signal", self.name().to_string())];
-        m.set_gauge(metrics::SIGNAL_UP, labels(), if self.up() { 1.0 } else { 0.0 });
-        m.set_gauge(metrics::SIGNAL_VALUE, labels(), self.value().unwrap_or(f64::NAN));
-        m.set_gauge(metrics::SIGNAL_FIRING, labels(), self.firing().map_or(f64::NAN, |f| if f { 1.0 } else { 0.0 }));
+    /// The reading as a telemetry event: it sets the signal's gauges, up
+    /// (1 or 0), value and firing (NaN while unavailable or without a value).
+    pub fn event(&self) -> Event {
+        Event::SignalRead { name: self.name().to_string(), up: self.up(), value: self.value(), firing: self.firing() }
     }
 }
 

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use cutover_control::clock::{Clock, Now};
 use cutover_control::controller::{Controller, Event, LOCAL};
 use cutover_control::health::Health;
 use cutover_control::policy::{Action, Policy};
@@ -12,6 +13,13 @@ use std::sync::Arc;
 
 use cutover_store::SqliteStore;
 use serde_json::json;
+
+/// The controller's time at `t`: one clock for the whole test, so that wall
+/// times follow the instants.
+fn at(t: Instant) -> Now {
+    static CLOCK: std::sync::OnceLock<Clock> = std::sync::OnceLock::new();
+    CLOCK.get_or_init(Clock::system).at(t)
+}
 
 fn config_text() -> String {
     format!("[detect]\np95_latency = \"300ms\"\n{}", cutover_core::fixtures::TWO_BACKENDS)
@@ -31,8 +39,8 @@ fn feed(c: &mut Controller, t0: Instant, backend: &str, from_s: u64, latencies_m
         let started = t0 + Duration::from_secs(from_s + i as u64);
         let (ok, lat, outcome) = if lat == 0 { (false, 5, "ConnectRefused") } else { (true, lat, "Ok") };
         let now = started + Duration::from_millis(lat);
-        events.extend(c.observe(now, backend, LOCAL, started, ok, outcome));
-        events.extend(c.tick(now));
+        events.extend(c.observe(at(now), backend, LOCAL, started, ok, outcome));
+        events.extend(c.tick(at(now)));
     }
     events
 }
@@ -76,7 +84,7 @@ fn a_latency_only_brownout_asks_for_approval_with_the_signals_in_the_input() {
     assert!(d[0].1.contains("latency only"), "{d:?}");
 
     let incident = c.store().open_incident_for("primary").unwrap().unwrap();
-    let input = c.policy_input(&incident.id, &incident.opened_at, "primary", t0 + Duration::from_secs(15));
+    let input = c.policy_input(&incident.id, &incident.opened_at, "primary", at(t0 + Duration::from_secs(15)));
     assert_eq!(input["evidence"]["latency_only"], true, "{input}");
     assert_eq!(input["signals"], json!({"prometheus": reading}));
 }
@@ -90,7 +98,7 @@ fn failures_are_more_than_latency() {
     feed(&mut c, t0, "primary", 0, &[20; 10]);
     let events = feed(&mut c, t0, "primary", 10, &[450, 450, 0, 0, 0, 0]);
     let incident = c.store().open_incident_for("primary").unwrap().expect("an incident");
-    let input = c.policy_input(&incident.id, &incident.opened_at, "primary", t0 + Duration::from_secs(16));
+    let input = c.policy_input(&incident.id, &incident.opened_at, "primary", at(t0 + Duration::from_secs(16)));
     assert_eq!(input["evidence"]["latency_only"], false, "{input}");
     assert_eq!(input["signals"], json!({}), "no signal configured, none in the input");
     assert!(!decisions(&events).is_empty(), "{events:?}");

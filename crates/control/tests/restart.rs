@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use cutover_control::clock::{Clock, Now};
 use cutover_control::controller::{Controller, Event, LOCAL};
 use cutover_control::health::Health;
 use cutover_control::policy::{Action, Policy};
@@ -13,6 +14,13 @@ use std::sync::Arc;
 
 use cutover_core::domain::IncidentState;
 use cutover_store::SqliteStore;
+
+/// The controller's time at `t`: one clock for the whole test, so that wall
+/// times follow the instants.
+fn at(t: Instant) -> Now {
+    static CLOCK: std::sync::OnceLock<Clock> = std::sync::OnceLock::new();
+    CLOCK.get_or_init(Clock::system).at(t)
+}
 
 /// No failover without a human: the rate limit is zero, so the default policy
 /// asks for approval.
@@ -31,8 +39,8 @@ fn feed(c: &mut Controller, t0: Instant, backend: &str, from_s: u64, results: &[
         let started = t0 + Duration::from_secs(from_s + i as u64);
         let now = started + Duration::from_millis(20);
         let outcome = if ok { "Ok" } else { "Timeout" };
-        events.extend(c.observe(now, backend, LOCAL, started, ok, outcome));
-        events.extend(c.tick(now));
+        events.extend(c.observe(at(now), backend, LOCAL, started, ok, outcome));
+        events.extend(c.tick(at(now)));
     }
     events
 }
@@ -60,7 +68,7 @@ fn health_is_unknown_after_restart_until_evidence() {
     incident_awaiting_approval(dir.path(), t0);
     let t1 = t0 + Duration::from_secs(60);
     let mut c = controller(dir.path(), t1);
-    c.tick(t1);
+    c.tick(at(t1));
     assert_eq!(c.health("primary", t1), Health::Unknown);
     assert_eq!(c.health("secondary", t1), Health::Unknown);
     let status = c.status(t1);
@@ -79,7 +87,7 @@ fn restart_while_primary_hung_keeps_the_incident_open() {
     let mut c = controller(dir.path(), t1);
     // Ticks with no evidence, then one good probe: not a recovery.
     for ms in (0..2000).step_by(100) {
-        c.tick(t1 + Duration::from_millis(ms));
+        c.tick(at(t1 + Duration::from_millis(ms)));
     }
     let events = feed(&mut c, t1, "primary", 2, &[true]);
     assert!(!events.iter().any(|e| matches!(e, Event::IncidentResolved { .. })), "{events:?}");
@@ -104,7 +112,9 @@ fn restart_keeps_a_pending_approval_pending() {
     feed(&mut c, t1, "secondary", 0, &[true; 3]);
     feed(&mut c, t1, "primary", 0, &[false; 4]);
     assert_eq!(c.store().incident(&id).unwrap().unwrap().state, IncidentState::AwaitingApproval);
-    let due = c.approval(&id, true, "oncall", "paged, go").expect("approvable by the paged id");
+    let due = c
+        .approval(&id, true, "oncall", "paged, go", at(t1 + Duration::from_secs(10)))
+        .expect("approvable by the paged id");
     let due = due.expect("a failover is due");
     assert_eq!((due.incident.as_str(), due.target.as_str()), (id.as_str(), "secondary"));
 }

@@ -7,11 +7,19 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
+use cutover_control::clock::{Clock, Now};
 use cutover_control::controller::{Controller, Event, LOCAL, RequestError, RollbackQuestion};
 use cutover_control::policy::Policy;
 use cutover_core::domain::{IncidentState, RunKind, RunOutcome, RunState};
-use cutover_store::{Fence, NewRun, SqliteStore};
+use cutover_store::{Fence, NewRun, SqliteStore, StoreExt};
 use serde_json::json;
+
+/// The controller's time at `t`: one clock for the whole test, so that wall
+/// times follow the instants.
+fn at(t: Instant) -> Now {
+    static CLOCK: std::sync::OnceLock<Clock> = std::sync::OnceLock::new();
+    CLOCK.get_or_init(Clock::system).at(t)
+}
 
 fn controller(dir: &Path, t0: Instant, policy: Policy) -> Controller {
     let text = format!("[policy]\nmax_failovers_per_hour = 0\n{}", cutover_core::fixtures::TWO_BACKENDS);
@@ -27,8 +35,8 @@ fn feed(c: &mut Controller, t0: Instant, backend: &str, from_s: u64, results: &[
     for (i, &ok) in results.iter().enumerate() {
         let started = t0 + Duration::from_secs(from_s + i as u64);
         let now = started + Duration::from_millis(20);
-        events.extend(c.observe(now, backend, LOCAL, started, ok, if ok { "Ok" } else { "Timeout" }));
-        events.extend(c.tick(now));
+        events.extend(c.observe(at(now), backend, LOCAL, started, ok, if ok { "Ok" } else { "Timeout" }));
+        events.extend(c.tick(at(now)));
     }
     events
 }
@@ -38,7 +46,7 @@ fn feed(c: &mut Controller, t0: Instant, backend: &str, from_s: u64, results: &[
 fn held_failover(c: &mut Controller, t0: Instant) -> (String, i64) {
     feed(c, t0, "secondary", 0, &[true; 3]);
     feed(c, t0, "primary", 0, &[true; 3]);
-    let due = c.force_failover("secondary", "drill", "boss", t0).unwrap();
+    let due = c.force_failover("secondary", "drill", "boss", at(t0)).unwrap();
     let store = c.store().clone();
     let run = store
         .begin_run(
@@ -64,7 +72,7 @@ fn held_failover(c: &mut Controller, t0: Instant) -> (String, i64) {
         error: "connection refused".into(),
         reason: "primary is down".into(),
     };
-    c.run_finished(&due.incident, RunKind::Failover, &held, t0);
+    c.run_finished(&due.incident, RunKind::Failover, &held, at(t0));
     (due.incident, run)
 }
 
@@ -85,12 +93,12 @@ fn a_rollback_onto_a_down_backend_is_not_allowed_without_a_say() {
     let t0 = Instant::now();
     let mut c = controller(dir.path(), t0, Policy::load(None).unwrap());
     let (id, run) = held_failover(&mut c, t0);
-    let (allow, reason, _) = c.rollback_verdict(&question(&id, run), t0 + Duration::from_secs(3));
+    let (allow, reason, _) = c.rollback_verdict(&question(&id, run), at(t0 + Duration::from_secs(3)));
     assert!(allow, "healthy: {reason}");
     assert_eq!(reason, "primary healthy");
     let now = t0 + Duration::from_secs(20);
     feed(&mut c, t0, "primary", 3, &[false; 15]);
-    let (allow, reason, health) = c.rollback_verdict(&question(&id, run), now);
+    let (allow, reason, health) = c.rollback_verdict(&question(&id, run), at(now));
     assert!(!allow);
     assert_eq!(health.as_str(), "down");
     assert_eq!(
@@ -112,7 +120,7 @@ fn the_policy_rollback_rule_has_the_say_when_it_has_one() {
     let mut c = controller(dir.path(), t0, policy);
     let (id, run) = held_failover(&mut c, t0);
     feed(&mut c, t0, "primary", 3, &[false; 15]);
-    let (allow, reason, _) = c.rollback_verdict(&question(&id, run), t0 + Duration::from_secs(20));
+    let (allow, reason, _) = c.rollback_verdict(&question(&id, run), at(t0 + Duration::from_secs(20)));
     assert!(allow, "{reason}");
     assert_eq!(reason, "primary is down after smoke test; the policy allows it");
 }
@@ -128,7 +136,10 @@ fn a_held_rollback_awaits_approval_and_approve_runs_it() {
     let events = feed(&mut c, t0, "primary", 3, &[false; 15]);
     assert!(!events.iter().any(|e| matches!(e, Event::Decided { .. } | Event::RunbookDue(_))), "{events:?}");
     assert_eq!(c.held_rollback(&id).unwrap().map(|r| r.id), Some(run));
-    let due = c.approval(&id, true, "oncall", "roll back anyway").unwrap().expect("the rollback is due");
+    let due = c
+        .approval(&id, true, "oncall", "roll back anyway", at(t0 + Duration::from_secs(20)))
+        .unwrap()
+        .expect("the rollback is due");
     assert_eq!(
         (due.kind, due.source.as_str(), due.target.as_str(), due.actor.as_str()),
         (RunKind::Rollback, "secondary", "primary", "oncall")
@@ -136,9 +147,9 @@ fn a_held_rollback_awaits_approval_and_approve_runs_it() {
     assert_eq!(c.store().incident(&id).unwrap().unwrap().state, IncidentState::RollingBack);
     let kinds: Vec<String> = c.store().timeline(&id).unwrap().into_iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&"rollback.approved".to_string()), "{kinds:?}");
-    let again = c.approval(&id, true, "oncall", "again").unwrap_err();
+    let again = c.approval(&id, true, "oncall", "again", at(t0 + Duration::from_secs(20))).unwrap_err();
     assert!(matches!(&again, RequestError::Conflict(m) if m.contains("already decided")), "{again:?}");
-    c.run_finished(&id, RunKind::Rollback, &RunOutcome::Completed, t0);
+    c.run_finished(&id, RunKind::Rollback, &RunOutcome::Completed, at(t0));
     assert_eq!(c.store().incident(&id).unwrap().unwrap().state, IncidentState::RolledBack);
 }
 
@@ -148,7 +159,7 @@ fn reject_keeps_the_failover_and_closes_the_held_run() {
     let t0 = Instant::now();
     let mut c = controller(dir.path(), t0, Policy::load(None).unwrap());
     let (id, run) = held_failover(&mut c, t0);
-    assert_eq!(c.approval(&id, false, "oncall", "stay on secondary").unwrap(), None);
+    assert_eq!(c.approval(&id, false, "oncall", "stay on secondary", at(t0 + Duration::from_secs(20))).unwrap(), None);
     assert_eq!(c.store().incident(&id).unwrap().unwrap().state, IncidentState::FailedOver);
     assert_eq!(c.active(), "secondary");
     let record = c.store().run(run).unwrap().unwrap();

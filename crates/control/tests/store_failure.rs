@@ -5,12 +5,20 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use cutover_control::clock::{Clock, Now};
 use cutover_control::controller::{Controller, Event, LOCAL, RequestError};
 use cutover_control::policy::{Action, Policy};
 use std::sync::Arc;
 
 use cutover_core::domain::IncidentState;
 use cutover_store::SqliteStore;
+
+/// The controller's time at `t`: one clock for the whole test, so that wall
+/// times follow the instants.
+fn at(t: Instant) -> Now {
+    static CLOCK: std::sync::OnceLock<Clock> = std::sync::OnceLock::new();
+    CLOCK.get_or_init(Clock::system).at(t)
+}
 
 fn controller(dir: &Path, t0: Instant, extra: &str) -> Controller {
     let env = |_: &str| Some("set".to_string());
@@ -43,13 +51,13 @@ fn feed(c: &mut Controller, t0: Instant, from: Duration, n: u32, backend: &str, 
         let started = t0 + from + Duration::from_millis(100) * i;
         let now = started + Duration::from_millis(5);
         let outcome = if ok { "Ok" } else { "ConnectRefused" };
-        events.extend(c.observe(now, backend, LOCAL, started, ok, outcome));
+        events.extend(c.observe(at(now), backend, LOCAL, started, ok, outcome));
         if !ok {
             // The independent re-check fails too: full evidence.
-            events.extend(c.verified(now, backend, started, false, outcome));
+            events.extend(c.verified(at(now), backend, started, false, outcome));
         }
-        events.extend(c.observe(now, "secondary", LOCAL, started, true, "Ok"));
-        events.extend(c.tick(now));
+        events.extend(c.observe(at(now), "secondary", LOCAL, started, true, "Ok"));
+        events.extend(c.tick(at(now)));
     }
     events
 }
@@ -116,18 +124,21 @@ fn an_approval_that_cannot_be_audited_is_refused_and_changes_nothing() {
     let inc = c.store().open_incident_for("primary").unwrap().unwrap();
 
     refuse_audit(dir.path(), None);
-    let r = c.approval(&inc.id, true, "oncall", "go");
+    let r = c.approval(&inc.id, true, "oncall", "go", at(t0 + Duration::from_secs(10)));
     assert!(matches!(r, Err(RequestError::Store(ref e)) if e.to_string().contains("audit refused")), "{r:?}");
     assert_eq!(c.store().incident(&inc.id).unwrap().unwrap().state, IncidentState::AwaitingApproval);
     assert_eq!(c.store().approval_after(&inc.id, 0).unwrap(), None, "the verdict was recorded without its audit entry");
     assert_eq!(c.store_errors().get("approval"), Some(&1));
 
-    let r = c.force_failover("secondary", "drill", "admin", t0 + Duration::from_secs(9));
+    let r = c.force_failover("secondary", "drill", "admin", at(t0 + Duration::from_secs(9)));
     assert!(matches!(r, Err(RequestError::Store(_))), "{r:?}");
     assert_eq!(c.store().incident(&inc.id).unwrap().unwrap().state, IncidentState::AwaitingApproval);
     assert_eq!(c.store_errors().get("failover.forced"), Some(&1));
 
     allow_audit(dir.path());
-    let due = c.approval(&inc.id, true, "oncall", "go").unwrap().expect("the failover starts");
+    let due = c
+        .approval(&inc.id, true, "oncall", "go", at(t0 + Duration::from_secs(10)))
+        .unwrap()
+        .expect("the failover starts");
     assert_eq!(due.target, "secondary");
 }

@@ -3,9 +3,51 @@
 //! `a-b/n`, and lists `a,b`. Day of week 0 or 7 is Sunday. When both day
 //! fields are restricted, a day matching either one matches (as in cron).
 
+use std::num::ParseIntError;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::duration::DurationError;
 use crate::time::{civil_from_days, days_from_civil};
+
+/// Why a text is not a schedule. A field error names the field
+/// (`minute`, `hour`, `day-of-month`, `month`, `day-of-week`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    /// Not five whitespace-separated fields.
+    #[error("{text:?} has {count} fields; write five: minute hour day-of-month month day-of-week (UTC)")]
+    FieldCount { text: String, count: usize },
+    /// The duration of `@every` does not parse.
+    #[error(transparent)]
+    Every(#[from] DurationError),
+    /// `@every` shorter than a second.
+    #[error("{text:?}: @every needs at least 1s")]
+    EveryTooShort { text: String },
+    /// The step after `/` is not a number.
+    #[error("{field}: step {step:?} is not a number")]
+    StepNotANumber {
+        field: &'static str,
+        step: String,
+        #[source]
+        source: ParseIntError,
+    },
+    /// `*/0`.
+    #[error("{field}: a step of 0")]
+    ZeroStep { field: &'static str },
+    /// A value that is not a number (`mon`).
+    #[error("{field}: {value:?} is not a number")]
+    NotANumber {
+        field: &'static str,
+        value: String,
+        #[source]
+        source: ParseIntError,
+    },
+    /// A number outside the field's range.
+    #[error("{field}: {value} is outside {min}-{max}")]
+    OutOfRange { field: &'static str, value: u32, min: u32, max: u32 },
+    /// `a-b` with `a > b`.
+    #[error("{field}: range {lo}-{hi} runs backwards")]
+    Backwards { field: &'static str, lo: u32, hi: u32 },
+}
 
 /// A parsed schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,23 +64,28 @@ pub struct Cron {
     every: Option<Duration>,
 }
 
-fn field(text: &str, name: &str, min: u32, max: u32) -> Result<Vec<bool>, String> {
+fn field(text: &str, name: &'static str, min: u32, max: u32) -> Result<Vec<bool>, CronError> {
     let mut set = vec![false; max as usize + 1];
     for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
             Some((r, s)) => {
-                let step: u32 = s.parse().map_err(|_| format!("{name}: step {s:?} is not a number"))?;
+                let step: u32 = s.parse().map_err(|source| CronError::StepNotANumber {
+                    field: name,
+                    step: s.to_string(),
+                    source,
+                })?;
                 if step == 0 {
-                    return Err(format!("{name}: a step of 0"));
+                    return Err(CronError::ZeroStep { field: name });
                 }
                 (r, step)
             }
             None => (part, 1),
         };
-        let num = |s: &str| -> Result<u32, String> {
-            let n: u32 = s.parse().map_err(|_| format!("{name}: {s:?} is not a number"))?;
+        let num = |s: &str| -> Result<u32, CronError> {
+            let n: u32 =
+                s.parse().map_err(|source| CronError::NotANumber { field: name, value: s.to_string(), source })?;
             if n < min || n > max {
-                return Err(format!("{name}: {n} is outside {min}-{max}"));
+                return Err(CronError::OutOfRange { field: name, value: n, min, max });
             }
             Ok(n)
         };
@@ -54,7 +101,7 @@ fn field(text: &str, name: &str, min: u32, max: u32) -> Result<Vec<bool>, String
             },
         };
         if lo > hi {
-            return Err(format!("{name}: range {lo}-{hi} runs backwards"));
+            return Err(CronError::Backwards { field: name, lo, hi });
         }
         for v in (lo..=hi).step_by(step as usize) {
             set[v as usize] = true;
@@ -64,11 +111,11 @@ fn field(text: &str, name: &str, min: u32, max: u32) -> Result<Vec<bool>, String
 }
 
 impl Cron {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, CronError> {
         if let Some(d) = text.trim().strip_prefix("@every ") {
             let every = crate::duration::parse_duration(d.trim())?;
             if every < Duration::from_secs(1) {
-                return Err(format!("{text:?}: @every needs at least 1s"));
+                return Err(CronError::EveryTooShort { text: text.to_string() });
             }
             let none = Vec::new();
             return Ok(Self {
@@ -85,10 +132,7 @@ impl Cron {
         }
         let f: Vec<&str> = text.split_whitespace().collect();
         if f.len() != 5 {
-            return Err(format!(
-                "{text:?} has {} fields; write five: minute hour day-of-month month day-of-week (UTC)",
-                f.len()
-            ));
+            return Err(CronError::FieldCount { text: text.to_string(), count: f.len() });
         }
         let mut weekdays = field(f[4], "day-of-week", 0, 7)?;
         if weekdays[7] {
@@ -179,12 +223,16 @@ mod tests {
 
     #[test]
     fn bad_schedules_say_what_is_wrong() {
-        assert!(Cron::parse("0 3 * *").unwrap_err().contains("has 4 fields"));
-        assert!(Cron::parse("60 3 * * *").unwrap_err().contains("minute: 60 is outside 0-59"));
-        assert!(Cron::parse("0 5-3 * * *").unwrap_err().contains("runs backwards"));
-        assert!(Cron::parse("*/0 * * * *").unwrap_err().contains("step of 0"));
-        assert!(Cron::parse("0 3 * * mon").unwrap_err().contains("day-of-week"));
-        assert!(Cron::parse("@every 10ms").unwrap_err().contains("at least 1s"));
+        let err = |text: &str| Cron::parse(text).unwrap_err().to_string();
+        assert!(err("0 3 * *").contains("has 4 fields"));
+        assert!(err("60 3 * * *").contains("minute: 60 is outside 0-59"));
+        assert!(err("0 5-3 * * *").contains("runs backwards"));
+        assert!(err("*/0 * * * *").contains("step of 0"));
+        assert!(err("0 3 * * mon").contains("day-of-week"));
+        assert!(err("@every 10ms").contains("at least 1s"));
+        assert_eq!(err("0 3 * * mon"), r#"day-of-week: "mon" is not a number"#);
+        assert_eq!(err("@every 5"), r#""5" has no unit (write e.g. "5s" or "5ms")"#);
+        assert!(matches!(Cron::parse("@every 5"), Err(CronError::Every(DurationError::NoUnit { .. }))));
         let t = parse_rfc3339("2026-11-24T04:00:00Z").unwrap();
         assert_eq!(Cron::parse("@every 6h").unwrap().next_after(t), Some(t + Duration::from_secs(6 * 3600)));
     }

@@ -2,6 +2,37 @@
 //! a path, for the HTTP services cutover reads (Prometheus, status pages).
 
 use std::fmt;
+use std::num::ParseIntError;
+
+/// Why a text is not an [`Endpoint`] or an [`HttpUrl`]. Every message
+/// quotes the text as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// Not `http(s)://host[:port]` (an endpoint).
+    #[error("{text:?} is not an http(s) URL (write e.g. \"https://s3.us-east-1.amazonaws.com\")")]
+    NotEndpoint { text: String },
+    /// No `scheme://` at all (a URL).
+    #[error("{text:?} is not an http(s) URL (write e.g. \"https://status.example.com/api/v2/status.json\")")]
+    NotUrl { text: String },
+    /// An endpoint with a path, a query or a fragment.
+    #[error("{text:?}: an endpoint has no path or query; put the bucket in `bucket`")]
+    HasPath { text: String },
+    /// `user:password@` in the URL.
+    #[error("{text:?}: credentials do not belong in the URL; use `credentials`")]
+    Credentials { text: String },
+    /// A port that is not a number from 1 to 65535.
+    #[error("{text:?}: port {port:?} is not a number from 1 to 65535")]
+    BadPort {
+        text: String,
+        port: String,
+        /// Absent for port 0 (a number, but not a port).
+        #[source]
+        source: Option<ParseIntError>,
+    },
+    /// A URL with a `#fragment`.
+    #[error("{text:?}: a URL here has no #fragment")]
+    Fragment { text: String },
+}
 
 /// A parsed backend endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,9 +45,9 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Parses `http://host[:port]` or `https://host[:port]`, with an optional
-    /// trailing `/`. Returns a message that says what is wrong.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let not_url = || format!("{text:?} is not an http(s) URL (write e.g. \"https://s3.us-east-1.amazonaws.com\")");
+    /// trailing `/`. The error says what is wrong.
+    pub fn parse(text: &str) -> Result<Self, EndpointError> {
+        let not_url = || EndpointError::NotEndpoint { text: text.to_string() };
         let (tls, rest) = if let Some(r) = text.strip_prefix("http://") {
             (false, r)
         } else if let Some(r) = text.strip_prefix("https://") {
@@ -26,10 +57,10 @@ impl Endpoint {
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains('/') || rest.contains('?') || rest.contains('#') {
-            return Err(format!("{text:?}: an endpoint has no path or query; put the bucket in `bucket`"));
+            return Err(EndpointError::HasPath { text: text.to_string() });
         }
         if rest.contains('@') {
-            return Err(format!("{text:?}: credentials do not belong in the URL; use `credentials`"));
+            return Err(EndpointError::Credentials { text: text.to_string() });
         }
         let default_port = if tls { 443 } else { 80 };
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
@@ -66,10 +97,12 @@ impl Endpoint {
     }
 }
 
-fn parse_port(text: &str, p: &str) -> Result<u16, String> {
+fn parse_port(text: &str, p: &str) -> Result<u16, EndpointError> {
+    let bad = |source| EndpointError::BadPort { text: text.to_string(), port: p.to_string(), source };
     match p.parse::<u16>() {
-        Ok(port) if port > 0 => Ok(port),
-        _ => Err(format!("{text:?}: port {p:?} is not a number from 1 to 65535")),
+        Ok(0) => Err(bad(None)),
+        Ok(port) => Ok(port),
+        Err(e) => Err(bad(Some(e))),
     }
 }
 
@@ -90,12 +123,11 @@ pub struct HttpUrl {
 
 impl HttpUrl {
     /// Parses an http(s) URL. Fragments and credentials are refused.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let after_scheme = text.find("://").map(|i| i + 3).ok_or_else(|| {
-            format!("{text:?} is not an http(s) URL (write e.g. \"https://status.example.com/api/v2/status.json\")")
-        })?;
+    pub fn parse(text: &str) -> Result<Self, EndpointError> {
+        let after_scheme =
+            text.find("://").map(|i| i + 3).ok_or_else(|| EndpointError::NotUrl { text: text.to_string() })?;
         if text.contains('#') {
-            return Err(format!("{text:?}: a URL here has no #fragment"));
+            return Err(EndpointError::Fragment { text: text.to_string() });
         }
         let split = text[after_scheme..].find(['/', '?']).map_or(text.len(), |i| after_scheme + i);
         let endpoint = Endpoint::parse(&text[..split])?;
@@ -140,11 +172,15 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_an_endpoint() {
-        assert!(Endpoint::parse("htp://x").unwrap_err().contains("not an http(s) URL"));
-        assert!(Endpoint::parse("http://x:0").unwrap_err().contains("port"));
-        assert!(Endpoint::parse("http://x:99999").unwrap_err().contains("port"));
-        assert!(Endpoint::parse("http://x/bucket").unwrap_err().contains("no path"));
-        assert!(Endpoint::parse("http://k:s@x").unwrap_err().contains("credentials"));
+        let err = |text: &str| Endpoint::parse(text).unwrap_err().to_string();
+        assert!(err("htp://x").contains("not an http(s) URL"));
+        assert!(err("http://x:0").contains("port"));
+        assert!(err("http://x:99999").contains("port"));
+        assert!(err("http://x/bucket").contains("no path"));
+        assert!(err("http://k:s@x").contains("credentials"));
+        assert_eq!(err("http://x:0"), r#""http://x:0": port "0" is not a number from 1 to 65535"#);
+        let e = Endpoint::parse("http://x:99999").unwrap_err();
+        assert!(std::error::Error::source(&e).is_some(), "the integer error is kept: {e:?}");
         assert!(Endpoint::parse("http://").is_err());
     }
 
@@ -159,9 +195,10 @@ mod tests {
         assert_eq!((u.endpoint.host.as_str(), u.path(), u.has_query()), ("::1", "/prom", true));
         let u = HttpUrl::parse("http://h?x=1").unwrap();
         assert_eq!(u.target, "/?x=1");
-        assert!(HttpUrl::parse("status.example.com/x").unwrap_err().contains("not an http(s) URL"));
-        assert!(HttpUrl::parse("http://h/x#top").unwrap_err().contains("fragment"));
-        assert!(HttpUrl::parse("http://u:p@h/x").unwrap_err().contains("credentials"));
+        let err = |text: &str| HttpUrl::parse(text).unwrap_err().to_string();
+        assert!(err("status.example.com/x").contains("not an http(s) URL"));
+        assert!(err("http://h/x#top").contains("fragment"));
+        assert!(err("http://u:p@h/x").contains("credentials"));
         assert!(HttpUrl::parse("ftp://h/x").is_err());
     }
 }

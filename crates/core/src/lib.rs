@@ -1,6 +1,7 @@
-//! Domain types and configuration of cutover. Nothing in this crate performs I/O
-//! (reading environment variables to check that credentials are set is the one
-//! exception, done through a caller-supplied lookup function).
+//! Domain types and configuration of cutover. Nothing in this crate performs I/O,
+//! with two exceptions in validation: environment variables are looked up (to
+//! check that credentials are set) through a caller-supplied function, and
+//! `[ha] node` defaults to the host name, read from `/proc/sys/kernel/hostname`.
 
 pub mod config;
 pub mod cron;
@@ -14,7 +15,7 @@ pub mod secret;
 pub mod time;
 
 pub use config::{Config, Problem};
-pub use duration::parse_duration;
-pub use endpoint::{Endpoint, HttpUrl};
+pub use duration::{DurationError, parse_duration};
+pub use endpoint::{Endpoint, EndpointError, HttpUrl};
 pub use outcome::Outcome;
 pub use secret::Secret;

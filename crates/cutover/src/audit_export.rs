@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use bytes::Bytes;
-use cutover_control::metrics;
+use cutover_control::telemetry::Event;
 use cutover_core::Secret;
 use cutover_core::config::{AuditExport, Config};
 use cutover_s3::{ClientOptions, S3Client, S3Error};
@@ -178,10 +178,8 @@ impl Export {
 /// The exporter task of `cutover run`: every `interval`, uploads the entries
 /// written since the last segment. Failures are logged and counted, and
 /// retried on the next round.
-pub async fn run(mut export: Export, store: Arc<dyn Store>, shared: Arc<crate::cmd::run::Shared>) {
-    let count = |result: &str| {
-        shared.metrics.lock().unwrap().inc(metrics::AUDIT_EXPORT_SEGMENTS, vec![("result", result.to_string())]);
-    };
+pub async fn run(mut export: Export, store: Arc<dyn Store>, shared: Arc<crate::wiring::Shared>) {
+    let failed = || shared.telemetry.emit(&Event::AuditSegmentExported { last: None });
     let mut tick = tokio::time::interval(export.cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut through: Option<i64> = None;
@@ -197,7 +195,7 @@ pub async fn run(mut export: Export, store: Arc<dyn Store>, shared: Arc<crate::c
                 }
                 Err(e) => {
                     tracing::error!(export = %export.location(), error = %e, "audit export: listing the export failed");
-                    count("error");
+                    failed();
                     continue;
                 }
             },
@@ -208,7 +206,7 @@ pub async fn run(mut export: Export, store: Arc<dyn Store>, shared: Arc<crate::c
             Ok(Ok(rows)) => rows,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "audit export: reading the audit log failed");
-                shared.metrics.lock().unwrap().inc(metrics::STORE_ERRORS, vec![("op", "audit.export".into())]);
+                shared.telemetry.emit(&Event::StoreFailed { op: "audit.export".into(), error: None });
                 continue;
             }
             Err(_) => continue,
@@ -217,15 +215,14 @@ pub async fn run(mut export: Export, store: Arc<dyn Store>, shared: Arc<crate::c
         match export.upload(&seg).await {
             Ok(()) => {
                 through = Some(seg.last);
-                count("ok");
-                shared.metrics.lock().unwrap().set_gauge(metrics::AUDIT_EXPORTED_SEQ, vec![], seg.last as f64);
+                shared.telemetry.emit(&Event::AuditSegmentExported { last: Some(seg.last) });
                 if seg.last - seg.first + 1 == MAX_SEGMENT {
                     tick.reset_immediately(); // more to catch up on
                 }
             }
             Err(e) => {
                 tracing::error!(export = %export.location(), segment = %seg.key(&export.cfg.prefix), error = %e, "audit export: upload failed");
-                count("error");
+                failed();
                 through = None; // list again: the upload may have landed
             }
         }

@@ -100,8 +100,13 @@ pub enum Command {
     Check(crate::cmd::sync::CheckArgs),
     /// Sync SRC to DST continuously, printing the replication lag each round.
     Replicate(crate::cmd::sync::ReplicateArgs),
-    /// Run the S3 gateway on `[gateway] listen` (follows the active backend in the state file).
+    /// Run the S3 gateway on `[gateway] listen` (follows the active backend in the state file, or in etcd with `[ha]`).
     Gateway(GatewayArgs),
+    /// High availability on etcd (`[ha]`): who leads, every node and gateway.
+    Ha {
+        #[command(subcommand)]
+        command: crate::cmd::ha::HaCommand,
+    },
     /// Relay TCP to a backend while injecting faults (latency, blackhole, reset, refuse, 503 SlowDown, bandwidth).
     ChaosProxy(crate::cmd::chaos::ChaosProxyArgs),
     /// Measure cutover against real servers (detection time, false failovers).
@@ -240,6 +245,6 @@ pub struct ValidateArgs {
     pub json: bool,
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+fn parse_duration(s: &str) -> Result<std::time::Duration, cutover_core::DurationError> {
     cutover_core::parse_duration(s)
 }

@@ -39,17 +39,33 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     let config = load_str(&text, &file, &base, &|k| std::env::var(k).ok())?;
     // Every CA bundle is read now, so that a missing or broken one stops
     // `config check` and `run` (exit 2) instead of the first TLS connection.
-    let problems: Vec<cutover_core::Problem> = config
+    let mut problems: Vec<cutover_core::Problem> = config
         .ca_files()
         .into_iter()
         .filter_map(|(key, path)| {
             cutover_s3::tls::check_ca_file(path).err().map(|e| cutover_core::Problem::new(key, e.to_string()))
         })
         .collect();
+    // Client certificates and keys (`[ha]`) must at least be readable files.
+    problems.extend(config.client_cert_files().into_iter().filter_map(|(key, path)| {
+        readable_file(path)
+            .err()
+            .map(|e| cutover_core::Problem::new(key, format!("{}: cannot be read: {e}", path.display())))
+    }));
     if !problems.is_empty() {
         return Err(ConfigError { file, problems });
     }
     Ok(config)
+}
+
+/// Opens `path` as a regular file (its content is read when it is used).
+fn readable_file(path: &Path) -> std::io::Result<()> {
+    let file = std::fs::File::open(path)?;
+    if file.metadata()?.is_file() {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"))
+    }
 }
 
 /// The backends a command addresses: one by name, or all.

@@ -2,16 +2,23 @@
 //! `cutover run` on stdout are both human-readable text (colour only when
 //! stderr is a terminal) or, with `--log-format json`, one JSON object per
 //! line (`ts`, `level`, `target` or `event`, `message`, then the fields).
+//! The event lines are the `tracing` events of target
+//! [`cutover_control::telemetry::EVENTS`], printed whatever `CUTOVER_LOG` says.
 
 use std::fmt;
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 
+use cutover_control::telemetry::EVENTS;
 use serde_json::{Map, Value, json};
 use tracing::field::{Field, Visit};
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, fmt as tfmt};
 
 use crate::cli::LogFormat;
 
@@ -32,11 +39,14 @@ pub fn init(format: Option<LogFormat>) -> Result<(), String> {
     let _ = JSON.set(json);
     let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let lines = EventLines.with_filter(filter_fn(|m| m.target() == EVENTS));
+    let not_lines = filter_fn(|m| m.target() != EVENTS);
+    let log = tfmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(lines);
     if json {
-        builder.event_format(JsonLines).init();
+        registry.with(log.event_format(JsonLines).with_filter(not_lines).with_filter(filter)).init();
     } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).init();
+        registry.with(log.with_ansi(std::io::stderr().is_terminal()).with_filter(not_lines).with_filter(filter)).init();
     }
     Ok(())
 }
@@ -74,6 +84,22 @@ pub fn say(kind: &str, message: &str, fields: Value) {
         event("info", kind, message, fields);
     } else {
         println!("{message}");
+    }
+}
+
+/// Prints the event lines of [`cutover_control::telemetry`] with [`event`]:
+/// the kind from the field `event`, the fields from the JSON object in the
+/// field `fields`.
+struct EventLines;
+
+impl<S: tracing::Subscriber> Layer<S> for EventLines {
+    fn on_event(&self, e: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let mut f = Fields(Map::new());
+        e.record(&mut f);
+        let text = |k: &str| f.0.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let fields = serde_json::from_str(&text("fields")).unwrap_or(Value::Object(Map::new()));
+        let level = e.metadata().level().as_str().to_ascii_lowercase();
+        event(&level, &text("event"), &text("message"), fields);
     }
 }
 

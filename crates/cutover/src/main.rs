@@ -6,12 +6,15 @@ mod audit_export;
 mod cli;
 mod client;
 mod cmd;
+mod ha;
 mod listen;
 mod load;
 mod logs;
+mod orchestrate;
 mod shutdown;
 mod stats;
 mod warnings;
+mod wiring;
 
 use std::process::ExitCode;
 
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::sync::check(&cli.global, args),
         Command::Replicate(args) => cmd::sync::replicate(&cli.global, args),
         Command::Gateway(args) => cmd::gateway::run(&cli.global, args),
+        Command::Ha { command } => cmd::ha::run(&cli.global, command),
         Command::ChaosProxy(args) => cmd::chaos::run(args),
         Command::Bench { command } => cmd::bench::run(command),
     };
@@ -100,6 +104,7 @@ fn json_output(command: &mut Command) {
         Command::Check(a) => a.common.json = true,
         Command::Replicate(a) => a.sync.common.json = true,
         Command::Drill(a) => a.json = true,
+        Command::Ha { command: crate::cmd::ha::HaCommand::Status { json } } => *json = true,
         Command::Bench { command: crate::cmd::bench::BenchCommand::Detect(a) } => a.json = true,
         _ => {}
     }

@@ -201,3 +201,49 @@ fn objectives_and_drills_are_checked_with_their_paths() {
     }
     assert!(!run.stderr.contains("drills[1]"), "{}", run.stderr);
 }
+
+#[test]
+fn an_ha_table_is_checked_with_its_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("client.pem"), "cert").unwrap();
+    std::fs::write(dir.path().join("client.key"), "key").unwrap();
+    let two =
+        format!("{}{}", backend("a", "primary", "http://127.0.0.1:1"), backend("b", "secondary", "http://127.0.0.1:2"));
+    let good = "[ha]\netcd = [\"https://127.0.0.1:2379\", \"https://127.0.0.1:22379\"]\nprefix = \"/cutover/prod\"\n\
+                node = \"ctl-a\"\nadvertise_api = \"http://10.0.0.5:8080\"\nlease_ttl = \"6s\"\n\
+                cert_file = \"client.pem\"\nkey_file = \"client.key\"\nusername = \"cutover\"\npassword_env = \"ETCD_PW\"\n";
+    let path = write(&dir, &format!("{good}\n{two}"));
+    let env = [("K", "id"), ("S", SECRET), ("ETCD_PW", SECRET)];
+    let run = cutover(&["--config", &path, "config", "check"], &env);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("ok; 2 backends"), "{run:?}");
+
+    // Every rule broken at once: each problem with its path, exit 2.
+    let bad = "[ha]\netcd = [\"http://127.0.0.1:2379\", \"http://127.0.0.1:2379/v3\"]\nprefix = \"cutover/\"\nnode = \"ctl a\"\n\
+               lease_ttl = \"6s\"\nrenew_interval = \"3s\"\ncert_file = \"client.pem\"\nusername = \"cutover\"\n\
+               lease_tll = \"6s\"\n";
+    let path = write(&dir, &format!("{bad}\n{two}"));
+    let run = cutover(&["--config", &path, "config", "check"], &env);
+    assert_eq!(run.code, 2, "{run:?}");
+    let expected = [
+        "ha.lease_tll: unknown key at line 9 (did you mean \"lease_ttl\"?)",
+        "ha.etcd[1]: \"http://127.0.0.1:2379/v3\": an etcd endpoint has no path or query",
+        "ha.prefix: \"cutover/\" must start with '/'",
+        "ha.node: \"ctl a\" is not a node name",
+        "ha: renew_interval (3s) + 2 × request_timeout (1s) ≤ renew_deadline (4s) < lease_ttl (6s) must hold",
+        "ha.cert_file: every etcd endpoint is http://",
+        "ha.key_file: missing: cert_file is set",
+        "ha.password_env: missing: username is set",
+    ];
+    for e in expected {
+        assert!(run.stderr.contains(e), "missing {e:?} in:\n{}", run.stderr);
+    }
+    assert!(run.stderr.lines().all(|l| l.starts_with(&path)), "every line names the file: {}", run.stderr);
+
+    // A valid table whose client certificate is not there.
+    let path = write(&dir, &format!("{}\n{two}", good.replace("client.key", "gone.key")));
+    let run = cutover(&["--config", &path, "config", "check"], &env);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("ha.key_file: ") && run.stderr.contains("gone.key: cannot be read"), "{run:?}");
+    run.assert_no_secret(SECRET);
+}

@@ -62,11 +62,12 @@ impl Drop for Blackhole {
     }
 }
 
-fn writer(gw_port: u16, dir: &Path) -> Child {
+fn writer(gw_port: u16, dir: &Path, count: u32) -> Child {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gateway/s3ops.py");
     Command::new("python3")
         .arg(script)
-        .args(["writer", "2000"])
+        .arg("writer")
+        .arg(count.to_string())
         .arg(dir.join("stop"))
         .arg(dir.join("writes.json"))
         .env("GW_ENDPOINT", format!("http://127.0.0.1:{gw_port}"))
@@ -105,7 +106,7 @@ fn outage(fault: Fault) {
         let s = c.json("/v1/status");
         health(&s, "primary") == "healthy" && health(&s, "secondary") == "healthy"
     });
-    let mut w = writer(gw_port, setup.dir.path());
+    let mut w = writer(gw_port, setup.dir.path(), 2000);
     std::thread::sleep(Duration::from_secs(2));
 
     let port: u16 = a.endpoint().rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
@@ -251,4 +252,70 @@ fn sigstop_of_the_primary_fails_over_falls_back_and_loses_no_acknowledged_write(
 #[test]
 fn an_nftables_blackhole_of_the_primary_fails_over_falls_back_and_loses_no_acknowledged_write() {
     outage(Fault::NftDrop);
+}
+
+/// Issue 14 point 5: a write acknowledged by a gateway whose journal is then
+/// lost (its host died with it) is still copied back by the fallback,
+/// because the resync compares what changed on the secondary since the
+/// failover, not only the journal. Regression: the fallback copied back only
+/// journalled writes, and on active-passive buckets nothing else.
+#[test]
+fn the_fallback_copies_back_writes_whose_gateway_journal_is_lost() {
+    let a = start_garage();
+    let b = start_garage();
+    let gw_port = cutover_lab::free_port();
+    let extra = format!(
+        "[api]\nlisten = \"127.0.0.1:0\"\n[fallback]\nstable_for = \"2s\"\nmin_dwell = \"1s\"\n\
+         [gateway]\nlisten = \"127.0.0.1:{gw_port}\"\n[[gateway.clients]]\naccess_key_id = \"APPKEY\"\n\
+         secret_access_key_env = \"GATEWAY_APP_SECRET\"\n[[gateway.buckets]]\nname = \"app\"\nmode = \"active-passive\"\n"
+    );
+    let primary = Backend::garage("primary", "primary", &a);
+    let mut setup = Setup::new(&[primary.clone(), Backend::garage("secondary", "secondary", &b)], &extra);
+    setup.env.push(("GATEWAY_APP_SECRET".into(), APP_SECRET.into()));
+    let c = RunProcess::start(&setup);
+    c.wait_for("both healthy", Duration::from_secs(20), |c| {
+        let s = c.json("/v1/status");
+        health(&s, "primary") == "healthy" && health(&s, "secondary") == "healthy"
+    });
+    a.pause().unwrap();
+    c.wait_for("failed over", Duration::from_secs(60), |c| c.json("/v1/incidents")[0]["state"] == "failed_over");
+
+    // Writes acknowledged by the secondary while failed over, then the
+    // gateway's record of them is gone.
+    let mut w = writer(gw_port, setup.dir.path(), 100);
+    std::fs::write(setup.dir.path().join("stop"), b"").unwrap();
+    let start = Instant::now();
+    while w.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(120), "the writer did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let report: Value = serde_json::from_slice(&std::fs::read(setup.dir.path().join("writes.json")).unwrap()).unwrap();
+    let acked = report["acked"].as_object().unwrap();
+    assert!(acked.len() >= 90, "the secondary took the writes: {report}");
+    let db = rusqlite::Connection::open(setup.dir.path().join("cutover.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    let forgotten = db.execute("DELETE FROM gateway_failback", []).unwrap();
+    assert!(forgotten > 0, "the gateway had journalled the writes to copy back");
+
+    a.resume().unwrap();
+    c.wait_for("fallen back", Duration::from_secs(90), |c| c.json("/v1/incidents")[0]["state"] == "resolved");
+    assert_eq!(c.json("/v1/status")["active"], "primary");
+
+    let direct = primary.client();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|(key, hash)| {
+            !rt.block_on(direct.get_object(key, &[]))
+                .is_ok_and(|r| hex::encode(Sha256::digest(&r.body)) == hash.as_str().unwrap())
+        })
+        .map(|(key, _)| key)
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes are not on the primary: {lost:?}\n{}",
+        lost.len(),
+        acked.len(),
+        c.log()
+    );
 }

@@ -441,12 +441,12 @@ fn status_reads_a_running_controller_then_the_state_store() {
 #[test]
 fn incidents_list_filters_by_open_state_and_limit() {
     let setup = Setup::new(&[Backend::dummy("primary", "primary"), Backend::dummy("secondary", "secondary")], "");
-    use cutover_store::prelude::*;
+    use cutover_store::{Fence, prelude::*};
     let store = cutover_store::SqliteStore::open(&setup.dir.path().join("cutover.db")).unwrap();
     let t = std::time::SystemTime::now();
-    let one = store.open_incident("primary", t - Duration::from_secs(30)).unwrap();
-    let two = store.open_incident("primary", t - Duration::from_secs(20)).unwrap();
-    let three = store.open_incident("secondary", t - Duration::from_secs(10)).unwrap();
+    let one = store.open_incident(&Fence::local(), "primary", t - Duration::from_secs(30)).unwrap();
+    let two = store.open_incident(&Fence::local(), "primary", t - Duration::from_secs(20)).unwrap();
+    let three = store.open_incident(&Fence::local(), "secondary", t - Duration::from_secs(10)).unwrap();
     store
         .set_incident_state(
             &cutover_store::Fence::local(),

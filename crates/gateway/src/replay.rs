@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use cutover_core::Config;
+use cutover_core::{Config, Outcome};
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -20,6 +20,63 @@ use crate::error::GatewayError;
 use crate::server::{Gateway, GatewayOptions, Inner};
 use crate::state::Op;
 use crate::upstream::{UpRequest, Upstream};
+use crate::xmlbody::Malformed;
+
+/// Why a copy between backends failed. Each names the request (`GET from`,
+/// `PUT to`, `verify on`, ...) and the backend; none holds a credential.
+/// Journaled as its message, with the entry to retry.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CopyError {
+    /// A request got no answer (refused, reset, timed out).
+    #[error("{request} {backend}: {outcome} ({detail})")]
+    Transport { request: &'static str, backend: String, outcome: Outcome, detail: String },
+    /// A request of the verification got no answer.
+    #[error("{request} {backend}: {outcome}")]
+    VerifyTransport { request: &'static str, backend: String, outcome: Outcome },
+    /// An answer other than a success (or, for a delete, 404).
+    #[error("{request} {backend}: HTTP {status}")]
+    Status { request: &'static str, backend: String, status: StatusCode },
+    /// A body that could not be read to its end.
+    #[error("{request} {backend}: {source}")]
+    Body {
+        request: &'static str,
+        backend: String,
+        #[source]
+        source: BoxError,
+    },
+    /// A tag set that is not the XML GetObjectTagging answers.
+    #[error("GET ?tagging from {backend}: {source}")]
+    Tagging {
+        backend: String,
+        #[source]
+        source: Malformed,
+    },
+    /// Tags that cannot be an `x-amz-tagging` header.
+    #[error("x-amz-tagging: {0}")]
+    TagHeader(#[from] http::header::InvalidHeaderValue),
+    /// A GET answer without a size.
+    #[error("GET from {backend}: no Content-Length")]
+    NoLength { backend: String },
+    /// The body ended before the size the source announced.
+    #[error("PUT to {backend}: sent {sent} of {size} bytes")]
+    Short { backend: String, sent: u64, size: u64 },
+    /// The copy is not there, or not of the right size.
+    #[error("verify on {backend}: HTTP {status}, size {got:?}, expected {size}")]
+    Missing { backend: String, status: StatusCode, got: Option<u64>, size: u64 },
+    /// The copy read back does not have the source's MD5.
+    #[error("verify on {backend}: checksum mismatch")]
+    ChecksumMismatch { backend: String },
+}
+
+impl CopyError {
+    fn transport(request: &'static str, to: &Upstream, e: cutover_s3::http::TransportError) -> Self {
+        Self::Transport { request, backend: to.name.clone(), outcome: e.outcome, detail: e.detail }
+    }
+
+    fn status(request: &'static str, to: &Upstream, status: StatusCode) -> Self {
+        Self::Status { request, backend: to.name.clone(), status }
+    }
+}
 
 /// What a failback resync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,21 +123,22 @@ fn is_lock(name: &str) -> bool {
 
 /// The object's tag set on `from` as an `x-amz-tagging` value, when GetObject
 /// said it has tags (`x-amz-tagging-count`).
-async fn tagging(from: &Upstream, key: &str, d: Deadlines) -> Result<String, String> {
+async fn tagging(from: &Upstream, key: &str, d: Deadlines) -> Result<String, CopyError> {
+    const REQUEST: &str = "GET ?tagging from";
     let mut req = UpRequest::new(Method::GET, Some(key));
     req.query = vec![("tagging".into(), String::new())];
-    let resp = from
-        .send(req, d)
-        .await
-        .map_err(|e| format!("GET ?tagging from {}: {} ({})", from.name, e.outcome, e.detail))?;
+    let resp = from.send(req, d).await.map_err(|e| CopyError::transport(REQUEST, from, e))?;
     let status = resp.status();
-    let body = collect_limited(resp.into_body(), 1 << 20)
-        .await
-        .map_err(|e| format!("GET ?tagging from {}: {e}", from.name))?;
+    let body = collect_limited(resp.into_body(), 1 << 20).await.map_err(|source| CopyError::Body {
+        request: REQUEST,
+        backend: from.name.clone(),
+        source,
+    })?;
     if !status.is_success() {
-        return Err(format!("GET ?tagging from {}: HTTP {status}", from.name));
+        return Err(CopyError::status(REQUEST, from, status));
     }
-    let tags = crate::xmlbody::parse_tagging(&body).map_err(|e| format!("GET ?tagging from {}: {e}", from.name))?;
+    let tags = crate::xmlbody::parse_tagging(&body)
+        .map_err(|source| CopyError::Tagging { backend: from.name.clone(), source })?;
     Ok(tags
         .iter()
         .map(|(k, v)| format!("{}={}", cutover_s3::sigv4::uri_encode(k, true), cutover_s3::sigv4::uri_encode(v, true)))
@@ -146,19 +204,19 @@ pub(crate) async fn sync_key(
     from: &Upstream,
     to: &Upstream,
     d: Deadlines,
-) -> Result<Synced, String> {
+) -> Result<Synced, CopyError> {
     let _ = inner;
     let get = from
         .send(UpRequest::new(Method::GET, Some(key)), d)
         .await
-        .map_err(|e| format!("GET from {}: {} ({})", from.name, e.outcome, e.detail))?;
+        .map_err(|e| CopyError::transport("GET from", from, e))?;
     if get.status() == StatusCode::NOT_FOUND {
         drop(get);
         delete(to, key, d).await?;
         return Ok(Synced::Deleted);
     }
     if !get.status().is_success() {
-        return Err(format!("GET from {}: HTTP {}", from.name, get.status()));
+        return Err(CopyError::status("GET from", from, get.status()));
     }
     let (parts, body) = get.into_parts();
     let size = parts
@@ -166,7 +224,7 @@ pub(crate) async fn sync_key(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| format!("GET from {}: no Content-Length", from.name))?;
+        .ok_or_else(|| CopyError::NoLength { backend: from.name.clone() })?;
     let mut put = UpRequest::new(Method::PUT, Some(key));
     put.headers = parts
         .headers
@@ -179,7 +237,7 @@ pub(crate) async fn sync_key(
         parts.headers.get("x-amz-tagging-count").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
     if tag_count.unwrap_or(0) > 0 {
         let tags = tagging(from, key, d).await?;
-        let v = HeaderValue::from_str(&tags).map_err(|e| format!("x-amz-tagging: {e}"))?;
+        let v = HeaderValue::from_str(&tags)?;
         put.headers.push((HeaderName::from_static("x-amz-tagging"), v));
     }
     // S3 takes object lock settings only with a Content-MD5: the source's
@@ -200,31 +258,31 @@ pub(crate) async fn sync_key(
     let (hashing, seen) = Hashing::new(body);
     put.body = hashing.boxed();
     put.content_length = Some(size);
-    let resp = to.send(put, d).await.map_err(|e| format!("PUT to {}: {} ({})", to.name, e.outcome, e.detail))?;
+    let resp = to.send(put, d).await.map_err(|e| CopyError::transport("PUT to", to, e))?;
     let status = resp.status();
     let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).map(|e| e.trim_matches('"').to_string());
     let _ = collect_limited(resp.into_body(), 1 << 20).await;
     if !status.is_success() {
-        return Err(format!("PUT to {}: HTTP {status}", to.name));
+        return Err(CopyError::status("PUT to", to, status));
     }
     let (md5, sent) = finish(&seen);
     if sent != size {
-        return Err(format!("PUT to {}: sent {sent} of {size} bytes", to.name));
+        return Err(CopyError::Short { backend: to.name.clone(), sent, size });
     }
     Ok(Synced::Copied { size, md5, etag })
 }
 
-async fn delete(to: &Upstream, key: &str, d: Deadlines) -> Result<(), String> {
+async fn delete(to: &Upstream, key: &str, d: Deadlines) -> Result<(), CopyError> {
     let resp = to
         .send(UpRequest::new(Method::DELETE, Some(key)), d)
         .await
-        .map_err(|e| format!("DELETE on {}: {} ({})", to.name, e.outcome, e.detail))?;
+        .map_err(|e| CopyError::transport("DELETE on", to, e))?;
     let status = resp.status();
     let _ = collect_limited(resp.into_body(), 1 << 20).await;
     if status.is_success() || status == StatusCode::NOT_FOUND {
         Ok(())
     } else {
-        Err(format!("DELETE on {}: HTTP {status}", to.name))
+        Err(CopyError::status("DELETE on", to, status))
     }
 }
 
@@ -237,11 +295,13 @@ async fn verify(
     md5: &str,
     etag: Option<&str>,
     t: Deadlines,
-) -> Result<(), String> {
-    let head = to
-        .send(UpRequest::new(Method::HEAD, Some(key)), t)
-        .await
-        .map_err(|e| format!("HEAD on {}: {}", to.name, e.outcome))?;
+) -> Result<(), CopyError> {
+    let unanswered = |request, e: cutover_s3::http::TransportError| CopyError::VerifyTransport {
+        request,
+        backend: to.name.clone(),
+        outcome: e.outcome,
+    };
+    let head = to.send(UpRequest::new(Method::HEAD, Some(key)), t).await.map_err(|e| unanswered("HEAD on", e))?;
     let got = head
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -249,22 +309,19 @@ async fn verify(
         .and_then(|v| v.parse::<u64>().ok());
     let head_etag = head.headers().get("etag").and_then(|v| v.to_str().ok()).map(|e| e.trim_matches('"').to_string());
     if !head.status().is_success() || got != Some(size) {
-        return Err(format!("verify on {}: HTTP {}, size {got:?}, expected {size}", to.name, head.status()));
+        return Err(CopyError::Missing { backend: to.name.clone(), status: head.status(), got, size });
     }
     let etag = etag.map(str::to_string).or(head_etag);
     if etag.as_deref() == Some(md5) {
         return Ok(());
     }
-    let get = to
-        .send(UpRequest::new(Method::GET, Some(key)), t)
-        .await
-        .map_err(|e| format!("read-back from {}: {}", to.name, e.outcome))?;
+    let get = to.send(UpRequest::new(Method::GET, Some(key)), t).await.map_err(|e| unanswered("read-back from", e))?;
     let (mut body, seen) = Hashing::new(get.into_body());
     while let Some(f) = body.frame().await {
-        f.map_err(|e| format!("read-back from {}: {e}", to.name))?;
+        f.map_err(|source| CopyError::Body { request: "read-back from", backend: to.name.clone(), source })?;
     }
     let (got, n) = finish(&seen);
-    if got == md5 && n == size { Ok(()) } else { Err(format!("verify on {}: checksum mismatch", to.name)) }
+    if got == md5 && n == size { Ok(()) } else { Err(CopyError::ChecksumMismatch { backend: to.name.clone() }) }
 }
 
 /// Backoff before the next attempt of a journal entry.
@@ -309,7 +366,7 @@ impl Gateway {
                 }
                 Err(err) => {
                     tracing::debug!(bucket = %e.bucket, key = %e.key, error = %err, "journal replay failed; will retry");
-                    inner.state.retry_later(e.id, backoff(e.attempts), &err).await?;
+                    inner.state.retry_later(e.id, backoff(e.attempts), &err.to_string()).await?;
                     failing.extend([e.source.clone(), e.target.clone()]);
                 }
             }

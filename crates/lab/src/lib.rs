@@ -7,10 +7,13 @@
 //!   directory, that can be made to stop answering.
 //! - [`prometheus::Prometheus`]: a Prometheus process (Debian's package)
 //!   scraping given targets.
+//! - [`etcd::EtcdCluster`]: a three-member etcd cluster (Debian's package)
+//!   whose members can be killed, paused, resumed and restarted.
 //! - [`tls::TestPki`]: a throwaway CA and server certificate (`openssl`).
 //!
 //! Every server lives on 127.0.0.1 only and is stopped when dropped.
 
+pub mod etcd;
 pub mod garage;
 pub mod prometheus;
 pub mod s3sfs;
@@ -24,6 +27,9 @@ pub enum LabError {
     /// The `garage` binary is not installed.
     #[error("garage binary not found (set GARAGE_BIN, or run `cargo install garage --locked`, as .ci/run does)")]
     GarageMissing,
+    /// The `etcd` binary is not installed.
+    #[error("etcd binary not found (set ETCD_BIN, or `apt-get install etcd-server etcd-client`, as .ci/run does)")]
+    EtcdMissing,
     /// The `prometheus` binary is not installed.
     #[error("prometheus binary not found (set PROMETHEUS_BIN, or `apt-get install prometheus`, as .ci/run does)")]
     PrometheusMissing,

@@ -57,6 +57,10 @@ mod guard;
 
 pub use guard::{AllowAll, RollbackGuard, RollbackRequest, RollbackVerdict};
 
+/// How far a backend's clock may lag cutover's for the failback's
+/// comparison of what changed since the failover.
+pub const CLOCK_MARGIN: Duration = Duration::from_secs(300);
+
 /// A boxed future, for the [`Host`] trait.
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -67,7 +71,11 @@ pub trait Host: Send + Sync {
     /// `validate`: the smoke-test suite against `backend`.
     fn validate<'a>(&'a self, backend: &'a str) -> BoxFut<'a, Result<Value, StepError>>;
     /// `sync.resync`: copy back what was written during the outage, verified.
-    fn resync(&self, max_rounds: u32) -> BoxFut<'_, Result<Value, StepError>>;
+    /// `since`: when the incident's failover started (less a margin for the
+    /// backends' clocks), so that what changed on the other side since then
+    /// is compared too, not only what a gateway journal remembers; `None`
+    /// when the incident never failed over.
+    fn resync(&self, max_rounds: u32, since: Option<SystemTime>) -> BoxFut<'_, Result<Value, StepError>>;
 }
 
 /// What to run: a failover or fallback of an incident.
@@ -195,6 +203,21 @@ impl std::fmt::Debug for Engine {
 const APPROVAL_DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 impl Engine {
+    /// When the incident's first failover run started, less
+    /// [`CLOCK_MARGIN`]: the lower bound of the writes the other side took.
+    fn failed_over_since(&self, incident: &str) -> Option<SystemTime> {
+        let runs = match self.store.runs_for(incident) {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::warn!(incident, error = %e, "resync: the incident's runs could not be read; comparing only journalled writes");
+                return None;
+            }
+        };
+        let started = runs.iter().find(|r| r.kind == RunKind::Failover)?;
+        let at = cutover_core::time::parse_rfc3339(&started.started_at)?;
+        Some(at.checked_sub(CLOCK_MARGIN).unwrap_or(SystemTime::UNIX_EPOCH))
+    }
+
     pub fn new(
         store: Arc<dyn Store>,
         host: Arc<dyn Host>,
@@ -427,8 +450,10 @@ impl Engine {
                     self.attempts(&s, job).await?
                 }
                 Err(e) => {
-                    let e =
-                        clean_error(StepError::Param { field: "(template)".into(), problem: e }, &self.needles(&[]));
+                    let e = clean_error(
+                        StepError::Param { field: "(template)".into(), problem: e.to_string() },
+                        &self.needles(&[]),
+                    );
                     let at = StepRef { run: record.id, idx, phase: StepPhase::Do };
                     self.store.step_intent(
                         &self.fence,
@@ -474,7 +499,7 @@ impl Engine {
     ) -> Result<RunOutcome, StoreError> {
         let journal = self.store.steps(run)?;
         if approved_by.is_none()
-            && let Some(reason) = self.ask_guard(run, job, &step, &error, &journal, runbook)
+            && let Some(reason) = self.ask_guard(run, job, &step, &error, &journal, runbook).await
         {
             return Ok(RunOutcome::RollbackHeld { step, error, reason });
         }
@@ -531,7 +556,7 @@ impl Engine {
     /// traffic back onto. Records why in the timeline (`rollback.allowed`,
     /// or `rollback.held` with an audit entry); returns the reason when the
     /// rollback is held.
-    fn ask_guard(
+    async fn ask_guard(
         &self,
         run: i64,
         job: &Job,
@@ -572,7 +597,7 @@ impl Engine {
                 error,
                 onto: backend,
             };
-            let v = self.guard.may_roll_back_onto(&request);
+            let v = self.guard.may_roll_back_onto(&request).await;
             let detail = json!({"run": run, "kind": job.kind, "failed_step": step, "error": error, "onto": backend,
                                 "onto_health": v.health, "reason": v.reason});
             if v.allow {
@@ -686,7 +711,7 @@ impl Engine {
                 }
                 "sync.resync" => {
                     let rounds = a.params.get("max_rounds").and_then(Value::as_u64).unwrap_or(5).max(1) as u32;
-                    self.host.resync(rounds).await
+                    self.host.resync(rounds, self.failed_over_since(&job.incident)).await
                 }
                 "approval" => self.approval(a, job).await,
                 other => {
@@ -769,7 +794,7 @@ impl Engine {
     }
 
     fn timeline(&self, job: &Job, kind: &str, detail: Value) {
-        if let Err(e) = self.store.add_event(&job.incident, SystemTime::now(), kind, &detail) {
+        if let Err(e) = self.store.add_event(&self.fence, &job.incident, SystemTime::now(), kind, &detail) {
             tracing::error!(error = %e, "recording a timeline event");
             (self.emit)(&EngineEvent::StoreError { op: "runbook.timeline" });
         }

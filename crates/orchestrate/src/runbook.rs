@@ -33,7 +33,7 @@ pub mod template;
 pub mod warnings;
 
 pub use redact::redact;
-pub use template::{render, render_call, render_str};
+pub use template::{ParamTemplateError, TemplateError, render, render_call, render_str};
 pub use warnings::warnings;
 
 /// The template variables a runbook may use.
@@ -299,7 +299,7 @@ fn check_step(t: &toml::Table, label: &str, backends: &[&str], problems: &mut Ve
                 DEFAULT_TIMEOUT
             }
             Err(e) => {
-                problems.push(Problem::new(format!("{label}.timeout"), e));
+                problems.push(Problem::new(format!("{label}.timeout"), e.to_string()));
                 DEFAULT_TIMEOUT
             }
         },
@@ -404,7 +404,7 @@ fn check_call(t: &toml::Table, label: &str, backends: &[&str], problems: &mut Ve
             None => {}
             Some(v) => {
                 if let Err(why) = check_kind(spec.kind, v) {
-                    problems.push(Problem::new(format!("{label}.with.{}", spec.name), why));
+                    problems.push(Problem::new(format!("{label}.with.{}", spec.name), why.to_string()));
                 }
             }
         }
@@ -443,7 +443,21 @@ fn check_call(t: &toml::Table, label: &str, backends: &[&str], problems: &mut Ve
     (problems.len() == before).then_some(Call { uses, with })
 }
 
-fn check_kind(kind: Kind, v: &Value) -> Result<(), String> {
+/// A parameter value of the wrong kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum KindError {
+    /// A duration parameter that is not a string.
+    #[error("must be a duration string such as \"30s\"")]
+    NotADurationString,
+    /// A duration string that does not parse.
+    #[error(transparent)]
+    Duration(#[from] cutover_core::DurationError),
+    /// Any other kind: `expected` says what the value must be.
+    #[error("must be {expected}")]
+    Wrong { expected: &'static str },
+}
+
+fn check_kind(kind: Kind, v: &Value) -> Result<(), KindError> {
     let ok = match kind {
         Kind::String => v.is_string(),
         Kind::Integer => v.is_i64() || v.is_u64(),
@@ -451,8 +465,8 @@ fn check_kind(kind: Kind, v: &Value) -> Result<(), String> {
         Kind::Duration => {
             return match v.as_str() {
                 Some(s) if s.contains("{{") => Ok(()),
-                Some(s) => cutover_core::parse_duration(s).map(|_| ()),
-                None => Err("must be a duration string such as \"30s\"".into()),
+                Some(s) => cutover_core::parse_duration(s).map(|_| ()).map_err(KindError::from),
+                None => Err(KindError::NotADurationString),
             };
         }
         Kind::StringMap => v.as_object().is_some_and(|m| m.values().all(Value::is_string)),
@@ -462,17 +476,15 @@ fn check_kind(kind: Kind, v: &Value) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "must be {}",
-            match kind {
-                Kind::String => "a string",
-                Kind::Integer => "an integer",
-                Kind::Bool => "true or false",
-                Kind::StringMap => "a table of strings",
-                Kind::StringList => "an array of strings",
-                Kind::Duration | Kind::Any => unreachable!(),
-            }
-        ))
+        let expected = match kind {
+            Kind::String => "a string",
+            Kind::Integer => "an integer",
+            Kind::Bool => "true or false",
+            Kind::StringMap => "a table of strings",
+            Kind::StringList => "an array of strings",
+            Kind::Duration | Kind::Any => unreachable!("answered above"),
+        };
+        Err(KindError::Wrong { expected })
     }
 }
 
@@ -483,7 +495,7 @@ fn check_templates(uses: &str, keys: &mut Vec<String>, v: &Value, path: &str, pr
         Value::String(s) => {
             let k: Vec<&str> = keys.iter().map(String::as_str).collect();
             if let Err(e) = template::render_in(s, &Vars::placeholder(), template::context(uses, &k)) {
-                problems.push(Problem::new(path.to_string(), e));
+                problems.push(Problem::new(path.to_string(), e.to_string()));
             }
         }
         Value::Array(a) => {

@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{AuditLog, Fence, Segment, SegmentError, SqliteStore, SqliteTx, StoreError, VerifyReport};
+use crate::{AuditLog, Fence, Segment, SegmentError, SqliteStore, SqliteTx, StoreError, StoreExt, VerifyReport};
 
-pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// The `prev_hash` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// `alg` of an entry hashed with plain SHA-256.
 pub const UNKEYED: &str = "sha256";
@@ -70,7 +71,7 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// The hash of one entry: SHA-256 over its fields, or HMAC-SHA256 with `key`.
-pub(crate) fn entry_hash(
+pub fn entry_hash(
     key: Option<&[u8]>,
     prev: &str,
     seq: i64,
@@ -106,7 +107,7 @@ pub(crate) fn entry_hash(
 /// rows need `key`; once a keyed row appears every later row must be keyed
 /// (an unkeyed row after a keyed one is a rewrite by someone without the
 /// key). Returns the hash of the last row.
-pub(crate) fn check_rows<'a>(
+pub fn check_rows<'a>(
     rows: impl IntoIterator<Item = &'a AuditRow>,
     first_seq: i64,
     prev: &str,
@@ -158,18 +159,6 @@ impl SqliteStore {
 }
 
 impl AuditLog for SqliteStore {
-    fn audit(
-        &self,
-        fence: &Fence,
-        at: SystemTime,
-        actor: &str,
-        action: &str,
-        detail: &Value,
-    ) -> Result<i64, StoreError> {
-        self.check(fence)?;
-        self.transaction(|tx| tx.append_audit(at, actor, action, detail))
-    }
-
     fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
         Ok(self
             .audit_rows_after(0, i64::MAX)?

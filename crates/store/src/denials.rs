@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 
-use crate::{AuditLog, Fence, SqliteStore};
+use crate::{Fence, SqliteStore, StoreExt};
 
 /// Refusals waiting for the writer; more are counted as dropped.
 const QUEUE: usize = 1024;

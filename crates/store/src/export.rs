@@ -284,7 +284,7 @@ fn compare(db: &[AuditRow], local_ok_through: i64, exported: &BTreeMap<i64, Audi
 /// Verifies the local chain of `log` (hashed with `key`) and, when `export`
 /// is given (every segment read from the export, by object key), the
 /// export's own chain and that every exported entry is in the log unchanged.
-pub(crate) fn verify(
+pub fn verify(
     log: &dyn AuditLog,
     key: Option<&[u8]>,
     export: Option<&[(String, Result<Segment, SegmentError>)]>,

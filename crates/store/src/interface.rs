@@ -3,9 +3,10 @@
 //! one process; an etcd implementation can stand behind it for HA.
 //!
 //! Every method is synchronous (SQLite blocks): async callers run them off
-//! their workers. The writes that in HA must come from the leader alone take
-//! a [`Fence`]; reads and node-local data (health history, the denial log)
-//! take none.
+//! their workers. Every write of shared state goes through a [`Tx`] in
+//! [`Store::atomically`] (or its one-write forms in [`StoreExt`]) and takes a
+//! [`Fence`]: in HA only the leader's writes commit. Reads and node-local
+//! data (health history, the denial log) take none.
 
 use std::time::SystemTime;
 
@@ -17,22 +18,18 @@ use crate::{
     Segment, SegmentError, StepRecord, StepRef, StoreError, TimelineEvent, VerifyReport,
 };
 
-/// The writes that can be made together in one [`Store::atomically`].
+/// The writes of shared state, made together in one [`Store::atomically`].
+///
+/// # Guarantees
+/// Every write is fenced by the fence given to [`Store::atomically`]: in HA
+/// a deposed leader's transaction is refused whole ([`StoreError::Fenced`]).
+/// The store-level forms of these writes are [`StoreExt`]'s.
 pub trait Tx {
     /// Opens an incident (state `open`); returns its id.
     fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError>;
 
     /// Sets an incident's state; `closed` closes it.
-    ///
-    /// # Guarantees
-    /// Fenced: refused with [`StoreError::Fenced`] when `fence` is stale.
-    fn set_incident_state(
-        &self,
-        fence: &Fence,
-        id: &str,
-        state: IncidentState,
-        closed: Option<SystemTime>,
-    ) -> Result<(), StoreError>;
+    fn set_incident_state(&self, id: &str, state: IncidentState, closed: Option<SystemTime>) -> Result<(), StoreError>;
 
     /// Appends an event to an incident's timeline.
     fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError>;
@@ -51,47 +48,43 @@ pub trait Tx {
         at: SystemTime,
     ) -> Result<i64, StoreError>;
 
-    /// Appends an audit entry; returns its seq. `detail` must already have
-    /// secrets redacted.
-    ///
-    /// # Guarantees
-    /// Fenced. The entry is chained to the previous one.
-    fn audit(
-        &self,
-        fence: &Fence,
-        at: SystemTime,
-        actor: &str,
-        action: &str,
-        detail: &Value,
-    ) -> Result<i64, StoreError>;
-}
+    /// Appends an audit entry, chained to the previous one; returns its seq.
+    /// `detail` must already have secrets redacted.
+    fn audit(&self, at: SystemTime, actor: &str, action: &str, detail: &Value) -> Result<i64, StoreError>;
 
-/// Incidents, their timelines and decisions.
-pub trait Incidents {
-    /// Opens an incident; returns its id.
-    fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError>;
+    /// Records the start of a run (state `running`); returns its id.
+    /// Approvals recorded before it do not count for its `approval` steps
+    /// ([`RunRecord::approval_base`]).
+    fn begin_run(&self, run: &NewRun<'_>, at: SystemTime) -> Result<i64, StoreError>;
 
-    /// Sets an incident's state; `closed` closes it.
-    ///
-    /// # Guarantees
-    /// Fenced (see [`Tx::set_incident_state`]).
-    fn set_incident_state(
+    /// Sets a run's state (and its detail, when given); `ended` closes it.
+    fn set_run_state(
         &self,
-        fence: &Fence,
-        id: &str,
-        state: IncidentState,
-        closed: Option<SystemTime>,
+        id: i64,
+        state: RunState,
+        detail: Option<&Value>,
+        ended: Option<SystemTime>,
     ) -> Result<(), StoreError>;
 
-    /// Appends an event to an incident's timeline.
-    fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError>;
+    /// Write-ahead: records that a step (or its undo) is about to run,
+    /// counting the attempt. Durable when the transaction commits: a step
+    /// runs only after its intent is stored.
+    fn step_intent(
+        &self,
+        step: StepRef,
+        name: &str,
+        uses: &str,
+        intent: &Value,
+        at: SystemTime,
+    ) -> Result<(), StoreError>;
 
-    /// Records a decision and makes it the incident's current decision.
-    ///
-    /// # Guarantees
-    /// Both commit together.
-    fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError>;
+    /// Records how a step (or its undo) ended.
+    fn step_result(&self, step: StepRef, state: StepState, result: &Value, at: SystemTime) -> Result<(), StoreError>;
+}
 
+/// Incidents, their timelines and decisions (reads; the writes are
+/// [`Tx`]'s and [`StoreExt`]'s).
+pub trait Incidents {
     /// One incident.
     fn incident(&self, id: &str) -> Result<Option<Incident>, StoreError>;
 
@@ -111,57 +104,9 @@ pub trait Incidents {
     fn failovers_since(&self, since: SystemTime) -> Result<u32, StoreError>;
 }
 
-/// The runbook journal (write-ahead): runs and their steps.
+/// The runbook journal (write-ahead): runs and their steps (reads; the
+/// writes are [`Tx`]'s and [`StoreExt`]'s).
 pub trait Runs {
-    /// Records the start of a run (state `running`); returns its id.
-    ///
-    /// # Guarantees
-    /// Fenced. Approvals recorded before it do not count for its `approval`
-    /// steps ([`RunRecord::approval_base`]).
-    fn begin_run(&self, fence: &Fence, run: &NewRun<'_>, at: SystemTime) -> Result<i64, StoreError>;
-
-    /// Sets a run's state (and its detail, when given); `ended` closes it.
-    ///
-    /// # Guarantees
-    /// Fenced.
-    fn set_run_state(
-        &self,
-        fence: &Fence,
-        id: i64,
-        state: RunState,
-        detail: Option<&Value>,
-        ended: Option<SystemTime>,
-    ) -> Result<(), StoreError>;
-
-    /// Write-ahead: records that a step (or its undo) is about to run,
-    /// counting the attempt.
-    ///
-    /// # Guarantees
-    /// Fenced, and durable when it returns: a step runs only after its
-    /// intent is stored.
-    fn step_intent(
-        &self,
-        fence: &Fence,
-        step: StepRef,
-        name: &str,
-        uses: &str,
-        intent: &Value,
-        at: SystemTime,
-    ) -> Result<(), StoreError>;
-
-    /// Records how a step (or its undo) ended.
-    ///
-    /// # Guarantees
-    /// Fenced.
-    fn step_result(
-        &self,
-        fence: &Fence,
-        step: StepRef,
-        state: StepState,
-        result: &Value,
-        at: SystemTime,
-    ) -> Result<(), StoreError>;
-
     /// One run.
     fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError>;
 
@@ -175,18 +120,9 @@ pub trait Runs {
     fn steps(&self, run: i64) -> Result<Vec<StepRecord>, StoreError>;
 }
 
-/// Approvals and rejections of incidents.
+/// Approvals and rejections of incidents (reads; the writes are [`Tx`]'s
+/// and [`StoreExt`]'s).
 pub trait Approvals {
-    /// Records an approval or rejection; returns its id.
-    fn record_approval(
-        &self,
-        incident: &str,
-        verdict: Verdict,
-        actor: &str,
-        comment: &str,
-        at: SystemTime,
-    ) -> Result<i64, StoreError>;
-
     /// The first verdict on `incident` recorded after the one with id
     /// `after` (0: any).
     fn approval_after(&self, incident: &str, after: i64) -> Result<Option<Approval>, StoreError>;
@@ -195,22 +131,9 @@ pub trait Approvals {
     fn last_approval_id(&self) -> Result<i64, StoreError>;
 }
 
-/// The hash-chained audit log.
+/// The hash-chained audit log (reads, and [`AuditLog::mark_keyed`]; appends
+/// are [`Tx::audit`] and [`StoreExt::audit`]).
 pub trait AuditLog {
-    /// Appends an entry; returns its seq. `detail` must already have secrets
-    /// redacted.
-    ///
-    /// # Guarantees
-    /// Fenced; chained to the previous entry.
-    fn audit(
-        &self,
-        fence: &Fence,
-        at: SystemTime,
-        actor: &str,
-        action: &str,
-        detail: &Value,
-    ) -> Result<i64, StoreError>;
-
     /// Every entry, in order.
     fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError>;
 
@@ -287,32 +210,137 @@ pub trait HealthHistory {
 pub trait Store:
     Incidents + Runs + Approvals + AuditLog + ActiveBackend + HealthHistory + std::fmt::Debug + Send + Sync
 {
-    /// Runs `f` with a [`Tx`] whose writes commit together, or not at all.
+    /// Runs `f` with a [`Tx`] whose writes commit together, or not at all,
+    /// fenced by `fence`.
     ///
     /// # Guarantees
     /// When `f` or the commit fails, nothing `f` wrote is stored, and the
-    /// error is returned. Fenced writes in `f` are checked at the commit.
+    /// error is returned. When `fence` no longer holds (in HA: another
+    /// controller leads since), nothing is stored and the error is
+    /// [`StoreError::Fenced`].
     ///
     /// # Caveats
     /// An implementation may call `f` more than once (an optimistic
     /// transaction that lost a race retries): `f` must only write through
     /// the `Tx` and keep no other effect.
-    fn atomically(&self, f: &mut dyn FnMut(&dyn Tx) -> Result<(), StoreError>) -> Result<(), StoreError>;
+    fn atomically(&self, fence: &Fence, f: &mut dyn FnMut(&dyn Tx) -> Result<(), StoreError>)
+    -> Result<(), StoreError>;
 
     /// Where the state is, for messages (a path, or endpoints).
     fn location(&self) -> &str;
 }
 
-/// [`Store::atomically`] with a result.
+/// [`Store::atomically`] with a result, and each write of [`Tx`] on its own
+/// (one transaction each), fenced.
 pub trait StoreExt: Store {
     /// Like [`Store::atomically`], returning what the last call of `f` returned.
-    fn atomic<T>(&self, mut f: impl FnMut(&dyn Tx) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn atomic<T>(&self, fence: &Fence, mut f: impl FnMut(&dyn Tx) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut out = None;
-        self.atomically(&mut |tx| {
+        self.atomically(fence, &mut |tx| {
             out = Some(f(tx)?);
             Ok(())
         })?;
         out.ok_or(StoreError::Incomplete)
+    }
+
+    /// [`Tx::open_incident`] alone.
+    fn open_incident(&self, fence: &Fence, backend: &str, at: SystemTime) -> Result<String, StoreError> {
+        self.atomic(fence, |tx| tx.open_incident(backend, at))
+    }
+
+    /// [`Tx::set_incident_state`] alone.
+    fn set_incident_state(
+        &self,
+        fence: &Fence,
+        id: &str,
+        state: IncidentState,
+        closed: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        self.atomic(fence, |tx| tx.set_incident_state(id, state, closed))
+    }
+
+    /// [`Tx::add_event`] alone.
+    fn add_event(
+        &self,
+        fence: &Fence,
+        incident: &str,
+        at: SystemTime,
+        kind: &str,
+        detail: &Value,
+    ) -> Result<(), StoreError> {
+        self.atomic(fence, |tx| tx.add_event(incident, at, kind, detail))
+    }
+
+    /// [`Tx::record_decision`] alone.
+    fn record_decision(&self, fence: &Fence, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError> {
+        self.atomic(fence, |tx| tx.record_decision(d, at))
+    }
+
+    /// [`Tx::record_approval`] alone.
+    fn record_approval(
+        &self,
+        fence: &Fence,
+        incident: &str,
+        verdict: Verdict,
+        actor: &str,
+        comment: &str,
+        at: SystemTime,
+    ) -> Result<i64, StoreError> {
+        self.atomic(fence, |tx| tx.record_approval(incident, verdict, actor, comment, at))
+    }
+
+    /// [`Tx::audit`] alone.
+    fn audit(
+        &self,
+        fence: &Fence,
+        at: SystemTime,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+    ) -> Result<i64, StoreError> {
+        self.atomic(fence, |tx| tx.audit(at, actor, action, detail))
+    }
+
+    /// [`Tx::begin_run`] alone.
+    fn begin_run(&self, fence: &Fence, run: &NewRun<'_>, at: SystemTime) -> Result<i64, StoreError> {
+        self.atomic(fence, |tx| tx.begin_run(run, at))
+    }
+
+    /// [`Tx::set_run_state`] alone.
+    fn set_run_state(
+        &self,
+        fence: &Fence,
+        id: i64,
+        state: RunState,
+        detail: Option<&Value>,
+        ended: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        self.atomic(fence, |tx| tx.set_run_state(id, state, detail, ended))
+    }
+
+    /// [`Tx::step_intent`] alone.
+    fn step_intent(
+        &self,
+        fence: &Fence,
+        step: StepRef,
+        name: &str,
+        uses: &str,
+        intent: &Value,
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.atomic(fence, |tx| tx.step_intent(step, name, uses, intent, at))
+    }
+
+    /// [`Tx::step_result`] alone.
+    fn step_result(
+        &self,
+        fence: &Fence,
+        step: StepRef,
+        state: StepState,
+        result: &Value,
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.atomic(fence, |tx| tx.step_result(step, state, result, at))
     }
 }
 

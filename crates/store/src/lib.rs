@@ -18,15 +18,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use cutover_core::domain::{DecisionAction, IncidentState};
+use cutover_core::domain::{DecisionAction, IncidentState, RunState, StepState};
 use cutover_core::time::rfc3339;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use audit::{AuditEntry, AuditError, AuditRow, KEYED, UNKEYED};
+pub use audit::{AuditEntry, AuditError, AuditRow, GENESIS, KEYED, UNKEYED, check_rows, entry_hash};
 pub use denials::{Denial, DenialLog, DenialStats};
-pub use export::{Finding, FindingKind, Segment, SegmentError, VerifyReport};
+pub use export::{Finding, FindingKind, Segment, SegmentError, VerifyReport, verify as verify_with_export};
 pub use fence::Fence;
 pub use interface::{ActiveBackend, Approvals, AuditLog, HealthHistory, Incidents, Runs, Store, StoreExt, Tx};
 
@@ -61,6 +61,15 @@ pub enum StoreError {
     /// controller became the leader since); nothing was written.
     #[error("state store {location}: fenced out: the fence of revision {revision:?} no longer holds")]
     Fenced { location: String, revision: Option<i64> },
+    /// A remote store (etcd) failed: unreachable, or an answer it could not
+    /// use. Whether a write was applied is unknown when the request was sent.
+    #[error("state store {location}: {what}: {source}")]
+    Remote {
+        location: String,
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// [`Store::atomically`] returned without running its transaction (a
     /// defect of the implementation).
     #[error("state store: the transaction returned without running")]
@@ -91,7 +100,7 @@ CREATE TABLE IF NOT EXISTS audit (
 pub const ACTIVE_BACKEND: &str = "active_backend";
 
 /// An incident as the API and CLI show it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Incident {
     pub id: String,
     pub backend: String,
@@ -103,7 +112,7 @@ pub struct Incident {
 }
 
 /// One event in an incident's timeline.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TimelineEvent {
     pub at: String,
     pub kind: String,
@@ -198,12 +207,6 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Runs `f` on the connection without a transaction of its own.
-    fn plain<T>(&self, f: impl FnOnce(&SqliteTx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let conn = self.conn();
-        f(&SqliteTx { conn: &conn, store: self })
-    }
-
     /// Embedded mode has one writer: every fence holds.
     fn check(&self, _fence: &Fence) -> Result<(), StoreError> {
         Ok(())
@@ -254,7 +257,12 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn atomically(&self, f: &mut dyn FnMut(&dyn Tx) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    fn atomically(
+        &self,
+        fence: &Fence,
+        f: &mut dyn FnMut(&dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.check(fence)?;
         self.transaction(|tx| f(tx))
     }
 
@@ -285,28 +293,6 @@ impl ActiveBackend for SqliteStore {
 }
 
 impl Incidents for SqliteStore {
-    fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError> {
-        self.plain(|tx| tx.open_incident(backend, at))
-    }
-
-    fn set_incident_state(
-        &self,
-        fence: &Fence,
-        id: &str,
-        state: IncidentState,
-        closed: Option<SystemTime>,
-    ) -> Result<(), StoreError> {
-        self.plain(|tx| tx.set_incident_state(fence, id, state, closed))
-    }
-
-    fn add_event(&self, incident: &str, at: SystemTime, kind: &str, detail: &Value) -> Result<(), StoreError> {
-        self.plain(|tx| tx.add_event(incident, at, kind, detail))
-    }
-
-    fn record_decision(&self, d: &DecisionRecord<'_>, at: SystemTime) -> Result<(), StoreError> {
-        self.transaction(|tx| tx.record_decision(d, at))
-    }
-
     fn open_incident_for(&self, backend: &str) -> Result<Option<Incident>, StoreError> {
         let mut all =
             self.query_incidents("WHERE backend = ?1 AND closed_at IS NULL ORDER BY opened_at DESC", &[&backend])?;
@@ -386,7 +372,7 @@ impl SqliteTx<'_> {
 impl Tx for SqliteTx<'_> {
     fn open_incident(&self, backend: &str, at: SystemTime) -> Result<String, StoreError> {
         let ts = rfc3339(at);
-        let id = format!("inc-{}-{:04x}", ts[..19].replace(['-', ':'], "").replace('T', "-"), fastrand_u16());
+        let id = incident_id(at);
         self.conn
             .execute(
                 "INSERT INTO incidents (id, backend, state, opened_at) VALUES (?1, ?2, ?3, ?4)",
@@ -396,14 +382,7 @@ impl Tx for SqliteTx<'_> {
         Ok(id)
     }
 
-    fn set_incident_state(
-        &self,
-        fence: &Fence,
-        id: &str,
-        state: IncidentState,
-        closed: Option<SystemTime>,
-    ) -> Result<(), StoreError> {
-        self.store.check(fence)?;
+    fn set_incident_state(&self, id: &str, state: IncidentState, closed: Option<SystemTime>) -> Result<(), StoreError> {
         let closed = closed.map(rfc3339);
         self.conn
             .execute(
@@ -450,16 +429,37 @@ impl Tx for SqliteTx<'_> {
         self.insert_approval(incident, verdict, actor, comment, at)
     }
 
-    fn audit(
-        &self,
-        fence: &Fence,
-        at: SystemTime,
-        actor: &str,
-        action: &str,
-        detail: &Value,
-    ) -> Result<i64, StoreError> {
-        self.store.check(fence)?;
+    fn audit(&self, at: SystemTime, actor: &str, action: &str, detail: &Value) -> Result<i64, StoreError> {
         self.append_audit(at, actor, action, detail)
+    }
+
+    fn begin_run(&self, run: &NewRun<'_>, at: SystemTime) -> Result<i64, StoreError> {
+        self.insert_run(run, at)
+    }
+
+    fn set_run_state(
+        &self,
+        id: i64,
+        state: RunState,
+        detail: Option<&Value>,
+        ended: Option<SystemTime>,
+    ) -> Result<(), StoreError> {
+        self.update_run_state(id, state, detail, ended)
+    }
+
+    fn step_intent(
+        &self,
+        step: StepRef,
+        name: &str,
+        uses: &str,
+        intent: &Value,
+        at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.upsert_step_intent(step, name, uses, intent, at)
+    }
+
+    fn step_result(&self, step: StepRef, state: StepState, result: &Value, at: SystemTime) -> Result<(), StoreError> {
+        self.update_step_result(step, state, result, at)
     }
 }
 
@@ -499,6 +499,13 @@ impl SqliteStore {
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
+}
+
+/// A new incident id for an incident opened at `at`:
+/// `inc-YYYYMMDD-HHMMSS-xxxx` (every store makes them alike).
+pub fn incident_id(at: SystemTime) -> String {
+    let ts = rfc3339(at);
+    format!("inc-{}-{:04x}", ts[..19].replace(['-', ':'], "").replace('T', "-"), fastrand_u16())
 }
 
 fn fastrand_u16() -> u16 {

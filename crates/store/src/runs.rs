@@ -9,10 +9,10 @@ use std::time::SystemTime;
 use cutover_core::domain::{RunKind, RunState, StepPhase, StepState, Verdict};
 use cutover_core::time::rfc3339;
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Approvals, Fence, Runs, SqliteStore, SqliteTx, StoreError};
+use crate::{Approvals, Runs, SqliteStore, SqliteTx, StoreError};
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -45,7 +45,7 @@ pub struct NewRun<'a> {
 }
 
 /// A run as recorded.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunRecord {
     pub id: i64,
     pub incident: String,
@@ -65,7 +65,7 @@ pub struct RunRecord {
 }
 
 /// One step (or its undo) as recorded.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StepRecord {
     pub idx: i64,
     pub phase: StepPhase,
@@ -89,7 +89,7 @@ pub struct StepRef {
 }
 
 /// An approval or rejection of an incident.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Approval {
     pub id: i64,
     pub incident: String,
@@ -133,74 +133,54 @@ impl SqliteStore {
     }
 }
 
-impl Runs for SqliteStore {
-    fn begin_run(&self, fence: &Fence, run: &NewRun<'_>, at: SystemTime) -> Result<i64, StoreError> {
-        self.check(fence)?;
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO runs (incident, kind, source, target, reason, actor, runbook, runbook_sha256, state, started_at, approval_base)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, (SELECT COALESCE(MAX(id), 0) FROM approvals))",
-            params![
-                run.incident,
-                run.kind,
-                run.source,
-                run.target,
-                run.reason,
-                run.actor,
-                run.runbook,
-                run.runbook_sha256,
-                RunState::Running,
-                rfc3339(at)
-            ],
-        )
-        .map_err(self.err())?;
-        Ok(conn.last_insert_rowid())
+impl SqliteTx<'_> {
+    pub(crate) fn insert_run(&self, run: &NewRun<'_>, at: SystemTime) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (incident, kind, source, target, reason, actor, runbook, runbook_sha256, state, started_at, approval_base)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, (SELECT COALESCE(MAX(id), 0) FROM approvals))",
+                params![
+                    run.incident,
+                    run.kind,
+                    run.source,
+                    run.target,
+                    run.reason,
+                    run.actor,
+                    run.runbook,
+                    run.runbook_sha256,
+                    RunState::Running,
+                    rfc3339(at)
+                ],
+            )
+            .map_err(self.store.err())?;
+        Ok(self.conn.last_insert_rowid())
     }
 
-    fn set_run_state(
+    pub(crate) fn update_run_state(
         &self,
-        fence: &Fence,
         id: i64,
         state: RunState,
         detail: Option<&Value>,
         ended: Option<SystemTime>,
     ) -> Result<(), StoreError> {
-        self.check(fence)?;
-        self.conn()
+        self.conn
             .execute(
                 "UPDATE runs SET state = ?2, detail = COALESCE(?3, detail), ended_at = COALESCE(?4, ended_at) WHERE id = ?1",
                 params![id, state, detail.map(|d| d.to_string()), ended.map(rfc3339)],
             )
             .map(|_| ())
-            .map_err(self.err())
+            .map_err(self.store.err())
     }
 
-    fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
-        self.conn()
-            .query_row(&format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1"), [id], run_row)
-            .optional()
-            .map_err(self.err())
-    }
-
-    fn unfinished_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        self.query_runs("WHERE ended_at IS NULL ORDER BY id", &[])
-    }
-
-    fn runs_for(&self, incident: &str) -> Result<Vec<RunRecord>, StoreError> {
-        self.query_runs("WHERE incident = ?1 ORDER BY id", &[&incident])
-    }
-
-    fn step_intent(
+    pub(crate) fn upsert_step_intent(
         &self,
-        fence: &Fence,
         step: StepRef,
         name: &str,
         uses: &str,
         intent: &Value,
         at: SystemTime,
     ) -> Result<(), StoreError> {
-        self.check(fence)?;
-        self.conn()
+        self.conn
             .execute(
                 "INSERT INTO run_steps (run, idx, phase, name, uses, state, attempts, started_at, intent)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?8, 1, ?6, ?7)
@@ -217,25 +197,40 @@ impl Runs for SqliteStore {
                 ],
             )
             .map(|_| ())
-            .map_err(self.err())
+            .map_err(self.store.err())
     }
 
-    fn step_result(
+    pub(crate) fn update_step_result(
         &self,
-        fence: &Fence,
         step: StepRef,
         state: StepState,
         result: &Value,
         at: SystemTime,
     ) -> Result<(), StoreError> {
-        self.check(fence)?;
-        self.conn()
+        self.conn
             .execute(
                 "UPDATE run_steps SET state = ?4, result = ?5, ended_at = ?6 WHERE run = ?1 AND idx = ?2 AND phase = ?3",
                 params![step.run, step.idx as i64, step.phase, state, result.to_string(), rfc3339(at)],
             )
             .map(|_| ())
+            .map_err(self.store.err())
+    }
+}
+
+impl Runs for SqliteStore {
+    fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
+        self.conn()
+            .query_row(&format!("SELECT {RUN_COLS} FROM runs WHERE id = ?1"), [id], run_row)
+            .optional()
             .map_err(self.err())
+    }
+
+    fn unfinished_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.query_runs("WHERE ended_at IS NULL ORDER BY id", &[])
+    }
+
+    fn runs_for(&self, incident: &str) -> Result<Vec<RunRecord>, StoreError> {
+        self.query_runs("WHERE incident = ?1 ORDER BY id", &[&incident])
     }
 
     fn steps(&self, run: i64) -> Result<Vec<StepRecord>, StoreError> {
@@ -267,17 +262,6 @@ impl Runs for SqliteStore {
 }
 
 impl Approvals for SqliteStore {
-    fn record_approval(
-        &self,
-        incident: &str,
-        verdict: Verdict,
-        actor: &str,
-        comment: &str,
-        at: SystemTime,
-    ) -> Result<i64, StoreError> {
-        self.plain(|tx| tx.insert_approval(incident, verdict, actor, comment, at))
-    }
-
     fn approval_after(&self, incident: &str, after: i64) -> Result<Option<Approval>, StoreError> {
         self.conn()
             .query_row(

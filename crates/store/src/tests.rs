@@ -26,9 +26,9 @@ fn the_active_backend_survives_a_reopen() {
 fn incidents_keep_their_timeline_and_decision() {
     let (_dir, s) = store();
     let now = SystemTime::now();
-    let id = s.open_incident("primary", now).unwrap();
+    let id = s.open_incident(&Fence::local(), "primary", now).unwrap();
     assert!(id.starts_with("inc-"));
-    s.add_event(&id, now, "health", &json!({"to": "down"})).unwrap();
+    s.add_event(&Fence::local(), &id, now, "health", &json!({"to": "down"})).unwrap();
     let input = json!({"backend": "primary"});
     let d = DecisionRecord {
         incident: &id,
@@ -38,7 +38,7 @@ fn incidents_keep_their_timeline_and_decision() {
         policy_sha256: "abc",
         input: &input,
     };
-    s.record_decision(&d, now).unwrap();
+    s.record_decision(&Fence::local(), &d, now).unwrap();
     let inc = s.open_incident_for("primary").unwrap().unwrap();
     assert_eq!(inc.decision, json!({"action": "failover", "target": "secondary", "reason": "confirmed"}));
     assert_eq!(s.timeline(&id).unwrap()[0].kind, "health");
@@ -140,10 +140,10 @@ fn a_failed_write_in_a_transaction_leaves_nothing_behind() {
             "CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit refused'); END;",
         )
         .unwrap();
-    let r = s.atomic(|tx| {
+    let r = s.atomic(&Fence::local(), |tx| {
         let id = tx.open_incident("primary", SystemTime::now())?;
         tx.add_event(&id, SystemTime::now(), "incident.opened", &json!({}))?;
-        tx.audit(&Fence::local(), SystemTime::now(), "controller", "incident.open", &json!({"incident": id}))
+        tx.audit(SystemTime::now(), "controller", "incident.open", &json!({"incident": id}))
     });
     assert!(r.unwrap_err().to_string().contains("audit refused"));
     assert!(s.incidents().unwrap().is_empty(), "the incident was opened without its audit entry");

@@ -9,14 +9,13 @@
 //! engine, `RunOutcome::RollbackHeld`) and `RollbackRejected`, and the run
 //! kind `Rollback` of a queued approved rollback.
 
-use std::time::{Instant, SystemTime};
-
 use cutover_core::domain::{IncidentState, RunKind, RunState, Verdict};
 use cutover_store::prelude::*;
 use cutover_store::{Incident, RunRecord, StoreError};
 use serde_json::json;
 
-use super::{Controller, RequestError, RunbookDue};
+use super::{Controller, Event, RequestError, RunbookDue, record_timeline};
+use crate::clock::Now;
 use crate::health::Health;
 
 /// A rollback the engine is about to do.
@@ -37,8 +36,8 @@ impl Controller {
     /// `rollback = {run, kind, failed_step, error, onto, onto_health}`),
     /// else only when `onto` is healthy or recovering. A policy error holds
     /// the rollback. Returns (allow, reason, the health of `onto`).
-    pub fn rollback_verdict(&self, q: &RollbackQuestion<'_>, now: Instant) -> (bool, String, Health) {
-        let health = self.health(q.onto, now);
+    pub fn rollback_verdict(&self, q: &RollbackQuestion<'_>, now: Now) -> (bool, String, Health) {
+        let health = self.health(q.onto, now.mono);
         let default = || match health {
             Health::Healthy | Health::Recovering => (true, format!("{} {}", q.onto, health.as_str())),
             other => (
@@ -106,43 +105,46 @@ impl Controller {
         approve: bool,
         actor: &str,
         comment: &str,
+        now: Now,
     ) -> Result<Option<RunbookDue>, RequestError> {
+        let fence = self.acting()?;
         let verdict = if approve { Verdict::Approve } else { Verdict::Reject };
-        let (state, kind) = match (approve, run.kind) {
-            (true, _) => (IncidentState::RollingBack, "rollback.approved"),
-            (false, RunKind::Fallback) => (IncidentState::FailoverFailed, "rollback.rejected"),
-            (false, _) => (IncidentState::FailedOver, "rollback.rejected"),
+        let state = match (approve, run.kind) {
+            (true, _) => IncidentState::RollingBack,
+            (false, RunKind::Fallback) => IncidentState::FailoverFailed,
+            (false, _) => IncidentState::FailedOver,
         };
-        let at = SystemTime::now();
-        let detail = json!({"verdict": verdict, "by": actor, "comment": comment});
+        let at = now.wall;
         let rollback = json!({
             "run": run.id, "kind": run.kind, "failed_step": run.detail["step"], "error": run.detail["error"],
             "onto": run.source, "by": actor, "comment": comment,
         });
-        let fence = &self.fence;
-        let recorded = self.store.atomic(|tx| {
+        let approval =
+            Event::Approval { incident: inc.id.clone(), verdict, by: actor.to_string(), comment: comment.to_string() };
+        let decided = Event::RollbackVerdict { incident: inc.id.clone(), verdict, rollback: rollback.clone() };
+        let recorded = self.store.atomic(&fence, |tx| {
             tx.record_approval(&inc.id, verdict, actor, comment, at)?;
-            tx.add_event(&inc.id, at, "approval", &detail)?;
-            tx.add_event(&inc.id, at, kind, &rollback)?;
+            record_timeline(tx, at, &approval)?;
+            record_timeline(tx, at, &decided)?;
             let audit = json!({"incident": inc.id, "comment": comment, "rollback": rollback});
-            tx.audit(fence, at, actor, verdict.as_str(), &audit)?;
-            tx.set_incident_state(fence, &inc.id, state, None)
+            tx.audit(at, actor, verdict.as_str(), &audit)?;
+            tx.set_incident_state(&inc.id, state, None)
         });
         if let Err(e) = recorded {
-            self.store_failed("approval", &e);
-            return Err(e.into());
+            return Err(self.refused("approval", e));
         }
+        self.telemetry.emit(&approval);
+        self.telemetry.emit(&decided);
         if !approve {
             let mut done = run.detail.clone();
             done["rejected_by"] = json!(actor);
-            if let Err(e) =
-                self.store.set_run_state(&self.fence, run.id, RunState::RollbackRejected, Some(&done), Some(at))
+            if let Err(e) = self.store.set_run_state(&fence, run.id, RunState::RollbackRejected, Some(&done), Some(at))
             {
                 self.store_failed("run.finished", &e);
             }
             return Ok(None);
         }
-        Ok(Some(RunbookDue {
+        let due = RunbookDue {
             incident: inc.id.clone(),
             backend: inc.backend.clone(),
             kind: RunKind::Rollback,
@@ -150,6 +152,8 @@ impl Controller {
             target: run.source.clone(),
             reason: format!("rollback approved by {actor}: {comment}"),
             actor: actor.to_string(),
-        }))
+        };
+        self.telemetry.emit(&Event::RunbookDue(due.clone()));
+        Ok(Some(due))
     }
 }

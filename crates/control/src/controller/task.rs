@@ -3,7 +3,8 @@
 //! One thread owns the [`Controller`]: commands (probe results, re-checks,
 //! agent evidence, approvals, forced failovers, runbook results, signals,
 //! ticks) arrive over a channel, each stamped with the [`Now`] at which it
-//! was made; what happened goes out as [`Event`]s on another channel; and a
+//! was made; what happened is emitted through the controller's telemetry
+//! and goes out as [`Event`]s on another channel (for the runbook queue); a
 //! [`Status`] snapshot is published on a `watch` channel that the API, the
 //! gateway and the console read without waiting for the controller.
 //!
@@ -13,6 +14,11 @@
 //! - The state store's blocking I/O (SQLite with fsync) runs on this thread,
 //!   never on an async worker.
 //! - The controller reads no clock: its time is the commands' [`Now`].
+//! - [`ControllerHandle::lead`] and [`ControllerHandle::stand_by`] take
+//!   effect in command order: commands sent after `stand_by` write nothing
+//!   shared. A leadership change the controller makes by itself (a fenced
+//!   write) goes out as [`Event::LeadershipChanged`] like the others, and
+//!   the [`Status`] says `leading`.
 //!
 //! # Caveats
 //! - The thread ends when every [`ControllerHandle`] is dropped; requests
@@ -31,7 +37,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{Controller, Event, LOCAL, RequestError, RunbookDue};
+use cutover_store::Fence;
+
+use super::{Controller, Event, LOCAL, Leader, RequestError, RunbookDue};
 use crate::clock::{Clock, Now};
 use crate::health::Health;
 
@@ -83,11 +91,21 @@ enum Command {
         target: String,
         reply: Reply<String>,
     },
-    /// A runbook run ended.
+    /// A runbook run ended (`reply`: whether its end was recorded).
     RunFinished {
         incident: String,
         kind: RunKind,
         outcome: RunOutcome,
+        reply: Option<Reply<()>>,
+    },
+    /// Become the leader, acting with `fence`.
+    Lead {
+        fence: Fence,
+        reply: Reply<()>,
+    },
+    /// Stop acting; `leader` leads instead, when known.
+    StandBy {
+        leader: Option<Leader>,
     },
     Signal {
         name: String,
@@ -130,6 +148,13 @@ pub struct Status {
     /// State store operations that failed since the start, by operation.
     #[serde(skip)]
     pub store_errors: BTreeMap<&'static str, u64>,
+    /// This controller acts (embedded: always). Not serialized: with `[ha]`
+    /// the API adds `role` and `leader` from the election.
+    #[serde(skip)]
+    pub leading: bool,
+    /// The fencing token while leading in HA.
+    #[serde(skip)]
+    pub token: Option<i64>,
 }
 
 /// One backend in [`Status`].
@@ -220,12 +245,19 @@ struct Owner {
 impl Owner {
     fn run(mut self, mut rx: mpsc::UnboundedReceiver<Stamped>) {
         while let Some(Stamped { now, command }) = rx.blocking_recv() {
-            let handled = self.handle(now, command);
+            let mut handled = self.handle(now, command);
+            // A fenced write made the controller stand by by itself.
+            if let Some(changed) = self.controller.take_role_change() {
+                handled.events.push(changed);
+                handled.publish = true;
+            }
             for e in handled.events {
                 let _ = self.events.send(e);
             }
             if handled.publish {
-                self.status.send_replace(Arc::new(self.controller.snapshot(now.mono)));
+                let status = self.controller.snapshot(now.mono);
+                self.controller.telemetry().metrics().set_status(&status);
+                self.status.send_replace(Arc::new(status));
             }
             // The answer goes out after the status that reflects it, so a
             // caller that reads the status next sees its own change.
@@ -248,27 +280,27 @@ impl Owner {
                 if counted && !ok {
                     return Handled::quiet(); // already counted as a failure when it became slow
                 }
-                Handled::events(c.observe(now.mono, &backend, LOCAL, started, ok, &outcome))
+                Handled::events(c.observe(now, &backend, LOCAL, started, ok, &outcome))
             }
             Command::Verified { backend, started, ok, outcome } => {
-                Handled::events(c.verified(now.mono, &backend, started, ok, &outcome))
+                Handled::events(c.verified(now, &backend, started, ok, &outcome))
             }
             Command::Evidence { vantage, reports, reply } => {
                 let mut events = Vec::new();
                 for r in &reports {
-                    events.extend(c.observe(now.mono, &r.backend, &vantage, r.started, r.ok, &r.outcome));
+                    events.extend(c.observe(now, &r.backend, &vantage, r.started, r.ok, &r.outcome));
                 }
                 Handled::events(events).answer(move || {
                     let _ = reply.send(());
                 })
             }
             Command::Approval { incident, approve, actor, comment, reply } => {
-                let r = c.approval(&incident, approve, &actor, &comment);
+                let r = c.approval(&incident, approve, &actor, &comment, now);
                 let due = r.as_ref().ok().cloned().flatten();
                 Handled::events(due.into_iter().map(Event::RunbookDue).collect()).answer(move || drop(reply.send(r)))
             }
             Command::ForceFailover { target, reason, actor, reply } => {
-                let r = c.force_failover(&target, &reason, &actor, now.mono);
+                let r = c.force_failover(&target, &reason, &actor, now);
                 let due = r.as_ref().ok().cloned();
                 Handled::events(due.into_iter().map(Event::RunbookDue).collect()).answer(move || drop(reply.send(r)))
             }
@@ -276,10 +308,21 @@ impl Owner {
                 let r = c.set_active(&target);
                 Handled::events(Vec::new()).answer(move || drop(reply.send(r)))
             }
-            Command::RunFinished { incident, kind, outcome } => {
-                c.run_finished(&incident, kind, &outcome, now.mono);
+            Command::RunFinished { incident, kind, outcome, reply: None } => {
+                c.run_finished(&incident, kind, &outcome, now);
                 Handled::events(Vec::new())
             }
+            Command::RunFinished { incident, kind, outcome, reply: Some(reply) } => {
+                let r = c.try_run_finished(&incident, kind, &outcome, now);
+                Handled::events(Vec::new()).answer(move || drop(reply.send(r)))
+            }
+            Command::Lead { fence, reply } => {
+                let r = c.lead(fence);
+                let changed = r.as_ref().ok().cloned().flatten();
+                Handled::events(changed.into_iter().collect())
+                    .answer(move || drop(reply.send(r.map(drop).map_err(RequestError::from))))
+            }
+            Command::StandBy { leader } => Handled::events(c.stand_by(leader).into_iter().collect()),
             Command::Signal { name, value } => {
                 c.set_signal(&name, value);
                 Handled::quiet()
@@ -293,10 +336,10 @@ impl Owner {
                 for f in self.in_flight.values_mut() {
                     if !f.counted && now.mono.duration_since(f.started) >= self.slow_after {
                         f.counted = true;
-                        events.extend(c.observe(now.mono, &f.backend, LOCAL, f.started, false, "Timeout"));
+                        events.extend(c.observe(now, &f.backend, LOCAL, f.started, false, "Timeout"));
                     }
                 }
-                events.extend(c.tick(now.mono));
+                events.extend(c.tick(now));
                 Handled::events(events)
             }
             Command::Query(f) => {
@@ -410,7 +453,27 @@ impl ControllerHandle {
 
     /// A runbook run ended; moves its incident on.
     pub fn run_finished(&self, incident: &str, kind: RunKind, outcome: RunOutcome) -> bool {
-        self.send(Command::RunFinished { incident: incident.into(), kind, outcome })
+        self.send(Command::RunFinished { incident: incident.into(), kind, outcome, reply: None })
+    }
+
+    /// [`ControllerHandle::run_finished`], waiting for the answer:
+    /// [`RequestError::NotLeader`] on a standby (nothing recorded).
+    pub async fn finish_run(&self, incident: &str, kind: RunKind, outcome: RunOutcome) -> Result<(), RequestError> {
+        let incident = incident.to_string();
+        self.call(|reply| Command::RunFinished { incident, kind, outcome, reply: Some(reply) }).await
+    }
+
+    /// Becomes the leader, acting with `fence` (see [`Controller::lead`]);
+    /// returns once it leads, or with the store's error (it then stays a
+    /// standby). The status says `leading` before this returns.
+    pub async fn lead(&self, fence: Fence) -> Result<(), RequestError> {
+        self.call(|reply| Command::Lead { fence, reply }).await
+    }
+
+    /// Stops acting (see [`Controller::stand_by`]): commands handled after
+    /// this one write nothing shared. `leader` is who leads, when known.
+    pub fn stand_by(&self, leader: Option<Leader>) -> bool {
+        self.send(Command::StandBy { leader })
     }
 
     /// The latest reading of a signal, for the policy input.
@@ -496,6 +559,8 @@ impl Controller {
                 .collect(),
             open_incidents,
             store_errors: self.store_errors.clone(),
+            leading: self.is_leading(),
+            token: self.leadership().token(),
         }
     }
 }

@@ -123,3 +123,41 @@ async fn a_query_runs_on_the_controllers_thread_with_the_commands_time() {
     assert!(now.mono.duration_since(before.mono) >= Duration::from_secs(42));
     assert!(now.wall.duration_since(before.wall).unwrap() >= Duration::from_secs(42));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_decisions_timestamps_follow_the_paused_clock_not_the_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    // A wall time far from the host's: only the controller's clock can put it in a record.
+    let clock = Clock::starting_at(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000));
+    let (handle, _events) = start(controller(dir.path(), &clock), clock, Duration::from_secs(2));
+    let mut id = 0;
+
+    info!("both backends answer for 5 s, then the primary hangs and its re-checks time out");
+    probe_for(&handle, 5, false, false, &mut id).await;
+    let hang = clock.now().wall;
+    probe_for(&handle, 20, true, true, &mut id).await;
+    let end = clock.now().wall;
+    settle(&handle).await;
+
+    info!("the incident, its timeline and its health history carry the clock's time");
+    let (incident, timeline) = handle
+        .query(|c, _| {
+            let incident = c.store().incidents().unwrap().into_iter().next().expect("an incident");
+            let timeline = c.store().timeline(&incident.id).unwrap();
+            (incident, timeline)
+        })
+        .await
+        .unwrap();
+    let parse = |text: &str| cutover_core::time::parse_rfc3339(text).unwrap_or_else(|| panic!("{text:?}"));
+    let within = |text: &str| {
+        let t = parse(text);
+        t + Duration::from_millis(1) >= hang && t <= end
+    };
+    assert!(within(&incident.opened_at), "opened at {} (clock from {hang:?} to {end:?})", incident.opened_at);
+    assert!(timeline.iter().any(|e| e.kind == "decision"), "{timeline:?}");
+    for entry in &timeline {
+        assert!(within(&entry.at), "{entry:?} is not on the controller's clock ({hang:?} to {end:?})");
+    }
+    let opened = timeline.iter().find(|e| e.kind == "incident.opened").expect("incident.opened");
+    assert_eq!(opened.at, incident.opened_at);
+}

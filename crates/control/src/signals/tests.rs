@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::*;
+use crate::telemetry::Telemetry;
 
 fn statuspage(url: &str, timeout: Duration) -> Source {
     Source::Statuspage(StatuspageSignal {
@@ -143,10 +144,13 @@ fn the_policy_documents_have_the_documented_shape() {
         s.to_json(t0),
         json!({"status": "ok", "indicator": "major", "description": "Outage", "backend": "primary", "age_ms": 0})
     );
-    let mut m = Metrics::default();
-    s.record(&mut m);
-    p.record(&mut m);
-    let text = m.render(&[]);
+    let telemetry = Telemetry::default();
+    telemetry.emit(&s.event());
+    telemetry.emit(&p.event());
+    let mut registry = prometheus_client::registry::Registry::default();
+    telemetry.metrics().register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
     for line in [
         "cutover_signal_up{signal=\"statuspage\"} 1",
         "cutover_signal_value{signal=\"statuspage\"} 2",

@@ -1,9 +1,23 @@
 //! The AWS shared-credentials file format (`~/.aws/credentials`).
 
+/// What a shared-credentials file lacks. Never holds a value from the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SharedCredentialsError {
+    /// No `[profile]` (or `[profile NAME]`) section.
+    #[error("profile [{profile}] not found")]
+    ProfileNotFound { profile: String },
+    /// The profile has no (or an empty) `key`.
+    #[error("profile [{profile}] has no {key}")]
+    MissingKey { profile: String, key: &'static str },
+}
+
 /// Access key id, secret access key and optional session token of `profile`
 /// in the text of a shared-credentials file. Error messages never contain a
 /// value from the file.
-pub fn parse_shared_credentials(text: &str, profile: &str) -> Result<(String, String, Option<String>), String> {
+pub fn parse_shared_credentials(
+    text: &str,
+    profile: &str,
+) -> Result<(String, String, Option<String>), SharedCredentialsError> {
     let mut in_profile = false;
     let mut found = false;
     let (mut id, mut secret, mut token) = (None, None, None);
@@ -33,11 +47,11 @@ pub fn parse_shared_credentials(text: &str, profile: &str) -> Result<(String, St
         }
     }
     if !found {
-        return Err(format!("profile [{profile}] not found"));
+        return Err(SharedCredentialsError::ProfileNotFound { profile: profile.to_string() });
     }
-    let id = id.filter(|s| !s.is_empty()).ok_or_else(|| format!("profile [{profile}] has no aws_access_key_id"))?;
-    let secret =
-        secret.filter(|s| !s.is_empty()).ok_or_else(|| format!("profile [{profile}] has no aws_secret_access_key"))?;
+    let missing = |key| SharedCredentialsError::MissingKey { profile: profile.to_string(), key };
+    let id = id.filter(|s| !s.is_empty()).ok_or_else(|| missing("aws_access_key_id"))?;
+    let secret = secret.filter(|s| !s.is_empty()).ok_or_else(|| missing("aws_secret_access_key"))?;
     Ok((id, secret, token))
 }
 
@@ -56,8 +70,9 @@ mod tests {
 
     #[test]
     fn names_what_is_missing_without_values() {
-        let e = parse_shared_credentials(FILE, "other").unwrap_err();
+        let e = parse_shared_credentials(FILE, "other").unwrap_err().to_string();
         assert!(e.contains("no aws_secret_access_key"), "{e}");
-        assert!(parse_shared_credentials(FILE, "nope").unwrap_err().contains("not found"));
+        assert_eq!(e, "profile [other] has no aws_secret_access_key");
+        assert!(parse_shared_credentials(FILE, "nope").unwrap_err().to_string().contains("not found"));
     }
 }

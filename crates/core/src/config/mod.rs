@@ -2,6 +2,7 @@
 //! once, each with its path) → [`Config`].
 
 mod credentials;
+pub mod ha;
 mod keys;
 pub mod raw;
 mod validate;
@@ -11,7 +12,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use credentials::parse_shared_credentials;
+pub use credentials::{SharedCredentialsError, parse_shared_credentials};
+pub use ha::HaConfig;
 pub use raw::RawConfig;
 pub use validate::validate;
 
@@ -146,6 +148,9 @@ pub struct Config {
     pub drills: Vec<DrillConfig>,
     /// `[audit]`: export of the audit chain and its HMAC key.
     pub audit: AuditConfig,
+    /// `[ha]`: several processes coordinated through etcd. `None`: one
+    /// process on SQLite.
+    pub ha: Option<HaConfig>,
 }
 
 /// `[audit]`.
@@ -304,6 +309,21 @@ impl Config {
         }
         if let Some(f) = self.signals.statuspage.as_ref().and_then(|p| p.ca_file.as_deref()) {
             out.push(("signals.statuspage.ca_file".into(), f));
+        }
+        if let Some(f) = self.ha.as_ref().and_then(|h| h.ca_file.as_deref()) {
+            out.push(("ha.ca_file".into(), f));
+        }
+        out
+    }
+
+    /// Every client certificate and key file of the configuration, with the
+    /// key it is at (`ha.cert_file`, `ha.key_file`): files `cutover config
+    /// check` and `cutover run` read before anything starts.
+    pub fn client_cert_files(&self) -> Vec<(String, &Path)> {
+        let mut out: Vec<(String, &Path)> = Vec::new();
+        if let Some(c) = self.ha.as_ref().and_then(|h| h.client_cert.as_ref()) {
+            out.push(("ha.cert_file".into(), &c.cert_file));
+            out.push(("ha.key_file".into(), &c.key_file));
         }
         out
     }

@@ -22,6 +22,25 @@ pub struct RawConfig {
     #[serde(default)]
     pub drills: Vec<RawDrill>,
     pub audit: Option<RawAudit>,
+    pub ha: Option<RawHa>,
+}
+
+/// `[ha]`: high availability on etcd.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawHa {
+    pub etcd: Option<Vec<String>>,
+    pub prefix: Option<String>,
+    pub node: Option<String>,
+    pub advertise_api: Option<String>,
+    pub lease_ttl: Option<String>,
+    pub renew_interval: Option<String>,
+    pub request_timeout: Option<String>,
+    pub renew_deadline: Option<String>,
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
 }
 
 /// `[audit]`: where the audit chain is exported, and its HMAC key.

@@ -9,6 +9,8 @@ use super::raw::*;
 use super::*;
 use crate::duration::parse_duration;
 
+mod ha;
+
 /// The longest duration a setting may have.
 const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 
@@ -40,7 +42,7 @@ impl Problems {
             }
             Ok(d) => d,
             Err(e) => {
-                self.push(path, e);
+                self.push(path, e.to_string());
                 default
             }
         }
@@ -216,7 +218,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
         Some(super::raw::IntOrString::Str(s)) => match parse_duration(s) {
             Ok(d) => d,
             Err(e) => {
-                p.push("objectives.rpo", e);
+                p.push("objectives.rpo", e.to_string());
                 Duration::ZERO
             }
         },
@@ -241,7 +243,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
         let cron = match d.cron.as_deref().map(crate::cron::Cron::parse) {
             Some(Ok(c)) => Some(c),
             Some(Err(e)) => {
-                p.push(at("cron"), e);
+                p.push(at("cron"), e.to_string());
                 None
             }
             None => {
@@ -279,6 +281,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
     let primary = backends.iter().find(|b| b.role == Role::Primary).map(|b| b.name.as_str());
     let signals = raw.signals.map(|s| validate_signals(&mut p, s, &names, primary, base_dir)).unwrap_or_default();
     let audit = raw.audit.map(|a| validate_audit(&mut p, a, &backends, env)).unwrap_or_default();
+    let ha = raw.ha.and_then(|h| ha::validate_ha(&mut p, h, api.as_ref(), base_dir, env, &ha::host_name));
 
     if !p.0.is_empty() {
         return Err(p.0);
@@ -298,6 +301,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
         drills,
         signals,
         audit,
+        ha,
     })
 }
 
@@ -337,9 +341,9 @@ fn validate_audit(
         }
         let bucket = p.required(&at("bucket"), e.bucket.as_ref(), "the bucket that receives the audit segments");
         if let Some(bk) = bucket
-            && let Err(msg) = check_bucket_name(bk)
+            && let Err(e) = check_bucket_name(bk)
         {
-            p.push(at("bucket"), msg);
+            p.push(at("bucket"), e.to_string());
         }
         let prefix = e.prefix.clone().unwrap_or_else(|| "cutover/".into());
         if prefix.starts_with('/') || prefix.contains("//") || prefix.split('/').any(|s| s == "." || s == "..") {
@@ -407,17 +411,17 @@ fn validate_backends(
             )
             .and_then(|e| match Endpoint::parse(e) {
                 Ok(e) => Some(e),
-                Err(msg) => {
-                    p.push(format!("{at}.endpoint"), msg);
+                Err(e) => {
+                    p.push(format!("{at}.endpoint"), e.to_string());
                     None
                 }
             });
         let region = p.required(&format!("{at}.region"), b.region.as_ref(), "the SigV4 region, e.g. \"us-east-1\"");
         let bucket = p.required(&format!("{at}.bucket"), b.bucket.as_ref(), "the backend's bucket name");
         if let Some(bk) = bucket
-            && let Err(msg) = check_bucket_name(bk)
+            && let Err(e) = check_bucket_name(bk)
         {
-            p.push(format!("{at}.bucket"), msg);
+            p.push(format!("{at}.bucket"), e.to_string());
         }
         let role = match b.role.as_deref() {
             Some("primary") => Some(Role::Primary),
@@ -611,9 +615,9 @@ fn validate_gateway(
             let at = format!("gateway.buckets[{i}]");
             let name = p.required(&format!("{at}.name"), b.name.as_ref(), "the bucket name applications use");
             if let Some(n) = name
-                && let Err(msg) = check_bucket_name(n)
+                && let Err(e) = check_bucket_name(n)
             {
-                p.push(format!("{at}.name"), msg);
+                p.push(format!("{at}.name"), e.to_string());
             }
             let mode = match b.mode.as_deref() {
                 None | Some("active-passive") => Some(BucketMode::ActivePassive),
@@ -783,8 +787,8 @@ fn validate_signals(
     let url = |p: &mut Problems, at: &str, value: Option<&String>, hint: &str| {
         p.required(at, value, hint).and_then(|u| match HttpUrl::parse(u) {
             Ok(u) => Some(u),
-            Err(msg) => {
-                p.push(at, msg);
+            Err(e) => {
+                p.push(at, e.to_string());
                 None
             }
         })
@@ -868,15 +872,22 @@ fn ca_file(p: &mut Problems, at: &str, value: Option<&String>, tls: Option<bool>
     Some(base_dir.join(v))
 }
 
+/// A name that breaks the S3 bucket naming rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{name:?} is not a valid bucket name (3 to 63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit)"
+)]
+struct InvalidBucketName {
+    name: String,
+}
+
 /// Checks the S3 bucket naming rules that every provider shares.
-fn check_bucket_name(name: &str) -> Result<(), String> {
+fn check_bucket_name(name: &str) -> Result<(), InvalidBucketName> {
     let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
     let ok_ends =
         name.starts_with(|c: char| c.is_ascii_alphanumeric()) && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     if !(3..=63).contains(&name.len()) || !ok_chars || !ok_ends {
-        return Err(format!(
-            "{name:?} is not a valid bucket name (3 to 63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit)"
-        ));
+        return Err(InvalidBucketName { name: name.to_string() });
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use http::{HeaderMap, Method};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use crate::cmd::run::Shared;
+use crate::wiring::Shared;
 
 /// A caller allowed in.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use axum::response::Response;
 use http::Method;
 
 use super::error::Refusal;
-use crate::cmd::run::Shared;
+use crate::wiring::Shared;
 
 /// Middleware: records the refusal a response carries, if any.
 pub async fn record(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {

@@ -59,12 +59,15 @@ pub enum ApiError {
     /// 405; `allow` lists the methods the endpoint answers (the `Allow` header).
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
-    /// 404, 409 or 500: the controller refused or failed the request.
+    /// 404, 409, 500 or 503 (stopping): the controller refused or failed the request.
     #[error(transparent)]
     Request(#[from] RequestError),
     /// 500: the state store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// 500: the read of the state store did not finish (its thread panicked).
+    #[error("reading the state store failed")]
+    StoreRead(#[source] tokio::task::JoinError),
 }
 
 impl ApiError {
@@ -82,8 +85,12 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Request(RequestError::NotFound(_)) => StatusCode::NOT_FOUND,
             Self::Request(RequestError::Conflict(_)) => StatusCode::CONFLICT,
-            Self::Request(RequestError::Store(_)) | Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Request(RequestError::Stopped) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Request(RequestError::Store(_)) | Self::Store(_) | Self::StoreRead(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Self::Request(RequestError::Stopped) | Self::Request(RequestError::NotLeader { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -110,7 +117,12 @@ pub struct Refusal {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let why = self.to_string();
-        let mut resp = json(self.status(), &json!({"error": why}));
+        let body = match &self {
+            // A standby names the leader, for the CLI to follow (CONTRACT.md).
+            Self::Request(RequestError::NotLeader { leader }) => json!({"error": why, "leader": leader}),
+            _ => json!({"error": why}),
+        };
+        let mut resp = json(self.status(), &body);
         if let Self::MethodNotAllowed { allow } = &self {
             resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
         }

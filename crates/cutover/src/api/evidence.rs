@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use cutover_control::controller::Report;
 use cutover_core::config::TokenRole;
 
 use super::auth::Caller;
@@ -35,15 +36,6 @@ pub struct ReportBody {
 struct OpBody {
     #[serde(default)]
     ms: Option<f64>,
-}
-
-/// One checked report, for [`cutover_control::controller::Controller::observe`].
-#[derive(Debug)]
-pub struct Report {
-    pub backend: String,
-    pub started: Instant,
-    pub ok: bool,
-    pub outcome: String,
 }
 
 /// Bounds on what one evidence post may carry.

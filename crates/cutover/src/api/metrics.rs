@@ -1,16 +1,16 @@
-//! `GET /metrics`: the controller's metrics, then the in-process gateway's.
+//! `GET /metrics`: the process's one registry (the controller's families
+//! and the in-process gateway's).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
-use cutover_control::metrics;
 use http::HeaderValue;
 use http::header::CONTENT_TYPE;
 
-use crate::cmd::run::Shared;
+use crate::wiring::Shared;
 
 /// The handler: Prometheus text format.
 pub async fn handler(State(shared): State<Arc<Shared>>) -> Response {
@@ -20,41 +20,21 @@ pub async fn handler(State(shared): State<Arc<Shared>>) -> Response {
     resp
 }
 
+/// The registry's text. The controller task keeps its status gauges
+/// current itself; the denial log's counters are copied in here.
 async fn render_metrics(shared: &Shared) -> String {
-    let mut text = render_controller_metrics(shared);
+    let d = shared.denials.stats();
+    shared.telemetry.metrics().set_denials(
+        d.failed.load(Ordering::Relaxed),
+        d.dropped.load(Ordering::Relaxed),
+        d.written.load(Ordering::Relaxed),
+    );
     if let Some(gw) = &shared.gateway {
         gw.refresh_metrics().await;
     }
-    // The same text format (0.0.4) as the controller's lines above.
+    let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, &shared.registry) {
         tracing::error!(error = %e, "encoding the metrics registry failed");
     }
     text
-}
-
-fn render_controller_metrics(shared: &Shared) -> String {
-    let now = Instant::now();
-    let c = shared.controller.lock().unwrap();
-    let mut gauges = Vec::new();
-    for name in c.backend_names() {
-        let health = c.health(&name, now);
-        for state in ["healthy", "suspect", "down", "recovering", "unknown"] {
-            let v = if health.as_str() == state { 1.0 } else { 0.0 };
-            gauges.push((metrics::BACKEND_HEALTH, vec![("backend", name.clone()), ("state", state.to_string())], v));
-        }
-    }
-    let open = c.store().open_incidents().map(|v| v.len()).unwrap_or(0);
-    gauges.push((metrics::OPEN_INCIDENTS, vec![], open as f64));
-    let store_errors: Vec<(&'static str, u64)> = c.store_errors().iter().map(|(k, v)| (*k, *v)).collect();
-    drop(c);
-    let mut m = shared.metrics.lock().unwrap();
-    for (op, n) in store_errors {
-        m.set_counter(metrics::STORE_ERRORS, vec![("op", op.to_string())], n);
-    }
-    let d = shared.denials.stats();
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    m.set_counter(metrics::STORE_ERRORS, vec![("op", "audit.denied".into())], load(&d.failed));
-    m.set_counter(metrics::AUDIT_DENIALS_QUEUE_FULL, vec![], load(&d.dropped));
-    m.set_counter(metrics::AUDIT_DENIAL_ENTRIES, vec![], load(&d.written));
-    m.render(&gauges)
 }

@@ -23,7 +23,7 @@ use super::body::{DecisionBody, FailoverBody, JsonBody, check_text};
 use super::error::{ApiError, json};
 use super::evidence::{self, EvidenceBody};
 use super::serve::RequestedPath;
-use crate::cmd::run::Shared;
+use crate::wiring::Shared;
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -98,11 +98,11 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn incidents(State(shared): State<Arc<Shared>>) -> Result<Response> {
-    Ok(json(StatusCode::OK, &actions::incidents(&shared)?))
+    Ok(json(StatusCode::OK, &actions::incidents(&shared).await?))
 }
 
 async fn incident(State(shared): State<Arc<Shared>>, IncidentId(id): IncidentId) -> Result<Response> {
-    let v = actions::incident(&shared, &id).ok_or(ApiError::NoIncident(id))?;
+    let v = actions::incident(&shared, &id).await?.ok_or(ApiError::NoIncident(id))?;
     Ok(json(StatusCode::OK, &v))
 }
 
@@ -112,7 +112,7 @@ async fn approve(
     who: Authorized<Approvers>,
     JsonBody(body): JsonBody<DecisionBody>,
 ) -> Result<Response> {
-    verdict(&shared, &id, true, &who.name, body)
+    verdict(&shared, &id, true, &who.name, body).await
 }
 
 async fn reject(
@@ -121,13 +121,13 @@ async fn reject(
     who: Authorized<Approvers>,
     JsonBody(body): JsonBody<DecisionBody>,
 ) -> Result<Response> {
-    verdict(&shared, &id, false, &who.name, body)
+    verdict(&shared, &id, false, &who.name, body).await
 }
 
-fn verdict(shared: &Shared, id: &str, approve: bool, actor: &str, body: DecisionBody) -> Result<Response> {
+async fn verdict(shared: &Shared, id: &str, approve: bool, actor: &str, body: DecisionBody) -> Result<Response> {
     let comment = body.comment.unwrap_or_default();
     check_text("comment", &comment, 4096)?;
-    let started = actions::verdict(shared, id, approve, actor, &comment)?;
+    let started = actions::verdict(shared, id, approve, actor, &comment).await?;
     let verdict = if approve { cutover_core::domain::Verdict::Approve } else { cutover_core::domain::Verdict::Reject };
     Ok(json(StatusCode::OK, &json!({"incident": id, "verdict": verdict, "by": actor, "failover_started": started})))
 }
@@ -139,7 +139,7 @@ async fn failover(
 ) -> Result<Response> {
     check_text("target", &body.target, 64)?;
     check_text("reason", &body.reason, 4096)?;
-    let due = actions::force_failover(&shared, &body.target, &body.reason, &who.name)?;
+    let due = actions::force_failover(&shared, &body.target, &body.reason, &who.name).await?;
     let answer = json!({"incident": due.incident, "source": due.source, "target": due.target, "by": who.name});
     Ok(json(StatusCode::ACCEPTED, &answer))
 }
@@ -152,6 +152,7 @@ async fn evidence(
     evidence::check_vantage(&shared.config, &who, &doc.vantage)?;
     let now = Instant::now();
     let reports = evidence::check_reports(&doc, &actions::backend_names(&shared), now)?;
-    actions::observe(&shared, now, &doc.vantage, &reports);
-    Ok(json(StatusCode::OK, &json!({"accepted": reports.len(), "vantage": doc.vantage, "by": who.name})))
+    let accepted = reports.len();
+    actions::observe(&shared, &doc.vantage, reports).await?;
+    Ok(json(StatusCode::OK, &json!({"accepted": accepted, "vantage": doc.vantage, "by": who.name})))
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::response::Response;
-use cutover_control::metrics;
+use cutover_control::telemetry::Event;
 use http::Request;
 use http::uri::{PathAndQuery, Uri};
 use hyper::body::Incoming;
@@ -20,8 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower_service::Service;
 
-use crate::cmd::run::Shared;
 use crate::listen::{Limits, accept_loop, http1};
+use crate::wiring::Shared;
 
 /// Concurrent API connections; more are closed at once and counted.
 const MAX_CONNECTIONS: usize = 256;
@@ -42,7 +42,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
     let limits = Limits { max_connections: MAX_CONNECTIONS, header_timeout: HEADER_READ_TIMEOUT };
     let counter = shared.clone();
     let refused = move || {
-        counter.metrics.lock().unwrap().inc(metrics::CONNECTIONS_REFUSED, vec![("listener", "api".into())]);
+        counter.telemetry.emit(&Event::ConnectionRefused { listener: "api".into() });
     };
     let app = super::routes::router(shared);
     // Each connection holds a receiver: the sender sees them all gone.

@@ -25,7 +25,7 @@ use cutover_lab::s3sfs::S3sFs;
 use cutover_s3::{ClientOptions, Credentials, S3Client};
 use sha2::{Digest, Sha256};
 
-use crate::cmd::run::{Running, start};
+use crate::wiring::{Running, start};
 use crate::{Failure, runtime};
 
 /// What the client saw.
@@ -78,8 +78,9 @@ pub fn run() -> Result<(), Failure> {
         running.wait_for("failover", Duration::from_secs(30), |r| state(r) == Some(IncidentState::FailedOver)).await?;
         let rto = onset.elapsed();
         let incident = running.latest_incident().context("an incident")?.id;
-        let detect =
-            running.shared.controller.lock().unwrap().opened_instant(&incident).map(|t| t.duration_since(onset));
+        let id = incident.clone();
+        let opened = running.shared.controller.query(move |c, _| c.opened_instant(&id)).await;
+        let detect = opened.ok().flatten().map(|t| t.duration_since(onset));
         say(&format!(
             "validated switch to cloud-b {:.1}s after the onset; the client keeps writing",
             rto.as_secs_f64()
@@ -107,8 +108,8 @@ pub fn run() -> Result<(), Failure> {
                 }
             }
         }
-        let store = running.shared.controller.lock().unwrap().store().clone();
-        let audit = store.verify_audit().map_err(anyhow::Error::from)?;
+        let audit = running.shared.store.verify_audit().map_err(anyhow::Error::from)?;
+        running.shutdown().await;
         Ok::<_, Failure>(Summary {
             detect,
             rto,
@@ -255,7 +256,7 @@ fn gateway_client(config: &cutover_core::Config, dir: &Path, addr: std::net::Soc
     let mut b = config.backends[0].clone();
     b.name = "gateway".into();
     b.bucket = "app".into();
-    b.endpoint = cutover_core::Endpoint::parse(&format!("http://{addr}")).map_err(Failure::Usage)?;
+    b.endpoint = cutover_core::Endpoint::parse(&format!("http://{addr}")).map_err(|e| Failure::Usage(e.to_string()))?;
     let secret = std::fs::read_to_string(dir.join("gateway.secret")).context("gateway secret")?;
     Ok(S3Client::new(&b, creds("DEMOAPPKEY", secret.trim()), ClientOptions::probe(Duration::from_secs(2))))
 }

@@ -8,7 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod drill;
 pub mod gateway;
-pub mod orchestrate;
+pub mod ha;
 pub mod policy;
 pub mod probe;
 pub mod run;

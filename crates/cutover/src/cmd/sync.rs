@@ -106,7 +106,7 @@ pub struct ReplicateArgs {
     pub metrics_listen: Option<SocketAddr>,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, cutover_core::DurationError> {
     cutover_core::parse_duration(s)
 }
 

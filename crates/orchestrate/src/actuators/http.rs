@@ -76,7 +76,7 @@ fn target(params: &Params, ctx: &Ctx) -> Result<(Target, String), StepError> {
         (Some(_), Some(_)) => Err(error("url", "give url or url_env, not both")),
         (None, None) => Err(error("url", "is required (or url_env)")),
         (Some(url), None) => {
-            let target = Target::parse(url).map_err(|e| error("url", e))?;
+            let target = Target::parse(url).map_err(|e| error("url", e.to_string()))?;
             let shown = target.origin();
             Ok((target, shown))
         }

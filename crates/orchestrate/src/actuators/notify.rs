@@ -127,9 +127,10 @@ fn destination(params: &Params, ctx: &Ctx) -> Result<Destination, StepError> {
     match (param::opt_str(params, "url")?, param::opt_str(params, "url_env")?) {
         (Some(_), Some(_)) => Err(error("url", "give url or url_env, not both")),
         (None | Some("-"), None) => Ok(Destination::Stdout),
-        (Some(url), None) => {
-            Ok(Destination::Webhook { target: Target::parse(url).map_err(|e| error("url", e))?, secret_var: None })
-        }
+        (Some(url), None) => Ok(Destination::Webhook {
+            target: Target::parse(url).map_err(|e| error("url", e.to_string()))?,
+            secret_var: None,
+        }),
         (None, Some(var)) => {
             let url = param::secret_from_env(ctx, "url_env", var)?;
             let target = Target::parse(&url)

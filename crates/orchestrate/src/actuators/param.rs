@@ -64,7 +64,7 @@ pub fn opt_int(params: &Params, name: &str) -> Result<Option<i64>, StepError> {
 pub fn opt_duration(params: &Params, name: &str) -> Result<Option<Duration>, StepError> {
     match opt_str(params, name).map_err(|_| error(name, "must be a duration such as \"5s\""))? {
         None => Ok(None),
-        Some(s) => cutover_core::parse_duration(s).map(Some).map_err(|e| error(name, e)),
+        Some(s) => cutover_core::parse_duration(s).map(Some).map_err(|e| error(name, e.to_string())),
     }
 }
 

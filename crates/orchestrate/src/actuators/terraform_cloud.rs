@@ -155,7 +155,7 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
         .map_err(|_| error("token_env", format!("the value of {token_env} is not a valid token")))?;
     auth.set_sensitive(true);
     let address = param::opt_str(params, "address")?.unwrap_or(DEFAULT_ADDRESS).trim_end_matches('/').to_string();
-    Target::parse(&address).map_err(|e| error("address", e))?;
+    Target::parse(&address).map_err(|e| error("address", e.to_string()))?;
     let message = match param::opt_str(params, "message")? {
         Some(m) => m.to_string(),
         None => format!("cutover: {} to {} ({})", ctx.kind, ctx.target, ctx.incident),

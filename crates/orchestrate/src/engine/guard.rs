@@ -3,6 +3,8 @@
 //! take traffic. A rollback onto a backend that is down is never done
 //! silently: it needs the policy's or a human's say.
 
+use super::BoxFut;
+
 /// What a rollback would do: undo `run` (a `kind` run of `incident`) after
 /// `failed_step` failed with `error`, switching traffic back onto `onto`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +34,11 @@ pub struct RollbackVerdict {
 /// The engine asks before undoing any step of a run; when one answer is
 /// no, it undoes nothing and the run ends `rollback_held` (a human approves
 /// or rejects the rollback).
+///
+/// The answer may take a while (a guard may ask a controller task, which
+/// evaluates the policy): the engine awaits it.
 pub trait RollbackGuard: Send + Sync {
-    fn may_roll_back_onto(&self, request: &RollbackRequest<'_>) -> RollbackVerdict;
+    fn may_roll_back_onto<'a>(&'a self, request: &'a RollbackRequest<'a>) -> BoxFut<'a, RollbackVerdict>;
 }
 
 /// The guard of an engine that was given none: every rollback is allowed.
@@ -41,7 +46,7 @@ pub trait RollbackGuard: Send + Sync {
 pub struct AllowAll;
 
 impl RollbackGuard for AllowAll {
-    fn may_roll_back_onto(&self, _request: &RollbackRequest<'_>) -> RollbackVerdict {
-        RollbackVerdict { allow: true, reason: "no rollback guard configured".into(), health: None }
+    fn may_roll_back_onto<'a>(&'a self, _request: &'a RollbackRequest<'a>) -> BoxFut<'a, RollbackVerdict> {
+        Box::pin(async { RollbackVerdict { allow: true, reason: "no rollback guard configured".into(), health: None } })
     }
 }

@@ -35,7 +35,7 @@ impl Host for FakeHost {
             Ok(json!({"passed": 9}))
         })
     }
-    fn resync(&self, _rounds: u32) -> BoxFut<'_, Result<Value, StepError>> {
+    fn resync(&self, _rounds: u32, _since: Option<std::time::SystemTime>) -> BoxFut<'_, Result<Value, StepError>> {
         Box::pin(async move {
             self.calls.lock().unwrap().push("resync".into());
             Ok(json!({"copied": 0}))
@@ -69,7 +69,7 @@ fn fixture() -> Fixture {
 }
 
 fn job(store: &Arc<dyn Store>) -> Job {
-    let incident = store.open_incident("primary", SystemTime::now()).unwrap();
+    let incident = store.open_incident(&Fence::local(), "primary", SystemTime::now()).unwrap();
     Job {
         incident,
         backend: "primary".into(),
@@ -265,7 +265,7 @@ async fn an_approval_step_waits_for_the_verdict() {
     let f = fixture();
     let j = job(&f.store);
     // A verdict from before the run does not count.
-    f.store.record_approval(&j.incident, Verdict::Reject, "old", "stale", SystemTime::now()).unwrap();
+    f.store.record_approval(&Fence::local(), &j.incident, Verdict::Reject, "old", "stale", SystemTime::now()).unwrap();
     let store = f.store.clone();
     let incident = j.incident.clone();
     let events = f.events.clone();
@@ -273,7 +273,7 @@ async fn an_approval_step_waits_for_the_verdict() {
         while !events.lock().unwrap().iter().any(|e| matches!(e, EngineEvent::ApprovalRequested { .. })) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        store.record_approval(&incident, Verdict::Approve, "oncall", "go", SystemTime::now()).unwrap();
+        store.record_approval(&Fence::local(), &incident, Verdict::Approve, "oncall", "go", SystemTime::now()).unwrap();
     });
     let (run, outcome) = f.engine.run(&j, &rb(WITH_APPROVAL)).await.unwrap();
     assert_eq!(outcome, RunOutcome::Completed);

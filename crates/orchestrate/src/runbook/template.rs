@@ -44,6 +44,41 @@ pub enum Context {
     Body,
 }
 
+/// Why a template string cannot be rendered. Messages quote the template
+/// and name the variable; a value appears only where it is the problem (a
+/// host that is not a host name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// `{{` without `}}` (or a quoted literal without its closing quote).
+    #[error("unclosed template: {template:?} has {{{{ without }}}} (write {{{{ '{{{{' }}}} for a literal {{{{)")]
+    Unclosed { template: String },
+    /// A quoted literal inside `{{ }}` followed by something other than `}}`.
+    #[error("in {template:?}: a quoted literal inside {{{{ }}}} must be followed by }}}}")]
+    LiteralNotClosed { template: String },
+    /// A name that is not one of [`VARIABLES`].
+    #[error("unknown template variable {name:?} (known: {known}; write {{{{ '{{{{' }}}} for a literal {{{{)", known = VARIABLES.join(", "))]
+    UnknownVariable { name: String },
+    /// A value in the scheme or host of a URL that is not a host name part.
+    #[error(
+        "{{{{ {name} }}}} is {value:?}, which cannot be put in the host of a URL (only letters, digits, '-', '_' and '.')"
+    )]
+    NotAHost { name: String, value: String },
+    /// A variable of a JSON body outside a string literal.
+    #[error("{{{{ {name} }}}} in a JSON body must be inside a string (write \"{{{{ {name} }}}}\")")]
+    OutsideJsonString { name: String },
+}
+
+/// A template of one parameter of a call (`headers.X-Reason`) that cannot
+/// be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{param}: {source}")]
+pub struct ParamTemplateError {
+    /// The parameter's keys joined by `.`.
+    pub param: String,
+    #[source]
+    pub source: TemplateError,
+}
+
 /// One part of a parsed template string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
@@ -54,22 +89,21 @@ enum Piece {
 }
 
 /// Splits a template string into text and variables.
-fn parse(s: &str) -> Result<Vec<Piece>, String> {
+fn parse(s: &str) -> Result<Vec<Piece>, TemplateError> {
     let mut pieces = Vec::new();
     let mut text = String::new();
     let mut rest = s;
     while let Some(start) = rest.find("{{") {
         text.push_str(&rest[..start]);
         let inner = rest[start + 2..].trim_start();
-        let unclosed =
-            || format!("unclosed template: {s:?} has {{{{ without }}}} (write {{{{ '{{{{' }}}} for a literal {{{{)");
+        let unclosed = || TemplateError::Unclosed { template: s.to_string() };
         if let Some(q @ ('\'' | '"')) = inner.chars().next() {
             let body = &inner[1..];
             let Some(end) = body.find(q) else { return Err(unclosed()) };
             text.push_str(&body[..end]);
             let after = body[end + 1..].trim_start();
             let Some(after) = after.strip_prefix("}}") else {
-                return Err(format!("in {s:?}: a quoted literal inside {{{{ }}}} must be followed by }}}}"));
+                return Err(TemplateError::LiteralNotClosed { template: s.to_string() });
             };
             rest = after;
             continue;
@@ -77,10 +111,7 @@ fn parse(s: &str) -> Result<Vec<Piece>, String> {
         let Some(end) = inner.find("}}") else { return Err(unclosed()) };
         let name = inner[..end].trim();
         if !VARIABLES.contains(&name) {
-            return Err(format!(
-                "unknown template variable {name:?} (known: {}; write {{{{ '{{{{' }}}} for a literal {{{{)",
-                VARIABLES.join(", ")
-            ));
+            return Err(TemplateError::UnknownVariable { name: name.to_string() });
         }
         if !text.is_empty() {
             pieces.push(Piece::Text(std::mem::take(&mut text)));
@@ -106,12 +137,12 @@ pub fn context(uses: &str, path: &[&str]) -> Context {
 }
 
 /// Renders `{{ var }}` in one string, inserting values as they are (NUL removed).
-pub fn render_str(s: &str, vars: &Vars) -> Result<String, String> {
+pub fn render_str(s: &str, vars: &Vars) -> Result<String, TemplateError> {
     render_in(s, vars, Context::Plain)
 }
 
 /// Renders one string for `context`.
-pub fn render_in(s: &str, vars: &Vars, context: Context) -> Result<String, String> {
+pub fn render_in(s: &str, vars: &Vars, context: Context) -> Result<String, TemplateError> {
     let pieces = parse(s)?;
     if !pieces.iter().any(|p| matches!(p, Piece::Var(_))) {
         return Ok(pieces.into_iter().map(|p| if let Piece::Text(t) = p { t } else { String::new() }).collect());
@@ -133,10 +164,7 @@ pub fn render_in(s: &str, vars: &Vars, context: Context) -> Result<String, Strin
                         match positions[i] {
                             UrlPart::Scheme | UrlPart::Authority => {
                                 if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                                    return Err(format!(
-                                        "{{{{ {name} }}}} is {v:?}, which cannot be put in the host of a URL \
-                                         (only letters, digits, '-', '_' and '.')"
-                                    ));
+                                    return Err(TemplateError::NotAHost { name: name.clone(), value: v });
                                 }
                                 out.push_str(&v);
                             }
@@ -151,9 +179,7 @@ pub fn render_in(s: &str, vars: &Vars, context: Context) -> Result<String, Strin
         Context::Body => match json_slots(&pieces) {
             Some(slots) => {
                 if let Some(name) = slots.iter().find_map(|(name, in_string)| (!in_string).then_some(name)) {
-                    return Err(format!(
-                        "{{{{ {name} }}}} in a JSON body must be inside a string (write \"{{{{ {name} }}}}\")"
-                    ));
+                    return Err(TemplateError::OutsideJsonString { name: name.clone() });
                 }
                 let rendered = concat(&pieces, |_, v| json_escape(&value(v)));
                 debug_assert!(serde_json::from_str::<Value>(&rendered).is_ok());
@@ -270,18 +296,21 @@ fn json_slots(pieces: &[Piece]) -> Option<Vec<(String, bool)>> {
 }
 
 /// Renders every string in a parameter table, inserting values as they are.
-pub fn render(with: &Params, vars: &Vars) -> Result<Params, String> {
+pub fn render(with: &Params, vars: &Vars) -> Result<Params, ParamTemplateError> {
     render_call("", with, vars)
 }
 
 /// Renders every string in the parameters of a call of `uses`, each escaped
 /// for where it goes (see [`context`]). An error names the parameter.
-pub fn render_call(uses: &str, with: &Params, vars: &Vars) -> Result<Params, String> {
-    fn walk(uses: &str, path: &mut Vec<String>, v: &Value, vars: &Vars) -> Result<Value, String> {
+pub fn render_call(uses: &str, with: &Params, vars: &Vars) -> Result<Params, ParamTemplateError> {
+    fn walk(uses: &str, path: &mut Vec<String>, v: &Value, vars: &Vars) -> Result<Value, ParamTemplateError> {
         Ok(match v {
             Value::String(s) => {
                 let keys: Vec<&str> = path.iter().map(String::as_str).collect();
-                Value::String(render_in(s, vars, context(uses, &keys)).map_err(|e| format!("{}: {e}", keys.join(".")))?)
+                Value::String(
+                    render_in(s, vars, context(uses, &keys))
+                        .map_err(|source| ParamTemplateError { param: keys.join("."), source })?,
+                )
             }
             Value::Array(a) => Value::Array(a.iter().map(|x| walk(uses, path, x, vars)).collect::<Result<_, _>>()?),
             Value::Object(m) => Value::Object(
@@ -292,7 +321,7 @@ pub fn render_call(uses: &str, with: &Params, vars: &Vars) -> Result<Params, Str
                         path.pop();
                         Ok((k.clone(), r?))
                     })
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, ParamTemplateError>>()?,
             ),
             other => other.clone(),
         })

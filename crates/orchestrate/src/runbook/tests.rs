@@ -112,7 +112,7 @@ fn templates_render_and_reject_bad_syntax() {
         kind: "failover".into(),
     };
     assert_eq!(render_str("to {{target}} ({{ incident.id }})", &vars).unwrap(), "to secondary (inc-1)");
-    assert!(render_str("{{ target", &vars).unwrap_err().contains("unclosed"));
+    assert!(render_str("{{ target", &vars).unwrap_err().to_string().contains("unclosed"));
     assert_eq!(render_str("target }}", &vars).unwrap(), "target }}", "a }} outside a template is text");
     let with: Params = serde_json::from_str(r#"{"body": {"a": ["{{ source }}"]}, "n": 3}"#).unwrap();
     let out = render(&with, &vars).unwrap();

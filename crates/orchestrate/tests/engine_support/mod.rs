@@ -11,8 +11,8 @@ use cutover_core::domain::RunKind;
 use cutover_orchestrate::actuators::StepError;
 use cutover_orchestrate::engine::{BoxFut, Engine, Host, Job, RunOutcome};
 use cutover_orchestrate::runbook::{self, Runbook};
-use cutover_store::SqliteStore;
 use cutover_store::prelude::*;
+use cutover_store::{Fence, SqliteStore};
 use serde_json::{Value, json};
 
 /// `state.switch` and `validate` that record their calls; `validate` of a
@@ -38,7 +38,7 @@ impl Host for RecordingHost {
             Ok(json!({"passed": 9}))
         })
     }
-    fn resync(&self, _rounds: u32) -> BoxFut<'_, Result<Value, StepError>> {
+    fn resync(&self, _rounds: u32, _since: Option<std::time::SystemTime>) -> BoxFut<'_, Result<Value, StepError>> {
         Box::pin(async move { Ok(json!({"copied": 0})) })
     }
 }
@@ -71,7 +71,7 @@ pub fn bench(env: &[(&str, &str)]) -> Bench {
 impl Bench {
     /// A job for a new incident on `primary`, failing over to `target`.
     pub fn job(&self, target: &str, reason: &str) -> Job {
-        let incident = self.store.open_incident("primary", SystemTime::now()).unwrap();
+        let incident = self.store.open_incident(&Fence::local(), "primary", SystemTime::now()).unwrap();
         Job {
             incident,
             backend: "primary".into(),

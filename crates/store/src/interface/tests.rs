@@ -37,12 +37,12 @@ fn watch_sees_set_active_backend() {
 fn a_failed_atomically_leaves_nothing_written() {
     let (_dir, _, store) = open();
     let at = SystemTime::now();
-    let r: Result<(), StoreError> = store.atomic(|tx| {
+    let r: Result<(), StoreError> = store.atomic(&Fence::local(), |tx| {
         let id = tx.open_incident("primary", at)?;
         tx.add_event(&id, at, "incident.opened", &json!({}))?;
-        tx.set_incident_state(&Fence::local(), &id, IncidentState::FailingOver, None)?;
+        tx.set_incident_state(&id, IncidentState::FailingOver, None)?;
         tx.record_approval(&id, Verdict::Approve, "oncall", "", at)?;
-        tx.audit(&Fence::local(), at, "controller", "incident.open", &json!({"incident": id}))?;
+        tx.audit(at, "controller", "incident.open", &json!({"incident": id}))?;
         Err(StoreError::Incomplete) // the caller gives up after every write
     });
     assert!(matches!(r, Err(StoreError::Incomplete)), "{r:?}");
@@ -50,7 +50,7 @@ fn a_failed_atomically_leaves_nothing_written() {
     assert_eq!(store.last_approval_id().unwrap(), 0);
     assert!(store.audit_entries().unwrap().is_empty());
     // And one that succeeds returns what its body returned.
-    let id = store.atomic(|tx| tx.open_incident("primary", at)).unwrap();
+    let id = store.atomic(&Fence::local(), |tx| tx.open_incident("primary", at)).unwrap();
     assert_eq!(store.incident(&id).unwrap().unwrap().state, IncidentState::Open);
 }
 
@@ -65,7 +65,7 @@ fn texts(s: &SqliteStore, sql: &str) -> Vec<String> {
 fn the_enums_are_stored_as_the_old_strings() {
     let (_dir, s, store) = open();
     let (at, fence) = (SystemTime::now(), Fence::local());
-    let id = store.open_incident("primary", at).unwrap();
+    let id = store.open_incident(&Fence::local(), "primary", at).unwrap();
     let input = json!({});
     let d = DecisionRecord {
         incident: &id,
@@ -75,9 +75,9 @@ fn the_enums_are_stored_as_the_old_strings() {
         policy_sha256: "x",
         input: &input,
     };
-    store.record_decision(&d, at).unwrap();
+    store.record_decision(&Fence::local(), &d, at).unwrap();
     store.set_incident_state(&fence, &id, IncidentState::AwaitingApproval, None).unwrap();
-    store.record_approval(&id, Verdict::Approve, "oncall", "go", at).unwrap();
+    store.record_approval(&Fence::local(), &id, Verdict::Approve, "oncall", "go", at).unwrap();
     let run = NewRun {
         incident: &id,
         kind: RunKind::Failover,

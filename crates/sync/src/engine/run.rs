@@ -175,7 +175,18 @@ impl<'a> Run<'a> {
                 self.summary.skipped += 1;
                 self.mark.pass(&s.rel);
             }
-            (Verdict::Changed | Verdict::Undecided, Some(s)) if self.opts.missing_only => {
+            (Verdict::Changed | Verdict::Undecided, Some(s))
+                if self.opts.keeps_destination(
+                    s.last_modified.as_deref().and_then(parse_last_modified),
+                    dst.as_ref().and_then(|d| d.last_modified.as_deref()).and_then(parse_last_modified),
+                ) =>
+            {
+                self.summary.skipped += 1;
+                self.mark.pass(&s.rel);
+            }
+            (Verdict::New, Some(s))
+                if self.opts.skips_missing(s.last_modified.as_deref().and_then(parse_last_modified)) =>
+            {
                 self.summary.skipped += 1;
                 self.mark.pass(&s.rel);
             }

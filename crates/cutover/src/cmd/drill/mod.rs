@@ -14,8 +14,10 @@
 //! - `lab`: `--lab`, the drill's own Garage backends and chaos proxy;
 //!   `setup`: the isolated run's configuration and client; `faults`: the
 //!   chaos proxy's control API; `one_run`, `workload`, `vantage`: one run;
-//! - `measure`: what the controller recorded; `report`: the reports;
-//! - `scheduled`: `[[drills]]` in `cutover run`.
+//! - `measure`: what the controller recorded; `report`: the reports.
+//!
+//! Scheduled drills (`[[drills]]` in `cutover run`) run this command as a
+//! child process (`crate::wiring`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,7 +36,6 @@ mod lab;
 mod measure;
 mod one_run;
 mod report;
-mod scheduled;
 mod setup;
 mod vantage;
 mod workload;
@@ -43,7 +44,6 @@ use faults::set_faults;
 use lab::DrillLab;
 use one_run::one_run;
 use report::report;
-pub use scheduled::scheduled;
 use setup::drill_config;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]

@@ -18,7 +18,7 @@ use super::report::RunReport;
 use super::setup::{client_for, config_secret};
 use super::vantage::second_vantage;
 use super::workload::{ClientView, workload};
-use crate::cmd::run::{Running, start};
+use crate::wiring::{Running, start};
 use crate::{Failure, load};
 
 pub async fn one_run(
@@ -32,9 +32,9 @@ pub async fn one_run(
     if agent.is_some() {
         config.verify.quorum = 2;
     }
-    let running = start(config.clone(), true).await?;
+    let mut running = start(config.clone(), true).await?;
     if let Some(direct) = agent {
-        tokio::spawn(second_vantage(running.shared.clone(), config.clone(), direct));
+        running.spawn(second_vantage(running.shared.clone(), config.clone(), direct));
     }
     running.wait_for("every backend healthy", Duration::from_secs(30), Running::all_healthy).await?;
     let gw = running.gateway.context("the drill gateway")?;
@@ -72,6 +72,7 @@ pub async fn one_run(
         let _ = app.delete_object(key).await;
     }
     let n_failovers = failovers(&running);
+    running.shutdown().await;
     Ok(RunReport {
         run: n,
         detect_s,

@@ -62,7 +62,7 @@ pub fn client_for(config: &Config, endpoint: &str, bucket: &str, key: &str, secr
     // Clients sign for the gateway's region (another is refused, as S3 does).
     b.region = config.gateway.as_ref().map(|g| g.region.clone()).unwrap_or_else(|| "us-east-1".into());
     b.path_style = true;
-    b.endpoint = cutover_core::Endpoint::parse(endpoint).map_err(Failure::Usage)?;
+    b.endpoint = cutover_core::Endpoint::parse(endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
     let creds = Credentials {
         access_key_id: key.into(),
         secret_access_key: cutover_core::Secret::new(secret.to_string()),

@@ -18,14 +18,15 @@ impl ScriptedGuard {
 }
 
 impl RollbackGuard for ScriptedGuard {
-    fn may_roll_back_onto(&self, r: &RollbackRequest<'_>) -> RollbackVerdict {
+    fn may_roll_back_onto<'a>(&'a self, r: &'a RollbackRequest<'a>) -> BoxFut<'a, RollbackVerdict> {
         self.asked.lock().unwrap().push(format!("{} {} {} after {:?}", r.run, r.kind, r.onto, r.failed_step));
         let reason = if self.allow {
             format!("{} healthy", r.onto)
         } else {
             format!("not rolling back onto {}: it is down", r.onto)
         };
-        RollbackVerdict { allow: self.allow, reason, health: Some(if self.allow { "healthy" } else { "down" }.into()) }
+        let health = Some(if self.allow { "healthy" } else { "down" }.into());
+        Box::pin(std::future::ready(RollbackVerdict { allow: self.allow, reason, health }))
     }
 }
 

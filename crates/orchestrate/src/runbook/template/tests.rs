@@ -20,8 +20,8 @@ fn plain_values_are_inserted_as_they_are_without_nul() {
     let v = vars(HOSTILE, "secondary");
     assert_eq!(render_str("to {{target}} ({{ incident.id }})", &v).unwrap(), "to secondary (inc-1)");
     assert_eq!(render_str("{{ reason }}", &v).unwrap(), HOSTILE.replace('\0', ""));
-    assert!(render_str("{{ target", &v).unwrap_err().contains("unclosed"));
-    assert!(render_str("{{ nope }}", &v).unwrap_err().contains("unknown template variable"));
+    assert!(render_str("{{ target", &v).unwrap_err().to_string().contains("unclosed"));
+    assert!(render_str("{{ nope }}", &v).unwrap_err().to_string().contains("unknown template variable"));
     // `}}` outside a template is text: JSON bodies with nested objects need it.
     assert_eq!(render_str("{\"a\": {\"b\": \"{{ target }}\"}}", &v).unwrap(), "{\"a\": {\"b\": \"secondary\"}}");
 }
@@ -41,7 +41,7 @@ fn values_in_a_json_body_are_escaped_and_must_be_inside_strings() {
         render_in(r#"{"reason": "{{ reason }}", "to": "{{ target }}", "n": {"m": 1}}"#, &v, Context::Body).unwrap();
     let parsed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(parsed, json!({"reason": HOSTILE.replace('\0', ""), "to": "secondary", "n": {"m": 1}}));
-    let e = render_in(r#"{"to": {{ target }}}"#, &v, Context::Body).unwrap_err();
+    let e = render_in(r#"{"to": {{ target }}}"#, &v, Context::Body).unwrap_err().to_string();
     assert!(e.contains("must be inside a string"), "{e}");
     // A body that is not JSON takes the value as it is.
     assert_eq!(render_in("[alert] {{ target }}", &v, Context::Body).unwrap(), "[alert] secondary");
@@ -61,7 +61,7 @@ fn values_in_a_url_are_percent_encoded_for_their_position() {
         "https://secondary.svc.local/x"
     );
     let v = vars("r", "evil.com/x?");
-    let e = render_in("https://{{ target }}.svc.local/x", &v, Context::Url).unwrap_err();
+    let e = render_in("https://{{ target }}.svc.local/x", &v, Context::Url).unwrap_err().to_string();
     assert!(e.contains("cannot be put in the host"), "{e}");
 }
 
@@ -111,4 +111,26 @@ proptest::proptest! {
         let header = render_in("x {{ reason }}", &v, Context::Header).unwrap();
         proptest::prop_assert!(http::HeaderValue::from_str(&header).is_ok(), "{:?}", header);
     }
+}
+
+#[test]
+fn errors_say_what_is_wrong_in_the_same_words_and_keep_their_cause() {
+    let v = vars("r", "t");
+    let err = |s: &str| render_str(s, &v).unwrap_err().to_string();
+    assert_eq!(
+        err("{{ target"),
+        r#"unclosed template: "{{ target" has {{ without }} (write {{ '{{' }} for a literal {{)"#
+    );
+    assert_eq!(err("{{ 'x' y"), r#"in "{{ 'x' y": a quoted literal inside {{ }} must be followed by }}"#);
+    assert!(
+        err("{{ nope }}").starts_with(r#"unknown template variable "nope" (known: incident.id, incident.backend, "#),
+        "{}",
+        err("{{ nope }}")
+    );
+    let with: Params = serde_json::from_value(json!({"headers": {"X-Why": "{{ nope }}"}})).unwrap();
+    let e = render_call("http", &with, &v).unwrap_err();
+    assert!(e.to_string().starts_with(r#"headers.X-Why: unknown template variable "nope""#), "{e}");
+    assert_eq!(e.param, "headers.X-Why");
+    let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<TemplateError>());
+    assert!(matches!(source, Some(TemplateError::UnknownVariable { name }) if name == "nope"), "{e:?}");
 }

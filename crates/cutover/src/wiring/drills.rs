@@ -3,12 +3,16 @@
 
 use std::sync::Arc;
 
+use cutover_control::telemetry::Event;
+use cutover_store::StoreExt;
 use serde_json::json;
+
+use super::Shared;
 
 /// `[[drills]]`: runs each drill on its schedule, one at a time, as a child
 /// `cutover drill` process against its staging configuration; records the
 /// result in the audit log and `cutover_drills_total`.
-pub async fn scheduled(shared: Arc<crate::cmd::run::Shared>, drills: Vec<cutover_core::config::DrillConfig>) {
+pub async fn scheduled(shared: Arc<Shared>, drills: Vec<cutover_core::config::DrillConfig>) {
     if drills.is_empty() {
         return;
     }
@@ -54,19 +58,13 @@ pub async fn scheduled(shared: Arc<crate::cmd::run::Shared>, drills: Vec<cutover
             Err(e) => ("error", e.to_string()),
         };
         let report = d.report.join(format!("drill-{}.md", d.scenario));
-        crate::logs::event(
-            "info",
-            "drill.finished",
-            &format!("drill {}: {result}; report {} {detail}", d.scenario, report.display()),
-            serde_json::json!({"scenario": d.scenario, "result": result, "report": report.display().to_string(), "detail": detail}),
-        );
-        shared
-            .metrics
-            .lock()
-            .unwrap()
-            .inc(cutover_control::metrics::DRILLS, vec![("scenario", d.scenario.clone()), ("result", result.into())]);
-        let store = shared.controller.lock().unwrap().store().clone();
-        if let Err(e) = store.audit(
+        shared.telemetry.emit(&Event::DrillFinished {
+            scenario: d.scenario.clone(),
+            result: result.to_string(),
+            report: report.display().to_string(),
+            detail: detail.clone(),
+        });
+        if let Err(e) = shared.store.audit(
             &cutover_store::Fence::local(),
             std::time::SystemTime::now(),
             "scheduler",
@@ -75,11 +73,7 @@ pub async fn scheduled(shared: Arc<crate::cmd::run::Shared>, drills: Vec<cutover
                     "report": report.display().to_string(), "detail": detail}),
         ) {
             tracing::error!(error = %e, "writing the audit entry of a scheduled drill");
-            shared
-                .metrics
-                .lock()
-                .unwrap()
-                .inc(cutover_control::metrics::STORE_ERRORS, vec![("op", "drill.audit".into())]);
+            shared.telemetry.emit(&Event::StoreFailed { op: "drill.audit".into(), error: None });
         }
         next[i] = d.cron.next_after(std::time::SystemTime::now());
     }

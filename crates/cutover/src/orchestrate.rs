@@ -1,0 +1,198 @@
+//! The orchestration stage of `cutover run`: the queue of runbook runs (one
+//! at a time), the runbooks from the configuration (or the built-in ones),
+//! and the actuators that act on the running controller and gateway.
+//!
+//! - this file: the runbooks in use and the queue;
+//! - `engine`: the engine with its host, guard and secrets;
+//! - `host`: the actuators that act on this process (switch, validate, resync);
+//! - `guard`: the rollback guard, asked through the controller task;
+//! - `report`: the engine's events as log lines and metrics.
+
+use std::sync::Arc;
+
+use cutover_control::controller::RunbookDue;
+use cutover_core::Config;
+use cutover_core::domain::{IncidentState, RunKind, RunState};
+use cutover_orchestrate::engine::{Engine, Job, RunOutcome};
+use cutover_orchestrate::runbook::{self, Runbook};
+use cutover_store::RunRecord;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::Failure;
+use crate::logs::event;
+use crate::wiring::Shared;
+
+mod engine;
+mod guard;
+mod host;
+mod report;
+
+use engine::engine;
+
+/// The failover and fallback runbooks in use.
+#[derive(Debug, Clone)]
+pub struct Runbooks {
+    pub failover: Runbook,
+    pub fallback: Runbook,
+}
+
+impl Runbooks {
+    /// Loads and checks the runbooks named in `[runbooks]`, else the built-in
+    /// ones; warns on standard error about unset `*_env` variables and
+    /// placeholders, as `config check` does.
+    pub fn load(config: &Config) -> Result<Self, Failure> {
+        let names = config.backend_names();
+        let one = |path: &Option<std::path::PathBuf>, kind: RunKind| -> Result<Runbook, Failure> {
+            match path {
+                None => Ok(runbook::built_in(kind)),
+                Some(p) => {
+                    let rb = runbook::load(p, &names).map_err(|e| Failure::Usage(e.to_string()))?;
+                    crate::warnings::print_warnings(&rb.origin, &runbook::warnings(&rb, &crate::warnings::env_lookup));
+                    Ok(rb)
+                }
+            }
+        };
+        Ok(Self {
+            failover: one(&config.runbooks.failover, RunKind::Failover)?,
+            fallback: one(&config.runbooks.fallback, RunKind::Fallback)?,
+        })
+    }
+
+    pub fn for_kind(&self, kind: RunKind) -> &Runbook {
+        match kind {
+            RunKind::Failover | RunKind::Rollback => &self.failover,
+            RunKind::Fallback => &self.fallback,
+        }
+    }
+}
+
+/// Runs queued runbooks one at a time; first resumes those a crash
+/// interrupted. Returns when the queue is closed.
+pub async fn orchestrate(shared: Arc<Shared>, runbooks: Runbooks, mut queue: mpsc::UnboundedReceiver<RunbookDue>) {
+    let engine = engine(&shared);
+    let store = shared.store.clone();
+    for rec in store.unfinished_runs().unwrap_or_default() {
+        resume(&shared, &engine, &runbooks, rec).await;
+    }
+    while let Some(due) = queue.recv().await {
+        let expected = match due.kind {
+            RunKind::Failover => IncidentState::FailingOver,
+            RunKind::Fallback => IncidentState::FallingBack,
+            RunKind::Rollback => IncidentState::RollingBack,
+        };
+        let state = store.incident(&due.incident).ok().flatten().map(|i| i.state);
+        if state != Some(expected) {
+            event(
+                "warn",
+                "runbook.skipped",
+                &format!("runbook {}: {} not started: the incident is {state:?} now", due.incident, due.kind),
+                json!({"incident": due.incident, "kind": due.kind, "state": state}),
+            );
+            continue;
+        }
+        if due.kind == RunKind::Rollback {
+            roll_back_held(&shared, &engine, &runbooks, due).await;
+            continue;
+        }
+        let job = Job {
+            incident: due.incident.clone(),
+            backend: due.backend,
+            kind: due.kind,
+            source: due.source,
+            target: due.target,
+            reason: due.reason,
+            actor: due.actor,
+        };
+        match engine.run(&job, runbooks.for_kind(job.kind)).await {
+            Ok((_, outcome)) => finished(&shared, &job.incident, job.kind, &outcome).await,
+            Err(e) => event(
+                "error",
+                "runbook.alert",
+                &format!("ALERT runbook {} could not be journaled: {e}", job.incident),
+                json!({"incident": job.incident, "error": e.to_string()}),
+            ),
+        }
+    }
+}
+
+/// Resumes a run a crash or a stop interrupted; a held rollback that was
+/// approved just before the restart runs now, one still awaiting a verdict
+/// waits.
+async fn resume(shared: &Shared, engine: &Engine, runbooks: &Runbooks, rec: RunRecord) {
+    let store = &shared.store;
+    let incident = store.incident(&rec.incident).ok().flatten();
+    let backend = incident.as_ref().map(|i| i.backend.clone()).unwrap_or_default();
+    let resumed = if rec.state == RunState::RollbackHeld {
+        if incident.is_none_or(|i| i.state != IncidentState::RollingBack) {
+            return; // the held rollback still awaits a human's verdict
+        }
+        // Approved just before a restart, not started yet.
+        let actor = last_approver(store.as_ref(), &rec.incident, rec.approval_base);
+        engine.roll_back_held(&rec, &backend, Some(runbooks.for_kind(rec.kind)), &actor).await
+    } else {
+        engine.resume(&rec, &backend, Some(runbooks.for_kind(rec.kind))).await
+    };
+    match resumed {
+        Ok(outcome) => finished(shared, &rec.incident, rec.kind, &outcome).await,
+        Err(e) => event(
+            "error",
+            "runbook.alert",
+            &format!("ALERT resuming run {} of {}: {e}", rec.id, rec.incident),
+            json!({"incident": rec.incident, "run": rec.id, "error": e.to_string()}),
+        ),
+    }
+}
+
+/// Runs the approved rollback of the held run of `due.incident`.
+async fn roll_back_held(shared: &Shared, engine: &Engine, runbooks: &Runbooks, due: RunbookDue) {
+    let id = due.incident.clone();
+    let held = shared.controller.query(move |c, _| c.held_rollback(&id)).await;
+    let rec = match held {
+        Ok(Ok(Some(rec))) => rec,
+        other => {
+            let why = match other {
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+                Ok(Ok(_)) => "no held rollback".to_string(),
+            };
+            event(
+                "error",
+                "runbook.alert",
+                &format!("ALERT rollback of {} not started: {why}", due.incident),
+                json!({"incident": due.incident, "error": why}),
+            );
+            return;
+        }
+    };
+    match engine.roll_back_held(&rec, &due.backend, Some(runbooks.for_kind(rec.kind)), &due.actor).await {
+        Ok(outcome) => finished(shared, &due.incident, rec.kind, &outcome).await,
+        Err(e) => event(
+            "error",
+            "runbook.alert",
+            &format!("ALERT rollback of {} could not be journaled: {e}", due.incident),
+            json!({"incident": due.incident, "run": rec.id, "error": e.to_string()}),
+        ),
+    }
+}
+
+/// Who gave the latest verdict on `incident` after approval `base`
+/// (the approver of a held rollback).
+fn last_approver(store: &dyn cutover_store::Store, incident: &str, base: i64) -> String {
+    let (mut after, mut actor) = (base, "controller".to_string());
+    while let Ok(Some(a)) = store.approval_after(incident, after) {
+        after = a.id;
+        actor = a.actor;
+    }
+    actor
+}
+
+/// A run ended: the controller moves its incident on (and has, when this
+/// returns: the next queued run sees the incident's new state) and emits
+/// how the run settled (failovers, fallbacks, rollbacks, the
+/// detection-to-switch time).
+async fn finished(shared: &Shared, incident: &str, kind: RunKind, outcome: &RunOutcome) {
+    shared.controller.run_finished(incident, kind, outcome.clone());
+    // Answered after the run's end was taken in (commands are handled in order).
+    let _ = shared.controller.query(|_, _| ()).await;
+}

@@ -1,0 +1,50 @@
+//! The runbook engine of `cutover run`: its store, host, guard, secrets and
+//! where its events go.
+
+use std::sync::Arc;
+
+use cutover_core::Config;
+use cutover_orchestrate::engine::{Engine, EngineEvent};
+
+use super::guard::ControllerGuard;
+use super::host::RunHost;
+use super::report::report;
+use crate::wiring::Shared;
+
+/// Builds the engine for `shared`; its events go to the log and the metrics.
+pub fn engine(shared: &Arc<Shared>) -> Engine {
+    let work_dir = shared.config.state.path.parent().unwrap_or(std::path::Path::new(".")).join("cutover-work");
+    let store = shared.store.clone();
+    let sink = shared.clone();
+    Engine::new(
+        store,
+        Arc::new(RunHost { shared: shared.clone() }),
+        work_dir,
+        Arc::new(|k| std::env::var(k).ok()),
+        Arc::new(move |e: &EngineEvent| report(&sink, e)),
+    )
+    .with_secrets(held_secrets(&shared.config))
+    .with_guard(Arc::new(ControllerGuard { shared: shared.clone() }))
+}
+
+/// The credentials cutover holds (backends, gateway clients): no step result
+/// may show them, and a `command` step's program inherits the environment
+/// they come from.
+fn held_secrets(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in &config.backends {
+        if let Ok(c) = cutover_s3::resolve_credentials(b) {
+            out.push(c.secret_access_key.expose().to_string());
+            out.extend(c.session_token.as_ref().map(|t| t.expose().to_string()));
+        }
+    }
+    for c in config.gateway.iter().flat_map(|g| &g.clients) {
+        out.extend(match &c.secret {
+            cutover_core::config::SecretRef::Env(var) => std::env::var(var).ok(),
+            cutover_core::config::SecretRef::File(path) => {
+                std::fs::read_to_string(path).ok().map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+            }
+        });
+    }
+    out
+}
