@@ -188,6 +188,14 @@ fn kill_9_of_the_leader_during_a_slow_step_hands_the_run_to_the_standby() {
     assert_tokens_never_go_back(&hook);
     let status = b.json("/v1/status");
     assert_eq!(status["active"], "secondary", "{status}");
+
+    // The HA metrics.
+    let (code, metrics) = b.get("/metrics");
+    assert_eq!(code, 200);
+    for family in ["cutover_ha_switch_ack_seconds histogram", "cutover_ha_renew_latency_seconds gauge"] {
+        assert!(metrics.contains(&format!("# TYPE {family}")), "{family}: {metrics}");
+    }
+    assert!(metrics.contains("\ncutover_ha_etcd_up 1\n"), "{metrics}");
 }
 
 #[test]
