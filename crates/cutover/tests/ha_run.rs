@@ -87,7 +87,7 @@ fn wait(what: &str, limit: Duration, logs: &[&RunProcess], mut f: impl FnMut() -
 /// etcd, two backends, the receiver, and two controller nodes: `ctl-a`
 /// leads (its token returned), `ctl-b` stands by naming it.
 struct Pair {
-    _cluster: EtcdCluster,
+    cluster: EtcdCluster,
     backends: (cutover_lab::s3sfs::S3sFs, cutover_lab::s3sfs::S3sFs),
     hook: Receiver,
     a: RunProcess,
@@ -118,7 +118,7 @@ fn pair_on(cluster: EtcdCluster, prefix: &str, endpoints_a: &[String]) -> Pair {
     assert_eq!(status_b["role"], "standby", "{status_b}");
     let token_a = a.json("/v1/status")["leader"]["token"].as_i64().unwrap();
     assert_eq!(status_b["leader"]["token"], token_a, "{status_b}");
-    Pair { _cluster: cluster, backends: (p, s), hook, a, b, token_a, setups: (setup_a, setup_b) }
+    Pair { cluster, backends: (p, s), hook, a, b, token_a, setups: (setup_a, setup_b) }
 }
 
 /// Forces a failover on the leader and waits for the runbook's first step.
@@ -218,6 +218,10 @@ fn a_leader_paused_past_its_lease_writes_nothing_more_and_stands_by() {
     wait("ctl-a no longer acts on its old token", Duration::from_secs(10), &[&pair.a], || {
         let s = pair.a.json("/v1/status");
         s["role"] == "standby" || s["leader"]["token"].as_i64() > Some(token_a)
+    });
+    // A standby's status follows the active backend the leader set.
+    wait("ctl-a shows the switch", Duration::from_secs(10), &[&pair.a], || {
+        pair.a.json("/v1/status")["active"] == "secondary"
     });
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(calls(&hook, "/before"), [token_a], "the completed step ran once");
@@ -376,4 +380,32 @@ fn a_rolling_restart_of_every_controller_keeps_one_leader_and_still_handles_an_o
     assert!(n > 100, "the sampler ran: {n} samples");
     assert!(both.is_empty(), "two leaders at once: {both:?}");
     assert_tokens_never_go_back(&pair.hook);
+}
+
+#[test]
+fn with_etcd_entirely_down_nobody_acts_and_nothing_switches_when_it_returns() {
+    let mut pair = pair("/cutover/ha-run-etcd-down");
+    for i in 0..3 {
+        pair.cluster.member(i).kill().unwrap();
+    }
+    // The leader stops acting at its renew deadline; reads keep being answered.
+    let (a, b) = (&pair.a, &pair.b);
+    wait("nobody leads", LEASE_TTL * 4, &[a, b], || role(a) == "standby" && role(b) == "standby");
+    let (code, answer) = a.post("/v1/failover", Some(ADMIN), &json!({"target": "secondary", "reason": "etcd down"}));
+    assert_eq!(code, 503, "no node acts while etcd is down: {answer}");
+    std::thread::sleep(LEASE_TTL);
+    assert_eq!(a.json("/v1/status")["active"], "primary");
+
+    // etcd back: one node leads again, and no switch happens.
+    for i in 0..3 {
+        pair.cluster.member(i).start_again().unwrap();
+    }
+    pair.cluster.wait_healthy(Duration::from_secs(30)).unwrap();
+    let (a, b) = (&pair.a, &pair.b);
+    wait("a leader again", Duration::from_secs(30), &[a, b], || leader(&[a, b]).is_some());
+    std::thread::sleep(LEASE_TTL);
+    let l = leader(&[a, b]).expect("still a leader");
+    let status = l.json("/v1/status");
+    assert_eq!((status["active"].as_str(), status["open_incidents"].as_u64()), (Some("primary"), Some(0)), "{status}");
+    assert!(pair.hook.received().is_empty(), "no step ran: {:?}", pair.hook.received());
 }
