@@ -41,35 +41,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+/// The health of a backend as seen from one vantage (a closed set of the
+/// domain, stored in the health history).
+pub use cutover_core::domain::Health;
 use cutover_core::duration::format_duration;
-use serde::Serialize;
 
 /// The fewest successful probes in the window for a p95 (fewer: no p95).
 pub const MIN_LATENCY_SAMPLES: usize = 5;
-
-/// The health of a backend as seen from one vantage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    Healthy,
-    Suspect,
-    Down,
-    Recovering,
-    /// No recent evidence (an agent that stopped reporting).
-    Unknown,
-}
-
-impl Health {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Healthy => "healthy",
-            Health::Suspect => "suspect",
-            Health::Down => "down",
-            Health::Recovering => "recovering",
-            Health::Unknown => "unknown",
-        }
-    }
-}
 
 /// Thresholds of the state machine (`[detect]`).
 #[derive(Debug, Clone)]

@@ -75,7 +75,7 @@ const BUCKETS: [f64; 15] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 const HEALTH_STATES: [Health; 5] =
     [Health::Healthy, Health::Suspect, Health::Down, Health::Recovering, Health::Unknown];
 
-/// A histogram of atomic cells over [`BUCKETS`] (`prometheus-client`'s own
+/// A histogram of atomic cells over `BUCKETS` (`prometheus-client`'s own
 /// takes a mutex per observation). The sum is kept in nanoseconds.
 #[derive(Debug, Clone, Default)]
 pub struct Histogram(Arc<Cells>);

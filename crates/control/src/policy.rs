@@ -1,6 +1,7 @@
 //! Decisions by a Rego policy, evaluated in-process (regorus).
 //!
-//! The policy reads the input document of [`crate::input`] and defines
+//! The policy reads the input document of
+//! [`crate::controller::Controller::policy_input`] and defines
 //! `data.cutover.decision = {"action", "target", "reason"}`. An evaluation
 //! error or a malformed result is an error here; the controller turns it into
 //! "hold and alert", never a failover.
@@ -10,6 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::health::Health;
 
 /// The shipped default policy (`policies/failover.rego`).
 pub const DEFAULT_POLICY: &str = include_str!("../../../policies/failover.rego");
@@ -164,7 +167,7 @@ pub fn sample_input(config: &cutover_core::Config) -> Value {
             serde_json::json!({
                 "name": b.name,
                 "role": b.role.as_str(),
-                "health": if b.name == primary { "down" } else { "healthy" },
+                "health": if b.name == primary { Health::Down } else { Health::Healthy },
                 "residency": b.residency,
                 "active": b.name == primary,
             })

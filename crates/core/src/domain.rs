@@ -1,6 +1,6 @@
-//! The closed sets of cutover's domain: incident states, run kinds and
-//! states, how a run ended, step phases and states, approval verdicts and
-//! decision actions. Each is an enum whose string form (JSON through serde,
+//! The closed sets of cutover's domain: backend health, incident states,
+//! run kinds and states, how a run ended, step phases and states, approval
+//! verdicts and decision actions. Each is an enum whose string form (JSON through serde,
 //! [`std::fmt::Display`], `as_str()`, and with the `sqlite` feature the TEXT
 //! stored in SQLite) is the snake_case word the API, the CLI, the audit log
 //! and existing databases already use (see CONTRACT.md).
@@ -69,6 +69,28 @@ macro_rules! closed_set {
         }
     };
 }
+
+/// The health of a backend as seen from one vantage, or over all of them
+/// (`health` in `/v1/status`; `from_state` and `to_state` in the health
+/// history).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Healthy,
+    Suspect,
+    Down,
+    Recovering,
+    /// No recent evidence (an agent that stopped reporting).
+    Unknown,
+}
+
+closed_set!(Health, "health", {
+    Healthy => "healthy",
+    Suspect => "suspect",
+    Down => "down",
+    Recovering => "recovering",
+    Unknown => "unknown",
+});
 
 /// Where an incident is (see docs/api.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

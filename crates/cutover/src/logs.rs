@@ -24,15 +24,29 @@ use crate::cli::LogFormat;
 
 static JSON: OnceLock<bool> = OnceLock::new();
 
+/// Why the log could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LogsError {
+    /// `$CUTOVER_LOG_FORMAT` names neither log format.
+    #[error("CUTOVER_LOG_FORMAT: {value:?} is not text or json")]
+    UnknownFormat { value: String },
+    /// A tracing subscriber was already installed in this process.
+    #[error("setting up the log: {source}")]
+    Install {
+        #[source]
+        source: tracing_subscriber::util::TryInitError,
+    },
+}
+
 /// Sets up the tracing log (filter from `CUTOVER_LOG`, default `warn`) in
 /// `format`, else `$CUTOVER_LOG_FORMAT`, else text.
-pub fn init(format: Option<LogFormat>) -> Result<(), String> {
+pub fn init(format: Option<LogFormat>) -> Result<(), LogsError> {
     let format = match format {
         Some(f) => f,
         None => match std::env::var("CUTOVER_LOG_FORMAT").ok().as_deref() {
             None | Some("") | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(format!("CUTOVER_LOG_FORMAT: {other:?} is not text or json")),
+            Some(other) => return Err(LogsError::UnknownFormat { value: other.to_string() }),
         },
     };
     let json = format == LogFormat::Json;
@@ -43,12 +57,14 @@ pub fn init(format: Option<LogFormat>) -> Result<(), String> {
     let not_lines = filter_fn(|m| m.target() != EVENTS);
     let log = tfmt::layer().with_writer(std::io::stderr);
     let registry = tracing_subscriber::registry().with(lines);
-    if json {
-        registry.with(log.event_format(JsonLines).with_filter(not_lines).with_filter(filter)).init();
+    let installed = if json {
+        registry.with(log.event_format(JsonLines).with_filter(not_lines).with_filter(filter)).try_init()
     } else {
-        registry.with(log.with_ansi(std::io::stderr().is_terminal()).with_filter(not_lines).with_filter(filter)).init();
-    }
-    Ok(())
+        registry
+            .with(log.with_ansi(std::io::stderr().is_terminal()).with_filter(not_lines).with_filter(filter))
+            .try_init()
+    };
+    installed.map_err(|source| LogsError::Install { source })
 }
 
 /// True with `--log-format json`.

@@ -43,8 +43,8 @@ impl From<anyhow::Error> for Failure {
 
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
-    if let Err(msg) = logs::init(cli.global.log_format) {
-        eprintln!("{msg}");
+    if let Err(e) = logs::init(cli.global.log_format) {
+        eprintln!("{e}");
         return ExitCode::from(2);
     }
     if cli.global.output == Output::Json {

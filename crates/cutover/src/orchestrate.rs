@@ -90,44 +90,98 @@ pub async fn orchestrate_term(
     for rec in store.unfinished_runs().unwrap_or_default() {
         resume(&shared, &engine, runbooks, rec).await;
     }
-    while let Some(due) = queue.recv().await {
-        let expected = match due.kind {
-            RunKind::Failover => IncidentState::FailingOver,
-            RunKind::Fallback => IncidentState::FallingBack,
-            RunKind::Rollback => IncidentState::RollingBack,
-        };
-        let state = store.incident(&due.incident).ok().flatten().map(|i| i.state);
-        if state != Some(expected) {
-            event(
-                "warn",
-                "runbook.skipped",
-                &format!("runbook {}: {} not started: the incident is {state:?} now", due.incident, due.kind),
-                json!({"incident": due.incident, "kind": due.kind, "state": state}),
-            );
-            continue;
-        }
-        if due.kind == RunKind::Rollback {
-            roll_back_held(&shared, &engine, runbooks, due).await;
-            continue;
-        }
-        let job = Job {
-            incident: due.incident.clone(),
-            backend: due.backend,
-            kind: due.kind,
-            source: due.source,
-            target: due.target,
-            reason: due.reason,
-            actor: due.actor,
-        };
-        match engine.run(&job, runbooks.for_kind(job.kind)).await {
-            Ok((_, outcome)) => finished(&shared, &job.incident, job.kind, &outcome).await,
-            Err(e) => event(
-                "error",
-                "runbook.alert",
-                &format!("ALERT runbook {} could not be journaled: {e}", job.incident),
-                json!({"incident": job.incident, "error": e.to_string()}),
+    for due in orphaned_decisions(store.as_ref()) {
+        event(
+            "warn",
+            "runbook.requeued",
+            &format!(
+                "runbook {}: the {} decided before the restart or takeover never started; starting it",
+                due.incident, due.kind
             ),
-        }
+            json!({"incident": due.incident, "kind": due.kind, "target": due.target}),
+        );
+        start(&shared, &engine, runbooks, due).await;
+    }
+    while let Some(due) = queue.recv().await {
+        start(&shared, &engine, runbooks, due).await;
+    }
+}
+
+/// Decisions whose runbook never started: the incident is failing over (or
+/// falling back) but no run of that kind began at or after the decision —
+/// the process, or the leader, died between recording the decision and the
+/// run's first journal write. They are due now, as the queue would have had
+/// them (the actor is `controller`; the decision's reason is kept).
+fn orphaned_decisions(store: &dyn cutover_store::Store) -> Vec<RunbookDue> {
+    let Ok(open) = store.open_incidents() else { return Vec::new() };
+    let active = store.active_backend().ok().flatten();
+    open.into_iter()
+        .filter_map(|inc| {
+            let (kind, decided_as) = match inc.state {
+                IncidentState::FailingOver => (RunKind::Failover, "decision"),
+                IncidentState::FallingBack => (RunKind::Fallback, "fallback.decision"),
+                _ => return None,
+            };
+            let timeline = store.timeline(&inc.id).ok()?;
+            let decided = timeline.iter().rev().find(|e| e.kind == decided_as)?;
+            let runs = store.runs_for(&inc.id).ok()?;
+            if runs.iter().any(|r| r.kind == kind && r.started_at >= decided.at) {
+                return None;
+            }
+            let target = decided.detail["target"].as_str()?.to_string();
+            let source = active.clone().unwrap_or_else(|| inc.backend.clone());
+            Some(RunbookDue {
+                incident: inc.id.clone(),
+                backend: inc.backend.clone(),
+                kind,
+                source,
+                target,
+                reason: decided.detail["reason"].as_str().unwrap_or_default().to_string(),
+                actor: "controller".into(),
+            })
+        })
+        .collect()
+}
+
+/// Starts the runbook `due` names, unless its incident moved on.
+async fn start(shared: &Arc<Shared>, engine: &Engine, runbooks: &Runbooks, due: RunbookDue) {
+    let store = &shared.store;
+    let expected = match due.kind {
+        RunKind::Failover => IncidentState::FailingOver,
+        RunKind::Fallback => IncidentState::FallingBack,
+        RunKind::Rollback => IncidentState::RollingBack,
+    };
+    let state = store.incident(&due.incident).ok().flatten().map(|i| i.state);
+    if state != Some(expected) {
+        event(
+            "warn",
+            "runbook.skipped",
+            &format!("runbook {}: {} not started: the incident is {state:?} now", due.incident, due.kind),
+            json!({"incident": due.incident, "kind": due.kind, "state": state}),
+        );
+        return;
+    }
+    if due.kind == RunKind::Rollback {
+        roll_back_held(shared, engine, runbooks, due).await;
+        return;
+    }
+    let job = Job {
+        incident: due.incident.clone(),
+        backend: due.backend,
+        kind: due.kind,
+        source: due.source,
+        target: due.target,
+        reason: due.reason,
+        actor: due.actor,
+    };
+    match engine.run(&job, runbooks.for_kind(job.kind)).await {
+        Ok((_, outcome)) => finished(shared, &job.incident, job.kind, &outcome).await,
+        Err(e) => event(
+            "error",
+            "runbook.alert",
+            &format!("ALERT runbook {} could not be journaled: {e}", job.incident),
+            json!({"incident": job.incident, "error": e.to_string()}),
+        ),
     }
 }
 

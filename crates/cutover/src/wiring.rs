@@ -110,9 +110,8 @@ pub async fn start(config: Config, with_gateway: bool) -> Result<Running, Failur
         None => None,
     };
     if let Some((_, node)) = &campaign {
-        let metrics = ha::HaMetrics::default();
-        metrics.register(&mut registry);
-        tasks.spawn(metrics.follow(node.status.clone()));
+        node.metrics.register(&mut registry);
+        tasks.spawn(node.metrics.clone().follow(node.status.clone()));
     }
     let shared = Arc::new(Shared {
         controller: handle,

@@ -357,6 +357,14 @@ fn post(port: u16, path: &str, token: &str, body: &Value) -> u16 {
 }
 
 #[test]
+fn an_unknown_log_format_in_the_environment_is_a_usage_error_naming_it() {
+    let config = ["config", "check", "--config", "/nonexistent/cutover.toml"];
+    let run = cutover(&config, &[("CUTOVER_LOG_FORMAT", "xml")]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stderr.trim(), r#"CUTOVER_LOG_FORMAT: "xml" is not text or json"#, "{run:?}");
+}
+
+#[test]
 fn log_format_json_prints_one_json_object_per_line() {
     // With a forced failover through a one-step runbook, so that the runbook's lines are there too.
     let port = cutover_lab::free_port();

@@ -60,6 +60,24 @@ impl Gw {
         std::fs::read_to_string(self.setup.dir.path().join("gateway.log")).unwrap_or_default()
     }
 
+    /// `GET /-/health` (or another of the gateway's own paths): status and body.
+    fn own(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (status, out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    }
+
+    fn health(&self) -> serde_json::Value {
+        let (status, body) = self.own("/-/health");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+
     fn client(&self) -> cutover_s3::S3Client {
         Backend::gateway(self.port, KEY, SECRET).client()
     }
@@ -168,6 +186,19 @@ fn three_gateways_follow_etcd_acknowledge_and_keep_serving_while_etcd_is_down() 
     let text = gws[0].setup.run(&["ha", "status"]);
     assert!(text.stdout.contains("leader: ctl-test") && text.stdout.contains("gw-2"), "{text:?}");
 
+    // The health endpoint says what is served and that it is fresh; the
+    // metric carries the age; other paths under /-/ are not found.
+    std::thread::sleep(Duration::from_millis(1500)); // a follower tick (renew_interval 1 s)
+    for gw in &gws {
+        let h = gw.health();
+        assert_eq!((h["active"].as_str(), h["stale"].as_bool()), (Some("secondary"), Some(false)), "{h}");
+        assert!(h["age_seconds"].as_f64().is_some_and(|a| a < 3.0), "{h}");
+    }
+    let (status, metrics) = gws[0].own("/-/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("cutover_gateway_active_age_seconds "), "{metrics}");
+    assert_eq!(gws[0].own("/-/nothing").0, 404);
+
     // etcd entirely down: writes keep succeeding on the last known backend.
     drop(election);
     for i in 0..3 {
@@ -180,6 +211,9 @@ fn three_gateways_follow_etcd_acknowledge_and_keep_serving_while_etcd_is_down() 
             .unwrap_or_else(|e| panic!("gateway {i} with etcd down: {e}\n{}", gw.log()));
         assert_eq!(holder(&rt, &key, &primary, &secondary), "secondary", "{}", gw.log());
         assert!(gw.log().contains("etcd unreachable"), "gateway {i} says etcd is away: {}", gw.log());
+        let h = gw.health();
+        assert_eq!((h["active"].as_str(), h["stale"].as_bool()), (Some("secondary"), Some(true)), "{h}");
+        assert!(h["age_seconds"].as_f64().is_some_and(|a| a > 3.0), "{h}");
     }
 
     // etcd back: no switch happens.

@@ -5,10 +5,13 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::receiver::{Received, Receiver};
-use common::run_process::RunProcess;
+use common::run_process::{HARNESS_VIEWER_TOKEN, RunProcess};
 use common::{Backend, Setup, sha256_hex, start_s3sfs};
 use cutover_lab::etcd::EtcdCluster;
 use serde_json::json;
@@ -84,22 +87,28 @@ fn wait(what: &str, limit: Duration, logs: &[&RunProcess], mut f: impl FnMut() -
 /// etcd, two backends, the receiver, and two controller nodes: `ctl-a`
 /// leads (its token returned), `ctl-b` stands by naming it.
 struct Pair {
-    _cluster: EtcdCluster,
-    _backends: (cutover_lab::s3sfs::S3sFs, cutover_lab::s3sfs::S3sFs),
+    cluster: EtcdCluster,
+    backends: (cutover_lab::s3sfs::S3sFs, cutover_lab::s3sfs::S3sFs),
     hook: Receiver,
     a: RunProcess,
     b: RunProcess,
     token_a: i64,
-    _setups: (Setup, Setup),
+    setups: (Setup, Setup),
 }
 
 fn pair(prefix: &str) -> Pair {
     let cluster = EtcdCluster::start().unwrap_or_else(|e| panic!("etcd cluster: {e}"));
+    let endpoints = cluster.endpoints();
+    pair_on(cluster, prefix, &endpoints)
+}
+
+/// As [`pair`], `ctl-a` reaching etcd through `endpoints_a`.
+fn pair_on(cluster: EtcdCluster, prefix: &str, endpoints_a: &[String]) -> Pair {
     let (p, s) = (start_s3sfs(), start_s3sfs());
     let backends = [Backend::s3sfs("primary", "primary", &p), Backend::s3sfs("secondary", "secondary", &s)];
     let hook = Receiver::start();
     let endpoints = cluster.endpoints();
-    let setup_a = node("ctl-a", prefix, &endpoints, &backends, hook.port);
+    let setup_a = node("ctl-a", prefix, endpoints_a, &backends, hook.port);
     let a = RunProcess::start(&setup_a);
     wait("ctl-a leads", Duration::from_secs(20), &[&a], || role(&a) == "leader");
     let setup_b = node("ctl-b", prefix, &endpoints, &backends, hook.port);
@@ -109,7 +118,7 @@ fn pair(prefix: &str) -> Pair {
     assert_eq!(status_b["role"], "standby", "{status_b}");
     let token_a = a.json("/v1/status")["leader"]["token"].as_i64().unwrap();
     assert_eq!(status_b["leader"]["token"], token_a, "{status_b}");
-    Pair { _cluster: cluster, _backends: (p, s), hook, a, b, token_a, _setups: (setup_a, setup_b) }
+    Pair { cluster, backends: (p, s), hook, a, b, token_a, setups: (setup_a, setup_b) }
 }
 
 /// Forces a failover on the leader and waits for the runbook's first step.
@@ -179,6 +188,14 @@ fn kill_9_of_the_leader_during_a_slow_step_hands_the_run_to_the_standby() {
     assert_tokens_never_go_back(&hook);
     let status = b.json("/v1/status");
     assert_eq!(status["active"], "secondary", "{status}");
+
+    // The HA metrics.
+    let (code, metrics) = b.get("/metrics");
+    assert_eq!(code, 200);
+    for family in ["cutover_ha_switch_ack_seconds histogram", "cutover_ha_renew_latency_seconds gauge"] {
+        assert!(metrics.contains(&format!("# TYPE {family}")), "{family}: {metrics}");
+    }
+    assert!(metrics.contains("\ncutover_ha_etcd_up 1\n"), "{metrics}");
 }
 
 #[test]
@@ -202,6 +219,10 @@ fn a_leader_paused_past_its_lease_writes_nothing_more_and_stands_by() {
         let s = pair.a.json("/v1/status");
         s["role"] == "standby" || s["leader"]["token"].as_i64() > Some(token_a)
     });
+    // A standby's status follows the active backend the leader set.
+    wait("ctl-a shows the switch", Duration::from_secs(10), &[&pair.a], || {
+        pair.a.json("/v1/status")["active"] == "secondary"
+    });
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(calls(&hook, "/before"), [token_a], "the completed step ran once");
     assert!(calls(&hook, "/after").iter().all(|t| *t > token_a), "{:?}", calls(&hook, "/after"));
@@ -213,4 +234,181 @@ fn a_leader_paused_past_its_lease_writes_nothing_more_and_stands_by() {
     assert_eq!(out.code, 0, "{out:?}");
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
     assert_eq!(report["ok"], true, "{report}");
+}
+
+#[test]
+fn a_leader_cut_off_from_etcd_stops_acting_before_the_standby_takes_over() {
+    // ctl-a reaches each etcd member through a chaos proxy; ctl-b directly.
+    let cluster = EtcdCluster::start().unwrap_or_else(|e| panic!("etcd cluster: {e}"));
+    let proxies: Vec<cutover_chaos::Proxy> = cluster
+        .endpoints()
+        .iter()
+        .map(|e| {
+            let upstream = e.trim_start_matches("http://").to_string();
+            cutover_chaos::Proxy::start("127.0.0.1:0".parse().unwrap(), &upstream).unwrap()
+        })
+        .collect();
+    let via: Vec<String> = proxies.iter().map(|p| format!("http://{}", p.addr())).collect();
+    let pair = pair_on(cluster, "/cutover/ha-run-cut", &via);
+    let (token_a, hook) = (pair.token_a, pair.hook.clone());
+    fail_over_and_wait_for_the_first_step(&pair);
+
+    // Cut ctl-a off: every etcd request it makes goes unanswered.
+    let cut = cutover_chaos::Faults { blackhole: true, ..Default::default() };
+    for p in &proxies {
+        p.set(cut.clone()).unwrap();
+    }
+    // Who says it leads, sampled until ctl-b leads.
+    let (a, b) = (&pair.a, &pair.b);
+    let (mut a_stopped, mut overlap) = (None, 0);
+    let start = Instant::now();
+    loop {
+        let (ra, rb) = (role(a), role(b));
+        // A status is a claim, not an act: a starved old leader may still
+        // claim for a moment (its writes are refused by the fence, which
+        // the receiver's tokens check below); counted and printed.
+        overlap += usize::from(ra == "leader" && rb == "leader");
+        if ra != "leader" && a_stopped.is_none() {
+            a_stopped = Some(start.elapsed());
+        }
+        if rb == "leader" {
+            break;
+        }
+        assert!(start.elapsed() < LEASE_TTL * 4, "ctl-b never led:\n{}\n-----\n{}", a.log(), b.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let b_leads = start.elapsed();
+    wait("ctl-a stands by", LEASE_TTL * 4, &[a], || role(a) != "leader");
+    let a_stopped = a_stopped.unwrap_or_else(|| start.elapsed());
+    println!("cut off: ctl-a stood by after {a_stopped:?}, ctl-b led after {b_leads:?} ({overlap} samples of both)");
+
+    // The standby completes the run; nothing more with ctl-a's token.
+    wait_for_the_run_to_complete(b);
+    assert_eq!(calls(&hook, "/before"), [token_a], "the completed step ran once");
+    assert!(calls(&hook, "/after").iter().all(|t| *t > token_a), "{:?}", calls(&hook, "/after"));
+    assert_tokens_never_go_back(&hook);
+}
+
+/// What a node's `/v1/status` says of its role and token (`None` while its
+/// API does not answer).
+fn sample(port: u16) -> Option<(String, Option<i64>)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let req = format!(
+        "GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {HARNESS_VIEWER_TOKEN}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let v: serde_json::Value = serde_json::from_str(out.split_once("\r\n\r\n")?.1).ok()?;
+    Some((v["role"].as_str()?.to_string(), v["leader"]["token"].as_i64()))
+}
+
+/// Samples every node's role until stopped; records every moment two
+/// nodes said they lead.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    both: Arc<Mutex<Vec<String>>>,
+    samples: Arc<Mutex<usize>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(ports: Vec<u16>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let both: Arc<Mutex<Vec<String>>> = Arc::default();
+        let samples: Arc<Mutex<usize>> = Arc::default();
+        let (stop2, both2, samples2) = (stop.clone(), both.clone(), samples.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                let roles: Vec<_> = ports.iter().map(|p| sample(*p)).collect();
+                let leaders: Vec<_> = roles.iter().flatten().filter(|(r, _)| r == "leader").collect();
+                if leaders.len() > 1 {
+                    both2.lock().unwrap().push(format!("{roles:?}"));
+                }
+                *samples2.lock().unwrap() += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        Self { stop, both, samples, thread: Some(thread) }
+    }
+
+    /// Stops; returns the moments with two leaders and the number of samples.
+    fn finish(mut self) -> (Vec<String>, usize) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        let both = self.both.lock().unwrap().clone();
+        let n = *self.samples.lock().unwrap();
+        (both, n)
+    }
+}
+
+/// SIGTERM, waits for the exit, and starts the node again on its port.
+fn restart(c: &mut RunProcess, setup: &Setup) {
+    c.terminate();
+    let start = Instant::now();
+    while c.try_wait().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no exit after SIGTERM: {}", c.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    *c = RunProcess::start_on(setup, c.port());
+}
+
+#[test]
+fn a_rolling_restart_of_every_controller_keeps_one_leader_and_still_handles_an_outage() {
+    let mut pair = pair("/cutover/ha-run-roll");
+    let sampler = Sampler::start(vec![pair.a.port(), pair.b.port()]);
+
+    // Restart the leader: SIGTERM resigns, the standby leads at once.
+    let t = Instant::now();
+    restart(&mut pair.a, &pair.setups.0);
+    let b = &pair.b;
+    wait("ctl-b leads", LEASE_TTL * 4, &[b], || role(b) == "leader");
+    println!("SIGTERM of the leader, its exit and restart: the standby led within {:?}", t.elapsed());
+
+    // A primary outage begins; the new leader is restarted while it is detected.
+    pair.backends.0.hang();
+    restart(&mut pair.b, &pair.setups.1);
+    let (a, b) = (&pair.a, &pair.b);
+    wait("a failover", Duration::from_secs(60), &[a, b], || {
+        leader(&[a, b]).is_some_and(|l| l.json("/v1/incidents")[0]["state"] == "failed_over")
+    });
+    let l = leader(&[a, b]).unwrap();
+    assert_eq!(l.json("/v1/status")["active"], "secondary");
+    pair.backends.0.resume();
+
+    let (both, n) = sampler.finish();
+    assert!(n > 100, "the sampler ran: {n} samples");
+    assert!(both.is_empty(), "two leaders at once: {both:?}");
+    assert_tokens_never_go_back(&pair.hook);
+}
+
+#[test]
+fn with_etcd_entirely_down_nobody_acts_and_nothing_switches_when_it_returns() {
+    let mut pair = pair("/cutover/ha-run-etcd-down");
+    for i in 0..3 {
+        pair.cluster.member(i).kill().unwrap();
+    }
+    // The leader stops acting at its renew deadline; reads keep being answered.
+    let (a, b) = (&pair.a, &pair.b);
+    wait("nobody leads", LEASE_TTL * 4, &[a, b], || role(a) == "standby" && role(b) == "standby");
+    let (code, answer) = a.post("/v1/failover", Some(ADMIN), &json!({"target": "secondary", "reason": "etcd down"}));
+    assert_eq!(code, 503, "no node acts while etcd is down: {answer}");
+    std::thread::sleep(LEASE_TTL);
+    assert_eq!(a.json("/v1/status")["active"], "primary");
+
+    // etcd back: one node leads again, and no switch happens.
+    for i in 0..3 {
+        pair.cluster.member(i).start_again().unwrap();
+    }
+    pair.cluster.wait_healthy(Duration::from_secs(30)).unwrap();
+    let (a, b) = (&pair.a, &pair.b);
+    wait("a leader again", Duration::from_secs(30), &[a, b], || leader(&[a, b]).is_some());
+    std::thread::sleep(LEASE_TTL);
+    let l = leader(&[a, b]).expect("still a leader");
+    let status = l.json("/v1/status");
+    assert_eq!((status["active"].as_str(), status["open_incidents"].as_u64()), (Some("primary"), Some(0)), "{status}");
+    assert!(pair.hook.received().is_empty(), "no step ran: {:?}", pair.hook.received());
 }

@@ -220,3 +220,39 @@ fn an_agent_with_a_bad_controller_url_or_token_is_a_usage_error() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("NOPE_TOKEN_VAR"), "{run:?}");
 }
+
+/// Regression (found by `cutover bench ha`): a process, or an HA leader,
+/// that died between recording a failover decision and the run's first
+/// journal write left the incident `failing_over` with no run for good. A
+/// starting controller (or a new leader) now starts such a decision's run.
+#[test]
+fn a_failover_decided_but_never_started_runs_after_a_restart() {
+    use cutover_core::domain::IncidentState;
+    use cutover_store::prelude::*;
+    use cutover_store::{Fence, SqliteStore};
+    let setup = Setup::new(
+        &[Backend::dummy("primary", "primary"), Backend::dummy("secondary", "secondary")],
+        "[runbooks]\nfailover = \"failover.toml\"\n",
+    );
+    let runbook = "[[steps]]\nname = \"switch\"\nuses = \"state.switch\"\nwith = { to = \"{{ target }}\" }\n";
+    std::fs::write(setup.dir.path().join("failover.toml"), runbook).unwrap();
+    // What the dead process left: the decision recorded, no run.
+    let state = setup.dir.path().join("cutover.db");
+    let id = {
+        let store = SqliteStore::open(&state).unwrap();
+        let (fence, now) = (Fence::local(), std::time::SystemTime::now());
+        let id = store.open_incident(&fence, "primary", now).unwrap();
+        let decision = json!({"action": "failover", "target": "secondary", "reason": "primary down"});
+        store.add_event(&fence, &id, now, "decision", &decision).unwrap();
+        store.set_incident_state(&fence, &id, IncidentState::FailingOver, None).unwrap();
+        id
+    };
+    let c = RunProcess::start(&setup);
+    c.wait_for("the decided failover ran", Duration::from_secs(20), |c| {
+        c.json(&format!("/v1/incidents/{id}"))["state"] == "failed_over"
+    });
+    assert_eq!(c.json("/v1/status")["active"], "secondary");
+    let runs = c.json(&format!("/v1/incidents/{id}"))["runs"].clone();
+    assert_eq!((runs.as_array().map(Vec::len), runs[0]["state"].as_str()), (Some(1), Some("completed")), "{runs}");
+    assert!(c.log().contains("never started"), "{}", c.log());
+}

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use cutover_core::domain::{DecisionAction, IncidentState, RunKind, RunState, StepPhase, StepState, Verdict};
+use cutover_core::domain::{DecisionAction, Health, IncidentState, RunKind, RunState, StepPhase, StepState, Verdict};
 use cutover_etcd::{Client, Cmp, Compare, Op};
 use cutover_store::{DecisionRecord, Fence, NewRun, SqliteStore, StepRef, Store, StoreError, StoreExt};
 use serde_json::json;
@@ -200,7 +200,9 @@ fn etcd_store_behaves() {
     let fence = leader_fence(&common::client(&cluster), "/conf");
     behaviour(&store, &fence);
     // Health history is node-local: it goes to the local SQLite.
-    cutover_store::HealthHistory::record_health(&store, SystemTime::now(), "primary", "local", "up", "down", "x")
-        .unwrap();
-    assert_eq!(cutover_store::HealthHistory::last_health(&store).unwrap().len(), 1);
+    let (from, to) = (Health::Healthy, Health::Down);
+    cutover_store::HealthHistory::record_health(&store, SystemTime::now(), "primary", "local", from, to, "x").unwrap();
+    let last = cutover_store::HealthHistory::last_health(&store).unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].health, Health::Down);
 }

@@ -1,8 +1,8 @@
 //! The active backend: one value that every new request reads, changed
 //! atomically by the controller (in process) or by following the state file.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -17,11 +17,49 @@ use crate::state::State;
 #[derive(Debug, Clone)]
 pub struct ActiveBackend {
     tx: Arc<watch::Sender<String>>,
+    /// When a follower last confirmed the value with its source.
+    confirmed: Arc<Mutex<Option<Confirmed>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Confirmed {
+    at: Instant,
+    stale_after: Duration,
+}
+
+/// How fresh the served value is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Freshness {
+    /// Since a follower last confirmed the value with its source (etcd or
+    /// the state file); `None` when no follower runs (the controller in
+    /// this process sets it) or none confirmed it yet.
+    pub age: Option<Duration>,
+    /// The age is past what the follower allows: the source is away and
+    /// the last known value is being served.
+    pub stale: bool,
 }
 
 impl ActiveBackend {
     pub fn new(initial: impl Into<String>) -> Self {
-        Self { tx: Arc::new(watch::Sender::new(initial.into())) }
+        Self { tx: Arc::new(watch::Sender::new(initial.into())), confirmed: Arc::default() }
+    }
+
+    /// A follower confirmed the value with its source at `at`; past
+    /// `stale_after` without another confirmation the value is stale.
+    pub fn confirm(&self, at: Instant, stale_after: Duration) {
+        *self.confirmed.lock().unwrap_or_else(|e| e.into_inner()) = Some(Confirmed { at, stale_after });
+    }
+
+    /// How fresh the value is now.
+    pub fn freshness(&self) -> Freshness {
+        let confirmed = *self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
+        match confirmed {
+            None => Freshness { age: None, stale: false },
+            Some(c) => {
+                let age = c.at.elapsed();
+                Freshness { age: Some(age), stale: age > c.stale_after }
+            }
+        }
     }
 
     /// The active backend now.
@@ -64,6 +102,7 @@ pub async fn follow_state(
     loop {
         match state.read_active().await {
             Ok(v) => {
+                active.confirm(Instant::now(), interval * 3);
                 let name = v.unwrap_or_else(|| primary.clone());
                 if known.contains(&name) {
                     if active.set(&name) {

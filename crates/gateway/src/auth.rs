@@ -388,7 +388,6 @@ fn verify_presigned(
     let signed = get("X-Amz-SignedHeaders").ok_or_else(|| missing("X-Amz-SignedHeaders"))?;
     let sig = get("X-Amz-Signature").expect("checked by the caller");
     let signed_headers = signed_header_values(headers, signed)?;
-    let unsigned: Vec<(String, String)> = query.iter().filter(|(k, _)| k != "X-Amz-Signature").cloned().collect();
     // The payload hash line is the header's value (UNSIGNED-PAYLOAD without
     // it), as S3 computes it; a hash in the signed query pins the body too.
     let header_hash = match headers.get("x-amz-content-sha256") {
@@ -397,15 +396,10 @@ fn verify_presigned(
     };
     let query_hash =
         query.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-amz-content-sha256")).map(|(_, v)| v.as_str());
-    let payload_hash = header_hash.unwrap_or(UNSIGNED_PAYLOAD).to_string();
-    let req = CanonicalRequest {
-        method,
-        encoded_path: raw_path,
-        query: &unsigned,
-        headers: &signed_headers,
-        payload_hash: &payload_hash,
-    };
-    let (canonical, _) = req.render();
+    let payload_hash = header_hash.unwrap_or(UNSIGNED_PAYLOAD);
+    let req = CanonicalRequest { method, encoded_path: raw_path, query, headers: &signed_headers, payload_hash };
+    // The signature is not part of what it signs.
+    let (canonical, _) = req.render_except(Some("X-Amz-Signature"));
     let expected = cache.signature(secret.expose(), &date, cred.region, "s3", &canonical);
     if !sigv4::signatures_equal(&expected, sig) {
         return Err(AuthError::Mismatch);

@@ -27,6 +27,7 @@ pub const LATENCY: &str = "cutover_gateway_request_duration_seconds";
 pub const BYTES_IN: &str = "cutover_gateway_request_bytes";
 pub const BYTES_OUT: &str = "cutover_gateway_response_bytes";
 pub const JOURNAL_DEPTH: &str = "cutover_gateway_journal_depth";
+pub const ACTIVE_AGE: &str = "cutover_gateway_active_age_seconds";
 pub const JOURNAL_OLDEST: &str = "cutover_gateway_journal_oldest_age_seconds";
 pub const JOURNAL_APPENDED: &str = "cutover_gateway_journal_appended";
 pub const JOURNAL_REPLAYED: &str = "cutover_gateway_journal_replayed";
@@ -133,6 +134,7 @@ pub struct Metrics {
     pub(crate) backend_timeouts: Counter,
     journal_depth: Gauge,
     journal_oldest: Gauge<f64, AtomicU64>,
+    active_age: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
@@ -156,6 +158,7 @@ impl Metrics {
             backend_timeouts: Counter::default(),
             journal_depth: Gauge::default(),
             journal_oldest: Gauge::default(),
+            active_age: Gauge::default(),
         }
     }
 
@@ -200,6 +203,16 @@ impl Metrics {
             "Age of the oldest pending journal entry (0 when empty)",
             self.journal_oldest.clone(),
         );
+        registry.register(
+            ACTIVE_AGE,
+            "Seconds since the active backend's value was confirmed with its source (etcd or the state file; 0 when the controller in this process sets it)",
+            self.active_age.clone(),
+        );
+    }
+
+    /// Sets the age of the served active backend's value.
+    pub fn set_active_age(&self, age: Option<Duration>) {
+        self.active_age.set(age.map(|d| d.as_secs_f64()).unwrap_or(0.0));
     }
 
     /// Counts one request of `op` answered by `backend` (or [`GATEWAY`]) with

@@ -51,25 +51,35 @@ impl std::fmt::Debug for KeyCache {
 }
 
 impl KeyCache {
-    /// The signing key and scope for `secret` (always the same secret for
-    /// one cache), derived again on a change of day, region or service.
-    fn get(&self, secret: &str, date: &str, region: &str, service: &'static str) -> ([u8; 32], String) {
+    /// Runs `f` with the signing key and scope for `secret` (always the
+    /// same secret for one cache), derived again on a change of day, region
+    /// or service. The scope is lent, not copied.
+    fn with<R>(
+        &self,
+        secret: &str,
+        date: &str,
+        region: &str,
+        service: &'static str,
+        f: impl FnOnce(&[u8; 32], &str) -> R,
+    ) -> R {
         let mut last = self.last.lock().expect("key cache lock");
-        match last.as_ref() {
-            Some(c) if c.date == date && c.region == region && c.service == service => (c.key, c.scope.clone()),
-            _ => {
-                let c = Cached {
-                    date: date.to_string(),
-                    region: region.to_string(),
-                    service,
-                    key: sigv4::signing_key(secret, date, region, service),
-                    scope: sigv4::scope(date, region, service),
-                };
-                let out = (c.key, c.scope.clone());
-                *last = Some(c);
-                out
-            }
+        let fresh = matches!(last.as_ref(), Some(c) if c.date == date && c.region == region && c.service == service);
+        if !fresh {
+            *last = Some(Cached {
+                date: date.to_string(),
+                region: region.to_string(),
+                service,
+                key: sigv4::signing_key(secret, date, region, service),
+                scope: sigv4::scope(date, region, service),
+            });
         }
+        let c = last.as_ref().expect("set above");
+        f(&c.key, &c.scope)
+    }
+
+    #[cfg(test)]
+    fn get(&self, secret: &str, date: &str, region: &str, service: &'static str) -> ([u8; 32], String) {
+        self.with(secret, date, region, service, |k, s| (*k, s.to_string()))
     }
 
     /// `sigv4::signature(secret, date, region, service, canonical)`, with the key cached.
@@ -81,8 +91,7 @@ impl KeyCache {
         service: &'static str,
         canonical: &str,
     ) -> String {
-        let (key, scope) = self.get(secret, &date.date, region, service);
-        signature_with_key(&key, date, &scope, canonical)
+        self.with(secret, &date.date, region, service, |key, scope| signature_with_key(key, date, scope, canonical))
     }
 }
 
@@ -97,9 +106,10 @@ pub fn authorization(
     req: &CanonicalRequest<'_>,
 ) -> String {
     let (canonical, signed) = req.render();
-    let (key, scope) = keys.get(secret, &date.date, region, "s3");
-    let sig = signature_with_key(&key, date, &scope, &canonical);
-    sigv4::authorization_value(access_key_id, &scope, &signed, &sig)
+    keys.with(secret, &date.date, region, "s3", |key, scope| {
+        let sig = signature_with_key(key, date, scope, &canonical);
+        sigv4::authorization_value(access_key_id, scope, &signed, &sig)
+    })
 }
 
 #[cfg(test)]

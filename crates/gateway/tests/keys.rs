@@ -250,3 +250,31 @@ async fn boto3_sees_neither_dot_keys_nor_the_probe_prefix() {
     assert_eq!(lab.stored(&format!("{PROBE}p1")).await.as_deref(), Some(&b"probe"[..]));
     assert_eq!(lab.stored("c").await, None);
 }
+
+/// Regression: a refusal sent before the body was read left the connection
+/// open; a client that had sent `Expect: 100-continue` and then sent its
+/// body anyway had those bytes read as its next request's head, which got a
+/// bare 400 no S3 client can parse (botocore 1.43, intermittently). The
+/// refusal now closes the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_before_the_body_closes_the_connection_so_a_late_body_is_not_read_as_a_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let lab = lab().await;
+    let port = lab.gw.port;
+    let hash = cutover_s3::sigv4::sha256_hex(b"x");
+    let head = common::signed_head_with_hash(port, "PUT", "/app/..", &hash, 1)
+        .replace("connection: close\r\n", "expect: 100-continue\r\n");
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    // The refusal comes without a 100 Continue; the client sends its body
+    // anyway, then a second request on what it thinks is a live connection.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = common::signed_head_with_hash(port, "PUT", "/app/..", &hash, 1);
+    let _ = s.write_all(format!("x{again}x").as_bytes()).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await.expect("the gateway closes");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
+    assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "one answer, nothing read from the late body: {text}");
+}

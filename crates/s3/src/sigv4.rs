@@ -5,6 +5,8 @@
 //! Written here rather than taken from the AWS SDK so that the gateway, the
 //! sync engine and the probes share one small, fully controlled signer.
 
+use std::borrow::Cow;
+use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cutover_core::time::{civil_from_days, days_from_civil};
@@ -40,8 +42,14 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 /// Percent-encodes per SigV4: unreserved characters stay, everything else is
 /// `%XX`; `/` stays when `keep_slash` (object keys in paths).
 pub fn uri_encode(s: &str, keep_slash: bool) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len() * 3 / 2);
+    push_uri_encoded(&mut out, s, keep_slash);
+    out
+}
+
+/// [`uri_encode`] appended to `out`.
+pub fn push_uri_encoded(out: &mut String, s: &str, keep_slash: bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in s.bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
@@ -53,7 +61,6 @@ pub fn uri_encode(s: &str, keep_slash: bool) -> String {
             }
         }
     }
-    out
 }
 
 /// A UTC timestamp in the two forms SigV4 uses.
@@ -119,15 +126,38 @@ impl CanonicalRequest<'_> {
     /// specification). Written into one buffer: it runs twice per gateway
     /// request.
     pub fn render(&self) -> (String, String) {
-        let mut q: Vec<(String, String)> =
-            self.query.iter().map(|(k, v)| (uri_encode(k, false), uri_encode(v, false))).collect();
-        q.sort_unstable();
-        let mut h: Vec<(String, String)> =
-            self.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), collapse_whitespace(v))).collect();
+        self.render_except(None)
+    }
+
+    /// [`Self::render`] without the query parameter named `skip` (exactly):
+    /// a presigned URL's own `X-Amz-Signature`, which it does not sign.
+    ///
+    /// The encoded query goes into one buffer and is sorted by ranges into
+    /// it; header names and values are copied only when they need
+    /// lowercasing or whitespace collapsing.
+    pub fn render_except(&self, skip: Option<&str>) -> (String, String) {
+        let mut enc = String::with_capacity(self.query.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() * 3 / 2);
+        let mut q: Vec<(Range<usize>, Range<usize>)> = Vec::with_capacity(self.query.len());
+        for (k, v) in self.query {
+            if skip == Some(k.as_str()) {
+                continue;
+            }
+            let k0 = enc.len();
+            push_uri_encoded(&mut enc, k, false);
+            let v0 = enc.len();
+            push_uri_encoded(&mut enc, v, false);
+            q.push((k0..v0, v0..enc.len()));
+        }
+        q.sort_unstable_by(|(ka, va), (kb, vb)| {
+            (&enc[ka.clone()], &enc[va.clone()]).cmp(&(&enc[kb.clone()], &enc[vb.clone()]))
+        });
+        let mut h: Vec<(Cow<'_, str>, Cow<'_, str>)> =
+            self.headers.iter().map(|(k, v)| (lowercase(k), collapse_whitespace(v))).collect();
         h.sort_unstable();
         let len = self.method.len()
             + self.encoded_path.len()
-            + q.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>()
+            + enc.len()
+            + 2 * q.len()
             + h.iter().map(|(k, v)| 2 * k.len() + v.len() + 3).sum::<usize>()
             + self.payload_hash.len()
             + 8;
@@ -140,9 +170,9 @@ impl CanonicalRequest<'_> {
             if i > 0 {
                 text.push('&');
             }
-            text.push_str(k);
+            text.push_str(&enc[k.clone()]);
             text.push('=');
-            text.push_str(v);
+            text.push_str(&enc[v.clone()]);
         }
         text.push('\n');
         let mut signed = String::with_capacity(h.iter().map(|(k, _)| k.len() + 1).sum());
@@ -172,8 +202,30 @@ impl CanonicalRequest<'_> {
     }
 }
 
-/// `v` trimmed, with each inner run of whitespace replaced by one space.
-fn collapse_whitespace(v: &str) -> String {
+/// `k` lowercased, copied only when it has an uppercase letter.
+fn lowercase(k: &str) -> Cow<'_, str> {
+    if k.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(k.to_ascii_lowercase()) } else { Cow::Borrowed(k) }
+}
+
+/// `v` trimmed, with each inner run of whitespace replaced by one space;
+/// copied only when that changes it.
+fn collapse_whitespace(v: &str) -> Cow<'_, str> {
+    let mut prev_space = true;
+    let mut clean = true;
+    for c in v.chars() {
+        if c.is_whitespace() {
+            if prev_space || c != ' ' {
+                clean = false;
+                break;
+            }
+            prev_space = true;
+        } else {
+            prev_space = false;
+        }
+    }
+    if clean && (!prev_space || v.is_empty()) {
+        return Cow::Borrowed(v);
+    }
     let mut out = String::with_capacity(v.len());
     for (i, w) in v.split_whitespace().enumerate() {
         if i > 0 {
@@ -181,7 +233,7 @@ fn collapse_whitespace(v: &str) -> String {
         }
         out.push_str(w);
     }
-    out
+    Cow::Owned(out)
 }
 
 /// The credential scope `date/region/service/aws4_request`.
@@ -429,6 +481,11 @@ mod tests {
                 payload_hash: UNSIGNED_PAYLOAD,
             };
             assert_eq!(req.render(), render_reference(&req), "{query:?} {headers:?}");
+            if let Some((skip, _)) = query.first() {
+                let kept: Vec<(String, String)> = query.iter().filter(|(k, _)| k != skip).cloned().collect();
+                let without = CanonicalRequest { query: &kept, ..req.clone() };
+                assert_eq!(req.render_except(Some(skip)), render_reference(&without), "{query:?} without {skip:?}");
+            }
             for (k, _) in &query {
                 let reference: String = k
                     .bytes()

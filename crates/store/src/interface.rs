@@ -10,7 +10,7 @@
 
 use std::time::SystemTime;
 
-use cutover_core::domain::{IncidentState, RunState, StepState, Verdict};
+use cutover_core::domain::{Health, IncidentState, RunState, StepState, Verdict};
 use serde_json::Value;
 
 use crate::{
@@ -197,8 +197,8 @@ pub trait HealthHistory {
         at: SystemTime,
         backend: &str,
         vantage: &str,
-        from: &str,
-        to: &str,
+        from: Health,
+        to: Health,
         reason: &str,
     ) -> Result<(), StoreError>;
 

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use cutover_core::domain::{DecisionAction, IncidentState, RunState, StepState};
+use cutover_core::domain::{DecisionAction, Health, IncidentState, RunState, StepState};
 use cutover_core::time::rfc3339;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -345,8 +345,8 @@ impl HealthHistory for SqliteStore {
         at: SystemTime,
         backend: &str,
         vantage: &str,
-        from: &str,
-        to: &str,
+        from: Health,
+        to: Health,
         reason: &str,
     ) -> Result<(), StoreError> {
         self.conn()
@@ -468,7 +468,7 @@ impl Tx for SqliteTx<'_> {
 pub struct HealthRecord {
     pub backend: String,
     pub vantage: String,
-    pub health: String,
+    pub health: Health,
     pub reason: String,
     pub at: String,
 }

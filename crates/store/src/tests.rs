@@ -2,7 +2,7 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
-use cutover_core::domain::{DecisionAction, IncidentState};
+use cutover_core::domain::{DecisionAction, Health, IncidentState};
 
 use super::*;
 
@@ -20,6 +20,33 @@ fn the_active_backend_survives_a_reopen() {
     drop(s);
     let s = SqliteStore::open(&dir.path().join("state.db")).unwrap();
     assert_eq!(s.active_backend().unwrap().as_deref(), Some("secondary"));
+}
+
+#[test]
+fn the_last_health_of_each_vantage_comes_back_typed() {
+    let (_dir, s) = store();
+    let now = SystemTime::now();
+    s.record_health(now, "primary", "local", Health::Unknown, Health::Healthy, "a probe succeeded").unwrap();
+    s.record_health(now, "primary", "local", Health::Healthy, Health::Suspect, "a probe failed").unwrap();
+    s.record_health(now, "primary", "eu-west", Health::Unknown, Health::Down, "resumed").unwrap();
+    let last: Vec<(String, Health)> = s.last_health().unwrap().into_iter().map(|r| (r.vantage, r.health)).collect();
+    assert_eq!(last, [("eu-west".to_string(), Health::Down), ("local".to_string(), Health::Suspect)]);
+    let from: String =
+        s.conn().query_row("SELECT from_state FROM health_history ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(from, "unknown", "stored as the word the API uses");
+}
+
+#[test]
+fn a_health_history_row_with_an_unknown_state_is_an_error_naming_it() {
+    let (_dir, s) = store();
+    s.conn()
+        .execute(
+            "INSERT INTO health_history (at, backend, vantage, from_state, to_state, reason) VALUES ('', 'primary', 'local', 'up', 'sideways', '')",
+            [],
+        )
+        .unwrap();
+    let e = s.last_health().unwrap_err();
+    assert!(e.to_string().contains("sideways"), "{e}");
 }
 
 #[test]

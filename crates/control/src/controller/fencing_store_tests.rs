@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use cutover_core::domain::Health;
 use cutover_store::prelude::*;
 use cutover_store::{
     Approval, AuditEntry, AuditError, AuditRow, Fence, HealthRecord, Incident, RunRecord, Segment, SegmentError,
@@ -146,8 +147,8 @@ impl HealthHistory for FencingStore {
         at: SystemTime,
         backend: &str,
         vantage: &str,
-        from: &str,
-        to: &str,
+        from: Health,
+        to: Health,
         reason: &str,
     ) -> Result<(), StoreError> {
         self.inner.record_health(at, backend, vantage, from, to, reason)

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tracing::info;
 
 use super::*;
+use crate::health::Health;
 use crate::policy::{Action, Policy};
 
 fn controller(dir: &std::path::Path, clock: &Clock) -> Controller {

@@ -17,12 +17,44 @@ fn line(level: Level, kind: &'static str, message: &str, fields: Value) {
     }
 }
 
+/// Logs `event`: one function per group of events; the match below names
+/// every event, so that a new one must be given a group.
 pub(super) fn log(event: &Event) {
     match event {
-        Event::ProbeCycle { vantage, report } => {
-            if !report.ok {
-                tracing::debug!(backend = %report.backend, vantage, outcome = %report.outcome, "probe failed");
-            }
+        Event::ProbeCycle { .. }
+        | Event::HealthChanged { .. }
+        | Event::IncidentOpened { .. }
+        | Event::Decided { .. }
+        | Event::FailoverForced { .. }
+        | Event::PolicyFailed { .. }
+        | Event::FallbackDecided { .. }
+        | Event::Approval { .. }
+        | Event::RollbackVerdict { .. }
+        | Event::IncidentResolved { .. }
+        | Event::Switched { .. } => incident(event),
+        Event::RunbookDue(_)
+        | Event::RunStarted { .. }
+        | Event::StepStarted { .. }
+        | Event::StepSkipped { .. }
+        | Event::StepFinished { .. }
+        | Event::ApprovalRequested { .. }
+        | Event::RunFinished { .. }
+        | Event::RunSettled { .. } => runbook(event),
+        Event::StoreFailed { .. }
+        | Event::SignalRead { .. }
+        | Event::ConnectionRefused { .. }
+        | Event::DrillFinished { .. }
+        | Event::AuditSegmentExported { .. }
+        | Event::LeadershipChanged { .. }
+        | Event::WriteFenced { .. } => process(event),
+    }
+}
+
+/// Probes, health, incidents, decisions, verdicts and switches.
+fn incident(event: &Event) {
+    match event {
+        Event::ProbeCycle { vantage, report } if !report.ok => {
+            tracing::debug!(backend = %report.backend, vantage, outcome = %report.outcome, "probe failed");
         }
         Event::HealthChanged { backend, vantage, from, to, reason } => line(
             Level::INFO,
@@ -78,16 +110,6 @@ pub(super) fn log(event: &Event) {
             &format!("rollback {incident}: {} by {}", verdict.past(), rollback["by"].as_str().unwrap_or("-")),
             json!({"incident": incident, "verdict": verdict, "rollback": rollback}),
         ),
-        Event::RunbookDue(due) => line(
-            Level::INFO,
-            "runbook.queued",
-            &format!(
-                "runbook {}: {} {} -> {} queued (by {})",
-                due.incident, due.kind, due.source, due.target, due.actor
-            ),
-            json!({"incident": due.incident, "kind": due.kind, "source": due.source, "target": due.target,
-                   "actor": due.actor}),
-        ),
         Event::IncidentResolved { id, backend, .. } => line(
             Level::INFO,
             "incident.resolved",
@@ -99,6 +121,23 @@ pub(super) fn log(event: &Event) {
             "switch",
             &format!("switch: the active backend is {to} (was {from})"),
             json!({"from": from, "to": to}),
+        ),
+        _ => {} // a probe that succeeded, or another group's (see `log`)
+    }
+}
+
+/// Runbook runs and their steps.
+fn runbook(event: &Event) {
+    match event {
+        Event::RunbookDue(due) => line(
+            Level::INFO,
+            "runbook.queued",
+            &format!(
+                "runbook {}: {} {} -> {} queued (by {})",
+                due.incident, due.kind, due.source, due.target, due.actor
+            ),
+            json!({"incident": due.incident, "kind": due.kind, "source": due.source, "target": due.target,
+                   "actor": due.actor}),
         ),
         Event::RunStarted { run, incident, kind, runbook, resumed } => {
             let verb = if *resumed { "resuming" } else { "running" };
@@ -166,6 +205,14 @@ pub(super) fn log(event: &Event) {
             );
         }
         Event::RunSettled { .. } => {}
+        _ => {} // another group's (see `log`)
+    }
+}
+
+/// The process: the state store, signals, listeners, drills, the audit
+/// export and leadership (HA).
+fn process(event: &Event) {
+    match event {
         Event::StoreFailed { op, error: Some(error) } => {
             tracing::error!(op = %op, error = %error, "state store write failed");
         }
@@ -205,6 +252,7 @@ pub(super) fn log(event: &Event) {
             },
             json!({"op": op, "revision": revision}),
         ),
+        _ => {} // another group's (see `log`)
     }
 }
 

@@ -79,119 +79,16 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
     let state =
         StateConfig { path: resolve(raw.state.as_ref().and_then(|s| s.path.as_deref()).unwrap_or("cutover.db")) };
 
-    let api = raw.api.map(|a| {
-        let listen = p.socket_addr("api.listen", a.listen.as_ref(), "127.0.0.1:8080");
-        let mut names = HashSet::new();
-        let tokens = a
-            .tokens
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| {
-                let at = format!("api.tokens[{i}]");
-                let name = p.required(&format!("{at}.name"), t.name.as_ref(), "the actor recorded in the audit log");
-                if let Some(n) = name
-                    && !names.insert(n.to_string())
-                {
-                    p.push(format!("{at}.name"), format!("{n:?} is used by another token"));
-                }
-                let role = match t.role.as_deref() {
-                    Some("viewer") => Some(TokenRole::Viewer),
-                    Some("agent") => Some(TokenRole::Agent),
-                    Some("approver") => Some(TokenRole::Approver),
-                    Some("admin") => Some(TokenRole::Admin),
-                    Some(other) => {
-                        p.push(format!("{at}.role"), format!("{other:?} is not a role (viewer, agent, approver or admin)"));
-                        None
-                    }
-                    None => {
-                        p.push(format!("{at}.role"), "missing (viewer, agent, approver or admin)");
-                        None
-                    }
-                };
-                let sha = match t.sha256.as_deref() {
-                    Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => Some(h.to_ascii_lowercase()),
-                    Some(_) => {
-                        p.push(format!("{at}.sha256"), "must be the 64 hex digits of the token's SHA-256 (e.g. `printf %s \"$TOKEN\" | sha256sum`)");
-                        None
-                    }
-                    None => {
-                        p.push(format!("{at}.sha256"), "missing (the hex SHA-256 of the bearer token)");
-                        None
-                    }
-                };
-                let vantage = match (role, t.vantage.as_deref()) {
-                    (Some(TokenRole::Agent), Some(v)) if valid_vantage(v) => Some(v.to_string()),
-                    (Some(TokenRole::Agent), Some(v)) => {
-                        p.push(
-                            format!("{at}.vantage"),
-                            format!("{v:?} is not a vantage name (1 to 64 letters, digits, '.', '_' or '-'; not \"local\")"),
-                        );
-                        None
-                    }
-                    (Some(TokenRole::Agent), None) => {
-                        p.push(
-                            format!("{at}.vantage"),
-                            "missing: an agent token speaks for one vantage (the name its `cutover agent --vantage` uses)",
-                        );
-                        None
-                    }
-                    (Some(_), Some(_)) => {
-                        p.push(format!("{at}.vantage"), "only an agent token has a vantage");
-                        None
-                    }
-                    (_, None) | (None, Some(_)) => None,
-                };
-                if role == Some(TokenRole::Agent) && vantage.is_none() {
-                    return None;
-                }
-                Some(ApiToken { name: name?.to_string(), role: role?, sha256: sha?, vantage })
-            })
-            .collect();
-        ApiConfig { listen, tokens, metrics_require_token: a.metrics_require_token.unwrap_or(false) }
-    });
-
-    let rp = raw.probe.unwrap_or_default();
-    let probe = ProbeConfig {
-        interval: p.duration("probe.interval", rp.interval.as_ref(), Duration::from_secs(1)),
-        timeout: p.duration("probe.timeout", rp.timeout.as_ref(), Duration::from_secs(2)),
-        prefix: rp.prefix.clone().unwrap_or_else(|| ".cutover-probe/".into()),
-        object_size: rp.object_size.unwrap_or(1024) as usize,
-    };
-    if probe.prefix.is_empty() || probe.prefix.starts_with('/') {
-        p.push(
-            "probe.prefix",
-            format!("{:?} must be a non-empty key prefix that does not start with '/'", probe.prefix),
-        );
-    }
-    if !(1..=5 * 1024 * 1024).contains(&probe.object_size) {
-        p.push("probe.object_size", format!("{} bytes is out of range (1 to 5242880)", probe.object_size));
-    }
+    let api = raw.api.map(|a| validate_api(&mut p, a));
+    let probe = validate_probe(&mut p, raw.probe.unwrap_or_default());
 
     let rpol = raw.policy.unwrap_or_default();
     let policy = PolicyConfig {
         path: rpol.path.map(|s| resolve(&s)),
         max_failovers_per_hour: rpol.max_failovers_per_hour.unwrap_or(3),
     };
-    let rd = raw.detect.unwrap_or_default();
-    let detect = DetectConfig {
-        failures: rd.failures.unwrap_or(2).max(1),
-        confirm_after: p.duration("detect.confirm_after", rd.confirm_after.as_ref(), Duration::from_millis(2250)),
-        slow_after: p.duration("detect.slow_after", rd.slow_after.as_ref(), Duration::from_secs(1)),
-        error_rate: rd.error_rate.unwrap_or(0.5),
-        window: rd.window.unwrap_or(10).max(1),
-        p95_latency: rd
-            .p95_latency
-            .as_ref()
-            .map(|_| p.duration("detect.p95_latency", rd.p95_latency.as_ref(), Duration::ZERO)),
-        recover_successes: rd.recover_successes.unwrap_or(3).max(1),
-        recover_after: p.duration("detect.recover_after", rd.recover_after.as_ref(), Duration::from_secs(3)),
-    };
-    if !(1..=MAX_WINDOW).contains(&rd.window.unwrap_or(10)) {
-        p.push("detect.window", format!("{} probes is out of range (1 to {MAX_WINDOW})", rd.window.unwrap_or(10)));
-    }
-    if !(0.0..=1.0).contains(&detect.error_rate) || detect.error_rate == 0.0 {
-        p.push("detect.error_rate", format!("{} must be above 0 and at most 1", detect.error_rate));
-    }
+    let detect = validate_detect(&mut p, raw.detect.unwrap_or_default());
+
     let rv = raw.verify.unwrap_or_default();
     let verify = VerifyConfig {
         quorum: rv.quorum.unwrap_or(1),
@@ -211,7 +108,162 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
         min_dwell: p.duration("fallback.min_dwell", rf.min_dwell.as_ref(), Duration::from_secs(300)),
     };
 
-    let ro = raw.objectives.unwrap_or_default();
+    let objectives = validate_objectives(&mut p, raw.objectives.unwrap_or_default());
+    let drills = validate_drills(&mut p, raw.drills, base_dir);
+
+    let backends = validate_backends(&mut p, raw.backends, base_dir, env);
+    let names: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
+    let gateway = raw.gateway.map(|g| validate_gateway(&mut p, g, &names, base_dir, env));
+    if let Some(g) = &gateway {
+        check_bucket_overlap(&mut p, &g.buckets, &backends);
+    }
+    let primary = backends.iter().find(|b| b.role == Role::Primary).map(|b| b.name.as_str());
+    let signals = raw.signals.map(|s| validate_signals(&mut p, s, &names, primary, base_dir)).unwrap_or_default();
+    let audit = raw.audit.map(|a| validate_audit(&mut p, a, &backends, env)).unwrap_or_default();
+    let ha = raw.ha.and_then(|h| ha::validate_ha(&mut p, h, api.as_ref(), base_dir, env, &ha::host_name));
+
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    Ok(Config {
+        state,
+        api,
+        probe,
+        policy,
+        runbooks,
+        fallback,
+        backends,
+        gateway,
+        detect,
+        verify,
+        objectives,
+        drills,
+        signals,
+        audit,
+        ha,
+    })
+}
+
+/// One `[[api.tokens]]` entry; `names` are the names seen so far (each
+/// must be unique). `None` when it has a problem.
+fn validate_token(p: &mut Problems, i: usize, t: &RawToken, names: &mut HashSet<String>) -> Option<ApiToken> {
+    let at = format!("api.tokens[{i}]");
+    let name = p.required(&format!("{at}.name"), t.name.as_ref(), "the actor recorded in the audit log");
+    if let Some(n) = name
+        && !names.insert(n.to_string())
+    {
+        p.push(format!("{at}.name"), format!("{n:?} is used by another token"));
+    }
+    let role = match t.role.as_deref() {
+        Some("viewer") => Some(TokenRole::Viewer),
+        Some("agent") => Some(TokenRole::Agent),
+        Some("approver") => Some(TokenRole::Approver),
+        Some("admin") => Some(TokenRole::Admin),
+        Some(other) => {
+            p.push(format!("{at}.role"), format!("{other:?} is not a role (viewer, agent, approver or admin)"));
+            None
+        }
+        None => {
+            p.push(format!("{at}.role"), "missing (viewer, agent, approver or admin)");
+            None
+        }
+    };
+    let sha = match t.sha256.as_deref() {
+        Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => Some(h.to_ascii_lowercase()),
+        Some(_) => {
+            p.push(
+                format!("{at}.sha256"),
+                "must be the 64 hex digits of the token's SHA-256 (e.g. `printf %s \"$TOKEN\" | sha256sum`)",
+            );
+            None
+        }
+        None => {
+            p.push(format!("{at}.sha256"), "missing (the hex SHA-256 of the bearer token)");
+            None
+        }
+    };
+    let vantage = match (role, t.vantage.as_deref()) {
+        (Some(TokenRole::Agent), Some(v)) if valid_vantage(v) => Some(v.to_string()),
+        (Some(TokenRole::Agent), Some(v)) => {
+            p.push(
+                format!("{at}.vantage"),
+                format!("{v:?} is not a vantage name (1 to 64 letters, digits, '.', '_' or '-'; not \"local\")"),
+            );
+            None
+        }
+        (Some(TokenRole::Agent), None) => {
+            p.push(
+                format!("{at}.vantage"),
+                "missing: an agent token speaks for one vantage (the name its `cutover agent --vantage` uses)",
+            );
+            None
+        }
+        (Some(_), Some(_)) => {
+            p.push(format!("{at}.vantage"), "only an agent token has a vantage");
+            None
+        }
+        (_, None) | (None, Some(_)) => None,
+    };
+    if role == Some(TokenRole::Agent) && vantage.is_none() {
+        return None;
+    }
+    Some(ApiToken { name: name?.to_string(), role: role?, sha256: sha?, vantage })
+}
+
+/// `[api]`: the listen address and the tokens.
+fn validate_api(p: &mut Problems, a: RawApi) -> ApiConfig {
+    let listen = p.socket_addr("api.listen", a.listen.as_ref(), "127.0.0.1:8080");
+    let mut names = HashSet::new();
+    let tokens = a.tokens.iter().enumerate().filter_map(|(i, t)| validate_token(p, i, t, &mut names)).collect();
+    ApiConfig { listen, tokens, metrics_require_token: a.metrics_require_token.unwrap_or(false) }
+}
+
+/// `[probe]`.
+fn validate_probe(p: &mut Problems, rp: RawProbe) -> ProbeConfig {
+    let probe = ProbeConfig {
+        interval: p.duration("probe.interval", rp.interval.as_ref(), Duration::from_secs(1)),
+        timeout: p.duration("probe.timeout", rp.timeout.as_ref(), Duration::from_secs(2)),
+        prefix: rp.prefix.clone().unwrap_or_else(|| ".cutover-probe/".into()),
+        object_size: rp.object_size.unwrap_or(1024) as usize,
+    };
+    if probe.prefix.is_empty() || probe.prefix.starts_with('/') {
+        p.push(
+            "probe.prefix",
+            format!("{:?} must be a non-empty key prefix that does not start with '/'", probe.prefix),
+        );
+    }
+    if !(1..=5 * 1024 * 1024).contains(&probe.object_size) {
+        p.push("probe.object_size", format!("{} bytes is out of range (1 to 5242880)", probe.object_size));
+    }
+    probe
+}
+
+/// `[detect]`: the health state machine's thresholds.
+fn validate_detect(p: &mut Problems, rd: RawDetect) -> DetectConfig {
+    let detect = DetectConfig {
+        failures: rd.failures.unwrap_or(2).max(1),
+        confirm_after: p.duration("detect.confirm_after", rd.confirm_after.as_ref(), Duration::from_millis(2250)),
+        slow_after: p.duration("detect.slow_after", rd.slow_after.as_ref(), Duration::from_secs(1)),
+        error_rate: rd.error_rate.unwrap_or(0.5),
+        window: rd.window.unwrap_or(10).max(1),
+        p95_latency: rd
+            .p95_latency
+            .as_ref()
+            .map(|_| p.duration("detect.p95_latency", rd.p95_latency.as_ref(), Duration::ZERO)),
+        recover_successes: rd.recover_successes.unwrap_or(3).max(1),
+        recover_after: p.duration("detect.recover_after", rd.recover_after.as_ref(), Duration::from_secs(3)),
+    };
+    if !(1..=MAX_WINDOW).contains(&rd.window.unwrap_or(10)) {
+        p.push("detect.window", format!("{} probes is out of range (1 to {MAX_WINDOW})", rd.window.unwrap_or(10)));
+    }
+    if !(0.0..=1.0).contains(&detect.error_rate) || detect.error_rate == 0.0 {
+        p.push("detect.error_rate", format!("{} must be above 0 and at most 1", detect.error_rate));
+    }
+    detect
+}
+
+/// `[objectives]`: RTO, RPO and the false failovers allowed.
+fn validate_objectives(p: &mut Problems, ro: RawObjectives) -> ObjectivesConfig {
     let rpo = match &ro.rpo {
         None | Some(super::raw::IntOrString::Int(0)) => Duration::ZERO,
         Some(super::raw::IntOrString::Str(s)) if s.trim() == "0" => Duration::ZERO,
@@ -227,14 +279,18 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
             Duration::ZERO
         }
     };
-    let objectives = ObjectivesConfig {
+    ObjectivesConfig {
         rto: p.duration("objectives.rto", ro.rto.as_ref(), Duration::from_secs(5)),
         rpo,
         max_false_failovers: ro.max_false_failovers.unwrap_or(0),
-    };
+    }
+}
 
+/// `[[drills]]`: scheduled game days.
+fn validate_drills(p: &mut Problems, drills_raw: Vec<RawDrill>, base_dir: &Path) -> Vec<DrillConfig> {
+    let resolve = |s: &str| -> PathBuf { base_dir.join(s) };
     let mut drills = Vec::new();
-    for (i, d) in raw.drills.into_iter().enumerate() {
+    for (i, d) in drills_raw.into_iter().enumerate() {
         let at = |k: &str| format!("drills[{i}].{k}");
         let scenario = d.scenario.unwrap_or_default();
         if !DRILL_SCENARIOS.contains(&scenario.as_str()) {
@@ -271,38 +327,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path, env: &dyn Fn(&str) -> Option<St
             drills.push(DrillConfig { scenario, cron, config, chaos, runs, report, agent_endpoint: d.agent_endpoint });
         }
     }
-
-    let backends = validate_backends(&mut p, raw.backends, base_dir, env);
-    let names: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
-    let gateway = raw.gateway.map(|g| validate_gateway(&mut p, g, &names, base_dir, env));
-    if let Some(g) = &gateway {
-        check_bucket_overlap(&mut p, &g.buckets, &backends);
-    }
-    let primary = backends.iter().find(|b| b.role == Role::Primary).map(|b| b.name.as_str());
-    let signals = raw.signals.map(|s| validate_signals(&mut p, s, &names, primary, base_dir)).unwrap_or_default();
-    let audit = raw.audit.map(|a| validate_audit(&mut p, a, &backends, env)).unwrap_or_default();
-    let ha = raw.ha.and_then(|h| ha::validate_ha(&mut p, h, api.as_ref(), base_dir, env, &ha::host_name));
-
-    if !p.0.is_empty() {
-        return Err(p.0);
-    }
-    Ok(Config {
-        state,
-        api,
-        probe,
-        policy,
-        runbooks,
-        fallback,
-        backends,
-        gateway,
-        detect,
-        verify,
-        objectives,
-        drills,
-        signals,
-        audit,
-        ha,
-    })
+    drills
 }
 
 /// Bytes an `[audit] hmac_key_env` key must have at least.
@@ -552,6 +577,7 @@ fn validate_backend_checks(p: &mut Problems, at: &str, v: &RawBackendValidate) -
     BackendValidateConfig { sse, max_latency }
 }
 
+/// `[gateway]`: listen address, region, TLS, clients, buckets and limits.
 fn validate_gateway(
     p: &mut Problems,
     g: RawGateway,
@@ -576,103 +602,109 @@ fn validate_gateway(
             "no clients configured; the gateway is never an open proxy (add [[gateway.clients]])",
         );
     }
-    let clients = g
-        .clients
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| {
-            let at = format!("gateway.clients[{i}]");
-            let id = p.required(
-                &format!("{at}.access_key_id"),
-                c.access_key_id.as_ref(),
-                "the key id applications sign with",
-            );
-            let secret = match (&c.secret_access_key_env, &c.secret_access_key_file) {
-                (Some(var), None) => {
-                    if env(var).is_none_or(|v| v.is_empty()) {
-                        p.push(format!("{at}.secret_access_key_env"), format!("environment variable {var} is not set"));
-                    }
-                    Some(SecretRef::Env(var.clone()))
-                }
-                (None, Some(file)) => Some(SecretRef::File(base_dir.join(file))),
-                (Some(_), Some(_)) => {
-                    p.push(&at, "give secret_access_key_env or secret_access_key_file, not both");
-                    None
-                }
-                (None, None) => {
-                    p.push(&at, "missing secret_access_key_env (or secret_access_key_file)");
-                    None
-                }
-            };
-            Some(GatewayClient { access_key_id: id?.to_string(), secret: secret? })
-        })
-        .collect();
-    let buckets = g
-        .buckets
-        .iter()
-        .enumerate()
-        .filter_map(|(i, b)| {
-            let at = format!("gateway.buckets[{i}]");
-            let name = p.required(&format!("{at}.name"), b.name.as_ref(), "the bucket name applications use");
-            if let Some(n) = name
-                && let Err(e) = check_bucket_name(n)
-            {
-                p.push(format!("{at}.name"), e.to_string());
-            }
-            let mode = match b.mode.as_deref() {
-                None | Some("active-passive") => Some(BucketMode::ActivePassive),
-                Some("read-through") => Some(BucketMode::ReadThrough),
-                Some("dual-write") => Some(BucketMode::DualWrite),
-                Some(other) => {
-                    p.push(
-                        format!("{at}.mode"),
-                        format!("{other:?} is not a mode (active-passive, read-through or dual-write)"),
-                    );
-                    None
-                }
-            };
-            let ack = match b.ack.as_deref() {
-                None => Some(Ack::ActiveJournal),
-                Some(a) if mode != Some(BucketMode::DualWrite) => {
-                    p.push(format!("{at}.ack"), format!("ack = {a:?} is only meaningful with mode = \"dual-write\""));
-                    None
-                }
-                Some("all") => Some(Ack::All),
-                Some("active-journal") => Some(Ack::ActiveJournal),
-                Some(other) => {
-                    p.push(format!("{at}.ack"), format!("{other:?} is not an ack policy (all or active-journal)"));
-                    None
-                }
-            };
-            let spans: Vec<String> = match &b.backends {
-                Some(list) if list.is_empty() => {
-                    p.push(
-                        format!("{at}.backends"),
-                        "empty: a bucket needs at least one backend (list them, or remove the key to span all)",
-                    );
-                    Vec::new()
-                }
-                Some(list) => {
-                    for (j, n) in list.iter().enumerate() {
-                        if !backends.contains(&n.as_str()) {
-                            let known = if backends.is_empty() { "none".to_string() } else { backends.join(", ") };
-                            p.push(
-                                format!("{at}.backends[{j}]"),
-                                format!("{n:?} is not a configured backend (configured: {known})"),
-                            );
-                        } else if list[..j].contains(n) {
-                            p.push(format!("{at}.backends[{j}]"), format!("{n:?} is listed twice"));
-                        }
-                    }
-                    list.clone()
-                }
-                None => backends.iter().map(|s| s.to_string()).collect(),
-            };
-            Some(GatewayBucket { name: name?.to_string(), mode: mode?, ack: ack?, backends: spans })
-        })
-        .collect();
+    let clients =
+        g.clients.iter().enumerate().filter_map(|(i, c)| validate_gateway_client(p, i, c, base_dir, env)).collect();
+    let buckets =
+        g.buckets.iter().enumerate().filter_map(|(i, b)| validate_gateway_bucket(p, i, b, backends)).collect();
     let limits = validate_gateway_limits(p, &g);
     GatewayConfig { listen, region, tls, clients, buckets, limits }
+}
+
+/// One `[[gateway.clients]]` entry; `None` when it has a problem.
+fn validate_gateway_client(
+    p: &mut Problems,
+    i: usize,
+    c: &RawGatewayClient,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<GatewayClient> {
+    let at = format!("gateway.clients[{i}]");
+    let id = p.required(&format!("{at}.access_key_id"), c.access_key_id.as_ref(), "the key id applications sign with");
+    let secret = match (&c.secret_access_key_env, &c.secret_access_key_file) {
+        (Some(var), None) => {
+            if env(var).is_none_or(|v| v.is_empty()) {
+                p.push(format!("{at}.secret_access_key_env"), format!("environment variable {var} is not set"));
+            }
+            Some(SecretRef::Env(var.clone()))
+        }
+        (None, Some(file)) => Some(SecretRef::File(base_dir.join(file))),
+        (Some(_), Some(_)) => {
+            p.push(&at, "give secret_access_key_env or secret_access_key_file, not both");
+            None
+        }
+        (None, None) => {
+            p.push(&at, "missing secret_access_key_env (or secret_access_key_file)");
+            None
+        }
+    };
+    Some(GatewayClient { access_key_id: id?.to_string(), secret: secret? })
+}
+
+/// One `[[gateway.buckets]]` entry over the configured `backends`; `None`
+/// when it has a problem.
+fn validate_gateway_bucket(
+    p: &mut Problems,
+    i: usize,
+    b: &RawGatewayBucket,
+    backends: &[&str],
+) -> Option<GatewayBucket> {
+    let at = format!("gateway.buckets[{i}]");
+    let name = p.required(&format!("{at}.name"), b.name.as_ref(), "the bucket name applications use");
+    if let Some(n) = name
+        && let Err(e) = check_bucket_name(n)
+    {
+        p.push(format!("{at}.name"), e.to_string());
+    }
+    let mode = match b.mode.as_deref() {
+        None | Some("active-passive") => Some(BucketMode::ActivePassive),
+        Some("read-through") => Some(BucketMode::ReadThrough),
+        Some("dual-write") => Some(BucketMode::DualWrite),
+        Some(other) => {
+            p.push(
+                format!("{at}.mode"),
+                format!("{other:?} is not a mode (active-passive, read-through or dual-write)"),
+            );
+            None
+        }
+    };
+    let ack = match b.ack.as_deref() {
+        None => Some(Ack::ActiveJournal),
+        Some(a) if mode != Some(BucketMode::DualWrite) => {
+            p.push(format!("{at}.ack"), format!("ack = {a:?} is only meaningful with mode = \"dual-write\""));
+            None
+        }
+        Some("all") => Some(Ack::All),
+        Some("active-journal") => Some(Ack::ActiveJournal),
+        Some(other) => {
+            p.push(format!("{at}.ack"), format!("{other:?} is not an ack policy (all or active-journal)"));
+            None
+        }
+    };
+    let spans: Vec<String> = match &b.backends {
+        Some(list) if list.is_empty() => {
+            p.push(
+                format!("{at}.backends"),
+                "empty: a bucket needs at least one backend (list them, or remove the key to span all)",
+            );
+            Vec::new()
+        }
+        Some(list) => {
+            for (j, n) in list.iter().enumerate() {
+                if !backends.contains(&n.as_str()) {
+                    let known = if backends.is_empty() { "none".to_string() } else { backends.join(", ") };
+                    p.push(
+                        format!("{at}.backends[{j}]"),
+                        format!("{n:?} is not a configured backend (configured: {known})"),
+                    );
+                } else if list[..j].contains(n) {
+                    p.push(format!("{at}.backends[{j}]"), format!("{n:?} is listed twice"));
+                }
+            }
+            list.clone()
+        }
+        None => backends.iter().map(|s| s.to_string()).collect(),
+    };
+    Some(GatewayBucket { name: name?.to_string(), mode: mode?, ack: ack?, backends: spans })
 }
 
 /// Deadlines, hedging and client limits of the gateway.

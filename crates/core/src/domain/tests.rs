@@ -18,6 +18,7 @@ where
 
 #[test]
 fn every_form_agrees() {
+    agree(Health::ALL);
     agree(IncidentState::ALL);
     agree(RunKind::ALL);
     agree(RunState::ALL);
@@ -29,6 +30,8 @@ fn every_form_agrees() {
 
 #[test]
 fn the_strings_are_the_old_ones() {
+    let health: Vec<&str> = Health::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(health, ["healthy", "suspect", "down", "recovering", "unknown"]);
     let states: Vec<&str> = IncidentState::ALL.iter().map(|s| s.as_str()).collect();
     assert_eq!(
         states,

@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
+use cutover_core::Config;
 use cutover_core::config::load_str;
 use cutover_core::domain::IncidentState;
 use cutover_lab::s3sfs::S3sFs;
 use cutover_s3::{ClientOptions, Credentials, S3Client};
+use cutover_store::AuditError;
 use sha2::{Digest, Sha256};
 
 use crate::wiring::{Running, start};
@@ -52,105 +54,83 @@ pub fn run() -> Result<(), Failure> {
         &|_| None,
     )
     .map_err(|e| Failure::Usage(e.to_string()))?;
-    let direct_a = backend_client(&config, "cloud-a", &a);
-
     let rt = runtime();
-    let result = rt.block_on(async {
-        let running = start(config.clone(), true).await?;
-        say(&format!(
-            "cutover is running: API http://{} · S3 gateway http://{} (bucket \"app\") · state {}",
-            running.api.map(|a| a.to_string()).unwrap_or_default(),
-            running.gateway.map(|a| a.to_string()).unwrap_or_default(),
-            config.state.path.display()
-        ));
-        let gw = running.gateway.context("the gateway's address")?;
-        let app = gateway_client(&config, dir.path(), gw)?;
-        running.wait_for("both backends healthy", Duration::from_secs(20), Running::all_healthy).await?;
-
-        let view = Arc::new(ClientView::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let workload = tokio::spawn(workload(app.clone(), view.clone(), stop.clone()));
-        tokio::time::sleep(Duration::from_secs(2)).await;
-
-        say("injecting an outage: cloud-a stops answering (connections accepted, never served)");
-        a.hang();
-        let onset = Instant::now();
-        running.wait_for("failover", Duration::from_secs(30), |r| state(r) == Some(IncidentState::FailedOver)).await?;
-        let rto = onset.elapsed();
-        let incident = running.latest_incident().context("an incident")?.id;
-        let id = incident.clone();
-        let opened = running.shared.controller.query(move |c, _| c.opened_instant(&id)).await;
-        let detect = opened.ok().flatten().map(|t| t.duration_since(onset));
-        say(&format!(
-            "validated switch to cloud-b {:.1}s after the onset; the client keeps writing",
-            rto.as_secs_f64()
-        ));
-        tokio::time::sleep(Duration::from_secs(2)).await;
-
-        say("lifting the outage: cloud-a answers again; fallback waits for it to be stable");
-        a.resume();
-        let back = Instant::now();
-        running.wait_for("fallback", Duration::from_secs(30), |r| state(r) == Some(IncidentState::Resolved)).await?;
-        let fallback = back.elapsed();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        stop.store(true, Ordering::SeqCst);
-        let _ = workload.await;
-
-        say("reading back every acknowledged write through the gateway and directly from cloud-a");
-        let acked = view.acked.lock().unwrap().clone();
-        let mut lost = 0;
-        for (key, hash) in &acked {
-            for client in [&app, &direct_a] {
-                let ok = client.get_object(key, &[]).await.is_ok_and(|r| hex::encode(Sha256::digest(&r.body)) == *hash);
-                if !ok {
-                    lost += 1;
-                    say(&format!("  LOST: {key} via {}", client.name()));
-                }
-            }
-        }
-        let audit = running.shared.store.verify_audit().map_err(anyhow::Error::from)?;
-        running.shutdown().await;
-        Ok::<_, Failure>(Summary {
-            detect,
-            rto,
-            fallback,
-            ok: view.ok.load(Ordering::SeqCst),
-            failed: view.failed.load(Ordering::SeqCst),
-            acked: acked.len(),
-            lost,
-            audit: audit.map_err(|e| e.to_string()),
-            incident,
-        })
-    });
+    let result = rt.block_on(outage_and_recovery(config, dir.path(), &a));
     drop(rt);
     let s = result?;
-    let total = started.elapsed();
-    say(&format!("summary of incident {} ({:.1}s in all):", s.incident, total.as_secs_f64()));
-    let secs = |d: Duration| format!("{:.1}s", d.as_secs_f64());
-    say(&format!("  time to detect (outage onset → incident opened): {}", s.detect.map(secs).unwrap_or("?".into())));
-    say(&format!("  RTO (outage onset → validated switch):            {}", secs(s.rto)));
-    say(&format!("  fallback (cloud-a back → resynced, switched, validated): {}", secs(s.fallback)));
-    say(&format!("  client requests: {} ok, {} failed", s.ok, s.failed));
-    say(&format!("  acknowledged writes: {}, lost: {}", s.acked, s.lost));
-    say(&format!(
-        "  audit chain: {}",
-        match &s.audit {
-            Ok(n) => format!("{n} entries, verified"),
-            Err(e) => format!("BROKEN: {e}"),
-        }
-    ));
-    let objectives = [
-        ("RTO within 10s", s.rto <= Duration::from_secs(10)),
-        ("zero acknowledged writes lost", s.lost == 0 && s.acked > 0),
-        ("audit chain verified", s.audit.is_ok()),
-        ("finished within a minute", total <= Duration::from_secs(60)),
-    ];
-    for (what, ok) in objectives {
-        say(&format!("  {} {what}", if ok { "met   " } else { "MISSED" }));
-    }
-    if objectives.iter().all(|(_, ok)| *ok) { Ok(()) } else { Err(Failure::Failed) }
+    if s.report(started.elapsed()) { Ok(()) } else { Err(Failure::Failed) }
 }
 
+/// Runs cutover in front of `a` and a second backend while a client writes
+/// and reads through its gateway; `a` stops answering, then answers again.
+/// Every acknowledged write is read back through the gateway and from `a`.
+async fn outage_and_recovery(config: Config, dir: &Path, a: &S3sFs) -> Result<Summary, Failure> {
+    let direct_a = backend_client(&config, "cloud-a", a);
+    let running = start(config.clone(), true).await?;
+    say(&format!(
+        "cutover is running: API http://{} · S3 gateway http://{} (bucket \"app\") · state {}",
+        running.api.map(|a| a.to_string()).unwrap_or_default(),
+        running.gateway.map(|a| a.to_string()).unwrap_or_default(),
+        config.state.path.display()
+    ));
+    let gw = running.gateway.context("the gateway's address")?;
+    let app = gateway_client(&config, dir, gw)?;
+    running.wait_for("both backends healthy", Duration::from_secs(20), Running::all_healthy).await?;
+
+    let view = Arc::new(ClientView::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let workload = tokio::spawn(workload(app.clone(), view.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    say("injecting an outage: cloud-a stops answering (connections accepted, never served)");
+    a.hang();
+    let onset = Instant::now();
+    running.wait_for("failover", Duration::from_secs(30), |r| state(r) == Some(IncidentState::FailedOver)).await?;
+    let rto = onset.elapsed();
+    let incident = running.latest_incident().context("an incident")?.id;
+    let id = incident.clone();
+    let opened = running.shared.controller.query(move |c, _| c.opened_instant(&id)).await;
+    let detect = opened.ok().flatten().map(|t| t.duration_since(onset));
+    say(&format!("validated switch to cloud-b {:.1}s after the onset; the client keeps writing", rto.as_secs_f64()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    say("lifting the outage: cloud-a answers again; fallback waits for it to be stable");
+    a.resume();
+    let back = Instant::now();
+    running.wait_for("fallback", Duration::from_secs(30), |r| state(r) == Some(IncidentState::Resolved)).await?;
+    let fallback = back.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let _ = workload.await;
+
+    say("reading back every acknowledged write through the gateway and directly from cloud-a");
+    let acked = view.acked.lock().unwrap().clone();
+    let mut lost = 0;
+    for (key, hash) in &acked {
+        for client in [&app, &direct_a] {
+            let ok = client.get_object(key, &[]).await.is_ok_and(|r| hex::encode(Sha256::digest(&r.body)) == *hash);
+            if !ok {
+                lost += 1;
+                say(&format!("  LOST: {key} via {}", client.name()));
+            }
+        }
+    }
+    let audit = running.shared.store.verify_audit().map_err(anyhow::Error::from)?;
+    running.shutdown().await;
+    Ok(Summary {
+        detect,
+        rto,
+        fallback,
+        ok: view.ok.load(Ordering::SeqCst),
+        failed: view.failed.load(Ordering::SeqCst),
+        acked: acked.len(),
+        lost,
+        audit,
+        incident,
+    })
+}
+
+/// What the demo measured.
 struct Summary {
     detect: Option<Duration>,
     rto: Duration,
@@ -159,8 +139,43 @@ struct Summary {
     failed: u64,
     acked: usize,
     lost: usize,
-    audit: Result<usize, String>,
+    /// The audit chain's length, or where it breaks.
+    audit: Result<usize, AuditError>,
     incident: String,
+}
+
+impl Summary {
+    /// Prints the summary and the objectives; true when every one is met.
+    fn report(&self, total: Duration) -> bool {
+        let s = self;
+        say(&format!("summary of incident {} ({:.1}s in all):", s.incident, total.as_secs_f64()));
+        let secs = |d: Duration| format!("{:.1}s", d.as_secs_f64());
+        say(&format!(
+            "  time to detect (outage onset → incident opened): {}",
+            s.detect.map(secs).unwrap_or("?".into())
+        ));
+        say(&format!("  RTO (outage onset → validated switch):            {}", secs(s.rto)));
+        say(&format!("  fallback (cloud-a back → resynced, switched, validated): {}", secs(s.fallback)));
+        say(&format!("  client requests: {} ok, {} failed", s.ok, s.failed));
+        say(&format!("  acknowledged writes: {}, lost: {}", s.acked, s.lost));
+        say(&format!(
+            "  audit chain: {}",
+            match &s.audit {
+                Ok(n) => format!("{n} entries, verified"),
+                Err(e) => format!("BROKEN: {e}"),
+            }
+        ));
+        let objectives = [
+            ("RTO within 10s", s.rto <= Duration::from_secs(10)),
+            ("zero acknowledged writes lost", s.lost == 0 && s.acked > 0),
+            ("audit chain verified", s.audit.is_ok()),
+            ("finished within a minute", total <= Duration::from_secs(60)),
+        ];
+        for (what, ok) in objectives {
+            say(&format!("  {} {what}", if ok { "met   " } else { "MISSED" }));
+        }
+        objectives.iter().all(|(_, ok)| *ok)
+    }
 }
 
 fn say(line: &str) {
@@ -252,7 +267,7 @@ fn write_files(dir: &Path, a: &S3sFs, b: &S3sFs, repo: Option<&Path>) -> Result<
 }
 
 /// The application's client: it speaks S3 to the gateway, nothing else.
-fn gateway_client(config: &cutover_core::Config, dir: &Path, addr: std::net::SocketAddr) -> Result<S3Client, Failure> {
+fn gateway_client(config: &Config, dir: &Path, addr: std::net::SocketAddr) -> Result<S3Client, Failure> {
     let mut b = config.backends[0].clone();
     b.name = "gateway".into();
     b.bucket = "app".into();
@@ -261,7 +276,7 @@ fn gateway_client(config: &cutover_core::Config, dir: &Path, addr: std::net::Soc
     Ok(S3Client::new(&b, creds("DEMOAPPKEY", secret.trim()), ClientOptions::probe(Duration::from_secs(2))))
 }
 
-fn backend_client(config: &cutover_core::Config, name: &str, s: &S3sFs) -> S3Client {
+fn backend_client(config: &Config, name: &str, s: &S3sFs) -> S3Client {
     let b = config.backend(name).expect("demo backend");
     S3Client::new(b, creds(&s.key_id, &s.secret), ClientOptions::probe(Duration::from_secs(5)))
 }

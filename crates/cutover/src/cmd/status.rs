@@ -5,12 +5,13 @@
 //! and the last recorded health (not live). The output says which.
 
 use clap::Args;
+use cutover_core::domain::Health;
 use cutover_store::SqliteStore;
 use cutover_store::prelude::*;
 use serde_json::{Map, Value, json};
 
 use crate::cli::Global;
-use crate::client::{ApiArgs, api_url, get, refusal};
+use crate::client::{ApiArgs, ClientError, api_url, get, refusal};
 use crate::{Failure, load, runtime};
 
 #[derive(Debug, Args)]
@@ -20,6 +21,33 @@ pub struct StatusArgs {
     /// Print JSON (the same as `--output json`).
     #[arg(long)]
     pub json: bool,
+}
+
+/// Why no controller was asked (then the state store answers); the output
+/// says it.
+#[derive(Debug, thiserror::Error)]
+enum Unasked {
+    /// No API address: neither `--api`, `$CUTOVER_API` nor `[api] listen`.
+    #[error("no controller API to ask ({reason})")]
+    NoApi { reason: String },
+    /// The token's variable is set to nothing but blanks.
+    #[error("${var} is set but empty, so {url} was not asked")]
+    EmptyToken { var: String, url: String },
+    /// The token's variable is not set (or not UTF-8).
+    #[error("${var} is not set, so {url} was not asked")]
+    NoToken {
+        var: String,
+        url: String,
+        #[source]
+        source: std::env::VarError,
+    },
+    /// The controller did not answer.
+    #[error("no controller reachable at {url} ({source})")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: ClientError,
+    },
 }
 
 pub fn run(global: &Global, args: StatusArgs) -> Result<(), Failure> {
@@ -37,22 +65,23 @@ pub fn run(global: &Global, args: StatusArgs) -> Result<(), Failure> {
 
 /// The status from the controller's API; `Ok(Err(why))` when no controller
 /// could be asked (then the state store answers).
-fn from_api(global: &Global, api: &ApiArgs) -> Result<Result<Value, String>, Failure> {
+fn from_api(global: &Global, api: &ApiArgs) -> Result<Result<Value, Unasked>, Failure> {
     let explicit = api.api.is_some() || std::env::var("CUTOVER_API").is_ok_and(|u| !u.is_empty());
     let (url, endpoint) = match api_url(global, api) {
         Ok(u) => u,
-        Err(Failure::Usage(m)) if !explicit => return Ok(Err(format!("no controller API to ask ({m})"))),
+        Err(Failure::Usage(reason)) if !explicit => return Ok(Err(Unasked::NoApi { reason })),
         Err(e) => return Err(e),
     };
+    let var = || api.token_env.clone();
     let token = match std::env::var(&api.token_env) {
         Ok(t) if !t.trim().is_empty() => t,
-        Ok(_) => return Ok(Err(format!("${} is set but empty, so {url} was not asked", api.token_env))),
-        Err(_) => return Ok(Err(format!("${} is not set, so {url} was not asked", api.token_env))),
+        Ok(_) => return Ok(Err(Unasked::EmptyToken { var: var(), url })),
+        Err(source) => return Ok(Err(Unasked::NoToken { var: var(), url, source })),
     };
     let rt = runtime();
     let (code, text) = match rt.block_on(get(&endpoint, "/v1/status", &token)) {
         Ok(r) => r,
-        Err(e) => return Ok(Err(format!("no controller reachable at {url} ({e})"))),
+        Err(source) => return Ok(Err(Unasked::Unreachable { url, source })),
     };
     if code != 200 {
         return Err(refusal(&url, "/v1/status", code, &text, &api.token_env));
@@ -76,7 +105,7 @@ fn from_api(global: &Global, api: &ApiArgs) -> Result<Result<Value, String>, Fai
 
 /// The status from the state store: the active backend and the incidents as
 /// recorded; health is unknown (not live), with the last recorded change.
-fn from_store(global: &Global, why: String) -> Result<Value, Failure> {
+fn from_store(global: &Global, why: Unasked) -> Result<Value, Failure> {
     let config = load::config(global)?;
     let path = &config.state.path;
     if !path.exists() {
@@ -97,11 +126,12 @@ fn from_store(global: &Global, why: String) -> Result<Value, Failure> {
                 .iter()
                 .filter(|r| r.backend == b.name)
                 .map(|r| {
-                    let v = json!({"health": "unknown", "last_recorded": {"health": r.health, "at": r.at, "reason": r.reason}});
+                    let last = json!({"health": r.health, "at": r.at, "reason": r.reason});
+                    let v = json!({"health": Health::Unknown, "last_recorded": last});
                     (r.vantage.clone(), v)
                 })
                 .collect();
-            json!({"name": b.name, "role": b.role.as_str(), "health": "unknown", "vantages": vantages})
+            json!({"name": b.name, "role": b.role.as_str(), "health": Health::Unknown, "vantages": vantages})
         })
         .collect();
     let open = store.open_incidents().map_err(|e| Failure::Error(e.into()))?;
@@ -109,7 +139,7 @@ fn from_store(global: &Global, why: String) -> Result<Value, Failure> {
         "active": active,
         "backends": backends,
         "open_incidents": open,
-        "source": {"kind": "state", "path": path.display().to_string(), "live": false, "why": why},
+        "source": {"kind": "state", "path": path.display().to_string(), "live": false, "why": why.to_string()},
     }))
 }
 
@@ -161,5 +191,25 @@ fn print_human(s: &Value) {
             d["action"].as_str().unwrap_or("-"),
             d["target"].as_str().unwrap_or("")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    #[test]
+    fn why_no_controller_was_asked_names_the_variable_and_the_address() {
+        let url = "http://127.0.0.1:8080".to_string();
+        let var = "CUTOVER_TOKEN".to_string();
+        let unset = Unasked::NoToken { var: var.clone(), url: url.clone(), source: std::env::VarError::NotPresent };
+        assert_eq!(unset.to_string(), "$CUTOVER_TOKEN is not set, so http://127.0.0.1:8080 was not asked");
+        assert!(unset.source().is_some(), "the environment's error is kept");
+        let empty = Unasked::EmptyToken { var, url };
+        assert_eq!(empty.to_string(), "$CUTOVER_TOKEN is set but empty, so http://127.0.0.1:8080 was not asked");
+        let none = Unasked::NoApi { reason: "no [api] in the configuration; give --api URL".into() };
+        assert_eq!(none.to_string(), "no controller API to ask (no [api] in the configuration; give --api URL)");
     }
 }

@@ -19,8 +19,10 @@ use crate::{load, runtime};
 
 mod metrics;
 mod progress;
+mod size;
 
 use progress::Display;
+use size::parse_size;
 
 /// How often `replicate` records the lag in the state store during a round.
 const LAG_SAVE_EVERY: Duration = Duration::from_secs(5);
@@ -108,25 +110,6 @@ pub struct ReplicateArgs {
 
 fn parse_duration(s: &str) -> Result<Duration, cutover_core::DurationError> {
     cutover_core::parse_duration(s)
-}
-
-/// Parses `123`, `64KiB`, `16MiB`, `1GiB`, `10MB`.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("{s:?}: expected a size like 16MiB"))?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "KiB" => 1 << 10,
-        "M" | "MiB" => 1 << 20,
-        "G" | "GiB" => 1 << 30,
-        "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        u => return Err(format!("{s:?}: unknown unit {u:?} (use KiB, MiB, GiB)")),
-    };
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?}: too large"))
 }
 
 fn side(config: &Config, spec: &str, timeout: Duration, what: &str) -> Result<Side, Failure> {
@@ -430,18 +413,4 @@ pub fn replicate(global: &Global, args: ReplicateArgs) -> Result<(), Failure> {
         }
         if last_ok { Ok(()) } else { Err(Failure::Failed) }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_sizes() {
-        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
-        assert_eq!(parse_size("100"), Ok(100));
-        assert_eq!(parse_size("10MB"), Ok(10_000_000));
-        assert!(parse_size("ten").is_err());
-        assert!(parse_size("5XB").is_err());
-    }
 }

@@ -58,7 +58,9 @@ impl Host for RunHost {
             }
             let Some(ha) = &self.shared.ha else { return Ok(json!({"from": from, "to": to})) };
             // HA: wait (bounded) for every live gateway to serve `to`.
+            let started = Instant::now();
             let (acked, lagging) = wait_for_gateways(ha, to, ACK_WAIT).await;
+            ha.metrics.switched(started.elapsed(), lagging.len());
             if !lagging.is_empty() {
                 tracing::warn!(to, lagging = ?lagging, "gateways have not acknowledged the switch within {ACK_WAIT:?}");
             }

@@ -145,6 +145,9 @@ pub(super) fn follow_etcd(
                     registration.ack(Some(name));
                 }
                 _ = tick.tick() => {
+                    if let Some(at) = follower.age().and_then(|a| std::time::Instant::now().checked_sub(a)) {
+                        active.confirm(at, ttl);
+                    }
                     let stale = follower.age().is_none_or(|a| a > ttl);
                     if stale != away {
                         away = stale;

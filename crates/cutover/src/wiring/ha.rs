@@ -18,6 +18,7 @@ use cutover_core::config::HaConfig;
 use cutover_etcd::{Client, Election, ElectionConfig, ElectionStatus, EtcdStore, Role};
 use cutover_store::{Fence, SqliteStore, Store};
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 
@@ -38,6 +39,8 @@ pub struct HaNode {
     pub client: Client,
     /// `[ha] prefix`.
     pub prefix: String,
+    /// The election's and the switch's metrics.
+    pub metrics: HaMetrics,
 }
 
 /// Opens the shared state in etcd, with node-local data (health history)
@@ -65,7 +68,14 @@ pub fn campaign(ha: &HaConfig, api_addr: Option<SocketAddr>) -> Result<(Election
     cfg.request_timeout = ha.timing.request_timeout;
     cfg.renew_deadline = ha.timing.renew_deadline;
     let election = Election::start(client.clone(), cfg);
-    let node = HaNode { status: election.status(), node: ha.node.clone(), api, client, prefix: ha.prefix.clone() };
+    let node = HaNode {
+        status: election.status(),
+        node: ha.node.clone(),
+        api,
+        client,
+        prefix: ha.prefix.clone(),
+        metrics: HaMetrics::default(),
+    };
     Ok((election, node))
 }
 
@@ -128,10 +138,23 @@ pub async fn lead_loop(
 
 /// The election's own metrics (the leader gauge, the leadership changes
 /// and the fenced writes are the controller's).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct HaMetrics {
     renew_latency: Gauge<f64, std::sync::atomic::AtomicU64>,
     etcd_up: Gauge,
+    ack_seconds: Histogram,
+    lagging: Gauge,
+}
+
+impl Default for HaMetrics {
+    fn default() -> Self {
+        Self {
+            renew_latency: Gauge::default(),
+            etcd_up: Gauge::default(),
+            ack_seconds: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0]),
+            lagging: Gauge::default(),
+        }
+    }
 }
 
 impl HaMetrics {
@@ -142,10 +165,27 @@ impl HaMetrics {
             self.renew_latency.clone(),
         );
         registry.register(
+            "cutover_ha_switch_ack_seconds",
+            "Time from a switch to the acknowledgement of every registered gateway (the wait's bound when some lag)",
+            self.ack_seconds.clone(),
+        );
+        registry.register(
+            "cutover_ha_gateways_lagging",
+            "Gateways that had not acknowledged the last switch when state.switch stopped waiting",
+            self.lagging.clone(),
+        );
+        registry.register(
             "cutover_ha_etcd_up",
             "Whether this node's last request to etcd got an answer (1) or not (0)",
             self.etcd_up.clone(),
         );
+    }
+
+    /// A switch was acknowledged by every gateway after `took`, or `lagging`
+    /// gateways had not when the wait ended.
+    pub fn switched(&self, took: std::time::Duration, lagging: usize) {
+        self.ack_seconds.observe(took.as_secs_f64());
+        self.lagging.set(i64::try_from(lagging).unwrap_or(i64::MAX));
     }
 
     /// Follows the campaign's status until it stops.

@@ -23,9 +23,9 @@
 //!   [`StoreError::Fenced`]; a lost race re-runs the body on fresh reads
 //!   (optimistic concurrency). So ids and audit seqs stay dense and the
 //!   audit chain linear across leaders. A [`Fence::local`] is refused.
-//! - [`ActiveBackend::watch_active_backend`] follows the key with an etcd
-//!   watch, reconnecting; on a disconnect it keeps the last value, and it
-//!   only ever publishes whole values read from etcd.
+//! - [`cutover_store::ActiveBackend::watch_active_backend`] follows the key
+//!   with an etcd watch, reconnecting; on a disconnect it keeps the last
+//!   value, and it only ever publishes whole values read from etcd.
 //!
 //! # Caveats
 //! - The interface is synchronous: the store owns a small tokio runtime

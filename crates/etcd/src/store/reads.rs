@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use cutover_core::domain::{DecisionAction, IncidentState, RunState, StepState, Verdict};
+use cutover_core::domain::{DecisionAction, Health, IncidentState, RunState, StepState, Verdict};
 use cutover_core::time::rfc3339;
 use cutover_store::{
     ActiveBackend, Approval, Approvals, AuditEntry, AuditError, AuditLog, AuditRow, DecisionRecord, Fence, GENESIS,
@@ -286,8 +286,8 @@ impl HealthHistory for EtcdStore {
         at: SystemTime,
         backend: &str,
         vantage: &str,
-        from: &str,
-        to: &str,
+        from: Health,
+        to: Health,
         reason: &str,
     ) -> Result<(), StoreError> {
         self.local().record_health(at, backend, vantage, from, to, reason)

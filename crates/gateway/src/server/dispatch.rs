@@ -29,6 +29,16 @@ pub(super) const PRESIGN_PARAMS: [&str; 7] = [
     "X-Amz-Security-Token",
 ];
 
+/// An answer sent before the request's body was read: the connection
+/// closes after it. A client that sent `Expect: 100-continue` may send the
+/// body anyway once it gives up waiting; on a kept-alive connection those
+/// bytes would be read as the next request's head (a bare 400 that no S3
+/// client can parse, seen with botocore 1.43).
+fn unread_body(mut r: Response<Body>) -> Response<Body> {
+    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 /// A client request's body and headers, ready to go upstream.
 pub(super) struct ClientRequest {
     body: Body,
@@ -46,6 +56,10 @@ impl Inner {
         let start = Instant::now();
         let (parts, body) = req.into_parts();
         let raw_path = parts.uri.path().to_string();
+        if raw_path.starts_with("/-/") && parts.method == http::Method::GET {
+            // No bucket name starts with `-`: the gateway's own endpoints.
+            return self.own_endpoint(&raw_path).await;
+        }
         let query = auth::parse_query(parts.uri.query().unwrap_or(""));
         let target = route::target(&parts.headers, &raw_path, &self.bucket_names);
         let op = route::operation(&parts.method, &target, &query, &parts.headers);
@@ -54,7 +68,7 @@ impl Inner {
             {
                 Ok(v) => v,
                 Err(e) => {
-                    let resp = s3xml::error(e.status(), e.code(), &e.to_string(), &raw_path);
+                    let resp = unread_body(s3xml::error(e.status(), e.code(), &e.to_string(), &raw_path));
                     self.metrics.request(op.name(), crate::metrics::GATEWAY, resp.status().as_u16(), start.elapsed());
                     return resp;
                 }
@@ -65,6 +79,28 @@ impl Inner {
         self.metrics.request(op.name(), backend, resp.status().as_u16(), start.elapsed());
         let (parts, body) = resp.into_parts();
         Response::from_parts(parts, Counted::wrap(body, self.metrics.bytes_out.clone()))
+    }
+
+    /// `GET /-/health` (the active backend, how fresh it is) and
+    /// `GET /-/metrics` (this gateway's metrics), open like a load
+    /// balancer's health check; anything else under `/-/` is 404.
+    async fn own_endpoint(&self, path: &str) -> Response<Body> {
+        let (content_type, body) = match path {
+            "/-/health" => {
+                let fresh = self.active.freshness();
+                let v = serde_json::json!({
+                    "active": self.active.get(),
+                    "age_seconds": fresh.age.map(|a| a.as_secs_f64()),
+                    "stale": fresh.stale,
+                });
+                ("application/json", v.to_string())
+            }
+            "/-/metrics" => ("text/plain; version=0.0.4", self.render_metrics().await),
+            _ => return s3xml::error(StatusCode::NOT_FOUND, "NoSuchKey", "no such endpoint", path),
+        };
+        let mut r = Response::new(full(body));
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        r
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -85,18 +121,19 @@ impl Inner {
             return r;
         }
         let Some(bucket) = target.bucket.as_ref().and_then(|b| self.buckets.get(b)).cloned() else {
-            return s3xml::error(StatusCode::NOT_FOUND, "NoSuchBucket", "no such bucket on this gateway", &resource);
+            let r = s3xml::error(StatusCode::NOT_FOUND, "NoSuchBucket", "no such bucket on this gateway", &resource);
+            return unread_body(r);
         };
         if let Err(r) = self.check_keys(target.key.as_deref(), &parts.headers) {
-            return s3xml::error(r.status, r.code, &r.message, &resource);
+            return unread_body(s3xml::error(r.status, r.code, &r.message, &resource));
         }
         if op == S3Op::Unsupported {
-            return s3xml::error(
+            return unread_body(s3xml::error(
                 StatusCode::NOT_IMPLEMENTED,
                 "NotImplemented",
                 "bucket management is not available through the gateway",
                 &resource,
-            );
+            ));
         }
         let query = query
             .into_iter()

@@ -172,8 +172,7 @@ impl Gateway {
     /// included (a process with one registry uses [`Self::register_metrics`]
     /// and [`Self::refresh_metrics`] instead).
     pub async fn render_metrics(&self) -> String {
-        let (depth, age) = self.journal_figures().await;
-        self.inner.metrics.render(depth, age)
+        self.inner.render_metrics().await
     }
 
     /// Registers this gateway's metrics into the process's registry.
@@ -184,13 +183,22 @@ impl Gateway {
     /// Updates the gauges read from the state file (journal depth and the
     /// age of its oldest entry); call it before encoding the registry.
     pub async fn refresh_metrics(&self) {
-        let (depth, age) = self.journal_figures().await;
+        let (depth, age) = self.inner.journal_figures().await;
         self.inner.metrics.set_journal(depth, age);
+        self.inner.metrics.set_active_age(self.inner.active.freshness().age);
     }
+}
 
+impl Inner {
     async fn journal_figures(&self) -> (u64, Option<Duration>) {
-        let (depth, oldest) = self.inner.state.journal_depth().await.unwrap_or((0, None));
+        let (depth, oldest) = self.state.journal_depth().await.unwrap_or((0, None));
         let age = oldest.map(|ms| Duration::from_millis((crate::state::now_ms() - ms).max(0) as u64));
         (depth, age)
+    }
+
+    pub(super) async fn render_metrics(&self) -> String {
+        let (depth, age) = self.journal_figures().await;
+        self.metrics.set_active_age(self.active.freshness().age);
+        self.metrics.render(depth, age)
     }
 }

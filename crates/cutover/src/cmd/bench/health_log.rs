@@ -4,18 +4,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use cutover_core::domain::Health;
 use cutover_core::time::parse_rfc3339;
 use serde::Deserialize;
-
-/// A health state as the log spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Healthy,
-    Suspect,
-    Down,
-    Recovering,
-}
 
 /// One logged health change.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,8 +14,8 @@ pub struct HealthChange {
     pub at: SystemTime,
     pub backend: String,
     pub vantage: String,
-    pub from: State,
-    pub to: State,
+    pub from: Health,
+    pub to: Health,
     pub reason: String,
 }
 
@@ -36,8 +27,8 @@ struct Line {
     backend: String,
     #[serde(default)]
     vantage: String,
-    from: Option<State>,
-    to: Option<State>,
+    from: Option<Health>,
+    to: Option<Health>,
     #[serde(default)]
     reason: String,
 }
@@ -62,21 +53,21 @@ pub fn health_changes(log: &str) -> Vec<HealthChange> {
 
 /// The changes of the primary seen from this controller (`primary@local`)
 /// from `from` to `to`.
-pub fn primary_changes(changes: &[HealthChange], from: State, to: State) -> impl Iterator<Item = &HealthChange> {
+pub fn primary_changes(changes: &[HealthChange], from: Health, to: Health) -> impl Iterator<Item = &HealthChange> {
     changes.iter().filter(move |c| c.backend == "primary" && c.vantage == "local" && c.from == from && c.to == to)
 }
 
 /// The time from `onset` to the first `healthy -> suspect` of the primary
 /// after it.
 pub fn first_suspect(changes: &[HealthChange], onset: SystemTime) -> Option<Duration> {
-    primary_changes(changes, State::Healthy, State::Suspect).find_map(|c| c.at.duration_since(onset).ok())
+    primary_changes(changes, Health::Healthy, Health::Suspect).find_map(|c| c.at.duration_since(onset).ok())
 }
 
 /// The longest failing streak that ended a suspect episode of the primary
 /// (`suspect -> healthy`; the streak is given in the reason, `... a failing
 /// streak of 1.93s ...`).
 pub fn longest_streak(changes: &[HealthChange]) -> Option<Duration> {
-    primary_changes(changes, State::Suspect, State::Healthy)
+    primary_changes(changes, Health::Suspect, Health::Healthy)
         .filter_map(|c| c.reason.split("failing streak of ").nth(1)?.split('s').next()?.parse::<f64>().ok())
         .map(Duration::from_secs_f64)
         .max()
@@ -106,7 +97,7 @@ mod tests {
         let changes = health_changes(&log);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].backend, "primary");
-        assert_eq!((changes[0].from, changes[0].to), (State::Healthy, State::Suspect));
+        assert_eq!((changes[0].from, changes[0].to), (Health::Healthy, Health::Suspect));
         assert_eq!(changes[0].at, parse_rfc3339("2026-11-24T03:20:31.000Z").unwrap());
     }
 
@@ -136,7 +127,7 @@ mod tests {
         .join("\n");
         let changes = health_changes(&log);
         assert_eq!(longest_streak(&changes), Some(Duration::from_millis(2040)));
-        assert_eq!(primary_changes(&changes, State::Suspect, State::Down).count(), 1);
+        assert_eq!(primary_changes(&changes, Health::Suspect, Health::Down).count(), 1);
         assert_eq!(longest_streak(&[]), None);
     }
 }

@@ -6,14 +6,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use cutover_core::config::Config;
+use cutover_core::domain::Health;
 use cutover_core::time::parse_rfc3339;
 use cutover_lab::garage::Garage;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::FaultKind;
 use super::config::config_text;
 use super::error::{BenchError, io};
-use super::health_log::{State, first_suspect, longest_streak, primary_changes};
+use super::health_log::{first_suspect, longest_streak, primary_changes};
 use super::nft::{nft_delete, nft_drop};
 use super::phase::{phase, stratified_phase};
 use super::process::TrialProcess;
@@ -69,7 +71,7 @@ impl DetectLab {
         c.wait("both backends healthy", |c| {
             let s = c.json("/v1/status");
             s["active"] == "primary"
-                && s["backends"].as_array().is_some_and(|b| b.iter().all(|b| b["health"] == "healthy"))
+                && s["backends"].as_array().is_some_and(|b| b.iter().all(|b| health(b) == Some(Health::Healthy)))
         })?;
         Ok(c)
     }
@@ -112,15 +114,15 @@ impl DetectLab {
             resumed.elapsed() >= BLIP_AFTERMATH
                 && c.json("/v1/status")["backends"]
                     .as_array()
-                    .is_some_and(|b| b.iter().any(|b| b["name"] == "primary" && b["health"] == "healthy"))
+                    .is_some_and(|b| b.iter().any(|b| b["name"] == "primary" && health(b) == Some(Health::Healthy)))
         })?;
         let incidents = c.json("/v1/incidents");
         let failover = incidents.as_array().is_some_and(|a| a.iter().any(|i| i["decision"]["action"] == "failover"));
         let changes = c.health_changes();
         Ok(BlipOutcome {
             failover,
-            down: primary_changes(&changes, State::Suspect, State::Down).next().is_some(),
-            suspect: primary_changes(&changes, State::Healthy, State::Suspect).next().is_some(),
+            down: primary_changes(&changes, Health::Suspect, Health::Down).next().is_some(),
+            suspect: primary_changes(&changes, Health::Healthy, Health::Suspect).next().is_some(),
             streak: longest_streak(&changes),
         })
     }
@@ -155,4 +157,9 @@ fn first_failover_decision(c: &TrialProcess) -> Option<(Value, Vec<String>)> {
     let first = decisions.iter().position(|d| d["detail"]["action"] == "failover")?;
     let interim = decisions[..first].iter().map(|d| d["detail"]["action"].to_string()).collect();
     Some((decisions[first].clone(), interim))
+}
+
+/// The `health` of a backend in `/v1/status`, when it names one.
+fn health(backend: &Value) -> Option<Health> {
+    Health::deserialize(&backend["health"]).ok()
 }
