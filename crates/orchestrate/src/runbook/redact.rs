@@ -183,6 +183,22 @@ fn redact_array(a: &[Value]) -> Value {
 /// Free text with secrets redacted: URLs, `NAME=value` and `NAME: value`
 /// pairs, `Bearer`/`Basic` credentials and well-known token formats.
 pub fn redact_text(s: &str) -> String {
+    // One pass can make a new secret visible to another: `token=?&/hooks/0`
+    // in a URL is an assignment, and once its value is a marker the URL's
+    // path starts at `/hooks/`. Passes repeat until nothing changes, so that
+    // redacting again changes nothing (each pass only adds markers).
+    let mut current = redact_pass(s);
+    for _ in 0..4 {
+        let next = redact_pass(&current);
+        if next == current {
+            break;
+        }
+        current = next;
+    }
+    current
+}
+
+fn redact_pass(s: &str) -> String {
     let s = redact_urls(s);
     let s = redact_schemes(&s);
     let s = redact_assignments(&s);
