@@ -106,9 +106,10 @@ impl EncodeMetric for Histogram {
         let mut buckets = [(0.0, 0); BUCKETS.len() + 1];
         let mut count = 0;
         for (i, cell) in self.0.buckets.iter().enumerate() {
-            count += cell.load(Ordering::Relaxed);
-            // Cumulative, as the text format wants them.
-            buckets[i] = (BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), count);
+            // Per bucket: the text encoder makes them cumulative.
+            let n = cell.load(Ordering::Relaxed);
+            count += n;
+            buckets[i] = (BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), n);
         }
         let sum = Duration::from_nanos(self.0.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
         encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)

@@ -75,6 +75,10 @@ fn renders_histograms_counters_and_gauges() {
     assert!(text.contains("cutover_detection_to_validated_switch_seconds_bucket{le=\"2.5\"} 1"), "{text}");
     assert!(text.contains("cutover_detection_to_validated_switch_seconds_bucket{le=\"1\"} 0"), "{text}");
     assert!(text.contains("cutover_detection_to_validated_switch_seconds_count 1"), "{text}");
+    // Regression: bucket counts were made cumulative twice (here and by the
+    // text encoder), so every bucket above the first non-empty one grew.
+    assert!(text.contains("cutover_detection_to_validated_switch_seconds_bucket{le=\"5\"} 1"), "{text}");
+    assert!(text.contains("cutover_detection_to_validated_switch_seconds_bucket{le=\"+Inf\"} 1"), "{text}");
     assert!(text.contains("cutover_failovers_total 1"), "{text}");
 }
 
