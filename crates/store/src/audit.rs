@@ -36,6 +36,20 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
+impl From<AuditRow> for AuditEntry {
+    /// The row with its detail parsed (kept as a string when it is not JSON).
+    fn from(r: AuditRow) -> Self {
+        Self {
+            seq: r.seq,
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            detail: serde_json::from_str(&r.detail).unwrap_or(Value::String(r.detail)),
+            hash: r.hash,
+        }
+    }
+}
+
 /// One audit row exactly as stored (the detail as its JSON text), as the
 /// export carries it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -159,21 +173,6 @@ impl SqliteStore {
 }
 
 impl AuditLog for SqliteStore {
-    fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
-        Ok(self
-            .audit_rows_after(0, i64::MAX)?
-            .into_iter()
-            .map(|r| AuditEntry {
-                seq: r.seq,
-                at: r.at,
-                actor: r.actor,
-                action: r.action,
-                detail: serde_json::from_str(&r.detail).unwrap_or(Value::String(r.detail)),
-                hash: r.hash,
-            })
-            .collect())
-    }
-
     fn audit_rows_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn

@@ -134,8 +134,10 @@ pub trait Approvals {
 /// The hash-chained audit log (reads, and [`AuditLog::mark_keyed`]; appends
 /// are [`Tx::audit`] and [`StoreExt::audit`]).
 pub trait AuditLog {
-    /// Every entry, in order.
-    fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Every entry, in order (the rows, their details parsed).
+    fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(self.audit_rows_after(0, i64::MAX)?.into_iter().map(AuditEntry::from).collect())
+    }
 
     /// Up to `limit` rows with a seq above `after`, in order, as stored.
     fn audit_rows_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError>;

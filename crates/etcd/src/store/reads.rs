@@ -6,9 +6,9 @@ use std::time::SystemTime;
 use cutover_core::domain::{DecisionAction, Health, IncidentState, RunState, StepState, Verdict};
 use cutover_core::time::rfc3339;
 use cutover_store::{
-    ActiveBackend, Approval, Approvals, AuditEntry, AuditError, AuditLog, AuditRow, DecisionRecord, Fence, GENESIS,
-    HealthHistory, HealthRecord, Incident, Incidents, KEYED, NewRun, RunRecord, Runs, Segment, SegmentError,
-    StepRecord, StepRef, Store, StoreError, StoreExt, TimelineEvent, Tx, VerifyReport, check_rows,
+    ActiveBackend, Approval, Approvals, AuditError, AuditLog, AuditRow, DecisionRecord, Fence, GENESIS, HealthHistory,
+    HealthRecord, Incident, Incidents, KEYED, NewRun, RunRecord, Runs, Segment, SegmentError, StepRecord, StepRef,
+    Store, StoreError, StoreExt, TimelineEvent, Tx, VerifyReport, check_rows,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -203,21 +203,6 @@ impl Approvals for EtcdStore {
 }
 
 impl AuditLog for EtcdStore {
-    fn audit_entries(&self) -> Result<Vec<AuditEntry>, StoreError> {
-        Ok(self
-            .audit_rows_after(0, i64::MAX)?
-            .into_iter()
-            .map(|r| AuditEntry {
-                seq: r.seq,
-                at: r.at,
-                actor: r.actor,
-                action: r.action,
-                detail: serde_json::from_str(&r.detail).unwrap_or(Value::String(r.detail)),
-                hash: r.hash,
-            })
-            .collect())
-    }
-
     fn audit_rows_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
         let prefix = self.keys().audit();
         let from = format!("{prefix}{}", seq(after.saturating_add(1).max(0)));
