@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -292,15 +291,8 @@ fn a_leader_cut_off_from_etcd_stops_acting_before_the_standby_takes_over() {
 /// What a node's `/v1/status` says of its role and token (`None` while its
 /// API does not answer).
 fn sample(port: u16) -> Option<(String, Option<i64>)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let req = format!(
-        "GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {HARNESS_VIEWER_TOKEN}\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let v: serde_json::Value = serde_json::from_str(out.split_once("\r\n\r\n")?.1).ok()?;
+    let (status, body) = common::run_process::request(port, "GET", "/v1/status", Some(HARNESS_VIEWER_TOKEN), "");
+    let v: serde_json::Value = serde_json::from_str(&body).ok().filter(|_| status == 200)?;
     Some((v["role"].as_str()?.to_string(), v["leader"]["token"].as_i64()))
 }
 

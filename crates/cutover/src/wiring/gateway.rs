@@ -145,10 +145,11 @@ pub(super) fn follow_etcd(
                     registration.ack(Some(name));
                 }
                 _ = tick.tick() => {
-                    if let Some(at) = follower.age().and_then(|a| std::time::Instant::now().checked_sub(a)) {
+                    let age = follower.age();
+                    if let Some(at) = age.and_then(|a| std::time::Instant::now().checked_sub(a)) {
                         active.confirm(at, ttl);
                     }
-                    let stale = follower.age().is_none_or(|a| a > ttl);
+                    let stale = age.is_none_or(|a| a > ttl);
                     if stale != away {
                         away = stale;
                         if stale {
