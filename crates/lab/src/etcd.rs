@@ -43,6 +43,18 @@ pub struct EtcdMember {
     child: Option<Child>,
 }
 
+/// Where the members keep their data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// On tmpfs (`/dev/shm`) when it is there, else in the temporary
+    /// directory: an fsync then costs nothing, so a test measures cutover's
+    /// timing and not a shared disk's (a killed member still keeps what it
+    /// wrote: the page cache outlives the process).
+    Memory,
+    /// In the temporary directory, on disk: what a benchmark measures.
+    Disk,
+}
+
 /// A running three-member etcd cluster; stopped (every member killed) when dropped.
 #[derive(Debug)]
 pub struct EtcdCluster {
@@ -51,21 +63,32 @@ pub struct EtcdCluster {
 }
 
 impl EtcdCluster {
-    /// Starts [`MEMBERS`] members and waits until every one is healthy.
+    /// Starts [`MEMBERS`] members on [`Storage::Memory`] and waits until
+    /// every one is healthy.
     /// A port taken between its choice and etcd's bind (other tests pick
     /// free ports too) makes it start again on new ports, up to three times.
     pub fn start() -> Result<Self, LabError> {
+        Self::start_on(Storage::Memory)
+    }
+
+    /// [`EtcdCluster::start`] with the members' data on `storage`.
+    pub fn start_on(storage: Storage) -> Result<Self, LabError> {
         let mut tries = 0;
         loop {
-            match Self::start_once() {
+            match Self::start_once(storage) {
                 Err(LabError::NotReady(why)) if why.contains("address already in use") && tries < 2 => tries += 1,
                 r => return r,
             }
         }
     }
 
-    fn start_once() -> Result<Self, LabError> {
-        let dir = tempfile::tempdir().map_err(|source| LabError::Io { what: "temporary directory".into(), source })?;
+    fn start_once(storage: Storage) -> Result<Self, LabError> {
+        let shm = Path::new("/dev/shm");
+        let dir = match storage {
+            Storage::Memory if shm.is_dir() => tempfile::tempdir_in(shm).or_else(|_| tempfile::tempdir()),
+            _ => tempfile::tempdir(),
+        }
+        .map_err(|source| LabError::Io { what: "temporary directory".into(), source })?;
         let ports: Vec<(u16, u16)> = (0..MEMBERS).map(|_| (free_port(), free_port())).collect();
         let initial_cluster = ports
             .iter()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use cutover_core::duration::format_duration;
 use cutover_etcd::{Client, ClientOptions};
-use cutover_lab::etcd::EtcdCluster;
+use cutover_lab::etcd::{EtcdCluster, Storage};
 use cutover_lab::s3sfs::S3sFs;
 
 use super::config::{BackendSpec, GATEWAY_SECRET_ENV, Shared};
@@ -30,7 +30,8 @@ pub struct HaLab {
 
 impl HaLab {
     pub fn start(exe: PathBuf, lease_ttl: Duration) -> Result<Self, BenchError> {
-        let cluster = EtcdCluster::start().map_err(|source| BenchError::Setup { what: "etcd", source })?;
+        let cluster =
+            EtcdCluster::start_on(Storage::Disk).map_err(|source| BenchError::Setup { what: "etcd", source })?;
         let s3 = |what| S3sFs::start("app-data").map_err(|source| BenchError::Setup { what, source });
         let (primary, secondary) = (s3("the primary")?, s3("the secondary")?);
         let rt = tokio::runtime::Builder::new_multi_thread()
