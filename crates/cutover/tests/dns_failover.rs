@@ -44,7 +44,9 @@ with = {{ backend = "{{{{ target }}}}" }}
 }
 
 /// BIND and two Garages, or `None` (with a note) when one is not installed.
-fn lab(extra: &str) -> Option<(Bind, cutover_lab::garage::Garage, cutover_lab::garage::Garage, Setup, common::receiver::Receiver)> {
+fn lab(
+    extra: &str,
+) -> Option<(Bind, cutover_lab::garage::Garage, cutover_lab::garage::Garage, Setup, common::receiver::Receiver)> {
     if !bind::available() || !cutover_lab::garage::available() {
         eprintln!("skipped: needs named, dig (bind9, bind9-dnsutils) and garage");
         return None;
@@ -82,16 +84,21 @@ fn a_paused_primary_moves_the_dns_name_to_the_secondary() {
     a.resume().unwrap();
     let id = c.json("/v1/incidents")[0]["id"].as_str().unwrap().to_string();
 
-    assert_eq!(bind.dig("s3.example.test", "CNAME").unwrap(), ["s3.example.test. 30 IN CNAME secondary.storage.example.test."]);
+    assert_eq!(
+        bind.dig("s3.example.test", "CNAME").unwrap(),
+        ["s3.example.test. 30 IN CNAME secondary.storage.example.test."]
+    );
     assert!(bind.serial().unwrap() > serial);
     let detail = c.json(&format!("/v1/incidents/{id}"));
-    let step = detail["timeline"].as_array().unwrap().iter().find(|e| e["detail"]["step"] == "move the DNS name").cloned();
+    let step =
+        detail["timeline"].as_array().unwrap().iter().find(|e| e["detail"]["step"] == "move the DNS name").cloned();
     let step = step.unwrap_or_else(|| panic!("no dns step in {detail}"));
     assert_eq!(step["detail"]["ok"], true, "{step}");
     assert!(!detail.to_string().contains(bind.secret()), "the TSIG secret is in the incident: {detail}");
     // The Slack message links to the incident in the API.
     let got = receiver.received();
-    let chat: Value = serde_json::from_str(&got.iter().find(|r| r.path == "/slack").expect("slack was told").body).unwrap();
+    let chat: Value =
+        serde_json::from_str(&got.iter().find(|r| r.path == "/slack").expect("slack was told").body).unwrap();
     let url = chat["blocks"].as_array().unwrap().last().unwrap()["elements"][0]["url"].as_str().unwrap().to_string();
     assert_eq!(url, format!("http://127.0.0.1:{}/v1/incidents/{id}", c.port()));
 }
@@ -112,7 +119,8 @@ fn a_failed_validation_puts_the_dns_record_set_back_exactly() {
     }
     let c = RunProcess::start(&setup);
     c.wait_for("primary healthy", Duration::from_secs(20), |c| health(&c.json("/v1/status"), "primary") == "healthy");
-    let (status, body) = c.post("/v1/failover", Some("admin-token"), &json!({"target": "secondary", "reason": "drill"}));
+    let (status, body) =
+        c.post("/v1/failover", Some("admin-token"), &json!({"target": "secondary", "reason": "drill"}));
     assert_eq!(status, 202, "{body}");
     let id = body["incident"].as_str().unwrap().to_string();
     c.wait_for("rolled back", Duration::from_secs(60), |c| {

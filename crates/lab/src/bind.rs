@@ -97,7 +97,8 @@ zone "{zone}" {{
         write("named.conf", &conf)?;
         write("zone.db", &zone_file)?;
         let log_path = dir.path().join("named.log");
-        let log = std::fs::File::create(&log_path).map_err(|source| LabError::Io { what: "named.log".into(), source })?;
+        let log =
+            std::fs::File::create(&log_path).map_err(|source| LabError::Io { what: "named.log".into(), source })?;
         let child = Command::new(named)
             .arg("-g")
             .arg("-c")
@@ -122,7 +123,8 @@ zone "{zone}" {{
             if log.contains("exiting (due to fatal error)") || log.contains("loading configuration: failure") {
                 return Err(LabError::NotReady(format!("named did not start:\n{log}")));
             }
-            if log.lines().any(|l| l.ends_with(" running")) && self.dig(&self.zone, "SOA").is_ok_and(|a| !a.is_empty()) {
+            if log.lines().any(|l| l.ends_with(" running")) && self.dig(&self.zone, "SOA").is_ok_and(|a| !a.is_empty())
+            {
                 return Ok(());
             }
             if start.elapsed() > limit {
@@ -151,7 +153,8 @@ zone "{zone}" {{
     /// file's path.
     pub fn key_file(&self) -> Result<PathBuf, LabError> {
         let path = self.dir.path().join("cutover.key");
-        let text = format!("key \"{KEY_NAME}\" {{\n\talgorithm {};\n\tsecret \"{}\";\n}};\n", self.algorithm, self.secret);
+        let text =
+            format!("key \"{KEY_NAME}\" {{\n\talgorithm {};\n\tsecret \"{}\";\n}};\n", self.algorithm, self.secret);
         std::fs::write(&path, text).map_err(|source| LabError::Io { what: "writing the key file".into(), source })?;
         Ok(path)
     }

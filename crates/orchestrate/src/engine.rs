@@ -940,7 +940,9 @@ pub fn default_undo(call: &Call) -> Option<Call> {
             uses: "state.switch".into(),
             with: Params::from_iter([("to".to_string(), Value::String("{{ source }}".into()))]),
         }),
-        "dns.update" if call.with.get("restore").is_none_or(|r| r.as_bool() != Some(true) && r.as_str() != Some("true")) => {
+        "dns.update"
+            if call.with.get("restore").is_none_or(|r| r.as_bool() != Some(true) && r.as_str() != Some("true")) =>
+        {
             let mut with = call.with.clone();
             with.remove("value");
             with.remove("ttl");

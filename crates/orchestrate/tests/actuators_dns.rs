@@ -54,7 +54,10 @@ async fn moves_a_cname_to_the_secondary_and_the_undo_restores_it_exactly() {
     assert_eq!(out["changed"], true, "{out}");
     assert_eq!(out["previous"], json!([{"ttl": 300, "value": "primary.storage.example.test."}]));
     assert_eq!(out["serial"]["before"], serial);
-    assert_eq!(bind.dig("s3.example.test", "CNAME").unwrap(), ["s3.example.test. 30 IN CNAME secondary.storage.example.test."]);
+    assert_eq!(
+        bind.dig("s3.example.test", "CNAME").unwrap(),
+        ["s3.example.test. 30 IN CNAME secondary.storage.example.test."]
+    );
     assert!(bind.serial().unwrap() > serial);
 
     // Again: the server already has it, nothing is sent.

@@ -155,7 +155,16 @@ fn a_gpg_signed_commit_verifies_on_the_remote() {
     }
     let home = tempfile::tempdir().unwrap();
     let gen_key = Command::new("gpg")
-        .args(["--batch", "--passphrase", "", "--quick-gen-key", "cutover <cutover@localhost>", "ed25519", "sign", "never"])
+        .args([
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "cutover <cutover@localhost>",
+            "ed25519",
+            "sign",
+            "never",
+        ])
         .env("GNUPGHOME", home.path())
         .output()
         .unwrap();

@@ -56,7 +56,11 @@ async fn pagerduty() -> Server {
             let dedup = serde_json::from_slice::<Value>(&r.body).unwrap()["dedup_key"].clone();
             (202, json!({"status": "success", "message": "Event processed", "dedup_key": dedup}).to_string())
         } else {
-            (400, json!({"status": "invalid event", "message": "Event object is invalid", "errors": problems}).to_string())
+            (
+                400,
+                json!({"status": "invalid event", "message": "Event object is invalid", "errors": problems})
+                    .to_string(),
+            )
         }
     })
     .await
@@ -81,7 +85,8 @@ async fn pagerduty_triggers_acknowledges_and_resolves_one_alert_keyed_by_the_inc
     let resolved = notify(&ctx, with).await;
 
     for (result, event) in [(&trigger, "trigger"), (&acknowledged, "acknowledge"), (&resolved, "resolve")] {
-        let expected = json!({"delivered": true, "to": "pagerduty", "status": 202, "event": event, "dedup_key": "inc-42"});
+        let expected =
+            json!({"delivered": true, "to": "pagerduty", "status": 202, "event": event, "dedup_key": "inc-42"});
         assert_eq!(result, &expected);
     }
     let requests = server.requests();
@@ -104,8 +109,14 @@ async fn pagerduty_triggers_acknowledges_and_resolves_one_alert_keyed_by_the_inc
             "links": [{"href": link, "text": "cutover incident inc-42"}],
         })
     );
-    assert_eq!(requests[1].json(), json!({"routing_key": ROUTING_KEY, "event_action": "acknowledge", "dedup_key": "inc-42"}));
-    assert_eq!(requests[2].json(), json!({"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": "inc-42"}));
+    assert_eq!(
+        requests[1].json(),
+        json!({"routing_key": ROUTING_KEY, "event_action": "acknowledge", "dedup_key": "inc-42"})
+    );
+    assert_eq!(
+        requests[2].json(),
+        json!({"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": "inc-42"})
+    );
 }
 
 #[tokio::test]
@@ -122,8 +133,11 @@ async fn pagerduty_needs_a_202_and_a_routing_key_and_never_shows_the_key() {
     let server = pagerduty().await;
     let unset = json!({"kind": "pagerduty", "url": server.url("/v2/enqueue"), "routing_key_env": "UNSET_KEY"});
     let result = notify(&ctx, unset).await;
-    assert_eq!(result, json!({"delivered": false, "to": "pagerduty",
-        "error": "with.routing_key_env: environment variable UNSET_KEY is not set"}));
+    assert_eq!(
+        result,
+        json!({"delivered": false, "to": "pagerduty",
+        "error": "with.routing_key_env: environment variable UNSET_KEY is not set"})
+    );
     assert!(server.requests().is_empty());
 
     let bad = json!({"kind": "pagerduty", "url": server.url("/v2/enqueue"), "routing_key_env": "PD_ROUTING_KEY", "severity": "page-everyone"});
@@ -145,7 +159,8 @@ async fn slack_gets_block_kit_with_the_summary_the_decision_and_a_link_to_the_in
     let r = &server.requests()[0];
     assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/services/T000/B000/XXXX"));
     assert_eq!(r.header("content-type"), Some("application/json"));
-    let summary = ":rotating_light: cutover failover inc-42: primary \u{2192} standby. primary unreachable from 3 vantages";
+    let summary =
+        ":rotating_light: cutover failover inc-42: primary \u{2192} standby. primary unreachable from 3 vantages";
     assert_eq!(
         r.json(),
         json!({
@@ -201,7 +216,10 @@ fn runbook_check_names_paging_mistakes() {
         vec![("routing_key_env".to_string(), "missing required parameter (kind = \"pagerduty\" needs it)".to_string())]
     );
     assert_eq!(check(json!({"kind": "slack", "event": "resolve"}))[0].0, "event");
-    assert_eq!(check(json!({"kind": "pager"}))[0], ("kind".into(), "\"pager\" is not webhook, slack or pagerduty".into()));
+    assert_eq!(
+        check(json!({"kind": "pager"}))[0],
+        ("kind".into(), "\"pager\" is not webhook, slack or pagerduty".into())
+    );
     let e = check(json!({"kind": "pagerduty", "routing_key_env": "K", "event": "close", "severity": "high"}));
     assert_eq!(e.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(), ["event", "severity"]);
 }

@@ -71,8 +71,8 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-pub use self::client::{DnsError, Rcode};
 use self::client::Client;
+pub use self::client::{DnsError, Rcode};
 use self::record::{Rr, RrType, Saved, sorted};
 pub use self::tsig::TsigError;
 use self::tsig::{Algorithm, Key};
@@ -146,8 +146,12 @@ impl Plan {
                 .ok_or_else(|| error("tsig_algorithm", format!("{a:?} is not hmac-sha256 or hmac-sha512")))?,
         };
         match (param::opt_str(p, "tsig_secret_env")?, param::opt_str(p, "tsig_secret_file")?) {
-            (Some(_), Some(_)) => return Err(error("tsig_secret_env", "give tsig_secret_env or tsig_secret_file, not both")),
-            (None, None) => return Err(error("tsig_secret_env", "one of tsig_secret_env and tsig_secret_file is required")),
+            (Some(_), Some(_)) => {
+                return Err(error("tsig_secret_env", "give tsig_secret_env or tsig_secret_file, not both"));
+            }
+            (None, None) => {
+                return Err(error("tsig_secret_env", "one of tsig_secret_env and tsig_secret_file is required"));
+            }
             _ => {}
         }
         Ok(Plan { server, zone, name, rtype, record, key_name, algorithm })
@@ -177,7 +181,15 @@ impl Plan {
 
     /// Where the record set this update replaces is kept for its undo.
     fn saved_path(&self, ctx: &Ctx) -> PathBuf {
-        let id = format!("{}\n{}\n{}\n{}\n{}\n{}", ctx.incident, ctx.kind, self.server, self.zone, self.name, self.rtype.as_str());
+        let id = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}",
+            ctx.incident,
+            ctx.kind,
+            self.server,
+            self.zone,
+            self.name,
+            self.rtype.as_str()
+        );
         let digest = hex::encode(Sha256::digest(id.as_bytes()));
         ctx.work_dir.join("dns").join(format!("{}.json", &digest[..16]))
     }
@@ -240,7 +252,9 @@ pub fn check(with: &Params) -> Vec<(String, String)> {
         out.push(("tsig_algorithm".into(), format!("{a:?} is not hmac-sha256 or hmac-sha512")));
     }
     match (with.contains_key("tsig_secret_env"), with.contains_key("tsig_secret_file")) {
-        (true, true) => out.push(("tsig_secret_env".into(), "give tsig_secret_env or tsig_secret_file, not both".into())),
+        (true, true) => {
+            out.push(("tsig_secret_env".into(), "give tsig_secret_env or tsig_secret_file, not both".into()))
+        }
         (false, false) => out.push((
             "tsig_secret_env".into(),
             "missing required parameter (or tsig_secret_file): where the TSIG secret is".into(),
@@ -317,7 +331,9 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
 /// was looked for, never what was there.
 fn secret(params: &Params, ctx: &Ctx) -> Result<Vec<u8>, StepError> {
     let (field, text, place) = match param::opt_str(params, "tsig_secret_env")? {
-        Some(var) => ("tsig_secret_env", param::secret_from_env(ctx, "tsig_secret_env", var)?, format!("the value of {var}")),
+        Some(var) => {
+            ("tsig_secret_env", param::secret_from_env(ctx, "tsig_secret_env", var)?, format!("the value of {var}"))
+        }
         None => {
             let path = param::req_str(params, "tsig_secret_file")?;
             let text = std::fs::read_to_string(path).map_err(|e| error("tsig_secret_file", format!("{path}: {e}")))?;

@@ -83,7 +83,11 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec::optional("url_env", Kind::String, "the environment variable that holds the webhook URL"),
     ParamSpec::optional("text", Kind::String, "the message (default: what happened, from the incident)"),
     ParamSpec::optional("channel", Kind::String, "the channel to post to"),
-    ParamSpec::optional("approval", Kind::Bool, "the incident awaits approval: say what will happen and where to approve"),
+    ParamSpec::optional(
+        "approval",
+        Kind::Bool,
+        "the incident awaits approval: say what will happen and where to approve",
+    ),
     ParamSpec::optional("link", Kind::String, "the incident's URL (default: the API's /v1/incidents/{id})"),
     ParamSpec::optional("routing_key_env", Kind::String, "pagerduty: the variable holding the routing key"),
     ParamSpec::optional("event", Kind::String, "pagerduty: trigger, acknowledge or resolve (default by run kind)"),
@@ -122,6 +126,7 @@ impl Service {
 }
 
 /// What the message is about, for the bodies of each service.
+#[derive(Debug)]
 pub struct Message<'a> {
     ctx: &'a Ctx,
     text: &'a str,
@@ -284,7 +289,9 @@ fn pagerduty_event(params: &Params, ctx: &Ctx, approval: bool) -> Result<PdEvent
     let routing_key = param::secret_from_env(ctx, "routing_key_env", var)?;
     let action = match param::opt_str(params, "event")? {
         None => Action::default_for(&ctx.kind, approval),
-        Some(e) => Action::parse(e).ok_or_else(|| error("event", format!("{e:?} is not trigger, acknowledge or resolve")))?,
+        Some(e) => {
+            Action::parse(e).ok_or_else(|| error("event", format!("{e:?} is not trigger, acknowledge or resolve")))?
+        }
     };
     let severity = param::opt_str(params, "severity")?.unwrap_or("critical");
     if !pagerduty::SEVERITIES.contains(&severity) {

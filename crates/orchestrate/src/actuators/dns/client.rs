@@ -118,11 +118,8 @@ impl Client {
         let answer = transport::exchange(server, &bytes, self.timeout)
             .await
             .map_err(|source| DnsError::Transport { what: what.into(), source })?;
-        let response = Response::decode(&answer).map_err(|source| DnsError::Malformed {
-            what: what.into(),
-            server,
-            source,
-        })?;
+        let response =
+            Response::decode(&answer).map_err(|source| DnsError::Malformed { what: what.into(), server, source })?;
         let rcode = Rcode::from_code(response.rcode);
         let verified = tsig::verify(&answer, &response.additional, &self.key, &mac);
         if let Err(VerifyError::Server(e)) = verified {
@@ -138,7 +135,12 @@ impl Client {
     /// The record set of `name` and `rtype` (empty when there is none).
     pub async fn rrset(&self, name: &Name, rtype: RrType) -> Result<Vec<Rr>, DnsError> {
         let what = format!("query {name} {}", rtype.as_str());
-        let request = Request { id: fastrand::u16(..), opcode: Opcode::Query, question: (name.clone(), rtype.code()), updates: vec![] };
+        let request = Request {
+            id: fastrand::u16(..),
+            opcode: Opcode::Query,
+            question: (name.clone(), rtype.code()),
+            updates: vec![],
+        };
         let response = self.send(request, &what, &[Rcode::NxDomain]).await?;
         let set = response
             .answers
@@ -152,7 +154,12 @@ impl Client {
     /// The serial of `zone`'s SOA record.
     pub async fn soa_serial(&self, zone: &Name) -> Result<u32, DnsError> {
         let what = format!("query {zone} SOA");
-        let request = Request { id: fastrand::u16(..), opcode: Opcode::Query, question: (zone.clone(), TYPE_SOA), updates: vec![] };
+        let request = Request {
+            id: fastrand::u16(..),
+            opcode: Opcode::Query,
+            question: (zone.clone(), TYPE_SOA),
+            updates: vec![],
+        };
         let response = self.send(request, &what, &[]).await?;
         response
             .answers
@@ -161,11 +168,7 @@ impl Client {
                 (RData::Soa { serial, .. }, true) => Some(*serial),
                 _ => None,
             })
-            .ok_or_else(|| DnsError::Malformed {
-                what,
-                server: self.server,
-                source: WireError::BadRdata(TYPE_SOA),
-            })
+            .ok_or(DnsError::Malformed { what, server: self.server, source: WireError::BadRdata(TYPE_SOA) })
     }
 
     /// Replaces the record set of `name` and `rtype` in `zone` with
@@ -183,7 +186,8 @@ impl Client {
             })?;
             updates.push(Record { name: name.clone(), rtype: rtype.code(), class: CLASS_IN, ttl: r.ttl, data });
         }
-        let request = Request { id: fastrand::u16(..), opcode: Opcode::Update, question: (zone.clone(), TYPE_SOA), updates };
+        let request =
+            Request { id: fastrand::u16(..), opcode: Opcode::Update, question: (zone.clone(), TYPE_SOA), updates };
         self.send(request, &what, &[]).await.map(|_| ())
     }
 }

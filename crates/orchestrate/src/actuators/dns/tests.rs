@@ -82,5 +82,8 @@ fn a_secret_is_read_from_base64_or_a_key_clause_and_errors_do_not_show_it() {
     let e = secret(&by_env, &ctx).unwrap_err().to_string();
     assert_eq!(e, "with.tsig_secret_env: the value of TSIG_SECRET is not a base64 TSIG secret");
     let unset = params(json!({"tsig_secret_env": "OTHER"}));
-    assert_eq!(secret(&unset, &ctx).unwrap_err().to_string(), "with.tsig_secret_env: environment variable OTHER is not set");
+    assert_eq!(
+        secret(&unset, &ctx).unwrap_err().to_string(),
+        "with.tsig_secret_env: environment variable OTHER is not set"
+    );
 }

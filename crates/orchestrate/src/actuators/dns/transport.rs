@@ -42,8 +42,10 @@ pub async fn exchange(server: SocketAddr, request: &[u8], timeout: Duration) -> 
         stream.read_exact(&mut response).await.map_err(io)?;
         Ok(response)
     };
-    let response = tokio::time::timeout(timeout, attempt).await.map_err(|_| TransportError::Timeout { server, timeout })??;
-    let (sent, got) = (u16::from_be_bytes([request[0], request[1]]), response.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])));
+    let response =
+        tokio::time::timeout(timeout, attempt).await.map_err(|_| TransportError::Timeout { server, timeout })??;
+    let (sent, got) =
+        (u16::from_be_bytes([request[0], request[1]]), response.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])));
     match got {
         Some(got) if got == sent => Ok(response),
         Some(got) => Err(TransportError::WrongId { server, sent, got }),

@@ -92,7 +92,10 @@ pub enum RData {
     Aaaa(Ipv6Addr),
     Cname(Name),
     /// Only the serial is used; the rest is kept to write it back unchanged.
-    Soa { serial: u32, raw: Vec<u8> },
+    Soa {
+        serial: u32,
+        raw: Vec<u8>,
+    },
     /// Empty data: a delete in an update (RFC 2136 §2.5.2).
     Empty,
     Other(Vec<u8>),
