@@ -111,6 +111,7 @@ fn a_failed_validation_puts_the_dns_record_set_back_exactly() {
     );
     let Some((bind, _a, _b, mut setup, _receiver)) = lab(&tokens) else { return };
     let before = bind.dig("s3.example.test", "CNAME").unwrap();
+    let serial = bind.serial().unwrap();
     // The secondary's key is wrong: the smoke test fails after the DNS moved.
     for (k, v) in setup.env.iter_mut() {
         if k == "SECONDARY_SECRET" {
@@ -128,6 +129,7 @@ fn a_failed_validation_puts_the_dns_record_set_back_exactly() {
     });
 
     assert_eq!(bind.dig("s3.example.test", "CNAME").unwrap(), before, "300 s TTL and the primary's name again");
+    assert!(bind.serial().unwrap() >= serial + 2, "the record was moved, then moved back");
     let detail = c.json(&format!("/v1/incidents/{id}"));
     let undone: Vec<&str> = detail["timeline"]
         .as_array()
