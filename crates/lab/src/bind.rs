@@ -46,16 +46,22 @@ impl Bind {
     /// `algorithm` may update any name in the zone. A port taken between its
     /// choice and named's bind makes it start again, up to three times.
     pub fn start(zone: &str, records: &[&str], algorithm: &str) -> Result<Self, LabError> {
+        Self::start_with_policy(zone, records, algorithm, &format!("grant {KEY_NAME} zonesub ANY;"))
+    }
+
+    /// [`Bind::start`] with the zone's `update-policy` rules (such as
+    /// `grant cutover name s3.example.test. CNAME;`).
+    pub fn start_with_policy(zone: &str, records: &[&str], algorithm: &str, policy: &str) -> Result<Self, LabError> {
         let mut tries = 0;
         loop {
-            match Self::start_once(zone, records, algorithm) {
+            match Self::start_once(zone, records, algorithm, policy) {
                 Err(LabError::NotReady(why)) if why.contains("address in use") && tries < 2 => tries += 1,
                 r => return r,
             }
         }
     }
 
-    fn start_once(zone: &str, records: &[&str], algorithm: &str) -> Result<Self, LabError> {
+    fn start_once(zone: &str, records: &[&str], algorithm: &str, policy: &str) -> Result<Self, LabError> {
         let named = bin("named", "NAMED_BIN").ok_or_else(|| missing("named"))?;
         let dir = tempfile::tempdir().map_err(|source| LabError::Io { what: "temporary directory".into(), source })?;
         let port = free_port();
@@ -78,7 +84,7 @@ key "{KEY_NAME}" {{ algorithm {algorithm}; secret "{secret}"; }};
 zone "{zone}" {{
     type primary;
     file "zone.db";
-    update-policy {{ grant {KEY_NAME} zonesub ANY; }};
+    update-policy {{ {policy} }};
 }};
 "#,
             dir = dir.path().display()

@@ -115,6 +115,27 @@ async fn a_missing_or_unusable_key_fails_the_step_and_leaves_the_remote_unchange
 }
 
 #[tokio::test]
+async fn a_working_copy_is_left_clean_when_its_commit_cannot_be_signed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = bare_repository(tmp.path());
+    let copy = tmp.path().join("copy");
+    git(tmp.path(), &["clone", "-q", bare.to_str().unwrap(), copy.to_str().unwrap()]);
+    let head = git(&copy, &["rev-parse", "HEAD"]);
+    let garbage = tmp.path().join("not-a-key");
+    std::fs::write(&garbage, "this is not an SSH key\n").unwrap();
+    let ctx = ctx(&tmp.path().join("work"), &[]);
+    let with = json!({"repo": copy, "file": "infra/vars.json", "key": "active_provider", "value": "standby",
+                      "signing_key": garbage, "push": true});
+
+    let e = set(&ctx, with).await.unwrap_err();
+
+    assert!(e.to_string().contains("cannot sign the commit"), "{e}");
+    assert_eq!(git(&copy, &["rev-parse", "HEAD"]), head);
+    assert_eq!(git(&copy, &["status", "--porcelain"]), "", "the edit is put back and unstaged");
+    assert_eq!(std::fs::read_to_string(copy.join("infra/vars.json")).unwrap(), "{\"active_provider\": \"primary\"}\n");
+}
+
+#[tokio::test]
 async fn branch_mode_pushes_signed_commits_to_a_new_branch_and_leaves_main_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let bare = bare_repository(tmp.path());
