@@ -55,7 +55,13 @@
 //! - Replacing a CNAME by an A record (or the reverse) is two steps: a name
 //!   with a CNAME can hold no other data, and the server refuses the add.
 //! - Without a saved record set (`restore` for an update that never ran),
-//!   the step is refused rather than guessing.
+//!   the step is refused rather than guessing. The saved copy is on the
+//!   node that ran the update: in HA, an undo run by another leader is
+//!   refused too; the step's result in the timeline (`previous`) says what
+//!   to put back by hand.
+//! - The update has no prerequisite: a change made by someone else between
+//!   the read and the update is replaced (and the undo puts back what was
+//!   read, not that change).
 
 mod client;
 mod record;
