@@ -167,6 +167,38 @@ async fn an_update_the_policy_does_not_allow_is_refused_naming_the_rcode() {
     update(&ctx, step(&bind, "secondary.storage.example.test.", 30)).await.unwrap();
 }
 
+/// A server that answers every request with the request itself, marked as
+/// a response: its TSIG record carries the request's MAC, not one over the
+/// response, so the answer must not be trusted.
+#[tokio::test]
+async fn an_answer_whose_signature_does_not_match_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut len = [0u8; 2];
+            socket.read_exact(&mut len).await.unwrap();
+            let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
+            socket.read_exact(&mut msg).await.unwrap();
+            msg[2] |= 0x80; // QR: a response
+            socket.write_all(&len).await.unwrap();
+            socket.write_all(&msg).await.unwrap();
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let ctx = ctx(work.path(), &[("TSIG_SECRET", "c2VjcmV0")]);
+    let with = json!({
+        "server": addr.to_string(), "zone": ZONE, "name": "s3.example.test", "type": "CNAME",
+        "value": "b.example.test", "tsig_key": KEY_NAME, "tsig_secret_env": "TSIG_SECRET",
+    });
+    let e = update(&ctx, with).await.unwrap_err();
+    server.abort();
+    assert!(matches!(e, StepError::Refused(_)), "{e:?}");
+    assert!(e.to_string().ends_with("the response's signature does not match"), "{e}");
+}
+
 #[tokio::test]
 async fn a_server_that_does_not_answer_is_a_retryable_failure() {
     let work = tempfile::tempdir().unwrap();
