@@ -9,10 +9,13 @@
 //!   scraping given targets.
 //! - [`etcd::EtcdCluster`]: a three-member etcd cluster (Debian's package)
 //!   whose members can be killed, paused, resumed and restarted.
+//! - [`bind::Bind`]: a BIND 9 name server (Debian's package), primary for a
+//!   zone that a TSIG key may update, read back with `dig`.
 //! - [`tls::TestPki`]: a throwaway CA and server certificate (`openssl`).
 //!
 //! Every server lives on 127.0.0.1 only and is stopped when dropped.
 
+pub mod bind;
 pub mod etcd;
 pub mod garage;
 pub mod prometheus;

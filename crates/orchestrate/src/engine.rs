@@ -17,7 +17,8 @@
 //! - A step that fails for good (after its retries) with `on_failure =
 //!   "rollback"` undoes the completed steps in reverse order. A step without
 //!   an `undo` has nothing to undo, except `state.switch`, whose undo is a
-//!   switch back to the source. The undo call that runs is rendered again
+//!   switch back to the source, and `dns.update`, whose undo restores the
+//!   record set it replaced. The undo call that runs is rendered again
 //!   from the runbook (the journal keeps it redacted only); when the runbook
 //!   changed so that its undo no longer matches the journal's, the journal's
 //!   is used if nothing in it was redacted, else the undo fails (a human
@@ -191,6 +192,8 @@ pub struct Engine {
     guard: Arc<dyn RollbackGuard>,
     /// How often an `approval` step looks for a verdict.
     pub approval_poll: Duration,
+    /// The base URL of the API, for links to an incident in notifications.
+    incident_links: Option<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -236,6 +239,7 @@ impl Engine {
             secrets: Arc::default(),
             guard: Arc::new(AllowAll),
             approval_poll: Duration::from_millis(200),
+            incident_links: None,
         }
     }
 
@@ -263,6 +267,14 @@ impl Engine {
     /// credentials, which a `command` step's program inherits).
     pub fn with_secrets(mut self, values: impl IntoIterator<Item = String>) -> Self {
         self.secrets = Arc::new(values.into_iter().filter(|v| !v.is_empty()).collect());
+        self
+    }
+
+    /// The base URL (`http://host:port`) under which the API serves
+    /// `/v1/incidents/{id}`: steps get the incident's URL
+    /// ([`Ctx::incident_url`]) to link to.
+    pub fn with_incident_links(mut self, base: Option<String>) -> Self {
+        self.incident_links = base;
         self
     }
 
@@ -733,6 +745,10 @@ impl Engine {
                         work_dir: self.work_dir.clone(),
                         env,
                         fencing_token: self.fence.revision(),
+                        incident_url: self
+                            .incident_links
+                            .as_ref()
+                            .map(|base| format!("{}/v1/incidents/{}", base.trim_end_matches('/'), job.incident)),
                     };
                     match actuators::run_external(other, a.params, &ctx).await {
                         Some(r) => r,
@@ -915,12 +931,26 @@ fn held_outcome(record: &RunRecord) -> RunOutcome {
     RunOutcome::RollbackHeld { step, error, reason }
 }
 
-/// `state.switch` undoes itself by switching back to the source.
-fn default_undo(call: &Call) -> Option<Call> {
-    (call.uses == "state.switch").then(|| Call {
-        uses: "state.switch".into(),
-        with: Params::from_iter([("to".to_string(), Value::String("{{ source }}".into()))]),
-    })
+/// The undo of a step that gives none: `state.switch` switches back to the
+/// source; `dns.update` puts back the record set it saved (the same call
+/// with `restore = true` instead of `value` and `ttl`).
+pub fn default_undo(call: &Call) -> Option<Call> {
+    match call.uses.as_str() {
+        "state.switch" => Some(Call {
+            uses: "state.switch".into(),
+            with: Params::from_iter([("to".to_string(), Value::String("{{ source }}".into()))]),
+        }),
+        "dns.update"
+            if call.with.get("restore").is_none_or(|r| r.as_bool() != Some(true) && r.as_str() != Some("true")) =>
+        {
+            let mut with = call.with.clone();
+            with.remove("value");
+            with.remove("ttl");
+            with.insert("restore".into(), Value::Bool(true));
+            Some(Call { uses: "dns.update".into(), with })
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

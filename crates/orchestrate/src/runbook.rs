@@ -183,8 +183,10 @@ pub fn load(path: &std::path::Path, backends: &[&str]) -> Result<Runbook, Runboo
 
 /// The checks of a runbook file that read other files: a literal `ca_file`
 /// is resolved against the runbook's directory `dir` and read (a PEM bundle
-/// of CA certificates); the `file` of a `git.set` step on a local working
-/// copy must not leave it through a symlink.
+/// of CA certificates); so is the `tsig_secret_file` of a `dns.update` step
+/// (it must be a file; its content is read only when the step runs); the
+/// `file` of a `git.set` step on a local working copy must not leave it
+/// through a symlink.
 fn check_files(runbook: &mut Runbook, dir: &std::path::Path) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (i, step) in runbook.steps.iter_mut().enumerate() {
@@ -202,6 +204,18 @@ fn check_files(runbook: &mut Runbook, dir: &std::path::Path) -> Vec<Problem> {
                 match cutover_s3::tls::check_ca_file(&path) {
                     Ok(()) => *ca = path.to_string_lossy().into_owned(),
                     Err(e) => problems.push(Problem::new(field, e.to_string())),
+                }
+            }
+            if call.uses == "dns.update"
+                && let Some(Value::String(key_file)) = call.with.get_mut("tsig_secret_file")
+                && !key_file.contains("{{")
+            {
+                let path = dir.join(key_file.as_str());
+                match std::fs::metadata(&path) {
+                    Ok(m) if m.is_file() => *key_file = path.to_string_lossy().into_owned(),
+                    Ok(_) => problems.push(Problem::new(format!("{at}.with.tsig_secret_file"), "is not a file")),
+                    Err(e) => problems
+                        .push(Problem::new(format!("{at}.with.tsig_secret_file"), format!("{}: {e}", path.display()))),
                 }
             }
             if call.uses == "git.set"

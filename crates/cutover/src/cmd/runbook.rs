@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use cutover_orchestrate::runbook::{self, Runbook, Vars};
+use cutover_orchestrate::{actuators, engine};
 use serde_json::json;
 
 use crate::cli::Global;
@@ -136,12 +137,12 @@ fn print_plan(rb: &Runbook, vars: &Vars) -> Result<(), Failure> {
             s.on_failure
         );
         println!("      with {}", serde_json::Value::Object(runbook::redact(&with)));
-        let undo = s.undo.clone().or_else(|| {
-            (s.call.uses == "state.switch").then(|| runbook::Call {
-                uses: "state.switch".into(),
-                with: serde_json::from_value(json!({"to": "{{ source }}"})).expect("object"),
-            })
-        });
+        match actuators::describe(&s.call.uses, &with) {
+            Some(Ok(sends)) => println!("      sends {sends}"),
+            Some(Err(e)) => println!("      cannot send: {e}"),
+            None => {}
+        }
+        let undo = s.undo.clone().or_else(|| engine::default_undo(&s.call));
         if let Some(u) = undo {
             let with = runbook::render_call(&u.uses, &u.with, vars)
                 .map_err(|e| Failure::Usage(format!("{}: undo: {e}", s.name)))?;

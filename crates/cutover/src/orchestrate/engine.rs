@@ -25,6 +25,18 @@ pub fn engine(shared: &Arc<Shared>) -> Engine {
     )
     .with_secrets(held_secrets(&shared.config))
     .with_guard(Arc::new(ControllerGuard { shared: shared.clone() }))
+    .with_incident_links(incident_links(&shared.config))
+}
+
+/// Where notifications link to an incident: the API this node advertises
+/// (`[ha] advertise_api`), else `http://` + `[api] listen` when that is a
+/// specific address; none without an `[api]`.
+fn incident_links(config: &Config) -> Option<String> {
+    if let Some(url) = config.ha.as_ref().and_then(|h| h.advertise_api.as_ref()) {
+        return Some(url.to_string());
+    }
+    let listen = config.api.as_ref()?.listen;
+    (!listen.ip().is_unspecified()).then(|| format!("http://{listen}"))
 }
 
 /// The credentials cutover holds (backends, gateway clients): no step result

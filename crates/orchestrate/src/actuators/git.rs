@@ -20,17 +20,28 @@
 //! - `author_name`, `author_email`: default `cutover`, `cutover@localhost`.
 //! - `signing_key`: the path of an SSH private key (the commit is signed
 //!   with `gpg.format=ssh`), or a GPG key id.
+//! - `mode`: `commit` (default) pushes to `branch`; `branch` pushes to a new
+//!   branch made from `branch` instead, for a repository that takes changes
+//!   by reviewed pull request (cutover does not open the pull request).
+//!   Only with a bare repository or URL.
+//! - `branch_name`: the new branch in `branch` mode; default
+//!   `cutover/<incident id>` (a failover and its undo in the same incident
+//!   go to the same branch, one commit after the other).
 //!
 //! Result: `{"repo", "file", "key", "value", "previous": <old value or null>,
 //! "changed": bool, "commit": <sha or null>, "pushed": bool}`; `repo` is shown
 //! without any `user:password@`. `commit` is the commit made by this attempt;
-//! `pushed` says whether this attempt pushed.
+//! `pushed` says whether this attempt pushed; in branch mode `branch` is the
+//! new branch's name.
 //!
 //! # Guarantees
 //! - Idempotent: when the file already has the value there is no commit
 //!   (`"changed": false`), but a branch that is ahead of its remote (an
 //!   earlier attempt committed, then failed to push) is still pushed.
 //! - Never force-pushes, never rewrites commits that are on the remote.
+//! - With `signing_key`, a commit that cannot be signed is not made (the
+//!   step is refused with git's reason, and a working copy's file is put
+//!   back), and nothing is pushed unless every commit to push is signed.
 //! - Refuses (no retry) a working copy with uncommitted changes to tracked
 //!   files (the message names the repository and the paths), one on another
 //!   branch or a detached HEAD, and with `push`, a branch that has diverged
@@ -63,6 +74,7 @@
 
 mod cli;
 pub mod edit;
+mod sign;
 
 use std::ffi::OsStr;
 use std::path::{Component, Path, PathBuf};
@@ -72,6 +84,7 @@ use sha2::{Digest, Sha256};
 
 use self::cli::Git;
 use self::edit::Format;
+use self::sign::Signing;
 use super::param::{self, error};
 use super::text::redact_url_credentials;
 use super::{Ctx, Kind, ParamSpec, Params, StepError};
@@ -87,13 +100,17 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec::optional("author_name", Kind::String, "the commit author's name (default cutover)"),
     ParamSpec::optional("author_email", Kind::String, "the commit author's email (default cutover@localhost)"),
     ParamSpec::optional("signing_key", Kind::String, "an SSH private key path or a GPG key id to sign with"),
+    ParamSpec::optional("mode", Kind::String, "commit (push to branch, the default) or branch (push to a new branch)"),
+    ParamSpec::optional("branch_name", Kind::String, "the new branch in branch mode (default cutover/<incident id>)"),
 ];
 
-/// How a commit is signed.
-#[derive(Debug, Clone)]
-enum Signing {
-    Ssh(PathBuf),
-    Gpg(String),
+/// Where the commit goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    /// To `branch` itself.
+    Commit,
+    /// To this new branch, made from `branch`.
+    Branch(String),
 }
 
 /// The parameters, checked.
@@ -112,6 +129,7 @@ struct Request {
     author_name: String,
     author_email: String,
     signing: Option<Signing>,
+    mode: Mode,
 }
 
 /// A working copy on the right branch, clean and up to date, ready for the
@@ -131,6 +149,14 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
     let base = Git::new(".", &req.shown, &req.author_name, &req.author_email);
     let managed = is_managed(&req, &base).await?;
     let push = req.push.unwrap_or(managed);
+    if let Mode::Branch(name) = &req.mode
+        && !managed
+    {
+        return Err(StepError::Refused(format!(
+            "{}: mode = \"branch\" (to {name}) needs a bare repository or URL, not a working copy",
+            req.shown
+        )));
+    }
     let prepared = if managed {
         prepare_own_copy(&req, ctx, &base).await?
     } else {
@@ -150,19 +176,14 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
     if let Some(text) = &edit.text {
         write_atomically(&path, text).await.map_err(|e| StepError::Failed(format!("{}: {e}", req.shown)))?;
         git.run(["add", "--", &req.file]).await?;
-        let (signer, sign_arg) = match &req.signing {
-            None => (git.clone(), None),
-            Some(Signing::Ssh(key)) => (
-                git.clone()
-                    .with_config("gpg.format=ssh".into())
-                    .with_config(format!("user.signingkey={}", key.display())),
-                Some("-S".to_string()),
-            ),
-            Some(Signing::Gpg(id)) => (git.clone().with_config("gpg.format=openpgp".into()), Some(format!("-S{id}"))),
-        };
-        let mut args = vec!["commit".to_string(), "--quiet".into(), "-m".into(), req.message.clone()];
-        args.extend(sign_arg);
-        signer.run(&args).await?;
+        if let Err(e) = sign::commit(git, &req.shown, &req.message, req.signing.as_ref()).await {
+            // Put the file back as it was: the edit is not committed.
+            let _ = match &old {
+                Some(text) => write_atomically(&path, text).await.map_err(|e| e.to_string()),
+                None => tokio::fs::remove_file(&path).await.map_err(|e| e.to_string()),
+            };
+            return Err(e);
+        }
         commit = Some(git.run(["rev-parse", "HEAD"]).await?);
         tracing::info!(repo = %req.shown, file = %req.file, key = %req.key, commit = ?commit, "git.set committed");
     }
@@ -177,13 +198,28 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
             }
             None => 0,
         };
+        if ahead > 0 && req.signing.is_some() {
+            let range = match &prepared.upstream {
+                Some(upstream) => vec![local.clone(), format!("^{upstream}")],
+                None => vec![local.clone()],
+            };
+            let unsigned = sign::unsigned(git, &range).await?;
+            if !unsigned.is_empty() {
+                return Err(StepError::Refused(format!(
+                    "{}: not pushing: {} of the commits to push are not signed ({})",
+                    req.shown,
+                    unsigned.len(),
+                    unsigned.join(", ")
+                )));
+            }
+        }
         if ahead > 0 {
             push_branch(git, &req.shown, remote, &format!("{local}:{dest}")).await?;
             pushed = true;
         }
     }
 
-    Ok(json!({
+    let mut result = json!({
         "repo": req.shown,
         "file": req.file,
         "key": req.key,
@@ -192,7 +228,11 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
         "changed": edit.text.is_some(),
         "commit": commit,
         "pushed": pushed,
-    }))
+    });
+    if let Mode::Branch(name) = &req.mode {
+        result["branch"] = json!(name);
+    }
+    Ok(result)
 }
 
 impl Request {
@@ -224,6 +264,18 @@ impl Request {
             None => format!("cutover: set {key} = {value} ({})", ctx.incident),
         };
         let signing = param::opt_str(params, "signing_key")?.map(signing).transpose()?;
+        let mode = match (param::opt_str(params, "mode")?, param::opt_str(params, "branch_name")?) {
+            (None | Some("commit"), None) => Mode::Commit,
+            (None | Some("commit"), Some(_)) => return Err(error("branch_name", "is only for mode = \"branch\"")),
+            (Some("branch"), name) => {
+                let name = name.map_or_else(|| format!("cutover/{}", ctx.incident), str::to_string);
+                if !valid_branch_name(&name) {
+                    return Err(error("branch_name", format!("{name:?} is not a valid branch name")));
+                }
+                Mode::Branch(name)
+            }
+            (Some(other), _) => return Err(error("mode", format!("{other:?} is not commit or branch"))),
+        };
         Ok(Self {
             shown: redact_url_credentials(&repo),
             repo,
@@ -237,6 +289,7 @@ impl Request {
             author_name: param::opt_str(params, "author_name")?.unwrap_or("cutover").to_string(),
             author_email: param::opt_str(params, "author_email")?.unwrap_or("cutover@localhost").to_string(),
             signing,
+            mode,
         })
     }
 }
@@ -320,7 +373,25 @@ async fn prepare_own_copy(req: &Request, ctx: &Ctx, base: &Git) -> Result<Prepar
             .and_then(|head| head.strip_prefix("origin/").map(str::to_string))
             .unwrap_or_else(|| "main".to_string()),
     };
-    let remote_ref = format!("refs/remotes/origin/{branch}");
+    let (branch, remote_ref) = match &req.mode {
+        Mode::Commit => (branch.clone(), format!("refs/remotes/origin/{branch}")),
+        Mode::Branch(name) => {
+            // The new branch continues from where an earlier attempt or step
+            // of this incident pushed it, else starts at `branch`.
+            let pushed = format!("refs/remotes/origin/{name}");
+            let base = format!("refs/remotes/origin/{branch}");
+            if git.has_commit(&pushed).await? {
+                (name.clone(), pushed)
+            } else if git.has_commit(&base).await? {
+                (name.clone(), base)
+            } else {
+                return Err(StepError::Refused(format!(
+                    "{}: branch {branch} does not exist on the remote, so there is nothing to make {name} from",
+                    req.shown
+                )));
+            }
+        }
+    };
     let local_ref = format!("refs/heads/{branch}");
     let upstream = if git.has_commit(&remote_ref).await? {
         if git.has_commit(&local_ref).await? {

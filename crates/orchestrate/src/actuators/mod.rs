@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub mod command;
+pub mod dns;
 pub mod git;
 pub mod http;
 pub mod http_client;
@@ -62,6 +63,10 @@ pub struct Ctx {
     /// The leader's fencing token in HA (`None` embedded): the `http`
     /// actuator sends it as `X-Cutover-Fencing-Token`.
     pub fencing_token: Option<i64>,
+    /// Where people see the incident (and approve it): the API's incident
+    /// URL, `None` when cutover does not know its own address. `notify`
+    /// links to it.
+    pub incident_url: Option<String>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -75,6 +80,7 @@ impl std::fmt::Debug for Ctx {
             .field("timeout", &self.timeout)
             .field("work_dir", &self.work_dir)
             .field("fencing_token", &self.fencing_token)
+            .field("incident_url", &self.incident_url)
             .finish_non_exhaustive()
     }
 }
@@ -142,13 +148,14 @@ impl ParamSpec {
 
 /// The names of the external actuators (the engine provides `state.switch`,
 /// `validate`, `sync.resync` and `approval`).
-pub const NAMES: &[&str] = &["git.set", "terraform_cloud.run", "http", "command", "notify"];
+pub const NAMES: &[&str] = &["dns.update", "git.set", "terraform_cloud.run", "http", "command", "notify"];
 
 /// The parameters of the actuator named `uses`, for `runbook check`; `None`
 /// for a name this module does not know.
 pub fn params(uses: &str) -> Option<&'static [ParamSpec]> {
     match uses {
         "command" => Some(command::PARAMS),
+        "dns.update" => Some(dns::PARAMS),
         "git.set" => Some(git::PARAMS),
         "http" => Some(http::PARAMS),
         "notify" => Some(notify::PARAMS),
@@ -162,7 +169,19 @@ pub fn params(uses: &str) -> Option<&'static [ParamSpec]> {
 pub fn check(uses: &str, with: &Params) -> Vec<(String, String)> {
     match uses {
         "http" => http::check(with),
+        "dns.update" => dns::check(with),
+        "notify" => notify::check(with),
         _ => Vec::new(),
+    }
+}
+
+/// What a call would send, for `runbook run --dry-run`, when the actuator
+/// can say more than its parameters (never a secret); `with` is rendered.
+/// `None` for an actuator that has nothing to add.
+pub fn describe(uses: &str, with: &Params) -> Option<Result<String, String>> {
+    match uses {
+        "dns.update" => Some(dns::describe(with)),
+        _ => None,
     }
 }
 
@@ -172,6 +191,7 @@ pub fn check(uses: &str, with: &Params) -> Vec<(String, String)> {
 pub async fn run_external(uses: &str, params: &Params, ctx: &Ctx) -> Option<Result<Value, StepError>> {
     Some(match uses {
         "command" => command::run(params, ctx).await,
+        "dns.update" => dns::run(params, ctx).await,
         "git.set" => git::run(params, ctx).await,
         "http" => http::run(params, ctx).await,
         "notify" => notify::run(params, ctx).await,

@@ -9,7 +9,7 @@
 //!   `bearer`, `apikey`, `privatekey`, `accesskey`, `secretkey`,
 //!   `signingkey`, `sessionid`, `jwt`; names ending in `key` (`x-api-key`,
 //!   `dd-api-key`, `routing_key`, ... but not `dedup_key`, `idempotency_key`,
-//!   `public_key`) or `auth`; and `auth`, `pass`, `pwd`, `sig`, `session`,
+//!   `public_key`, `tsig_key`: the name of a TSIG key) or `auth`; and `auth`, `pass`, `pwd`, `sig`, `session`,
 //!   `dsn`. Keys ending in `_env` name a variable, not a secret, and keep
 //!   their values.
 //! - **In URLs** (any string, anywhere in a text): user information,
@@ -80,7 +80,8 @@ pub fn is_secret_name(name: &str) -> bool {
         "jwt",
     ];
     const EXACT: &[&str] = &["pass", "pwd", "sig", "session", "dsn"];
-    const NOT_SECRET_KEYS: &[&str] = &["key", "dedupkey", "idempotencykey", "publickey", "partitionkey", "sortkey"];
+    const NOT_SECRET_KEYS: &[&str] =
+        &["key", "dedupkey", "idempotencykey", "publickey", "partitionkey", "sortkey", "tsigkey"];
     CONTAINS.iter().any(|s| n.contains(s))
         || EXACT.contains(&n.as_str())
         || (n.ends_with("key") && !NOT_SECRET_KEYS.contains(&n.as_str()))

@@ -37,10 +37,23 @@ fn secret_names_are_recognised_after_normalising() {
         "Proxy-Authorization",
         "X-Auth",
         "signing_key",
+        "tsig_secret",
     ] {
         assert!(is_secret_name(name), "{name}");
     }
-    for name in ["url", "method", "key", "value", "author_name", "dedup_key", "token_env", "url_env", "message", "to"] {
+    for name in [
+        "url",
+        "method",
+        "key",
+        "value",
+        "author_name",
+        "dedup_key",
+        "token_env",
+        "url_env",
+        "message",
+        "to",
+        "tsig_key",
+    ] {
         assert!(!is_secret_name(name), "{name}");
     }
     assert!(is_secret_query_name("key") && is_secret_query_name("code") && is_secret_query_name("X%2DAmz%2DSignature"));

@@ -1,0 +1,349 @@
+//! `dns.update`: replace the record set of a name (A, AAAA or CNAME) on a
+//! zone's primary name server with an RFC 2136 dynamic update signed with
+//! TSIG (RFC 8945, HMAC-SHA256 or HMAC-SHA512). BIND, Knot, PowerDNS and any
+//! RFC 2136 server.
+//!
+//! Parameters:
+//! - `server` (required): the primary's address, `IP:port` or `IP` (port
+//!   53); an IP address, not a host name (no resolver is involved).
+//! - `zone` (required): the zone the name is in, such as `example.com`.
+//! - `name` (required): the name whose record set is replaced; it must be
+//!   `zone` or below it.
+//! - `type` (required): `A`, `AAAA` or `CNAME`.
+//! - `value` (required unless `restore`): the address, or the target name
+//!   (always fully qualified; the trailing dot is optional).
+//! - `ttl`: the TTL in seconds of the new record, 0 to 2147483647
+//!   (default 60).
+//! - `tsig_key` (required): the key's name, as the server knows it.
+//! - `tsig_algorithm`: `hmac-sha256` (default) or `hmac-sha512`.
+//! - `tsig_secret_env` or `tsig_secret_file` (exactly one): the environment
+//!   variable holding the key's secret (base64, as in BIND's `secret "…";`),
+//!   or a file holding it: the base64 text alone, or a key clause as
+//!   `tsig-keygen` writes it.
+//! - `restore`: `true` puts back the record set the update of the same
+//!   server, zone, name and type saved in this incident's run (its undo).
+//!
+//! Every exchange is over TCP (no UDP: an update or a signed answer may not
+//! fit in a datagram, and there is then no truncation to fall back from),
+//! takes at most 5 s (a quarter of the step's timeout when that is less),
+//! and is signed; every response's signature is checked.
+//!
+//! Result: `{"server", "zone", "name", "type", "previous": [{"ttl",
+//! "value"}], "records": [...], "changed", "serial": {"before", "after"}}`.
+//!
+//! # Guarantees
+//! - Before it writes, it reads the current record set and the zone's SOA
+//!   serial; the record set is saved (`work_dir/dns/`) before the update is
+//!   sent, and `restore` puts back exactly that, TTLs included (an empty set
+//!   is deleted again).
+//! - After it writes, it queries the server: the answer must be the new
+//!   record set (TTL included) and the SOA serial must have moved, or the
+//!   step fails.
+//! - Idempotent: when the server already has the record set, nothing is sent
+//!   (`"changed": false`); a re-run keeps the first saved record set.
+//! - A refused update is a failure that names the rcode (`REFUSED`,
+//!   `NOTAUTH`, with the TSIG error `BADSIG`, `BADKEY` or `BADTIME`), and is
+//!   not retried. Nothing shows the secret.
+//!
+//! # Assumptions
+//! - `server` is the zone's primary (updates to a secondary are refused or
+//!   forwarded, and the read-back may see an older zone).
+//! - The key may update `name` with `type` (BIND: `update-policy { grant
+//!   <key> name <name> CNAME; };` or `allow-update { key <key>; };`).
+//!
+//! # Caveats
+//! - Replacing a CNAME by an A record (or the reverse) is two steps: a name
+//!   with a CNAME can hold no other data, and the server refuses the add.
+//! - Without a saved record set (`restore` for an update that never ran),
+//!   the step is refused rather than guessing. The saved copy is on the
+//!   node that ran the update: in HA, an undo run by another leader is
+//!   refused too; the step's result in the timeline (`previous`) says what
+//!   to put back by hand.
+//! - The update has no prerequisite: a change made by someone else between
+//!   the read and the update is replaced (and the undo puts back what was
+//!   read, not that change).
+
+mod check;
+mod client;
+mod record;
+mod transport;
+mod tsig;
+mod wire;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+pub use self::check::check;
+use self::client::Client;
+pub use self::client::{DnsError, Rcode};
+use self::record::{Rr, RrType, Saved, sorted};
+pub use self::tsig::TsigError;
+use self::tsig::{Algorithm, Key};
+use self::wire::Name;
+use super::param::{self, error};
+use super::{Ctx, Kind, ParamSpec, Params, StepError};
+
+pub const PARAMS: &[ParamSpec] = &[
+    ParamSpec::required("server", Kind::String, "the zone's primary name server, IP:port (port 53 by default)"),
+    ParamSpec::required("zone", Kind::String, "the zone, such as example.com"),
+    ParamSpec::required("name", Kind::String, "the name whose record set is replaced (in the zone)"),
+    ParamSpec::required("type", Kind::String, "A, AAAA or CNAME"),
+    ParamSpec::optional("value", Kind::String, "the address or target name (required unless restore)"),
+    ParamSpec::optional("ttl", Kind::Integer, "the TTL in seconds (default 60)"),
+    ParamSpec::required("tsig_key", Kind::String, "the TSIG key's name"),
+    ParamSpec::optional("tsig_algorithm", Kind::String, "hmac-sha256 (default) or hmac-sha512"),
+    ParamSpec::optional("tsig_secret_env", Kind::String, "the environment variable holding the key's base64 secret"),
+    ParamSpec::optional("tsig_secret_file", Kind::String, "a file holding the key's base64 secret or key clause"),
+    ParamSpec::optional("restore", Kind::Bool, "put back the record set saved by this incident's update (the undo)"),
+];
+
+/// The TTL when the step gives none.
+const DEFAULT_TTL: u32 = 60;
+/// The longest TTL (RFC 2181 §8).
+const MAX_TTL: i64 = 2_147_483_647;
+/// The most one exchange may take.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the parameters ask for, without the secret.
+#[derive(Debug)]
+struct Plan {
+    server: SocketAddr,
+    zone: Name,
+    name: Name,
+    rtype: RrType,
+    /// The new record, unless restoring.
+    record: Option<Rr>,
+    key_name: Name,
+    algorithm: Algorithm,
+}
+
+impl Plan {
+    fn parse(p: &Params) -> Result<Self, StepError> {
+        let server = parse_server(param::req_str(p, "server")?).map_err(|e| error("server", e))?;
+        let zone = Name::parse(param::req_str(p, "zone")?).map_err(|e| error("zone", e.to_string()))?;
+        let name = Name::parse(param::req_str(p, "name")?).map_err(|e| error("name", e.to_string()))?;
+        if !name.is_in(&zone) {
+            return Err(error("name", format!("{name} is not in zone {zone}")));
+        }
+        let rtype = param::req_str(p, "type")?;
+        let rtype = RrType::parse(rtype).ok_or_else(|| error("type", format!("{rtype:?} is not A, AAAA or CNAME")))?;
+        let restore = param::opt_bool(p, "restore")?.unwrap_or(false);
+        let record = match (param::opt_str(p, "value")?, restore) {
+            (Some(_), true) => return Err(error("value", "give value or restore = true, not both")),
+            (None, true) => None,
+            (None, false) => return Err(error("value", "is required (unless restore = true)")),
+            (Some(v), false) => {
+                let data = rtype.data(v).map_err(|e| error("value", format!("{v:?} {e}")))?;
+                let ttl = match param::opt_int(p, "ttl")? {
+                    None => DEFAULT_TTL,
+                    Some(t) if (0..=MAX_TTL).contains(&t) => t as u32,
+                    Some(_) => return Err(error("ttl", format!("must be between 0 and {MAX_TTL} seconds"))),
+                };
+                Some(Rr::from_data(ttl, &data).expect("A, AAAA and CNAME data have a text form"))
+            }
+        };
+        let key_name = Name::parse(param::req_str(p, "tsig_key")?).map_err(|e| error("tsig_key", e.to_string()))?;
+        let algorithm = match param::opt_str(p, "tsig_algorithm")? {
+            None => Algorithm::HmacSha256,
+            Some(a) => Algorithm::parse(a)
+                .ok_or_else(|| error("tsig_algorithm", format!("{a:?} is not hmac-sha256 or hmac-sha512")))?,
+        };
+        match (param::opt_str(p, "tsig_secret_env")?, param::opt_str(p, "tsig_secret_file")?) {
+            (Some(_), Some(_)) => {
+                return Err(error("tsig_secret_env", "give tsig_secret_env or tsig_secret_file, not both"));
+            }
+            (None, None) => {
+                return Err(error("tsig_secret_env", "one of tsig_secret_env and tsig_secret_file is required"));
+            }
+            _ => {}
+        }
+        Ok(Plan { server, zone, name, rtype, record, key_name, algorithm })
+    }
+
+    /// The update it would send, for `runbook run --dry-run`.
+    fn describe(&self) -> String {
+        let change = match &self.record {
+            Some(r) => format!(
+                "delete the {} {t} record set; add {} {} IN {t} {}",
+                self.name,
+                self.name,
+                r.ttl,
+                r.value,
+                t = self.rtype.as_str()
+            ),
+            None => format!("put back the {} {} record set saved before the update", self.name, self.rtype.as_str()),
+        };
+        format!(
+            "RFC 2136 UPDATE of zone {} at {} over TCP, signed with TSIG key {} ({}): {change}",
+            self.zone,
+            self.server,
+            self.key_name,
+            self.algorithm.as_str()
+        )
+    }
+
+    /// Where the record set this update replaces is kept for its undo.
+    fn saved_path(&self, ctx: &Ctx) -> PathBuf {
+        let id = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}",
+            ctx.incident,
+            ctx.kind,
+            self.server,
+            self.zone,
+            self.name,
+            self.rtype.as_str()
+        );
+        let digest = hex::encode(Sha256::digest(id.as_bytes()));
+        ctx.work_dir.join("dns").join(format!("{}.json", &digest[..16]))
+    }
+}
+
+fn parse_server(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.trim_matches(['[', ']']).parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("{text:?} is not an IP address with an optional port (such as 10.0.0.53:53)"))
+}
+
+/// The update the step would send (never the secret), for `runbook run
+/// --dry-run`; the parameters are rendered.
+pub fn describe(params: &Params) -> Result<String, String> {
+    Plan::parse(params).map(|p| p.describe()).map_err(|e| e.to_string())
+}
+
+pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
+    let plan = Plan::parse(params)?;
+    let secret = secret(params, ctx)?;
+    let key = Key { name: plan.key_name.clone(), algorithm: plan.algorithm, secret };
+    let timeout = if ctx.timeout.is_zero() { EXCHANGE_TIMEOUT } else { EXCHANGE_TIMEOUT.min(ctx.timeout / 4) };
+    let client = Client { server: plan.server, key, timeout };
+    let saved_path = plan.saved_path(ctx);
+
+    let current = client.rrset(&plan.name, plan.rtype).await.map_err(step_error)?;
+    let desired = match &plan.record {
+        Some(r) => vec![r.clone()],
+        None => load(&saved_path).await?.records,
+    };
+    let desired = sorted(desired);
+    if plan.record.is_some() {
+        save_once(&saved_path, &plan, &current).await?;
+    }
+    let result = |changed: bool, before: Option<u32>, after: Option<u32>| {
+        json!({
+            "server": plan.server.to_string(),
+            "zone": plan.zone.to_string(),
+            "name": plan.name.to_string(),
+            "type": plan.rtype.as_str(),
+            "previous": current,
+            "records": desired,
+            "changed": changed,
+            "serial": {"before": before, "after": after},
+        })
+    };
+    if current == desired {
+        tracing::info!(step = %ctx.step, name = %plan.name, "dns.update: the record set is already as wanted");
+        return Ok(result(false, None, None));
+    }
+    let before = client.soa_serial(&plan.zone).await.map_err(step_error)?;
+    client.replace(&plan.zone, &plan.name, plan.rtype, &desired).await.map_err(step_error)?;
+    let now = client.rrset(&plan.name, plan.rtype).await.map_err(step_error)?;
+    if now != desired {
+        return Err(StepError::Failed(format!(
+            "{}: the update was accepted but {} {} now reads {} instead of {}",
+            plan.server,
+            plan.name,
+            plan.rtype.as_str(),
+            json!(now),
+            json!(desired)
+        )));
+    }
+    let after = client.soa_serial(&plan.zone).await.map_err(step_error)?;
+    if after == before {
+        return Err(StepError::Failed(format!(
+            "{}: the update was accepted but the SOA serial of {} did not move ({before})",
+            plan.server, plan.zone
+        )));
+    }
+    tracing::info!(step = %ctx.step, name = %plan.name, before, after, "dns.update: record set replaced");
+    Ok(result(true, Some(before), Some(after)))
+}
+
+/// The key's secret from the variable or the file; errors name where it
+/// was looked for, never what was there.
+fn secret(params: &Params, ctx: &Ctx) -> Result<Vec<u8>, StepError> {
+    let (field, text, place) = match param::opt_str(params, "tsig_secret_env")? {
+        Some(var) => {
+            ("tsig_secret_env", param::secret_from_env(ctx, "tsig_secret_env", var)?, format!("the value of {var}"))
+        }
+        None => {
+            let path = param::req_str(params, "tsig_secret_file")?;
+            let text = std::fs::read_to_string(path).map_err(|e| error("tsig_secret_file", format!("{path}: {e}")))?;
+            ("tsig_secret_file", text, path.to_string())
+        }
+    };
+    // A key clause (`key "name" { algorithm …; secret "…"; };`) or the
+    // base64 text alone.
+    let b64 = match text.split_once("secret") {
+        Some((_, rest)) => rest.split('"').nth(1).unwrap_or_default().to_string(),
+        None => text.trim().to_string(),
+    };
+    match base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) {
+        Ok(secret) if !secret.is_empty() => Ok(secret),
+        _ => Err(error(field, format!("{place} is not a base64 TSIG secret"))),
+    }
+}
+
+/// Saves the record set that the update replaces, unless an earlier attempt
+/// of this update already did (then the server may already have the new one).
+async fn save_once(path: &Path, plan: &Plan, current: &[Rr]) -> Result<(), StepError> {
+    if tokio::fs::try_exists(path).await.unwrap_or(false) {
+        return Ok(());
+    }
+    let saved = Saved {
+        server: plan.server.to_string(),
+        zone: plan.zone.to_string(),
+        name: plan.name.to_string(),
+        rtype: plan.rtype,
+        records: current.to_vec(),
+    };
+    let fail = |e: std::io::Error| StepError::Failed(format!("saving the record set to {}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(fail)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_vec_pretty(&saved).expect("a record set serializes");
+    tokio::fs::write(&tmp, text).await.map_err(fail)?;
+    tokio::fs::rename(&tmp, path).await.map_err(fail)
+}
+
+async fn load(path: &Path) -> Result<Saved, StepError> {
+    let text = match tokio::fs::read(path).await {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StepError::Refused(format!(
+                "no record set was saved by an update of this name in this incident ({}): nothing to restore",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(StepError::Failed(format!("reading {}: {e}", path.display()))),
+    };
+    serde_json::from_slice(&text).map_err(|e| StepError::Refused(format!("{}: {e}", path.display())))
+}
+
+/// How a DNS failure ends the attempt: a server that refused (or a signature
+/// that does not match) will refuse again; no answer or SERVFAIL may pass.
+fn step_error(e: DnsError) -> StepError {
+    match &e {
+        DnsError::Rejected { rcode: Rcode::ServFail, .. } | DnsError::Transport { .. } | DnsError::Malformed { .. } => {
+            StepError::Failed(e.to_string())
+        }
+        DnsError::Rejected { .. } | DnsError::Signature { .. } => StepError::Refused(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
