@@ -18,7 +18,8 @@
 //!   "rollback"` undoes the completed steps in reverse order. A step without
 //!   an `undo` has nothing to undo, except `state.switch`, whose undo is a
 //!   switch back to the source, and `dns.update`, whose undo restores the
-//!   record set it replaced. The undo call that runs is rendered again
+//!   record set it replaced (given to the undo from the update's journaled
+//!   result, so that another leader can run it). The undo call that runs is rendered again
 //!   from the runbook (the journal keeps it redacted only); when the runbook
 //!   changed so that its undo no longer matches the journal's, the journal's
 //!   is used if nothing in it was redacted, else the undo fails (a human
@@ -534,8 +535,14 @@ impl Engine {
         for (s, undo) in pending_undos(&journal) {
             let uses = undo["uses"].as_str().unwrap_or_default().to_string();
             let stored: Params = undo["with"].as_object().cloned().unwrap_or_default();
-            let params = undo_params(s, &uses, &stored, runbook, &self.vars(job));
-            let intent = json!({"uses": uses, "with": stored, "undo_of": s.name});
+            let mut params = undo_params(s, &uses, &stored, runbook, &self.vars(job));
+            // dns.update's undo takes the record set to put back from the
+            // update's journaled result, which any leader can read.
+            if let (Ok(p), "dns.update") = (params.as_mut(), uses.as_str()) {
+                actuators::dns::undo_from_result(p, &s.result);
+            }
+            let journaled = params.as_ref().map(runbook::redact).unwrap_or_else(|_| stored.clone());
+            let intent = json!({"uses": uses, "with": journaled, "undo_of": s.name});
             let timeout = Duration::from_millis(s.intent["timeout_ms"].as_u64().unwrap_or(60_000));
             let retries = s.intent["retries"].as_u64().unwrap_or(0) as u32;
             let params = match params {

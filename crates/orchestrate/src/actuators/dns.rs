@@ -100,6 +100,16 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec::optional("tsig_secret_env", Kind::String, "the environment variable holding the key's base64 secret"),
     ParamSpec::optional("tsig_secret_file", Kind::String, "a file holding the key's base64 secret or key clause"),
     ParamSpec::optional("restore", Kind::Bool, "put back the record set saved by this incident's update (the undo)"),
+    ParamSpec::optional(
+        "previous",
+        Kind::Any,
+        "with restore: the record set to put back (the engine gives it from the journal)",
+    ),
+    ParamSpec::optional(
+        "written",
+        Kind::Any,
+        "with restore: the record set the update wrote (the engine gives it from the journal)",
+    ),
 ];
 
 /// The TTL when the step gives none.
@@ -118,6 +128,9 @@ struct Plan {
     rtype: RrType,
     /// The new record, unless restoring.
     record: Option<Rr>,
+    /// Restoring: the record set to put back and the one the update wrote,
+    /// from the journaled result of the update (`previous`, `written`).
+    journaled: Option<(Vec<Rr>, Vec<Rr>)>,
     key_name: Name,
     algorithm: Algorithm,
 }
@@ -147,6 +160,15 @@ impl Plan {
                 Some(Rr::from_data(ttl, &data).expect("A, AAAA and CNAME data have a text form"))
             }
         };
+        let journaled = match (p.get("previous"), p.get("written")) {
+            (None, None) => None,
+            (Some(_), Some(_)) if !restore => return Err(error("previous", "is only given with restore = true")),
+            (Some(previous), Some(written)) => {
+                Some((record_set(rtype, "previous", previous)?, record_set(rtype, "written", written)?))
+            }
+            (Some(_), None) => return Err(error("written", "is required with previous")),
+            (None, Some(_)) => return Err(error("previous", "is required with written")),
+        };
         let key_name = Name::parse(param::req_str(p, "tsig_key")?).map_err(|e| error("tsig_key", e.to_string()))?;
         let algorithm = match param::opt_str(p, "tsig_algorithm")? {
             None => Algorithm::HmacSha256,
@@ -162,7 +184,7 @@ impl Plan {
             }
             _ => {}
         }
-        Ok(Plan { server, zone, name, rtype, record, key_name, algorithm })
+        Ok(Plan { server, zone, name, rtype, record, journaled, key_name, algorithm })
     }
 
     /// The update it would send, for `runbook run --dry-run`.
@@ -203,6 +225,49 @@ impl Plan {
     }
 }
 
+/// A record set given as parameter `field`: `[{"ttl", "value"}]`, each
+/// value of type `rtype`.
+fn record_set(rtype: RrType, field: &str, v: &Value) -> Result<Vec<Rr>, StepError> {
+    let set: Vec<Rr> = serde_json::from_value(v.clone())
+        .map_err(|e| error(field, format!("is not a record set ([{{ttl, value}}, ...]): {e}")))?;
+    for r in &set {
+        rtype.data(&r.value).map_err(|e| error(field, format!("{:?} {e}", r.value)))?;
+        if i64::from(r.ttl) > MAX_TTL {
+            return Err(error(field, format!("TTL {} is over {MAX_TTL} seconds", r.ttl)));
+        }
+    }
+    Ok(sorted(set))
+}
+
+/// Gives the undo of a `dns.update` step (`params`, with `restore = true`)
+/// the record set to put back and the one the update wrote, from the
+/// update's journaled result `forward` (so that any node can run it, not
+/// only the one that holds the saved copy). Nothing is added when the undo
+/// already has them, is for another server, zone, name or type, or the
+/// result does not hold them.
+pub fn undo_from_result(params: &mut Params, forward: &Value) {
+    if params.contains_key("previous") || params.contains_key("written") {
+        return;
+    }
+    let Ok(plan) = Plan::parse(params) else { return };
+    let same = |k: &str, want: String| forward[k].as_str() == Some(want.as_str());
+    let is_restore = plan.record.is_none();
+    if !(is_restore
+        && same("server", plan.server.to_string())
+        && same("zone", plan.zone.to_string())
+        && same("name", plan.name.to_string())
+        && same("type", plan.rtype.as_str().to_string()))
+    {
+        return;
+    }
+    if let (Some(previous), Some(written)) =
+        (forward.get("previous").filter(|v| v.is_array()), forward.get("records").filter(|v| v.is_array()))
+    {
+        params.insert("previous".into(), previous.clone());
+        params.insert("written".into(), written.clone());
+    }
+}
+
 fn parse_server(text: &str) -> Result<SocketAddr, String> {
     text.parse::<SocketAddr>()
         .or_else(|_| text.trim_matches(['[', ']']).parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
@@ -220,25 +285,42 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
     let secret = secret(params, ctx)?;
     let key = Key { name: plan.key_name.clone(), algorithm: plan.algorithm, secret };
     let timeout = if ctx.timeout.is_zero() { EXCHANGE_TIMEOUT } else { EXCHANGE_TIMEOUT.min(ctx.timeout / 4) };
-    let client = Client { server: plan.server, key, timeout };
-    let saved_path = plan.saved_path(ctx);
+    let client = Client { server: plan.server, key, timeout, clock_offset: 0 };
+    execute(&plan, &client, ctx).await
+}
 
+/// The step with its client: read, save, update on the condition that the
+/// record set is still the one read (or, for the undo, the one the update
+/// wrote), read back.
+async fn execute(plan: &Plan, client: &Client, ctx: &Ctx) -> Result<Value, StepError> {
+    let saved_path = plan.saved_path(ctx);
     let current = client.rrset(&plan.name, plan.rtype).await.map_err(step_error)?;
-    let desired = match &plan.record {
-        Some(r) => vec![r.clone()],
-        None => load(&saved_path).await?.records,
+    // What to write, what the server must still have for it to be written,
+    // and what the result reports as replaced.
+    let (desired, expected, previous) = match &plan.record {
+        Some(r) => {
+            let desired = vec![r.clone()];
+            let saved = save_once(&saved_path, plan, &current, &desired).await?;
+            (desired, current.clone(), saved.records)
+        }
+        None => {
+            let (previous, written) = match &plan.journaled {
+                Some(j) => j.clone(),
+                None => {
+                    let saved = load(&saved_path).await?;
+                    (saved.records, saved.written)
+                }
+            };
+            (sorted(previous), sorted(written), current.clone())
+        }
     };
-    let desired = sorted(desired);
-    if plan.record.is_some() {
-        save_once(&saved_path, &plan, &current).await?;
-    }
     let result = |changed: bool, before: Option<u32>, after: Option<u32>| {
         json!({
             "server": plan.server.to_string(),
             "zone": plan.zone.to_string(),
             "name": plan.name.to_string(),
             "type": plan.rtype.as_str(),
-            "previous": current,
+            "previous": previous,
             "records": desired,
             "changed": changed,
             "serial": {"before": before, "after": after},
@@ -249,7 +331,11 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
         return Ok(result(false, None, None));
     }
     let before = client.soa_serial(&plan.zone).await.map_err(step_error)?;
-    client.replace(&plan.zone, &plan.name, plan.rtype, &desired).await.map_err(step_error)?;
+    match client.replace(&plan.zone, &plan.name, plan.rtype, &expected, &desired).await {
+        Ok(()) => {}
+        Err(e @ DnsError::Changed { .. }) => return Err(changed_under(plan, client, &expected, e).await),
+        Err(e) => return Err(step_error(e)),
+    }
     let now = client.rrset(&plan.name, plan.rtype).await.map_err(step_error)?;
     if now != desired {
         return Err(StepError::Failed(format!(
@@ -270,6 +356,27 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
     }
     tracing::info!(step = %ctx.step, name = %plan.name, before, after, "dns.update: record set replaced");
     Ok(result(true, Some(before), Some(after)))
+}
+
+/// The failure of an update whose prerequisite did not hold: someone else
+/// changed the record set; it says what the server has now (read again)
+/// and what the step expected. Not retried: a new attempt would read the
+/// change and overwrite it.
+async fn changed_under(plan: &Plan, client: &Client, expected: &[Rr], e: DnsError) -> StepError {
+    let now = match client.rrset(&plan.name, plan.rtype).await {
+        Ok(set) => json!(set).to_string(),
+        Err(e) => format!("(cannot be read: {e})"),
+    };
+    let (whose, what) = match plan.record {
+        Some(_) => ("the update", "the record set it read"),
+        None => ("the undo", "the record set the update wrote"),
+    };
+    StepError::Refused(format!(
+        "{e}: {} {} was changed by someone else and {whose} did not overwrite it: it now reads {now}, not {what} ({})",
+        plan.name,
+        plan.rtype.as_str(),
+        json!(expected)
+    ))
 }
 
 /// The key's secret from the variable or the file; errors name where it
@@ -297,18 +404,27 @@ fn secret(params: &Params, ctx: &Ctx) -> Result<Vec<u8>, StepError> {
     }
 }
 
-/// Saves the record set that the update replaces, unless an earlier attempt
-/// of this update already did (then the server may already have the new one).
-async fn save_once(path: &Path, plan: &Plan, current: &[Rr]) -> Result<(), StepError> {
-    if tokio::fs::try_exists(path).await.unwrap_or(false) {
-        return Ok(());
+/// Saves the record set that the update replaces and the one it writes,
+/// unless an earlier attempt of this update already saved the one it
+/// replaced (then the server may already have the new one): the saved copy
+/// keeps that first one. Returns what is saved.
+async fn save_once(path: &Path, plan: &Plan, current: &[Rr], desired: &[Rr]) -> Result<Saved, StepError> {
+    let earlier = match tokio::fs::try_exists(path).await.unwrap_or(false) {
+        true => Some(load(path).await?),
+        false => None,
+    };
+    if let Some(saved) = &earlier
+        && saved.written == desired
+    {
+        return Ok(saved.clone());
     }
     let saved = Saved {
         server: plan.server.to_string(),
         zone: plan.zone.to_string(),
         name: plan.name.to_string(),
         rtype: plan.rtype,
-        records: current.to_vec(),
+        records: earlier.map(|s| s.records).unwrap_or_else(|| current.to_vec()),
+        written: desired.to_vec(),
     };
     let fail = |e: std::io::Error| StepError::Failed(format!("saving the record set to {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
@@ -317,7 +433,8 @@ async fn save_once(path: &Path, plan: &Plan, current: &[Rr]) -> Result<(), StepE
     let tmp = path.with_extension("tmp");
     let text = serde_json::to_vec_pretty(&saved).expect("a record set serializes");
     tokio::fs::write(&tmp, text).await.map_err(fail)?;
-    tokio::fs::rename(&tmp, path).await.map_err(fail)
+    tokio::fs::rename(&tmp, path).await.map_err(fail)?;
+    Ok(saved)
 }
 
 async fn load(path: &Path) -> Result<Saved, StepError> {
@@ -341,9 +458,13 @@ fn step_error(e: DnsError) -> StepError {
         DnsError::Rejected { rcode: Rcode::ServFail, .. } | DnsError::Transport { .. } | DnsError::Malformed { .. } => {
             StepError::Failed(e.to_string())
         }
-        DnsError::Rejected { .. } | DnsError::Signature { .. } => StepError::Refused(e.to_string()),
+        DnsError::Rejected { .. } | DnsError::Signature { .. } | DnsError::Changed { .. } => {
+            StepError::Refused(e.to_string())
+        }
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bind;

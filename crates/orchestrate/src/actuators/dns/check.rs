@@ -41,6 +41,12 @@ pub fn check(with: &Params) -> Vec<(String, String)> {
         (None, false) => out.push(("value".into(), "missing required parameter (unless restore = true)".into())),
         _ => {}
     }
+    match (with.contains_key("previous"), with.contains_key("written")) {
+        (true, true) if !restore => out.push(("previous".into(), "is only given with restore = true".into())),
+        (true, false) => out.push(("written".into(), "is required with previous".into())),
+        (false, true) => out.push(("previous".into(), "is required with written".into())),
+        _ => {}
+    }
     if let (Some(v), Some((_, Some(t)))) = (literal("value"), rtype)
         && let Err(e) = t.data(v)
     {

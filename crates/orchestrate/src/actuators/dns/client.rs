@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::record::{Rr, RrType, sorted};
 use super::transport::{self, TransportError};
 use super::tsig::{self, Key, TsigError, VerifyError};
-use super::wire::{CLASS_ANY, CLASS_IN, Name, Opcode, RData, Record, Request, Response, TYPE_SOA, WireError};
+use super::wire::{
+    CLASS_ANY, CLASS_IN, CLASS_NONE, Name, Opcode, RData, Record, Request, Response, TYPE_SOA, WireError,
+};
 
 /// A response code (RFC 1035 §4.1.1, RFC 2136 §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +90,11 @@ pub enum DnsError {
     /// rejected the signature: NOTAUTH with BADSIG, BADKEY or BADTIME).
     #[error("{what}: {server} answered {rcode}{}", .tsig.map(|t| format!(" (TSIG {t})")).unwrap_or_default())]
     Rejected { what: String, server: SocketAddr, rcode: Rcode, tsig: Option<TsigError> },
+    /// An update's prerequisite did not hold (`NXRRSET`, `YXRRSET`): the
+    /// record set is no longer the one it was sent against, and the server
+    /// changed nothing.
+    #[error("{what}: {server} answered {rcode}: the record set changed since it was read; nothing was changed")]
+    Changed { what: String, server: SocketAddr, rcode: Rcode },
     /// The response's signature is missing or wrong.
     #[error("{what}: {server}: {source}")]
     Signature {
@@ -105,6 +112,9 @@ pub struct Client {
     pub key: Key,
     /// The time for each exchange.
     pub timeout: Duration,
+    /// Seconds added to the clock the requests are signed with: always 0,
+    /// except in tests that show what a server says to a skewed clock.
+    pub clock_offset: i64,
 }
 
 impl Client {
@@ -114,6 +124,7 @@ impl Client {
         let server = self.server;
         let mut bytes = request.encode();
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = now.saturating_add_signed(self.clock_offset);
         let mac = tsig::sign(&mut bytes, &self.key, now);
         let answer = transport::exchange(server, &bytes, self.timeout)
             .await
@@ -139,6 +150,7 @@ impl Client {
             id: fastrand::u16(..),
             opcode: Opcode::Query,
             question: (name.clone(), rtype.code()),
+            prerequisites: vec![],
             updates: vec![],
         };
         let response = self.send(request, &what, &[Rcode::NxDomain]).await?;
@@ -158,6 +170,7 @@ impl Client {
             id: fastrand::u16(..),
             opcode: Opcode::Query,
             question: (zone.clone(), TYPE_SOA),
+            prerequisites: vec![],
             updates: vec![],
         };
         let response = self.send(request, &what, &[]).await?;
@@ -173,21 +186,51 @@ impl Client {
 
     /// Replaces the record set of `name` and `rtype` in `zone` with
     /// `records` (none: deletes it) in one update: delete the set, add each
-    /// record (RFC 2136 §2.5.2, §2.5.1).
-    pub async fn replace(&self, zone: &Name, name: &Name, rtype: RrType, records: &[Rr]) -> Result<(), DnsError> {
+    /// record (RFC 2136 §2.5.2, §2.5.1), on the condition that the set is
+    /// still `expected` (RFC 2136 §2.4.2 "RRset exists (value dependent)",
+    /// or §2.4.3 "RRset does not exist" when `expected` is empty; the TTLs
+    /// are not compared). When it is not, the server changes nothing and
+    /// answers `NXRRSET` or `YXRRSET`: [`DnsError::Changed`].
+    pub async fn replace(
+        &self,
+        zone: &Name,
+        name: &Name,
+        rtype: RrType,
+        expected: &[Rr],
+        records: &[Rr],
+    ) -> Result<(), DnsError> {
         let what = format!("update of {name} {} in zone {zone}", rtype.as_str());
-        let mut updates =
-            vec![Record { name: name.clone(), rtype: rtype.code(), class: CLASS_ANY, ttl: 0, data: RData::Empty }];
-        for r in records {
-            let data = rtype.data(&r.value).map_err(|_| DnsError::Malformed {
+        let data = |r: &Rr| {
+            rtype.data(&r.value).map_err(|_| DnsError::Malformed {
                 what: what.clone(),
                 server: self.server,
                 source: WireError::BadRdata(rtype.code()),
-            })?;
-            updates.push(Record { name: name.clone(), rtype: rtype.code(), class: CLASS_IN, ttl: r.ttl, data });
+            })
+        };
+        let record =
+            |class: u16, ttl: u32, data: RData| Record { name: name.clone(), rtype: rtype.code(), class, ttl, data };
+        let mut prerequisites = Vec::new();
+        if expected.is_empty() {
+            prerequisites.push(record(CLASS_NONE, 0, RData::Empty));
         }
-        let request =
-            Request { id: fastrand::u16(..), opcode: Opcode::Update, question: (zone.clone(), TYPE_SOA), updates };
-        self.send(request, &what, &[]).await.map(|_| ())
+        for r in expected {
+            prerequisites.push(record(CLASS_IN, 0, data(r)?));
+        }
+        let mut updates = vec![record(CLASS_ANY, 0, RData::Empty)];
+        for r in records {
+            updates.push(record(CLASS_IN, r.ttl, data(r)?));
+        }
+        let request = Request {
+            id: fastrand::u16(..),
+            opcode: Opcode::Update,
+            question: (zone.clone(), TYPE_SOA),
+            prerequisites,
+            updates,
+        };
+        let response = self.send(request, &what, &[Rcode::NxRrset, Rcode::YxRrset]).await?;
+        match Rcode::from_code(response.rcode) {
+            Rcode::NoError => Ok(()),
+            rcode => Err(DnsError::Changed { what, server: self.server, rcode }),
+        }
     }
 }

@@ -84,7 +84,8 @@ pub fn sorted(mut set: Vec<Rr>) -> Vec<Rr> {
     set
 }
 
-/// The saved copy of the record set an update replaced, for its undo.
+/// The saved copy of the record set an update replaced (`records`) and of
+/// the one it wrote (`written`), for its undo.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Saved {
     pub server: String,
@@ -93,4 +94,5 @@ pub struct Saved {
     #[serde(rename = "type")]
     pub rtype: RrType,
     pub records: Vec<Rr>,
+    pub written: Vec<Rr>,
 }

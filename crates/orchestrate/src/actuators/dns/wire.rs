@@ -14,6 +14,7 @@ pub const TYPE_TSIG: u16 = 250;
 
 /// Classes (RFC 2136 §2.4 gives ANY and NONE their meaning in updates).
 pub const CLASS_IN: u16 = 1;
+pub const CLASS_NONE: u16 = 254;
 pub const CLASS_ANY: u16 = 255;
 
 /// The opcodes we send.
@@ -139,13 +140,14 @@ impl Record {
 }
 
 /// A message to send: one question (a query) or the zone (an update), the
-/// updates (RFC 2136's update section is the authority section), no
-/// prerequisites.
+/// prerequisites (RFC 2136 §2.4: the answer section) and the updates (the
+/// authority section).
 #[derive(Debug, Clone)]
 pub struct Request {
     pub id: u16,
     pub opcode: Opcode,
     pub question: (Name, u16),
+    pub prerequisites: Vec<Record>,
     pub updates: Vec<Record>,
 }
 
@@ -156,13 +158,13 @@ impl Request {
         out.extend_from_slice(&self.id.to_be_bytes());
         let flags: u16 = (self.opcode as u16) << 11;
         out.extend_from_slice(&flags.to_be_bytes());
-        for count in [1u16, 0, self.updates.len() as u16, 0] {
+        for count in [1u16, self.prerequisites.len() as u16, self.updates.len() as u16, 0] {
             out.extend_from_slice(&count.to_be_bytes());
         }
         self.question.0.write(&mut out);
         out.extend_from_slice(&self.question.1.to_be_bytes());
         out.extend_from_slice(&CLASS_IN.to_be_bytes());
-        for r in &self.updates {
+        for r in self.prerequisites.iter().chain(&self.updates) {
             r.write(&mut out);
         }
         out
