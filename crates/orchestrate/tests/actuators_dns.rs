@@ -3,10 +3,16 @@
 //! (`bind9-dnsutils`) reads the answers straight from the server.
 
 mod actuators_support;
+mod engine_support;
+
+use std::process::{Command, Stdio};
 
 use actuators_support::{ctx, params};
+use cutover_core::domain::{StepPhase, StepState};
 use cutover_lab::bind::{self, Bind, KEY_NAME};
 use cutover_orchestrate::actuators::{Ctx, StepError, run_external};
+use cutover_orchestrate::engine::RunOutcome;
+use engine_support::bench;
 use serde_json::{Value, json};
 
 const ZONE: &str = "example.test";
@@ -211,4 +217,109 @@ async fn a_server_that_does_not_answer_is_a_retryable_failure() {
     let e = update(&ctx, with).await.unwrap_err();
     assert!(e.retryable(), "{e:?}");
     assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+}
+
+/// `nsupdate` (bind9-dnsutils) over TCP with the server's key file: a
+/// human's change.
+fn nsupdate(bind: &Bind, commands: &str) {
+    let key = bind.key_file().unwrap();
+    let script = format!("server 127.0.0.1 {}\nzone {ZONE}\n{commands}\nsend\n", bind.port);
+    let mut child = Command::new("nsupdate")
+        .arg("-v")
+        .arg("-k")
+        .arg(&key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nsupdate runs (apt-get install bind9-dnsutils)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "nsupdate: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The undo carries the record set the update wrote as its prerequisite: a
+/// human's later change is never clobbered, the undo fails naming it (with
+/// the saved copy, and with the record sets the engine gives from the journal).
+#[tokio::test]
+async fn an_undo_after_a_human_changed_the_record_fails_naming_the_change_and_keeps_it() {
+    let Some(bind) = start(&["s3 300 IN CNAME primary.storage"], "hmac-sha256") else { return };
+    let work = tempfile::tempdir().unwrap();
+    let ctx = ctx(work.path(), &[("TSIG_SECRET", bind.secret())]);
+    let with = step(&bind, "secondary.storage.example.test.", 30);
+    let out = update(&ctx, with.clone()).await.unwrap();
+    assert_eq!(out["changed"], true, "{out}");
+
+    nsupdate(&bind, "update delete s3.example.test CNAME\nupdate add s3.example.test 120 CNAME human.example.test.");
+    let human = ["s3.example.test. 120 IN CNAME human.example.test."];
+    assert_eq!(bind.dig("s3.example.test", "CNAME").unwrap(), human);
+    let serial = bind.serial().unwrap();
+
+    let e = update(&ctx, restore(with.clone())).await.unwrap_err();
+    assert!(matches!(e, StepError::Refused(_)), "{e:?}");
+    assert!(!e.retryable(), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("answered NXRRSET: the record set changed since it was read; nothing was changed"), "{text}");
+    assert!(
+        text.contains(
+            r#"s3.example.test. CNAME was changed by someone else and the undo did not overwrite it: it now reads [{"ttl":120,"value":"human.example.test."}], not the record set the update wrote ([{"ttl":30,"value":"secondary.storage.example.test."}])"#
+        ),
+        "{text}"
+    );
+    assert_eq!(bind.dig("s3.example.test", "CNAME").unwrap(), human);
+    assert_eq!(bind.serial().unwrap(), serial);
+
+    // The same with the record sets from the journaled result, no saved copy.
+    std::fs::remove_dir_all(work.path().join("dns")).unwrap();
+    let mut journaled = restore(with);
+    journaled["previous"] = out["previous"].clone();
+    journaled["written"] = out["records"].clone();
+    let e = update(&ctx, journaled).await.unwrap_err();
+    assert!(e.to_string().contains("the undo did not overwrite it"), "{e}");
+    assert_eq!(bind.dig("s3.example.test", "CNAME").unwrap(), human);
+    assert_eq!(bind.serial().unwrap(), serial);
+}
+
+/// HA: the leader that rolls back may not be the one that ran the update,
+/// and has no saved copy. The engine gives the undo the record set from the
+/// update's journaled result. Here a later step deletes `work_dir/dns/` (as
+/// if another node took over) and fails, and the rollback restores the name.
+#[tokio::test]
+async fn the_engine_undo_restores_from_the_journal_when_the_saved_copy_is_gone() {
+    let Some(bind) = start(&["s3 300 IN CNAME primary.storage"], "hmac-sha256") else { return };
+    let b = bench(&[("TSIG_SECRET", bind.secret())]);
+    let job = b.job("secondary", "primary down");
+    let before = bind.dig("s3.example.test", "CNAME").unwrap();
+    let saved = b.dir.path().join("work").join("dns");
+    let text = format!(
+        r#"
+[[steps]]
+name = "move s3"
+uses = "dns.update"
+with = {{ server = "{addr}", zone = "{ZONE}", name = "s3.example.test", type = "CNAME", value = "secondary.storage.example.test.", ttl = 30, tsig_key = "{KEY_NAME}", tsig_secret_env = "TSIG_SECRET" }}
+[[steps]]
+name = "another leader takes over, then fails"
+uses = "command"
+with = {{ program = "sh", args = ["-c", "test -d \"$1\" && rm -r \"$1\" && exit 3", "sh", "{saved}"] }}
+on_failure = "rollback"
+"#,
+        addr = bind.addr(),
+        saved = saved.display(),
+    );
+
+    let outcome = b.run(&job, &text).await;
+
+    assert!(matches!(outcome, RunOutcome::RolledBack { .. }), "{outcome:?}\n{}", b.dump());
+    assert!(!saved.exists(), "the saved copy was deleted by the second step");
+    assert_eq!(bind.dig("s3.example.test", "CNAME").unwrap(), before);
+    // The undo's journaled call carries what it put back, and the update's result is its source.
+    let runs = b.store.runs_for(&job.incident).unwrap();
+    let steps = b.store.steps(runs[0].id).unwrap();
+    let undo = steps.iter().find(|s| s.name == "move s3" && s.phase == StepPhase::Undo).unwrap();
+    assert_eq!(undo.state, StepState::Ok, "{undo:?}");
+    let previous = json!([{"ttl": 300, "value": "primary.storage.example.test."}]);
+    assert_eq!(undo.intent["with"]["previous"], previous, "{undo:?}");
+    assert_eq!(undo.intent["with"]["written"], json!([{"ttl": 30, "value": "secondary.storage.example.test."}]));
+    assert_eq!(undo.result["records"], previous, "{undo:?}");
+    b.assert_stored_without(&[bind.secret()]);
 }
