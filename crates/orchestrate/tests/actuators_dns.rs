@@ -70,6 +70,8 @@ async fn moves_a_cname_to_the_secondary_and_the_undo_restores_it_exactly() {
     let serial_moved = bind.serial().unwrap();
     let again = update(&ctx, with.clone()).await.unwrap();
     assert_eq!(again["changed"], false, "{again}");
+    // It finds its own earlier write: what that replaced is still what to put back.
+    assert_eq!(again["previous"], out["previous"], "{again}");
     assert_eq!(bind.serial().unwrap(), serial_moved);
 
     // The undo puts back the record set from before the first update, TTL included.

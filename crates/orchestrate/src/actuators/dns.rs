@@ -21,7 +21,12 @@
 //!   or a file holding it: the base64 text alone, or a key clause as
 //!   `tsig-keygen` writes it.
 //! - `restore`: `true` puts back the record set the update of the same
-//!   server, zone, name and type saved in this incident's run (its undo).
+//!   server, zone, name and type replaced in this incident's run (its undo).
+//! - `previous`, `written` (with `restore`, both or neither): the record set
+//!   to put back and the one the update wrote, `[{"ttl", "value"}]`. The
+//!   engine gives them to the undo from the update's journaled result
+//!   ([`undo_from_result`]); without them the undo reads the copy saved on
+//!   the node that ran the update.
 //!
 //! Every exchange is over TCP (no UDP: an update or a signed answer may not
 //! fit in a datagram, and there is then no truncation to fall back from),
@@ -34,13 +39,23 @@
 //! # Guarantees
 //! - Before it writes, it reads the current record set and the zone's SOA
 //!   serial; the record set is saved (`work_dir/dns/`) before the update is
-//!   sent, and `restore` puts back exactly that, TTLs included (an empty set
-//!   is deleted again).
+//!   sent and reported in the result (`previous`); `restore` puts back
+//!   exactly that, TTLs included (an empty set is deleted again), taking it
+//!   from the journaled result when the engine gives it (any leader can
+//!   undo) or else from the saved copy.
+//! - The update carries the record set it read as its prerequisite (RFC
+//!   2136 §2.4.2 "RRset exists (value dependent)", or §2.4.3 "RRset does not
+//!   exist" when it was empty); the undo carries the record set the update
+//!   wrote. A change someone else made meanwhile makes the server answer
+//!   `NXRRSET` or `YXRRSET` and change nothing; the step fails, not retried,
+//!   saying the record set changed under it and what it reads now: it never
+//!   overwrites that change.
 //! - After it writes, it queries the server: the answer must be the new
 //!   record set (TTL included) and the SOA serial must have moved, or the
 //!   step fails.
 //! - Idempotent: when the server already has the record set, nothing is sent
-//!   (`"changed": false`); a re-run keeps the first saved record set.
+//!   (`"changed": false`); a re-run that finds what an earlier attempt wrote
+//!   keeps (and reports) the record set that attempt replaced.
 //! - A refused update is a failure that names the rcode (`REFUSED`,
 //!   `NOTAUTH`, with the TSIG error `BADSIG`, `BADKEY` or `BADTIME`), and is
 //!   not retried. Nothing shows the secret.
@@ -54,14 +69,12 @@
 //! # Caveats
 //! - Replacing a CNAME by an A record (or the reverse) is two steps: a name
 //!   with a CNAME can hold no other data, and the server refuses the add.
-//! - Without a saved record set (`restore` for an update that never ran),
-//!   the step is refused rather than guessing. The saved copy is on the
-//!   node that ran the update: in HA, an undo run by another leader is
-//!   refused too; the step's result in the timeline (`previous`) says what
-//!   to put back by hand.
-//! - The update has no prerequisite: a change made by someone else between
-//!   the read and the update is replaced (and the undo puts back what was
-//!   read, not that change).
+//! - Prerequisites compare values, not TTLs (RFC 2136 §2.4.2): a change of
+//!   the TTL alone is not seen, and the undo puts the old TTL back.
+//! - An undo run by hand (`restore = true` without `previous`/`written`)
+//!   needs the saved copy: on another node it is refused rather than
+//!   guessing; the step's result in the timeline (`previous`) says what to
+//!   put back.
 
 mod check;
 mod client;
@@ -300,7 +313,7 @@ async fn execute(plan: &Plan, client: &Client, ctx: &Ctx) -> Result<Value, StepE
     let (desired, expected, previous) = match &plan.record {
         Some(r) => {
             let desired = vec![r.clone()];
-            let saved = save_once(&saved_path, plan, &current, &desired).await?;
+            let saved = save(&saved_path, plan, &current, &desired).await?;
             (desired, current.clone(), saved.records)
         }
         None => {
@@ -404,28 +417,30 @@ fn secret(params: &Params, ctx: &Ctx) -> Result<Vec<u8>, StepError> {
     }
 }
 
-/// Saves the record set that the update replaces and the one it writes,
-/// unless an earlier attempt of this update already saved the one it
-/// replaced (then the server may already have the new one): the saved copy
-/// keeps that first one. Returns what is saved.
-async fn save_once(path: &Path, plan: &Plan, current: &[Rr], desired: &[Rr]) -> Result<Saved, StepError> {
+/// Saves the record set that the update replaces and the one it writes.
+/// When the server has what an earlier attempt of this update wrote (its
+/// response was lost), the record set that attempt replaced is kept: it is
+/// still the one to put back. Returns what is saved.
+async fn save(path: &Path, plan: &Plan, current: &[Rr], desired: &[Rr]) -> Result<Saved, StepError> {
     let earlier = match tokio::fs::try_exists(path).await.unwrap_or(false) {
         true => Some(load(path).await?),
         false => None,
     };
-    if let Some(saved) = &earlier
-        && saved.written == desired
-    {
-        return Ok(saved.clone());
-    }
+    let records = match &earlier {
+        Some(saved) if saved.written == current => saved.records.clone(),
+        _ => current.to_vec(),
+    };
     let saved = Saved {
         server: plan.server.to_string(),
         zone: plan.zone.to_string(),
         name: plan.name.to_string(),
         rtype: plan.rtype,
-        records: earlier.map(|s| s.records).unwrap_or_else(|| current.to_vec()),
+        records,
         written: desired.to_vec(),
     };
+    if earlier.as_ref() == Some(&saved) {
+        return Ok(saved);
+    }
     let fail = |e: std::io::Error| StepError::Failed(format!("saving the record set to {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
         tokio::fs::create_dir_all(dir).await.map_err(fail)?;

@@ -42,7 +42,59 @@ fn check_judges_a_literal_value_by_its_type() {
     p.as_object_mut().unwrap().remove("value");
     assert_eq!(check(&params(p.clone()))[0].0, "value");
     p["restore"] = json!(true);
-    assert_eq!(check(&params(p)), vec![]);
+    assert_eq!(check(&params(p.clone())), vec![]);
+    p["previous"] = json!([]);
+    assert_eq!(check(&params(p.clone())), vec![("written".to_string(), "is required with previous".into())]);
+    p["written"] = json!([{"ttl": 30, "value": "2001:db8::1"}]);
+    assert_eq!(check(&params(p.clone())), vec![]);
+    p.as_object_mut().unwrap().remove("restore");
+    p["value"] = json!("2001:db8::1");
+    assert_eq!(check(&params(p)), vec![("previous".to_string(), "is only given with restore = true".into())]);
+}
+
+#[test]
+fn journaled_record_sets_are_checked_before_anything_is_sent() {
+    let mut p = good();
+    p.as_object_mut().unwrap().remove("value");
+    p["restore"] = json!(true);
+    p["previous"] = json!([{"ttl": 300, "value": "primary.storage.example.test."}]);
+    p["written"] = json!([{"ttl": 30, "value": "not a name"}]);
+    let e = Plan::parse(&params(p.clone())).unwrap_err().to_string();
+    assert!(e.starts_with("with.written: \"not a name\" is not a domain name"), "{e}");
+    p["written"] = json!("secondary");
+    let e = Plan::parse(&params(p.clone())).unwrap_err().to_string();
+    assert!(e.starts_with("with.written: is not a record set"), "{e}");
+    p["written"] = json!([{"ttl": 30, "value": "secondary.storage.example.test"}]);
+    let plan = Plan::parse(&params(p)).unwrap();
+    let (previous, written) = plan.journaled.unwrap();
+    assert_eq!(previous[0].ttl, 300);
+    assert_eq!(written[0].value, "secondary.storage.example.test");
+}
+
+#[test]
+fn the_undo_gets_the_record_sets_from_the_journaled_result_of_the_same_update_only() {
+    let mut undo = good();
+    undo.as_object_mut().unwrap().remove("value");
+    undo["restore"] = json!(true);
+    let forward = json!({
+        "server": "127.0.0.1:5353", "zone": "example.test.", "name": "s3.example.test.", "type": "CNAME",
+        "previous": [{"ttl": 300, "value": "primary.storage.example.test."}],
+        "records": [{"ttl": 30, "value": "secondary.storage.example.test."}],
+    });
+    let mut p = params(undo.clone());
+    undo_from_result(&mut p, &forward);
+    assert_eq!(p["previous"], forward["previous"]);
+    assert_eq!(p["written"], forward["records"]);
+    // Another name: nothing is added (the undo then reads the saved copy).
+    let mut other = forward.clone();
+    other["name"] = json!("www.example.test.");
+    let mut p = params(undo.clone());
+    undo_from_result(&mut p, &other);
+    assert!(!p.contains_key("previous") && !p.contains_key("written"), "{p:?}");
+    // A forward call (not a restore) is left alone.
+    let mut p = params(good());
+    undo_from_result(&mut p, &forward);
+    assert!(!p.contains_key("previous"), "{p:?}");
 }
 
 #[test]
