@@ -261,7 +261,7 @@ async fn an_undo_after_a_human_changed_the_record_fails_naming_the_change_and_ke
     assert!(matches!(e, StepError::Refused(_)), "{e:?}");
     assert!(!e.retryable(), "{e:?}");
     let text = e.to_string();
-    assert!(text.contains("answered NXRRSET: the record set changed since it was read; nothing was changed"), "{text}");
+    assert!(text.contains("answered NXRRSET: the record set changed under it; nothing was changed"), "{text}");
     assert!(
         text.contains(
             r#"s3.example.test. CNAME was changed by someone else and the undo did not overwrite it: it now reads [{"ttl":120,"value":"human.example.test."}], not the record set the update wrote ([{"ttl":30,"value":"secondary.storage.example.test."}])"#

@@ -93,7 +93,7 @@ pub enum DnsError {
     /// An update's prerequisite did not hold (`NXRRSET`, `YXRRSET`): the
     /// record set is no longer the one it was sent against, and the server
     /// changed nothing.
-    #[error("{what}: {server} answered {rcode}: the record set changed since it was read; nothing was changed")]
+    #[error("{what}: {server} answered {rcode}: the record set changed under it; nothing was changed")]
     Changed { what: String, server: SocketAddr, rcode: Rcode },
     /// The response's signature is missing or wrong.
     #[error("{what}: {server}: {source}")]

@@ -88,7 +88,7 @@ async fn an_update_sent_after_someone_changed_the_record_set_is_refused_and_chan
     assert!(matches!(e, StepError::Refused(_)), "{e:?}");
     assert!(!e.retryable(), "a retry would read the change and overwrite it: {e:?}");
     let text = e.to_string();
-    assert!(text.contains("answered NXRRSET: the record set changed since it was read"), "{text}");
+    assert!(text.contains("answered NXRRSET: the record set changed under it"), "{text}");
     assert!(
         text.contains(r#"it now reads [{"ttl":120,"value":"human.example.test."}], not the record set it read"#),
         "{text}"
