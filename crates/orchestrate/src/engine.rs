@@ -19,11 +19,12 @@
 //!   an `undo` has nothing to undo, except `state.switch`, whose undo is a
 //!   switch back to the source, and `dns.update`, whose undo restores the
 //!   record set it replaced (given to the undo from the update's journaled
-//!   result, so that another leader can run it). The undo call that runs is rendered again
-//!   from the runbook (the journal keeps it redacted only); when the runbook
-//!   changed so that its undo no longer matches the journal's, the journal's
-//!   is used if nothing in it was redacted, else the undo fails (a human
-//!   must look) rather than send `[redacted]` somewhere.
+//!   result, so that another leader can run it). The undo call that runs is
+//!   rendered again from the runbook (the journal keeps it redacted only);
+//!   when the runbook changed so that its undo no longer matches the
+//!   journal's, the journal's is used if nothing in it was redacted, else
+//!   the undo fails (a human must look) rather than send `[redacted]`
+//!   somewhere.
 //! - Before a rollback undoes anything, the [`RollbackGuard`] is asked about
 //!   every backend an undo would switch traffic back onto; when it says no,
 //!   nothing is undone and the run ends [`RunOutcome::RollbackHeld`] (the
