@@ -424,12 +424,17 @@ mod tests {
     async fn regression_a_reset_before_the_request_was_sent_was_io_not_connection_reset() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        // The reset waits until the connection is checked out: a reset while
+        // connecting is a connect error, not what this test is about.
+        let (checked_out, reset) = std::sync::mpsc::channel::<()>();
         let server = std::thread::spawn(move || {
             let (socket, _) = listener.accept().unwrap();
+            reset.recv().unwrap();
             socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO)).unwrap();
         });
         let endpoint = Endpoint::parse(&format!("http://{addr}")).unwrap();
         let mut sender = Connector::new(endpoint, Duration::from_secs(10), false).checkout("127.0.0.1").await.unwrap();
+        checked_out.send(()).unwrap();
         server.join().unwrap();
         while !sender.is_closed() {
             tokio::time::sleep(Duration::from_millis(5)).await;
