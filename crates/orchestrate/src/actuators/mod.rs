@@ -24,6 +24,7 @@ pub mod command;
 pub mod git;
 pub mod http;
 pub mod http_client;
+pub mod kubernetes;
 pub mod notify;
 pub mod param;
 pub mod terraform_cloud;
@@ -142,7 +143,7 @@ impl ParamSpec {
 
 /// The names of the external actuators (the engine provides `state.switch`,
 /// `validate`, `sync.resync` and `approval`).
-pub const NAMES: &[&str] = &["git.set", "terraform_cloud.run", "http", "command", "notify"];
+pub const NAMES: &[&str] = &["git.set", "terraform_cloud.run", "http", "command", "notify", "kubernetes.patch"];
 
 /// The parameters of the actuator named `uses`, for `runbook check`; `None`
 /// for a name this module does not know.
@@ -151,6 +152,7 @@ pub fn params(uses: &str) -> Option<&'static [ParamSpec]> {
         "command" => Some(command::PARAMS),
         "git.set" => Some(git::PARAMS),
         "http" => Some(http::PARAMS),
+        "kubernetes.patch" => Some(kubernetes::PARAMS),
         "notify" => Some(notify::PARAMS),
         "terraform_cloud.run" => Some(terraform_cloud::PARAMS),
         _ => None,
