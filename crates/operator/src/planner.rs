@@ -171,7 +171,7 @@ struct Planner<'a, 'b> {
     status: StorageBackendStatus,
 }
 
-impl Planner<'_, '_> {
+impl<'a> Planner<'a, '_> {
     fn run(mut self) -> Plan {
         let input = self.input;
         let requeue = match parse_timeout(input.spec) {
@@ -532,7 +532,7 @@ impl Planner<'_, '_> {
         None
     }
 
-    fn batches(&self) -> Vec<Vec<&DeploymentView>> {
+    fn batches(&self) -> Vec<Vec<&'a DeploymentView>> {
         let percent = self.input.spec.rollout.as_ref().map_or(100, |r| r.batch_percent);
         batches(self.input.deployments, percent)
     }

@@ -313,8 +313,8 @@ fn plan_with_retry(model: &Model, retry: Option<&str>) -> Plan {
     })
 }
 
-fn in_batch(batches: &[Vec<&DeploymentView>], name: &str) -> usize {
-    batches.iter().position(|b| b.iter().any(|d| d.name == name)).unwrap()
+fn in_batch(batches: &[Vec<String>], name: &str) -> usize {
+    batches.iter().position(|b| b.iter().any(|d| d == name)).unwrap()
 }
 
 proptest! {
@@ -333,7 +333,7 @@ proptest! {
         canary_fails in proptest::bool::weighted(0.2),
         final_fails in proptest::bool::weighted(0.2),
         ready in proptest::collection::vec(proptest::bool::weighted(0.7), 12),
-        crashes in proptest::collection::vec(proptest::option::weighted(0.15, 0usize..6), 1..10),
+        crashes in proptest::collection::vec(proptest::option::weighted(0.3, 0usize..6), 1..30),
     ) {
         prop_assume!(ready.iter().any(|r| *r));
         let mut model = Model::new(count, percent, validation);
@@ -346,7 +346,10 @@ proptest! {
             for c in &plan.status.conditions {
                 prop_assert_eq!(c.observed_generation, GEN, "{:?}", c);
             }
-            let sorted = batches(&model.deployments, percent);
+            let sorted: Vec<Vec<String>> = batches(&model.deployments, percent)
+                .iter()
+                .map(|b| b.iter().map(|d| d.name.clone()).collect())
+                .collect();
             let forward: Vec<&Action> = plan.actions.iter().filter(|a| matches!(a, Action::Roll { batch: Some(_), .. })).collect();
             prop_assert!(forward.len() <= 1, "{:?}", forward);
             if let Some(Action::Roll { deployments, .. }) = forward.first() {
@@ -354,13 +357,15 @@ proptest! {
                 prop_assert!(ks.windows(2).all(|w| w[0] == w[1]), "one batch per roll: {:?}", ks);
                 let k = ks[0];
                 for earlier in &sorted[..k] {
-                    for d in earlier {
+                    for name in earlier {
+                        let d = model.deployments.iter().find(|d| &d.name == name).unwrap();
                         prop_assert_eq!(d.hash.as_deref(), Some("new"));
                         prop_assert_eq!(d.rollout_state(), RolloutState::Complete, "{} before batch {}", d.name, k + 1);
                     }
                 }
             }
-            let crash = crashes[i % crashes.len()];
+            // Crashes in the first passes only: an operator that always dies never finishes.
+            let crash = crashes.get(i).copied().flatten();
             model.apply(&plan, crash.unwrap_or(usize::MAX));
             // In flight: updated but not complete; all in one batch.
             let in_flight: Vec<usize> = model
@@ -381,7 +386,8 @@ proptest! {
                 prop_assert!(conditions::is_true(&model.status.conditions, DEGRADED));
                 break;
             }
-            if phase == Some(Phase::Complete) && plan.requeue.is_none() {
+            let settled_on_new = model.status.rollout.as_ref().is_some_and(|r| r.hash == "new");
+            if phase == Some(Phase::Complete) && settled_on_new {
                 break;
             }
             model.step(&ready, bad, canary_fails, final_fails);

@@ -22,8 +22,7 @@ async fn ten_deployments_at_30_percent_roll_in_four_batches_with_a_canary() {
     assert!(conditions::is_true(&status.conditions, READY));
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(status.active_provider.as_deref(), Some("aws-primary"));
-    let restarts = restarts(&cluster);
-    for (name, r) in &restarts {
+    for (name, r) in &restarts(&cluster) {
         if name == "unrelated" {
             assert!(r.is_empty(), "a Deployment outside the selector was restarted");
         } else {
