@@ -36,9 +36,9 @@ pub const OWNER_LABEL: &str = "cutover.dev/storage-backend";
     shortname = "sb",
     status = "StorageBackendStatus",
     doc = "An S3 provider that the selected applications use: the operator writes their Secret and ConfigMaps and rolls their Deployments in validated batches.",
-    printcolumn(name = "Provider", type_ = "string", json_path = ".spec.provider"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name": "Provider", "type": "string", "jsonPath": ".spec.provider"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct StorageBackendSpec {

@@ -140,7 +140,7 @@ pub fn batch_size(count: usize, percent: u32) -> usize {
 }
 
 /// The Deployments in rollout order (by name), cut into batches.
-pub fn batches<'a>(deployments: &'a [DeploymentView], percent: u32) -> Vec<Vec<&'a DeploymentView>> {
+pub fn batches(deployments: &[DeploymentView], percent: u32) -> Vec<Vec<&DeploymentView>> {
     let mut sorted: Vec<&DeploymentView> = deployments.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let size = batch_size(sorted.len(), percent);

@@ -77,6 +77,9 @@ pub struct JobView {
     pub state: JobState,
 }
 
+/// A StorageClass's provisioner and parameters.
+pub type StorageClassData = (String, BTreeMap<String, String>);
+
 /// The applications' objects as they are in the cluster now (for the names
 /// in the spec); `None` where an object does not exist.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +89,7 @@ pub struct AppData {
     /// ConfigMap name → data (`None`: absent).
     pub config_maps: BTreeMap<String, Option<BTreeMap<String, String>>>,
     /// StorageClass name → (provisioner, parameters) (`None`: absent).
-    pub storage_classes: BTreeMap<String, Option<(String, BTreeMap<String, String>)>>,
+    pub storage_classes: BTreeMap<String, Option<StorageClassData>>,
 }
 
 impl std::fmt::Debug for AppData {
