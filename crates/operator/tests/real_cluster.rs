@@ -69,7 +69,9 @@ async fn install_crd(client: &Client) {
 
 async fn namespace(client: &Client, name: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name } })).unwrap();
+    let ns: Namespace =
+        serde_json::from_value(json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name } }))
+            .unwrap();
     let _ = api.delete(name, &DeleteParams::default()).await;
     for _ in 0..120 {
         match api.create(&PostParams::default(), &ns).await {

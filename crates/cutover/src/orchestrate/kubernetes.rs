@@ -52,3 +52,30 @@ pub fn target(config: &Config, provider: &str) -> Result<Target, StepError> {
         path_style: b.path_style,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let text = format!("{}{extra}", cutover_core::fixtures::TWO_BACKENDS);
+        let env = |_: &str| Some("set".to_string());
+        cutover_core::config::load_str(&text, "cutover.toml", Path::new("/etc/cutover"), &env).unwrap()
+    }
+
+    #[test]
+    fn the_target_comes_from_the_backend_and_its_kubernetes_table() {
+        let config = config("[backends.kubernetes]\ncredentials_secret = \"secondary-creds\"\n");
+        let t = target(&config, "secondary").unwrap();
+        assert_eq!(t.endpoint, "http://127.0.0.1:3901");
+        assert_eq!((t.region.as_deref(), t.bucket.as_str()), (Some("garage"), "app-data"));
+        assert_eq!(t.credentials_secret, "secondary-creds");
+        assert!(t.path_style);
+        let e = target(&config, "primary").unwrap_err();
+        assert!(e.to_string().contains("has no [backends.kubernetes] credentials_secret"), "{e}");
+        let e = target(&config, "nope").unwrap_err();
+        assert!(e.to_string().contains("no backend named \"nope\""), "{e}");
+    }
+}
