@@ -3,6 +3,8 @@
 //! that plays the operator against the scripted controllers.
 #![allow(dead_code)]
 
+pub mod wire;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
