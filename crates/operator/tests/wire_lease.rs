@@ -71,3 +71,41 @@ async fn the_lease_is_created_respected_and_taken_over_only_conditionally() {
     assert!(!lock.try_acquire_or_renew().await.unwrap(), "lost the race for the expired lease");
     server.await.unwrap();
 }
+
+/// The operator loop on the wire: it leads, lists the StorageBackends of
+/// every namespace (or of one), reconciles each, and stops on shutdown.
+#[tokio::test(start_paused = true)]
+async fn the_operator_loop_leads_then_lists_every_namespace() {
+    use cutover_operator::run::{Options, run};
+    for (namespace, path) in [
+        (None, "/apis/cutover.dev/v1alpha1/storagebackends"),
+        (Some("prod"), "/apis/cutover.dev/v1alpha1/namespaces/prod/storagebackends"),
+    ] {
+        let (client, handle) = mock();
+        let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        let server = serve(
+            handle,
+            vec![
+                Expect::new(Method::GET, PATH).answer(200, lease("replica-a", &now, "5")),
+                Expect::new(Method::PUT, PATH)
+                    .fields("application/json", vec![("/metadata/resourceVersion", json!("5"))])
+                    .answer(200, lease("replica-a", &now, "6")),
+                Expect::new(Method::GET, path).answer(
+                    200,
+                    json!({ "apiVersion": "cutover.dev/v1alpha1", "kind": "StorageBackendList", "metadata": {}, "items": [] }),
+                ),
+            ],
+        );
+        let options = Options {
+            namespace: namespace.map(str::to_string),
+            identity: "replica-a".into(),
+            lease_namespace: "cutover-system".into(),
+            lease_name: "cutover-operator".into(),
+            lease_duration: Duration::from_secs(15),
+            resync: Duration::from_secs(60),
+        };
+        // Shut down before the next pass (every 5 s: a third of the lease).
+        run(client, options, tokio::time::sleep(Duration::from_secs(1))).await.unwrap();
+        server.await.unwrap();
+    }
+}
