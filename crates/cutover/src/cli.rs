@@ -109,6 +109,8 @@ pub enum Command {
     },
     /// Relay TCP to a backend while injecting faults (latency, blackhole, reset, refuse, 503 SlowDown, bandwidth).
     ChaosProxy(crate::cmd::chaos::ChaosProxyArgs),
+    /// The Kubernetes operator for the StorageBackend resource; `operator crd` prints the CRD.
+    Operator(crate::cmd::operator::OperatorArgs),
     /// Measure cutover against real servers (detection time, false failovers).
     Bench {
         #[command(subcommand)]

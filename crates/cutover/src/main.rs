@@ -73,6 +73,7 @@ fn main() -> ExitCode {
         Command::Ha { command } => cmd::ha::run(&cli.global, command),
         Command::ChaosProxy(args) => cmd::chaos::run(args),
         Command::Bench { command } => cmd::bench::run(command),
+        Command::Operator(args) => cmd::operator::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

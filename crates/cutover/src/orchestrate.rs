@@ -26,6 +26,7 @@ use crate::wiring::Shared;
 mod engine;
 mod guard;
 mod host;
+mod kubernetes;
 mod report;
 
 use engine::engine;

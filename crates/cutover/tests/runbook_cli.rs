@@ -73,7 +73,7 @@ fn runbook_check_without_a_configuration_still_checks_the_shape() {
     assert_eq!(r.code, 2, "{r:?}");
     let r = cutover(&["runbook", "check", f.to_str().unwrap()], &[]);
     assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains("needs the Kubernetes operator"), "{r:?}");
+    assert!(r.stderr.contains("with.namespace: missing required parameter"), "{r:?}");
 }
 
 /// Regression (issue 18): with `SLACK_WEBHOOK_URL` unset, `runbook check`,

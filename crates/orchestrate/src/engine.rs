@@ -79,6 +79,13 @@ pub trait Host: Send + Sync {
     /// is compared too, not only what a gateway journal remembers; `None`
     /// when the incident never failed over.
     fn resync(&self, max_rounds: u32, since: Option<SystemTime>) -> BoxFut<'_, Result<Value, StepError>>;
+    /// `kubernetes.patch`: apply a backend to a `StorageBackend` and wait for
+    /// the operator ([`actuators::kubernetes`]). The binary provides it, so
+    /// this crate needs no Kubernetes client; by default it is refused.
+    fn kubernetes_patch<'a>(&'a self, params: &'a Params, timeout: Duration) -> BoxFut<'a, Result<Value, StepError>> {
+        let _ = (params, timeout);
+        Box::pin(async { Err(StepError::Refused("kubernetes.patch is not available in this process".into())) })
+    }
 }
 
 /// What to run: a failover or fallback of an incident.
@@ -741,6 +748,7 @@ impl Engine {
                     self.host.resync(rounds, self.failed_over_since(&job.incident)).await
                 }
                 "approval" => self.approval(a, job).await,
+                "kubernetes.patch" => self.host.kubernetes_patch(a.params, a.timeout).await,
                 other => {
                     let ctx = Ctx {
                         incident: job.incident.clone(),

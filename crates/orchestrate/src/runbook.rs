@@ -43,9 +43,6 @@ pub const VARIABLES: &[&str] =
 /// The actuators the engine itself provides (the others are in [`actuators`]).
 pub const BUILT_IN: &[&str] = &["state.switch", "validate", "sync.resync", "approval"];
 
-/// Reserved for the Kubernetes operator.
-pub const NEEDS_OPERATOR: &[&str] = &["kubernetes.patch"];
-
 /// Default step timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -382,13 +379,6 @@ fn check_call(t: &toml::Table, label: &str, backends: &[&str], problems: &mut Ve
             return None;
         }
     };
-    if NEEDS_OPERATOR.contains(&uses.as_str()) {
-        problems.push(Problem::new(
-            format!("{label}.uses"),
-            format!("{uses:?} needs the Kubernetes operator (cutover operator), which is not part of this build"),
-        ));
-        return None;
-    }
     let Some(specs) = params(&uses) else {
         let mut known: Vec<&str> = BUILT_IN.to_vec();
         known.extend(actuators::NAMES);
@@ -442,6 +432,7 @@ fn check_call(t: &toml::Table, label: &str, backends: &[&str], problems: &mut Ve
         let field = match uses.as_str() {
             "state.switch" => Some("to"),
             "validate" => Some("backend"),
+            "kubernetes.patch" => Some("provider"),
             _ => None,
         };
         if let Some(f) = field

@@ -443,6 +443,15 @@ pub struct BackendConfig {
     /// (webpki) roots: an `https` endpoint whose certificate a private CA
     /// signed. Read when a client is built (and by `cutover config check`).
     pub ca_file: Option<PathBuf>,
+    /// `[backends.kubernetes]`, for the `kubernetes.patch` step.
+    pub kubernetes: Option<KubernetesBackendConfig>,
+}
+
+/// `[backends.kubernetes]`: the Secret (in the `StorageBackend`'s namespace)
+/// that holds this backend's `access_key_id` and `secret_access_key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesBackendConfig {
+    pub credentials_secret: String,
 }
 
 /// Where a backend's credentials come from. The values themselves are read

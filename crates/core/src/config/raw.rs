@@ -195,6 +195,14 @@ pub struct RawBackend {
     pub credentials: Option<RawCredentials>,
     pub validate: Option<RawBackendValidate>,
     pub ca_file: Option<String>,
+    pub kubernetes: Option<RawBackendKubernetes>,
+}
+
+/// `[backends.kubernetes]`: how the `kubernetes.patch` step names this
+/// backend to the cluster's operator.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawBackendKubernetes {
+    pub credentials_secret: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -133,3 +133,19 @@ fn hostile_configs_are_problems_not_panics() {
         assert!(p.iter().all(|m| !m.is_empty() && m.contains(':')), "{text:?}: {p:?}");
     }
 }
+
+#[test]
+fn backends_kubernetes_names_the_credentials_secret() {
+    let text = format!("{TWO_BACKENDS}[backends.kubernetes]\ncredentials_secret = \"secondary-creds\"\n");
+    let config = load(&text);
+    assert_eq!(config.backends[0].kubernetes, None);
+    let k = config.backends[1].kubernetes.as_ref().unwrap();
+    assert_eq!(k.credentials_secret, "secondary-creds");
+    let p = problems(&format!("{TWO_BACKENDS}[backends.kubernetes]\ncredentials_secret = \"Not_A_Name\"\n"));
+    assert!(
+        p.iter().any(|m| m.contains("backends[1].kubernetes.credentials_secret: \"Not_A_Name\" is not a Secret name")),
+        "{p:?}"
+    );
+    let p = problems(&format!("{TWO_BACKENDS}[backends.kubernetes]\n"));
+    assert!(p.iter().any(|m| m.contains("backends[1].kubernetes.credentials_secret: missing")), "{p:?}");
+}

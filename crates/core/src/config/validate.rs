@@ -461,6 +461,8 @@ fn validate_backends(
             b.validate.as_ref().map(|v| validate_backend_checks(p, &format!("{at}.validate"), v)).unwrap_or_default();
         let ca_file =
             ca_file(p, &format!("{at}.ca_file"), b.ca_file.as_ref(), endpoint.as_ref().map(|e| e.tls), base_dir);
+        let kubernetes =
+            b.kubernetes.as_ref().and_then(|k| validate_backend_kubernetes(p, &format!("{at}.kubernetes"), k));
         if let (Some(name), Some(endpoint), Some(region), Some(bucket), Some(role), Some(credentials)) =
             (name, endpoint, region, bucket, role, credentials)
         {
@@ -475,6 +477,7 @@ fn validate_backends(
                 credentials,
                 validate,
                 ca_file,
+                kubernetes,
             });
         }
     }
@@ -492,6 +495,31 @@ fn validate_backends(
         }
     }
     out
+}
+
+/// `[backends.kubernetes]`: `credentials_secret` is a Secret's name (a DNS
+/// subdomain: lowercase letters, digits, '-' and '.', at most 253 characters).
+fn validate_backend_kubernetes(
+    p: &mut Problems,
+    at: &str,
+    k: &super::raw::RawBackendKubernetes,
+) -> Option<super::KubernetesBackendConfig> {
+    let at = format!("{at}.credentials_secret");
+    let name = p.required(
+        &at,
+        k.credentials_secret.as_ref(),
+        "the name of a Secret with access_key_id and secret_access_key",
+    )?;
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !valid {
+        p.push(at, format!("{name:?} is not a Secret name (lowercase letters, digits, '-' and '.')"));
+        return None;
+    }
+    Some(super::KubernetesBackendConfig { credentials_secret: name.to_string() })
 }
 
 fn validate_credentials(

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod drill;
 pub mod gateway;
 pub mod ha;
+pub mod operator;
 pub mod policy;
 pub mod probe;
 pub mod run;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use cutover_orchestrate::actuators::StepError;
+use cutover_orchestrate::actuators::{Params, StepError};
 use cutover_orchestrate::engine::{BoxFut, Host};
 use cutover_s3::ClientOptions;
 use serde_json::{Value, json};
@@ -50,6 +50,10 @@ pub struct RunHost {
 }
 
 impl Host for RunHost {
+    fn kubernetes_patch<'a>(&'a self, params: &'a Params, timeout: Duration) -> BoxFut<'a, Result<Value, StepError>> {
+        Box::pin(super::kubernetes::run(&self.shared.config, params, timeout))
+    }
+
     fn switch<'a>(&'a self, to: &'a str) -> BoxFut<'a, Result<Value, StepError>> {
         Box::pin(async move {
             let from = self.shared.controller.set_active(to).await.map_err(|e| StepError::Failed(e.to_string()))?;

@@ -25,6 +25,7 @@ pub mod dns;
 pub mod git;
 pub mod http;
 pub mod http_client;
+pub mod kubernetes;
 pub mod notify;
 pub mod param;
 pub mod terraform_cloud;
@@ -148,7 +149,8 @@ impl ParamSpec {
 
 /// The names of the external actuators (the engine provides `state.switch`,
 /// `validate`, `sync.resync` and `approval`).
-pub const NAMES: &[&str] = &["dns.update", "git.set", "terraform_cloud.run", "http", "command", "notify"];
+pub const NAMES: &[&str] =
+    &["dns.update", "git.set", "terraform_cloud.run", "http", "command", "notify", "kubernetes.patch"];
 
 /// The parameters of the actuator named `uses`, for `runbook check`; `None`
 /// for a name this module does not know.
@@ -158,6 +160,7 @@ pub fn params(uses: &str) -> Option<&'static [ParamSpec]> {
         "dns.update" => Some(dns::PARAMS),
         "git.set" => Some(git::PARAMS),
         "http" => Some(http::PARAMS),
+        "kubernetes.patch" => Some(kubernetes::PARAMS),
         "notify" => Some(notify::PARAMS),
         "terraform_cloud.run" => Some(terraform_cloud::PARAMS),
         _ => None,

@@ -83,7 +83,8 @@ uses = "kubernetes.patch"
     assert!(all.contains(r#"steps[3] "four".with.to: no backend named "tertiary""#), "{all}");
     assert!(all.contains(r#"steps[3] "four".on_failure"#), "{all}");
     assert!(all.contains(r#"steps[3] "four".undo.with.to: missing required parameter"#), "{all}");
-    assert!(all.contains(r#"steps[4] "five".uses: "kubernetes.patch" needs the Kubernetes operator"#), "{all}");
+    assert!(all.contains(r#"steps[4] "five".with.namespace: missing required parameter"#), "{all}");
+    assert!(all.contains(r#"steps[4] "five".with.provider: missing required parameter"#), "{all}");
     assert!(p.iter().all(|l| l.starts_with("rb.toml: ")), "{all}");
 }
 

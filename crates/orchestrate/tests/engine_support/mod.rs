@@ -41,6 +41,23 @@ impl Host for RecordingHost {
     fn resync(&self, _rounds: u32, _since: Option<std::time::SystemTime>) -> BoxFut<'_, Result<Value, StepError>> {
         Box::pin(async move { Ok(json!({"copied": 0})) })
     }
+    /// Records `kubernetes.patch NS/NAME PROVIDER`; a provider named
+    /// `degraded` is refused (the operator rolled back).
+    fn kubernetes_patch<'a>(
+        &'a self,
+        params: &'a cutover_orchestrate::actuators::Params,
+        _timeout: std::time::Duration,
+    ) -> BoxFut<'a, Result<Value, StepError>> {
+        Box::pin(async move {
+            let p = |k: &str| params.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let provider = p("provider");
+            self.calls.lock().unwrap().push(format!("kubernetes.patch {}/{} {provider}", p("namespace"), p("name")));
+            if provider == "degraded" {
+                return Err(StepError::Refused("StorageBackend prod/app-storage is Degraded at generation 2".into()));
+            }
+            Ok(json!({"generation": 2, "provider": provider}))
+        })
+    }
 }
 
 pub struct Bench {
