@@ -191,6 +191,8 @@ pub struct Engine {
     guard: Arc<dyn RollbackGuard>,
     /// How often an `approval` step looks for a verdict.
     pub approval_poll: Duration,
+    /// `api.public_url`: steps get their incident's console page from it.
+    public_url: Option<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -236,7 +238,15 @@ impl Engine {
             secrets: Arc::default(),
             guard: Arc::new(AllowAll),
             approval_poll: Duration::from_millis(200),
+            public_url: None,
         }
+    }
+
+    /// The console's public address (`api.public_url`, no trailing slash):
+    /// each step's context gets its incident's page under it.
+    pub fn with_public_url(mut self, url: Option<String>) -> Self {
+        self.public_url = url;
+        self
     }
 
     /// The fence the journal's writes carry (a leader's, in HA).
@@ -733,6 +743,7 @@ impl Engine {
                         work_dir: self.work_dir.clone(),
                         env,
                         fencing_token: self.fence.revision(),
+                        console_url: self.public_url.as_ref().map(|u| format!("{u}/ui/incidents/{}", job.incident)),
                     };
                     match actuators::run_external(other, a.params, &ctx).await {
                         Some(r) => r,

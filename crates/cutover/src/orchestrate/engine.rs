@@ -25,6 +25,7 @@ pub fn engine(shared: &Arc<Shared>) -> Engine {
     )
     .with_secrets(held_secrets(&shared.config))
     .with_guard(Arc::new(ControllerGuard { shared: shared.clone() }))
+    .with_public_url(shared.config.api.as_ref().and_then(|a| a.public_url.clone()))
 }
 
 /// The credentials cutover holds (backends, gateway clients): no step result

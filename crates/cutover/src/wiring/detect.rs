@@ -86,5 +86,8 @@ pub async fn verify_loop(backend: String, client: S3Client, prefix: String, inte
 }
 
 fn record_probe(shared: &Shared, r: &ProbeReport) {
+    let ms = r.ops.iter().map(|o| o.ms).sum();
+    let sample = crate::console::samples::Probe { at: std::time::SystemTime::now(), ok: r.ok, ms };
+    shared.console.samples.probe(&r.backend, sample);
     shared.telemetry.emit(&Event::ProbeCycle { vantage: LOCAL.to_string(), report: r.clone() });
 }

@@ -62,6 +62,9 @@ pub struct Ctx {
     /// The leader's fencing token in HA (`None` embedded): the `http`
     /// actuator sends it as `X-Cutover-Fencing-Token`.
     pub fencing_token: Option<i64>,
+    /// The incident's console page (`api.public_url` + `/ui/incidents/{id}`),
+    /// when a public URL is configured: `notify` links to it.
+    pub console_url: Option<String>,
 }
 
 impl std::fmt::Debug for Ctx {

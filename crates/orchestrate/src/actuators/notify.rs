@@ -6,7 +6,8 @@
 //! - `url_env`: instead of `url`, the environment variable holding the URL
 //!   (Slack webhook URLs are secrets).
 //! - `text`: the message; default
-//!   `:rotating_light: cutover {kind} {incident}: {source} → {target}. {reason}`.
+//!   `:rotating_light: cutover {kind} {incident}: {source} → {target}. {reason}`,
+//!   then, with `[api] public_url`, a line with the incident's console page.
 //! - `channel`: sent as `channel` when given.
 //! - `ca_file`: a PEM file of CA certificates trusted in addition to the
 //!   public roots (an `https` webhook with a private CA).
@@ -147,6 +148,10 @@ pub fn default_text(ctx: &Ctx) -> String {
     if !ctx.reason.is_empty() {
         text.push(' ');
         text.push_str(&ctx.reason);
+    }
+    if let Some(url) = &ctx.console_url {
+        text.push_str("\n");
+        text.push_str(url);
     }
     text
 }

@@ -34,6 +34,7 @@ pub fn ctx(work_dir: &Path, env: &[(&str, &str)]) -> Ctx {
         work_dir: work_dir.to_path_buf(),
         env: Arc::new(move |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())),
         fencing_token: None,
+        console_url: None,
     }
 }
 

@@ -1,0 +1,285 @@
+//! The console's handlers: each one checks the session (and, for a POST,
+//! the `Origin` and the CSRF token), reads or asks what it needs, and
+//! renders a view or redirects. A request with `X-Console-Fragment: live`
+//! gets the page's live part only (the script swaps it in).
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use cutover_core::config::TokenRole;
+use cutover_store::Store;
+use http::{HeaderMap, StatusCode};
+use serde_json::json;
+
+use super::layout::{self, fragment, page, redirect, refusal};
+use super::session::{self, COOKIE_NAME, LOGIN_COOKIE, SESSION_TTL, Session, check_csrf, check_origin};
+use super::views::{self, AuditFilter, IncidentData, StatusData};
+use super::{audit, chart};
+use crate::api::auth_check;
+use crate::wiring::Shared;
+
+/// The sign-in form's double-submit cookie lives this long.
+const LOGIN_FORM_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The session of a request, or a redirect to the sign-in form.
+fn signed_in(shared: &Shared, headers: &HeaderMap) -> Result<Session, Response> {
+    shared.console.sessions.of(headers).ok_or_else(|| redirect("/ui/login", None))
+}
+
+/// A POST's checks: a session, this console's `Origin`, the session's CSRF token.
+fn post_checks(shared: &Shared, headers: &HeaderMap, csrf: Option<&str>) -> Result<Session, Response> {
+    check_origin(headers, public_url(shared)).map_err(IntoResponse::into_response)?;
+    let Some(s) = shared.console.sessions.of(headers) else {
+        return Err(refusal(StatusCode::FORBIDDEN, "refused: not signed in (or the session expired)", None));
+    };
+    check_csrf(csrf, &s.csrf).map_err(IntoResponse::into_response)?;
+    Ok(s)
+}
+
+fn public_url(shared: &Shared) -> Option<&str> {
+    shared.config.api.as_ref().and_then(|a| a.public_url.as_deref())
+}
+
+fn secure(shared: &Shared) -> bool {
+    public_url(shared).is_some_and(|u| u.starts_with("https://"))
+}
+
+fn wants_fragment(headers: &HeaderMap) -> bool {
+    headers.get("x-console-fragment").is_some_and(|v| v == "live")
+}
+
+/// `GET /ui/login`.
+pub async fn login_form(State(shared): State<Arc<Shared>>) -> Response {
+    let nonce = session::random_token();
+    let cookie = session::set_cookie(LOGIN_COOKIE, &nonce, LOGIN_FORM_TTL, secure(&shared));
+    let mut resp = page(StatusCode::OK, "sign in", None, views::login(&nonce, None));
+    if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(http::header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct LoginForm {
+    token: String,
+    csrf: String,
+}
+
+/// `POST /ui/login`: the token is checked against the configured hashes;
+/// agents may not sign in; the sign-in is audited as `console.login`.
+pub async fn login(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    if let Err(e) = check_origin(&headers, public_url(&shared)) {
+        return e.into_response();
+    }
+    let nonce = session::cookie(&headers, LOGIN_COOKIE);
+    if check_csrf(Some(&f.csrf), nonce.as_deref().unwrap_or("")).is_err() || nonce.is_none() {
+        return refusal(StatusCode::FORBIDDEN, "refused: the sign-in form expired; open /ui/login again", None);
+    }
+    let retry = |msg: &str| {
+        let nonce = session::random_token();
+        let mut resp = page(StatusCode::UNAUTHORIZED, "sign in", None, views::login(&nonce, Some(msg)));
+        let cookie = session::set_cookie(LOGIN_COOKIE, &nonce, LOGIN_FORM_TTL, secure(&shared));
+        if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+            resp.headers_mut().append(http::header::SET_COOKIE, v);
+        }
+        resp
+    };
+    let caller = match auth_check(&shared, f.token.trim()) {
+        Some(c) => c,
+        None => return retry("unknown token"),
+    };
+    if caller.role == TokenRole::Agent {
+        return retry("agent tokens cannot sign in to the console");
+    }
+    let detail = json!({"role": role_str(caller.role)});
+    if let Err(e) = audit::record(&shared, &caller.name, "console.login", detail).await {
+        tracing::error!(error = %e, actor = %caller.name, "console sign-in refused: not audited");
+        return refusal(StatusCode::SERVICE_UNAVAILABLE, "sign-in refused: it could not be audited", None);
+    }
+    let id = shared.console.sessions.open(&caller.name, caller.role);
+    let mut resp = redirect("/ui", Some(session::set_cookie(COOKIE_NAME, &id, SESSION_TTL, secure(&shared))));
+    let clear = session::set_cookie(LOGIN_COOKIE, "", std::time::Duration::ZERO, secure(&shared));
+    if let Ok(v) = http::HeaderValue::from_str(&clear) {
+        resp.headers_mut().append(http::header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// `POST /ui/logout`.
+pub async fn logout(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
+    let s = match post_checks(&shared, &headers, f.csrf.as_deref()) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(e) = audit::record(&shared, &s.name, "console.logout", json!({})).await {
+        tracing::warn!(error = %e, actor = %s.name, "console sign-out not audited");
+    }
+    shared.console.sessions.close(&headers);
+    redirect("/ui/login", Some(session::set_cookie(COOKIE_NAME, "", std::time::Duration::ZERO, secure(&shared))))
+}
+
+/// `GET /ui`: the status page.
+pub async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let s = match signed_in(&shared, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let data = StatusData::read(&shared).await;
+    if wants_fragment(&headers) {
+        return fragment(views::status_live(&data));
+    }
+    page(StatusCode::OK, "status", Some(&s), views::status_page(&s, &data))
+}
+
+/// `GET /ui/incidents/{id}`.
+pub async fn incident(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let s = match signed_in(&shared, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(data) = IncidentData::read(&shared, &id).await else {
+        return refusal(StatusCode::NOT_FOUND, &format!("no incident {id:?}"), Some(&s));
+    };
+    let svg = chart::draw(&chart::ChartInput::from_incident(&data, &shared.console.samples));
+    if wants_fragment(&headers) {
+        return fragment(views::incident_live(&data, &svg));
+    }
+    let title = format!("incident {}", data.incident.id);
+    page(StatusCode::OK, &title, Some(&s), views::incident_page(&s, &shared, &data, &svg))
+}
+
+/// `GET /ui/incidents/{id}/chart.svg`: the chart alone.
+pub async fn chart(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let s = match signed_in(&shared, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(data) = IncidentData::read(&shared, &id).await else {
+        return refusal(StatusCode::NOT_FOUND, &format!("no incident {id:?}"), Some(&s));
+    };
+    let svg = chart::draw(&chart::ChartInput::from_incident(&data, &shared.console.samples));
+    layout::with_headers(StatusCode::OK, "image/svg+xml", svg)
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct DecisionForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /ui/incidents/{id}/approve`.
+pub async fn approve(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<DecisionForm>,
+) -> Response {
+    decide(shared, headers, id, true, f).await
+}
+
+/// `POST /ui/incidents/{id}/reject`.
+pub async fn reject(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<DecisionForm>,
+) -> Response {
+    decide(shared, headers, id, false, f).await
+}
+
+/// A verdict from the console: an approver's, with a comment; audited as
+/// `console.approve` / `console.reject`; the outcome (or why not, such as
+/// "already decided by X") is shown on the incident's page.
+async fn decide(shared: Arc<Shared>, headers: HeaderMap, id: String, approve: bool, f: DecisionForm) -> Response {
+    let s = match post_checks(&shared, &headers, f.csrf.as_deref()) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (verb, done) = if approve { ("approve", "approved") } else { ("reject", "rejected") };
+    if !s.may_decide() {
+        return refusal(
+            StatusCode::FORBIDDEN,
+            &format!("refused: {} is a {} and may not {verb} (approvers and admins may)", s.name, layout::role_name(&s)),
+            Some(&s),
+        );
+    }
+    let back = format!("/ui/incidents/{}", views::path_segment(&id));
+    let comment = f.comment.trim().to_string();
+    let problem = if comment.is_empty() {
+        Some("a comment is required".to_string())
+    } else {
+        crate::api::check_comment(&comment).err()
+    };
+    if let Some(p) = problem {
+        shared.console.sessions.flash(&headers, format!("not sent: {p}"));
+        return redirect(&back, None);
+    }
+    let action = if approve { "console.approve" } else { "console.reject" };
+    let detail = json!({"incident": id, "comment": comment});
+    if let Err(e) = audit::record(&shared, &s.name, action, detail).await {
+        tracing::error!(error = %e, actor = %s.name, "console verdict refused: not audited");
+        shared.console.sessions.flash(&headers, "not sent: the verdict could not be audited".into());
+        return redirect(&back, None);
+    }
+    let message = match crate::api::verdict(&shared, &id, approve, &s.name, &comment).await {
+        Ok(true) => format!("{done} by {}: the failover starts", s.name),
+        Ok(false) => format!("{done} by {}", s.name),
+        Err(e) => views::verdict_refused(&e.to_string()),
+    };
+    shared.console.sessions.flash(&headers, message);
+    redirect(&back, None)
+}
+
+/// `GET /ui/audit`.
+pub async fn audit(State(shared): State<Arc<Shared>>, headers: HeaderMap, Query(filter): Query<AuditFilter>) -> Response {
+    let s = match signed_in(&shared, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let store = shared.store.clone();
+    let read = tokio::task::spawn_blocking(move || (store.audit_entries(), store.verify_audit())).await;
+    let (entries, verified) = match read {
+        Ok((Ok(e), Ok(v))) => (e, v.map_err(|e| e.to_string())),
+        Ok((Err(e), _)) | Ok((_, Err(e))) => {
+            return refusal(StatusCode::INTERNAL_SERVER_ERROR, &format!("reading the audit log: {e}"), Some(&s));
+        }
+        Err(_) => return refusal(StatusCode::INTERNAL_SERVER_ERROR, "reading the audit log failed", Some(&s)),
+    };
+    let body = views::audit_page(&entries, &verified, &filter);
+    if wants_fragment(&headers) {
+        return fragment(body);
+    }
+    page(StatusCode::OK, "audit", Some(&s), body)
+}
+
+fn role_str(r: TokenRole) -> &'static str {
+    match r {
+        TokenRole::Viewer => "viewer",
+        TokenRole::Agent => "agent",
+        TokenRole::Approver => "approver",
+        TokenRole::Admin => "admin",
+    }
+}
+
+/// The configured tokens that may decide, by name.
+pub fn deciders(shared: &Shared) -> Vec<String> {
+    let tokens = shared.config.api.as_ref().map(|a| a.tokens.as_slice()).unwrap_or(&[]);
+    tokens.iter().filter(|t| matches!(t.role, TokenRole::Approver | TokenRole::Admin)).map(|t| t.name.clone()).collect()
+}
+
+/// Reads the incident's data off the async workers.
+pub async fn read_store<T: Send + 'static>(
+    shared: &Shared,
+    read: impl FnOnce(&dyn Store) -> T + Send + 'static,
+) -> Option<T> {
+    let store = shared.store.clone();
+    tokio::task::spawn_blocking(move || read(store.as_ref())).await.ok()
+}

@@ -1,0 +1,418 @@
+//! The pages' templates (maud: checked at compile time, every value
+//! escaped) and the data each page reads. The part of a page inside
+//! `#live` is what the script swaps in on a change; forms stay outside it
+//! so that a comment being typed survives a refresh.
+
+use std::time::SystemTime;
+
+use cutover_control::controller::VantageStatus;
+use cutover_core::domain::{IncidentState, RunKind};
+use cutover_orchestrate::runbook::{self, Vars};
+use cutover_store::{AuditEntry, Incident, RunRecord, StepRecord, TimelineEvent};
+use maud::{Markup, PreEscaped, html};
+use serde_json::Value;
+
+use super::pages::{deciders, read_store};
+use super::session::Session;
+use crate::wiring::Shared;
+
+/// What the status page shows.
+#[derive(Debug)]
+pub struct StatusData {
+    pub status: Value,
+    pub open: Vec<Incident>,
+    /// Each backend's vantages, in order.
+    pub vantages: Vec<(String, Vec<(String, VantageStatus)>)>,
+    /// Evidence older than this is shown as stale.
+    pub stale_ms: u64,
+}
+
+impl StatusData {
+    pub async fn read(shared: &Shared) -> Self {
+        let status = crate::api::status_json(shared);
+        let snapshot = shared.controller.status();
+        let vantages = snapshot
+            .backends
+            .iter()
+            .map(|b| (b.name.clone(), b.vantages.iter().map(|(v, s)| (v.clone(), s.clone())).collect()))
+            .collect();
+        let open = read_store(shared, |s| s.open_incidents().unwrap_or_default()).await.unwrap_or_default();
+        let stale_ms = (shared.config.probe.interval.as_millis() as u64).saturating_mul(5).max(5_000);
+        Self { status, open, vantages, stale_ms }
+    }
+}
+
+/// What the incident page shows.
+#[derive(Debug)]
+pub struct IncidentData {
+    pub incident: Incident,
+    pub timeline: Vec<TimelineEvent>,
+    pub runs: Vec<(RunRecord, Vec<StepRecord>)>,
+    /// The failover's plan, while a verdict is awaited.
+    pub plan: Option<Result<Vec<String>, String>>,
+    pub awaiting: bool,
+    /// The backend's vantages now.
+    pub vantages: Vec<(String, VantageStatus)>,
+}
+
+impl IncidentData {
+    pub async fn read(shared: &Shared, id: &str) -> Option<Self> {
+        let key = id.to_string();
+        let (incident, timeline, runs) = read_store(shared, move |s| {
+            let inc = s.incident(&key).ok()??;
+            let timeline = s.timeline(&key).unwrap_or_default();
+            let runs = s
+                .runs_for(&key)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| {
+                    let steps = s.steps(r.id).unwrap_or_default();
+                    (r, steps)
+                })
+                .collect::<Vec<_>>();
+            Some((inc, timeline, runs))
+        })
+        .await??;
+        let awaiting = awaits_verdict(&incident, &timeline);
+        let plan = (incident.state == IncidentState::AwaitingApproval).then(|| plan(shared, &incident));
+        let status = shared.controller.status();
+        let vantages = status
+            .backend(&incident.backend)
+            .map(|b| b.vantages.iter().map(|(v, s)| (v.clone(), s.clone())).collect())
+            .unwrap_or_default();
+        Some(Self { incident, timeline, runs, plan, awaiting, vantages })
+    }
+
+    /// The policy hash of the latest decision.
+    pub fn policy_sha256(&self) -> Option<&str> {
+        self.timeline.iter().rev().find(|e| e.kind == "decision").and_then(|e| e.detail["policy_sha256"].as_str())
+    }
+}
+
+/// Whether the incident waits for a human: its decision awaits approval, or
+/// a run reached an `approval` step that no verdict answered yet.
+fn awaits_verdict(inc: &Incident, timeline: &[TimelineEvent]) -> bool {
+    if inc.closed_at.is_some() {
+        return false;
+    }
+    if inc.state == IncidentState::AwaitingApproval {
+        return true;
+    }
+    let start = timeline.iter().rposition(|e| e.kind == "runbook.started").unwrap_or(0);
+    let asked = timeline[start..].iter().rposition(|e| e.kind == "approval.requested");
+    asked.is_some_and(|i| !timeline[start + i..].iter().any(|e| e.kind == "approval"))
+}
+
+/// The failover runbook's plan for this incident, as `runbook run --dry-run` prints it.
+fn plan(shared: &Shared, inc: &Incident) -> Result<Vec<String>, String> {
+    let names = shared.config.backend_names();
+    let rb = match &shared.config.runbooks.failover {
+        None => runbook::built_in(RunKind::Failover),
+        Some(p) => runbook::load(p, &names).map_err(|e| e.to_string())?,
+    };
+    let status = shared.controller.status();
+    let vars = Vars {
+        incident: inc.id.clone(),
+        backend: inc.backend.clone(),
+        source: status.active.clone(),
+        target: inc.decision["target"].as_str().unwrap_or("?").to_string(),
+        reason: inc.decision["reason"].as_str().unwrap_or_default().to_string(),
+        kind: "failover".into(),
+        fencing_token: status.token.map(|t| t.to_string()).unwrap_or_else(|| "0".into()),
+    };
+    crate::cmd::runbook::plan_lines(&rb, &vars)
+}
+
+/// A path segment, percent-encoded.
+pub fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The message shown for a verdict the controller refused.
+pub fn verdict_refused(why: &str) -> String {
+    format!("not recorded: {why}")
+}
+
+fn age(ms: u64) -> String {
+    if ms < 10_000 { format!("{:.1} s ago", ms as f64 / 1000.0) } else { format!("{} s ago", ms / 1000) }
+}
+
+fn cli(command: &str) -> Markup {
+    html! { p.cli { "CLI: " code { (command) } } }
+}
+
+fn flash(s: &Session) -> Markup {
+    html! {
+        @if let Some(m) = &s.flash {
+            p.flash #flash role="status" { (m) }
+        }
+    }
+}
+
+/// The sign-in form.
+pub fn login(nonce: &str, error: Option<&str>) -> Markup {
+    html! {
+        main {
+            h1 { "Sign in" }
+            @if let Some(e) = error { p.error { (e) } }
+            form method="post" action="/ui/login" {
+                input type="hidden" name="csrf" value=(nonce);
+                label { "API token " input type="password" name="token" autocomplete="off" required; }
+                " " button type="submit" { "sign in" }
+            }
+            p.cli { "The same tokens as the API's (" code { "[[api.tokens]]" } "); viewers see, approvers decide." }
+        }
+    }
+}
+
+/// The status page.
+pub fn status_page(s: &Session, d: &StatusData) -> Markup {
+    html! {
+        main {
+            h1 { "Status" }
+            (flash(s))
+            section #live data-events="/ui/events" { (status_live(d)) }
+            (cli("cutover status"))
+        }
+    }
+}
+
+/// The live part of the status page.
+pub fn status_live(d: &StatusData) -> Markup {
+    let columns: Vec<String> = {
+        let mut v: Vec<String> = d.vantages.iter().flat_map(|(_, vs)| vs.iter().map(|(n, _)| n.clone())).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let backends = d.status["backends"].as_array().cloned().unwrap_or_default();
+    html! {
+        p { "Active backend: " strong #active { (d.status["active"].as_str().unwrap_or("?")) } }
+        @if let Some(role) = d.status["role"].as_str() {
+            p #leader {
+                "This node: " (role) " · leader: "
+                @match d.status["leader"]["node"].as_str() {
+                    Some(n) => { strong { (n) } " (" (d.status["leader"]["api"].as_str().unwrap_or("")) ")" }
+                    None => { strong { "none known" } }
+                }
+            }
+        }
+        h2 { "Health" }
+        table #health {
+            tr { th { "backend" } th { "role" } th { "health" } @for c in &columns { th { "@" (c) } } }
+            @for b in &backends {
+                @let name = b["name"].as_str().unwrap_or("?");
+                tr {
+                    td { (name) } td { (b["role"].as_str().unwrap_or("")) }
+                    td class=(b["health"].as_str().unwrap_or("unknown")) data-backend=(name) { (b["health"].as_str().unwrap_or("unknown")) }
+                    @for c in &columns {
+                        @let v = d.vantages.iter().find(|(n, _)| n == name).and_then(|(_, vs)| vs.iter().find(|(n, _)| n == c));
+                        @match v {
+                            Some((_, vs)) => {
+                                @let stale = vs.age_ms > d.stale_ms;
+                                @let shown = if stale { "unknown" } else { vs.health.as_str() };
+                                td class=(shown) data-cell=(format!("{name}@{c}")) {
+                                    (shown) @if stale { " (stale)" }
+                                    br; small { (vs.last_outcome) " · " (age(vs.age_ms)) }
+                                }
+                            }
+                            None => { td.unknown { "—" } }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Open incidents (" (d.open.len()) ")" }
+        @if d.open.is_empty() { p #no-incidents { "None." } } @else {
+            table #incidents {
+                tr { th { "incident" } th { "backend" } th { "state" } th { "opened" } th { "decision" } }
+                @for i in &d.open {
+                    tr {
+                        td { a href=(format!("/ui/incidents/{}", path_segment(&i.id))) { (i.id) } }
+                        td { (i.backend) } td class=(i.state.as_str()) { (i.state.as_str()) } td { (i.opened_at) }
+                        td { (i.decision["action"].as_str().unwrap_or("—")) " " (i.decision["target"].as_str().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The incident page: the verdict form (outside the live part), then the
+/// live part, then the CLI equivalents.
+pub fn incident_page(s: &Session, shared: &Shared, d: &IncidentData, svg: &str) -> Markup {
+    let id = &d.incident.id;
+    let events = format!("/ui/events?incident={}", path_segment(id));
+    let base = format!("/ui/incidents/{}", path_segment(id));
+    html! {
+        main {
+            h1 { "Incident " (id) }
+            (flash(s))
+            @if d.awaiting {
+                section #approval {
+                    h2 { "Awaiting a verdict" }
+                    @if let Some(plan) = &d.plan {
+                        @match plan {
+                            Ok(lines) => { p { "Approving runs this plan:" } pre #plan { @for l in lines { (l) "\n" } } }
+                            Err(e) => { p.error { "The plan cannot be rendered: " (e) } }
+                        }
+                    }
+                    p #deciders { "May decide: " (deciders(shared).join(", ")) }
+                    @if s.may_decide() {
+                        form #verdict method="post" action=(format!("{base}/approve")) {
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            label { "Comment (required)" br; textarea name="comment" rows="3" required maxlength="4096" {} }
+                            br;
+                            button #approve type="submit" { "Approve" }
+                            " "
+                            button #reject type="submit" formaction=(format!("{base}/reject")) { "Reject" }
+                        }
+                    } @else {
+                        p #viewer-note { "Signed in as " (s.name) " (" (super::layout::role_name(s)) "): you may look, not decide." }
+                    }
+                }
+            }
+            section #live data-events=(events) { (incident_live(d, svg)) }
+            (cli(&format!("cutover incidents show {id}")))
+            @if d.awaiting { (cli(&format!("cutover approve {id} --comment \"...\"   |   cutover reject {id} --comment \"...\""))) }
+            (cli(&format!("cutover incidents report {id} --format html > {id}.html")))
+        }
+    }
+}
+
+/// The live part of the incident page.
+pub fn incident_live(d: &IncidentData, svg: &str) -> Markup {
+    let i = &d.incident;
+    html! {
+        p #summary {
+            "Backend " strong { (i.backend) } " · state " strong #state { (i.state.as_str()) }
+            " · opened " (i.opened_at) @if let Some(c) = &i.closed_at { " · closed " (c) }
+        }
+        h2 { "Decision" }
+        @if i.decision.is_null() { p { "None yet." } } @else {
+            p #decision {
+                strong { (i.decision["action"].as_str().unwrap_or("?")) } " "
+                (i.decision["target"].as_str().unwrap_or("")) ": " (i.decision["reason"].as_str().unwrap_or(""))
+                br; small { "policy sha256 " code { (d.policy_sha256().unwrap_or("—")) } }
+            }
+        }
+        h2 { "Evidence" }
+        @let quorum = d.timeline.iter().find(|e| e.kind == "incident.opened").map(|e| e.detail["quorum"].clone());
+        @if let Some(q) = quorum.filter(|q| !q.is_null()) {
+            p { "Quorum at opening: " (q["down"]) " of " (q["reporting"]) " reporting vantages saw it down (required " (q["required"]) ")" }
+        }
+        table #evidence {
+            tr { th { "vantage" } th { "health now" } th { "last outcome" } th { "age" } }
+            @for (v, s) in &d.vantages {
+                tr { td { (v) } td class=(s.health.as_str()) { (s.health.as_str()) } td { (s.last_outcome) } td { (age(s.age_ms)) } }
+            }
+        }
+        h2 { "Chart" }
+        div #chart { (PreEscaped(svg)) }
+        h2 { "Timeline" }
+        table #timeline {
+            tr { th { "at" } th { "what" } th { "who" } th { "detail" } }
+            @for e in &d.timeline {
+                tr {
+                    td { (e.at) } td { (e.kind) }
+                    td { (e.detail["by"].as_str().or(e.detail["actor"].as_str()).unwrap_or("controller")) }
+                    td { code { (compact(&e.detail)) } }
+                }
+            }
+        }
+        h2 { "Runbook steps" }
+        @for (r, steps) in &d.runs {
+            h3 { (r.kind.as_str()) " run " (r.id) ": " (r.state.as_str()) " (" (r.source) " → " (r.target) ", by " (r.actor) ")" }
+            table.steps {
+                tr { th { "#" } th { "phase" } th { "step" } th { "uses" } th { "state" } th { "attempts" } th { "duration" } th { "result" } }
+                @for st in steps {
+                    tr {
+                        td { (st.idx + 1) } td { (st.phase.as_str()) } td { (st.name) } td { (st.uses) }
+                        td class=(st.state.as_str()) { (st.state.as_str()) } td { (st.attempts) }
+                        td { (duration(&st.started_at, st.ended_at.as_deref())) }
+                        td { code { (compact(&st.result)) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn compact(v: &Value) -> String {
+    let s = if v.is_null() { String::new() } else { v.to_string() };
+    if s.chars().count() > 300 { format!("{}…", s.chars().take(300).collect::<String>()) } else { s }
+}
+
+fn duration(start: &str, end: Option<&str>) -> String {
+    let parse = cutover_core::time::parse_rfc3339;
+    match (parse(start), end.and_then(parse)) {
+        (Some(a), Some(b)) => match b.duration_since(a) {
+            Ok(d) if d.as_secs() >= 10 => format!("{:.1} s", d.as_secs_f64()),
+            Ok(d) => format!("{} ms", d.as_millis()),
+            Err(_) => "—".into(),
+        },
+        (Some(a), None) => match SystemTime::now().duration_since(a) {
+            Ok(d) => format!("running for {:.1} s", d.as_secs_f64()),
+            Err(_) => "running".into(),
+        },
+        _ => "—".into(),
+    }
+}
+
+/// `GET /ui/audit?actor=&action=&text=`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct AuditFilter {
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// At most this many entries (the newest) on the audit page.
+const AUDIT_ROWS: usize = 500;
+
+/// The audit page.
+pub fn audit_page(entries: &[AuditEntry], verified: &Result<usize, String>, f: &AuditFilter) -> Markup {
+    let shown: Vec<&AuditEntry> = entries
+        .iter()
+        .rev()
+        .filter(|e| f.actor.is_empty() || e.actor == f.actor)
+        .filter(|e| f.action.is_empty() || e.action.starts_with(&f.action))
+        .filter(|e| f.text.is_empty() || e.detail.to_string().contains(&f.text))
+        .take(AUDIT_ROWS)
+        .collect();
+    html! {
+        main {
+            h1 { "Audit log" }
+            @match verified {
+                Ok(n) => { p #verify.healthy { "audit verify: " (n) " entries, chain intact" } }
+                Err(e) => { p #verify.down { "audit verify FAILED: " (e) } }
+            }
+            form method="get" action="/ui/audit" {
+                label { "actor " input type="text" name="actor" value=(f.actor); } " "
+                label { "action " input type="text" name="action" value=(f.action); } " "
+                label { "text " input type="text" name="text" value=(f.text); } " "
+                button type="submit" { "filter" }
+            }
+            p { (shown.len()) " of " (entries.len()) " entries (newest first, at most " (AUDIT_ROWS) ")" }
+            table #audit {
+                tr { th { "seq" } th { "at" } th { "actor" } th { "action" } th { "channel" } th { "detail" } }
+                @for e in &shown {
+                    tr {
+                        td { (e.seq) } td { (e.at) } td { (e.actor) } td { (e.action) }
+                        td { (e.detail["channel"].as_str().unwrap_or("")) }
+                        td { code { (compact(&e.detail)) } }
+                    }
+                }
+            }
+            (cli("cutover audit verify"))
+        }
+    }
+}
