@@ -110,9 +110,7 @@ fn scenario(b: &Browser, c: &common::run_process::RunProcess, a: &cutover_lab::s
     b.click(&b.wait_find("#approve", Duration::from_secs(5)));
     let flash = b.wait_find("#flash", Duration::from_secs(10));
     assert!(b.text(&flash).contains("approved by oncall"), "{}", b.source());
-    c.wait_for("the validated switch", Duration::from_secs(30), |_| {
-        b.source().contains("data-marker=\"validation\"")
-    });
+    c.wait_for("the validated switch", Duration::from_secs(30), |_| b.source().contains("data-marker=\"validation\""));
     let timeline = b.text_of("#timeline");
     assert!(timeline.contains("checked the smoke tests; go") && timeline.contains(APPROVER), "{timeline}");
     let chart = b.source();

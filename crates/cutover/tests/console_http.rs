@@ -78,7 +78,11 @@ fn sign_in_sets_a_strict_cookie_every_page_forbids_framing_and_forged_posts_are_
     assert_eq!(audit.status, 200);
     assert!(audit.body.contains("chain intact"), "{}", audit.body);
     let row = audit.body.split("<tr>").find(|r| r.contains(VIEWER) && r.contains("console.login"));
-    assert!(row.is_some_and(|r| r.contains("console")), "console.login by {VIEWER} with channel console: {}", audit.body);
+    assert!(
+        row.is_some_and(|r| r.contains("console")),
+        "console.login by {VIEWER} with channel console: {}",
+        audit.body
+    );
 
     let r = viewer.post_form("/ui/logout", &[("csrf", &csrf)]);
     assert_eq!((r.status, r.header("location")), (303, Some("/ui/login")));
@@ -117,7 +121,8 @@ fn an_approver_approves_by_form_a_viewer_cannot_and_a_second_verdict_is_already_
     let csrf = as_approver.hidden("csrf").unwrap();
     let approve = format!("{page_path}/approve");
     assert_eq!(approver.post_form(&approve, &[("comment", "go")]).status, 403, "no CSRF token");
-    let elsewhere = approver.post_form_from(&approve, &[("csrf", &csrf), ("comment", "go")], Some("http://evil.example"));
+    let elsewhere =
+        approver.post_form_from(&approve, &[("csrf", &csrf), ("comment", "go")], Some("http://evil.example"));
     assert_eq!(elsewhere.status, 403, "another origin");
     let empty = approver.post_form(&approve, &[("csrf", &csrf), ("comment", "  ")]);
     assert_eq!(empty.status, 303);

@@ -152,8 +152,7 @@ pub fn plan_lines(rb: &Runbook, vars: &Vars) -> Result<Vec<String>, String> {
             })
         });
         if let Some(u) = undo {
-            let with =
-                runbook::render_call(&u.uses, &u.with, vars).map_err(|e| format!("{}: undo: {e}", s.name))?;
+            let with = runbook::render_call(&u.uses, &u.with, vars).map_err(|e| format!("{}: undo: {e}", s.name))?;
             out.push(format!("      undo [{}] with {}", u.uses, serde_json::Value::Object(runbook::redact(&with))));
         }
     }

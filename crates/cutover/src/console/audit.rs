@@ -26,7 +26,12 @@ pub struct Unaudited {
 
 /// Appends `action` by `actor` to the audit log, with `channel: console`
 /// added to `detail`.
-pub async fn record(shared: &Arc<Shared>, actor: &str, action: &'static str, mut detail: Value) -> Result<i64, Unaudited> {
+pub async fn record(
+    shared: &Arc<Shared>,
+    actor: &str,
+    action: &'static str,
+    mut detail: Value,
+) -> Result<i64, Unaudited> {
     detail["channel"] = Value::from("console");
     let fence = shared.controller.status().token.map(Fence::leader).unwrap_or_else(Fence::local);
     let (store, actor) = (shared.store.clone(), actor.to_string());

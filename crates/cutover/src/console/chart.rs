@@ -68,15 +68,16 @@ impl ChartInput {
         let mut markers = Vec::new();
         let window_start = opened.checked_sub(Duration::from_secs(600)).unwrap_or(opened);
         let all = samples.probes_between(window_start, SystemTime::now());
-        let own: Vec<Probe> = all.iter().find(|(b, _)| *b == d.incident.backend).map(|(_, p)| p.clone()).unwrap_or_default();
+        let own: Vec<Probe> =
+            all.iter().find(|(b, _)| *b == d.incident.backend).map(|(_, p)| p.clone()).unwrap_or_default();
         if let Some(onset) = onset(&own, opened) {
             markers.push(("onset", onset));
         }
         let suspect = samples
             .health_between(window_start, opened + Duration::from_secs(1))
             .into_iter()
-            .filter(|c| c.backend == d.incident.backend && c.to == Health::Suspect)
-            .next_back();
+            .rev()
+            .find(|c| c.backend == d.incident.backend && c.to == Health::Suspect);
         if let Some(s) = suspect {
             markers.push(("suspect", s.at));
         }
@@ -117,10 +118,8 @@ impl ChartInput {
         if to.duration_since(from).unwrap_or_default() > LONGEST {
             to = from + LONGEST;
         }
-        let series = all
-            .into_iter()
-            .map(|(b, p)| (b, p.into_iter().filter(|p| p.at >= from && p.at <= to).collect()))
-            .collect();
+        let series =
+            all.into_iter().map(|(b, p)| (b, p.into_iter().filter(|p| p.at >= from && p.at <= to).collect())).collect();
         Self { title: format!("incident {} ({})", d.incident.id, d.incident.backend), from, to, series, markers }
     }
 }
@@ -212,7 +211,10 @@ mod tests {
             title: "incident inc-1 (<primary>)".into(),
             from: t(0),
             to: t(20),
-            series: vec![("<primary>".into(), probes), ("secondary".into(), vec![Probe { at: t(2), ok: true, ms: 30.0 }])],
+            series: vec![
+                ("<primary>".into(), probes),
+                ("secondary".into(), vec![Probe { at: t(2), ok: true, ms: 30.0 }]),
+            ],
             markers: markers.iter().enumerate().map(|(i, m)| (*m, t(2 + i as u64))).collect(),
         };
         let svg = draw(&c);

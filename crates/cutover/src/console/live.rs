@@ -194,7 +194,11 @@ fn diff(changes: &Changes, id: &str, before: Option<&Seen>, now: &Seen) {
         changes.push("incident", inc.clone(), format!("incident {id}: {} → {}", before.state, now.state));
     }
     if now.timeline > before.timeline {
-        changes.push("timeline", inc.clone(), format!("incident {id}: {} new timeline entries", now.timeline - before.timeline));
+        changes.push(
+            "timeline",
+            inc.clone(),
+            format!("incident {id}: {} new timeline entries", now.timeline - before.timeline),
+        );
     }
     if now.steps != before.steps {
         let moved = now.steps.iter().filter(|s| !before.steps.contains(s)).count();

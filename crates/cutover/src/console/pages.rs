@@ -23,18 +23,35 @@ use crate::wiring::Shared;
 /// The sign-in form's double-submit cookie lives this long.
 const LOGIN_FORM_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// The session of a request, or a redirect to the sign-in form.
-fn signed_in(shared: &Shared, headers: &HeaderMap) -> Result<Session, Response> {
-    shared.console.sessions.of(headers).ok_or_else(|| redirect("/ui/login", None))
+/// Why a request gets no page: not signed in (a GET goes to the sign-in
+/// form, a POST is refused), or a forged POST.
+#[derive(Debug)]
+enum NoSession {
+    SignIn,
+    Expired,
+    Forged(session::Forged),
+}
+
+impl IntoResponse for NoSession {
+    fn into_response(self) -> Response {
+        match self {
+            Self::SignIn => redirect("/ui/login", None),
+            Self::Expired => refusal(StatusCode::FORBIDDEN, "refused: not signed in (or the session expired)", None),
+            Self::Forged(f) => f.into_response(),
+        }
+    }
+}
+
+/// The session of a request.
+fn signed_in(shared: &Shared, headers: &HeaderMap) -> Result<Session, NoSession> {
+    shared.console.sessions.of(headers).ok_or(NoSession::SignIn)
 }
 
 /// A POST's checks: a session, this console's `Origin`, the session's CSRF token.
-fn post_checks(shared: &Shared, headers: &HeaderMap, csrf: Option<&str>) -> Result<Session, Response> {
-    check_origin(headers, public_url(shared)).map_err(IntoResponse::into_response)?;
-    let Some(s) = shared.console.sessions.of(headers) else {
-        return Err(refusal(StatusCode::FORBIDDEN, "refused: not signed in (or the session expired)", None));
-    };
-    check_csrf(csrf, &s.csrf).map_err(IntoResponse::into_response)?;
+fn post_checks(shared: &Shared, headers: &HeaderMap, csrf: Option<&str>) -> Result<Session, NoSession> {
+    check_origin(headers, public_url(shared)).map_err(NoSession::Forged)?;
+    let s = shared.console.sessions.of(headers).ok_or(NoSession::Expired)?;
+    check_csrf(csrf, &s.csrf).map_err(NoSession::Forged)?;
     Ok(s)
 }
 
@@ -116,7 +133,7 @@ pub struct CsrfForm {
 pub async fn logout(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
     let s = match post_checks(&shared, &headers, f.csrf.as_deref()) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if let Err(e) = audit::record(&shared, &s.name, "console.logout", json!({})).await {
         tracing::warn!(error = %e, actor = %s.name, "console sign-out not audited");
@@ -129,7 +146,7 @@ pub async fn logout(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(
 pub async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let s = match signed_in(&shared, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let data = StatusData::read(&shared).await;
     if wants_fragment(&headers) {
@@ -142,7 +159,7 @@ pub async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Re
 pub async fn incident(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let s = match signed_in(&shared, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(data) = IncidentData::read(&shared, &id).await else {
         return refusal(StatusCode::NOT_FOUND, &format!("no incident {id:?}"), Some(&s));
@@ -159,7 +176,7 @@ pub async fn incident(State(shared): State<Arc<Shared>>, headers: HeaderMap, Pat
 pub async fn chart(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let s = match signed_in(&shared, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(data) = IncidentData::read(&shared, &id).await else {
         return refusal(StatusCode::NOT_FOUND, &format!("no incident {id:?}"), Some(&s));
@@ -201,13 +218,17 @@ pub async fn reject(
 async fn decide(shared: Arc<Shared>, headers: HeaderMap, id: String, approve: bool, f: DecisionForm) -> Response {
     let s = match post_checks(&shared, &headers, f.csrf.as_deref()) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let (verb, done) = if approve { ("approve", "approved") } else { ("reject", "rejected") };
     if !s.may_decide() {
         return refusal(
             StatusCode::FORBIDDEN,
-            &format!("refused: {} is a {} and may not {verb} (approvers and admins may)", s.name, layout::role_name(&s)),
+            &format!(
+                "refused: {} is a {} and may not {verb} (approvers and admins may)",
+                s.name,
+                layout::role_name(&s)
+            ),
             Some(&s),
         );
     }
@@ -239,10 +260,14 @@ async fn decide(shared: Arc<Shared>, headers: HeaderMap, id: String, approve: bo
 }
 
 /// `GET /ui/audit`.
-pub async fn audit(State(shared): State<Arc<Shared>>, headers: HeaderMap, Query(filter): Query<AuditFilter>) -> Response {
+pub async fn audit(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(filter): Query<AuditFilter>,
+) -> Response {
     let s = match signed_in(&shared, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let store = shared.store.clone();
     let read = tokio::task::spawn_blocking(move || (store.audit_entries(), store.verify_audit())).await;

@@ -60,9 +60,21 @@ fn the_summary_times_come_from_the_records() {
 fn the_markdown_report_has_every_section_and_keeps_its_tables_whole() {
     let (_dir, s, id) = recorded();
     let md = Report::read(&s, &id).unwrap().unwrap().render(Format::Markdown);
-    for part in ["# Incident", "## Summary", "RTO (incident opened → validated switch): 4.9 s", "## Decision", "`feed`",
-                 "## Evidence", "## Timeline", "## Runbook steps", "| 2 | do | validate | validate | ok | 1 |",
-                 "- decision:", "- switch:", "- validation:", "- fallback:"] {
+    for part in [
+        "# Incident",
+        "## Summary",
+        "RTO (incident opened → validated switch): 4.9 s",
+        "## Decision",
+        "`feed`",
+        "## Evidence",
+        "## Timeline",
+        "## Runbook steps",
+        "| 2 | do | validate | validate | ok | 1 |",
+        "- decision:",
+        "- switch:",
+        "- validation:",
+        "- fallback:",
+    ] {
         assert!(md.contains(part), "{part:?} missing:\n{md}");
     }
     assert!(md.contains("a \\| human decides"), "a pipe in a cell is escaped:\n{md}");
@@ -73,7 +85,11 @@ fn the_html_report_is_self_contained_with_its_chart_and_escapes_what_it_shows() 
     let (_dir, s, id) = recorded();
     let html = Report::read(&s, &id).unwrap().unwrap().render(Format::Html);
     assert!(html.starts_with("<!DOCTYPE html>"));
-    assert!(html.contains("<svg") && html.contains("data-marker=\"validation\"") && html.contains("data-marker=\"fallback\""));
+    assert!(
+        html.contains("<svg")
+            && html.contains("data-marker=\"validation\"")
+            && html.contains("data-marker=\"fallback\"")
+    );
     assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href="), "nothing is fetched");
     assert!(html.contains("go &lt;now&gt;") && !html.contains("go <now>"), "escaped");
     assert_eq!("md".parse::<Format>(), Ok(Format::Markdown));

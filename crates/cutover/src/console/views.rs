@@ -304,7 +304,7 @@ pub fn incident_live(d: &IncidentData, svg: &str) -> Markup {
         h2 { "Evidence" }
         @let quorum = d.timeline.iter().find(|e| e.kind == "incident.opened").map(|e| e.detail["quorum"].clone());
         @if let Some(q) = quorum.filter(|q| !q.is_null()) {
-            p { "Quorum at opening: " (q["down"]) " of " (q["reporting"]) " reporting vantages saw it down (required " (q["required"]) ")" }
+            p { "Quorum at opening: " (q["down"].to_string()) " of " (q["reporting"].to_string()) " reporting vantages saw it down (required " (q["required"].to_string()) ")" }
         }
         table #evidence {
             tr { th { "vantage" } th { "health now" } th { "last outcome" } th { "age" } }

@@ -150,7 +150,7 @@ pub fn default_text(ctx: &Ctx) -> String {
         text.push_str(&ctx.reason);
     }
     if let Some(url) = &ctx.console_url {
-        text.push_str("\n");
+        text.push('\n');
         text.push_str(url);
     }
     text
