@@ -28,6 +28,9 @@ fn sign_in_sets_a_strict_cookie_every_page_forbids_framing_and_forged_posts_are_
     assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert_eq!(form.header("x-frame-options"), Some("DENY"));
+    // Regression (found by the browser test): `no-referrer` made Chromium
+    // send `Origin: null` with the console's own forms, so sign-in failed.
+    assert_eq!(form.header("referrer-policy"), Some("same-origin"));
     assert!(!form.body.contains("<script>"), "no inline script");
     let nonce = form.cookie_value("cutover_login").unwrap();
     assert_eq!(form.hidden("csrf").as_deref(), Some(nonce.as_str()), "the form carries its cookie's value");

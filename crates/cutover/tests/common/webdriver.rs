@@ -12,7 +12,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 /// The key under which WebDriver returns an element reference.
-const ELEMENT: &str = "element-6066-11e4-a52f-4f7c1c9a8e16";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A running chromedriver with one browser session.
 pub struct Browser {
@@ -57,6 +57,9 @@ impl Browser {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        if std::env::var_os("CUTOVER_WEBDRIVER_TRACE").is_some() {
+            eprintln!("webdriver: {method} {path}");
+        }
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return Value::Null };
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let body = body.map(|b| b.to_string()).unwrap_or_default();
@@ -66,8 +69,7 @@ impl Browser {
             body.len()
         );
         s.write_all(req.as_bytes()).unwrap();
-        let mut raw = Vec::new();
-        let _ = s.read_to_end(&mut raw);
+        let raw = read_response(&mut s);
         let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4).unwrap_or(raw.len());
         let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
         let body = &raw[split..];
@@ -166,6 +168,33 @@ impl Drop for Browser {
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// One response: its headers, then `Content-Length` bytes or the chunks up
+/// to the last (chromedriver keeps the connection open).
+fn read_response(s: &mut TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let done = match length {
+                Some(n) => raw.len() >= end + n,
+                None => raw.ends_with(b"0\r\n\r\n"),
+            };
+            if done {
+                return raw;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return raw,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
     }
 }
 
