@@ -24,8 +24,8 @@ struct Parts<'a> {
 }
 
 /// Seconds of context before the first marker and after the last.
-const BEFORE: Duration = Duration::from_secs(30);
-const AFTER: Duration = Duration::from_secs(15);
+const BEFORE: Duration = Duration::from_secs(20);
+const AFTER: Duration = Duration::from_secs(20);
 /// The longest window drawn.
 const LONGEST: Duration = Duration::from_secs(3600);
 
@@ -114,7 +114,7 @@ impl ChartInput {
         let closed = d.incident.closed_at.as_deref().and_then(parse_rfc3339);
         let last = markers.last().map(|(_, t)| *t).unwrap_or(opened).max(closed.unwrap_or(opened));
         let from = first.checked_sub(BEFORE).unwrap_or(first);
-        let mut to = (last + AFTER).min(SystemTime::now().max(last));
+        let mut to = last + AFTER;
         if to.duration_since(from).unwrap_or_default() > LONGEST {
             to = from + LONGEST;
         }
@@ -183,7 +183,8 @@ pub fn draw(c: &ChartInput) -> String {
                 @let mx = x(*at);
                 g class="marker" data-marker=(label) {
                     line x1=(mx) y1=(TOP - 5.0) x2=(mx) y2=(BOTTOM) stroke="#111" stroke-dasharray="4 3" {}
-                    text x=(mx + 3.0) y=(TOP + 12.0 + 13.0 * (i % 6) as f64) font-size="11" { (label) " " (clock(*at)) }
+                    @let (tx, anchor) = if mx > RIGHT - 110.0 { (mx - 3.0, "end") } else { (mx + 3.0, "start") };
+                    text x=(tx) y=(TOP + 12.0 + 13.0 * (i % 6) as f64) font-size="11" text-anchor=(anchor) { (label) " " (clock(*at)) }
                 }
             }
         }
