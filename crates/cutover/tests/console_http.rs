@@ -171,6 +171,22 @@ fn an_approver_approves_by_form_a_viewer_cannot_and_a_second_verdict_is_already_
     drop(c);
     let verify = setup.run(&["audit", "verify"]);
     assert_eq!(verify.code, 0, "{verify:?}");
+
+    // The post-incident report, from the state file once the controller is gone.
+    let md = setup.run(&["incidents", "report", &id]);
+    assert_eq!(md.code, 0, "{md:?}");
+    for part in
+        ["## Summary", "RTO (incident opened → validated switch): ", "approve by oncall", "verified the tests, go"]
+    {
+        assert!(md.stdout.contains(part), "{part:?} in:\n{}", md.stdout);
+    }
+    let html = setup.run(&["incidents", "report", &id, "--format", "html"]);
+    assert_eq!(html.code, 0, "{html:?}");
+    assert!(html.stdout.starts_with("<!DOCTYPE html>") && html.stdout.contains("data-marker=\"validation\""));
+    assert!(!html.stdout.contains("<script"), "self-contained, no script");
+    let bad = setup.run(&["incidents", "report", &id, "--format", "pdf"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("md or html"), "{bad:?}");
 }
 
 /// Opens `GET /ui/events` with the client's cookies.
