@@ -68,6 +68,10 @@ fn sign_in_sets_a_strict_cookie_every_page_forbids_framing_and_forged_posts_are_
     assert!(page.body.contains("cutover status"), "the CLI equivalent is offered");
     assert!(page.header("content-security-policy").is_some_and(|v| v.contains("frame-ancestors 'none'")));
 
+    let drills = viewer.get("/ui/drills");
+    assert_eq!(drills.status, 200);
+    assert!(drills.body.contains("No drill reports yet."), "{}", drills.body);
+
     // The API stays bearer-only: a session cookie opens nothing under /v1.
     assert_eq!(viewer.get("/v1/status").status, 401);
 

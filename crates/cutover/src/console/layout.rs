@@ -35,6 +35,7 @@ pub fn page(status: StatusCode, title: &str, who: Option<&Session>, body: Markup
                     nav {
                         a href="/ui" { "cutover" }
                         " · " a href="/ui/audit" { "audit" }
+                        " · " a href="/ui/drills" { "drills" }
                     }
                     @if let Some(s) = who {
                         form.signout method="post" action="/ui/logout" {

@@ -13,10 +13,12 @@
 //! - `samples`: recent probe results per backend, for the chart;
 //! - `chart`: the incident chart (SVG drawn on the server);
 //! - `audit`: console actions in the audit log;
+//! - `drills`: the drills page (the reports `cutover drill` wrote);
 //! - `report`: `cutover incidents report` (Markdown or one HTML file).
 
 mod audit;
 pub mod chart;
+mod drills;
 mod layout;
 mod live;
 mod pages;
@@ -54,6 +56,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/ui/incidents/{id}/approve", post(pages::approve))
         .route("/ui/incidents/{id}/reject", post(pages::reject))
         .route("/ui/audit", get(pages::audit))
+        .route("/ui/drills", get(pages::drills))
         .route("/ui/events", get(live::events))
         .route("/ui/static/console.js", get(layout::script))
         .route("/ui/static/console.css", get(layout::stylesheet))

@@ -285,6 +285,18 @@ pub async fn audit(
     page(StatusCode::OK, "audit", Some(&s), body)
 }
 
+/// `GET /ui/drills`: the reports of the scheduled drills.
+pub async fn drills(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let s = match signed_in(&shared, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let dirs: Vec<std::path::PathBuf> = shared.config.drills.iter().map(|d| d.report.clone()).collect();
+    let configured = dirs.len();
+    let reports = tokio::task::spawn_blocking(move || super::drills::read(&dirs)).await.unwrap_or_default();
+    page(StatusCode::OK, "drills", Some(&s), super::drills::page(&reports, configured))
+}
+
 fn role_str(r: TokenRole) -> &'static str {
     match r {
         TokenRole::Viewer => "viewer",
