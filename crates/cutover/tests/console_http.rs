@@ -66,6 +66,11 @@ fn sign_in_sets_a_strict_cookie_every_page_forbids_framing_and_forged_posts_are_
     assert_eq!(page.status, 200, "{page:?}");
     assert!(page.body.contains("Active backend") && page.body.contains("primary"), "{}", page.body);
     assert!(page.body.contains("cutover status"), "the CLI equivalent is offered");
+    c.wait_for("the signal on the status page", Duration::from_secs(20), |_| {
+        let body = viewer.get("/ui").body;
+        let row = body.split("<tr><td>").skip(1).find(|r| r.starts_with("statuspage</td>")).unwrap_or("").to_string();
+        row.contains("unavailable")
+    });
     assert!(page.header("content-security-policy").is_some_and(|v| v.contains("frame-ancestors 'none'")));
 
     let drills = viewer.get("/ui/drills");

@@ -11,6 +11,7 @@
 //!   checked); `layout`: the frame and the security headers;
 //! - `live`: the change log and the SSE endpoint;
 //! - `samples`: recent probe results per backend, for the chart;
+//! - `signals`: the latest reading of each signal, for the status page;
 //! - `chart`: the incident chart (SVG drawn on the server);
 //! - `audit`: console actions in the audit log;
 //! - `drills`: the drills page (the reports `cutover drill` wrote);
@@ -25,6 +26,7 @@ mod pages;
 pub mod report;
 pub mod samples;
 mod session;
+pub mod signals;
 mod views;
 
 use std::sync::Arc;
@@ -42,6 +44,7 @@ pub use live::{stop, watch};
 pub struct ConsoleState {
     sessions: session::Sessions,
     pub samples: samples::Samples,
+    pub signals: signals::Signals,
     changes: live::Changes,
 }
 

@@ -25,6 +25,8 @@ pub struct StatusData {
     pub vantages: Vec<(String, Vec<(String, VantageStatus)>)>,
     /// Evidence older than this is shown as stale.
     pub stale_ms: u64,
+    /// The signals' latest readings.
+    pub signals: Vec<(String, Value)>,
 }
 
 impl StatusData {
@@ -38,7 +40,8 @@ impl StatusData {
             .collect();
         let open = read_store(shared, |s| s.open_incidents().unwrap_or_default()).await.unwrap_or_default();
         let stale_ms = (shared.config.probe.interval.as_millis() as u64).saturating_mul(5).max(5_000);
-        Self { status, open, vantages, stale_ms }
+        let signals = shared.console.signals.now();
+        Self { status, open, vantages, stale_ms, signals }
     }
 }
 
@@ -223,6 +226,26 @@ pub fn status_live(d: &StatusData) -> Markup {
                             }
                             None => { td.unknown { "—" } }
                         }
+                    }
+                }
+            }
+        }
+        h2 { "Signals" }
+        @if d.signals.is_empty() { p #no-signals { "No signals configured (" code { "[[signals]]" } ")." } } @else {
+            table #signals {
+                tr { th { "signal" } th { "backend" } th { "status" } th { "reading" } th { "firing" } th { "age" } }
+                @for (name, v) in &d.signals {
+                    @let firing = match v["firing"].as_bool() { Some(true) => "firing", Some(false) => "no", None => "—" };
+                    tr {
+                        td { (name) } td { (v["backend"].as_str().unwrap_or("—")) }
+                        td class=(if v["status"] == "ok" { "healthy" } else { "unknown" }) { (v["status"].as_str().unwrap_or("?")) }
+                        td {
+                            @if let Some(i) = v["indicator"].as_str() { (i) " " (v["description"].as_str().unwrap_or("")) }
+                            @else if let Some(x) = v["value"].as_f64() { (format!("{x}")) " (threshold " (v["threshold"].to_string()) ")" }
+                            @else { (v["error"].as_str().unwrap_or("—")) }
+                        }
+                        td class=(if firing == "firing" { "down" } else { "" }) { (firing) }
+                        td { (v["age_ms"].as_u64().map(age).unwrap_or_else(|| "—".into())) }
                     }
                 }
             }

@@ -19,13 +19,15 @@ pub const ASK_A_HUMAN: &str = "package cutover\n\nimport rego.v1\n\ndecision := 
                                \"target\": \"secondary\", \"reason\": \"console test: a human decides\"}\n";
 
 /// A controller with backends `primary` and `secondary`, the console's
-/// tokens, and the policy that asks a human.
+/// tokens, the policy that asks a human, and a status-page signal that
+/// cannot be read (nothing listens on port 1).
 pub fn start(primary: Backend, secondary: Backend) -> (Setup, RunProcess) {
     let t = |name: &str, role: &str, extra: &str| {
         format!("[[api.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\n{extra}sha256 = \"{}\"\n", sha256_hex(name))
     };
     let toml = format!(
-        "[policy]\npath = \"ask.rego\"\n\n[api]\nlisten = \"127.0.0.1:1\"\n{}{}{}",
+        "[policy]\npath = \"ask.rego\"\n\n[signals.statuspage]\nurl = \"http://127.0.0.1:1/api/v2/status.json\"\n\
+         interval = \"1s\"\ntimeout = \"500ms\"\n\n[api]\nlisten = \"127.0.0.1:1\"\n{}{}{}",
         t(APPROVER, "approver", ""),
         t(VIEWER, "viewer", ""),
         t(AGENT, "agent", "vantage = \"eu\"\n"),
