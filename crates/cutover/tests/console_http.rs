@@ -96,6 +96,13 @@ fn sign_in_sets_a_strict_cookie_every_page_forbids_framing_and_forged_posts_are_
         audit.body
     );
 
+    c.wait_for("the refused sign-ins in the audit log", Duration::from_secs(20), |_| {
+        let denied = viewer.get("/ui/audit?action=api.denied&text=%2Fui%2Flogin").body;
+        denied.contains("unknown-token") && denied.contains(AGENT)
+    });
+    let denied = viewer.get("/ui/audit?action=api.denied").body;
+    assert!(!denied.contains("not-a-token"), "the token itself is never recorded");
+
     let r = viewer.post_form("/ui/logout", &[("csrf", &csrf)]);
     assert_eq!((r.status, r.header("location")), (303, Some("/ui/login")));
     assert_eq!(viewer.get("/ui").status, 303, "signed out");

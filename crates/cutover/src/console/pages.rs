@@ -103,11 +103,26 @@ pub async fn login(State(shared): State<Arc<Shared>>, headers: HeaderMap, Form(f
         }
         resp
     };
+    // A refused sign-in goes to the audit log like a refused API request
+    // (`api.denied`, aggregated per actor; never the token itself).
+    let denied = |actor: &str, why: &str| {
+        shared.denials.record(cutover_store::Denial {
+            actor: actor.to_string(),
+            route: "/ui/login".into(),
+            method: "POST".into(),
+            status: 401,
+            why: why.to_string(),
+        });
+    };
     let caller = match auth_check(&shared, f.token.trim()) {
         Some(c) => c,
-        None => return retry("unknown token"),
+        None => {
+            denied("unknown-token", "console sign-in with an unknown token");
+            return retry("unknown token");
+        }
     };
     if caller.role == TokenRole::Agent {
+        denied(&caller.name, "console sign-in with an agent token");
         return retry("agent tokens cannot sign in to the console");
     }
     let detail = json!({"role": role_str(caller.role)});
