@@ -258,6 +258,16 @@ async fn decide(shared: Arc<Shared>, headers: HeaderMap, id: String, approve: bo
         shared.console.sessions.flash(&headers, format!("not sent: {p}"));
         return redirect(&back, None);
     }
+    // Under [ha] only the leader acts: a standby's console says who leads.
+    if !shared.controller.status().leading {
+        let status = crate::api::status_json(&shared);
+        let leader = match status["leader"]["node"].as_str() {
+            Some(n) => format!("the leader is {n} ({}): decide there", status["leader"]["api"].as_str().unwrap_or("?")),
+            None => "no leader is known".into(),
+        };
+        shared.console.sessions.flash(&headers, format!("not sent: this node is a standby; {leader}"));
+        return redirect(&back, None);
+    }
     let action = if approve { "console.approve" } else { "console.reject" };
     let detail = json!({"incident": id, "comment": comment});
     if let Err(e) = audit::record(&shared, &s.name, action, detail).await {
