@@ -168,6 +168,8 @@ fn an_approver_approves_by_form_a_viewer_cannot_and_a_second_verdict_is_already_
     });
     let page = approver.get(&page_path).body;
     assert!(page.contains("verified the tests, go"), "the comment is in the timeline");
+    let approval_row = page.split("<tr><td>").skip(1).find(|r| r.contains("verified the tests, go")).unwrap_or("");
+    assert!(approval_row.contains("<td class=\"via\">console</td>"), "through which channel: {approval_row}");
     for marker in ["decision", "switch", "validation"] {
         assert!(page.contains(&format!("data-marker=\"{marker}\"")), "marker {marker}: {page}");
     }

@@ -56,13 +56,22 @@ pub struct IncidentData {
     pub awaiting: bool,
     /// The backend's vantages now.
     pub vantages: Vec<(String, VantageStatus)>,
+    /// (actor, comment) of the verdicts sent from the console (its audit entries).
+    pub console_verdicts: Vec<(String, String)>,
 }
 
 impl IncidentData {
     pub async fn read(shared: &Shared, id: &str) -> Option<Self> {
         let key = id.to_string();
-        let (incident, timeline, runs) = read_store(shared, move |s| {
+        let (incident, timeline, runs, console_verdicts) = read_store(shared, move |s| {
             let inc = s.incident(&key).ok()??;
+            let console_verdicts = s
+                .audit_entries()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| e.action.starts_with("console.") && e.detail["incident"] == key.as_str())
+                .map(|e| (e.actor, e.detail["comment"].as_str().unwrap_or_default().to_string()))
+                .collect::<Vec<_>>();
             let timeline = s.timeline(&key).unwrap_or_default();
             let runs = s
                 .runs_for(&key)
@@ -73,7 +82,7 @@ impl IncidentData {
                     (r, steps)
                 })
                 .collect::<Vec<_>>();
-            Some((inc, timeline, runs))
+            Some((inc, timeline, runs, console_verdicts))
         })
         .await??;
         let awaiting = awaits_verdict(&incident, &timeline);
@@ -83,7 +92,18 @@ impl IncidentData {
             .backend(&incident.backend)
             .map(|b| b.vantages.iter().map(|(v, s)| (v.clone(), s.clone())).collect())
             .unwrap_or_default();
-        Some(Self { incident, timeline, runs, plan, awaiting, vantages })
+        Some(Self { incident, timeline, runs, plan, awaiting, vantages, console_verdicts })
+    }
+
+    /// Through which channel a timeline entry came: `console` for a verdict
+    /// the console sent (its audit entry), `api` (or the CLI) for another
+    /// verdict, `controller` for the rest.
+    pub fn channel(&self, e: &TimelineEvent) -> &'static str {
+        if e.kind != "approval" {
+            return "controller";
+        }
+        let (by, comment) = (e.detail["by"].as_str().unwrap_or(""), e.detail["comment"].as_str().unwrap_or(""));
+        if self.console_verdicts.iter().any(|(a, c)| a == by && c == comment) { "console" } else { "api" }
     }
 
     /// The policy hash of the latest decision.
@@ -339,11 +359,12 @@ pub fn incident_live(d: &IncidentData, svg: &str) -> Markup {
         div #chart { (PreEscaped(svg)) }
         h2 { "Timeline" }
         table #timeline {
-            tr { th { "at" } th { "what" } th { "who" } th { "detail" } }
+            tr { th { "at" } th { "what" } th { "who" } th { "via" } th { "detail" } }
             @for e in &d.timeline {
                 tr {
                     td { (e.at) } td { (e.kind) }
                     td { (e.detail["by"].as_str().or(e.detail["actor"].as_str()).unwrap_or("controller")) }
+                    td.via { (d.channel(e)) }
                     td { code { (compact(&e.detail)) } }
                 }
             }
