@@ -173,6 +173,8 @@ fn an_approver_approves_by_form_a_viewer_cannot_and_a_second_verdict_is_already_
     for marker in ["decision", "switch", "validation"] {
         assert!(page.contains(&format!("data-marker=\"{marker}\"")), "marker {marker}: {page}");
     }
+    let refused = approver.get("/ui/audit?action=console.verdict_refused").body;
+    assert!(refused.contains("already decided"), "the refused second verdict and why: {refused}");
     let audit = approver.get("/ui/audit?action=console.approve").body;
     let row =
         audit.split("<tr><td>").skip(1).find(|r| r.contains("console.approve") && r.contains(APPROVER)).unwrap_or("");

@@ -278,7 +278,14 @@ async fn decide(shared: Arc<Shared>, headers: HeaderMap, id: String, approve: bo
     let message = match crate::api::verdict(&shared, &id, approve, &s.name, &comment).await {
         Ok(true) => format!("{done} by {}: the failover starts", s.name),
         Ok(false) => format!("{done} by {}", s.name),
-        Err(e) => views::verdict_refused(&e.to_string()),
+        Err(e) => {
+            // The attempt is in the audit log already; so is why it was not recorded.
+            let detail = json!({"incident": id, "verb": verb, "why": e.to_string()});
+            if let Err(err) = audit::record(&shared, &s.name, "console.verdict_refused", detail).await {
+                tracing::warn!(error = %err, actor = %s.name, "a refused console verdict was not audited");
+            }
+            views::verdict_refused(&e.to_string())
+        }
     };
     shared.console.sessions.flash(&headers, message);
     redirect(&back, None)
