@@ -17,7 +17,7 @@ use common::{Backend, start_s3sfs};
 #[test]
 fn sign_in_sets_a_strict_cookie_every_page_forbids_framing_and_forged_posts_are_refused() {
     let (a, b) = (start_s3sfs(), start_s3sfs());
-    let (_setup, c) = start(Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b));
+    let (_setup, mut c) = start(Backend::s3sfs("primary", "primary", &a), Backend::s3sfs("secondary", "secondary", &b));
     let anonymous = Client::new(c.port());
 
     let r = anonymous.get("/ui");
@@ -106,6 +106,24 @@ fn sign_in_sets_a_strict_cookie_every_page_forbids_framing_and_forged_posts_are_
     let r = viewer.post_form("/ui/logout", &[("csrf", &csrf)]);
     assert_eq!((r.status, r.header("location")), (303, Some("/ui/login")));
     assert_eq!(viewer.get("/ui").status, 303, "signed out");
+
+    // An open event stream does not hold up the graceful stop (the API
+    // waits up to 10 s for requests in progress; a stream never ends by itself).
+    let mut watcher = Client::new(c.port());
+    watcher.sign_in(VIEWER);
+    let mut stream = open_events(c.port(), &watcher, None);
+    assert!(read_until(&mut stream, "retry: 1000", Duration::from_secs(10)).contains("retry: 1000"));
+    let stop = Instant::now();
+    c.terminate();
+    while c.try_wait().is_none() {
+        assert!(
+            stop.elapsed() < Duration::from_secs(8),
+            "cutover run still running {:?} after SIGTERM",
+            stop.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("stopped {:?} after SIGTERM with an open event stream", stop.elapsed());
 }
 
 #[test]
