@@ -150,6 +150,10 @@ fn an_approver_approves_by_form_a_viewer_cannot_and_a_second_verdict_is_already_
     assert!(as_viewer.body.contains("Awaiting a verdict") && as_viewer.body.contains("plan of"), "{}", as_viewer.body);
     assert!(!as_viewer.body.contains("id=\"approve\""), "a viewer sees no Approve button");
     assert!(as_viewer.body.contains("May decide: ") && as_viewer.body.contains(APPROVER));
+    assert!(
+        as_viewer.body.contains("id=\"decision-evidence\"") && as_viewer.body.contains("At the decision: 1 of 1"),
+        "the evidence per vantage the decision was made on"
+    );
     let forged = viewer.post_form(&format!("{page_path}/approve"), &[("csrf", &viewer.csrf()), ("comment", "me")]);
     assert_eq!(forged.status, 403, "a viewer's POST: {forged:?}");
 

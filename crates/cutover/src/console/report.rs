@@ -48,6 +48,8 @@ pub struct Report {
     pub incident: Incident,
     pub timeline: Vec<TimelineEvent>,
     pub runs: Vec<(RunRecord, Vec<StepRecord>)>,
+    /// The evidence the latest decision was made on.
+    pub evidence: Option<Value>,
 }
 
 /// The times of the summary.
@@ -73,7 +75,8 @@ impl Report {
             let steps = store.steps(r.id)?;
             runs.push((r, steps));
         }
-        Ok(Some(Self { incident, timeline, runs }))
+        let evidence = store.decision_input(id)?.map(|i| i["evidence"].clone());
+        Ok(Some(Self { incident, timeline, runs, evidence }))
     }
 
     pub fn summary(&self) -> Summary {
@@ -156,6 +159,9 @@ impl Report {
         for e in self.timeline.iter().filter(|e| e.kind == "incident.opened") {
             out.push_str(&format!("- at opening: `{}`\n", e.detail));
         }
+        if let Some(ev) = &self.evidence {
+            out.push_str(&format!("- at the decision: `{}`\n", md(&ev.to_string())));
+        }
         out.push_str("\n## Timeline\n\n| at | what | who | detail |\n|---|---|---|---|\n");
         for e in &self.timeline {
             out.push_str(&format!("| {} | {} | {} | `{}` |\n", e.at, e.kind, who(&e.detail), md(&compact(&e.detail))));
@@ -211,7 +217,10 @@ impl Report {
                     h2 { "Chart" }
                     (PreEscaped(self.chart()))
                     h2 { "Evidence" }
-                    ul { @for e in self.timeline.iter().filter(|e| e.kind == "incident.opened") { li { "at opening: " code { (e.detail.to_string()) } } } }
+                    ul {
+                        @for e in self.timeline.iter().filter(|e| e.kind == "incident.opened") { li { "at opening: " code { (e.detail.to_string()) } } }
+                        @if let Some(ev) = &self.evidence { li { "at the decision: " code { (ev.to_string()) } } }
+                    }
                     h2 { "Timeline" }
                     table {
                         tr { th { "at" } th { "what" } th { "who" } th { "detail" } }

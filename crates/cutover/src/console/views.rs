@@ -58,13 +58,16 @@ pub struct IncidentData {
     pub vantages: Vec<(String, VantageStatus)>,
     /// (actor, comment) of the verdicts sent from the console (its audit entries).
     pub console_verdicts: Vec<(String, String)>,
+    /// The evidence the latest decision was made on (`input.evidence` of its policy input).
+    pub evidence: Option<Value>,
 }
 
 impl IncidentData {
     pub async fn read(shared: &Shared, id: &str) -> Option<Self> {
         let key = id.to_string();
-        let (incident, timeline, runs, console_verdicts) = read_store(shared, move |s| {
+        let (incident, timeline, runs, console_verdicts, evidence) = read_store(shared, move |s| {
             let inc = s.incident(&key).ok()??;
+            let evidence = s.decision_input(&key).ok().flatten().map(|i| i["evidence"].clone());
             let console_verdicts = s
                 .audit_entries()
                 .unwrap_or_default()
@@ -82,7 +85,7 @@ impl IncidentData {
                     (r, steps)
                 })
                 .collect::<Vec<_>>();
-            Some((inc, timeline, runs, console_verdicts))
+            Some((inc, timeline, runs, console_verdicts, evidence))
         })
         .await??;
         let awaiting = awaits_verdict(&incident, &timeline);
@@ -92,7 +95,7 @@ impl IncidentData {
             .backend(&incident.backend)
             .map(|b| b.vantages.iter().map(|(v, s)| (v.clone(), s.clone())).collect())
             .unwrap_or_default();
-        Some(Self { incident, timeline, runs, plan, awaiting, vantages, console_verdicts })
+        Some(Self { incident, timeline, runs, plan, awaiting, vantages, console_verdicts, evidence })
     }
 
     /// Through which channel a timeline entry came: `console` for a verdict
@@ -348,6 +351,22 @@ pub fn incident_live(d: &IncidentData, svg: &str) -> Markup {
         @let quorum = d.timeline.iter().find(|e| e.kind == "incident.opened").map(|e| e.detail["quorum"].clone());
         @if let Some(q) = quorum.filter(|q| !q.is_null()) {
             p { "Quorum at opening: " (q["down"].to_string()) " of " (q["reporting"].to_string()) " reporting vantages saw it down (required " (q["required"].to_string()) ")" }
+        }
+        @if let Some(ev) = d.evidence.as_ref().filter(|e| e.is_object()) {
+            p { "At the decision: " (ev["quorum"]["down"].to_string()) " of " (ev["quorum"]["reporting"].to_string())
+                " reporting vantages saw it down (quorum " (ev["quorum"]["required"].to_string()) "); the independent re-check "
+                @if ev["verify"]["failed"] == true { "failed (" (ev["verify"]["outcome"].as_str().unwrap_or("?")) ")" } @else { "did not fail" }
+                @if ev["latency_only"] == true { "; latency alone" } }
+            table #decision-evidence {
+                tr { th { "vantage" } th { "health" } th { "failures" } th { "error rate" } th { "last outcome" } th { "evidence age" } }
+                @for (v, e) in ev["vantages"].as_object().into_iter().flatten() {
+                    tr {
+                        td { (v) } td class=(e["health"].as_str().unwrap_or("unknown")) { (e["health"].as_str().unwrap_or("?")) }
+                        td { (e["failures"].to_string()) } td { (e["error_rate"].to_string()) }
+                        td { (e["last_outcome"].as_str().unwrap_or("")) } td { (e["age_ms"].as_u64().map(age).unwrap_or_default()) }
+                    }
+                }
+            }
         }
         table #evidence {
             tr { th { "vantage" } th { "health now" } th { "last outcome" } th { "age" } }
