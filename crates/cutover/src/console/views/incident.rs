@@ -1,49 +1,20 @@
-//! The pages' templates (maud: checked at compile time, every value
-//! escaped) and the data each page reads. The part of a page inside
-//! `#live` is what the script swaps in on a change; forms stay outside it
-//! so that a comment being typed survives a refresh.
+//! The incident page: the verdict form with the runbook's plan (outside
+//! the live part), the decision and its evidence, the chart, the timeline
+//! and every run's steps.
 
 use std::time::SystemTime;
 
 use cutover_control::controller::VantageStatus;
 use cutover_core::domain::{IncidentState, RunKind};
 use cutover_orchestrate::runbook::{self, Vars};
-use cutover_store::{AuditEntry, Incident, RunRecord, StepRecord, TimelineEvent};
+use cutover_store::{Incident, RunRecord, StepRecord, TimelineEvent};
 use maud::{Markup, PreEscaped, html};
 use serde_json::Value;
 
-use super::pages::{deciders, read_store};
-use super::session::Session;
+use super::super::pages::{deciders, read_store};
+use super::super::session::Session;
+use super::{age, cli, compact, flash, path_segment};
 use crate::wiring::Shared;
-
-/// What the status page shows.
-#[derive(Debug)]
-pub struct StatusData {
-    pub status: Value,
-    pub open: Vec<Incident>,
-    /// Each backend's vantages, in order.
-    pub vantages: Vec<(String, Vec<(String, VantageStatus)>)>,
-    /// Evidence older than this is shown as stale.
-    pub stale_ms: u64,
-    /// The signals' latest readings.
-    pub signals: Vec<(String, Value)>,
-}
-
-impl StatusData {
-    pub async fn read(shared: &Shared) -> Self {
-        let status = crate::api::status_json(shared);
-        let snapshot = shared.controller.status();
-        let vantages = snapshot
-            .backends
-            .iter()
-            .map(|b| (b.name.clone(), b.vantages.iter().map(|(v, s)| (v.clone(), s.clone())).collect()))
-            .collect();
-        let open = read_store(shared, |s| s.open_incidents().unwrap_or_default()).await.unwrap_or_default();
-        let stale_ms = (shared.config.probe.interval.as_millis() as u64).saturating_mul(5).max(5_000);
-        let signals = shared.console.signals.now();
-        Self { status, open, vantages, stale_ms, signals }
-    }
-}
 
 /// What the incident page shows.
 #[derive(Debug)]
@@ -149,146 +120,6 @@ fn plan(shared: &Shared, inc: &Incident) -> Result<Vec<String>, String> {
     crate::cmd::runbook::plan_lines(&rb, &vars)
 }
 
-/// A path segment, percent-encoded.
-pub fn path_segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The message shown for a verdict the controller refused.
-pub fn verdict_refused(why: &str) -> String {
-    format!("not recorded: {why}")
-}
-
-fn age(ms: u64) -> String {
-    if ms < 10_000 { format!("{:.1} s ago", ms as f64 / 1000.0) } else { format!("{} s ago", ms / 1000) }
-}
-
-fn cli(command: &str) -> Markup {
-    html! { p.cli { "CLI: " code { (command) } } }
-}
-
-fn flash(s: &Session) -> Markup {
-    html! {
-        @if let Some(m) = &s.flash {
-            p.flash #flash role="status" { (m) }
-        }
-    }
-}
-
-/// The sign-in form.
-pub fn login(nonce: &str, error: Option<&str>) -> Markup {
-    html! {
-        main {
-            h1 { "Sign in" }
-            @if let Some(e) = error { p.error { (e) } }
-            form method="post" action="/ui/login" {
-                input type="hidden" name="csrf" value=(nonce);
-                label { "API token " input type="password" name="token" autocomplete="off" required; }
-                " " button type="submit" { "sign in" }
-            }
-            p.cli { "The same tokens as the API's (" code { "[[api.tokens]]" } "); viewers see, approvers decide." }
-        }
-    }
-}
-
-/// The status page.
-pub fn status_page(s: &Session, d: &StatusData) -> Markup {
-    html! {
-        main {
-            h1 { "Status" }
-            (flash(s))
-            section #live data-events="/ui/events" { (status_live(d)) }
-            (cli("cutover status"))
-        }
-    }
-}
-
-/// The live part of the status page.
-pub fn status_live(d: &StatusData) -> Markup {
-    let columns: Vec<String> = {
-        let mut v: Vec<String> = d.vantages.iter().flat_map(|(_, vs)| vs.iter().map(|(n, _)| n.clone())).collect();
-        v.sort();
-        v.dedup();
-        v
-    };
-    let backends = d.status["backends"].as_array().cloned().unwrap_or_default();
-    html! {
-        p { "Active backend: " strong #active { (d.status["active"].as_str().unwrap_or("?")) } }
-        @if let Some(role) = d.status["role"].as_str() {
-            p #leader {
-                "This node: " (role) " · leader: "
-                @match d.status["leader"]["node"].as_str() {
-                    Some(n) => { strong { (n) } " (" (d.status["leader"]["api"].as_str().unwrap_or("")) ")" }
-                    None => { strong { "none known" } }
-                }
-            }
-        }
-        h2 { "Health" }
-        table #health {
-            tr { th { "backend" } th { "role" } th { "health" } @for c in &columns { th { "@" (c) } } }
-            @for b in &backends {
-                @let name = b["name"].as_str().unwrap_or("?");
-                tr {
-                    td { (name) } td { (b["role"].as_str().unwrap_or("")) }
-                    td class=(b["health"].as_str().unwrap_or("unknown")) data-backend=(name) { (b["health"].as_str().unwrap_or("unknown")) }
-                    @for c in &columns {
-                        @let v = d.vantages.iter().find(|(n, _)| n == name).and_then(|(_, vs)| vs.iter().find(|(n, _)| n == c));
-                        @match v {
-                            Some((_, vs)) => {
-                                @let stale = vs.age_ms > d.stale_ms;
-                                @let shown = if stale { "unknown" } else { vs.health.as_str() };
-                                td class=(shown) data-cell=(format!("{name}@{c}")) {
-                                    (shown) @if stale { " (stale)" }
-                                    br; small { (vs.last_outcome) " · " (age(vs.age_ms)) }
-                                }
-                            }
-                            None => { td.unknown { "—" } }
-                        }
-                    }
-                }
-            }
-        }
-        h2 { "Signals" }
-        @if d.signals.is_empty() { p #no-signals { "No signals configured (" code { "[[signals]]" } ")." } } @else {
-            table #signals {
-                tr { th { "signal" } th { "backend" } th { "status" } th { "reading" } th { "firing" } th { "age" } }
-                @for (name, v) in &d.signals {
-                    @let firing = match v["firing"].as_bool() { Some(true) => "firing", Some(false) => "no", None => "—" };
-                    tr {
-                        td { (name) } td { (v["backend"].as_str().unwrap_or("—")) }
-                        td class=(if v["status"] == "ok" { "healthy" } else { "unknown" }) { (v["status"].as_str().unwrap_or("?")) }
-                        td {
-                            @if let Some(i) = v["indicator"].as_str() { (i) " " (v["description"].as_str().unwrap_or("")) }
-                            @else if let Some(x) = v["value"].as_f64() { (format!("{x}")) " (threshold " (v["threshold"].to_string()) ")" }
-                            @else { (v["error"].as_str().unwrap_or("—")) }
-                        }
-                        td class=(if firing == "firing" { "down" } else { "" }) { (firing) }
-                        td { (v["age_ms"].as_u64().map(age).unwrap_or_else(|| "—".into())) }
-                    }
-                }
-            }
-        }
-        h2 { "Open incidents (" (d.open.len()) ")" }
-        @if d.open.is_empty() { p #no-incidents { "None." } } @else {
-            table #incidents {
-                tr { th { "incident" } th { "backend" } th { "state" } th { "opened" } th { "decision" } }
-                @for i in &d.open {
-                    tr {
-                        td { a href=(format!("/ui/incidents/{}", path_segment(&i.id))) { (i.id) } }
-                        td { (i.backend) } td class=(i.state.as_str()) { (i.state.as_str()) } td { (i.opened_at) }
-                        td { (i.decision["action"].as_str().unwrap_or("—")) " " (i.decision["target"].as_str().unwrap_or("")) }
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// The incident page: the verdict form (outside the live part), then the
 /// live part, then the CLI equivalents.
 pub fn incident_page(s: &Session, shared: &Shared, d: &IncidentData, svg: &str) -> Markup {
@@ -319,7 +150,7 @@ pub fn incident_page(s: &Session, shared: &Shared, d: &IncidentData, svg: &str) 
                             button #reject type="submit" formaction=(format!("{base}/reject")) { "Reject" }
                         }
                     } @else {
-                        p #viewer-note { "Signed in as " (s.name) " (" (super::layout::role_name(s)) "): you may look, not decide." }
+                        p #viewer-note { "Signed in as " (s.name) " (" (super::super::layout::role_name(s)) "): you may look, not decide." }
                     }
                 }
             }
@@ -406,11 +237,6 @@ pub fn incident_live(d: &IncidentData, svg: &str) -> Markup {
     }
 }
 
-fn compact(v: &Value) -> String {
-    let s = if v.is_null() { String::new() } else { v.to_string() };
-    if s.chars().count() > 300 { format!("{}…", s.chars().take(300).collect::<String>()) } else { s }
-}
-
 fn duration(start: &str, end: Option<&str>) -> String {
     let parse = cutover_core::time::parse_rfc3339;
     match (parse(start), end.and_then(parse)) {
@@ -424,58 +250,5 @@ fn duration(start: &str, end: Option<&str>) -> String {
             Err(_) => "running".into(),
         },
         _ => "—".into(),
-    }
-}
-
-/// `GET /ui/audit?actor=&action=&text=`.
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct AuditFilter {
-    #[serde(default)]
-    actor: String,
-    #[serde(default)]
-    action: String,
-    #[serde(default)]
-    text: String,
-}
-
-/// At most this many entries (the newest) on the audit page.
-const AUDIT_ROWS: usize = 500;
-
-/// The audit page.
-pub fn audit_page(entries: &[AuditEntry], verified: &Result<usize, String>, f: &AuditFilter) -> Markup {
-    let shown: Vec<&AuditEntry> = entries
-        .iter()
-        .rev()
-        .filter(|e| f.actor.is_empty() || e.actor == f.actor)
-        .filter(|e| f.action.is_empty() || e.action.starts_with(&f.action))
-        .filter(|e| f.text.is_empty() || e.detail.to_string().contains(&f.text))
-        .take(AUDIT_ROWS)
-        .collect();
-    html! {
-        main {
-            h1 { "Audit log" }
-            @match verified {
-                Ok(n) => { p #verify.healthy { "audit verify: " (n) " entries, chain intact" } }
-                Err(e) => { p #verify.down { "audit verify FAILED: " (e) } }
-            }
-            form method="get" action="/ui/audit" {
-                label { "actor " input type="text" name="actor" value=(f.actor); } " "
-                label { "action " input type="text" name="action" value=(f.action); } " "
-                label { "text " input type="text" name="text" value=(f.text); } " "
-                button type="submit" { "filter" }
-            }
-            p { (shown.len()) " of " (entries.len()) " entries (newest first, at most " (AUDIT_ROWS) ")" }
-            table #audit {
-                tr { th { "seq" } th { "at" } th { "actor" } th { "action" } th { "channel" } th { "detail" } }
-                @for e in &shown {
-                    tr {
-                        td { (e.seq) } td { (e.at) } td { (e.actor) } td { (e.action) }
-                        td { (e.detail["channel"].as_str().unwrap_or("")) }
-                        td { code { (compact(&e.detail)) } }
-                    }
-                }
-            }
-            (cli("cutover audit verify"))
-        }
     }
 }
