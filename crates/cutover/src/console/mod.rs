@@ -6,7 +6,8 @@
 //! small script only refreshes the live part of a page when the server
 //! pushes a change (server-sent events).
 //!
-//! - `session`: sessions, cookies, CSRF and `Origin` checks;
+//! - `session`: sessions, cookies, CSRF and `Origin` checks; `signin`:
+//!   the sign-in and sign-out handlers;
 //! - `pages`: the handlers; `views`: the templates (maud, compile-time
 //!   checked); `layout`: the frame and the security headers;
 //! - `live`: the change log and the SSE endpoint;
@@ -27,6 +28,7 @@ pub mod report;
 pub mod samples;
 mod session;
 pub mod signals;
+mod signin;
 mod views;
 
 use std::sync::Arc;
@@ -52,8 +54,8 @@ pub struct ConsoleState {
 pub fn router() -> Router<Arc<Shared>> {
     Router::new()
         .route("/ui", get(pages::status))
-        .route("/ui/login", get(pages::login_form).post(pages::login))
-        .route("/ui/logout", post(pages::logout))
+        .route("/ui/login", get(signin::login_form).post(signin::login))
+        .route("/ui/logout", post(signin::logout))
         .route("/ui/incidents/{id}", get(pages::incident))
         .route("/ui/incidents/{id}/chart.svg", get(pages::chart))
         .route("/ui/incidents/{id}/approve", post(pages::approve))
