@@ -106,6 +106,8 @@ fn sign_in_sets_a_strict_cookie_every_page_forbids_framing_and_forged_posts_are_
     let r = viewer.post_form("/ui/logout", &[("csrf", &csrf)]);
     assert_eq!((r.status, r.header("location")), (303, Some("/ui/login")));
     assert_eq!(viewer.get("/ui").status, 303, "signed out");
+    let refresh = viewer.send("GET", "/ui", &[("X-Console-Fragment", "live")], "");
+    assert_eq!(refresh.status, 403, "the page's refresh is refused, not answered with the sign-in form");
 
     // An open event stream does not hold up the graceful stop (the API
     // waits up to 10 s for requests in progress; a stream never ends by itself).

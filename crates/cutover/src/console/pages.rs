@@ -40,7 +40,10 @@ impl IntoResponse for NoSession {
 
 /// The session of a request.
 fn signed_in(shared: &Shared, headers: &HeaderMap) -> Result<Session, NoSession> {
-    shared.console.sessions.of(headers).ok_or(NoSession::SignIn)
+    // The script's refresh of an expired session gets a refusal (its banner
+    // says so), not the sign-in form swapped into the page.
+    let none = if wants_fragment(headers) { NoSession::Expired } else { NoSession::SignIn };
+    shared.console.sessions.of(headers).ok_or(none)
 }
 
 /// A POST's checks: a session, this console's `Origin`, the session's CSRF token.
