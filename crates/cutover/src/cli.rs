@@ -205,6 +205,14 @@ pub enum IncidentsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The post-incident report: summary, timeline, evidence, decision and
+    /// approvals, steps, chart (HTML: one self-contained file).
+    Report {
+        id: String,
+        /// md or html.
+        #[arg(long, value_name = "FORMAT", default_value = "md")]
+        format: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

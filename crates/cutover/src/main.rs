@@ -1,11 +1,13 @@
 //! `cutover`: one binary that runs the whole recovery playbook for
 //! S3-compatible object stores. This crate only wires the stages together.
 
+mod alerting;
 mod api;
 mod audit_export;
 mod cli;
 mod client;
 mod cmd;
+mod console;
 mod ha;
 mod listen;
 mod load;

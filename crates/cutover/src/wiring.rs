@@ -113,6 +113,8 @@ pub async fn start(config: Config, with_gateway: bool) -> Result<Running, Failur
         node.metrics.register(&mut registry);
         tasks.spawn(node.metrics.clone().follow(node.status.clone()));
     }
+    let alert_gauges = crate::alerting::Gauges::default();
+    alert_gauges.register(&mut registry);
     let shared = Arc::new(Shared {
         controller: handle,
         store: p.store.clone(),
@@ -123,8 +125,11 @@ pub async fn start(config: Config, with_gateway: bool) -> Result<Running, Failur
         registry,
         denials: p.denials,
         ha: campaign.as_ref().map(|(_, node)| node.clone()),
+        console: Default::default(),
     });
     tasks.spawn(events::report_events(shared.clone(), events));
+    tasks.spawn(crate::console::watch(shared.clone()));
+    tasks.spawn(crate::alerting::follow(shared.clone(), alert_gauges));
 
     // detect → verify: probe cycles and re-checks feed the controller, and
     // so do the policy's other inputs.

@@ -78,6 +78,8 @@ fn incidents(store: &dyn Store, fence: &Fence) {
     assert_eq!(tl[0].detail, json!({"to": "down"}));
     assert_eq!(store.failovers_since(now - Duration::from_secs(60)).unwrap(), 1);
     assert_eq!(store.failovers_since(now + Duration::from_secs(60)).unwrap(), 0);
+    assert_eq!(store.decision_input(&id).unwrap(), Some(input.clone()), "the evidence of the decision");
+    assert_eq!(store.decision_input("inc-none").unwrap(), None);
     assert_eq!(store.open_incidents().unwrap().len(), 1);
     store.set_incident_state(fence, &id, IncidentState::AwaitingApproval, None).unwrap();
     assert_eq!(store.incident(&id).unwrap().unwrap().state, IncidentState::AwaitingApproval);

@@ -201,7 +201,8 @@ pub struct Engine {
     guard: Arc<dyn RollbackGuard>,
     /// How often an `approval` step looks for a verdict.
     pub approval_poll: Duration,
-    /// The base URL of the API, for links to an incident in notifications.
+    /// Where an incident's page is, without the id (`…/ui/incidents` or
+    /// `…/v1/incidents`), for links in notifications.
     incident_links: Option<String>,
 }
 
@@ -279,8 +280,9 @@ impl Engine {
         self
     }
 
-    /// The base URL (`http://host:port`) under which the API serves
-    /// `/v1/incidents/{id}`: steps get the incident's URL
+    /// The URL under which `/{id}` is an incident's page (the console's
+    /// `https://cutover.example/ui/incidents`, or the API's
+    /// `http://host:port/v1/incidents`): steps get the incident's URL
     /// ([`Ctx::incident_url`]) to link to.
     pub fn with_incident_links(mut self, base: Option<String>) -> Self {
         self.incident_links = base;
@@ -764,7 +766,7 @@ impl Engine {
                         incident_url: self
                             .incident_links
                             .as_ref()
-                            .map(|base| format!("{}/v1/incidents/{}", base.trim_end_matches('/'), job.incident)),
+                            .map(|base| format!("{}/{}", base.trim_end_matches('/'), job.incident)),
                     };
                     match actuators::run_external(other, a.params, &ctx).await {
                         Some(r) => r,

@@ -30,6 +30,22 @@ async fn posts_the_default_message_built_from_the_incident() {
 }
 
 #[tokio::test]
+async fn the_default_message_links_to_the_incidents_console_page_when_a_public_url_is_set() {
+    let server = Server::start(|_| (200, "ok".into())).await;
+    let work = tempfile::tempdir().unwrap();
+    let with = params(json!({"url": server.url("/hook")}));
+    let mut c = ctx(work.path(), &[]);
+    c.incident_url = Some("https://cutover.example/ui/incidents/inc-42".into());
+
+    run_external("notify", &with, &c).await.unwrap().unwrap();
+
+    let text = server.requests()[0].json()["text"].as_str().unwrap_or_default().to_string();
+    let expected = ":rotating_light: cutover failover inc-42: primary \u{2192} standby. primary unreachable from 3 vantages\n\
+                    https://cutover.example/ui/incidents/inc-42";
+    assert_eq!(text, expected);
+}
+
+#[tokio::test]
 async fn a_receiver_that_is_down_does_not_fail_the_step() {
     let port = closed_port().await;
     let work = tempfile::tempdir().unwrap();

@@ -102,6 +102,13 @@ pub trait Incidents {
 
     /// Number of `failover` decisions since `since`.
     fn failovers_since(&self, since: SystemTime) -> Result<u32, StoreError>;
+
+    /// The policy input of the incident's latest decision (the evidence per
+    /// vantage it decided on), if any. The default keeps none.
+    fn decision_input(&self, incident: &str) -> Result<Option<Value>, StoreError> {
+        let _ = incident;
+        Ok(None)
+    }
 }
 
 /// The runbook journal (write-ahead): runs and their steps (reads; the

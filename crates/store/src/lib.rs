@@ -337,6 +337,19 @@ impl Incidents for SqliteStore {
             )
             .map_err(self.err())
     }
+
+    fn decision_input(&self, incident: &str) -> Result<Option<Value>, StoreError> {
+        let text: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT input FROM decisions WHERE incident = ?1 ORDER BY id DESC LIMIT 1",
+                params![incident],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
 }
 
 impl HealthHistory for SqliteStore {

@@ -352,6 +352,9 @@ pub struct ApiConfig {
     pub tokens: Vec<ApiToken>,
     /// `GET /metrics` needs a token of at least `viewer` (default: open).
     pub metrics_require_token: bool,
+    /// `public_url`: the console's address as people reach it (`http(s)://host[:port][/path]`,
+    /// no trailing slash), put in notification links; `None`: no links.
+    pub public_url: Option<String>,
 }
 
 /// A bearer token, known only by the SHA-256 of its value.

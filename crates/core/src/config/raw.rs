@@ -147,6 +147,8 @@ pub struct RawApi {
     pub metrics_require_token: Option<bool>,
     #[serde(default)]
     pub tokens: Vec<RawToken>,
+    /// The console's address as people reach it (notification links).
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

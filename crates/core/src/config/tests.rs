@@ -218,3 +218,16 @@ fn two_gateway_buckets_on_one_backend_bucket_are_refused() {
     let problems = config(twice, "logs").unwrap_err();
     assert_eq!(problems, ["gateway.buckets[1].name: \"app\" is also gateway.buckets[0]"]);
 }
+
+/// `[api] public_url`: the console's address in notification links; kept
+/// without its trailing slash; anything but a plain http(s) URL is named.
+#[test]
+fn the_public_url_is_an_http_url_without_query_or_credentials() {
+    let c = load("[api]\npublic_url = \"https://cutover.example.com/ops/\"\n").unwrap();
+    assert_eq!(c.api.unwrap().public_url.as_deref(), Some("https://cutover.example.com/ops"));
+    assert_eq!(load("[api]\n").unwrap().api.unwrap().public_url, None);
+    for bad in ["cutover.example.com", "ftp://x", "https://", "https://u:p@x", "https://x/?a=1", "https://x/a b"] {
+        let e = load(&format!("[api]\npublic_url = {bad:?}\n")).unwrap_err().join("\n");
+        assert!(e.contains("api.public_url:") && e.contains(bad), "{bad}: {e}");
+    }
+}

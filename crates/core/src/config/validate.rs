@@ -215,7 +215,30 @@ fn validate_api(p: &mut Problems, a: RawApi) -> ApiConfig {
     let listen = p.socket_addr("api.listen", a.listen.as_ref(), "127.0.0.1:8080");
     let mut names = HashSet::new();
     let tokens = a.tokens.iter().enumerate().filter_map(|(i, t)| validate_token(p, i, t, &mut names)).collect();
-    ApiConfig { listen, tokens, metrics_require_token: a.metrics_require_token.unwrap_or(false) }
+    let public_url = a.public_url.as_deref().and_then(|u| validate_public_url(p, u));
+    ApiConfig { listen, tokens, metrics_require_token: a.metrics_require_token.unwrap_or(false), public_url }
+}
+
+/// `api.public_url`: an absolute `http` or `https` URL without query,
+/// fragment or credentials; kept without its trailing slash.
+fn validate_public_url(p: &mut Problems, url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    let problem = match rest {
+        None => Some("must start with http:// or https://"),
+        Some(r) if r.is_empty() || r.starts_with('/') => Some("has no host"),
+        Some(r) if r.contains(['?', '#', '@']) => Some("must not have a query, a fragment or credentials"),
+        Some(r) if r.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<' || c == '>') => {
+            Some("contains spaces, quotes or angle brackets")
+        }
+        Some(_) => None,
+    };
+    match problem {
+        Some(why) => {
+            p.push("api.public_url", format!("{url:?} {why}"));
+            None
+        }
+        None => Some(url.trim_end_matches('/').to_string()),
+    }
 }
 
 /// `[probe]`.

@@ -89,17 +89,21 @@ impl<R: Roles> FromRequestParts<Arc<Shared>> for Authorized<R> {
 pub fn authorize(headers: &HeaderMap, shared: &Shared, allowed: &[TokenRole]) -> Result<Caller, ApiError> {
     let auth = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::NoToken)?;
     let token = auth.strip_prefix("Bearer ").ok_or(ApiError::UnknownToken)?;
-    let digest = hex::encode(Sha256::digest(token.trim().as_bytes()));
-    let tokens = shared.config.api.as_ref().map(|a| a.tokens.as_slice()).unwrap_or(&[]);
-    let t = tokens
-        .iter()
-        .find(|t| cutover_s3::sigv4::signatures_equal(&t.sha256, &digest))
-        .ok_or(ApiError::UnknownToken)?;
+    let t = token_caller(shared, token).ok_or(ApiError::UnknownToken)?;
     if !allowed.contains(&t.role) {
         let needed: Vec<&str> = allowed.iter().map(|r| role_name(*r)).collect();
-        return Err(ApiError::Role { actor: t.name.clone(), needed: needed.join(" or ") });
+        return Err(ApiError::Role { actor: t.name, needed: needed.join(" or ") });
     }
-    Ok(Caller { name: t.name.clone(), role: t.role, vantage: t.vantage.clone() })
+    Ok(t)
+}
+
+/// The configured token whose SHA-256 is that of `token` (compared in
+/// constant time), whatever its role: the API and the console's sign-in.
+pub fn token_caller(shared: &Shared, token: &str) -> Option<Caller> {
+    let digest = hex::encode(Sha256::digest(token.trim().as_bytes()));
+    let tokens = shared.config.api.as_ref().map(|a| a.tokens.as_slice()).unwrap_or(&[]);
+    let t = tokens.iter().find(|t| cutover_s3::sigv4::signatures_equal(&t.sha256, &digest))?;
+    Some(Caller { name: t.name.clone(), role: t.role, vantage: t.vantage.clone() })
 }
 
 fn role_name(r: TokenRole) -> &'static str {

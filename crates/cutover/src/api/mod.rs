@@ -15,6 +15,8 @@
 //! - `error`: every failure and its status code;
 //! - `actions`: what each endpoint asks of the controller;
 //! - `metrics`: `GET /metrics`.
+//!
+//! The console (`/ui/`, [`crate::console`]) is merged into the same router.
 
 mod actions;
 mod auth;
@@ -26,5 +28,12 @@ mod metrics;
 mod routes;
 mod serve;
 
-pub use actions::incident_json;
+pub use actions::{incident_json, status as status_json, verdict};
+pub use auth::token_caller as auth_check;
 pub use serve::serve;
+
+/// The checks of an approval's comment that `/v1` makes (length, control
+/// characters), for the console's form.
+pub fn check_comment(comment: &str) -> Result<(), String> {
+    body::check_text("comment", comment, 4096).map_err(|e| e.to_string())
+}

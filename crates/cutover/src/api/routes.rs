@@ -40,6 +40,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/incidents/{id}/reject", post_only(reject))
         .route("/v1/failover", post_only(failover))
         .route("/v1/evidence", post_only(evidence))
+        .merge(crate::console::router())
         .fallback(no_endpoint)
         .layer(from_fn_with_state(shared.clone(), super::auth::read_gate))
         .layer(from_fn_with_state(shared.clone(), super::denials::record))

@@ -44,6 +44,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
     let refused = move || {
         counter.telemetry.emit(&Event::ConnectionRefused { listener: "api".into() });
     };
+    let console = shared.clone();
     let app = super::routes::router(shared);
     // Each connection holds a receiver: the sender sees them all gone.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -54,7 +55,9 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Fu
         _ = accept => {}
         _ = shutdown => {}
     }
-    // The accept loop is dropped: the listener is closed.
+    // The accept loop is dropped: the listener is closed; the console's
+    // live streams end so that they do not hold up the drain.
+    crate::console::stop(&console);
     stop_tx.send_replace(true);
     if tokio::time::timeout(DRAIN, stop_tx.closed()).await.is_err() {
         tracing::warn!("API requests still in progress after {DRAIN:?}: leaving them");

@@ -120,14 +120,23 @@ pub fn run(global: &Global, command: RunbookCommand) -> Result<(), Failure> {
 }
 
 fn print_plan(rb: &Runbook, vars: &Vars) -> Result<(), Failure> {
-    println!(
+    for line in plan_lines(rb, vars).map_err(Failure::Usage)? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The plan of `rb` for `vars`, line by line, as `runbook run --dry-run`
+/// prints it (the console shows the same lines); secrets redacted. The
+/// error names the step whose template does not render.
+pub fn plan_lines(rb: &Runbook, vars: &Vars) -> Result<Vec<String>, String> {
+    let mut out = vec![format!(
         "plan of {} ({} -> {}, incident {}); nothing is changed:",
         rb.origin, vars.source, vars.target, vars.incident
-    );
+    )];
     for (i, s) in rb.steps.iter().enumerate() {
-        let with = runbook::render_call(&s.call.uses, &s.call.with, vars)
-            .map_err(|e| Failure::Usage(format!("{}: {e}", s.name)))?;
-        println!(
+        let with = runbook::render_call(&s.call.uses, &s.call.with, vars).map_err(|e| format!("{}: {e}", s.name))?;
+        out.push(format!(
             "{:>2}. {} [{}] timeout {:?}, retries {}, on failure {:?}",
             i + 1,
             s.name,
@@ -135,19 +144,18 @@ fn print_plan(rb: &Runbook, vars: &Vars) -> Result<(), Failure> {
             s.timeout,
             s.retries,
             s.on_failure
-        );
-        println!("      with {}", serde_json::Value::Object(runbook::redact(&with)));
+        ));
+        out.push(format!("      with {}", serde_json::Value::Object(runbook::redact(&with))));
         match actuators::describe(&s.call.uses, &with) {
-            Some(Ok(sends)) => println!("      sends {sends}"),
-            Some(Err(e)) => println!("      cannot send: {e}"),
+            Some(Ok(sends)) => out.push(format!("      sends {sends}")),
+            Some(Err(e)) => out.push(format!("      cannot send: {e}")),
             None => {}
         }
         let undo = s.undo.clone().or_else(|| engine::default_undo(&s.call));
         if let Some(u) = undo {
-            let with = runbook::render_call(&u.uses, &u.with, vars)
-                .map_err(|e| Failure::Usage(format!("{}: undo: {e}", s.name)))?;
-            println!("      undo [{}] with {}", u.uses, serde_json::Value::Object(runbook::redact(&with)));
+            let with = runbook::render_call(&u.uses, &u.with, vars).map_err(|e| format!("{}: undo: {e}", s.name))?;
+            out.push(format!("      undo [{}] with {}", u.uses, serde_json::Value::Object(runbook::redact(&with))));
         }
     }
-    Ok(())
+    Ok(out)
 }

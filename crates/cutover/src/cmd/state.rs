@@ -89,6 +89,14 @@ pub fn incidents(global: &Global, command: IncidentsCommand) -> Result<(), Failu
             }
             Ok(())
         }
+        IncidentsCommand::Report { id, format } => {
+            let format: crate::console::report::Format = format.parse().map_err(Failure::Usage)?;
+            let report = crate::console::report::Report::read(store.as_ref(), &id)
+                .map_err(|e| Failure::Error(anyhow::anyhow!("reading incident {id}: {e}")))?
+                .ok_or_else(|| Failure::Usage(format!("no incident {id:?} (see `cutover incidents list`)")))?;
+            print!("{}", report.render(format));
+            Ok(())
+        }
     }
 }
 

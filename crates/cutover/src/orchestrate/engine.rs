@@ -28,15 +28,24 @@ pub fn engine(shared: &Arc<Shared>) -> Engine {
     .with_incident_links(incident_links(&shared.config))
 }
 
-/// Where notifications link to an incident: the API this node advertises
-/// (`[ha] advertise_api`), else `http://` + `[api] listen` when that is a
-/// specific address; none without an `[api]`.
+/// Where notifications link to an incident: its console page under `[api]
+/// public_url`; else the API's `/v1/incidents` on the address this node
+/// advertises (`[ha] advertise_api`), else on `http://` + `[api] listen`
+/// when that is a specific address; none without an `[api]`.
 fn incident_links(config: &Config) -> Option<String> {
-    if let Some(url) = config.ha.as_ref().and_then(|h| h.advertise_api.as_ref()) {
-        return Some(url.to_string());
+    if let Some(url) = config.api.as_ref().and_then(|a| a.public_url.as_ref()) {
+        return Some(format!("{}/ui/incidents", url.trim_end_matches('/')));
     }
-    let listen = config.api.as_ref()?.listen;
-    (!listen.ip().is_unspecified()).then(|| format!("http://{listen}"))
+    let api = if let Some(url) = config.ha.as_ref().and_then(|h| h.advertise_api.as_ref()) {
+        url.to_string()
+    } else {
+        let listen = config.api.as_ref()?.listen;
+        if listen.ip().is_unspecified() {
+            return None;
+        }
+        format!("http://{listen}")
+    };
+    Some(format!("{}/v1/incidents", api.trim_end_matches('/')))
 }
 
 /// The credentials cutover holds (backends, gateway clients): no step result

@@ -43,7 +43,7 @@ pub async fn probe_loop(backend: String, client: S3Client, probe: ProbeConfig, s
         let size = probe.object_size;
         cycles.spawn(async move {
             let report = probe_cycle(&client, &prefix, size).await;
-            record_probe(&shared, &report);
+            record_probe(&shared, &report, started);
             shared.controller.probe_done(global_id, &backend, started, report.ok, report.outcome.to_string());
         });
     }
@@ -85,6 +85,11 @@ pub async fn verify_loop(backend: String, client: S3Client, prefix: String, inte
     }
 }
 
-fn record_probe(shared: &Shared, r: &ProbeReport) {
+fn record_probe(shared: &Shared, r: &ProbeReport, started: Instant) {
+    let ms = r.ops.iter().map(|o| o.ms).sum();
+    // A sample is placed at its cycle's start: a hung probe fails when it times out.
+    let at = std::time::SystemTime::now() - started.elapsed();
+    let sample = crate::console::samples::Probe { at, ok: r.ok, ms };
+    shared.console.samples.probe(&r.backend, sample);
     shared.telemetry.emit(&Event::ProbeCycle { vantage: LOCAL.to_string(), report: r.clone() });
 }

@@ -19,7 +19,9 @@ pub fn watch_signals(shared: Arc<Shared>) -> Vec<JoinHandle<()>> {
     let config = shared.config.signals.clone();
     cutover_control::signals::spawn(&config, move |s| {
         shared.telemetry.emit(&s.event());
-        shared.controller.set_signal(s.name(), s.to_json(Instant::now()));
+        let reading = s.to_json(Instant::now());
+        shared.console.signals.record(s.name(), reading.clone());
+        shared.controller.set_signal(s.name(), reading);
     })
 }
 

@@ -33,4 +33,6 @@ pub struct Shared {
     pub denials: cutover_store::DenialLog,
     /// With `[ha]`: this node in the election (role, leader, token).
     pub ha: Option<super::ha::HaNode>,
+    /// The console's sessions, probe samples and change log.
+    pub console: crate::console::ConsoleState,
 }

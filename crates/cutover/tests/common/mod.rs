@@ -8,8 +8,10 @@ use std::process::{Command, Output, Stdio};
 use cutover_lab::garage::Garage;
 use cutover_lab::s3sfs::S3sFs;
 
+pub mod console;
 pub mod receiver;
 pub mod run_process;
+pub mod webdriver;
 
 /// One backend as the tests configure it.
 #[derive(Debug, Clone)]

@@ -167,6 +167,11 @@ impl Incidents for EtcdStore {
         let all: Vec<Decision> = self.list(&self.keys().decisions(), "decision")?;
         Ok(all.iter().filter(|d| d.action == DecisionAction::Failover && d.at >= since).count() as u32)
     }
+
+    fn decision_input(&self, incident: &str) -> Result<Option<Value>, StoreError> {
+        let all: Vec<Decision> = self.list(&self.keys().decisions(), "decision")?;
+        Ok(all.into_iter().rev().find(|d| d.incident == incident).map(|d| d.input))
+    }
 }
 
 impl Runs for EtcdStore {

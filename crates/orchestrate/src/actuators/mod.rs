@@ -64,9 +64,10 @@ pub struct Ctx {
     /// The leader's fencing token in HA (`None` embedded): the `http`
     /// actuator sends it as `X-Cutover-Fencing-Token`.
     pub fencing_token: Option<i64>,
-    /// Where people see the incident (and approve it): the API's incident
-    /// URL, `None` when cutover does not know its own address. `notify`
-    /// links to it.
+    /// Where people see the incident (and approve it): its console page
+    /// (`[api] public_url` + `/ui/incidents/{id}`), else the API's
+    /// `/v1/incidents/{id}` on this node's address, `None` when cutover does
+    /// not know its own address. `notify` links to it.
     pub incident_url: Option<String>,
 }
 

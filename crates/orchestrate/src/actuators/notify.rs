@@ -17,8 +17,9 @@
 //! - `approval`: `true` when the incident awaits approval (a step before an
 //!   `approval` step): the message says what will happen and links to where
 //!   to approve.
-//! - `link`: the incident's URL; default the API's
-//!   `/v1/incidents/{id}` ([`Ctx::incident_url`]).
+//! - `link`: the incident's URL; default its console page with `[api]
+//!   public_url`, else the API's `/v1/incidents/{id}` ([`Ctx::incident_url`]).
+//!   The default text ends with it on a line of its own.
 //! - `routing_key_env` (pagerduty, required): the environment variable
 //!   holding the integration's routing key.
 //! - `event` (pagerduty): `trigger`, `acknowledge` or `resolve`; default
@@ -88,7 +89,7 @@ pub const PARAMS: &[ParamSpec] = &[
         Kind::Bool,
         "the incident awaits approval: say what will happen and where to approve",
     ),
-    ParamSpec::optional("link", Kind::String, "the incident's URL (default: the API's /v1/incidents/{id})"),
+    ParamSpec::optional("link", Kind::String, "the incident's URL (default: its console page, else the API's /v1/incidents/{id})"),
     ParamSpec::optional("routing_key_env", Kind::String, "pagerduty: the variable holding the routing key"),
     ParamSpec::optional("event", Kind::String, "pagerduty: trigger, acknowledge or resolve (default by run kind)"),
     ParamSpec::optional("severity", Kind::String, "pagerduty: critical (default), error, warning or info"),
@@ -207,7 +208,7 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
     let text = match param::opt_str(params, "text")? {
         Some(t) => t.to_string(),
         None if approval => approval_text(ctx, link),
-        None => default_text(ctx),
+        None => default_text(ctx, link),
     };
     let channel = param::opt_str(params, "channel")?;
     let (target, secret_var) = match destination {
@@ -321,13 +322,18 @@ fn destination(params: &Params, ctx: &Ctx, service: Service) -> Result<Destinati
     }
 }
 
-/// The message when the step gives no `text`.
-pub fn default_text(ctx: &Ctx) -> String {
+/// The message when the step gives no `text`: what happened, then the
+/// link to the incident on a line of its own.
+pub fn default_text(ctx: &Ctx, link: Option<&str>) -> String {
     let mut text =
         format!(":rotating_light: cutover {} {}: {} \u{2192} {}.", ctx.kind, ctx.incident, ctx.source, ctx.target);
     if !ctx.reason.is_empty() {
         text.push(' ');
         text.push_str(&ctx.reason);
+    }
+    if let Some(link) = link {
+        text.push('\n');
+        text.push_str(link);
     }
     text
 }

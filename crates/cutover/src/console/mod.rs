@@ -1,0 +1,68 @@
+//! The console: server-rendered pages under `/ui/` on the API's listener.
+//! People sign in with an API token (checked against the configured hashes,
+//! as `/v1` does) and then carry a session cookie; every POST needs the
+//! session's CSRF token and a matching `Origin`; every response forbids
+//! framing. Approve and reject are plain form POSTs (no script needed); a
+//! small script only refreshes the live part of a page when the server
+//! pushes a change (server-sent events).
+//!
+//! - `session`: sessions, cookies, CSRF and `Origin` checks; `signin`:
+//!   the sign-in and sign-out handlers;
+//! - `pages`: the handlers; `views`: the templates (maud, compile-time
+//!   checked); `layout`: the frame and the security headers;
+//! - `live`: the change log and the SSE endpoint;
+//! - `samples`: recent probe results per backend, for the chart;
+//! - `signals`: the latest reading of each signal, for the status page;
+//! - `chart`: the incident chart (SVG drawn on the server);
+//! - `audit`: console actions in the audit log;
+//! - `drills`: the drills page (the reports `cutover drill` wrote);
+//! - `report`: `cutover incidents report` (Markdown or one HTML file).
+
+mod audit;
+pub mod chart;
+mod drills;
+mod layout;
+mod live;
+mod pages;
+pub mod report;
+pub mod samples;
+mod session;
+pub mod signals;
+mod signin;
+mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::wiring::Shared;
+
+pub use live::{stop, watch};
+
+/// What the console keeps in memory: the sessions, the recent probe
+/// samples and the change log of the live pages.
+#[derive(Debug, Default)]
+pub struct ConsoleState {
+    sessions: session::Sessions,
+    pub samples: samples::Samples,
+    pub signals: signals::Signals,
+    changes: live::Changes,
+}
+
+/// The console's routes, merged into the API's router.
+pub fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/ui", get(pages::status))
+        .route("/ui/login", get(signin::login_form).post(signin::login))
+        .route("/ui/logout", post(signin::logout))
+        .route("/ui/incidents/{id}", get(pages::incident))
+        .route("/ui/incidents/{id}/chart.svg", get(pages::chart))
+        .route("/ui/incidents/{id}/approve", post(pages::approve))
+        .route("/ui/incidents/{id}/reject", post(pages::reject))
+        .route("/ui/audit", get(pages::audit))
+        .route("/ui/drills", get(pages::drills))
+        .route("/ui/events", get(live::events))
+        .route("/ui/static/console.js", get(layout::script))
+        .route("/ui/static/console.css", get(layout::stylesheet))
+}
