@@ -23,7 +23,8 @@ async fn posts_the_default_message_built_from_the_incident() {
     assert_eq!(
         req.json(),
         json!({
-            "text": ":rotating_light: cutover failover inc-42: primary \u{2192} standby. primary unreachable from 3 vantages",
+            "text": ":rotating_light: cutover failover inc-42: primary \u{2192} standby. primary unreachable from 3 vantages\n\
+                     http://127.0.0.1:8080/v1/incidents/inc-42",
             "channel": "#oncall"
         })
     );

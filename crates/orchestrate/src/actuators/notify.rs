@@ -19,7 +19,8 @@
 //!   to approve.
 //! - `link`: the incident's URL; default its console page with `[api]
 //!   public_url`, else the API's `/v1/incidents/{id}` ([`Ctx::incident_url`]).
-//!   The default text ends with it on a line of its own.
+//!   A webhook's default text ends with it on a line of its own (Slack and
+//!   PagerDuty carry it in fields of their own).
 //! - `routing_key_env` (pagerduty, required): the environment variable
 //!   holding the integration's routing key.
 //! - `event` (pagerduty): `trigger`, `acknowledge` or `resolve`; default
@@ -89,7 +90,11 @@ pub const PARAMS: &[ParamSpec] = &[
         Kind::Bool,
         "the incident awaits approval: say what will happen and where to approve",
     ),
-    ParamSpec::optional("link", Kind::String, "the incident's URL (default: its console page, else the API's /v1/incidents/{id})"),
+    ParamSpec::optional(
+        "link",
+        Kind::String,
+        "the incident's URL (default: its console page, else the API's /v1/incidents/{id})",
+    ),
     ParamSpec::optional("routing_key_env", Kind::String, "pagerduty: the variable holding the routing key"),
     ParamSpec::optional("event", Kind::String, "pagerduty: trigger, acknowledge or resolve (default by run kind)"),
     ParamSpec::optional("severity", Kind::String, "pagerduty: critical (default), error, warning or info"),
@@ -208,7 +213,8 @@ pub async fn run(params: &Params, ctx: &Ctx) -> Result<Value, StepError> {
     let text = match param::opt_str(params, "text")? {
         Some(t) => t.to_string(),
         None if approval => approval_text(ctx, link),
-        None => default_text(ctx, link),
+        // Slack and PagerDuty carry the link in fields of their own.
+        None => default_text(ctx, link.filter(|_| matches!(service, Service::Webhook))),
     };
     let channel = param::opt_str(params, "channel")?;
     let (target, secret_var) = match destination {
