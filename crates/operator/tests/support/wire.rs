@@ -28,6 +28,9 @@ pub struct Expect {
     fields: Vec<(&'static str, Value)>,
     status: u16,
     answer: Value,
+    /// A watch answer: these events, one JSON document a line, then the end
+    /// of the stream (the server closing the watch).
+    events: Option<Vec<Value>>,
 }
 
 impl Expect {
@@ -41,12 +44,18 @@ impl Expect {
             fields: Vec::new(),
             status: 200,
             answer: json!({}),
+            events: None,
         }
     }
     /// The body is not compared whole, but these pointers must match.
     pub fn fields(mut self, content_type: &'static str, fields: Vec<(&'static str, Value)>) -> Self {
         self.content_type = Some(content_type);
         self.fields = fields;
+        self
+    }
+    /// The request's content type (kube sets one on metadata-only lists).
+    pub fn content_type(mut self, content_type: &'static str) -> Self {
+        self.content_type = Some(content_type);
         self
     }
     pub fn query(mut self, q: &'static [(&'static str, &'static str)]) -> Self {
@@ -58,6 +67,12 @@ impl Expect {
     }
     pub fn json(self, body: Value) -> Self {
         Self { content_type: Some("application/json"), body: Some(body), ..self }
+    }
+    /// Answers a watch with these events, then closes the stream.
+    pub fn events(mut self, events: Vec<Value>) -> Self {
+        self.status = 200;
+        self.events = Some(events);
+        self
     }
     pub fn answer(mut self, status: u16, answer: Value) -> Self {
         self.status = status;
@@ -104,8 +119,11 @@ pub fn serve(mut handle: MockHandle, scenario: Vec<Expect>) -> tokio::task::Join
                     assert_eq!(got.pointer(pointer), Some(want), "request {i} {}: {pointer} in {got}", e.path);
                 }
             }
-            let response =
-                Response::builder().status(e.status).body(Body::from(serde_json::to_vec(&e.answer).unwrap())).unwrap();
+            let body = match &e.events {
+                Some(events) => events.iter().map(|v| format!("{v}\n")).collect::<String>().into_bytes(),
+                None => serde_json::to_vec(&e.answer).unwrap(),
+            };
+            let response = Response::builder().status(e.status).body(Body::from(body)).unwrap();
             send.send_response(response);
         }
     })
