@@ -86,6 +86,7 @@ fn settled_status() -> StorageBackendStatus {
             retry: None,
             generation: GEN - 1,
             failure: None,
+            restoring: Vec::new(),
         }),
         ..StorageBackendStatus::default()
     }
@@ -337,6 +338,7 @@ proptest! {
     ) {
         prop_assume!(ready.iter().any(|r| *r));
         let mut model = Model::new(count, percent, validation);
+        let mut rolled_back_while_progressing = false;
         let snapshot_data = model.current.clone();
         let before: BTreeMap<String, Option<String>> =
             model.deployments.iter().map(|d| (d.name.clone(), d.hash.clone())).collect();
@@ -378,12 +380,30 @@ proptest! {
             if phase != Some(Phase::RolledBack) {
                 prop_assert!(in_flight.windows(2).all(|w| w[0] == w[1]), "in flight: {:?}", in_flight);
             }
+            if phase == Some(Phase::RollingBack) {
+                // The data is back at once; the Deployments roll back; it is
+                // Progressing, not yet Degraded.
+                prop_assert_eq!(&model.current, &snapshot_data);
+                prop_assert!(in_flight.is_empty(), "rolling forward while rolling back: {:?}", in_flight);
+                prop_assert!(conditions::is_true(&model.status.conditions, PROGRESSING));
+                prop_assert!(!conditions::is_true(&model.status.conditions, DEGRADED));
+                rolled_back_while_progressing |= !model.status.rollout.as_ref().unwrap().restoring.is_empty();
+            }
             if phase == Some(Phase::RolledBack) {
                 prop_assert_eq!(&model.current, &snapshot_data);
                 let now: BTreeMap<String, Option<String>> =
                     model.deployments.iter().map(|d| (d.name.clone(), d.hash.clone())).collect();
                 prop_assert_eq!(&now, &before);
                 prop_assert!(conditions::is_true(&model.status.conditions, DEGRADED));
+                // Every re-rolled Deployment is rolled out before RolledBack.
+                for name in &model.status.rollout.as_ref().unwrap().restoring {
+                    let d = model.deployments.iter().find(|d| &d.name == name).unwrap();
+                    prop_assert_eq!(d.rollout_state(), RolloutState::Complete, "{} not rolled back yet", name);
+                }
+                prop_assert!(
+                    model.status.rollout.as_ref().unwrap().restoring.is_empty() || rolled_back_while_progressing,
+                    "RolledBack without waiting"
+                );
                 break;
             }
             let settled_on_new = model.status.rollout.as_ref().is_some_and(|r| r.hash == "new");

@@ -3,7 +3,7 @@
 
 mod support;
 
-use cutover_operator::conditions::{self, DEGRADED, READY};
+use cutover_operator::conditions::{self, DEGRADED, PROGRESSING, READY};
 use cutover_operator::crd::Phase;
 use cutover_operator::memory::Behaviour;
 use cutover_operator::view::JobState;
@@ -101,9 +101,20 @@ async fn ten_deployments_at_30_percent_roll_in_four_batches_with_a_canary() {
 async fn a_readiness_timeout_in_batch_2_is_rolled_back() {
     let cluster = cluster(10, spec("aws-primary", 30, "2m", true), &["aws-primary"]);
     cluster.state().deployments.get_mut(&(NS.to_string(), "app-04".to_string())).unwrap().behaviour =
-        Behaviour::NeverReady;
+        Behaviour::NeverReadyWithNewData;
     let before = cluster.state().secrets[&(NS.to_string(), "app-s3".to_string())].clone();
-    let (_, err) = drive(&cluster, start(), 300).await;
+    // While the restored Deployments roll out: Progressing/RollingBack, the
+    // data already back, not yet Degraded.
+    let now = until_phase(&cluster, start(), Phase::RollingBack, 300).await;
+    let status = cluster.storage_backend(NS, NAME).unwrap().status.unwrap();
+    let progressing = conditions::get(&status.conditions, PROGRESSING).unwrap();
+    assert_eq!((progressing.status.as_str(), progressing.reason.as_str()), ("True", "RollingBack"));
+    assert_eq!(conditions::get(&status.conditions, READY).unwrap().reason, "RollingBack");
+    assert!(!conditions::is_true(&status.conditions, DEGRADED));
+    assert_eq!(cluster.state().secrets[&(NS.to_string(), "app-s3".to_string())], before);
+    let restoring = status.rollout.unwrap().restoring;
+    assert_eq!(restoring, (0..6).map(|i| format!("app-{i:02}")).collect::<Vec<_>>());
+    let (_, err) = drive(&cluster, now, 300).await;
     assert_eq!(err, None);
 
     let status = cluster.storage_backend(NS, NAME).unwrap().status.unwrap();
@@ -219,4 +230,33 @@ async fn missing_credentials_are_reported_without_touching_anything() {
     assert_eq!(degraded.reason, "CredentialsMissing");
     assert!(degraded.message.contains("aws-primary-creds"), "{}", degraded.message);
     assert!(restarts(&cluster).values().all(Vec::is_empty));
+}
+
+#[tokio::test]
+async fn a_rollback_that_does_not_complete_is_rollback_failed() {
+    // app-04 never becomes ready, whatever its template: the rollback of
+    // batch 2 cannot complete either.
+    let cluster = cluster(10, spec("aws-primary", 30, "2m", true), &["aws-primary"]);
+    cluster.state().deployments.get_mut(&(NS.to_string(), "app-04".to_string())).unwrap().behaviour =
+        Behaviour::NeverReady;
+    let now = until_phase(&cluster, start(), Phase::RollingBack, 300).await;
+    let (now, err) = drive(&cluster, now, 300).await;
+    assert_eq!(err, None);
+
+    let status = cluster.storage_backend(NS, NAME).unwrap().status.unwrap();
+    assert_eq!(status.rollout.as_ref().unwrap().phase, Phase::Failed);
+    let degraded = conditions::get(&status.conditions, DEGRADED).unwrap();
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "RollbackFailed"));
+    assert!(
+        degraded.message.contains("the rollback did not complete") && degraded.message.contains("app-04"),
+        "{}",
+        degraded.message
+    );
+    assert!(!conditions::is_true(&status.conditions, PROGRESSING));
+    assert!(event_reasons(&cluster).contains(&"RollbackFailed".to_string()));
+    // Not retried: the same generation stays put.
+    let restarts_after = restarts(&cluster);
+    let (_, _) = drive(&cluster, now, 5).await;
+    assert_eq!(restarts(&cluster), restarts_after);
+    assert_no_secret_leaked(&cluster);
 }
