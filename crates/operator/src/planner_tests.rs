@@ -298,6 +298,72 @@ fn after_a_rollback_nothing_is_retried_until_the_retry_annotation_changes() {
     assert!(retried.actions.iter().any(|a| matches!(a, Action::Roll { batch: Some(1), .. })));
 }
 
+/// Plays plans and controller steps (the canary failing) until the rollout
+/// is rolling back.
+fn rolling_back(model: &mut Model) {
+    for _ in 0..20 {
+        let plan = model.plan();
+        model.apply(&plan, usize::MAX);
+        if model.status.rollout.as_ref().is_some_and(|r| r.phase == Phase::RollingBack) {
+            return;
+        }
+        model.step(&[], None, true, false);
+    }
+    panic!("never rolled back: {:?}", model.status.rollout);
+}
+
+#[test]
+fn a_rollback_is_progressing_until_the_restored_deployments_are_rolled_out() {
+    let mut model = Model::new(4, 50, true);
+    rolling_back(&mut model);
+    // The data is back, the canary batch re-rolled to its old template.
+    assert_eq!(model.current, old_data());
+    let rollout = model.status.rollout.clone().unwrap();
+    assert_eq!(rollout.restoring, ["app-00", "app-01"]);
+    assert!(model.deployments[..2].iter().all(|d| d.hash.as_deref() == Some("old")));
+    let c = &model.status.conditions;
+    let progressing = conditions::get(c, PROGRESSING).unwrap();
+    assert_eq!((progressing.status.as_str(), progressing.reason.as_str()), ("True", "RollingBack"));
+    assert_eq!(conditions::get(c, READY).unwrap().reason, "RollingBack");
+    assert!(!conditions::is_true(c, DEGRADED));
+
+    // Not rolled out yet: still RollingBack, nothing re-rolled again.
+    let plan = model.plan();
+    assert!(!plan.actions.iter().any(|a| matches!(a, Action::Roll { .. })), "{:?}", plan.actions);
+    assert_eq!(plan.status.rollout.as_ref().unwrap().phase, Phase::RollingBack);
+    assert!(plan.requeue.is_some());
+
+    // Rolled out: Degraded/RolledBack, and it stays there.
+    model.step(&[], None, true, false);
+    let plan = model.plan();
+    model.apply(&plan, usize::MAX);
+    assert_eq!(model.status.rollout.as_ref().unwrap().phase, Phase::RolledBack);
+    let degraded = conditions::get(&model.status.conditions, DEGRADED).unwrap();
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "RolledBack"));
+    assert!(degraded.message.contains("2 Deployment(s) re-rolled"), "{}", degraded.message);
+    assert!(!conditions::is_true(&model.status.conditions, PROGRESSING));
+    assert!(plan.actions.iter().any(|a| matches!(a, Action::Event { reason: "RolledBack", .. })));
+    assert_eq!(plan.requeue, None);
+}
+
+#[test]
+fn a_rollback_not_rolled_out_within_the_batch_timeout_is_rollback_failed() {
+    let mut model = Model::new(4, 50, true);
+    rolling_back(&mut model);
+    model.now += Duration::from_secs(11 * 60);
+    let plan = model.plan();
+    model.apply(&plan, usize::MAX);
+    assert_eq!(model.status.rollout.as_ref().unwrap().phase, Phase::Failed);
+    let degraded = conditions::get(&model.status.conditions, DEGRADED).unwrap();
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "RollbackFailed"));
+    assert!(degraded.message.contains("the rollback did not complete"), "{}", degraded.message);
+    assert!(degraded.message.contains("app-00"), "{}", degraded.message);
+    // Not retried until the generation or the retry annotation changes.
+    let again = model.plan();
+    assert!(again.actions.is_empty(), "{:?}", again.actions);
+    assert_eq!(conditions::get(&again.status.conditions, DEGRADED).unwrap().reason, "RollbackFailed");
+}
+
 fn plan_with_retry(model: &Model, retry: Option<&str>) -> Plan {
     plan(&Input {
         name: "app-storage",
