@@ -517,7 +517,21 @@ impl<'a> Planner<'a, '_> {
                 (d.hash != *before).then(|| (d.name.clone(), before.clone()))
             })
             .collect();
-        let restoring: Vec<String> = restore.iter().map(|(name, _)| name.clone()).collect();
+        // Wait for what is re-rolled now and for every member of the batches
+        // this rollout reached: a pass replayed after a crash mid-rollback
+        // finds them already re-rolled, but not necessarily rolled out.
+        let reached = rollout.batch as usize;
+        let mut restoring: Vec<String> = self
+            .batches()
+            .iter()
+            .take(reached)
+            .flatten()
+            .filter(|d| snapshot.deployments.contains_key(&d.name))
+            .map(|d| d.name.clone())
+            .chain(restore.iter().map(|(name, _)| name.clone()))
+            .collect();
+        restoring.sort();
+        restoring.dedup();
         if !restore.is_empty() {
             self.actions.push(Action::Roll { batch: None, deployments: restore });
         }
