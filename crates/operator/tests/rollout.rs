@@ -260,3 +260,49 @@ async fn a_rollback_that_does_not_complete_is_rollback_failed() {
     assert_eq!(restarts(&cluster), restarts_after);
     assert_no_secret_leaked(&cluster);
 }
+
+#[tokio::test]
+async fn an_operator_killed_mid_rollback_resumes_and_still_waits() {
+    for kill_after in [0, 1, 2, 3, 4, 5, 6, 8, 10] {
+        let cluster = cluster(10, spec("aws-primary", 30, "2m", true), &["aws-primary"]);
+        cluster.state().deployments.get_mut(&(NS.to_string(), "app-04".to_string())).unwrap().behaviour =
+            Behaviour::NeverReadyWithNewData;
+        let before = cluster.state().secrets[&(NS.to_string(), "app-s3".to_string())].clone();
+        // Batch 2 is in flight and about to time out.
+        let mut now = until_phase(&cluster, start(), Phase::RollingBatch, 300).await;
+        loop {
+            let rollout = cluster.storage_backend(NS, NAME).unwrap().status.unwrap().rollout.unwrap();
+            if rollout.phase == Phase::RollingBatch && rollout.batch == 2 {
+                break;
+            }
+            let sb = cluster.storage_backend(NS, NAME).unwrap();
+            now += cutover_operator::reconcile::reconcile(&cluster, &sb, now).await.unwrap().unwrap_or_default();
+            cluster.tick();
+        }
+        now += std::time::Duration::from_secs(3 * 60);
+        cluster.state().fail_after_writes = Some(kill_after);
+        let (now, err) = drive(&cluster, now, 300).await;
+        assert!(err.is_some(), "kill_after {kill_after}: the operator was not killed");
+        // A new operator process: nothing in memory, the cluster as it was left.
+        cluster.state().fail_after_writes = None;
+        let (_, err) = drive(&cluster, now, 300).await;
+        assert_eq!(err, None);
+
+        let status = cluster.storage_backend(NS, NAME).unwrap().status.unwrap();
+        let rollout = status.rollout.clone().unwrap();
+        assert_eq!(rollout.phase, Phase::RolledBack, "kill_after {kill_after}");
+        assert!(conditions::is_true(&status.conditions, DEGRADED));
+        assert_eq!(cluster.state().secrets[&(NS.to_string(), "app-s3".to_string())], before);
+        let restarts = restarts(&cluster);
+        for i in 0..6 {
+            let name = format!("app-{i:02}");
+            assert_eq!(restarts[&name], vec![Some(rollout.hash.clone()), None], "kill_after {kill_after}: {name}");
+        }
+        // RolledBack only once every re-rolled Deployment is rolled out.
+        let state = cluster.state();
+        for name in &rollout.restoring {
+            let d = &state.deployments[&(NS.to_string(), name.clone())];
+            assert_eq!((d.updated, d.available), (d.replicas, d.replicas), "kill_after {kill_after}: {name}");
+        }
+    }
+}
