@@ -131,9 +131,7 @@ pub async fn run(
                 && let Err(e) = pass(&cluster, &api, &mut schedule, full).await
             {
                 tracing::warn!(error = %e, "could not list the StorageBackends");
-                for key in schedule.due(now) {
-                    schedule.reconciled(&key, Some(crate::planner::POLL), now);
-                }
+                schedule.list_failed(crate::planner::POLL, Instant::now());
             }
         }
         let wake = if leading { schedule.next_wake().min(next_renew) } else { next_renew };

@@ -103,6 +103,17 @@ impl Schedule {
         }
     }
 
+    /// The list of `StorageBackend`s failed: try what was due (and the
+    /// resync, when it was due) again after `after`, not in a tight loop.
+    pub fn list_failed(&mut self, after: Duration, now: Instant) {
+        if self.resync_due(now) {
+            self.next_resync = now + after;
+        }
+        for at in self.due.values_mut().filter(|at| **at <= now) {
+            *at = now + after;
+        }
+    }
+
     /// When the loop must wake next (at the latest).
     pub fn next_wake(&self) -> Instant {
         self.due.values().copied().chain([self.next_resync]).min().unwrap_or(self.next_resync)
@@ -164,8 +175,16 @@ mod tests {
         assert_eq!(s.due(t0), [key("a")].into());
         s.trigger(Trigger::Resync, t0);
         assert!(s.resync_due(t0));
+        // A failed list: everything due is tried again later, not at once.
+        s.list_failed(Duration::from_secs(5), t0);
+        assert!(!s.resync_due(t0) && s.due(t0).is_empty());
+        assert_eq!(s.next_wake(), t0 + Duration::from_secs(5));
+        let t1 = t0 + Duration::from_secs(5);
+        assert!(s.resync_due(t1));
+        // a (the Job's trigger) and b (its 5 s requeue).
+        assert_eq!(s.due(t1), [key("a"), key("b")].into());
         // A backend gone from the list is forgotten.
-        s.listed([(key("b"), known("api", 1))].into(), true, t0);
-        assert!(s.due(t0).is_empty());
+        s.listed([(key("b"), known("api", 1))].into(), true, t1);
+        assert!(s.due(t1).is_empty());
     }
 }

@@ -8,7 +8,8 @@
 //!   from the last `resourceVersion` seen (an event's or a bookmark's), after
 //!   a backoff that doubles up to `max` and resets once events flow again.
 //! - `410 Gone` (an `ERROR` event with code 410, or a 410 answer to the watch
-//!   request) re-lists and watches from the new list's `resourceVersion`.
+//!   request) re-lists (after the same backoff) and watches from the new
+//!   list's `resourceVersion`.
 //!
 //! # Caveats
 //! - The lists ask for metadata only; the loop reads the objects it needs.
@@ -139,7 +140,6 @@ pub async fn watch<K>(
             Err(e) if is_gone(&e) => {
                 tracing::info!(kind, "watch expired (410): re-listing");
                 version = None;
-                continue;
             }
             Err(e) => tracing::warn!(kind, error = %e, "could not watch; retrying"),
             Ok(stream) => {
@@ -181,11 +181,9 @@ pub async fn watch<K>(
                 }
             }
         }
-        if version.is_none() {
-            continue;
-        }
-        // Ended: watch again from the last resourceVersion, after a backoff
-        // (reset when events flowed or the watch ran its course).
+        // Ended: watch again from the last resourceVersion (or re-list after
+        // a 410), after a backoff (reset when events flowed or the watch ran
+        // its course), so a server that keeps refusing is not hammered.
         if flowed || started.elapsed() >= Duration::from_secs(60) {
             delay = backoff.initial;
         }
