@@ -183,8 +183,10 @@ mod tests {
         assert!(s.resync_due(t1));
         // a (the Job's trigger) and b (its 5 s requeue).
         assert_eq!(s.due(t1), [key("a"), key("b")].into());
-        // A backend gone from the list is forgotten.
+        // A backend gone from the list is forgotten; the next resync is an
+        // interval away.
         s.listed([(key("b"), known("api", 1))].into(), true, t1);
-        assert!(s.due(t1).is_empty());
+        assert_eq!(s.due(t1), [key("b")].into());
+        assert!(!s.resync_due(t1));
     }
 }
