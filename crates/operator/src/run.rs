@@ -29,6 +29,9 @@ use crate::reconcile::reconcile;
 use crate::schedule::{Known, Schedule};
 use crate::watch::{self, Backoff, Trigger};
 
+/// How long to gather watch events into one pass after the first.
+pub const COALESCE: Duration = Duration::from_millis(200);
+
 /// How the operator runs.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -139,6 +142,9 @@ pub async fn run(
             _ = &mut shutdown => return Ok(()),
             _ = tokio::time::sleep_until(wake) => {}
             Some(t) = triggers.recv() => {
+                // Coalesce a burst (a rollout's Deployment status updates)
+                // into one pass.
+                tokio::time::sleep(COALESCE).await;
                 let now = Instant::now();
                 schedule.trigger(t, now);
                 while let Ok(t) = triggers.try_recv() {

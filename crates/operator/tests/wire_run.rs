@@ -122,11 +122,13 @@ async fn a_watch_event_reconciles_its_storage_backend_at_once() {
     // credentials retry 30 s).
     let event = json!({ "type": "MODIFIED", "object": sb(2) });
     watch.send_response(respond(200, format!("{event}\n").into_bytes()));
+    let sent = std::time::Instant::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while reconciles.load(Ordering::SeqCst) == before {
         assert!(tokio::time::Instant::now() < deadline, "the event did not cause a reconcile");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    eprintln!("event to reconcile: {:?}", sent.elapsed());
     stop.send(()).unwrap();
     operator.await.unwrap().unwrap();
     server.abort();
