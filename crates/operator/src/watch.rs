@@ -12,20 +12,21 @@
 //!   list's `resourceVersion`.
 //!
 //! # Caveats
-//! - The lists ask for metadata only; the loop reads the objects it needs.
+//! - The lists and watches ask for metadata only (labels, generation,
+//!   annotations are all a trigger needs); the loop reads the objects.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, ListParams, WatchEvent, WatchParams};
-use kube::{Resource, ResourceExt};
+use kube::Resource;
+use kube::api::{Api, ListParams, PartialObjectMeta, WatchEvent, WatchParams};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
-use crate::crd::{OWNER_LABEL, RETRY_ANNOTATION, StorageBackend};
+use crate::crd::{OWNER_LABEL, RETRY_ANNOTATION};
 
 /// A `StorageBackend`'s namespace and name.
 pub type Key = (String, String);
@@ -58,12 +59,12 @@ impl Default for Backoff {
 }
 
 /// The trigger for a `StorageBackend` event (`None` when deleted).
-pub fn backend_trigger(event: &WatchEvent<StorageBackend>) -> Option<Trigger> {
+pub fn backend_trigger<K: Resource>(event: &WatchEvent<K>) -> Option<Trigger> {
     match event {
         WatchEvent::Added(sb) | WatchEvent::Modified(sb) => Some(Trigger::Backend {
-            key: (sb.namespace().unwrap_or_default(), sb.name_any()),
-            generation: sb.metadata.generation,
-            retry: sb.annotations().get(RETRY_ANNOTATION).cloned(),
+            key: (sb.meta().namespace.clone().unwrap_or_default(), sb.meta().name.clone().unwrap_or_default()),
+            generation: sb.meta().generation,
+            retry: sb.meta().annotations.as_ref().and_then(|a| a.get(RETRY_ANNOTATION)).cloned(),
         }),
         _ => None,
     }
@@ -102,7 +103,7 @@ pub async fn watch<K>(
     kind: &'static str,
     selector: Option<&str>,
     tx: UnboundedSender<Trigger>,
-    to_trigger: impl Fn(&WatchEvent<K>) -> Option<Trigger>,
+    to_trigger: impl Fn(&WatchEvent<PartialObjectMeta<K>>) -> Option<Trigger>,
     backoff: Backoff,
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
@@ -136,7 +137,7 @@ pub async fn watch<K>(
         let started = Instant::now();
         let mut flowed = false;
         version = Some(from.clone());
-        match api.watch(&wp, &from).await {
+        match api.watch_metadata(&wp, &from).await {
             Err(e) if is_gone(&e) => {
                 tracing::info!(kind, "watch expired (410): re-listing");
                 version = None;

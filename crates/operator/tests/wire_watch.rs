@@ -19,8 +19,11 @@ use support::wire::*;
 use tokio::sync::mpsc;
 
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/prod/deployments";
-/// kube's metadata-only list sets this content type on its GET.
+/// kube's metadata-only list and watch set this content type on their GET
+/// and ask for metadata only.
 const META: &str = "application/json";
+const METADATA_ONLY: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+const METADATA_WATCH: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 const BACKOFF: Backoff = Backoff { initial: Duration::from_millis(10), max: Duration::from_millis(50) };
 
 fn watch_query(version: &'static str) -> &'static [(&'static str, &'static str)] {
@@ -67,24 +70,24 @@ async fn a_dropped_watch_resumes_and_a_410_relists() {
         handle,
         vec![
             // The list that gives the watch its start.
-            Expect::new(Method::GET, DEPLOYMENTS).content_type(META).answer(200, list("100")),
+            Expect::new(Method::GET, DEPLOYMENTS).content_type(META).accept(METADATA_ONLY).answer(200, list("100")),
             // An event, a bookmark, then the server drops the stream.
-            Expect::new(Method::GET, DEPLOYMENTS).query(watch_query("100")).events(vec![
+            Expect::new(Method::GET, DEPLOYMENTS).content_type(META).accept(METADATA_WATCH).query(watch_query("100")).events(vec![
                 deployment("MODIFIED", "web", "web", "101"),
                 json!({ "type": "BOOKMARK", "object": { "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "resourceVersion": "105" } } }),
             ]),
             // Resumed from the bookmark's version; it has expired (an ERROR event).
-            Expect::new(Method::GET, DEPLOYMENTS).query(watch_query("105")).events(vec![json!({
+            Expect::new(Method::GET, DEPLOYMENTS).content_type(META).accept(METADATA_WATCH).query(watch_query("105")).events(vec![json!({
                 "type": "ERROR",
                 "object": status_body(410, "Expired", "too old resource version: 105 (180)")
             })]),
             // Re-listed; watched from the list's version; answered 410 outright.
-            Expect::new(Method::GET, DEPLOYMENTS).content_type(META).answer(200, list("200")),
+            Expect::new(Method::GET, DEPLOYMENTS).content_type(META).accept(METADATA_ONLY).answer(200, list("200")),
             Expect::new(Method::GET, DEPLOYMENTS)
-                .query(watch_query("200"))
+                .content_type(META).accept(METADATA_WATCH).query(watch_query("200"))
                 .answer(410, status_body(410, "Expired", "too old resource version: 200 (250)")),
-            Expect::new(Method::GET, DEPLOYMENTS).content_type(META).answer(200, list("300")),
-            Expect::new(Method::GET, DEPLOYMENTS).query(watch_query("300")).events(vec![
+            Expect::new(Method::GET, DEPLOYMENTS).content_type(META).accept(METADATA_ONLY).answer(200, list("300")),
+            Expect::new(Method::GET, DEPLOYMENTS).content_type(META).accept(METADATA_WATCH).query(watch_query("300")).events(vec![
                 deployment("ADDED", "api", "api", "301"),
                 deployment("DELETED", "web", "web", "302"),
             ]),
@@ -121,9 +124,12 @@ async fn the_job_watch_selects_by_the_owner_label_and_resumes_from_the_last_even
         vec![
             Expect::new(Method::GET, JOBS)
                 .content_type(META)
+                .accept(METADATA_ONLY)
                 .query(&[("labelSelector", "cutover.dev/storage-backend")])
                 .answer(200, list("7")),
             Expect::new(Method::GET, JOBS)
+                .content_type(META)
+                .accept(METADATA_WATCH)
                 .query(&[
                     ("watch", "true"),
                     ("timeoutSeconds", "290"),
@@ -134,6 +140,8 @@ async fn the_job_watch_selects_by_the_owner_label_and_resumes_from_the_last_even
                 .events(vec![job("8", "active")]),
             // The stream dropped after the event: watch again from it.
             Expect::new(Method::GET, JOBS)
+                .content_type(META)
+                .accept(METADATA_WATCH)
                 .query(&[
                     ("watch", "true"),
                     ("timeoutSeconds", "290"),

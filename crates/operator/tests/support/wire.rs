@@ -23,6 +23,8 @@ pub struct Expect {
     path: &'static str,
     query: &'static [(&'static str, &'static str)],
     content_type: Option<&'static str>,
+    /// The `Accept` header, when the test checks it.
+    accept: Option<&'static str>,
     body: Option<Value>,
     /// JSON pointers into the body and the values they must have.
     fields: Vec<(&'static str, Value)>,
@@ -40,6 +42,7 @@ impl Expect {
             path,
             query: &[],
             content_type: None,
+            accept: None,
             body: None,
             fields: Vec::new(),
             status: 200,
@@ -56,6 +59,11 @@ impl Expect {
     /// The request's content type (kube sets one on metadata-only lists).
     pub fn content_type(mut self, content_type: &'static str) -> Self {
         self.content_type = Some(content_type);
+        self
+    }
+    /// The request's `Accept` header must be this.
+    pub fn accept(mut self, accept: &'static str) -> Self {
+        self.accept = Some(accept);
         self
     }
     pub fn query(mut self, q: &'static [(&'static str, &'static str)]) -> Self {
@@ -108,6 +116,10 @@ pub fn serve(mut handle: MockHandle, scenario: Vec<Expect>) -> tokio::task::Join
             assert_eq!(query, expected, "request {i} {}: query", e.path);
             let content_type = request.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
             assert_eq!(content_type.as_deref(), e.content_type, "request {i} {}: content type", e.path);
+            if let Some(accept) = e.accept {
+                let got = request.headers().get("accept").map(|v| v.to_str().unwrap().to_string());
+                assert_eq!(got.as_deref(), Some(accept), "request {i} {}: accept", e.path);
+            }
             let bytes = request.into_body().collect_bytes().await.unwrap();
             if let Some(body) = e.body {
                 let got: Value = serde_json::from_slice(&bytes).unwrap();
