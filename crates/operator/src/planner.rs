@@ -11,7 +11,11 @@
 //! - A Deployment whose pod template already carries the hash is never
 //!   rolled again, so replaying a plan after a crash restarts nothing twice.
 //! - A rollback restores exactly the snapshot: the applications' Secrets,
-//!   ConfigMaps and StorageClasses, and every Deployment's annotation.
+//!   ConfigMaps and StorageClasses, and every Deployment's annotation. It is
+//!   `Progressing`/`RollingBack` until the restored Deployments are rolled out
+//!   by the same rules as a batch, then `Degraded`/`RolledBack` (or
+//!   `Degraded`/`RollbackFailed` on `ProgressDeadlineExceeded` or after
+//!   `batchTimeout`).
 //! - Every status carries the current generation (`observedGeneration` and
 //!   each condition's).
 //! - `spec` is never written; after a failure nothing is retried until the
