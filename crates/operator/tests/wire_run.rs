@@ -1,7 +1,8 @@
 //! The operator loop on the wire, end to end: it takes the Lease, starts its
 //! watches, reconciles every StorageBackend once, and then a watch event (a
 //! spec change: a new generation) makes it reconcile that StorageBackend
-//! again at once, long before the hour-long resync of this test. The mock
+//! again at once, long before the hour-long resync of this test; a
+//! status-only change (the same generation) does not. The mock
 //! API server answers by route (the watches run concurrently, so there is no
 //! fixed order); later watches are held open, never answered.
 
@@ -55,8 +56,8 @@ async fn a_watch_event_reconciles_its_storage_backend_at_once() {
                 (Method::GET, "/apis/cutover.dev/v1alpha1/namespaces/prod/storagebackends") if watching => {
                     backend_watches += 1;
                     assert!(query.contains("resourceVersion=1"), "{query}");
-                    if backend_watches == 1 {
-                        // The test answers it once the start has settled.
+                    if backend_watches <= 2 {
+                        // The test answers these.
                         first_watch.send(send).ok().unwrap();
                     } else {
                         held.push(send);
@@ -117,6 +118,14 @@ async fn a_watch_event_reconciles_its_storage_backend_at_once() {
         before = now;
     }
     assert!(before >= 1, "the start reconciles every StorageBackend");
+    // A status-only change (the operator's own write: generation 1 still)
+    // ends the first watch; the watch resumes (no re-list) and nothing is
+    // reconciled.
+    let status_only = json!({ "type": "MODIFIED", "object": sb(1) });
+    watch.send_response(respond(200, format!("{status_only}\n").into_bytes()));
+    let watch = tokio::time::timeout(Duration::from_secs(60), watch_opened.recv()).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(reconciles.load(Ordering::SeqCst), before, "a status-only change caused a reconcile");
     // A spec change (generation 2) arrives on the watch: one more reconcile,
     // within a generous bound (the resync alone would take an hour, the
     // credentials retry 30 s).
