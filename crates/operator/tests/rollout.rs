@@ -306,3 +306,55 @@ async fn an_operator_killed_mid_rollback_resumes_and_still_waits() {
         }
     }
 }
+
+#[tokio::test]
+async fn regression_a_crash_after_restoring_rolled_a_deployment_forward_again() {
+    // app-04 hits ProgressDeadlineExceeded in batch 2; the operator is killed
+    // at every point of the pass that rolls back (after the snapshot, the
+    // data and some or all of the Deployments are restored, before the
+    // status). The resumed operator must go on rolling back: no Deployment
+    // gets the new data's hash a second time.
+    for kill_after in 0..12 {
+        let cluster = cluster(10, spec("aws-primary", 30, "10m", true), &["aws-primary"]);
+        cluster.state().deployments.get_mut(&(NS.to_string(), "app-04".to_string())).unwrap().behaviour =
+            Behaviour::DeadlineExceededWithNewData;
+        let before = cluster.state().secrets[&(NS.to_string(), "app-s3".to_string())].clone();
+        // Batch 2 is rolled and app-04 reports ProgressDeadlineExceeded.
+        let mut now = start();
+        loop {
+            let rollout = cluster.storage_backend(NS, NAME).unwrap().status.and_then(|s| s.rollout);
+            let failed = cluster.state().deployments[&(NS.to_string(), "app-04".to_string())].deadline_exceeded;
+            if rollout.is_some_and(|r| r.phase == Phase::RollingBatch && r.batch == 2) && failed {
+                break;
+            }
+            let sb = cluster.storage_backend(NS, NAME).unwrap();
+            now += cutover_operator::reconcile::reconcile(&cluster, &sb, now).await.unwrap().unwrap_or_default();
+            cluster.tick();
+        }
+        cluster.state().fail_after_writes = Some(kill_after);
+        let (now, err) = drive(&cluster, now, 300).await;
+        if err.is_none() {
+            // The whole rollback fitted in fewer writes: nothing left to kill.
+            break;
+        }
+        // A new operator process: nothing in memory, the cluster as it was left.
+        cluster.state().fail_after_writes = None;
+        let (_, err) = drive(&cluster, now, 300).await;
+        assert_eq!(err, None);
+
+        let status = cluster.storage_backend(NS, NAME).unwrap().status.unwrap();
+        let rollout = status.rollout.clone().unwrap();
+        assert_eq!(rollout.phase, Phase::RolledBack, "kill_after {kill_after}");
+        let degraded = conditions::get(&status.conditions, DEGRADED).unwrap();
+        assert!(degraded.message.contains("app-04"), "kill_after {kill_after}: {}", degraded.message);
+        assert_eq!(cluster.state().secrets[&(NS.to_string(), "app-s3".to_string())], before);
+        let restarts = restarts(&cluster);
+        for i in 0..6 {
+            let name = format!("app-{i:02}");
+            assert_eq!(restarts[&name], vec![Some(rollout.hash.clone()), None], "kill_after {kill_after}: {name}");
+        }
+        for i in 6..10 {
+            assert!(restarts[&format!("app-{i:02}")].is_empty(), "kill_after {kill_after}: app-{i:02}");
+        }
+    }
+}
