@@ -293,6 +293,9 @@ pub struct RolloutStatus {
     /// Why it failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// While rolling back: the Deployments re-rolled to their old template.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restoring: Vec<String>,
 }
 
 /// The phase of a rollout.
@@ -304,6 +307,9 @@ pub enum Phase {
     Validating,
     /// Every Deployment is updated and validated.
     Complete,
+    /// Failed; the snapshot's data is restored and the Deployments in
+    /// `restoring` are rolling back to their old template.
+    RollingBack,
     /// Failed and restored from the snapshot; waits for a new generation or retry.
     RolledBack,
     /// Failed with nothing to restore; waits for a new generation or retry.

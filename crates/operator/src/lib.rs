@@ -6,7 +6,8 @@
 //! - [`reconcile`]: one pass through a [`cluster::Cluster`].
 //! - [`kube_cluster`] (the API server) and [`memory`] (an in-memory cluster
 //!   with a scripted Deployment and Job controller).
-//! - [`run`]: the operator loop with its Lease-based leader election.
+//! - [`run`]: the operator loop with its Lease-based leader election;
+//!   [`watch`] (the watches) and [`schedule`] (what to reconcile when).
 
 pub mod cluster;
 pub mod conditions;
@@ -21,7 +22,9 @@ pub mod planner;
 pub mod reconcile;
 pub mod render;
 pub mod run;
+pub mod schedule;
 pub mod selector;
 pub mod view;
+pub mod watch;
 
 pub use error::Error;

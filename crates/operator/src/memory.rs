@@ -26,8 +26,14 @@ pub enum Behaviour {
     Healthy,
     /// New pods never become ready.
     NeverReady,
+    /// Pods of a template the Deployment never ran before never become
+    /// ready; one it ran before (what a rollback restores) does.
+    NeverReadyWithNewData,
     /// The controller reports `ProgressDeadlineExceeded`.
     DeadlineExceeded,
+    /// `ProgressDeadlineExceeded` for a template the Deployment never ran
+    /// before; one it ran before (what a rollback restores) rolls out.
+    DeadlineExceededWithNewData,
 }
 
 /// One Deployment.
@@ -121,17 +127,25 @@ impl MemoryCluster {
                 continue;
             }
             d.observed_generation = d.generation;
-            match d.behaviour {
+            let ran_before = d.hash.is_none() || d.restarts[..d.restarts.len().saturating_sub(1)].contains(&d.hash);
+            let behaviour = match d.behaviour {
+                Behaviour::NeverReadyWithNewData if ran_before => Behaviour::Healthy,
+                Behaviour::NeverReadyWithNewData => Behaviour::NeverReady,
+                Behaviour::DeadlineExceededWithNewData if ran_before => Behaviour::Healthy,
+                Behaviour::DeadlineExceededWithNewData => Behaviour::DeadlineExceeded,
+                b => b,
+            };
+            match behaviour {
                 Behaviour::Healthy => {
                     d.updated = d.replicas;
                     d.available = d.replicas;
                     d.deadline_exceeded = false;
                 }
-                Behaviour::NeverReady => {
+                Behaviour::NeverReady | Behaviour::NeverReadyWithNewData => {
                     d.updated = d.replicas;
                     d.available = 0;
                 }
-                Behaviour::DeadlineExceeded => {
+                Behaviour::DeadlineExceeded | Behaviour::DeadlineExceededWithNewData => {
                     d.updated = 0;
                     d.deadline_exceeded = true;
                 }

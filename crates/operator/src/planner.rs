@@ -11,7 +11,11 @@
 //! - A Deployment whose pod template already carries the hash is never
 //!   rolled again, so replaying a plan after a crash restarts nothing twice.
 //! - A rollback restores exactly the snapshot: the applications' Secrets,
-//!   ConfigMaps and StorageClasses, and every Deployment's annotation.
+//!   ConfigMaps and StorageClasses, and every Deployment's annotation. It is
+//!   `Progressing`/`RollingBack` until the restored Deployments are rolled out
+//!   by the same rules as a batch, then `Degraded`/`RolledBack` (or
+//!   `Degraded`/`RollbackFailed` on `ProgressDeadlineExceeded` or after
+//!   `batchTimeout`).
 //! - Every status carries the current generation (`observedGeneration` and
 //!   each condition's).
 //! - `spec` is never written; after a failure nothing is retried until the
@@ -215,6 +219,7 @@ impl<'a> Planner<'a, '_> {
                 self.conditions(&reason, Some((&reason, failure)), None);
                 None
             }
+            Phase::RollingBack => self.rolling_back(rollout, timeout),
             Phase::RolledBack | Phase::Failed => self.start(),
             Phase::RollingBatch => self.rolling(rollout, timeout),
             Phase::Validating => self.validating(rollout),
@@ -225,8 +230,11 @@ impl<'a> Planner<'a, '_> {
     /// the data, roll batch 1.
     fn start(&mut self) -> Option<Duration> {
         let input = self.input;
-        let in_flight =
-            input.status.rollout.as_ref().is_some_and(|r| matches!(r.phase, Phase::RollingBatch | Phase::Validating));
+        let in_flight = input
+            .status
+            .rollout
+            .as_ref()
+            .is_some_and(|r| matches!(r.phase, Phase::RollingBatch | Phase::Validating | Phase::RollingBack));
         match input.snapshot {
             Some(s) if s.for_hash == input.desired.hash => {}
             Some(s) if in_flight => {
@@ -282,6 +290,7 @@ impl<'a> Planner<'a, '_> {
             retry: input.retry.map(str::to_string),
             generation: input.generation,
             failure: None,
+            restoring: Vec::new(),
         };
         self.after_batch(rollout, 0)
     }
@@ -512,23 +521,117 @@ impl<'a> Planner<'a, '_> {
                 (d.hash != *before).then(|| (d.name.clone(), before.clone()))
             })
             .collect();
-        let restored = restore.len();
+        // Wait for what is re-rolled now and for every member of the batches
+        // this rollout reached: a pass replayed after a crash mid-rollback
+        // finds them already re-rolled, but not necessarily rolled out.
+        let reached = rollout.batch as usize;
+        let mut restoring: Vec<String> = self
+            .batches()
+            .iter()
+            .take(reached)
+            .flatten()
+            .filter(|d| snapshot.deployments.contains_key(&d.name))
+            .map(|d| d.name.clone())
+            .chain(restore.iter().map(|(name, _)| name.clone()))
+            .collect();
+        restoring.sort();
+        restoring.dedup();
         if !restore.is_empty() {
             self.actions.push(Action::Roll { batch: None, deployments: restore });
         }
         let back_to = snapshot.provider.clone().unwrap_or_else(|| "the previous data".into());
-        let message = format!("{message}; rolled back to {back_to} ({restored} Deployment(s) re-rolled)");
+        self.event(
+            true,
+            "RollingBack",
+            format!("{message}; rolling back to {back_to} ({} Deployment(s) to re-roll)", restoring.len()),
+        );
+        let rollout = RolloutStatus {
+            phase: Phase::RollingBack,
+            failure: Some(message),
+            batch_started_at: Some(input.now.to_string()),
+            validation_job: None,
+            restoring,
+            ..rollout
+        };
+        if rollout.restoring.is_empty() {
+            return self.rolled_back(rollout);
+        }
+        self.waiting_for_rollback(rollout)
+    }
+
+    /// The data is restored; the re-rolled Deployments roll out by the same
+    /// rules as a batch, within the batch timeout.
+    fn rolling_back(&mut self, rollout: RolloutStatus, timeout: Duration) -> Option<Duration> {
+        let input = self.input;
+        let mut waiting = Vec::new();
+        for d in input.deployments.iter().filter(|d| rollout.restoring.contains(&d.name)) {
+            match d.rollout_state() {
+                RolloutState::Complete => {}
+                RolloutState::Failed => {
+                    let why = format!("Deployment {} exceeded its progress deadline", d.name);
+                    return self.rollback_failed(rollout, why);
+                }
+                RolloutState::Waiting(why) => waiting.push(format!("{} ({why})", d.name)),
+            }
+        }
+        if waiting.is_empty() {
+            return self.rolled_back(rollout);
+        }
+        let started = rollout.batch_started_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
+        let elapsed = started.and_then(|s| input.now.duration_since(s).try_into().ok()).unwrap_or(Duration::ZERO);
+        if elapsed > timeout {
+            let limit = input.spec.rollout.as_ref().map_or("10m", |r| r.batch_timeout.as_str());
+            return self.rollback_failed(rollout, format!("not ready within {limit}: {}", waiting.join(", ")));
+        }
+        self.waiting_for_rollback(rollout)
+            .map(|poll| poll.min(timeout.saturating_sub(elapsed)).max(Duration::from_secs(1)))
+    }
+
+    fn waiting_for_rollback(&mut self, rollout: RolloutStatus) -> Option<Duration> {
+        let failure = rollout.failure.clone().unwrap_or_default();
+        let message = format!("{failure}; rolling back {} Deployment(s)", rollout.restoring.len());
+        let rollout = RolloutStatus { updated: self.updated(), ..rollout };
+        self.set_rollout(rollout);
+        self.conditions("RollingBack", None, Some(message));
+        Some(POLL)
+    }
+
+    /// Every re-rolled Deployment is back: `Degraded`/`RolledBack`.
+    fn rolled_back(&mut self, rollout: RolloutStatus) -> Option<Duration> {
+        let provider = self.input.snapshot.and_then(|s| s.provider.clone());
+        let back_to = provider.clone().unwrap_or_else(|| "the previous data".into());
+        let failure = rollout.failure.clone().unwrap_or_default();
+        let message =
+            format!("{failure}; rolled back to {back_to} ({} Deployment(s) re-rolled)", rollout.restoring.len());
         self.event(true, "RolledBack", message.clone());
         let rollout = RolloutStatus {
             phase: Phase::RolledBack,
             failure: Some(message.clone()),
             batch_started_at: None,
-            validation_job: None,
+            updated: self.updated(),
             ..rollout
         };
         self.set_rollout(rollout);
-        self.status.active_provider = snapshot.provider.clone();
+        self.status.active_provider = provider;
         self.conditions("RolledBack", Some(("RolledBack", message)), None);
+        None
+    }
+
+    /// The rollback itself did not complete: `Degraded`/`RollbackFailed`.
+    fn rollback_failed(&mut self, rollout: RolloutStatus, why: String) -> Option<Duration> {
+        let failure = rollout.failure.clone().unwrap_or_default();
+        let message = format!("{failure}; the rollback did not complete: {why}");
+        self.event(true, "RollbackFailed", message.clone());
+        let rollout = RolloutStatus {
+            phase: Phase::Failed,
+            failure: Some(message.clone()),
+            batch_started_at: None,
+            updated: self.updated(),
+            ..rollout
+        };
+        self.set_rollout(rollout);
+        self.status.active_provider = self.input.snapshot.and_then(|s| s.provider.clone());
+        self.conditions("RollbackFailed", Some(("RollbackFailed", message)), None);
         None
     }
 
@@ -573,7 +676,11 @@ impl<'a> Planner<'a, '_> {
     fn conditions(&mut self, reason: &str, degraded: Option<(&str, String)>, progressing: Option<String>) {
         let (g, now) = (self.input.generation, self.input.now.to_string());
         let c = &mut self.status.conditions;
-        let ready_reason = if progressing.is_some() { "RollingOut" } else { reason };
+        let ready_reason = match &progressing {
+            Some(_) if reason == "RollingBack" => "RollingBack",
+            Some(_) => "RollingOut",
+            None => reason,
+        };
         conditions::set(c, READY, false, ready_reason, progressing.clone().unwrap_or_default(), g, &now);
         match progressing {
             Some(message) => conditions::set(c, PROGRESSING, true, reason, message, g, &now),

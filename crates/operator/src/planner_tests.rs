@@ -86,6 +86,7 @@ fn settled_status() -> StorageBackendStatus {
             retry: None,
             generation: GEN - 1,
             failure: None,
+            restoring: Vec::new(),
         }),
         ..StorageBackendStatus::default()
     }
@@ -297,6 +298,72 @@ fn after_a_rollback_nothing_is_retried_until_the_retry_annotation_changes() {
     assert!(retried.actions.iter().any(|a| matches!(a, Action::Roll { batch: Some(1), .. })));
 }
 
+/// Plays plans and controller steps (the canary failing) until the rollout
+/// is rolling back.
+fn rolling_back(model: &mut Model) {
+    for _ in 0..20 {
+        let plan = model.plan();
+        model.apply(&plan, usize::MAX);
+        if model.status.rollout.as_ref().is_some_and(|r| r.phase == Phase::RollingBack) {
+            return;
+        }
+        model.step(&[], None, true, false);
+    }
+    panic!("never rolled back: {:?}", model.status.rollout);
+}
+
+#[test]
+fn a_rollback_is_progressing_until_the_restored_deployments_are_rolled_out() {
+    let mut model = Model::new(4, 50, true);
+    rolling_back(&mut model);
+    // The data is back, the canary batch re-rolled to its old template.
+    assert_eq!(model.current, old_data());
+    let rollout = model.status.rollout.clone().unwrap();
+    assert_eq!(rollout.restoring, ["app-00", "app-01"]);
+    assert!(model.deployments[..2].iter().all(|d| d.hash.as_deref() == Some("old")));
+    let c = &model.status.conditions;
+    let progressing = conditions::get(c, PROGRESSING).unwrap();
+    assert_eq!((progressing.status.as_str(), progressing.reason.as_str()), ("True", "RollingBack"));
+    assert_eq!(conditions::get(c, READY).unwrap().reason, "RollingBack");
+    assert!(!conditions::is_true(c, DEGRADED));
+
+    // Not rolled out yet: still RollingBack, nothing re-rolled again.
+    let plan = model.plan();
+    assert!(!plan.actions.iter().any(|a| matches!(a, Action::Roll { .. })), "{:?}", plan.actions);
+    assert_eq!(plan.status.rollout.as_ref().unwrap().phase, Phase::RollingBack);
+    assert!(plan.requeue.is_some());
+
+    // Rolled out: Degraded/RolledBack, and it stays there.
+    model.step(&[], None, true, false);
+    let plan = model.plan();
+    model.apply(&plan, usize::MAX);
+    assert_eq!(model.status.rollout.as_ref().unwrap().phase, Phase::RolledBack);
+    let degraded = conditions::get(&model.status.conditions, DEGRADED).unwrap();
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "RolledBack"));
+    assert!(degraded.message.contains("2 Deployment(s) re-rolled"), "{}", degraded.message);
+    assert!(!conditions::is_true(&model.status.conditions, PROGRESSING));
+    assert!(plan.actions.iter().any(|a| matches!(a, Action::Event { reason: "RolledBack", .. })));
+    assert_eq!(plan.requeue, None);
+}
+
+#[test]
+fn a_rollback_not_rolled_out_within_the_batch_timeout_is_rollback_failed() {
+    let mut model = Model::new(4, 50, true);
+    rolling_back(&mut model);
+    model.now += Duration::from_secs(11 * 60);
+    let plan = model.plan();
+    model.apply(&plan, usize::MAX);
+    assert_eq!(model.status.rollout.as_ref().unwrap().phase, Phase::Failed);
+    let degraded = conditions::get(&model.status.conditions, DEGRADED).unwrap();
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "RollbackFailed"));
+    assert!(degraded.message.contains("the rollback did not complete"), "{}", degraded.message);
+    assert!(degraded.message.contains("app-00"), "{}", degraded.message);
+    // Not retried until the generation or the retry annotation changes.
+    let again = model.plan();
+    assert!(again.actions.is_empty(), "{:?}", again.actions);
+    assert_eq!(conditions::get(&again.status.conditions, DEGRADED).unwrap().reason, "RollbackFailed");
+}
+
 fn plan_with_retry(model: &Model, retry: Option<&str>) -> Plan {
     plan(&Input {
         name: "app-storage",
@@ -337,6 +404,7 @@ proptest! {
     ) {
         prop_assume!(ready.iter().any(|r| *r));
         let mut model = Model::new(count, percent, validation);
+        let mut rolled_back_while_progressing = false;
         let snapshot_data = model.current.clone();
         let before: BTreeMap<String, Option<String>> =
             model.deployments.iter().map(|d| (d.name.clone(), d.hash.clone())).collect();
@@ -378,12 +446,30 @@ proptest! {
             if phase != Some(Phase::RolledBack) {
                 prop_assert!(in_flight.windows(2).all(|w| w[0] == w[1]), "in flight: {:?}", in_flight);
             }
+            if phase == Some(Phase::RollingBack) {
+                // The data is back at once; the Deployments roll back; it is
+                // Progressing, not yet Degraded.
+                prop_assert_eq!(&model.current, &snapshot_data);
+                prop_assert!(in_flight.is_empty(), "rolling forward while rolling back: {:?}", in_flight);
+                prop_assert!(conditions::is_true(&model.status.conditions, PROGRESSING));
+                prop_assert!(!conditions::is_true(&model.status.conditions, DEGRADED));
+                rolled_back_while_progressing |= !model.status.rollout.as_ref().unwrap().restoring.is_empty();
+            }
             if phase == Some(Phase::RolledBack) {
                 prop_assert_eq!(&model.current, &snapshot_data);
                 let now: BTreeMap<String, Option<String>> =
                     model.deployments.iter().map(|d| (d.name.clone(), d.hash.clone())).collect();
                 prop_assert_eq!(&now, &before);
                 prop_assert!(conditions::is_true(&model.status.conditions, DEGRADED));
+                // Every re-rolled Deployment is rolled out before RolledBack.
+                for name in &model.status.rollout.as_ref().unwrap().restoring {
+                    let d = model.deployments.iter().find(|d| &d.name == name).unwrap();
+                    prop_assert_eq!(d.rollout_state(), RolloutState::Complete, "{} not rolled back yet", name);
+                }
+                prop_assert!(
+                    model.status.rollout.as_ref().unwrap().restoring.is_empty() || rolled_back_while_progressing,
+                    "RolledBack without waiting"
+                );
                 break;
             }
             let settled_on_new = model.status.rollout.as_ref().is_some_and(|r| r.hash == "new");

@@ -179,7 +179,12 @@ async fn the_argocd_health_check_maps_the_conditions() {
     assert!(message.starts_with("RollingBatch"), "{message}");
 
     cluster.state().deployments.get_mut(&(NS.to_string(), "app-00".to_string())).unwrap().behaviour =
-        cutover_operator::memory::Behaviour::DeadlineExceeded;
+        cutover_operator::memory::Behaviour::DeadlineExceededWithNewData;
+    let now = until_phase(&cluster, now, cutover_operator::crd::Phase::RollingBack, 100).await;
+    let rolling_back = serde_json::to_value(cluster.storage_backend(NS, NAME).unwrap()).unwrap();
+    let (status, message) = health(&rolling_back);
+    assert_eq!(status, "Progressing");
+    assert!(message.starts_with("RollingBack: "), "{message}");
     drive(&cluster, now, 100).await;
     let rolled_back = serde_json::to_value(cluster.storage_backend(NS, NAME).unwrap()).unwrap();
     let (status, message) = health(&rolled_back);

@@ -3,7 +3,7 @@
 
 mod support;
 
-use cutover_operator::conditions::{self, DEGRADED, READY};
+use cutover_operator::conditions::{self, DEGRADED, PROGRESSING, READY};
 use cutover_operator::crd::Phase;
 use cutover_operator::memory::Behaviour;
 use cutover_operator::view::JobState;
@@ -101,9 +101,20 @@ async fn ten_deployments_at_30_percent_roll_in_four_batches_with_a_canary() {
 async fn a_readiness_timeout_in_batch_2_is_rolled_back() {
     let cluster = cluster(10, spec("aws-primary", 30, "2m", true), &["aws-primary"]);
     cluster.state().deployments.get_mut(&(NS.to_string(), "app-04".to_string())).unwrap().behaviour =
-        Behaviour::NeverReady;
+        Behaviour::NeverReadyWithNewData;
     let before = cluster.state().secrets[&(NS.to_string(), "app-s3".to_string())].clone();
-    let (_, err) = drive(&cluster, start(), 300).await;
+    // While the restored Deployments roll out: Progressing/RollingBack, the
+    // data already back, not yet Degraded.
+    let now = until_phase(&cluster, start(), Phase::RollingBack, 300).await;
+    let status = cluster.storage_backend(NS, NAME).unwrap().status.unwrap();
+    let progressing = conditions::get(&status.conditions, PROGRESSING).unwrap();
+    assert_eq!((progressing.status.as_str(), progressing.reason.as_str()), ("True", "RollingBack"));
+    assert_eq!(conditions::get(&status.conditions, READY).unwrap().reason, "RollingBack");
+    assert!(!conditions::is_true(&status.conditions, DEGRADED));
+    assert_eq!(cluster.state().secrets[&(NS.to_string(), "app-s3".to_string())], before);
+    let restoring = status.rollout.unwrap().restoring;
+    assert_eq!(restoring, (0..6).map(|i| format!("app-{i:02}")).collect::<Vec<_>>());
+    let (_, err) = drive(&cluster, now, 300).await;
     assert_eq!(err, None);
 
     let status = cluster.storage_backend(NS, NAME).unwrap().status.unwrap();
@@ -219,4 +230,131 @@ async fn missing_credentials_are_reported_without_touching_anything() {
     assert_eq!(degraded.reason, "CredentialsMissing");
     assert!(degraded.message.contains("aws-primary-creds"), "{}", degraded.message);
     assert!(restarts(&cluster).values().all(Vec::is_empty));
+}
+
+#[tokio::test]
+async fn a_rollback_that_does_not_complete_is_rollback_failed() {
+    // app-04 never becomes ready, whatever its template: the rollback of
+    // batch 2 cannot complete either.
+    let cluster = cluster(10, spec("aws-primary", 30, "2m", true), &["aws-primary"]);
+    cluster.state().deployments.get_mut(&(NS.to_string(), "app-04".to_string())).unwrap().behaviour =
+        Behaviour::NeverReady;
+    let now = until_phase(&cluster, start(), Phase::RollingBack, 300).await;
+    let (now, err) = drive(&cluster, now, 300).await;
+    assert_eq!(err, None);
+
+    let status = cluster.storage_backend(NS, NAME).unwrap().status.unwrap();
+    assert_eq!(status.rollout.as_ref().unwrap().phase, Phase::Failed);
+    let degraded = conditions::get(&status.conditions, DEGRADED).unwrap();
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "RollbackFailed"));
+    assert!(
+        degraded.message.contains("the rollback did not complete") && degraded.message.contains("app-04"),
+        "{}",
+        degraded.message
+    );
+    assert!(!conditions::is_true(&status.conditions, PROGRESSING));
+    assert!(event_reasons(&cluster).contains(&"RollbackFailed".to_string()));
+    // Not retried: the same generation stays put.
+    let restarts_after = restarts(&cluster);
+    let (_, _) = drive(&cluster, now, 5).await;
+    assert_eq!(restarts(&cluster), restarts_after);
+    assert_no_secret_leaked(&cluster);
+}
+
+#[tokio::test]
+async fn an_operator_killed_mid_rollback_resumes_and_still_waits() {
+    for kill_after in [0, 1, 2, 3, 4, 5, 6, 8, 10] {
+        let cluster = cluster(10, spec("aws-primary", 30, "2m", true), &["aws-primary"]);
+        cluster.state().deployments.get_mut(&(NS.to_string(), "app-04".to_string())).unwrap().behaviour =
+            Behaviour::NeverReadyWithNewData;
+        let before = cluster.state().secrets[&(NS.to_string(), "app-s3".to_string())].clone();
+        // Batch 2 is in flight and about to time out.
+        let mut now = until_phase(&cluster, start(), Phase::RollingBatch, 300).await;
+        loop {
+            let rollout = cluster.storage_backend(NS, NAME).unwrap().status.unwrap().rollout.unwrap();
+            if rollout.phase == Phase::RollingBatch && rollout.batch == 2 {
+                break;
+            }
+            let sb = cluster.storage_backend(NS, NAME).unwrap();
+            now += cutover_operator::reconcile::reconcile(&cluster, &sb, now).await.unwrap().unwrap_or_default();
+            cluster.tick();
+        }
+        now += std::time::Duration::from_secs(3 * 60);
+        cluster.state().fail_after_writes = Some(kill_after);
+        let (now, err) = drive(&cluster, now, 300).await;
+        assert!(err.is_some(), "kill_after {kill_after}: the operator was not killed");
+        // A new operator process: nothing in memory, the cluster as it was left.
+        cluster.state().fail_after_writes = None;
+        let (_, err) = drive(&cluster, now, 300).await;
+        assert_eq!(err, None);
+
+        let status = cluster.storage_backend(NS, NAME).unwrap().status.unwrap();
+        let rollout = status.rollout.clone().unwrap();
+        assert_eq!(rollout.phase, Phase::RolledBack, "kill_after {kill_after}");
+        assert!(conditions::is_true(&status.conditions, DEGRADED));
+        assert_eq!(cluster.state().secrets[&(NS.to_string(), "app-s3".to_string())], before);
+        let restarts = restarts(&cluster);
+        for i in 0..6 {
+            let name = format!("app-{i:02}");
+            assert_eq!(restarts[&name], vec![Some(rollout.hash.clone()), None], "kill_after {kill_after}: {name}");
+        }
+        // RolledBack only once every re-rolled Deployment is rolled out.
+        let state = cluster.state();
+        for name in &rollout.restoring {
+            let d = &state.deployments[&(NS.to_string(), name.clone())];
+            assert_eq!((d.updated, d.available), (d.replicas, d.replicas), "kill_after {kill_after}: {name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn regression_a_crash_after_restoring_rolled_a_deployment_forward_again() {
+    // app-04 hits ProgressDeadlineExceeded in batch 2; the operator is killed
+    // at every point of the pass that rolls back (after the snapshot, the
+    // data and some or all of the Deployments are restored, before the
+    // status). The resumed operator must go on rolling back: no Deployment
+    // gets the new data's hash a second time.
+    for kill_after in 0..12 {
+        let cluster = cluster(10, spec("aws-primary", 30, "10m", true), &["aws-primary"]);
+        cluster.state().deployments.get_mut(&(NS.to_string(), "app-04".to_string())).unwrap().behaviour =
+            Behaviour::DeadlineExceededWithNewData;
+        let before = cluster.state().secrets[&(NS.to_string(), "app-s3".to_string())].clone();
+        // Batch 2 is rolled and app-04 reports ProgressDeadlineExceeded.
+        let mut now = start();
+        loop {
+            let rollout = cluster.storage_backend(NS, NAME).unwrap().status.and_then(|s| s.rollout);
+            let failed = cluster.state().deployments[&(NS.to_string(), "app-04".to_string())].deadline_exceeded;
+            if rollout.is_some_and(|r| r.phase == Phase::RollingBatch && r.batch == 2) && failed {
+                break;
+            }
+            let sb = cluster.storage_backend(NS, NAME).unwrap();
+            now += cutover_operator::reconcile::reconcile(&cluster, &sb, now).await.unwrap().unwrap_or_default();
+            cluster.tick();
+        }
+        cluster.state().fail_after_writes = Some(kill_after);
+        let (now, err) = drive(&cluster, now, 300).await;
+        if err.is_none() {
+            // The whole rollback fitted in fewer writes: nothing left to kill.
+            break;
+        }
+        // A new operator process: nothing in memory, the cluster as it was left.
+        cluster.state().fail_after_writes = None;
+        let (_, err) = drive(&cluster, now, 300).await;
+        assert_eq!(err, None);
+
+        let status = cluster.storage_backend(NS, NAME).unwrap().status.unwrap();
+        let rollout = status.rollout.clone().unwrap();
+        assert_eq!(rollout.phase, Phase::RolledBack, "kill_after {kill_after}");
+        let degraded = conditions::get(&status.conditions, DEGRADED).unwrap();
+        assert!(degraded.message.contains("app-04"), "kill_after {kill_after}: {}", degraded.message);
+        assert_eq!(cluster.state().secrets[&(NS.to_string(), "app-s3".to_string())], before);
+        let restarts = restarts(&cluster);
+        for i in 0..6 {
+            let name = format!("app-{i:02}");
+            assert_eq!(restarts[&name], vec![Some(rollout.hash.clone()), None], "kill_after {kill_after}: {name}");
+        }
+        for i in 6..10 {
+            assert!(restarts[&format!("app-{i:02}")].is_empty(), "kill_after {kill_after}: app-{i:02}");
+        }
+    }
 }

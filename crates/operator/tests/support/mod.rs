@@ -126,6 +126,26 @@ pub async fn drive(cluster: &MemoryCluster, mut now: Timestamp, max: usize) -> (
     panic!("the rollout did not settle in {max} passes");
 }
 
+/// Plays the operator until the rollout reaches `phase` (panics after `max`
+/// passes); returns the clock.
+pub async fn until_phase(
+    cluster: &MemoryCluster,
+    mut now: Timestamp,
+    phase: cutover_operator::crd::Phase,
+    max: usize,
+) -> Timestamp {
+    for _ in 0..max {
+        let sb = cluster.storage_backend(NS, NAME).unwrap();
+        if sb.status.as_ref().and_then(|s| s.rollout.as_ref()).is_some_and(|r| r.phase == phase) {
+            return now;
+        }
+        let after = reconcile(cluster, &sb, now).await.unwrap();
+        cluster.tick();
+        now += after.unwrap_or_default() + Duration::from_secs(1);
+    }
+    panic!("the rollout did not reach {phase:?} in {max} passes");
+}
+
 /// Every Deployment's restarts (values its pod-template annotation took).
 pub fn restarts(cluster: &MemoryCluster) -> BTreeMap<String, Vec<Option<String>>> {
     cluster.state().deployments.iter().map(|((_, n), d)| (n.clone(), d.restarts.clone())).collect()

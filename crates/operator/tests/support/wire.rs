@@ -23,11 +23,16 @@ pub struct Expect {
     path: &'static str,
     query: &'static [(&'static str, &'static str)],
     content_type: Option<&'static str>,
+    /// The `Accept` header, when the test checks it.
+    accept: Option<&'static str>,
     body: Option<Value>,
     /// JSON pointers into the body and the values they must have.
     fields: Vec<(&'static str, Value)>,
     status: u16,
     answer: Value,
+    /// A watch answer: these events, one JSON document a line, then the end
+    /// of the stream (the server closing the watch).
+    events: Option<Vec<Value>>,
 }
 
 impl Expect {
@@ -37,16 +42,28 @@ impl Expect {
             path,
             query: &[],
             content_type: None,
+            accept: None,
             body: None,
             fields: Vec::new(),
             status: 200,
             answer: json!({}),
+            events: None,
         }
     }
     /// The body is not compared whole, but these pointers must match.
     pub fn fields(mut self, content_type: &'static str, fields: Vec<(&'static str, Value)>) -> Self {
         self.content_type = Some(content_type);
         self.fields = fields;
+        self
+    }
+    /// The request's content type (kube sets one on metadata-only lists).
+    pub fn content_type(mut self, content_type: &'static str) -> Self {
+        self.content_type = Some(content_type);
+        self
+    }
+    /// The request's `Accept` header must be this.
+    pub fn accept(mut self, accept: &'static str) -> Self {
+        self.accept = Some(accept);
         self
     }
     pub fn query(mut self, q: &'static [(&'static str, &'static str)]) -> Self {
@@ -58,6 +75,12 @@ impl Expect {
     }
     pub fn json(self, body: Value) -> Self {
         Self { content_type: Some("application/json"), body: Some(body), ..self }
+    }
+    /// Answers a watch with these events, then closes the stream.
+    pub fn events(mut self, events: Vec<Value>) -> Self {
+        self.status = 200;
+        self.events = Some(events);
+        self
     }
     pub fn answer(mut self, status: u16, answer: Value) -> Self {
         self.status = status;
@@ -93,6 +116,10 @@ pub fn serve(mut handle: MockHandle, scenario: Vec<Expect>) -> tokio::task::Join
             assert_eq!(query, expected, "request {i} {}: query", e.path);
             let content_type = request.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
             assert_eq!(content_type.as_deref(), e.content_type, "request {i} {}: content type", e.path);
+            if let Some(accept) = e.accept {
+                let got = request.headers().get("accept").map(|v| v.to_str().unwrap().to_string());
+                assert_eq!(got.as_deref(), Some(accept), "request {i} {}: accept", e.path);
+            }
             let bytes = request.into_body().collect_bytes().await.unwrap();
             if let Some(body) = e.body {
                 let got: Value = serde_json::from_slice(&bytes).unwrap();
@@ -104,8 +131,11 @@ pub fn serve(mut handle: MockHandle, scenario: Vec<Expect>) -> tokio::task::Join
                     assert_eq!(got.pointer(pointer), Some(want), "request {i} {}: {pointer} in {got}", e.path);
                 }
             }
-            let response =
-                Response::builder().status(e.status).body(Body::from(serde_json::to_vec(&e.answer).unwrap())).unwrap();
+            let body = match &e.events {
+                Some(events) => events.iter().map(|v| format!("{v}\n")).collect::<String>().into_bytes(),
+                None => serde_json::to_vec(&e.answer).unwrap(),
+            };
+            let response = Response::builder().status(e.status).body(Body::from(body)).unwrap();
             send.send_response(response);
         }
     })
