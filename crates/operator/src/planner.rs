@@ -251,7 +251,14 @@ impl<'a> Planner<'a, '_> {
             .as_ref()
             .is_some_and(|r| matches!(r.phase, Phase::RollingBatch | Phase::Validating | Phase::RollingBack));
         match input.snapshot {
-            Some(s) if s.for_hash == input.desired.hash => {}
+            Some(s) if s.for_hash == input.desired.hash => {
+                if s.rollback.is_some() {
+                    // A new attempt: the last one's rollback is over (and
+                    // must not match this attempt, say once the retry
+                    // annotation is removed again).
+                    self.actions.push(Action::SaveSnapshot(Snapshot { rollback: None, ..s.clone() }));
+                }
+            }
             Some(s) if in_flight => {
                 // An interrupted rollout: the snapshot still describes the
                 // last settled state.

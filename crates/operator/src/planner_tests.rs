@@ -303,6 +303,11 @@ fn after_a_rollback_nothing_is_retried_until_the_retry_annotation_changes() {
     assert_eq!(plan.requeue, None);
     let retried = plan_with_retry(&model, Some("1"));
     assert!(retried.actions.iter().any(|a| matches!(a, Action::Roll { batch: Some(1), .. })));
+    // The new attempt first clears the last one's rollback intent.
+    assert!(model.snapshot.as_ref().unwrap().rollback.is_some());
+    let Some(Action::SaveSnapshot(cleared)) = retried.actions.first() else { panic!("{:?}", retried.actions) };
+    assert_eq!(cleared.rollback, None);
+    assert_eq!(cleared.deployments, model.snapshot.as_ref().unwrap().deployments);
 }
 
 /// Plays plans and controller steps (the canary failing) until the rollout
