@@ -16,6 +16,10 @@
 //!   by the same rules as a batch, then `Degraded`/`RolledBack` (or
 //!   `Degraded`/`RollbackFailed` on `ProgressDeadlineExceeded` or after
 //!   `batchTimeout`).
+//! - The decision to roll back is saved in the snapshot Secret before any
+//!   Deployment or data is restored; a pass replayed after a crash continues
+//!   the rollback, so after a rollback began no Deployment gets the new
+//!   data's hash again in this attempt.
 //! - Every status carries the current generation (`observedGeneration` and
 //!   each condition's).
 //! - `spec` is never written; after a failure nothing is retried until the
@@ -38,7 +42,7 @@ use sha2::{Digest, Sha256};
 use crate::conditions::{self, DEGRADED, PROGRESSING, READY};
 use crate::crd::{Phase, RolloutStatus, StorageBackendSpec, StorageBackendStatus, ValidationStatus};
 use crate::render::Rendered;
-use crate::view::{AppData, DeploymentView, JobState, JobView, RolloutState, Snapshot};
+use crate::view::{AppData, DeploymentView, FailureCause, JobState, JobView, RollbackIntent, RolloutState, Snapshot};
 
 /// How soon to look again while something is in flight.
 pub const POLL: Duration = Duration::from_secs(5);
@@ -201,6 +205,17 @@ impl<'a> Planner<'a, '_> {
         let same_attempt = rollout.hash == input.desired.hash
             && rollout.generation == input.generation
             && rollout.retry.as_deref() == input.retry;
+        // A rollback was decided (and saved in the snapshot) but its status
+        // never written: continue it, never roll forward.
+        let resume = input
+            .snapshot
+            .and_then(|s| s.rollback.as_ref())
+            .filter(|i| i.hash == rollout.hash && i.generation == rollout.generation && i.retry == rollout.retry)
+            .filter(|_| rollout.hash == input.desired.hash)
+            .filter(|_| matches!(rollout.phase, Phase::RollingBatch | Phase::Validating));
+        if let Some(intent) = resume.cloned() {
+            return self.fail(rollout, intent.cause, intent.message);
+        }
         match rollout.phase {
             _ if rollout.hash != input.desired.hash => self.start(),
             Phase::Complete => {
@@ -236,11 +251,22 @@ impl<'a> Planner<'a, '_> {
             .as_ref()
             .is_some_and(|r| matches!(r.phase, Phase::RollingBatch | Phase::Validating | Phase::RollingBack));
         match input.snapshot {
-            Some(s) if s.for_hash == input.desired.hash => {}
+            Some(s) if s.for_hash == input.desired.hash => {
+                if s.rollback.is_some() {
+                    // A new attempt: the last one's rollback is over (and
+                    // must not match this attempt, say once the retry
+                    // annotation is removed again).
+                    self.actions.push(Action::SaveSnapshot(Snapshot { rollback: None, ..s.clone() }));
+                }
+            }
             Some(s) if in_flight => {
                 // An interrupted rollout: the snapshot still describes the
                 // last settled state.
-                self.actions.push(Action::SaveSnapshot(Snapshot { for_hash: input.desired.hash.clone(), ..s.clone() }));
+                self.actions.push(Action::SaveSnapshot(Snapshot {
+                    for_hash: input.desired.hash.clone(),
+                    rollback: None,
+                    ..s.clone()
+                }));
             }
             _ => {
                 let deployments = input.deployments.iter().map(|d| (d.name.clone(), d.hash.clone())).collect();
@@ -249,6 +275,7 @@ impl<'a> Planner<'a, '_> {
                     provider: input.status.active_provider.clone(),
                     data: input.current.clone(),
                     deployments,
+                    rollback: None,
                 }));
             }
         }
@@ -340,8 +367,8 @@ impl<'a> Planner<'a, '_> {
             let last = batches.len() as u32;
             return self.batch_done(rollout, last);
         };
-        // Failures first: a pass replayed after a crash in the middle of a
-        // rollback must roll back again, not forward.
+        // Failures first. (A pass replayed after a crash in the middle of a
+        // rollback never gets here: `step` resumes it from the snapshot.)
         let mut waiting = Vec::new();
         for m in members.iter().filter(|m| m.hash.as_deref() == Some(&input.desired.hash)) {
             match m.rollout_state() {
@@ -349,7 +376,7 @@ impl<'a> Planner<'a, '_> {
                 RolloutState::Failed => {
                     return self.fail(
                         rollout,
-                        "RolloutFailed",
+                        FailureCause::RolloutFailed,
                         format!("batch {k}: Deployment {} exceeded its progress deadline", m.name),
                     );
                 }
@@ -366,7 +393,7 @@ impl<'a> Planner<'a, '_> {
                 input.spec.rollout.as_ref().map(|r| r.batch_timeout.as_str()).unwrap_or("10m"),
                 late.join(", ")
             );
-            return self.fail(rollout, "RolloutFailed", message);
+            return self.fail(rollout, FailureCause::RolloutFailed, message);
         }
         let to_roll: Vec<(String, Option<String>)> = members
             .iter()
@@ -448,7 +475,11 @@ impl<'a> Planner<'a, '_> {
             }
             Some(JobState::Failed) => {
                 self.finished_validation(&job, stage, "Failed");
-                self.fail(rollout, "ValidationFailed", format!("{} validation Job {job} failed", stage.as_str()))
+                self.fail(
+                    rollout,
+                    FailureCause::ValidationFailed,
+                    format!("{} validation Job {job} failed", stage.as_str()),
+                )
             }
         }
     }
@@ -481,9 +512,25 @@ impl<'a> Planner<'a, '_> {
         None
     }
 
-    /// A batch or a validation failed: restore the snapshot.
-    fn fail(&mut self, rollout: RolloutStatus, cause: &'static str, message: String) -> Option<Duration> {
+    /// A batch or a validation failed: save the decision in the snapshot,
+    /// then restore the snapshot.
+    fn fail(&mut self, rollout: RolloutStatus, cause: FailureCause, message: String) -> Option<Duration> {
         let input = self.input;
+        if let Some(snapshot) = input.snapshot {
+            let intent = RollbackIntent {
+                hash: rollout.hash.clone(),
+                generation: rollout.generation,
+                retry: rollout.retry.clone(),
+                cause,
+                message: message.clone(),
+            };
+            if snapshot.rollback.as_ref() != Some(&intent) {
+                // First, before anything is restored: a crash from here on
+                // resumes the rollback (see `step`).
+                self.actions.push(Action::SaveSnapshot(Snapshot { rollback: Some(intent), ..snapshot.clone() }));
+            }
+        }
+        let cause = cause.as_str();
         self.event(true, cause, message.clone());
         let Some(snapshot) = input.snapshot else {
             let rollout = RolloutStatus { phase: Phase::Failed, failure: Some(message.clone()), ..rollout };

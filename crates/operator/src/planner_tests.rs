@@ -105,6 +105,9 @@ struct Model {
     /// Deployment name → how many times it was rolled to the desired hash.
     rolled_to_desired: BTreeMap<String, u32>,
     steps: usize,
+    /// The bad Deployment reports `ProgressDeadlineExceeded` (else it just
+    /// never becomes ready).
+    deadline: bool,
 }
 
 impl Model {
@@ -120,6 +123,7 @@ impl Model {
             now: Timestamp::from_second(1_800_000_000).unwrap(),
             rolled_to_desired: BTreeMap::new(),
             steps: 0,
+            deadline: false,
         }
     }
 
@@ -171,6 +175,7 @@ impl Model {
                             d.updated_replicas = 0;
                             d.available_replicas = 0;
                             d.ready_replicas = 0;
+                            d.progress_deadline_exceeded = false;
                             if value.as_deref() == Some("new") {
                                 *self.rolled_to_desired.entry(name.clone()).or_default() += 1;
                             }
@@ -192,11 +197,13 @@ impl Model {
 
     /// The Deployment and Job controllers.
     fn step(&mut self, ready: &[bool], bad: Option<usize>, canary_fails: bool, final_fails: bool) {
+        let deadline = self.deadline;
         for (i, d) in self.deployments.iter_mut().enumerate() {
             if d.generation > d.observed_generation {
                 d.observed_generation = d.generation;
             }
             let is_bad = bad == Some(i) && d.hash.as_deref() == Some("new");
+            d.progress_deadline_exceeded |= is_bad && deadline;
             let ready_now = ready.is_empty() || ready[(i + self.steps) % ready.len()];
             if !is_bad && ready_now {
                 d.updated_replicas = d.replicas;
@@ -296,6 +303,11 @@ fn after_a_rollback_nothing_is_retried_until_the_retry_annotation_changes() {
     assert_eq!(plan.requeue, None);
     let retried = plan_with_retry(&model, Some("1"));
     assert!(retried.actions.iter().any(|a| matches!(a, Action::Roll { batch: Some(1), .. })));
+    // The new attempt first clears the last one's rollback intent.
+    assert!(model.snapshot.as_ref().unwrap().rollback.is_some());
+    let Some(Action::SaveSnapshot(cleared)) = retried.actions.first() else { panic!("{:?}", retried.actions) };
+    assert_eq!(cleared.rollback, None);
+    assert_eq!(cleared.deployments, model.snapshot.as_ref().unwrap().deployments);
 }
 
 /// Plays plans and controller steps (the canary failing) until the rollout
@@ -310,6 +322,56 @@ fn rolling_back(model: &mut Model) {
         model.step(&[], None, true, false);
     }
     panic!("never rolled back: {:?}", model.status.rollout);
+}
+
+#[test]
+fn a_snapshot_saved_before_rollback_intents_existed_still_reads() {
+    let json = r#"{"for_hash":"new","provider":null,"data":{"secrets":{},"config_maps":{},"storage_classes":{}},"deployments":{"app-00":"old"}}"#;
+    let snapshot: Snapshot = serde_json::from_str(json).unwrap();
+    assert_eq!(snapshot.rollback, None);
+    assert!(!serde_json::to_string(&snapshot).unwrap().contains("rollback"));
+}
+
+#[test]
+fn a_pass_replayed_after_restoring_a_deadline_exceeded_batch_goes_on_rolling_back() {
+    let mut model = Model::new(4, 50, false);
+    model.deadline = true;
+    // Batch 1 (app-00, app-01) is rolled; app-01 reports ProgressDeadlineExceeded.
+    let mut plan = model.plan();
+    for _ in 0..20 {
+        if plan.actions.iter().any(|a| matches!(a, Action::Roll { batch: None, .. })) {
+            break;
+        }
+        model.apply(&plan, usize::MAX);
+        model.step(&[], Some(1), false, false);
+        plan = model.plan();
+    }
+    // The rollback is decided and saved before anything is restored.
+    let Some(Action::SaveSnapshot(saved)) = plan.actions.first() else { panic!("{:?}", plan.actions) };
+    let intent = saved.rollback.clone().expect("the rollback intent");
+    assert_eq!((intent.cause, intent.hash.as_str()), (FailureCause::RolloutFailed, "new"));
+    assert!(intent.message.contains("app-01"), "{}", intent.message);
+    // Killed after the Deployments are restored, before the status.
+    let restored = plan.actions.iter().position(|a| matches!(a, Action::Roll { batch: None, .. })).unwrap();
+    model.apply(&plan, restored + 1);
+    assert_eq!(model.status.rollout.as_ref().unwrap().phase, Phase::RollingBatch);
+    assert!(model.deployments.iter().all(|d| d.hash.as_deref() == Some("old")));
+    // The replayed pass continues the rollback: no roll forward.
+    let replayed = model.plan();
+    let forward: Vec<_> = replayed.actions.iter().filter(|a| matches!(a, Action::Roll { .. })).collect();
+    assert!(forward.is_empty(), "{forward:?}");
+    let rollout = replayed.status.rollout.clone().unwrap();
+    assert_eq!(rollout.phase, Phase::RollingBack);
+    assert_eq!(rollout.restoring, ["app-00", "app-01"]);
+    assert!(rollout.failure.unwrap().contains("app-01"));
+    model.apply(&replayed, usize::MAX);
+    for _ in 0..5 {
+        model.step(&[], Some(1), false, false);
+        let plan = model.plan();
+        model.apply(&plan, usize::MAX);
+    }
+    assert_eq!(model.status.rollout.as_ref().unwrap().phase, Phase::RolledBack);
+    assert!(model.rolled_to_desired.values().all(|n| *n == 1), "{:?}", model.rolled_to_desired);
 }
 
 #[test]
@@ -390,20 +452,23 @@ proptest! {
     /// Random fleets, readiness, validation outcomes and crashes mid-plan:
     /// one batch in flight at most, no batch before the previous one is
     /// complete, every status stamped with the generation, a rollback
-    /// restores exactly the snapshot, and nothing is rolled twice.
+    /// restores exactly the snapshot, nothing is rolled twice, and after a
+    /// rollback began no Deployment gets the new data's hash again.
     #[test]
     fn rollouts_keep_their_invariants(
         count in 0usize..12,
         percent in 1u32..=100,
         validation in any::<bool>(),
         bad in proptest::option::weighted(0.3, 0usize..12),
+        deadline in any::<bool>(),
         canary_fails in proptest::bool::weighted(0.2),
         final_fails in proptest::bool::weighted(0.2),
         ready in proptest::collection::vec(proptest::bool::weighted(0.7), 12),
-        crashes in proptest::collection::vec(proptest::option::weighted(0.3, 0usize..6), 1..30),
+        crashes in proptest::collection::vec(proptest::option::weighted(0.3, 0usize..12), 1..30),
     ) {
         prop_assume!(ready.iter().any(|r| *r));
         let mut model = Model::new(count, percent, validation);
+        model.deadline = deadline;
         let mut rolled_back_while_progressing = false;
         let snapshot_data = model.current.clone();
         let before: BTreeMap<String, Option<String>> =
@@ -429,6 +494,14 @@ proptest! {
                         let d = model.deployments.iter().find(|d| &d.name == name).unwrap();
                         prop_assert_eq!(d.hash.as_deref(), Some("new"));
                         prop_assert_eq!(d.rollout_state(), RolloutState::Complete, "{} before batch {}", d.name, k + 1);
+                    }
+                }
+            }
+            if model.snapshot.as_ref().is_some_and(|s| s.rollback.is_some()) {
+                for action in &plan.actions {
+                    if let Action::Roll { deployments, .. } = action {
+                        let forward: Vec<_> = deployments.iter().filter(|(_, v)| v.as_deref() == Some("new")).collect();
+                        prop_assert!(forward.is_empty(), "rolled forward after a rollback began: {:?}", forward);
                     }
                 }
             }

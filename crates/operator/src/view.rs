@@ -114,4 +114,40 @@ pub struct Snapshot {
     pub data: AppData,
     /// Deployment name → its pod-template annotation before the rollout.
     pub deployments: BTreeMap<String, Option<String>>,
+    /// The rollback decided for the rollout attempt, saved before anything
+    /// is restored: a pass replayed after a crash continues it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackIntent>,
+}
+
+/// Why a rollout attempt is rolled back, and which attempt (the status's
+/// `rollout.hash`, `rollout.generation` and `rollout.retry`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackIntent {
+    pub hash: String,
+    pub generation: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<String>,
+    pub cause: FailureCause,
+    /// The failure, as it goes to status (no secrets).
+    pub message: String,
+}
+
+/// What made a rollout fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureCause {
+    /// A batch hit `ProgressDeadlineExceeded` or the batch timeout.
+    RolloutFailed,
+    /// A validation Job failed.
+    ValidationFailed,
+}
+
+impl FailureCause {
+    /// The Event and condition reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCause::RolloutFailed => "RolloutFailed",
+            FailureCause::ValidationFailed => "ValidationFailed",
+        }
+    }
 }
