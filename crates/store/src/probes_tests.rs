@@ -43,12 +43,12 @@ fn samples_past_the_retention_are_pruned_on_write() {
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let old = sample("primary", t0, 1.0, ProbeOutcome::Ok);
     let kept = sample("primary", t0 + PROBE_RETENTION - Duration::from_secs(1), 2.0, ProbeOutcome::Ok);
-    store.record_probe_samples(&[old.clone()]).unwrap();
-    store.record_probe_samples(&[kept.clone()]).unwrap();
+    store.record_probe_samples(std::slice::from_ref(&old)).unwrap();
+    store.record_probe_samples(std::slice::from_ref(&kept)).unwrap();
     let far = SystemTime::UNIX_EPOCH;
     let end = t0 + PROBE_RETENTION * 2;
     assert_eq!(store.probe_samples(far, end).unwrap().len(), 2, "within the retention of the newest");
     let newest = sample("primary", t0 + PROBE_RETENTION + Duration::from_secs(1), 3.0, ProbeOutcome::Failed);
-    store.record_probe_samples(&[newest.clone()]).unwrap();
+    store.record_probe_samples(std::slice::from_ref(&newest)).unwrap();
     assert_eq!(store.probe_samples(far, end).unwrap(), vec![kept, newest], "the oldest went");
 }
