@@ -2,8 +2,8 @@
 //! probe loops hand each cycle to a writer thread over a bounded queue; the
 //! thread writes what arrived within a second in one transaction
 //! ([`cutover_store::HealthHistory::record_probe_samples`], which also prunes). A full
-//! queue never blocks a probe: the sample is dropped (the in-memory copy
-//! still has it) and counted in the next failure log.
+//! queue never blocks a probe: the sample is dropped (logged at debug; the
+//! in-memory copy still has it).
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -26,7 +26,8 @@ impl ProbeLog {
     /// Starts the writer thread on `store`; it ends when the log is dropped.
     pub fn start(store: Arc<dyn Store>) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
-        let spawned = std::thread::Builder::new().name("probe-log".into()).spawn(move || write_loop(store.as_ref(), rx));
+        let spawned =
+            std::thread::Builder::new().name("probe-log".into()).spawn(move || write_loop(store.as_ref(), rx));
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "the probe sample writer did not start; samples stay in memory only");
         }

@@ -119,7 +119,13 @@ impl Report {
     }
 
     fn chart(&self) -> String {
-        draw(&ChartInput::from_parts(&self.incident, &self.timeline, &self.runs, self.probes.clone(), &Samples::default()))
+        draw(&ChartInput::from_parts(
+            &self.incident,
+            &self.timeline,
+            &self.runs,
+            self.probes.clone(),
+            &Samples::default(),
+        ))
     }
 
     fn policy_sha256(&self) -> &str {
@@ -192,7 +198,13 @@ impl Report {
             }
         }
         out.push_str("\n## Chart\n\nThe HTML report (`--format html`) has the chart; its markers:\n\n");
-        let chart = ChartInput::from_parts(&self.incident, &self.timeline, &self.runs, self.probes.clone(), &Samples::default());
+        let chart = ChartInput::from_parts(
+            &self.incident,
+            &self.timeline,
+            &self.runs,
+            self.probes.clone(),
+            &Samples::default(),
+        );
         for (label, at) in &chart.markers {
             out.push_str(&format!("- {label}: {}\n", cutover_core::time::rfc3339(*at)));
         }
