@@ -66,6 +66,11 @@ fn millis(t: SystemTime) -> i64 {
 impl SqliteStore {
     /// Stores `samples` in one transaction and applies the retention.
     pub(crate) fn insert_probe_samples(&self, samples: &[ProbeSample]) -> Result<(), StoreError> {
+        self.insert_probe_samples_capped(samples, PROBE_ROW_CAP)
+    }
+
+    /// [`Self::insert_probe_samples`], keeping at most `cap` rows.
+    fn insert_probe_samples_capped(&self, samples: &[ProbeSample], cap: i64) -> Result<(), StoreError> {
         let Some(newest) = samples.iter().map(|s| s.at).max() else { return Ok(()) };
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.err())?;
@@ -84,7 +89,7 @@ impl SqliteStore {
         }
         let cutoff = millis(newest.checked_sub(PROBE_RETENTION).unwrap_or(UNIX_EPOCH));
         tx.execute("DELETE FROM probe_samples WHERE at_ms < ?1", [cutoff]).map_err(self.err())?;
-        tx.execute("DELETE FROM probe_samples WHERE id <= (SELECT MAX(id) FROM probe_samples) - ?1", [PROBE_ROW_CAP])
+        tx.execute("DELETE FROM probe_samples WHERE id <= (SELECT MAX(id) FROM probe_samples) - ?1", [cap])
             .map_err(self.err())?;
         tx.commit().map_err(self.err())
     }

@@ -52,3 +52,15 @@ fn samples_past_the_retention_are_pruned_on_write() {
     store.record_probe_samples(std::slice::from_ref(&newest)).unwrap();
     assert_eq!(store.probe_samples(far, end).unwrap(), vec![kept, newest], "the oldest went");
 }
+
+#[test]
+fn samples_beyond_the_row_cap_are_pruned_oldest_first() {
+    let (_dir, store) = open();
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let at = |i: u64| t0 + Duration::from_secs(i);
+    let batch: Vec<ProbeSample> = (0..8).map(|i| sample("primary", at(i), i as f64, ProbeOutcome::Ok)).collect();
+    store.insert_probe_samples_capped(&batch[..5], 6).unwrap();
+    store.insert_probe_samples_capped(&batch[5..], 6).unwrap();
+    let kept = store.probe_samples(t0, at(100)).unwrap();
+    assert_eq!(kept, batch[2..].to_vec(), "the newest six");
+}
