@@ -235,6 +235,19 @@ fn an_approver_approves_by_form_a_viewer_cannot_and_a_second_verdict_is_already_
     }
     assert!(series_of(&html.stdout, "primary").1 >= 1, "the hung backend's failed probes");
     assert!(!html.stdout.contains("no probe samples stored"));
+    let reported = series_of(&html.stdout, "secondary").0;
+
+    // A restarted controller draws the incident's probe lines from the store
+    // (the primary is healthy again: its failures can only come from there).
+    let c = common::run_process::RunProcess::start(&setup);
+    let mut after_restart = Client::new(c.port());
+    after_restart.sign_in(VIEWER);
+    let svg = after_restart.get(&format!("{page_path}/chart.svg"));
+    assert_eq!(svg.status, 200, "{svg:?}");
+    let (primary, secondary) = (series_of(&svg.body, "primary"), series_of(&svg.body, "secondary"));
+    assert!(primary.1 >= 1 && primary.0 >= 1, "the primary's stored line and failures: {}", svg.body);
+    assert!(secondary.0 >= reported, "the secondary's stored line: {}", svg.body);
+    drop(c);
     let bad = setup.run(&["incidents", "report", &id, "--format", "pdf"]);
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(bad.stderr.contains("md or html"), "{bad:?}");
