@@ -125,7 +125,7 @@ pub async fn start(config: Config, with_gateway: bool) -> Result<Running, Failur
         registry,
         denials: p.denials,
         ha: campaign.as_ref().map(|(_, node)| node.clone()),
-        console: Default::default(),
+        console: crate::console::ConsoleState::new(p.store.clone()),
     });
     tasks.spawn(events::report_events(shared.clone(), events));
     tasks.spawn(crate::console::watch(shared.clone()));

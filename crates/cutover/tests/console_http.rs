@@ -228,9 +228,37 @@ fn an_approver_approves_by_form_a_viewer_cannot_and_a_second_verdict_is_already_
     assert_eq!(html.code, 0, "{html:?}");
     assert!(html.stdout.starts_with("<!DOCTYPE html>") && html.stdout.contains("data-marker=\"validation\""));
     assert!(!html.stdout.contains("<script"), "self-contained, no script");
+    // The probe lines, read from the node-local store by this separate process.
+    for backend in ["primary", "secondary"] {
+        let (points, _) = series_of(&html.stdout, backend);
+        assert!(points >= 1, "{backend}'s latency line has points:\n{}", html.stdout);
+    }
+    assert!(series_of(&html.stdout, "primary").1 >= 1, "the hung backend's failed probes");
+    assert!(!html.stdout.contains("no probe samples stored"));
+    let reported = series_of(&html.stdout, "secondary").0;
+
+    // A restarted controller draws the incident's probe lines from the store
+    // (the primary is healthy again: its failures can only come from there).
+    let c = common::run_process::RunProcess::start(&setup);
+    let mut after_restart = Client::new(c.port());
+    after_restart.sign_in(VIEWER);
+    let svg = after_restart.get(&format!("{page_path}/chart.svg"));
+    assert_eq!(svg.status, 200, "{svg:?}");
+    let (primary, secondary) = (series_of(&svg.body, "primary"), series_of(&svg.body, "secondary"));
+    assert!(primary.1 >= 1 && primary.0 >= 1, "the primary's stored line and failures: {}", svg.body);
+    assert!(secondary.0 >= reported, "the secondary's stored line: {}", svg.body);
+    drop(c);
     let bad = setup.run(&["incidents", "report", &id, "--format", "pdf"]);
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(bad.stderr.contains("md or html"), "{bad:?}");
+}
+
+/// The points of `backend`'s probe line in a chart, and its failure marks.
+fn series_of(svg: &str, backend: &str) -> (usize, usize) {
+    let start = format!("<g class=\"series\" data-backend=\"{backend}\">");
+    let Some(g) = svg.split(&start).nth(1).and_then(|rest| rest.split("</g>").next()) else { return (0, 0) };
+    let points = g.split("points=\"").nth(1).and_then(|p| p.split('"').next()).unwrap_or("");
+    (points.split_whitespace().count(), g.matches("class=\"failure\"").count())
 }
 
 /// Opens `GET /ui/events` with the client's cookies.

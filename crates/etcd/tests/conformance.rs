@@ -17,6 +17,27 @@ fn behaviour(store: &dyn Store, fence: &Fence) {
     incidents(store, fence);
     journal(store, fence);
     audit(store, fence);
+    probe_samples(store);
+}
+
+/// Node-local probe samples: a batch comes back within its window (on
+/// etcd, from the node's local SQLite).
+fn probe_samples(store: &dyn Store) {
+    use cutover_store::{ProbeOutcome, ProbeSample};
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+    let batch: Vec<ProbeSample> = (0..6u64)
+        .map(|i| ProbeSample {
+            backend: if i % 2 == 0 { "primary" } else { "secondary" }.into(),
+            vantage: "local".into(),
+            at: t0 + Duration::from_secs(i),
+            latency_ms: 1.5 * i as f64,
+            outcome: if i == 4 { ProbeOutcome::Failed } else { ProbeOutcome::Ok },
+        })
+        .collect();
+    store.record_probe_samples(&batch).unwrap();
+    assert_eq!(store.probe_samples(t0, t0 + Duration::from_secs(10)).unwrap(), batch);
+    let some = store.probe_samples(t0 + Duration::from_secs(2), t0 + Duration::from_secs(4)).unwrap();
+    assert_eq!(some, batch[2..5].to_vec());
 }
 
 fn active_backend(store: &dyn Store, fence: &Fence) {

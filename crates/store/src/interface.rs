@@ -14,8 +14,8 @@ use cutover_core::domain::{Health, IncidentState, RunState, StepState, Verdict};
 use serde_json::Value;
 
 use crate::{
-    Approval, AuditEntry, AuditError, AuditRow, DecisionRecord, Fence, HealthRecord, Incident, NewRun, RunRecord,
-    Segment, SegmentError, StepRecord, StepRef, StoreError, TimelineEvent, VerifyReport,
+    Approval, AuditEntry, AuditError, AuditRow, DecisionRecord, Fence, HealthRecord, Incident, NewRun, ProbeSample,
+    RunRecord, Segment, SegmentError, StepRecord, StepRef, StoreError, TimelineEvent, VerifyReport,
 };
 
 /// The writes of shared state, made together in one [`Store::atomically`].
@@ -213,6 +213,20 @@ pub trait HealthHistory {
 
     /// The last recorded health change of every (backend, vantage).
     fn last_health(&self) -> Result<Vec<HealthRecord>, StoreError>;
+
+    /// Records a batch of probe samples (one transaction), pruning the
+    /// samples past the retention. The default keeps none.
+    fn record_probe_samples(&self, samples: &[ProbeSample]) -> Result<(), StoreError> {
+        let _ = samples;
+        Ok(())
+    }
+
+    /// The probe samples from `from` to `to` (inclusive), oldest first.
+    /// The default keeps none.
+    fn probe_samples(&self, from: SystemTime, to: SystemTime) -> Result<Vec<ProbeSample>, StoreError> {
+        let _ = (from, to);
+        Ok(Vec::new())
+    }
 }
 
 /// cutover's state, as one object (`Arc<dyn Store>`).

@@ -12,6 +12,7 @@ mod denials;
 mod export;
 mod fence;
 mod interface;
+mod probes;
 mod runs;
 
 use std::path::Path;
@@ -29,6 +30,7 @@ pub use denials::{Denial, DenialLog, DenialStats};
 pub use export::{Finding, FindingKind, Segment, SegmentError, VerifyReport, verify as verify_with_export};
 pub use fence::Fence;
 pub use interface::{ActiveBackend, Approvals, AuditLog, HealthHistory, Incidents, Runs, Store, StoreExt, Tx};
+pub use probes::{PROBE_RETENTION, PROBE_ROW_CAP, ProbeOutcome, ProbeSample};
 
 /// The interface's traits, for `use cutover_store::prelude::*` (calling a
 /// method of `dyn Store` needs the part that declares it in scope).
@@ -165,6 +167,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute_batch(runs::SCHEMA).map_err(err)?;
+        conn.execute_batch(probes::SCHEMA).map_err(err)?;
         audit::migrate(&conn).map_err(err)?;
         let active: Option<String> = conn
             .query_row("SELECT value FROM kv WHERE key = ?1", [ACTIVE_BACKEND], |r| r.get(0))
@@ -373,6 +376,14 @@ impl HealthHistory for SqliteStore {
 
     fn last_health(&self) -> Result<Vec<HealthRecord>, StoreError> {
         self.query_last_health()
+    }
+
+    fn record_probe_samples(&self, samples: &[ProbeSample]) -> Result<(), StoreError> {
+        self.insert_probe_samples(samples)
+    }
+
+    fn probe_samples(&self, from: SystemTime, to: SystemTime) -> Result<Vec<ProbeSample>, StoreError> {
+        self.query_probe_samples(from, to)
     }
 }
 

@@ -28,6 +28,8 @@ const BEFORE: Duration = Duration::from_secs(20);
 const AFTER: Duration = Duration::from_secs(20);
 /// The longest window drawn.
 const LONGEST: Duration = Duration::from_secs(3600);
+/// How far before the incident's opening its onset is looked for.
+const LOOK_BACK: Duration = Duration::from_secs(600);
 
 const W: f64 = 900.0;
 const H: f64 = 300.0;
@@ -51,23 +53,29 @@ pub struct ChartInput {
 
 impl ChartInput {
     /// The chart of an incident: its markers from the timeline and the
-    /// runbook journal, its probes from the samples kept in memory.
+    /// runbook journal, its probes from the store ([`IncidentData::probes`])
+    /// completed by the newest ones kept in memory (not yet written).
     pub fn from_incident(d: &IncidentData, samples: &Samples) -> Self {
-        Self::from_parts(&d.incident, &d.timeline, &d.runs, samples)
+        let (from, to) = probe_window(&d.incident);
+        let probes = samples.merged_with(d.probes.clone(), from, to);
+        Self::from_parts(&d.incident, &d.timeline, &d.runs, probes, samples)
     }
 
-    /// The same from the incident's records (the report reads them from the store).
+    /// The same from the incident's records and its probes (`probes`, by
+    /// backend, over [`probe_window`]); `samples` gives the health changes
+    /// (the report reads everything from the store and has none).
     pub fn from_parts(
         incident: &Incident,
         timeline: &[TimelineEvent],
         runs: &[(RunRecord, Vec<StepRecord>)],
+        probes: Vec<(String, Vec<Probe>)>,
         samples: &Samples,
     ) -> Self {
         let d = Parts { incident, timeline, runs };
         let opened = parse_rfc3339(&d.incident.opened_at).unwrap_or_else(SystemTime::now);
         let mut markers = Vec::new();
-        let window_start = opened.checked_sub(Duration::from_secs(600)).unwrap_or(opened);
-        let all = samples.probes_between(window_start, SystemTime::now());
+        let window_start = opened.checked_sub(LOOK_BACK).unwrap_or(opened);
+        let all = probes;
         let own: Vec<Probe> =
             all.iter().find(|(b, _)| *b == d.incident.backend).map(|(_, p)| p.clone()).unwrap_or_default();
         if let Some(onset) = onset(&own, opened) {
@@ -124,6 +132,14 @@ impl ChartInput {
     }
 }
 
+/// The probe samples an incident's chart may draw: from [`LOOK_BACK`]
+/// (and [`BEFORE`]) before it opened to the longest window after.
+pub fn probe_window(incident: &Incident) -> (SystemTime, SystemTime) {
+    let opened = parse_rfc3339(&incident.opened_at).unwrap_or_else(SystemTime::now);
+    let from = opened.checked_sub(LOOK_BACK + BEFORE).unwrap_or(opened);
+    (from, opened + LONGEST)
+}
+
 /// The first failed probe of the failures that led to the incident: after
 /// the last success before it was opened.
 fn onset(probes: &[Probe], opened: SystemTime) -> Option<SystemTime> {
@@ -176,7 +192,7 @@ pub fn draw(c: &ChartInput) -> String {
             }
             @if drawn == 0 {
                 text x=((LEFT + RIGHT) / 2.0) y=((TOP + BOTTOM) / 2.0) font-size="12" text-anchor="middle" fill="#555" {
-                    "no probe samples kept for this window (they are kept in memory only)"
+                    "no probe samples stored for this window"
                 }
             }
             @for (i, (label, at)) in c.markers.iter().enumerate() {

@@ -12,6 +12,7 @@
 //!   checked); `layout`: the frame and the security headers;
 //! - `live`: the change log and the SSE endpoint;
 //! - `samples`: recent probe results per backend, for the chart;
+//!   `probe_log`: their writer to the node-local store;
 //! - `signals`: the latest reading of each signal, for the status page;
 //! - `chart`: the incident chart (SVG drawn on the server);
 //! - `audit`: console actions in the audit log;
@@ -24,6 +25,7 @@ mod drills;
 mod layout;
 mod live;
 mod pages;
+pub mod probe_log;
 pub mod report;
 pub mod samples;
 mod session;
@@ -41,13 +43,28 @@ use crate::wiring::Shared;
 pub use live::{stop, watch};
 
 /// What the console keeps in memory: the sessions, the recent probe
-/// samples and the change log of the live pages.
-#[derive(Debug, Default)]
+/// samples (and their writer to the store) and the change log of the live
+/// pages.
+#[derive(Debug)]
 pub struct ConsoleState {
     sessions: session::Sessions,
     pub samples: samples::Samples,
+    pub probe_log: probe_log::ProbeLog,
     pub signals: signals::Signals,
     changes: live::Changes,
+}
+
+impl ConsoleState {
+    /// The console's state; probe samples are written to `store`.
+    pub fn new(store: Arc<dyn cutover_store::Store>) -> Self {
+        Self {
+            sessions: Default::default(),
+            samples: Default::default(),
+            probe_log: probe_log::ProbeLog::start(store),
+            signals: Default::default(),
+            changes: Default::default(),
+        }
+    }
 }
 
 /// The console's routes, merged into the API's router.

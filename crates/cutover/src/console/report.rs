@@ -5,9 +5,10 @@
 //! style inline, the chart inline SVG, no script, nothing fetched).
 //!
 //! # Caveats
-//! - Probe samples are kept in the controller's memory only: the report's
-//!   chart has the markers, and the probe lines only when rendered by a
-//!   running controller's console.
+//! - The probe lines are the local probe samples the controller stored
+//!   (node-local, kept 7 days): a report made on another node, or later,
+//!   has the markers without them. Health changes are not stored: no
+//!   `suspect` marker.
 //! - Client impact and lost acknowledged writes are measured by the
 //!   gateway's clients (the demo, drills), not stored per incident: the
 //!   report says so instead of guessing.
@@ -20,7 +21,7 @@ use cutover_store::{Incident, RunRecord, StepRecord, Store, StoreError, Timeline
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::Value;
 
-use super::chart::{ChartInput, draw};
+use super::chart::{ChartInput, draw, probe_window};
 use super::samples::Samples;
 
 /// The output format.
@@ -50,6 +51,8 @@ pub struct Report {
     pub runs: Vec<(RunRecord, Vec<StepRecord>)>,
     /// The evidence the latest decision was made on.
     pub evidence: Option<Value>,
+    /// The local probes around the incident, by backend.
+    pub probes: Vec<(String, Vec<super::samples::Probe>)>,
 }
 
 /// The times of the summary.
@@ -76,7 +79,9 @@ impl Report {
             runs.push((r, steps));
         }
         let evidence = store.decision_input(id)?.map(|i| i["evidence"].clone());
-        Ok(Some(Self { incident, timeline, runs, evidence }))
+        let (from, to) = probe_window(&incident);
+        let probes = super::samples::series(store.probe_samples(from, to)?);
+        Ok(Some(Self { incident, timeline, runs, evidence, probes }))
     }
 
     pub fn summary(&self) -> Summary {
@@ -114,7 +119,13 @@ impl Report {
     }
 
     fn chart(&self) -> String {
-        draw(&ChartInput::from_parts(&self.incident, &self.timeline, &self.runs, &Samples::default()))
+        draw(&ChartInput::from_parts(
+            &self.incident,
+            &self.timeline,
+            &self.runs,
+            self.probes.clone(),
+            &Samples::default(),
+        ))
     }
 
     fn policy_sha256(&self) -> &str {
@@ -187,7 +198,13 @@ impl Report {
             }
         }
         out.push_str("\n## Chart\n\nThe HTML report (`--format html`) has the chart; its markers:\n\n");
-        let chart = ChartInput::from_parts(&self.incident, &self.timeline, &self.runs, &Samples::default());
+        let chart = ChartInput::from_parts(
+            &self.incident,
+            &self.timeline,
+            &self.runs,
+            self.probes.clone(),
+            &Samples::default(),
+        );
         for (label, at) in &chart.markers {
             out.push_str(&format!("- {label}: {}\n", cutover_core::time::rfc3339(*at)));
         }

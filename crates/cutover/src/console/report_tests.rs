@@ -95,3 +95,40 @@ fn the_html_report_is_self_contained_with_its_chart_and_escapes_what_it_shows() 
     assert_eq!("md".parse::<Format>(), Ok(Format::Markdown));
     assert!("pdf".parse::<Format>().unwrap_err().contains("md or html"));
 }
+
+/// The points of the probe line of `backend` in a chart, and its failure marks.
+pub(crate) fn series_of(svg: &str, backend: &str) -> (usize, usize) {
+    let start = format!("<g class=\"series\" data-backend=\"{backend}\">");
+    let Some(g) = svg.split(&start).nth(1).and_then(|rest| rest.split("</g>").next()) else { return (0, 0) };
+    let points = g.split("points=\"").nth(1).and_then(|p| p.split('"').next()).unwrap_or("");
+    (points.split_whitespace().count(), g.matches("class=\"failure\"").count())
+}
+
+#[test]
+fn the_report_draws_the_stored_probe_lines_of_both_backends() {
+    let (dir, s, id) = recorded();
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+    let sample = |backend: &str, secs: i64, ok: bool| cutover_store::ProbeSample {
+        backend: backend.into(),
+        vantage: cutover_control::controller::LOCAL.into(),
+        at: if secs < 0 { t0 - Duration::from_secs(-secs as u64) } else { t0 + Duration::from_secs(secs as u64) },
+        latency_ms: 5.0 + secs.rem_euclid(7) as f64,
+        outcome: if ok { cutover_store::ProbeOutcome::Ok } else { cutover_store::ProbeOutcome::Failed },
+    };
+    // primary fails from 3 s before the incident; secondary is fine throughout.
+    let batch: Vec<_> =
+        (-15..70).flat_map(|i| [sample("primary", i, !(-3..50).contains(&i)), sample("secondary", i, true)]).collect();
+    s.record_probe_samples(&batch).unwrap();
+    drop(s);
+    // Another handle on the file, as `cutover incidents report` opens it.
+    let other = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+    let html = Report::read(&other, &id).unwrap().unwrap().render(Format::Html);
+    let (primary_points, primary_failures) = series_of(&html, "primary");
+    let (secondary_points, secondary_failures) = series_of(&html, "secondary");
+    assert!(primary_points >= 10 && primary_failures >= 40, "primary: {primary_points} points, {primary_failures} ×");
+    assert!(secondary_points >= 60 && secondary_failures == 0, "secondary: {secondary_points} points");
+    assert!(!html.contains("no probe samples stored"), "{html}");
+    assert!(html.contains("data-marker=\"onset\""), "the onset comes from the stored probes");
+    let md = Report::read(&other, &id).unwrap().unwrap().render(Format::Markdown);
+    assert!(md.contains("- onset: "), "{md}");
+}

@@ -2,15 +2,21 @@
 //! vantage), kept in memory for the incident chart: the local probe loop
 //! records each cycle, the live watcher each health change.
 //!
+//! The probe results are also stored (node-local, see `probe_log`): the
+//! charts read them from the store ([`series`]) and add from memory only
+//! the newest not yet written ([`Samples::merged_with`]).
+//!
 //! # Caveats
-//! - Memory only: a restarted controller draws its older incidents' charts
-//!   with their markers but without probe lines.
+//! - Health changes are in memory only: a restarted controller (and the
+//!   report) draws no `suspect` marker for its older incidents.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use cutover_control::controller::LOCAL;
 use cutover_control::health::Health;
+use cutover_store::{ProbeOutcome, ProbeSample};
 
 /// Probe cycles kept per backend (an hour at the default 1 s interval).
 const PER_BACKEND: usize = 3600;
@@ -73,11 +79,54 @@ impl Samples {
         out
     }
 
+    /// `stored` (by backend, from the store) with, for each backend, the
+    /// probes in memory between `from` and `to` newer than its last stored.
+    pub fn merged_with(
+        &self,
+        mut stored: Vec<(String, Vec<Probe>)>,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Vec<(String, Vec<Probe>)> {
+        for (backend, recent) in self.probes_between(from, to) {
+            let i = match stored.iter().position(|(b, _)| *b == backend) {
+                Some(i) => i,
+                None => {
+                    stored.push((backend, Vec::new()));
+                    stored.len() - 1
+                }
+            };
+            let last = stored[i].1.last().map(|p| p.at);
+            stored[i].1.extend(recent.into_iter().filter(|p| last.is_none_or(|l| p.at > l)));
+        }
+        stored.sort_by(|a, b| a.0.cmp(&b.0));
+        stored
+    }
+
     /// The health changes between `from` and `to`, oldest first.
     pub fn health_between(&self, from: SystemTime, to: SystemTime) -> Vec<HealthChange> {
         let ring = self.health.lock().unwrap_or_else(|e| e.into_inner());
         ring.iter().filter(|c| c.at >= from && c.at <= to).cloned().collect()
     }
+}
+
+/// The local vantage's stored samples as the chart's series, by backend.
+pub fn series(stored: Vec<ProbeSample>) -> Vec<(String, Vec<Probe>)> {
+    let mut out: Vec<(String, Vec<Probe>)> = Vec::new();
+    for s in stored.into_iter().filter(|s| s.vantage == LOCAL) {
+        let p = Probe { at: s.at, ok: s.outcome == ProbeOutcome::Ok, ms: s.latency_ms };
+        match out.iter_mut().find(|(b, _)| *b == s.backend) {
+            Some((_, v)) => v.push(p),
+            None => out.push((s.backend, vec![p])),
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A probe cycle of `backend` as the store keeps it (local vantage).
+pub fn stored(backend: &str, p: &Probe) -> ProbeSample {
+    let outcome = if p.ok { ProbeOutcome::Ok } else { ProbeOutcome::Failed };
+    ProbeSample { backend: backend.to_string(), vantage: LOCAL.to_string(), at: p.at, latency_ms: p.ms, outcome }
 }
 
 #[cfg(test)]
@@ -98,5 +147,26 @@ mod tests {
         assert_eq!(all[0].1[0].ms, 10.0, "the oldest ten went first");
         let some = s.probes_between(t0 + Duration::from_secs(20), t0 + Duration::from_secs(29));
         assert_eq!(some[0].1.len(), 10);
+    }
+
+    #[test]
+    fn stored_samples_are_completed_by_the_newer_ones_in_memory() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let p = |s: u64, ok: bool| Probe { at: at(s), ok, ms: s as f64 };
+        let mut rows: Vec<ProbeSample> = (0..5).map(|i| stored("b", &p(i, i != 2))).collect();
+        rows.push(ProbeSample { vantage: "agent-1".into(), ..stored("b", &p(1, true)) });
+        let from_store = series(rows);
+        assert_eq!(from_store.len(), 1, "only the local vantage: {from_store:?}");
+        assert_eq!(from_store[0].1, (0..5).map(|i| p(i, i != 2)).collect::<Vec<_>>());
+        let mem = Samples::default();
+        for i in 3..8 {
+            mem.probe("b", p(i, true));
+        }
+        mem.probe("a", p(6, false));
+        let merged = mem.merged_with(from_store, at(0), at(100));
+        assert_eq!(merged[0], ("a".to_string(), vec![p(6, false)]));
+        let b: Vec<u64> = merged[1].1.iter().map(|p| p.ms as u64).collect();
+        assert_eq!(b, vec![0, 1, 2, 3, 4, 5, 6, 7], "no sample twice");
     }
 }

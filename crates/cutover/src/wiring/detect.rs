@@ -90,6 +90,7 @@ fn record_probe(shared: &Shared, r: &ProbeReport, started: Instant) {
     // A sample is placed at its cycle's start: a hung probe fails when it times out.
     let at = std::time::SystemTime::now() - started.elapsed();
     let sample = crate::console::samples::Probe { at, ok: r.ok, ms };
+    shared.console.probe_log.record(crate::console::samples::stored(&r.backend, &sample));
     shared.console.samples.probe(&r.backend, sample);
     shared.telemetry.emit(&Event::ProbeCycle { vantage: LOCAL.to_string(), report: r.clone() });
 }

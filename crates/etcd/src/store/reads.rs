@@ -286,4 +286,12 @@ impl HealthHistory for EtcdStore {
     fn last_health(&self) -> Result<Vec<HealthRecord>, StoreError> {
         self.local().last_health()
     }
+
+    fn record_probe_samples(&self, samples: &[cutover_store::ProbeSample]) -> Result<(), StoreError> {
+        self.local().record_probe_samples(samples)
+    }
+
+    fn probe_samples(&self, from: SystemTime, to: SystemTime) -> Result<Vec<cutover_store::ProbeSample>, StoreError> {
+        self.local().probe_samples(from, to)
+    }
 }

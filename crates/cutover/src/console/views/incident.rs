@@ -31,12 +31,14 @@ pub struct IncidentData {
     pub console_verdicts: Vec<(String, String)>,
     /// The evidence the latest decision was made on (`input.evidence` of its policy input).
     pub evidence: Option<Value>,
+    /// The local probes around the incident, by backend, from the store.
+    pub probes: Vec<(String, Vec<crate::console::samples::Probe>)>,
 }
 
 impl IncidentData {
     pub async fn read(shared: &Shared, id: &str) -> Option<Self> {
         let key = id.to_string();
-        let (incident, timeline, runs, console_verdicts, evidence) = read_store(shared, move |s| {
+        let (incident, timeline, runs, console_verdicts, evidence, probes) = read_store(shared, move |s| {
             let inc = s.incident(&key).ok()??;
             let evidence = s.decision_input(&key).ok().flatten().map(|i| i["evidence"].clone());
             let console_verdicts = s
@@ -56,7 +58,9 @@ impl IncidentData {
                     (r, steps)
                 })
                 .collect::<Vec<_>>();
-            Some((inc, timeline, runs, console_verdicts, evidence))
+            let (from, to) = crate::console::chart::probe_window(&inc);
+            let probes = crate::console::samples::series(s.probe_samples(from, to).unwrap_or_default());
+            Some((inc, timeline, runs, console_verdicts, evidence, probes))
         })
         .await??;
         let awaiting = awaits_verdict(&incident, &timeline);
@@ -66,7 +70,7 @@ impl IncidentData {
             .backend(&incident.backend)
             .map(|b| b.vantages.iter().map(|(v, s)| (v.clone(), s.clone())).collect())
             .unwrap_or_default();
-        Some(Self { incident, timeline, runs, plan, awaiting, vantages, console_verdicts, evidence })
+        Some(Self { incident, timeline, runs, plan, awaiting, vantages, console_verdicts, evidence, probes })
     }
 
     /// Through which channel a timeline entry came: `console` for a verdict
