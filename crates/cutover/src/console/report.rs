@@ -66,6 +66,9 @@ pub struct Summary {
     pub fallback: Option<Duration>,
     /// Who approved (or rejected), with the comment.
     pub verdicts: Vec<String>,
+    /// What the fallback's `sync.resync` says of the writes made during the
+    /// outage.
+    pub writes_lost: String,
 }
 
 impl Report {
@@ -115,7 +118,14 @@ impl Report {
                 )
             })
             .collect();
-        Summary { to_decide: between(opened, decided), rto: between(opened, validated), fallback, verdicts }
+        let writes_lost = writes_lost(self.runs.iter().find(|(r, _)| r.kind == RunKind::Fallback).map(|(_, s)| &s[..]));
+        Summary {
+            to_decide: between(opened, decided),
+            rto: between(opened, validated),
+            fallback,
+            verdicts,
+            writes_lost,
+        }
     }
 
     fn chart(&self) -> String {
@@ -270,9 +280,37 @@ fn summary_rows(s: &Summary) -> Vec<(&'static str, String)> {
         ("RTO (incident opened → validated switch)", d(s.rto)),
         ("fallback (resync, switch back, validate)", d(s.fallback)),
         ("client impact", "not recorded per incident (the gateway's clients measure it: demo, drills)".into()),
-        ("acknowledged writes lost", "not recorded per incident (see the resync step's result)".into()),
+        ("acknowledged writes lost", s.writes_lost.clone()),
         ("approvals", if s.verdicts.is_empty() { "none".into() } else { s.verdicts.join("; ") }),
     ]
+}
+
+/// Acknowledged writes lost, as the fallback's `sync.resync` step (the steps
+/// of the fallback run, if one ran) recorded them: it copies back, verified,
+/// every write made during the outage, so "none" is a finding only when it
+/// ended `ok` with nothing remaining.
+fn writes_lost(fallback: Option<&[StepRecord]>) -> String {
+    let Some(steps) = fallback else {
+        return "not known yet: the fallback's resync copies back and verifies what was written during the outage"
+            .into();
+    };
+    let resync = steps.iter().rfind(|s| s.uses == "sync.resync" && s.phase == StepPhase::Do);
+    let Some(step) = resync else {
+        return "not checked: the fallback ran no sync.resync step".into();
+    };
+    let n = |k: &str| step.result[k].as_u64().unwrap_or(0);
+    match step.state {
+        StepState::Ok if n("remaining") == 0 => format!(
+            "none: the fallback's resync copied back {} writes and {} deletes and restored {} objects the primary lacked, \
+             verified, with nothing remaining",
+            n("copied"),
+            n("deleted"),
+            n("restored_missing")
+        ),
+        StepState::Ok => format!("unknown: the fallback's resync ended with {} writes remaining", n("remaining")),
+        StepState::Started => "unknown: the fallback's resync did not finish".into(),
+        StepState::Failed => format!("unknown: the fallback's resync failed: {}", compact(&step.result)),
+    }
 }
 
 fn who(detail: &Value) -> &str {

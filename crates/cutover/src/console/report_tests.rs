@@ -2,7 +2,7 @@ use std::time::{Duration, SystemTime};
 
 use cutover_core::domain::{RunKind, RunState, StepPhase, StepState};
 use cutover_store::prelude::*;
-use cutover_store::{Fence, NewRun, SqliteStore, StepRef};
+use cutover_store::{Fence, NewRun, SqliteStore, StepRecord, StepRef};
 use serde_json::json;
 
 use super::*;
@@ -39,8 +39,38 @@ fn recorded() -> (tempfile::TempDir, SqliteStore, String) {
     }
     s.set_run_state(&f, r, RunState::Completed, None, Some(at(5_000))).unwrap();
     let fb = s.begin_run(&f, &run(RunKind::Fallback), at(60_000)).unwrap();
+    let resync = StepRef { run: fb, idx: 0, phase: StepPhase::Do };
+    s.step_intent(&f, resync, "sync.resync", "sync.resync", &json!({}), at(60_100)).unwrap();
+    let copied = json!({"copied": 12, "deleted": 2, "rounds": 1, "remaining": 0, "restored_missing": 1});
+    s.step_result(&f, resync, StepState::Ok, &copied, at(61_000)).unwrap();
     s.set_run_state(&f, fb, RunState::Completed, None, Some(at(62_500))).unwrap();
     (dir, s, id)
+}
+
+#[test]
+fn acknowledged_writes_lost_come_from_the_fallbacks_resync() {
+    let (_dir, s, id) = recorded();
+    let sum = Report::read(&s, &id).unwrap().unwrap().summary();
+    assert!(sum.writes_lost.starts_with("none: "), "{}", sum.writes_lost);
+    assert!(sum.writes_lost.contains("12 writes and 2 deletes and restored 1 object"), "{}", sum.writes_lost);
+    assert!(!writes_lost(None).starts_with("none"), "no fallback yet is not a finding");
+    let step = |state, result| StepRecord {
+        idx: 0,
+        phase: StepPhase::Do,
+        name: "copy back".into(),
+        uses: "sync.resync".into(),
+        state,
+        attempts: 1,
+        started_at: String::new(),
+        ended_at: None,
+        intent: json!({}),
+        result,
+    };
+    let failed = writes_lost(Some(&[step(StepState::Failed, json!({"error": "3 writes are still not copied back"}))]));
+    assert!(failed.starts_with("unknown: ") && failed.contains("3 writes are still not copied back"), "{failed}");
+    assert!(writes_lost(Some(&[])).starts_with("not checked"));
+    let left = writes_lost(Some(&[step(StepState::Ok, json!({"remaining": 4}))]));
+    assert!(left.starts_with("unknown: ") && left.contains("4 writes remaining"), "{left}");
 }
 
 #[test]
