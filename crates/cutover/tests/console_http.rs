@@ -211,6 +211,19 @@ fn an_approver_approves_by_form_a_viewer_cannot_and_a_second_verdict_is_already_
     let mut stale = open_events(c.port(), &viewer, Some("1"));
     let reset = read_until(&mut stale, "event: reset", Duration::from_secs(20));
     assert!(reset.contains("event: reset"), "{reset}");
+    // A hung probe becomes a failed sample only when its timeout fires: wait
+    // until the live chart has one, then for the sample writer's batch
+    // window, before the controller stops (a flake when the run was quick).
+    let start = Instant::now();
+    loop {
+        let svg = viewer.get(&format!("{page_path}/chart.svg"));
+        if series_of(&svg.body, "primary").1 >= 1 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no failed probe of the hung primary: {}", svg.body);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
     a.resume();
     drop(c);
     let verify = setup.run(&["audit", "verify"]);
