@@ -259,16 +259,20 @@ fn a_garage_export_without_object_lock_falls_back_to_plain_puts_with_one_warning
     let (_a, _b, setup, export) = lab(EXPORT);
     let c = RunProcess::start(&setup);
     refusals(&c, 12);
-    c.wait_for("export", Duration::from_secs(60), |_| {
+    let err = || -> String {
+        std::fs::read_dir(setup.dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".err"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect()
+    };
+    // The warning may reach the log a moment after the export it is about.
+    c.wait_for("export and its warning", Duration::from_secs(60), |_| {
         let max = db_max(&setup);
-        max >= 12 && exported_through(&export) == max
+        max >= 12 && exported_through(&export) == max && err().contains("Object Lock is not available")
     });
-    let err: String = std::fs::read_dir(setup.dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".err"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect();
+    let err = err();
     assert_eq!(err.matches("Object Lock is not available").count(), 1, "{err}\n{}", c.log());
 }
 
