@@ -81,14 +81,10 @@ pub async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Re
 
 /// `GET /ui/incidents/{id}`.
 pub async fn incident(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let s = match signed_in(&shared, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
+    let (s, data, svg) = match incident_with_chart(&shared, &headers, &id).await {
+        Ok(read) => read,
+        Err(r) => return r,
     };
-    let Some(data) = IncidentData::read(&shared, &id).await else {
-        return refusal(StatusCode::NOT_FOUND, &format!("no incident {id:?}"), Some(&s));
-    };
-    let svg = chart::draw(&chart::ChartInput::from_incident(&data, &shared.console.samples));
     if wants_fragment(&headers) {
         return fragment(views::incident_live(&data, &svg));
     }
@@ -98,15 +94,25 @@ pub async fn incident(State(shared): State<Arc<Shared>>, headers: HeaderMap, Pat
 
 /// `GET /ui/incidents/{id}/chart.svg`: the chart alone.
 pub async fn chart(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let s = match signed_in(&shared, &headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
-    let Some(data) = IncidentData::read(&shared, &id).await else {
-        return refusal(StatusCode::NOT_FOUND, &format!("no incident {id:?}"), Some(&s));
+    match incident_with_chart(&shared, &headers, &id).await {
+        Ok((_, _, svg)) => layout::with_headers(StatusCode::OK, "image/svg+xml", svg),
+        Err(r) => r,
+    }
+}
+
+/// The session, incident `id` and its chart, or the answer when there is no
+/// session (sign in) or no such incident (404).
+async fn incident_with_chart(
+    shared: &Shared,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Session, IncidentData, String), Response> {
+    let s = signed_in(shared, headers).map_err(IntoResponse::into_response)?;
+    let Some(data) = IncidentData::read(shared, id).await else {
+        return Err(refusal(StatusCode::NOT_FOUND, &format!("no incident {id:?}"), Some(&s)));
     };
     let svg = chart::draw(&chart::ChartInput::from_incident(&data, &shared.console.samples));
-    layout::with_headers(StatusCode::OK, "image/svg+xml", svg)
+    Ok((s, data, svg))
 }
 
 #[derive(Debug, serde::Deserialize)]
