@@ -181,6 +181,30 @@ zone "{zone}" {{
         Ok(text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|l| !l.is_empty()).collect())
     }
 
+    /// Sends `commands` (nsupdate's syntax, such as `update delete s3 CNAME`)
+    /// with `nsupdate -v` over TCP and the server's key: a human's change.
+    pub fn nsupdate(&self, commands: &str) -> Result<(), LabError> {
+        use std::io::Write;
+        let io = |source| LabError::Io { what: "nsupdate".into(), source };
+        let key = self.key_file()?;
+        let script = format!("server 127.0.0.1 {}\nzone {}\n{commands}\nsend\n", self.port, self.zone);
+        let mut child = Command::new(bin("nsupdate", "NSUPDATE_BIN").ok_or_else(|| missing("nsupdate"))?)
+            .arg("-v")
+            .arg("-k")
+            .arg(&key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io)?;
+        child.stdin.take().expect("piped").write_all(script.as_bytes()).map_err(io)?;
+        let out = child.wait_with_output().map_err(io)?;
+        if !out.status.success() {
+            return Err(LabError::NotReady(format!("nsupdate: {}", String::from_utf8_lossy(&out.stderr))));
+        }
+        Ok(())
+    }
+
     /// The zone's SOA serial, read with `dig`.
     pub fn serial(&self) -> Result<u32, LabError> {
         let lines = self.dig(&self.zone, "SOA")?;

@@ -5,8 +5,6 @@
 mod actuators_support;
 mod engine_support;
 
-use std::process::{Command, Stdio};
-
 use actuators_support::{ctx, params};
 use cutover_core::domain::{StepPhase, StepState};
 use cutover_lab::bind::{self, Bind, KEY_NAME};
@@ -221,25 +219,6 @@ async fn a_server_that_does_not_answer_is_a_retryable_failure() {
     assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
 }
 
-/// `nsupdate` (bind9-dnsutils) over TCP with the server's key file: a
-/// human's change.
-fn nsupdate(bind: &Bind, commands: &str) {
-    let key = bind.key_file().unwrap();
-    let script = format!("server 127.0.0.1 {}\nzone {ZONE}\n{commands}\nsend\n", bind.port);
-    let mut child = Command::new("nsupdate")
-        .arg("-v")
-        .arg("-k")
-        .arg(&key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nsupdate runs (apt-get install bind9-dnsutils)");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "nsupdate: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// The undo carries the record set the update wrote as its prerequisite: a
 /// human's later change is never clobbered, the undo fails naming it (with
 /// the saved copy, and with the record sets the engine gives from the journal).
@@ -252,7 +231,8 @@ async fn an_undo_after_a_human_changed_the_record_fails_naming_the_change_and_ke
     let out = update(&ctx, with.clone()).await.unwrap();
     assert_eq!(out["changed"], true, "{out}");
 
-    nsupdate(&bind, "update delete s3.example.test CNAME\nupdate add s3.example.test 120 CNAME human.example.test.");
+    bind.nsupdate("update delete s3.example.test CNAME\nupdate add s3.example.test 120 CNAME human.example.test.")
+        .unwrap();
     let human = ["s3.example.test. 120 IN CNAME human.example.test."];
     assert_eq!(bind.dig("s3.example.test", "CNAME").unwrap(), human);
     let serial = bind.serial().unwrap();

@@ -2,7 +2,6 @@
 //! the integration tests cannot reach: a change made between the read and
 //! the update (the prerequisite), and a signer whose clock is off (BADTIME).
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use cutover_lab::bind::{self, Bind, KEY_NAME};
@@ -50,24 +49,6 @@ fn plan_and_client(bind: &Bind, clock_offset: i64) -> (Plan, Client) {
     (plan, client)
 }
 
-/// `nsupdate` (bind9-dnsutils) over TCP with the server's key: a human's change.
-fn nsupdate(bind: &Bind, commands: &str) {
-    let key = bind.key_file().unwrap();
-    let script = format!("server 127.0.0.1 {}\nzone {ZONE}\n{commands}\nsend\n", bind.port);
-    let mut child = Command::new("nsupdate")
-        .arg("-v")
-        .arg("-k")
-        .arg(&key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nsupdate runs (apt-get install bind9-dnsutils)");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "nsupdate: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[tokio::test]
 async fn an_update_sent_after_someone_changed_the_record_set_is_refused_and_changes_nothing() {
     let Some(bind) = start(&["s3 300 IN CNAME primary.storage"]) else { return };
@@ -76,7 +57,8 @@ async fn an_update_sent_after_someone_changed_the_record_set_is_refused_and_chan
     assert_eq!(read, [Rr { ttl: 300, value: "primary.storage.example.test.".into() }]);
 
     // Between the step's read and its update, a human moves the name.
-    nsupdate(&bind, "update delete s3.example.test CNAME\nupdate add s3.example.test 120 CNAME human.example.test.");
+    bind.nsupdate("update delete s3.example.test CNAME\nupdate add s3.example.test 120 CNAME human.example.test.")
+        .unwrap();
     let human = ["s3.example.test. 120 IN CNAME human.example.test."];
     assert_eq!(bind.dig("s3.example.test", "CNAME").unwrap(), human);
     let serial = bind.serial().unwrap();
@@ -99,7 +81,7 @@ async fn an_update_sent_after_someone_changed_the_record_set_is_refused_and_chan
     // A name read as empty that someone created meanwhile: YXRRSET.
     let www = Name::parse("www.example.test").unwrap();
     assert_eq!(client.rrset(&www, RrType::Cname).await.unwrap(), []);
-    nsupdate(&bind, "update add www.example.test 60 CNAME human.example.test.");
+    bind.nsupdate("update add www.example.test 60 CNAME human.example.test.").unwrap();
     let e = client.replace(&plan.zone, &www, RrType::Cname, &[], &desired).await.unwrap_err();
     assert!(matches!(e, DnsError::Changed { rcode: Rcode::YxRrset, .. }), "{e:?}");
     assert_eq!(bind.dig("www.example.test", "CNAME").unwrap(), ["www.example.test. 60 IN CNAME human.example.test."]);
