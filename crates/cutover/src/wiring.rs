@@ -84,7 +84,7 @@ struct Prepared {
 /// start.
 pub async fn start(config: Config, with_gateway: bool) -> Result<Running, Failure> {
     let clock = Clock::system();
-    let p = prepare(&config, clock)?;
+    let p = prepare(&config, clock).await?;
     let active = p.controller.active().to_string();
     let gateway = gateway::bind_for_run(&config, &active, with_gateway).await?;
     let api_listener = match &config.api {
@@ -190,9 +190,10 @@ pub async fn start(config: Config, with_gateway: bool) -> Result<Running, Failur
     Ok(Running { shared, api: api_addr, gateway: gateway_addr, tasks, election })
 }
 
-/// Loads the runbooks and the policy, opens the store, and builds the
-/// controller and the probe clients.
-fn prepare(config: &Config, clock: Clock) -> Result<Prepared, Failure> {
+/// Loads the runbooks and the policy, builds the probe clients, opens the
+/// store (with `[ha]`, waiting for etcd at start-up) and builds the
+/// controller.
+async fn prepare(config: &Config, clock: Clock) -> Result<Prepared, Failure> {
     let runbooks = Runbooks::load(config)?;
     let policy = Policy::load(config.policy.path.as_deref()).map_err(|e| {
         Failure::Usage(format!(
@@ -200,24 +201,6 @@ fn prepare(config: &Config, clock: Clock) -> Result<Prepared, Failure> {
             config.policy.path.as_ref().map(|p| p.display().to_string()).unwrap_or("built-in policy".into())
         ))
     })?;
-    let store: Arc<dyn Store> = match &config.ha {
-        // HA: the shared state in etcd (node-local health history in the
-        // state file); keying the chain is the leader's business.
-        Some(ha) => ha::open_store(config, ha)?,
-        None => {
-            let store = crate::audit_export::open_store(config)?;
-            if let Some(seq) =
-                store.mark_keyed(&Fence::local(), std::time::SystemTime::now()).context("keying the audit log")?
-            {
-                crate::logs::say(
-                    "audit.keyed",
-                    &format!("cutover run: audit log keyed with audit.hmac_key_env from entry {seq} on"),
-                    serde_json::json!({"from_seq": seq}),
-                );
-            }
-            Arc::new(store)
-        }
-    };
     let denials = cutover_store::DenialLog::start(crate::audit_export::open_store(config)?, DENIAL_WINDOW);
     let audit_export = crate::audit_export::Export::new(config)?;
     let clients = config
@@ -230,13 +213,29 @@ fn prepare(config: &Config, clock: Clock) -> Result<Prepared, Failure> {
         })
         .collect::<Result<_, Failure>>()?;
     let telemetry = Telemetry::default();
-    let controller = match &config.ha {
-        // A hot standby until the election says otherwise.
-        Some(_) => Controller::standby(config.clone(), policy, store.clone(), clock.now().mono, None),
-        None => Controller::new(config.clone(), policy, store.clone(), clock.now().mono),
-    }
-    .context("starting the controller")?
-    .with_telemetry(telemetry.clone());
+    let (store, controller) = match &config.ha {
+        // HA: the shared state in etcd (node-local health history in the
+        // state file); keying the chain is the leader's business. A hot
+        // standby until the election says otherwise.
+        Some(ha) => ha::open_standby(config, ha, &policy, clock).await?,
+        None => {
+            let store = crate::audit_export::open_store(config)?;
+            if let Some(seq) =
+                store.mark_keyed(&Fence::local(), std::time::SystemTime::now()).context("keying the audit log")?
+            {
+                crate::logs::say(
+                    "audit.keyed",
+                    &format!("cutover run: audit log keyed with audit.hmac_key_env from entry {seq} on"),
+                    serde_json::json!({"from_seq": seq}),
+                );
+            }
+            let store: Arc<dyn Store> = Arc::new(store);
+            let controller = Controller::new(config.clone(), policy, store.clone(), clock.now().mono)
+                .context("starting the controller")?;
+            (store, controller)
+        }
+    };
+    let controller = controller.with_telemetry(telemetry.clone());
     Ok(Prepared { runbooks, controller, telemetry, store, denials, audit_export, clients })
 }
 

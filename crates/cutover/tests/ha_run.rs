@@ -75,7 +75,7 @@ fn wait(what: &str, limit: Duration, logs: &[&RunProcess], mut f: impl FnMut() -
     let start = Instant::now();
     while !f() {
         if start.elapsed() > limit {
-            let logs: Vec<String> = logs.iter().map(|c| c.log()).collect();
+            let logs: Vec<String> = logs.iter().map(|c| c.logs()).collect();
             panic!("timed out waiting for {what}; logs:\n{}", logs.join("\n-----\n"));
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -403,4 +403,33 @@ fn with_etcd_entirely_down_nobody_acts_and_nothing_switches_when_it_returns() {
     let status = l.json("/v1/status");
     assert_eq!((status["active"].as_str(), status["open_incidents"].as_u64()), (Some("primary"), Some(0)), "{status}");
     assert!(pair.hook.received().is_empty(), "no step ran: {:?}", pair.hook.received());
+}
+
+#[test]
+fn regression_a_node_started_while_etcd_did_not_answer_panicked_instead_of_waiting() {
+    // A site restart: the controller comes up before its etcd cluster. It
+    // used to panic (the store's runtime dropped inside `cutover run`'s);
+    // it now waits for etcd, saying so, and then leads.
+    let mut cluster = EtcdCluster::start().unwrap_or_else(|e| panic!("etcd cluster: {e}"));
+    let endpoints = cluster.endpoints();
+    for i in 0..3 {
+        cluster.member(i).kill().unwrap();
+    }
+    let (p, s) = (start_s3sfs(), start_s3sfs());
+    let backends = [Backend::s3sfs("primary", "primary", &p), Backend::s3sfs("secondary", "secondary", &s)];
+    let hook = Receiver::start();
+    let setup = node("ctl-a", "/cutover/ha-run-late-etcd", &endpoints, &backends, hook.port);
+    let back = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        for i in 0..3 {
+            cluster.member(i).start_again().unwrap();
+        }
+        cluster
+    });
+    let a = RunProcess::start(&setup);
+    let _cluster = back.join().unwrap();
+    let logs = a.logs();
+    assert!(logs.contains("etcd did not answer at start-up; trying again"), "{logs}");
+    wait("ctl-a leads", Duration::from_secs(20), &[&a], || role(&a) == "leader");
+    assert_eq!(a.json("/v1/status")["active"], "primary");
 }

@@ -309,3 +309,16 @@ fn raft_leader(cluster: &cutover_lab::etcd::EtcdCluster) -> usize {
     let all = all.as_array().expect("one status per endpoint");
     all.iter().position(|s| s["Status"]["header"]["member_id"] == s["Status"]["leader"]).expect("a member leads")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_opening_the_store_with_etcd_unreachable_panicked_dropping_its_runtime() {
+    // `cutover run` opens the store from inside its runtime: a failed open
+    // dropped the store's own runtime there, which panics.
+    let dir = tempfile::tempdir().unwrap();
+    let local = cutover_store::SqliteStore::open(&dir.path().join("local.db")).unwrap();
+    let dead = format!("http://127.0.0.1:{}", cutover_lab::free_port());
+    let options = cutover_etcd::ClientOptions::new(vec![dead.clone()], Duration::from_millis(300));
+    let e = cutover_etcd::EtcdStore::open(&options, "/dead", local).unwrap_err();
+    assert!(matches!(e, StoreError::Remote { what: "read", .. }), "{e}");
+    assert!(e.to_string().contains(&dead), "the error names the endpoint: {e}");
+}

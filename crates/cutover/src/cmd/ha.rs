@@ -32,6 +32,7 @@ pub fn run(global: &Global, command: HaCommand) -> Result<(), Failure> {
     };
     let options = ha::client_options(ha_cfg).map_err(|e| Failure::Error(e.into()))?;
     let prefix = ha_cfg.prefix.clone();
+    let prefix_shown = prefix.clone();
     let report = crate::runtime().block_on(async move {
         let client = Client::new(&options)?;
         let snap = read_all(&client, &prefix).await?;
@@ -41,7 +42,9 @@ pub fn run(global: &Global, command: HaCommand) -> Result<(), Failure> {
         };
         Ok::<_, cutover_etcd::EtcdError>(report(&snap, lease_left, SystemTime::now()))
     });
-    let report = report.map_err(|e| Failure::Error(anyhow::Error::new(e).context("etcd")))?;
+    let report = report.map_err(|e| {
+        Failure::Error(anyhow::Error::new(e).context(format!("cutover ha status: reading {prefix_shown}")))
+    })?;
     if json {
         println!("{report}");
     } else {

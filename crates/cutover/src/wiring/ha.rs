@@ -11,12 +11,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use cutover_control::controller::{Leader, RunbookDue};
+use cutover_control::clock::Clock;
+use cutover_control::controller::{Controller, Leader, RunbookDue};
+use cutover_control::policy::Policy;
 use cutover_core::Config;
 use cutover_core::config::HaConfig;
 use cutover_etcd::{Client, Election, ElectionConfig, ElectionStatus, EtcdStore, Role};
-use cutover_store::{Fence, SqliteStore, Store};
+use cutover_store::{Fence, SqliteStore, Store, StoreError};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -51,6 +54,54 @@ pub fn open_store(config: &Config, ha: &HaConfig) -> Result<Arc<dyn Store>, Fail
     let key = crate::audit_export::audit_key(config)?;
     let store = EtcdStore::open(&options, &ha.prefix, local).map_err(|e| Failure::Error(e.into()))?;
     Ok(Arc::new(store.with_audit_key(key)))
+}
+
+/// How long `cutover run` with `[ha]` waits at start-up for etcd to
+/// answer before it gives up (exit 1): a node started together with its
+/// etcd cluster (a site restart), or while the cluster elects a leader or
+/// is slow, waits for it instead of exiting.
+pub const ETCD_START_WAIT: Duration = Duration::from_secs(60);
+/// The longest pause between two start-up attempts.
+const ETCD_START_PAUSE: Duration = Duration::from_secs(5);
+
+/// Opens the shared state in etcd and builds a standby controller on it
+/// (which reads the open incidents and the active backend), trying again
+/// for up to [`ETCD_START_WAIT`] while etcd does not answer; each failed
+/// attempt is logged. Anything else that fails ends the start-up at once.
+pub async fn open_standby(
+    config: &Config,
+    ha: &HaConfig,
+    policy: &Policy,
+    clock: Clock,
+) -> Result<(Arc<dyn Store>, Controller), Failure> {
+    let options = crate::ha::client_options(ha).map_err(|e| Failure::Usage(e.to_string()))?;
+    let key = crate::audit_export::audit_key(config)?;
+    let start = Instant::now();
+    let mut pause = ha.timing.request_timeout;
+    loop {
+        let local = SqliteStore::open(&config.state.path).map_err(|e| Failure::Error(e.into()))?;
+        let opened = EtcdStore::open(&options, &ha.prefix, local).and_then(|store| {
+            let store: Arc<dyn Store> = Arc::new(store.with_audit_key(key.clone()));
+            let controller =
+                Controller::standby(config.clone(), policy.clone(), store.clone(), clock.now().mono, None)?;
+            Ok((store, controller))
+        });
+        match opened {
+            Ok(opened) => return Ok(opened),
+            Err(e @ StoreError::Remote { .. }) if start.elapsed() + pause < ETCD_START_WAIT => {
+                tracing::warn!(error = %e, retry_in = ?pause, "etcd did not answer at start-up; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(ETCD_START_PAUSE);
+            }
+            Err(e) => {
+                let waited = start.elapsed().as_secs();
+                return Err(Failure::Error(anyhow::Error::new(e).context(format!(
+                    "opening the shared state in etcd (start-up, after {waited}s of {}s)",
+                    ETCD_START_WAIT.as_secs()
+                ))));
+            }
+        }
+    }
 }
 
 /// Starts this node's campaign (with the timings of `[ha]`); the node's

@@ -22,12 +22,27 @@ pub struct RunProcess {
 }
 
 impl RunProcess {
+    /// Starts the controller with its API on a free port (another one if
+    /// another test took that port between its choice and the bind).
     pub fn start(setup: &Setup) -> Self {
-        Self::start_on(setup, cutover_lab::free_port())
+        for _ in 0..3 {
+            match Self::try_start_on(setup, cutover_lab::free_port()) {
+                Ok(c) => return c,
+                Err(logs) if logs.to_lowercase().contains("address already in use") => continue,
+                Err(logs) => panic!("{logs}"),
+            }
+        }
+        panic!("no free port for the API after three tries")
     }
 
     /// Starts (or restarts) the controller with its API on `port`.
     pub fn start_on(setup: &Setup, port: u16) -> Self {
+        Self::try_start_on(setup, port).unwrap_or_else(|logs| panic!("{logs}"))
+    }
+
+    /// Starts the controller and waits for its API; when the process exits
+    /// first (or the API is not up in 20 s), what it printed.
+    fn try_start_on(setup: &Setup, port: u16) -> Result<Self, String> {
         let log = setup.dir.path().join(format!("run-{port}-{}.log", fastrand::u32(..)));
         let text = std::fs::read_to_string(&setup.config).unwrap();
         let mut text = if text.contains("[api]") {
@@ -54,9 +69,18 @@ impl RunProcess {
         }
         cmd.env("CUTOVER_LOG", "info");
         let child = cmd.spawn().unwrap();
-        let c = Self { setup_env: setup.env.clone(), config: setup.config.clone(), child, port, log };
-        c.wait_for("api up", Duration::from_secs(20), |c| c.get("/healthz").0 == 200);
-        c
+        let mut c = Self { setup_env: setup.env.clone(), config: setup.config.clone(), child, port, log };
+        let start = Instant::now();
+        while c.get("/healthz").0 != 200 {
+            if let Some(status) = c.try_wait() {
+                return Err(format!("cutover run exited ({status}) before its API was up; its output:\n{}", c.logs()));
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                return Err(format!("timed out waiting for api up; its output:\n{}", c.logs()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(c)
     }
 
     /// A GET with the harness's viewer token.
@@ -80,14 +104,18 @@ impl RunProcess {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!(
-            "timed out waiting for {what}; controller log:\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
+        panic!("timed out waiting for {what}; controller output:\n{}", self.logs());
     }
 
+    /// What the process printed on stdout.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its stdout and its stderr (the `tracing` log), for a failure's message.
+    pub fn logs(&self) -> String {
+        let err = std::fs::read_to_string(self.log.with_extension("err")).unwrap_or_default();
+        format!("{}\n--- stderr ---\n{err}", self.log())
     }
 
     pub fn port(&self) -> u16 {

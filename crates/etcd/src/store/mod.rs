@@ -71,14 +71,27 @@ struct Inner {
     client: Client,
     keys: Keys,
     location: String,
-    rt: Option<tokio::runtime::Runtime>,
+    rt: OwnRuntime,
     local: SqliteStore,
     active: watch::Sender<Option<String>>,
 }
 
-impl Drop for Inner {
+/// The store's own runtime, shut down in the background when dropped:
+/// dropping a runtime inside an asynchronous context panics, and a store
+/// is dropped there (a failed `open` in `cutover run`'s start-up, or the
+/// last clone at shutdown).
+#[derive(Debug)]
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("taken only when dropped")
+    }
+}
+
+impl Drop for OwnRuntime {
     fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
+        if let Some(rt) = self.0.take() {
             rt.shutdown_background(); // allowed anywhere, unlike dropping a runtime
         }
     }
@@ -146,19 +159,21 @@ impl EtcdStore {
     pub fn open(options: &ClientOptions, prefix: &str, local: SqliteStore) -> Result<Self, StoreError> {
         let location = format!("etcd {} {}", options.endpoints.join(","), prefix);
         let remote = |what, e: EtcdError| StoreError::Remote { location: location.clone(), what, source: Box::new(e) };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("cutover-etcd-store")
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Remote { location: location.clone(), what: "runtime", source: Box::new(e) })?;
+        let rt = OwnRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("cutover-etcd-store")
+                .enable_all()
+                .build()
+                .map_err(|e| StoreError::Remote { location: location.clone(), what: "runtime", source: Box::new(e) })?,
+        ));
         let client = Client::new(options).map_err(|e| remote("client", e))?;
         let keys = Keys { p: prefix.trim_end_matches('/').to_string() };
-        let (header, kv) = block(&rt, client.get(keys.active().as_bytes())).map_err(|e| remote("read", e))?;
+        let (header, kv) = block(rt.get(), client.get(keys.active().as_bytes())).map_err(|e| remote("read", e))?;
         let value = kv.as_ref().and_then(|kv| String::from_utf8(kv.value.clone()).ok());
         let (active, _) = watch::channel(value);
         let start = kv.map_or(header.revision, |kv| kv.mod_revision.max(header.revision));
-        rt.spawn(follow(
+        rt.get().spawn(follow(
             client.clone(),
             keys.active(),
             active.clone(),
@@ -166,7 +181,7 @@ impl EtcdStore {
             options.request_timeout.max(Duration::from_millis(500)),
             crate::active::Contact::default(),
         ));
-        Ok(Self { inner: Arc::new(Inner { client, keys, location, rt: Some(rt), local, active }), audit_key: None })
+        Ok(Self { inner: Arc::new(Inner { client, keys, location, rt, local, active }), audit_key: None })
     }
 
     /// Keys the audit chain with an HMAC secret (as [`SqliteStore::with_audit_key`]).
@@ -200,7 +215,7 @@ impl EtcdStore {
     /// # Panics
     /// When called inside a current-thread tokio runtime.
     pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
-        block(self.inner.rt.as_ref().expect("the runtime lives as long as the store"), f)
+        block(self.inner.rt.get(), f)
     }
 
     pub(crate) fn remote(&self, what: &'static str) -> impl Fn(EtcdError) -> StoreError + '_ {
