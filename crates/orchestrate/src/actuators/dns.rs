@@ -480,6 +480,8 @@ fn step_error(e: DnsError) -> StepError {
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_bind;
