@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::run_process::RunProcess;
-use common::{Backend, Setup, sha256_hex, start_garage};
+use common::{Setup, health, sha256_hex, two_garages};
 use cutover_lab::bind::{self, Bind, KEY_NAME};
 use serde_json::{Value, json};
 
@@ -53,21 +53,10 @@ fn lab(
     }
     let bind = Bind::start(ZONE, &["s3 300 IN CNAME primary.storage"], "hmac-sha256").expect("named starts");
     let receiver = common::receiver::Receiver::start();
-    let (a, b) = (start_garage(), start_garage());
-    let mut setup = Setup::new(
-        &[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)],
-        &format!("{extra}[runbooks]\nfailover = \"failover.toml\"\n"),
-    );
+    let (a, b, mut setup) = two_garages(&format!("{extra}[runbooks]\nfailover = \"failover.toml\"\n"));
     setup.env.push(("TSIG_SECRET".into(), bind.secret().to_string()));
     std::fs::write(setup.dir.path().join("failover.toml"), runbook(&bind, receiver.port)).unwrap();
     Some((bind, a, b, setup, receiver))
-}
-
-fn health(status: &Value, backend: &str) -> String {
-    status["backends"].as_array().unwrap().iter().find(|b| b["name"] == backend).unwrap()["health"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 #[test]

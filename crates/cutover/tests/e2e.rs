@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::run_process::RunProcess;
-use common::{Backend, Setup, start_garage};
+use common::{Backend, Setup, health, start_garage};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -25,13 +25,6 @@ enum Fault {
     Kill,
     Stop,
     NftDrop,
-}
-
-fn health(status: &Value, backend: &str) -> String {
-    status["backends"].as_array().unwrap().iter().find(|b| b["name"] == backend).unwrap()["health"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 fn nft(args: &str) -> bool {

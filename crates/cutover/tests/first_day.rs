@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::run_process::{HARNESS_VIEWER_TOKEN, RunProcess};
-use common::{Backend, Setup, cutover, sha256_hex, start_garage, start_s3sfs};
+use common::{Backend, Setup, cutover, health, sha256_hex, start_s3sfs, two_garages};
 use serde_json::{Value, json};
 
 fn tokens() -> String {
@@ -24,13 +24,6 @@ fn tokens() -> String {
 /// No failover without a human: the default policy asks for approval.
 fn approval_only() -> String {
     format!("[api]\nlisten = \"127.0.0.1:0\"\n{}\n[policy]\nmax_failovers_per_hour = 0\n", tokens())
-}
-
-fn health(status: &Value, backend: &str) -> String {
-    status["backends"]
-        .as_array()
-        .and_then(|l| l.iter().find(|b| b["name"] == backend))
-        .map_or(String::new(), |b| b["health"].as_str().unwrap_or("").to_string())
 }
 
 fn vantage(status: &Value, backend: &str) -> String {
@@ -55,12 +48,7 @@ fn both_healthy(c: &RunProcess) {
 /// incident awaits approval, then is killed. Returns the setup, the
 /// (still paused) primary, the secondary and the incident id.
 fn hung_primary_awaiting_approval() -> (Setup, cutover_lab::garage::Garage, cutover_lab::garage::Garage, String, u16) {
-    let a = start_garage();
-    let b = start_garage();
-    let setup = Setup::new(
-        &[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)],
-        &approval_only(),
-    );
+    let (a, b, setup) = two_garages(&approval_only());
     let port = cutover_lab::free_port();
     let mut c = RunProcess::start_on(&setup, port);
     both_healthy(&c);

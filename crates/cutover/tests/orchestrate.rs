@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::run_process::RunProcess;
-use common::{Backend, Setup, sha256_hex, start_garage};
+use common::{Backend, Setup, health, sha256_hex, start_garage, two_garages};
 use serde_json::{Value, json};
 
 fn tokens() -> String {
@@ -21,24 +21,8 @@ fn tokens() -> String {
     )
 }
 
-fn health(status: &Value, backend: &str) -> String {
-    status["backends"].as_array().unwrap().iter().find(|b| b["name"] == backend).unwrap()["health"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn kinds(detail: &Value) -> Vec<String> {
     detail["timeline"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect()
-}
-
-/// Two Garage backends, `primary` and `secondary`, in a configuration with `extra`.
-fn two_garages(extra: &str) -> (cutover_lab::garage::Garage, cutover_lab::garage::Garage, Setup) {
-    let a = start_garage();
-    let b = start_garage();
-    let setup =
-        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], extra);
-    (a, b, setup)
 }
 
 fn both_healthy(c: &RunProcess) {
@@ -50,12 +34,9 @@ fn both_healthy(c: &RunProcess) {
 
 #[test]
 fn approval_through_the_api_and_the_cli_with_refusals_for_wrong_tokens() {
-    let a = start_garage();
-    let b = start_garage();
     // No failover may happen without a human: the rate limit is zero.
     let extra = format!("[api]\nlisten = \"127.0.0.1:0\"\n{}\n[policy]\nmax_failovers_per_hour = 0\n", tokens());
-    let setup =
-        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], &extra);
+    let (a, _b, setup) = two_garages(&extra);
     let c = RunProcess::start(&setup);
     both_healthy(&c);
     a.pause().unwrap();

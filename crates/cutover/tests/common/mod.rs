@@ -195,6 +195,22 @@ pub fn start_garage() -> Garage {
     Garage::start("app-data").unwrap_or_else(|e| panic!("starting Garage: {e}"))
 }
 
+/// Two Garage backends, `primary` and `secondary`, in a configuration with `extra`.
+pub fn two_garages(extra: &str) -> (Garage, Garage, Setup) {
+    let (a, b) = (start_garage(), start_garage());
+    let setup =
+        Setup::new(&[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)], extra);
+    (a, b, setup)
+}
+
+/// A backend's health in a `GET /v1/status` answer ("" when it is not there).
+pub fn health(status: &serde_json::Value, backend: &str) -> String {
+    status["backends"]
+        .as_array()
+        .and_then(|l| l.iter().find(|b| b["name"] == backend))
+        .map_or(String::new(), |b| b["health"].as_str().unwrap_or("").to_string())
+}
+
 pub fn start_s3sfs() -> S3sFs {
     S3sFs::start("app-data").unwrap_or_else(|e| panic!("starting s3s-fs: {e}"))
 }
