@@ -240,6 +240,9 @@ fn an_approver_approves_by_form_a_viewer_cannot_and_a_second_verdict_is_already_
     let html = setup.run(&["incidents", "report", &id, "--format", "html"]);
     assert_eq!(html.code, 0, "{html:?}");
     assert!(html.stdout.starts_with("<!DOCTYPE html>") && html.stdout.contains("data-marker=\"validation\""));
+    // The suspect marker, from the stored health history.
+    assert!(html.stdout.contains("data-marker=\"suspect\""), "{}", html.stdout);
+    assert!(md.stdout.contains("- suspect: "), "{}", md.stdout);
     assert!(!html.stdout.contains("<script"), "self-contained, no script");
     // The probe lines, read from the node-local store by this separate process.
     for backend in ["primary", "secondary"] {
@@ -260,6 +263,7 @@ fn an_approver_approves_by_form_a_viewer_cannot_and_a_second_verdict_is_already_
     let (primary, secondary) = (series_of(&svg.body, "primary"), series_of(&svg.body, "secondary"));
     assert!(primary.1 >= 1 && primary.0 >= 1, "the primary's stored line and failures: {}", svg.body);
     assert!(secondary.0 >= reported, "the secondary's stored line: {}", svg.body);
+    assert!(svg.body.contains("data-marker=\"suspect\""), "the suspect marker after a restart: {}", svg.body);
     drop(c);
     let bad = setup.run(&["incidents", "report", &id, "--format", "pdf"]);
     assert_eq!(bad.code, 2, "{bad:?}");

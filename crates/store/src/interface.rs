@@ -214,6 +214,13 @@ pub trait HealthHistory {
     /// The last recorded health change of every (backend, vantage).
     fn last_health(&self) -> Result<Vec<HealthRecord>, StoreError>;
 
+    /// The health changes recorded from `from` to `to` (inclusive), oldest
+    /// first (the incident chart's `suspect` marker). The default keeps none.
+    fn health_changes(&self, from: SystemTime, to: SystemTime) -> Result<Vec<HealthRecord>, StoreError> {
+        let _ = (from, to);
+        Ok(Vec::new())
+    }
+
     /// Records a batch of probe samples (one transaction), pruning the
     /// samples past the retention. The default keeps none.
     fn record_probe_samples(&self, samples: &[ProbeSample]) -> Result<(), StoreError> {

@@ -93,6 +93,7 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE TABLE IF NOT EXISTS health_history (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, backend TEXT NOT NULL, vantage TEXT NOT NULL,
     from_state TEXT NOT NULL, to_state TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS health_history_at ON health_history(at);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, alg TEXT NOT NULL DEFAULT 'sha256');
@@ -378,6 +379,10 @@ impl HealthHistory for SqliteStore {
         self.query_last_health()
     }
 
+    fn health_changes(&self, from: SystemTime, to: SystemTime) -> Result<Vec<HealthRecord>, StoreError> {
+        self.query_health_changes(from, to)
+    }
+
     fn record_probe_samples(&self, samples: &[ProbeSample]) -> Result<(), StoreError> {
         self.insert_probe_samples(samples)
     }
@@ -512,6 +517,30 @@ impl SqliteStore {
             .map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| {
+                Ok(HealthRecord {
+                    backend: r.get(0)?,
+                    vantage: r.get(1)?,
+                    health: r.get(2)?,
+                    reason: r.get(3)?,
+                    at: r.get(4)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// The health changes from `from` to `to`, oldest first (`at` is
+    /// fixed-width RFC 3339, so text order is time order).
+    fn query_health_changes(&self, from: SystemTime, to: SystemTime) -> Result<Vec<HealthRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT backend, vantage, to_state, reason, at FROM health_history
+                 WHERE at >= ?1 AND at <= ?2 ORDER BY at, id",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![rfc3339(from), rfc3339(to)], |r| {
                 Ok(HealthRecord {
                     backend: r.get(0)?,
                     vantage: r.get(1)?,

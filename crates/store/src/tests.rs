@@ -37,6 +37,30 @@ fn the_last_health_of_each_vantage_comes_back_typed() {
 }
 
 #[test]
+fn health_changes_come_back_for_a_window_oldest_first() {
+    let (_dir, s) = store();
+    let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+    let at = |secs: u64| t0 + std::time::Duration::from_secs(secs);
+    s.record_health(at(0), "primary", "local", Health::Unknown, Health::Healthy, "a probe succeeded").unwrap();
+    s.record_health(at(10), "primary", "local", Health::Healthy, Health::Suspect, "a probe failed").unwrap();
+    s.record_health(at(10), "primary", "eu-west", Health::Healthy, Health::Suspect, "agent").unwrap();
+    s.record_health(at(12), "primary", "local", Health::Suspect, Health::Down, "confirmed").unwrap();
+    s.record_health(at(100), "primary", "local", Health::Down, Health::Healthy, "recovered").unwrap();
+    let got: Vec<(String, Health, String)> =
+        s.health_changes(at(5), at(12)).unwrap().into_iter().map(|r| (r.vantage, r.health, r.at)).collect();
+    assert_eq!(
+        got,
+        [
+            ("local".to_string(), Health::Suspect, cutover_core::time::rfc3339(at(10))),
+            ("eu-west".to_string(), Health::Suspect, cutover_core::time::rfc3339(at(10))),
+            ("local".to_string(), Health::Down, cutover_core::time::rfc3339(at(12))),
+        ],
+        "inclusive bounds, oldest first, in the order recorded"
+    );
+    assert!(s.health_changes(at(13), at(99)).unwrap().is_empty());
+}
+
+#[test]
 fn a_health_history_row_with_an_unknown_state_is_an_error_naming_it() {
     let (_dir, s) = store();
     s.conn()

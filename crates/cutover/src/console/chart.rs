@@ -11,7 +11,7 @@ use cutover_core::domain::{RunKind, StepPhase, StepState};
 use cutover_core::time::parse_rfc3339;
 use maud::html;
 
-use super::samples::{Probe, Samples};
+use super::samples::{HealthChange, Probe, Samples};
 use cutover_store::{Incident, RunRecord, StepRecord, TimelineEvent};
 
 use super::views::IncidentData;
@@ -58,33 +58,33 @@ impl ChartInput {
     pub fn from_incident(d: &IncidentData, samples: &Samples) -> Self {
         let (from, to) = probe_window(&d.incident);
         let probes = samples.merged_with(d.probes.clone(), from, to);
-        Self::from_parts(&d.incident, &d.timeline, &d.runs, probes, samples)
+        Self::from_parts(&d.incident, &d.timeline, &d.runs, probes, &d.health)
     }
 
-    /// The same from the incident's records and its probes (`probes`, by
-    /// backend, over [`probe_window`]); `samples` gives the health changes
-    /// (the report reads everything from the store and has none).
+    /// The same from the incident's records, its probes (`probes`, by
+    /// backend, over [`probe_window`]) and its health changes (`health`,
+    /// over [`health_window`]), all read from the store.
     pub fn from_parts(
         incident: &Incident,
         timeline: &[TimelineEvent],
         runs: &[(RunRecord, Vec<StepRecord>)],
         probes: Vec<(String, Vec<Probe>)>,
-        samples: &Samples,
+        health: &[HealthChange],
     ) -> Self {
         let d = Parts { incident, timeline, runs };
         let opened = parse_rfc3339(&d.incident.opened_at).unwrap_or_else(SystemTime::now);
         let mut markers = Vec::new();
-        let window_start = opened.checked_sub(LOOK_BACK).unwrap_or(opened);
         let all = probes;
         let own: Vec<Probe> =
             all.iter().find(|(b, _)| *b == d.incident.backend).map(|(_, p)| p.clone()).unwrap_or_default();
         if let Some(onset) = onset(&own, opened) {
             markers.push(("onset", onset));
         }
-        let suspect = samples
-            .health_between(window_start, opened + Duration::from_secs(1))
-            .into_iter()
+        let (suspect_from, suspect_until) = health_window(d.incident);
+        let suspect = health
+            .iter()
             .rev()
+            .filter(|c| c.at >= suspect_from && c.at <= suspect_until)
             .find(|c| c.backend == d.incident.backend && c.to == Health::Suspect);
         if let Some(s) = suspect {
             markers.push(("suspect", s.at));
@@ -138,6 +138,14 @@ pub fn probe_window(incident: &Incident) -> (SystemTime, SystemTime) {
     let opened = parse_rfc3339(&incident.opened_at).unwrap_or_else(SystemTime::now);
     let from = opened.checked_sub(LOOK_BACK + BEFORE).unwrap_or(opened);
     (from, opened + LONGEST)
+}
+
+/// When the health change that made the incident's backend suspect is
+/// looked for: from [`LOOK_BACK`] before the incident was opened to a
+/// second after.
+pub fn health_window(incident: &Incident) -> (SystemTime, SystemTime) {
+    let opened = parse_rfc3339(&incident.opened_at).unwrap_or_else(SystemTime::now);
+    (opened.checked_sub(LOOK_BACK).unwrap_or(opened), opened + Duration::from_secs(1))
 }
 
 /// The first failed probe of the failures that led to the incident: after

@@ -27,7 +27,6 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use super::layout::with_headers;
-use super::samples::HealthChange;
 use crate::wiring::Shared;
 
 /// How often the state store is compared with what was last seen.
@@ -145,12 +144,6 @@ pub async fn watch(shared: Arc<Shared>) {
                 if before.is_some_and(|h| h != vs.health) || (before.is_none() && !first) {
                     let from = before.map(|h| h.as_str()).unwrap_or("none");
                     changes.push("health", None, format!("{}@{v}: {from} → {}", b.name, vs.health));
-                    shared.console.samples.health(HealthChange {
-                        at: SystemTime::now(),
-                        backend: b.name.clone(),
-                        vantage: v.clone(),
-                        to: vs.health,
-                    });
                 }
             }
         }

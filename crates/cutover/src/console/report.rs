@@ -5,10 +5,10 @@
 //! style inline, the chart inline SVG, no script, nothing fetched).
 //!
 //! # Caveats
-//! - The probe lines are the local probe samples the controller stored
-//!   (node-local, kept 7 days): a report made on another node, or later,
-//!   has the markers without them. Health changes are not stored: no
-//!   `suspect` marker.
+//! - The probe lines and the `suspect` marker come from what the
+//!   controller stored on its node (probe samples kept 7 days, health
+//!   changes kept): a report made on another node, or later than that,
+//!   has the other markers without them.
 //! - Client impact and lost acknowledged writes are measured by the
 //!   gateway's clients (the demo, drills), not stored per incident: the
 //!   report says so instead of guessing.
@@ -21,8 +21,7 @@ use cutover_store::{Incident, RunRecord, StepRecord, Store, StoreError, Timeline
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::Value;
 
-use super::chart::{ChartInput, draw, probe_window};
-use super::samples::Samples;
+use super::chart::{ChartInput, draw, health_window, probe_window};
 
 /// The output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +52,8 @@ pub struct Report {
     pub evidence: Option<Value>,
     /// The local probes around the incident, by backend.
     pub probes: Vec<(String, Vec<super::samples::Probe>)>,
+    /// The health changes before the incident (for the `suspect` marker).
+    pub health: Vec<super::samples::HealthChange>,
 }
 
 /// The times of the summary.
@@ -84,7 +85,9 @@ impl Report {
         let evidence = store.decision_input(id)?.map(|i| i["evidence"].clone());
         let (from, to) = probe_window(&incident);
         let probes = super::samples::series(store.probe_samples(from, to)?);
-        Ok(Some(Self { incident, timeline, runs, evidence, probes }))
+        let (from, to) = health_window(&incident);
+        let health = super::samples::health_changes(store.health_changes(from, to)?);
+        Ok(Some(Self { incident, timeline, runs, evidence, probes, health }))
     }
 
     pub fn summary(&self) -> Summary {
@@ -129,13 +132,7 @@ impl Report {
     }
 
     fn chart(&self) -> String {
-        draw(&ChartInput::from_parts(
-            &self.incident,
-            &self.timeline,
-            &self.runs,
-            self.probes.clone(),
-            &Samples::default(),
-        ))
+        draw(&ChartInput::from_parts(&self.incident, &self.timeline, &self.runs, self.probes.clone(), &self.health))
     }
 
     fn policy_sha256(&self) -> &str {
@@ -208,13 +205,8 @@ impl Report {
             }
         }
         out.push_str("\n## Chart\n\nThe HTML report (`--format html`) has the chart; its markers:\n\n");
-        let chart = ChartInput::from_parts(
-            &self.incident,
-            &self.timeline,
-            &self.runs,
-            self.probes.clone(),
-            &Samples::default(),
-        );
+        let chart =
+            ChartInput::from_parts(&self.incident, &self.timeline, &self.runs, self.probes.clone(), &self.health);
         for (label, at) in &chart.markers {
             out.push_str(&format!("- {label}: {}\n", cutover_core::time::rfc3339(*at)));
         }

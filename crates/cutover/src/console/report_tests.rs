@@ -149,6 +149,14 @@ fn the_report_draws_the_stored_probe_lines_of_both_backends() {
     let batch: Vec<_> =
         (-15..70).flat_map(|i| [sample("primary", i, !(-3..50).contains(&i)), sample("secondary", i, true)]).collect();
     s.record_probe_samples(&batch).unwrap();
+    // The primary went suspect 2 s before the incident, seen locally; an
+    // older suspect (out of the window) and another backend's do not count.
+    use cutover_core::domain::Health;
+    s.record_health(t0 - Duration::from_secs(900), "primary", "local", Health::Healthy, Health::Suspect, "old")
+        .unwrap();
+    s.record_health(t0 - Duration::from_secs(2), "primary", "local", Health::Healthy, Health::Suspect, "failed")
+        .unwrap();
+    s.record_health(t0, "secondary", "local", Health::Healthy, Health::Suspect, "other").unwrap();
     drop(s);
     // Another handle on the file, as `cutover incidents report` opens it.
     let other = SqliteStore::open(&dir.path().join("state.db")).unwrap();
@@ -161,4 +169,6 @@ fn the_report_draws_the_stored_probe_lines_of_both_backends() {
     assert!(html.contains("data-marker=\"onset\""), "the onset comes from the stored probes");
     let md = Report::read(&other, &id).unwrap().unwrap().render(Format::Markdown);
     assert!(md.contains("- onset: "), "{md}");
+    let suspect = format!("- suspect: {}", cutover_core::time::rfc3339(t0 - Duration::from_secs(2)));
+    assert!(md.contains(&suspect), "{suspect:?} from the stored health history in:\n{md}");
 }

@@ -1,14 +1,11 @@
-//! Recent probe results per backend and health changes per (backend,
-//! vantage), kept in memory for the incident chart: the local probe loop
-//! records each cycle, the live watcher each health change.
+//! Recent probe results per backend, kept in memory for the incident
+//! chart: the local probe loop records each cycle.
 //!
 //! The probe results are also stored (node-local, see `probe_log`): the
 //! charts read them from the store ([`series`]) and add from memory only
-//! the newest not yet written ([`Samples::merged_with`]).
-//!
-//! # Caveats
-//! - Health changes are in memory only: a restarted controller (and the
-//!   report) draws no `suspect` marker for its older incidents.
+//! the newest not yet written ([`Samples::merged_with`]). Health changes
+//! are read from the store alone ([`health_changes`]): the controller
+//! records each one there as it happens.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -16,12 +13,11 @@ use std::time::SystemTime;
 
 use cutover_control::controller::LOCAL;
 use cutover_control::health::Health;
-use cutover_store::{ProbeOutcome, ProbeSample};
+use cutover_core::time::parse_rfc3339;
+use cutover_store::{HealthRecord, ProbeOutcome, ProbeSample};
 
 /// Probe cycles kept per backend (an hour at the default 1 s interval).
 const PER_BACKEND: usize = 3600;
-/// Health changes kept in all.
-const HEALTH_CHANGES: usize = 1024;
 
 /// One local probe cycle.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +41,6 @@ pub struct HealthChange {
 #[derive(Debug, Default)]
 pub struct Samples {
     probes: Mutex<HashMap<String, VecDeque<Probe>>>,
-    health: Mutex<VecDeque<HealthChange>>,
 }
 
 impl Samples {
@@ -57,15 +52,6 @@ impl Samples {
             ring.pop_front();
         }
         ring.push_back(p);
-    }
-
-    /// Records a health change.
-    pub fn health(&self, c: HealthChange) {
-        let mut ring = self.health.lock().unwrap_or_else(|e| e.into_inner());
-        if ring.len() >= HEALTH_CHANGES {
-            ring.pop_front();
-        }
-        ring.push_back(c);
     }
 
     /// The probes of every backend between `from` and `to`, by backend.
@@ -101,12 +87,17 @@ impl Samples {
         stored.sort_by(|a, b| a.0.cmp(&b.0));
         stored
     }
+}
 
-    /// The health changes between `from` and `to`, oldest first.
-    pub fn health_between(&self, from: SystemTime, to: SystemTime) -> Vec<HealthChange> {
-        let ring = self.health.lock().unwrap_or_else(|e| e.into_inner());
-        ring.iter().filter(|c| c.at >= from && c.at <= to).cloned().collect()
-    }
+/// Stored health changes as the chart reads them (a row whose time does
+/// not parse is left out).
+pub fn health_changes(stored: Vec<HealthRecord>) -> Vec<HealthChange> {
+    stored
+        .into_iter()
+        .filter_map(|r| {
+            Some(HealthChange { at: parse_rfc3339(&r.at)?, backend: r.backend, vantage: r.vantage, to: r.health })
+        })
+        .collect()
 }
 
 /// The local vantage's stored samples as the chart's series, by backend.

@@ -287,6 +287,10 @@ impl HealthHistory for EtcdStore {
         self.local().last_health()
     }
 
+    fn health_changes(&self, from: SystemTime, to: SystemTime) -> Result<Vec<HealthRecord>, StoreError> {
+        self.local().health_changes(from, to)
+    }
+
     fn record_probe_samples(&self, samples: &[cutover_store::ProbeSample]) -> Result<(), StoreError> {
         self.local().record_probe_samples(samples)
     }

@@ -33,12 +33,14 @@ pub struct IncidentData {
     pub evidence: Option<Value>,
     /// The local probes around the incident, by backend, from the store.
     pub probes: Vec<(String, Vec<crate::console::samples::Probe>)>,
+    /// The health changes before the incident, from the store.
+    pub health: Vec<crate::console::samples::HealthChange>,
 }
 
 impl IncidentData {
     pub async fn read(shared: &Shared, id: &str) -> Option<Self> {
         let key = id.to_string();
-        let (incident, timeline, runs, console_verdicts, evidence, probes) = read_store(shared, move |s| {
+        let (incident, timeline, runs, console_verdicts, evidence, probes, health) = read_store(shared, move |s| {
             let inc = s.incident(&key).ok()??;
             let evidence = s.decision_input(&key).ok().flatten().map(|i| i["evidence"].clone());
             let console_verdicts = s
@@ -60,7 +62,9 @@ impl IncidentData {
                 .collect::<Vec<_>>();
             let (from, to) = crate::console::chart::probe_window(&inc);
             let probes = crate::console::samples::series(s.probe_samples(from, to).unwrap_or_default());
-            Some((inc, timeline, runs, console_verdicts, evidence, probes))
+            let (from, to) = crate::console::chart::health_window(&inc);
+            let health = crate::console::samples::health_changes(s.health_changes(from, to).unwrap_or_default());
+            Some((inc, timeline, runs, console_verdicts, evidence, probes, health))
         })
         .await??;
         let awaiting = awaits_verdict(&incident, &timeline);
@@ -70,7 +74,7 @@ impl IncidentData {
             .backend(&incident.backend)
             .map(|b| b.vantages.iter().map(|(v, s)| (v.clone(), s.clone())).collect())
             .unwrap_or_default();
-        Some(Self { incident, timeline, runs, plan, awaiting, vantages, console_verdicts, evidence, probes })
+        Some(Self { incident, timeline, runs, plan, awaiting, vantages, console_verdicts, evidence, probes, health })
     }
 
     /// Through which channel a timeline entry came: `console` for a verdict
