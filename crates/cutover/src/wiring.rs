@@ -151,6 +151,8 @@ pub async fn start(config: Config, with_gateway: bool) -> Result<Running, Failur
     // The gateway: the data plane follows the switch.
     let gateway_addr = gateway.as_ref().map(|g| g.addr);
     if let Some(g) = gateway {
+        // Its answers per second, for the client impact of incidents.
+        tasks.spawn(crate::console::client_log::run(g.gateway.clone(), shared.store.clone()));
         let url = format!("{}://{}", g.scheme, g.addr);
         crate::logs::say(
             "listening",

@@ -151,6 +151,8 @@ fn an_approver_approves_by_form_a_viewer_cannot_and_a_second_verdict_is_already_
     assert_eq!(as_viewer.status, 200);
     assert!(as_viewer.body.contains("Awaiting a verdict") && as_viewer.body.contains("plan of"), "{}", as_viewer.body);
     assert!(!as_viewer.body.contains("id=\"approve\""), "a viewer sees no Approve button");
+    // No gateway in this controller: the client impact is said to be unrecorded, not "none".
+    assert!(as_viewer.body.contains("Client impact: not recorded on this node"), "{}", as_viewer.body);
     assert!(as_viewer.body.contains("May decide: ") && as_viewer.body.contains(APPROVER));
     assert!(
         as_viewer.body.contains("id=\"decision-evidence\"") && as_viewer.body.contains("At the decision: 1 of 1"),

@@ -209,6 +209,14 @@ fn fallback_after_the_primary_is_stable_copies_back_the_outage_writes_through_th
     let metrics = c.get("/metrics").1;
     assert!(metrics.contains("cutover_fallbacks_total 1"), "{metrics}");
     assert!(metrics.contains("cutover_detection_to_validated_switch_seconds_count 1"), "{metrics}");
+    // The client impact: the gateway's answers during the incident (the 20
+    // outage writes, all acknowledged), from its answers per second in the store.
+    let report = setup.run(&["incidents", "report", &id]);
+    assert_eq!(report.code, 0, "{report:?}");
+    let line = report.stdout.lines().find(|l| l.contains("client impact")).unwrap_or_default().to_string();
+    let impact = line.split_once("client requests failed").map(|(before, _)| before).unwrap_or_default();
+    let figures: Vec<u64> = impact.split(|ch: char| !ch.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
+    assert!(matches!(figures[..], [0, answered] if answered >= 20), "failed, answered: {figures:?} in {line:?}");
 }
 
 fn git(dir: &std::path::Path, args: &[&str]) -> String {

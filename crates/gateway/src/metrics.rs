@@ -135,6 +135,10 @@ pub struct Metrics {
     journal_depth: Gauge,
     journal_oldest: Gauge<f64, AtomicU64>,
     active_age: Gauge<f64, AtomicU64>,
+    /// Every answer, and the 5xx among them (not exported: the per-second
+    /// figures of [`Metrics::answers`] go to the store for incident reports).
+    answered: Counter,
+    failed: Counter,
 }
 
 impl Metrics {
@@ -159,6 +163,8 @@ impl Metrics {
             journal_depth: Gauge::default(),
             journal_oldest: Gauge::default(),
             active_age: Gauge::default(),
+            answered: Counter::default(),
+            failed: Counter::default(),
         }
     }
 
@@ -210,6 +216,11 @@ impl Metrics {
         );
     }
 
+    /// (answers, of them 5xx) since the gateway started.
+    pub fn answers(&self) -> (u64, u64) {
+        (self.answered.get(), self.failed.get())
+    }
+
     /// Sets the age of the served active backend's value.
     pub fn set_active_age(&self, age: Option<Duration>) {
         self.active_age.set(age.map(|d| d.as_secs_f64()).unwrap_or(0.0));
@@ -223,6 +234,10 @@ impl Metrics {
             None => BackendLabel(Arc::from(backend)),
         };
         self.requests.get_or_create(&RequestLabels { operation: op, backend, status }).inc();
+        self.answered.inc();
+        if status >= 500 {
+            self.failed.inc();
+        }
         self.latency.get_or_create(&OperationLabel { operation: op }).observe(elapsed);
     }
 

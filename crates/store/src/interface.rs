@@ -14,8 +14,8 @@ use cutover_core::domain::{Health, IncidentState, RunState, StepState, Verdict};
 use serde_json::Value;
 
 use crate::{
-    Approval, AuditEntry, AuditError, AuditRow, DecisionRecord, Fence, HealthRecord, Incident, NewRun, ProbeSample,
-    RunRecord, Segment, SegmentError, StepRecord, StepRef, StoreError, TimelineEvent, VerifyReport,
+    Approval, AuditEntry, AuditError, AuditRow, ClientCount, DecisionRecord, Fence, HealthRecord, Incident, NewRun,
+    ProbeSample, RunRecord, Segment, SegmentError, StepRecord, StepRef, StoreError, TimelineEvent, VerifyReport,
 };
 
 /// The writes of shared state, made together in one [`Store::atomically`].
@@ -231,6 +231,20 @@ pub trait HealthHistory {
     /// The probe samples from `from` to `to` (inclusive), oldest first.
     /// The default keeps none.
     fn probe_samples(&self, from: SystemTime, to: SystemTime) -> Result<Vec<ProbeSample>, StoreError> {
+        let _ = (from, to);
+        Ok(Vec::new())
+    }
+
+    /// Records the gateway's answers per second (one transaction), pruning
+    /// past the retention. The default keeps none.
+    fn record_client_counts(&self, counts: &[ClientCount]) -> Result<(), StoreError> {
+        let _ = counts;
+        Ok(())
+    }
+
+    /// The gateway's answers per second from `from` to `to` (inclusive),
+    /// oldest first. The default keeps none.
+    fn client_counts(&self, from: SystemTime, to: SystemTime) -> Result<Vec<ClientCount>, StoreError> {
         let _ = (from, to);
         Ok(Vec::new())
     }

@@ -8,6 +8,7 @@
 //! [`HealthHistory`]); [`SqliteStore`] implements it.
 
 mod audit;
+mod clients;
 mod denials;
 mod export;
 mod fence;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use audit::{AuditEntry, AuditError, AuditRow, GENESIS, KEYED, UNKEYED, check_rows, entry_hash};
+pub use clients::{CLIENT_RETENTION, ClientCount};
 pub use denials::{Denial, DenialLog, DenialStats};
 pub use export::{Finding, FindingKind, Segment, SegmentError, VerifyReport, verify as verify_with_export};
 pub use fence::Fence;
@@ -169,6 +171,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute_batch(runs::SCHEMA).map_err(err)?;
         conn.execute_batch(probes::SCHEMA).map_err(err)?;
+        conn.execute_batch(clients::SCHEMA).map_err(err)?;
         audit::migrate(&conn).map_err(err)?;
         let active: Option<String> = conn
             .query_row("SELECT value FROM kv WHERE key = ?1", [ACTIVE_BACKEND], |r| r.get(0))
@@ -381,6 +384,14 @@ impl HealthHistory for SqliteStore {
 
     fn health_changes(&self, from: SystemTime, to: SystemTime) -> Result<Vec<HealthRecord>, StoreError> {
         self.query_health_changes(from, to)
+    }
+
+    fn record_client_counts(&self, counts: &[ClientCount]) -> Result<(), StoreError> {
+        self.insert_client_counts(counts)
+    }
+
+    fn client_counts(&self, from: SystemTime, to: SystemTime) -> Result<Vec<ClientCount>, StoreError> {
+        self.query_client_counts(from, to)
     }
 
     fn record_probe_samples(&self, samples: &[ProbeSample]) -> Result<(), StoreError> {

@@ -21,6 +21,7 @@
 
 mod audit;
 pub mod chart;
+pub mod client_log;
 mod drills;
 mod layout;
 mod live;

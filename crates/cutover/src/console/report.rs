@@ -9,15 +9,16 @@
 //!   controller stored on its node (probe samples kept 7 days, health
 //!   changes kept): a report made on another node, or later than that,
 //!   has the other markers without them.
-//! - Client impact and lost acknowledged writes are measured by the
-//!   gateway's clients (the demo, drills), not stored per incident: the
-//!   report says so instead of guessing.
+//! - Client impact is what the gateway inside `cutover run` on this node
+//!   answered (its answers per second, stored node-local, kept 7 days): a
+//!   gateway in another process or on another host is not counted, and the
+//!   report says "not recorded" rather than "none" when nothing was stored.
 
 use std::time::{Duration, SystemTime};
 
 use cutover_core::domain::{RunKind, StepPhase, StepState};
 use cutover_core::time::parse_rfc3339;
-use cutover_store::{Incident, RunRecord, StepRecord, Store, StoreError, TimelineEvent};
+use cutover_store::{ClientCount, Incident, RunRecord, StepRecord, Store, StoreError, TimelineEvent};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::Value;
 
@@ -54,6 +55,9 @@ pub struct Report {
     pub probes: Vec<(String, Vec<super::samples::Probe>)>,
     /// The health changes before the incident (for the `suspect` marker).
     pub health: Vec<super::samples::HealthChange>,
+    /// The gateway's answers per second from the incident's opening to its
+    /// close (or now).
+    pub clients: Vec<ClientCount>,
 }
 
 /// The times of the summary.
@@ -70,6 +74,9 @@ pub struct Summary {
     /// What the fallback's `sync.resync` says of the writes made during the
     /// outage.
     pub writes_lost: String,
+    /// The client requests the gateway answered during the incident, and
+    /// how many failed.
+    pub client_impact: String,
 }
 
 impl Report {
@@ -87,7 +94,9 @@ impl Report {
         let probes = super::samples::series(store.probe_samples(from, to)?);
         let (from, to) = health_window(&incident);
         let health = super::samples::health_changes(store.health_changes(from, to)?);
-        Ok(Some(Self { incident, timeline, runs, evidence, probes, health }))
+        let (from, to) = impact_window(&incident);
+        let clients = store.client_counts(from, to)?;
+        Ok(Some(Self { incident, timeline, runs, evidence, probes, health, clients }))
     }
 
     pub fn summary(&self) -> Summary {
@@ -128,6 +137,7 @@ impl Report {
             fallback,
             verdicts,
             writes_lost,
+            client_impact: client_impact(&self.clients),
         }
     }
 
@@ -271,10 +281,40 @@ fn summary_rows(s: &Summary) -> Vec<(&'static str, String)> {
         ("time to decide (incident opened → decision)", d(s.to_decide)),
         ("RTO (incident opened → validated switch)", d(s.rto)),
         ("fallback (resync, switch back, validate)", d(s.fallback)),
-        ("client impact", "not recorded per incident (the gateway's clients measure it: demo, drills)".into()),
+        ("client impact", s.client_impact.clone()),
         ("acknowledged writes lost", s.writes_lost.clone()),
         ("approvals", if s.verdicts.is_empty() { "none".into() } else { s.verdicts.join("; ") }),
     ]
+}
+
+/// From the incident's opening to its close (now while it is open).
+pub(crate) fn impact_window(incident: &Incident) -> (SystemTime, SystemTime) {
+    let opened = parse_rfc3339(&incident.opened_at).unwrap_or_else(SystemTime::now);
+    let closed = incident.closed_at.as_deref().and_then(parse_rfc3339).unwrap_or_else(SystemTime::now);
+    (opened, closed.max(opened))
+}
+
+/// The client impact line: failed (5xx) of answered, and the worst second;
+/// "not recorded" when this node's gateway stored nothing for the window.
+pub(crate) fn client_impact(counts: &[ClientCount]) -> String {
+    let answered: u64 = counts.iter().map(|c| c.answered).sum();
+    let failed: u64 = counts.iter().map(|c| c.failed).sum();
+    if answered == 0 {
+        return "not recorded on this node: no client requests through the gateway of `cutover run` here during the \
+                incident"
+            .into();
+    }
+    let share = failed as f64 * 100.0 / answered as f64;
+    let mut line = format!("{failed} of {answered} client requests failed (5xx, {share:.1} %) from opening to close");
+    if let Some(worst) = counts.iter().filter(|c| c.failed > 0).max_by_key(|c| (c.failed, std::cmp::Reverse(c.at))) {
+        line.push_str(&format!(
+            "; the worst second, {}, had {} of {} failed",
+            cutover_core::time::rfc3339(worst.at),
+            worst.failed,
+            worst.answered
+        ));
+    }
+    line
 }
 
 /// Acknowledged writes lost, as the fallback's `sync.resync` step (the steps

@@ -172,3 +172,28 @@ fn the_report_draws_the_stored_probe_lines_of_both_backends() {
     let suspect = format!("- suspect: {}", cutover_core::time::rfc3339(t0 - Duration::from_secs(2)));
     assert!(md.contains(&suspect), "{suspect:?} from the stored health history in:\n{md}");
 }
+
+#[test]
+fn client_impact_sums_the_gateways_answers_of_the_incident_and_names_the_worst_second() {
+    let (_dir, s, id) = recorded();
+    let before = Report::read(&s, &id).unwrap().unwrap().summary();
+    assert!(before.client_impact.starts_with("not recorded on this node"), "{}", before.client_impact);
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+    let c = |secs: i64, answered: u64, failed: u64| cutover_store::ClientCount {
+        at: if secs < 0 { t0 - Duration::from_secs(-secs as u64) } else { t0 + Duration::from_secs(secs as u64) },
+        answered,
+        failed,
+    };
+    // Before the incident (not counted), during it, with the worst second at +2 s.
+    s.record_client_counts(&[c(-5, 50, 50), c(1, 20, 5), c(2, 20, 18), c(3, 20, 0)]).unwrap();
+    let sum = Report::read(&s, &id).unwrap().unwrap().summary();
+    let worst = cutover_core::time::rfc3339(t0 + Duration::from_secs(2));
+    assert_eq!(
+        sum.client_impact,
+        format!(
+            "23 of 60 client requests failed (5xx, 38.3 %) from opening to close; the worst second, {worst}, had 18 of 20 failed"
+        )
+    );
+    let md = Report::read(&s, &id).unwrap().unwrap().render(Format::Markdown);
+    assert!(md.contains("23 of 60 client requests failed"), "{md}");
+}

@@ -291,6 +291,14 @@ impl HealthHistory for EtcdStore {
         self.local().health_changes(from, to)
     }
 
+    fn record_client_counts(&self, counts: &[cutover_store::ClientCount]) -> Result<(), StoreError> {
+        self.local().record_client_counts(counts)
+    }
+
+    fn client_counts(&self, from: SystemTime, to: SystemTime) -> Result<Vec<cutover_store::ClientCount>, StoreError> {
+        self.local().client_counts(from, to)
+    }
+
     fn record_probe_samples(&self, samples: &[cutover_store::ProbeSample]) -> Result<(), StoreError> {
         self.local().record_probe_samples(samples)
     }

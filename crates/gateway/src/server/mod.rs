@@ -175,6 +175,11 @@ impl Gateway {
         self.inner.render_metrics().await
     }
 
+    /// (requests answered, of them with a 5xx status) since it started.
+    pub fn answers(&self) -> (u64, u64) {
+        self.inner.metrics.answers()
+    }
+
     /// Registers this gateway's metrics into the process's registry.
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         self.inner.metrics.register(registry);

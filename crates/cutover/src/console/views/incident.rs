@@ -35,38 +35,44 @@ pub struct IncidentData {
     pub probes: Vec<(String, Vec<crate::console::samples::Probe>)>,
     /// The health changes before the incident, from the store.
     pub health: Vec<crate::console::samples::HealthChange>,
+    /// The client impact line (the gateway's answers during the incident).
+    pub client_impact: String,
 }
 
 impl IncidentData {
     pub async fn read(shared: &Shared, id: &str) -> Option<Self> {
         let key = id.to_string();
-        let (incident, timeline, runs, console_verdicts, evidence, probes, health) = read_store(shared, move |s| {
-            let inc = s.incident(&key).ok()??;
-            let evidence = s.decision_input(&key).ok().flatten().map(|i| i["evidence"].clone());
-            let console_verdicts = s
-                .audit_entries()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|e| e.action.starts_with("console.") && e.detail["incident"] == key.as_str())
-                .map(|e| (e.actor, e.detail["comment"].as_str().unwrap_or_default().to_string()))
-                .collect::<Vec<_>>();
-            let timeline = s.timeline(&key).unwrap_or_default();
-            let runs = s
-                .runs_for(&key)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|r| {
-                    let steps = s.steps(r.id).unwrap_or_default();
-                    (r, steps)
-                })
-                .collect::<Vec<_>>();
-            let (from, to) = crate::console::chart::probe_window(&inc);
-            let probes = crate::console::samples::series(s.probe_samples(from, to).unwrap_or_default());
-            let (from, to) = crate::console::chart::health_window(&inc);
-            let health = crate::console::samples::health_changes(s.health_changes(from, to).unwrap_or_default());
-            Some((inc, timeline, runs, console_verdicts, evidence, probes, health))
-        })
-        .await??;
+        let (incident, timeline, runs, console_verdicts, evidence, probes, health, client_impact) =
+            read_store(shared, move |s| {
+                let inc = s.incident(&key).ok()??;
+                let evidence = s.decision_input(&key).ok().flatten().map(|i| i["evidence"].clone());
+                let console_verdicts = s
+                    .audit_entries()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|e| e.action.starts_with("console.") && e.detail["incident"] == key.as_str())
+                    .map(|e| (e.actor, e.detail["comment"].as_str().unwrap_or_default().to_string()))
+                    .collect::<Vec<_>>();
+                let timeline = s.timeline(&key).unwrap_or_default();
+                let runs = s
+                    .runs_for(&key)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|r| {
+                        let steps = s.steps(r.id).unwrap_or_default();
+                        (r, steps)
+                    })
+                    .collect::<Vec<_>>();
+                let (from, to) = crate::console::chart::probe_window(&inc);
+                let probes = crate::console::samples::series(s.probe_samples(from, to).unwrap_or_default());
+                let (from, to) = crate::console::chart::health_window(&inc);
+                let health = crate::console::samples::health_changes(s.health_changes(from, to).unwrap_or_default());
+                let (from, to) = crate::console::report::impact_window(&inc);
+                let client_impact =
+                    crate::console::report::client_impact(&s.client_counts(from, to).unwrap_or_default());
+                Some((inc, timeline, runs, console_verdicts, evidence, probes, health, client_impact))
+            })
+            .await??;
         let awaiting = awaits_verdict(&incident, &timeline);
         let plan = (incident.state == IncidentState::AwaitingApproval).then(|| plan(shared, &incident));
         let status = shared.controller.status();
@@ -74,7 +80,19 @@ impl IncidentData {
             .backend(&incident.backend)
             .map(|b| b.vantages.iter().map(|(v, s)| (v.clone(), s.clone())).collect())
             .unwrap_or_default();
-        Some(Self { incident, timeline, runs, plan, awaiting, vantages, console_verdicts, evidence, probes, health })
+        Some(Self {
+            incident,
+            timeline,
+            runs,
+            plan,
+            awaiting,
+            vantages,
+            console_verdicts,
+            evidence,
+            probes,
+            health,
+            client_impact,
+        })
     }
 
     /// Through which channel a timeline entry came: `console` for a verdict
@@ -178,6 +196,7 @@ pub fn incident_live(d: &IncidentData, svg: &str) -> Markup {
             "Backend " strong { (i.backend) } " · state " strong #state { (i.state.as_str()) }
             " · opened " (i.opened_at) @if let Some(c) = &i.closed_at { " · closed " (c) }
         }
+        p #client-impact { "Client impact: " (d.client_impact) }
         h2 { "Decision" }
         @if i.decision.is_null() { p { "None yet." } } @else {
             p #decision {
