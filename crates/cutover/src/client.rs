@@ -109,16 +109,34 @@ async fn request(
     token: &str,
     body: String,
 ) -> Result<(u16, String), ClientError> {
+    send(endpoint, method, path, &format!("Bearer {token}"), &[], Bytes::from(body)).await
+}
+
+/// One request with `authorization` as given (an HA standby forwards its
+/// caller's) and `extra` headers; the status and the body.
+pub async fn send(
+    endpoint: &Endpoint,
+    method: http::Method,
+    path: &str,
+    authorization: &str,
+    extra: &[(&str, &str)],
+    body: Bytes,
+) -> Result<(u16, String), ClientError> {
     let connector = Connector::new(endpoint.clone(), Duration::from_secs(2), false);
     let mut sender = connector.checkout(&endpoint.host).await.map_err(ClientError::Connect)?;
-    let req = http::Request::builder()
+    let mut req = http::Request::builder()
         .method(method)
         .uri(path)
         .header("host", endpoint.authority())
-        .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
-        .header("content-length", body.len())
-        .body(full(Bytes::from(body)))?;
+        .header("content-length", body.len());
+    if !authorization.is_empty() {
+        req = req.header("authorization", authorization);
+    }
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(full(body))?;
     let resp = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
         .await
         .map_err(|_| ClientError::Timeout)??;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::receiver::{Received, Receiver};
-use common::run_process::{HARNESS_VIEWER_TOKEN, RunProcess};
+use common::run_process::{HARNESS_VIEWER_TOKEN, RunProcess, request_with_head};
 use common::{Backend, Setup, sha256_hex, start_s3sfs};
 use cutover_lab::etcd::EtcdCluster;
 use serde_json::json;
@@ -154,19 +154,23 @@ fn kill_9_of_the_leader_during_a_slow_step_hands_the_run_to_the_standby() {
     let mut pair = pair("/cutover/ha-run-kill");
     let (token_a, hook) = (pair.token_a, pair.hook.clone());
 
-    // A mutating request on the standby is refused, naming the leader...
-    let body = json!({"target": "secondary", "reason": "ha test"});
-    let (code, answer) = pair.b.post("/v1/failover", Some(ADMIN), &body);
-    assert_eq!(code, 503, "{answer}");
-    assert_eq!(answer["leader"]["node"], "ctl-a", "{answer}");
-    // ...and the CLI follows it to the leader.
+    // A mutating request on the standby is forwarded to the leader, which
+    // takes it (an unknown token is refused there, as it would be here).
+    let body = json!({"target": "secondary", "reason": "ha test"}).to_string();
+    let (code, _, answer) = request_with_head(pair.b.port(), "POST", "/v1/failover", Some("not-a-token"), &body);
+    assert_eq!(code, 401, "{answer}");
+    let (code, head, answer) = request_with_head(pair.b.port(), "POST", "/v1/failover", Some(ADMIN), &body);
+    assert_eq!(code, 202, "{head}\n{answer}");
+    assert!(head.to_ascii_lowercase().contains("x-cutover-forwarded-to: ctl-a"), "{head}");
+    // The CLI sent to the standby gets the leader's answer the same way:
+    // the failover is under way, so a second one is refused.
     let api_b = format!("http://127.0.0.1:{}", pair.b.port());
     let out = pair.b.cli(
         &["failover", "--target", "secondary", "--reason", "ha test", "--api", &api_b, "--token-env", "HA_ADMIN"],
         &[("HA_ADMIN", ADMIN)],
     );
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stderr.contains("standby"), "{out:?}");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("409 Conflict") && out.stderr.contains("running a runbook"), "{out:?}");
 
     // The leader completes the first step and is killed during the slow one.
     wait("the first step", Duration::from_secs(20), &[&pair.a], || !calls(&hook, "/before").is_empty());

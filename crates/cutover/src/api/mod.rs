@@ -24,6 +24,7 @@ mod body;
 mod denials;
 mod error;
 mod evidence;
+mod forward;
 mod metrics;
 mod routes;
 mod serve;

@@ -36,9 +36,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/status", get_only(status))
         .route("/v1/incidents", get_only(incidents))
         .route("/v1/incidents/{id}", get_only(incident))
-        .route("/v1/incidents/{id}/approve", post_only(approve))
-        .route("/v1/incidents/{id}/reject", post_only(reject))
-        .route("/v1/failover", post_only(failover))
+        .merge(
+            // With [ha], a standby forwards these to the leader.
+            Router::new()
+                .route("/v1/incidents/{id}/approve", post_only(approve))
+                .route("/v1/incidents/{id}/reject", post_only(reject))
+                .route("/v1/failover", post_only(failover))
+                .route_layer(from_fn_with_state(shared.clone(), super::forward::to_leader)),
+        )
         .route("/v1/evidence", post_only(evidence))
         .merge(crate::console::router())
         .fallback(no_endpoint)

@@ -184,7 +184,19 @@ pub fn replace_listen(text: &str, port: u16) -> String {
 
 /// One HTTP/1.1 request to the API on `port` (status 0 when it does not answer).
 pub fn request(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new()) };
+    let (status, _, body) = request_with_head(port, method, path, token, body);
+    (status, body)
+}
+
+/// [`request`], with the answer's head (status line and headers) as well.
+pub fn request_with_head(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return (0, String::new(), String::new()) };
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     let req = format!(
@@ -192,11 +204,11 @@ pub fn request(port: u16, method: &str, path: &str, token: Option<&str>, body: &
         body.len()
     );
     if s.write_all(req.as_bytes()).is_err() {
-        return (0, String::new());
+        return (0, String::new(), String::new());
     }
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    let (head, body) = out.split_once("\r\n\r\n").map(|(h, b)| (h.to_string(), b.to_string())).unwrap_or_default();
+    (status, head, body)
 }
