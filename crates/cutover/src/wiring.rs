@@ -75,6 +75,8 @@ struct Prepared {
     audit_export: Option<crate::audit_export::Export>,
     /// One probe client and one re-check client per backend.
     clients: Vec<(BackendConfig, S3Client, S3Client)>,
+    /// HA: the node's own audit log, for a standby's console.
+    standby_audit: Option<cutover_store::SqliteStore>,
 }
 
 /// Builds every stage from `config` and starts them on the current runtime,
@@ -125,7 +127,7 @@ pub async fn start(config: Config, with_gateway: bool) -> Result<Running, Failur
         registry,
         denials: p.denials,
         ha: campaign.as_ref().map(|(_, node)| node.clone()),
-        console: crate::console::ConsoleState::new(p.store.clone()),
+        console: crate::console::ConsoleState::new(p.store.clone(), p.standby_audit),
     });
     tasks.spawn(events::report_events(shared.clone(), events));
     tasks.spawn(crate::console::watch(shared.clone()));
@@ -204,6 +206,8 @@ async fn prepare(config: &Config, clock: Clock) -> Result<Prepared, Failure> {
         ))
     })?;
     let denials = cutover_store::DenialLog::start(crate::audit_export::open_store(config)?, DENIAL_WINDOW);
+    // HA: a standby's console writes its entries to the node's own audit log.
+    let standby_audit = config.ha.as_ref().map(|_| crate::audit_export::open_store(config)).transpose()?;
     let audit_export = crate::audit_export::Export::new(config)?;
     let clients = config
         .backends
@@ -238,7 +242,7 @@ async fn prepare(config: &Config, clock: Clock) -> Result<Prepared, Failure> {
         }
     };
     let controller = controller.with_telemetry(telemetry.clone());
-    Ok(Prepared { runbooks, controller, telemetry, store, denials, audit_export, clients })
+    Ok(Prepared { runbooks, controller, telemetry, store, denials, audit_export, clients, standby_audit })
 }
 
 /// The start-up line: backends, the active one, the policy and the runbooks.

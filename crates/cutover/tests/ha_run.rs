@@ -21,16 +21,32 @@ const LEASE_TTL: Duration = Duration::from_secs(3);
 /// One controller node's configuration: `[ha]` with `name`, an admin
 /// token, and a failover runbook whose second step is slow.
 fn node(name: &str, prefix: &str, endpoints: &[String], backends: &[Backend], hook: u16) -> Setup {
+    node_with(name, prefix, endpoints, backends, hook, &Extra::default())
+}
+
+/// More configuration for both nodes: text at the end, and files next to it.
+#[derive(Default)]
+struct Extra<'a> {
+    config: String,
+    files: Vec<(&'a str, &'a str)>,
+}
+
+/// [`node`] with `extra`.
+fn node_with(name: &str, prefix: &str, endpoints: &[String], backends: &[Backend], hook: u16, extra: &Extra) -> Setup {
     let etcd: Vec<String> = endpoints.iter().map(|e| format!("{e:?}")).collect();
     let toml = format!(
         "[ha]\netcd = [{}]\nprefix = \"{prefix}\"\nnode = \"{name}\"\nlease_ttl = \"{}s\"\n\
          [api]\nlisten = \"127.0.0.1:1\"\n[[api.tokens]]\nname = \"boss\"\nrole = \"admin\"\nsha256 = \"{}\"\n\
-         [runbooks]\nfailover = \"failover.toml\"\n",
+         [runbooks]\nfailover = \"failover.toml\"\n{}",
         etcd.join(", "),
         LEASE_TTL.as_secs(),
-        sha256_hex(ADMIN)
+        sha256_hex(ADMIN),
+        extra.config
     );
     let setup = Setup::new(backends, &toml);
+    for (name, text) in &extra.files {
+        std::fs::write(setup.dir.path().join(name), text).unwrap();
+    }
     let hook = format!("http://127.0.0.1:{hook}");
     let runbook = format!(
         "[[steps]]\nname = \"announce\"\nuses = \"http\"\nwith = {{ url = \"{hook}/before\", body = \"{{{{ fencing.token }}}}\" }}\n\
@@ -103,14 +119,19 @@ fn pair(prefix: &str) -> Pair {
 
 /// As [`pair`], `ctl-a` reaching etcd through `endpoints_a`.
 fn pair_on(cluster: EtcdCluster, prefix: &str, endpoints_a: &[String]) -> Pair {
+    pair_with(cluster, prefix, endpoints_a, &Extra::default())
+}
+
+/// [`pair_on`] with `extra` for both nodes.
+fn pair_with(cluster: EtcdCluster, prefix: &str, endpoints_a: &[String], extra: &Extra) -> Pair {
     let (p, s) = (start_s3sfs(), start_s3sfs());
     let backends = [Backend::s3sfs("primary", "primary", &p), Backend::s3sfs("secondary", "secondary", &s)];
     let hook = Receiver::start();
     let endpoints = cluster.endpoints();
-    let setup_a = node("ctl-a", prefix, endpoints_a, &backends, hook.port);
+    let setup_a = node_with("ctl-a", prefix, endpoints_a, &backends, hook.port, extra);
     let a = RunProcess::start(&setup_a);
     wait("ctl-a leads", Duration::from_secs(20), &[&a], || role(&a) == "leader");
-    let setup_b = node("ctl-b", prefix, &endpoints, &backends, hook.port);
+    let setup_b = node_with("ctl-b", prefix, &endpoints, &backends, hook.port, extra);
     let b = RunProcess::start(&setup_b);
     wait("ctl-b stands by", Duration::from_secs(20), &[&b], || b.json("/v1/status")["leader"]["node"] == "ctl-a");
     let status_b = b.json("/v1/status");
@@ -436,4 +457,55 @@ fn regression_a_node_started_while_etcd_did_not_answer_panicked_instead_of_waiti
     assert!(logs.contains("etcd did not answer at start-up; trying again"), "{logs}");
     wait("ctl-a leads", Duration::from_secs(20), &[&a], || role(&a) == "leader");
     assert_eq!(a.json("/v1/status")["active"], "primary");
+}
+
+#[test]
+fn regression_the_console_of_a_standby_refused_every_sign_in_as_unaudited() {
+    // A policy that asks a human, and an approver's token, on both nodes.
+    use common::console::{APPROVER, ASK_A_HUMAN, Client};
+    let extra = Extra {
+        config: format!(
+            "[policy]\npath = \"ask.rego\"\n[[api.tokens]]\nname = \"{APPROVER}\"\nrole = \"approver\"\nsha256 = \"{}\"\n",
+            sha256_hex(APPROVER)
+        ),
+        files: vec![("ask.rego", ASK_A_HUMAN)],
+    };
+    let cluster = EtcdCluster::start().unwrap_or_else(|e| panic!("etcd cluster: {e}"));
+    let endpoints = cluster.endpoints();
+    let pair = pair_with(cluster, "/cutover/ha-run-console", &endpoints, &extra);
+    pair.backends.0.hang();
+    let id = common::console::awaiting_incident(&pair.a);
+
+    // The standby's console shows the incident from the shared state, and a
+    // verdict sent there is not sent: it names the leader.
+    let mut console = Client::new(pair.b.port());
+    console.sign_in(APPROVER);
+    let page = format!("/ui/incidents/{id}");
+    let shown = console.get(&page);
+    assert_eq!(shown.status, 200, "{shown:?}");
+    let csrf = shown.hidden("csrf").expect("the approver's page has the verdict form");
+    let sent = console.post_form(&format!("{page}/approve"), &[("csrf", &csrf), ("comment", "from the standby")]);
+    assert_eq!(sent.status, 303, "{sent:?}");
+    let after = console.get(&page).body;
+    assert!(after.contains("this node is a standby; the leader is ctl-a"), "{after}");
+    // The standby's sign-in is in its own audit log (only the leader writes
+    // the shared chain in etcd).
+    let local = cutover_store::SqliteStore::open(&pair.setups.1.dir.path().join("cutover.db")).unwrap();
+    use cutover_store::AuditLog;
+    let entries = local.audit_entries().unwrap();
+    assert!(
+        entries.iter().any(|e| e.action == "console.login" && e.actor == APPROVER && e.detail["standby"] == "ctl-b"),
+        "{entries:?}"
+    );
+    assert_eq!(pair.a.json(&format!("/v1/incidents/{id}"))["state"], "awaiting_approval");
+
+    // The standby's API forwards the same verdict to the leader, which acts.
+    let body = json!({"comment": "via the standby's API"}).to_string();
+    let path = format!("/v1/incidents/{id}/approve");
+    let (code, head, answer) = request_with_head(pair.b.port(), "POST", &path, Some(APPROVER), &body);
+    assert_eq!(code, 200, "{head}\n{answer}");
+    assert!(head.to_ascii_lowercase().contains("x-cutover-forwarded-to: ctl-a"), "{head}");
+    wait("the first step", Duration::from_secs(20), &[&pair.a], || !calls(&pair.hook, "/before").is_empty());
+    assert_eq!(calls(&pair.hook, "/before"), [pair.token_a]);
+    pair.backends.0.resume();
 }

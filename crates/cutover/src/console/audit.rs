@@ -5,6 +5,13 @@
 //! # Guarantees
 //! - An action that cannot be audited is refused ([`Unaudited`]): a
 //!   sign-in is not granted without its `console.login` entry.
+//!
+//! # Caveats
+//! - Under `[ha]` a standby cannot append to the shared chain in etcd
+//!   (only the leader writes there), so its console's entries (sign-in,
+//!   sign-out) go to the node's own audit log in its state file, with
+//!   `"standby": <node>` in their detail, like the API's `api.denied`
+//!   entries. A standby sends no verdict, so no verdict is audited there.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -33,10 +40,24 @@ pub async fn record(
     mut detail: Value,
 ) -> Result<i64, Unaudited> {
     detail["channel"] = Value::from("console");
-    let fence = shared.controller.status().token.map(Fence::leader).unwrap_or_else(Fence::local);
-    let (store, actor) = (shared.store.clone(), actor.to_string());
-    let written =
-        tokio::task::spawn_blocking(move || store.audit(&fence, SystemTime::now(), &actor, action, &detail)).await;
+    let token = shared.controller.status().token;
+    let actor = actor.to_string();
+    let written = match (&shared.console.standby_audit, &shared.ha, token) {
+        // An HA standby: the node's own audit log.
+        (Some(local), Some(ha), None) => {
+            detail["standby"] = Value::from(ha.node.clone());
+            let local = local.clone();
+            tokio::task::spawn_blocking(move || {
+                local.audit(&Fence::local(), SystemTime::now(), &actor, action, &detail)
+            })
+            .await
+        }
+        _ => {
+            let fence = token.map(Fence::leader).unwrap_or_else(Fence::local);
+            let store = shared.store.clone();
+            tokio::task::spawn_blocking(move || store.audit(&fence, SystemTime::now(), &actor, action, &detail)).await
+        }
+    };
     match written {
         Ok(Ok(seq)) => Ok(seq),
         Ok(Err(e)) => Err(Unaudited { action, source: Box::new(e) }),

@@ -53,17 +53,22 @@ pub struct ConsoleState {
     pub probe_log: probe_log::ProbeLog,
     pub signals: signals::Signals,
     changes: live::Changes,
+    /// With `[ha]`: this node's own audit log (the state file), where a
+    /// standby writes its console actions (see [`audit::record`]).
+    standby_audit: Option<cutover_store::SqliteStore>,
 }
 
 impl ConsoleState {
-    /// The console's state; probe samples are written to `store`.
-    pub fn new(store: Arc<dyn cutover_store::Store>) -> Self {
+    /// The console's state; probe samples are written to `store`; with
+    /// `[ha]`, `standby_audit` is the node-local audit log.
+    pub fn new(store: Arc<dyn cutover_store::Store>, standby_audit: Option<cutover_store::SqliteStore>) -> Self {
         Self {
             sessions: Default::default(),
             samples: Default::default(),
             probe_log: probe_log::ProbeLog::start(store),
             signals: Default::default(),
             changes: Default::default(),
+            standby_audit,
         }
     }
 }
