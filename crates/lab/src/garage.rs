@@ -42,7 +42,25 @@ pub fn available() -> bool {
 
 impl Garage {
     /// Starts a node with `bucket` and a fresh key allowed to read and write it.
+    ///
+    /// The ports are free when chosen, but something else (another test's
+    /// server, or an outgoing connection's ephemeral port) can take one
+    /// before Garage binds it; a node that does not come up is started
+    /// again on fresh ports, at most twice more.
     pub fn start(bucket: &str) -> Result<Self, LabError> {
+        let mut tries = 0;
+        loop {
+            match Self::start_once(bucket) {
+                Err(LabError::NotReady(why)) if tries < 2 => {
+                    tries += 1;
+                    eprintln!("garage did not start ({why}); trying again on other ports");
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn start_once(bucket: &str) -> Result<Self, LabError> {
         let dir = tempfile::tempdir().map_err(|source| LabError::Io { what: "temporary directory".into(), source })?;
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
         let mut secret = [0u8; 32];
@@ -60,8 +78,20 @@ impl Garage {
         let (key_id, key_secret) = new_key();
         let mut g = Garage { dir, child: None, s3_port: s3, bucket: bucket.to_string(), key_id, secret: key_secret };
         g.spawn()?;
-        g.setup()?;
-        Ok(g)
+        match g.setup() {
+            Ok(()) => Ok(g),
+            Err(LabError::NotReady(why)) => {
+                Err(LabError::NotReady(format!("{why}; garage.log ends: {}", g.log_tail())))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The last lines of the server's log.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("garage.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join(" | ")
     }
 
     fn config_path(&self) -> PathBuf {

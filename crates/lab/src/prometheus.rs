@@ -33,7 +33,19 @@ pub fn binary() -> Option<PathBuf> {
 impl Prometheus {
     /// Starts Prometheus on 127.0.0.1, scraping `targets` (`host:port`, path
     /// `/metrics`) every `scrape_interval`, and waits until it is ready.
+    /// A port taken by something else between its choice and the bind
+    /// (another test, an outgoing connection) starts it again on another.
     pub fn start(targets: &[String], scrape_interval: Duration) -> Result<Self, LabError> {
+        let mut tries = 0;
+        loop {
+            match Self::start_once(targets, scrape_interval) {
+                Err(LabError::NotReady(why)) if why.contains("address already in use") && tries < 2 => tries += 1,
+                r => return r,
+            }
+        }
+    }
+
+    fn start_once(targets: &[String], scrape_interval: Duration) -> Result<Self, LabError> {
         let bin = binary().ok_or(LabError::PrometheusMissing)?;
         let dir = tempfile::tempdir().map_err(|source| LabError::Io { what: "temporary directory".into(), source })?;
         let port = free_port();
@@ -71,6 +83,9 @@ impl Prometheus {
         while start.elapsed() < limit {
             if get_status(self.port, "/-/ready") == Some(200) {
                 return Ok(());
+            }
+            if self.log().contains("address already in use") {
+                break;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
