@@ -180,6 +180,11 @@ fn kill_9_of_the_leader_during_a_slow_step_hands_the_run_to_the_standby() {
     let body = json!({"target": "secondary", "reason": "ha test"}).to_string();
     let (code, _, answer) = request_with_head(pair.b.port(), "POST", "/v1/failover", Some("not-a-token"), &body);
     assert_eq!(code, 401, "{answer}");
+    // A body too large is refused by the standby as by the leader, unsent.
+    let huge = format!("{{\"reason\": \"{}\"}}", "x".repeat(66_000));
+    let on_a = request_with_head(pair.a.port(), "POST", "/v1/failover", Some(ADMIN), &huge).0;
+    let on_b = request_with_head(pair.b.port(), "POST", "/v1/failover", Some(ADMIN), &huge).0;
+    assert!((400..500).contains(&on_a) && on_a == on_b, "leader {on_a}, standby {on_b}");
     let (code, head, answer) = request_with_head(pair.b.port(), "POST", "/v1/failover", Some(ADMIN), &body);
     assert_eq!(code, 202, "{head}\n{answer}");
     assert!(head.to_ascii_lowercase().contains("x-cutover-forwarded-to: ctl-a"), "{head}");

@@ -29,15 +29,19 @@ impl<T: RequestBody, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
-        let collect = Limited::new(req.into_body(), T::LIMIT).collect();
-        let body = match tokio::time::timeout(BODY_READ_TIMEOUT, collect).await {
-            Ok(Ok(b)) => b.to_bytes(),
-            Ok(Err(e)) => return Err(ApiError::BodyRead(e)),
-            Err(_) => return Err(ApiError::BodyTimeout),
-        };
+        let body = read(req.into_body(), T::LIMIT).await?;
         let empty = T::EMPTY_IS_OBJECT && body.iter().all(u8::is_ascii_whitespace);
         let text: &[u8] = if empty { b"{}" } else { &body };
         serde_json::from_slice(text).map(JsonBody).map_err(ApiError::BadJson)
+    }
+}
+
+/// A body of at most `limit` bytes, read within [`BODY_READ_TIMEOUT`].
+pub async fn read(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) => Err(ApiError::BodyRead(e)),
+        Err(_) => Err(ApiError::BodyTimeout),
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use cutover_core::Endpoint;
 use cutover_etcd::Role;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -47,9 +47,10 @@ pub async fn to_leader(State(shared): State<Arc<Shared>>, req: Request, next: Ne
     let Some(leader) = leader else { return next.run(req).await };
     let Ok(endpoint) = Endpoint::parse(&leader.api) else { return next.run(req).await };
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
-        // Too large or cut short: the handler here refuses it as it would.
-        return next.run(Request::from_parts(parts, Body::empty())).await;
+    // Read as the handler would (its limit, its deadline, its refusals).
+    let bytes = match super::body::read(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
     };
     let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str()).to_string();
     let authorization = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
