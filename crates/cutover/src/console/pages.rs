@@ -68,7 +68,7 @@ fn wants_fragment(headers: &HeaderMap) -> bool {
 
 /// `GET /ui`: the status page.
 pub async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&shared, &headers) {
+    let mut s = match signed_in(&shared, &headers) {
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
@@ -76,18 +76,20 @@ pub async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Re
     if wants_fragment(&headers) {
         return fragment(views::status_live(&data));
     }
+    s.flash = shared.console.sessions.take_flash(&headers);
     page(StatusCode::OK, "status", Some(&s), views::status_page(&s, &data))
 }
 
 /// `GET /ui/incidents/{id}`.
 pub async fn incident(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let (s, data, svg) = match incident_with_chart(&shared, &headers, &id).await {
+    let (mut s, data, svg) = match incident_with_chart(&shared, &headers, &id).await {
         Ok(read) => read,
         Err(r) => return r,
     };
     if wants_fragment(&headers) {
         return fragment(views::incident_live(&data, &svg));
     }
+    s.flash = shared.console.sessions.take_flash(&headers);
     let title = format!("incident {}", data.incident.id);
     page(StatusCode::OK, &title, Some(&s), views::incident_page(&s, &shared, &data, &svg))
 }
