@@ -526,17 +526,7 @@ impl SqliteStore {
                  ORDER BY backend, vantage",
             )
             .map_err(self.err())?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(HealthRecord {
-                    backend: r.get(0)?,
-                    vantage: r.get(1)?,
-                    health: r.get(2)?,
-                    reason: r.get(3)?,
-                    at: r.get(4)?,
-                })
-            })
-            .map_err(self.err())?;
+        let rows = stmt.query_map([], health_record).map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
@@ -550,19 +540,14 @@ impl SqliteStore {
                  WHERE at >= ?1 AND at <= ?2 ORDER BY at, id",
             )
             .map_err(self.err())?;
-        let rows = stmt
-            .query_map(params![rfc3339(from), rfc3339(to)], |r| {
-                Ok(HealthRecord {
-                    backend: r.get(0)?,
-                    vantage: r.get(1)?,
-                    health: r.get(2)?,
-                    reason: r.get(3)?,
-                    at: r.get(4)?,
-                })
-            })
-            .map_err(self.err())?;
+        let rows = stmt.query_map(params![rfc3339(from), rfc3339(to)], health_record).map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
+}
+
+/// A `health_history` row selected as `backend, vantage, to_state, reason, at`.
+fn health_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<HealthRecord> {
+    Ok(HealthRecord { backend: r.get(0)?, vantage: r.get(1)?, health: r.get(2)?, reason: r.get(3)?, at: r.get(4)? })
 }
 
 /// A new incident id for an incident opened at `at`:
