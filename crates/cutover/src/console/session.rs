@@ -45,6 +45,12 @@ impl Session {
     }
 }
 
+/// The id of the request's session among `live`, compared in constant time.
+fn key_of(live: &HashMap<String, Session>, headers: &HeaderMap) -> Option<String> {
+    let id = cookie(headers, COOKIE_NAME)?;
+    live.keys().find(|k| cutover_s3::sigv4::signatures_equal(k, &id)).cloned()
+}
+
 /// The live sessions, by id.
 #[derive(Debug, Default)]
 pub struct Sessions {
@@ -74,9 +80,8 @@ impl Sessions {
     /// same session must not take the message meant for the next page
     /// ([`Self::take_flash`]).
     pub fn of(&self, headers: &HeaderMap) -> Option<Session> {
-        let id = cookie(headers, COOKIE_NAME)?;
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        let key = live.keys().find(|k| cutover_s3::sigv4::signatures_equal(k, &id))?.clone();
+        let key = key_of(&live, headers)?;
         let s = live.get(&key)?;
         if s.expires <= Instant::now() {
             live.remove(&key);
@@ -87,9 +92,8 @@ impl Sessions {
 
     /// Takes the session's flash message, for the whole page that shows it.
     pub fn take_flash(&self, headers: &HeaderMap) -> Option<String> {
-        let id = cookie(headers, COOKIE_NAME)?;
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        let key = live.keys().find(|k| cutover_s3::sigv4::signatures_equal(k, &id))?.clone();
+        let key = key_of(&live, headers)?;
         live.get_mut(&key)?.flash.take()
     }
 
