@@ -17,8 +17,9 @@ use cutover_control::clock::Clock;
 use cutover_control::controller::{Controller, Leader, RunbookDue};
 use cutover_control::policy::Policy;
 use cutover_core::Config;
+use cutover_core::Secret;
 use cutover_core::config::HaConfig;
-use cutover_etcd::{Client, Election, ElectionConfig, ElectionStatus, EtcdStore, Role};
+use cutover_etcd::{Client, ClientOptions, Election, ElectionConfig, ElectionStatus, EtcdStore, Role};
 use cutover_store::{Fence, SqliteStore, Store, StoreError};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -46,14 +47,35 @@ pub struct HaNode {
     pub metrics: HaMetrics,
 }
 
+/// What opening the shared state takes, resolved from the configuration
+/// once: the etcd client's options, the audit key, and the state file that
+/// keeps the node-local data (health history, probe samples).
+struct SharedState {
+    options: ClientOptions,
+    prefix: String,
+    key: Option<Secret>,
+    local: SqliteStore,
+}
+
+impl SharedState {
+    fn resolve(config: &Config, ha: &HaConfig) -> Result<Self, Failure> {
+        let options = crate::ha::client_options(ha).map_err(|e| Failure::Usage(e.to_string()))?;
+        let key = crate::audit_export::audit_key(config)?;
+        let local = SqliteStore::open(&config.state.path).map_err(|e| Failure::Error(e.into()))?;
+        Ok(Self { options, prefix: ha.prefix.clone(), key, local })
+    }
+
+    /// One attempt at opening it in etcd.
+    fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        let store = EtcdStore::open(&self.options, &self.prefix, self.local.clone())?;
+        Ok(Arc::new(store.with_audit_key(self.key.clone())))
+    }
+}
+
 /// Opens the shared state in etcd, with node-local data (health history)
 /// in the state file.
 pub fn open_store(config: &Config, ha: &HaConfig) -> Result<Arc<dyn Store>, Failure> {
-    let options = crate::ha::client_options(ha).map_err(|e| Failure::Usage(e.to_string()))?;
-    let local = SqliteStore::open(&config.state.path).map_err(|e| Failure::Error(e.into()))?;
-    let key = crate::audit_export::audit_key(config)?;
-    let store = EtcdStore::open(&options, &ha.prefix, local).map_err(|e| Failure::Error(e.into()))?;
-    Ok(Arc::new(store.with_audit_key(key)))
+    SharedState::resolve(config, ha)?.open().map_err(|e| Failure::Error(e.into()))
 }
 
 /// How long `cutover run` with `[ha]` waits at start-up for etcd to
@@ -74,14 +96,11 @@ pub async fn open_standby(
     policy: &Policy,
     clock: Clock,
 ) -> Result<(Arc<dyn Store>, Controller), Failure> {
-    let options = crate::ha::client_options(ha).map_err(|e| Failure::Usage(e.to_string()))?;
-    let key = crate::audit_export::audit_key(config)?;
+    let shared = SharedState::resolve(config, ha)?;
     let start = Instant::now();
     let mut pause = ha.timing.request_timeout;
     loop {
-        let local = SqliteStore::open(&config.state.path).map_err(|e| Failure::Error(e.into()))?;
-        let opened = EtcdStore::open(&options, &ha.prefix, local).and_then(|store| {
-            let store: Arc<dyn Store> = Arc::new(store.with_audit_key(key.clone()));
+        let opened = shared.open().and_then(|store| {
             let controller =
                 Controller::standby(config.clone(), policy.clone(), store.clone(), clock.now().mono, None)?;
             Ok((store, controller))
