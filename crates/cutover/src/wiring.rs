@@ -205,9 +205,11 @@ async fn prepare(config: &Config, clock: Clock) -> Result<Prepared, Failure> {
             config.policy.path.as_ref().map(|p| p.display().to_string()).unwrap_or("built-in policy".into())
         ))
     })?;
-    let denials = cutover_store::DenialLog::start(crate::audit_export::open_store(config)?, DENIAL_WINDOW);
-    // HA: a standby's console writes its entries to the node's own audit log.
-    let standby_audit = config.ha.as_ref().map(|_| crate::audit_export::open_store(config)).transpose()?;
+    // The node's own audit log: refused API requests, and under HA a
+    // standby's console entries (one connection, so one writer of its chain).
+    let local_audit = crate::audit_export::open_store(config)?;
+    let denials = cutover_store::DenialLog::start(local_audit.clone(), DENIAL_WINDOW);
+    let standby_audit = config.ha.is_some().then_some(local_audit);
     let audit_export = crate::audit_export::Export::new(config)?;
     let clients = config
         .backends
