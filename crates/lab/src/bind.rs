@@ -52,13 +52,10 @@ impl Bind {
     /// [`Bind::start`] with the zone's `update-policy` rules (such as
     /// `grant cutover name s3.example.test. CNAME;`).
     pub fn start_with_policy(zone: &str, records: &[&str], algorithm: &str, policy: &str) -> Result<Self, LabError> {
-        let mut tries = 0;
-        loop {
-            match Self::start_once(zone, records, algorithm, policy) {
-                Err(LabError::NotReady(why)) if why.contains("address in use") && tries < 2 => tries += 1,
-                r => return r,
-            }
-        }
+        crate::on_free_ports(
+            || Self::start_once(zone, records, algorithm, policy),
+            |why| why.contains("address in use"),
+        )
     }
 
     fn start_once(zone: &str, records: &[&str], algorithm: &str, policy: &str) -> Result<Self, LabError> {

@@ -73,13 +73,7 @@ impl EtcdCluster {
 
     /// [`EtcdCluster::start`] with the members' data on `storage`.
     pub fn start_on(storage: Storage) -> Result<Self, LabError> {
-        let mut tries = 0;
-        loop {
-            match Self::start_once(storage) {
-                Err(LabError::NotReady(why)) if why.contains("address already in use") && tries < 2 => tries += 1,
-                r => return r,
-            }
-        }
+        crate::on_free_ports(|| Self::start_once(storage), |why| why.contains("address already in use"))
     }
 
     fn start_once(storage: Storage) -> Result<Self, LabError> {

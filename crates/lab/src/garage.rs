@@ -48,16 +48,8 @@ impl Garage {
     /// before Garage binds it; a node that does not come up is started
     /// again on fresh ports, at most twice more.
     pub fn start(bucket: &str) -> Result<Self, LabError> {
-        let mut tries = 0;
-        loop {
-            match Self::start_once(bucket) {
-                Err(LabError::NotReady(why)) if tries < 2 => {
-                    tries += 1;
-                    eprintln!("garage did not start ({why}); trying again on other ports");
-                }
-                r => return r,
-            }
-        }
+        // Any failure to come up: Garage's RPC or S3 bind may be the one lost.
+        crate::on_free_ports(|| Self::start_once(bucket), |_| true)
     }
 
     fn start_once(bucket: &str) -> Result<Self, LabError> {

@@ -51,6 +51,27 @@ pub enum LabError {
     NotReady(String),
 }
 
+/// Runs `start_once`, which starts a server on ports from [`free_port`],
+/// and starts it again on fresh ones (at most twice more) while it fails
+/// with a [`LabError::NotReady`] that `port_taken` recognises: a port free
+/// when chosen can be taken before the server binds it (another test's
+/// server, an outgoing connection's ephemeral port).
+pub(crate) fn on_free_ports<T>(
+    mut start_once: impl FnMut() -> Result<T, LabError>,
+    port_taken: impl Fn(&str) -> bool,
+) -> Result<T, LabError> {
+    let mut tries = 0;
+    loop {
+        match start_once() {
+            Err(LabError::NotReady(why)) if tries < 2 && port_taken(&why) => {
+                tries += 1;
+                eprintln!("{why}; starting again on other ports");
+            }
+            r => return r,
+        }
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")

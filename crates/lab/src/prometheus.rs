@@ -36,13 +36,10 @@ impl Prometheus {
     /// A port taken by something else between its choice and the bind
     /// (another test, an outgoing connection) starts it again on another.
     pub fn start(targets: &[String], scrape_interval: Duration) -> Result<Self, LabError> {
-        let mut tries = 0;
-        loop {
-            match Self::start_once(targets, scrape_interval) {
-                Err(LabError::NotReady(why)) if why.contains("address already in use") && tries < 2 => tries += 1,
-                r => return r,
-            }
-        }
+        crate::on_free_ports(
+            || Self::start_once(targets, scrape_interval),
+            |why| why.contains("address already in use"),
+        )
     }
 
     fn start_once(targets: &[String], scrape_interval: Duration) -> Result<Self, LabError> {
