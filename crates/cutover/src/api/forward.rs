@@ -87,10 +87,7 @@ pub async fn to_leader(State(shared): State<Arc<Shared>>, req: Request, next: Ne
                 "error": format!("forwarded to the leader {} at {}, which gave no answer ({e}); it may have been applied there: check /v1/incidents", leader.node, leader.api),
                 "leader": {"node": leader.node, "api": leader.api},
             });
-            let mut r = Response::new(Body::from(body.to_string()));
-            *r.status_mut() = StatusCode::BAD_GATEWAY;
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            r
+            super::error::json(StatusCode::BAD_GATEWAY, &body)
         }
     }
 }
