@@ -133,7 +133,25 @@ impl Drop for Server {
 }
 
 /// A local port where nothing listens.
-pub async fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
+pub async fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    ClosedPort { _socket: socket, port }
+}
+
+/// A loopback port that refuses connections for as long as this lives: it is
+/// bound and never listened on, so no other server (nor an outgoing
+/// connection's ephemeral port) can take it. (A port bound and released
+/// could be taken by another test's server and time out instead of
+/// refusing; that failed a full run once.) Displays as its number.
+pub struct ClosedPort {
+    _socket: tokio::net::TcpSocket,
+    pub port: u16,
+}
+
+impl std::fmt::Display for ClosedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.port)
+    }
 }
