@@ -37,6 +37,7 @@ pub const CONNECTIONS_REFUSED: &str = "cutover_gateway_connections_refused";
 pub const SLOW_CLIENTS: &str = "cutover_gateway_slow_client_bodies";
 pub const HEDGED: &str = "cutover_gateway_hedged_writes";
 pub const BACKEND_TIMEOUTS: &str = "cutover_gateway_backend_timeouts";
+pub const FAST_PATH: &str = "cutover_gateway_fast_path_requests";
 
 /// The `backend` label of a request the gateway answered itself.
 pub const GATEWAY: &str = "gateway";
@@ -132,6 +133,7 @@ pub struct Metrics {
     pub(crate) slow_clients: Counter,
     pub(crate) hedged: Counter,
     pub(crate) backend_timeouts: Counter,
+    pub(crate) fast_path: Counter,
     journal_depth: Gauge,
     journal_oldest: Gauge<f64, AtomicU64>,
     active_age: Gauge<f64, AtomicU64>,
@@ -160,6 +162,7 @@ impl Metrics {
             slow_clients: Counter::default(),
             hedged: Counter::default(),
             backend_timeouts: Counter::default(),
+            fast_path: Counter::default(),
             journal_depth: Gauge::default(),
             journal_oldest: Gauge::default(),
             active_age: Gauge::default(),
@@ -199,6 +202,11 @@ impl Metrics {
                 &self.hedged,
             ),
             (BACKEND_TIMEOUTS, "Backend requests that missed a deadline (first byte or idle)", &self.backend_timeouts),
+            (
+                FAST_PATH,
+                "Requests answered on the fast path (small PUT, DELETE and HEAD read whole, without hyper)",
+                &self.fast_path,
+            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());

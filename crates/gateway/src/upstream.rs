@@ -81,6 +81,8 @@ pub struct Upstream {
     path_style: bool,
     creds: Credentials,
     conn: Connector,
+    /// Plain connections of the gateway's fast path (`server::fast`).
+    pub(crate) raw: crate::server::RawPool,
     keys: KeyCache,
     /// The name, for errors raised while an answer streams.
     label: std::sync::Arc<str>,
@@ -97,6 +99,7 @@ impl Upstream {
             path_style: b.path_style,
             creds,
             conn: Connector::for_backend(b, connect_timeout, true),
+            raw: Default::default(),
             keys: KeyCache::default(),
             label: b.name.as_str().into(),
         })
@@ -118,7 +121,12 @@ impl Upstream {
         }
     }
 
-    fn build(&self, req: &UpRequest, body: Body) -> Result<(Request<Body>, String), TransportError> {
+    pub(crate) fn connector(&self) -> &Connector {
+        &self.conn
+    }
+
+    /// The request for the backend, signed, and the host to connect to.
+    pub(crate) fn build(&self, req: &UpRequest, body: Body) -> Result<(Request<Body>, String), TransportError> {
         let invalid = |what: &str, e: &dyn std::fmt::Display| TransportError {
             outcome: Outcome::Protocol(e.to_string()),
             detail: format!("building the request to {}: {what}: {e}", self.name),
@@ -287,6 +295,7 @@ mod tests {
                 session_token: None,
             },
             conn: Connector::new(Endpoint::parse("http://127.0.0.1:3900").unwrap(), Duration::from_secs(1), true),
+            raw: Default::default(),
             keys: KeyCache::default(),
             label: "primary".into(),
         }

@@ -23,6 +23,11 @@ impl Stopping {
         Self(rx)
     }
 
+    /// Has the listener stopped?
+    pub fn is_stopping(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Completes once the listener stops (never for [`Stopping::never`]).
     pub async fn stopped(&mut self) {
         if self.0.wait_for(|s| *s).await.is_err() {

@@ -51,7 +51,7 @@ pub struct TransportError {
 }
 
 impl TransportError {
-    fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
+    pub fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
         Self { outcome, detail: detail.into() }
     }
 }
@@ -270,6 +270,13 @@ impl Connector {
         if let Some(Err(e)) = &self.tls {
             return Err(tls_setup_error(e));
         }
+        let stream = self.connect_tcp(host).await?;
+        self.handshake(QuickAck::new(stream), host).await
+    }
+
+    /// A new TCP connection to `host` (resolved within the connect timeout)
+    /// on the endpoint's port, with `TCP_NODELAY`; no TLS, no HTTP.
+    pub async fn connect_tcp(&self, host: &str) -> Result<TcpStream, TransportError> {
         let port = self.endpoint.port;
         let addrs: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
@@ -291,7 +298,7 @@ impl Connector {
                 }
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
-                    return self.handshake(QuickAck::new(stream), host).await;
+                    return Ok(stream);
                 }
             }
         }

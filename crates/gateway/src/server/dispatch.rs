@@ -29,6 +29,15 @@ pub(super) const PRESIGN_PARAMS: [&str; 7] = [
     "X-Amz-Security-Token",
 ];
 
+/// The client's query without the presigned URL's parameters, as it goes
+/// upstream.
+pub(super) fn forwarded_query(query: Vec<(String, String)>) -> Vec<(String, String)> {
+    query
+        .into_iter()
+        .filter(|(k, _)| !PRESIGN_PARAMS.contains(&k.as_str()) && !k.eq_ignore_ascii_case("x-amz-content-sha256"))
+        .collect()
+}
+
 /// An answer sent before the request's body was read: the connection
 /// closes after it. A client that sent `Expect: 100-continue` may send the
 /// body anyway once it gives up waiting; on a kept-alive connection those
@@ -135,10 +144,7 @@ impl Inner {
                 &resource,
             ));
         }
-        let query = query
-            .into_iter()
-            .filter(|(k, _)| !PRESIGN_PARAMS.contains(&k.as_str()) && !k.eq_ignore_ascii_case("x-amz-content-sha256"))
-            .collect();
+        let query = forwarded_query(query);
         let req = match self.client_body(op, parts.headers, body, &verified, &resource).await {
             Ok(r) => r,
             Err(answer) => return answer,

@@ -36,10 +36,10 @@ impl Gateway {
             let (inner, http) = (self.inner.clone(), http.clone());
             async move {
                 match &inner.tls {
-                    None => serve_connection(inner.clone(), &http, stream, stopping).await,
+                    None => super::fast::serve(inner.clone(), &http, stream, stopping).await,
                     Some(tls) => {
                         if let Some(stream) = tls.accept(stream, &inner.metrics).await {
-                            serve_connection(inner.clone(), &http, stream, stopping).await
+                            super::fast::serve(inner.clone(), &http, stream, stopping).await
                         }
                     }
                 }
@@ -50,11 +50,12 @@ impl Gateway {
     }
 }
 
-/// HTTP/1.1 on one client connection; once the listener stops, the request
+/// HTTP/1.1 on one client connection through hyper (from where the fast
+/// path left it, see [`super::fast`]); once the listener stops, the request
 /// in progress finishes and the connection closes. A client must send each
 /// request head within `client_header_timeout` (hyper's timer starts when it
 /// waits for a head, so it also closes idle kept-alive connections).
-async fn serve_connection<I>(inner: Arc<Inner>, http: &http1::Builder, io: I, stopping: Stopping)
+pub(super) async fn hyper_connection<I>(inner: Arc<Inner>, http: &http1::Builder, io: I, stopping: Stopping)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

@@ -14,6 +14,7 @@ mod active_passive;
 mod delete_body;
 mod dispatch;
 mod dual_write;
+mod fast;
 mod forward;
 mod journal;
 mod listener;
@@ -41,6 +42,7 @@ use crate::route::S3Op;
 use crate::state::State;
 use crate::upstream::{UpPayload, Upstream};
 
+pub(crate) use fast::RawPool;
 pub use options::GatewayOptions;
 
 /// The answer header naming the backend that served a request.

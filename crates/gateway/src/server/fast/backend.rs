@@ -1,0 +1,181 @@
+//! One request to a backend on the fast path: over a pooled plain TCP
+//! connection, written whole (head and body in one write), the answer read
+//! whole, every wait bounded by the backend deadlines.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use cutover_core::Outcome;
+use cutover_s3::http::{Connector, IDLE_TIMEOUT, MAX_IDLE_PER_HOST, TransportError, classify};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::wire::{self, BackendHead, Framing};
+use crate::deadline::Deadlines;
+
+/// Idle plain connections to one backend host.
+#[derive(Debug, Default)]
+pub(crate) struct RawPool {
+    idle: Mutex<Vec<(Instant, TcpStream)>>,
+}
+
+impl RawPool {
+    fn take(&self) -> Option<TcpStream> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        idle.retain(|(since, _)| now.duration_since(*since) < IDLE_TIMEOUT);
+        idle.pop().map(|(_, s)| s)
+    }
+
+    fn put(&self, s: TcpStream) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_PER_HOST {
+            idle.push((Instant::now(), s));
+        }
+    }
+}
+
+/// A backend's whole answer.
+#[derive(Debug)]
+pub(super) struct Answer {
+    pub head: BackendHead,
+    pub body: Bytes,
+}
+
+/// Sends `request` (head and body) to `host` and reads the whole answer,
+/// at most `limit` bytes of body. A pooled connection that the backend had
+/// closed (nothing read back) is replaced by a new one once: the request is
+/// whole in memory and is a PUT, DELETE or HEAD, so sending it again is
+/// safe. `head`: the request is a HEAD (its answer has no body).
+pub(super) async fn exchange(
+    conn: &Connector,
+    pool: &RawPool,
+    host: &str,
+    request: &[u8],
+    head: bool,
+    d: Deadlines,
+    limit: usize,
+) -> Result<Answer, TransportError> {
+    let mut fresh = false;
+    loop {
+        let (stream, reused) = match pool.take() {
+            Some(s) if !fresh => (s, true),
+            _ => (conn.connect_tcp(host).await?, false),
+        };
+        match once(stream, request, head, d, limit).await {
+            Ok((answer, stream)) => {
+                if let Some(s) = stream {
+                    pool.put(s);
+                }
+                return Ok(answer);
+            }
+            Err(Failure::Closed(_)) if reused => fresh = true,
+            Err(Failure::Closed(e) | Failure::Other(e)) => return Err(e),
+        }
+    }
+}
+
+enum Failure {
+    /// The connection ended before any byte of an answer: the request may
+    /// be sent again on another.
+    Closed(TransportError),
+    Other(TransportError),
+}
+
+fn timeout(what: &str, after: Duration) -> Failure {
+    Failure::Other(TransportError::new(Outcome::Timeout, format!("{what} within {after:?}")))
+}
+
+async fn once(
+    mut s: TcpStream,
+    request: &[u8],
+    head: bool,
+    d: Deadlines,
+    limit: usize,
+) -> Result<(Answer, Option<TcpStream>), Failure> {
+    let io = |e: std::io::Error| classify(&e);
+    match tokio::time::timeout(d.idle, s.write_all(request)).await {
+        Err(_) => return Err(timeout("the backend did not take the request", d.idle)),
+        // A pooled connection the backend closed: nothing was taken.
+        Ok(Err(e)) => return Err(Failure::Closed(io(e))),
+        Ok(Ok(())) => {}
+    }
+    let mut buf = BytesMut::with_capacity(4096);
+    // The answer head, within the first-byte deadline of the request's end.
+    let first_byte = tokio::time::Instant::now() + d.first_byte;
+    let (skip, h) = loop {
+        let read = tokio::time::timeout_at(first_byte, s.read_buf(&mut buf)).await;
+        match read {
+            Err(_) => return Err(timeout("no answer from the backend", d.first_byte)),
+            Ok(Err(e)) if buf.is_empty() => return Err(Failure::Closed(io(e))),
+            Ok(Ok(0)) if buf.is_empty() => {
+                return Err(Failure::Closed(TransportError::new(
+                    Outcome::ConnectionReset,
+                    "the backend closed the connection before answering",
+                )));
+            }
+            Ok(Err(e)) => return Err(Failure::Other(io(e))),
+            Ok(Ok(0)) => return Err(Failure::Other(cut_short("its answer head"))),
+            Ok(Ok(_)) => {}
+        }
+        match wire::backend_head(&buf, head, limit) {
+            Ok(Some(found)) => break found,
+            Ok(None) if buf.len() > 64 << 10 => return Err(Failure::Other(malformed("an answer head over 64 KiB"))),
+            Ok(None) => quickack(&s),
+            Err(e) => return Err(Failure::Other(malformed(&e.0))),
+        }
+    };
+    let _ = buf.split_to(skip + h.head_len);
+    // The body, each pause within the idle deadline.
+    let body = loop {
+        let done = match h.framing {
+            Framing::None => Some(Bytes::new()),
+            Framing::Length(n) if buf.len() >= n => Some(buf.split_to(n).freeze()),
+            Framing::Chunked => match wire::dechunk(&buf, limit) {
+                Ok(Some((b, used))) => {
+                    let _ = buf.split_to(used);
+                    Some(b)
+                }
+                Ok(None) => None,
+                Err(e) => return Err(Failure::Other(malformed(&e.0))),
+            },
+            Framing::Length(_) | Framing::Close => None,
+        };
+        if let Some(b) = done {
+            break b;
+        }
+        if buf.len() > limit {
+            return Err(Failure::Other(malformed(&format!("an answer body over {limit} bytes"))));
+        }
+        quickack(&s);
+        match tokio::time::timeout(d.idle, s.read_buf(&mut buf)).await {
+            Err(_) => return Err(timeout("the backend paused its answer", d.idle)),
+            Ok(Err(e)) => return Err(Failure::Other(io(e))),
+            Ok(Ok(0)) if h.framing == Framing::Close => break std::mem::take(&mut buf).freeze(),
+            Ok(Ok(0)) => return Err(Failure::Other(cut_short("its answer body"))),
+            Ok(Ok(_)) => {}
+        }
+    };
+    // Bytes past the answer: the backend is out of step; never reuse it.
+    let keep = h.reusable && h.framing != Framing::Close && buf.is_empty();
+    Ok((Answer { head: h, body }, keep.then_some(s)))
+}
+
+/// Asks for the next segment to be acknowledged at once: a backend that
+/// writes its answer in pieces without `TCP_NODELAY` otherwise waits for
+/// the delayed ACK (40 ms) before sending the rest.
+fn quickack(s: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = socket2::SockRef::from(s).set_tcp_quickack(true);
+    }
+}
+
+fn cut_short(what: &str) -> TransportError {
+    TransportError::new(Outcome::ConnectionReset, format!("the backend closed the connection in the middle of {what}"))
+}
+
+fn malformed(why: &str) -> TransportError {
+    TransportError::new(Outcome::Protocol(why.to_string()), format!("the backend's answer: {why}"))
+}

@@ -1,0 +1,294 @@
+//! The fast path: small plain requests served without hyper.
+//!
+//! A client connection starts here. As long as its requests are small
+//! `PUT`s, `DELETE`s and `HEAD`s of objects that one backend takes (an
+//! `active-passive` bucket, or a write to a `read-through` one), signed
+//! with a valid signature and a matching payload hash, to a backend over
+//! plain HTTP, each is read whole (head and body), verified, re-signed and
+//! written to the backend in one write over a pooled connection of its own,
+//! and the backend's answer is read whole and written back: one task, no
+//! channel, no second HTTP state machine. Everything the gateway decides
+//! (authentication, routing, key policy, the upstream request and its
+//! signature, the answer's headers, failback records, metrics) is the same
+//! code the hyper path runs.
+//!
+//! Anything else (another method or mode, a bigger or streamed body,
+//! `Expect`, a head or signature the fast path does not take, a refusal)
+//! hands the connection to hyper with the bytes read so far, before
+//! anything of the request was sent anywhere; hyper then serves the
+//! connection to its end, and answers exactly as it always did.
+
+mod backend;
+mod rewind;
+mod wire;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Buf, Bytes, BytesMut};
+use cutover_core::config::BucketMode;
+use cutover_net::Stopping;
+use http::header::HeaderValue;
+use http::{HeaderMap, Method, Response, StatusCode};
+use hyper::server::conn::http1;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+pub(crate) use backend::RawPool;
+
+use self::wire::{ClientHead, Parsed};
+use super::dispatch::forwarded_query;
+use super::forward::{is_hop_by_hop, send_failed};
+use super::{BACKEND_HEADER, BODY_RATE_WINDOW, Ctx, Inner, SMALL_BODY_LIMIT};
+use crate::auth::{self, Payload};
+use crate::body::{Fault, collect_limited, full};
+use crate::route::{self, S3Op};
+use crate::s3xml;
+use crate::upstream::UpPayload;
+
+/// The largest body the fast path reads whole (larger ones stream through hyper).
+pub(crate) const FAST_BODY_MAX: usize = 64 << 10;
+
+/// The largest request head the fast path waits for.
+const MAX_HEAD: usize = 16 << 10;
+
+/// Serves a client connection: the fast path while it can, then hyper.
+pub(super) async fn serve<I>(inner: Arc<Inner>, http: &http1::Builder, mut io: I, mut stopping: Stopping)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut buf = BytesMut::with_capacity(8 << 10);
+    loop {
+        let Some(h) = next_head(&inner, &mut io, &mut buf, &mut stopping).await else { return };
+        let Some(h) = h else { break };
+        let fast = match inner.fast_route(&h) {
+            Some(f) => f,
+            None => break,
+        };
+        if !read_body(&inner, &mut io, &mut buf, &h, fast.op).await {
+            return;
+        }
+        let body = Bytes::copy_from_slice(&buf[h.head_len..h.head_len + h.len]);
+        let Some(reply) = inner.fast_request(fast, &h, body).await else { break };
+        buf.advance(h.head_len + h.len);
+        if io.write_all(&reply).await.is_err() || h.close || stopping.is_stopping() {
+            return;
+        }
+    }
+    super::listener::hyper_connection(inner, http, rewind::Rewind::new(buf.freeze(), io), stopping).await;
+}
+
+/// Waits for the next request head, within `client_header_timeout`.
+/// `None`: close the connection (the client left, was too slow, or the
+/// listener stopped while the connection was idle); `Some(None)`: hyper's.
+async fn next_head<I>(
+    inner: &Inner,
+    io: &mut I,
+    buf: &mut BytesMut,
+    stopping: &mut Stopping,
+) -> Option<Option<Box<ClientHead>>>
+where
+    I: AsyncRead + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + inner.opts.client_header_timeout;
+    loop {
+        if !buf.is_empty() {
+            match wire::client_head(buf, FAST_BODY_MAX) {
+                Parsed::Head(h) => return Some(Some(h)),
+                Parsed::Hyper => return Some(None),
+                Parsed::Partial if buf.len() >= MAX_HEAD => return Some(None),
+                Parsed::Partial => {}
+            }
+        }
+        let idle = buf.is_empty();
+        let read = tokio::select! {
+            r = tokio::time::timeout_at(deadline, io.read_buf(buf)) => r,
+            _ = stopping.stopped(), if idle => return None,
+        };
+        match read {
+            Ok(Ok(n)) if n > 0 => {}
+            // Closed, broken or too slow: as hyper does, close without an answer.
+            _ => return None,
+        }
+    }
+}
+
+/// Reads the rest of the body into `buf`; a client sending it slower than
+/// `client_min_body_rate` (over [`BODY_RATE_WINDOW`] of waiting) gets
+/// `400 RequestTimeout` as on the hyper path. `false`: close the connection.
+async fn read_body<I>(inner: &Inner, io: &mut I, buf: &mut BytesMut, h: &ClientHead, op: S3Op) -> bool
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let total = h.head_len + h.len;
+    let rate = inner.opts.client_min_body_rate;
+    let needed = (rate as f64 * BODY_RATE_WINDOW.as_secs_f64()) as usize;
+    let (mut window_end, mut window_bytes) = (tokio::time::Instant::now() + BODY_RATE_WINDOW, 0usize);
+    while buf.len() < total {
+        buf.reserve(total - buf.len());
+        let read = if rate == 0 {
+            Ok(io.read_buf(buf).await)
+        } else {
+            tokio::time::timeout_at(window_end, io.read_buf(buf)).await
+        };
+        match read {
+            Ok(Ok(0) | Err(_)) => return false,
+            Ok(Ok(n)) => window_bytes += n,
+            Err(_) if window_bytes >= needed => {
+                window_end = tokio::time::Instant::now() + BODY_RATE_WINDOW;
+                window_bytes = 0;
+            }
+            Err(_) => {
+                inner.metrics.slow_clients.inc();
+                let r = s3xml::error(
+                    StatusCode::BAD_REQUEST,
+                    "RequestTimeout",
+                    "Your socket connection to the server was not read from or written to within the timeout period.",
+                    h.uri.path(),
+                );
+                let (status, mut headers, body) = parts_of(r).await;
+                headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                inner.metrics.request(op.name(), crate::metrics::GATEWAY, status.as_u16(), Duration::ZERO);
+                let _ = io.write_all(&encode(status, &headers, &body, false)).await;
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// A request the fast path takes, as routed before its body is read.
+pub(super) struct FastRoute {
+    op: S3Op,
+    bucket: Arc<cutover_core::config::GatewayBucket>,
+    key: String,
+    query: Vec<(String, String)>,
+}
+
+impl Inner {
+    /// Is the request one for the fast path? (A known bucket whose mode
+    /// sends it to one backend, an object key the key policy allows, the
+    /// active backend over plain HTTP.)
+    fn fast_route(&self, h: &ClientHead) -> Option<FastRoute> {
+        let query = auth::parse_query(h.uri.query().unwrap_or(""));
+        let target = route::target(&h.headers, h.uri.path(), &self.bucket_names);
+        let op = route::operation(&h.method, &target, &query, &h.headers);
+        if !matches!(op, S3Op::PutObject | S3Op::DeleteObject | S3Op::HeadObject) {
+            return None;
+        }
+        let bucket = self.buckets.get(target.bucket.as_deref()?)?.clone();
+        let (active, other) = self.sides(&bucket);
+        let one_backend = match bucket.mode {
+            BucketMode::ActivePassive => true,
+            BucketMode::ReadThrough => op != S3Op::HeadObject,
+            BucketMode::DualWrite => other.is_none(),
+        };
+        let key = target.key?;
+        if !one_backend || active.connector().endpoint().tls || self.check_keys(Some(&key), &h.headers).is_err() {
+            return None;
+        }
+        Some(FastRoute { op, bucket, key, query })
+    }
+
+    /// Serves one request whose body is read: the answer's bytes, or
+    /// `None` when hyper must take it (the signature or payload hash does
+    /// not verify, the active backend changed to one over TLS, the upstream
+    /// request cannot be built), before anything was sent.
+    async fn fast_request(&self, f: FastRoute, h: &ClientHead, body: Bytes) -> Option<BytesMut> {
+        let start = Instant::now();
+        let raw_path = h.uri.path();
+        let verified =
+            auth::verify(&self.keys, h.method.as_str(), raw_path, &f.query, &h.headers, SystemTime::now()).ok()?;
+        let payload = match verified.payload {
+            Payload::Unsigned => UpPayload::Unsigned,
+            Payload::Sha256(expected) if Sha256::digest(&body)[..] == expected[..] => {
+                UpPayload::Sha256(hex::encode(expected))
+            }
+            _ => return None,
+        };
+        let (up, other) = self.sides(&f.bucket);
+        if up.connector().endpoint().tls {
+            return None;
+        }
+        let ctx = Ctx {
+            op: f.op,
+            method: h.method.clone(),
+            bucket: f.bucket,
+            key: Some(f.key),
+            query: forwarded_query(f.query),
+            headers: h.headers.clone(),
+            resource: raw_path.to_string(),
+            payload,
+            body_fault: Fault::default(),
+            delete: None,
+        };
+        let req = self.up_request(&ctx, &up, full(body.clone()), Some(body.len() as u64)).ok()?;
+        let (request, host) = up.build(&req, full(body.clone())).ok()?;
+        let mut wire_req = BytesMut::with_capacity(1024 + body.len());
+        wire::request_head(&mut wire_req, request.method(), request.uri(), request.headers());
+        wire_req.extend_from_slice(&body);
+        self.metrics.bytes_in.inc_by(body.len() as u64);
+        let write = matches!(ctx.op, S3Op::PutObject | S3Op::DeleteObject);
+        let _held = if write {
+            Some(self.locks.lock_shared(&ctx.bucket.name, vec![ctx.key.as_deref().unwrap_or("")]).await)
+        } else {
+            None
+        };
+        let head = h.method == Method::HEAD;
+        let sent =
+            backend::exchange(up.connector(), &up.raw, &host, &wire_req, head, self.opts.deadlines, SMALL_BODY_LIMIT)
+                .await;
+        let (status, headers, body) = match sent {
+            Err(e) => parts_of(send_failed(&self.metrics, &ctx, &up, &e)).await,
+            Ok(a) => {
+                let mut headers = a.head.headers;
+                let hop: Vec<_> = headers.keys().filter(|k| is_hop_by_hop(k.as_str())).cloned().collect();
+                for k in hop {
+                    headers.remove(k);
+                }
+                if !head {
+                    headers.remove(http::header::CONTENT_LENGTH);
+                }
+                if let Ok(v) = HeaderValue::from_str(&up.name) {
+                    headers.insert(BACKEND_HEADER, v);
+                }
+                let recorded =
+                    if a.head.status.is_success() { self.after_write(&ctx, &up, other, None).await } else { Ok(()) };
+                match recorded {
+                    Ok(()) => (a.head.status, headers, a.body),
+                    Err(e) => {
+                        tracing::error!(error = %e, "recording a write in the state file");
+                        parts_of(s3xml::error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "ServiceUnavailable",
+                            "the write was taken but could not be recorded for failback; retry it",
+                            &ctx.resource,
+                        ))
+                        .await
+                    }
+                }
+            }
+        };
+        let backend = headers.get(BACKEND_HEADER).and_then(|v| v.to_str().ok()).unwrap_or(crate::metrics::GATEWAY);
+        self.metrics.request(ctx.op.name(), backend, status.as_u16(), start.elapsed());
+        self.metrics.bytes_out.inc_by(if head { 0 } else { body.len() as u64 });
+        self.metrics.fast_path.inc();
+        Some(encode(status, &headers, &body, head))
+    }
+}
+
+/// An answer the gateway made (`full` body), taken apart.
+async fn parts_of(r: Response<crate::body::Body>) -> (StatusCode, HeaderMap, Bytes) {
+    let (parts, body) = r.into_parts();
+    (parts.status, parts.headers, collect_limited(body, SMALL_BODY_LIMIT).await.unwrap_or_default())
+}
+
+/// An answer's bytes; a HEAD's without its body.
+fn encode(status: StatusCode, headers: &HeaderMap, body: &[u8], head: bool) -> BytesMut {
+    let mut out = BytesMut::with_capacity(512 + body.len());
+    wire::answer_head(&mut out, status, headers, body.len());
+    if !head {
+        out.extend_from_slice(body);
+    }
+    out
+}

@@ -1,0 +1,320 @@
+//! HTTP/1.1 on the wire for the fast path: a client's request head read
+//! strictly (anything unusual is left to hyper), an answer written, and a
+//! backend's answer read whole.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode, Uri};
+
+/// Header lines a head may have on the fast path (more: hyper's).
+const MAX_HEADERS: usize = 64;
+
+/// A client's request head the fast path takes.
+#[derive(Debug)]
+pub(super) struct ClientHead {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    /// The body's length (Content-Length; 0 without it).
+    pub len: usize,
+    /// The client asked to close the connection after this answer.
+    pub close: bool,
+    /// Bytes of the head, blank line included.
+    pub head_len: usize,
+}
+
+/// What the bytes read so far hold.
+#[derive(Debug)]
+pub(super) enum Parsed {
+    /// A head the fast path takes.
+    Head(Box<ClientHead>),
+    /// Not a whole head yet.
+    Partial,
+    /// Not for the fast path (or not valid): hyper serves the connection
+    /// from here, and answers an invalid head as it always did.
+    Hyper,
+}
+
+/// Reads a client's request head from `buf`. The fast path takes only
+/// plain requests: HTTP/1.1, `PUT`, `DELETE` or `HEAD` on an origin-form
+/// path outside `/-/`, framed by at most one digits-only Content-Length of
+/// at most `max_body` bytes (none for `DELETE` and `HEAD`), no
+/// Transfer-Encoding, Expect or Upgrade, no Connection tokens but
+/// `keep-alive` and `close`, no aws-chunked body. Everything else, and any
+/// head httparse refuses, is [`Parsed::Hyper`].
+pub(super) fn client_head(buf: &[u8], max_body: usize) -> Parsed {
+    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut lines);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Hyper,
+    };
+    let method = match req.method {
+        Some("PUT") => Method::PUT,
+        Some("DELETE") => Method::DELETE,
+        Some("HEAD") => Method::HEAD,
+        _ => return Parsed::Hyper,
+    };
+    let Some(path) = req.path.filter(|p| p.starts_with('/') && !p.starts_with("/-/")) else {
+        return Parsed::Hyper;
+    };
+    if req.version != Some(1) {
+        return Parsed::Hyper;
+    }
+    let Ok(uri) = path.parse::<Uri>() else { return Parsed::Hyper };
+    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    let (mut len, mut close) = (None, false);
+    for h in req.headers.iter() {
+        let (Ok(name), Ok(value)) = (HeaderName::from_bytes(h.name.as_bytes()), HeaderValue::from_bytes(h.value))
+        else {
+            return Parsed::Hyper;
+        };
+        if name == header::CONTENT_LENGTH {
+            if len.is_some() {
+                return Parsed::Hyper;
+            }
+            match digits(h.value) {
+                Some(n) if n <= max_body => len = Some(n),
+                _ => return Parsed::Hyper,
+            }
+        } else if name == header::TRANSFER_ENCODING || name == header::EXPECT || name == header::UPGRADE {
+            return Parsed::Hyper;
+        } else if name == header::CONNECTION {
+            for token in h.value.split(|b| *b == b',').map(|t| t.trim_ascii()) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if !token.eq_ignore_ascii_case(b"keep-alive") {
+                    return Parsed::Hyper;
+                }
+            }
+        } else if (name == "x-amz-content-sha256" && h.value.starts_with(b"STREAMING-"))
+            || (name == header::CONTENT_ENCODING && contains_ignore_case(h.value, b"aws-chunked"))
+        {
+            return Parsed::Hyper;
+        }
+        headers.append(name, value);
+    }
+    let len = match len {
+        None if method == Method::PUT => return Parsed::Hyper,
+        Some(n) if n > 0 && method != Method::PUT => return Parsed::Hyper,
+        n => n.unwrap_or(0),
+    };
+    Parsed::Head(Box::new(ClientHead { method, uri, headers, len, close, head_len }))
+}
+
+/// A decimal number of at most 15 digits and nothing else (no sign, no
+/// spaces, no list).
+fn digits(v: &[u8]) -> Option<usize> {
+    if v.is_empty() || v.len() > 15 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0usize, |n, d| n * 10 + usize::from(d - b'0')))
+}
+
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Writes an answer's head: the status line, `headers`, then Content-Length
+/// `len` unless `headers` already carry one (a HEAD answer's), the `date`
+/// when `headers` have none, and the blank line.
+pub(super) fn answer_head(out: &mut BytesMut, status: StatusCode, headers: &HeaderMap, len: usize) {
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.put_slice(b"\r\n");
+    put_headers(out, headers);
+    if !headers.contains_key(header::CONTENT_LENGTH) {
+        out.put_slice(b"content-length: ");
+        out.put_slice(len.to_string().as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    if !headers.contains_key(header::DATE) {
+        out.put_slice(b"date: ");
+        out.put_slice(http_date().as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"\r\n");
+}
+
+/// Writes a request head for a backend: `METHOD path?query HTTP/1.1`, the
+/// headers, the blank line.
+pub(super) fn request_head(out: &mut BytesMut, method: &Method, uri: &Uri, headers: &HeaderMap) {
+    out.put_slice(method.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
+    out.put_slice(b" HTTP/1.1\r\n");
+    put_headers(out, headers);
+    out.put_slice(b"\r\n");
+}
+
+fn put_headers(out: &mut BytesMut, headers: &HeaderMap) {
+    for (k, v) in headers {
+        out.put_slice(k.as_str().as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(v.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+}
+
+/// The HTTP date of now, formatted once per second per thread.
+fn http_date() -> String {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static LAST: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    LAST.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.0 != secs || l.1.is_empty() {
+            *l = (secs, httpdate::fmt_http_date(now));
+        }
+        l.1.clone()
+    })
+}
+
+/// A backend's answer head.
+#[derive(Debug)]
+pub(super) struct BackendHead {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub head_len: usize,
+    pub framing: Framing,
+    /// The connection may carry another request once the body is read.
+    pub reusable: bool,
+}
+
+/// How a backend's answer body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    None,
+    Length(usize),
+    Chunked,
+    /// Until the backend closes the connection.
+    Close,
+}
+
+/// Why a backend's answer could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Malformed(pub String);
+
+/// Reads a backend's answer head from `buf` (`Ok(None)`: not whole yet).
+/// Informational (1xx) heads before it are skipped: `skipped` is their
+/// length, which the caller drops. `head`: the request was a HEAD.
+pub(super) fn backend_head(buf: &[u8], head: bool, limit: usize) -> Result<Option<(usize, BackendHead)>, Malformed> {
+    let mut at = 0;
+    loop {
+        let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut lines);
+        let n = match resp.parse(&buf[at..]) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(Malformed(format!("an invalid answer head: {e}"))),
+        };
+        let code = resp.code.unwrap_or(0);
+        let status = StatusCode::from_u16(code).map_err(|_| Malformed(format!("status {code}")))?;
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(Malformed("101 Switching Protocols to a request that asked for none".into()));
+        }
+        if status.is_informational() {
+            at += n;
+            continue;
+        }
+        let mut headers = HeaderMap::with_capacity(resp.headers.len());
+        let (mut len, mut chunked, mut close) = (None, false, resp.version != Some(1));
+        for h in resp.headers.iter() {
+            let name =
+                HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| Malformed(format!("a header name: {e}")))?;
+            let value = HeaderValue::from_bytes(h.value).map_err(|e| Malformed(format!("header {name}: {e}")))?;
+            if name == header::CONTENT_LENGTH {
+                let n = digits(h.value).ok_or_else(|| Malformed("an invalid Content-Length".into()))?;
+                if len.is_some_and(|l| l != n) {
+                    return Err(Malformed("two different Content-Length values".into()));
+                }
+                len = Some(n);
+            } else if name == header::TRANSFER_ENCODING {
+                let last = h.value.rsplit(|b| *b == b',').next().unwrap_or_default().trim_ascii();
+                chunked = last.eq_ignore_ascii_case(b"chunked");
+                if !chunked {
+                    close = true;
+                }
+            } else if name == header::CONNECTION && contains_ignore_case(h.value, b"close") {
+                close = true;
+            }
+            headers.append(name, value);
+        }
+        let transfer_encoded = headers.contains_key(header::TRANSFER_ENCODING);
+        let framing = if head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            Framing::None
+        } else if transfer_encoded {
+            if chunked { Framing::Chunked } else { Framing::Close }
+        } else {
+            match len {
+                Some(0) => Framing::None,
+                Some(n) if n > limit => return Err(Malformed(format!("an answer body of {n} bytes"))),
+                Some(n) => Framing::Length(n),
+                None => {
+                    close = true;
+                    Framing::Close
+                }
+            }
+        };
+        if transfer_encoded && len.is_some() {
+            // Both: the body is framed by Transfer-Encoding, and the
+            // connection is not trusted for another request.
+            close = true;
+        }
+        return Ok(Some((at, BackendHead { status, headers, head_len: n, framing, reusable: !close })));
+    }
+}
+
+/// Decodes a chunked body from `buf`: `Ok(Some((body, used)))` once the
+/// last chunk and the trailer section are in, `Ok(None)` when more is
+/// needed. At most `limit` decoded bytes.
+pub(super) fn dechunk(buf: &[u8], limit: usize) -> Result<Option<(Bytes, usize)>, Malformed> {
+    let mut body = BytesMut::new();
+    let mut at = 0;
+    loop {
+        let Some(eol) = find_crlf(&buf[at..]) else { return Ok(None) };
+        let line = &buf[at..at + eol];
+        let size_text = line.split(|b| *b == b';').next().unwrap_or_default().trim_ascii();
+        if size_text.is_empty() || size_text.len() > 12 || !size_text.iter().all(u8::is_ascii_hexdigit) {
+            return Err(Malformed("an invalid chunk size".into()));
+        }
+        let size = size_text.iter().fold(0usize, |n, d| n * 16 + (*d as char).to_digit(16).unwrap_or(0) as usize);
+        at += eol + 2;
+        if size == 0 {
+            // The trailer section: header lines up to a blank line.
+            loop {
+                let Some(eol) = find_crlf(&buf[at..]) else { return Ok(None) };
+                at += eol + 2;
+                if eol == 0 {
+                    return Ok(Some((body.freeze(), at)));
+                }
+            }
+        }
+        if body.len() + size > limit {
+            return Err(Malformed(format!("a chunked answer body over {limit} bytes")));
+        }
+        if buf.len() < at + size + 2 {
+            return Ok(None);
+        }
+        if &buf[at + size..at + size + 2] != b"\r\n" {
+            return Err(Malformed("a chunk not ended by CRLF".into()));
+        }
+        body.put_slice(&buf[at..at + size]);
+        at += size + 2;
+    }
+}
+
+fn find_crlf(b: &[u8]) -> Option<usize> {
+    b.windows(2).position(|w| w == b"\r\n")
+}
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+mod tests;

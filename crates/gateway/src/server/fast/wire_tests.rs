@@ -1,0 +1,179 @@
+use super::*;
+
+fn head(text: &str) -> Parsed {
+    client_head(text.as_bytes(), 1000)
+}
+
+fn taken(text: &str) -> ClientHead {
+    match head(text) {
+        Parsed::Head(h) => *h,
+        other => panic!("not taken: {other:?} for {text:?}"),
+    }
+}
+
+fn to_hyper(text: &str) {
+    assert!(matches!(head(text), Parsed::Hyper), "{text:?} should go to hyper: {:?}", head(text));
+}
+
+#[test]
+fn a_plain_put_is_taken_with_its_length_and_head_size() {
+    let text = "PUT /app/k?x=1 HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nX-Amz-Meta-A: b\r\n\r\nhello";
+    let h = taken(text);
+    assert_eq!(h.method, Method::PUT);
+    assert_eq!(h.uri.path(), "/app/k");
+    assert_eq!(h.uri.query(), Some("x=1"));
+    assert_eq!(h.len, 5);
+    assert_eq!(h.head_len, text.len() - 5);
+    assert!(!h.close);
+    assert_eq!(h.headers.get("x-amz-meta-a").unwrap(), "b");
+    let h = taken("DELETE /app/k HTTP/1.1\r\nHost: gw\r\nConnection: Keep-Alive, close\r\n\r\n");
+    assert_eq!(h.len, 0);
+    assert!(h.close);
+    taken("HEAD /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n");
+}
+
+#[test]
+fn a_head_not_yet_whole_is_partial() {
+    assert!(matches!(head("PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Le"), Parsed::Partial));
+    assert!(matches!(head("PU"), Parsed::Partial));
+}
+
+#[test]
+fn anything_unusual_goes_to_hyper() {
+    for text in [
+        // Other methods and versions, the gateway's own endpoints, an absolute form.
+        "GET /app/k HTTP/1.1\r\nHost: gw\r\n\r\n",
+        "POST /app/k?uploads HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n",
+        "PUT /app/k HTTP/1.0\r\nHost: gw\r\nContent-Length: 1\r\n\r\nx",
+        "PUT /-/health HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n",
+        "PUT http://gw/app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n",
+        // Framing the fast path does not read itself: no length, chunked,
+        // two lengths, a length that is not plain digits or too big.
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1, 1\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: +1\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1001\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        "DELETE /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 3\r\n\r\nabc",
+        // Expect, Upgrade, other Connection tokens, streamed uploads.
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nUpgrade: h2c\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nConnection: upgrade\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nx-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nContent-Encoding: gzip, AWS-chunked\r\n\r\n",
+        // What httparse refuses: hyper answers it as before.
+        "PUT /app/k HTTP/1.1\r\nHost : gw\r\nContent-Length: 1\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\n folded\r\nContent-Length: 1\r\n\r\n",
+        "PUT /app/k\0 HTTP/1.1\r\n\r\n",
+    ] {
+        to_hyper(text);
+    }
+}
+
+#[test]
+fn more_header_lines_than_the_fast_path_keeps_go_to_hyper() {
+    let mut text = String::from("PUT /app/k HTTP/1.1\r\nContent-Length: 0\r\n");
+    for i in 0..MAX_HEADERS {
+        text.push_str(&format!("x-amz-meta-{i}: v\r\n"));
+    }
+    text.push_str("\r\n");
+    to_hyper(&text);
+}
+
+#[test]
+fn an_answer_head_has_status_headers_length_and_date() {
+    let mut out = BytesMut::new();
+    let mut h = HeaderMap::new();
+    h.insert("etag", HeaderValue::from_static("\"abc\""));
+    answer_head(&mut out, StatusCode::OK, &h, 12);
+    let text = std::str::from_utf8(&out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\netag: \"abc\"\r\ncontent-length: 12\r\ndate: "), "{text}");
+    assert!(text.ends_with(" GMT\r\n\r\n"), "{text}");
+    // A HEAD's answer keeps the object's length; a backend's date stays.
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("99"));
+    h.insert(header::DATE, HeaderValue::from_static("Sat, 05 Dec 2026 01:00:00 GMT"));
+    let mut out = BytesMut::new();
+    answer_head(&mut out, StatusCode::NOT_FOUND, &h, 0);
+    let text = std::str::from_utf8(&out).unwrap();
+    assert_eq!(text.matches("content-length").count(), 1, "{text}");
+    assert_eq!(text.matches("date").count(), 1, "{text}");
+    assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
+}
+
+#[test]
+fn a_request_head_for_a_backend() {
+    let mut out = BytesMut::new();
+    let mut h = HeaderMap::new();
+    h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:3900"));
+    let uri: Uri = "/b/k%20x?versionId=1".parse().unwrap();
+    request_head(&mut out, &Method::PUT, &uri, &h);
+    assert_eq!(&out[..], b"PUT /b/k%20x?versionId=1 HTTP/1.1\r\nhost: 127.0.0.1:3900\r\n\r\n");
+}
+
+fn backend(text: &str, head: bool) -> Result<Option<(usize, BackendHead)>, Malformed> {
+    backend_head(text.as_bytes(), head, 100)
+}
+
+#[test]
+fn a_backend_answer_is_framed_by_its_length_or_chunks() {
+    let (skip, h) = backend("HTTP/1.1 200 OK\r\nETag: x\r\nContent-Length: 0\r\n\r\n", false).unwrap().unwrap();
+    assert_eq!((skip, h.status, h.framing, h.reusable), (0, StatusCode::OK, Framing::None, true));
+    let (_, h) = backend("HTTP/1.1 403 Forbidden\r\nContent-Length: 7\r\n\r\n", false).unwrap().unwrap();
+    assert_eq!(h.framing, Framing::Length(7));
+    let (_, h) = backend("HTTP/1.1 500 x\r\nTransfer-Encoding: chunked\r\n\r\n", false).unwrap().unwrap();
+    assert_eq!((h.framing, h.reusable), (Framing::Chunked, true));
+    // A HEAD's answer has no body whatever its length says.
+    let (_, h) = backend("HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n", true).unwrap().unwrap();
+    assert_eq!(h.framing, Framing::None);
+    // Without a length: to the end of the connection, never reused.
+    let (_, h) = backend("HTTP/1.1 200 OK\r\n\r\n", false).unwrap().unwrap();
+    assert_eq!((h.framing, h.reusable), (Framing::Close, false));
+    let (_, h) = backend("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", false).unwrap().unwrap();
+    assert!(!h.reusable);
+    let (_, h) = backend("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false).unwrap().unwrap();
+    assert!(!h.reusable);
+    // Both headers: chunked frames it, and the connection is not reused.
+    let (_, h) =
+        backend("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", false).unwrap().unwrap();
+    assert_eq!((h.framing, h.reusable), (Framing::Chunked, false));
+}
+
+#[test]
+fn informational_heads_are_skipped() {
+    let text = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let (skip, h) = backend(text, false).unwrap().unwrap();
+    assert_eq!(skip, "HTTP/1.1 100 Continue\r\n\r\n".len());
+    assert_eq!(skip + h.head_len, text.len());
+    assert!(backend("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 2", false).unwrap().is_none());
+}
+
+#[test]
+fn a_broken_backend_answer_is_malformed() {
+    for text in [
+        "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+        "NOT HTTP\r\n\r\n",
+    ] {
+        assert!(backend(text, false).is_err(), "{text:?}");
+    }
+}
+
+#[test]
+fn chunked_bodies_decode_whole_or_ask_for_more() {
+    let text = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: y\r\n\r\nNEXT";
+    let (body, used) = dechunk(text, 100).unwrap().unwrap();
+    assert_eq!(&body[..], b"hello world");
+    assert_eq!(&text[used..], b"NEXT");
+    for cut in 0..text.len() - 4 {
+        assert!(dechunk(&text[..cut], 100).unwrap().is_none(), "cut at {cut}");
+    }
+    assert!(dechunk(b"zz\r\n", 100).is_err());
+    assert!(dechunk(b"3\r\nabcX\r\n", 100).is_err());
+    assert!(dechunk(b"65\r\n", 100).is_err(), "101 bytes over the limit");
+    assert!(dechunk(b"fffffffffffffffff\r\n", 100).is_err());
+}

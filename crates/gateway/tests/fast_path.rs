@@ -1,0 +1,247 @@
+//! The fast path (small PUT, DELETE and HEAD read whole and sent to the
+//! backend without hyper) against Garage and s3s-fs: it serves pipelined
+//! requests in order, waits for a body sent after its head, hands the
+//! connection to hyper where it stops (nothing lost), leaves refusals to
+//! hyper, sends a request again when a pooled backend connection had been
+//! closed, and refuses a trickled body as the hyper path does.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cutover_gateway::GatewayOptions;
+use cutover_lab::s3sfs::S3sFs;
+use cutover_s3::sigv4;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use common::{BackendSpec, TestGateway, lab, signed_head_with_hash};
+
+/// A header-signed request for `path` on a kept-alive connection: its head
+/// and body.
+fn request(port: u16, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let head = signed_head_with_hash(port, method, path, &sigv4::sha256_hex(body), body.len());
+    let mut bytes = head.replace("connection: close\r\n", "").into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// (status, head, body) of the next answer on `s`; `head_only`: the answer
+/// to a HEAD (its Content-Length is the object's, no body follows).
+async fn answer(s: &mut TcpStream, buf: &mut Vec<u8>, head_only: bool) -> (u16, String, Vec<u8>) {
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(buf));
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0);
+    let len = if head_only { 0 } else { len };
+    while buf.len() < end + len {
+        let mut chunk = [0u8; 8192];
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed in a body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = buf[end..end + len].to_vec();
+    buf.drain(..end + len);
+    (status, head, body)
+}
+
+/// `cutover_gateway_fast_path_requests_total` of `gw`.
+async fn fast_count(gw: &TestGateway) -> u64 {
+    let text = gw.gateway.render_metrics().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("cutover_gateway_fast_path_requests_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no fast path counter in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_small_writes_take_the_fast_path_then_hyper_takes_the_connection() {
+    let lab = lab().await;
+    let port = lab.gw.port;
+    let data: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut all = Vec::new();
+    for (method, path, body) in [
+        ("PUT", "/app/a", &data[..]),
+        ("PUT", "/app/b", b"second".as_slice()),
+        ("HEAD", "/app/a", b"".as_slice()),
+        ("DELETE", "/app/b", b"".as_slice()),
+        // GET is hyper's: the connection goes on there.
+        ("GET", "/app/a", b"".as_slice()),
+        ("PUT", "/app/c", b"after the handover".as_slice()),
+    ] {
+        all.extend(request(port, method, path, body));
+    }
+    s.write_all(&all).await.unwrap();
+    let mut buf = Vec::new();
+    let mut statuses = Vec::new();
+    for head_only in [false, false, true, false, false, false] {
+        let (status, head, body) = answer(&mut s, &mut buf, head_only).await;
+        statuses.push(status);
+        if head_only {
+            assert!(head.to_ascii_lowercase().contains("content-length: 4096"), "{head}");
+        }
+        if statuses.len() == 5 {
+            assert_eq!(body, data, "GET after the fast path");
+        }
+        if status == 200 && statuses.len() <= 4 {
+            assert!(head.to_ascii_lowercase().contains("x-cutover-backend: primary"), "{head}");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 204, 200, 200]);
+    assert_eq!(lab.stored("a").await.as_deref(), Some(&data[..]));
+    assert_eq!(lab.stored("b").await, None);
+    assert_eq!(lab.stored("c").await.as_deref(), Some(&b"after the handover"[..]));
+    assert_eq!(
+        fast_count(&lab.gw).await,
+        4,
+        "PUT, PUT, HEAD and DELETE on the fast path; GET and what follows on hyper"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_sent_after_its_head_in_pieces_is_waited_for() {
+    let lab = lab().await;
+    let port = lab.gw.port;
+    let data = vec![b'z'; 20_000];
+    let bytes = request(port, "PUT", "/app/late", &data);
+    let head_len = bytes.len() - data.len();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    for piece in
+        [&bytes[..head_len - 3], &bytes[head_len - 3..head_len], &bytes[head_len..head_len + 7], &bytes[head_len + 7..]]
+    {
+        s.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, head, _) = answer(&mut s, &mut Vec::new(), false).await;
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(lab.stored("late").await.as_deref(), Some(&data[..]));
+    assert_eq!(fast_count(&lab.gw).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_left_to_hyper_and_nothing_is_stored() {
+    let lab = lab().await;
+    let port = lab.gw.port;
+    // A body that does not match its signed hash.
+    let mut bad = request(port, "PUT", "/app/bad", b"good body");
+    let n = bad.len();
+    bad[n - 1] = b'X';
+    // A signature changed in one digit.
+    let mut forged = request(port, "PUT", "/app/forged", b"x");
+    let at = forged.windows(10).position(|w| w == b"Signature=").unwrap() + 10;
+    forged[at] = if forged[at] == b'0' { b'1' } else { b'0' };
+    for (what, bytes, status, code) in
+        [("payload", bad, 400, "XAmzContentSHA256Mismatch"), ("signature", forged, 403, "SignatureDoesNotMatch")]
+    {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(&bytes).await.unwrap();
+        let (got, head, body) = answer(&mut s, &mut Vec::new(), false).await;
+        assert_eq!(got, status, "{what}: {head}");
+        assert!(String::from_utf8_lossy(&body).contains(code), "{what}: {}", String::from_utf8_lossy(&body));
+    }
+    assert_eq!(lab.stored("bad").await, None);
+    assert_eq!(lab.stored("forged").await, None);
+    assert_eq!(fast_count(&lab.gw).await, 0);
+}
+
+/// A backend that answers each request 200 and then closes the connection
+/// without saying so (as a server does whose keep-alive timeout ran out):
+/// returns its port and how many requests it answered.
+async fn closing_backend() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    // A request: its head and its Content-Length's body.
+                    let mut chunk = [0u8; 8192];
+                    let Ok(n) = s.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\netag: \"e\"\r\ncontent-length: 0\r\n\r\n").await;
+                count.fetch_add(1, Ordering::SeqCst);
+                // Closed: the gateway's pooled copy of this connection is dead.
+            });
+        }
+    });
+    (port, answered)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_backend_connection_closed_by_the_backend_is_replaced_and_the_request_sent_again() {
+    let (bport, answered) = closing_backend().await;
+    let endpoint = format!("http://127.0.0.1:{bport}");
+    let spec = BackendSpec { endpoint: &endpoint, region: "us-east-1", bucket: "data", key_id: "K", secret: "S" };
+    let gw = TestGateway::start(&spec).await;
+    for i in 0..3 {
+        let mut s = TcpStream::connect(("127.0.0.1", gw.port)).await.unwrap();
+        s.write_all(&request(gw.port, "PUT", &format!("/app/k{i}"), b"data")).await.unwrap();
+        let (status, head, _) = answer(&mut s, &mut Vec::new(), false).await;
+        assert_eq!(status, 200, "PUT {i}: {head}");
+        // Let the backend's close arrive before the next request.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answered.load(Ordering::SeqCst), 3);
+    assert_eq!(fast_count(&gw).await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_small_body_gets_request_timeout_and_nothing_is_stored() {
+    let fs = S3sFs::start("data").unwrap();
+    let endpoint = fs.endpoint();
+    let spec = BackendSpec {
+        endpoint: &endpoint,
+        region: "us-east-1",
+        bucket: &fs.bucket,
+        key_id: &fs.key_id,
+        secret: &fs.secret,
+    };
+    let opts = GatewayOptions { client_min_body_rate: 1 << 20, ..GatewayOptions::default() };
+    let gw = TestGateway::start_opts(&[spec], "mode = \"active-passive\"", opts).await;
+    let body = vec![b'x'; 60_000];
+    let bytes = request(gw.port, "PUT", "/app/slow", &body);
+    let head_len = bytes.len() - body.len();
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).await.unwrap();
+    s.write_all(&bytes[..head_len + 100]).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(40), s.read_to_end(&mut out)).await.expect("no answer").unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("RequestTimeout"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
+    let head = signed_head_with_hash(gw.port, "HEAD", "/app/slow", sigv4::EMPTY_SHA256, 0);
+    let a = common::send(gw.port, &head, b"").await;
+    assert_eq!(a.status, 404, "{a:?}");
+}
