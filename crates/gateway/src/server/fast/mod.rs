@@ -68,10 +68,11 @@ where
         if !read_body(&inner, &mut io, &mut buf, &h, fast.op).await {
             return;
         }
-        let body = Bytes::copy_from_slice(&buf[h.head_len..h.head_len + h.len]);
-        let Some(reply) = inner.fast_request(fast, &h, body).await else { break };
-        buf.advance(h.head_len + h.len);
-        if io.write_all(&reply).await.is_err() || h.close || stopping.is_stopping() {
+        let (total, close) = (h.head_len + h.len, h.close);
+        let body = Bytes::copy_from_slice(&buf[h.head_len..total]);
+        let Some(reply) = inner.fast_request(fast, *h, body).await else { break };
+        buf.advance(total);
+        if io.write_all(&reply).await.is_err() || io.flush().await.is_err() || close || stopping.is_stopping() {
             return;
         }
     }
@@ -149,7 +150,8 @@ where
                 let (status, mut headers, body) = parts_of(r).await;
                 headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
                 inner.metrics.request(op.name(), crate::metrics::GATEWAY, status.as_u16(), Duration::ZERO);
-                let _ = io.write_all(&encode(status, &headers, &body, false)).await;
+                let _ = io.write_all(&encode(status, &headers, &body, false, true)).await;
+                let _ = io.flush().await;
                 return false;
             }
         }
@@ -194,7 +196,7 @@ impl Inner {
     /// `None` when hyper must take it (the signature or payload hash does
     /// not verify, the active backend changed to one over TLS, the upstream
     /// request cannot be built), before anything was sent.
-    async fn fast_request(&self, f: FastRoute, h: &ClientHead, body: Bytes) -> Option<BytesMut> {
+    async fn fast_request(&self, f: FastRoute, h: ClientHead, body: Bytes) -> Option<BytesMut> {
         let start = Instant::now();
         let raw_path = h.uri.path();
         let verified =
@@ -210,19 +212,22 @@ impl Inner {
         if up.connector().endpoint().tls {
             return None;
         }
+        // A length as the client gave it (a DELETE or HEAD usually has none).
+        let len = h.headers.contains_key(http::header::CONTENT_LENGTH).then_some(body.len() as u64);
+        let head = h.method == Method::HEAD;
         let ctx = Ctx {
             op: f.op,
-            method: h.method.clone(),
+            method: h.method,
             bucket: f.bucket,
             key: Some(f.key),
             query: forwarded_query(f.query),
-            headers: h.headers.clone(),
             resource: raw_path.to_string(),
+            headers: h.headers,
             payload,
             body_fault: Fault::default(),
             delete: None,
         };
-        let req = self.up_request(&ctx, &up, full(body.clone()), Some(body.len() as u64)).ok()?;
+        let req = self.up_request(&ctx, &up, full(body.clone()), len).ok()?;
         let (request, host) = up.build(&req, full(body.clone())).ok()?;
         let mut wire_req = BytesMut::with_capacity(1024 + body.len());
         wire::request_head(&mut wire_req, request.method(), request.uri(), request.headers());
@@ -234,12 +239,13 @@ impl Inner {
         } else {
             None
         };
-        let head = h.method == Method::HEAD;
         let sent =
             backend::exchange(up.connector(), &up.raw, &host, &wire_req, head, self.opts.deadlines, SMALL_BODY_LIMIT)
                 .await;
-        let (status, headers, body) = match sent {
-            Err(e) => parts_of(send_failed(&self.metrics, &ctx, &up, &e)).await,
+        // (.., whether the length is the body's: a HEAD's answer from the
+        // backend keeps the object's, or none.)
+        let (status, headers, body, own_len) = match sent {
+            Err(e) => with_len(parts_of(send_failed(&self.metrics, &ctx, &up, &e)).await),
             Ok(a) => {
                 let mut headers = a.head.headers;
                 let hop: Vec<_> = headers.keys().filter(|k| is_hop_by_hop(k.as_str())).cloned().collect();
@@ -255,16 +261,18 @@ impl Inner {
                 let recorded =
                     if a.head.status.is_success() { self.after_write(&ctx, &up, other, None).await } else { Ok(()) };
                 match recorded {
-                    Ok(()) => (a.head.status, headers, a.body),
+                    Ok(()) => (a.head.status, headers, a.body, !head),
                     Err(e) => {
                         tracing::error!(error = %e, "recording a write in the state file");
-                        parts_of(s3xml::error(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "ServiceUnavailable",
-                            "the write was taken but could not be recorded for failback; retry it",
-                            &ctx.resource,
-                        ))
-                        .await
+                        with_len(
+                            parts_of(s3xml::error(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "ServiceUnavailable",
+                                "the write was taken but could not be recorded for failback; retry it",
+                                &ctx.resource,
+                            ))
+                            .await,
+                        )
                     }
                 }
             }
@@ -273,8 +281,12 @@ impl Inner {
         self.metrics.request(ctx.op.name(), backend, status.as_u16(), start.elapsed());
         self.metrics.bytes_out.inc_by(if head { 0 } else { body.len() as u64 });
         self.metrics.fast_path.inc();
-        Some(encode(status, &headers, &body, head))
+        Some(encode(status, &headers, &body, head, own_len))
     }
+}
+
+fn with_len((status, headers, body): (StatusCode, HeaderMap, Bytes)) -> (StatusCode, HeaderMap, Bytes, bool) {
+    (status, headers, body, true)
 }
 
 /// An answer the gateway made (`full` body), taken apart.
@@ -283,10 +295,11 @@ async fn parts_of(r: Response<crate::body::Body>) -> (StatusCode, HeaderMap, Byt
     (parts.status, parts.headers, collect_limited(body, SMALL_BODY_LIMIT).await.unwrap_or_default())
 }
 
-/// An answer's bytes; a HEAD's without its body.
-fn encode(status: StatusCode, headers: &HeaderMap, body: &[u8], head: bool) -> BytesMut {
+/// An answer's bytes; a HEAD's without its body. `own_len`: Content-Length
+/// is the body's (unless `headers` have one).
+fn encode(status: StatusCode, headers: &HeaderMap, body: &[u8], head: bool, own_len: bool) -> BytesMut {
     let mut out = BytesMut::with_capacity(512 + body.len());
-    wire::answer_head(&mut out, status, headers, body.len());
+    wire::answer_head(&mut out, status, headers, own_len.then_some(body.len()));
     if !head {
         out.extend_from_slice(body);
     }

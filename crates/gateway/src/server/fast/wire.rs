@@ -119,14 +119,14 @@ fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
 /// Writes an answer's head: the status line, `headers`, then Content-Length
 /// `len` unless `headers` already carry one (a HEAD answer's), the `date`
 /// when `headers` have none, and the blank line.
-pub(super) fn answer_head(out: &mut BytesMut, status: StatusCode, headers: &HeaderMap, len: usize) {
+pub(super) fn answer_head(out: &mut BytesMut, status: StatusCode, headers: &HeaderMap, len: Option<usize>) {
     out.put_slice(b"HTTP/1.1 ");
     out.put_slice(status.as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.put_slice(b"\r\n");
     put_headers(out, headers);
-    if !headers.contains_key(header::CONTENT_LENGTH) {
+    if let Some(len) = len.filter(|_| !headers.contains_key(header::CONTENT_LENGTH)) {
         out.put_slice(b"content-length: ");
         out.put_slice(len.to_string().as_bytes());
         out.put_slice(b"\r\n");

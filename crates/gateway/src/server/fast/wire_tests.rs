@@ -88,7 +88,7 @@ fn an_answer_head_has_status_headers_length_and_date() {
     let mut out = BytesMut::new();
     let mut h = HeaderMap::new();
     h.insert("etag", HeaderValue::from_static("\"abc\""));
-    answer_head(&mut out, StatusCode::OK, &h, 12);
+    answer_head(&mut out, StatusCode::OK, &h, Some(12));
     let text = std::str::from_utf8(&out).unwrap();
     assert!(text.starts_with("HTTP/1.1 200 OK\r\netag: \"abc\"\r\ncontent-length: 12\r\ndate: "), "{text}");
     assert!(text.ends_with(" GMT\r\n\r\n"), "{text}");
@@ -96,11 +96,15 @@ fn an_answer_head_has_status_headers_length_and_date() {
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("99"));
     h.insert(header::DATE, HeaderValue::from_static("Sat, 05 Dec 2026 01:00:00 GMT"));
     let mut out = BytesMut::new();
-    answer_head(&mut out, StatusCode::NOT_FOUND, &h, 0);
+    answer_head(&mut out, StatusCode::NOT_FOUND, &h, Some(0));
     let text = std::str::from_utf8(&out).unwrap();
     assert_eq!(text.matches("content-length").count(), 1, "{text}");
     assert_eq!(text.matches("date").count(), 1, "{text}");
     assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
+    // A HEAD's answer without a length gets none.
+    let mut out = BytesMut::new();
+    answer_head(&mut out, StatusCode::OK, &HeaderMap::new(), None);
+    assert!(!std::str::from_utf8(&out).unwrap().contains("content-length"));
 }
 
 #[test]
