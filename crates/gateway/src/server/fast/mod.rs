@@ -52,6 +52,11 @@ pub(crate) const FAST_BODY_MAX: usize = 64 << 10;
 /// The largest request head the fast path waits for.
 const MAX_HEAD: usize = 16 << 10;
 
+/// The largest answer body the fast path reads from a backend: the answer
+/// to a PUT, DELETE or HEAD is an empty body or an error document, and a
+/// chunked body is parsed again from its start as it arrives.
+const MAX_ANSWER: usize = 1 << 20;
+
 /// Serves a client connection: the fast path while it can, then hyper.
 pub(super) async fn serve<I>(inner: Arc<Inner>, http: &http1::Builder, mut io: I, mut stopping: Stopping)
 where
@@ -240,7 +245,7 @@ impl Inner {
             None
         };
         let sent =
-            backend::exchange(up.connector(), &up.raw, &host, &wire_req, head, self.opts.deadlines, SMALL_BODY_LIMIT)
+            backend::exchange(up.connector(), &up.raw, &host, &wire_req, head, self.opts.deadlines, MAX_ANSWER)
                 .await;
         // (.., whether the length is the body's: a HEAD's answer from the
         // backend keeps the object's, or none.)

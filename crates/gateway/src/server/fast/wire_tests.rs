@@ -181,3 +181,82 @@ fn chunked_bodies_decode_whole_or_ask_for_more() {
     assert!(dechunk(b"65\r\n", 100).is_err(), "101 bytes over the limit");
     assert!(dechunk(b"fffffffffffffffff\r\n", 100).is_err());
 }
+
+mod hostile {
+    //! Whatever a client or a backend sends, the readers never panic, never
+    //! claim more bytes than they were given, and never take more than
+    //! their limits.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A request head the fast path takes, to mutate and cut.
+    fn valid() -> Vec<u8> {
+        b"PUT /app/k?x=1 HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nx-amz-date: 20261205T000000Z\r\n\r\nhello".to_vec()
+    }
+
+    fn check_client(bytes: &[u8]) {
+        if let Parsed::Head(h) = client_head(bytes, 1000) {
+            assert!(h.head_len <= bytes.len());
+            assert!(h.len <= 1000);
+        }
+    }
+
+    fn check_backend(bytes: &[u8], head: bool) {
+        if let Ok(Some((skip, h))) = backend_head(bytes, head, 100) {
+            assert!(skip + h.head_len <= bytes.len());
+            if let Framing::Length(n) = h.framing {
+                assert!(n <= 100);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            check_client(&bytes);
+            check_backend(&bytes, false);
+            check_backend(&bytes, true);
+            if let Ok(Some((body, used))) = dechunk(&bytes, 100) {
+                prop_assert!(used <= bytes.len());
+                prop_assert!(body.len() <= 100);
+            }
+        }
+
+        #[test]
+        fn mutated_and_cut_heads(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6), cut in any::<usize>()) {
+            let mut bytes = valid();
+            for (at, b) in edits {
+                let n = bytes.len();
+                bytes[at % n] = b;
+            }
+            let cut = cut % (bytes.len() + 1);
+            check_client(&bytes[..cut]);
+            let mut answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            answer.extend_from_slice(&bytes);
+            check_backend(&answer[..cut.min(answer.len())], false);
+        }
+
+        #[test]
+        fn chunked_bodies_round_trip_at_any_cut(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..40), 0..6),
+            cut in any::<usize>(),
+        ) {
+            let mut wire = Vec::new();
+            for c in &chunks {
+                wire.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                wire.extend_from_slice(c);
+                wire.extend_from_slice(b"\r\n");
+            }
+            wire.extend_from_slice(b"0\r\n\r\n");
+            let whole: Vec<u8> = chunks.concat();
+            let (body, used) = dechunk(&wire, 1000).unwrap().unwrap();
+            prop_assert_eq!(&body[..], &whole[..]);
+            prop_assert_eq!(used, wire.len());
+            let cut = cut % wire.len();
+            prop_assert!(dechunk(&wire[..cut], 1000).unwrap().is_none());
+        }
+    }
+}
