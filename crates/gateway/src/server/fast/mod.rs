@@ -245,8 +245,7 @@ impl Inner {
             None
         };
         let sent =
-            backend::exchange(up.connector(), &up.raw, &host, &wire_req, head, self.opts.deadlines, MAX_ANSWER)
-                .await;
+            backend::exchange(up.connector(), &up.raw, &host, &wire_req, head, self.opts.deadlines, MAX_ANSWER).await;
         // (.., whether the length is the body's: a HEAD's answer from the
         // backend keeps the object's, or none.)
         let (status, headers, body, own_len) = match sent {

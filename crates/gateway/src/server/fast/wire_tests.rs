@@ -192,7 +192,8 @@ mod hostile {
 
     /// A request head the fast path takes, to mutate and cut.
     fn valid() -> Vec<u8> {
-        b"PUT /app/k?x=1 HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nx-amz-date: 20261205T000000Z\r\n\r\nhello".to_vec()
+        b"PUT /app/k?x=1 HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nx-amz-date: 20261205T000000Z\r\n\r\nhello"
+            .to_vec()
     }
 
     fn check_client(bytes: &[u8]) {
