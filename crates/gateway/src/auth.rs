@@ -268,11 +268,24 @@ fn all_amz_headers_signed(headers: &HeaderMap, signed: &[(String, String)]) -> R
 
 fn header_verify_date(date_text: &str, scope_date: &str) -> Result<AmzDate, AuthError> {
     let t = AmzDate::parse(date_text).ok_or_else(|| AuthError::Malformed("bad x-amz-date".into()))?;
-    let date = AmzDate::from_system_time(t);
+    let date = if written_as_formatted(date_text) {
+        AmzDate { datetime: date_text.to_string(), date: date_text[..8].to_string() }
+    } else {
+        AmzDate::from_system_time(t)
+    };
     if date.date != scope_date {
         return Err(AuthError::Malformed("the credential scope's date is not the request's date".into()));
     }
     Ok(date)
+}
+
+/// Is a date [`AmzDate::parse`] took exactly how `AmzDate::from_system_time`
+/// writes the time it stands for? (Digits only, a day that exists in every
+/// month, no leap second: formatting it again would give the same text.)
+fn written_as_formatted(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    b.len() == 16 && digits(0..8) && digits(9..15) && &text[6..8] <= "28" && &text[13..15] <= "59"
 }
 
 fn verify_header(

@@ -281,3 +281,28 @@ fn a_presigned_put_that_pins_the_payload_hash_verifies_the_body() {
     q3.push(("X-Amz-Signature".to_string(), s));
     assert!(matches!(verify(&keys(), "PUT", "/app/k", &q3, &h, now), Err(AuthError::Malformed(_))));
 }
+
+#[test]
+fn a_date_written_as_formatted_is_taken_as_is_and_any_other_is_written_again() {
+    assert!(written_as_formatted("20130524T000000Z"));
+    for text in [
+        "20130524T000000Z",
+        "19700101T000000Z",
+        "20261228T235959Z",
+        "20240228T120000Z",
+        // Written again: days past the 28th, a leap second, signs.
+        "20240229T120000Z",
+        "20230231T120000Z",
+        "20261231T235960Z",
+        "2026+231T000000Z",
+        "20261205T+00000Z",
+    ] {
+        let Some(t) = AmzDate::parse(text) else { continue };
+        let formatted = AmzDate::from_system_time(t);
+        let taken = header_verify_date(text, &formatted.date).unwrap();
+        assert_eq!(taken.datetime, formatted.datetime, "{text}");
+        assert_eq!(taken.date, formatted.date, "{text}");
+        // Taken as is only where formatting gives the same text.
+        assert!(!written_as_formatted(text) || formatted.datetime == text, "{text}");
+    }
+}

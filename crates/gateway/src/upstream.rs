@@ -86,12 +86,26 @@ pub struct Upstream {
     keys: KeyCache,
     /// The name, for errors raised while an answer streams.
     label: std::sync::Arc<str>,
+    /// The Host header and the host to connect to (with the bucket for
+    /// virtual-host addressing), made once.
+    host_header: String,
+    connect_host: String,
+}
+
+/// A request for a backend, signed: its request target (path and query,
+/// encoded), its headers, and the host to connect to.
+#[derive(Debug)]
+pub(crate) struct UpHead {
+    pub target: String,
+    pub headers: HeaderMap,
+    pub connect_host: String,
 }
 
 impl Upstream {
     pub fn new(b: &BackendConfig, connect_timeout: Duration) -> Result<Self, GatewayError> {
         let creds = cutover_s3::resolve_credentials(b)
             .map_err(|e| GatewayError::Secret { what: format!("backend {}", b.name), detail: e.to_string() })?;
+        let (host_header, connect_host) = hosts(&b.endpoint, &b.bucket, b.path_style);
         Ok(Self {
             name: b.name.clone(),
             bucket: b.bucket.clone(),
@@ -102,36 +116,55 @@ impl Upstream {
             raw: Default::default(),
             keys: KeyCache::default(),
             label: b.name.as_str().into(),
+            host_header,
+            connect_host,
         })
     }
 
-    /// (Host header, host to connect to, encoded path).
-    fn locate(&self, key: Option<&str>) -> (String, String, String) {
-        let ep = self.conn.endpoint();
-        let key_path = key.map(|k| sigv4::uri_encode(k, true)).unwrap_or_default();
+    /// The encoded path of `key` (of the bucket without one).
+    fn path(&self, key: Option<&str>) -> String {
+        let mut path = String::with_capacity(2 + self.bucket.len() + key.map_or(0, |k| k.len() * 3 / 2));
+        path.push('/');
         if self.path_style {
-            let path = if key.is_some() { format!("/{}/{key_path}", self.bucket) } else { format!("/{}", self.bucket) };
-            (ep.authority(), ep.host.clone(), path)
-        } else {
-            (
-                format!("{}.{}", self.bucket, ep.authority()),
-                format!("{}.{}", self.bucket, ep.host),
-                format!("/{key_path}"),
-            )
+            path.push_str(&self.bucket);
+            if key.is_some() {
+                path.push('/');
+            }
         }
+        if let Some(k) = key {
+            sigv4::push_uri_encoded(&mut path, k, true);
+        }
+        path
     }
 
     pub(crate) fn connector(&self) -> &Connector {
         &self.conn
     }
 
-    /// The request for the backend, signed, and the host to connect to.
-    pub(crate) fn build(&self, req: &UpRequest, body: Body) -> Result<(Request<Body>, String), TransportError> {
-        let invalid = |what: &str, e: &dyn std::fmt::Display| TransportError {
+    /// The request for the backend as hyper sends it, and the host to connect to.
+    fn build(&self, req: &UpRequest, body: Body) -> Result<(Request<Body>, String), TransportError> {
+        let head = self.sign(req, &body)?;
+        let uri = Uri::try_from(head.target).map_err(|e| self.invalid("uri", &e))?;
+        let mut request = Request::new(body);
+        *request.method_mut() = req.method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = head.headers;
+        Ok((request, head.connect_host))
+    }
+
+    fn invalid(&self, what: &str, e: &dyn std::fmt::Display) -> TransportError {
+        TransportError {
             outcome: Outcome::Protocol(e.to_string()),
             detail: format!("building the request to {}: {what}: {e}", self.name),
-        };
-        let (authority, connect_host, path) = self.locate(req.key.as_deref());
+        }
+    }
+
+    /// The request for the backend, signed (`body` is only asked whether it
+    /// is empty and how long it is).
+    pub(crate) fn sign(&self, req: &UpRequest, body: &Body) -> Result<UpHead, TransportError> {
+        let invalid = |what: &str, e: &dyn std::fmt::Display| self.invalid(what, e);
+        let authority = self.host_header.clone();
+        let path = self.path(req.key.as_deref());
         let date = crate::sign::amz_now();
         let payload = match &req.payload {
             UpPayload::Sha256(h) => h.as_str(),
@@ -213,18 +246,14 @@ impl Upstream {
         } else if matches!(req.method, Method::PUT | Method::POST) {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
-        let mut uri = path;
+        let mut target = path;
         for (i, (k, v)) in req.query.iter().enumerate() {
-            uri.push(if i == 0 { '?' } else { '&' });
-            uri.push_str(&sigv4::uri_encode(k, false));
-            uri.push('=');
-            uri.push_str(&sigv4::uri_encode(v, false));
+            target.push(if i == 0 { '?' } else { '&' });
+            sigv4::push_uri_encoded(&mut target, k, false);
+            target.push('=');
+            sigv4::push_uri_encoded(&mut target, v, false);
         }
-        let mut request = Request::new(body);
-        *request.method_mut() = req.method.clone();
-        *request.uri_mut() = Uri::try_from(uri).map_err(|e| invalid("uri", &e))?;
-        *request.headers_mut() = headers;
-        Ok((request, connect_host))
+        Ok(UpHead { target, headers, connect_host: self.connect_host.clone() })
     }
 
     /// Sends a request and returns the answer with its body still streaming.
@@ -275,6 +304,15 @@ impl Upstream {
     }
 }
 
+/// (Host header, host to connect to) of a bucket on `ep`.
+fn hosts(ep: &cutover_core::Endpoint, bucket: &str, path_style: bool) -> (String, String) {
+    if path_style {
+        (ep.authority(), ep.host.clone())
+    } else {
+        (format!("{bucket}.{}", ep.authority()), format!("{bucket}.{}", ep.host))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use cutover_core::{Endpoint, Secret};
@@ -298,6 +336,8 @@ mod tests {
             raw: Default::default(),
             keys: KeyCache::default(),
             label: "primary".into(),
+            host_header: "127.0.0.1:3900".into(),
+            connect_host: "127.0.0.1".into(),
         }
     }
 

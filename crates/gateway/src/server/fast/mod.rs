@@ -25,7 +25,7 @@ mod wire;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use cutover_core::config::BucketMode;
 use cutover_net::Stopping;
 use http::header::HeaderValue;
@@ -74,9 +74,17 @@ where
             return;
         }
         let (total, close) = (h.head_len + h.len, h.close);
-        let body = Bytes::copy_from_slice(&buf[h.head_len..total]);
-        let Some(reply) = inner.fast_request(fast, *h, body).await else { break };
-        buf.advance(total);
+        let mut head = buf.split_to(total);
+        let body = head.split_off(h.head_len).freeze();
+        let Some(reply) = inner.fast_request(fast, *h, body.clone()).await else {
+            // Back as they were, for hyper.
+            let mut back = BytesMut::with_capacity(total + buf.len());
+            back.extend_from_slice(&head);
+            back.extend_from_slice(&body);
+            back.extend_from_slice(&buf);
+            buf = back;
+            break;
+        };
         if io.write_all(&reply).await.is_err() || io.flush().await.is_err() || close || stopping.is_stopping() {
             return;
         }
@@ -233,9 +241,9 @@ impl Inner {
             delete: None,
         };
         let req = self.up_request(&ctx, &up, full(body.clone()), len).ok()?;
-        let (request, host) = up.build(&req, full(body.clone())).ok()?;
+        let signed = up.sign(&req, &req.body).ok()?;
         let mut wire_req = BytesMut::with_capacity(1024 + body.len());
-        wire::request_head(&mut wire_req, request.method(), request.uri(), request.headers());
+        wire::request_head(&mut wire_req, &ctx.method, &signed.target, &signed.headers);
         wire_req.extend_from_slice(&body);
         self.metrics.bytes_in.inc_by(body.len() as u64);
         let write = matches!(ctx.op, S3Op::PutObject | S3Op::DeleteObject);
@@ -244,8 +252,16 @@ impl Inner {
         } else {
             None
         };
-        let sent =
-            backend::exchange(up.connector(), &up.raw, &host, &wire_req, head, self.opts.deadlines, MAX_ANSWER).await;
+        let sent = backend::exchange(
+            up.connector(),
+            &up.raw,
+            &signed.connect_host,
+            &wire_req,
+            head,
+            self.opts.deadlines,
+            MAX_ANSWER,
+        )
+        .await;
         // (.., whether the length is the body's: a HEAD's answer from the
         // backend keeps the object's, or none.)
         let (status, headers, body, own_len) = match sent {

@@ -139,12 +139,12 @@ pub(super) fn answer_head(out: &mut BytesMut, status: StatusCode, headers: &Head
     out.put_slice(b"\r\n");
 }
 
-/// Writes a request head for a backend: `METHOD path?query HTTP/1.1`, the
-/// headers, the blank line.
-pub(super) fn request_head(out: &mut BytesMut, method: &Method, uri: &Uri, headers: &HeaderMap) {
+/// Writes a request head for a backend: `METHOD target HTTP/1.1` (`target`:
+/// the encoded path and query), the headers, the blank line.
+pub(super) fn request_head(out: &mut BytesMut, method: &Method, target: &str, headers: &HeaderMap) {
     out.put_slice(method.as_str().as_bytes());
     out.put_u8(b' ');
-    out.put_slice(uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
+    out.put_slice(target.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
     put_headers(out, headers);
     out.put_slice(b"\r\n");
