@@ -244,4 +244,92 @@ async fn a_trickled_small_body_gets_request_timeout_and_nothing_is_stored() {
     let head = signed_head_with_hash(gw.port, "HEAD", "/app/slow", sigv4::EMPTY_SHA256, 0);
     let a = common::send(gw.port, &head, b"").await;
     assert_eq!(a.status, 404, "{a:?}");
+    assert_eq!(fast_count(&gw).await, 2, "the refusal and the HEAD");
+}
+
+/// The head of a header-signed PUT with `Expect: 100-continue`, for `body`.
+fn expecting_head(port: u16, path: &str, body: &[u8]) -> Vec<u8> {
+    let head = signed_head_with_hash(port, "PUT", path, &sigv4::sha256_hex(body), body.len());
+    head.replace("connection: close\r\n", "expect: 100-continue\r\n").into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_expecting_100_continue_gets_it_once_its_signature_verifies() {
+    let lab = lab().await;
+    let port = lab.gw.port;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut buf = Vec::new();
+    // A good upload: 100 Continue, then the body, then 200.
+    s.write_all(&expecting_head(port, "/app/expect", b"continued")).await.unwrap();
+    let (status, head, _) = answer(&mut s, &mut buf, false).await;
+    assert_eq!(status, 100, "{head}");
+    s.write_all(b"continued").await.unwrap();
+    let (status, head, _) = answer(&mut s, &mut buf, false).await;
+    assert_eq!(status, 200, "{head}");
+    // A body that does not match its signed hash, on the same connection:
+    // 100 Continue, then 400, and nothing stored; the connection goes on.
+    let mut head = expecting_head(port, "/app/tampered", b"original");
+    s.write_all(&head).await.unwrap();
+    assert_eq!(answer(&mut s, &mut buf, false).await.0, 100);
+    s.write_all(b"tampered").await.unwrap();
+    let (status, _, body) = answer(&mut s, &mut buf, false).await;
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("XAmzContentSHA256Mismatch"));
+    s.write_all(&request(port, "DELETE", "/app/expect", b"")).await.unwrap();
+    assert_eq!(answer(&mut s, &mut buf, false).await.0, 204);
+    assert_eq!(lab.stored("tampered").await, None);
+    assert_eq!(lab.stored("expect").await, None, "deleted after it was stored");
+    assert_eq!(fast_count(&lab.gw).await, 3, "the good PUT, the refused one and the DELETE");
+    // A bad signature: no 100 Continue; the gateway answers 403 and closes
+    // without waiting for the body.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let at = head.windows(10).position(|w| w == b"Signature=").unwrap() + 10;
+    head[at] = if head[at] == b'0' { b'1' } else { b'0' };
+    s.write_all(&head).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut out)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+    assert!(!text.contains("100 Continue"), "{text}");
+}
+
+/// boto3's uploads of small files: `put_object` with bytes and with a file
+/// (botocore sends the latter with `Expect: 100-continue`) and
+/// `upload_fileobj`, all on the fast path, all stored whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_small_uploads_with_and_without_expect_take_the_fast_path() {
+    let lab = lab().await;
+    let endpoint = format!("http://127.0.0.1:{}", lab.gw.port);
+    let script = r#"
+import io, json, os, boto3
+from botocore.config import Config
+c = boto3.client("s3", endpoint_url=os.environ["GW_ENDPOINT"], aws_access_key_id=os.environ["GW_KEY"],
+                 aws_secret_access_key=os.environ["GW_SECRET"], region_name="us-east-1",
+                 config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+expect = []
+c.meta.events.register("before-send", lambda request, **_: expect.append(request.headers.get("Expect")))
+c.put_object(Bucket="app", Key="bytes", Body=b"b" * 3000)
+c.put_object(Bucket="app", Key="file", Body=io.BytesIO(b"f" * 5000))
+c.upload_fileobj(io.BytesIO(b"u" * 7000), "app", "fileobj")
+print(json.dumps([e.decode() if isinstance(e, bytes) else e for e in expect]))
+"#;
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args(["-c", script])
+            .env("GW_ENDPOINT", endpoint)
+            .env("GW_KEY", common::CLIENT_KEY)
+            .env("GW_SECRET", common::CLIENT_SECRET)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "boto3 failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let expect: Vec<Option<String>> = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(expect.iter().any(|e| e.as_deref() == Some("100-continue")), "no upload sent Expect: {expect:?}");
+    assert_eq!(lab.stored("bytes").await.as_deref(), Some(&[b'b'; 3000][..]));
+    assert_eq!(lab.stored("file").await.as_deref(), Some(&[b'f'; 5000][..]));
+    assert_eq!(lab.stored("fileobj").await.as_deref(), Some(&[b'u'; 7000][..]));
+    assert_eq!(fast_count(&lab.gw).await, 3);
 }

@@ -12,8 +12,12 @@
 //! signature, the answer's headers, failback records, metrics) is the same
 //! code the hyper path runs.
 //!
+//! A client that sends `Expect: 100-continue` gets `100 Continue` once its
+//! signature verifies, and a body that then does not match its signed hash
+//! is refused here, as the hyper path refuses it.
+//!
 //! Anything else (another method or mode, a bigger or streamed body,
-//! `Expect`, a head or signature the fast path does not take, a refusal)
+//! another expectation, a head or signature the fast path does not take, a refusal)
 //! hands the connection to hyper with the bytes read so far, before
 //! anything of the request was sent anywhere; hyper then serves the
 //! connection to its end, and answers exactly as it always did.
@@ -40,7 +44,7 @@ use self::wire::{ClientHead, Parsed};
 use super::dispatch::forwarded_query;
 use super::forward::{is_hop_by_hop, send_failed};
 use super::{BACKEND_HEADER, BODY_RATE_WINDOW, Ctx, Inner, SMALL_BODY_LIMIT};
-use crate::auth::{self, Payload};
+use crate::auth::{self, Payload, Verified};
 use crate::body::{Fault, collect_limited, full};
 use crate::route::{self, S3Op};
 use crate::s3xml;
@@ -70,13 +74,24 @@ where
             Some(f) => f,
             None => break,
         };
+        let (total, close) = (h.head_len + h.len, h.close);
+        // A client waiting for `100 Continue` gets it once its signature
+        // verifies (or hyper answers it without reading the body, as before).
+        let verified = if h.expect && buf.len() < total {
+            let Some(v) = inner.fast_verify(&fast, &h) else { break };
+            if io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() || io.flush().await.is_err() {
+                return;
+            }
+            Some(v)
+        } else {
+            None
+        };
         if !read_body(&inner, &mut io, &mut buf, &h, fast.op).await {
             return;
         }
-        let (total, close) = (h.head_len + h.len, h.close);
         let mut head = buf.split_to(total);
         let body = head.split_off(h.head_len).freeze();
-        let Some(reply) = inner.fast_request(fast, *h, body.clone()).await else {
+        let Some(reply) = inner.fast_request(fast, *h, body.clone(), verified).await else {
             // Back as they were, for hyper.
             let mut back = BytesMut::with_capacity(total + buf.len());
             back.extend_from_slice(&head);
@@ -163,6 +178,7 @@ where
                 let (status, mut headers, body) = parts_of(r).await;
                 headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
                 inner.metrics.request(op.name(), crate::metrics::GATEWAY, status.as_u16(), Duration::ZERO);
+                inner.metrics.fast_path.inc();
                 let _ = io.write_all(&encode(status, &headers, &body, false, true)).await;
                 let _ = io.flush().await;
                 return false;
@@ -209,15 +225,44 @@ impl Inner {
     /// `None` when hyper must take it (the signature or payload hash does
     /// not verify, the active backend changed to one over TLS, the upstream
     /// request cannot be built), before anything was sent.
-    async fn fast_request(&self, f: FastRoute, h: ClientHead, body: Bytes) -> Option<BytesMut> {
+    /// The request's signature, when it verifies.
+    fn fast_verify(&self, f: &FastRoute, h: &ClientHead) -> Option<Verified> {
+        auth::verify(&self.keys, h.method.as_str(), h.uri.path(), &f.query, &h.headers, SystemTime::now()).ok()
+    }
+
+    /// `verified`: the signature verified already (before `100 Continue`
+    /// was sent: a body that does not match its hash is then refused here,
+    /// as the hyper path refuses it, not handed to hyper).
+    async fn fast_request(
+        &self,
+        f: FastRoute,
+        h: ClientHead,
+        body: Bytes,
+        verified: Option<Verified>,
+    ) -> Option<BytesMut> {
         let start = Instant::now();
         let raw_path = h.uri.path();
-        let verified =
-            auth::verify(&self.keys, h.method.as_str(), raw_path, &f.query, &h.headers, SystemTime::now()).ok()?;
+        let continued = verified.is_some();
+        let verified = match verified {
+            Some(v) => v,
+            None => self.fast_verify(&f, &h)?,
+        };
         let payload = match verified.payload {
             Payload::Unsigned => UpPayload::Unsigned,
             Payload::Sha256(expected) if Sha256::digest(&body)[..] == expected[..] => {
                 UpPayload::Sha256(hex::encode(expected))
+            }
+            Payload::Sha256(_) if continued => {
+                let r = s3xml::error(
+                    StatusCode::BAD_REQUEST,
+                    "XAmzContentSHA256Mismatch",
+                    "the provided x-amz-content-sha256 does not match what was computed",
+                    raw_path,
+                );
+                let (status, headers, body) = parts_of(r).await;
+                self.metrics.request(f.op.name(), crate::metrics::GATEWAY, status.as_u16(), start.elapsed());
+                self.metrics.fast_path.inc();
+                return Some(encode(status, &headers, &body, false, true));
             }
             _ => return None,
         };

@@ -19,6 +19,9 @@ pub(super) struct ClientHead {
     pub len: usize,
     /// The client asked to close the connection after this answer.
     pub close: bool,
+    /// The client sent `Expect: 100-continue` and may wait for the interim
+    /// answer before it sends the body.
+    pub expect: bool,
     /// Bytes of the head, blank line included.
     pub head_len: usize,
 }
@@ -39,7 +42,7 @@ pub(super) enum Parsed {
 /// plain requests: HTTP/1.1, `PUT`, `DELETE` or `HEAD` on an origin-form
 /// path outside `/-/`, framed by at most one digits-only Content-Length of
 /// at most `max_body` bytes (none for `DELETE` and `HEAD`), no
-/// Transfer-Encoding, Expect or Upgrade, no Connection tokens but
+/// Transfer-Encoding or Upgrade, no Expect but `100-continue` on a PUT, no Connection tokens but
 /// `keep-alive` and `close`, no aws-chunked body. Everything else, and any
 /// head httparse refuses, is [`Parsed::Hyper`].
 pub(super) fn client_head(buf: &[u8], max_body: usize) -> Parsed {
@@ -64,7 +67,7 @@ pub(super) fn client_head(buf: &[u8], max_body: usize) -> Parsed {
     }
     let Ok(uri) = path.parse::<Uri>() else { return Parsed::Hyper };
     let mut headers = HeaderMap::with_capacity(req.headers.len());
-    let (mut len, mut close) = (None, false);
+    let (mut len, mut close, mut expect) = (None, false, false);
     for h in req.headers.iter() {
         let (Ok(name), Ok(value)) = (HeaderName::from_bytes(h.name.as_bytes()), HeaderValue::from_bytes(h.value))
         else {
@@ -78,7 +81,12 @@ pub(super) fn client_head(buf: &[u8], max_body: usize) -> Parsed {
                 Some(n) if n <= max_body => len = Some(n),
                 _ => return Parsed::Hyper,
             }
-        } else if name == header::TRANSFER_ENCODING || name == header::EXPECT || name == header::UPGRADE {
+        } else if name == header::EXPECT {
+            if expect || method != Method::PUT || !h.value.eq_ignore_ascii_case(b"100-continue") {
+                return Parsed::Hyper;
+            }
+            expect = true;
+        } else if name == header::TRANSFER_ENCODING || name == header::UPGRADE {
             return Parsed::Hyper;
         } else if name == header::CONNECTION {
             for token in h.value.split(|b| *b == b',').map(|t| t.trim_ascii()) {
@@ -100,7 +108,7 @@ pub(super) fn client_head(buf: &[u8], max_body: usize) -> Parsed {
         Some(n) if n > 0 && method != Method::PUT => return Parsed::Hyper,
         n => n.unwrap_or(0),
     };
-    Parsed::Head(Box::new(ClientHead { method, uri, headers, len, close, head_len }))
+    Parsed::Head(Box::new(ClientHead { method, uri, headers, len, close, expect, head_len }))
 }
 
 /// A decimal number of at most 15 digits and nothing else (no sign, no

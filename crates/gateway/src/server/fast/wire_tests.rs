@@ -30,6 +30,8 @@ fn a_plain_put_is_taken_with_its_length_and_head_size() {
     assert_eq!(h.len, 0);
     assert!(h.close);
     taken("HEAD /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n");
+    let h = taken("PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nExpect: 100-Continue\r\n\r\n");
+    assert!(h.expect);
 }
 
 #[test]
@@ -58,8 +60,11 @@ fn anything_unusual_goes_to_hyper() {
         "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1001\r\n\r\n",
         "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 99999999999999999999999\r\n\r\n",
         "DELETE /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 3\r\n\r\nabc",
-        // Expect, Upgrade, other Connection tokens, streamed uploads.
-        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n",
+        // Other expectations, twice, or not on a PUT; Upgrade, other
+        // Connection tokens, streamed uploads.
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nExpect: 200-ok\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n\r\n",
+        "DELETE /app/k HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\n\r\n",
         "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nUpgrade: h2c\r\n\r\n",
         "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nConnection: upgrade\r\n\r\n",
         "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nx-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n\r\n",
