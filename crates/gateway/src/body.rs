@@ -40,6 +40,22 @@ impl S3Refusal {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
+
+    /// The body does not match its signed `x-amz-content-sha256`.
+    pub fn payload_mismatch() -> Self {
+        Self::bad_request(
+            "XAmzContentSHA256Mismatch",
+            "the provided x-amz-content-sha256 does not match what was computed",
+        )
+    }
+
+    /// The client sent its body slower than `client_min_body_rate`.
+    pub fn request_timeout() -> Self {
+        Self::bad_request(
+            "RequestTimeout",
+            "Your socket connection to the server was not read from or written to within the timeout period.",
+        )
+    }
 }
 
 /// Where a body that fails while it streams leaves its [`S3Refusal`]: the
@@ -125,10 +141,7 @@ where
                     {
                         this.held = None;
                         if let Some(f) = &this.fault {
-                            let _ = f.set(S3Refusal::bad_request(
-                                "XAmzContentSHA256Mismatch",
-                                "the provided x-amz-content-sha256 does not match what was computed",
-                            ));
+                            let _ = f.set(S3Refusal::payload_mismatch());
                         }
                         return Poll::Ready(Some(Err(Box::new(PayloadMismatch))));
                     }

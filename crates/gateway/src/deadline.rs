@@ -258,10 +258,7 @@ impl MinRate {
 
     fn fail(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.refused.inc();
-        let r = S3Refusal::bad_request(
-            "RequestTimeout",
-            "Your socket connection to the server was not read from or written to within the timeout period.",
-        );
+        let r = S3Refusal::request_timeout();
         let _ = self.fault.set(r.clone());
         Poll::Ready(Some(Err(Box::new(r))))
     }

@@ -93,12 +93,11 @@ pub struct Upstream {
 }
 
 /// A request for a backend, signed: its request target (path and query,
-/// encoded), its headers, and the host to connect to.
+/// encoded) and its headers.
 #[derive(Debug)]
 pub(crate) struct UpHead {
     pub target: String,
     pub headers: HeaderMap,
-    pub connect_host: String,
 }
 
 impl Upstream {
@@ -141,15 +140,20 @@ impl Upstream {
         &self.conn
     }
 
-    /// The request for the backend as hyper sends it, and the host to connect to.
-    fn build(&self, req: &UpRequest, body: Body) -> Result<(Request<Body>, String), TransportError> {
+    /// The host to connect to (with the bucket for virtual-host addressing).
+    pub(crate) fn connect_host(&self) -> &str {
+        &self.connect_host
+    }
+
+    /// The request for the backend as hyper sends it.
+    fn build(&self, req: &UpRequest, body: Body) -> Result<Request<Body>, TransportError> {
         let head = self.sign(req, &body)?;
         let uri = Uri::try_from(head.target).map_err(|e| self.invalid("uri", &e))?;
         let mut request = Request::new(body);
         *request.method_mut() = req.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = head.headers;
-        Ok((request, head.connect_host))
+        Ok(request)
     }
 
     fn invalid(&self, what: &str, e: &dyn std::fmt::Display) -> TransportError {
@@ -253,7 +257,7 @@ impl Upstream {
             target.push('=');
             sigv4::push_uri_encoded(&mut target, v, false);
         }
-        Ok(UpHead { target, headers, connect_host: self.connect_host.clone() })
+        Ok(UpHead { target, headers })
     }
 
     /// Sends a request and returns the answer with its body still streaming.
@@ -271,9 +275,9 @@ impl Upstream {
             let b = body.take().unwrap_or_else(empty);
             let progress = Progress::new(b.is_end_stream() || req.content_length == Some(0));
             let b = Watched::wrap(b, progress.clone(), req.content_length);
-            let (request, host) = self.build(&req, b)?;
+            let request = self.build(&req, b)?;
             let work = async {
-                let mut sender = self.conn.checkout(&host).await?;
+                let mut sender = self.conn.checkout(&self.connect_host).await?;
                 let resp = sender.send_request(request).await.map_err(|e| classify(&e))?;
                 // An answer without a body (a PUT's) leaves the connection
                 // idle at once: back to the pool without a task to wait.
@@ -379,8 +383,8 @@ mod tests {
         req.payload = UpPayload::Sha256(hash.clone());
         req.query = vec![("versionId".into(), "x/y".into())];
         for _ in 0..2 {
-            let (r, host) = up.build(&req, full("abc")).unwrap();
-            assert_eq!(host, "127.0.0.1");
+            let r = up.build(&req, full("abc")).unwrap();
+            assert_eq!(up.connect_host(), "127.0.0.1");
             assert_eq!(r.uri().to_string(), "/app-data/a%20b/c?versionId=x%2Fy");
             assert_eq!(header(&r, "host"), "127.0.0.1:3900");
             assert_eq!(header(&r, "x-amz-content-sha256"), hash);
@@ -394,7 +398,7 @@ mod tests {
     #[test]
     fn signs_the_empty_hash_without_a_body_and_unsigned_payload_for_other_streams() {
         let up = upstream();
-        let (r, _) = up.build(&UpRequest::new(Method::GET, Some("k")), empty()).unwrap();
+        let r = up.build(&UpRequest::new(Method::GET, Some("k")), empty()).unwrap();
         assert_eq!(header(&r, "x-amz-content-sha256"), EMPTY_SHA256);
         assert!(r.headers().get("content-length").is_none());
         let names = ["host", "x-amz-date", "x-amz-content-sha256"];
@@ -404,7 +408,7 @@ mod tests {
         drop(tx);
         let mut put = UpRequest::new(Method::PUT, Some("k"));
         put.content_length = Some(5);
-        let (r, _) = up.build(&put, body).unwrap();
+        let r = up.build(&put, body).unwrap();
         assert_eq!(header(&r, "x-amz-content-sha256"), UNSIGNED_PAYLOAD);
         assert_eq!(header(&r, "authorization"), expected_authorization(&r, &names));
     }
@@ -421,7 +425,7 @@ mod tests {
             if let Some(e) = client_encoding {
                 put.headers.push((header::CONTENT_ENCODING, HeaderValue::from_static(e)));
             }
-            let (r, _) = up.build(&put, full("x")).unwrap();
+            let r = up.build(&put, full("x")).unwrap();
             assert_eq!(header(&r, "x-amz-content-sha256"), "STREAMING-UNSIGNED-PAYLOAD-TRAILER");
             assert_eq!(header(&r, "content-length"), len.to_string());
             assert_eq!(header(&r, "x-amz-decoded-content-length"), "11");
@@ -449,7 +453,7 @@ mod tests {
             (HeaderName::from_static("x-amz-meta-k"), HeaderValue::from_static("z")),
             (HeaderName::from_static("x-amz-meta-k"), HeaderValue::from_static("a")),
         ];
-        let (r, _) = up.build(&put, full("x")).unwrap();
+        let r = up.build(&put, full("x")).unwrap();
         let sent: Vec<&str> = r.headers().get_all("x-amz-meta-k").iter().map(|v| v.to_str().unwrap()).collect();
         assert_eq!(sent, ["z", "a"]);
         // The backend joins them in that order (as the gateway's own verifier does).
@@ -468,7 +472,7 @@ mod tests {
             let req = UpRequest::new(method.clone(), Some("k"));
             assert!(up.build(&req, body).is_err(), "{method}");
             // No body at all: Content-Length 0 as before.
-            let (r, _) = up.build(&req, empty()).unwrap();
+            let r = up.build(&req, empty()).unwrap();
             assert_eq!(header(&r, "content-length"), "0");
         }
     }

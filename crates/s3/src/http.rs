@@ -366,11 +366,19 @@ impl QuickAck {
     }
 
     fn arm(&self) {
-        #[cfg(target_os = "linux")]
-        {
-            let _ = socket2::SockRef::from(&self.inner).set_tcp_quickack(true);
-        }
+        quickack(&self.inner);
     }
+}
+
+/// Asks for the next segments received on `s` to be acknowledged at once
+/// (Linux leaves quick-ACK mode again on its own); elsewhere nothing.
+pub fn quickack(s: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = socket2::SockRef::from(s).set_tcp_quickack(true);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = s;
 }
 
 impl AsyncRead for QuickAck {

@@ -39,13 +39,7 @@ impl Inner {
             return resp;
         }
         if let Err(e) = self.after_write(ctx, up, other, small.as_ref()).await {
-            tracing::error!(error = %e, "recording a write in the state file");
-            return s3xml::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                "the write was taken but could not be recorded for failback; retry it",
-                &ctx.resource,
-            );
+            return unrecorded(&e, &ctx.resource);
         }
         resp
     }
@@ -127,6 +121,18 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// The answer to a write the backend took but the state file could not
+/// record (failback would miss it): a retryable 503.
+pub(super) fn unrecorded(e: &GatewayError, resource: &str) -> Response<Body> {
+    tracing::error!(error = %e, "recording a write in the state file");
+    s3xml::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        "the write was taken but could not be recorded for failback; retry it",
+        resource,
+    )
 }
 
 pub(super) fn upload_id(body: &[u8]) -> Option<String> {

@@ -9,7 +9,7 @@ use cutover_core::Outcome;
 use cutover_core::config::GatewayBucket;
 use cutover_s3::http::TransportError;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Method, Response, StatusCode};
+use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::{BACKEND_HEADER, Ctx, Inner, SMALL_BODY_LIMIT};
 use crate::auth;
@@ -110,10 +110,7 @@ impl Inner {
         resp: Response<Body>,
     ) -> (Response<Body>, Option<Bytes>) {
         let (mut parts, incoming) = resp.into_parts();
-        let drop: Vec<HeaderName> = parts.headers.keys().filter(|k| is_hop_by_hop(k.as_str())).cloned().collect();
-        for k in drop {
-            parts.headers.remove(k);
-        }
+        drop_hop_by_hop(&mut parts.headers);
         // A copy's answer is read whole too: S3 may answer 200 and report
         // the copy's failure in an error document.
         let copy = matches!(ctx.op, S3Op::CopyObject | S3Op::UploadPartCopy);
@@ -175,6 +172,14 @@ impl Inner {
 pub(super) fn set_backend(resp: &mut Response<Body>, name: &str) {
     if let Ok(v) = HeaderValue::from_str(name) {
         resp.headers_mut().insert(BACKEND_HEADER, v);
+    }
+}
+
+/// Removes the hop-by-hop headers of a backend's answer.
+pub(super) fn drop_hop_by_hop(headers: &mut HeaderMap) {
+    let drop: Vec<HeaderName> = headers.keys().filter(|k| is_hop_by_hop(k.as_str())).cloned().collect();
+    for k in drop {
+        headers.remove(k);
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use cutover_core::Outcome;
-use cutover_s3::http::{Connector, IDLE_TIMEOUT, MAX_IDLE_PER_HOST, TransportError, classify};
+use cutover_s3::http::{Connector, IDLE_TIMEOUT, MAX_IDLE_PER_HOST, TransportError, classify, quickack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -83,7 +83,7 @@ enum Failure {
     Other(TransportError),
 }
 
-fn timeout(what: &str, after: Duration) -> Failure {
+fn timed_out(what: &str, after: Duration) -> Failure {
     Failure::Other(TransportError::new(Outcome::Timeout, format!("{what} within {after:?}")))
 }
 
@@ -96,7 +96,7 @@ async fn once(
 ) -> Result<(Answer, Option<TcpStream>), Failure> {
     let io = |e: std::io::Error| classify(&e);
     match tokio::time::timeout(d.idle, s.write_all(request)).await {
-        Err(_) => return Err(timeout("the backend did not take the request", d.idle)),
+        Err(_) => return Err(timed_out("the backend did not take the request", d.idle)),
         // A pooled connection the backend closed: nothing was taken.
         Ok(Err(e)) => return Err(Failure::Closed(io(e))),
         Ok(Ok(())) => {}
@@ -107,7 +107,7 @@ async fn once(
     let (skip, h) = loop {
         let read = tokio::time::timeout_at(first_byte, s.read_buf(&mut buf)).await;
         match read {
-            Err(_) => return Err(timeout("no answer from the backend", d.first_byte)),
+            Err(_) => return Err(timed_out("no answer from the backend", d.first_byte)),
             Ok(Err(e)) if buf.is_empty() => return Err(Failure::Closed(io(e))),
             Ok(Ok(0)) if buf.is_empty() => {
                 return Err(Failure::Closed(TransportError::new(
@@ -122,6 +122,8 @@ async fn once(
         match wire::backend_head(&buf, head, limit) {
             Ok(Some(found)) => break found,
             Ok(None) if buf.len() > 64 << 10 => return Err(Failure::Other(malformed("an answer head over 64 KiB"))),
+            // More to come: acknowledged at once, or a backend writing its
+            // answer in pieces without TCP_NODELAY waits for our delayed ACK.
             Ok(None) => quickack(&s),
             Err(e) => return Err(Failure::Other(malformed(&e.0))),
         }
@@ -150,7 +152,7 @@ async fn once(
         }
         quickack(&s);
         match tokio::time::timeout(d.idle, s.read_buf(&mut buf)).await {
-            Err(_) => return Err(timeout("the backend paused its answer", d.idle)),
+            Err(_) => return Err(timed_out("the backend paused its answer", d.idle)),
             Ok(Err(e)) => return Err(Failure::Other(io(e))),
             Ok(Ok(0)) if h.framing == Framing::Close => break std::mem::take(&mut buf).freeze(),
             Ok(Ok(0)) => return Err(Failure::Other(cut_short("its answer body"))),
@@ -160,16 +162,6 @@ async fn once(
     // Bytes past the answer: the backend is out of step; never reuse it.
     let keep = h.reusable && h.framing != Framing::Close && buf.is_empty();
     Ok((Answer { head: h, body }, keep.then_some(s)))
-}
-
-/// Asks for the next segment to be acknowledged at once: a backend that
-/// writes its answer in pieces without `TCP_NODELAY` otherwise waits for
-/// the delayed ACK (40 ms) before sending the rest.
-fn quickack(s: &TcpStream) {
-    #[cfg(target_os = "linux")]
-    {
-        let _ = socket2::SockRef::from(s).set_tcp_quickack(true);
-    }
 }
 
 fn cut_short(what: &str) -> TransportError {

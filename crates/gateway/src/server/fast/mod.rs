@@ -27,7 +27,7 @@ mod rewind;
 mod wire;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use cutover_core::config::BucketMode;
@@ -41,11 +41,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub(crate) use backend::RawPool;
 
 use self::wire::{ClientHead, Parsed};
+use super::active_passive::unrecorded;
 use super::dispatch::forwarded_query;
-use super::forward::{is_hop_by_hop, send_failed};
+use super::forward::{drop_hop_by_hop, send_failed};
 use super::{BACKEND_HEADER, BODY_RATE_WINDOW, Ctx, Inner, SMALL_BODY_LIMIT};
 use crate::auth::{self, Payload, Verified};
-use crate::body::{Fault, collect_limited, full};
+use crate::body::{Fault, S3Refusal, collect_limited, full};
 use crate::route::{self, S3Op};
 use crate::s3xml;
 use crate::upstream::UpPayload;
@@ -149,7 +150,7 @@ async fn read_body<I>(inner: &Inner, io: &mut I, buf: &mut BytesMut, h: &ClientH
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    let total = h.head_len + h.len;
+    let (start, total) = (Instant::now(), h.head_len + h.len);
     let rate = inner.opts.client_min_body_rate;
     let needed = (rate as f64 * BODY_RATE_WINDOW.as_secs_f64()) as usize;
     let (mut window_end, mut window_bytes) = (tokio::time::Instant::now() + BODY_RATE_WINDOW, 0usize);
@@ -169,17 +170,9 @@ where
             }
             Err(_) => {
                 inner.metrics.slow_clients.inc();
-                let r = s3xml::error(
-                    StatusCode::BAD_REQUEST,
-                    "RequestTimeout",
-                    "Your socket connection to the server was not read from or written to within the timeout period.",
-                    h.uri.path(),
-                );
-                let (status, mut headers, body) = parts_of(r).await;
-                headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-                inner.metrics.request(op.name(), crate::metrics::GATEWAY, status.as_u16(), Duration::ZERO);
-                inner.metrics.fast_path.inc();
-                let _ = io.write_all(&encode(status, &headers, &body, false, true)).await;
+                let mut answer = parts_of(refusal(S3Refusal::request_timeout(), h.uri.path())).await;
+                answer.1.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                let _ = io.write_all(&inner.finish(op, start, false, answer)).await;
                 let _ = io.flush().await;
                 return false;
             }
@@ -221,15 +214,16 @@ impl Inner {
         Some(FastRoute { op, bucket, key, query })
     }
 
-    /// Serves one request whose body is read: the answer's bytes, or
-    /// `None` when hyper must take it (the signature or payload hash does
-    /// not verify, the active backend changed to one over TLS, the upstream
-    /// request cannot be built), before anything was sent.
     /// The request's signature, when it verifies.
     fn fast_verify(&self, f: &FastRoute, h: &ClientHead) -> Option<Verified> {
         auth::verify(&self.keys, h.method.as_str(), h.uri.path(), &f.query, &h.headers, SystemTime::now()).ok()
     }
 
+    /// Serves one request whose body is read: the answer's bytes, or
+    /// `None` when hyper must take it (the signature or payload hash does
+    /// not verify, the active backend changed to one over TLS, the upstream
+    /// request cannot be built), before anything was sent.
+    ///
     /// `verified`: the signature verified already (before `100 Continue`
     /// was sent: a body that does not match its hash is then refused here,
     /// as the hyper path refuses it, not handed to hyper).
@@ -253,16 +247,8 @@ impl Inner {
                 UpPayload::Sha256(hex::encode(expected))
             }
             Payload::Sha256(_) if continued => {
-                let r = s3xml::error(
-                    StatusCode::BAD_REQUEST,
-                    "XAmzContentSHA256Mismatch",
-                    "the provided x-amz-content-sha256 does not match what was computed",
-                    raw_path,
-                );
-                let (status, headers, body) = parts_of(r).await;
-                self.metrics.request(f.op.name(), crate::metrics::GATEWAY, status.as_u16(), start.elapsed());
-                self.metrics.fast_path.inc();
-                return Some(encode(status, &headers, &body, false, true));
+                let answer = parts_of(refusal(S3Refusal::payload_mismatch(), raw_path)).await;
+                return Some(self.finish(f.op, start, false, answer));
             }
             _ => return None,
         };
@@ -300,24 +286,20 @@ impl Inner {
         let sent = backend::exchange(
             up.connector(),
             &up.raw,
-            &signed.connect_host,
+            up.connect_host(),
             &wire_req,
             head,
             self.opts.deadlines,
             MAX_ANSWER,
         )
         .await;
-        // (.., whether the length is the body's: a HEAD's answer from the
-        // backend keeps the object's, or none.)
-        let (status, headers, body, own_len) = match sent {
-            Err(e) => with_len(parts_of(send_failed(&self.metrics, &ctx, &up, &e)).await),
+        let answer = match sent {
+            Err(e) => parts_of(send_failed(&self.metrics, &ctx, &up, &e)).await,
             Ok(a) => {
                 let mut headers = a.head.headers;
-                let hop: Vec<_> = headers.keys().filter(|k| is_hop_by_hop(k.as_str())).cloned().collect();
-                for k in hop {
-                    headers.remove(k);
-                }
+                drop_hop_by_hop(&mut headers);
                 if !head {
+                    // Written again from the body read.
                     headers.remove(http::header::CONTENT_LENGTH);
                 }
                 if let Ok(v) = HeaderValue::from_str(&up.name) {
@@ -326,47 +308,44 @@ impl Inner {
                 let recorded =
                     if a.head.status.is_success() { self.after_write(&ctx, &up, other, None).await } else { Ok(()) };
                 match recorded {
-                    Ok(()) => (a.head.status, headers, a.body, !head),
-                    Err(e) => {
-                        tracing::error!(error = %e, "recording a write in the state file");
-                        with_len(
-                            parts_of(s3xml::error(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "ServiceUnavailable",
-                                "the write was taken but could not be recorded for failback; retry it",
-                                &ctx.resource,
-                            ))
-                            .await,
-                        )
-                    }
+                    Ok(()) => (a.head.status, headers, a.body),
+                    Err(e) => parts_of(unrecorded(&e, &ctx.resource)).await,
                 }
             }
         };
+        Some(self.finish(ctx.op, start, head, answer))
+    }
+
+    /// Counts an answer of the fast path (`start`: when the request began)
+    /// and writes it out; a HEAD's without its body.
+    fn finish(&self, op: S3Op, start: Instant, head: bool, (status, headers, body): Reply) -> BytesMut {
         let backend = headers.get(BACKEND_HEADER).and_then(|v| v.to_str().ok()).unwrap_or(crate::metrics::GATEWAY);
-        self.metrics.request(ctx.op.name(), backend, status.as_u16(), start.elapsed());
+        self.metrics.request(op.name(), backend, status.as_u16(), start.elapsed());
         self.metrics.bytes_out.inc_by(if head { 0 } else { body.len() as u64 });
         self.metrics.fast_path.inc();
-        Some(encode(status, &headers, &body, head, own_len))
+        let mut out = BytesMut::with_capacity(512 + body.len());
+        // A HEAD's answer keeps the length its headers give (the object's,
+        // or none); any other gets its body's.
+        wire::answer_head(&mut out, status, &headers, (!head).then_some(body.len()));
+        if !head {
+            out.extend_from_slice(&body);
+        }
+        out
     }
 }
 
-fn with_len((status, headers, body): (StatusCode, HeaderMap, Bytes)) -> (StatusCode, HeaderMap, Bytes, bool) {
-    (status, headers, body, true)
+/// An answer: status, headers and whole body.
+type Reply = (StatusCode, HeaderMap, Bytes);
+
+/// An answer the gateway made (`full` body), taken apart, with its length.
+async fn parts_of(r: Response<crate::body::Body>) -> Reply {
+    let (mut parts, body) = r.into_parts();
+    let body = collect_limited(body, SMALL_BODY_LIMIT).await.unwrap_or_default();
+    parts.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    (parts.status, parts.headers, body)
 }
 
-/// An answer the gateway made (`full` body), taken apart.
-async fn parts_of(r: Response<crate::body::Body>) -> (StatusCode, HeaderMap, Bytes) {
-    let (parts, body) = r.into_parts();
-    (parts.status, parts.headers, collect_limited(body, SMALL_BODY_LIMIT).await.unwrap_or_default())
-}
-
-/// An answer's bytes; a HEAD's without its body. `own_len`: Content-Length
-/// is the body's (unless `headers` have one).
-fn encode(status: StatusCode, headers: &HeaderMap, body: &[u8], head: bool, own_len: bool) -> BytesMut {
-    let mut out = BytesMut::with_capacity(512 + body.len());
-    wire::answer_head(&mut out, status, headers, own_len.then_some(body.len()));
-    if !head {
-        out.extend_from_slice(body);
-    }
-    out
+/// The S3 error document of a refusal.
+fn refusal(r: S3Refusal, resource: &str) -> Response<crate::body::Body> {
+    s3xml::error(r.status, r.code, &r.message, resource)
 }
