@@ -21,10 +21,6 @@ fn spec(s: &S3sFs) -> (String, &S3sFs) {
     (s.endpoint(), s)
 }
 
-fn backend<'a>(endpoint: &'a str, s: &'a S3sFs) -> BackendSpec<'a> {
-    BackendSpec { endpoint, region: "us-east-1", bucket: &s.bucket, key_id: &s.key_id, secret: &s.secret }
-}
-
 fn opts() -> GatewayOptions {
     let mut o = GatewayOptions::default();
     o.deadlines.first_byte = Duration::from_secs(2);
@@ -51,7 +47,7 @@ fn direct(s: &S3sFs) -> S3Client {
 async fn a_put_to_a_hung_backend_fails_fast_with_a_retryable_slowdown() {
     let a = S3sFs::start("data").unwrap();
     let (ea, a) = spec(&a);
-    let gw = TestGateway::start_opts(&[backend(&ea, a)], "mode = \"active-passive\"", opts()).await;
+    let gw = TestGateway::start_opts(&[BackendSpec::s3sfs(&ea, a)], "mode = \"active-passive\"", opts()).await;
     let c = client(gw.port);
     c.put_object("before", Bytes::from_static(b"ok"), &[]).await.unwrap();
     a.hang();
@@ -74,7 +70,7 @@ async fn a_put_to_a_hung_backend_fails_fast_with_a_retryable_slowdown() {
 async fn a_slowdown_answer_carries_retry_after() {
     let a = S3sFs::start("data").unwrap();
     let (ea, a) = spec(&a);
-    let gw = TestGateway::start_opts(&[backend(&ea, a)], "mode = \"active-passive\"", opts()).await;
+    let gw = TestGateway::start_opts(&[BackendSpec::s3sfs(&ea, a)], "mode = \"active-passive\"", opts()).await;
     a.hang();
     let r = client(gw.port).get_object("x", &[]).await;
     a.resume();
@@ -102,7 +98,7 @@ async fn hedged(size: usize) {
     let (ea, a) = spec(&a);
     let (eb, b) = spec(&b);
     let (gw, dir) = TestGateway::build(
-        &[backend(&ea, a), backend(&eb, b)],
+        &[BackendSpec::s3sfs(&ea, a), BackendSpec::s3sfs(&eb, b)],
         "mode = \"dual-write\"\nack = \"active-journal\"",
         opts(),
     );
@@ -167,7 +163,7 @@ async fn a_delete_while_the_active_hangs_is_acknowledged_and_replayed() {
     let (ea, a) = spec(&a);
     let (eb, b) = spec(&b);
     let (gw, dir) = TestGateway::build(
-        &[backend(&ea, a), backend(&eb, b)],
+        &[BackendSpec::s3sfs(&ea, a), BackendSpec::s3sfs(&eb, b)],
         "mode = \"dual-write\"\nack = \"active-journal\"",
         opts(),
     );
@@ -196,9 +192,12 @@ async fn with_ack_all_a_hung_active_is_not_hedged() {
     let b = S3sFs::start("data").unwrap();
     let (ea, a) = spec(&a);
     let (eb, b) = spec(&b);
-    let gw =
-        TestGateway::start_opts(&[backend(&ea, a), backend(&eb, b)], "mode = \"dual-write\"\nack = \"all\"", opts())
-            .await;
+    let gw = TestGateway::start_opts(
+        &[BackendSpec::s3sfs(&ea, a), BackendSpec::s3sfs(&eb, b)],
+        "mode = \"dual-write\"\nack = \"all\"",
+        opts(),
+    )
+    .await;
     a.hang();
     let e = client(gw.port).put_object("k", Bytes::from_static(b"v"), &[]).await.unwrap_err();
     a.resume();
@@ -223,7 +222,7 @@ async fn a_client_that_never_sends_its_headers_is_disconnected() {
     let a = S3sFs::start("data").unwrap();
     let (ea, a) = spec(&a);
     let o = GatewayOptions { client_header_timeout: Duration::from_secs(1), ..opts() };
-    let gw = TestGateway::start_opts(&[backend(&ea, a)], "mode = \"active-passive\"", o).await;
+    let gw = TestGateway::start_opts(&[BackendSpec::s3sfs(&ea, a)], "mode = \"active-passive\"", o).await;
     let mut s = connect(gw.port).await;
     s.write_all(b"GET /app/x HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.unwrap();
     // Slowloris: never the blank line.
@@ -237,7 +236,7 @@ async fn connections_beyond_max_connections_are_closed_and_counted() {
     let a = S3sFs::start("data").unwrap();
     let (ea, a) = spec(&a);
     let o = GatewayOptions { max_connections: 2, ..opts() };
-    let (gw, dir) = TestGateway::build(&[backend(&ea, a)], "mode = \"active-passive\"", o);
+    let (gw, dir) = TestGateway::build(&[BackendSpec::s3sfs(&ea, a)], "mode = \"active-passive\"", o);
     let metrics = gw.clone();
     let t = TestGateway::serve(gw, dir).await;
     let _one = connect(t.port).await;
@@ -259,7 +258,7 @@ async fn a_client_trickling_its_body_gets_request_timeout_and_nothing_is_stored(
     let a = S3sFs::start("data").unwrap();
     let (ea, a) = spec(&a);
     let o = GatewayOptions { client_min_body_rate: 1 << 20, ..opts() };
-    let gw = TestGateway::start_opts(&[backend(&ea, a)], "mode = \"active-passive\"", o).await;
+    let gw = TestGateway::start_opts(&[BackendSpec::s3sfs(&ea, a)], "mode = \"active-passive\"", o).await;
     let url = client(gw.port).presign(&http::Method::PUT, "slow", Duration::from_secs(120));
     let host = format!("127.0.0.1:{}", gw.port);
     let path = url.path_and_query;

@@ -221,13 +221,7 @@ async fn a_pooled_backend_connection_closed_by_the_backend_is_replaced_and_the_r
 async fn a_trickled_small_body_gets_request_timeout_and_nothing_is_stored() {
     let fs = S3sFs::start("data").unwrap();
     let endpoint = fs.endpoint();
-    let spec = BackendSpec {
-        endpoint: &endpoint,
-        region: "us-east-1",
-        bucket: &fs.bucket,
-        key_id: &fs.key_id,
-        secret: &fs.secret,
-    };
+    let spec = BackendSpec::s3sfs(&endpoint, &fs);
     let opts = GatewayOptions { client_min_body_rate: 1 << 20, ..GatewayOptions::default() };
     let gw = TestGateway::start_opts(&[spec], "mode = \"active-passive\"", opts).await;
     let body = vec![b'x'; 60_000];
@@ -299,7 +293,6 @@ async fn a_client_expecting_100_continue_gets_it_once_its_signature_verifies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_small_uploads_with_and_without_expect_take_the_fast_path() {
     let lab = lab().await;
-    let endpoint = format!("http://127.0.0.1:{}", lab.gw.port);
     let script = r#"
 import io, json, os, boto3
 from botocore.config import Config
@@ -313,19 +306,7 @@ c.put_object(Bucket="app", Key="file", Body=io.BytesIO(b"f" * 5000))
 c.upload_fileobj(io.BytesIO(b"u" * 7000), "app", "fileobj")
 print(json.dumps([e.decode() if isinstance(e, bytes) else e for e in expect]))
 "#;
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args(["-c", script])
-            .env("GW_ENDPOINT", endpoint)
-            .env("GW_KEY", common::CLIENT_KEY)
-            .env("GW_SECRET", common::CLIENT_SECRET)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "boto3 failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = common::boto3(lab.gw.port, &["-c", script]).await;
     let expect: Vec<Option<String>> = serde_json::from_str(stdout.trim()).unwrap();
     assert!(expect.iter().any(|e| e.as_deref() == Some("100-continue")), "no upload sent Expect: {expect:?}");
     assert_eq!(lab.stored("bytes").await.as_deref(), Some(&[b'b'; 3000][..]));

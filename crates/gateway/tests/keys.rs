@@ -223,20 +223,7 @@ async fn boto3_sees_neither_dot_keys_nor_the_probe_prefix() {
     for i in 0..5 {
         lab.direct.put_object(&format!("{PROBE}p{i}"), Bytes::from_static(b"probe"), &[]).await.unwrap();
     }
-    let endpoint = format!("http://127.0.0.1:{}", lab.gw.port);
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/boto3_keys.py"))
-            .env("GW_ENDPOINT", endpoint)
-            .env("GW_KEY", CLIENT_KEY)
-            .env("GW_SECRET", CLIENT_SECRET)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "boto3_keys.py failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = common::boto3(lab.gw.port, &[&common::script("boto3_keys.py")]).await;
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     for key in ["a/../b", "./x", "..", "x/."] {
         assert_eq!(v["dot_keys"][key], "InvalidArgument", "{key}: {v}");

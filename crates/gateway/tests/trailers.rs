@@ -607,20 +607,7 @@ async fn signed_trailers_are_verified_before_anything_is_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_sends_trailing_checksums_over_plain_http_through_the_gateway() {
     let lab = lab().await;
-    let endpoint = format!("http://127.0.0.1:{}", lab.gw.port);
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/boto3_trailers.py"))
-            .env("GW_ENDPOINT", endpoint)
-            .env("GW_KEY", CLIENT_KEY)
-            .env("GW_SECRET", CLIENT_SECRET)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "boto3_trailers.py failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = common::boto3(lab.gw.port, &[&common::script("boto3_trailers.py")]).await;
     let report = stdout.lines().last().unwrap_or_default().to_string();
     eprintln!("boto3: {report}");
     assert!(report.contains(r#""bad": ["BadDigest", 400]"#), "{report}");

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cutover_gateway::{ActiveBackend, Gateway, GatewayOptions};
 use cutover_lab::garage::Garage;
+use cutover_lab::s3sfs::S3sFs;
 use cutover_s3::{ClientOptions, S3Client};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -36,6 +37,13 @@ pub struct BackendSpec<'a> {
     pub bucket: &'a str,
     pub key_id: &'a str,
     pub secret: &'a str,
+}
+
+impl<'a> BackendSpec<'a> {
+    /// An s3s-fs backend at `endpoint` (its [`S3sFs::endpoint`]).
+    pub fn s3sfs(endpoint: &'a str, s: &'a S3sFs) -> Self {
+        BackendSpec { endpoint, region: "us-east-1", bucket: &s.bucket, key_id: &s.key_id, secret: &s.secret }
+    }
 }
 
 impl TestGateway {
@@ -295,4 +303,31 @@ pub fn signed_head_with_hash(port: u16, method: &str, path: &str, hash: &str, le
          authorization: {auth}\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n",
         date.datetime
     )
+}
+
+/// Runs `python3 args..` (a boto3 script) against the gateway on `port`,
+/// with `GW_ENDPOINT`, `GW_KEY` and `GW_SECRET` set, and returns what it
+/// printed; the test fails with its output when the script fails.
+pub async fn boto3(port: u16, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let what = args.join(" ");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args(&args)
+            .env("GW_ENDPOINT", format!("http://127.0.0.1:{port}"))
+            .env("GW_KEY", CLIENT_KEY)
+            .env("GW_SECRET", CLIENT_SECRET)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "python3 {what} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// The path of a script in this crate's `tests/`.
+pub fn script(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(name).display().to_string()
 }
