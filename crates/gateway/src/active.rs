@@ -67,6 +67,12 @@ impl ActiveBackend {
         self.tx.borrow().clone()
     }
 
+    /// Runs `f` with the active backend's name, without copying it (the
+    /// name cannot change meanwhile: keep `f` short).
+    pub fn with<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        f(&self.tx.borrow())
+    }
+
     /// Makes `name` the active backend; returns whether it changed.
     pub fn set(&self, name: &str) -> bool {
         self.tx.send_if_modified(|cur| {

@@ -6,6 +6,7 @@
 //! re-encoded, the signed headers by name. The signature is recomputed with
 //! the client's secret and compared in constant time.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -166,15 +167,33 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Splits and decodes a raw query string.
+/// Splits and decodes a raw query string, in one pass over its bytes (a
+/// component is decoded only when it has a `%`).
 pub fn parse_query(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(p), String::new()),
-        })
-        .collect()
+    let decode = |part: &str, escaped: bool| if escaped { percent_decode(part) } else { part.to_string() };
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.iter().filter(|b| **b == b'&').count() + 1);
+    // The pair from `start`: where its `=` is, whether its key or value has a `%`.
+    let (mut start, mut eq, mut key_escaped, mut value_escaped) = (0, None, false, false);
+    for i in 0..=bytes.len() {
+        match bytes.get(i) {
+            Some(b'=') if eq.is_none() => eq = Some(i),
+            Some(b'%') if eq.is_none() => key_escaped = true,
+            Some(b'%') => value_escaped = true,
+            Some(b'&') | None => {
+                // `start..i` is between ASCII separators (or the ends): a str slice.
+                if i > start {
+                    out.push(match eq {
+                        Some(e) => (decode(&raw[start..e], key_escaped), decode(&raw[e + 1..i], value_escaped)),
+                        None => (decode(&raw[start..i], key_escaped), String::new()),
+                    });
+                }
+                (start, eq, key_escaped, value_escaped) = (i + 1, None, false, false);
+            }
+            Some(_) => {}
+        }
+    }
+    out
 }
 
 /// Verifies a request. `raw_path` is the path as sent, `query` the decoded
@@ -204,34 +223,42 @@ struct Credential<'a> {
 }
 
 fn parse_credential(c: &str) -> Result<Credential<'_>, AuthError> {
-    let parts: Vec<&str> = c.split('/').collect();
-    match parts.as_slice() {
-        [key_id, date, region, "s3", "aws4_request"] => Ok(Credential { key_id, date, region }),
+    let mut parts = c.split('/');
+    match [parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()] {
+        [Some(key_id), Some(date), Some(region), Some("s3"), Some("aws4_request"), None] => {
+            Ok(Credential { key_id, date, region })
+        }
         _ => Err(AuthError::Malformed(format!(
             "credential scope must be KEY/DATE/REGION/s3/aws4_request, got {} parts",
-            parts.len()
+            c.split('/').count()
         ))),
     }
 }
 
+/// A signed header's name (lowercase) and value, as the canonical request has it.
+type SignedHeader<'a> = (Cow<'a, str>, Cow<'a, str>);
+
 /// The signed headers as the canonical request lists them: one pair per
-/// name, repeated values joined with `,` in the order they were sent.
-fn signed_header_values(headers: &HeaderMap, signed: &str) -> Result<Vec<(String, String)>, AuthError> {
-    let mut out: Vec<(String, String)> = Vec::new();
+/// name, repeated values joined with `,` in the order they were sent
+/// (borrowed from the request but for names with capitals and joined values).
+fn signed_header_values<'a>(headers: &'a HeaderMap, signed: &'a str) -> Result<Vec<SignedHeader<'a>>, AuthError> {
+    let mut out: Vec<SignedHeader<'a>> = Vec::with_capacity(signed.len() / 8 + 1);
     for name in signed.split(';') {
         if name.is_empty() {
             continue;
         }
-        let name = name.to_ascii_lowercase();
+        let name: Cow<'a, str> =
+            if name.bytes().any(|b| b.is_ascii_uppercase()) { name.to_ascii_lowercase().into() } else { name.into() };
         if out.iter().any(|(k, _)| *k == name) {
             continue;
         }
-        let mut joined: Option<String> = None;
-        for v in headers.get_all(name.as_str()) {
+        let mut joined: Option<Cow<'a, str>> = None;
+        for v in headers.get_all(name.as_ref()) {
             let v = v.to_str().map_err(|_| AuthError::Malformed(format!("header {name} is not ASCII")))?.trim();
             match &mut joined {
-                None => joined = Some(v.to_string()),
+                None => joined = Some(v.into()),
                 Some(j) => {
+                    let j = j.to_mut();
                     j.push(',');
                     j.push_str(v);
                 }
@@ -256,7 +283,7 @@ fn signed_header_values(headers: &HeaderMap, signed: &str) -> Result<Vec<(String
 const SIGNED_OTHERWISE: [&str; 2] = ["x-amz-date", "x-amz-content-sha256"];
 
 /// Refuses a request carrying an `x-amz-*` header that is not signed.
-fn all_amz_headers_signed(headers: &HeaderMap, signed: &[(String, String)]) -> Result<(), AuthError> {
+fn all_amz_headers_signed(headers: &HeaderMap, signed: &[SignedHeader<'_>]) -> Result<(), AuthError> {
     for name in headers.keys() {
         let n = name.as_str();
         if n.starts_with("x-amz-") && !SIGNED_OTHERWISE.contains(&n) && !signed.iter().any(|(k, _)| k == n) {

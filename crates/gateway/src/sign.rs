@@ -97,13 +97,13 @@ impl KeyCache {
 
 /// `sigv4::authorization` (the `Authorization` header value), with the
 /// signing key cached in `keys`.
-pub fn authorization(
+pub fn authorization<H: AsRef<str>>(
     keys: &KeyCache,
     access_key_id: &str,
     secret: &str,
     region: &str,
     date: &AmzDate,
-    req: &CanonicalRequest<'_>,
+    req: &CanonicalRequest<'_, H>,
 ) -> String {
     let (canonical, signed) = req.render();
     keys.with(secret, &date.date, region, "s3", |key, scope| {

@@ -7,6 +7,7 @@
 //! pooled connections with `TCP_NODELAY` and `TCP_QUICKACK` (see
 //! `cutover_s3::http`).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use cutover_core::Outcome;
@@ -14,7 +15,7 @@ use cutover_core::config::BackendConfig;
 use cutover_s3::Credentials;
 use cutover_s3::http::{Connector, TransportError, classify};
 use cutover_s3::sigv4::{self, CanonicalRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
-use http::header::{self, HeaderMap};
+use http::header;
 use http::{HeaderName, HeaderValue, Method, Request, Response, Uri};
 use http_body::Body as _;
 
@@ -93,11 +94,12 @@ pub struct Upstream {
 }
 
 /// A request for a backend, signed: its request target (path and query,
-/// encoded) and its headers.
+/// encoded) and its headers, in the order they are sent (each name once,
+/// but for the client's repeated headers, kept in their order).
 #[derive(Debug)]
 pub(crate) struct UpHead {
     pub target: String,
-    pub headers: HeaderMap,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Upstream {
@@ -152,7 +154,11 @@ impl Upstream {
         let mut request = Request::new(body);
         *request.method_mut() = req.method.clone();
         *request.uri_mut() = uri;
-        *request.headers_mut() = head.headers;
+        let headers = request.headers_mut();
+        headers.reserve(head.headers.len());
+        for (k, v) in head.headers {
+            headers.append(k, v);
+        }
         Ok(request)
     }
 
@@ -167,7 +173,7 @@ impl Upstream {
     /// is empty and how long it is).
     pub(crate) fn sign(&self, req: &UpRequest, body: &Body) -> Result<UpHead, TransportError> {
         let invalid = |what: &str, e: &dyn std::fmt::Display| self.invalid(what, e);
-        let authority = self.host_header.clone();
+        let authority = self.host_header.as_str();
         let path = self.path(req.key.as_deref());
         let date = crate::sign::amz_now();
         let payload = match &req.payload {
@@ -176,18 +182,19 @@ impl Upstream {
             UpPayload::Unsigned => UNSIGNED_PAYLOAD,
             UpPayload::UnsignedTrailer { .. } => STREAMING_UNSIGNED_PAYLOAD_TRAILER,
         };
-        let mut headers = HeaderMap::with_capacity(11 + req.headers.len());
+        let mut headers = Vec::with_capacity(11 + req.headers.len());
         let value = |what: &str, v: &str| HeaderValue::from_str(v).map_err(|e| invalid(what, &e));
-        headers.insert(header::HOST, value("host", &authority)?);
-        headers.insert(X_AMZ_DATE, value("x-amz-date", &date.datetime)?);
-        headers.insert(X_AMZ_CONTENT_SHA256, value("x-amz-content-sha256", payload)?);
-        let mut signed: Vec<(String, String)> = Vec::with_capacity(4 + req.headers.len());
-        signed.push(("host".into(), authority));
-        signed.push(("x-amz-date".into(), date.datetime.clone()));
+        headers.push((header::HOST, value("host", authority)?));
+        headers.push((X_AMZ_DATE, value("x-amz-date", &date.datetime)?));
+        headers.push((X_AMZ_CONTENT_SHA256, value("x-amz-content-sha256", payload)?));
+        // Borrowed but for repeated headers' joined values.
+        let mut signed: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(4 + req.headers.len());
+        signed.push(("host".into(), authority.into()));
+        signed.push(("x-amz-date".into(), date.datetime.as_str().into()));
         signed.push(("x-amz-content-sha256".into(), payload.into()));
         if let Some(t) = &self.creds.session_token {
-            headers.insert(X_AMZ_SECURITY_TOKEN, value("x-amz-security-token", t.expose())?);
-            signed.push(("x-amz-security-token".into(), t.expose().to_string()));
+            headers.push((X_AMZ_SECURITY_TOKEN, value("x-amz-security-token", t.expose())?));
+            signed.push(("x-amz-security-token".into(), t.expose().into()));
         }
         let trailer = match req.payload {
             UpPayload::UnsignedTrailer { decoded_len, trailer } => Some((decoded_len, trailer)),
@@ -208,21 +215,22 @@ impl Upstream {
                 let s = s.trim();
                 match signed.iter_mut().find(|(k, _)| k == n) {
                     Some((_, joined)) => {
+                        let joined = joined.to_mut();
                         joined.push(',');
                         joined.push_str(s);
                     }
-                    None => signed.push((n.to_string(), s.to_string())),
+                    None => signed.push((n.into(), s.into())),
                 }
             }
-            headers.append(k.clone(), v.clone());
+            headers.push((k.clone(), v.clone()));
         }
         if let Some((decoded_len, a)) = trailer {
             // The other encodings first, as the SDKs send them (aws-chunked was applied last).
             encodings.push("aws-chunked");
-            headers.insert(header::CONTENT_ENCODING, value("content-encoding", &encodings.join(","))?);
-            headers.insert(X_AMZ_DECODED_CONTENT_LENGTH, HeaderValue::from(decoded_len));
-            headers.insert(X_AMZ_TRAILER, HeaderValue::from_static(a.header()));
-            signed.push(("x-amz-decoded-content-length".into(), decoded_len.to_string()));
+            headers.push((header::CONTENT_ENCODING, value("content-encoding", &encodings.join(","))?));
+            headers.push((X_AMZ_DECODED_CONTENT_LENGTH, HeaderValue::from(decoded_len)));
+            headers.push((X_AMZ_TRAILER, HeaderValue::from_static(a.header())));
+            signed.push(("x-amz-decoded-content-length".into(), decoded_len.to_string().into()));
             signed.push(("x-amz-trailer".into(), a.header().into()));
         }
         let canonical = CanonicalRequest {
@@ -240,15 +248,15 @@ impl Upstream {
             &date,
             &canonical,
         );
-        headers.insert(header::AUTHORIZATION, value("authorization", &auth)?);
+        headers.push((header::AUTHORIZATION, value("authorization", &auth)?));
         if let Some(n) = req.content_length {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+            headers.push((header::CONTENT_LENGTH, HeaderValue::from(n)));
         } else if body.size_hint().exact() != Some(0) {
             // Never `Content-Length: 0` for a body that has bytes: the
             // backend would store an empty object and answer 200.
             return Err(invalid("content-length", &"a body of unknown length is never sent upstream"));
         } else if matches!(req.method, Method::PUT | Method::POST) {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+            headers.push((header::CONTENT_LENGTH, HeaderValue::from_static("0")));
         }
         let mut target = path;
         for (i, (k, v)) in req.query.iter().enumerate() {

@@ -30,13 +30,16 @@ pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// Appends the lowercase hex of `bytes` to `out`.
+/// Appends the lowercase hex of `bytes` (at most 32) to `out`, in one push.
 fn push_hex(out: &mut String, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 15)] as char);
+    let mut text = [0u8; 64];
+    let n = bytes.len().min(32);
+    for (i, b) in bytes[..n].iter().enumerate() {
+        text[2 * i] = HEX[usize::from(b >> 4)];
+        text[2 * i + 1] = HEX[usize::from(b & 15)];
     }
+    out.push_str(std::str::from_utf8(&text[..2 * n]).unwrap_or_default());
 }
 
 /// Percent-encodes per SigV4: unreserved characters stay, everything else is
@@ -47,20 +50,38 @@ pub fn uri_encode(s: &str, keep_slash: bool) -> String {
     out
 }
 
-/// [`uri_encode`] appended to `out`.
+/// [`uri_encode`] appended to `out`: runs of characters that stay are
+/// copied at once.
 pub fn push_uri_encoded(out: &mut String, s: &str, keep_slash: bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            b'/' if keep_slash => out.push('/'),
-            _ => {
-                out.push('%');
-                out.push(HEX[usize::from(b >> 4)] as char);
-                out.push(HEX[usize::from(b & 15)] as char);
-            }
+    /// The unreserved characters, which stay as they are.
+    const UNRESERVED: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~');
+            b += 1;
         }
+        t
+    };
+    let stays = |b: u8| UNRESERVED[usize::from(b)] || (keep_slash && b == b'/');
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len());
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if stays(b) {
+            continue;
+        }
+        if run < i {
+            // ASCII characters that stay: both ends are char boundaries.
+            out.push_str(&s[run..i]);
+        }
+        let escaped = [b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]];
+        out.push_str(std::str::from_utf8(&escaped).unwrap_or_default());
+        run = i + 1;
     }
+    out.push_str(&s[run..]);
 }
 
 /// A UTC timestamp in the two forms SigV4 uses.
@@ -106,18 +127,18 @@ impl AmzDate {
 
 /// The parts of a request that SigV4 signs.
 #[derive(Debug, Clone)]
-pub struct CanonicalRequest<'a> {
+pub struct CanonicalRequest<'a, H = String> {
     pub method: &'a str,
     /// The path exactly as sent on the wire (already URI-encoded).
     pub encoded_path: &'a str,
     /// Query parameters, decoded; they are encoded and sorted here.
     pub query: &'a [(String, String)],
     /// Headers to sign (names in any case); must include `host`.
-    pub headers: &'a [(String, String)],
+    pub headers: &'a [(H, H)],
     pub payload_hash: &'a str,
 }
 
-impl CanonicalRequest<'_> {
+impl<H: AsRef<str>> CanonicalRequest<'_, H> {
     /// Returns (canonical request text, signed header list).
     ///
     /// Query pairs are encoded and sorted; header names lowercased, values
@@ -152,7 +173,7 @@ impl CanonicalRequest<'_> {
             (&enc[ka.clone()], &enc[va.clone()]).cmp(&(&enc[kb.clone()], &enc[vb.clone()]))
         });
         let mut h: Vec<(Cow<'_, str>, Cow<'_, str>)> =
-            self.headers.iter().map(|(k, v)| (lowercase(k), collapse_whitespace(v))).collect();
+            self.headers.iter().map(|(k, v)| (lowercase(k.as_ref()), collapse_whitespace(v.as_ref()))).collect();
         h.sort_unstable();
         let len = self.method.len()
             + self.encoded_path.len()
@@ -284,12 +305,12 @@ pub fn signatures_equal(a: &str, b: &str) -> bool {
 /// Signs a request for the `Authorization` header. `headers` must already
 /// contain `host`, `x-amz-date` and `x-amz-content-sha256` (and the security
 /// token, if any). Returns the header value.
-pub fn authorization(
+pub fn authorization<H: AsRef<str>>(
     access_key_id: &str,
     secret: &str,
     region: &str,
     date: &AmzDate,
-    req: &CanonicalRequest<'_>,
+    req: &CanonicalRequest<'_, H>,
 ) -> String {
     let (canonical, signed) = req.render();
     let scope = scope(&date.date, region, "s3");
@@ -418,6 +439,36 @@ mod tests {
     fn encodes_keys_as_s3_expects() {
         assert_eq!(uri_encode("a b/c+d~é", true), "a%20b/c%2Bd~%C3%A9");
         assert_eq!(uri_encode("a/b", false), "a%2Fb");
+    }
+
+    /// Byte by byte, as first written: the reference for the run-copying encoder.
+    fn encode_reference(s: &str, keep_slash: bool) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                b'/' if keep_slash => "/".to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn run_copying_encoder_matches_the_byte_by_byte_one_on_any_text() {
+        let pieces = ["", "a", "Z9", "-_.~", "/", " ", "+", "%", "é", "日本", "\u{1F600}", "\0", "\u{7f}", "a/b c"];
+        // Every sequence of up to three pieces, with and without slashes kept.
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let s = format!("{a}{b}{c}");
+                    for keep in [true, false] {
+                        assert_eq!(uri_encode(&s, keep), encode_reference(&s, keep), "{s:?}");
+                    }
+                }
+            }
+        }
+        let mut hex = String::new();
+        push_hex(&mut hex, &[0x00, 0x9f, 0xff]);
+        assert_eq!(hex, "009fff");
     }
 
     /// The canonical request as first written (allocation per piece), kept

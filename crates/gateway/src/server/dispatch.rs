@@ -272,10 +272,9 @@ impl Inner {
 
     /// (active, other) backends of a bucket.
     pub(super) fn sides(&self, b: &GatewayBucket) -> (Arc<Upstream>, Option<Arc<Upstream>>) {
-        let active = self.active.get();
-        let name = if b.backends.contains(&active) { active } else { b.backends[0].clone() };
-        let other = b.backends.iter().find(|n| **n != name).and_then(|n| self.upstreams.get(n)).cloned();
-        (self.upstreams[&name].clone(), other)
+        let name = self.active.with(|active| b.backends.iter().position(|n| n == active).unwrap_or(0));
+        let other = b.backends.iter().find(|n| **n != b.backends[name]).and_then(|n| self.upstreams.get(n)).cloned();
+        (self.upstreams[&b.backends[name]].clone(), other)
     }
 
     pub(super) async fn route(&self, ctx: Ctx, body: Body, len: Option<u64>) -> Response<Body> {

@@ -183,8 +183,17 @@ pub(super) fn drop_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+const HOP_BY_HOP: [&str; 7] =
+    ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
+
+/// A hop-by-hop header (`n` lowercase).
 pub(super) fn is_hop_by_hop(n: &str) -> bool {
-    matches!(n, "connection" | "keep-alive" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" | "upgrade")
+    HOP_BY_HOP.contains(&n)
+}
+
+/// [`is_hop_by_hop`] of a name in any case.
+pub(super) fn is_hop_by_hop_bytes(n: &[u8]) -> bool {
+    HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h.as_bytes()))
 }
 
 pub(super) fn unavailable(m: &Metrics, up: &Upstream, e: &TransportError, resource: &str) -> Response<Body> {

@@ -40,6 +40,8 @@ impl RawPool {
 #[derive(Debug)]
 pub(super) struct Answer {
     pub head: BackendHead,
+    /// The bytes `head`'s fields lie in.
+    pub raw: Bytes,
     pub body: Bytes,
 }
 
@@ -128,7 +130,7 @@ async fn once(
             Err(e) => return Err(Failure::Other(malformed(&e.0))),
         }
     };
-    let _ = buf.split_to(skip + h.head_len);
+    let raw = buf.split_to(skip + h.head_len).freeze();
     // The body, each pause within the idle deadline.
     let body = loop {
         let done = match h.framing {
@@ -161,7 +163,7 @@ async fn once(
     };
     // Bytes past the answer: the backend is out of step; never reuse it.
     let keep = h.reusable && h.framing != Framing::Close && buf.is_empty();
-    Ok((Answer { head: h, body }, keep.then_some(s)))
+    Ok((Answer { head: h, raw, body }, keep.then_some(s)))
 }
 
 fn cut_short(what: &str) -> TransportError {

@@ -43,7 +43,7 @@ pub(crate) use backend::RawPool;
 use self::wire::{ClientHead, Parsed};
 use super::active_passive::unrecorded;
 use super::dispatch::forwarded_query;
-use super::forward::{drop_hop_by_hop, send_failed};
+use super::forward::send_failed;
 use super::{BACKEND_HEADER, BODY_RATE_WINDOW, Ctx, Inner, SMALL_BODY_LIMIT};
 use crate::auth::{self, Payload, Verified};
 use crate::body::{Fault, S3Refusal, collect_limited, full};
@@ -172,7 +172,7 @@ where
                 inner.metrics.slow_clients.inc();
                 let mut answer = parts_of(refusal(S3Refusal::request_timeout(), h.uri.path())).await;
                 answer.1.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-                let _ = io.write_all(&inner.finish(op, start, false, answer)).await;
+                let _ = io.write_all(&inner.finish(op, start, false, Reply::Made(answer))).await;
                 let _ = io.flush().await;
                 return false;
             }
@@ -248,7 +248,7 @@ impl Inner {
             }
             Payload::Sha256(_) if continued => {
                 let answer = parts_of(refusal(S3Refusal::payload_mismatch(), raw_path)).await;
-                return Some(self.finish(f.op, start, false, answer));
+                return Some(self.finish(f.op, start, false, Reply::Made(answer)));
             }
             _ => return None,
         };
@@ -294,22 +294,13 @@ impl Inner {
         )
         .await;
         let answer = match sent {
-            Err(e) => parts_of(send_failed(&self.metrics, &ctx, &up, &e)).await,
+            Err(e) => Reply::Made(parts_of(send_failed(&self.metrics, &ctx, &up, &e)).await),
             Ok(a) => {
-                let mut headers = a.head.headers;
-                drop_hop_by_hop(&mut headers);
-                if !head {
-                    // Written again from the body read.
-                    headers.remove(http::header::CONTENT_LENGTH);
-                }
-                if let Ok(v) = HeaderValue::from_str(&up.name) {
-                    headers.insert(BACKEND_HEADER, v);
-                }
                 let recorded =
                     if a.head.status.is_success() { self.after_write(&ctx, &up, other, None).await } else { Ok(()) };
                 match recorded {
-                    Ok(()) => (a.head.status, headers, a.body),
-                    Err(e) => parts_of(unrecorded(&e, &ctx.resource)).await,
+                    Ok(()) => Reply::Relayed(a, &up.name),
+                    Err(e) => Reply::Made(parts_of(unrecorded(&e, &ctx.resource)).await),
                 }
             }
         };
@@ -318,27 +309,46 @@ impl Inner {
 
     /// Counts an answer of the fast path (`start`: when the request began)
     /// and writes it out; a HEAD's without its body.
-    fn finish(&self, op: S3Op, start: Instant, head: bool, (status, headers, body): Reply) -> BytesMut {
-        let backend = headers.get(BACKEND_HEADER).and_then(|v| v.to_str().ok()).unwrap_or(crate::metrics::GATEWAY);
+    fn finish(&self, op: S3Op, start: Instant, head: bool, reply: Reply<'_>) -> BytesMut {
+        let (status, backend, body) = match &reply {
+            Reply::Made((status, headers, body)) => (
+                *status,
+                headers.get(BACKEND_HEADER).and_then(|v| v.to_str().ok()).unwrap_or(crate::metrics::GATEWAY),
+                body,
+            ),
+            Reply::Relayed(a, backend) => (a.head.status, *backend, &a.body),
+        };
         self.metrics.request(op.name(), backend, status.as_u16(), start.elapsed());
         self.metrics.bytes_out.inc_by(if head { 0 } else { body.len() as u64 });
         self.metrics.fast_path.inc();
         let mut out = BytesMut::with_capacity(512 + body.len());
         // A HEAD's answer keeps the length its headers give (the object's,
         // or none); any other gets its body's.
-        wire::answer_head(&mut out, status, &headers, (!head).then_some(body.len()));
+        let len = (!head).then_some(body.len());
+        match &reply {
+            Reply::Made((status, headers, _)) => wire::answer_head(&mut out, *status, headers, len),
+            Reply::Relayed(a, backend) => wire::relayed_head(&mut out, &a.raw, &a.head, backend, len),
+        }
         if !head {
-            out.extend_from_slice(&body);
+            out.extend_from_slice(body);
         }
         out
     }
 }
 
-/// An answer: status, headers and whole body.
-type Reply = (StatusCode, HeaderMap, Bytes);
+/// An answer of the fast path.
+enum Reply<'a> {
+    /// One the gateway made.
+    Made(Made),
+    /// A backend's (named), relayed.
+    Relayed(backend::Answer, &'a str),
+}
+
+/// An answer the gateway made: status, headers and whole body.
+type Made = (StatusCode, HeaderMap, Bytes);
 
 /// An answer the gateway made (`full` body), taken apart, with its length.
-async fn parts_of(r: Response<crate::body::Body>) -> Reply {
+async fn parts_of(r: Response<crate::body::Body>) -> Made {
     let (mut parts, body) = r.into_parts();
     let body = collect_limited(body, SMALL_BODY_LIMIT).await.unwrap_or_default();
     parts.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));

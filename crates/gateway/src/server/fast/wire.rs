@@ -2,6 +2,8 @@
 //! strictly (anything unusual is left to hyper), an answer written, and a
 //! backend's answer read whole.
 
+use std::ops::Range;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri};
@@ -128,37 +130,60 @@ fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
 /// `len` unless `headers` already carry one (a HEAD answer's), the `date`
 /// when `headers` have none, and the blank line.
 pub(super) fn answer_head(out: &mut BytesMut, status: StatusCode, headers: &HeaderMap, len: Option<usize>) {
+    status_line(out, status);
+    put_headers(out, headers);
+    end_head(out, len.filter(|_| !headers.contains_key(header::CONTENT_LENGTH)), headers.contains_key(header::DATE));
+}
+
+fn status_line(out: &mut BytesMut, status: StatusCode) {
     out.put_slice(b"HTTP/1.1 ");
     out.put_slice(status.as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.put_slice(b"\r\n");
-    put_headers(out, headers);
-    if let Some(len) = len.filter(|_| !headers.contains_key(header::CONTENT_LENGTH)) {
+}
+
+/// The head's end: `content-length: len` when given, the `date` unless
+/// `dated`, the blank line.
+fn end_head(out: &mut BytesMut, len: Option<usize>, dated: bool) {
+    if let Some(len) = len {
         out.put_slice(b"content-length: ");
-        out.put_slice(len.to_string().as_bytes());
+        out.put_slice(itoa(len, &mut [0u8; 20]));
         out.put_slice(b"\r\n");
     }
-    if !headers.contains_key(header::DATE) {
+    if !dated {
         out.put_slice(b"date: ");
-        out.put_slice(http_date().as_bytes());
+        with_http_date(|d| out.put_slice(d.as_bytes()));
         out.put_slice(b"\r\n");
     }
     out.put_slice(b"\r\n");
+}
+
+/// `n` in decimal, written at the end of `buf`.
+fn itoa(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
 }
 
 /// Writes a request head for a backend: `METHOD target HTTP/1.1` (`target`:
 /// the encoded path and query), the headers, the blank line.
-pub(super) fn request_head(out: &mut BytesMut, method: &Method, target: &str, headers: &HeaderMap) {
+pub(super) fn request_head(out: &mut BytesMut, method: &Method, target: &str, headers: &[(HeaderName, HeaderValue)]) {
     out.put_slice(method.as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(target.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
-    put_headers(out, headers);
+    put_headers(out, headers.iter().map(|(k, v)| (k, v)));
     out.put_slice(b"\r\n");
 }
 
-fn put_headers(out: &mut BytesMut, headers: &HeaderMap) {
+fn put_headers<'a>(out: &mut BytesMut, headers: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)>) {
     for (k, v) in headers {
         out.put_slice(k.as_str().as_bytes());
         out.put_slice(b": ");
@@ -167,8 +192,8 @@ fn put_headers(out: &mut BytesMut, headers: &HeaderMap) {
     }
 }
 
-/// The HTTP date of now, formatted once per second per thread.
-fn http_date() -> String {
+/// Runs `f` with the HTTP date of now, formatted once per second per thread.
+fn with_http_date(f: impl FnOnce(&str)) {
     use std::cell::RefCell;
     use std::time::{SystemTime, UNIX_EPOCH};
     thread_local! {
@@ -181,7 +206,7 @@ fn http_date() -> String {
         if l.0 != secs || l.1.is_empty() {
             *l = (secs, httpdate::fmt_http_date(now));
         }
-        l.1.clone()
+        f(&l.1)
     })
 }
 
@@ -189,7 +214,11 @@ fn http_date() -> String {
 #[derive(Debug)]
 pub(super) struct BackendHead {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    /// Each header's name and value, as ranges of the bytes read (from the
+    /// start of the buffer given to [`backend_head`], informational heads
+    /// included); httparse took names and values only as `HeaderName` and
+    /// `HeaderValue` take them.
+    pub fields: Vec<(Range<usize>, Range<usize>)>,
     pub head_len: usize,
     pub framing: Framing,
     /// The connection may carry another request once the body is read.
@@ -232,30 +261,30 @@ pub(super) fn backend_head(buf: &[u8], head: bool, limit: usize) -> Result<Optio
             at += n;
             continue;
         }
-        let mut headers = HeaderMap::with_capacity(resp.headers.len());
-        let (mut len, mut chunked, mut close) = (None, false, resp.version != Some(1));
+        let mut fields = Vec::with_capacity(resp.headers.len());
+        let (mut len, mut chunked, mut close, mut transfer_encoded) = (None, false, resp.version != Some(1), false);
         for h in resp.headers.iter() {
-            let name =
-                HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| Malformed(format!("a header name: {e}")))?;
-            let value = HeaderValue::from_bytes(h.value).map_err(|e| Malformed(format!("header {name}: {e}")))?;
-            if name == header::CONTENT_LENGTH {
+            // httparse took only names and values that `HeaderName` and
+            // `HeaderValue` take (tokens; no control character but tab).
+            let name = h.name.as_bytes();
+            if name.eq_ignore_ascii_case(b"content-length") {
                 let n = digits(h.value).ok_or_else(|| Malformed("an invalid Content-Length".into()))?;
                 if len.is_some_and(|l| l != n) {
                     return Err(Malformed("two different Content-Length values".into()));
                 }
                 len = Some(n);
-            } else if name == header::TRANSFER_ENCODING {
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                transfer_encoded = true;
                 let last = h.value.rsplit(|b| *b == b',').next().unwrap_or_default().trim_ascii();
                 chunked = last.eq_ignore_ascii_case(b"chunked");
                 if !chunked {
                     close = true;
                 }
-            } else if name == header::CONNECTION && contains_ignore_case(h.value, b"close") {
+            } else if name.eq_ignore_ascii_case(b"connection") && contains_ignore_case(h.value, b"close") {
                 close = true;
             }
-            headers.append(name, value);
+            fields.push((range_in(buf, name), range_in(buf, h.value)));
         }
-        let transfer_encoded = headers.contains_key(header::TRANSFER_ENCODING);
         let framing = if head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
             Framing::None
         } else if transfer_encoded {
@@ -276,8 +305,52 @@ pub(super) fn backend_head(buf: &[u8], head: bool, limit: usize) -> Result<Optio
             // connection is not trusted for another request.
             close = true;
         }
-        return Ok(Some((at, BackendHead { status, headers, head_len: n, framing, reusable: !close })));
+        return Ok(Some((at, BackendHead { status, fields, head_len: n, framing, reusable: !close })));
     }
+}
+
+/// Where `part` (a slice of `buf`) lies in `buf`.
+fn range_in(buf: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// Writes a backend's answer for the client: the status line, the
+/// backend's headers but the hop-by-hop ones, its `Content-Length` (a
+/// HEAD's) or `body_len`, `x-cutover-backend: backend` in place of any the
+/// backend sent, a `date` when it sent none, the blank line. Names are
+/// written lowercase, as hyper writes them.
+pub(super) fn relayed_head(
+    out: &mut BytesMut,
+    head: &[u8],
+    answer: &BackendHead,
+    backend: &str,
+    body_len: Option<usize>,
+) {
+    status_line(out, answer.status);
+    let mut dated = false;
+    for (name, value) in &answer.fields {
+        let (name, value) = (&head[name.clone()], &head[value.clone()]);
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        if super::super::forward::is_hop_by_hop_bytes(name)
+            || is(super::super::BACKEND_HEADER)
+            || (body_len.is_some() && is("content-length"))
+        {
+            continue;
+        }
+        dated |= is("date");
+        let at = out.len();
+        out.put_slice(name);
+        out[at..].make_ascii_lowercase();
+        out.put_slice(b": ");
+        out.put_slice(value);
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(super::super::BACKEND_HEADER.as_bytes());
+    out.put_slice(b": ");
+    out.put_slice(backend.as_bytes());
+    out.put_slice(b"\r\n");
+    end_head(out, body_len, dated);
 }
 
 /// Decodes a chunked body from `buf`: `Ok(Some((body, used)))` once the

@@ -115,8 +115,7 @@ fn an_answer_head_has_status_headers_length_and_date() {
 #[test]
 fn a_request_head_for_a_backend() {
     let mut out = BytesMut::new();
-    let mut h = HeaderMap::new();
-    h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:3900"));
+    let h = [(header::HOST, HeaderValue::from_static("127.0.0.1:3900"))];
     request_head(&mut out, &Method::PUT, "/b/k%20x?versionId=1", &h);
     assert_eq!(&out[..], b"PUT /b/k%20x?versionId=1 HTTP/1.1\r\nhost: 127.0.0.1:3900\r\n\r\n");
 }
@@ -264,4 +263,30 @@ mod hostile {
             prop_assert!(dechunk(&wire[..cut], 1000).unwrap().is_none());
         }
     }
+}
+
+#[test]
+fn a_relayed_answer_drops_hop_by_hop_headers_and_the_backends_own_backend_header() {
+    let text = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nETag: \"e\"\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+                X-Cutover-Backend: spoofed\r\nContent-Length: 3\r\nDate: Sat, 05 Dec 2026 04:00:00 GMT\r\n\r\n";
+    let (skip, h) = backend(text, false).unwrap().unwrap();
+    assert_eq!(skip, "HTTP/1.1 100 Continue\r\n\r\n".len());
+    let mut out = BytesMut::new();
+    relayed_head(&mut out, text.as_bytes(), &h, "primary", Some(3));
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        "HTTP/1.1 200 OK\r\netag: \"e\"\r\nx-cutover-backend: primary\r\ncontent-length: 3\r\n\r\n"
+            .replace("x-cutover-backend", "date: Sat, 05 Dec 2026 04:00:00 GMT\r\nx-cutover-backend")
+    );
+    // A HEAD's answer keeps the object's length; a missing date is added.
+    let text = "HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n";
+    let (_, h) = backend(text, true).unwrap().unwrap();
+    let mut out = BytesMut::new();
+    relayed_head(&mut out, text.as_bytes(), &h, "secondary", None);
+    let out = std::str::from_utf8(&out).unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 200 OK\r\ncontent-length: 4096\r\nx-cutover-backend: secondary\r\ndate: "),
+        "{out}"
+    );
+    assert_eq!(out.matches("content-length").count(), 1, "{out}");
 }
