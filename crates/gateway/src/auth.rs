@@ -170,28 +170,43 @@ pub fn percent_decode(s: &str) -> String {
 /// Splits and decodes a raw query string, in one pass over its bytes (a
 /// component is decoded only when it has a `%`).
 pub fn parse_query(raw: &str) -> Vec<(String, String)> {
+    /// 1 for the bytes the pass stops at (`&`, `=` and `%`), 0 for the others.
+    const STOP: [u8; 256] = {
+        let mut t = [0u8; 256];
+        t[b'&' as usize] = 1;
+        t[b'=' as usize] = 1;
+        t[b'%' as usize] = 1;
+        t
+    };
     let decode = |part: &str, escaped: bool| if escaped { percent_decode(part) } else { part.to_string() };
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.iter().filter(|b| **b == b'&').count() + 1);
-    // The pair from `start`: where its `=` is, whether its key or value has a `%`.
-    let (mut start, mut eq, mut key_escaped, mut value_escaped) = (0, None, false, false);
-    for i in 0..=bytes.len() {
-        match bytes.get(i) {
-            Some(b'=') if eq.is_none() => eq = Some(i),
-            Some(b'%') if eq.is_none() => key_escaped = true,
-            Some(b'%') => value_escaped = true,
-            Some(b'&') | None => {
-                // `start..i` is between ASCII separators (or the ends): a str slice.
-                if i > start {
-                    out.push(match eq {
-                        Some(e) => (decode(&raw[start..e], key_escaped), decode(&raw[e + 1..i], value_escaped)),
-                        None => (decode(&raw[start..i], key_escaped), String::new()),
-                    });
-                }
-                (start, eq, key_escaped, value_escaped) = (i + 1, None, false, false);
+    let mut i = 0;
+    while i <= bytes.len() {
+        // One pair, from `start` to the next `&` or the end.
+        let start = i;
+        let (mut eq, mut key_escaped, mut value_escaped) = (None, false, false);
+        loop {
+            while i < bytes.len() && STOP[usize::from(bytes[i])] == 0 {
+                i += 1;
             }
-            Some(_) => {}
+            match bytes.get(i) {
+                Some(b'=') if eq.is_none() => eq = Some(i),
+                Some(b'%') if eq.is_none() => key_escaped = true,
+                Some(b'%') => value_escaped = true,
+                Some(b'=') => {}
+                _ => break,
+            }
+            i += 1;
         }
+        // `start..i` lies between ASCII separators (or the ends): a str slice.
+        if i > start {
+            out.push(match eq {
+                Some(e) => (decode(&raw[start..e], key_escaped), decode(&raw[e + 1..i], value_escaped)),
+                None => (decode(&raw[start..i], key_escaped), String::new()),
+            });
+        }
+        i += 1;
     }
     out
 }
