@@ -474,14 +474,7 @@ mod tests {
     /// The canonical request as first written (allocation per piece), kept
     /// as the reference the buffer-writing `render` must match.
     fn render_reference(r: &CanonicalRequest<'_>) -> (String, String) {
-        let enc = |s: &str| {
-            s.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-                    _ => format!("%{b:02X}"),
-                })
-                .collect::<String>()
-        };
+        let enc = |s: &str| encode_reference(s, false);
         let mut q: Vec<(String, String)> = r.query.iter().map(|(k, v)| (enc(k), enc(v))).collect();
         q.sort();
         let query = q.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");

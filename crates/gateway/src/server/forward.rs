@@ -35,7 +35,7 @@ impl Inner {
         let mut headers = Vec::with_capacity(ctx.headers.len());
         for (k, v) in &ctx.headers {
             let n = k.as_str();
-            if is_hop_by_hop(n)
+            if is_hop_by_hop(n.as_bytes())
                 || matches!(
                     n,
                     "host"
@@ -177,7 +177,7 @@ pub(super) fn set_backend(resp: &mut Response<Body>, name: &str) {
 
 /// Removes the hop-by-hop headers of a backend's answer.
 pub(super) fn drop_hop_by_hop(headers: &mut HeaderMap) {
-    let drop: Vec<HeaderName> = headers.keys().filter(|k| is_hop_by_hop(k.as_str())).cloned().collect();
+    let drop: Vec<HeaderName> = headers.keys().filter(|k| is_hop_by_hop(k.as_str().as_bytes())).cloned().collect();
     for k in drop {
         headers.remove(k);
     }
@@ -186,13 +186,8 @@ pub(super) fn drop_hop_by_hop(headers: &mut HeaderMap) {
 const HOP_BY_HOP: [&str; 7] =
     ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
 
-/// A hop-by-hop header (`n` lowercase).
-pub(super) fn is_hop_by_hop(n: &str) -> bool {
-    HOP_BY_HOP.contains(&n)
-}
-
-/// [`is_hop_by_hop`] of a name in any case.
-pub(super) fn is_hop_by_hop_bytes(n: &[u8]) -> bool {
+/// A hop-by-hop header (its name in any case).
+pub(super) fn is_hop_by_hop(n: &[u8]) -> bool {
     HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h.as_bytes()))
 }
 

@@ -332,7 +332,7 @@ pub(super) fn relayed_head(
     for (name, value) in &answer.fields {
         let (name, value) = (&head[name.clone()], &head[value.clone()]);
         let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-        if super::super::forward::is_hop_by_hop_bytes(name)
+        if super::super::forward::is_hop_by_hop(name)
             || is(super::super::BACKEND_HEADER)
             || (body_len.is_some() && is("content-length"))
         {
