@@ -235,6 +235,19 @@ fn percent_sign_then_plus_is_not_an_escape() {
     assert_eq!(percent_decode("%2B1%41"), "+1A");
 }
 
+/// The decoder writes the bytes once: escapes at either end, a cut-off
+/// escape, mixed-case hex, and bytes that are not UTF-8 (replaced, as
+/// before, never an error).
+#[test]
+fn percent_decoding_keeps_cut_off_escapes_and_replaces_bytes_that_are_not_utf8() {
+    assert_eq!(percent_decode("%2fa%2F"), "/a/");
+    assert_eq!(percent_decode("a%4"), "a%4");
+    assert_eq!(percent_decode("a%"), "a%");
+    assert_eq!(percent_decode("%%41"), "%A");
+    assert_eq!(percent_decode("a%FFb"), "a\u{FFFD}b");
+    assert_eq!(percent_decode("%C3%A9t%C3%A9"), "été");
+}
+
 /// A presigned request whose `x-amz-content-sha256` header carries a hex
 /// hash is signed over that hash (as S3 computes it): the body must have it.
 #[test]

@@ -12,6 +12,7 @@
 //!   nor delete.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::{Arc, Mutex};
 
 use http::StatusCode;
@@ -60,8 +61,11 @@ pub fn has_dot_segment(key: &str) -> bool {
     key.split('/').any(|s| s == "." || s == "..")
 }
 
-/// (client bucket, key).
-type KeyId = (String, String);
+/// A (client bucket, key) pair as the locks know it: its hash under a key
+/// of the process's own ([`RandomState`]), so that locking a key copies no
+/// string. Two pairs with one hash would share a lock: they would only wait
+/// for each other, never overlap wrongly (and with 64 bits, never in practice).
+type KeyId = u64;
 
 /// In-process locks per (client bucket, key): a live write of a key and the
 /// journal replay or resync of the same key never overlap, so a replay that
@@ -70,7 +74,26 @@ type KeyId = (String, String);
 /// the gateway); replay and resync hold it alone.
 #[derive(Debug, Default)]
 pub struct KeyLocks {
-    held: Mutex<HashMap<KeyId, Arc<RwLock<()>>>>,
+    ids: RandomState,
+    held: Mutex<HashMap<KeyId, Arc<RwLock<()>>, BuildHasherDefault<IdHasher>>>,
+}
+
+/// The hasher of a map whose keys are hashes already.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// A shared (live write) or exclusive (replay) hold of one key.
@@ -88,8 +111,8 @@ pub struct KeyGuard<'a> {
 }
 
 impl KeyLocks {
-    /// Locks every key of `keys` in `bucket` (sorted and deduplicated, so
-    /// that two requests locking several keys cannot deadlock).
+    /// Locks every key of `keys` in `bucket` (in one order and deduplicated,
+    /// so that two requests locking several keys cannot deadlock).
     pub async fn lock<'a>(&'a self, bucket: &str, keys: impl IntoIterator<Item = &str>) -> KeyGuard<'a> {
         self.take(bucket, keys, true).await
     }
@@ -100,13 +123,12 @@ impl KeyLocks {
     }
 
     async fn take<'a>(&'a self, bucket: &str, keys: impl IntoIterator<Item = &str>, alone: bool) -> KeyGuard<'a> {
-        let mut keys: Vec<&str> = keys.into_iter().collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let mut held = Vec::with_capacity(keys.len());
-        for k in keys {
-            let id = (bucket.to_string(), k.to_string());
-            let m = self.held.lock().expect("key locks").entry(id.clone()).or_default().clone();
+        let mut ids: Vec<KeyId> = keys.into_iter().map(|k| self.ids.hash_one((bucket, k))).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut held = Vec::with_capacity(ids.len());
+        for id in ids {
+            let m = self.held.lock().expect("key locks").entry(id).or_default().clone();
             let hold = if alone { Hold::Alone(m.write_owned().await) } else { Hold::Shared(m.read_owned().await) };
             held.push((id, hold));
         }

@@ -7,20 +7,33 @@
 //! reuses them for every request of the day. The output is exactly
 //! `sigv4::signature`'s and `sigv4::authorization`'s (tested below).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use http::HeaderValue;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest, signature_with_key};
 
-/// `AmzDate::now()`, formatted once per second.
-pub fn amz_now() -> AmzDate {
-    static LAST: Mutex<Option<(u64, AmzDate)>> = Mutex::new(None);
+/// The time of a request the gateway signs: `AmzDate::now()` and its
+/// `x-amz-date` header value.
+#[derive(Debug)]
+pub struct Stamp {
+    pub date: AmzDate,
+    pub header: HeaderValue,
+}
+
+/// The current [`Stamp`], formatted once per second and shared (a request
+/// copies no string of it).
+pub fn amz_now() -> Arc<Stamp> {
+    static LAST: Mutex<Option<(u64, Arc<Stamp>)>> = Mutex::new(None);
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
     let mut last = LAST.lock().expect("date cache lock");
     match last.as_ref() {
         Some((s, d)) if *s == secs => d.clone(),
         _ => {
-            let d = AmzDate::from_system_time(UNIX_EPOCH + Duration::from_secs(secs));
+            let date = AmzDate::from_system_time(UNIX_EPOCH + Duration::from_secs(secs));
+            let header = HeaderValue::from_str(&date.datetime).expect("an x-amz-date is ASCII digits and letters");
+            let d = Arc::new(Stamp { date, header });
             *last = Some((secs, d.clone()));
             d
         }
@@ -115,6 +128,17 @@ pub fn authorization<H: AsRef<str>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shared_stamp_is_now_and_its_header_is_its_datetime() {
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let s = amz_now();
+        let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(s.header.to_str().unwrap(), s.date.datetime);
+        let t = AmzDate::parse(&s.date.datetime).unwrap().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        assert!((before..=after).contains(&t), "{t} not in {before}..={after}");
+        assert_eq!(s.date.date, s.date.datetime[..8]);
+    }
 
     #[test]
     fn signs_exactly_as_the_shared_signer_and_follows_date_and_region_changes() {

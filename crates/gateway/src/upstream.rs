@@ -90,6 +90,7 @@ pub struct Upstream {
     /// The Host header and the host to connect to (with the bucket for
     /// virtual-host addressing), made once.
     host_header: String,
+    host_value: HeaderValue,
     connect_host: String,
 }
 
@@ -107,6 +108,9 @@ impl Upstream {
         let creds = cutover_s3::resolve_credentials(b)
             .map_err(|e| GatewayError::Secret { what: format!("backend {}", b.name), detail: e.to_string() })?;
         let (host_header, connect_host) = hosts(&b.endpoint, &b.bucket, b.path_style);
+        let host_value = HeaderValue::from_str(&host_header).map_err(|_| GatewayError::Config {
+            detail: format!("backend {}: endpoint host {host_header:?} is not a valid Host header", b.name),
+        })?;
         Ok(Self {
             name: b.name.clone(),
             bucket: b.bucket.clone(),
@@ -118,6 +122,7 @@ impl Upstream {
             keys: KeyCache::default(),
             label: b.name.as_str().into(),
             host_header,
+            host_value,
             connect_host,
         })
     }
@@ -175,7 +180,8 @@ impl Upstream {
         let invalid = |what: &str, e: &dyn std::fmt::Display| self.invalid(what, e);
         let authority = self.host_header.as_str();
         let path = self.path(req.key.as_deref());
-        let date = crate::sign::amz_now();
+        let stamp = crate::sign::amz_now();
+        let date = &stamp.date;
         let payload = match &req.payload {
             UpPayload::Sha256(h) => h.as_str(),
             UpPayload::Unsigned if req.content_length.unwrap_or(0) == 0 && body.is_end_stream() => EMPTY_SHA256,
@@ -184,9 +190,15 @@ impl Upstream {
         };
         let mut headers = Vec::with_capacity(11 + req.headers.len());
         let value = |what: &str, v: &str| HeaderValue::from_str(v).map_err(|e| invalid(what, &e));
-        headers.push((header::HOST, value("host", authority)?));
-        headers.push((X_AMZ_DATE, value("x-amz-date", &date.datetime)?));
-        headers.push((X_AMZ_CONTENT_SHA256, value("x-amz-content-sha256", payload)?));
+        headers.push((header::HOST, self.host_value.clone()));
+        headers.push((X_AMZ_DATE, stamp.header.clone()));
+        let payload_value = match payload {
+            EMPTY_SHA256 => HeaderValue::from_static(EMPTY_SHA256),
+            UNSIGNED_PAYLOAD => HeaderValue::from_static(UNSIGNED_PAYLOAD),
+            STREAMING_UNSIGNED_PAYLOAD_TRAILER => HeaderValue::from_static(STREAMING_UNSIGNED_PAYLOAD_TRAILER),
+            hash => value("x-amz-content-sha256", hash)?,
+        };
+        headers.push((X_AMZ_CONTENT_SHA256, payload_value));
         // Borrowed but for repeated headers' joined values.
         let mut signed: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(4 + req.headers.len());
         signed.push(("host".into(), authority.into()));
@@ -245,7 +257,7 @@ impl Upstream {
             &self.creds.access_key_id,
             self.creds.secret_access_key.expose(),
             &self.region,
-            &date,
+            date,
             &canonical,
         );
         headers.push((header::AUTHORIZATION, value("authorization", &auth)?));
@@ -349,6 +361,7 @@ mod tests {
             keys: KeyCache::default(),
             label: "primary".into(),
             host_header: "127.0.0.1:3900".into(),
+            host_value: HeaderValue::from_static("127.0.0.1:3900"),
             connect_host: "127.0.0.1".into(),
         }
     }
