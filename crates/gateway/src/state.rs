@@ -133,7 +133,10 @@ impl State {
     /// `kv.active_backend`, if set.
     pub async fn read_active(&self) -> Result<Option<String>, GatewayError> {
         self.with("read kv.active_backend", |c| {
-            c.query_row("SELECT value FROM kv WHERE key = 'active_backend'", [], |r| r.get(0)).optional()
+            // Read every `--poll` (200 ms): the statement is prepared once.
+            c.prepare_cached("SELECT value FROM kv WHERE key = 'active_backend'")?
+                .query_row([], |r| r.get(0))
+                .optional()
         })
         .await
     }
@@ -280,9 +283,8 @@ impl State {
     /// (number of pending entries, creation time of the oldest in ms).
     pub async fn journal_depth(&self) -> Result<(u64, Option<i64>), GatewayError> {
         self.with("count gateway_journal", |c| {
-            c.query_row("SELECT COUNT(*), MIN(created_ms) FROM gateway_journal", [], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
-            })
+            c.prepare_cached("SELECT COUNT(*), MIN(created_ms) FROM gateway_journal")?
+                .query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
         })
         .await
     }
