@@ -146,22 +146,14 @@ pub fn percent_decode(s: &str) -> String {
     if !s.contains('%') {
         return s.to_string();
     }
-    /// The value of one hex digit.
-    fn nibble(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
+    let nibble = |d: &u8| (*d as char).to_digit(16).map(|v| v as u8);
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         // `%` and two hex digits; anything else stays as it is.
         if b[i] == b'%'
-            && let (Some(hi), Some(lo)) = (b.get(i + 1).and_then(|d| nibble(*d)), b.get(i + 2).and_then(|d| nibble(*d)))
+            && let (Some(hi), Some(lo)) = (b.get(i + 1).and_then(nibble), b.get(i + 2).and_then(nibble))
         {
             out.push(hi << 4 | lo);
             i += 3;

@@ -8,11 +8,10 @@
 //! `sigv4::signature`'s and `sigv4::authorization`'s (tested below).
 
 use std::sync::{Arc, Mutex};
-
-use http::HeaderValue;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest, signature_with_key};
+use http::HeaderValue;
 
 /// The time of a request the gateway signs: `AmzDate::now()` and its
 /// `x-amz-date` header value.

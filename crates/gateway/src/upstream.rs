@@ -89,7 +89,6 @@ pub struct Upstream {
     label: std::sync::Arc<str>,
     /// The Host header and the host to connect to (with the bucket for
     /// virtual-host addressing), made once.
-    host_header: String,
     host_value: HeaderValue,
     connect_host: String,
 }
@@ -121,7 +120,6 @@ impl Upstream {
             raw: Default::default(),
             keys: KeyCache::default(),
             label: b.name.as_str().into(),
-            host_header,
             host_value,
             connect_host,
         })
@@ -178,26 +176,25 @@ impl Upstream {
     /// is empty and how long it is).
     pub(crate) fn sign(&self, req: &UpRequest, body: &Body) -> Result<UpHead, TransportError> {
         let invalid = |what: &str, e: &dyn std::fmt::Display| self.invalid(what, e);
-        let authority = self.host_header.as_str();
+        let authority = self.host_value.to_str().map_err(|e| invalid("host", &e))?;
         let path = self.path(req.key.as_deref());
         let stamp = crate::sign::amz_now();
         let date = &stamp.date;
-        let payload = match &req.payload {
-            UpPayload::Sha256(h) => h.as_str(),
-            UpPayload::Unsigned if req.content_length.unwrap_or(0) == 0 && body.is_end_stream() => EMPTY_SHA256,
-            UpPayload::Unsigned => UNSIGNED_PAYLOAD,
-            UpPayload::UnsignedTrailer { .. } => STREAMING_UNSIGNED_PAYLOAD_TRAILER,
+        let value = |what: &str, v: &str| HeaderValue::from_str(v).map_err(|e| invalid(what, &e));
+        // The signed payload line and its header value (the constants' made once).
+        let (payload, payload_value) = match &req.payload {
+            UpPayload::Sha256(h) => (h.as_str(), value("x-amz-content-sha256", h)?),
+            UpPayload::Unsigned if req.content_length.unwrap_or(0) == 0 && body.is_end_stream() => {
+                (EMPTY_SHA256, HeaderValue::from_static(EMPTY_SHA256))
+            }
+            UpPayload::Unsigned => (UNSIGNED_PAYLOAD, HeaderValue::from_static(UNSIGNED_PAYLOAD)),
+            UpPayload::UnsignedTrailer { .. } => {
+                (STREAMING_UNSIGNED_PAYLOAD_TRAILER, HeaderValue::from_static(STREAMING_UNSIGNED_PAYLOAD_TRAILER))
+            }
         };
         let mut headers = Vec::with_capacity(11 + req.headers.len());
-        let value = |what: &str, v: &str| HeaderValue::from_str(v).map_err(|e| invalid(what, &e));
         headers.push((header::HOST, self.host_value.clone()));
         headers.push((X_AMZ_DATE, stamp.header.clone()));
-        let payload_value = match payload {
-            EMPTY_SHA256 => HeaderValue::from_static(EMPTY_SHA256),
-            UNSIGNED_PAYLOAD => HeaderValue::from_static(UNSIGNED_PAYLOAD),
-            STREAMING_UNSIGNED_PAYLOAD_TRAILER => HeaderValue::from_static(STREAMING_UNSIGNED_PAYLOAD_TRAILER),
-            hash => value("x-amz-content-sha256", hash)?,
-        };
         headers.push((X_AMZ_CONTENT_SHA256, payload_value));
         // Borrowed but for repeated headers' joined values.
         let mut signed: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(4 + req.headers.len());
@@ -360,7 +357,6 @@ mod tests {
             raw: Default::default(),
             keys: KeyCache::default(),
             label: "primary".into(),
-            host_header: "127.0.0.1:3900".into(),
             host_value: HeaderValue::from_static("127.0.0.1:3900"),
             connect_host: "127.0.0.1".into(),
         }
