@@ -157,6 +157,9 @@ def parse_args(argv):
     ap.add_argument("--gateway", action="append", metavar="NAME=BINARY",
                     help="a cutover binary to run as a gateway (repeatable, e.g. base=/tmp/cutover-old); "
                          "default: gateway=target/release/cutover")
+    ap.add_argument("--nginx-workers", type=int, default=1, metavar="N",
+                    help="nginx's worker_processes (default 1, one event loop; the gateway runs one worker "
+                         "thread per core, so N = the number of cores compares the same shape)")
     ap.add_argument("--json", help="also write every run to this file")
     return ap.parse_args(argv)
 
@@ -187,6 +190,8 @@ def main():
         if not binary or name in ("direct", "nginx"):
             raise SystemExit(f"--gateway wants NAME=BINARY with a name other than direct/nginx, got {g!r}")
         gateways.append((name, os.path.abspath(binary)))
+    if args.nginx_workers < 1:
+        raise SystemExit(f"--nginx-workers wants at least 1, got {args.nginx_workers}")
     cases = args.cases.split(",") if args.cases else list(CASES)
     if args.small_only:
         cases = [c for c in cases if CASES[c][0] == "small"]
@@ -209,7 +214,7 @@ def main():
         ngdir = os.path.join(TMP, "nginx")
         os.makedirs(ngdir)
         open(os.path.join(ngdir, "nginx.conf"), "w").write(
-            f"worker_processes 1;\ndaemon off;\npid {ngdir}/nginx.pid;\nerror_log {ngdir}/error.log;\n"
+            f"worker_processes {args.nginx_workers};\ndaemon off;\npid {ngdir}/nginx.pid;\nerror_log {ngdir}/error.log;\n"
             f"events {{ worker_connections 1024; }}\nhttp {{\n access_log off;\n client_max_body_size 0;\n"
             f" client_body_temp_path {ngdir}/body; proxy_temp_path {ngdir}/proxy;\n"
             f" proxy_request_buffering off; proxy_buffering off; proxy_http_version 1.1;\n"

@@ -165,9 +165,18 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// Splits and decodes a raw query string, in one pass over its bytes (a
-/// component is decoded only when it has a `%`).
+/// A query parameter's name and value, decoded (borrowed from the raw
+/// query unless it had an escape).
+pub type QueryPair<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+/// Splits and decodes a raw query string (see [`parse_query_borrowed`]).
 pub fn parse_query(raw: &str) -> Vec<(String, String)> {
+    parse_query_borrowed(raw).into_iter().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+/// Splits and decodes a raw query string, in one pass over its bytes; a
+/// component is copied (and decoded) only when it has a `%`.
+pub fn parse_query_borrowed(raw: &str) -> Vec<QueryPair<'_>> {
     /// 1 for the bytes the pass stops at (`&`, `=` and `%`), 0 for the others.
     const STOP: [u8; 256] = {
         let mut t = [0u8; 256];
@@ -176,7 +185,9 @@ pub fn parse_query(raw: &str) -> Vec<(String, String)> {
         t[b'%' as usize] = 1;
         t
     };
-    let decode = |part: &str, escaped: bool| if escaped { percent_decode(part) } else { part.to_string() };
+    fn decode(part: &str, escaped: bool) -> Cow<'_, str> {
+        if escaped { Cow::Owned(percent_decode(part)) } else { Cow::Borrowed(part) }
+    }
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.iter().filter(|b| **b == b'&').count() + 1);
     let mut i = 0;
@@ -201,7 +212,7 @@ pub fn parse_query(raw: &str) -> Vec<(String, String)> {
         if i > start {
             out.push(match eq {
                 Some(e) => (decode(&raw[start..e], key_escaped), decode(&raw[e + 1..i], value_escaped)),
-                None => (decode(&raw[start..i], key_escaped), String::new()),
+                None => (decode(&raw[start..i], key_escaped), Cow::Borrowed("")),
             });
         }
         i += 1;
@@ -219,11 +230,23 @@ pub fn verify(
     headers: &HeaderMap,
     now: SystemTime,
 ) -> Result<Verified, AuthError> {
+    verify_with(keys, method, raw_path, query, headers, now)
+}
+
+/// [`verify`] with the query pairs owned or borrowed ([`parse_query_borrowed`]).
+pub(crate) fn verify_with<Q: AsRef<str>>(
+    keys: &ClientKeys,
+    method: &str,
+    raw_path: &str,
+    query: &[(Q, Q)],
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Result<Verified, AuthError> {
     if let Some(auth) = headers.get(http::header::AUTHORIZATION) {
         let auth = auth.to_str().map_err(|_| AuthError::Malformed("not ASCII".into()))?;
         return verify_header(keys, method, raw_path, query, headers, auth, now);
     }
-    if query.iter().any(|(k, _)| k == "X-Amz-Signature") {
+    if query.iter().any(|(k, _)| k.as_ref() == "X-Amz-Signature") {
         return verify_presigned(keys, method, raw_path, query, headers, now);
     }
     Err(AuthError::Anonymous)
@@ -328,11 +351,11 @@ fn written_as_formatted(text: &str) -> bool {
     b.len() == 16 && digits(0..8) && digits(9..15) && &text[6..8] <= "28" && &text[13..15] <= "59"
 }
 
-fn verify_header(
+fn verify_header<Q: AsRef<str>>(
     keys: &ClientKeys,
     method: &str,
     raw_path: &str,
-    query: &[(String, String)],
+    query: &[(Q, Q)],
     headers: &HeaderMap,
     auth: &str,
     now: SystemTime,
@@ -406,15 +429,15 @@ fn verify_header(
     Ok(Verified { access_key_id: cred.key_id.to_string(), payload, seed })
 }
 
-fn verify_presigned(
+fn verify_presigned<Q: AsRef<str>>(
     keys: &ClientKeys,
     method: &str,
     raw_path: &str,
-    query: &[(String, String)],
+    query: &[(Q, Q)],
     headers: &HeaderMap,
     now: SystemTime,
 ) -> Result<Verified, AuthError> {
-    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| query.iter().find(|(k, _)| k.as_ref() == name).map(|(_, v)| v.as_ref());
     let missing = |n: &str| AuthError::Malformed(format!("presigned URL without {n}"));
     if get("X-Amz-Algorithm") != Some("AWS4-HMAC-SHA256") {
         return Err(AuthError::Malformed("X-Amz-Algorithm must be AWS4-HMAC-SHA256".into()));
@@ -448,7 +471,7 @@ fn verify_presigned(
         None => None,
     };
     let query_hash =
-        query.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-amz-content-sha256")).map(|(_, v)| v.as_str());
+        query.iter().find(|(k, _)| k.as_ref().eq_ignore_ascii_case("x-amz-content-sha256")).map(|(_, v)| v.as_ref());
     let payload_hash = header_hash.unwrap_or(UNSIGNED_PAYLOAD);
     let req = CanonicalRequest { method, encoded_path: raw_path, query, headers: &signed_headers, payload_hash };
     // The signature is not part of what it signs.

@@ -144,7 +144,7 @@ fn header_signed(signed: &[(&str, &str)], sent: &[(&str, &str)]) -> HeaderMap {
     let req = CanonicalRequest {
         method: "PUT",
         encoded_path: "/app/k",
-        query: &[],
+        query: sigv4::NO_QUERY,
         headers: &pairs,
         payload_hash: UNSIGNED_PAYLOAD,
     };
@@ -345,4 +345,19 @@ fn one_pass_query_parsing_matches_the_split_and_decode_reference() {
             }
         }
     }
+}
+
+/// The fast path's query pairs borrow from the raw query: only a component
+/// with an escape is copied (and decoded), and the pairs are the owned ones.
+#[test]
+fn borrowed_query_pairs_copy_only_the_escaped_components() {
+    let raw = "X-Amz-Credential=AK%2F20130524%2Fus-east-1&X-Amz-Expires=86400&uploads&a%20b=c";
+    let pairs = parse_query_borrowed(raw);
+    let borrowed: Vec<(bool, bool)> =
+        pairs.iter().map(|(k, v)| (matches!(k, Cow::Borrowed(_)), matches!(v, Cow::Borrowed(_)))).collect();
+    assert_eq!(borrowed, [(true, false), (true, true), (true, true), (false, true)]);
+    let owned: Vec<(String, String)> = pairs.into_iter().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    assert_eq!(owned, parse_query(raw));
+    assert_eq!(owned[0].1, "AK/20130524/us-east-1");
+    assert_eq!(owned[3], ("a b".to_string(), "c".to_string()));
 }

@@ -75,8 +75,20 @@ type KeyId = u64;
 #[derive(Debug, Default)]
 pub struct KeyLocks {
     ids: RandomState,
-    held: Mutex<HashMap<KeyId, Arc<RwLock<()>>, BuildHasherDefault<IdHasher>>>,
+    held: Mutex<Held>,
 }
+
+/// The locks of the keys held or waited for, and spare ones to reuse.
+#[derive(Debug, Default)]
+struct Held {
+    locks: HashMap<KeyId, Arc<RwLock<()>>, BuildHasherDefault<IdHasher>>,
+    /// Locks of keys no longer held, kept for the next (at most
+    /// [`SPARE_LOCKS`]): a write of a key nobody else holds allocates nothing.
+    spare: Vec<Arc<RwLock<()>>>,
+}
+
+/// How many unused locks are kept for reuse.
+const SPARE_LOCKS: usize = 64;
 
 /// The hasher of a map whose keys are hashes already.
 #[derive(Debug, Default)]
@@ -107,7 +119,9 @@ enum Hold {
 #[derive(Debug)]
 pub struct KeyGuard<'a> {
     locks: &'a KeyLocks,
-    held: Vec<(KeyId, Hold)>,
+    /// The first key's hold (none for no keys), then the others'.
+    first: Option<(KeyId, Hold)>,
+    rest: Vec<(KeyId, Hold)>,
 }
 
 impl KeyLocks {
@@ -123,27 +137,48 @@ impl KeyLocks {
     }
 
     async fn take<'a>(&'a self, bucket: &str, keys: impl IntoIterator<Item = &str>, alone: bool) -> KeyGuard<'a> {
-        let mut ids: Vec<KeyId> = keys.into_iter().map(|k| self.ids.hash_one((bucket, k))).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut held = Vec::with_capacity(ids.len());
-        for id in ids {
-            let m = self.held.lock().expect("key locks").entry(id).or_default().clone();
-            let hold = if alone { Hold::Alone(m.write_owned().await) } else { Hold::Shared(m.read_owned().await) };
-            held.push((id, hold));
+        let mut ids = keys.into_iter().map(|k| self.ids.hash_one((bucket, k)));
+        let mut guard = KeyGuard { locks: self, first: None, rest: Vec::new() };
+        let Some(first) = ids.next() else { return guard };
+        // One key (a PUT's or DELETE's) needs no list.
+        let mut rest: Vec<KeyId> = ids.collect();
+        if !rest.is_empty() {
+            rest.push(first);
+            rest.sort_unstable();
+            rest.dedup();
+            guard.rest.reserve(rest.len());
+            for id in rest {
+                let hold = self.hold(id, alone).await;
+                guard.rest.push((id, hold));
+            }
+            return guard;
         }
-        KeyGuard { locks: self, held }
+        guard.first = Some((first, self.hold(first, alone).await));
+        guard
+    }
+
+    async fn hold(&self, id: KeyId, alone: bool) -> Hold {
+        let m = {
+            let mut held = self.held.lock().expect("key locks");
+            let Held { locks, spare } = &mut *held;
+            locks.entry(id).or_insert_with(|| spare.pop().unwrap_or_default()).clone()
+        };
+        if alone { Hold::Alone(m.write_owned().await) } else { Hold::Shared(m.read_owned().await) }
     }
 }
 
 impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
-        let mut map = self.locks.held.lock().expect("key locks");
-        for (id, guard) in self.held.drain(..) {
+        let mut held = self.locks.held.lock().expect("key locks");
+        for (id, guard) in self.first.take().into_iter().chain(self.rest.drain(..)) {
             drop(guard);
-            // Nobody else holds or waits for it: forget it.
-            if map.get(&id).is_some_and(|m| Arc::strong_count(m) == 1) {
-                map.remove(&id);
+            // Nobody else holds or waits for it: forget it (and keep the
+            // lock for another key).
+            if held.locks.get(&id).is_some_and(|m| Arc::strong_count(m) == 1)
+                && let Some(m) = held.locks.remove(&id)
+                && held.spare.len() < SPARE_LOCKS
+            {
+                held.spare.push(m);
             }
         }
     }
@@ -183,6 +218,53 @@ mod tests {
         drop(locks.lock("other", ["k"]).await);
         drop(g);
         waiter.await.unwrap();
-        assert!(locks.held.lock().unwrap().is_empty());
+        assert!(locks.held.lock().unwrap().locks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_key_nobody_holds_reuses_the_lock_another_key_left() {
+        let locks = KeyLocks::default();
+        let lock_of = |locks: &KeyLocks| {
+            let held = locks.held.lock().unwrap();
+            assert_eq!(held.locks.len(), 1);
+            Arc::as_ptr(held.locks.values().next().unwrap())
+        };
+        let g = locks.lock_shared("app", ["a"]).await;
+        let first = lock_of(&locks);
+        drop(g);
+        assert!(locks.held.lock().unwrap().locks.is_empty());
+        assert_eq!(locks.held.lock().unwrap().spare.len(), 1, "the lock of a key nobody holds is kept as a spare");
+        let g = locks.lock_shared("app", ["b"]).await;
+        assert_eq!(lock_of(&locks), first, "a new key allocated a lock although a spare was there");
+        assert!(locks.held.lock().unwrap().spare.is_empty());
+        // Still a lock: a replay of "b" waits for the live write.
+        let l = &locks;
+        let replay = async move { drop(l.lock("app", ["b"]).await) };
+        tokio::pin!(replay);
+        assert!(poll_once(replay.as_mut()).await.is_pending(), "a replay overlapped a live write");
+        drop(g);
+        replay.await;
+        assert!(locks.held.lock().unwrap().locks.is_empty());
+    }
+
+    /// Polls a future once.
+    async fn poll_once<F: std::future::Future + Unpin>(f: F) -> std::task::Poll<F::Output> {
+        let mut f = f;
+        std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut f).poll(cx))).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn several_keys_are_held_together_and_a_single_key_waits_for_them() {
+        let locks = Arc::new(KeyLocks::default());
+        let g = locks.lock("app", ["x", "y"]).await;
+        let l2 = locks.clone();
+        let waiter = tokio::spawn(async move {
+            let _g = l2.lock_shared("app", ["y"]).await;
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!waiter.is_finished(), "a live write of a key a replay holds went ahead");
+        drop(g);
+        waiter.await.unwrap();
+        assert!(locks.held.lock().unwrap().locks.is_empty());
     }
 }

@@ -121,8 +121,8 @@ pub fn target(headers: &HeaderMap, raw_path: &str, buckets: &[String]) -> Target
 }
 
 /// Classifies a request.
-pub fn operation(method: &Method, target: &Target, query: &[(String, String)], headers: &HeaderMap) -> S3Op {
-    let has = |name: &str| query.iter().any(|(k, _)| k == name);
+pub fn operation<Q: AsRef<str>>(method: &Method, target: &Target, query: &[(Q, Q)], headers: &HeaderMap) -> S3Op {
+    let has = |name: &str| query.iter().any(|(k, _)| k.as_ref() == name);
     let copy = headers.contains_key("x-amz-copy-source");
     match (&target.bucket, &target.key) {
         (None, _) if *method == Method::GET => S3Op::ListBuckets,
@@ -131,14 +131,14 @@ pub fn operation(method: &Method, target: &Target, query: &[(String, String)], h
             Method::GET if has("list-type") => S3Op::ListObjectsV2,
             Method::GET if has("uploads") => S3Op::ListMultipartUploads,
             Method::GET if has("versions") => S3Op::ListObjectVersions,
-            Method::GET if query.iter().all(|(k, _)| is_list_param(k)) => S3Op::ListObjects,
+            Method::GET if query.iter().all(|(k, _)| is_list_param(k.as_ref())) => S3Op::ListObjects,
             Method::GET => S3Op::BucketRead,
             Method::HEAD => S3Op::HeadBucket,
             Method::POST if has("delete") => S3Op::DeleteObjects,
             _ => S3Op::Unsupported,
         },
         (Some(_), Some(_)) => {
-            let sub = query.iter().any(|(k, _)| is_subresource(k));
+            let sub = query.iter().any(|(k, _)| is_subresource(k.as_ref()));
             match *method {
                 Method::GET if has("uploadId") => S3Op::ListParts,
                 Method::GET if sub => S3Op::ObjectOther,

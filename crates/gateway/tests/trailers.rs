@@ -342,7 +342,7 @@ fn the_test_encoder_reproduces_the_aws_documentation_examples() {
         let req = CanonicalRequest {
             method: "PUT",
             encoded_path: "/examplebucket/chunkObject.txt",
-            query: &[],
+            query: sigv4::NO_QUERY,
             headers: &headers,
             payload_hash: payload,
         };

@@ -125,20 +125,24 @@ impl AmzDate {
     }
 }
 
+/// The query of a request that has none, for [`CanonicalRequest::query`].
+pub const NO_QUERY: &[(String, String)] = &[];
+
 /// The parts of a request that SigV4 signs.
 #[derive(Debug, Clone)]
-pub struct CanonicalRequest<'a, H = String> {
+pub struct CanonicalRequest<'a, H = String, Q = String> {
     pub method: &'a str,
     /// The path exactly as sent on the wire (already URI-encoded).
     pub encoded_path: &'a str,
-    /// Query parameters, decoded; they are encoded and sorted here.
-    pub query: &'a [(String, String)],
+    /// Query parameters, decoded (owned or borrowed strings); they are
+    /// encoded and sorted here.
+    pub query: &'a [(Q, Q)],
     /// Headers to sign (names in any case); must include `host`.
     pub headers: &'a [(H, H)],
     pub payload_hash: &'a str,
 }
 
-impl<H: AsRef<str>> CanonicalRequest<'_, H> {
+impl<H: AsRef<str>, Q: AsRef<str>> CanonicalRequest<'_, H, Q> {
     /// Returns (canonical request text, signed header list).
     ///
     /// Query pairs are encoded and sorted; header names lowercased, values
@@ -157,10 +161,13 @@ impl<H: AsRef<str>> CanonicalRequest<'_, H> {
     /// it; header names and values are copied only when they need
     /// lowercasing or whitespace collapsing.
     pub fn render_except(&self, skip: Option<&str>) -> (String, String) {
-        let mut enc = String::with_capacity(self.query.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() * 3 / 2);
+        let mut enc = String::with_capacity(
+            self.query.iter().map(|(k, v)| k.as_ref().len() + v.as_ref().len()).sum::<usize>() * 3 / 2,
+        );
         let mut q: Vec<(Range<usize>, Range<usize>)> = Vec::with_capacity(self.query.len());
         for (k, v) in self.query {
-            if skip == Some(k.as_str()) {
+            let (k, v) = (k.as_ref(), v.as_ref());
+            if skip == Some(k) {
                 continue;
             }
             let k0 = enc.len();
@@ -393,7 +400,7 @@ mod tests {
         let req = CanonicalRequest {
             method: "GET",
             encoded_path: "/test.txt",
-            query: &[],
+            query: NO_QUERY,
             headers: &headers,
             payload_hash: EMPTY_SHA256,
         };

@@ -31,10 +31,14 @@ pub(super) const PRESIGN_PARAMS: [&str; 7] = [
 
 /// The client's query without the presigned URL's parameters, as it goes
 /// upstream.
-pub(super) fn forwarded_query(query: Vec<(String, String)>) -> Vec<(String, String)> {
+pub(super) fn forwarded_query<Q: Into<String> + AsRef<str>>(query: Vec<(Q, Q)>) -> Vec<(String, String)> {
     query
         .into_iter()
-        .filter(|(k, _)| !PRESIGN_PARAMS.contains(&k.as_str()) && !k.eq_ignore_ascii_case("x-amz-content-sha256"))
+        .filter(|(k, _)| {
+            let k = k.as_ref();
+            !PRESIGN_PARAMS.contains(&k) && !k.eq_ignore_ascii_case("x-amz-content-sha256")
+        })
+        .map(|(k, v)| (k.into(), v.into()))
         .collect()
 }
 

@@ -296,7 +296,8 @@ pub fn signed_head_with_hash(port: u16, method: &str, path: &str, hash: &str, le
         ("x-amz-content-sha256".to_string(), hash.to_string()),
         ("x-amz-date".to_string(), date.datetime.clone()),
     ];
-    let req = CanonicalRequest { method, encoded_path: path, query: &[], headers: &headers, payload_hash: hash };
+    let req =
+        CanonicalRequest { method, encoded_path: path, query: sigv4::NO_QUERY, headers: &headers, payload_hash: hash };
     let auth = sigv4::authorization(CLIENT_KEY, CLIENT_SECRET, "us-east-1", &date, &req);
     format!(
         "{method} {path} HTTP/1.1\r\nhost: {host}\r\nx-amz-content-sha256: {hash}\r\nx-amz-date: {}\r\n\

@@ -33,7 +33,7 @@ use bytes::{Bytes, BytesMut};
 use cutover_core::config::BucketMode;
 use cutover_net::Stopping;
 use http::header::HeaderValue;
-use http::{HeaderMap, Method, Response, StatusCode};
+use http::{HeaderMap, Method, Response, StatusCode, Uri};
 use hyper::server::conn::http1;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -70,8 +70,8 @@ where
     let mut buf = BytesMut::with_capacity(8 << 10);
     loop {
         let Some(h) = next_head(&inner, &mut io, &mut buf, &mut stopping).await else { return };
-        let Some(h) = h else { break };
-        let fast = match inner.fast_route(&h) {
+        let Some(mut h) = h else { break };
+        let fast = match inner.fast_route(&h.method, &h.uri, &h.headers) {
             Some(f) => f,
             None => break,
         };
@@ -79,7 +79,7 @@ where
         // A client waiting for `100 Continue` gets it once its signature
         // verifies (or hyper answers it without reading the body, as before).
         let verified = if h.expect && buf.len() < total {
-            let Some(v) = inner.fast_verify(&fast, &h) else { break };
+            let Some(v) = inner.fast_verify(&fast, &h.method, h.uri.path(), &h.headers) else { break };
             if io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() || io.flush().await.is_err() {
                 return;
             }
@@ -92,7 +92,9 @@ where
         }
         let mut head = buf.split_to(total);
         let body = head.split_off(h.head_len).freeze();
-        let Some(reply) = inner.fast_request(fast, *h, body.clone(), verified).await else {
+        let Some(reply) =
+            inner.fast_request(fast, &h.method, h.uri.path(), &mut h.headers, body.clone(), verified).await
+        else {
             // Back as they were, for hyper.
             let mut back = BytesMut::with_capacity(total + buf.len());
             back.extend_from_slice(&head);
@@ -181,22 +183,23 @@ where
     true
 }
 
-/// A request the fast path takes, as routed before its body is read.
-pub(super) struct FastRoute {
+/// A request the fast path takes, as routed before its body is read (its
+/// query borrowed from the request's head).
+pub(super) struct FastRoute<'a> {
     op: S3Op,
     bucket: Arc<cutover_core::config::GatewayBucket>,
     key: String,
-    query: Vec<(String, String)>,
+    query: Vec<auth::QueryPair<'a>>,
 }
 
 impl Inner {
     /// Is the request one for the fast path? (A known bucket whose mode
     /// sends it to one backend, an object key the key policy allows, the
     /// active backend over plain HTTP.)
-    fn fast_route(&self, h: &ClientHead) -> Option<FastRoute> {
-        let query = auth::parse_query(h.uri.query().unwrap_or(""));
-        let target = route::target(&h.headers, h.uri.path(), &self.bucket_names);
-        let op = route::operation(&h.method, &target, &query, &h.headers);
+    fn fast_route<'a>(&self, method: &Method, uri: &'a Uri, headers: &HeaderMap) -> Option<FastRoute<'a>> {
+        let query = auth::parse_query_borrowed(uri.query().unwrap_or(""));
+        let target = route::target(headers, uri.path(), &self.bucket_names);
+        let op = route::operation(method, &target, &query, headers);
         if !matches!(op, S3Op::PutObject | S3Op::DeleteObject | S3Op::HeadObject) {
             return None;
         }
@@ -208,15 +211,15 @@ impl Inner {
             BucketMode::DualWrite => other.is_none(),
         };
         let key = target.key?;
-        if !one_backend || active.connector().endpoint().tls || self.check_keys(Some(&key), &h.headers).is_err() {
+        if !one_backend || active.connector().endpoint().tls || self.check_keys(Some(&key), headers).is_err() {
             return None;
         }
         Some(FastRoute { op, bucket, key, query })
     }
 
     /// The request's signature, when it verifies.
-    fn fast_verify(&self, f: &FastRoute, h: &ClientHead) -> Option<Verified> {
-        auth::verify(&self.keys, h.method.as_str(), h.uri.path(), &f.query, &h.headers, SystemTime::now()).ok()
+    fn fast_verify(&self, f: &FastRoute<'_>, method: &Method, path: &str, headers: &HeaderMap) -> Option<Verified> {
+        auth::verify_with(&self.keys, method.as_str(), path, &f.query, headers, SystemTime::now()).ok()
     }
 
     /// Serves one request whose body is read: the answer's bytes, or
@@ -227,19 +230,21 @@ impl Inner {
     /// `verified`: the signature verified already (before `100 Continue`
     /// was sent: a body that does not match its hash is then refused here,
     /// as the hyper path refuses it, not handed to hyper).
+    /// `headers` are taken (left empty) once the request is sent.
     async fn fast_request(
         &self,
-        f: FastRoute,
-        h: ClientHead,
+        f: FastRoute<'_>,
+        method: &Method,
+        raw_path: &str,
+        headers: &mut HeaderMap,
         body: Bytes,
         verified: Option<Verified>,
     ) -> Option<BytesMut> {
         let start = Instant::now();
-        let raw_path = h.uri.path();
         let continued = verified.is_some();
         let verified = match verified {
             Some(v) => v,
-            None => self.fast_verify(&f, &h)?,
+            None => self.fast_verify(&f, method, raw_path, headers)?,
         };
         let payload = match verified.payload {
             Payload::Unsigned => UpPayload::Unsigned,
@@ -257,16 +262,16 @@ impl Inner {
             return None;
         }
         // A length as the client gave it (a DELETE or HEAD usually has none).
-        let len = h.headers.contains_key(http::header::CONTENT_LENGTH).then_some(body.len() as u64);
-        let head = h.method == Method::HEAD;
+        let len = headers.contains_key(http::header::CONTENT_LENGTH).then_some(body.len() as u64);
+        let head = method == Method::HEAD;
         let ctx = Ctx {
             op: f.op,
-            method: h.method,
+            method: method.clone(),
             bucket: f.bucket,
             key: Some(f.key),
             query: forwarded_query(f.query),
             resource: raw_path.to_string(),
-            headers: h.headers,
+            headers: std::mem::take(headers),
             payload,
             body_fault: Fault::default(),
             delete: None,
