@@ -221,20 +221,8 @@ pub fn parse_query_borrowed(raw: &str) -> Vec<QueryPair<'_>> {
 }
 
 /// Verifies a request. `raw_path` is the path as sent, `query` the decoded
-/// query pairs.
-pub fn verify(
-    keys: &ClientKeys,
-    method: &str,
-    raw_path: &str,
-    query: &[(String, String)],
-    headers: &HeaderMap,
-    now: SystemTime,
-) -> Result<Verified, AuthError> {
-    verify_with(keys, method, raw_path, query, headers, now)
-}
-
-/// [`verify`] with the query pairs owned or borrowed ([`parse_query_borrowed`]).
-pub(crate) fn verify_with<Q: AsRef<str>>(
+/// query pairs, owned ([`parse_query`]) or borrowed ([`parse_query_borrowed`]).
+pub fn verify<Q: AsRef<str>>(
     keys: &ClientKeys,
     method: &str,
     raw_path: &str,

@@ -33,7 +33,7 @@ fn doc_headers() -> HeaderMap {
 
 #[test]
 fn accepts_the_documented_get_object_request() {
-    let v = verify(&keys(), "GET", "/test.txt", &[], &doc_headers(), doc_time()).unwrap();
+    let v = verify(&keys(), "GET", "/test.txt", sigv4::NO_QUERY, &doc_headers(), doc_time()).unwrap();
     assert_eq!(v.access_key_id, "AKIAIOSFODNN7EXAMPLE");
     assert!(matches!(v.payload, Payload::Sha256(_)));
 }
@@ -42,15 +42,27 @@ fn accepts_the_documented_get_object_request() {
 fn refuses_tampering_unknown_keys_anonymity_and_skew() {
     let mut h = doc_headers();
     h.insert("range", HeaderValue::from_static("bytes=0-99"));
-    assert_eq!(verify(&keys(), "GET", "/test.txt", &[], &h, doc_time()).unwrap_err(), AuthError::Mismatch);
-    assert_eq!(verify(&keys(), "GET", "/other.txt", &[], &doc_headers(), doc_time()).unwrap_err(), AuthError::Mismatch);
+    assert_eq!(verify(&keys(), "GET", "/test.txt", sigv4::NO_QUERY, &h, doc_time()).unwrap_err(), AuthError::Mismatch);
+    assert_eq!(
+        verify(&keys(), "GET", "/other.txt", sigv4::NO_QUERY, &doc_headers(), doc_time()).unwrap_err(),
+        AuthError::Mismatch
+    );
     let other = ClientKeys::new([("SOMEONE".to_string(), Secret::new(SECRET))]);
-    assert_eq!(verify(&other, "GET", "/test.txt", &[], &doc_headers(), doc_time()).unwrap_err(), AuthError::UnknownKey);
+    assert_eq!(
+        verify(&other, "GET", "/test.txt", sigv4::NO_QUERY, &doc_headers(), doc_time()).unwrap_err(),
+        AuthError::UnknownKey
+    );
     let mut anon = doc_headers();
     anon.remove("authorization");
-    assert_eq!(verify(&keys(), "GET", "/test.txt", &[], &anon, doc_time()).unwrap_err(), AuthError::Anonymous);
+    assert_eq!(
+        verify(&keys(), "GET", "/test.txt", sigv4::NO_QUERY, &anon, doc_time()).unwrap_err(),
+        AuthError::Anonymous
+    );
     let late = doc_time() + Duration::from_secs(3600);
-    assert_eq!(verify(&keys(), "GET", "/test.txt", &[], &doc_headers(), late).unwrap_err(), AuthError::Skewed);
+    assert_eq!(
+        verify(&keys(), "GET", "/test.txt", sigv4::NO_QUERY, &doc_headers(), late).unwrap_err(),
+        AuthError::Skewed
+    );
 }
 
 #[test]
@@ -163,12 +175,20 @@ fn header_signed(signed: &[(&str, &str)], sent: &[(&str, &str)]) -> HeaderMap {
 #[test]
 fn an_unsigned_x_amz_header_on_a_header_signed_request_is_refused() {
     let acl = [("x-amz-acl", "private")];
-    verify(&keys(), "PUT", "/app/k", &[], &header_signed(&acl, &acl), doc_time()).unwrap();
+    verify(&keys(), "PUT", "/app/k", sigv4::NO_QUERY, &header_signed(&acl, &acl), doc_time()).unwrap();
     let h = header_signed(&[], &[("x-amz-copy-source", "/app/private/x")]);
-    let e = verify(&keys(), "PUT", "/app/k", &[], &h, doc_time()).unwrap_err();
+    let e = verify(&keys(), "PUT", "/app/k", sigv4::NO_QUERY, &h, doc_time()).unwrap_err();
     assert_eq!(e, AuthError::HeadersNotSigned("x-amz-copy-source".into()));
     // Headers other than x-amz-* may stay unsigned, as with S3.
-    verify(&keys(), "PUT", "/app/k", &[], &header_signed(&[], &[("content-type", "text/plain")]), doc_time()).unwrap();
+    verify(
+        &keys(),
+        "PUT",
+        "/app/k",
+        sigv4::NO_QUERY,
+        &header_signed(&[], &[("content-type", "text/plain")]),
+        doc_time(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -185,9 +205,12 @@ fn repeated_signed_header_values_are_joined_in_the_order_sent() {
     // The client signs the values in the order it sends them.
     let signed = [("x-amz-meta-k", "z,a")];
     let in_order = header_signed(&signed, &[("x-amz-meta-k", "z"), ("x-amz-meta-k", "a")]);
-    verify(&keys(), "PUT", "/app/k", &[], &in_order, doc_time()).unwrap();
+    verify(&keys(), "PUT", "/app/k", sigv4::NO_QUERY, &in_order, doc_time()).unwrap();
     let reordered = header_signed(&signed, &[("x-amz-meta-k", "a"), ("x-amz-meta-k", "z")]);
-    assert_eq!(verify(&keys(), "PUT", "/app/k", &[], &reordered, doc_time()).unwrap_err(), AuthError::Mismatch);
+    assert_eq!(
+        verify(&keys(), "PUT", "/app/k", sigv4::NO_QUERY, &reordered, doc_time()).unwrap_err(),
+        AuthError::Mismatch
+    );
 }
 
 /// What broke: the gateway verified a signature with whatever region its
@@ -198,9 +221,9 @@ fn repeated_signed_header_values_are_joined_in_the_order_sent() {
 #[test]
 fn a_signature_for_another_region_than_gateway_region_is_authorization_header_malformed() {
     let here = keys().with_region("us-east-1");
-    verify(&here, "GET", "/test.txt", &[], &doc_headers(), doc_time()).unwrap();
+    verify(&here, "GET", "/test.txt", sigv4::NO_QUERY, &doc_headers(), doc_time()).unwrap();
     let elsewhere = keys().with_region("eu-central-1");
-    let e = verify(&elsewhere, "GET", "/test.txt", &[], &doc_headers(), doc_time()).unwrap_err();
+    let e = verify(&elsewhere, "GET", "/test.txt", sigv4::NO_QUERY, &doc_headers(), doc_time()).unwrap_err();
     assert_eq!((e.status(), e.code()), (StatusCode::BAD_REQUEST, "AuthorizationHeaderMalformed"));
     assert_eq!(
         e.to_string(),

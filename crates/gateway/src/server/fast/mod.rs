@@ -219,7 +219,7 @@ impl Inner {
 
     /// The request's signature, when it verifies.
     fn fast_verify(&self, f: &FastRoute<'_>, method: &Method, path: &str, headers: &HeaderMap) -> Option<Verified> {
-        auth::verify_with(&self.keys, method.as_str(), path, &f.query, headers, SystemTime::now()).ok()
+        auth::verify(&self.keys, method.as_str(), path, &f.query, headers, SystemTime::now()).ok()
     }
 
     /// Serves one request whose body is read: the answer's bytes, or
@@ -230,7 +230,7 @@ impl Inner {
     /// `verified`: the signature verified already (before `100 Continue`
     /// was sent: a body that does not match its hash is then refused here,
     /// as the hyper path refuses it, not handed to hyper).
-    /// `headers` are taken (left empty) once the request is sent.
+    /// `headers` are taken (left empty) once the upstream request is built.
     async fn fast_request(
         &self,
         f: FastRoute<'_>,
