@@ -13,10 +13,12 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 
 use http::StatusCode;
-use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
+use tokio::sync::{Notify, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 use crate::body::S3Refusal;
 
@@ -67,15 +69,49 @@ pub fn has_dot_segment(key: &str) -> bool {
 /// for each other, never overlap wrongly (and with 64 bits, never in practice).
 type KeyId = u64;
 
+/// How many stripes the key ids are spread over for the lock-free live
+/// writes (see [`KeyLocks`]).
+const STRIPES: usize = 64;
+
 /// In-process locks per (client bucket, key): a live write of a key and the
 /// journal replay or resync of the same key never overlap, so a replay that
 /// read the old object cannot write it over the new one afterwards. Live
 /// writes share a key's lock (they do not wait for each other, as without
 /// the gateway); replay and resync hold it alone.
-#[derive(Debug, Default)]
+///
+/// A live write of one key takes no lock (and no process-wide mutex) while
+/// no replay holds or waits for a key of its stripe (the key id modulo
+/// [`STRIPES`]): it is only counted, two atomic operations. A replay first
+/// marks the stripe (new live writes of it then take their key's lock as
+/// before), waits until the counted writes of the stripe have ended, then
+/// takes its key's lock alone. Each side writes its own counter before it
+/// reads the other's (sequentially consistent), so either the write sees
+/// the mark or the replay sees the count: they never overlap. A counted
+/// write holds nothing else and waits for nothing, so a replay waiting for
+/// its stripe cannot deadlock with it; a write of several keys (a
+/// `DeleteObjects`) takes their locks, never counts.
+#[derive(Debug)]
 pub struct KeyLocks {
     ids: RandomState,
     held: Mutex<Held>,
+    /// Per stripe: live writes under way without a lock.
+    counted: [AtomicUsize; STRIPES],
+    /// Per stripe: replays holding or waiting for a key of it.
+    marked: [AtomicUsize; STRIPES],
+    /// Told when a stripe's last counted write ends while it is marked.
+    drained: Notify,
+}
+
+impl Default for KeyLocks {
+    fn default() -> Self {
+        Self {
+            ids: RandomState::new(),
+            held: Mutex::default(),
+            counted: std::array::from_fn(|_| AtomicUsize::new(0)),
+            marked: std::array::from_fn(|_| AtomicUsize::new(0)),
+            drained: Notify::new(),
+        }
+    }
 }
 
 /// The locks of the keys held or waited for, and spare ones to reuse.
@@ -108,11 +144,43 @@ impl Hasher for IdHasher {
     }
 }
 
-/// A shared (live write) or exclusive (replay) hold of one key.
+/// A live write counted in its stripe (no lock); uncounted on drop.
 #[derive(Debug)]
-enum Hold {
+struct Counted<'a> {
+    locks: &'a KeyLocks,
+    stripe: usize,
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        let l = self.locks;
+        if l.counted[self.stripe].fetch_sub(1, SeqCst) == 1 && l.marked[self.stripe].load(SeqCst) > 0 {
+            l.drained.notify_waiters();
+        }
+    }
+}
+
+/// A replay's mark on its stripe, from before it waits until its hold ends
+/// (also when it stops waiting early: a dropped lock future).
+#[derive(Debug)]
+struct Marked<'a> {
+    locks: &'a KeyLocks,
+    stripe: usize,
+}
+
+impl Drop for Marked<'_> {
+    fn drop(&mut self) {
+        self.locks.marked[self.stripe].fetch_sub(1, SeqCst);
+    }
+}
+
+/// A live write's hold of one key, counted or shared, or a replay's.
+#[derive(Debug)]
+enum Hold<'a> {
+    Counted(#[allow(dead_code)] Counted<'a>),
     Shared(#[allow(dead_code)] OwnedRwLockReadGuard<()>),
-    Alone(#[allow(dead_code)] OwnedRwLockWriteGuard<()>),
+    /// The lock is released before the mark (fields drop in order).
+    Alone(#[allow(dead_code)] OwnedRwLockWriteGuard<()>, #[allow(dead_code)] Marked<'a>),
 }
 
 /// Holds the locks of some keys; released on drop.
@@ -120,8 +188,8 @@ enum Hold {
 pub struct KeyGuard<'a> {
     locks: &'a KeyLocks,
     /// The first key's hold (none for no keys), then the others'.
-    first: Option<(KeyId, Hold)>,
-    rest: Vec<(KeyId, Hold)>,
+    first: Option<(KeyId, Hold<'a>)>,
+    rest: Vec<(KeyId, Hold<'a>)>,
 }
 
 impl KeyLocks {
@@ -148,32 +216,72 @@ impl KeyLocks {
             rest.dedup();
             guard.rest.reserve(rest.len());
             for id in rest {
-                let hold = self.hold(id, alone).await;
+                // Never counted: a counted hold must wait for nothing
+                // (a replay may hold this key and wait for another's stripe).
+                let hold = self.hold(id, alone, false).await;
                 guard.rest.push((id, hold));
             }
             return guard;
         }
-        guard.first = Some((first, self.hold(first, alone).await));
+        guard.first = Some((first, self.hold(first, alone, true).await));
         guard
     }
 
-    async fn hold(&self, id: KeyId, alone: bool) -> Hold {
+    /// One key's hold; `may_count`: a live write of this key alone may be
+    /// only counted.
+    async fn hold(&self, id: KeyId, alone: bool, may_count: bool) -> Hold<'_> {
+        let stripe = (id % STRIPES as u64) as usize;
+        let mark = if alone {
+            self.marked[stripe].fetch_add(1, SeqCst);
+            let mark = Marked { locks: self, stripe };
+            // The stripe's counted writes hold no lock to wait on: wait
+            // until the last has ended (none starts while it is marked).
+            loop {
+                let drained = self.drained.notified();
+                tokio::pin!(drained);
+                drained.as_mut().enable();
+                if self.counted[stripe].load(SeqCst) == 0 {
+                    break;
+                }
+                drained.await;
+            }
+            Some(mark)
+        } else if may_count {
+            self.counted[stripe].fetch_add(1, SeqCst);
+            let counted = Counted { locks: self, stripe };
+            if self.marked[stripe].load(SeqCst) == 0 {
+                return Hold::Counted(counted);
+            }
+            // A replay holds or waits for a key of the stripe: the key's lock.
+            drop(counted);
+            None
+        } else {
+            None
+        };
         let m = {
             let mut held = self.held.lock().expect("key locks");
             let Held { locks, spare } = &mut *held;
             locks.entry(id).or_insert_with(|| spare.pop().unwrap_or_default()).clone()
         };
-        if alone { Hold::Alone(m.write_owned().await) } else { Hold::Shared(m.read_owned().await) }
+        match mark {
+            Some(mark) => Hold::Alone(m.write_owned().await, mark),
+            None => Hold::Shared(m.read_owned().await),
+        }
     }
 }
 
 impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
-        let mut held = self.locks.held.lock().expect("key locks");
-        for (id, guard) in self.first.take().into_iter().chain(self.rest.drain(..)) {
-            drop(guard);
+        let holds = self.first.take().into_iter().chain(self.rest.drain(..));
+        let mut held = None;
+        for (id, hold) in holds {
+            if matches!(hold, Hold::Counted(_)) {
+                continue;
+            }
+            drop(hold);
             // Nobody else holds or waits for it: forget it (and keep the
             // lock for another key).
+            let held = held.get_or_insert_with(|| self.locks.held.lock().expect("key locks"));
             if held.locks.get(&id).is_some_and(|m| Arc::strong_count(m) == 1)
                 && let Some(m) = held.locks.remove(&id)
                 && held.spare.len() < SPARE_LOCKS
@@ -229,21 +337,118 @@ mod tests {
             assert_eq!(held.locks.len(), 1);
             Arc::as_ptr(held.locks.values().next().unwrap())
         };
-        let g = locks.lock_shared("app", ["a"]).await;
+        let g = locks.lock("app", ["a"]).await;
         let first = lock_of(&locks);
         drop(g);
         assert!(locks.held.lock().unwrap().locks.is_empty());
         assert_eq!(locks.held.lock().unwrap().spare.len(), 1, "the lock of a key nobody holds is kept as a spare");
-        let g = locks.lock_shared("app", ["b"]).await;
+        let g = locks.lock("app", ["b"]).await;
         assert_eq!(lock_of(&locks), first, "a new key allocated a lock although a spare was there");
         assert!(locks.held.lock().unwrap().spare.is_empty());
-        // Still a lock: a replay of "b" waits for the live write.
+        // Still a lock: a live write of "b" waits for the replay.
         let l = &locks;
-        let replay = async move { drop(l.lock("app", ["b"]).await) };
-        tokio::pin!(replay);
-        assert!(poll_once(replay.as_mut()).await.is_pending(), "a replay overlapped a live write");
+        let write = async move { drop(l.lock_shared("app", ["b"]).await) };
+        tokio::pin!(write);
+        assert!(poll_once(write.as_mut()).await.is_pending(), "a live write overlapped a replay");
         drop(g);
+        write.await;
+        assert!(locks.held.lock().unwrap().locks.is_empty());
+    }
+
+    /// A key of `bucket` whose id is in `key`'s stripe, other than `key`.
+    fn same_stripe(locks: &KeyLocks, bucket: &str, key: &str) -> String {
+        let stripe = |k: &str| locks.ids.hash_one((bucket, k)) % STRIPES as u64;
+        (0..).map(|i| format!("other-{i}")).find(|k| stripe(k) == stripe(key)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_live_write_of_one_key_takes_no_lock_and_a_replay_of_it_waits_for_it() {
+        let locks = KeyLocks::default();
+        let w1 = locks.lock_shared("app", ["k"]).await;
+        let w2 = locks.lock_shared("app", ["k"]).await;
+        assert!(locks.held.lock().unwrap().locks.is_empty(), "a live write took a lock while no replay ran");
+        let replay = async { drop(locks.lock("app", ["k"]).await) };
+        tokio::pin!(replay);
+        assert!(poll_once(replay.as_mut()).await.is_pending(), "a replay overlapped two live writes");
+        drop(w1);
+        assert!(poll_once(replay.as_mut()).await.is_pending(), "a replay overlapped a live write");
+        drop(w2);
         replay.await;
+        // A write of another key of another stripe did not wait for anything.
+        assert!(locks.counted.iter().chain(&locks.marked).all(|c| c.load(SeqCst) == 0));
+    }
+
+    #[tokio::test]
+    async fn a_live_write_in_the_stripe_of_a_replayed_key_waits_only_for_its_own_key() {
+        let locks = KeyLocks::default();
+        let replay = locks.lock("app", ["k"]).await;
+        let neighbour = same_stripe(&locks, "app", "k");
+        // Another key of the marked stripe takes its own lock, at once.
+        let other = locks.lock_shared("app", [neighbour.as_str()]).await;
+        assert_eq!(locks.held.lock().unwrap().locks.len(), 2);
+        let write = async { drop(locks.lock_shared("app", ["k"]).await) };
+        tokio::pin!(write);
+        assert!(poll_once(write.as_mut()).await.is_pending(), "a live write overlapped the replay of its key");
+        drop(replay);
+        write.await;
+        drop(other);
+        assert!(locks.held.lock().unwrap().locks.is_empty());
+        // The stripe is unmarked: a write is counted again.
+        drop(locks.lock_shared("app", ["k"]).await);
+        assert!(locks.held.lock().unwrap().locks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_replay_that_stops_waiting_unmarks_its_stripe() {
+        let locks = KeyLocks::default();
+        let w = locks.lock_shared("app", ["k"]).await;
+        {
+            let replay = async { drop(locks.lock("app", ["k"]).await) };
+            tokio::pin!(replay);
+            assert!(poll_once(replay.as_mut()).await.is_pending());
+        }
+        drop(w);
+        assert!(locks.marked.iter().all(|c| c.load(SeqCst) == 0), "a dropped replay left its mark");
+        let w = locks.lock_shared("app", ["k"]).await;
+        assert!(locks.held.lock().unwrap().locks.is_empty(), "a write took a lock after the replay was dropped");
+        drop(w);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replays_and_live_writes_of_one_key_never_overlap_across_threads() {
+        let locks = Arc::new(KeyLocks::default());
+        // Per key: live writes under way, and whether a replay is.
+        let state = Arc::new(Mutex::new((0usize, false)));
+        let mut tasks = Vec::new();
+        for t in 0..4 {
+            let (locks, state) = (locks.clone(), state.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..2000 {
+                    let alone = (i + t) % 7 == 0;
+                    let g = if alone { locks.lock("app", ["k"]).await } else { locks.lock_shared("app", ["k"]).await };
+                    {
+                        let mut s = state.lock().unwrap();
+                        assert!(!s.1, "a hold of the key overlapped a replay");
+                        if alone {
+                            assert_eq!(s.0, 0, "a replay overlapped a live write");
+                            s.1 = true;
+                        } else {
+                            s.0 += 1;
+                        }
+                    }
+                    tokio::task::yield_now().await;
+                    {
+                        let mut s = state.lock().unwrap();
+                        if alone { s.1 = false } else { s.0 -= 1 }
+                    }
+                    drop(g);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert!(locks.counted.iter().chain(&locks.marked).all(|c| c.load(SeqCst) == 0));
         assert!(locks.held.lock().unwrap().locks.is_empty());
     }
 

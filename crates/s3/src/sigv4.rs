@@ -30,18 +30,6 @@ pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// Appends the lowercase hex of `bytes` (at most 32) to `out`, in one push.
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = [0u8; 64];
-    let n = bytes.len().min(32);
-    for (i, b) in bytes[..n].iter().enumerate() {
-        text[2 * i] = HEX[usize::from(b >> 4)];
-        text[2 * i + 1] = HEX[usize::from(b & 15)];
-    }
-    out.push_str(std::str::from_utf8(&text[..2 * n]).unwrap_or_default());
-}
-
 /// Percent-encodes per SigV4: unreserved characters stay, everything else is
 /// `%XX`; `/` stays when `keep_slash` (object keys in paths).
 pub fn uri_encode(s: &str, keep_slash: bool) -> String {
@@ -285,17 +273,41 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8
 /// The signature of a canonical request text with an already derived key
 /// and its credential scope (`scope` of the same date, region and service).
 pub fn signature_with_key(key: &[u8; 32], date: &AmzDate, scope: &str, canonical: &str) -> String {
+    signature_with_mac(&keyed(key), date, scope, canonical)
+}
+
+/// HMAC-SHA256 state keyed with a derived signing key ([`keyed`]).
+pub type KeyedMac = Hmac<Sha256>;
+
+/// HMAC-SHA256 keyed with a derived signing key, ready to be cloned for
+/// each string to sign: the key's two padded blocks are hashed once.
+pub fn keyed(key: &[u8; 32]) -> KeyedMac {
+    Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any size")
+}
+
+/// [`signature_with_key`] with the key's HMAC state ([`keyed`]): the
+/// string to sign goes into the MAC piece by piece, not through a buffer.
+pub fn signature_with_mac(mac: &KeyedMac, date: &AmzDate, scope: &str, canonical: &str) -> String {
     let hash = Sha256::digest(canonical.as_bytes());
-    let mut sts = String::with_capacity(18 + date.datetime.len() + scope.len() + 66);
-    sts.push_str("AWS4-HMAC-SHA256\n");
-    sts.push_str(&date.datetime);
-    sts.push('\n');
-    sts.push_str(scope);
-    sts.push('\n');
-    push_hex(&mut sts, &hash);
-    let mut sig = String::with_capacity(64);
-    push_hex(&mut sig, &hmac(key, sts.as_bytes()));
-    sig
+    let mut hash_hex = [0u8; 64];
+    hex_into(&mut hash_hex, &hash);
+    let mut mac = mac.clone();
+    for piece in [b"AWS4-HMAC-SHA256\n".as_slice(), date.datetime.as_bytes(), b"\n", scope.as_bytes(), b"\n", &hash_hex]
+    {
+        mac.update(piece);
+    }
+    let mut sig = [0u8; 64];
+    hex_into(&mut sig, &mac.finalize().into_bytes());
+    std::str::from_utf8(&sig).unwrap_or_default().to_string()
+}
+
+/// Writes the lowercase hex of 32 bytes into `out`.
+fn hex_into(out: &mut [u8; 64], bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().take(32).enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 15)];
+    }
 }
 
 /// The SigV4 signature of a canonical request text.
@@ -473,9 +485,10 @@ mod tests {
                 }
             }
         }
-        let mut hex = String::new();
-        push_hex(&mut hex, &[0x00, 0x9f, 0xff]);
-        assert_eq!(hex, "009fff");
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0x9f);
+        let mut text = [0u8; 64];
+        hex_into(&mut text, &bytes);
+        assert_eq!(std::str::from_utf8(&text).unwrap(), hex::encode(bytes));
     }
 
     /// The canonical request as first written (allocation per piece), kept

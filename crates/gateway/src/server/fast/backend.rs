@@ -1,7 +1,8 @@
 //! One request to a backend on the fast path: over a pooled plain TCP
-//! connection, written whole (head and body in one write), the answer read
+//! connection, written whole (head and body in one vectored write), the answer read
 //! whole, every wait bounded by the backend deadlines.
 
+use std::io::IoSlice;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -45,7 +46,7 @@ pub(super) struct Answer {
     pub body: Bytes,
 }
 
-/// Sends `request` (head and body) to `host` and reads the whole answer,
+/// Sends `request` (head, then body) to `host` and reads the whole answer,
 /// at most `limit` bytes of body. A pooled connection that the backend had
 /// closed (nothing read back) is replaced by a new one once: the request is
 /// whole in memory and is a PUT, DELETE or HEAD, so sending it again is
@@ -54,7 +55,7 @@ pub(super) async fn exchange(
     conn: &Connector,
     pool: &RawPool,
     host: &str,
-    request: &[u8],
+    request: [&[u8]; 2],
     head: bool,
     d: Deadlines,
     limit: usize,
@@ -89,15 +90,30 @@ fn timed_out(what: &str, after: Duration) -> Failure {
     Failure::Other(TransportError::new(Outcome::Timeout, format!("{what} within {after:?}")))
 }
 
+/// Writes both parts of `request`, with as few writes as the socket takes.
+async fn write_parts(s: &mut TcpStream, request: [&[u8]; 2]) -> std::io::Result<()> {
+    let [mut head, mut body] = request;
+    while !head.is_empty() || !body.is_empty() {
+        let n = s.write_vectored(&[IoSlice::new(head), IoSlice::new(body)]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
+    Ok(())
+}
+
 async fn once(
     mut s: TcpStream,
-    request: &[u8],
+    request: [&[u8]; 2],
     head: bool,
     d: Deadlines,
     limit: usize,
 ) -> Result<(Answer, Option<TcpStream>), Failure> {
     let io = |e: std::io::Error| classify(&e);
-    match tokio::time::timeout(d.idle, s.write_all(request)).await {
+    match tokio::time::timeout(d.idle, write_parts(&mut s, request)).await {
         Err(_) => return Err(timed_out("the backend did not take the request", d.idle)),
         // A pooled connection the backend closed: nothing was taken.
         Ok(Err(e)) => return Err(Failure::Closed(io(e))),
@@ -172,4 +188,38 @@ fn cut_short(what: &str) -> TransportError {
 
 fn malformed(why: &str) -> TransportError {
     TransportError::new(Outcome::Protocol(why.to_string()), format!("the backend's answer: {why}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpSocket};
+
+    use super::write_parts;
+
+    #[tokio::test]
+    async fn a_request_written_in_parts_arrives_whole_and_in_order() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let socket = TcpSocket::new_v4().unwrap();
+        // A small send buffer: the body takes many writes, some of them
+        // ending inside the head or the body.
+        socket.set_send_buffer_size(4096).unwrap();
+        let mut client = socket.connect(listener.local_addr().unwrap()).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let head: Vec<u8> = (0..=255u8).cycle().take(777).collect();
+        let body: Vec<u8> = (0..=250u8).rev().cycle().take(3 << 20).collect();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        write_parts(&mut client, [&head, &body]).await.unwrap();
+        write_parts(&mut client, [b"", b"tail"]).await.unwrap();
+        drop(client);
+        let got = reader.await.unwrap();
+        assert_eq!(got.len(), head.len() + body.len() + 4);
+        assert!(got[..head.len()] == head[..], "the head arrived changed");
+        assert!(got[head.len()..head.len() + body.len()] == body[..], "the body arrived changed");
+        assert_eq!(&got[head.len() + body.len()..], b"tail");
+    }
 }

@@ -5,7 +5,7 @@
 //! `active-passive` bucket, or a write to a `read-through` one), signed
 //! with a valid signature and a matching payload hash, to a backend over
 //! plain HTTP, each is read whole (head and body), verified, re-signed and
-//! written to the backend in one write over a pooled connection of its own,
+//! written to the backend in one vectored write over a pooled connection of its own,
 //! and the backend's answer is read whole and written back: one task, no
 //! channel, no second HTTP state machine. Everything the gateway decides
 //! (authentication, routing, key policy, the upstream request and its
@@ -278,9 +278,8 @@ impl Inner {
         };
         let req = self.up_request(&ctx, &up, full(body.clone()), len).ok()?;
         let signed = up.sign(&req, &req.body).ok()?;
-        let mut wire_req = BytesMut::with_capacity(1024 + body.len());
-        wire::request_head(&mut wire_req, &ctx.method, &signed.target, &signed.headers);
-        wire_req.extend_from_slice(&body);
+        let mut wire_head = BytesMut::with_capacity(1024);
+        wire::request_head(&mut wire_head, &ctx.method, &signed.target, &signed.headers);
         self.metrics.bytes_in.inc_by(body.len() as u64);
         let write = matches!(ctx.op, S3Op::PutObject | S3Op::DeleteObject);
         let _held = if write {
@@ -292,7 +291,7 @@ impl Inner {
             up.connector(),
             &up.raw,
             up.connect_host(),
-            &wire_req,
+            [&wire_head, &body],
             head,
             self.opts.deadlines,
             MAX_ANSWER,
