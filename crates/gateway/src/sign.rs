@@ -7,6 +7,7 @@
 //! reuses them for every request of the day. The output is exactly
 //! `sigv4::signature`'s and `sigv4::authorization`'s (tested below).
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,22 +22,26 @@ pub struct Stamp {
     pub header: HeaderValue,
 }
 
-/// The current [`Stamp`], formatted once per second and shared (a request
-/// copies no string of it).
+/// The current [`Stamp`], formatted once per second per thread (a request
+/// copies no string of it, and threads share no lock for it).
 pub fn amz_now() -> Arc<Stamp> {
-    static LAST: Mutex<Option<(u64, Arc<Stamp>)>> = Mutex::new(None);
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
-    let mut last = LAST.lock().expect("date cache lock");
-    match last.as_ref() {
-        Some((s, d)) if *s == secs => d.clone(),
-        _ => {
-            let date = AmzDate::from_system_time(UNIX_EPOCH + Duration::from_secs(secs));
-            let header = HeaderValue::from_str(&date.datetime).expect("an x-amz-date is ASCII digits and letters");
-            let d = Arc::new(Stamp { date, header });
-            *last = Some((secs, d.clone()));
-            d
-        }
+    thread_local! {
+        static LAST: RefCell<Option<(u64, Arc<Stamp>)>> = const { RefCell::new(None) };
     }
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match last.as_ref() {
+            Some((s, d)) if *s == secs => d.clone(),
+            _ => {
+                let date = AmzDate::from_system_time(UNIX_EPOCH + Duration::from_secs(secs));
+                let header = HeaderValue::from_str(&date.datetime).expect("an x-amz-date is ASCII digits and letters");
+                let d = Arc::new(Stamp { date, header });
+                *last = Some((secs, d.clone()));
+                d
+            }
+        }
+    })
 }
 
 /// A derived signing key (as its keyed HMAC state) and its credential scope.
@@ -50,10 +55,12 @@ struct Cached {
 
 /// The last signing key derived for one secret, keyed by (date, region,
 /// service). One entry is enough: a secret signs for one region and the
-/// date changes once a day.
+/// date changes once a day. The lock is held only to take (or replace) the
+/// entry, never while signing: every request of one client key or to one
+/// backend goes through it.
 #[derive(Default)]
 pub struct KeyCache {
-    last: Mutex<Option<Cached>>,
+    last: Mutex<Option<Arc<Cached>>>,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -74,18 +81,23 @@ impl KeyCache {
         service: &'static str,
         f: impl FnOnce(&KeyedMac, &str) -> R,
     ) -> R {
-        let mut last = self.last.lock().expect("key cache lock");
-        let fresh = matches!(last.as_ref(), Some(c) if c.date == date && c.region == region && c.service == service);
-        if !fresh {
-            *last = Some(Cached {
-                date: date.to_string(),
-                region: region.to_string(),
-                service,
-                mac: sigv4::keyed(&sigv4::signing_key(secret, date, region, service)),
-                scope: sigv4::scope(date, region, service),
-            });
-        }
-        let c = last.as_ref().expect("set above");
+        let c = {
+            let mut last = self.last.lock().expect("key cache lock");
+            match last.as_ref() {
+                Some(c) if c.date == date && c.region == region && c.service == service => c.clone(),
+                _ => {
+                    let c = Arc::new(Cached {
+                        date: date.to_string(),
+                        region: region.to_string(),
+                        service,
+                        mac: sigv4::keyed(&sigv4::signing_key(secret, date, region, service)),
+                        scope: sigv4::scope(date, region, service),
+                    });
+                    *last = Some(c.clone());
+                    c
+                }
+            }
+        };
         f(&c.mac, &c.scope)
     }
 
@@ -132,6 +144,28 @@ mod tests {
         let t = AmzDate::parse(&s.date.datetime).unwrap().duration_since(UNIX_EPOCH).unwrap().as_secs();
         assert!((before..=after).contains(&t), "{t} not in {before}..={after}");
         assert_eq!(s.date.date, s.date.datetime[..8]);
+    }
+
+    #[test]
+    fn signing_does_not_hold_the_key_cache_lock() {
+        // Every verification of one client key (and every request to one
+        // backend) takes this cache: signing under its lock would put them
+        // all in one queue. A signature made while another is being made
+        // (here: from inside it) must not wait for the first.
+        let cache = Arc::new(KeyCache::default());
+        let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        let d = AmzDate { datetime: "20130524T000000Z".into(), date: "20130524".into() };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (c, inner_date) = (cache.clone(), d.clone());
+        // Not joined: a thread stuck on the lock must fail the test, not hang it.
+        std::thread::spawn(move || {
+            let inner = c.with(secret, &inner_date.date, "us-east-1", "s3", |_, _| {
+                c.signature(secret, &inner_date, "us-east-1", "s3", "canonical")
+            });
+            let _ = tx.send(inner);
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("a signature waited for another");
+        assert_eq!(got, sigv4::signature(secret, &d, "us-east-1", "s3", "canonical"));
     }
 
     #[test]
