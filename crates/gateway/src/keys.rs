@@ -79,17 +79,20 @@ const STRIPES: usize = 64;
 /// writes share a key's lock (they do not wait for each other, as without
 /// the gateway); replay and resync hold it alone.
 ///
-/// A live write of one key takes no lock (and no process-wide mutex) while
-/// no replay holds or waits for a key of its stripe (the key id modulo
-/// [`STRIPES`]): it is only counted, two atomic operations. A replay first
-/// marks the stripe (new live writes of it then take their key's lock as
-/// before), waits until the counted writes of the stripe have ended, then
-/// takes its key's lock alone. Each side writes its own counter before it
-/// reads the other's (sequentially consistent), so either the write sees
-/// the mark or the replay sees the count: they never overlap. A counted
-/// write holds nothing else and waits for nothing, so a replay waiting for
-/// its stripe cannot deadlock with it; a write of several keys (a
-/// `DeleteObjects`) takes their locks, never counts.
+/// A brief live write of one key (the fast path's: its body whole in
+/// memory, its exchange bounded by the backend deadlines) takes no lock,
+/// and no process-wide mutex, while no replay holds or waits for a key of
+/// its stripe (the key id modulo [`STRIPES`]): it is only counted, two
+/// atomic operations. A replay first marks the stripe (new writes of it
+/// then take their key's lock), waits until the counted writes of the
+/// stripe have ended, then takes its key's lock alone. Each side writes its
+/// own counter before it reads the other's (sequentially consistent), so
+/// either the write sees the mark or the replay sees the count: they never
+/// overlap. A counted write holds nothing else and waits for nothing, so a
+/// replay waiting for its stripe cannot deadlock with it. Streamed writes
+/// and writes of several keys (a `DeleteObjects`) take their keys' locks
+/// and are never counted: a replay never waits for a write of another key
+/// longer than a brief one takes.
 #[derive(Debug)]
 pub struct KeyLocks {
     ids: RandomState,
@@ -204,6 +207,17 @@ impl KeyLocks {
         self.take(bucket, keys, false).await
     }
 
+    /// [`KeyLocks::lock_shared`] for a brief write of one key: one whose
+    /// body is whole in memory and whose exchange the backend deadlines
+    /// bound (the fast path's). It is only counted while no replay holds or
+    /// waits for a key of its stripe. A streamed write, which may last
+    /// minutes, takes the key's lock instead: a replay of another key of
+    /// its stripe does not wait for it.
+    pub async fn lock_brief<'a>(&'a self, bucket: &str, key: &str) -> KeyGuard<'a> {
+        let id = self.ids.hash_one((bucket, key));
+        KeyGuard { locks: self, first: Some((id, self.hold(id, false, true).await)), rest: Vec::new() }
+    }
+
     async fn take<'a>(&'a self, bucket: &str, keys: impl IntoIterator<Item = &str>, alone: bool) -> KeyGuard<'a> {
         let mut ids = keys.into_iter().map(|k| self.ids.hash_one((bucket, k)));
         let mut guard = KeyGuard { locks: self, first: None, rest: Vec::new() };
@@ -216,19 +230,17 @@ impl KeyLocks {
             rest.dedup();
             guard.rest.reserve(rest.len());
             for id in rest {
-                // Never counted: a counted hold must wait for nothing
-                // (a replay may hold this key and wait for another's stripe).
                 let hold = self.hold(id, alone, false).await;
                 guard.rest.push((id, hold));
             }
             return guard;
         }
-        guard.first = Some((first, self.hold(first, alone, true).await));
+        guard.first = Some((first, self.hold(first, alone, false).await));
         guard
     }
 
-    /// One key's hold; `may_count`: a live write of this key alone may be
-    /// only counted.
+    /// One key's hold; `may_count`: a brief live write of this key alone
+    /// ([`KeyLocks::lock_brief`]), which may be only counted.
     async fn hold(&self, id: KeyId, alone: bool, may_count: bool) -> Hold<'_> {
         let stripe = (id % STRIPES as u64) as usize;
         let mark = if alone {
@@ -364,8 +376,8 @@ mod tests {
     #[tokio::test]
     async fn a_live_write_of_one_key_takes_no_lock_and_a_replay_of_it_waits_for_it() {
         let locks = KeyLocks::default();
-        let w1 = locks.lock_shared("app", ["k"]).await;
-        let w2 = locks.lock_shared("app", ["k"]).await;
+        let w1 = locks.lock_brief("app", "k").await;
+        let w2 = locks.lock_brief("app", "k").await;
         assert!(locks.held.lock().unwrap().locks.is_empty(), "a live write took a lock while no replay ran");
         let replay = async { drop(locks.lock("app", ["k"]).await) };
         tokio::pin!(replay);
@@ -384,9 +396,9 @@ mod tests {
         let replay = locks.lock("app", ["k"]).await;
         let neighbour = same_stripe(&locks, "app", "k");
         // Another key of the marked stripe takes its own lock, at once.
-        let other = locks.lock_shared("app", [neighbour.as_str()]).await;
+        let other = locks.lock_brief("app", &neighbour).await;
         assert_eq!(locks.held.lock().unwrap().locks.len(), 2);
-        let write = async { drop(locks.lock_shared("app", ["k"]).await) };
+        let write = async { drop(locks.lock_brief("app", "k").await) };
         tokio::pin!(write);
         assert!(poll_once(write.as_mut()).await.is_pending(), "a live write overlapped the replay of its key");
         drop(replay);
@@ -394,14 +406,14 @@ mod tests {
         drop(other);
         assert!(locks.held.lock().unwrap().locks.is_empty());
         // The stripe is unmarked: a write is counted again.
-        drop(locks.lock_shared("app", ["k"]).await);
+        drop(locks.lock_brief("app", "k").await);
         assert!(locks.held.lock().unwrap().locks.is_empty());
     }
 
     #[tokio::test]
     async fn a_replay_that_stops_waiting_unmarks_its_stripe() {
         let locks = KeyLocks::default();
-        let w = locks.lock_shared("app", ["k"]).await;
+        let w = locks.lock_brief("app", "k").await;
         {
             let replay = async { drop(locks.lock("app", ["k"]).await) };
             tokio::pin!(replay);
@@ -409,9 +421,28 @@ mod tests {
         }
         drop(w);
         assert!(locks.marked.iter().all(|c| c.load(SeqCst) == 0), "a dropped replay left its mark");
-        let w = locks.lock_shared("app", ["k"]).await;
+        let w = locks.lock_brief("app", "k").await;
         assert!(locks.held.lock().unwrap().locks.is_empty(), "a write took a lock after the replay was dropped");
         drop(w);
+    }
+
+    #[tokio::test]
+    async fn a_replay_does_not_wait_for_a_streamed_write_of_another_key_of_its_stripe() {
+        let locks = KeyLocks::default();
+        let neighbour = same_stripe(&locks, "app", "k");
+        // A streamed write (hyper's path) takes its key's lock, uncounted.
+        let streamed = locks.lock_shared("app", [neighbour.as_str()]).await;
+        let replay = async { drop(locks.lock("app", ["k"]).await) };
+        tokio::pin!(replay);
+        assert!(poll_once(replay.as_mut()).await.is_ready(), "a replay waited for a streamed write of another key");
+        // A brief write of that key is counted: a replay of its stripe waits for it.
+        drop(streamed);
+        let brief = locks.lock_brief("app", &neighbour).await;
+        let replay = async { drop(locks.lock("app", ["k"]).await) };
+        tokio::pin!(replay);
+        assert!(poll_once(replay.as_mut()).await.is_pending());
+        drop(brief);
+        replay.await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,7 +456,11 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 for i in 0..2000 {
                     let alone = (i + t) % 7 == 0;
-                    let g = if alone { locks.lock("app", ["k"]).await } else { locks.lock_shared("app", ["k"]).await };
+                    let g = match (alone, i % 2) {
+                        (true, _) => locks.lock("app", ["k"]).await,
+                        (false, 0) => locks.lock_brief("app", "k").await,
+                        (false, _) => locks.lock_shared("app", ["k"]).await,
+                    };
                     {
                         let mut s = state.lock().unwrap();
                         assert!(!s.1, "a hold of the key overlapped a replay");

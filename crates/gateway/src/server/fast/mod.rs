@@ -283,7 +283,7 @@ impl Inner {
         self.metrics.bytes_in.inc_by(body.len() as u64);
         let write = matches!(ctx.op, S3Op::PutObject | S3Op::DeleteObject);
         let _held = if write {
-            Some(self.locks.lock_shared(&ctx.bucket.name, [ctx.key.as_deref().unwrap_or("")]).await)
+            Some(self.locks.lock_brief(&ctx.bucket.name, ctx.key.as_deref().unwrap_or("")).await)
         } else {
             None
         };
