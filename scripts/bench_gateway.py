@@ -18,6 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CUTOVER = os.path.join(ROOT, "target/release/cutover")
 GARAGE = shutil.which("garage") or os.path.expanduser("~/.cargo/bin/garage")
 DURATION = os.environ.get("BENCH_DURATION", "6s")
+# wrk's threads (at most one per connection); --wrk-threads.
+WRK_THREADS = 2
 
 
 def free_port():
@@ -98,7 +100,7 @@ def wrk(url, method, conns, body_file=None, duration=DURATION):
         f.write(f'wrk.method = "{method}"\n')
         if body_file:
             f.write(f'local fh = io.open("{body_file}", "rb")\nwrk.body = fh:read("*a")\nfh:close()\n')
-    threads = min(conns, 2)
+    threads = min(conns, WRK_THREADS)
     r = subprocess.run(["wrk", "-t", str(threads), "-c", str(conns), "-d", duration, "--latency", "--timeout", "30s",
                         "-s", lua, url], capture_output=True, text=True)
     return parse_wrk(r.stdout)
@@ -160,6 +162,9 @@ def parse_args(argv):
     ap.add_argument("--nginx-workers", type=int, default=1, metavar="N",
                     help="nginx's worker_processes (default 1, one event loop; the gateway runs one worker "
                          "thread per core, so N = the number of cores compares the same shape)")
+    ap.add_argument("--wrk-threads", type=int, default=2, metavar="N",
+                    help="wrk's threads (default 2, at most one per connection); 1 leaves a core to the proxy, "
+                         "as the alternated CPU runs in docs/bench-gateway.md do")
     ap.add_argument("--json", help="also write every run to this file")
     return ap.parse_args(argv)
 
@@ -192,6 +197,10 @@ def main():
         gateways.append((name, os.path.abspath(binary)))
     if args.nginx_workers < 1:
         raise SystemExit(f"--nginx-workers wants at least 1, got {args.nginx_workers}")
+    if args.wrk_threads < 1:
+        raise SystemExit(f"--wrk-threads wants at least 1, got {args.wrk_threads}")
+    global WRK_THREADS
+    WRK_THREADS = args.wrk_threads
     cases = args.cases.split(",") if args.cases else list(CASES)
     if args.small_only:
         cases = [c for c in cases if CASES[c][0] == "small"]
@@ -330,6 +339,18 @@ def report(kinds, gw_names, cases, runs, rss, rounds):
             p = [r["proxy_cpu_us"] for r in runs[k][c] if "proxy_cpu_us" in r]
             gc = [r["garage_cpu_us"] for r in runs[k][c] if "garage_cpu_us" in r]
             cells.append((f"{median(p):.0f} / " if p else "- / ") + (f"{median(gc):.0f}" if gc else "-"))
+        print(f"| {c} | " + " | ".join(cells) + " |")
+    print("\nPer-round proxy CPU per request ratios, median [min–max] over the rounds:\n")
+    proxies = [*gw_names, "nginx"]
+    cols = [(g, o) for g in gw_names for o in proxies if o != g]
+    print("| case | " + " | ".join(f"{g} / {o}" for g, o in cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    for c in cases:
+        cells = []
+        for g, o in cols:
+            rs = [a["proxy_cpu_us"] / b["proxy_cpu_us"] for a, b in zip(runs[g][c], runs[o][c])
+                  if a.get("proxy_cpu_us") and b.get("proxy_cpu_us")]
+            cells.append(f"{median(rs):.2f}× [{min(rs):.2f}–{max(rs):.2f}]" if rs else "-")
         print(f"| {c} | " + " | ".join(cells) + " |")
     print("\nPer-round p50 added by each gateway over direct / nginx (ms), median over the rounds:\n")
     for g in gw_names:
