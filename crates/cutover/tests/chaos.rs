@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Backend, cutover, start_garage};
 use cutover_core::Outcome;
-use cutover_lab::free_port;
+use cutover_lab::free_ports;
 
 /// The proxy process, stopped (SIGKILL) if a test fails before it does.
 struct Proxy(Child);
@@ -40,8 +40,7 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String)
 #[test]
 fn chaos_proxy_relays_to_garage_and_switches_faults_over_its_control_api() {
     let g = start_garage();
-    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let control = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let [listen, control] = free_ports().map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
     let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
         .args(["chaos-proxy", "--listen", &listen.to_string(), "--upstream", &format!("127.0.0.1:{}", g.s3_port)])
         .args(["--control", &control.to_string(), "--faults", r#"{"latency_ms": 150}"#])

@@ -17,7 +17,7 @@ struct Proxy {
 
 impl Proxy {
     fn start(upstream: &str) -> Self {
-        let (listen, control) = (cutover_lab::free_port(), cutover_lab::free_port());
+        let [listen, control] = cutover_lab::free_ports();
         let upstream = upstream.trim_start_matches("http://").trim_end_matches('/');
         let child = Command::new(env!("CARGO_BIN_EXE_cutover"))
             .args(["chaos-proxy", "--listen", &format!("127.0.0.1:{listen}"), "--upstream", upstream])

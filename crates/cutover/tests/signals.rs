@@ -104,14 +104,14 @@ fn a_prometheus_signal_that_disagrees_turns_a_failover_into_an_approval() {
         return;
     }
     let (a, b) = (start_garage(), start_garage());
-    let port = cutover_lab::free_port();
+    let [port, statuspage] = cutover_lab::free_ports();
     let prom = Prometheus::start(&[format!("127.0.0.1:{port}")], Duration::from_millis(500)).unwrap();
     let signals = format!(
         "[api]\nlisten = \"127.0.0.1:{port}\"\n\n[signals.prometheus]\nurl = \"{}\"\n\
          query = 'max(cutover_backend_health{{backend=\"primary\",state=\"down\"}})'\nthreshold = 0.5\ninterval = \"1s\"\n\n\
          [signals.statuspage]\nurl = \"http://127.0.0.1:{}/api/v2/status.json\"\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
         prom.url(),
-        cutover_lab::free_port()
+        statuspage
     );
     let setup = Setup::new(
         &[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)],
@@ -143,13 +143,12 @@ fn a_prometheus_signal_that_disagrees_turns_a_failover_into_an_approval() {
 #[test]
 fn signals_that_cannot_be_read_never_block_a_failover() {
     let (a, b) = (start_garage(), start_garage());
-    let port = cutover_lab::free_port();
+    let [port, prometheus, statuspage] = cutover_lab::free_ports();
     let signals = format!(
         "[api]\nlisten = \"127.0.0.1:{port}\"\n\n[signals.prometheus]\nurl = \"http://127.0.0.1:{}\"\nquery = 'up'\n\
          threshold = 0.5\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n\
          [signals.statuspage]\nurl = \"http://127.0.0.1:{}/api/v2/status.json\"\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
-        cutover_lab::free_port(),
-        cutover_lab::free_port()
+        prometheus, statuspage
     );
     let setup = Setup::new(
         &[Backend::garage("primary", "primary", &a), Backend::garage("secondary", "secondary", &b)],

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{LabError, free_port, signal};
+use crate::{LabError, free_ports, signal};
 
 /// Members in a cluster started by [`EtcdCluster::start`].
 pub const MEMBERS: usize = 3;
@@ -83,7 +83,9 @@ impl EtcdCluster {
             _ => tempfile::tempdir(),
         }
         .map_err(|source| LabError::Io { what: "temporary directory".into(), source })?;
-        let ports: Vec<(u16, u16)> = (0..MEMBERS).map(|_| (free_port(), free_port())).collect();
+        // Picked together: one port twice (a peer URL) and the members never start.
+        let picked = free_ports::<{ 2 * MEMBERS }>();
+        let ports: Vec<(u16, u16)> = picked.chunks(2).map(|p| (p[0], p[1])).collect();
         let initial_cluster = ports
             .iter()
             .enumerate()

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{LabError, free_port, new_key, signal};
+use crate::{LabError, free_ports, new_key, signal};
 
 /// A running Garage node with one bucket and one key allowed on it.
 #[derive(Debug)]
@@ -54,7 +54,7 @@ impl Garage {
 
     fn start_once(bucket: &str) -> Result<Self, LabError> {
         let dir = tempfile::tempdir().map_err(|source| LabError::Io { what: "temporary directory".into(), source })?;
-        let (rpc, s3, admin) = (free_port(), free_port(), free_port());
+        let [rpc, s3, admin] = free_ports();
         let mut secret = [0u8; 32];
         fastrand::fill(&mut secret);
         let config = format!(

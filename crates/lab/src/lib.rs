@@ -77,6 +77,14 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
 }
 
+/// `N` distinct free TCP ports on 127.0.0.1: all bound at once, then
+/// released. (Ports from separate [`free_port`] calls may repeat: the
+/// kernel may hand out a port again once it is released.)
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: [TcpListener; N] = std::array::from_fn(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"));
+    held.each_ref().map(|l| l.local_addr().expect("a bound listener's address").port())
+}
+
 /// A Garage-style access key id (`GK` + 24 hex digits) and secret (64 hex digits).
 pub fn new_key() -> (String, String) {
     let mut id = [0u8; 12];
@@ -93,4 +101,22 @@ pub fn signal(pid: u32, sig: &str) -> Result<(), LabError> {
         .status()
         .map_err(|source| LabError::Io { what: format!("kill -{sig} {pid}"), source })?;
     if status.success() { Ok(()) } else { Err(LabError::NotReady(format!("kill -{sig} {pid} failed"))) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An etcd test cluster was once given one peer port twice ("initial
+    /// cluster ... has duplicate url") by separate `free_port` calls.
+    #[test]
+    fn ports_picked_together_are_distinct() {
+        for _ in 0..50 {
+            let mut ports = free_ports::<64>().to_vec();
+            assert!(ports.iter().all(|p| *p != 0));
+            ports.sort_unstable();
+            ports.dedup();
+            assert_eq!(ports.len(), 64, "a port was picked twice");
+        }
+    }
 }
