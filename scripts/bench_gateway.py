@@ -18,8 +18,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CUTOVER = os.path.join(ROOT, "target/release/cutover")
 GARAGE = shutil.which("garage") or os.path.expanduser("~/.cargo/bin/garage")
 DURATION = os.environ.get("BENCH_DURATION", "6s")
-# wrk's threads (at most one per connection); --wrk-threads.
-WRK_THREADS = 2
 
 
 def free_port():
@@ -94,13 +92,13 @@ def parse_wrk(out):
             "errors": errors.group(1) if errors else ""}
 
 
-def wrk(url, method, conns, body_file=None, duration=DURATION):
+def wrk(url, method, conns, body_file=None, duration=DURATION, max_threads=2):
     lua = os.path.join(TMP, f"wrk-{method}.lua")
     with open(lua, "w") as f:
         f.write(f'wrk.method = "{method}"\n')
         if body_file:
             f.write(f'local fh = io.open("{body_file}", "rb")\nwrk.body = fh:read("*a")\nfh:close()\n')
-    threads = min(conns, WRK_THREADS)
+    threads = min(conns, max_threads)
     r = subprocess.run(["wrk", "-t", str(threads), "-c", str(conns), "-d", duration, "--latency", "--timeout", "30s",
                         "-s", lua, url], capture_output=True, text=True)
     return parse_wrk(r.stdout)
@@ -199,8 +197,6 @@ def main():
         raise SystemExit(f"--nginx-workers wants at least 1, got {args.nginx_workers}")
     if args.wrk_threads < 1:
         raise SystemExit(f"--wrk-threads wants at least 1, got {args.wrk_threads}")
-    global WRK_THREADS
-    WRK_THREADS = args.wrk_threads
     cases = args.cases.split(",") if args.cases else list(CASES)
     if args.small_only:
         cases = [c for c in cases if CASES[c][0] == "small"]
@@ -273,7 +269,7 @@ def main():
                     proxy = gws[k][0].pid if k in gws else ng.pid if k == "nginx" else None
                     cpu0, gcpu0 = (cpu_ns(proxy) if proxy else 0), cpu_ns(g.pid)
                     r = wrk(url[k][obj][method], method, conns, small if (method == "PUT" and obj == "small")
-                            else big if method == "PUT" else None, duration or DURATION)
+                            else big if method == "PUT" else None, duration or DURATION, args.wrk_threads)
                     r["round"] = rnd
                     reqs = r["rps"] * float((duration or DURATION).rstrip("s"))
                     if proxy and reqs:
@@ -319,17 +315,20 @@ def report(kinds, gw_names, cases, runs, rss, rounds):
     print("|---|" + "---|" * len(kinds))
     for c in cases:
         print(f"| {c} | " + " | ".join(cell(runs[k][c]) for k in kinds) + " |")
-    others = ["direct", "nginx", *gw_names]
-    print("\nPer-round throughput ratios, median [min–max] over the rounds:\n")
-    cols = [(g, o) for g in gw_names for o in others if o != g]
-    print("| case | " + " | ".join(f"{g} / {o}" for g, o in cols) + " |")
-    print("|---|" + "---|" * len(cols))
-    for c in cases:
-        cells = []
-        for g, o in cols:
-            rs = [a["rps"] / b["rps"] for a, b in zip(runs[g][c], runs[o][c]) if b["rps"] > 0]
-            cells.append(f"{median(rs):.2f}× [{min(rs):.2f}–{max(rs):.2f}]" if rs else "-")
-        print(f"| {c} | " + " | ".join(cells) + " |")
+    def ratios(title, others, field):
+        """Per-round ratios of `field` of each gateway to each of `others`."""
+        print(f"\nPer-round {title} ratios, median [min–max] over the rounds:\n")
+        cols = [(g, o) for g in gw_names for o in others if o != g]
+        print("| case | " + " | ".join(f"{g} / {o}" for g, o in cols) + " |")
+        print("|---|" + "---|" * len(cols))
+        for c in cases:
+            cells = []
+            for g, o in cols:
+                rs = [a[field] / b[field] for a, b in zip(runs[g][c], runs[o][c]) if field in a and b.get(field)]
+                cells.append(f"{median(rs):.2f}× [{min(rs):.2f}–{max(rs):.2f}]" if rs else "-")
+            print(f"| {c} | " + " | ".join(cells) + " |")
+
+    ratios("throughput", ["direct", "nginx", *gw_names], "rps")
     print("\nCPU per request (µs, median over the rounds): the proxy's own / Garage's:\n")
     print("| case | " + " | ".join(kinds) + " |")
     print("|---|" + "---|" * len(kinds))
@@ -340,18 +339,7 @@ def report(kinds, gw_names, cases, runs, rss, rounds):
             gc = [r["garage_cpu_us"] for r in runs[k][c] if "garage_cpu_us" in r]
             cells.append((f"{median(p):.0f} / " if p else "- / ") + (f"{median(gc):.0f}" if gc else "-"))
         print(f"| {c} | " + " | ".join(cells) + " |")
-    print("\nPer-round proxy CPU per request ratios, median [min–max] over the rounds:\n")
-    proxies = [*gw_names, "nginx"]
-    cols = [(g, o) for g in gw_names for o in proxies if o != g]
-    print("| case | " + " | ".join(f"{g} / {o}" for g, o in cols) + " |")
-    print("|---|" + "---|" * len(cols))
-    for c in cases:
-        cells = []
-        for g, o in cols:
-            rs = [a["proxy_cpu_us"] / b["proxy_cpu_us"] for a, b in zip(runs[g][c], runs[o][c])
-                  if a.get("proxy_cpu_us") and b.get("proxy_cpu_us")]
-            cells.append(f"{median(rs):.2f}× [{min(rs):.2f}–{max(rs):.2f}]" if rs else "-")
-        print(f"| {c} | " + " | ".join(cells) + " |")
+    ratios("proxy CPU per request", [*gw_names, "nginx"], "proxy_cpu_us")
     print("\nPer-round p50 added by each gateway over direct / nginx (ms), median over the rounds:\n")
     for g in gw_names:
         for c in cases:

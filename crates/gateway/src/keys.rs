@@ -147,6 +147,18 @@ impl Hasher for IdHasher {
     }
 }
 
+/// How a key is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// A replay's or resync's: alone.
+    Alone,
+    /// A live write's: shared with the other live writes.
+    Shared,
+    /// A brief live write of one key ([`KeyLocks::lock_brief`]): shared,
+    /// and only counted while no replay marks its stripe.
+    Brief,
+}
+
 /// A live write counted in its stripe (no lock); uncounted on drop.
 #[derive(Debug)]
 struct Counted<'a> {
@@ -199,12 +211,12 @@ impl KeyLocks {
     /// Locks every key of `keys` in `bucket` (in one order and deduplicated,
     /// so that two requests locking several keys cannot deadlock).
     pub async fn lock<'a>(&'a self, bucket: &str, keys: impl IntoIterator<Item = &str>) -> KeyGuard<'a> {
-        self.take(bucket, keys, true).await
+        self.take(bucket, keys, Want::Alone).await
     }
 
     /// Like [`KeyLocks::lock`], shared with other live writes.
     pub async fn lock_shared<'a>(&'a self, bucket: &str, keys: impl IntoIterator<Item = &str>) -> KeyGuard<'a> {
-        self.take(bucket, keys, false).await
+        self.take(bucket, keys, Want::Shared).await
     }
 
     /// [`KeyLocks::lock_shared`] for a brief write of one key: one whose
@@ -215,10 +227,11 @@ impl KeyLocks {
     /// its stripe does not wait for it.
     pub async fn lock_brief<'a>(&'a self, bucket: &str, key: &str) -> KeyGuard<'a> {
         let id = self.ids.hash_one((bucket, key));
-        KeyGuard { locks: self, first: Some((id, self.hold(id, false, true).await)), rest: Vec::new() }
+        KeyGuard { locks: self, first: Some((id, self.hold(id, Want::Brief).await)), rest: Vec::new() }
     }
 
-    async fn take<'a>(&'a self, bucket: &str, keys: impl IntoIterator<Item = &str>, alone: bool) -> KeyGuard<'a> {
+    /// Holds `keys` as `want` says: [`Want::Alone`] or [`Want::Shared`].
+    async fn take<'a>(&'a self, bucket: &str, keys: impl IntoIterator<Item = &str>, want: Want) -> KeyGuard<'a> {
         let mut ids = keys.into_iter().map(|k| self.ids.hash_one((bucket, k)));
         let mut guard = KeyGuard { locks: self, first: None, rest: Vec::new() };
         let Some(first) = ids.next() else { return guard };
@@ -230,20 +243,19 @@ impl KeyLocks {
             rest.dedup();
             guard.rest.reserve(rest.len());
             for id in rest {
-                let hold = self.hold(id, alone, false).await;
+                let hold = self.hold(id, want).await;
                 guard.rest.push((id, hold));
             }
             return guard;
         }
-        guard.first = Some((first, self.hold(first, alone, false).await));
+        guard.first = Some((first, self.hold(first, want).await));
         guard
     }
 
-    /// One key's hold; `may_count`: a brief live write of this key alone
-    /// ([`KeyLocks::lock_brief`]), which may be only counted.
-    async fn hold(&self, id: KeyId, alone: bool, may_count: bool) -> Hold<'_> {
+    /// One key's hold.
+    async fn hold(&self, id: KeyId, want: Want) -> Hold<'_> {
         let stripe = (id % STRIPES as u64) as usize;
-        let mark = if alone {
+        let mark = if want == Want::Alone {
             self.marked[stripe].fetch_add(1, SeqCst);
             let mark = Marked { locks: self, stripe };
             // The stripe's counted writes hold no lock to wait on: wait
@@ -258,7 +270,7 @@ impl KeyLocks {
                 drained.await;
             }
             Some(mark)
-        } else if may_count {
+        } else if want == Want::Brief {
             self.counted[stripe].fetch_add(1, SeqCst);
             let counted = Counted { locks: self, stripe };
             if self.marked[stripe].load(SeqCst) == 0 {

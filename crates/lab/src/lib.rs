@@ -74,7 +74,8 @@ pub(crate) fn on_free_ports<T>(
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
+    let [port] = free_ports();
+    port
 }
 
 /// `N` distinct free TCP ports on 127.0.0.1: all bound at once, then
