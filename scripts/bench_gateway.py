@@ -197,6 +197,8 @@ def main():
         raise SystemExit(f"--nginx-workers wants at least 1, got {args.nginx_workers}")
     if args.wrk_threads < 1:
         raise SystemExit(f"--wrk-threads wants at least 1, got {args.wrk_threads}")
+    if not re.fullmatch(r"[1-9][0-9]*s", DURATION):
+        raise SystemExit(f"BENCH_DURATION wants whole seconds such as 6s, got {DURATION!r}")
     cases = args.cases.split(",") if args.cases else list(CASES)
     if args.small_only:
         cases = [c for c in cases if CASES[c][0] == "small"]
