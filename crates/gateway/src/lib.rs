@@ -39,5 +39,5 @@ pub use deadline::Deadlines;
 pub use error::GatewayError;
 pub use metrics::Metrics;
 pub use replay::{ResyncReport, resync};
-pub use server::{Gateway, GatewayOptions};
+pub use server::{Gateway, GatewayOptions, LaneMarks};
 pub use state::State;

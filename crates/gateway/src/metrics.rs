@@ -22,6 +22,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
+use crate::server::lane::LaneMetrics;
+
 pub const REQUESTS: &str = "cutover_gateway_requests";
 pub const LATENCY: &str = "cutover_gateway_request_duration_seconds";
 pub const BYTES_IN: &str = "cutover_gateway_request_bytes";
@@ -38,6 +40,9 @@ pub const SLOW_CLIENTS: &str = "cutover_gateway_slow_client_bodies";
 pub const HEDGED: &str = "cutover_gateway_hedged_writes";
 pub const BACKEND_TIMEOUTS: &str = "cutover_gateway_backend_timeouts";
 pub const FAST_PATH: &str = "cutover_gateway_fast_path_requests";
+pub const LANE_CONNECTIONS: &str = "cutover_gateway_lane_connections";
+pub const LANE_BUSY: &str = "cutover_gateway_lane_busy_ratio";
+pub const LANE_DEPARTURES: &str = "cutover_gateway_lane_departures";
 
 /// The `backend` label of a request the gateway answered itself.
 pub const GATEWAY: &str = "gateway";
@@ -134,6 +139,7 @@ pub struct Metrics {
     pub(crate) hedged: Counter,
     pub(crate) backend_timeouts: Counter,
     pub(crate) fast_path: Counter,
+    pub(crate) lane: LaneMetrics,
     journal_depth: Gauge,
     journal_oldest: Gauge<f64, AtomicU64>,
     active_age: Gauge<f64, AtomicU64>,
@@ -163,6 +169,7 @@ impl Metrics {
             hedged: Counter::default(),
             backend_timeouts: Counter::default(),
             fast_path: Counter::default(),
+            lane: LaneMetrics::default(),
             journal_depth: Gauge::default(),
             journal_oldest: Gauge::default(),
             active_age: Gauge::default(),
@@ -207,10 +214,21 @@ impl Metrics {
                 "Requests answered on the fast path (small PUT, DELETE and HEAD read whole, without hyper)",
                 &self.fast_path,
             ),
+            (
+                LANE_DEPARTURES,
+                "Client connections sent from the fast lane back to the runtime's workers because the lane was busy",
+                &self.lane.departures,
+            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
         }
+        registry.register(
+            LANE_CONNECTIONS,
+            "Plain client connections on the fast lane (the gateway's single-threaded event loop) now",
+            self.lane.visitors.clone(),
+        );
+        registry.register(LANE_BUSY, "Share of the last 50 ms the fast lane was busy (0 to 1)", self.lane.busy.clone());
         registry.register(JOURNAL_DEPTH, "Journal entries waiting for replay", self.journal_depth.clone());
         registry.register(
             JOURNAL_OLDEST,

@@ -3,7 +3,9 @@
 //! requests in order, waits for a body sent after its head, hands the
 //! connection to hyper where it stops (nothing lost), leaves refusals to
 //! hyper, sends a request again when a pooled backend connection had been
-//! closed, and refuses a trickled body as the hyper path does.
+//! closed, and refuses a trickled body as the hyper path does. Plain
+//! connections are served on the fast lane and come back to the runtime for
+//! hyper or when the lane is busy, losing no request.
 
 mod common;
 
@@ -11,13 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cutover_gateway::GatewayOptions;
+use cutover_gateway::{GatewayOptions, LaneMarks};
 use cutover_lab::s3sfs::S3sFs;
 use cutover_s3::sigv4;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use common::{BackendSpec, TestGateway, lab, signed_head_with_hash};
+use common::{BackendSpec, TestGateway, lab, lab_opts, signed_head_with_hash};
 
 /// A header-signed request for `path` on a kept-alive connection: its head
 /// and body.
@@ -65,6 +67,107 @@ async fn fast_count(gw: &TestGateway) -> u64 {
         .find_map(|l| l.strip_prefix("cutover_gateway_fast_path_requests_total "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no fast path counter in\n{text}"))
+}
+
+/// A metric of `gw` without labels (a counter's `_total` included in `name`).
+async fn metric(gw: &TestGateway, name: &str) -> f64 {
+    let text = gw.gateway.render_metrics().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+const ON_LANE: &str = "cutover_gateway_lane_connections";
+const DEPARTED: &str = "cutover_gateway_lane_departures_total";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_connection_is_served_on_the_lane_and_comes_home_for_hyper() {
+    let lab = lab().await;
+    let port = lab.gw.port;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut buf = Vec::new();
+    s.write_all(&request(port, "PUT", "/app/one", b"on the lane")).await.unwrap();
+    assert_eq!(answer(&mut s, &mut buf, false).await.0, 200);
+    assert_eq!(metric(&lab.gw, ON_LANE).await, 1.0, "the connection is on the lane");
+    // GET is hyper's: the connection comes home, with the request's bytes.
+    s.write_all(&request(port, "GET", "/app/one", b"")).await.unwrap();
+    let (status, _, body) = answer(&mut s, &mut buf, false).await;
+    assert_eq!((status, &body[..]), (200, &b"on the lane"[..]));
+    assert_eq!(metric(&lab.gw, ON_LANE).await, 0.0, "back on the runtime");
+    s.write_all(&request(port, "PUT", "/app/two", b"at home")).await.unwrap();
+    assert_eq!(answer(&mut s, &mut buf, false).await.0, 200);
+    assert_eq!(lab.stored("two").await.as_deref(), Some(&b"at home"[..]));
+    assert_eq!(metric(&lab.gw, DEPARTED).await, 0.0, "nobody left because the lane was busy");
+    drop(s);
+    // A connection that closes on the lane leaves its count. (The lane
+    // takes it once it is idle again: the requests above kept it busy.)
+    for _ in 0..500 {
+        if metric(&lab.gw, "cutover_gateway_lane_busy_ratio").await < 0.1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(&request(port, "PUT", "/app/three", b"3")).await.unwrap();
+    assert_eq!(answer(&mut s, &mut Vec::new(), false).await.0, 200);
+    assert_eq!(metric(&lab.gw, ON_LANE).await, 1.0);
+    drop(s);
+    for _ in 0..200 {
+        if metric(&lab.gw, ON_LANE).await == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(metric(&lab.gw, ON_LANE).await, 0.0, "a closed connection is off the lane");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_a_busy_lane_sends_home_lose_no_request() {
+    // Any work makes this lane "busy": connections leave it, a few per
+    // tick, while others go on and pipelined bytes travel with them.
+    let marks = LaneMarks { admit_below: 1001, shed_above: 0 };
+    let lab = lab_opts(GatewayOptions { fast_lane: Some(marks), ..GatewayOptions::default() }).await;
+    let port = lab.gw.port;
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            tokio::spawn(async move {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                let mut buf = Vec::new();
+                for round in 0..30 {
+                    // Two requests in one write: the second may be read while the
+                    // first is served, and go home with the connection.
+                    let (a, b) = (format!("/app/c{c}-{round}-a"), format!("/app/c{c}-{round}-b"));
+                    let mut both = request(port, "PUT", &a, a.as_bytes());
+                    both.extend(request(port, "PUT", &b, b.as_bytes()));
+                    s.write_all(&both).await.unwrap();
+                    for _ in 0..2 {
+                        let (status, head, _) = answer(&mut s, &mut buf, false).await;
+                        assert_eq!(status, 200, "{head}");
+                    }
+                }
+                s
+            })
+        })
+        .collect();
+    let mut open = Vec::new();
+    for client in clients {
+        open.push(client.await.unwrap());
+    }
+    let departed = metric(&lab.gw, DEPARTED).await;
+    assert!((1.0..=3.0).contains(&departed), "departures: {departed} (the last connection on the lane stays)");
+    assert_eq!(metric(&lab.gw, ON_LANE).await, 4.0 - departed, "the others are still on the lane");
+    for c in 0..4 {
+        for round in [0, 29] {
+            for side in ["a", "b"] {
+                let key = format!("c{c}-{round}-{side}");
+                let want = format!("/app/{key}");
+                assert_eq!(lab.stored(&key).await.as_deref(), Some(want.as_bytes()), "{key}");
+            }
+        }
+    }
+    assert_eq!(fast_count(&lab.gw).await, 4 * 30 * 2, "every request on the fast path, on the lane or at home");
+    drop(open);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,8 @@
 //!   [`read_through`], [`dual_write`] (its plumbing, the tee and the race
 //!   with the hedge, in [`tee`]);
 //! - [`forward`]: the upstream request and the client's answer;
-//! - [`journal`]: journal appends from live requests and the newest side of a key.
+//! - [`journal`]: journal appends from live requests and the newest side of a key;
+//! - [`lane`]: the single-threaded event loop plain connections visit while it has room.
 
 mod active_passive;
 mod delete_body;
@@ -17,6 +18,7 @@ mod dual_write;
 mod fast;
 mod forward;
 mod journal;
+pub(crate) mod lane;
 mod listener;
 mod options;
 mod read_through;
@@ -43,6 +45,7 @@ use crate::state::State;
 use crate::upstream::{UpPayload, Upstream};
 
 pub(crate) use fast::RawPool;
+pub use lane::LaneMarks;
 pub use options::GatewayOptions;
 
 /// The answer header naming the backend that served a request.

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use cutover_core::config::GatewayLimits;
 
+use super::lane::LaneMarks;
 use crate::deadline::Deadlines;
 
 /// Timeouts and buffer sizes of the gateway.
@@ -41,6 +42,9 @@ pub struct GatewayOptions {
     pub client_min_body_rate: u64,
     /// Client connections served at once; more are closed and counted.
     pub max_connections: usize,
+    /// When plain connections go to the fast lane and when they leave it;
+    /// `None`: no lane, every connection is served on the runtime's workers.
+    pub fast_lane: Option<LaneMarks>,
 }
 
 impl GatewayOptions {
@@ -72,6 +76,7 @@ impl Default for GatewayOptions {
             client_header_timeout: GatewayLimits::default().client_header,
             client_min_body_rate: GatewayLimits::default().client_min_body_rate,
             max_connections: GatewayLimits::default().max_connections,
+            fast_lane: Some(LaneMarks::default()),
         }
     }
 }

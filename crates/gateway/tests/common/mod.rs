@@ -186,6 +186,11 @@ pub struct GatewayLab {
 
 /// Garage (bucket `app-data`) and an in-process gateway in front of it.
 pub async fn lab() -> GatewayLab {
+    lab_opts(GatewayOptions::default()).await
+}
+
+/// [`lab`] with the gateway's options.
+pub async fn lab_opts(opts: GatewayOptions) -> GatewayLab {
     let garage = start_garage().await;
     let endpoint = garage.endpoint();
     let spec = BackendSpec {
@@ -195,7 +200,7 @@ pub async fn lab() -> GatewayLab {
         key_id: &garage.key_id,
         secret: &garage.secret,
     };
-    let gw = TestGateway::start(&spec).await;
+    let gw = TestGateway::start_opts(std::slice::from_ref(&spec), "mode = \"active-passive\"", opts).await;
     let direct = direct_client(&garage, &garage.bucket);
     GatewayLab { garage, gw, direct }
 }

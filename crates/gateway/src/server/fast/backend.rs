@@ -15,22 +15,29 @@ use tokio::net::TcpStream;
 use super::wire::{self, BackendHead, Framing};
 use crate::deadline::Deadlines;
 
-/// Idle plain connections to one backend host.
+/// Idle plain connections to one backend host: those made on the fast
+/// lane apart from those made on the runtime's workers (a socket's
+/// wake-ups come from the event loop it was registered with).
 #[derive(Debug, Default)]
 pub(crate) struct RawPool {
     idle: Mutex<Vec<(Instant, TcpStream)>>,
+    lane: Mutex<Vec<(Instant, TcpStream)>>,
 }
 
 impl RawPool {
+    fn here(&self) -> &Mutex<Vec<(Instant, TcpStream)>> {
+        if crate::server::lane::on_lane() { &self.lane } else { &self.idle }
+    }
+
     fn take(&self) -> Option<TcpStream> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.here().lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         idle.retain(|(since, _)| now.duration_since(*since) < IDLE_TIMEOUT);
         idle.pop().map(|(_, s)| s)
     }
 
     fn put(&self, s: TcpStream) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.here().lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE_PER_HOST {
             idle.push((Instant::now(), s));
         }

@@ -54,6 +54,9 @@ use crate::upstream::UpPayload;
 /// The largest body the fast path reads whole (larger ones stream through hyper).
 pub(crate) const FAST_BODY_MAX: usize = 64 << 10;
 
+/// Room for reading a connection's requests (heads and small bodies).
+const READ_BUF: usize = 8 << 10;
+
 /// The largest request head the fast path waits for.
 const MAX_HEAD: usize = 16 << 10;
 
@@ -63,32 +66,77 @@ const MAX_HEAD: usize = 16 << 10;
 const MAX_ANSWER: usize = 1 << 20;
 
 /// Serves a client connection: the fast path while it can, then hyper.
-pub(super) async fn serve<I>(inner: Arc<Inner>, http: &http1::Builder, mut io: I, mut stopping: Stopping)
+/// `buf`: bytes already read from it.
+pub(super) async fn serve<I>(
+    inner: Arc<Inner>,
+    http: &http1::Builder,
+    mut io: I,
+    mut buf: BytesMut,
+    mut stopping: Stopping,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if let Next::Hyper = requests(&inner, &mut io, &mut buf, &mut stopping, || false).await {
+        hyper(inner, http, io, buf, stopping).await;
+    }
+}
+
+/// Hyper serves the connection to its end, from the bytes the fast path read.
+pub(super) async fn hyper<I>(inner: Arc<Inner>, http: &http1::Builder, io: I, buf: BytesMut, stopping: Stopping)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut buf = BytesMut::with_capacity(8 << 10);
+    super::listener::hyper_connection(inner, http, rewind::Rewind::new(buf.freeze(), io), stopping).await;
+}
+
+/// Why [`requests`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Next {
+    /// The connection is done with (closed, broken, too slow, or the
+    /// listener stopped).
+    Closed,
+    /// Its next request is hyper's: its bytes so far are in `buf`.
+    Hyper,
+    /// `leave` said so, between two requests (`buf` holds any bytes of the
+    /// next one).
+    Leave,
+}
+
+/// Serves the fast path's requests on `io`, `buf` holding bytes read
+/// already, until the connection is done, a request is not the fast path's,
+/// or `leave()` is true between two requests.
+pub(super) async fn requests<I>(
+    inner: &Inner,
+    io: &mut I,
+    buf: &mut BytesMut,
+    stopping: &mut Stopping,
+    leave: impl Fn() -> bool,
+) -> Next
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    buf.reserve(READ_BUF);
     loop {
-        let Some(h) = next_head(&inner, &mut io, &mut buf, &mut stopping).await else { return };
-        let Some(mut h) = h else { break };
-        let fast = match inner.fast_route(&h.method, &h.uri, &h.headers) {
-            Some(f) => f,
-            None => break,
-        };
+        if leave() {
+            return Next::Leave;
+        }
+        let Some(h) = next_head(inner, io, buf, stopping).await else { return Next::Closed };
+        let Some(mut h) = h else { return Next::Hyper };
+        let Some(fast) = inner.fast_route(&h.method, &h.uri, &h.headers) else { return Next::Hyper };
         let (total, close) = (h.head_len + h.len, h.close);
         // A client waiting for `100 Continue` gets it once its signature
         // verifies (or hyper answers it without reading the body, as before).
         let verified = if h.expect && buf.len() < total {
-            let Some(v) = inner.fast_verify(&fast, &h.method, h.uri.path(), &h.headers) else { break };
+            let Some(v) = inner.fast_verify(&fast, &h.method, h.uri.path(), &h.headers) else { return Next::Hyper };
             if io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() || io.flush().await.is_err() {
-                return;
+                return Next::Closed;
             }
             Some(v)
         } else {
             None
         };
-        if !read_body(&inner, &mut io, &mut buf, &h, fast.op).await {
-            return;
+        if !read_body(inner, io, buf, &h, fast.op).await {
+            return Next::Closed;
         }
         let mut head = buf.split_to(total);
         let body = head.split_off(h.head_len).freeze();
@@ -99,15 +147,14 @@ where
             let mut back = BytesMut::with_capacity(total + buf.len());
             back.extend_from_slice(&head);
             back.extend_from_slice(&body);
-            back.extend_from_slice(&buf);
-            buf = back;
-            break;
+            back.extend_from_slice(buf);
+            *buf = back;
+            return Next::Hyper;
         };
         if io.write_all(&reply).await.is_err() || io.flush().await.is_err() || close || stopping.is_stopping() {
-            return;
+            return Next::Closed;
         }
     }
-    super::listener::hyper_connection(inner, http, rewind::Rewind::new(buf.freeze(), io), stopping).await;
 }
 
 /// Waits for the next request head, within `client_header_timeout`.
