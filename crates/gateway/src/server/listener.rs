@@ -60,38 +60,44 @@ impl Gateway {
     }
 }
 
-/// A plain connection's home task, on the runtime: it visits the fast lane
-/// when the lane admits it, and serves the connection here (fast path, then
-/// hyper) when it comes back or was not admitted.
+/// A plain connection's home task, on the runtime. Its first request is
+/// served here (a connection that closes after one request, or whose first
+/// request is hyper's, never moves); then it visits the fast lane if the
+/// lane admits it, and is served here again (fast path, then hyper) when it
+/// comes back.
 async fn home(
     inner: Arc<Inner>,
     http: &http1::Builder,
     lane: Option<Arc<Lane>>,
-    stream: TcpStream,
-    stopping: Stopping,
+    mut stream: TcpStream,
+    mut stopping: Stopping,
 ) {
-    let (stream, buf) = match lane.filter(|l| l.load().admits()) {
-        None => (stream, BytesMut::new()),
-        Some(lane) => {
-            let Ok(socket) = stream.into_std() else { return };
-            let load = lane.load().clone();
-            let (guest, mut told) = (inner.clone(), stopping.clone());
-            let visit = lane.visit(async move {
-                let mut io = TcpStream::from_std(socket).ok()?;
-                let mut buf = BytesMut::new();
-                match fast::requests(&guest, &mut io, &mut buf, &mut told, || load.should_leave()).await {
-                    Next::Closed => None,
-                    next => Some((io.into_std().ok()?, buf, next)),
-                }
-            });
-            let Some(Some((socket, buf, next))) = visit.await else { return };
-            let Ok(stream) = TcpStream::from_std(socket) else { return };
-            if next == Next::Hyper {
-                return fast::hyper(inner, http, stream, buf, stopping).await;
+    let mut buf = BytesMut::new();
+    let mut first = true;
+    let to_lane = || !std::mem::take(&mut first) && lane.as_ref().is_some_and(|l| l.load().admits());
+    match fast::requests(&inner, &mut stream, &mut buf, &mut stopping, to_lane).await {
+        Next::Closed => return,
+        Next::Hyper => return fast::hyper(inner, http, stream, buf, stopping).await,
+        Next::Leave => {}
+    }
+    if let Some(lane) = lane {
+        let Ok(socket) = stream.into_std() else { return };
+        let load = lane.load().clone();
+        let (guest, mut told) = (inner.clone(), stopping.clone());
+        let visit = lane.visit(async move {
+            let mut io = TcpStream::from_std(socket).ok()?;
+            match fast::requests(&guest, &mut io, &mut buf, &mut told, || load.should_leave()).await {
+                Next::Closed => None,
+                next => Some((io.into_std().ok()?, buf, next)),
             }
-            (stream, buf)
+        });
+        let Some(Some((socket, back, next))) = visit.await else { return };
+        let Ok(back_home) = TcpStream::from_std(socket) else { return };
+        (stream, buf) = (back_home, back);
+        if next == Next::Hyper {
+            return fast::hyper(inner, http, stream, buf, stopping).await;
         }
-    };
+    }
     fast::serve(inner, http, stream, buf, stopping).await
 }
 

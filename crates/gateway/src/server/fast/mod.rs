@@ -110,7 +110,7 @@ pub(super) async fn requests<I>(
     io: &mut I,
     buf: &mut BytesMut,
     stopping: &mut Stopping,
-    leave: impl Fn() -> bool,
+    mut leave: impl FnMut() -> bool,
 ) -> Next
 where
     I: AsyncRead + AsyncWrite + Unpin,
