@@ -145,14 +145,18 @@ async fn connections_a_busy_lane_sends_home_lose_no_request() {
     let marks = LaneMarks { admit_below: 1001, shed_above: 0 };
     let lab = lab_opts(GatewayOptions { fast_lane: Some(marks), ..GatewayOptions::default() }).await;
     let port = lab.gw.port;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..4)
         .map(|c| {
+            let stop = stop.clone();
             tokio::spawn(async move {
                 let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
                 let mut buf = Vec::new();
-                for round in 0..30 {
-                    // Two requests in one write: the second may be read while the
-                    // first is served, and go home with the connection.
+                let mut round = 0;
+                // Until told to stop, at least 20 rounds.
+                while round < 20 || !stop.load(Ordering::Relaxed) {
+                    // Two requests in one write: the second may be read while
+                    // the first is served, and go home with the connection.
                     let (a, b) = (format!("/app/c{c}-{round}-a"), format!("/app/c{c}-{round}-b"));
                     let mut both = request(port, "PUT", &a, a.as_bytes());
                     both.extend(request(port, "PUT", &b, b.as_bytes()));
@@ -161,20 +165,29 @@ async fn connections_a_busy_lane_sends_home_lose_no_request() {
                         let (status, head, _) = answer(&mut s, &mut buf, false).await;
                         assert_eq!(status, 200, "{head}");
                     }
+                    round += 1;
                 }
-                s
+                (s, round)
             })
         })
         .collect();
-    let mut open = Vec::new();
-    for client in clients {
-        open.push(client.await.unwrap());
+    // Departures happen at the lane's 50 ms ticks: go on until one did
+    // (at most 20 s), then a little longer.
+    for _ in 0..2000 {
+        if metric(&lab.gw, DEPARTED).await >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let departed = metric(&lab.gw, DEPARTED).await;
-    assert!((1.0..=3.0).contains(&departed), "departures: {departed} (the last connection on the lane stays)");
-    assert_eq!(metric(&lab.gw, ON_LANE).await, 4.0 - departed, "the others are still on the lane");
-    for c in 0..4 {
-        for round in [0, 29] {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut open = Vec::new();
+    let mut requests = 0;
+    for (c, client) in clients.into_iter().enumerate() {
+        let (s, rounds) = client.await.unwrap();
+        open.push(s);
+        requests += rounds * 2;
+        for round in [0, rounds - 1] {
             for side in ["a", "b"] {
                 let key = format!("c{c}-{round}-{side}");
                 let want = format!("/app/{key}");
@@ -182,7 +195,10 @@ async fn connections_a_busy_lane_sends_home_lose_no_request() {
             }
         }
     }
-    assert_eq!(fast_count(&lab.gw).await, 4 * 30 * 2, "every request on the fast path, on the lane or at home");
+    let departed = metric(&lab.gw, DEPARTED).await;
+    assert!((1.0..=3.0).contains(&departed), "departures: {departed} (the last connection on the lane stays)");
+    assert_eq!(metric(&lab.gw, ON_LANE).await, 4.0 - departed, "the others are still on the lane");
+    assert_eq!(fast_count(&lab.gw).await, requests as u64, "every request on the fast path, on the lane or at home");
     drop(open);
 }
 
