@@ -202,10 +202,12 @@ impl Lane {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let load = self.load.clone();
-        load.metrics.visitors.inc();
+        // Counted until the work is dropped, also when it is aborted
+        // before the lane ever ran it.
+        self.load.metrics.visitors.inc();
+        let visitor = Visitor(self.load.clone());
         let task = self.handle.spawn(async move {
-            let _left = Visitor(load);
+            let _left = visitor;
             work.await
         });
         Visit(task)
@@ -320,6 +322,28 @@ mod tests {
         assert!(!lane.load().admits());
         assert!(until(lane.load(), |p| p < 100).await.is_some(), "idle again");
         assert!(lane.load().admits());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regression_a_visit_aborted_before_the_lane_ran_it_stayed_counted() {
+        let lane = Lane::start(LaneMarks::default(), LaneMetrics::default()).unwrap();
+        // The lane is held by the first visit while the second is aborted.
+        let spin = lane.visit(async {
+            let until = Instant::now() + Duration::from_millis(300);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        });
+        drop(lane.visit(std::future::pending::<()>()));
+        assert_eq!(spin.await, Some(()));
+        let visitors = &lane.load().metrics.visitors;
+        for _ in 0..500 {
+            if visitors.get() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(visitors.get(), 0, "no visit is left on the lane");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
