@@ -60,15 +60,6 @@ async fn answer(s: &mut TcpStream, buf: &mut Vec<u8>, head_only: bool) -> (u16, 
     (status, head, body)
 }
 
-/// `cutover_gateway_fast_path_requests_total` of `gw`.
-async fn fast_count(gw: &TestGateway) -> u64 {
-    let text = gw.gateway.render_metrics().await;
-    text.lines()
-        .find_map(|l| l.strip_prefix("cutover_gateway_fast_path_requests_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no fast path counter in\n{text}"))
-}
-
 /// A metric of `gw` without labels (a counter's `_total` included in `name`).
 async fn metric(gw: &TestGateway, name: &str) -> f64 {
     let text = gw.gateway.render_metrics().await;
@@ -76,6 +67,11 @@ async fn metric(gw: &TestGateway, name: &str) -> f64 {
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+/// `cutover_gateway_fast_path_requests_total` of `gw`.
+async fn fast_count(gw: &TestGateway) -> u64 {
+    metric(gw, "cutover_gateway_fast_path_requests_total").await as u64
 }
 
 const ON_LANE: &str = "cutover_gateway_lane_connections";
@@ -90,7 +86,7 @@ async fn a_plain_connection_is_served_on_the_lane_and_comes_home_for_hyper() {
     s.write_all(&request(port, "PUT", "/app/one", b"on the lane")).await.unwrap();
     assert_eq!(answer(&mut s, &mut buf, false).await.0, 200);
     // Its first request served, the connection moves to the lane.
-    assert!(settles(&lab.gw, ON_LANE, 1.0).await, "the connection is on the lane");
+    assert!(settles(&lab.gw, ON_LANE, |v| v == 1.0).await, "the connection is on the lane");
     // GET is hyper's: the connection comes home, with the request's bytes.
     s.write_all(&request(port, "GET", "/app/one", b"")).await.unwrap();
     let (status, _, body) = answer(&mut s, &mut buf, false).await;
@@ -113,24 +109,19 @@ async fn a_plain_connection_is_served_on_the_lane_and_comes_home_for_hyper() {
     drop(s);
     // A connection that closes on the lane leaves its count. (The lane
     // takes it once it is idle again: the requests above kept it busy.)
-    for _ in 0..500 {
-        if metric(&lab.gw, "cutover_gateway_lane_busy_ratio").await < 0.1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    settles(&lab.gw, "cutover_gateway_lane_busy_ratio", |v| v < 0.1).await;
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     s.write_all(&request(port, "PUT", "/app/three", b"3")).await.unwrap();
     assert_eq!(answer(&mut s, &mut Vec::new(), false).await.0, 200);
-    assert!(settles(&lab.gw, ON_LANE, 1.0).await);
+    assert!(settles(&lab.gw, ON_LANE, |v| v == 1.0).await);
     drop(s);
-    assert!(settles(&lab.gw, ON_LANE, 0.0).await, "a closed connection is off the lane");
+    assert!(settles(&lab.gw, ON_LANE, |v| v == 0.0).await, "a closed connection is off the lane");
 }
 
-/// Waits (at most 5 s) for the metric `name` of `gw` to read `want`.
-async fn settles(gw: &TestGateway, name: &str, want: f64) -> bool {
+/// Waits (at most 5 s) for the metric `name` of `gw` to read a value `ok` takes.
+async fn settles(gw: &TestGateway, name: &str, ok: impl Fn(f64) -> bool) -> bool {
     for _ in 0..500 {
-        if metric(gw, name).await == want {
+        if ok(metric(gw, name).await) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
