@@ -10,8 +10,8 @@
 //! ready socket of a wake-up in one pass, as nginx's worker does.
 //!
 //! A plain connection is accepted on the runtime as before (its "home"
-//! task stays there), and moves to the lane while the lane is busy less
-//! than [`LaneMarks::admit_below`] of its time. It comes back home, between
+//! task stays there, and serves its first request), then moves to the lane
+//! if the lane is busy less than [`LaneMarks::admit_below`] of its time. It comes back home, between
 //! two requests, when its next request is not the fast path's (hyper
 //! serves it on the runtime) or when the lane is busier than
 //! [`LaneMarks::shed_above`] (a few connections per tick then leave it, so
