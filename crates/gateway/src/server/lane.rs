@@ -170,8 +170,11 @@ impl Lane {
     pub(crate) fn start(marks: LaneMarks, metrics: LaneMetrics) -> std::io::Result<Self> {
         let load = Arc::new(Load::new(marks, metrics));
         let (park, unpark) = (load.clone(), load.clone());
+        // Sockets and timers only: no signal or process driver to check at
+        // every wake-up.
         let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+            .enable_io()
+            .enable_time()
             .on_thread_park(move || park.parked())
             .on_thread_unpark(move || unpark.unparked())
             .build()?;

@@ -26,8 +26,10 @@ mod backend;
 mod rewind;
 mod wire;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use cutover_core::config::BucketMode;
@@ -115,12 +117,16 @@ pub(super) async fn requests<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    buf.reserve(READ_BUF);
+    // One wait for the listener's stop for the whole connection, not one
+    // made and dropped (a waiter list's lock each) per request.
+    let mut told = stopping.clone();
+    let mut stopped = std::pin::pin!(told.stopped());
     loop {
         if leave() {
             return Next::Leave;
         }
-        let Some(h) = next_head(inner, io, buf, stopping).await else { return Next::Closed };
+        let waiting = next_head(inner.opts.client_header_timeout, io, buf, stopped.as_mut()).await;
+        let Some(h) = waiting else { return Next::Closed };
         let Some(mut h) = h else { return Next::Hyper };
         let Some(fast) = inner.fast_route(&h.method, &h.uri, &h.headers) else { return Next::Hyper };
         let (total, close) = (h.head_len + h.len, h.close);
@@ -161,15 +167,15 @@ where
 /// `None`: close the connection (the client left, was too slow, or the
 /// listener stopped while the connection was idle); `Some(None)`: hyper's.
 async fn next_head<I>(
-    inner: &Inner,
+    header_timeout: Duration,
     io: &mut I,
     buf: &mut BytesMut,
-    stopping: &mut Stopping,
+    mut stopped: Pin<&mut impl Future<Output = ()>>,
 ) -> Option<Option<Box<ClientHead>>>
 where
     I: AsyncRead + Unpin,
 {
-    let deadline = tokio::time::Instant::now() + inner.opts.client_header_timeout;
+    let deadline = tokio::time::Instant::now() + header_timeout;
     loop {
         if !buf.is_empty() {
             match wire::client_head(buf, FAST_BODY_MAX) {
@@ -179,10 +185,14 @@ where
                 Parsed::Partial => {}
             }
         }
+        // Room for a whole small request every time: the previous one was
+        // split off the front, and a read that fills what room is left
+        // takes a second read (two syscalls) for one request.
+        buf.reserve(READ_BUF);
         let idle = buf.is_empty();
         let read = tokio::select! {
             r = tokio::time::timeout_at(deadline, io.read_buf(buf)) => r,
-            _ = stopping.stopped(), if idle => return None,
+            _ = stopped.as_mut(), if idle => return None,
         };
         match read {
             Ok(Ok(n)) if n > 0 => {}
@@ -409,4 +419,75 @@ async fn parts_of(r: Response<crate::body::Body>) -> Made {
 /// The S3 error document of a refusal.
 fn refusal(r: S3Refusal, resource: &str) -> Response<crate::body::Body> {
     s3xml::error(r.status, r.code, &r.message, resource)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+    use tokio::io::{AsyncRead, ReadBuf};
+
+    use super::{next_head, wire::ClientHead};
+
+    /// A client whose bytes arrive in the given pieces, one piece at a
+    /// time (a read takes what is left of the piece, as much as fits).
+    struct Arrivals {
+        pieces: VecDeque<Vec<u8>>,
+        reads: usize,
+    }
+
+    impl AsyncRead for Arrivals {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            out: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let Some(piece) = self.pieces.front_mut() else { return Poll::Pending };
+            let n = piece.len().min(out.remaining());
+            out.put_slice(&piece[..n]);
+            piece.drain(..n);
+            if piece.is_empty() {
+                self.pieces.pop_front();
+            }
+            self.reads += 1;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn put(key: &str, body: usize) -> Vec<u8> {
+        let mut r = format!("PUT /app/{key} HTTP/1.1\r\nHost: gw\r\nContent-Length: {body}\r\n\r\n").into_bytes();
+        r.resize(r.len() + body, b'x');
+        r
+    }
+
+    async fn head(io: &mut Arrivals, buf: &mut BytesMut) -> Box<ClientHead> {
+        let never = std::pin::pin!(std::future::pending::<()>());
+        match next_head(Duration::from_secs(5), io, buf, never).await {
+            Some(Some(h)) => h,
+            _ => panic!("no request head read"),
+        }
+    }
+
+    #[tokio::test]
+    async fn regression_a_small_request_after_another_took_two_reads() {
+        // Two 4 KiB PUTs, the second arriving after the first was served:
+        // the room left behind the first (8 KiB less its 4.4 KiB) used to
+        // take the second's first 3.7 KiB, and a second read the rest.
+        let (first, second) = (put("a", 4096), put("b", 4096));
+        let mut io = Arrivals { pieces: VecDeque::from([first.clone(), second.clone()]), reads: 0 };
+        let mut buf = BytesMut::new();
+        let h = head(&mut io, &mut buf).await;
+        assert_eq!(h.head_len + h.len, first.len());
+        assert_eq!(buf.len(), first.len(), "the first request was not read whole");
+        drop(buf.split_to(first.len()));
+        let reads = io.reads;
+        let h = head(&mut io, &mut buf).await;
+        assert_eq!(h.uri.path(), "/app/b");
+        assert_eq!(buf.len(), second.len(), "the second request was not read whole");
+        assert_eq!(io.reads - reads, 1, "the second request took more than one read");
+    }
 }
