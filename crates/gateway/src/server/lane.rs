@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
 /// When the fast lane takes connections and when it sends them home, as
@@ -85,6 +85,12 @@ pub(crate) struct Load {
     permille: AtomicU32,
     /// Connections that may still leave during this tick.
     leave: AtomicU32,
+    /// A visitor came to an idle lane (see [`measure`]), at `arrival`
+    /// (nanoseconds since `start`).
+    arrived: Notify,
+    arrival: AtomicU64,
+    /// Ticks measured so far.
+    ticks: AtomicU64,
 }
 
 impl Load {
@@ -97,6 +103,9 @@ impl Load {
             woke: AtomicU64::new(0),
             permille: AtomicU32::new(0),
             leave: AtomicU32::new(0),
+            arrived: Notify::new(),
+            arrival: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
         }
     }
 
@@ -207,7 +216,10 @@ impl Lane {
     {
         // Counted until the work is dropped, also when it is aborted
         // before the lane ever ran it.
-        self.load.metrics.visitors.inc();
+        if self.load.metrics.visitors.inc() == 0 {
+            self.load.arrival.store(self.load.now(), Ordering::Relaxed);
+            self.load.arrived.notify_one();
+        }
         let visitor = Visitor(self.load.clone());
         let task = self.handle.spawn(async move {
             let _left = visitor;
@@ -225,17 +237,34 @@ impl Drop for Lane {
     }
 }
 
-/// Measures the lane's busy share every tick (runs on the lane).
+/// Measures the lane's busy share every tick while it has visitors (runs
+/// on the lane). Without any, the lane is idle: it says so and sleeps until
+/// a connection comes (an idle gateway does not wake every tick).
 async fn measure(load: &Load) {
     let mut last = (load.now(), load.busy_now(load.now()));
-    let mut every = tokio::time::interval(TICK);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        every.tick().await;
-        let now = load.now();
-        let busy = load.busy_now(now);
-        load.tick(busy.saturating_sub(last.1), now.saturating_sub(last.0));
-        last = (now, busy);
+        if load.metrics.visitors.get() == 0 {
+            load.tick(0, 1);
+            // A visitor that came since the check left a permit: no wait.
+            load.arrived.notified().await;
+            // Idle until the visitor came: the window starts then.
+            last.0 = last.0.max(load.arrival.load(Ordering::Relaxed));
+        }
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let now = load.now();
+            let busy = load.busy_now(now);
+            load.tick(busy.saturating_sub(last.1), now.saturating_sub(last.0));
+            load.ticks.fetch_add(1, Ordering::Relaxed);
+            last = (now, busy);
+            // Idle once a tick without visitors found it (nearly) so: what
+            // it measured busy stays said until then.
+            if load.metrics.visitors.get() == 0 && load.permille() < 10 {
+                break;
+            }
+        }
     }
 }
 
@@ -347,6 +376,44 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(visitors.get(), 0, "no visit is left on the lane");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lane_ticks_only_while_it_has_visitors() {
+        let lane = Lane::start(LaneMarks::default(), LaneMetrics::default()).unwrap();
+        let ticks = || lane.load().ticks.load(Ordering::Relaxed);
+        tokio::time::sleep(TICK * 4).await;
+        assert_eq!(ticks(), 0, "a lane that never had a visitor ticked");
+        let visit = lane.visit(std::future::pending::<()>());
+        for _ in 0..500 {
+            if ticks() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(ticks() >= 3, "a lane with a visitor does not measure itself");
+        drop(visit);
+        for _ in 0..500 {
+            if lane.load().metrics.visitors.get() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(TICK * 2).await;
+        let (before, busy_gauge) = (ticks(), lane.load().metrics.busy.get());
+        tokio::time::sleep(TICK * 6).await;
+        assert_eq!(ticks(), before, "a lane without visitors kept ticking");
+        assert_eq!(busy_gauge, 0.0, "an idle lane says it is idle");
+        // And it measures again when a visitor comes.
+        let again = lane.visit(std::future::pending::<()>());
+        for _ in 0..500 {
+            if ticks() > before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(ticks() > before, "the lane did not measure itself again");
+        drop(again);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
