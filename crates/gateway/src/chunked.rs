@@ -85,7 +85,7 @@ pub fn client_body(
         }
         Payload::Sha256(h) => {
             let body = ClientBody::new(body, Some(*h), len, counter).report_to(fault.clone()).boxed();
-            return Ok(Forward { body, len, payload: UpPayload::Sha256(hex::encode(h)) });
+            return Ok(Forward { body, len, payload: UpPayload::Sha256(sigv4::hex_lower(h)) });
         }
         Payload::StreamingUnsignedTrailer => Form::UnsignedTrailer(announced_trailer(headers)?),
         Payload::StreamingSigned { trailer: false } => {
@@ -174,7 +174,7 @@ impl ChunkSigner {
     }
 
     fn advance(&mut self, sts: &str, claimed: &str) -> bool {
-        let sig = hex::encode(sigv4::hmac(&self.key, sts.as_bytes()));
+        let sig = sigv4::hex_lower(&sigv4::hmac(&self.key, sts.as_bytes()));
         let ok = sigv4::signatures_equal(&sig, claimed);
         self.prev = sig;
         ok
@@ -197,7 +197,7 @@ impl ChunkSigner {
             self.datetime,
             self.scope,
             self.prev,
-            hex::encode(Sha256::digest(canonical))
+            sigv4::hex_lower(&Sha256::digest(canonical).into())
         );
         self.advance(&sts, claimed)
     }
@@ -377,7 +377,7 @@ impl Decoder {
                     if n == remaining {
                         self.st = Stage::DataEnd;
                         if let Some(s) = &mut self.signer {
-                            let h = hex::encode(std::mem::take(&mut self.chunk_hash).finalize());
+                            let h = sigv4::hex_lower(&std::mem::take(&mut self.chunk_hash).finalize().into());
                             if !s.check(&h, &self.claimed) {
                                 return Err(bad_signature("chunk"));
                             }

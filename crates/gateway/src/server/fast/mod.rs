@@ -306,7 +306,7 @@ impl Inner {
         let payload = match verified.payload {
             Payload::Unsigned => UpPayload::Unsigned,
             Payload::Sha256(expected) if Sha256::digest(&body)[..] == expected[..] => {
-                UpPayload::Sha256(hex::encode(expected))
+                UpPayload::Sha256(cutover_s3::sigv4::hex_lower(&expected))
             }
             Payload::Sha256(_) if continued => {
                 let answer = parts_of(refusal(S3Refusal::payload_mismatch(), raw_path)).await;
