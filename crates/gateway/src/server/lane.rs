@@ -322,11 +322,12 @@ mod tests {
         assert_eq!(leavers(80), 10);
     }
 
-    /// Waits (at most 5 s) until the lane's measured share satisfies `ok`.
-    async fn until(load: &Load, ok: impl Fn(u32) -> bool) -> Option<u32> {
+    /// Waits (at most 5 s) until what `read` sees satisfies `ok`; what it
+    /// saw then.
+    async fn until<T>(read: impl Fn() -> T, ok: impl Fn(&T) -> bool) -> Option<T> {
         for _ in 0..1000 {
-            let seen = load.permille();
-            if ok(seen) {
+            let seen = read();
+            if ok(&seen) {
                 return Some(seen);
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -337,7 +338,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_busy_lane_measures_itself_busy_and_an_idle_one_idle() {
         let lane = Lane::start(LaneMarks::default(), LaneMetrics::default()).unwrap();
-        assert!(until(lane.load(), |p| p < 100).await.is_some(), "an idle lane measures itself idle");
+        let permille = || lane.load().permille();
+        assert!(until(permille, |p| *p < 100).await.is_some(), "an idle lane measures itself idle");
         // Keep the lane's thread busy for several ticks, from the lane.
         let spin = lane.visit(async {
             let until = Instant::now() + TICK * 8;
@@ -347,12 +349,12 @@ mod tests {
         });
         let busy = tokio::spawn({
             let load = lane.load().clone();
-            async move { until(&load, |p| p > LaneMarks::default().shed_above).await }
+            async move { until(|| load.permille(), |p| *p > LaneMarks::default().shed_above).await }
         });
         assert_eq!(spin.await, Some(()));
         assert!(busy.await.unwrap().is_some(), "a busy lane measures itself busy");
         assert!(!lane.load().admits());
-        assert!(until(lane.load(), |p| p < 100).await.is_some(), "idle again");
+        assert!(until(permille, |p| *p < 100).await.is_some(), "idle again");
         assert!(lane.load().admits());
     }
 
@@ -368,14 +370,9 @@ mod tests {
         });
         drop(lane.visit(std::future::pending::<()>()));
         assert_eq!(spin.await, Some(()));
-        let visitors = &lane.load().metrics.visitors;
-        for _ in 0..500 {
-            if visitors.get() == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(visitors.get(), 0, "no visit is left on the lane");
+        let visitors = || lane.load().metrics.visitors.get();
+        until(visitors, |v| *v == 0).await;
+        assert_eq!(visitors(), 0, "no visit is left on the lane");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -385,20 +382,9 @@ mod tests {
         tokio::time::sleep(TICK * 4).await;
         assert_eq!(ticks(), 0, "a lane that never had a visitor ticked");
         let visit = lane.visit(std::future::pending::<()>());
-        for _ in 0..500 {
-            if ticks() >= 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(ticks() >= 3, "a lane with a visitor does not measure itself");
+        assert!(until(ticks, |t| *t >= 3).await.is_some(), "a lane with a visitor does not measure itself");
         drop(visit);
-        for _ in 0..500 {
-            if lane.load().metrics.visitors.get() == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until(|| lane.load().metrics.visitors.get(), |v| *v == 0).await;
         tokio::time::sleep(TICK * 2).await;
         let (before, busy_gauge) = (ticks(), lane.load().metrics.busy.get());
         tokio::time::sleep(TICK * 6).await;
@@ -406,13 +392,7 @@ mod tests {
         assert_eq!(busy_gauge, 0.0, "an idle lane says it is idle");
         // And it measures again when a visitor comes.
         let again = lane.visit(std::future::pending::<()>());
-        for _ in 0..500 {
-            if ticks() > before {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(ticks() > before, "the lane did not measure itself again");
+        assert!(until(ticks, |t| *t > before).await.is_some(), "the lane did not measure itself again");
         drop(again);
     }
 
