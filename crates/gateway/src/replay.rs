@@ -5,6 +5,7 @@
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cutover_core::{Config, Outcome};
@@ -18,9 +19,24 @@ use crate::body::{BoxError, collect_limited};
 use crate::deadline::Deadlines;
 use crate::error::GatewayError;
 use crate::server::{Gateway, GatewayOptions, Inner};
-use crate::state::Op;
+use crate::state::{Op, now_ms};
 use crate::upstream::{UpRequest, Upstream};
 use crate::xmlbody::Malformed;
+
+/// With no entry due sooner, the replayer reads the journal at least once
+/// in this many `replay_interval`s (10 s by default): every entry wakes it
+/// when written, so this only bounds a wall clock that moved.
+pub(crate) const IDLE_PASSES: u32 = 20;
+
+/// The wait before the next pass: until `next_due` (ms since the epoch; an
+/// empty journal has none), at least `floor`, at most [`IDLE_PASSES`] of it.
+fn pass_wait(next_due: Option<i64>, now_ms: i64, floor: Duration) -> Duration {
+    let cap = floor * IDLE_PASSES;
+    match next_due {
+        Some(at) => Duration::from_millis(u64::try_from(at - now_ms).unwrap_or(0)).clamp(floor, cap),
+        None => cap,
+    }
+}
 
 /// Why a copy between backends failed. Each names the request (`GET from`,
 /// `PUT to`, `verify on`, ...) and the backend; none holds a credential.
@@ -382,8 +398,11 @@ impl Gateway {
         Ok(())
     }
 
-    /// Replays the journal until the task is dropped: woken by new entries,
-    /// otherwise every `replay_interval`.
+    /// Replays the journal until the task is dropped: woken by new entries
+    /// (and by [`Replayer::replay_soon`]), otherwise when the earliest
+    /// pending entry is due, at most every `replay_interval` and at least
+    /// every [`IDLE_PASSES`] of them (an empty journal is not read twice a
+    /// second: each read wakes two threads).
     pub async fn replay_forever(&self) {
         // Entries left by an earlier run: reads of their keys go to the
         // backend that holds the newest version until they are replayed.
@@ -400,9 +419,24 @@ impl Gateway {
             if let Err(e) = self.replay_once().await {
                 tracing::warn!(error = %e, "journal replay pass failed");
             }
+            let wait = self.until_next_pass().await;
             tokio::select! {
                 _ = self.inner.wake.notified() => {}
-                _ = tokio::time::sleep(self.inner.opts.replay_interval) => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// How long the replayer waits for its next pass unless woken: until
+    /// the earliest pending entry is due, within `replay_interval` and
+    /// [`IDLE_PASSES`] of them.
+    async fn until_next_pass(&self) -> Duration {
+        let floor = self.inner.opts.replay_interval;
+        match self.inner.state.next_due_ms().await {
+            Ok(next) => pass_wait(next, now_ms(), floor),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the journal");
+                floor
             }
         }
     }
@@ -472,4 +506,26 @@ impl Gateway {
 pub async fn resync(config: &Config) -> Result<ResyncReport, GatewayError> {
     let gw = Gateway::build(config, ActiveBackend::new(config.primary().name.clone()), GatewayOptions::default())?;
     gw.resync().await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{IDLE_PASSES, pass_wait};
+
+    #[test]
+    fn the_replayer_waits_for_the_earliest_entry_within_its_interval_and_idle_bound() {
+        let floor = Duration::from_millis(500);
+        let now = 1_000_000;
+        // Due now or overdue (a pass stopped at its limit): the interval, never a busy loop.
+        assert_eq!(pass_wait(Some(now), now, floor), floor);
+        assert_eq!(pass_wait(Some(now - 60_000), now, floor), floor);
+        // In backoff: when it is due.
+        assert_eq!(pass_wait(Some(now + 3_000), now, floor), Duration::from_secs(3));
+        // Far off, or nothing pending: the idle bound.
+        assert_eq!(pass_wait(Some(now + 3_600_000), now, floor), floor * IDLE_PASSES);
+        assert_eq!(pass_wait(None, now, floor), floor * IDLE_PASSES);
+        assert_eq!(floor * IDLE_PASSES, Duration::from_secs(10));
+    }
 }

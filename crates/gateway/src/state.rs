@@ -92,6 +92,12 @@ CREATE TABLE IF NOT EXISTS gateway_uploads(
     upload_id TEXT PRIMARY KEY, backend TEXT NOT NULL, created_ms INTEGER NOT NULL);
 ";
 
+/// `kv.active_backend`, if set. Read every `--poll` (200 ms): the
+/// statement is prepared once.
+fn read_active(c: &mut Connection) -> rusqlite::Result<Option<String>> {
+    c.prepare_cached("SELECT value FROM kv WHERE key = 'active_backend'")?.query_row([], |r| r.get(0)).optional()
+}
+
 impl State {
     /// Opens (creating if needed) the state file and the gateway's tables.
     pub fn open(path: &Path) -> Result<Self, GatewayError> {
@@ -132,13 +138,19 @@ impl State {
 
     /// `kv.active_backend`, if set.
     pub async fn read_active(&self) -> Result<Option<String>, GatewayError> {
-        self.with("read kv.active_backend", |c| {
-            // Read every `--poll` (200 ms): the statement is prepared once.
-            c.prepare_cached("SELECT value FROM kv WHERE key = 'active_backend'")?
-                .query_row([], |r| r.get(0))
-                .optional()
+        self.with("read kv.active_backend", read_active).await
+    }
+
+    /// [`State::read_active`] on the calling thread: it blocks while
+    /// another thread holds the connection or SQLite waits for a lock. For
+    /// a thread of its own ([`crate::follow_state`]), never a runtime's.
+    pub fn read_active_blocking(&self) -> Result<Option<String>, GatewayError> {
+        let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        read_active(&mut c).map_err(|source| GatewayError::State {
+            path: self.path.display().to_string(),
+            op: "read kv.active_backend",
+            source,
         })
-        .await
     }
 
     /// Sets `kv.active_backend` (tests and tools; the controller writes it too).
@@ -255,6 +267,14 @@ impl State {
                 })
             })?;
             rows.collect()
+        })
+        .await
+    }
+
+    /// When the earliest pending entry is due (ms since the epoch), if any.
+    pub async fn next_due_ms(&self) -> Result<Option<i64>, GatewayError> {
+        self.with("read gateway_journal", |c| {
+            c.prepare_cached("SELECT MIN(next_ms) FROM gateway_journal")?.query_row([], |r| r.get(0))
         })
         .await
     }
