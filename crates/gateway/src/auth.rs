@@ -7,7 +7,6 @@
 //! the client's secret and compared in constant time.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +14,7 @@ use cutover_core::Secret;
 use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest, UNSIGNED_PAYLOAD};
 use http::{HeaderMap, StatusCode};
 
+use crate::names::NameMap;
 use crate::sign::KeyCache;
 
 /// How far a header-signed request's date may be from now.
@@ -26,7 +26,7 @@ const MAX_EXPIRES: u64 = 7 * 24 * 3600;
 /// secret's last derived signing key).
 #[derive(Debug, Clone, Default)]
 pub struct ClientKeys {
-    keys: HashMap<String, (Secret, Arc<KeyCache>)>,
+    keys: NameMap<(Secret, Arc<KeyCache>)>,
     /// `gateway.region`: the one region a credential scope may name (`None`: any).
     region: Option<String>,
 }
@@ -361,7 +361,7 @@ fn verify_header<Q: AsRef<str>>(
     keys.check_region(cred.region)?;
     let (secret, cache) = keys.secret(cred.key_id).ok_or(AuthError::UnknownKey)?;
     let date_text = headers
-        .get("x-amz-date")
+        .get(crate::amz::X_AMZ_DATE)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| AuthError::Malformed("x-amz-date is required".into()))?;
     let date = header_verify_date(date_text, cred.date)?;
@@ -371,7 +371,7 @@ fn verify_header<Q: AsRef<str>>(
         return Err(AuthError::Skewed);
     }
     let payload_text = headers
-        .get("x-amz-content-sha256")
+        .get(crate::amz::X_AMZ_CONTENT_SHA256)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| AuthError::Malformed("x-amz-content-sha256 is required".into()))?;
     let payload = match payload_text {
@@ -446,7 +446,7 @@ fn verify_presigned<Q: AsRef<str>>(
     let signed_headers = signed_header_values(headers, signed)?;
     // The payload hash line is the header's value (UNSIGNED-PAYLOAD without
     // it), as S3 computes it; a hash in the signed query pins the body too.
-    let header_hash = match headers.get("x-amz-content-sha256") {
+    let header_hash = match headers.get(crate::amz::X_AMZ_CONTENT_SHA256) {
         Some(v) => Some(v.to_str().map_err(|_| AuthError::Malformed("x-amz-content-sha256 is not ASCII".into()))?),
         None => None,
     };

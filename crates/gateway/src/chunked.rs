@@ -71,7 +71,7 @@ pub fn client_body(
     let invalid = |msg: String| S3Refusal::bad_request("InvalidRequest", msg);
     let decoded = || {
         headers
-            .get("x-amz-decoded-content-length")
+            .get(crate::amz::X_AMZ_DECODED_CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .ok_or_else(|| invalid("aws-chunked uploads need x-amz-decoded-content-length".into()))
@@ -89,7 +89,7 @@ pub fn client_body(
         }
         Payload::StreamingUnsignedTrailer => Form::UnsignedTrailer(announced_trailer(headers)?),
         Payload::StreamingSigned { trailer: false } => {
-            if headers.contains_key("x-amz-trailer") {
+            if headers.contains_key(crate::amz::X_AMZ_TRAILER) {
                 return Err(invalid(
                     "x-amz-trailer needs x-amz-content-sha256 STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER".into(),
                 ));
@@ -137,7 +137,7 @@ pub fn declared_length(n: u64) -> Result<u64, S3Refusal> {
 fn announced_trailer(headers: &HeaderMap) -> Result<Option<Algorithm>, S3Refusal> {
     let invalid = |msg: String| S3Refusal::bad_request("InvalidRequest", msg);
     let mut names = Vec::new();
-    for v in headers.get_all("x-amz-trailer") {
+    for v in headers.get_all(crate::amz::X_AMZ_TRAILER) {
         let v = v.to_str().map_err(|_| invalid("x-amz-trailer is not ASCII".into()))?;
         names.extend(v.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string));
     }

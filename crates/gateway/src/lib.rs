@@ -13,6 +13,7 @@
 //! `kv.active_backend` in the state file ([`follow_state`]).
 
 pub mod active;
+mod amz;
 pub mod auth;
 mod body;
 mod checksum;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod fuzzing;
 mod keys;
 pub mod metrics;
+mod names;
 mod reframe;
 mod replay;
 mod route;

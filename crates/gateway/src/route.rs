@@ -123,7 +123,7 @@ pub fn target(headers: &HeaderMap, raw_path: &str, buckets: &[String]) -> Target
 /// Classifies a request.
 pub fn operation<Q: AsRef<str>>(method: &Method, target: &Target, query: &[(Q, Q)], headers: &HeaderMap) -> S3Op {
     let has = |name: &str| query.iter().any(|(k, _)| k.as_ref() == name);
-    let copy = headers.contains_key("x-amz-copy-source");
+    let copy = headers.contains_key(crate::amz::X_AMZ_COPY_SOURCE);
     match (&target.bucket, &target.key) {
         (None, _) if *method == Method::GET => S3Op::ListBuckets,
         (None, _) => S3Op::Unsupported,

@@ -25,11 +25,7 @@ use crate::deadline::{Deadlines, IdleBody, Progress, Watched, stalled};
 use crate::error::GatewayError;
 use crate::sign::KeyCache;
 
-const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
-const X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
-const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
-const X_AMZ_DECODED_CONTENT_LENGTH: HeaderName = HeaderName::from_static("x-amz-decoded-content-length");
-const X_AMZ_TRAILER: HeaderName = HeaderName::from_static("x-amz-trailer");
+use crate::amz::{X_AMZ_CONTENT_SHA256, X_AMZ_DATE, X_AMZ_DECODED_CONTENT_LENGTH, X_AMZ_SECURITY_TOKEN, X_AMZ_TRAILER};
 pub const STREAMING_UNSIGNED_PAYLOAD_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
 
 /// What the body of an [`UpRequest`] is, as signed in `x-amz-content-sha256`.

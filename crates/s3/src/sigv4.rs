@@ -247,20 +247,7 @@ fn lowercase(k: &str) -> Cow<'_, str> {
 /// `v` trimmed, with each inner run of whitespace replaced by one space;
 /// copied only when that changes it.
 fn collapse_whitespace(v: &str) -> Cow<'_, str> {
-    let mut prev_space = true;
-    let mut clean = true;
-    for c in v.chars() {
-        if c.is_whitespace() {
-            if prev_space || c != ' ' {
-                clean = false;
-                break;
-            }
-            prev_space = true;
-        } else {
-            prev_space = false;
-        }
-    }
-    if clean && (!prev_space || v.is_empty()) {
+    if collapsed(v) {
         return Cow::Borrowed(v);
     }
     let mut out = String::with_capacity(v.len());
@@ -271,6 +258,37 @@ fn collapse_whitespace(v: &str) -> Cow<'_, str> {
         out.push_str(w);
     }
     Cow::Owned(out)
+}
+
+/// Is `v` trimmed, with no whitespace but single spaces between words?
+/// (Byte by byte for ASCII, as header values are; by char otherwise.)
+fn collapsed(v: &str) -> bool {
+    let mut prev_space = true;
+    if v.is_ascii() {
+        for &b in v.as_bytes() {
+            // The ASCII characters `char::is_whitespace` takes.
+            if matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+                if prev_space || b != b' ' {
+                    return false;
+                }
+                prev_space = true;
+            } else {
+                prev_space = false;
+            }
+        }
+    } else {
+        for c in v.chars() {
+            if c.is_whitespace() {
+                if prev_space || c != ' ' {
+                    return false;
+                }
+                prev_space = true;
+            } else {
+                prev_space = false;
+            }
+        }
+    }
+    !prev_space || v.is_empty()
 }
 
 /// The credential scope `date/region/service/aws4_request`.
@@ -402,6 +420,24 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+    #[test]
+    fn whitespace_is_collapsed_alike_for_ascii_and_other_text() {
+        // The definition: trimmed, words joined by one space.
+        let by_words = |v: &str| v.split_whitespace().collect::<Vec<_>>().join(" ");
+        let ws = [" ", "\t", "\n", "\u{b}", "\u{c}", "\r", "\u{85}", "\u{a0}", "\u{2003}"];
+        let mut cases: Vec<String> = vec![String::new(), "a".into(), "a b".into(), "UNSIGNED-PAYLOAD".into(), "é b".into()];
+        for w in ws {
+            for text in ["{w}a", "a{w}", "a{w}b", "a {w}b", "é{w}b", "{w}", "a{w}{w}b"] {
+                cases.push(text.replace("{w}", w));
+            }
+        }
+        for v in &cases {
+            let got = collapse_whitespace(v);
+            assert_eq!(got, by_words(v), "{v:?}");
+            assert_eq!(matches!(got, Cow::Borrowed(_)), by_words(v) == *v, "copied or not: {v:?}");
+        }
+    }
 
     #[test]
     fn hex_digits_are_lower_case_and_in_order() {

@@ -263,7 +263,7 @@ impl Inner {
         if let Some(k) = key {
             self.key_policy.check(k)?;
         }
-        if let Some(v) = headers.get("x-amz-copy-source") {
+        if let Some(v) = headers.get(crate::amz::X_AMZ_COPY_SOURCE) {
             let v =
                 v.to_str().map_err(|_| S3Refusal::bad_request("InvalidArgument", "x-amz-copy-source is not ASCII"))?;
             let v = v.strip_prefix('/').unwrap_or(v);

@@ -1,7 +1,6 @@
 //! Forwarding to one backend: the upstream request, and the backend's
 //! answer turned into the client's.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -220,7 +219,11 @@ pub(super) fn send_failed(m: &Metrics, ctx: &Ctx, up: &Upstream, e: &TransportEr
     unavailable(m, up, e, &ctx.resource)
 }
 
-pub(super) fn other_of(b: &GatewayBucket, name: &str, ups: &HashMap<String, Arc<Upstream>>) -> Option<Arc<Upstream>> {
+pub(super) fn other_of(
+    b: &GatewayBucket,
+    name: &str,
+    ups: &crate::names::NameMap<Arc<Upstream>>,
+) -> Option<Arc<Upstream>> {
     b.backends.iter().find(|n| *n != name).and_then(|n| ups.get(n)).cloned()
 }
 

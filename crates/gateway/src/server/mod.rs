@@ -25,6 +25,8 @@ mod read_through;
 mod tee;
 
 use std::collections::HashMap;
+
+use crate::names::NameMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,9 +70,9 @@ pub struct Gateway {
 #[derive(Debug)]
 pub(crate) struct Inner {
     keys: ClientKeys,
-    buckets: HashMap<String, Arc<GatewayBucket>>,
+    buckets: NameMap<Arc<GatewayBucket>>,
     bucket_names: Vec<String>,
-    pub(crate) upstreams: HashMap<String, Arc<Upstream>>,
+    pub(crate) upstreams: NameMap<Arc<Upstream>>,
     pub(crate) primary: String,
     active: ActiveBackend,
     pub(crate) state: State,
@@ -139,7 +141,7 @@ impl Gateway {
                 read_secret(&format!("gateway client {}", c.access_key_id), &c.secret)?,
             ));
         }
-        let mut upstreams = HashMap::new();
+        let mut upstreams = NameMap::default();
         for b in &config.backends {
             upstreams.insert(b.name.clone(), Arc::new(Upstream::new(b, opts.connect_timeout)?));
         }
