@@ -263,6 +263,11 @@ fn collapse_whitespace(v: &str) -> Cow<'_, str> {
 /// Is `v` trimmed, with no whitespace but single spaces between words?
 /// (Byte by byte for ASCII, as header values are; by char otherwise.)
 fn collapsed(v: &str) -> bool {
+    // Most values (a host, a date, a hash) have no space or control
+    // character at all: checked without a branch per byte.
+    if v.bytes().fold(true, |ok, b| ok & (b.wrapping_sub(0x21) < 0x5e)) {
+        return true;
+    }
     let mut prev_space = true;
     if v.is_ascii() {
         for &b in v.as_bytes() {
@@ -426,7 +431,16 @@ mod tests {
         // The definition: trimmed, words joined by one space.
         let by_words = |v: &str| v.split_whitespace().collect::<Vec<_>>().join(" ");
         let ws = [" ", "\t", "\n", "\u{b}", "\u{c}", "\r", "\u{85}", "\u{a0}", "\u{2003}"];
-        let mut cases: Vec<String> = vec![String::new(), "a".into(), "a b".into(), "UNSIGNED-PAYLOAD".into(), "é b".into()];
+        let mut cases: Vec<String> = vec![
+            String::new(),
+            "a".into(),
+            "a b".into(),
+            "UNSIGNED-PAYLOAD".into(),
+            "é b".into(),
+            "!~".into(),
+            "a\u{7f}b".into(),
+            "a\u{1f}b".into(),
+        ];
         for w in ws {
             for text in ["{w}a", "a{w}", "a{w}b", "a {w}b", "é{w}b", "{w}", "a{w}{w}b"] {
                 cases.push(text.replace("{w}", w));
