@@ -121,11 +121,15 @@ where
     // made and dropped (a waiter list's lock each) per request.
     let mut told = stopping.clone();
     let mut stopped = std::pin::pin!(told.stopped());
+    // One header timer for the connection, re-armed only when it fires
+    // before the wait it bounds is over (as nginx's lazy timers): a wait
+    // for the next request does not add and remove a timer each time.
+    let mut timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
     loop {
         if leave() {
             return Next::Leave;
         }
-        let waiting = next_head(inner.opts.client_header_timeout, io, buf, stopped.as_mut()).await;
+        let waiting = next_head(inner.opts.client_header_timeout, io, buf, stopped.as_mut(), timer.as_mut()).await;
         let Some(h) = waiting else { return Next::Closed };
         let Some(mut h) = h else { return Next::Hyper };
         let Some(fast) = inner.fast_route(&h.method, &h.uri, &h.headers) else { return Next::Hyper };
@@ -171,11 +175,17 @@ async fn next_head<I>(
     io: &mut I,
     buf: &mut BytesMut,
     mut stopped: Pin<&mut impl Future<Output = ()>>,
+    mut timer: Pin<&mut tokio::time::Sleep>,
 ) -> Option<Option<Box<ClientHead>>>
 where
     I: AsyncRead + Unpin,
 {
-    let deadline = tokio::time::Instant::now() + header_timeout;
+    let now = tokio::time::Instant::now();
+    let deadline = now + header_timeout;
+    // A timer set for earlier fires, and is set again then (below).
+    if timer.deadline() <= now {
+        timer.as_mut().reset(deadline);
+    }
     loop {
         if !buf.is_empty() {
             match wire::client_head(buf, FAST_BODY_MAX) {
@@ -191,12 +201,22 @@ where
         buf.reserve(READ_BUF);
         let idle = buf.is_empty();
         let read = tokio::select! {
-            r = tokio::time::timeout_at(deadline, io.read_buf(buf)) => r,
+            r = io.read_buf(buf) => r,
+            _ = timer.as_mut() => {
+                let now = tokio::time::Instant::now();
+                if now < deadline {
+                    // Set for an earlier wait: this one goes on.
+                    timer.as_mut().reset(deadline);
+                    continue;
+                }
+                // Too slow: as hyper does, close without an answer.
+                return None;
+            }
             _ = stopped.as_mut(), if idle => return None,
         };
         match read {
-            Ok(Ok(n)) if n > 0 => {}
-            // Closed, broken or too slow: as hyper does, close without an answer.
+            Ok(n) if n > 0 => {}
+            // Closed or broken: as hyper does, close without an answer.
             _ => return None,
         }
     }
@@ -466,10 +486,30 @@ mod tests {
 
     async fn head(io: &mut Arrivals, buf: &mut BytesMut) -> Box<ClientHead> {
         let never = std::pin::pin!(std::future::pending::<()>());
-        match next_head(Duration::from_secs(5), io, buf, never).await {
+        let timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        match next_head(Duration::from_secs(5), io, buf, never, timer).await {
             Some(Some(h)) => h,
             _ => panic!("no request head read"),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_alive_connection_gets_its_whole_header_timeout_from_a_timer_set_before() {
+        // The connection's one timer was set for the first wait; a second
+        // wait that starts 4 s later must still last 5 s, not 1.
+        let mut io = Arrivals { pieces: VecDeque::from([put("a", 16)]), reads: 0 };
+        let mut buf = BytesMut::new();
+        let mut timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let never = std::pin::pin!(std::future::pending::<()>());
+        let mut never = never;
+        let first = next_head(Duration::from_secs(5), &mut io, &mut buf, never.as_mut(), timer.as_mut()).await;
+        assert!(matches!(first, Some(Some(_))), "the first request was not read");
+        buf.clear();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let start = tokio::time::Instant::now();
+        let second = next_head(Duration::from_secs(5), &mut io, &mut buf, never.as_mut(), timer.as_mut()).await;
+        assert!(second.is_none(), "a silent client was kept");
+        assert_eq!(start.elapsed(), Duration::from_secs(5), "the wait did not last the header timeout");
     }
 
     #[tokio::test]
