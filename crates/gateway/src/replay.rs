@@ -26,7 +26,7 @@ use crate::xmlbody::Malformed;
 /// With no entry due sooner, the replayer reads the journal at least once
 /// in this many `replay_interval`s (10 s by default): every entry wakes it
 /// when written, so this only bounds a wall clock that moved.
-pub(crate) const IDLE_PASSES: u32 = 20;
+const IDLE_PASSES: u32 = 20;
 
 /// The wait before the next pass: until `next_due` (ms since the epoch; an
 /// empty journal has none), at least `floor`, at most [`IDLE_PASSES`] of it.
@@ -399,7 +399,7 @@ impl Gateway {
     }
 
     /// Replays the journal until the task is dropped: woken by new entries
-    /// (and by [`Replayer::replay_soon`]), otherwise when the earliest
+    /// (and by [`Gateway::replay_soon`]), otherwise when the earliest
     /// pending entry is due, at most every `replay_interval` and at least
     /// every [`IDLE_PASSES`] of them (an empty journal is not read twice a
     /// second: each read wakes two threads).
