@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::error::GatewayError;
 use crate::state::State;
 
 /// A cheap, cloneable handle to the name of the active backend.
@@ -92,8 +93,9 @@ impl ActiveBackend {
 }
 
 /// Follows `kv.active_backend` in the state file: every `interval`, reads it
-/// (absent → `primary`) and applies it if it names one of `known`. Runs until
-/// the task is dropped.
+/// (absent → `primary`) and applies it if it names one of `known`. Starts
+/// the reads at once; the future returned runs until it is dropped, and the
+/// reads stop with it.
 ///
 /// The reads run on a thread of their own that sleeps between them: one
 /// timer wake-up per read. Run from the runtime (a blocking-pool task per
@@ -102,50 +104,44 @@ impl ActiveBackend {
 /// gateway's CPU twice over (docs/bench-gateway.md, "An idle gateway that
 /// reads less").
 ///
+/// # Errors
+/// [`GatewayError::Task`] when the thread cannot be started.
+///
 /// # Caveats
 /// A value naming no configured backend is ignored (logged once per value).
-/// The thread ends within one read of the task being dropped.
-pub async fn follow_state(
+/// The thread ends within one read of the future being dropped.
+pub fn follow_state(
     active: ActiveBackend,
     state: State,
     primary: String,
     known: Vec<String>,
     interval: Duration,
-) {
-    let follower = Follower { active, primary, known, interval, ignored: None };
-    // Dropped with the task: the thread's wait ends at once.
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static, GatewayError> {
+    let mut follower = Follower { active, primary, known, interval, ignored: None };
+    // Dropped with the future: the thread's wait ends at once.
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let (done, ended) = tokio::sync::oneshot::channel::<()>();
-    let (mut on_thread, thread_state) = (follower.clone(), state.clone());
-    let thread = std::thread::Builder::new().name("cutover-state-follow".into()).spawn(move || {
-        loop {
-            on_thread.apply(thread_state.read_active_blocking());
-            match stopped.recv_timeout(on_thread.interval) {
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                _ => break,
-            }
-        }
-        let _ = done.send(());
-    });
-    match thread {
-        Ok(_) => {
-            let _stop = stop;
-            // The thread ends only when told to (or if a read panicked).
-            let _ = ended.await;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no thread for following the state file; reading it from the runtime");
-            let mut follower = follower;
+    std::thread::Builder::new()
+        .name("cutover-state-follow".into())
+        .spawn(move || {
             loop {
-                follower.apply(state.read_active().await);
-                tokio::time::sleep(interval).await;
+                follower.apply(state.read_active_blocking());
+                match stopped.recv_timeout(follower.interval) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => break,
+                }
             }
-        }
-    }
+            let _ = done.send(());
+        })
+        .map_err(|e| GatewayError::Task { detail: format!("starting the state file's follower thread: {e}") })?;
+    Ok(async move {
+        let _stop = stop;
+        // The thread ends only when told to (or if a read panicked).
+        let _ = ended.await;
+    })
 }
 
 /// Applies what a read of the state file found.
-#[derive(Clone)]
 struct Follower {
     active: ActiveBackend,
     primary: String,
@@ -156,7 +152,7 @@ struct Follower {
 }
 
 impl Follower {
-    fn apply(&mut self, read: Result<Option<String>, crate::error::GatewayError>) {
+    fn apply(&mut self, read: Result<Option<String>, GatewayError>) {
         match read {
             Ok(v) => {
                 self.active.confirm(Instant::now(), self.interval * 3);
@@ -177,10 +173,11 @@ impl Follower {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use super::{ActiveBackend, follow_state};
     use crate::state::State;
+    use crate::testing::until;
 
     /// Threads of this process named as the follower's (the kernel keeps 15 bytes of a name).
     fn follower_threads() -> usize {
@@ -191,40 +188,28 @@ mod tests {
             .count()
     }
 
-    async fn until(what: &str, mut ok: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while !ok() {
-            assert!(start.elapsed() < Duration::from_secs(10), "{what}: not within 10 s");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
     #[tokio::test]
     async fn the_follower_applies_the_state_file_on_its_thread_and_ends_it_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let state = State::open(&dir.path().join("state.db")).unwrap();
         let active = ActiveBackend::new("primary");
         let known = vec!["primary".to_string(), "secondary".to_string()];
-        let task = tokio::spawn(follow_state(
-            active.clone(),
-            state.clone(),
-            "primary".into(),
-            known,
-            Duration::from_millis(10),
-        ));
-        until("the follower's thread started", || follower_threads() == 1).await;
-        until("the value confirmed", || active.freshness().age.is_some()).await;
+        let following =
+            follow_state(active.clone(), state.clone(), "primary".into(), known, Duration::from_millis(10)).unwrap();
+        let task = tokio::spawn(following);
+        assert!(until(follower_threads, |n| *n == 1).await.is_some(), "the follower's thread did not start");
+        assert!(until(|| active.freshness().age, Option::is_some).await.is_some(), "the value was not confirmed");
         assert!(!active.freshness().stale);
         state.write_active("secondary").await.unwrap();
-        until("switched to the state file's value", || active.get() == "secondary").await;
+        assert!(until(|| active.get(), |a| a == "secondary").await.is_some(), "not switched to the file's value");
         // A name no backend has is ignored; the last good value is served.
         state.write_active("nowhere").await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(active.get(), "secondary");
         state.write_active("primary").await.unwrap();
-        until("switched back", || active.get() == "primary").await;
+        assert!(until(|| active.get(), |a| a == "primary").await.is_some(), "not switched back");
         task.abort();
         let _ = task.await;
-        until("the follower's thread ended", || follower_threads() == 0).await;
+        assert!(until(follower_threads, |n| *n == 0).await.is_some(), "the follower's thread did not end");
     }
 }

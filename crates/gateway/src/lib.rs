@@ -32,6 +32,8 @@ mod s3xml;
 mod server;
 mod sign;
 pub mod state;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 mod upstream;
 mod xmlbody;

@@ -1,16 +1,17 @@
 //! Gateway metrics: atomic counters, gauges and histograms that the gateway
 //! registers into the process's `prometheus-client` [`Registry`]
 //! ([`Metrics::register`]). Nothing on the request path takes a lock other
-//! than a family's shared read lock, and nothing allocates once a label set
-//! has been seen.
+//! than a family's shared read lock (and the usual label sets not even that:
+//! their handles are kept), and nothing allocates once a label set has been
+//! seen.
 //!
 //! Names are constants here. The encoder appends `_total` to counters, so a
 //! counter's constant is its exposed name without it (`REQUESTS` is exposed
 //! as `cutover_gateway_requests_total`).
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::{
@@ -22,6 +23,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
+use crate::route::S3Op;
 use crate::server::lane::LaneMetrics;
 
 pub const REQUESTS: &str = "cutover_gateway_requests";
@@ -119,6 +121,38 @@ impl EncodeMetric for LatencyHistogram {
     }
 }
 
+/// Statuses whose request counters are kept as handles ([`Hot`]).
+const HOT_STATUSES: [u16; 5] = [200, 204, 206, 304, 404];
+
+/// Handles onto the [`REQUESTS`] counters of (operation, known backend,
+/// usual status) and the [`LATENCY`] histograms per operation, each looked
+/// up in its family the first time it counts: the same cells the families
+/// export, reached without the family's lock and label hashing.
+#[derive(Debug)]
+struct Hot {
+    /// Indexed by operation, then backend, then [`HOT_STATUSES`].
+    requests: Box<[OnceLock<Counter>]>,
+    backends: usize,
+    /// Indexed by operation.
+    latency: Box<[OnceLock<LatencyHistogram>]>,
+}
+
+impl Hot {
+    fn new(backends: usize) -> Self {
+        Hot { requests: cells(S3Op::COUNT * backends * HOT_STATUSES.len()), backends, latency: cells(S3Op::COUNT) }
+    }
+
+    /// The cell of a label set, when it is one kept here.
+    fn requests(&self, op: S3Op, backend: usize, status: u16) -> Option<&OnceLock<Counter>> {
+        let s = HOT_STATUSES.iter().position(|h| *h == status)?;
+        self.requests.get(((op as usize) * self.backends + backend) * HOT_STATUSES.len() + s)
+    }
+}
+
+fn cells<T>(n: usize) -> Box<[OnceLock<T>]> {
+    (0..n).map(|_| OnceLock::new()).collect()
+}
+
 /// Counters, gauges and histograms of one gateway. Every field is a handle
 /// onto shared atomics: clones count into the same cells.
 #[derive(Debug, Clone)]
@@ -128,6 +162,8 @@ pub struct Metrics {
     /// The `backend` label values known in advance: the configured backends
     /// and [`GATEWAY`].
     backends: Arc<[BackendLabel]>,
+    /// Handles of the commonest label sets, looked up once.
+    hot: Arc<Hot>,
     pub(crate) bytes_in: Counter,
     pub(crate) bytes_out: Counter,
     pub(crate) journal_appended: Counter,
@@ -153,10 +189,12 @@ impl Metrics {
     /// Metrics for a gateway in front of `backends` (the `backend` label
     /// values resolved in advance).
     pub fn new<'a>(backends: impl IntoIterator<Item = &'a str>) -> Self {
-        let backends = backends.into_iter().chain([GATEWAY]).map(|b| BackendLabel(Arc::from(b))).collect();
+        let backends: Arc<[BackendLabel]> =
+            backends.into_iter().chain([GATEWAY]).map(|b| BackendLabel(Arc::from(b))).collect();
         Self {
             requests: Family::default(),
             latency: Family::default(),
+            hot: Arc::new(Hot::new(backends.len())),
             backends,
             bytes_in: Counter::default(),
             bytes_out: Counter::default(),
@@ -254,17 +292,35 @@ impl Metrics {
 
     /// Counts one request of `op` answered by `backend` (or [`GATEWAY`]) with
     /// `status`; `elapsed` is the time to the answer's headers.
-    pub fn request(&self, op: &'static str, backend: &str, status: u16, elapsed: Duration) {
-        let backend = match self.backends.iter().find(|b| &*b.0 == backend) {
-            Some(b) => b.clone(),
-            None => BackendLabel(Arc::from(backend)),
+    ///
+    /// A known backend with a usual status counts through handles looked up
+    /// once ([`Hot`]): no lock, no hashing of labels.
+    pub fn request(&self, op: S3Op, backend: &str, status: u16, elapsed: Duration) {
+        let at = self.backends.iter().position(|b| &*b.0 == backend);
+        let hot = at.and_then(|b| self.hot.requests(op, b, status));
+        match hot {
+            Some(cell) => cell.get_or_init(|| self.requests_family(op, at, backend, status)).inc(),
+            None => self.requests_family(op, at, backend, status).inc(),
         };
-        self.requests.get_or_create(&RequestLabels { operation: op, backend, status }).inc();
         self.answered.inc();
         if status >= 500 {
             self.failed.inc();
         }
-        self.latency.get_or_create(&OperationLabel { operation: op }).observe(elapsed);
+        let latency = |op: S3Op| self.latency.get_or_create(&OperationLabel { operation: op.name() }).clone();
+        match self.hot.latency.get(op as usize) {
+            Some(cell) => cell.get_or_init(|| latency(op)).observe(elapsed),
+            None => latency(op).observe(elapsed),
+        }
+    }
+
+    /// The counter of one label set, from its family (`at`: the backend's
+    /// index in `backends`, when it is a known one).
+    fn requests_family(&self, op: S3Op, at: Option<usize>, backend: &str, status: u16) -> Counter {
+        let backend = match at {
+            Some(i) => self.backends[i].clone(),
+            None => BackendLabel(Arc::from(backend)),
+        };
+        self.requests.get_or_create(&RequestLabels { operation: op.name(), backend, status }).clone()
     }
 
     /// Sets the journal gauges (their figures live in the state file).
@@ -295,8 +351,8 @@ mod tests {
     #[test]
     fn renders_counters_histograms_and_journal_gauges() {
         let m = Metrics::new(["primary"]);
-        m.request("GetObject", "primary", 200, Duration::from_millis(2));
-        m.request("GetObject", "primary", 200, Duration::from_millis(20));
+        m.request(S3Op::GetObject, "primary", 200, Duration::from_millis(2));
+        m.request(S3Op::GetObject, "primary", 200, Duration::from_millis(20));
         let text = m.render(3, Some(Duration::from_secs(7)));
         assert!(
             text.contains(
@@ -316,7 +372,7 @@ mod tests {
     #[test]
     fn names_help_and_types_are_those_exposed_before_prometheus_client() {
         let m = Metrics::new(["primary"]);
-        m.request("PutObject", "elsewhere", 503, Duration::from_secs(20));
+        m.request(S3Op::PutObject, "elsewhere", 503, Duration::from_secs(20));
         m.bytes_in.inc_by(5);
         let text = m.render(0, None);
         for line in [
@@ -336,5 +392,37 @@ mod tests {
             assert!(text.lines().any(|l| l == line || l.starts_with(&format!("{line}."))), "{line}\n{text}");
         }
         assert!(!text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn requests_count_into_the_exported_cells_with_handles_or_without() {
+        // Handles for (PutObject, primary, 200) and (HeadObject, gateway,
+        // 404); a 500 and an unknown backend through the family; a clone
+        // of the metrics counts into the same cells.
+        let m = Metrics::new(["primary", "secondary"]);
+        let clone = m.clone();
+        for _ in 0..3 {
+            m.request(S3Op::PutObject, "primary", 200, Duration::from_millis(1));
+        }
+        clone.request(S3Op::PutObject, "primary", 200, Duration::from_millis(1));
+        m.request(S3Op::PutObject, "primary", 500, Duration::from_millis(1));
+        m.request(S3Op::HeadObject, GATEWAY, 404, Duration::from_millis(1));
+        clone.request(S3Op::HeadObject, GATEWAY, 404, Duration::from_millis(1));
+        m.request(S3Op::PutObject, "elsewhere", 200, Duration::from_millis(1));
+        m.request(S3Op::Unsupported, "secondary", 204, Duration::from_millis(1));
+        let text = clone.render(0, None);
+        for line in [
+            "cutover_gateway_requests_total{operation=\"PutObject\",backend=\"primary\",status=\"200\"} 4",
+            "cutover_gateway_requests_total{operation=\"PutObject\",backend=\"primary\",status=\"500\"} 1",
+            "cutover_gateway_requests_total{operation=\"HeadObject\",backend=\"gateway\",status=\"404\"} 2",
+            "cutover_gateway_requests_total{operation=\"PutObject\",backend=\"elsewhere\",status=\"200\"} 1",
+            "cutover_gateway_requests_total{operation=\"Unsupported\",backend=\"secondary\",status=\"204\"} 1",
+            "cutover_gateway_request_duration_seconds_count{operation=\"PutObject\"} 6",
+            "cutover_gateway_request_duration_seconds_count{operation=\"HeadObject\"} 2",
+            "cutover_gateway_request_duration_seconds_count{operation=\"Unsupported\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+        assert_eq!(m.answers(), (9, 1));
     }
 }

@@ -35,6 +35,9 @@ pub enum S3Op {
 }
 
 impl S3Op {
+    /// How many operations there are (`Unsupported` is the last).
+    pub const COUNT: usize = S3Op::Unsupported as usize + 1;
+
     pub fn name(self) -> &'static str {
         match self {
             S3Op::ListBuckets => "ListBuckets",

@@ -22,13 +22,14 @@ pub struct Stamp {
     pub header: HeaderValue,
 }
 
-/// The current [`Stamp`], formatted once per second per thread (a request
-/// copies no string of it, and threads share no lock for it).
-pub fn amz_now() -> Arc<Stamp> {
+/// The [`Stamp`] of `now` (a time read by the caller), formatted once per
+/// second per thread (a request copies no string of it, and threads share
+/// no lock for it).
+pub fn amz_at(now: SystemTime) -> Arc<Stamp> {
     thread_local! {
         static LAST: RefCell<Option<(u64, Arc<Stamp>)>> = const { RefCell::new(None) };
     }
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+    let secs = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
     LAST.with(|last| {
         let mut last = last.borrow_mut();
         match last.as_ref() {
@@ -138,7 +139,7 @@ mod tests {
     #[test]
     fn the_shared_stamp_is_now_and_its_header_is_its_datetime() {
         let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-        let s = amz_now();
+        let s = amz_at(SystemTime::now());
         let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
         assert_eq!(s.header.to_str().unwrap(), s.date.datetime);
         let t = AmzDate::parse(&s.date.datetime).unwrap().duration_since(UNIX_EPOCH).unwrap().as_secs();

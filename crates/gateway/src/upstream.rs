@@ -8,7 +8,7 @@
 //! `cutover_s3::http`).
 
 use std::borrow::Cow;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use cutover_core::Outcome;
 use cutover_core::config::BackendConfig;
@@ -148,7 +148,7 @@ impl Upstream {
 
     /// The request for the backend as hyper sends it.
     fn build(&self, req: &UpRequest, body: Body) -> Result<Request<Body>, TransportError> {
-        let head = self.sign(req, &body)?;
+        let head = self.sign(req, &body, SystemTime::now())?;
         let uri = Uri::try_from(head.target).map_err(|e| self.invalid("uri", &e))?;
         let mut request = Request::new(body);
         *request.method_mut() = req.method.clone();
@@ -168,13 +168,13 @@ impl Upstream {
         }
     }
 
-    /// The request for the backend, signed (`body` is only asked whether it
-    /// is empty and how long it is).
-    pub(crate) fn sign(&self, req: &UpRequest, body: &Body) -> Result<UpHead, TransportError> {
+    /// The request for the backend, signed at `now` (`body` is only asked
+    /// whether it is empty and how long it is).
+    pub(crate) fn sign(&self, req: &UpRequest, body: &Body, now: SystemTime) -> Result<UpHead, TransportError> {
         let invalid = |what: &str, e: &dyn std::fmt::Display| self.invalid(what, e);
         let authority = self.host_value.to_str().map_err(|e| invalid("host", &e))?;
         let path = self.path(req.key.as_deref());
-        let stamp = crate::sign::amz_now();
+        let stamp = crate::sign::amz_at(now);
         let date = &stamp.date;
         let value = |what: &str, v: &str| HeaderValue::from_str(v).map_err(|e| invalid(what, &e));
         // The signed payload line and its header value (the constants' made once).

@@ -97,7 +97,9 @@ pub async fn start_alone(config: &Config, alone: Alone) -> Result<RunningAlone, 
     let mut tasks = Tasks::new();
     match &config.ha {
         Some(ha) => tasks.spawn(follow_etcd(active, ha, primary, known)?),
-        None => tasks.spawn(follow_state(active, state, primary, known, alone.poll)),
+        None => {
+            tasks.spawn(follow_state(active, state, primary, known, alone.poll).context("following the state file")?)
+        }
     }
     eprintln!("cutover gateway listening on {}://{} (active backend: {initial})", bound.scheme, bound.addr);
     bound.serve(&mut tasks);

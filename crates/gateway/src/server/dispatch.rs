@@ -82,14 +82,14 @@ impl Inner {
                 Ok(v) => v,
                 Err(e) => {
                     let resp = unread_body(s3xml::error(e.status(), e.code(), &e.to_string(), &raw_path));
-                    self.metrics.request(op.name(), crate::metrics::GATEWAY, resp.status().as_u16(), start.elapsed());
+                    self.metrics.request(op, crate::metrics::GATEWAY, resp.status().as_u16(), start.elapsed());
                     return resp;
                 }
             };
         let resp = self.dispatch(op, parts, target, query, body, verified, raw_path).await;
         let backend =
             resp.headers().get(BACKEND_HEADER).and_then(|v| v.to_str().ok()).unwrap_or(crate::metrics::GATEWAY);
-        self.metrics.request(op.name(), backend, resp.status().as_u16(), start.elapsed());
+        self.metrics.request(op, backend, resp.status().as_u16(), start.elapsed());
         let (parts, body) = resp.into_parts();
         Response::from_parts(parts, Counted::wrap(body, self.metrics.bytes_out.clone()))
     }
@@ -163,7 +163,7 @@ impl Inner {
             headers,
             resource,
             payload,
-            body_fault,
+            body_fault: Some(body_fault),
             delete,
         };
         let refused = ctx.delete.as_ref().map(|(_, r)| r.clone()).filter(|r| !r.is_empty());

@@ -115,7 +115,7 @@ impl Inner {
             match collect_limited(body, SMALL_BODY_LIMIT).await {
                 Ok(b) => (full(b.clone()), Some(b)),
                 Err(_) => {
-                    if let Some(r) = ctx.body_fault.get() {
+                    if let Some(r) = ctx.body_fault.as_ref().and_then(|f| f.get()) {
                         return Err(s3xml::error(r.status, r.code, &r.message, &ctx.resource));
                     }
                     return Err(s3xml::error(

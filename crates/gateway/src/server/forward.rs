@@ -213,7 +213,7 @@ pub(super) fn succeeded(status: StatusCode, small: Option<&Bytes>) -> bool {
 /// body was refused while it streamed (the upstream request was aborted
 /// short of its end), the backend's otherwise.
 pub(super) fn send_failed(m: &Metrics, ctx: &Ctx, up: &Upstream, e: &TransportError) -> Response<Body> {
-    if let Some(r) = ctx.body_fault.get() {
+    if let Some(r) = ctx.body_fault.as_ref().and_then(|f| f.get()) {
         return s3xml::error(r.status, r.code, &r.message, &ctx.resource);
     }
     unavailable(m, up, e, &ctx.resource)

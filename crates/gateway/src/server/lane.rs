@@ -297,6 +297,7 @@ impl<T> Drop for Visit<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::until;
 
     #[test]
     fn an_overloaded_lane_lets_an_eighth_of_its_connections_leave_per_tick() {
@@ -320,19 +321,6 @@ mod tests {
         assert_eq!(leavers(1), 0);
         assert_eq!(leavers(2), 1);
         assert_eq!(leavers(80), 10);
-    }
-
-    /// Waits (at most 5 s) until what `read` sees satisfies `ok`; what it
-    /// saw then.
-    async fn until<T>(read: impl Fn() -> T, ok: impl Fn(&T) -> bool) -> Option<T> {
-        for _ in 0..1000 {
-            let seen = read();
-            if ok(&seen) {
-                return Some(seen);
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        None
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

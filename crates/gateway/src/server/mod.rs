@@ -105,8 +105,9 @@ struct Ctx {
     /// too.
     payload: UpPayload,
     /// Why the client's body was refused while it streamed (its hash did
-    /// not match, a chunk or trailer signature or checksum failed).
-    body_fault: Fault,
+    /// not match, a chunk or trailer signature or checksum failed); `None`
+    /// for a body read whole and checked before (the fast path's).
+    body_fault: Option<Fault>,
     /// DeleteObjects: the keys of the body forwarded (journaled on a miss,
     /// recorded for failback), and the `<Error>` entries of the keys refused.
     delete: Option<(Vec<String>, String)>,

@@ -2,8 +2,11 @@
 //! connection, written whole (head and body in one vectored write), the answer read
 //! whole, every wait bounded by the backend deadlines.
 
+use std::future::Future;
 use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -11,6 +14,7 @@ use cutover_core::Outcome;
 use cutover_s3::http::{Connector, IDLE_TIMEOUT, MAX_IDLE_PER_HOST, TransportError, classify, quickack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use super::wire::{self, BackendHead, Framing};
 use crate::deadline::Deadlines;
@@ -29,17 +33,19 @@ impl RawPool {
         if crate::server::lane::on_lane() { &self.lane } else { &self.idle }
     }
 
-    fn take(&self) -> Option<TcpStream> {
+    /// An idle connection (`now`: about now; those idle longer than
+    /// `IDLE_TIMEOUT` are closed).
+    fn take(&self, now: Instant) -> Option<TcpStream> {
         let mut idle = self.here().lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
         idle.retain(|(since, _)| now.duration_since(*since) < IDLE_TIMEOUT);
         idle.pop().map(|(_, s)| s)
     }
 
-    fn put(&self, s: TcpStream) {
+    /// Keeps `s` for another request, idle since `now`.
+    fn put(&self, s: TcpStream, now: Instant) {
         let mut idle = self.here().lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE_PER_HOST {
-            idle.push((Instant::now(), s));
+            idle.push((now, s));
         }
     }
 }
@@ -58,6 +64,10 @@ pub(super) struct Answer {
 /// closed (nothing read back) is replaced by a new one once: the request is
 /// whole in memory and is a PUT, DELETE or HEAD, so sending it again is
 /// safe. `head`: the request is a HEAD (its answer has no body).
+/// `timer`: the client connection's timer for its backend waits ([`within`]).
+/// `now`: when the request began (the pool's idle times are counted from
+/// it: a connection's is longer by one request, a few milliseconds).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn exchange(
     conn: &Connector,
     pool: &RawPool,
@@ -66,17 +76,19 @@ pub(super) async fn exchange(
     head: bool,
     d: Deadlines,
     limit: usize,
+    mut timer: Pin<&mut Sleep>,
+    now: Instant,
 ) -> Result<Answer, TransportError> {
     let mut fresh = false;
     loop {
-        let (stream, reused) = match pool.take() {
+        let (stream, reused) = match pool.take(now) {
             Some(s) if !fresh => (s, true),
             _ => (conn.connect_tcp(host).await?, false),
         };
-        match once(stream, request, head, d, limit).await {
+        match once(stream, request, head, d, limit, timer.as_mut()).await {
             Ok((answer, stream)) => {
                 if let Some(s) = stream {
-                    pool.put(s);
+                    pool.put(s, now);
                 }
                 return Ok(answer);
             }
@@ -91,6 +103,43 @@ enum Failure {
     /// be sent again on another.
     Closed(TransportError),
     Other(TransportError),
+}
+
+/// Runs `f` until it ends or the deadline `deadline()` gives passes
+/// (`None`), on `timer`: one timer per client connection for every wait on
+/// a backend, moved only when it is set for later than the deadline or
+/// fires before it (then it was set by an earlier wait, and is set again),
+/// as nginx's lazy timers. A wait that ends in time (nearly all) adds and
+/// removes no timer, and one that ends at once (a write the socket takes)
+/// does not read the clock. A timer left set fires at most once while
+/// nothing waits on it: the connection's task is polled for nothing, once.
+async fn within<F: Future>(
+    mut timer: Pin<&mut Sleep>,
+    deadline: impl FnOnce() -> tokio::time::Instant,
+    f: F,
+) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let (mut deadline, mut at) = (Some(deadline), None);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = f.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        let at = *at.get_or_insert_with(|| {
+            let at = deadline.take().map_or_else(tokio::time::Instant::now, |d| d());
+            if timer.deadline() > at {
+                timer.as_mut().reset(at);
+            }
+            at
+        });
+        while timer.as_mut().poll(cx).is_ready() {
+            if tokio::time::Instant::now() >= at {
+                return Poll::Ready(None);
+            }
+            timer.as_mut().reset(at);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 fn timed_out(what: &str, after: Duration) -> Failure {
@@ -118,31 +167,35 @@ async fn once(
     head: bool,
     d: Deadlines,
     limit: usize,
+    mut timer: Pin<&mut Sleep>,
 ) -> Result<(Answer, Option<TcpStream>), Failure> {
     let io = |e: std::io::Error| classify(&e);
-    match tokio::time::timeout(d.idle, write_parts(&mut s, request)).await {
-        Err(_) => return Err(timed_out("the backend did not take the request", d.idle)),
+    let idle = || tokio::time::Instant::now() + d.idle;
+    match within(timer.as_mut(), idle, write_parts(&mut s, request)).await {
+        None => return Err(timed_out("the backend did not take the request", d.idle)),
         // A pooled connection the backend closed: nothing was taken.
-        Ok(Err(e)) => return Err(Failure::Closed(io(e))),
-        Ok(Ok(())) => {}
+        Some(Err(e)) => return Err(Failure::Closed(io(e))),
+        Some(Ok(())) => {}
     }
     let mut buf = BytesMut::with_capacity(4096);
-    // The answer head, within the first-byte deadline of the request's end.
-    let first_byte = tokio::time::Instant::now() + d.first_byte;
+    // The answer head, within the first-byte deadline of the request's end
+    // (the clock is read when the first read waits).
+    let mut first_byte = None;
     let (skip, h) = loop {
-        let read = tokio::time::timeout_at(first_byte, s.read_buf(&mut buf)).await;
+        let deadline = || *first_byte.get_or_insert_with(|| tokio::time::Instant::now() + d.first_byte);
+        let read = within(timer.as_mut(), deadline, s.read_buf(&mut buf)).await;
         match read {
-            Err(_) => return Err(timed_out("no answer from the backend", d.first_byte)),
-            Ok(Err(e)) if buf.is_empty() => return Err(Failure::Closed(io(e))),
-            Ok(Ok(0)) if buf.is_empty() => {
+            None => return Err(timed_out("no answer from the backend", d.first_byte)),
+            Some(Err(e)) if buf.is_empty() => return Err(Failure::Closed(io(e))),
+            Some(Ok(0)) if buf.is_empty() => {
                 return Err(Failure::Closed(TransportError::new(
                     Outcome::ConnectionReset,
                     "the backend closed the connection before answering",
                 )));
             }
-            Ok(Err(e)) => return Err(Failure::Other(io(e))),
-            Ok(Ok(0)) => return Err(Failure::Other(cut_short("its answer head"))),
-            Ok(Ok(_)) => {}
+            Some(Err(e)) => return Err(Failure::Other(io(e))),
+            Some(Ok(0)) => return Err(Failure::Other(cut_short("its answer head"))),
+            Some(Ok(_)) => {}
         }
         match wire::backend_head(&buf, head, limit) {
             Ok(Some(found)) => break found,
@@ -176,12 +229,12 @@ async fn once(
             return Err(Failure::Other(malformed(&format!("an answer body over {limit} bytes"))));
         }
         quickack(&s);
-        match tokio::time::timeout(d.idle, s.read_buf(&mut buf)).await {
-            Err(_) => return Err(timed_out("the backend paused its answer", d.idle)),
-            Ok(Err(e)) => return Err(Failure::Other(io(e))),
-            Ok(Ok(0)) if h.framing == Framing::Close => break std::mem::take(&mut buf).freeze(),
-            Ok(Ok(0)) => return Err(Failure::Other(cut_short("its answer body"))),
-            Ok(Ok(_)) => {}
+        match within(timer.as_mut(), idle, s.read_buf(&mut buf)).await {
+            None => return Err(timed_out("the backend paused its answer", d.idle)),
+            Some(Err(e)) => return Err(Failure::Other(io(e))),
+            Some(Ok(0)) if h.framing == Framing::Close => break std::mem::take(&mut buf).freeze(),
+            Some(Ok(0)) => return Err(Failure::Other(cut_short("its answer body"))),
+            Some(Ok(_)) => {}
         }
     };
     // Bytes past the answer: the backend is out of step; never reuse it.
@@ -202,7 +255,43 @@ mod tests {
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpSocket};
 
-    use super::write_parts;
+    use std::time::Duration;
+
+    use tokio::time::{Instant, sleep};
+
+    use super::{within, write_parts};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backend_wait_lasts_to_its_own_deadline_whatever_the_timer_was_set_for() {
+        let mut timer = std::pin::pin!(sleep(Duration::ZERO));
+        let never = std::future::pending::<()>;
+        // Set for now (a fresh connection's timer): this wait still lasts 5 s.
+        let start = Instant::now();
+        assert!(within(timer.as_mut(), || start + Duration::from_secs(5), never()).await.is_none());
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        let quick = || async {
+            sleep(Duration::from_millis(10)).await;
+            7
+        };
+        // The timer fired: the next wait sets it again, for its deadline.
+        let start = Instant::now();
+        assert_eq!(within(timer.as_mut(), || start + Duration::from_secs(30), quick()).await, Some(7));
+        let set = timer.deadline();
+        assert_eq!(set, start + Duration::from_secs(30));
+        // A wait that ends in time leaves a timer set for earlier as it is...
+        let start = Instant::now();
+        assert_eq!(within(timer.as_mut(), || start + Duration::from_secs(30), quick()).await, Some(7));
+        assert_eq!(timer.deadline(), set, "a wait that ended in time moved the timer");
+        // ...and a wait that outlives that earlier deadline lasts its own.
+        let start = Instant::now();
+        assert!(start + Duration::from_secs(30) > set);
+        assert!(within(timer.as_mut(), || start + Duration::from_secs(30), never()).await.is_none());
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
+        // A deadline earlier than the timer's moves it earlier.
+        let start = Instant::now();
+        assert!(within(timer.as_mut(), || start + Duration::from_secs(1), never()).await.is_none());
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
 
     #[tokio::test]
     async fn a_request_written_in_parts_arrives_whole_and_in_order() {

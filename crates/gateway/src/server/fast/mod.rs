@@ -48,7 +48,7 @@ use super::dispatch::forwarded_query;
 use super::forward::send_failed;
 use super::{BACKEND_HEADER, BODY_RATE_WINDOW, Ctx, Inner, SMALL_BODY_LIMIT};
 use crate::auth::{self, Payload, Verified};
-use crate::body::{Fault, S3Refusal, collect_limited, full};
+use crate::body::{S3Refusal, collect_limited, full};
 use crate::route::{self, S3Op};
 use crate::s3xml;
 use crate::upstream::UpPayload;
@@ -125,19 +125,26 @@ where
     // before the wait it bounds is over (as nginx's lazy timers): a wait
     // for the next request does not add and remove a timer each time.
     let mut timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+    // The same for every wait on a backend (`backend::within`).
+    let mut backend_timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+    // One header map for the connection's requests, cleared for each: its
+    // room is allocated once, not per request.
+    let mut headers = HeaderMap::new();
     loop {
         if leave() {
             return Next::Leave;
         }
-        let waiting = next_head(inner.opts.client_header_timeout, io, buf, stopped.as_mut(), timer.as_mut()).await;
+        let header_timeout = inner.opts.client_header_timeout;
+        let waiting = next_head(header_timeout, io, buf, &mut headers, stopped.as_mut(), timer.as_mut()).await;
         let Some(h) = waiting else { return Next::Closed };
-        let Some(mut h) = h else { return Next::Hyper };
-        let Some(fast) = inner.fast_route(&h.method, &h.uri, &h.headers) else { return Next::Hyper };
+        let Some(h) = h else { return Next::Hyper };
+        let Some(fast) = inner.fast_route(&h.method, &h.uri, &headers) else { return Next::Hyper };
         let (total, close) = (h.head_len + h.len, h.close);
         // A client waiting for `100 Continue` gets it once its signature
         // verifies (or hyper answers it without reading the body, as before).
         let verified = if h.expect && buf.len() < total {
-            let Some(v) = inner.fast_verify(&fast, &h.method, h.uri.path(), &h.headers) else { return Next::Hyper };
+            let now = SystemTime::now();
+            let Some(v) = inner.fast_verify(&fast, &h.method, h.uri.path(), &headers, now) else { return Next::Hyper };
             if io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() || io.flush().await.is_err() {
                 return Next::Closed;
             }
@@ -150,9 +157,10 @@ where
         }
         let mut head = buf.split_to(total);
         let body = head.split_off(h.head_len).freeze();
-        let Some(reply) =
-            inner.fast_request(fast, &h.method, h.uri.path(), &mut h.headers, body.clone(), verified).await
-        else {
+        let path = h.uri.path();
+        let reply =
+            inner.fast_request(fast, &h.method, path, &mut headers, body.clone(), verified, backend_timer.as_mut());
+        let Some(reply) = reply.await else {
             // Back as they were, for hyper.
             let mut back = BytesMut::with_capacity(total + buf.len());
             back.extend_from_slice(&head);
@@ -170,13 +178,15 @@ where
 /// Waits for the next request head, within `client_header_timeout`.
 /// `None`: close the connection (the client left, was too slow, or the
 /// listener stopped while the connection was idle); `Some(None)`: hyper's.
+/// The head's header fields are put in `headers` (cleared first).
 async fn next_head<I>(
     header_timeout: Duration,
     io: &mut I,
     buf: &mut BytesMut,
+    headers: &mut HeaderMap,
     mut stopped: Pin<&mut impl Future<Output = ()>>,
     mut timer: Pin<&mut tokio::time::Sleep>,
-) -> Option<Option<Box<ClientHead>>>
+) -> Option<Option<ClientHead>>
 where
     I: AsyncRead + Unpin,
 {
@@ -188,7 +198,7 @@ where
     }
     loop {
         if !buf.is_empty() {
-            match wire::client_head(buf, FAST_BODY_MAX) {
+            match wire::client_head(buf, FAST_BODY_MAX, headers) {
                 Parsed::Head(h) => return Some(Some(h)),
                 Parsed::Hyper => return Some(None),
                 Parsed::Partial if buf.len() >= MAX_HEAD => return Some(None),
@@ -229,7 +239,12 @@ async fn read_body<I>(inner: &Inner, io: &mut I, buf: &mut BytesMut, h: &ClientH
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    let (start, total) = (Instant::now(), h.head_len + h.len);
+    let total = h.head_len + h.len;
+    if buf.len() >= total {
+        // Read with its head (nearly every small request): no clock read.
+        return true;
+    }
+    let start = Instant::now();
     let rate = inner.opts.client_min_body_rate;
     let needed = (rate as f64 * BODY_RATE_WINDOW.as_secs_f64()) as usize;
     let (mut window_end, mut window_bytes) = (tokio::time::Instant::now() + BODY_RATE_WINDOW, 0usize);
@@ -295,8 +310,15 @@ impl Inner {
     }
 
     /// The request's signature, when it verifies.
-    fn fast_verify(&self, f: &FastRoute<'_>, method: &Method, path: &str, headers: &HeaderMap) -> Option<Verified> {
-        auth::verify(&self.keys, method.as_str(), path, &f.query, headers, SystemTime::now()).ok()
+    fn fast_verify(
+        &self,
+        f: &FastRoute<'_>,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        now: SystemTime,
+    ) -> Option<Verified> {
+        auth::verify(&self.keys, method.as_str(), path, &f.query, headers, now).ok()
     }
 
     /// Serves one request whose body is read: the answer's bytes, or
@@ -307,7 +329,10 @@ impl Inner {
     /// `verified`: the signature verified already (before `100 Continue`
     /// was sent: a body that does not match its hash is then refused here,
     /// as the hyper path refuses it, not handed to hyper).
-    /// `headers` are taken (left empty) once the upstream request is built.
+    /// `headers` are taken once the upstream request is built, and given
+    /// back cleared when the answer is made. `backend_timer`: the client
+    /// connection's timer for its waits on backends.
+    #[allow(clippy::too_many_arguments)]
     async fn fast_request(
         &self,
         f: FastRoute<'_>,
@@ -316,12 +341,13 @@ impl Inner {
         headers: &mut HeaderMap,
         body: Bytes,
         verified: Option<Verified>,
+        backend_timer: Pin<&mut tokio::time::Sleep>,
     ) -> Option<BytesMut> {
-        let start = Instant::now();
+        let (start, now) = (Instant::now(), SystemTime::now());
         let continued = verified.is_some();
         let verified = match verified {
             Some(v) => v,
-            None => self.fast_verify(&f, method, raw_path, headers)?,
+            None => self.fast_verify(&f, method, raw_path, headers, now)?,
         };
         let payload = match verified.payload {
             Payload::Unsigned => UpPayload::Unsigned,
@@ -350,11 +376,11 @@ impl Inner {
             resource: raw_path.to_string(),
             headers: std::mem::take(headers),
             payload,
-            body_fault: Fault::default(),
+            body_fault: None,
             delete: None,
         };
         let req = self.up_request(&ctx, &up, full(body.clone()), len).ok()?;
-        let signed = up.sign(&req, &req.body).ok()?;
+        let signed = up.sign(&req, &req.body, now).ok()?;
         let mut wire_head = BytesMut::with_capacity(1024);
         wire::request_head(&mut wire_head, &ctx.method, &signed.target, &signed.headers);
         self.metrics.bytes_in.inc_by(body.len() as u64);
@@ -372,6 +398,8 @@ impl Inner {
             head,
             self.opts.deadlines,
             MAX_ANSWER,
+            backend_timer,
+            start,
         )
         .await;
         let answer = match sent {
@@ -385,7 +413,11 @@ impl Inner {
                 }
             }
         };
-        Some(self.finish(ctx.op, start, head, answer))
+        let out = self.finish(ctx.op, start, head, answer);
+        let mut room = ctx.headers;
+        room.clear();
+        *headers = room;
+        Some(out)
     }
 
     /// Counts an answer of the fast path (`start`: when the request began)
@@ -399,7 +431,7 @@ impl Inner {
             ),
             Reply::Relayed(a, backend) => (a.head.status, *backend, &a.body),
         };
-        self.metrics.request(op.name(), backend, status.as_u16(), start.elapsed());
+        self.metrics.request(op, backend, status.as_u16(), start.elapsed());
         self.metrics.bytes_out.inc_by(if head { 0 } else { body.len() as u64 });
         self.metrics.fast_path.inc();
         let mut out = BytesMut::with_capacity(512 + body.len());
@@ -449,6 +481,7 @@ mod tests {
     use std::time::Duration;
 
     use bytes::BytesMut;
+    use http::HeaderMap;
     use tokio::io::{AsyncRead, ReadBuf};
 
     use super::{next_head, wire::ClientHead};
@@ -484,10 +517,10 @@ mod tests {
         r
     }
 
-    async fn head(io: &mut Arrivals, buf: &mut BytesMut) -> Box<ClientHead> {
+    async fn head(io: &mut Arrivals, buf: &mut BytesMut) -> ClientHead {
         let never = std::pin::pin!(std::future::pending::<()>());
         let timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
-        match next_head(Duration::from_secs(5), io, buf, never, timer).await {
+        match next_head(Duration::from_secs(5), io, buf, &mut HeaderMap::new(), never, timer).await {
             Some(Some(h)) => h,
             _ => panic!("no request head read"),
         }
@@ -502,12 +535,15 @@ mod tests {
         let mut timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
         let never = std::pin::pin!(std::future::pending::<()>());
         let mut never = never;
-        let first = next_head(Duration::from_secs(5), &mut io, &mut buf, never.as_mut(), timer.as_mut()).await;
+        let mut headers = HeaderMap::new();
+        let first =
+            next_head(Duration::from_secs(5), &mut io, &mut buf, &mut headers, never.as_mut(), timer.as_mut()).await;
         assert!(matches!(first, Some(Some(_))), "the first request was not read");
         buf.clear();
         tokio::time::sleep(Duration::from_secs(4)).await;
         let start = tokio::time::Instant::now();
-        let second = next_head(Duration::from_secs(5), &mut io, &mut buf, never.as_mut(), timer.as_mut()).await;
+        let second =
+            next_head(Duration::from_secs(5), &mut io, &mut buf, &mut headers, never.as_mut(), timer.as_mut()).await;
         assert!(second.is_none(), "a silent client was kept");
         assert_eq!(start.elapsed(), Duration::from_secs(5), "the wait did not last the header timeout");
     }

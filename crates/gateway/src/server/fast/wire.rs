@@ -11,12 +11,12 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 /// Header lines a head may have on the fast path (more: hyper's).
 const MAX_HEADERS: usize = 64;
 
-/// A client's request head the fast path takes.
+/// A client's request head the fast path takes (its header fields are in
+/// the map given to [`client_head`]).
 #[derive(Debug)]
 pub(super) struct ClientHead {
     pub method: Method,
     pub uri: Uri,
-    pub headers: HeaderMap,
     /// The body's length (Content-Length; 0 without it).
     pub len: usize,
     /// The client asked to close the connection after this answer.
@@ -32,7 +32,7 @@ pub(super) struct ClientHead {
 #[derive(Debug)]
 pub(super) enum Parsed {
     /// A head the fast path takes.
-    Head(Box<ClientHead>),
+    Head(ClientHead),
     /// Not a whole head yet.
     Partial,
     /// Not for the fast path (or not valid): hyper serves the connection
@@ -46,8 +46,9 @@ pub(super) enum Parsed {
 /// at most `max_body` bytes (none for `DELETE` and `HEAD`), no
 /// Transfer-Encoding or Upgrade, no Expect but `100-continue` on a PUT, no Connection tokens but
 /// `keep-alive` and `close`, no aws-chunked body. Everything else, and any
-/// head httparse refuses, is [`Parsed::Hyper`].
-pub(super) fn client_head(buf: &[u8], max_body: usize) -> Parsed {
+/// head httparse refuses, is [`Parsed::Hyper`]. The header fields go into
+/// `headers`, cleared first (its room is kept from request to request).
+pub(super) fn client_head(buf: &[u8], max_body: usize, headers: &mut HeaderMap) -> Parsed {
     let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut lines);
     let head_len = match req.parse(buf) {
@@ -68,7 +69,8 @@ pub(super) fn client_head(buf: &[u8], max_body: usize) -> Parsed {
         return Parsed::Hyper;
     }
     let Ok(uri) = path.parse::<Uri>() else { return Parsed::Hyper };
-    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    headers.clear();
+    headers.reserve(req.headers.len());
     let (mut len, mut close, mut expect) = (None, false, false);
     for h in req.headers.iter() {
         let (Ok(name), Ok(value)) = (HeaderName::from_bytes(h.name.as_bytes()), HeaderValue::from_bytes(h.value))
@@ -98,7 +100,7 @@ pub(super) fn client_head(buf: &[u8], max_body: usize) -> Parsed {
                     return Parsed::Hyper;
                 }
             }
-        } else if (name == "x-amz-content-sha256" && h.value.starts_with(b"STREAMING-"))
+        } else if (name == crate::amz::X_AMZ_CONTENT_SHA256 && h.value.starts_with(b"STREAMING-"))
             || (name == header::CONTENT_ENCODING && contains_ignore_case(h.value, b"aws-chunked"))
         {
             return Parsed::Hyper;
@@ -110,7 +112,7 @@ pub(super) fn client_head(buf: &[u8], max_body: usize) -> Parsed {
         Some(n) if n > 0 && method != Method::PUT => return Parsed::Hyper,
         n => n.unwrap_or(0),
     };
-    Parsed::Head(Box::new(ClientHead { method, uri, headers, len, close, expect, head_len }))
+    Parsed::Head(ClientHead { method, uri, len, close, expect, head_len })
 }
 
 /// A decimal number of at most 15 digits and nothing else (no sign, no

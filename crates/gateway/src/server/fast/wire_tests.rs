@@ -1,12 +1,17 @@
 use super::*;
 
 fn head(text: &str) -> Parsed {
-    client_head(text.as_bytes(), 1000)
+    client_head(text.as_bytes(), 1000, &mut HeaderMap::new())
 }
 
 fn taken(text: &str) -> ClientHead {
-    match head(text) {
-        Parsed::Head(h) => *h,
+    taken_with_headers(text).0
+}
+
+fn taken_with_headers(text: &str) -> (ClientHead, HeaderMap) {
+    let mut headers = HeaderMap::new();
+    match client_head(text.as_bytes(), 1000, &mut headers) {
+        Parsed::Head(h) => (h, headers),
         other => panic!("not taken: {other:?} for {text:?}"),
     }
 }
@@ -16,16 +21,32 @@ fn to_hyper(text: &str) {
 }
 
 #[test]
+fn a_header_map_kept_from_the_previous_request_holds_only_the_new_heads_fields() {
+    // The fast path keeps one map per connection: a field of the last
+    // request must not reach the next one (a signed header, a copy source).
+    let mut headers = HeaderMap::new();
+    let first = "PUT /app/a HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\nX-Amz-Meta-A: 1\r\nX-Amz-Meta-A: 2\r\n\r\n";
+    assert!(matches!(client_head(first.as_bytes(), 1000, &mut headers), Parsed::Head(_)));
+    assert_eq!(headers.get_all("x-amz-meta-a").iter().count(), 2);
+    let second = "DELETE /app/b HTTP/1.1\r\nHost: other\r\n\r\n";
+    assert!(matches!(client_head(second.as_bytes(), 1000, &mut headers), Parsed::Head(_)));
+    assert_eq!(headers.len(), 1, "{headers:?}");
+    assert_eq!(headers.get("host").unwrap(), "other");
+    // A head for hyper leaves nothing the fast path reads.
+    assert!(matches!(client_head(b"GET /app/c HTTP/1.1\r\nHost: gw\r\n\r\n", 1000, &mut headers), Parsed::Hyper));
+}
+
+#[test]
 fn a_plain_put_is_taken_with_its_length_and_head_size() {
     let text = "PUT /app/k?x=1 HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nX-Amz-Meta-A: b\r\n\r\nhello";
-    let h = taken(text);
+    let (h, headers) = taken_with_headers(text);
     assert_eq!(h.method, Method::PUT);
     assert_eq!(h.uri.path(), "/app/k");
     assert_eq!(h.uri.query(), Some("x=1"));
     assert_eq!(h.len, 5);
     assert_eq!(h.head_len, text.len() - 5);
     assert!(!h.close);
-    assert_eq!(h.headers.get("x-amz-meta-a").unwrap(), "b");
+    assert_eq!(headers.get("x-amz-meta-a").unwrap(), "b");
     let h = taken("DELETE /app/k HTTP/1.1\r\nHost: gw\r\nConnection: Keep-Alive, close\r\n\r\n");
     assert_eq!(h.len, 0);
     assert!(h.close);
@@ -200,7 +221,7 @@ mod hostile {
     }
 
     fn check_client(bytes: &[u8]) {
-        if let Parsed::Head(h) = client_head(bytes, 1000) {
+        if let Parsed::Head(h) = client_head(bytes, 1000, &mut HeaderMap::new()) {
             assert!(h.head_len <= bytes.len());
             assert!(h.len <= 1000);
         }
