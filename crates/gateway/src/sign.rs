@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest, KeyedMac, signature_with_mac};
+use cutover_s3::sigv4::{self, AmzDate, CanonicalRequest, KeyedMac, signature_hex_with_mac, signature_with_mac};
 use http::HeaderValue;
 
 /// The time of a request the gateway signs: `AmzDate::now()` and its
@@ -113,6 +113,18 @@ impl KeyCache {
     ) -> String {
         self.with(secret, &date.date, region, service, |mac, scope| signature_with_mac(mac, date, scope, canonical))
     }
+
+    /// [`KeyCache::signature`]'s hex digits, not copied into a string.
+    pub fn signature_hex(
+        &self,
+        secret: &str,
+        date: &AmzDate,
+        region: &str,
+        service: &'static str,
+        canonical: &str,
+    ) -> [u8; 64] {
+        self.with(secret, &date.date, region, service, |mac, scope| signature_hex_with_mac(mac, date, scope, canonical))
+    }
 }
 
 /// `sigv4::authorization` (the `Authorization` header value), with the
@@ -125,10 +137,12 @@ pub fn authorization<H: AsRef<str>>(
     date: &AmzDate,
     req: &CanonicalRequest<'_, H>,
 ) -> String {
-    let (canonical, signed) = req.render();
-    keys.with(secret, &date.date, region, "s3", |mac, scope| {
-        let sig = signature_with_mac(mac, date, scope, &canonical);
-        sigv4::authorization_value(access_key_id, scope, &signed, &sig)
+    req.with_rendered(None, |canonical, signed| {
+        keys.with(secret, &date.date, region, "s3", |mac, scope| {
+            let sig = signature_hex_with_mac(mac, date, scope, canonical);
+            // The digits are ASCII: the check cannot fail.
+            sigv4::authorization_value(access_key_id, scope, signed, std::str::from_utf8(&sig).unwrap_or_default())
+        })
     })
 }
 
@@ -179,10 +193,9 @@ mod tests {
                 for region in ["us-east-1", "garage"] {
                     let d = AmzDate { datetime: datetime.into(), date: date.into() };
                     for canonical in ["", "GET\n/\n\nhost:x\n\nhost\nUNSIGNED-PAYLOAD"] {
-                        assert_eq!(
-                            cache.signature(secret, &d, region, "s3", canonical),
-                            sigv4::signature(secret, &d, region, "s3", canonical)
-                        );
+                        let expected = sigv4::signature(secret, &d, region, "s3", canonical);
+                        assert_eq!(cache.signature(secret, &d, region, "s3", canonical), expected);
+                        assert_eq!(cache.signature_hex(secret, &d, region, "s3", canonical), expected.as_bytes());
                     }
                 }
             }

@@ -6,6 +6,7 @@
 //! sync engine and the probes share one small, fully controlled signer.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -134,6 +135,19 @@ impl AmzDate {
     }
 }
 
+/// Buffers of [`CanonicalRequest::render_into`]: the encoded query, its
+/// pairs' ranges in it, the canonical request text, the signed headers.
+#[derive(Debug, Default)]
+struct Scratch {
+    enc: String,
+    q: Vec<(Range<usize>, Range<usize>)>,
+    text: String,
+    signed: String,
+}
+
+/// Room a thread keeps for rendering canonical requests (more is let go).
+const SCRATCH_KEPT: usize = 64 << 10;
+
 /// The query of a request that has none, for [`CanonicalRequest::query`].
 pub const NO_QUERY: &[(String, String)] = &[];
 
@@ -170,19 +184,56 @@ impl<H: AsRef<str>, Q: AsRef<str>> CanonicalRequest<'_, H, Q> {
     /// it; header names and values are copied only when they need
     /// lowercasing or whitespace collapsing.
     pub fn render_except(&self, skip: Option<&str>) -> (String, String) {
-        let mut enc = String::with_capacity(
-            self.query.iter().map(|(k, v)| k.as_ref().len() + v.as_ref().len()).sum::<usize>() * 3 / 2,
-        );
-        let mut q: Vec<(Range<usize>, Range<usize>)> = Vec::with_capacity(self.query.len());
+        let mut scratch = Scratch::default();
+        self.render_into(skip, &mut scratch);
+        (scratch.text, scratch.signed)
+    }
+
+    /// Runs `f` with [`Self::render_except`]'s (canonical request text,
+    /// signed header list), rendered into buffers this thread keeps from
+    /// call to call: a request's rendering allocates nothing once they are
+    /// large enough.
+    pub fn with_rendered<R>(&self, skip: Option<&str>, f: impl FnOnce(&str, &str) -> R) -> R {
+        thread_local! {
+            static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+        }
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                self.render_into(skip, &mut scratch);
+                let out = f(&scratch.text, &scratch.signed);
+                // A huge request's room is not kept.
+                if scratch.text.capacity() + scratch.enc.capacity() > SCRATCH_KEPT {
+                    *scratch = Scratch::default();
+                }
+                out
+            }
+            // Called from inside `f`: buffers of its own.
+            Err(_) => {
+                let mut scratch = Scratch::default();
+                self.render_into(skip, &mut scratch);
+                f(&scratch.text, &scratch.signed)
+            }
+        })
+    }
+
+    /// Renders into `scratch` (its buffers cleared first).
+    fn render_into(&self, skip: Option<&str>, scratch: &mut Scratch) {
+        let Scratch { enc, q, text, signed } = scratch;
+        enc.clear();
+        q.clear();
+        text.clear();
+        signed.clear();
+        enc.reserve(self.query.iter().map(|(k, v)| k.as_ref().len() + v.as_ref().len()).sum::<usize>() * 3 / 2);
+        q.reserve(self.query.len());
         for (k, v) in self.query {
             let (k, v) = (k.as_ref(), v.as_ref());
             if skip == Some(k) {
                 continue;
             }
             let k0 = enc.len();
-            push_uri_encoded(&mut enc, k, false);
+            push_uri_encoded(enc, k, false);
             let v0 = enc.len();
-            push_uri_encoded(&mut enc, v, false);
+            push_uri_encoded(enc, v, false);
             q.push((k0..v0, v0..enc.len()));
         }
         q.sort_unstable_by(|(ka, va), (kb, vb)| {
@@ -198,7 +249,7 @@ impl<H: AsRef<str>, Q: AsRef<str>> CanonicalRequest<'_, H, Q> {
             + h.iter().map(|(k, v)| 2 * k.len() + v.len() + 3).sum::<usize>()
             + self.payload_hash.len()
             + 8;
-        let mut text = String::with_capacity(len);
+        text.reserve(len);
         text.push_str(self.method);
         text.push('\n');
         text.push_str(self.encoded_path);
@@ -212,7 +263,6 @@ impl<H: AsRef<str>, Q: AsRef<str>> CanonicalRequest<'_, H, Q> {
             text.push_str(&enc[v.clone()]);
         }
         text.push('\n');
-        let mut signed = String::with_capacity(h.iter().map(|(k, _)| k.len() + 1).sum());
         let mut i = 0;
         while i < h.len() {
             let name = &h[i].0;
@@ -232,10 +282,9 @@ impl<H: AsRef<str>, Q: AsRef<str>> CanonicalRequest<'_, H, Q> {
             signed.push_str(name);
         }
         text.push('\n');
-        text.push_str(&signed);
+        text.push_str(signed);
         text.push('\n');
         text.push_str(self.payload_hash);
-        (text, signed)
     }
 }
 
@@ -332,13 +381,20 @@ pub fn keyed(key: &[u8; 32]) -> KeyedMac {
 /// [`signature_with_key`] with the key's HMAC state ([`keyed`]): the
 /// string to sign goes into the MAC piece by piece, not through a buffer.
 pub fn signature_with_mac(mac: &KeyedMac, date: &AmzDate, scope: &str, canonical: &str) -> String {
+    let hex = signature_hex_with_mac(mac, date, scope, canonical);
+    // The digits are ASCII: the check cannot fail.
+    std::str::from_utf8(&hex).unwrap_or_default().to_owned()
+}
+
+/// [`signature_with_mac`]'s hex digits, not copied into a string.
+pub fn signature_hex_with_mac(mac: &KeyedMac, date: &AmzDate, scope: &str, canonical: &str) -> [u8; 64] {
     let hash_hex = hex32(&Sha256::digest(canonical.as_bytes()).into());
     let mut mac = mac.clone();
     for piece in [b"AWS4-HMAC-SHA256\n".as_slice(), date.datetime.as_bytes(), b"\n", scope.as_bytes(), b"\n", &hash_hex]
     {
         mac.update(piece);
     }
-    hex_lower(&mac.finalize().into_bytes().into())
+    hex32(&mac.finalize().into_bytes().into())
 }
 
 /// The SigV4 signature of a canonical request text.
@@ -617,6 +673,14 @@ mod tests {
                 let without = CanonicalRequest { query: &kept, ..req.clone() };
                 assert_eq!(req.render_except(Some(skip)), render_reference(&without), "{query:?} without {skip:?}");
             }
+            // The thread's kept buffers, after requests longer and shorter
+            // than this one, render it alike; so does a call from inside.
+            let kept = req.with_rendered(None, |text, signed| {
+                let inner = req.with_rendered(None, |t, s| (t.to_string(), s.to_string()));
+                assert_eq!((text, signed), (inner.0.as_str(), inner.1.as_str()), "a nested rendering differs");
+                (text.to_string(), signed.to_string())
+            });
+            assert_eq!(kept, render_reference(&req), "{query:?} {headers:?}");
             for (k, _) in &query {
                 let reference: String = k
                     .bytes()
