@@ -143,24 +143,33 @@ impl AuthError {
 /// Percent-decodes a query component (`+` stays `+`, as SigV4 clients
 /// encode spaces as `%20`).
 pub fn percent_decode(s: &str) -> String {
-    if !s.contains('%') {
-        return s.to_string();
-    }
-    let nibble = |d: &u8| (*d as char).to_digit(16).map(|v| v as u8);
     let b = s.as_bytes();
+    let Some(first) = memchr::memchr(b'%', b) else { return s.to_string() };
+    let hex = |d: Option<&u8>| match d? {
+        d @ b'0'..=b'9' => Some(d - b'0'),
+        d @ b'a'..=b'f' => Some(d - b'a' + 10),
+        d @ b'A'..=b'F' => Some(d - b'A' + 10),
+        _ => None,
+    };
     let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
+    out.extend_from_slice(&b[..first]);
+    let mut i = first;
+    // `b[i]` is a `%`: with two hex digits it is a byte, else it stays;
+    // then the run up to the next `%` is copied as it is.
     while i < b.len() {
-        // `%` and two hex digits; anything else stays as it is.
-        if b[i] == b'%'
-            && let (Some(hi), Some(lo)) = (b.get(i + 1).and_then(nibble), b.get(i + 2).and_then(nibble))
-        {
-            out.push(hi << 4 | lo);
-            i += 3;
-            continue;
+        match (hex(b.get(i + 1)), hex(b.get(i + 2))) {
+            (Some(hi), Some(lo)) => {
+                out.push(hi << 4 | lo);
+                i += 3;
+            }
+            _ => {
+                out.push(b'%');
+                i += 1;
+            }
         }
-        out.push(b[i]);
-        i += 1;
+        let next = memchr::memchr(b'%', &b[i..]).map_or(b.len(), |n| i + n);
+        out.extend_from_slice(&b[i..next]);
+        i = next;
     }
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
@@ -239,14 +248,23 @@ struct Credential<'a> {
 }
 
 fn parse_credential(c: &str) -> Result<Credential<'_>, AuthError> {
-    let mut parts = c.split('/');
-    match [parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()] {
-        [Some(key_id), Some(date), Some(region), Some("s3"), Some("aws4_request"), None] => {
-            Ok(Credential { key_id, date, region })
+    // Split at `/` in one pass over the bytes (a `str::split` searcher per
+    // part cost more than the rest of the parsing).
+    let (mut parts, mut n, mut start) = ([""; 4], 0, 0);
+    for (i, b) in c.bytes().enumerate() {
+        if b == b'/' {
+            if let Some(p) = parts.get_mut(n) {
+                *p = &c[start..i];
+            }
+            n += 1;
+            start = i + 1;
         }
+    }
+    match (n, parts, &c[start..]) {
+        (4, [key_id, date, region, "s3"], "aws4_request") => Ok(Credential { key_id, date, region }),
         _ => Err(AuthError::Malformed(format!(
             "credential scope must be KEY/DATE/REGION/s3/aws4_request, got {} parts",
-            c.split('/').count()
+            n + 1
         ))),
     }
 }

@@ -384,3 +384,56 @@ fn borrowed_query_pairs_copy_only_the_escaped_components() {
     assert_eq!(owned[0].1, "AK/20130524/us-east-1");
     assert_eq!(owned[3], ("a b".to_string(), "c".to_string()));
 }
+
+/// The decoding as first written (a byte at a time): the reference.
+fn percent_decode_reference(s: &str) -> String {
+    let nibble = |d: &u8| (*d as char).to_digit(16).map(|v| v as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let (Some(hi), Some(lo)) = (b.get(i + 1).and_then(nibble), b.get(i + 2).and_then(nibble))
+        {
+            out.push(hi << 4 | lo);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+#[test]
+fn percent_decoding_by_runs_decodes_as_a_byte_at_a_time() {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let alphabet: Vec<char> = "%%%0123456789abcdefABCDEFgG+/ \u{e9}".chars().collect();
+    for _ in 0..20_000 {
+        let s: String = (0..rng.usize(0..12)).map(|_| alphabet[rng.usize(..alphabet.len())]).collect();
+        assert_eq!(percent_decode(&s), percent_decode_reference(&s), "{s:?}");
+    }
+}
+
+#[test]
+fn a_credential_scope_is_split_into_exactly_five_parts() {
+    let ok = parse_credential("AKID/20130524/us-east-1/s3/aws4_request").ok().unwrap();
+    assert_eq!((ok.key_id, ok.date, ok.region), ("AKID", "20130524", "us-east-1"));
+    let empty = parse_credential("/20130524//s3/aws4_request").ok().unwrap();
+    assert_eq!((empty.key_id, empty.region), ("", ""));
+    for (bad, parts) in [
+        ("AKID/20130524/us-east-1/s3/aws4_request/", 6),
+        ("AKID/20130524/us-east-1/s3/aws4_request/x", 6),
+        ("AKID/20130524/us-east-1/s3", 4),
+        ("AKID/20130524/us-east-1/s3/aws4_requesT", 5),
+        ("AKID/20130524/us-east-1/S3/aws4_request", 5),
+        ("AKID/20130524/us-east-1/iam/aws4_request", 5),
+        ("", 1),
+        ("a/b/c/d/e/f/g/h", 8),
+    ] {
+        match parse_credential(bad) {
+            Err(AuthError::Malformed(m)) => assert!(m.ends_with(&format!("got {parts} parts")), "{bad:?}: {m}"),
+            other => panic!("{bad:?}: {:?}", other.map(|c| c.key_id)),
+        }
+    }
+}
