@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use cutover_core::Outcome;
 use cutover_core::config::BackendConfig;
 use cutover_s3::Credentials;
@@ -253,9 +254,11 @@ impl Upstream {
             date,
             &canonical,
         );
-        headers.push((header::AUTHORIZATION, value("authorization", &auth)?));
+        // The string's bytes become the value's: not copied again.
+        let auth = HeaderValue::from_maybe_shared(Bytes::from(auth)).map_err(|e| invalid("authorization", &e))?;
+        headers.push((header::AUTHORIZATION, auth));
         if let Some(n) = req.content_length {
-            headers.push((header::CONTENT_LENGTH, HeaderValue::from(n)));
+            headers.push((header::CONTENT_LENGTH, decimal(n)));
         } else if body.size_hint().exact() != Some(0) {
             // Never `Content-Length: 0` for a body that has bytes: the
             // backend would store an empty object and answer 200.
@@ -330,6 +333,21 @@ fn hosts(ep: &cutover_core::Endpoint, bucket: &str, path_style: bool) -> (String
     }
 }
 
+/// `n` as a header value, in one allocation (`HeaderValue::from(u64)`
+/// makes two).
+fn decimal(n: u64) -> HeaderValue {
+    let (mut digits, mut at, mut rest) = ([0u8; 20], 20, n);
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&digits[at..]).expect("decimal digits are a header value")
+}
+
 #[cfg(test)]
 mod tests {
     use cutover_core::{Endpoint, Secret};
@@ -337,6 +355,13 @@ mod tests {
 
     use super::*;
     use crate::body::full;
+
+    #[test]
+    fn a_decimal_header_value_is_the_numbers_digits() {
+        for n in [0, 7, 10, 4096, 999_999, u64::MAX] {
+            assert_eq!(decimal(n), HeaderValue::from(n), "{n}");
+        }
+    }
 
     fn upstream() -> Upstream {
         Upstream {

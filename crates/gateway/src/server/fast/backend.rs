@@ -177,7 +177,9 @@ async fn once(
         Some(Err(e)) => return Err(Failure::Closed(io(e))),
         Some(Ok(())) => {}
     }
-    let mut buf = BytesMut::with_capacity(4096);
+    // Room for an answer head (Garage's to a PUT is some 300 bytes); more
+    // is made as it comes. 1 KiB comes from malloc's per-thread cache.
+    let mut buf = BytesMut::with_capacity(1024);
     // The answer head, within the first-byte deadline of the request's end
     // (the clock is read when the first read waits).
     let mut first_byte = None;

@@ -35,7 +35,7 @@ use bytes::{Bytes, BytesMut};
 use cutover_core::config::BucketMode;
 use cutover_net::Stopping;
 use http::header::HeaderValue;
-use http::{HeaderMap, Method, Response, StatusCode, Uri};
+use http::{HeaderMap, Method, Response, StatusCode};
 use hyper::server::conn::http1;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -138,13 +138,22 @@ where
         let waiting = next_head(header_timeout, io, buf, &mut headers, stopped.as_mut(), timer.as_mut()).await;
         let Some(h) = waiting else { return Next::Closed };
         let Some(h) = h else { return Next::Hyper };
-        let Some(fast) = inner.fast_route(&h.method, &h.uri, &headers) else { return Next::Hyper };
-        let (total, close) = (h.head_len + h.len, h.close);
+        // The head apart from what follows it: its path and query are
+        // borrowed from it while the body is read into `buf`.
+        let head = buf.split_to(h.head_len);
+        let (path, query) = h.path_and_query(&head);
+        let Some(fast) = inner.fast_route(&h.method, path, query, &headers) else {
+            give_back(buf, [&head]);
+            return Next::Hyper;
+        };
         // A client waiting for `100 Continue` gets it once its signature
         // verifies (or hyper answers it without reading the body, as before).
-        let verified = if h.expect && buf.len() < total {
+        let verified = if h.expect && buf.len() < h.len {
             let now = SystemTime::now();
-            let Some(v) = inner.fast_verify(&fast, &h.method, h.uri.path(), &headers, now) else { return Next::Hyper };
+            let Some(v) = inner.fast_verify(&fast, &h.method, path, &headers, now) else {
+                give_back(buf, [&head]);
+                return Next::Hyper;
+            };
             if io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() || io.flush().await.is_err() {
                 return Next::Closed;
             }
@@ -152,27 +161,32 @@ where
         } else {
             None
         };
-        if !read_body(inner, io, buf, &h, fast.op).await {
+        if !read_body(inner, io, buf, h.len, fast.op, path).await {
             return Next::Closed;
         }
-        let mut head = buf.split_to(total);
-        let body = head.split_off(h.head_len).freeze();
-        let path = h.uri.path();
+        let body = buf.split_to(h.len).freeze();
         let reply =
             inner.fast_request(fast, &h.method, path, &mut headers, body.clone(), verified, backend_timer.as_mut());
         let Some(reply) = reply.await else {
-            // Back as they were, for hyper.
-            let mut back = BytesMut::with_capacity(total + buf.len());
-            back.extend_from_slice(&head);
-            back.extend_from_slice(&body);
-            back.extend_from_slice(buf);
-            *buf = back;
+            give_back(buf, [&head, &body]);
             return Next::Hyper;
         };
+        let close = h.close;
         if io.write_all(&reply).await.is_err() || io.flush().await.is_err() || close || stopping.is_stopping() {
             return Next::Closed;
         }
     }
+}
+
+/// Puts `parts` (what was split off `buf`, in order) back in front of it,
+/// for hyper to read the connection from there.
+fn give_back<const N: usize>(buf: &mut BytesMut, parts: [&[u8]; N]) {
+    let mut back = BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + buf.len());
+    for p in parts {
+        back.extend_from_slice(p);
+    }
+    back.extend_from_slice(buf);
+    *buf = back;
 }
 
 /// Waits for the next request head, within `client_header_timeout`.
@@ -232,14 +246,14 @@ where
     }
 }
 
-/// Reads the rest of the body into `buf`; a client sending it slower than
-/// `client_min_body_rate` (over [`BODY_RATE_WINDOW`] of waiting) gets
-/// `400 RequestTimeout` as on the hyper path. `false`: close the connection.
-async fn read_body<I>(inner: &Inner, io: &mut I, buf: &mut BytesMut, h: &ClientHead, op: S3Op) -> bool
+/// Reads the rest of the body (`total` bytes, from `buf`'s start) into
+/// `buf`; a client sending it slower than `client_min_body_rate` (over
+/// [`BODY_RATE_WINDOW`] of waiting) gets `400 RequestTimeout` as on the
+/// hyper path (`path`: the request's). `false`: close the connection.
+async fn read_body<I>(inner: &Inner, io: &mut I, buf: &mut BytesMut, total: usize, op: S3Op, path: &str) -> bool
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    let total = h.head_len + h.len;
     if buf.len() >= total {
         // Read with its head (nearly every small request): no clock read.
         return true;
@@ -264,7 +278,7 @@ where
             }
             Err(_) => {
                 inner.metrics.slow_clients.inc();
-                let mut answer = parts_of(refusal(S3Refusal::request_timeout(), h.uri.path())).await;
+                let mut answer = parts_of(refusal(S3Refusal::request_timeout(), path)).await;
                 answer.1.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
                 let _ = io.write_all(&inner.finish(op, start, false, Reply::Made(answer))).await;
                 let _ = io.flush().await;
@@ -288,9 +302,15 @@ impl Inner {
     /// Is the request one for the fast path? (A known bucket whose mode
     /// sends it to one backend, an object key the key policy allows, the
     /// active backend over plain HTTP.)
-    fn fast_route<'a>(&self, method: &Method, uri: &'a Uri, headers: &HeaderMap) -> Option<FastRoute<'a>> {
-        let query = auth::parse_query_borrowed(uri.query().unwrap_or(""));
-        let target = route::target(headers, uri.path(), &self.bucket_names);
+    fn fast_route<'a>(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &'a str,
+        headers: &HeaderMap,
+    ) -> Option<FastRoute<'a>> {
+        let query = auth::parse_query_borrowed(query);
+        let target = route::target(headers, path, &self.bucket_names);
         let op = route::operation(method, &target, &query, headers);
         if !matches!(op, S3Op::PutObject | S3Op::DeleteObject | S3Op::HeadObject) {
             return None;
@@ -562,7 +582,7 @@ mod tests {
         drop(buf.split_to(first.len()));
         let reads = io.reads;
         let h = head(&mut io, &mut buf).await;
-        assert_eq!(h.uri.path(), "/app/b");
+        assert_eq!(h.path_and_query(&buf).0, "/app/b");
         assert_eq!(buf.len(), second.len(), "the second request was not read whole");
         assert_eq!(io.reads - reads, 1, "the second request took more than one read");
     }

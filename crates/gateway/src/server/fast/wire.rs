@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, StatusCode, Uri};
+use http::{HeaderMap, Method, StatusCode};
 
 /// Header lines a head may have on the fast path (more: hyper's).
 const MAX_HEADERS: usize = 64;
@@ -16,7 +16,10 @@ const MAX_HEADERS: usize = 64;
 #[derive(Debug)]
 pub(super) struct ClientHead {
     pub method: Method,
-    pub uri: Uri,
+    /// Where the request-target (path and query, as sent) lies in the head.
+    pub target: Range<usize>,
+    /// Where its `?` is, from the target's start.
+    pub question: Option<usize>,
     /// The body's length (Content-Length; 0 without it).
     pub len: usize,
     /// The client asked to close the connection after this answer.
@@ -68,7 +71,12 @@ pub(super) fn client_head(buf: &[u8], max_body: usize, headers: &mut HeaderMap) 
     if req.version != Some(1) {
         return Parsed::Hyper;
     }
-    let Ok(uri) = path.parse::<Uri>() else { return Parsed::Hyper };
+    if !path.bytes().all(|b| TARGET_BYTES[usize::from(b)]) {
+        return Parsed::Hyper;
+    }
+    // httparse lends the target from `buf`: where it lies there.
+    let start = path.as_ptr() as usize - buf.as_ptr() as usize;
+    let (target, question) = (start..start + path.len(), path.find('?'));
     headers.clear();
     headers.reserve(req.headers.len());
     let (mut len, mut close, mut expect) = (None, false, false);
@@ -112,8 +120,59 @@ pub(super) fn client_head(buf: &[u8], max_body: usize, headers: &mut HeaderMap) 
         Some(n) if n > 0 && method != Method::PUT => return Parsed::Hyper,
         n => n.unwrap_or(0),
     };
-    Parsed::Head(ClientHead { method, uri, len, close, expect, head_len })
+    Parsed::Head(ClientHead { method, target, question, len, close, expect, head_len })
 }
+
+impl ClientHead {
+    /// The path and the query (empty without one) as sent, from the head's
+    /// bytes (`head`: the buffer [`client_head`] read, from its start).
+    pub fn path_and_query<'a>(&self, head: &'a [u8]) -> (&'a str, &'a str) {
+        // ASCII ([`TARGET_BYTES`]): the check cannot fail.
+        let target = head.get(self.target.clone()).and_then(|t| std::str::from_utf8(t).ok()).unwrap_or("/");
+        match self.question {
+            Some(q) => (&target[..q], &target[q + 1..]),
+            None => (target, ""),
+        }
+    }
+}
+
+/// The bytes of a request-target the fast path takes: RFC 3986's
+/// unreserved characters, sub-delimiters, `:`, `@`, `/`, `?` and `%`,
+/// which `http::Uri` takes too. A target with any other byte (a fragment,
+/// a space, a quote, a brace, text not percent-encoded, ...) is hyper's, as
+/// every request was before: it is taken or refused exactly as then.
+const TARGET_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+                    | b'?'
+                    | b'%'
+            );
+        b += 1;
+    }
+    t
+};
 
 /// A decimal number of at most 15 digits and nothing else (no sign, no
 /// spaces, no list).

@@ -37,12 +37,35 @@ fn a_header_map_kept_from_the_previous_request_holds_only_the_new_heads_fields()
 }
 
 #[test]
+fn a_target_the_fast_path_takes_is_one_http_uri_takes_and_splits_alike() {
+    // Every byte in a path and in a query: taken only if `http::Uri` (what
+    // hyper parses a target with) takes it too, and split at the same `?`.
+    for b in 0..=255u8 {
+        for target in [[b"/app/k".as_slice(), &[b], b"x"].concat(), [b"/app/k?a=".as_slice(), &[b], b"&c"].concat()] {
+            let mut text = b"PUT ".to_vec();
+            text.extend_from_slice(&target);
+            text.extend_from_slice(b" HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n");
+            if let Parsed::Head(h) = client_head(&text, 1000, &mut HeaderMap::new()) {
+                let uri = http::Uri::try_from(target.as_slice()).unwrap_or_else(|e| panic!("{target:?}: {e}"));
+                assert_eq!(h.path_and_query(&text), (uri.path(), uri.query().unwrap_or("")), "{target:?}");
+            }
+        }
+    }
+    let taken = |t: &str| taken(&format!("PUT {t} HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n"));
+    let text = "PUT /app/a%20b/c?x=1&y&z=%2F HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(taken_with_headers(text).0.path_and_query(text.as_bytes()), ("/app/a%20b/c", "x=1&y&z=%2F"));
+    taken("/app/k?");
+    for t in ["/app/k#frag", "/app/k?x={", "/app/\u{e9}", "/app/k?x=\"y\"", "/app/k|l", "/app/[k]"] {
+        to_hyper(&format!("PUT {t} HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n"));
+    }
+}
+
+#[test]
 fn a_plain_put_is_taken_with_its_length_and_head_size() {
     let text = "PUT /app/k?x=1 HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nX-Amz-Meta-A: b\r\n\r\nhello";
     let (h, headers) = taken_with_headers(text);
     assert_eq!(h.method, Method::PUT);
-    assert_eq!(h.uri.path(), "/app/k");
-    assert_eq!(h.uri.query(), Some("x=1"));
+    assert_eq!(h.path_and_query(text.as_bytes()), ("/app/k", "x=1"));
     assert_eq!(h.len, 5);
     assert_eq!(h.head_len, text.len() - 5);
     assert!(!h.close);
