@@ -104,12 +104,14 @@ pub struct Target {
 pub fn target(headers: &HeaderMap, raw_path: &str, buckets: &[String]) -> Target {
     let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     let hostname = if host.starts_with('[') { host } else { host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host) };
-    let is_ip = hostname.parse::<std::net::IpAddr>().is_ok() || hostname.starts_with('[');
     let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
-    if !is_ip
-        && let Some((first, rest)) = hostname.split_once('.')
+    // An address is never virtual-hosted (asked last: parsing it costs more
+    // than the rest).
+    let is_ip = || hostname.starts_with('[') || hostname.parse::<std::net::IpAddr>().is_ok();
+    if let Some((first, rest)) = hostname.split_once('.')
         && !rest.is_empty()
         && buckets.iter().any(|b| b == first)
+        && !is_ip()
     {
         let key = (!path.is_empty()).then(|| percent_decode(path));
         return Target { bucket: Some(first.to_string()), key };
@@ -194,6 +196,13 @@ mod tests {
         assert_eq!(t, Target { bucket: None, key: None });
         let t = target(&hdrs("other.s3.local"), "/app", &b);
         assert_eq!((t.bucket.as_deref(), t.key), (Some("app"), None));
+        // A bucket named as an address's first label: the address is not
+        // a virtual host.
+        let b = vec!["127".to_string(), "app".to_string()];
+        let t = target(&hdrs("127.0.0.1:9000"), "/app/k", &b);
+        assert_eq!((t.bucket.as_deref(), t.key.as_deref()), (Some("app"), Some("k")));
+        let t = target(&hdrs("127.s3.local"), "/k", &b);
+        assert_eq!((t.bucket.as_deref(), t.key.as_deref()), (Some("127"), Some("k")));
     }
 
     #[test]

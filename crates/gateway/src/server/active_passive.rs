@@ -53,7 +53,7 @@ impl Inner {
         other: Option<Arc<Upstream>>,
         small: Option<&Bytes>,
     ) -> Result<(), GatewayError> {
-        let key = ctx.key.clone().unwrap_or_default();
+        let key = ctx.key.as_deref().unwrap_or_default();
         match ctx.op {
             S3Op::CreateMultipartUpload => {
                 if let Some(id) = small.and_then(|b| upload_id(b)) {
@@ -85,10 +85,10 @@ impl Inner {
             if ctx.bucket.mode == BucketMode::DualWrite
                 && let Some(o) = &other
             {
-                self.journal(&ctx.bucket.name, &key, Op::Put, &up.name, &o.name).await?;
+                self.journal(&ctx.bucket.name, key, Op::Put, &up.name, &o.name).await?;
             }
             if up.name != self.primary {
-                self.state.record_failback(&ctx.bucket.name, &key, Op::Put, &up.name).await?;
+                self.state.record_failback(&ctx.bucket.name, key, Op::Put, &up.name).await?;
             }
             return Ok(());
         }
@@ -107,17 +107,17 @@ impl Inner {
                 // The parts went to one backend; the other gets a copy of
                 // the completed object through the journal (ack = all: now).
                 if ctx.bucket.ack == Ack::All {
-                    if let Err(e) = crate::replay::sync_key(self, &key, up, &o, self.opts.deadlines).await {
+                    if let Err(e) = crate::replay::sync_key(self, key, up, &o, self.opts.deadlines).await {
                         tracing::warn!(error = %e, "dual-write copy of a completed upload failed; journaled");
-                        self.journal(&ctx.bucket.name, &key, Op::Put, &up.name, &o.name).await?;
+                        self.journal(&ctx.bucket.name, key, Op::Put, &up.name, &o.name).await?;
                     }
                 } else {
-                    self.journal(&ctx.bucket.name, &key, Op::Put, &up.name, &o.name).await?;
+                    self.journal(&ctx.bucket.name, key, Op::Put, &up.name, &o.name).await?;
                 }
             }
         }
         if up.name != self.primary {
-            self.state.record_failback(&ctx.bucket.name, &key, op, &up.name).await?;
+            self.state.record_failback(&ctx.bucket.name, key, op, &up.name).await?;
         }
         Ok(())
     }
