@@ -77,6 +77,20 @@ pub fn push_uri_encoded(out: &mut String, s: &str, keep_slash: bool) {
     };
     let stays = |b: u8| UNRESERVED[usize::from(b)] || (keep_slash && b == b'/');
     let bytes = s.as_bytes();
+    // Most names and values stay whole: asked of every byte at once (range
+    // comparisons the compiler does 16 or 32 bytes at a time), then copied.
+    let whole = bytes.iter().fold(true, |all, &b| {
+        all & (b.is_ascii_alphanumeric()
+            || b == b'-'
+            || b == b'.'
+            || b == b'_'
+            || b == b'~'
+            || (keep_slash & (b == b'/')))
+    });
+    if whole {
+        out.push_str(s);
+        return;
+    }
     out.reserve(bytes.len());
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {

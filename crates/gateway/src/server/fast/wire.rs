@@ -71,7 +71,7 @@ pub(super) fn client_head(buf: &[u8], max_body: usize, headers: &mut HeaderMap) 
     if req.version != Some(1) {
         return Parsed::Hyper;
     }
-    if !path.bytes().all(|b| TARGET_BYTES[usize::from(b)]) {
+    if !target_taken(path.as_bytes()) {
         return Parsed::Hyper;
     }
     // httparse lends the target from `buf`: where it lies there.
@@ -127,7 +127,7 @@ impl ClientHead {
     /// The path and the query (empty without one) as sent, from the head's
     /// bytes (`head`: the buffer [`client_head`] read, from its start).
     pub fn path_and_query<'a>(&self, head: &'a [u8]) -> (&'a str, &'a str) {
-        // ASCII ([`TARGET_BYTES`]): the check cannot fail.
+        // ASCII ([`target_taken`]): the check cannot fail.
         let target = head.get(self.target.clone()).and_then(|t| std::str::from_utf8(t).ok()).unwrap_or("/");
         match self.question {
             Some(q) => (&target[..q], &target[q + 1..]),
@@ -136,43 +136,34 @@ impl ClientHead {
     }
 }
 
-/// The bytes of a request-target the fast path takes: RFC 3986's
-/// unreserved characters, sub-delimiters, `:`, `@`, `/`, `?` and `%`,
-/// which `http::Uri` takes too. A target with any other byte (a fragment,
-/// a space, a quote, a brace, text not percent-encoded, ...) is hyper's, as
-/// every request was before: it is taken or refused exactly as then.
-const TARGET_BYTES: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-                    | b'/'
-                    | b'?'
-                    | b'%'
-            );
-        b += 1;
+/// Does the fast path take a request-target of these bytes? Only RFC
+/// 3986's unreserved characters, sub-delimiters, `:`, `@`, `/`, `?` and
+/// `%`, which `http::Uri` takes too. A target with any other byte (a
+/// fragment, a space, a quote, a brace, text not percent-encoded, ...) is
+/// hyper's, as every request was before: taken or refused exactly as then.
+///
+/// Written as range comparisons folded without an early exit, which the
+/// compiler does 16 or 32 bytes at a time (a table lookup per byte cost as
+/// much as `http::Uri`'s whole parse).
+fn target_taken(t: &[u8]) -> bool {
+    let refused = |b: u8| {
+        !(0x21..=0x7e).contains(&b)
+            || b == b'"'
+            || b == b'#'
+            || b == b'<'
+            || b == b'>'
+            || (b'['..=b'^').contains(&b)
+            || b == b'`'
+            || (b'{'..=b'}').contains(&b)
+    };
+    let mut chunks = t.chunks_exact(32);
+    for chunk in &mut chunks {
+        if chunk.iter().fold(false, |any, &b| any | refused(b)) {
+            return false;
+        }
     }
-    t
-};
+    !chunks.remainder().iter().any(|&b| refused(b))
+}
 
 /// A decimal number of at most 15 digits and nothing else (no sign, no
 /// spaces, no list).

@@ -61,6 +61,21 @@ fn a_target_the_fast_path_takes_is_one_http_uri_takes_and_splits_alike() {
 }
 
 #[test]
+fn a_target_is_taken_with_exactly_rfc_3986s_characters_wherever_a_byte_is() {
+    // The check runs 32 bytes at a time, then on the rest: each byte at
+    // every place of a 70-byte target.
+    let rfc = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b);
+    for b in 0..=255u8 {
+        for at in 0..70 {
+            let mut t = vec![b'a'; 70];
+            t[at] = b;
+            assert_eq!(target_taken(&t), rfc(b), "byte {b:#04x} at {at}");
+        }
+    }
+    assert!(target_taken(b""));
+}
+
+#[test]
 fn a_plain_put_is_taken_with_its_length_and_head_size() {
     let text = "PUT /app/k?x=1 HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nX-Amz-Meta-A: b\r\n\r\nhello";
     let (h, headers) = taken_with_headers(text);
