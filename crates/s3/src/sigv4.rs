@@ -79,13 +79,10 @@ pub fn push_uri_encoded(out: &mut String, s: &str, keep_slash: bool) {
     let bytes = s.as_bytes();
     // Most names and values stay whole: asked of every byte at once (range
     // comparisons the compiler does 16 or 32 bytes at a time), then copied.
+    // (`|` and `&`, not `||`: no branch per byte, so it vectorises.)
     let whole = bytes.iter().fold(true, |all, &b| {
-        all & (b.is_ascii_alphanumeric()
-            || b == b'-'
-            || b == b'.'
-            || b == b'_'
-            || b == b'~'
-            || (keep_slash & (b == b'/')))
+        let alphanumeric = (b.wrapping_sub(b'0') < 10) | ((b | 0x20).wrapping_sub(b'a') < 26);
+        all & (alphanumeric | (b == b'-') | (b == b'.') | (b == b'_') | (b == b'~') | (keep_slash & (b == b'/')))
     });
     if whole {
         out.push_str(s);
@@ -101,8 +98,9 @@ pub fn push_uri_encoded(out: &mut String, s: &str, keep_slash: bool) {
             // ASCII characters that stay: both ends are char boundaries.
             out.push_str(&s[run..i]);
         }
-        let escaped = [b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]];
-        out.push_str(std::str::from_utf8(&escaped).unwrap_or_default());
+        out.push('%');
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
         run = i + 1;
     }
     out.push_str(&s[run..]);

@@ -48,7 +48,7 @@ use super::dispatch::forwarded_query;
 use super::forward::send_failed;
 use super::{BACKEND_HEADER, BODY_RATE_WINDOW, Ctx, Inner, SMALL_BODY_LIMIT};
 use crate::auth::{self, Payload, Verified};
-use crate::body::{S3Refusal, collect_limited, full};
+use crate::body::{S3Refusal, collect_limited, empty};
 use crate::route::{self, S3Op};
 use crate::s3xml;
 use crate::upstream::UpPayload;
@@ -399,7 +399,10 @@ impl Inner {
             body_fault: None,
             delete: None,
         };
-        let req = self.up_request(&ctx, &up, full(body.clone()), len).ok()?;
+        // The body goes on the wire from `body` (below): the request's own
+        // is only asked whether it is empty and how long, which `len` says
+        // (an empty body allocates nothing; `full` boxes its bytes).
+        let req = self.up_request(&ctx, &up, empty(), len).ok()?;
         let signed = up.sign(&req, &req.body, now).ok()?;
         let mut wire_head = BytesMut::with_capacity(1024);
         wire::request_head(&mut wire_head, &ctx.method, &signed.target, &signed.headers);

@@ -146,15 +146,16 @@ impl ClientHead {
 /// compiler does 16 or 32 bytes at a time (a table lookup per byte cost as
 /// much as `http::Uri`'s whole parse).
 fn target_taken(t: &[u8]) -> bool {
+    // (`|`, not `||`: no branch per byte, so it vectorises.)
     let refused = |b: u8| {
-        !(0x21..=0x7e).contains(&b)
-            || b == b'"'
-            || b == b'#'
-            || b == b'<'
-            || b == b'>'
-            || (b'['..=b'^').contains(&b)
-            || b == b'`'
-            || (b'{'..=b'}').contains(&b)
+        (b.wrapping_sub(0x21) > 0x7e - 0x21)
+            | (b == b'"')
+            | (b == b'#')
+            | (b == b'<')
+            | (b == b'>')
+            | (b.wrapping_sub(b'[') <= b'^' - b'[')
+            | (b == b'`')
+            | (b.wrapping_sub(b'{') <= b'}' - b'{')
     };
     let mut chunks = t.chunks_exact(32);
     for chunk in &mut chunks {
