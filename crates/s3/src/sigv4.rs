@@ -438,8 +438,11 @@ pub fn authorization<H: AsRef<str>>(
 
 /// The `Authorization` header value from its parts.
 pub fn authorization_value(access_key_id: &str, scope: &str, signed_headers: &str, signature: &str) -> String {
+    // Exactly as long as the value: its bytes can become a header value's
+    // without a copy or a second allocation.
+    const FIXED: usize = "AWS4-HMAC-SHA256 Credential=/, SignedHeaders=, Signature=".len();
     let mut out =
-        String::with_capacity(64 + access_key_id.len() + scope.len() + signed_headers.len() + signature.len());
+        String::with_capacity(FIXED + access_key_id.len() + scope.len() + signed_headers.len() + signature.len());
     out.push_str("AWS4-HMAC-SHA256 Credential=");
     out.push_str(access_key_id);
     out.push('/');
@@ -706,6 +709,16 @@ mod tests {
                 assert_eq!(uri_encode(k, true), reference);
             }
         }
+    }
+
+    #[test]
+    fn an_authorization_value_is_allocated_exactly_as_long_as_it_is() {
+        let v = authorization_value("AKID", "20130524/us-east-1/s3/aws4_request", "host;x-amz-date", "abcd");
+        assert_eq!(
+            v,
+            "AWS4-HMAC-SHA256 Credential=AKID/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=abcd"
+        );
+        assert_eq!(v.capacity(), v.len());
     }
 
     #[test]

@@ -31,7 +31,9 @@ impl Inner {
         body: Body,
         len: Option<u64>,
     ) -> Result<UpRequest, Response<Body>> {
-        let mut headers = Vec::with_capacity(ctx.headers.len());
+        // Allocated when the first header is forwarded (a plain PUT's Host and
+        // Content-Length are not).
+        let mut headers = Vec::new();
         for (k, v) in &ctx.headers {
             let n = k.as_str();
             if is_hop_by_hop(n.as_bytes())
@@ -49,6 +51,9 @@ impl Inner {
                 )
             {
                 continue;
+            }
+            if headers.is_empty() {
+                headers.reserve(ctx.headers.len());
             }
             if n == "content-encoding" {
                 let rest: Vec<&str> = v

@@ -165,8 +165,7 @@ where
             return Next::Closed;
         }
         let body = buf.split_to(h.len).freeze();
-        let reply =
-            inner.fast_request(fast, &h.method, path, &mut headers, body.clone(), verified, backend_timer.as_mut());
+        let reply = inner.fast_request(fast, &h.method, path, &mut headers, &body, verified, backend_timer.as_mut());
         let Some(reply) = reply.await else {
             give_back(buf, [&head, &body]);
             return Next::Hyper;
@@ -359,7 +358,7 @@ impl Inner {
         method: &Method,
         raw_path: &str,
         headers: &mut HeaderMap,
-        body: Bytes,
+        body: &[u8],
         verified: Option<Verified>,
         backend_timer: Pin<&mut tokio::time::Sleep>,
     ) -> Option<BytesMut> {
@@ -371,7 +370,7 @@ impl Inner {
         };
         let payload = match verified.payload {
             Payload::Unsigned => UpPayload::Unsigned,
-            Payload::Sha256(expected) if Sha256::digest(&body)[..] == expected[..] => {
+            Payload::Sha256(expected) if Sha256::digest(body)[..] == expected[..] => {
                 UpPayload::Sha256(cutover_s3::sigv4::hex_lower(&expected))
             }
             Payload::Sha256(_) if continued => {
@@ -417,7 +416,7 @@ impl Inner {
             up.connector(),
             &up.raw,
             up.connect_host(),
-            [&wire_head, &body],
+            [&wire_head, body],
             head,
             self.opts.deadlines,
             MAX_ANSWER,
