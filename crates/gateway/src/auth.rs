@@ -328,16 +328,29 @@ fn all_amz_headers_signed(headers: &HeaderMap, signed: &[SignedHeader<'_>]) -> R
 }
 
 fn header_verify_date(date_text: &str, scope_date: &str) -> Result<AmzDate, AuthError> {
+    let datetime = verify_datetime(date_text, scope_date)?;
+    Ok(AmzDate { date: day_of(&datetime).to_string(), datetime: datetime.into_owned() })
+}
+
+/// The request's date as the signature has it ([`AmzDate::datetime`]):
+/// borrowed when it is written so, written again otherwise; refused when
+/// its day is not the credential scope's.
+fn verify_datetime<'a>(date_text: &'a str, scope_date: &str) -> Result<Cow<'a, str>, AuthError> {
     let t = AmzDate::parse(date_text).ok_or_else(|| AuthError::Malformed("bad x-amz-date".into()))?;
-    let date = if written_as_formatted(date_text) {
-        AmzDate { datetime: date_text.to_string(), date: date_text[..8].to_string() }
+    let datetime = if written_as_formatted(date_text) {
+        Cow::Borrowed(date_text)
     } else {
-        AmzDate::from_system_time(t)
+        Cow::Owned(AmzDate::from_system_time(t).datetime)
     };
-    if date.date != scope_date {
+    if day_of(&datetime) != scope_date {
         return Err(AuthError::Malformed("the credential scope's date is not the request's date".into()));
     }
-    Ok(date)
+    Ok(datetime)
+}
+
+/// The day of an [`AmzDate::datetime`] (its [`AmzDate::date`]).
+fn day_of(datetime: &str) -> &str {
+    datetime.split_once('T').map_or(datetime, |(day, _)| day)
 }
 
 /// Is a date [`AmzDate::parse`] took exactly how `AmzDate::from_system_time`
@@ -444,7 +457,7 @@ fn verify_presigned<Q: AsRef<str>>(
     keys.check_region(cred.region)?;
     let (secret, cache) = keys.secret(cred.key_id).ok_or(AuthError::UnknownKey)?;
     let date_text = get("X-Amz-Date").ok_or_else(|| missing("X-Amz-Date"))?;
-    let date = header_verify_date(date_text, cred.date)?;
+    let datetime = verify_datetime(date_text, cred.date)?;
     let expires: u64 = get("X-Amz-Expires")
         .ok_or_else(|| missing("X-Amz-Expires"))?
         .parse()
@@ -474,7 +487,7 @@ fn verify_presigned<Q: AsRef<str>>(
     let req = CanonicalRequest { method, encoded_path: raw_path, query, headers: &signed_headers, payload_hash };
     // The signature is not part of what it signs.
     let expected = req.with_rendered(Some("X-Amz-Signature"), |canonical, _| {
-        cache.signature_hex(secret.expose(), &date, cred.region, "s3", canonical)
+        cache.signature_hex(secret.expose(), &datetime, cred.region, "s3", canonical)
     });
     // The digits are ASCII: the check cannot fail.
     if !sigv4::signatures_equal(std::str::from_utf8(&expected).unwrap_or_default(), sig) {

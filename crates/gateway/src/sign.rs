@@ -114,16 +114,19 @@ impl KeyCache {
         self.with(secret, &date.date, region, service, |mac, scope| signature_with_mac(mac, date, scope, canonical))
     }
 
-    /// [`KeyCache::signature`]'s hex digits, not copied into a string.
+    /// [`KeyCache::signature`]'s hex digits, not copied into a string;
+    /// the date given as its `datetime` text alone (`YYYYMMDDTHHMMSSZ`, the
+    /// day before the `T`).
     pub fn signature_hex(
         &self,
         secret: &str,
-        date: &AmzDate,
+        datetime: &str,
         region: &str,
         service: &'static str,
         canonical: &str,
     ) -> [u8; 64] {
-        self.with(secret, &date.date, region, service, |mac, scope| signature_hex_with_mac(mac, date, scope, canonical))
+        let day = datetime.split_once('T').map_or(datetime, |(day, _)| day);
+        self.with(secret, day, region, service, |mac, scope| signature_hex_with_mac(mac, datetime, scope, canonical))
     }
 }
 
@@ -139,7 +142,7 @@ pub fn authorization<H: AsRef<str>>(
 ) -> String {
     req.with_rendered(None, |canonical, signed| {
         keys.with(secret, &date.date, region, "s3", |mac, scope| {
-            let sig = signature_hex_with_mac(mac, date, scope, canonical);
+            let sig = signature_hex_with_mac(mac, &date.datetime, scope, canonical);
             // The digits are ASCII: the check cannot fail.
             sigv4::authorization_value(access_key_id, scope, signed, std::str::from_utf8(&sig).unwrap_or_default())
         })
@@ -195,7 +198,7 @@ mod tests {
                     for canonical in ["", "GET\n/\n\nhost:x\n\nhost\nUNSIGNED-PAYLOAD"] {
                         let expected = sigv4::signature(secret, &d, region, "s3", canonical);
                         assert_eq!(cache.signature(secret, &d, region, "s3", canonical), expected);
-                        assert_eq!(cache.signature_hex(secret, &d, region, "s3", canonical), expected.as_bytes());
+                        assert_eq!(cache.signature_hex(secret, datetime, region, "s3", canonical), expected.as_bytes());
                     }
                 }
             }

@@ -393,17 +393,17 @@ pub fn keyed(key: &[u8; 32]) -> KeyedMac {
 /// [`signature_with_key`] with the key's HMAC state ([`keyed`]): the
 /// string to sign goes into the MAC piece by piece, not through a buffer.
 pub fn signature_with_mac(mac: &KeyedMac, date: &AmzDate, scope: &str, canonical: &str) -> String {
-    let hex = signature_hex_with_mac(mac, date, scope, canonical);
+    let hex = signature_hex_with_mac(mac, &date.datetime, scope, canonical);
     // The digits are ASCII: the check cannot fail.
     std::str::from_utf8(&hex).unwrap_or_default().to_owned()
 }
 
-/// [`signature_with_mac`]'s hex digits, not copied into a string.
-pub fn signature_hex_with_mac(mac: &KeyedMac, date: &AmzDate, scope: &str, canonical: &str) -> [u8; 64] {
+/// [`signature_with_mac`]'s hex digits, not copied into a string
+/// (`datetime`: the date's [`AmzDate::datetime`]).
+pub fn signature_hex_with_mac(mac: &KeyedMac, datetime: &str, scope: &str, canonical: &str) -> [u8; 64] {
     let hash_hex = hex32(&Sha256::digest(canonical.as_bytes()).into());
     let mut mac = mac.clone();
-    for piece in [b"AWS4-HMAC-SHA256\n".as_slice(), date.datetime.as_bytes(), b"\n", scope.as_bytes(), b"\n", &hash_hex]
-    {
+    for piece in [b"AWS4-HMAC-SHA256\n".as_slice(), datetime.as_bytes(), b"\n", scope.as_bytes(), b"\n", &hash_hex] {
         mac.update(piece);
     }
     hex32(&mac.finalize().into_bytes().into())
