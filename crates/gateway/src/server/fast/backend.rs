@@ -2,11 +2,9 @@
 //! connection, written whole (head and body in one vectored write), the answer read
 //! whole, every wait bounded by the backend deadlines.
 
-use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -16,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
+use super::timer::within;
 use super::wire::{self, BackendHead, Framing};
 use crate::deadline::Deadlines;
 
@@ -64,7 +63,8 @@ pub(super) struct Answer {
 /// closed (nothing read back) is replaced by a new one once: the request is
 /// whole in memory and is a PUT, DELETE or HEAD, so sending it again is
 /// safe. `head`: the request is a HEAD (its answer has no body).
-/// `timer`: the client connection's timer for its backend waits ([`within`]).
+/// `timer`: the client connection's timer for its backend waits
+/// ([`within`]).
 /// `now`: when the request began (the pool's idle times are counted from
 /// it: a connection's is longer by one request, a few milliseconds).
 #[allow(clippy::too_many_arguments)]
@@ -103,43 +103,6 @@ enum Failure {
     /// be sent again on another.
     Closed(TransportError),
     Other(TransportError),
-}
-
-/// Runs `f` until it ends or the deadline `deadline()` gives passes
-/// (`None`), on `timer`: one timer per client connection for every wait on
-/// a backend, moved only when it is set for later than the deadline or
-/// fires before it (then it was set by an earlier wait, and is set again),
-/// as nginx's lazy timers. A wait that ends in time (nearly all) adds and
-/// removes no timer, and one that ends at once (a write the socket takes)
-/// does not read the clock. A timer left set fires at most once while
-/// nothing waits on it: the connection's task is polled for nothing, once.
-async fn within<F: Future>(
-    mut timer: Pin<&mut Sleep>,
-    deadline: impl FnOnce() -> tokio::time::Instant,
-    f: F,
-) -> Option<F::Output> {
-    let mut f = std::pin::pin!(f);
-    let (mut deadline, mut at) = (Some(deadline), None);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(out) = f.as_mut().poll(cx) {
-            return Poll::Ready(Some(out));
-        }
-        let at = *at.get_or_insert_with(|| {
-            let at = deadline.take().map_or_else(tokio::time::Instant::now, |d| d());
-            if timer.deadline() > at {
-                timer.as_mut().reset(at);
-            }
-            at
-        });
-        while timer.as_mut().poll(cx).is_ready() {
-            if tokio::time::Instant::now() >= at {
-                return Poll::Ready(None);
-            }
-            timer.as_mut().reset(at);
-        }
-        Poll::Pending
-    })
-    .await
 }
 
 fn timed_out(what: &str, after: Duration) -> Failure {
@@ -257,43 +220,7 @@ mod tests {
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpSocket};
 
-    use std::time::Duration;
-
-    use tokio::time::{Instant, sleep};
-
-    use super::{within, write_parts};
-
-    #[tokio::test(start_paused = true)]
-    async fn a_backend_wait_lasts_to_its_own_deadline_whatever_the_timer_was_set_for() {
-        let mut timer = std::pin::pin!(sleep(Duration::ZERO));
-        let never = std::future::pending::<()>;
-        // Set for now (a fresh connection's timer): this wait still lasts 5 s.
-        let start = Instant::now();
-        assert!(within(timer.as_mut(), || start + Duration::from_secs(5), never()).await.is_none());
-        assert_eq!(start.elapsed(), Duration::from_secs(5));
-        let quick = || async {
-            sleep(Duration::from_millis(10)).await;
-            7
-        };
-        // The timer fired: the next wait sets it again, for its deadline.
-        let start = Instant::now();
-        assert_eq!(within(timer.as_mut(), || start + Duration::from_secs(30), quick()).await, Some(7));
-        let set = timer.deadline();
-        assert_eq!(set, start + Duration::from_secs(30));
-        // A wait that ends in time leaves a timer set for earlier as it is...
-        let start = Instant::now();
-        assert_eq!(within(timer.as_mut(), || start + Duration::from_secs(30), quick()).await, Some(7));
-        assert_eq!(timer.deadline(), set, "a wait that ended in time moved the timer");
-        // ...and a wait that outlives that earlier deadline lasts its own.
-        let start = Instant::now();
-        assert!(start + Duration::from_secs(30) > set);
-        assert!(within(timer.as_mut(), || start + Duration::from_secs(30), never()).await.is_none());
-        assert_eq!(start.elapsed(), Duration::from_secs(30));
-        // A deadline earlier than the timer's moves it earlier.
-        let start = Instant::now();
-        assert!(within(timer.as_mut(), || start + Duration::from_secs(1), never()).await.is_none());
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
-    }
+    use super::write_parts;
 
     #[tokio::test]
     async fn a_request_written_in_parts_arrives_whole_and_in_order() {

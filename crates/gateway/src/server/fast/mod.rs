@@ -24,6 +24,7 @@
 
 mod backend;
 mod rewind;
+mod timer;
 mod wire;
 
 use std::future::Future;
@@ -121,11 +122,10 @@ where
     // made and dropped (a waiter list's lock each) per request.
     let mut told = stopping.clone();
     let mut stopped = std::pin::pin!(told.stopped());
-    // One header timer for the connection, re-armed only when it fires
-    // before the wait it bounds is over (as nginx's lazy timers): a wait
-    // for the next request does not add and remove a timer each time.
+    // One header timer for the connection, moved lazily (`timer::within`):
+    // a wait for the next request does not add and remove a timer each time.
     let mut timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
-    // The same for every wait on a backend (`backend::within`).
+    // The same for every wait on a backend.
     let mut backend_timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
     // One header map for the connection's requests, cleared for each: its
     // room is allocated once, not per request.
@@ -203,12 +203,7 @@ async fn next_head<I>(
 where
     I: AsyncRead + Unpin,
 {
-    let now = tokio::time::Instant::now();
-    let deadline = now + header_timeout;
-    // A timer set for earlier fires, and is set again then (below).
-    if timer.deadline() <= now {
-        timer.as_mut().reset(deadline);
-    }
+    let deadline = tokio::time::Instant::now() + header_timeout;
     loop {
         if !buf.is_empty() {
             match wire::client_head(buf, FAST_BODY_MAX, headers) {
@@ -223,23 +218,16 @@ where
         // takes a second read (two syscalls) for one request.
         buf.reserve(READ_BUF);
         let idle = buf.is_empty();
-        let read = tokio::select! {
-            r = io.read_buf(buf) => r,
-            _ = timer.as_mut() => {
-                let now = tokio::time::Instant::now();
-                if now < deadline {
-                    // Set for an earlier wait: this one goes on.
-                    timer.as_mut().reset(deadline);
-                    continue;
-                }
-                // Too slow: as hyper does, close without an answer.
-                return None;
+        let read = async {
+            tokio::select! {
+                r = io.read_buf(buf) => Some(r),
+                _ = stopped.as_mut(), if idle => None,
             }
-            _ = stopped.as_mut(), if idle => return None,
         };
-        match read {
-            Ok(n) if n > 0 => {}
-            // Closed or broken: as hyper does, close without an answer.
+        match timer::within(timer.as_mut(), || deadline, read).await {
+            Some(Some(Ok(n))) if n > 0 => {}
+            // Too slow, closed, broken, or the listener stopped: as hyper
+            // does, close without an answer.
             _ => return None,
         }
     }
