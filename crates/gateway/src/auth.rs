@@ -329,7 +329,7 @@ fn all_amz_headers_signed(headers: &HeaderMap, signed: &[SignedHeader<'_>]) -> R
 
 fn header_verify_date(date_text: &str, scope_date: &str) -> Result<AmzDate, AuthError> {
     let datetime = verify_datetime(date_text, scope_date)?;
-    Ok(AmzDate { date: day_of(&datetime).to_string(), datetime: datetime.into_owned() })
+    Ok(AmzDate { date: AmzDate::day_of(&datetime).to_string(), datetime: datetime.into_owned() })
 }
 
 /// The request's date as the signature has it ([`AmzDate::datetime`]):
@@ -342,15 +342,10 @@ fn verify_datetime<'a>(date_text: &'a str, scope_date: &str) -> Result<Cow<'a, s
     } else {
         Cow::Owned(AmzDate::from_system_time(t).datetime)
     };
-    if day_of(&datetime) != scope_date {
+    if AmzDate::day_of(&datetime) != scope_date {
         return Err(AuthError::Malformed("the credential scope's date is not the request's date".into()));
     }
     Ok(datetime)
-}
-
-/// The day of an [`AmzDate::datetime`] (its [`AmzDate::date`]).
-fn day_of(datetime: &str) -> &str {
-    datetime.split_once('T').map_or(datetime, |(day, _)| day)
 }
 
 /// Is a date [`AmzDate::parse`] took exactly how `AmzDate::from_system_time`
@@ -489,8 +484,7 @@ fn verify_presigned<Q: AsRef<str>>(
     let expected = req.with_rendered(Some("X-Amz-Signature"), |canonical, _| {
         cache.signature_hex(secret.expose(), &datetime, cred.region, "s3", canonical)
     });
-    // The digits are ASCII: the check cannot fail.
-    if !sigv4::signatures_equal(std::str::from_utf8(&expected).unwrap_or_default(), sig) {
+    if !sigv4::signatures_equal(sigv4::hex_str(&expected), sig) {
         return Err(AuthError::Mismatch);
     }
     all_amz_headers_signed(headers, &signed_headers)?;

@@ -125,8 +125,9 @@ impl KeyCache {
         service: &'static str,
         canonical: &str,
     ) -> [u8; 64] {
-        let day = datetime.split_once('T').map_or(datetime, |(day, _)| day);
-        self.with(secret, day, region, service, |mac, scope| signature_hex_with_mac(mac, datetime, scope, canonical))
+        self.with(secret, AmzDate::day_of(datetime), region, service, |mac, scope| {
+            signature_hex_with_mac(mac, datetime, scope, canonical)
+        })
     }
 }
 
@@ -143,8 +144,7 @@ pub fn authorization<H: AsRef<str>>(
     req.with_rendered(None, |canonical, signed| {
         keys.with(secret, &date.date, region, "s3", |mac, scope| {
             let sig = signature_hex_with_mac(mac, &date.datetime, scope, canonical);
-            // The digits are ASCII: the check cannot fail.
-            sigv4::authorization_value(access_key_id, scope, signed, std::str::from_utf8(&sig).unwrap_or_default())
+            sigv4::authorization_value(access_key_id, scope, signed, sigv4::hex_str(&sig))
         })
     })
 }

@@ -336,16 +336,20 @@ fn hosts(ep: &cutover_core::Endpoint, bucket: &str, path_style: bool) -> (String
 /// `n` as a header value, in one allocation (`HeaderValue::from(u64)`
 /// makes two).
 fn decimal(n: u64) -> HeaderValue {
-    let (mut digits, mut at, mut rest) = ([0u8; 20], 20, n);
+    HeaderValue::from_bytes(decimal_digits(n, &mut [0u8; 20])).expect("decimal digits are a header value")
+}
+
+/// `n` in decimal, written at the end of `buf` (a u64 has at most 20 digits).
+pub(crate) fn decimal_digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
     loop {
         at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
         }
     }
-    HeaderValue::from_bytes(&digits[at..]).expect("decimal digits are a header value")
 }
 
 #[cfg(test)]

@@ -40,9 +40,14 @@ pub fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
 
 /// [`hex32`] as a string.
 pub fn hex_lower(bytes: &[u8; 32]) -> String {
+    hex_str(&hex32(bytes)).to_owned()
+}
+
+/// [`hex32`]'s digits as text, borrowed.
+pub fn hex_str(hex: &[u8; 64]) -> &str {
     // The digits are ASCII: the check cannot fail (nor cost more than a
     // pass over 64 bytes).
-    std::str::from_utf8(&hex32(bytes)).unwrap_or_default().to_owned()
+    std::str::from_utf8(hex).unwrap_or_default()
 }
 
 /// HMAC-SHA256 of `data` under `key`.
@@ -64,26 +69,18 @@ pub fn uri_encode(s: &str, keep_slash: bool) -> String {
 /// copied at once.
 pub fn push_uri_encoded(out: &mut String, s: &str, keep_slash: bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    /// The unreserved characters, which stay as they are.
-    const UNRESERVED: [bool; 256] = {
-        let mut t = [false; 256];
-        let mut b = 0;
-        while b < 256 {
-            let c = b as u8;
-            t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~');
-            b += 1;
-        }
-        t
-    };
-    let stays = |b: u8| UNRESERVED[usize::from(b)] || (keep_slash && b == b'/');
-    let bytes = s.as_bytes();
-    // Most names and values stay whole: asked of every byte at once (range
-    // comparisons the compiler does 16 or 32 bytes at a time), then copied.
-    // (`|` and `&`, not `||`: no branch per byte, so it vectorises.)
-    let whole = bytes.iter().fold(true, |all, &b| {
+    // The unreserved characters (and `/` when kept) stay as they are.
+    // Written with `|` and `&`, not `||`: no branch per byte, so the check
+    // of a whole name or value vectorises (range comparisons 16 or 32 bytes
+    // at a time).
+    let stays = |b: u8| {
         let alphanumeric = (b.wrapping_sub(b'0') < 10) | ((b | 0x20).wrapping_sub(b'a') < 26);
-        all & (alphanumeric | (b == b'-') | (b == b'.') | (b == b'_') | (b == b'~') | (keep_slash & (b == b'/')))
-    });
+        alphanumeric | (b == b'-') | (b == b'.') | (b == b'_') | (b == b'~') | (keep_slash & (b == b'/'))
+    };
+    let bytes = s.as_bytes();
+    // Most names and values stay whole: asked of every byte at once, then
+    // copied.
+    let whole = bytes.iter().fold(true, |all, &b| all & stays(b));
     if whole {
         out.push_str(s);
         return;
@@ -127,6 +124,12 @@ impl AmzDate {
         let date = format!("{y:04}{m:02}{d:02}");
         let datetime = format!("{date}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60);
         Self { datetime, date }
+    }
+
+    /// The day of a [`AmzDate::datetime`] text (its [`AmzDate::date`]: what
+    /// comes before the `T`).
+    pub fn day_of(datetime: &str) -> &str {
+        datetime.split_once('T').map_or(datetime, |(day, _)| day)
     }
 
     /// Parses `YYYYMMDDTHHMMSSZ`.
@@ -393,9 +396,7 @@ pub fn keyed(key: &[u8; 32]) -> KeyedMac {
 /// [`signature_with_key`] with the key's HMAC state ([`keyed`]): the
 /// string to sign goes into the MAC piece by piece, not through a buffer.
 pub fn signature_with_mac(mac: &KeyedMac, date: &AmzDate, scope: &str, canonical: &str) -> String {
-    let hex = signature_hex_with_mac(mac, &date.datetime, scope, canonical);
-    // The digits are ASCII: the check cannot fail.
-    std::str::from_utf8(&hex).unwrap_or_default().to_owned()
+    hex_str(&signature_hex_with_mac(mac, &date.datetime, scope, canonical)).to_owned()
 }
 
 /// [`signature_with_mac`]'s hex digits, not copied into a string
@@ -594,6 +595,13 @@ mod tests {
         assert_eq!(AmzDate::from_system_time(leap).datetime, "20000229T010101Z");
         assert_eq!(AmzDate::parse("20000229T010101Z"), Some(leap));
         assert_eq!(AmzDate::parse("2000-02-29T01"), None);
+        for d in [
+            example_date(),
+            AmzDate::from_system_time(leap),
+            AmzDate::from_system_time(UNIX_EPOCH + Duration::from_secs(253_402_300_800)),
+        ] {
+            assert_eq!(AmzDate::day_of(&d.datetime), d.date, "{d:?}");
+        }
     }
 
     #[test]

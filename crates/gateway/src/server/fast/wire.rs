@@ -201,7 +201,7 @@ fn status_line(out: &mut BytesMut, status: StatusCode) {
 fn end_head(out: &mut BytesMut, len: Option<usize>, dated: bool) {
     if let Some(len) = len {
         out.put_slice(b"content-length: ");
-        out.put_slice(itoa(len, &mut [0u8; 20]));
+        out.put_slice(crate::upstream::decimal_digits(len as u64, &mut [0u8; 20]));
         out.put_slice(b"\r\n");
     }
     if !dated {
@@ -210,19 +210,6 @@ fn end_head(out: &mut BytesMut, len: Option<usize>, dated: bool) {
         out.put_slice(b"\r\n");
     }
     out.put_slice(b"\r\n");
-}
-
-/// `n` in decimal, written at the end of `buf`.
-fn itoa(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
 }
 
 /// Writes a request head for a backend: `METHOD target HTTP/1.1` (`target`:
