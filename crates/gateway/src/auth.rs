@@ -183,14 +183,18 @@ pub fn parse_query(raw: &str) -> Vec<(String, String)> {
     parse_query_borrowed(raw).into_iter().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
+/// A query's decoded pairs: on the stack for the usual few (a presigned
+/// URL has seven).
+pub type QueryPairs<'a> = smallvec::SmallVec<[QueryPair<'a>; 8]>;
+
 /// Splits and decodes a raw query string, in one scan of its bytes; a
 /// component is copied (and decoded) only when it has a `%`.
-pub fn parse_query_borrowed(raw: &str) -> Vec<QueryPair<'_>> {
+pub fn parse_query_borrowed(raw: &str) -> QueryPairs<'_> {
     fn decode(part: &str, escaped: bool) -> Cow<'_, str> {
         if escaped { Cow::Owned(percent_decode(part)) } else { Cow::Borrowed(part) }
     }
     let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(memchr::memchr_iter(b'&', bytes).count() + 1);
+    let mut out = QueryPairs::new();
     let mut i = 0;
     while i <= bytes.len() {
         // One pair, from `start` to the next `&` or the end.
@@ -272,11 +276,14 @@ fn parse_credential(c: &str) -> Result<Credential<'_>, AuthError> {
 /// A signed header's name (lowercase) and value, as the canonical request has it.
 type SignedHeader<'a> = (Cow<'a, str>, Cow<'a, str>);
 
+/// A request's signed headers: on the stack for the usual few.
+type SignedHeaders<'a> = smallvec::SmallVec<[SignedHeader<'a>; 8]>;
+
 /// The signed headers as the canonical request lists them: one pair per
 /// name, repeated values joined with `,` in the order they were sent
 /// (borrowed from the request but for names with capitals and joined values).
-fn signed_header_values<'a>(headers: &'a HeaderMap, signed: &'a str) -> Result<Vec<SignedHeader<'a>>, AuthError> {
-    let mut out: Vec<SignedHeader<'a>> = Vec::with_capacity(signed.len() / 8 + 1);
+fn signed_header_values<'a>(headers: &'a HeaderMap, signed: &'a str) -> Result<SignedHeaders<'a>, AuthError> {
+    let mut out = SignedHeaders::new();
     for name in signed.split(';') {
         if name.is_empty() {
             continue;

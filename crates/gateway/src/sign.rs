@@ -131,20 +131,22 @@ impl KeyCache {
     }
 }
 
-/// `sigv4::authorization` (the `Authorization` header value), with the
-/// signing key cached in `keys`.
-pub fn authorization<H: AsRef<str>>(
+/// Runs `f` with the parts of `sigv4::authorization`'s value (the
+/// credential scope, the signed header list and the signature), with the
+/// signing key cached in `keys`; lent: nothing is copied into a string of
+/// its own.
+pub fn with_authorization<H: AsRef<str>, R>(
     keys: &KeyCache,
-    access_key_id: &str,
     secret: &str,
     region: &str,
     date: &AmzDate,
     req: &CanonicalRequest<'_, H>,
-) -> String {
+    f: impl FnOnce(&str, &str, &str) -> R,
+) -> R {
     req.with_rendered(None, |canonical, signed| {
         keys.with(secret, &date.date, region, "s3", |mac, scope| {
             let sig = signature_hex_with_mac(mac, &date.datetime, scope, canonical);
-            sigv4::authorization_value(access_key_id, scope, signed, sigv4::hex_str(&sig))
+            f(scope, signed, sigv4::hex_str(&sig))
         })
     })
 }
@@ -218,10 +220,10 @@ mod tests {
         };
         let d = AmzDate { datetime: "20130524T000000Z".into(), date: "20130524".into() };
         for _ in 0..2 {
-            assert_eq!(
-                authorization(&cache, "AKIDEXAMPLE", secret, "us-east-1", &d, &req),
-                sigv4::authorization("AKIDEXAMPLE", secret, "us-east-1", &d, &req)
-            );
+            let value = with_authorization(&cache, secret, "us-east-1", &d, &req, |scope, signed, signature| {
+                sigv4::authorization_value("AKIDEXAMPLE", scope, signed, signature)
+            });
+            assert_eq!(value, sigv4::authorization("AKIDEXAMPLE", secret, "us-east-1", &d, &req));
         }
     }
 }

@@ -19,6 +19,7 @@ use cutover_s3::sigv4::{self, CanonicalRequest, EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use http::header;
 use http::{HeaderName, HeaderValue, Method, Request, Response, Uri};
 use http_body::Body as _;
+use smallvec::SmallVec;
 
 use crate::body::{Body, empty};
 use crate::checksum::Algorithm;
@@ -70,6 +71,32 @@ impl UpRequest {
     }
 }
 
+impl UpRequest {
+    /// What [`Upstream::sign_into`] signs of this request, with `body`
+    /// (only asked whether it is empty and how long it is).
+    pub(crate) fn to_sign<'a>(
+        &'a self,
+        body: &Body,
+    ) -> ToSign<'a, impl Fn() -> std::iter::Map<std::slice::Iter<'a, (HeaderName, HeaderValue)>, PairRef>> {
+        ToSign {
+            method: &self.method,
+            key: self.key.as_deref(),
+            query: &self.query,
+            headers: || self.headers.iter().map(pair_ref as PairRef),
+            payload: &self.payload,
+            content_length: self.content_length,
+            body_ends: body.is_end_stream(),
+            body_empty: body.size_hint().exact() == Some(0),
+        }
+    }
+}
+
+type PairRef = for<'p> fn(&'p (HeaderName, HeaderValue)) -> (&'p HeaderName, &'p HeaderValue);
+
+fn pair_ref((k, v): &(HeaderName, HeaderValue)) -> (&HeaderName, &HeaderValue) {
+    (k, v)
+}
+
 /// A backend: where it is, its bucket, and how to sign for it.
 #[derive(Debug)]
 pub struct Upstream {
@@ -97,6 +124,98 @@ pub struct Upstream {
 pub(crate) struct UpHead {
     pub target: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// What [`Upstream::sign_into`] signs: a request for a backend, borrowed.
+pub(crate) struct ToSign<'a, F> {
+    pub method: &'a Method,
+    /// Decoded.
+    pub key: Option<&'a str>,
+    /// Decoded pairs.
+    pub query: &'a [(String, String)],
+    /// The headers forwarded from the client, in their order (each call
+    /// goes through them from the first).
+    pub headers: F,
+    pub payload: &'a UpPayload,
+    pub content_length: Option<u64>,
+    /// The body ends at once (`is_end_stream`).
+    pub body_ends: bool,
+    /// The body is known to have no bytes (an exact size hint of 0).
+    pub body_empty: bool,
+}
+
+/// One header of a signed request, as [`Upstream::sign_into`] gives it.
+pub(crate) enum Part<'a> {
+    /// A value made already.
+    Value(&'a HeaderName, &'a HeaderValue),
+    /// A value as text, not checked yet.
+    Text(&'a HeaderName, &'a str),
+    Number(&'a HeaderName, u64),
+    /// The `Authorization` value's parts
+    /// ([`cutover_s3::sigv4::authorization_value`]).
+    Authorization {
+        key_id: &'a str,
+        scope: &'a str,
+        signed: &'a str,
+        signature: &'a str,
+    },
+}
+
+impl Part<'_> {
+    pub fn name(&self) -> &HeaderName {
+        match self {
+            Part::Value(n, _) | Part::Text(n, _) | Part::Number(n, _) => n,
+            Part::Authorization { .. } => &header::AUTHORIZATION,
+        }
+    }
+}
+
+/// Where a signed request's head goes: its target, then its headers in
+/// the order they are sent.
+pub(crate) trait HeadOut {
+    /// The encoded path and the decoded query pairs.
+    fn target(&mut self, path: &str, query: &[(String, String)]);
+    /// `false`: the part is not a valid header value.
+    fn header(&mut self, part: &Part<'_>) -> bool;
+}
+
+impl HeadOut for UpHead {
+    fn target(&mut self, path: &str, query: &[(String, String)]) {
+        self.target.reserve(path.len() + query.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>());
+        self.target.push_str(path);
+        push_query(&mut self.target, query);
+    }
+
+    fn header(&mut self, part: &Part<'_>) -> bool {
+        let value = match *part {
+            Part::Value(_, v) => v.clone(),
+            Part::Text(_, t) => match HeaderValue::from_str(t) {
+                Ok(v) => v,
+                Err(_) => return false,
+            },
+            Part::Number(_, n) => decimal(n),
+            Part::Authorization { key_id, scope, signed, signature } => {
+                // The string's bytes become the value's: not copied again.
+                let auth = sigv4::authorization_value(key_id, scope, signed, signature);
+                match HeaderValue::from_maybe_shared(Bytes::from(auth)) {
+                    Ok(v) => v,
+                    Err(_) => return false,
+                }
+            }
+        };
+        self.headers.push((part.name().clone(), value));
+        true
+    }
+}
+
+/// `?k=v&…`, encoded, after a path (nothing for no pairs).
+pub(crate) fn push_query(target: &mut String, query: &[(String, String)]) {
+    for (i, (k, v)) in query.iter().enumerate() {
+        target.push(if i == 0 { '?' } else { '&' });
+        sigv4::push_uri_encoded(target, k, false);
+        target.push('=');
+        sigv4::push_uri_encoded(target, v, false);
+    }
 }
 
 impl Upstream {
@@ -172,42 +291,60 @@ impl Upstream {
     /// The request for the backend, signed at `now` (`body` is only asked
     /// whether it is empty and how long it is).
     pub(crate) fn sign(&self, req: &UpRequest, body: &Body, now: SystemTime) -> Result<UpHead, TransportError> {
+        let mut head = UpHead { target: String::new(), headers: Vec::with_capacity(11 + req.headers.len()) };
+        self.sign_into(req.to_sign(body), now, &mut head)?;
+        Ok(head)
+    }
+
+    /// Signs `req` at `now`, giving its request target and then its headers,
+    /// in the order they are sent, to `out` (an [`UpHead`], or the bytes of
+    /// the head on the wire).
+    pub(crate) fn sign_into<'h, F, I, O>(
+        &self,
+        req: ToSign<'_, F>,
+        now: SystemTime,
+        out: &mut O,
+    ) -> Result<(), TransportError>
+    where
+        F: Fn() -> I,
+        I: Iterator<Item = (&'h HeaderName, &'h HeaderValue)>,
+        O: HeadOut,
+    {
         let invalid = |what: &str, e: &dyn std::fmt::Display| self.invalid(what, e);
         let authority = self.host_value.to_str().map_err(|e| invalid("host", &e))?;
-        let path = self.path(req.key.as_deref());
+        let path = self.path(req.key);
         let stamp = crate::sign::amz_at(now);
         let date = &stamp.date;
-        let value = |what: &str, v: &str| HeaderValue::from_str(v).map_err(|e| invalid(what, &e));
         // The signed payload line and its header value (the constants' made once).
-        let (payload, payload_value) = match &req.payload {
-            UpPayload::Sha256(h) => (h.as_str(), value("x-amz-content-sha256", h)?),
-            UpPayload::Unsigned if req.content_length.unwrap_or(0) == 0 && body.is_end_stream() => {
-                (EMPTY_SHA256, HeaderValue::from_static(EMPTY_SHA256))
-            }
-            UpPayload::Unsigned => (UNSIGNED_PAYLOAD, HeaderValue::from_static(UNSIGNED_PAYLOAD)),
-            UpPayload::UnsignedTrailer { .. } => {
-                (STREAMING_UNSIGNED_PAYLOAD_TRAILER, HeaderValue::from_static(STREAMING_UNSIGNED_PAYLOAD_TRAILER))
+        let payload_value;
+        let (payload, payload_part) = match req.payload {
+            UpPayload::Sha256(h) => (h.as_str(), Part::Text(&X_AMZ_CONTENT_SHA256, h)),
+            other => {
+                let constant = match other {
+                    UpPayload::Unsigned if req.content_length.unwrap_or(0) == 0 && req.body_ends => EMPTY_SHA256,
+                    UpPayload::Unsigned => UNSIGNED_PAYLOAD,
+                    _ => STREAMING_UNSIGNED_PAYLOAD_TRAILER,
+                };
+                payload_value = HeaderValue::from_static(constant);
+                (constant, Part::Value(&X_AMZ_CONTENT_SHA256, &payload_value))
             }
         };
-        let mut headers = Vec::with_capacity(11 + req.headers.len());
-        headers.push((header::HOST, self.host_value.clone()));
-        headers.push((X_AMZ_DATE, stamp.header.clone()));
-        headers.push((X_AMZ_CONTENT_SHA256, payload_value));
-        // Borrowed but for repeated headers' joined values.
-        let mut signed: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(4 + req.headers.len());
+        let mut decoded = [0u8; 20];
+        // Borrowed but for repeated headers' joined values; on the stack
+        // for the usual few.
+        let mut signed: SmallVec<[(Cow<'_, str>, Cow<'_, str>); 8]> = SmallVec::new();
         signed.push(("host".into(), authority.into()));
         signed.push(("x-amz-date".into(), date.datetime.as_str().into()));
         signed.push(("x-amz-content-sha256".into(), payload.into()));
         if let Some(t) = &self.creds.session_token {
-            headers.push((X_AMZ_SECURITY_TOKEN, value("x-amz-security-token", t.expose())?));
             signed.push(("x-amz-security-token".into(), t.expose().into()));
         }
         let trailer = match req.payload {
-            UpPayload::UnsignedTrailer { decoded_len, trailer } => Some((decoded_len, trailer)),
+            UpPayload::UnsignedTrailer { decoded_len, trailer } => Some((*decoded_len, *trailer)),
             _ => None,
         };
         let mut encodings = Vec::new();
-        for (k, v) in &req.headers {
+        for (k, v) in (req.headers)() {
             let n = k.as_str();
             if trailer.is_some() && *k == header::CONTENT_ENCODING {
                 encodings.push(v.to_str().map_err(|e| invalid("content-encoding", &e))?);
@@ -228,52 +365,75 @@ impl Upstream {
                     None => signed.push((n.into(), s.into())),
                 }
             }
-            headers.push((k.clone(), v.clone()));
         }
-        if let Some((decoded_len, a)) = trailer {
-            // The other encodings first, as the SDKs send them (aws-chunked was applied last).
-            encodings.push("aws-chunked");
-            headers.push((header::CONTENT_ENCODING, value("content-encoding", &encodings.join(","))?));
-            headers.push((X_AMZ_DECODED_CONTENT_LENGTH, HeaderValue::from(decoded_len)));
-            headers.push((X_AMZ_TRAILER, HeaderValue::from_static(a.header())));
-            signed.push(("x-amz-decoded-content-length".into(), decoded_len.to_string().into()));
-            signed.push(("x-amz-trailer".into(), a.header().into()));
-        }
+        let trailer = match trailer {
+            Some((decoded_len, a)) => {
+                // The other encodings first, as the SDKs send them (aws-chunked was applied last).
+                encodings.push("aws-chunked");
+                let decoded = std::str::from_utf8(decimal_digits(decoded_len, &mut decoded)).unwrap_or("0");
+                signed.push(("x-amz-decoded-content-length".into(), decoded.into()));
+                signed.push(("x-amz-trailer".into(), a.header().into()));
+                Some((encodings.join(","), decoded_len, HeaderValue::from_static(a.header())))
+            }
+            None => None,
+        };
+        // Never `Content-Length: 0` for a body that has bytes: the backend
+        // would store an empty object and answer 200.
+        let zero = HeaderValue::from_static("0");
+        let length = match req.content_length {
+            Some(n) => Some(Part::Number(&header::CONTENT_LENGTH, n)),
+            None if !req.body_empty => {
+                return Err(invalid("content-length", &"a body of unknown length is never sent upstream"));
+            }
+            None if matches!(*req.method, Method::PUT | Method::POST) => {
+                Some(Part::Value(&header::CONTENT_LENGTH, &zero))
+            }
+            None => None,
+        };
         let canonical = CanonicalRequest {
             method: req.method.as_str(),
             encoded_path: &path,
-            query: &req.query,
+            query: req.query,
             headers: &signed,
             payload_hash: payload,
         };
-        let auth = crate::sign::authorization(
+        out.target(&path, req.query);
+        let put = |out: &mut O, part: Part<'_>| match out.header(&part) {
+            true => Ok(()),
+            false => Err(invalid(part.name().as_str(), &"failed to parse header value")),
+        };
+        put(out, Part::Value(&header::HOST, &self.host_value))?;
+        put(out, Part::Value(&X_AMZ_DATE, &stamp.header))?;
+        put(out, payload_part)?;
+        if let Some(t) = &self.creds.session_token {
+            put(out, Part::Text(&X_AMZ_SECURITY_TOKEN, t.expose()))?;
+        }
+        for (k, v) in (req.headers)() {
+            if trailer.is_none() || *k != header::CONTENT_ENCODING {
+                put(out, Part::Value(k, v))?;
+            }
+        }
+        if let Some((encodings, decoded_len, algorithm)) = &trailer {
+            put(out, Part::Text(&header::CONTENT_ENCODING, encodings))?;
+            put(out, Part::Number(&X_AMZ_DECODED_CONTENT_LENGTH, *decoded_len))?;
+            put(out, Part::Value(&X_AMZ_TRAILER, algorithm))?;
+        }
+        let secret = self.creds.secret_access_key.expose();
+        crate::sign::with_authorization(
             &self.keys,
-            &self.creds.access_key_id,
-            self.creds.secret_access_key.expose(),
+            secret,
             &self.region,
             date,
             &canonical,
-        );
-        // The string's bytes become the value's: not copied again.
-        let auth = HeaderValue::from_maybe_shared(Bytes::from(auth)).map_err(|e| invalid("authorization", &e))?;
-        headers.push((header::AUTHORIZATION, auth));
-        if let Some(n) = req.content_length {
-            headers.push((header::CONTENT_LENGTH, decimal(n)));
-        } else if body.size_hint().exact() != Some(0) {
-            // Never `Content-Length: 0` for a body that has bytes: the
-            // backend would store an empty object and answer 200.
-            return Err(invalid("content-length", &"a body of unknown length is never sent upstream"));
-        } else if matches!(req.method, Method::PUT | Method::POST) {
-            headers.push((header::CONTENT_LENGTH, HeaderValue::from_static("0")));
+            |scope, signed, signature| {
+                let auth = Part::Authorization { key_id: &self.creds.access_key_id, scope, signed, signature };
+                put(out, auth)
+            },
+        )?;
+        if let Some(length) = length {
+            put(out, length)?;
         }
-        let mut target = path;
-        for (i, (k, v)) in req.query.iter().enumerate() {
-            target.push(if i == 0 { '?' } else { '&' });
-            sigv4::push_uri_encoded(&mut target, k, false);
-            target.push('=');
-            sigv4::push_uri_encoded(&mut target, v, false);
-        }
-        Ok(UpHead { target, headers })
+        Ok(())
     }
 
     /// Sends a request and returns the answer with its body still streaming.
@@ -333,6 +493,37 @@ fn hosts(ep: &cutover_core::Endpoint, bucket: &str, path_style: bool) -> (String
     }
 }
 
+#[cfg(test)]
+impl Upstream {
+    /// A backend at 127.0.0.1:3900 (bucket `app-data`, region `garage`,
+    /// key `GKTEST`), addressed by path or by virtual host, with a session
+    /// token or without.
+    pub(crate) fn for_tests(path_style: bool, session_token: Option<&str>) -> Self {
+        let host = if path_style { "127.0.0.1:3900" } else { "app-data.127.0.0.1:3900" };
+        Upstream {
+            name: "primary".into(),
+            bucket: "app-data".into(),
+            region: "garage".into(),
+            path_style,
+            creds: Credentials {
+                access_key_id: "GKTEST".into(),
+                secret_access_key: cutover_core::Secret::new("backend-secret".to_string()),
+                session_token: session_token.map(|t| cutover_core::Secret::new(t.to_string())),
+            },
+            conn: Connector::new(
+                cutover_core::Endpoint::parse("http://127.0.0.1:3900").expect("an endpoint"),
+                Duration::from_secs(1),
+                true,
+            ),
+            raw: Default::default(),
+            keys: KeyCache::default(),
+            label: "primary".into(),
+            host_value: HeaderValue::from_static(host),
+            connect_host: host.trim_end_matches(":3900").into(),
+        }
+    }
+}
+
 /// `n` as a header value, in one allocation (`HeaderValue::from(u64)`
 /// makes two).
 fn decimal(n: u64) -> HeaderValue {
@@ -354,7 +545,7 @@ pub(crate) fn decimal_digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
-    use cutover_core::{Endpoint, Secret};
+    use cutover_core::Secret;
     use cutover_s3::sigv4::AmzDate;
 
     use super::*;
@@ -368,23 +559,7 @@ mod tests {
     }
 
     fn upstream() -> Upstream {
-        Upstream {
-            name: "primary".into(),
-            bucket: "app-data".into(),
-            region: "garage".into(),
-            path_style: true,
-            creds: Credentials {
-                access_key_id: "GKTEST".into(),
-                secret_access_key: Secret::new("backend-secret".to_string()),
-                session_token: None,
-            },
-            conn: Connector::new(Endpoint::parse("http://127.0.0.1:3900").unwrap(), Duration::from_secs(1), true),
-            raw: Default::default(),
-            keys: KeyCache::default(),
-            label: "primary".into(),
-            host_value: HeaderValue::from_static("127.0.0.1:3900"),
-            connect_host: "127.0.0.1".into(),
-        }
+        Upstream::for_tests(true, None)
     }
 
     fn header<'a>(r: &'a Request<Body>, name: &str) -> &'a str {

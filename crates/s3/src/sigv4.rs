@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cutover_core::time::{civil_from_days, days_from_civil};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
 
 /// The payload hash of an empty body.
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -254,7 +255,8 @@ impl<H: AsRef<str>, Q: AsRef<str>> CanonicalRequest<'_, H, Q> {
         q.sort_unstable_by(|(ka, va), (kb, vb)| {
             (&enc[ka.clone()], &enc[va.clone()]).cmp(&(&enc[kb.clone()], &enc[vb.clone()]))
         });
-        let mut h: Vec<(Cow<'_, str>, Cow<'_, str>)> =
+        // On the stack for the usual few.
+        let mut h: SmallVec<[(Cow<'_, str>, Cow<'_, str>); 8]> =
             self.headers.iter().map(|(k, v)| (lowercase(k.as_ref()), collapse_whitespace(v.as_ref()))).collect();
         h.sort_unstable();
         let len = self.method.len()
@@ -439,20 +441,34 @@ pub fn authorization<H: AsRef<str>>(
 
 /// The `Authorization` header value from its parts.
 pub fn authorization_value(access_key_id: &str, scope: &str, signed_headers: &str, signature: &str) -> String {
+    let pieces = authorization_pieces(access_key_id, scope, signed_headers, signature);
     // Exactly as long as the value: its bytes can become a header value's
     // without a copy or a second allocation.
-    const FIXED: usize = "AWS4-HMAC-SHA256 Credential=/, SignedHeaders=, Signature=".len();
-    let mut out =
-        String::with_capacity(FIXED + access_key_id.len() + scope.len() + signed_headers.len() + signature.len());
-    out.push_str("AWS4-HMAC-SHA256 Credential=");
-    out.push_str(access_key_id);
-    out.push('/');
-    out.push_str(scope);
-    out.push_str(", SignedHeaders=");
-    out.push_str(signed_headers);
-    out.push_str(", Signature=");
-    out.push_str(signature);
+    let mut out = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
+    for p in pieces {
+        out.push_str(p);
+    }
     out
+}
+
+/// The `Authorization` header value as the pieces it is written from, in
+/// order (for writing it where it goes without a string of its own).
+pub fn authorization_pieces<'a>(
+    access_key_id: &'a str,
+    scope: &'a str,
+    signed_headers: &'a str,
+    signature: &'a str,
+) -> [&'a str; 8] {
+    [
+        "AWS4-HMAC-SHA256 Credential=",
+        access_key_id,
+        "/",
+        scope,
+        ", SignedHeaders=",
+        signed_headers,
+        ", Signature=",
+        signature,
+    ]
 }
 
 /// Builds the query string of a presigned URL (the part after `?`), signing

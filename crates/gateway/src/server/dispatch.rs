@@ -31,7 +31,9 @@ pub(super) const PRESIGN_PARAMS: [&str; 7] = [
 
 /// The client's query without the presigned URL's parameters, as it goes
 /// upstream.
-pub(super) fn forwarded_query<Q: Into<String> + AsRef<str>>(query: Vec<(Q, Q)>) -> Vec<(String, String)> {
+pub(super) fn forwarded_query<Q: Into<String> + AsRef<str>>(
+    query: impl IntoIterator<Item = (Q, Q)>,
+) -> Vec<(String, String)> {
     query
         .into_iter()
         .filter(|(k, _)| {

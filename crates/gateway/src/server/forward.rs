@@ -35,27 +35,17 @@ impl Inner {
         // Content-Length are not).
         let mut headers = Vec::new();
         for (k, v) in &ctx.headers {
-            let n = k.as_str();
-            if is_hop_by_hop(n.as_bytes())
-                || matches!(
-                    n,
-                    "host"
-                        | "authorization"
-                        | "content-length"
-                        | "expect"
-                        | "x-amz-date"
-                        | "x-amz-content-sha256"
-                        | "x-amz-security-token"
-                        | "x-amz-decoded-content-length"
-                        | "x-amz-trailer"
-                )
-            {
+            let how = forwarded(k);
+            if how == Forward::Not {
                 continue;
             }
             if headers.is_empty() {
                 headers.reserve(ctx.headers.len());
             }
-            if n == "content-encoding" {
+            let n = k.as_str();
+            if how == Forward::AsIs {
+                headers.push((k.clone(), v.clone()));
+            } else if n == "content-encoding" {
                 let rest: Vec<&str> = v
                     .to_str()
                     .unwrap_or("")
@@ -66,9 +56,8 @@ impl Inner {
                 if !rest.is_empty() {
                     headers.push((k.clone(), HeaderValue::from_str(&rest.join(", ")).unwrap_or(v.clone())));
                 }
-                continue;
-            }
-            if n == "x-amz-copy-source" {
+            } else {
+                // x-amz-copy-source
                 let mapped = self.map_copy_source(v.to_str().unwrap_or(""), up).ok_or_else(|| {
                     s3xml::error(
                         StatusCode::FORBIDDEN,
@@ -78,9 +67,7 @@ impl Inner {
                     )
                 })?;
                 headers.push((k.clone(), mapped));
-                continue;
             }
-            headers.push((k.clone(), v.clone()));
         }
         Ok(UpRequest {
             method: ctx.method.clone(),
@@ -191,6 +178,42 @@ const HOP_BY_HOP: [&str; 7] =
     ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
 
 /// A hop-by-hop header (its name in any case).
+/// How a client's header goes to a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Forward {
+    /// Not at all: hop-by-hop, or one the gateway sets itself.
+    Not,
+    AsIs,
+    /// Changed for the backend ([`Inner::up_request`]): `content-encoding`
+    /// (without `aws-chunked`) and `x-amz-copy-source` (its bucket).
+    Mapped,
+}
+
+/// How the header `k` of a client's request goes to a backend.
+pub(super) fn forwarded(k: &HeaderName) -> Forward {
+    let n = k.as_str();
+    if is_hop_by_hop(n.as_bytes())
+        || matches!(
+            n,
+            "host"
+                | "authorization"
+                | "content-length"
+                | "expect"
+                | "x-amz-date"
+                | "x-amz-content-sha256"
+                | "x-amz-security-token"
+                | "x-amz-decoded-content-length"
+                | "x-amz-trailer"
+        )
+    {
+        Forward::Not
+    } else if n == "content-encoding" || n == "x-amz-copy-source" {
+        Forward::Mapped
+    } else {
+        Forward::AsIs
+    }
+}
+
 pub(super) fn is_hop_by_hop(n: &[u8]) -> bool {
     HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h.as_bytes()))
 }

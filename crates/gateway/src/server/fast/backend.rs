@@ -63,8 +63,9 @@ pub(super) struct Answer {
 /// closed (nothing read back) is replaced by a new one once: the request is
 /// whole in memory and is a PUT, DELETE or HEAD, so sending it again is
 /// safe. `head`: the request is a HEAD (its answer has no body).
-/// `timer`: the client connection's timer for its backend waits
-/// ([`within`]).
+/// `room`: the client connection's buffer for answers (its answer's bytes
+/// are split off it). `timer`: the client connection's timer for its
+/// backend waits ([`within`]).
 /// `now`: when the request began (the pool's idle times are counted from
 /// it: a connection's is longer by one request, a few milliseconds).
 #[allow(clippy::too_many_arguments)]
@@ -73,6 +74,7 @@ pub(super) async fn exchange(
     pool: &RawPool,
     host: &str,
     request: [&[u8]; 2],
+    room: &mut BytesMut,
     head: bool,
     d: Deadlines,
     limit: usize,
@@ -85,7 +87,7 @@ pub(super) async fn exchange(
             Some(s) if !fresh => (s, true),
             _ => (conn.connect_tcp(host).await?, false),
         };
-        match once(stream, request, head, d, limit, timer.as_mut()).await {
+        match once(stream, request, room, head, d, limit, timer.as_mut()).await {
             Ok((answer, stream)) => {
                 if let Some(s) = stream {
                     pool.put(s, now);
@@ -127,6 +129,7 @@ async fn write_parts(s: &mut TcpStream, request: [&[u8]; 2]) -> std::io::Result<
 async fn once(
     mut s: TcpStream,
     request: [&[u8]; 2],
+    buf: &mut BytesMut,
     head: bool,
     d: Deadlines,
     limit: usize,
@@ -141,14 +144,16 @@ async fn once(
         Some(Ok(())) => {}
     }
     // Room for an answer head (Garage's to a PUT is some 300 bytes); more
-    // is made as it comes. 1 KiB comes from malloc's per-thread cache.
-    let mut buf = BytesMut::with_capacity(1024);
+    // is made as it comes. The connection's buffer, emptied: its room is
+    // used again once the previous answer's bytes are let go.
+    buf.clear();
+    buf.reserve(1024);
     // The answer head, within the first-byte deadline of the request's end
     // (the clock is read when the first read waits).
     let mut first_byte = None;
     let (skip, h) = loop {
         let deadline = || *first_byte.get_or_insert_with(|| tokio::time::Instant::now() + d.first_byte);
-        let read = within(timer.as_mut(), deadline, s.read_buf(&mut buf)).await;
+        let read = within(timer.as_mut(), deadline, s.read_buf(buf)).await;
         match read {
             None => return Err(timed_out("no answer from the backend", d.first_byte)),
             Some(Err(e)) if buf.is_empty() => return Err(Failure::Closed(io(e))),
@@ -162,7 +167,7 @@ async fn once(
             Some(Ok(0)) => return Err(Failure::Other(cut_short("its answer head"))),
             Some(Ok(_)) => {}
         }
-        match wire::backend_head(&buf, head, limit) {
+        match wire::backend_head(buf, head, limit) {
             Ok(Some(found)) => break found,
             Ok(None) if buf.len() > 64 << 10 => return Err(Failure::Other(malformed("an answer head over 64 KiB"))),
             // More to come: acknowledged at once, or a backend writing its
@@ -177,7 +182,7 @@ async fn once(
         let done = match h.framing {
             Framing::None => Some(Bytes::new()),
             Framing::Length(n) if buf.len() >= n => Some(buf.split_to(n).freeze()),
-            Framing::Chunked => match wire::dechunk(&buf, limit) {
+            Framing::Chunked => match wire::dechunk(buf, limit) {
                 Ok(Some((b, used))) => {
                     let _ = buf.split_to(used);
                     Some(b)
@@ -194,10 +199,10 @@ async fn once(
             return Err(Failure::Other(malformed(&format!("an answer body over {limit} bytes"))));
         }
         quickack(&s);
-        match within(timer.as_mut(), idle, s.read_buf(&mut buf)).await {
+        match within(timer.as_mut(), idle, s.read_buf(buf)).await {
             None => return Err(timed_out("the backend paused its answer", d.idle)),
             Some(Err(e)) => return Err(Failure::Other(io(e))),
-            Some(Ok(0)) if h.framing == Framing::Close => break std::mem::take(&mut buf).freeze(),
+            Some(Ok(0)) if h.framing == Framing::Close => break std::mem::take(buf).freeze(),
             Some(Ok(0)) => return Err(Failure::Other(cut_short("its answer body"))),
             Some(Ok(_)) => {}
         }

@@ -46,13 +46,13 @@ pub(crate) use backend::RawPool;
 use self::wire::{ClientHead, Parsed};
 use super::active_passive::unrecorded;
 use super::dispatch::forwarded_query;
-use super::forward::send_failed;
+use super::forward::{Forward, forwarded, send_failed};
 use super::{BACKEND_HEADER, BODY_RATE_WINDOW, Ctx, Inner, SMALL_BODY_LIMIT};
 use crate::auth::{self, Payload, Verified};
 use crate::body::{S3Refusal, collect_limited, empty};
 use crate::route::{self, S3Op};
 use crate::s3xml;
-use crate::upstream::UpPayload;
+use crate::upstream::{ToSign, UpPayload};
 
 /// The largest body the fast path reads whole (larger ones stream through hyper).
 pub(crate) const FAST_BODY_MAX: usize = 64 << 10;
@@ -128,8 +128,10 @@ where
     // The same for every wait on a backend.
     let mut backend_timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
     // One header map for the connection's requests, cleared for each: its
-    // room is allocated once, not per request.
+    // room is allocated once, not per request. The same for the buffers of
+    // the upstream request's head, the backend's answer and the reply.
     let mut headers = HeaderMap::new();
+    let mut room = Room::default();
     loop {
         if leave() {
             return Next::Leave;
@@ -165,13 +167,14 @@ where
             return Next::Closed;
         }
         let body = buf.split_to(h.len).freeze();
-        let reply = inner.fast_request(fast, &h.method, path, &mut headers, &body, verified, backend_timer.as_mut());
-        let Some(reply) = reply.await else {
+        let served =
+            inner.fast_request(fast, &h.method, path, &mut headers, &body, verified, &mut room, backend_timer.as_mut());
+        if served.await.is_none() {
             give_back(buf, [&head, &body]);
             return Next::Hyper;
-        };
+        }
         let close = h.close;
-        if io.write_all(&reply).await.is_err() || io.flush().await.is_err() || close || stopping.is_stopping() {
+        if io.write_all(&room.reply).await.is_err() || io.flush().await.is_err() || close || stopping.is_stopping() {
             return Next::Closed;
         }
     }
@@ -267,7 +270,9 @@ where
                 inner.metrics.slow_clients.inc();
                 let mut answer = parts_of(refusal(S3Refusal::request_timeout(), path)).await;
                 answer.1.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-                let _ = io.write_all(&inner.finish(op, start, false, Reply::Made(answer))).await;
+                let mut out = BytesMut::new();
+                inner.finish(op, start, false, Reply::Made(answer), &mut out);
+                let _ = io.write_all(&out).await;
                 let _ = io.flush().await;
                 return false;
             }
@@ -276,13 +281,23 @@ where
     true
 }
 
+/// Buffers a client connection keeps from request to request (each
+/// cleared before use): the upstream request's head, the backend's answer,
+/// the reply to the client.
+#[derive(Default)]
+pub(super) struct Room {
+    up_head: BytesMut,
+    answer: BytesMut,
+    reply: BytesMut,
+}
+
 /// A request the fast path takes, as routed before its body is read (its
 /// query borrowed from the request's head).
 pub(super) struct FastRoute<'a> {
     op: S3Op,
     bucket: Arc<cutover_core::config::GatewayBucket>,
     key: String,
-    query: Vec<auth::QueryPair<'a>>,
+    query: auth::QueryPairs<'a>,
 }
 
 impl Inner {
@@ -328,8 +343,8 @@ impl Inner {
         auth::verify(&self.keys, method.as_str(), path, &f.query, headers, now).ok()
     }
 
-    /// Serves one request whose body is read: the answer's bytes, or
-    /// `None` when hyper must take it (the signature or payload hash does
+    /// Serves one request whose body is read, its answer's bytes put in
+    /// `room.reply`; `None` when hyper must take it (the signature or payload hash does
     /// not verify, the active backend changed to one over TLS, the upstream
     /// request cannot be built), before anything was sent.
     ///
@@ -348,8 +363,9 @@ impl Inner {
         headers: &mut HeaderMap,
         body: &[u8],
         verified: Option<Verified>,
+        room: &mut Room,
         backend_timer: Pin<&mut tokio::time::Sleep>,
-    ) -> Option<BytesMut> {
+    ) -> Option<()> {
         let (start, now) = (Instant::now(), SystemTime::now());
         let continued = verified.is_some();
         let verified = match verified {
@@ -363,7 +379,8 @@ impl Inner {
             }
             Payload::Sha256(_) if continued => {
                 let answer = parts_of(refusal(S3Refusal::payload_mismatch(), raw_path)).await;
-                return Some(self.finish(f.op, start, false, Reply::Made(answer)));
+                self.finish(f.op, start, false, Reply::Made(answer), &mut room.reply);
+                return Some(());
             }
             _ => return None,
         };
@@ -386,13 +403,29 @@ impl Inner {
             body_fault: None,
             delete: None,
         };
-        // The body goes on the wire from `body` (below): the request's own
-        // is only asked whether it is empty and how long, which `len` says
-        // (an empty body allocates nothing; `full` boxes its bytes).
-        let req = self.up_request(&ctx, &up, empty(), len).ok()?;
-        let signed = up.sign(&req, &req.body, now).ok()?;
-        let mut wire_head = BytesMut::with_capacity(1024);
-        wire::request_head(&mut wire_head, &ctx.method, &signed.target, &signed.headers);
+        // The head is signed straight into its bytes on the wire; the body
+        // goes from `body` (below): the request's own is only asked whether
+        // it is empty and how long, which `len` says.
+        room.up_head.clear();
+        let mut wire_head = wire::WireHead { out: &mut room.up_head, method: &ctx.method };
+        if ctx.headers.keys().any(|k| forwarded(k) == Forward::Mapped) {
+            // Headers changed for the backend: taken from the request built for it.
+            let req = self.up_request(&ctx, &up, empty(), len).ok()?;
+            up.sign_into(req.to_sign(&req.body), now, &mut wire_head).ok()?;
+        } else {
+            let what = ToSign {
+                method: &ctx.method,
+                key: ctx.key.as_deref(),
+                query: &ctx.query,
+                headers: || ctx.headers.iter().filter(|(k, _)| forwarded(k) == Forward::AsIs),
+                payload: &ctx.payload,
+                content_length: len,
+                body_ends: true,
+                body_empty: true,
+            };
+            up.sign_into(what, now, &mut wire_head).ok()?;
+        }
+        wire_head.end();
         self.metrics.bytes_in.inc_by(body.len() as u64);
         let write = matches!(ctx.op, S3Op::PutObject | S3Op::DeleteObject);
         let _held = if write {
@@ -404,7 +437,8 @@ impl Inner {
             up.connector(),
             &up.raw,
             up.connect_host(),
-            [&wire_head, body],
+            [&room.up_head, body],
+            &mut room.answer,
             head,
             self.opts.deadlines,
             MAX_ANSWER,
@@ -423,16 +457,16 @@ impl Inner {
                 }
             }
         };
-        let out = self.finish(ctx.op, start, head, answer);
-        let mut room = ctx.headers;
-        room.clear();
-        *headers = room;
-        Some(out)
+        self.finish(ctx.op, start, head, answer, &mut room.reply);
+        let mut map = ctx.headers;
+        map.clear();
+        *headers = map;
+        Some(())
     }
 
     /// Counts an answer of the fast path (`start`: when the request began)
-    /// and writes it out; a HEAD's without its body.
-    fn finish(&self, op: S3Op, start: Instant, head: bool, reply: Reply<'_>) -> BytesMut {
+    /// and writes it into `out` (cleared first); a HEAD's without its body.
+    fn finish(&self, op: S3Op, start: Instant, head: bool, reply: Reply<'_>, out: &mut BytesMut) {
         let (status, backend, body) = match &reply {
             Reply::Made((status, headers, body)) => (
                 *status,
@@ -444,18 +478,18 @@ impl Inner {
         self.metrics.request(op, backend, status.as_u16(), start.elapsed());
         self.metrics.bytes_out.inc_by(if head { 0 } else { body.len() as u64 });
         self.metrics.fast_path.inc();
-        let mut out = BytesMut::with_capacity(512 + body.len());
+        out.clear();
+        out.reserve(512 + body.len());
         // A HEAD's answer keeps the length its headers give (the object's,
         // or none); any other gets its body's.
         let len = (!head).then_some(body.len());
         match &reply {
-            Reply::Made((status, headers, _)) => wire::answer_head(&mut out, *status, headers, len),
-            Reply::Relayed(a, backend) => wire::relayed_head(&mut out, &a.raw, &a.head, backend, len),
+            Reply::Made((status, headers, _)) => wire::answer_head(out, *status, headers, len),
+            Reply::Relayed(a, backend) => wire::relayed_head(out, &a.raw, &a.head, backend, len),
         }
         if !head {
             out.extend_from_slice(body);
         }
-        out
     }
 }
 

@@ -5,8 +5,11 @@
 use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use cutover_s3::sigv4;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
+
+use crate::upstream::{HeadOut, Part, push_query};
 
 /// Header lines a head may have on the fast path (more: hyper's).
 const MAX_HEADERS: usize = 64;
@@ -212,15 +215,74 @@ fn end_head(out: &mut BytesMut, len: Option<usize>, dated: bool) {
     out.put_slice(b"\r\n");
 }
 
-/// Writes a request head for a backend: `METHOD target HTTP/1.1` (`target`:
-/// the encoded path and query), the headers, the blank line.
-pub(super) fn request_head(out: &mut BytesMut, method: &Method, target: &str, headers: &[(HeaderName, HeaderValue)]) {
-    out.put_slice(method.as_str().as_bytes());
-    out.put_u8(b' ');
-    out.put_slice(target.as_bytes());
-    out.put_slice(b" HTTP/1.1\r\n");
-    put_headers(out, headers.iter().map(|(k, v)| (k, v)));
-    out.put_slice(b"\r\n");
+/// A request head for a backend written as it goes on the wire, as
+/// [`Upstream::sign_into`](crate::upstream::Upstream::sign_into) gives it:
+/// `METHOD target HTTP/1.1`, the headers; [`WireHead::end`] adds the blank
+/// line.
+pub(super) struct WireHead<'a> {
+    pub out: &'a mut BytesMut,
+    pub method: &'a Method,
+}
+
+impl HeadOut for WireHead<'_> {
+    fn target(&mut self, path: &str, query: &[(String, String)]) {
+        self.out.put_slice(self.method.as_str().as_bytes());
+        self.out.put_u8(b' ');
+        self.out.put_slice(path.as_bytes());
+        if !query.is_empty() {
+            let mut q = String::new();
+            push_query(&mut q, query);
+            self.out.put_slice(q.as_bytes());
+        }
+        self.out.put_slice(b" HTTP/1.1\r\n");
+    }
+
+    fn header(&mut self, part: &Part<'_>) -> bool {
+        let out = &mut *self.out;
+        let start = out.len();
+        out.put_slice(part.name().as_str().as_bytes());
+        out.put_slice(b": ");
+        let valid = match *part {
+            Part::Value(_, v) => {
+                out.put_slice(v.as_bytes());
+                true
+            }
+            Part::Text(_, t) => {
+                out.put_slice(t.as_bytes());
+                value_bytes(t.as_bytes())
+            }
+            Part::Number(_, n) => {
+                out.put_slice(crate::upstream::decimal_digits(n, &mut [0u8; 20]));
+                true
+            }
+            Part::Authorization { key_id, scope, signed, signature } => {
+                let from = out.len();
+                for p in sigv4::authorization_pieces(key_id, scope, signed, signature) {
+                    out.put_slice(p.as_bytes());
+                }
+                value_bytes(&out[from..])
+            }
+        };
+        if !valid {
+            out.truncate(start);
+            return false;
+        }
+        out.put_slice(b"\r\n");
+        true
+    }
+}
+
+impl WireHead<'_> {
+    /// The blank line that ends the head.
+    pub fn end(self) {
+        self.out.put_slice(b"\r\n");
+    }
+}
+
+/// Are these bytes a header value as `HeaderValue::from_bytes` takes one
+/// (no control character but tab)?
+fn value_bytes(v: &[u8]) -> bool {
+    v.iter().fold(true, |ok, &b| ok & ((b >= 32 && b != 127) | (b == b'\t')))
 }
 
 fn put_headers<'a>(out: &mut BytesMut, headers: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)>) {

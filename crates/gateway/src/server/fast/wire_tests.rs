@@ -174,9 +174,101 @@ fn an_answer_head_has_status_headers_length_and_date() {
 #[test]
 fn a_request_head_for_a_backend() {
     let mut out = BytesMut::new();
-    let h = [(header::HOST, HeaderValue::from_static("127.0.0.1:3900"))];
-    request_head(&mut out, &Method::PUT, "/b/k%20x?versionId=1", &h);
-    assert_eq!(&out[..], b"PUT /b/k%20x?versionId=1 HTTP/1.1\r\nhost: 127.0.0.1:3900\r\n\r\n");
+    let mut w = WireHead { out: &mut out, method: &Method::PUT };
+    w.target("/b/k%20x", &[("versionId".to_string(), "1".to_string())]);
+    assert!(w.header(&Part::Value(&header::HOST, &HeaderValue::from_static("127.0.0.1:3900"))));
+    assert!(w.header(&Part::Number(&header::CONTENT_LENGTH, 4096)));
+    // A value that is not one is refused, and nothing of its line written.
+    assert!(!w.header(&Part::Text(&header::CONTENT_TYPE, "a\r\nb")));
+    w.end();
+    assert_eq!(&out[..], b"PUT /b/k%20x?versionId=1 HTTP/1.1\r\nhost: 127.0.0.1:3900\r\ncontent-length: 4096\r\n\r\n");
+}
+
+/// The head `sign` gives, as it goes on the wire.
+fn on_the_wire(method: &Method, head: &crate::upstream::UpHead) -> Vec<u8> {
+    let mut out = format!("{method} {} HTTP/1.1\r\n", head.target).into_bytes();
+    for (k, v) in &head.headers {
+        out.extend_from_slice(k.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+#[test]
+fn a_head_signed_onto_the_wire_is_byte_for_byte_the_signed_request() {
+    use crate::body::{Body, channel, empty, full};
+    use crate::checksum::Algorithm;
+    use crate::upstream::{UpPayload, UpRequest, Upstream};
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_780_000_000);
+    let h = |n: &'static str, v: &'static str| (HeaderName::from_static(n), HeaderValue::from_static(v));
+    let header_sets = vec![
+        vec![],
+        vec![h("x-amz-meta-k", "v  1"), h("content-type", "text/plain"), h("cache-control", "no-cache")],
+        vec![h("x-amz-meta-k", "z"), h("accept-encoding", "identity"), h("x-amz-meta-k", " a ")],
+        vec![h("content-encoding", "gzip"), h("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")],
+        vec![(HeaderName::from_static("x-amz-meta-u"), HeaderValue::from_bytes("é".as_bytes()).unwrap())],
+    ];
+    let payloads = [
+        UpPayload::Unsigned,
+        UpPayload::Sha256(cutover_s3::sigv4::sha256_hex(b"abc")),
+        UpPayload::UnsignedTrailer { decoded_len: 11, trailer: Algorithm::Crc64Nvme },
+    ];
+    let queries = [vec![], vec![("versionId".to_string(), "x/y".to_string()), ("a b".to_string(), String::new())]];
+    let bodies: [fn() -> Body; 3] = [empty, || full("abc"), || channel(1, None).1];
+    let (mut compared, mut refused) = (0, 0);
+    for up in [
+        Upstream::for_tests(true, None),
+        Upstream::for_tests(false, Some("session/token+=")),
+        Upstream::for_tests(true, Some("not\na token")),
+    ] {
+        for method in [Method::PUT, Method::DELETE, Method::HEAD, Method::GET, Method::POST] {
+            for key in [None, Some("a b/c~ü%")] {
+                for query in &queries {
+                    for headers in &header_sets {
+                        for payload in &payloads {
+                            for content_length in [None, Some(0), Some(3)] {
+                                for body in bodies {
+                                    let body = body();
+                                    let mut req = UpRequest::new(method.clone(), key);
+                                    req.query = query.clone();
+                                    req.headers = headers.clone();
+                                    req.payload = payload.clone();
+                                    req.content_length = content_length;
+                                    let signed = up.sign(&req, &body, now);
+                                    let mut out = BytesMut::new();
+                                    let mut wire = WireHead { out: &mut out, method: &method };
+                                    let written = up.sign_into(req.to_sign(&body), now, &mut wire);
+                                    wire.end();
+                                    match (signed, written) {
+                                        (Ok(head), Ok(())) => {
+                                            let expected = on_the_wire(&method, &head);
+                                            assert!(
+                                                out[..] == expected[..],
+                                                "{req:?}:\n{}\n!=\n{}",
+                                                String::from_utf8_lossy(&out),
+                                                String::from_utf8_lossy(&expected)
+                                            );
+                                            compared += 1;
+                                        }
+                                        (Err(a), Err(b)) => {
+                                            assert_eq!(a.detail, b.detail, "{req:?}");
+                                            refused += 1;
+                                        }
+                                        (a, b) => panic!("{req:?}: signed {:?}, written {:?}", a.map(|_| ()), b),
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Both kinds of outcome were met (an unknown length, a bad token).
+    assert!(compared > 1000 && refused > 100, "{compared} compared, {refused} refused");
 }
 
 fn backend(text: &str, head: bool) -> Result<Option<(usize, BackendHead)>, Malformed> {
