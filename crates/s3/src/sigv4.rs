@@ -70,26 +70,19 @@ pub fn uri_encode(s: &str, keep_slash: bool) -> String {
 /// copied at once.
 pub fn push_uri_encoded(out: &mut String, s: &str, keep_slash: bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    // The unreserved characters (and `/` when kept) stay as they are.
-    // Written with `|` and `&`, not `||`: no branch per byte, so the check
-    // of a whole name or value vectorises (range comparisons 16 or 32 bytes
-    // at a time).
-    let stays = |b: u8| {
-        let alphanumeric = (b.wrapping_sub(b'0') < 10) | ((b | 0x20).wrapping_sub(b'a') < 26);
-        alphanumeric | (b == b'-') | (b == b'.') | (b == b'_') | (b == b'~') | (keep_slash & (b == b'/'))
-    };
+    // A table, not range comparisons: most names and values are shorter
+    // than a vector, and a byte's lookup is one load.
+    let stays = if keep_slash { &STAYS_WITH_SLASH } else { &STAYS };
     let bytes = s.as_bytes();
-    // Most names and values stay whole: asked of every byte at once, then
-    // copied.
-    let whole = bytes.iter().fold(true, |all, &b| all & stays(b));
-    if whole {
+    // Most names and values stay whole: copied at once.
+    let Some(first) = bytes.iter().position(|&b| !stays[usize::from(b)]) else {
         out.push_str(s);
         return;
-    }
-    out.reserve(bytes.len());
+    };
+    out.reserve(bytes.len() + 4);
     let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if stays(b) {
+    for (i, &b) in bytes.iter().enumerate().skip(first) {
+        if stays[usize::from(b)] {
             continue;
         }
         if run < i {
@@ -102,6 +95,22 @@ pub fn push_uri_encoded(out: &mut String, s: &str, keep_slash: bool) {
         run = i + 1;
     }
     out.push_str(&s[run..]);
+}
+
+/// The bytes [`push_uri_encoded`] leaves as they are: the unreserved
+/// characters (`A-Z a-z 0-9 - . _ ~`), and `/` too in the second table.
+static STAYS: [bool; 256] = stays(false);
+static STAYS_WITH_SLASH: [bool; 256] = stays(true);
+
+const fn stays(keep_slash: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') || (keep_slash && c == b'/');
+        b += 1;
+    }
+    t
 }
 
 /// A UTC timestamp in the two forms SigV4 uses.
@@ -648,6 +657,20 @@ mod tests {
                     for keep in [true, false] {
                         assert_eq!(uri_encode(&s, keep), encode_reference(&s, keep), "{s:?}");
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_character_is_encoded_as_the_reference_encodes_it_wherever_it_is() {
+        // Every ASCII character and a few others, alone, first, last and
+        // inside a run that stays.
+        let chars = (0u8..128).map(char::from).chain(['é', '\u{80}', '\u{10FFFF}']);
+        for c in chars {
+            for s in [format!("{c}"), format!("{c}ab"), format!("ab{c}"), format!("abc{c}def-{c}")] {
+                for keep in [true, false] {
+                    assert_eq!(uri_encode(&s, keep), encode_reference(&s, keep), "{s:?}");
                 }
             }
         }
