@@ -22,7 +22,13 @@ pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// Hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex_lower(&Sha256::digest(data).into())
+    hex_lower(&sha256(data))
+}
+
+/// SHA-256 of `data`. Never inlined, as [`signature_hex_with_mac`].
+#[inline(never)]
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
 }
 
 /// The lower-case hex digits of a 32-byte hash or signature, as SigV4
@@ -261,57 +267,73 @@ impl<H: AsRef<str>, Q: AsRef<str>> CanonicalRequest<'_, H, Q> {
             push_uri_encoded(enc, v, false);
             q.push((k0..v0, v0..enc.len()));
         }
-        q.sort_unstable_by(|(ka, va), (kb, vb)| {
-            (&enc[ka.clone()], &enc[va.clone()]).cmp(&(&enc[kb.clone()], &enc[vb.clone()]))
-        });
         // On the stack for the usual few.
         let mut h: SmallVec<[(Cow<'_, str>, Cow<'_, str>); 8]> =
             self.headers.iter().map(|(k, v)| (lowercase(k.as_ref()), collapse_whitespace(v.as_ref()))).collect();
-        h.sort_unstable();
-        let len = self.method.len()
-            + self.encoded_path.len()
-            + enc.len()
-            + 2 * q.len()
-            + h.iter().map(|(k, v)| 2 * k.len() + v.len() + 3).sum::<usize>()
-            + self.payload_hash.len()
-            + 8;
-        text.reserve(len);
-        text.push_str(self.method);
-        text.push('\n');
-        text.push_str(self.encoded_path);
-        text.push('\n');
-        for (i, (k, v)) in q.iter().enumerate() {
-            if i > 0 {
-                text.push('&');
-            }
-            text.push_str(&enc[k.clone()]);
-            text.push('=');
-            text.push_str(&enc[v.clone()]);
+        write_canonical([self.method, self.encoded_path, self.payload_hash], enc, q, &mut h, text, signed);
+    }
+}
+
+/// The canonical request's text and signed header list, from its method,
+/// encoded path and payload hash line, its encoded query (`q`: ranges of
+/// `enc`) and its headers (lowercase, collapsed). Apart from
+/// [`CanonicalRequest::render_into`], which is made once per pair of
+/// header and query types: one copy of this serves them all.
+fn write_canonical(
+    [method, encoded_path, payload_hash]: [&str; 3],
+    enc: &str,
+    q: &mut [(Range<usize>, Range<usize>)],
+    h: &mut [(Cow<'_, str>, Cow<'_, str>)],
+    text: &mut String,
+    signed: &mut String,
+) {
+    q.sort_unstable_by(|(ka, va), (kb, vb)| {
+        (&enc[ka.clone()], &enc[va.clone()]).cmp(&(&enc[kb.clone()], &enc[vb.clone()]))
+    });
+    h.sort_unstable();
+    let len = method.len()
+        + encoded_path.len()
+        + enc.len()
+        + 2 * q.len()
+        + h.iter().map(|(k, v)| 2 * k.len() + v.len() + 3).sum::<usize>()
+        + payload_hash.len()
+        + 8;
+    text.reserve(len);
+    text.push_str(method);
+    text.push('\n');
+    text.push_str(encoded_path);
+    text.push('\n');
+    for (i, (k, v)) in q.iter().enumerate() {
+        if i > 0 {
+            text.push('&');
         }
-        text.push('\n');
-        let mut i = 0;
-        while i < h.len() {
-            let name = &h[i].0;
-            text.push_str(name);
-            text.push(':');
+        text.push_str(&enc[k.clone()]);
+        text.push('=');
+        text.push_str(&enc[v.clone()]);
+    }
+    text.push('\n');
+    let mut i = 0;
+    while i < h.len() {
+        let name = &h[i].0;
+        text.push_str(name);
+        text.push(':');
+        text.push_str(&h[i].1);
+        i += 1;
+        while i < h.len() && h[i].0 == *name {
+            text.push(',');
             text.push_str(&h[i].1);
             i += 1;
-            while i < h.len() && h[i].0 == *name {
-                text.push(',');
-                text.push_str(&h[i].1);
-                i += 1;
-            }
-            text.push('\n');
-            if !signed.is_empty() {
-                signed.push(';');
-            }
-            signed.push_str(name);
         }
         text.push('\n');
-        text.push_str(signed);
-        text.push('\n');
-        text.push_str(self.payload_hash);
+        if !signed.is_empty() {
+            signed.push(';');
+        }
+        signed.push_str(name);
     }
+    text.push('\n');
+    text.push_str(signed);
+    text.push('\n');
+    text.push_str(payload_hash);
 }
 
 /// `k` lowercased, copied only when it has an uppercase letter.
@@ -412,8 +434,13 @@ pub fn signature_with_mac(mac: &KeyedMac, date: &AmzDate, scope: &str, canonical
 
 /// [`signature_with_mac`]'s hex digits, not copied into a string
 /// (`datetime`: the date's [`AmzDate::datetime`]).
+///
+/// Never inlined: a gateway request verifies one signature and makes
+/// another, and one copy of SHA-256 (both its SHA-NI and portable code) in
+/// the instruction cache serves both.
+#[inline(never)]
 pub fn signature_hex_with_mac(mac: &KeyedMac, datetime: &str, scope: &str, canonical: &str) -> [u8; 64] {
-    let hash_hex = hex32(&Sha256::digest(canonical.as_bytes()).into());
+    let hash_hex = hex32(&sha256(canonical.as_bytes()));
     let mut mac = mac.clone();
     for piece in [b"AWS4-HMAC-SHA256\n".as_slice(), datetime.as_bytes(), b"\n", scope.as_bytes(), b"\n", &hash_hex] {
         mac.update(piece);

@@ -38,7 +38,6 @@ use cutover_net::Stopping;
 use http::header::HeaderValue;
 use http::{HeaderMap, Method, Response, StatusCode};
 use hyper::server::conn::http1;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub(crate) use backend::RawPool;
@@ -374,7 +373,7 @@ impl Inner {
         };
         let payload = match verified.payload {
             Payload::Unsigned => UpPayload::Unsigned,
-            Payload::Sha256(expected) if Sha256::digest(body)[..] == expected[..] => {
+            Payload::Sha256(expected) if cutover_s3::sigv4::sha256(body) == expected => {
                 UpPayload::Sha256(cutover_s3::sigv4::hex_lower(&expected))
             }
             Payload::Sha256(_) if continued => {
