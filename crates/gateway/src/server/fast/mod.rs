@@ -176,6 +176,7 @@ where
         if io.write_all(&room.reply).await.is_err() || io.flush().await.is_err() || close || stopping.is_stopping() {
             return Next::Closed;
         }
+        room.trim();
     }
 }
 
@@ -288,6 +289,21 @@ pub(super) struct Room {
     up_head: BytesMut,
     answer: BytesMut,
     reply: BytesMut,
+}
+
+/// The most room a connection keeps in each of its buffers between two
+/// requests (an error document's answer may have made one larger).
+const ROOM_KEPT: usize = 64 << 10;
+
+impl Room {
+    /// Lets go of a buffer grown larger than [`ROOM_KEPT`].
+    fn trim(&mut self) {
+        for b in [&mut self.up_head, &mut self.answer, &mut self.reply] {
+            if b.capacity() > ROOM_KEPT {
+                *b = BytesMut::new();
+            }
+        }
+    }
 }
 
 /// A request the fast path takes, as routed before its body is read (its
@@ -589,6 +605,17 @@ mod tests {
             next_head(Duration::from_secs(5), &mut io, &mut buf, &mut headers, never.as_mut(), timer.as_mut()).await;
         assert!(second.is_none(), "a silent client was kept");
         assert_eq!(start.elapsed(), Duration::from_secs(5), "the wait did not last the header timeout");
+    }
+
+    #[test]
+    fn a_connection_keeps_small_buffers_and_lets_large_ones_go_between_requests() {
+        let mut room = super::Room::default();
+        room.answer.reserve(super::ROOM_KEPT + 1);
+        room.reply.reserve(1024);
+        room.up_head.reserve(super::ROOM_KEPT);
+        room.trim();
+        assert_eq!(room.answer.capacity(), 0, "a large answer's room was kept");
+        assert!(room.reply.capacity() >= 1024 && room.up_head.capacity() >= super::ROOM_KEPT);
     }
 
     #[tokio::test]
