@@ -107,7 +107,10 @@ impl Inner {
                 // The parts went to one backend; the other gets a copy of
                 // the completed object through the journal (ack = all: now).
                 if ctx.bucket.ack == Ack::All {
-                    if let Err(e) = crate::replay::sync_key(self, key, up, &o, self.opts.deadlines).await {
+                    // Boxed: a copy's future is some 5 KiB, and every write's
+                    // future (the fast path's included) would carry its room.
+                    let copy = Box::pin(crate::replay::sync_key(self, key, up, &o, self.opts.deadlines));
+                    if let Err(e) = copy.await {
                         tracing::warn!(error = %e, "dual-write copy of a completed upload failed; journaled");
                         self.journal(&ctx.bucket.name, key, Op::Put, &up.name, &o.name).await?;
                     }
