@@ -69,9 +69,7 @@ impl UpRequest {
             payload: UpPayload::Unsigned,
         }
     }
-}
 
-impl UpRequest {
     /// What [`Upstream::sign_into`] signs of this request, with `body`
     /// (only asked whether it is empty and how long it is).
     pub(crate) fn to_sign<'a>(
