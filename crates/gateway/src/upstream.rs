@@ -89,6 +89,8 @@ impl UpRequest {
     }
 }
 
+/// A pair of a header list lent as a pair of references (a named fn type:
+/// a closure cannot be named in [`UpRequest::to_sign`]'s return type).
 type PairRef = for<'p> fn(&'p (HeaderName, HeaderValue)) -> (&'p HeaderName, &'p HeaderValue);
 
 fn pair_ref((k, v): &(HeaderName, HeaderValue)) -> (&HeaderName, &HeaderValue) {
@@ -497,7 +499,8 @@ impl Upstream {
     /// key `GKTEST`), addressed by path or by virtual host, with a session
     /// token or without.
     pub(crate) fn for_tests(path_style: bool, session_token: Option<&str>) -> Self {
-        let host = if path_style { "127.0.0.1:3900" } else { "app-data.127.0.0.1:3900" };
+        let endpoint = cutover_core::Endpoint::parse("http://127.0.0.1:3900").expect("an endpoint");
+        let (host_header, connect_host) = hosts(&endpoint, "app-data", path_style);
         Upstream {
             name: "primary".into(),
             bucket: "app-data".into(),
@@ -508,16 +511,12 @@ impl Upstream {
                 secret_access_key: cutover_core::Secret::new("backend-secret".to_string()),
                 session_token: session_token.map(|t| cutover_core::Secret::new(t.to_string())),
             },
-            conn: Connector::new(
-                cutover_core::Endpoint::parse("http://127.0.0.1:3900").expect("an endpoint"),
-                Duration::from_secs(1),
-                true,
-            ),
+            conn: Connector::new(endpoint, Duration::from_secs(1), true),
             raw: Default::default(),
             keys: KeyCache::default(),
             label: "primary".into(),
-            host_value: HeaderValue::from_static(host),
-            connect_host: host.trim_end_matches(":3900").into(),
+            host_value: HeaderValue::from_str(&host_header).expect("a host header"),
+            connect_host,
         }
     }
 }

@@ -85,7 +85,7 @@ pub fn push_uri_encoded(out: &mut String, s: &str, keep_slash: bool) {
         out.push_str(s);
         return;
     };
-    out.reserve(bytes.len() + 4);
+    out.reserve(bytes.len());
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate().skip(first) {
         if stays[usize::from(b)] {

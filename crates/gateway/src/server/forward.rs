@@ -177,7 +177,6 @@ pub(super) fn drop_hop_by_hop(headers: &mut HeaderMap) {
 const HOP_BY_HOP: [&str; 7] =
     ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
 
-/// A hop-by-hop header (its name in any case).
 /// How a client's header goes to a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Forward {
@@ -214,6 +213,7 @@ pub(super) fn forwarded(k: &HeaderName) -> Forward {
     }
 }
 
+/// A hop-by-hop header (its name in any case).
 pub(super) fn is_hop_by_hop(n: &[u8]) -> bool {
     HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h.as_bytes()))
 }
