@@ -92,12 +92,15 @@ def parse_wrk(out):
             "errors": errors.group(1) if errors else ""}
 
 
-def wrk(url, method, conns, body_file=None, duration=DURATION, max_threads=2):
+def wrk(url, method, conns, body_file=None, duration=DURATION, max_threads=2, pause_ms=0):
     lua = os.path.join(TMP, f"wrk-{method}.lua")
     with open(lua, "w") as f:
         f.write(f'wrk.method = "{method}"\n')
         if body_file:
             f.write(f'local fh = io.open("{body_file}", "rb")\nwrk.body = fh:read("*a")\nfh:close()\n')
+        if pause_ms:
+            # wrk waits this long after each answer before a connection's next request.
+            f.write(f"function delay()\n  return {pause_ms}\nend\n")
     threads = min(conns, max_threads)
     r = subprocess.run(["wrk", "-t", str(threads), "-c", str(conns), "-d", duration, "--latency", "--timeout", "30s",
                         "-s", lua, url], capture_output=True, text=True)
@@ -163,6 +166,11 @@ def parse_args(argv):
     ap.add_argument("--wrk-threads", type=int, default=2, metavar="N",
                     help="wrk's threads (default 2, at most one per connection); 1 leaves a core to the proxy, "
                          "as the alternated CPU runs in docs/bench-gateway.md do")
+    ap.add_argument("--pause-ms", type=int, default=0, metavar="MS",
+                    help="small objects: each connection waits MS ms after an answer before its next request "
+                         "(default 0: as fast as answers come). Paced, every target gets nearly the same "
+                         "request rate, below what Garage can take, so the proxies' CPU per request is "
+                         "compared at a matched rate rather than at Garage's varying throughput")
     ap.add_argument("--json", help="also write every run to this file")
     return ap.parse_args(argv)
 
@@ -197,6 +205,8 @@ def main():
         raise SystemExit(f"--nginx-workers wants at least 1, got {args.nginx_workers}")
     if args.wrk_threads < 1:
         raise SystemExit(f"--wrk-threads wants at least 1, got {args.wrk_threads}")
+    if not 0 <= args.pause_ms <= 10_000:
+        raise SystemExit(f"--pause-ms wants 0 to 10000, got {args.pause_ms}")
     if not re.fullmatch(r"[1-9][0-9]*s", DURATION):
         raise SystemExit(f"BENCH_DURATION wants whole seconds such as 6s, got {DURATION!r}")
     cases = args.cases.split(",") if args.cases else list(CASES)
@@ -271,7 +281,8 @@ def main():
                     proxy = gws[k][0].pid if k in gws else ng.pid if k == "nginx" else None
                     cpu0, gcpu0 = (cpu_ns(proxy) if proxy else 0), cpu_ns(g.pid)
                     r = wrk(url[k][obj][method], method, conns, small if (method == "PUT" and obj == "small")
-                            else big if method == "PUT" else None, duration or DURATION, args.wrk_threads)
+                            else big if method == "PUT" else None, duration or DURATION, args.wrk_threads,
+                            args.pause_ms if obj == "small" else 0)
                     r["round"] = rnd
                     reqs = r["rps"] * float((duration or DURATION).rstrip("s"))
                     if proxy and reqs:
@@ -283,6 +294,8 @@ def main():
                     runs[k][c].append(r)
                     print(f"round {rnd} {c} {k}: {json.dumps(r)}", file=sys.stderr, flush=True)
         rss = {name: rss_kib(p.pid) for name, (p, _, _) in gws.items()}
+        if args.pause_ms:
+            print(f"Paced: each connection waits {args.pause_ms} ms after an answer (small objects).\n")
         report(kinds, list(gws), cases, runs, rss, args.rounds)
         if args.json:
             with open(args.json, "w") as f:

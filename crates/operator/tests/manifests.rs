@@ -46,17 +46,15 @@ fn the_manifests_pass_the_official_schemas() {
     assert_eq!(text.matches("passed for resource").count(), 9, "{text}");
 
     // The validator does reject what is wrong.
-    let bad = tempfile_with(
+    // Written to a file removed when dropped: a fixed name under /tmp was left behind by every run.
+    let bad = tempfile::Builder::new().prefix("cutover-operator-bad-").suffix(".yaml").tempfile().unwrap();
+    std::fs::write(
+        bad.path(),
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: two, selector: {}, template: {}}\n",
-    );
-    let out = tool("kubernetes-validate").args(["-k", "1.33.0", "--strict"]).arg(&bad).output().unwrap();
+    )
+    .unwrap();
+    let out = tool("kubernetes-validate").args(["-k", "1.33.0", "--strict"]).arg(bad.path()).output().unwrap();
     assert!(!out.status.success(), "a bad Deployment passed");
-}
-
-fn tempfile_with(text: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("cutover-operator-bad-{}.yaml", std::process::id()));
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 const SCHEMA_CHECK: &str = r#"
