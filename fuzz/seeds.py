@@ -357,7 +357,8 @@ def config(out):
             write(out, "config", "example-" + name, open(os.path.join(ROOT, "examples", name), "rb").read())
     base = open(os.path.join(ROOT, "examples", "cutover.toml"), encoding="utf-8").read()
     docs = os.path.join(ROOT, "docs")
-    for doc in sorted(os.listdir(docs)):
+    # Markdown files only: docs/ also holds a directory of images.
+    for doc in sorted(d for d in os.listdir(docs) if d.endswith(".md")):
         for i, block in enumerate(toml_blocks(os.path.join(docs, doc))):
             if "[[steps]]" in block:
                 continue
@@ -385,6 +386,64 @@ def runbook(out):
         write(out, "runbook", "built-in-%d.toml" % i, block)
 
 
+# --- The fast path on the wire ------------------------------------------------
+
+
+def fast_wire(out):
+    """Request heads as wrk (presigned) and boto3 send them, Garage's answers,
+    chunked bodies; each after its mode and limit bytes (see the target)."""
+    presigned = (
+        "/app/small-put?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=%s%%2F20130524%%2Fus-east-1%%2Fs3"
+        "%%2Faws4_request&X-Amz-Date=%s&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=%s"
+        % (KEY, DATETIME, "0" * 64)
+    )
+    auth = "AWS4-HMAC-SHA256 Credential=%s/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=%s" % (
+        KEY,
+        "0" * 64,
+    )
+    requests = [
+        "PUT %s HTTP/1.1\r\nHost: 127.0.0.1:3900\r\nContent-Length: 5\r\n\r\nhello" % presigned,
+        "PUT /app/dir/a%%20b HTTP/1.1\r\nhost: gw:8080\r\nuser-agent: Boto3/1.35\r\ncontent-md5: XUFAKrxLKna5cZ2REBfFkg==\r\n"
+        "expect: 100-continue\r\nx-amz-date: %s\r\nx-amz-content-sha256: %s\r\nauthorization: %s\r\n"
+        "content-length: 5\r\nconnection: keep-alive\r\n\r\nhello" % (DATETIME, hashlib.sha256(b"hello").hexdigest(), auth),
+        "DELETE /app/k HTTP/1.1\r\nHost: gw\r\nx-amz-date: %s\r\nauthorization: %s\r\nConnection: close\r\n\r\n"
+        % (DATETIME, auth),
+        "HEAD /app/k?versionId=3 HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+        "PUT /app/k HTTP/1.1\r\nHost: gw\r\nx-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\nContent-Length: 5\r\n\r\n",
+        "GET /app/k HTTP/1.1\r\nHost: gw\r\n\r\n",
+        "PUT /-/health HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n",
+    ]
+    for i, r in enumerate(requests):
+        write(out, "fast_wire", "request-%d" % i, b"\x00\x01" + r.encode())
+    date = "date: Fri, 24 May 2013 00:00:00 GMT\r\n"
+    answers = [
+        "HTTP/1.1 200 OK\r\nx-amz-version-id: 3\r\netag: \"5d41402abc4b2a76b9719d911017c592\"\r\ncontent-length: 0\r\n" + date + "\r\n",
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nx-amz-request-id: 1\r\n\r\n",
+        "HTTP/1.1 404 Not Found\r\ncontent-type: application/xml\r\ntransfer-encoding: chunked\r\n" + date
+        + "\r\n21\r\n<Error><Code>NoSuchKey</Code></Error>\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ncontent-length: 12345\r\nlast-modified: Fri, 24 May 2013 00:00:00 GMT\r\nConnection: keep-alive\r\n\r\n",
+        "HTTP/1.0 503 Service Unavailable\r\nx-cutover-backend: spoofed\r\nKeep-Alive: timeout=5\r\n\r\n<Error/>",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
+        "HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\n\r\n",
+    ]
+    for i, a in enumerate(answers):
+        for mode in (1, 5, 9):
+            write(out, "fast_wire", "answer-%d-%d" % (i, mode), bytes([mode, 1]) + a.encode())
+    bodies = [
+        "5\r\nhello\r\n0\r\n\r\n",
+        "5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nx-amz-checksum-crc32: AAAAAA==\r\n\r\n",
+        "A \r\n0123456789\r\n0\r\n\r\n",
+        "fffffffffffff\r\n",
+        "3\r\nabcd\r\n",
+        "0\r\n\r\nextra",
+    ]
+    for i, b in enumerate(bodies):
+        write(out, "fast_wire", "chunked-%d" % i, b"\x02\x01" + b.encode())
+        write(out, "fast_wire", "chunked-small-%d" % i, b"\x02\x02" + b.encode())
+
+
 if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "fuzz", "corpus-raw")
     aws_chunked(out)
@@ -392,5 +451,6 @@ if __name__ == "__main__":
     s3_xml(out)
     config(out)
     runbook(out)
+    fast_wire(out)
     for t in sorted(os.listdir(out)):
         print(t, len(os.listdir(os.path.join(out, t))))

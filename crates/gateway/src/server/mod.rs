@@ -47,6 +47,7 @@ use crate::state::State;
 use crate::upstream::{UpPayload, Upstream};
 
 pub(crate) use fast::RawPool;
+pub(crate) use fast::fuzzing as fast_fuzzing;
 pub use lane::LaneMarks;
 pub use options::GatewayOptions;
 

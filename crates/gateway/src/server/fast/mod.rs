@@ -23,6 +23,7 @@
 //! connection to its end, and answers exactly as it always did.
 
 mod backend;
+pub(crate) mod fuzzing;
 mod rewind;
 mod timer;
 mod wire;
