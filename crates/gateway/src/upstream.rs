@@ -144,6 +144,20 @@ pub(crate) struct ToSign<'a, F> {
     pub body_empty: bool,
 }
 
+/// A backend request's signed headers, names and values: borrowed but for
+/// repeated headers' joined values; on the stack for the usual few.
+type SignedHeaders<'a> = SmallVec<[(Cow<'a, str>, Cow<'a, str>); 8]>;
+
+/// The headers of an aws-chunked body with a trailer, sent upstream.
+struct Trailer {
+    /// Content-Encoding: the client's encodings, then `aws-chunked`.
+    encodings: String,
+    /// x-amz-decoded-content-length.
+    decoded_len: u64,
+    /// x-amz-trailer.
+    algorithm: HeaderValue,
+}
+
 /// One header of a signed request, as [`Upstream::sign_into`] gives it.
 pub(crate) enum Part<'a> {
     /// A value made already.
@@ -311,7 +325,6 @@ impl Upstream {
         O: HeadOut,
     {
         let invalid = |what: &str, e: &dyn std::fmt::Display| self.invalid(what, e);
-        let authority = self.host_value.to_str().map_err(|e| invalid("host", &e))?;
         let path = self.path(req.key);
         let stamp = crate::sign::amz_at(now);
         let date = &stamp.date;
@@ -330,53 +343,7 @@ impl Upstream {
             }
         };
         let mut decoded = [0u8; 20];
-        // Borrowed but for repeated headers' joined values; on the stack
-        // for the usual few.
-        let mut signed: SmallVec<[(Cow<'_, str>, Cow<'_, str>); 8]> = SmallVec::new();
-        signed.push(("host".into(), authority.into()));
-        signed.push(("x-amz-date".into(), date.datetime.as_str().into()));
-        signed.push(("x-amz-content-sha256".into(), payload.into()));
-        if let Some(t) = &self.creds.session_token {
-            signed.push(("x-amz-security-token".into(), t.expose().into()));
-        }
-        let trailer = match req.payload {
-            UpPayload::UnsignedTrailer { decoded_len, trailer } => Some((*decoded_len, *trailer)),
-            _ => None,
-        };
-        let mut encodings = Vec::new();
-        for (k, v) in (req.headers)() {
-            let n = k.as_str();
-            if trailer.is_some() && *k == header::CONTENT_ENCODING {
-                encodings.push(v.to_str().map_err(|e| invalid("content-encoding", &e))?);
-                continue;
-            }
-            if (n.starts_with("x-amz-") || n == "content-type" || n == "content-md5")
-                && let Ok(s) = v.to_str()
-            {
-                // Repeated values joined in the order they are sent, as
-                // the backend reads them (not sorted by value).
-                let s = s.trim();
-                match signed.iter_mut().find(|(k, _)| k == n) {
-                    Some((_, joined)) => {
-                        let joined = joined.to_mut();
-                        joined.push(',');
-                        joined.push_str(s);
-                    }
-                    None => signed.push((n.into(), s.into())),
-                }
-            }
-        }
-        let trailer = match trailer {
-            Some((decoded_len, a)) => {
-                // The other encodings first, as the SDKs send them (aws-chunked was applied last).
-                encodings.push("aws-chunked");
-                let decoded = std::str::from_utf8(decimal_digits(decoded_len, &mut decoded)).unwrap_or("0");
-                signed.push(("x-amz-decoded-content-length".into(), decoded.into()));
-                signed.push(("x-amz-trailer".into(), a.header().into()));
-                Some((encodings.join(","), decoded_len, HeaderValue::from_static(a.header())))
-            }
-            None => None,
-        };
+        let (signed, trailer) = self.signed_headers(&req, &date.datetime, payload, &mut decoded)?;
         // Never `Content-Length: 0` for a body that has bytes: the backend
         // would store an empty object and answer 200.
         let zero = HeaderValue::from_static("0");
@@ -413,10 +380,10 @@ impl Upstream {
                 put(out, Part::Value(k, v))?;
             }
         }
-        if let Some((encodings, decoded_len, algorithm)) = &trailer {
-            put(out, Part::Text(&header::CONTENT_ENCODING, encodings))?;
-            put(out, Part::Number(&X_AMZ_DECODED_CONTENT_LENGTH, *decoded_len))?;
-            put(out, Part::Value(&X_AMZ_TRAILER, algorithm))?;
+        if let Some(t) = &trailer {
+            put(out, Part::Text(&header::CONTENT_ENCODING, &t.encodings))?;
+            put(out, Part::Number(&X_AMZ_DECODED_CONTENT_LENGTH, t.decoded_len))?;
+            put(out, Part::Value(&X_AMZ_TRAILER, &t.algorithm))?;
         }
         let secret = self.creds.secret_access_key.expose();
         crate::sign::with_authorization(
@@ -434,6 +401,68 @@ impl Upstream {
             put(out, length)?;
         }
         Ok(())
+    }
+
+    /// The headers a backend request signs, in the order the canonical
+    /// request lists them before sorting: `host`, the date (`datetime`),
+    /// the payload hash (`payload`), the session token, then the client's
+    /// `x-amz-*`, `content-type` and `content-md5` (repeated ones joined);
+    /// for an aws-chunked body with a trailer, its decoded length (written
+    /// into `decoded`) and trailer, and the headers that go with them.
+    fn signed_headers<'a, 'h: 'a, F, I>(
+        &'a self,
+        req: &ToSign<'_, F>,
+        datetime: &'a str,
+        payload: &'a str,
+        decoded: &'a mut [u8; 20],
+    ) -> Result<(SignedHeaders<'a>, Option<Trailer>), TransportError>
+    where
+        F: Fn() -> I,
+        I: Iterator<Item = (&'h HeaderName, &'h HeaderValue)>,
+    {
+        let authority = self.host_value.to_str().map_err(|e| self.invalid("host", &e))?;
+        let mut signed = SignedHeaders::new();
+        signed.push(("host".into(), authority.into()));
+        signed.push(("x-amz-date".into(), datetime.into()));
+        signed.push(("x-amz-content-sha256".into(), payload.into()));
+        if let Some(t) = &self.creds.session_token {
+            signed.push(("x-amz-security-token".into(), t.expose().into()));
+        }
+        let trailer = match req.payload {
+            UpPayload::UnsignedTrailer { decoded_len, trailer } => Some((*decoded_len, *trailer)),
+            _ => None,
+        };
+        let mut encodings = Vec::new();
+        for (k, v) in (req.headers)() {
+            let n = k.as_str();
+            if trailer.is_some() && *k == header::CONTENT_ENCODING {
+                encodings.push(v.to_str().map_err(|e| self.invalid("content-encoding", &e))?);
+                continue;
+            }
+            if (n.starts_with("x-amz-") || n == "content-type" || n == "content-md5")
+                && let Ok(s) = v.to_str()
+            {
+                // Repeated values joined in the order they are sent, as
+                // the backend reads them (not sorted by value).
+                let s = s.trim();
+                match signed.iter_mut().find(|(k, _)| k == n) {
+                    Some((_, joined)) => {
+                        let joined = joined.to_mut();
+                        joined.push(',');
+                        joined.push_str(s);
+                    }
+                    None => signed.push((n.into(), s.into())),
+                }
+            }
+        }
+        let Some((decoded_len, algorithm)) = trailer else { return Ok((signed, None)) };
+        // The other encodings first, as the SDKs send them (aws-chunked was applied last).
+        encodings.push("aws-chunked");
+        let decoded = std::str::from_utf8(decimal_digits(decoded_len, decoded)).unwrap_or("0");
+        signed.push(("x-amz-decoded-content-length".into(), decoded.into()));
+        signed.push(("x-amz-trailer".into(), algorithm.header().into()));
+        let encodings = encodings.join(",");
+        Ok((signed, Some(Trailer { encodings, decoded_len, algorithm: HeaderValue::from_static(algorithm.header()) })))
     }
 
     /// Sends a request and returns the answer with its body still streaming.
