@@ -19,6 +19,9 @@ pub struct Browser {
     driver: Child,
     port: u16,
     session: String,
+    /// The browser's profile and its temporary files (`TMPDIR`): Chromium
+    /// leaves a `org.chromium.Chromium.scoped_dir.*` behind in the system's
+    /// temporary directory when it is stopped before it cleans up.
     _profile: tempfile::TempDir,
 }
 
@@ -30,13 +33,16 @@ impl Browser {
             assert!(ok, "{bin} is not installed: apt-get install -y chromium chromium-driver (.ci/run does)");
         }
         let port = cutover_lab::free_port();
+        let profile = tempfile::tempdir().unwrap();
+        let tmp = profile.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .env("TMPDIR", &tmp)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let profile = tempfile::tempdir().unwrap();
         let mut b = Self { driver, port, session: String::new(), _profile: profile };
         let start = Instant::now();
         while b.call("GET", "/status", None).get("value").and_then(|v| v.get("ready")) != Some(&json!(true)) {
@@ -48,7 +54,7 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1280,1000", format!("--user-data-dir={}", b._profile.path().display())],
+                         "--window-size=1280,1000", format!("--user-data-dir={}", b._profile.path().join("profile").display())],
             }
         }}});
         let v = b.call("POST", "/session", Some(caps));
