@@ -175,78 +175,10 @@ pub fn rename_bucket(body: &[u8], backend_bucket: &str, client_bucket: &str) -> 
 /// Escapes text for an XML element, as the gateway's documents do.
 pub use cutover_s3::xml::escape;
 
-/// A client's request head as the fast path reads it
-/// (`server/fast/wire.rs`, `client_head`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientHead {
-    /// Not a whole head yet.
-    Partial,
-    /// Not the fast path's: hyper reads the connection from its start.
-    Hyper,
-    /// The fast path takes it.
-    Taken(TakenHead),
-}
-
-/// A request head the fast path takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TakenHead {
-    pub method: String,
-    pub path: String,
-    /// After the `?`, when there is one.
-    pub query: Option<String>,
-    /// The body's length.
-    pub len: usize,
-    pub close: bool,
-    pub expect: bool,
-    /// Bytes of the head, blank line included.
-    pub head_len: usize,
-    /// The header fields, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
-}
-
-/// Reads a client's request head from `buf` as the fast path does.
-pub fn fast_client_head(buf: &[u8], max_body: usize) -> ClientHead {
-    crate::server::fast_fuzzing::client_head(buf, max_body)
-}
-
-/// A backend's answer head as the fast path reads it
-/// (`server/fast/wire.rs`, `backend_head`), and the head it writes for the
-/// client (`relayed_head`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnswerHead {
-    /// Bytes of informational (1xx) heads before it.
-    pub skipped: usize,
-    pub status: u16,
-    /// Its header fields (names and values as sent), in order.
-    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Bytes of the head, blank line included (after `skipped`).
-    pub head_len: usize,
-    /// The body's length when the head gives it (0: no body).
-    pub length: Option<usize>,
-    pub chunked: bool,
-    /// The body ends when the backend closes the connection.
-    pub until_close: bool,
-    pub reusable: bool,
-    /// The answer's head as written to the client.
-    pub relayed: Vec<u8>,
-}
-
-/// Reads a backend's answer head from `buf` as the fast path does
-/// (`Ok(None)`: not whole yet; `head`: the request was a HEAD; `limit`: the
-/// largest body taken), with the head written for the client as coming
-/// from `backend` (`body_len`: the body's length, none for a HEAD).
-pub fn fast_answer_head(
-    buf: &[u8],
-    head: bool,
-    limit: usize,
-    backend: &str,
-    body_len: Option<usize>,
-) -> Result<Option<AnswerHead>, String> {
-    crate::server::fast_fuzzing::backend_head(buf, head, limit, backend, body_len)
-}
-
-/// Decodes a backend's chunked answer body as the fast path does: the body
-/// and the bytes it took once whole (`Ok(None)`: not whole yet).
-pub fn fast_dechunk(buf: &[u8], limit: usize) -> Result<Option<(Vec<u8>, usize)>, String> {
-    crate::server::fast_fuzzing::dechunk(buf, limit)
-}
+/// The fast path's own HTTP/1.1 (`server/fast/wire.rs`): a client's
+/// request head, a backend's answer head with the head relayed for the
+/// client, a chunked answer body.
+pub use crate::server::fast_fuzzing::{
+    AnswerHead, ClientHead, TakenHead, backend_head as fast_answer_head, client_head as fast_client_head,
+    dechunk as fast_dechunk,
+};
