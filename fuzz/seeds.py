@@ -422,7 +422,7 @@ def fast_wire(out):
         "HTTP/1.1 200 OK\r\nx-amz-version-id: 3\r\netag: \"5d41402abc4b2a76b9719d911017c592\"\r\ncontent-length: 0\r\n" + date + "\r\n",
         "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nx-amz-request-id: 1\r\n\r\n",
         "HTTP/1.1 404 Not Found\r\ncontent-type: application/xml\r\ntransfer-encoding: chunked\r\n" + date
-        + "\r\n21\r\n<Error><Code>NoSuchKey</Code></Error>\r\n0\r\n\r\n",
+        + "\r\n25\r\n<Error><Code>NoSuchKey</Code></Error>\r\n0\r\n\r\n",
         "HTTP/1.1 200 OK\r\ncontent-length: 12345\r\nlast-modified: Fri, 24 May 2013 00:00:00 GMT\r\nConnection: keep-alive\r\n\r\n",
         "HTTP/1.0 503 Service Unavailable\r\nx-cutover-backend: spoofed\r\nKeep-Alive: timeout=5\r\n\r\n<Error/>",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
